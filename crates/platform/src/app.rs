@@ -1,0 +1,336 @@
+//! How a NexusOne service binary runs: `serve` (default) and `migrate` subcommands, config,
+//! telemetry, and [`serve`], which wires Postgres, NATS, the outbox relay, health, reflection,
+//! the dead-letter RPCs, the admin server and graceful shutdown around the service's own gRPC
+//! services.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::admin::{self, Readiness};
+use crate::bus::Bus;
+use crate::config::CommonConfig;
+use crate::db::{self, SchemaSpec};
+use crate::dlq::DeadLetterOps;
+use crate::grpc::{ContextLayer, reflection_service};
+use crate::outbox::OutboxRelay;
+
+/// What a service tells the platform about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDef {
+    /// `auth`, `subscriptions`, …: schema, role, stream and metric label.
+    pub name: &'static str,
+    pub migrations: Option<&'static Migrator>,
+    /// Fully qualified gRPC service names reported by the health service.
+    pub grpc_services: &'static [&'static str],
+}
+
+#[derive(Debug, Parser)]
+#[command(version, about = "A NexusOne binary")]
+pub struct Cli {
+    /// TOML file layered over the built-in defaults (environment variables still win).
+    #[arg(long, env = "NEXUS_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve requests (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets redacted) and exit.
+    Config,
+    /// Print the OpenAPI document (gateway only) and exit.
+    Openapi,
+}
+
+/// Everything a service's code gets from the platform.
+#[derive(Clone)]
+pub struct Infra {
+    pub service: &'static str,
+    pub config: CommonConfig,
+    pub db: PgPool,
+    pub bus: Bus,
+    /// Cancelled after the gRPC server has drained: background work (consumers) stops then.
+    pub work: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Infra {
+    /// Runs a background task that the shutdown sequence waits for.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(fut);
+    }
+}
+
+/// The two sockets a service serves on, bound before [`serve`] so tests can use port 0.
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(cfg: &CommonConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(cfg.grpc.addr).await?,
+            admin: TcpListener::bind(cfg.admin.addr).await?,
+        })
+    }
+
+    pub async fn ephemeral() -> std::io::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind("127.0.0.1:0").await?,
+            admin: TcpListener::bind("127.0.0.1:0").await?,
+        })
+    }
+}
+
+/// Serves a service until `shutdown`, then: stops accepting, lets in-flight RPCs finish (up to the
+/// configured grace), stops background work, publishes what is left in the outbox, and returns.
+pub async fn serve<F>(
+    def: ServiceDef,
+    config: CommonConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    build: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes>,
+{
+    let name = def.name;
+    let db = db::connect(name, &config.database).await?;
+    let bus = Bus::connect(name, &config.nats).await?;
+    let schema = SchemaSpec::for_service(name, &config.database).schema;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    report(&reporter, def.grpc_services, ServingStatus::NotServing).await;
+
+    let infra = Infra {
+        service: name,
+        config: config.clone(),
+        db: db.clone(),
+        bus: bus.clone(),
+        work: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    };
+    let routes = build(&infra)?
+        .add_service(health_service)
+        .add_service(reflection_service())
+        .add_service(DeadLetterOps::server(bus.clone()));
+
+    let readiness = Readiness::default();
+    infra.spawn(monitor(
+        db.clone(),
+        bus.clone(),
+        reporter,
+        def.grpc_services,
+        readiness.clone(),
+        shutdown.clone(),
+        infra.work.clone(),
+    ));
+    infra.spawn(provision_stream(bus.clone(), name, infra.work.clone()));
+
+    let relay_stop = CancellationToken::new();
+    let relay = tokio::spawn(
+        OutboxRelay::new(db.clone(), bus.clone(), name, &schema).run(relay_stop.clone()),
+    );
+
+    let admin_stop = CancellationToken::new();
+    let pool_for_metrics = db.clone();
+    let admin_router = admin::router(
+        readiness.clone(),
+        vec![std::sync::Arc::new(move || {
+            db::record_pool_metrics(name, &pool_for_metrics)
+        })],
+    );
+    let admin = tokio::spawn(admin::serve(
+        listeners.admin,
+        admin_router,
+        admin_stop.clone(),
+    ));
+
+    tracing::info!(service = name, grpc = %listeners.grpc.local_addr()?, "serving");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+    let mut server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(ContextLayer::new(name))
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
+    );
+
+    let served = tokio::select! {
+        r = &mut server => r,
+        () = shutdown.cancelled() => {
+            readiness.set(false);
+            match tokio::time::timeout(config.shutdown.grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(service = name, "in-flight requests outlived the grace period");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+
+    infra.work.cancel();
+    infra.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), infra.tasks.wait()).await;
+    relay_stop.cancel();
+    let _ = relay.await;
+    admin_stop.cancel();
+    let _ = admin.await;
+    db.close().await;
+    tracing::info!(service = name, "stopped");
+    served??;
+    Ok(())
+}
+
+async fn report(reporter: &HealthReporter, services: &[&str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for s in services {
+        reporter.set_service_status(*s, status).await;
+    }
+}
+
+/// Keeps gRPC health and `/readyz` in line with whether Postgres and NATS answer.
+async fn monitor(
+    db: PgPool,
+    bus: Bus,
+    reporter: HealthReporter,
+    services: &'static [&'static str],
+    readiness: Readiness,
+    shutdown: CancellationToken,
+    stop: CancellationToken,
+) {
+    let mut last: Option<bool> = None;
+    loop {
+        let db_ok = matches!(
+            tokio::time::timeout(Duration::from_secs(1), sqlx::query("SELECT 1").execute(&db))
+                .await,
+            Ok(Ok(_))
+        );
+        let nats_ok = bus.is_connected();
+        let ready = db_ok && nats_ok && !shutdown.is_cancelled();
+        if last != Some(ready) {
+            if ready {
+                tracing::info!("dependencies reachable; serving");
+            } else {
+                tracing::warn!(postgres = db_ok, nats = nats_ok, "not ready");
+            }
+            report(
+                &reporter,
+                services,
+                if ready {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                },
+            )
+            .await;
+            readiness.set(ready);
+            last = Some(ready);
+        }
+        metrics::gauge!("nexus_ready").set(if ready { 1.0 } else { 0.0 });
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// Creates the service's own stream once NATS answers (it may start later than we do).
+async fn provision_stream(bus: Bus, service: &'static str, stop: CancellationToken) {
+    loop {
+        match bus.ensure_service_stream(service).await {
+            Ok(_) => return,
+            Err(e) => tracing::debug!(error = %e, "stream not provisioned yet"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Entry point of a service binary. `C` is the service's config (with the common sections
+/// flattened in); `run` serves it until the token is cancelled.
+pub fn main<C, F, Fut>(def: ServiceDef, service_defaults: &str, run: F) -> ExitCode
+where
+    C: DeserializeOwned + serde::Serialize + AsRef<CommonConfig>,
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let cli = Cli::parse();
+    crate::install_crypto_provider();
+    let config: C = match crate::config::load(def.name, service_defaults, cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nexus-{}: {e}", def.name);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = config.as_ref().validate() {
+        eprintln!("nexus-{}: {e}", def.name);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nexus-{}: cannot start runtime: {e}", def.name);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let _guard = match crate::telemetry::init(def.name, &config.as_ref().telemetry) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("nexus-{}: telemetry: {e}", def.name);
+                return ExitCode::from(2);
+            }
+        };
+        let result = match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                let shutdown = CancellationToken::new();
+                crate::shutdown::cancel_on_signal(shutdown.clone());
+                run(config, shutdown).await
+            }
+            Command::Migrate => db::migrate(def.name, &config.as_ref().database, def.migrations)
+                .await
+                .map_err(Into::into),
+            Command::Config => {
+                // Secret's Serialize is transparent, so redact through Debug instead.
+                println!("{:#?}", config.as_ref());
+                Ok(())
+            }
+            Command::Openapi => Err(anyhow::anyhow!("only the gateway has an OpenAPI document")),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "exiting with error");
+                eprintln!("nexus-{}: {e:#}", def.name);
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

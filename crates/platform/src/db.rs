@@ -1,0 +1,278 @@
+//! Postgres: the pool (as the service's own login role), migrations (as the admin role) and
+//! tenant transactions that set `nexus.tenant_id` so Row Level Security confines every query to
+//! one workspace.
+
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool, Postgres, Transaction};
+
+use nexus_kernel::TenantId;
+
+use crate::config::{DatabaseConfig, redact_url};
+use crate::context::RequestContext;
+
+/// Platform migrations (outbox, inbox, audit, tenant-table helper), applied to every schema.
+static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// Where a service lives in Postgres.
+#[derive(Debug, Clone)]
+pub struct SchemaSpec {
+    pub schema: String,
+    pub role: String,
+}
+
+impl SchemaSpec {
+    pub fn for_service(service: &str, cfg: &DatabaseConfig) -> Self {
+        let schema = if cfg.schema.is_empty() {
+            service.to_owned()
+        } else {
+            cfg.schema.clone()
+        };
+        let role = if cfg.role.is_empty() {
+            format!("nexus_{service}")
+        } else {
+            cfg.role.clone()
+        };
+        Self { schema, role }
+    }
+}
+
+fn check_ident(name: &str) -> Result<(), sqlx::Error> {
+    let ok = !name.is_empty()
+        && name.len() < 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Configuration(
+            format!("invalid identifier {name:?}").into(),
+        ))
+    }
+}
+
+/// Opens the runtime pool: the service role, `search_path` = the service schema.
+pub async fn connect(service: &str, cfg: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    let spec = SchemaSpec::for_service(service, cfg);
+    check_ident(&spec.schema)?;
+    let opts = PgConnectOptions::from_str(cfg.url.expose())?
+        .application_name(&format!("nexus-{service}"))
+        .options([
+            ("search_path", spec.schema.as_str()),
+            (
+                "statement_timeout",
+                &format!("{}", cfg.statement_timeout.as_millis()),
+            ),
+        ])
+        .log_statements(tracing::log::LevelFilter::Debug);
+    tracing::info!(url = %redact_url(cfg.url.expose()), schema = %spec.schema, "connecting to postgres");
+    // Lazy: the process starts (and reports not-ready) while Postgres is still coming up.
+    Ok(PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_lazy_with(opts))
+}
+
+/// Creates the database if missing, then the schema and login role, applies the platform
+/// migrations and the service's own, and grants the role what it needs (but never ownership, so
+/// RLS binds it). Safe to run concurrently and repeatedly.
+pub async fn migrate(
+    service: &str,
+    cfg: &DatabaseConfig,
+    service_migrations: Option<&Migrator>,
+) -> Result<(), sqlx::Error> {
+    let spec = SchemaSpec::for_service(service, cfg);
+    check_ident(&spec.schema)?;
+    check_ident(&spec.role)?;
+    let admin = PgConnectOptions::from_str(cfg.admin_url.expose())?;
+    let database = admin.get_database().unwrap_or("postgres").to_owned();
+    ensure_database(&admin, &database).await?;
+
+    let mut conn = admin.clone().connect().await?;
+    let (schema, role) = (&spec.schema, &spec.role);
+    exec(&mut conn, format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+    // Roles are cluster-wide; parallel migrations (tests) may race to create the same one.
+    exec(
+        &mut conn,
+        format!(
+            "DO $$ BEGIN CREATE ROLE {role} LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ),
+    )
+    .await?;
+    if !cfg.role_password.is_empty() {
+        sqlx::query("SELECT set_config('nexus.tmp_password', $1, false)")
+            .bind(cfg.role_password.expose())
+            .execute(&mut conn)
+            .await?;
+        exec(
+            &mut conn,
+            format!("DO $$ BEGIN EXECUTE format('ALTER ROLE {role} PASSWORD %L', current_setting('nexus.tmp_password')); END $$"),
+        )
+        .await?;
+        exec(&mut conn, "RESET nexus.tmp_password".to_owned()).await?;
+    }
+    exec(
+        &mut conn,
+        format!("GRANT CONNECT ON DATABASE \"{database}\" TO {role}"),
+    )
+    .await?;
+    exec(
+        &mut conn,
+        format!("GRANT USAGE ON SCHEMA {schema} TO {role}"),
+    )
+    .await?;
+    exec(&mut conn, format!("SET search_path TO {schema}")).await?;
+
+    let mut platform = clone_migrator(&PLATFORM_MIGRATIONS);
+    platform.dangerous_set_table_name(format!("{schema}._platform_migrations"));
+    platform
+        .run(&mut conn)
+        .await
+        .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+    if let Some(m) = service_migrations {
+        let mut own = clone_migrator(m);
+        own.dangerous_set_table_name(format!("{schema}._service_migrations"));
+        own.run(&mut conn)
+            .await
+            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+    }
+
+    for grant in [
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"),
+        format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {role}"),
+        // Migration bookkeeping is not the service's business.
+        format!("REVOKE ALL ON {schema}._platform_migrations FROM {role}"),
+    ] {
+        exec(&mut conn, grant).await?;
+    }
+    if service_migrations.is_some() {
+        exec(
+            &mut conn,
+            format!("REVOKE ALL ON {schema}._service_migrations FROM {role}"),
+        )
+        .await?;
+    }
+    conn.close().await?;
+    tracing::info!(%schema, %role, "migrations applied");
+    Ok(())
+}
+
+/// Runs DDL built from checked identifiers (schema and role names pass `check_ident`).
+async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+fn clone_migrator(m: &Migrator) -> Migrator {
+    Migrator {
+        migrations: m.migrations.clone(),
+        ignore_missing: m.ignore_missing,
+        locking: m.locking,
+        no_tx: m.no_tx,
+        table_name: m.table_name.clone(),
+        create_schemas: m.create_schemas.clone(),
+    }
+}
+
+async fn ensure_database(admin: &PgConnectOptions, database: &str) -> Result<(), sqlx::Error> {
+    let mut conn = admin.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        let create = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
+        let created = exec(&mut conn, create).await;
+        if let Err(e) = created {
+            // Lost a race with another migrator: fine.
+            let raced = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04" || c == "23505");
+            if !raced {
+                return Err(e);
+            }
+        }
+    }
+    conn.close().await
+}
+
+/// Sets the transaction-local settings RLS policies and the audit trigger read.
+async fn apply_settings(
+    conn: &mut PgConnection,
+    tenant: Option<TenantId>,
+    system: bool,
+    ctx: &RequestContext,
+) -> Result<(), sqlx::Error> {
+    let (traceparent, tracestate) = crate::telemetry::current_traceparent();
+    sqlx::query(
+        "SELECT set_config('nexus.tenant_id', $1, true), set_config('nexus.system', $2, true), \
+                set_config('nexus.actor_id', $3, true), set_config('nexus.request_id', $4, true), \
+                set_config('nexus.client_ip', $5, true), set_config('nexus.traceparent', $6, true), \
+                set_config('nexus.tracestate', $7, true)",
+    )
+    .bind(tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default())
+    .bind(if system { "on" } else { "" })
+    .bind(ctx.actor_id.clone().unwrap_or_default())
+    .bind(ctx.request_id_str())
+    .bind(ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default())
+    .bind(traceparent)
+    .bind(tracestate)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A transaction confined to one tenant by RLS, carrying the current request's actor and ids for
+/// the audit trail.
+pub async fn begin_tenant(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    apply_settings(&mut tx, Some(tenant), false, &RequestContext::current()).await?;
+    Ok(tx)
+}
+
+/// A transaction that sees every tenant. Only for platform sweeps (expiry, relays, consumers of
+/// fleet-wide events); request handlers use [`begin_tenant`].
+pub async fn begin_system(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    apply_settings(&mut tx, None, true, &RequestContext::current()).await?;
+    Ok(tx)
+}
+
+/// Pool usage for `/metrics`.
+pub fn record_pool_metrics(service: &str, pool: &PgPool) {
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    metrics::gauge!("nexus_db_pool_connections", "service" => service.to_owned(), "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("nexus_db_pool_connections", "service" => service.to_owned(), "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("nexus_db_pool_max_connections", "service" => service.to_owned())
+        .set(f64::from(pool.options().get_max_connections()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_checked_before_they_reach_sql() {
+        assert!(check_ident("auth").is_ok());
+        assert!(check_ident("nexus_auth2").is_ok());
+        for bad in ["", "Auth", "a;drop", "1abc", "a-b", "a\"b"] {
+            assert!(check_ident(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! gRPC plumbing shared by every service: the server-side context layer (request id, trace
+//! context, bearer token, per-RPC metrics), health and reflection, and the client side (lazy
+//! channels with deadlines and an interceptor that forwards the caller's context).
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use nexus_kernel::ids::RequestId;
+
+use crate::config::Secret;
+use crate::context::{RequestContext, headers};
+
+/// Puts a [`RequestContext`] around every RPC and records `nexus_grpc_requests_total` and
+/// `nexus_grpc_request_duration_seconds`.
+#[derive(Clone)]
+pub struct ContextLayer {
+    service: Arc<str>,
+}
+
+impl ContextLayer {
+    pub fn new(service: &str) -> Self {
+        Self {
+            service: service.into(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ContextLayer {
+    type Service = ContextService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ContextService {
+            inner,
+            service: self.service.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ContextService<S> {
+    inner: S,
+    service: Arc<str>,
+}
+
+/// Reads the caller's context from request headers (HTTP/2 headers are gRPC metadata).
+pub fn context_from_headers(h: &http::HeaderMap) -> RequestContext {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
+    RequestContext {
+        request_id: Some(
+            get(headers::REQUEST_ID)
+                .and_then(RequestId::parse)
+                .unwrap_or_else(RequestId::generate),
+        ),
+        tenant_id: None,
+        actor_id: None,
+        client_ip: get(headers::CLIENT_IP).and_then(|s| s.parse::<IpAddr>().ok()),
+        bearer: get(headers::AUTHORIZATION)
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| Secret::new(t.trim())),
+        locale: get(headers::LOCALE).map(str::to_owned),
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B, RB> Service<http::Request<B>> for ContextService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    RB: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // The ready service is the one we were polled for; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let method = req.uri().path().to_owned();
+        let ctx = context_from_headers(req.headers());
+        let span = tracing::info_span!(
+            "grpc",
+            otel.kind = "server",
+            rpc = %method,
+            request_id = %ctx.request_id_str(),
+            service = %self.service,
+        );
+        crate::telemetry::set_parent_from(&span, req.headers());
+        let service = self.service.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let result = ctx.scope(inner.call(req).instrument(span)).await;
+            // Unary errors come back "trailers-only", with grpc-status in the headers; a normal
+            // response carries status 0 in trailers.
+            let code = match &result {
+                Ok(resp) => resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(|| "0".to_owned(), str::to_owned),
+                Err(_) => "transport".to_owned(),
+            };
+            let labels = [("service", service.to_string()), ("method", method)];
+            metrics::histogram!("nexus_grpc_request_duration_seconds", &labels)
+                .record(start.elapsed().as_secs_f64());
+            metrics::counter!(
+                "nexus_grpc_requests_total",
+                &[
+                    ("service", labels[0].1.clone()),
+                    ("method", labels[1].1.clone()),
+                    ("code", code)
+                ]
+            )
+            .increment(1);
+            result
+        })
+    }
+}
+
+/// Reflection over every NexusOne package plus the health service.
+pub fn reflection_service() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(nexus_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("descriptor sets are generated at build time and valid")
+}
+
+/// A lazily connecting channel with a per-call deadline: a service may start before the ones it
+/// calls, and a slow dependency cannot hold a request forever.
+pub fn channel(url: &str, deadline: Duration) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(deadline)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// Forwards the current request's id, bearer token, locale, client IP and trace context.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForwardContext;
+
+impl tonic::service::Interceptor for ForwardContext {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let ctx = RequestContext::current();
+        let md = req.metadata_mut();
+        let mut set = |k: &'static str, v: &str| {
+            if let Ok(v) = tonic::metadata::MetadataValue::try_from(v) {
+                md.insert(k, v);
+            }
+        };
+        if let Some(id) = &ctx.request_id {
+            set(headers::REQUEST_ID, id.as_str());
+        }
+        if let Some(b) = &ctx.bearer {
+            set(headers::AUTHORIZATION, &format!("Bearer {}", b.expose()));
+        }
+        if let Some(l) = &ctx.locale {
+            set(headers::LOCALE, l);
+        }
+        if let Some(ip) = ctx.client_ip {
+            set(headers::CLIENT_IP, &ip.to_string());
+        }
+        crate::telemetry::inject_current(req.metadata_mut());
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry the caller's context.
+pub type ContextChannel = tonic::service::interceptor::InterceptedService<Channel, ForwardContext>;
+
+pub fn context_channel(
+    url: &str,
+    deadline: Duration,
+) -> Result<ContextChannel, tonic::transport::Error> {
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel(url, deadline)?,
+        ForwardContext,
+    ))
+}

@@ -1,0 +1,26 @@
+//! What every NexusOne binary stands on: configuration, telemetry, Postgres (pool, migrations,
+//! tenant transactions), NATS JetStream (streams, transactional outbox, idempotent consumers,
+//! dead letters), gRPC server and client plumbing, the admin server and graceful shutdown.
+
+pub mod admin;
+pub mod app;
+pub mod bus;
+pub mod config;
+pub mod consumer;
+pub mod context;
+pub mod db;
+pub mod dlq;
+pub mod grpc;
+pub mod outbox;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use app::{Infra, Listeners, ServiceDef};
+pub use config::{CommonConfig, Secret};
+pub use context::RequestContext;
+
+/// Installs `ring` as the process's rustls crypto provider (one provider for the whole
+/// workspace; HTTP clients are built without one). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
