@@ -1,0 +1,137 @@
+//! The one error envelope of the public API:
+//! `{"error":{"code":"…","message":"<localized>","request_id":"…"}}`.
+//!
+//! Handlers return [`ApiError`], which only records what went wrong; the edge middleware renders
+//! the envelope in the caller's language with the request id, and also turns error responses made
+//! by layers (body limit, panics, unknown routes) into the same shape.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use nexus_kernel::{Error, ErrorKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What a failed handler or layer produced; rendered into the envelope by the edge middleware.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub params: Vec<(String, String)>,
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    error: Error,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, code: &'static str) -> Self {
+        Error::new(kind, code).into()
+    }
+
+    pub fn with_param(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.error = self.error.with_param(key, value);
+        self
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>, code: impl Into<String>) -> Self {
+        self.error = self.error.with_violation(field, code);
+        self
+    }
+
+    /// Sets `Retry-After` (seconds) and the `retry_after` message argument.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self.error = self.error.with_param("retry_after", secs.to_string());
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.error.kind()
+    }
+
+    pub fn code(&self) -> &str {
+        self.error.code()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// The single gRPC -> HTTP mapping: status -> kernel error (by our detail, else by code) -> HTTP.
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        let error = Error::from_status(&status);
+        if error.kind() == ErrorKind::Internal || error.kind() == ErrorKind::Unavailable {
+            tracing::warn!(grpc_code = ?status.code(), grpc_message = %status.message(), "upstream failure");
+        }
+        error.into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.error.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            // The cause chain goes to the log, never to the client.
+            tracing::error!(error = ?self.error, "request failed");
+        }
+        let info = ErrorInfo {
+            code: self.error.code().to_owned(),
+            params: self.error.params().to_vec(),
+            fields: self
+                .error
+                .violations()
+                .iter()
+                .map(|v| FieldError {
+                    field: v.field.clone(),
+                    code: v.code.clone(),
+                })
+                .collect(),
+        };
+        let mut resp = status.into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp.extensions_mut().insert(info);
+        resp
+    }
+}
+
+/// Response body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "request.malformed_json", "message": "The request body is not valid JSON.", "request_id": "req_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "dir": "ltr"}}))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable dotted code to branch on, e.g. `subscriptions.insufficient_credits`.
+    pub code: String,
+    /// Human-readable message in the negotiated language.
+    pub message: String,
+    /// Quote this to support; also in the `x-request-id` header.
+    pub request_id: String,
+    /// Text direction of `message` (`rtl` for Hebrew and Arabic).
+    pub dir: String,
+    /// Field-level problems, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the offending field, e.g. `items[0].price`.
+    pub field: String,
+    pub code: String,
+}

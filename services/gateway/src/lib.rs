@@ -1,0 +1,201 @@
+//! The NexusOne gateway: the only public HTTP surface. REST under `/v1`, the OpenAPI document
+//! and docs, provider webhooks, and (later) published landing pages. It owns its JSON types and
+//! talks to services over gRPC; generated proto types never reach the public API.
+
+pub mod config;
+pub mod edge;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use nexus_kernel::ErrorKind;
+use nexus_platform::admin::{self, Readiness};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::GatewayConfig;
+use crate::edge::{EdgeConfig, RateLimits};
+use crate::error::ApiError;
+use crate::upstream::Upstreams;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<GatewayConfig>,
+    pub upstreams: Upstreams,
+}
+
+/// Every documented route, with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(routes::meta::list_locales))
+        .routes(routes!(routes::webhooks::receive, routes::webhooks::verify))
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api_router().split_for_parts().1;
+    openapi::add_standard_errors(&mut doc);
+    doc
+}
+
+/// Wraps routes in the edge stack every public request passes through, outermost first:
+/// compression, edge (request id, language, context, error envelopes), panic catcher, CORS,
+/// timeout, rate limit, body limit. Exposed so tests can put the same stack around test routes.
+pub fn with_edge(router: Router, config: &GatewayConfig, limits: RateLimits) -> Router {
+    let cors = cors(&config.http.cors_origins);
+    router
+        .route_layer(from_fn(edge::metrics))
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "request.not_found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorKind::MethodNotAllowed, "request.method_not_allowed")
+        })
+        .layer(DefaultBodyLimit::max(config.http.body_limit))
+        .layer(from_fn_with_state(limits, edge::rate_limit))
+        .layer(from_fn_with_state(
+            config.http.request_timeout,
+            edge::timeout,
+        ))
+        .layer(cors)
+        .layer(CatchPanicLayer::new())
+        .layer(from_fn_with_state(
+            EdgeConfig::from(&config.http),
+            edge::edge,
+        ))
+        .layer(CompressionLayer::new())
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse::<HeaderValue>().ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::ACCEPT_LANGUAGE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            header::CONTENT_LANGUAGE,
+        ])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The complete public application.
+pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> {
+    let upstreams = Upstreams::new(&config.services, config.http.upstream_timeout)?;
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        upstreams,
+    };
+    let (router, mut api) = api_router().split_for_parts();
+    openapi::add_standard_errors(&mut api);
+    // No validator badge: Swagger UI would otherwise call an outside host from the docs page.
+    let docs = SwaggerUi::new("/docs")
+        .url("/openapi.json", api)
+        .config(utoipa_swagger_ui::Config::default().validator_url("none"));
+    let router = router.with_state(state).merge(docs);
+    Ok(with_edge(router, &config, limits))
+}
+
+/// Sockets the gateway serves on, bound before [`run`] so tests can use port 0.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &GatewayConfig) -> std::io::Result<Self> {
+        Ok(Self {
+            http: TcpListener::bind(config.http.addr).await?,
+            admin: TcpListener::bind(config.admin.addr).await?,
+        })
+    }
+}
+
+/// Serves until `shutdown`; in-flight requests finish (up to the grace period) before it returns.
+pub async fn run(
+    config: GatewayConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let limits = RateLimits::new(&config.rate_limit);
+    let app = app(config.clone(), limits.clone())?;
+
+    let readiness = Readiness::default();
+    let admin_stop = CancellationToken::new();
+    let admin = tokio::spawn(admin::serve(
+        listeners.admin,
+        admin::router(readiness.clone(), Vec::new()),
+        admin_stop.clone(),
+    ));
+
+    let sweeper_stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = sweeper_stop.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(60)) => limits.retain_recent(),
+            }
+        }
+    });
+
+    tracing::info!(http = %listeners.http.local_addr()?, "gateway serving");
+    readiness.set(true);
+    let drained = shutdown.clone();
+    let server = axum::serve(
+        listeners.http,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { drained.cancelled().await });
+    let mut server = tokio::spawn(async move { server.await });
+    let result = tokio::select! {
+        r = &mut server => r,
+        () = shutdown.cancelled() => {
+            readiness.set(false);
+            match tokio::time::timeout(config.shutdown.grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("in-flight requests outlived the grace period");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            }
+        }
+    };
+    admin_stop.cancel();
+    let _ = admin.await;
+    tracing::info!("gateway stopped");
+    result??;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Public routes, grouped by the service they front.
+
+pub mod meta;
+pub mod webhooks;

@@ -1,0 +1,69 @@
+//! Channels to the services behind the gateway. Lazy: the gateway starts and answers (with 503
+//! for the affected routes) while a service is down or not yet deployed.
+
+use std::time::Duration;
+
+use nexus_platform::grpc::{ContextChannel, context_channel};
+
+use crate::config::ServicesConfig;
+
+#[derive(Clone)]
+pub struct Upstreams {
+    pub auth: ContextChannel,
+    pub subscriptions: ContextChannel,
+    pub content: ContextChannel,
+    pub video: ContextChannel,
+    pub messaging: ContextChannel,
+    pub ads: ContextChannel,
+    pub commerce: ContextChannel,
+    pub analytics: ContextChannel,
+}
+
+impl Upstreams {
+    pub fn new(cfg: &ServicesConfig, deadline: Duration) -> anyhow::Result<Self> {
+        let ch = |name: &str, url: &str| {
+            context_channel(url, deadline)
+                .map_err(|e| anyhow::anyhow!("services.{name}: {url:?}: {e}"))
+        };
+        Ok(Self {
+            auth: ch("auth", &cfg.auth)?,
+            subscriptions: ch("subscriptions", &cfg.subscriptions)?,
+            content: ch("content", &cfg.content)?,
+            video: ch("video", &cfg.video)?,
+            messaging: ch("messaging", &cfg.messaging)?,
+            ads: ch("ads", &cfg.ads)?,
+            commerce: ch("commerce", &cfg.commerce)?,
+            analytics: ch("analytics", &cfg.analytics)?,
+        })
+    }
+
+    /// The service that owns a provider's webhooks.
+    pub fn webhook_owner(&self, provider: &str) -> Option<&ContextChannel> {
+        Some(match provider {
+            "stripe" => &self.subscriptions,
+            "replicate" | "runware" => &self.content,
+            "d-id" | "elevenlabs" => &self.video,
+            "whatsapp" => &self.messaging,
+            "meta" | "instagram" | "tiktok" | "youtube" => &self.ads,
+            "shopify" | "cj" | "aliexpress" => &self.commerce,
+            _ => return None,
+        })
+    }
+}
+
+/// Providers whose webhooks the gateway accepts.
+pub const WEBHOOK_PROVIDERS: &[&str] = &[
+    "stripe",
+    "replicate",
+    "runware",
+    "d-id",
+    "elevenlabs",
+    "whatsapp",
+    "meta",
+    "instagram",
+    "tiktok",
+    "youtube",
+    "shopify",
+    "cj",
+    "aliexpress",
+];

@@ -1,0 +1,5 @@
+//! Gateway tests: the edge stack on test routes, and the real application.
+
+mod app;
+mod edge;
+mod support;
