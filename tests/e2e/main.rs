@@ -1,2 +1,5 @@
-#[test]
-fn placeholder() {}
+//! End-to-end tests: the real binaries as separate processes, as `make run` starts them.
+//! `make test` builds the binaries before running these.
+
+mod gateway;
+mod support;

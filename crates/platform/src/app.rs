@@ -317,6 +317,7 @@ where
             Command::Migrate => db::migrate(def.name, &config.as_ref().database, def.migrations)
                 .await
                 .map_err(Into::into),
+            #[allow(clippy::print_stdout)] // the subcommand's whole purpose
             Command::Config => {
                 // Secret's Serialize is transparent, so redact through Debug instead.
                 println!("{:#?}", config.as_ref());

@@ -5,6 +5,7 @@ use nexus_gateway::config::{DEFAULTS, GatewayConfig};
 use nexus_platform::app::{Cli, Command};
 use tokio_util::sync::CancellationToken;
 
+#[allow(clippy::print_stdout)] // `openapi` and `config` print to stdout by design
 fn main() -> ExitCode {
     let cli = Cli::parse();
     nexus_platform::install_crypto_provider();
