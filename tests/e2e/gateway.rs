@@ -23,11 +23,7 @@ async fn start_gateway() -> Gateway {
         ],
     );
     assert!(
-        wait_http_ok(
-            &format!("http://127.0.0.1:{admin}/readyz"),
-            Duration::from_secs(20)
-        )
-        .await,
+        wait_http_ok(&format!("http://127.0.0.1:{admin}/readyz"), Duration::from_secs(20)).await,
         "gateway did not become ready"
     );
     Gateway { proc, http, admin }
@@ -37,9 +33,7 @@ async fn start_gateway() -> Gateway {
 async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let mut gw = start_gateway().await;
     let body = br#"{"id":"evt_1","type":"invoice.paid"}"#;
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", gw.http))
-        .await
-        .unwrap();
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", gw.http)).await.unwrap();
     let head = format!(
         "POST /webhooks/stripe HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nAccept-Language: es\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -51,16 +45,9 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     // The request is in flight (its body half sent) when SIGTERM arrives.
     gw.proc.signal("TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        gw.proc.child.try_wait().unwrap().is_none(),
-        "exited while a request was in flight"
-    );
+    assert!(gw.proc.child.try_wait().unwrap().is_none(), "exited while a request was in flight");
     // New connections are no longer accepted.
-    assert!(
-        reqwest::get(format!("http://127.0.0.1:{}/v1/locales", gw.http))
-            .await
-            .is_err()
-    );
+    assert!(reqwest::get(format!("http://127.0.0.1:{}/v1/locales", gw.http)).await.is_err());
 
     conn.write_all(&body[10..]).await.unwrap();
     let mut response = Vec::new();
@@ -73,11 +60,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     assert!(text.contains("\"code\":\"service.unavailable\""), "{text}");
     assert!(text.contains("no está disponible"), "localized: {text}");
 
-    let status = gw
-        .proc
-        .wait_exit(Duration::from_secs(10))
-        .await
-        .expect("exits after draining");
+    let status = gw.proc.wait_exit(Duration::from_secs(10)).await.expect("exits after draining");
     assert_eq!(status.code(), Some(0));
 }
 
@@ -86,52 +69,17 @@ async fn the_binary_serves_metrics_and_health_on_its_admin_port() {
     let gw = start_gateway().await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        assert_eq!(
-            client
-                .get(format!("http://127.0.0.1:{}/v1/locales", gw.http))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(client.get(format!("http://127.0.0.1:{}/v1/locales", gw.http)).send().await.unwrap().status(), 200);
     }
-    assert_eq!(
-        client
-            .get(format!("http://127.0.0.1:{}/v1/missing", gw.http))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    assert_eq!(
-        client
-            .get(format!("http://127.0.0.1:{}/livez", gw.admin))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let metrics = client
-        .get(format!("http://127.0.0.1:{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(client.get(format!("http://127.0.0.1:{}/v1/missing", gw.http)).send().await.unwrap().status(), 404);
+    assert_eq!(client.get(format!("http://127.0.0.1:{}/livez", gw.admin)).send().await.unwrap().status(), 200);
+    let metrics =
+        client.get(format!("http://127.0.0.1:{}/metrics", gw.admin)).send().await.unwrap().text().await.unwrap();
     assert!(
-        metrics.contains(
-            "nexus_http_requests_total{route=\"/v1/locales\",method=\"GET\",status=\"200\"} 3"
-        ),
+        metrics.contains("nexus_http_requests_total{route=\"/v1/locales\",method=\"GET\",status=\"200\"} 3"),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("nexus_http_request_duration_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("nexus_http_request_duration_seconds_bucket"), "{metrics}");
 }
 
 #[tokio::test]

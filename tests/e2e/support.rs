@@ -7,20 +7,12 @@ pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built: run `cargo build --workspace --bins` (make test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} not built: run `cargo build --workspace --bins` (make test does)", path.display());
     path
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub struct Proc {
@@ -30,16 +22,11 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, env: &[(&str, String)]) -> Proc {
         let mut cmd = Command::new(binary(name));
-        cmd.env("NEXUS_TELEMETRY__LOG_FORMAT", "json")
-            .env("NEXUS_TELEMETRY__LOG_LEVEL", "warn");
+        cmd.env("NEXUS_TELEMETRY__LOG_FORMAT", "json").env("NEXUS_TELEMETRY__LOG_LEVEL", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn binary");
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn binary");
         Proc { child }
     }
 
@@ -79,12 +66,7 @@ pub async fn wait_http_ok(url: &str, limit: Duration) -> bool {
     let client = reqwest::Client::new();
     let deadline = std::time::Instant::now() + limit;
     while std::time::Instant::now() < deadline {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -38,37 +38,18 @@ pub fn message_id(code: &str) -> String {
 
 /// Looks up a message in `locale`, falling back to English; `None` if no locale has it.
 pub fn try_message(locale: Locale, id: &str, args: &[(&str, &str)]) -> Option<String> {
-    let args: HashMap<Cow<'static, str>, FluentValue<'_>> = args
-        .iter()
-        .map(|(k, v)| {
-            (
-                Cow::Owned((*k).to_owned()),
-                FluentValue::from(v.to_string()),
-            )
-        })
-        .collect();
+    let args: HashMap<Cow<'static, str>, FluentValue<'_>> =
+        args.iter().map(|(k, v)| (Cow::Owned((*k).to_owned()), FluentValue::from(v.to_string()))).collect();
     LOCALES.try_lookup_with_args(&langid(locale), id, &args)
 }
 
 /// The localized message for an error code. Unknown codes fall back to the generic message of
 /// the HTTP status class, so a client never sees a bare code as prose.
-pub fn error_message(
-    locale: Locale,
-    code: &str,
-    params: &[(String, String)],
-    http_status: u16,
-) -> String {
-    let args: Vec<(&str, &str)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+pub fn error_message(locale: Locale, code: &str, params: &[(String, String)], http_status: u16) -> String {
+    let args: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     try_message(locale, &message_id(code), &args)
         .or_else(|| {
-            let generic = if http_status >= 500 {
-                "internal"
-            } else {
-                "request-invalid"
-            };
+            let generic = if http_status >= 500 { "internal" } else { "request-invalid" };
             try_message(locale, generic, &[])
         })
         .unwrap_or_else(|| code.to_owned())
@@ -85,9 +66,7 @@ mod tests {
     use super::*;
 
     fn ids_in(locale: Locale) -> BTreeSet<String> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("locales")
-            .join(locale.code());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales").join(locale.code());
         let mut ids = BTreeSet::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -96,12 +75,7 @@ mod tests {
                 .unwrap_or_else(|(_, errs)| panic!("{}: {errs:?}", path.display()));
             for e in res.body {
                 if let Entry::Message(m) = e {
-                    assert!(
-                        ids.insert(m.id.name.to_owned()),
-                        "duplicate id {} in {}",
-                        m.id.name,
-                        path.display()
-                    );
+                    assert!(ids.insert(m.id.name.to_owned()), "duplicate id {} in {}", m.id.name, path.display());
                 }
             }
         }
@@ -116,23 +90,15 @@ mod tests {
             let other = ids_in(l);
             let missing: Vec<_> = en.difference(&other).collect();
             let extra: Vec<_> = other.difference(&en).collect();
-            assert!(
-                missing.is_empty() && extra.is_empty(),
-                "{l}: missing {missing:?}, extra {extra:?}"
-            );
+            assert!(missing.is_empty() && extra.is_empty(), "{l}: missing {missing:?}, extra {extra:?}");
         }
     }
 
     #[test]
     fn every_generic_error_code_has_a_message() {
         // Arguments the gateway supplies with these codes.
-        let args = [
-            ("method", "PATCH"),
-            ("limit", "1048576"),
-            ("retry_after", "30"),
-            ("max", "100"),
-            ("detail", "name"),
-        ];
+        let args =
+            [("method", "PATCH"), ("limit", "1048576"), ("retry_after", "30"), ("max", "100"), ("detail", "name")];
         for l in Locale::ALL {
             for k in ErrorKind::ALL {
                 let id = message_id(k.generic_code());
@@ -143,18 +109,8 @@ mod tests {
 
     #[test]
     fn messages_are_translated_and_take_arguments() {
-        let en = error_message(
-            Locale::En,
-            "request.body_too_large",
-            &[("limit".into(), "1024".into())],
-            413,
-        );
-        let ar = error_message(
-            Locale::Ar,
-            "request.body_too_large",
-            &[("limit".into(), "1024".into())],
-            413,
-        );
+        let en = error_message(Locale::En, "request.body_too_large", &[("limit".into(), "1024".into())], 413);
+        let ar = error_message(Locale::Ar, "request.body_too_large", &[("limit".into(), "1024".into())], 413);
         assert!(en.contains("1024") && ar.contains("1024"));
         assert_ne!(en, ar);
         for l in [Locale::Es, Locale::Pt, Locale::He, Locale::Ar] {
@@ -171,5 +127,142 @@ mod tests {
         assert_eq!(m, try_message(Locale::Es, "request-invalid", &[]).unwrap());
         let m = error_message(Locale::He, "no.such_code", &[], 502);
         assert_eq!(m, try_message(Locale::He, "internal", &[]).unwrap());
+    }
+
+    /// Variable names each English message in `file` refers to, by message id.
+    fn english_variables(file: &str) -> Vec<(String, BTreeSet<String>)> {
+        use fluent_syntax::ast::{Expression, InlineExpression, Pattern, PatternElement};
+
+        fn in_pattern(p: &Pattern<&str>, vars: &mut BTreeSet<String>) {
+            for el in &p.elements {
+                if let PatternElement::Placeable { expression } = el {
+                    in_expression(expression, vars);
+                }
+            }
+        }
+        fn in_expression(e: &Expression<&str>, vars: &mut BTreeSet<String>) {
+            match e {
+                Expression::Inline(i) => in_inline(i, vars),
+                Expression::Select { selector, variants } => {
+                    in_inline(selector, vars);
+                    for v in variants {
+                        in_pattern(&v.value, vars);
+                    }
+                }
+            }
+        }
+        fn in_inline(i: &InlineExpression<&str>, vars: &mut BTreeSet<String>) {
+            match i {
+                InlineExpression::VariableReference { id } => {
+                    vars.insert(id.name.to_owned());
+                }
+                InlineExpression::Placeable { expression } => in_expression(expression, vars),
+                _ => {}
+            }
+        }
+
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("locales").join(Locale::En.code()).join(file);
+        let src = std::fs::read_to_string(&path).unwrap();
+        let res = fluent_syntax::parser::parse(src.as_str())
+            .unwrap_or_else(|(_, errs)| panic!("{}: {errs:?}", path.display()));
+        let mut out = Vec::new();
+        for e in &res.body {
+            if let Entry::Message(m) = e {
+                let mut vars = BTreeSet::new();
+                if let Some(p) = &m.value {
+                    in_pattern(p, &mut vars);
+                }
+                out.push((m.id.name.to_owned(), vars));
+            }
+        }
+        out
+    }
+
+    const SAMPLE_LINK: &str = "https://app.nexusone.test/auth/verify?token=Zx81-Qp_3&lang=he#go";
+
+    #[test]
+    fn every_mail_template_renders_with_its_arguments_in_every_locale() {
+        let templates: Vec<_> = english_variables("mail.ftl")
+            .into_iter()
+            .filter(|(id, _)| id.starts_with("mail-") && (id.ends_with("-subject") || id.ends_with("-body")))
+            .collect();
+        assert_eq!(templates.len(), 14);
+        for l in Locale::ALL {
+            let role = try_message(l, "role-admin", &[]).unwrap_or_else(|| panic!("{l} lacks role-admin"));
+            let args = [
+                ("name", "Zoë Quill"),
+                ("link", SAMPLE_LINK),
+                ("hours", "47"),
+                ("minutes", "38"),
+                ("days", "13"),
+                ("inviter", "Kai Moreno"),
+                ("workspace", "Acme Growth"),
+                ("role", role.as_str()),
+            ];
+            for (id, vars) in &templates {
+                let text = try_message(l, id, &args).unwrap_or_else(|| panic!("{l} lacks {id}"));
+                // An unresolved variable renders as `{$name}`.
+                assert!(!text.contains(['{', '}']), "{l} {id}: {text}");
+                if l != Locale::En {
+                    assert_ne!(text, try_message(Locale::En, id, &args).unwrap(), "{l} {id}");
+                }
+                for v in vars {
+                    let value = args
+                        .iter()
+                        .find(|(k, _)| *k == v.as_str())
+                        .map(|(_, value)| *value)
+                        .unwrap_or_else(|| panic!("no sample value for ${v} used by {id}"));
+                    assert!(text.contains(value), "{l} {id} lacks ${v} ({value}): {text}");
+                }
+                if id.ends_with("-body") {
+                    // Greeting, paragraphs separated by blank lines, no leaked indentation.
+                    assert!(text.lines().count() >= 5, "{l} {id}: {text}");
+                    assert!(text.contains("\n\n"), "{l} {id}: {text}");
+                    assert!(text.lines().all(|line| line == line.trim()), "{l} {id}: {text}");
+                    if vars.contains("link") {
+                        assert!(text.lines().any(|line| line == SAMPLE_LINK), "{l} {id}: {text}");
+                    }
+                } else {
+                    assert!(!text.contains('\n'), "{l} {id}: {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rtl_mail_bodies_keep_the_link_unchanged() {
+        for l in [Locale::He, Locale::Ar] {
+            assert_eq!(l.direction(), TextDirection::Rtl);
+            let role = try_message(l, "role-member", &[]).unwrap();
+            let args = [
+                ("name", "Zoë Quill"),
+                ("link", SAMPLE_LINK),
+                ("hours", "24"),
+                ("minutes", "15"),
+                ("days", "7"),
+                ("inviter", "Kai Moreno"),
+                ("workspace", "Acme Growth"),
+                ("role", role.as_str()),
+            ];
+            for id in [
+                "mail-verify_email-body",
+                "mail-reset_password-body",
+                "mail-invite-body",
+                "mail-password_changed-body",
+                "mail-account_locked-body",
+            ] {
+                let text = try_message(l, id, &args).unwrap();
+                assert!(text.contains(SAMPLE_LINK), "{l} {id}: {text}");
+                assert!(text.lines().any(|line| line == SAMPLE_LINK), "{l} {id}: {text}");
+                // No bidi controls sneak in (isolation is off; pages add their own markup).
+                assert!(
+                    !text.chars().any(|c| matches!(
+                        c,
+                        '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                    )),
+                    "{l} {id}"
+                );
+            }
+        }
     }
 }

@@ -171,13 +171,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, code: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            kind,
-            code: code.into(),
-            params: Vec::new(),
-            violations: Vec::new(),
-            source: None,
-        }
+        Self { kind, code: code.into(), params: Vec::new(), violations: Vec::new(), source: None }
     }
 
     pub fn invalid(code: impl Into<Cow<'static, str>>) -> Self {
@@ -213,17 +207,11 @@ impl Error {
     }
 
     pub fn with_violation(mut self, field: impl Into<String>, code: impl Into<String>) -> Self {
-        self.violations.push(FieldViolation {
-            field: field.into(),
-            code: code.into(),
-        });
+        self.violations.push(FieldViolation { field: field.into(), code: code.into() });
         self
     }
 
-    pub fn with_source(
-        mut self,
-        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-    ) -> Self {
+    pub fn with_source(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         self.source = Some(cause.into());
         self
     }
@@ -241,10 +229,7 @@ impl Error {
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn violations(&self) -> &[FieldViolation] {
@@ -285,9 +270,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -307,10 +290,7 @@ mod grpc {
                 violations: e
                     .violations
                     .iter()
-                    .map(|v| PbViolation {
-                        field: v.field.clone(),
-                        code: v.code.clone(),
-                    })
+                    .map(|v| PbViolation { field: v.field.clone(), code: v.code.clone() })
                     .collect(),
                 kind: e.kind.name().to_owned(),
             };
@@ -334,22 +314,14 @@ mod grpc {
                 params.sort();
                 let mut e = Error::new(kind, detail.code);
                 e.params = params;
-                e.violations = detail
-                    .violations
-                    .into_iter()
-                    .map(|v| FieldViolation {
-                        field: v.field,
-                        code: v.code,
-                    })
-                    .collect();
+                e.violations =
+                    detail.violations.into_iter().map(|v| FieldViolation { field: v.field, code: v.code }).collect();
                 return e;
             }
             let kind = ErrorKind::from_grpc_code(status.code() as i32);
             let mut e = Error::new(kind, kind.generic_code());
             if kind == ErrorKind::Internal {
-                e.source = Some(
-                    format!("upstream status {:?}: {}", status.code(), status.message()).into(),
-                );
+                e.source = Some(format!("upstream status {:?}: {}", status.code(), status.message()).into());
             }
             e
         }
@@ -376,10 +348,7 @@ mod tests {
         assert_eq!(ErrorKind::RateLimited.http_status(), 429);
         assert_eq!(ErrorKind::PaymentRequired.http_status(), 402);
         assert_eq!(ErrorKind::Unavailable.http_status(), 503);
-        assert_eq!(
-            ErrorKind::from_grpc_code(ErrorKind::Unauthenticated.grpc_code()),
-            ErrorKind::Unauthenticated
-        );
+        assert_eq!(ErrorKind::from_grpc_code(ErrorKind::Unauthenticated.grpc_code()), ErrorKind::Unauthenticated);
     }
 
     #[test]

@@ -141,8 +141,7 @@ impl RequestId {
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
         ok.then(|| Self(s.to_owned()))
     }
 

@@ -76,9 +76,7 @@ impl Locale {
         if let Some(l) = user_setting {
             return l;
         }
-        accept_language
-            .and_then(Self::best_from_accept_language)
-            .unwrap_or_default()
+        accept_language.and_then(Self::best_from_accept_language).unwrap_or_default()
     }
 
     fn best_from_accept_language(header: &str) -> Option<Locale> {
@@ -87,10 +85,7 @@ impl Locale {
         for part in header.split(',').take(32) {
             let mut pieces = part.split(';');
             let tag = pieces.next().unwrap_or("").trim();
-            let q = pieces
-                .find_map(|p| p.trim().strip_prefix("q="))
-                .map(parse_q)
-                .unwrap_or(Some(1000));
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=")).map(parse_q).unwrap_or(Some(1000));
             let (Some(q), Some(locale)) = (q, Self::from_tag(tag)) else {
                 continue;
             };
@@ -115,12 +110,7 @@ fn parse_q(s: &str) -> Option<u16> {
         _ => return None,
     };
     let mut thousandths = 0u16;
-    for (i, b) in frac
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .enumerate()
-    {
+    for (i, b) in frac.bytes().chain(std::iter::repeat(b'0')).take(3).enumerate() {
         thousandths += u16::from(b - b'0') * [100, 10, 1][i];
     }
     let q = int * 1000 + thousandths;
@@ -162,18 +152,9 @@ mod tests {
     #[test]
     fn negotiation_prefers_user_setting_then_header_then_english() {
         assert_eq!(Locale::negotiate(Some(Locale::He), Some("es")), Locale::He);
-        assert_eq!(
-            Locale::negotiate(None, Some("fr-FR, pt-BR;q=0.8, es;q=0.5")),
-            Locale::Pt
-        );
-        assert_eq!(
-            Locale::negotiate(None, Some("es;q=0.2, ar;q=0.9")),
-            Locale::Ar
-        );
-        assert_eq!(
-            Locale::negotiate(None, Some("ar;q=0, es;q=0.1")),
-            Locale::Es
-        );
+        assert_eq!(Locale::negotiate(None, Some("fr-FR, pt-BR;q=0.8, es;q=0.5")), Locale::Pt);
+        assert_eq!(Locale::negotiate(None, Some("es;q=0.2, ar;q=0.9")), Locale::Ar);
+        assert_eq!(Locale::negotiate(None, Some("ar;q=0, es;q=0.1")), Locale::Es);
         assert_eq!(Locale::negotiate(None, Some("fr, de")), Locale::En);
         assert_eq!(Locale::negotiate(None, Some("iw")), Locale::He);
         assert_eq!(Locale::negotiate(None, Some("es;q=abc, pt")), Locale::Pt);

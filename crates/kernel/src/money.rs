@@ -45,10 +45,7 @@ impl Currency {
 
     /// Digits after the decimal point (2 for USD, 0 for JPY, 3 for KWD).
     pub fn minor_digits(&self) -> u8 {
-        CURRENCIES
-            .iter()
-            .find(|(c, _)| c.as_bytes() == self.0)
-            .map_or(2, |(_, d)| *d)
+        CURRENCIES.iter().find(|(c, _)| c.as_bytes() == self.0).map_or(2, |(_, d)| *d)
     }
 }
 
@@ -93,10 +90,7 @@ pub struct Money {
 
 impl Money {
     pub const fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self {
-            amount_minor,
-            currency,
-        }
+        Self { amount_minor, currency }
     }
 
     pub fn checked_add(self, other: Money) -> Result<Money, Error> {
@@ -125,14 +119,8 @@ impl Money {
         let den = i128::from(den);
         let q = product / den;
         let r = product % den;
-        let rounded = if 2 * r.abs() >= den.abs() {
-            q + product.signum() * den.signum()
-        } else {
-            q
-        };
-        i64::try_from(rounded)
-            .map(|a| Money::new(a, self.currency))
-            .map_err(|_| Error::invalid("money.overflow"))
+        let rounded = if 2 * r.abs() >= den.abs() { q + product.signum() * den.signum() } else { q };
+        i64::try_from(rounded).map(|a| Money::new(a, self.currency)).map_err(|_| Error::invalid("money.overflow"))
     }
 
     fn same_currency(&self, other: Money) -> Result<(), Error> {
@@ -157,20 +145,13 @@ impl fmt::Display for Money {
         if digits == 0 {
             write!(f, "{sign}{int} {}", self.currency)
         } else {
-            write!(
-                f,
-                "{sign}{int}.{frac:0width$} {}",
-                self.currency,
-                width = digits as usize
-            )
+            write!(f, "{sign}{int}.{frac:0width$} {}", self.currency, width = digits as usize)
         }
     }
 }
 
 /// A non-negative number of credits. Arithmetic that would go below zero fails instead.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct Credits(i64);
 
@@ -178,11 +159,7 @@ impl Credits {
     pub const ZERO: Credits = Credits(0);
 
     pub fn new(n: i64) -> Result<Self, Error> {
-        if n < 0 {
-            Err(Error::invalid("credits.negative"))
-        } else {
-            Ok(Self(n))
-        }
+        if n < 0 { Err(Error::invalid("credits.negative")) } else { Ok(Self(n)) }
     }
 
     pub const fn get(self) -> i64 {
@@ -190,19 +167,13 @@ impl Credits {
     }
 
     pub fn checked_add(self, other: Credits) -> Result<Credits, Error> {
-        self.0
-            .checked_add(other.0)
-            .map(Credits)
-            .ok_or_else(|| Error::invalid("credits.overflow"))
+        self.0.checked_add(other.0).map(Credits).ok_or_else(|| Error::invalid("credits.overflow"))
     }
 
     pub fn checked_sub(self, other: Credits) -> Result<Credits, Error> {
         match self.0.checked_sub(other.0) {
             Some(n) if n >= 0 => Ok(Credits(n)),
-            _ => Err(Error::new(
-                crate::ErrorKind::FailedPrecondition,
-                "subscriptions.insufficient_credits",
-            )),
+            _ => Err(Error::new(crate::ErrorKind::FailedPrecondition, "subscriptions.insufficient_credits")),
         }
     }
 }
@@ -253,27 +224,9 @@ mod tests {
         let m = Money::new(9700, Currency::USD);
         // 15 of 30 days of $97.00
         assert_eq!(m.mul_ratio(15, 30).unwrap().amount_minor, 4850);
-        assert_eq!(
-            Money::new(5, Currency::USD)
-                .mul_ratio(1, 2)
-                .unwrap()
-                .amount_minor,
-            3
-        );
-        assert_eq!(
-            Money::new(-5, Currency::USD)
-                .mul_ratio(1, 2)
-                .unwrap()
-                .amount_minor,
-            -3
-        );
-        assert_eq!(
-            Money::new(10, Currency::USD)
-                .mul_ratio(1, 3)
-                .unwrap()
-                .amount_minor,
-            3
-        );
+        assert_eq!(Money::new(5, Currency::USD).mul_ratio(1, 2).unwrap().amount_minor, 3);
+        assert_eq!(Money::new(-5, Currency::USD).mul_ratio(1, 2).unwrap().amount_minor, -3);
+        assert_eq!(Money::new(10, Currency::USD).mul_ratio(1, 3).unwrap().amount_minor, 3);
         assert!(m.mul_ratio(1, 0).is_err());
     }
 
@@ -281,20 +234,14 @@ mod tests {
     fn display_uses_minor_digits() {
         assert_eq!(Money::new(9700, Currency::USD).to_string(), "97.00 USD");
         assert_eq!(Money::new(-5, Currency::USD).to_string(), "-0.05 USD");
-        assert_eq!(
-            Money::new(500, "JPY".parse().unwrap()).to_string(),
-            "500 JPY"
-        );
+        assert_eq!(Money::new(500, "JPY".parse().unwrap()).to_string(), "500 JPY");
     }
 
     #[test]
     fn credits_never_go_negative() {
         let c = Credits::new(5).unwrap();
         assert!(Credits::new(-1).is_err());
-        assert_eq!(
-            c.checked_sub(Credits::new(5).unwrap()).unwrap(),
-            Credits::ZERO
-        );
+        assert_eq!(c.checked_sub(Credits::new(5).unwrap()).unwrap(), Credits::ZERO);
         let err = c.checked_sub(Credits::new(6).unwrap()).unwrap_err();
         assert_eq!(err.code(), "subscriptions.insufficient_credits");
         assert!(serde_json::from_str::<Credits>("-3").is_err());

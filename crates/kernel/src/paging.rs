@@ -24,8 +24,7 @@ impl PageRequest {
             None | Some(0) => Self::DEFAULT_LIMIT,
             Some(n) if n <= Self::MAX_LIMIT => n,
             Some(_) => {
-                return Err(Error::invalid("request.invalid_page_size")
-                    .with_param("max", Self::MAX_LIMIT.to_string()));
+                return Err(Error::invalid("request.invalid_page_size").with_param("max", Self::MAX_LIMIT.to_string()));
             }
         };
         let cursor = cursor.filter(|c| !c.is_empty());
@@ -66,11 +65,7 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    pub fn from_overfetch<K: Serialize>(
-        mut rows: Vec<T>,
-        limit: u32,
-        key: impl Fn(&T) -> K,
-    ) -> Self {
+    pub fn from_overfetch<K: Serialize>(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Self {
         let limit = limit as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
@@ -78,10 +73,7 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Self {
-            items: rows,
-            next_cursor,
-        }
+        Self { items: rows, next_cursor }
     }
 }
 
@@ -94,10 +86,7 @@ mod tests {
         assert_eq!(PageRequest::new(None, None).unwrap().limit, 20);
         assert_eq!(PageRequest::new(Some(0), None).unwrap().limit, 20);
         assert_eq!(PageRequest::new(Some(100), None).unwrap().limit, 100);
-        assert_eq!(
-            PageRequest::new(Some(101), None).unwrap_err().code(),
-            "request.invalid_page_size"
-        );
+        assert_eq!(PageRequest::new(Some(101), None).unwrap_err().code(), "request.invalid_page_size");
     }
 
     #[test]
@@ -114,10 +103,7 @@ mod tests {
     #[test]
     fn garbage_cursors_are_client_errors() {
         for junk in ["%%%", "bm90IGpzb24", &"A".repeat(600)] {
-            assert_eq!(
-                Cursor::decode::<i64>(junk).unwrap_err().code(),
-                "request.invalid_cursor"
-            );
+            assert_eq!(Cursor::decode::<i64>(junk).unwrap_err().code(), "request.invalid_cursor");
         }
     }
 }

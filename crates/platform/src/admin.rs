@@ -19,9 +19,7 @@ static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn metrics_handle() -> PrometheusHandle {
     RECORDER
         .get_or_init(|| {
-            let latency = [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ];
+            let latency = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
                 .expect("static bucket list is non-empty");
@@ -43,16 +41,13 @@ pub struct Readiness {
 
 impl Default for Readiness {
     fn default() -> Self {
-        Self {
-            tx: Arc::new(watch::channel(false).0),
-        }
+        Self { tx: Arc::new(watch::channel(false).0) }
     }
 }
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.tx
-            .send_if_modified(|r| std::mem::replace(r, ready) != ready);
+        self.tx.send_if_modified(|r| std::mem::replace(r, ready) != ready);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -75,11 +70,7 @@ struct AdminState {
 
 /// Admin routes; `on_scrape` hooks refresh gauges (pool usage) just before rendering.
 pub fn router(readiness: Readiness, on_scrape: Vec<ScrapeHook>) -> Router {
-    let state = AdminState {
-        readiness,
-        handle: metrics_handle(),
-        on_scrape,
-    };
+    let state = AdminState { readiness, handle: metrics_handle(), on_scrape };
     Router::new()
         .route("/livez", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))
@@ -88,33 +79,17 @@ pub fn router(readiness: Readiness, on_scrape: Vec<ScrapeHook>) -> Router {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
+    if s.readiness.is_ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
 }
 
 async fn render_metrics(State(s): State<AdminState>) -> impl IntoResponse {
     for hook in &s.on_scrape {
         hook();
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.handle.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.handle.render())
 }
 
 /// Serves until `cancel`.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await
+pub async fn serve(listener: TcpListener, router: Router, cancel: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(cancel.cancelled_owned()).await
 }

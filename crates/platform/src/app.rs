@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,7 @@ use crate::config::CommonConfig;
 use crate::db::{self, SchemaSpec};
 use crate::dlq::DeadLetterOps;
 use crate::grpc::{ContextLayer, reflection_service};
+use crate::identity::{GrpcKeySource, KeySource, Verifier, follow_revocations};
 use crate::outbox::OutboxRelay;
 
 /// What a service tells the platform about itself.
@@ -68,6 +70,8 @@ pub struct Infra {
     /// Cancelled after the gRPC server has drained: background work (consumers) stops then.
     pub work: CancellationToken,
     pub tasks: TaskTracker,
+    /// Verifies bearer tokens; every RPC's principal comes from it.
+    pub verifier: Arc<Verifier>,
 }
 
 impl Infra {
@@ -88,17 +92,11 @@ pub struct Listeners {
 
 impl Listeners {
     pub async fn bind(cfg: &CommonConfig) -> std::io::Result<Self> {
-        Ok(Self {
-            grpc: TcpListener::bind(cfg.grpc.addr).await?,
-            admin: TcpListener::bind(cfg.admin.addr).await?,
-        })
+        Ok(Self { grpc: TcpListener::bind(cfg.grpc.addr).await?, admin: TcpListener::bind(cfg.admin.addr).await? })
     }
 
     pub async fn ephemeral() -> std::io::Result<Self> {
-        Ok(Self {
-            grpc: TcpListener::bind("127.0.0.1:0").await?,
-            admin: TcpListener::bind("127.0.0.1:0").await?,
-        })
+        Ok(Self { grpc: TcpListener::bind("127.0.0.1:0").await?, admin: TcpListener::bind("127.0.0.1:0").await? })
     }
 }
 
@@ -114,6 +112,22 @@ pub async fn serve<F>(
 where
     F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes>,
 {
+    serve_with_keys(def, config, listeners, shutdown, None, build).await
+}
+
+/// [`serve`] with the source of token-verification keys given (the auth service reads its own
+/// keys; every other service fetches the JWKS from auth).
+pub async fn serve_with_keys<F>(
+    def: ServiceDef,
+    config: CommonConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    keys: Option<Arc<dyn KeySource>>,
+    build: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes>,
+{
     let name = def.name;
     let db = db::connect(name, &config.database).await?;
     let bus = Bus::connect(name, &config.nats).await?;
@@ -121,6 +135,11 @@ where
     let (reporter, health_service) = tonic_health::server::health_reporter();
     report(&reporter, def.grpc_services, ServingStatus::NotServing).await;
 
+    let keys: Arc<dyn KeySource> = match keys {
+        Some(k) => k,
+        None => Arc::new(GrpcKeySource::new(&config.identity.auth_url)?),
+    };
+    let verifier = Arc::new(Verifier::new(keys));
     let infra = Infra {
         service: name,
         config: config.clone(),
@@ -128,6 +147,7 @@ where
         bus: bus.clone(),
         work: CancellationToken::new(),
         tasks: TaskTracker::new(),
+        verifier: verifier.clone(),
     };
     let routes = build(&infra)?
         .add_service(health_service)
@@ -145,31 +165,29 @@ where
         infra.work.clone(),
     ));
     infra.spawn(provision_stream(bus.clone(), name, infra.work.clone()));
+    infra.spawn(follow_revocations(
+        bus.clone(),
+        verifier.clone(),
+        config.identity.revocation_window,
+        infra.work.clone(),
+    ));
 
     let relay_stop = CancellationToken::new();
-    let relay = tokio::spawn(
-        OutboxRelay::new(db.clone(), bus.clone(), name, &schema).run(relay_stop.clone()),
-    );
+    let relay = tokio::spawn(OutboxRelay::new(db.clone(), bus.clone(), name, &schema).run(relay_stop.clone()));
 
     let admin_stop = CancellationToken::new();
     let pool_for_metrics = db.clone();
     let admin_router = admin::router(
         readiness.clone(),
-        vec![std::sync::Arc::new(move || {
-            db::record_pool_metrics(name, &pool_for_metrics)
-        })],
+        vec![std::sync::Arc::new(move || db::record_pool_metrics(name, &pool_for_metrics))],
     );
-    let admin = tokio::spawn(admin::serve(
-        listeners.admin,
-        admin_router,
-        admin_stop.clone(),
-    ));
+    let admin = tokio::spawn(admin::serve(listeners.admin, admin_router, admin_stop.clone()));
 
     tracing::info!(service = name, grpc = %listeners.grpc.local_addr()?, "serving");
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(ContextLayer::new(name))
+            .layer(ContextLayer::new(name, Some(verifier.clone())))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
     );
@@ -222,8 +240,7 @@ async fn monitor(
     let mut last: Option<bool> = None;
     loop {
         let db_ok = matches!(
-            tokio::time::timeout(Duration::from_secs(1), sqlx::query("SELECT 1").execute(&db))
-                .await,
+            tokio::time::timeout(Duration::from_secs(1), sqlx::query("SELECT 1").execute(&db)).await,
             Ok(Ok(_))
         );
         let nats_ok = bus.is_connected();
@@ -234,16 +251,7 @@ async fn monitor(
             } else {
                 tracing::warn!(postgres = db_ok, nats = nats_ok, "not ready");
             }
-            report(
-                &reporter,
-                services,
-                if ready {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                },
-            )
-            .await;
+            report(&reporter, services, if ready { ServingStatus::Serving } else { ServingStatus::NotServing }).await;
             readiness.set(ready);
             last = Some(ready);
         }
@@ -273,7 +281,7 @@ async fn provision_stream(bus: Bus, service: &'static str, stop: CancellationTok
 /// flattened in); `run` serves it until the token is cancelled.
 pub fn main<C, F, Fut>(def: ServiceDef, service_defaults: &str, run: F) -> ExitCode
 where
-    C: DeserializeOwned + serde::Serialize + AsRef<CommonConfig>,
+    C: DeserializeOwned + AsRef<CommonConfig>,
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
@@ -290,10 +298,7 @@ where
         eprintln!("nexus-{}: {e}", def.name);
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nexus-{}: cannot start runtime: {e}", def.name);
@@ -314,9 +319,9 @@ where
                 crate::shutdown::cancel_on_signal(shutdown.clone());
                 run(config, shutdown).await
             }
-            Command::Migrate => db::migrate(def.name, &config.as_ref().database, def.migrations)
-                .await
-                .map_err(Into::into),
+            Command::Migrate => {
+                db::migrate(def.name, &config.as_ref().database, def.migrations).await.map_err(Into::into)
+            }
             #[allow(clippy::print_stdout)] // the subcommand's whole purpose
             Command::Config => {
                 // Secret's Serialize is transparent, so redact through Debug instead.

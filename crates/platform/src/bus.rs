@@ -29,10 +29,7 @@ pub struct Bus {
 
 impl std::fmt::Debug for Bus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bus")
-            .field("url", &self.cfg.url)
-            .field("prefix", &self.cfg.prefix)
-            .finish()
+        f.debug_struct("Bus").field("url", &self.cfg.url).field("prefix", &self.cfg.prefix).finish()
     }
 }
 
@@ -48,21 +45,14 @@ impl Bus {
             .ping_interval(Duration::from_secs(10))
             // Quick first retries, capped: an operator restarting NATS should not wait long.
             .reconnect_delay_callback(|attempt| {
-                Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5)))
-                    .min(Duration::from_secs(2))
+                Duration::from_millis(100u64.saturating_mul(1 << attempt.min(5))).min(Duration::from_secs(2))
             });
         if !cfg.credentials.is_empty() {
-            opts = opts
-                .credentials(cfg.credentials.expose())
-                .map_err(BusError::Credentials)?;
+            opts = opts.credentials(cfg.credentials.expose()).map_err(BusError::Credentials)?;
         }
         let client = opts.connect(cfg.url.as_str()).await?;
         let js = jetstream::new(client.clone());
-        Ok(Bus {
-            client,
-            js,
-            cfg: cfg.clone(),
-        })
+        Ok(Bus { client, js, cfg: cfg.clone() })
     }
 
     pub fn config(&self) -> &NatsConfig {
@@ -80,9 +70,7 @@ impl Bus {
 
     /// Removes the prefix from a received subject.
     pub fn strip_prefix<'a>(&self, subject: &'a str) -> &'a str {
-        subject
-            .strip_prefix(self.cfg.prefix.as_str())
-            .unwrap_or(subject)
+        subject.strip_prefix(self.cfg.prefix.as_str()).unwrap_or(subject)
     }
 
     /// Stream names cannot hold dots: `t1.` + `auth` -> `T1_NEXUS_AUTH`.
@@ -91,13 +79,7 @@ impl Bus {
             .cfg
             .prefix
             .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
             .collect();
         format!("{prefix}NEXUS_{}", producer.to_ascii_uppercase())
     }
@@ -108,24 +90,15 @@ impl Bus {
 
     /// Creates (or finds) the stream of a producing service.
     pub async fn ensure_service_stream(&self, service: &str) -> Result<stream::Stream, BusError> {
-        self.ensure_stream(
-            &self.stream_name(service),
-            vec![self.subject(&format!("nexus.{service}.>"))],
-        )
-        .await
+        self.ensure_stream(&self.stream_name(service), vec![self.subject(&format!("nexus.{service}.>"))]).await
     }
 
     /// Creates (or finds) the dead-letter stream. Dead letters are kept longer than events.
     pub async fn ensure_dlq_stream(&self) -> Result<stream::Stream, BusError> {
-        self.ensure_stream(&self.stream_name("dlq"), vec![self.subject("nexus.dlq.>")])
-            .await
+        self.ensure_stream(&self.stream_name("dlq"), vec![self.subject("nexus.dlq.>")]).await
     }
 
-    async fn ensure_stream(
-        &self,
-        name: &str,
-        subjects: Vec<String>,
-    ) -> Result<stream::Stream, BusError> {
+    async fn ensure_stream(&self, name: &str, subjects: Vec<String>) -> Result<stream::Stream, BusError> {
         let config = stream::Config {
             name: name.to_owned(),
             subjects,
@@ -138,10 +111,7 @@ impl Bus {
         self.js
             .get_or_create_stream(config)
             .await
-            .map_err(|e| BusError::Stream {
-                stream: name.to_owned(),
-                message: e.to_string(),
-            })
+            .map_err(|e| BusError::Stream { stream: name.to_owned(), message: e.to_string() })
     }
 
     /// Deletes every stream whose name starts with this bus's prefix (test clean-up).

@@ -21,11 +21,7 @@ pub enum ConfigError {
     #[error("configuration: {0}")]
     Load(#[from] Box<figment::Error>),
     #[error("configuration: {key}: cannot read secret file {path}: {source}")]
-    SecretFile {
-        key: String,
-        path: String,
-        source: std::io::Error,
-    },
+    SecretFile { key: String, path: String, source: std::io::Error },
     #[error("configuration: {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -51,11 +47,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "\"[redacted]\""
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
     }
 }
 
@@ -151,6 +143,15 @@ pub struct ShutdownConfig {
     pub grace: Duration,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct IdentityConfig {
+    /// gRPC URL of the auth service, whose JWKS every service verifies tokens against.
+    pub auth_url: String,
+    /// How far back revocation events are replayed at start (at least the access-token TTL).
+    #[serde(with = "humantime_secs")]
+    pub revocation_window: Duration,
+}
+
 /// The sections every binary has.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CommonConfig {
@@ -160,27 +161,18 @@ pub struct CommonConfig {
     pub admin: AdminConfig,
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
+    pub identity: IdentityConfig,
 }
 
 impl CommonConfig {
     /// Checks what serde cannot; called by [`load`] so a bad value never reaches `serve`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_owned(),
-            })
-        };
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_owned() });
         if !self.database.url.expose().starts_with("postgres") {
             return invalid("database.url", "must be a postgres:// URL");
         }
-        if self.database.max_connections == 0
-            || self.database.min_connections > self.database.max_connections
-        {
-            return invalid(
-                "database.max_connections",
-                "must be > 0 and >= database.min_connections",
-            );
+        if self.database.max_connections == 0 || self.database.min_connections > self.database.max_connections {
+            return invalid("database.max_connections", "must be > 0 and >= database.min_connections");
         }
         if !self.nats.url.starts_with("nats://") && !self.nats.url.starts_with("tls://") {
             return invalid("nats.url", "must be a nats:// or tls:// URL");
@@ -200,11 +192,7 @@ impl CommonConfig {
 
 /// Loads `T` for `service`: platform defaults, the service's own defaults (TOML with the
 /// placeholder `{service}` replaced), an optional file, then the environment.
-pub fn load<T: DeserializeOwned>(
-    service: &str,
-    service_defaults: &str,
-    file: Option<&Path>,
-) -> Result<T, ConfigError> {
+pub fn load<T: DeserializeOwned>(service: &str, service_defaults: &str, file: Option<&Path>) -> Result<T, ConfigError> {
     load_from_env(service, service_defaults, file, std::env::vars())
 }
 
@@ -221,16 +209,10 @@ pub fn load_from_env<T: DeserializeOwned>(
     if let Some(path) = file {
         fig = fig.merge(Toml::file_exact(path));
     }
-    let env: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with("NEXUS_"))
-        .collect();
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("NEXUS_")).collect();
     // Plain variables first, then `_FILE` ones, so a secret file wins over a stray plain value.
     // Values parse like figment's own Env provider ("9" is a number, "true" a bool).
-    for (k, v) in env
-        .iter()
-        .filter(|(k, _)| !k.ends_with("_FILE") && k != "NEXUS_CONFIG")
-    {
+    for (k, v) in env.iter().filter(|(k, _)| !k.ends_with("_FILE") && k != "NEXUS_CONFIG") {
         let key = env_key(k);
         let value: figment::value::Value = v.parse().unwrap_or_else(|_| v.as_str().into());
         fig = fig.merge(Serialized::global(&key, value));
@@ -242,19 +224,14 @@ pub fn load_from_env<T: DeserializeOwned>(
             path: path.clone(),
             source,
         })?;
-        fig = fig.merge(Serialized::global(
-            &key,
-            value.trim_end_matches(['\n', '\r']).to_owned(),
-        ));
+        fig = fig.merge(Serialized::global(&key, value.trim_end_matches(['\n', '\r']).to_owned()));
     }
     fig.extract().map_err(|e| ConfigError::Load(Box::new(e)))
 }
 
 /// `NEXUS_DATABASE__ADMIN_URL` -> `database.admin_url`.
 fn env_key(var: &str) -> String {
-    var.trim_start_matches("NEXUS_")
-        .to_lowercase()
-        .replace("__", ".")
+    var.trim_start_matches("NEXUS_").to_lowercase().replace("__", ".")
 }
 
 /// Durations in config are whole seconds or strings like "500ms", "30s", "5m", "2h".
@@ -280,9 +257,9 @@ pub mod humantime_secs {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(n) => Ok(Duration::from_secs(n)),
-            Raw::Text(t) => parse(&t).ok_or_else(|| {
-                D::Error::custom(format!("invalid duration {t:?}; use e.g. 500ms, 30s, 5m"))
-            }),
+            Raw::Text(t) => {
+                parse(&t).ok_or_else(|| D::Error::custom(format!("invalid duration {t:?}; use e.g. 500ms, 30s, 5m")))
+            }
         }
     }
 
@@ -321,10 +298,7 @@ mod tests {
     const OWN: &str = "[feature]\nlimit = 3\n";
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -333,10 +307,7 @@ mod tests {
             "auth",
             OWN,
             None,
-            env(&[
-                ("NEXUS_GRPC__ADDR", "127.0.0.1:7000"),
-                ("NEXUS_FEATURE__LIMIT", "9"),
-            ]),
+            env(&[("NEXUS_GRPC__ADDR", "127.0.0.1:7000"), ("NEXUS_FEATURE__LIMIT", "9")]),
         )
         .unwrap();
         assert_eq!(cfg.common.grpc.addr.port(), 7000);
@@ -349,18 +320,8 @@ mod tests {
     fn file_layer_sits_between_defaults_and_env() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
-            "[feature]\nlimit = 5\n[admin]\naddr = \"127.0.0.1:9999\"\n",
-        )
-        .unwrap();
-        let cfg: Cfg = load_from_env(
-            "auth",
-            OWN,
-            Some(&path),
-            env(&[("NEXUS_FEATURE__LIMIT", "6")]),
-        )
-        .unwrap();
+        std::fs::write(&path, "[feature]\nlimit = 5\n[admin]\naddr = \"127.0.0.1:9999\"\n").unwrap();
+        let cfg: Cfg = load_from_env("auth", OWN, Some(&path), env(&[("NEXUS_FEATURE__LIMIT", "6")])).unwrap();
         assert_eq!(cfg.feature.limit, 6);
         assert_eq!(cfg.common.admin.addr.port(), 9999);
     }
@@ -370,61 +331,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         std::fs::write(&path, "postgres://svc:hunter2@db:5432/nexus\n").unwrap();
-        let cfg: Cfg = load_from_env(
-            "auth",
-            OWN,
-            None,
-            env(&[("NEXUS_DATABASE__URL_FILE", path.to_str().unwrap())]),
-        )
-        .unwrap();
-        assert_eq!(
-            cfg.common.database.url.expose(),
-            "postgres://svc:hunter2@db:5432/nexus"
-        );
+        let cfg: Cfg =
+            load_from_env("auth", OWN, None, env(&[("NEXUS_DATABASE__URL_FILE", path.to_str().unwrap())])).unwrap();
+        assert_eq!(cfg.common.database.url.expose(), "postgres://svc:hunter2@db:5432/nexus");
         assert!(!format!("{cfg:?}").contains("hunter2"));
-        assert_eq!(
-            redact_url(cfg.common.database.url.expose()),
-            "postgres://svc:***@db:5432/nexus"
-        );
+        assert_eq!(redact_url(cfg.common.database.url.expose()), "postgres://svc:***@db:5432/nexus");
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = load_from_env::<Cfg>(
-            "auth",
-            OWN,
-            None,
-            env(&[("NEXUS_GRPC__ADDR", "not-an-address")]),
-        )
-        .unwrap_err();
+        let err = load_from_env::<Cfg>("auth", OWN, None, env(&[("NEXUS_GRPC__ADDR", "not-an-address")])).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("grpc.addr") || msg.contains("addr"), "{msg}");
 
-        let err = load_from_env::<Cfg>("auth", OWN, None, env(&[("NEXUS_FEATURE__LIMIT", "lots")]))
-            .unwrap_err();
+        let err = load_from_env::<Cfg>("auth", OWN, None, env(&[("NEXUS_FEATURE__LIMIT", "lots")])).unwrap_err();
         assert!(err.to_string().contains("limit"), "{err}");
 
-        let missing = load_from_env::<Cfg>(
-            "auth",
-            OWN,
-            None,
-            env(&[("NEXUS_DATABASE__URL_FILE", "/nonexistent/x")]),
-        )
-        .unwrap_err();
+        let missing = load_from_env::<Cfg>("auth", OWN, None, env(&[("NEXUS_DATABASE__URL_FILE", "/nonexistent/x")]))
+            .unwrap_err();
         assert!(missing.to_string().contains("database.url"), "{missing}");
 
-        let cfg: Cfg =
-            load_from_env("auth", OWN, None, env(&[("NEXUS_NATS__PREFIX", "t1")])).unwrap();
+        let cfg: Cfg = load_from_env("auth", OWN, None, env(&[("NEXUS_NATS__PREFIX", "t1")])).unwrap();
         let err = cfg.common.validate().unwrap_err();
         assert!(err.to_string().contains("nats.prefix"), "{err}");
     }
 
     #[test]
     fn durations_parse_in_several_units() {
-        assert_eq!(
-            humantime_secs::parse("500ms"),
-            Some(Duration::from_millis(500))
-        );
+        assert_eq!(humantime_secs::parse("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(humantime_secs::parse("5m"), Some(Duration::from_secs(300)));
         assert_eq!(humantime_secs::parse("5 parsecs"), None);
         assert_eq!(humantime_secs::parse("s"), None);

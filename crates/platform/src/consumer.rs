@@ -45,8 +45,7 @@ impl Event {
                 self.envelope.event_type
             )));
         }
-        M::decode(self.envelope.payload.as_slice())
-            .map_err(|e| HandleError::Permanent(format!("payload: {e}")))
+        M::decode(self.envelope.payload.as_slice()).map_err(|e| HandleError::Permanent(format!("payload: {e}")))
     }
 }
 
@@ -103,12 +102,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(pool: PgPool, bus: Bus, spec: ConsumerSpec, handler: Arc<dyn EventHandler>) -> Self {
-        Self {
-            pool,
-            bus,
-            spec,
-            handler,
-        }
+        Self { pool, bus, spec, handler }
     }
 
     async fn pull_consumer(&self) -> anyhow::Result<PullConsumer> {
@@ -185,25 +179,11 @@ impl Consumer {
         let envelope = match Envelope::decode(msg.payload.as_ref()) {
             Ok(e) => e,
             Err(e) => {
-                return self
-                    .dead_letter(
-                        msg,
-                        &subject,
-                        &format!("undecodable envelope: {e}"),
-                        delivered,
-                    )
-                    .await;
+                return self.dead_letter(msg, &subject, &format!("undecodable envelope: {e}"), delivered).await;
             }
         };
         let Ok(event_id) = Uuid::parse_str(&envelope.event_id) else {
-            return self
-                .dead_letter(
-                    msg,
-                    &subject,
-                    "envelope without a valid event id",
-                    delivered,
-                )
-                .await;
+            return self.dead_letter(msg, &subject, "envelope without a valid event id", delivered).await;
         };
         let tenant = if envelope.tenant_id.is_empty() {
             None
@@ -211,14 +191,7 @@ impl Consumer {
             match TenantId::parse(&envelope.tenant_id) {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    return self
-                        .dead_letter(
-                            msg,
-                            &subject,
-                            "envelope with an invalid tenant id",
-                            delivered,
-                        )
-                        .await;
+                    return self.dead_letter(msg, &subject, "envelope with an invalid tenant id", delivered).await;
                 }
             }
         };
@@ -233,12 +206,7 @@ impl Consumer {
         carrier.insert("traceparent".to_owned(), envelope.traceparent.clone());
         carrier.insert("tracestate".to_owned(), envelope.tracestate.clone());
         crate::telemetry::set_parent_from(&span, &carrier);
-        let event = Event {
-            subject: subject.clone(),
-            envelope,
-            event_id,
-            tenant,
-        };
+        let event = Event { subject: subject.clone(), envelope, event_id, tenant };
 
         let result = ctx.scope(self.apply(&event).instrument(span)).await;
         match result {
@@ -250,16 +218,14 @@ impl Consumer {
                 let _ = msg.ack().await;
                 Outcome::Duplicate
             }
-            Err(HandleError::Permanent(reason)) => {
-                self.dead_letter(msg, &subject, &reason, delivered).await
-            }
+            Err(HandleError::Permanent(reason)) => self.dead_letter(msg, &subject, &reason, delivered).await,
             Err(HandleError::Retry(reason)) if delivered >= u64::from(self.spec.max_deliveries) => {
                 self.dead_letter(msg, &subject, &reason, delivered).await
             }
             Err(HandleError::Retry(reason)) => {
                 tracing::warn!(consumer = %self.spec.durable, %reason, delivered, "handler failed; will retry");
-                let delay = Duration::from_millis(200u64.saturating_mul(1 << delivered.min(8)))
-                    .min(Duration::from_secs(60));
+                let delay =
+                    Duration::from_millis(200u64.saturating_mul(1 << delivered.min(8))).min(Duration::from_secs(60));
                 let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
                 Outcome::Retried
             }
@@ -272,14 +238,12 @@ impl Consumer {
             Some(t) => crate::db::begin_tenant(&self.pool, t).await?,
             None => crate::db::begin_system(&self.pool).await?,
         };
-        let fresh = sqlx::query(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.spec.durable)
-        .bind(event.event_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+        let fresh = sqlx::query("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&self.spec.durable)
+            .bind(event.event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
             == 1;
         if !fresh {
             tx.rollback().await?;
@@ -302,25 +266,14 @@ impl Consumer {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(DLQ_ORIGINAL_SUBJECT, subject);
         headers.insert(DLQ_CONSUMER, self.spec.durable.as_str());
-        let reason: String = reason
-            .chars()
-            .take(1000)
-            .collect::<String>()
-            .replace(['\r', '\n'], " ");
+        let reason: String = reason.chars().take(1000).collect::<String>().replace(['\r', '\n'], " ");
         headers.insert(DLQ_ERROR, reason.as_str());
         headers.insert(DLQ_DELIVERIES, delivered.to_string().as_str());
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{}:{seq}", self.spec.durable).as_str(),
-        );
+        headers.insert("Nats-Msg-Id", format!("{}:{seq}", self.spec.durable).as_str());
         let published = match self
             .bus
             .js
-            .publish_with_headers(
-                self.bus.dlq_subject(&self.spec.durable),
-                headers,
-                msg.payload.clone(),
-            )
+            .publish_with_headers(self.bus.dlq_subject(&self.spec.durable), headers, msg.payload.clone())
             .await
         {
             Ok(ack) => ack.await.is_ok(),
@@ -331,9 +284,7 @@ impl Consumer {
             Outcome::DeadLettered
         } else {
             // Could not park it: leave it to be redelivered rather than lose it.
-            let _ = msg
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
-                .await;
+            let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
             Outcome::Retried
         }
     }

@@ -25,16 +25,8 @@ pub struct SchemaSpec {
 
 impl SchemaSpec {
     pub fn for_service(service: &str, cfg: &DatabaseConfig) -> Self {
-        let schema = if cfg.schema.is_empty() {
-            service.to_owned()
-        } else {
-            cfg.schema.clone()
-        };
-        let role = if cfg.role.is_empty() {
-            format!("nexus_{service}")
-        } else {
-            cfg.role.clone()
-        };
+        let schema = if cfg.schema.is_empty() { service.to_owned() } else { cfg.schema.clone() };
+        let role = if cfg.role.is_empty() { format!("nexus_{service}") } else { cfg.role.clone() };
         Self { schema, role }
     }
 }
@@ -42,17 +34,9 @@ impl SchemaSpec {
 fn check_ident(name: &str) -> Result<(), sqlx::Error> {
     let ok = !name.is_empty()
         && name.len() < 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.as_bytes()[0].is_ascii_digit();
-    if ok {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Configuration(
-            format!("invalid identifier {name:?}").into(),
-        ))
-    }
+    if ok { Ok(()) } else { Err(sqlx::Error::Configuration(format!("invalid identifier {name:?}").into())) }
 }
 
 /// Opens the runtime pool: the service role, `search_path` = the service schema.
@@ -63,10 +47,7 @@ pub async fn connect(service: &str, cfg: &DatabaseConfig) -> Result<PgPool, sqlx
         .application_name(&format!("nexus-{service}"))
         .options([
             ("search_path", spec.schema.as_str()),
-            (
-                "statement_timeout",
-                &format!("{}", cfg.statement_timeout.as_millis()),
-            ),
+            ("statement_timeout", &format!("{}", cfg.statement_timeout.as_millis())),
         ])
         .log_statements(tracing::log::LevelFilter::Debug);
     tracing::info!(url = %redact_url(cfg.url.expose()), schema = %spec.schema, "connecting to postgres");
@@ -117,30 +98,17 @@ pub async fn migrate(
         .await?;
         exec(&mut conn, "RESET nexus.tmp_password".to_owned()).await?;
     }
-    exec(
-        &mut conn,
-        format!("GRANT CONNECT ON DATABASE \"{database}\" TO {role}"),
-    )
-    .await?;
-    exec(
-        &mut conn,
-        format!("GRANT USAGE ON SCHEMA {schema} TO {role}"),
-    )
-    .await?;
+    exec(&mut conn, format!("GRANT CONNECT ON DATABASE \"{database}\" TO {role}")).await?;
+    exec(&mut conn, format!("GRANT USAGE ON SCHEMA {schema} TO {role}")).await?;
     exec(&mut conn, format!("SET search_path TO {schema}")).await?;
 
     let mut platform = clone_migrator(&PLATFORM_MIGRATIONS);
     platform.dangerous_set_table_name(format!("{schema}._platform_migrations"));
-    platform
-        .run(&mut conn)
-        .await
-        .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+    platform.run(&mut conn).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
     if let Some(m) = service_migrations {
         let mut own = clone_migrator(m);
         own.dangerous_set_table_name(format!("{schema}._service_migrations"));
-        own.run(&mut conn)
-            .await
-            .map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
+        own.run(&mut conn).await.map_err(|e| sqlx::Error::Migrate(Box::new(e)))?;
     }
 
     for grant in [
@@ -153,11 +121,7 @@ pub async fn migrate(
         exec(&mut conn, grant).await?;
     }
     if service_migrations.is_some() {
-        exec(
-            &mut conn,
-            format!("REVOKE ALL ON {schema}._service_migrations FROM {role}"),
-        )
-        .await?;
+        exec(&mut conn, format!("REVOKE ALL ON {schema}._service_migrations FROM {role}")).await?;
     }
     conn.close().await?;
     tracing::info!(%schema, %role, "migrations applied");
@@ -166,10 +130,7 @@ pub async fn migrate(
 
 /// Runs DDL built from checked identifiers (schema and role names pass `check_ident`).
 async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
 }
 
 fn clone_migrator(m: &Migrator) -> Migrator {
@@ -185,20 +146,16 @@ fn clone_migrator(m: &Migrator) -> Migrator {
 
 async fn ensure_database(admin: &PgConnectOptions, database: &str) -> Result<(), sqlx::Error> {
     let mut conn = admin.clone().database("postgres").connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(database)
-            .fetch_one(&mut conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut conn)
+        .await?;
     if !exists {
         let create = format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\""));
         let created = exec(&mut conn, create).await;
         if let Err(e) = created {
             // Lost a race with another migrator: fine.
-            let raced = e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|c| c == "42P04" || c == "23505");
+            let raced = e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "42P04" || c == "23505");
             if !raced {
                 return Err(e);
             }
@@ -235,10 +192,7 @@ async fn apply_settings(
 
 /// A transaction confined to one tenant by RLS, carrying the current request's actor and ids for
 /// the audit trail.
-pub async fn begin_tenant(
-    pool: &PgPool,
-    tenant: TenantId,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     apply_settings(&mut tx, Some(tenant), false, &RequestContext::current()).await?;
     Ok(tx)
@@ -256,7 +210,8 @@ pub async fn begin_system(pool: &PgPool) -> Result<Transaction<'static, Postgres
 pub fn record_pool_metrics(service: &str, pool: &PgPool) {
     let size = pool.size();
     let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-    metrics::gauge!("nexus_db_pool_connections", "service" => service.to_owned(), "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("nexus_db_pool_connections", "service" => service.to_owned(), "state" => "idle")
+        .set(f64::from(idle));
     metrics::gauge!("nexus_db_pool_connections", "service" => service.to_owned(), "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("nexus_db_pool_max_connections", "service" => service.to_owned())

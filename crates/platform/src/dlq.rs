@@ -4,8 +4,7 @@
 use async_nats::jetstream::stream::Stream;
 use nexus_proto::ops::dead_letters_server::{DeadLetters, DeadLettersServer};
 use nexus_proto::ops::{
-    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLettersRequest,
-    ReplayDeadLettersResponse,
+    DeadLetter, ListDeadLettersRequest, ListDeadLettersResponse, ReplayDeadLettersRequest, ReplayDeadLettersResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -27,19 +26,13 @@ impl DeadLetterOps {
     }
 
     async fn stream(&self) -> Result<Stream, Status> {
-        self.bus
-            .ensure_dlq_stream()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))
+        self.bus.ensure_dlq_stream().await.map_err(|e| Status::unavailable(e.to_string()))
     }
 
     /// Reads dead letters in sequence order, optionally for one consumer.
     pub async fn list(&self, consumer: &str, limit: usize) -> Result<Vec<DeadLetter>, Status> {
         let mut stream = self.stream().await?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let info = stream.info().await.map_err(|e| Status::unavailable(e.to_string()))?;
         let (first, last) = (info.state.first_sequence, info.state.last_sequence);
         let mut out = Vec::new();
         if info.state.messages == 0 {
@@ -52,19 +45,13 @@ impl DeadLetterOps {
             let Ok(msg) = stream.get_raw_message(seq).await else {
                 continue;
             };
-            let header = |k: &str| {
-                msg.headers
-                    .get(k)
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default()
-            };
+            let header = |k: &str| msg.headers.get(k).map(|v| v.as_str().to_owned()).unwrap_or_default();
             if !consumer.is_empty() && header(DLQ_CONSUMER) != consumer {
                 continue;
             }
-            let event_id =
-                <nexus_proto::events::Envelope as prost::Message>::decode(msg.payload.as_ref())
-                    .map(|e| e.event_id)
-                    .unwrap_or_default();
+            let event_id = <nexus_proto::events::Envelope as prost::Message>::decode(msg.payload.as_ref())
+                .map(|e| e.event_id)
+                .unwrap_or_default();
             out.push(DeadLetter {
                 sequence: seq,
                 consumer: header(DLQ_CONSUMER),
@@ -87,34 +74,18 @@ impl DeadLetterOps {
         let letters = self.list(consumer, usize::MAX).await?;
         let stream = self.stream().await?;
         let mut replayed = 0;
-        for letter in letters
-            .into_iter()
-            .filter(|l| sequences.is_empty() || sequences.contains(&l.sequence))
-        {
-            let msg = stream
-                .get_raw_message(letter.sequence)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+        for letter in letters.into_iter().filter(|l| sequences.is_empty() || sequences.contains(&l.sequence)) {
+            let msg = stream.get_raw_message(letter.sequence).await.map_err(|e| Status::unavailable(e.to_string()))?;
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(
-                "Nats-Msg-Id",
-                format!("replay:{}:{}", letter.consumer, letter.sequence).as_str(),
-            );
+            headers.insert("Nats-Msg-Id", format!("replay:{}:{}", letter.consumer, letter.sequence).as_str());
             let ack = self
                 .bus
                 .js
-                .publish_with_headers(
-                    self.bus.subject(&letter.original_subject),
-                    headers,
-                    msg.payload.clone(),
-                )
+                .publish_with_headers(self.bus.subject(&letter.original_subject), headers, msg.payload.clone())
                 .await
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             ack.await.map_err(|e| Status::unavailable(e.to_string()))?;
-            stream
-                .delete_message(letter.sequence)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+            stream.delete_message(letter.sequence).await.map_err(|e| Status::unavailable(e.to_string()))?;
             replayed += 1;
         }
         Ok(replayed)
@@ -123,15 +94,10 @@ impl DeadLetterOps {
 
 #[tonic::async_trait]
 impl DeadLetters for DeadLetterOps {
-    async fn list(
-        &self,
-        req: Request<ListDeadLettersRequest>,
-    ) -> Result<Response<ListDeadLettersResponse>, Status> {
+    async fn list(&self, req: Request<ListDeadLettersRequest>) -> Result<Response<ListDeadLettersResponse>, Status> {
         let r = req.into_inner();
         let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
-        Ok(Response::new(ListDeadLettersResponse {
-            items: self.list(&r.consumer, limit).await?,
-        }))
+        Ok(Response::new(ListDeadLettersResponse { items: self.list(&r.consumer, limit).await? }))
     }
 
     async fn replay(
@@ -142,8 +108,6 @@ impl DeadLetters for DeadLetterOps {
         if r.consumer.is_empty() {
             return Err(Status::invalid_argument("consumer is required"));
         }
-        Ok(Response::new(ReplayDeadLettersResponse {
-            replayed: self.replay(&r.consumer, &r.sequences).await?,
-        }))
+        Ok(Response::new(ReplayDeadLettersResponse { replayed: self.replay(&r.consumer, &r.sequences).await? }))
     }
 }

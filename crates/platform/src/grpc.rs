@@ -16,29 +16,31 @@ use nexus_kernel::ids::RequestId;
 
 use crate::config::Secret;
 use crate::context::{RequestContext, headers};
+use crate::identity::Verifier;
 
 /// Puts a [`RequestContext`] around every RPC and records `nexus_grpc_requests_total` and
 /// `nexus_grpc_request_duration_seconds`.
+///
+/// With a verifier, a bearer token is checked before the handler runs: an invalid one is refused
+/// with UNAUTHENTICATED, a valid one becomes a [`crate::identity::Principal`] in the request
+/// extensions and sets the tenant and actor of the context. Calls without a token reach the
+/// handler anonymous; handlers that need a caller ask with [`crate::identity::principal`].
 #[derive(Clone)]
 pub struct ContextLayer {
     service: Arc<str>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl ContextLayer {
-    pub fn new(service: &str) -> Self {
-        Self {
-            service: service.into(),
-        }
+    pub fn new(service: &str, verifier: Option<Arc<Verifier>>) -> Self {
+        Self { service: service.into(), verifier }
     }
 }
 
 impl<S> Layer<S> for ContextLayer {
     type Service = ContextService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ContextService {
-            inner,
-            service: self.service.clone(),
-        }
+        ContextService { inner, service: self.service.clone(), verifier: self.verifier.clone() }
     }
 }
 
@@ -46,25 +48,19 @@ impl<S> Layer<S> for ContextLayer {
 pub struct ContextService<S> {
     inner: S,
     service: Arc<str>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 /// Reads the caller's context from request headers (HTTP/2 headers are gRPC metadata).
 pub fn context_from_headers(h: &http::HeaderMap) -> RequestContext {
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok());
     RequestContext {
-        request_id: Some(
-            get(headers::REQUEST_ID)
-                .and_then(RequestId::parse)
-                .unwrap_or_else(RequestId::generate),
-        ),
+        request_id: Some(get(headers::REQUEST_ID).and_then(RequestId::parse).unwrap_or_else(RequestId::generate)),
         tenant_id: None,
         actor_id: None,
         client_ip: get(headers::CLIENT_IP).and_then(|s| s.parse::<IpAddr>().ok()),
         bearer: get(headers::AUTHORIZATION)
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| Secret::new(t.trim())),
         locale: get(headers::LOCALE).map(str::to_owned),
     }
@@ -78,7 +74,7 @@ where
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
-    RB: Send + 'static,
+    RB: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -88,12 +84,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         // The ready service is the one we were polled for; leave a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let method = req.uri().path().to_owned();
-        let ctx = context_from_headers(req.headers());
+        let mut ctx = context_from_headers(req.headers());
+        let verifier = self.verifier.clone();
         let span = tracing::info_span!(
             "grpc",
             otel.kind = "server",
@@ -105,6 +102,23 @@ where
         let service = self.service.clone();
         Box::pin(async move {
             let start = Instant::now();
+            if let (Some(verifier), Some(token)) = (verifier, ctx.bearer.clone()) {
+                match verifier.verify(token.expose()).instrument(span.clone()).await {
+                    Ok(p) => {
+                        ctx.tenant_id = Some(p.workspace_id);
+                        ctx.actor_id = Some(p.actor());
+                        req.extensions_mut().insert(p);
+                    }
+                    Err(e) => {
+                        metrics::counter!(
+                            "nexus_grpc_requests_total",
+                            &[("service", service.to_string()), ("method", method), ("code", "16".to_owned())]
+                        )
+                        .increment(1);
+                        return Ok(tonic::Status::from(e).into_http());
+                    }
+                }
+            }
             let result = ctx.scope(inner.call(req).instrument(span)).await;
             // Unary errors come back "trailers-only", with grpc-status in the headers; a normal
             // response carries status 0 in trailers.
@@ -117,15 +131,10 @@ where
                 Err(_) => "transport".to_owned(),
             };
             let labels = [("service", service.to_string()), ("method", method)];
-            metrics::histogram!("nexus_grpc_request_duration_seconds", &labels)
-                .record(start.elapsed().as_secs_f64());
+            metrics::histogram!("nexus_grpc_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
             metrics::counter!(
                 "nexus_grpc_requests_total",
-                &[
-                    ("service", labels[0].1.clone()),
-                    ("method", labels[1].1.clone()),
-                    ("code", code)
-                ]
+                &[("service", labels[0].1.clone()), ("method", labels[1].1.clone()), ("code", code)]
             )
             .increment(1);
             result
@@ -134,9 +143,8 @@ where
 }
 
 /// Reflection over every NexusOne package plus the health service.
-pub fn reflection_service() -> tonic_reflection::server::v1::ServerReflectionServer<
-    impl tonic_reflection::server::v1::ServerReflection,
-> {
+pub fn reflection_service()
+-> tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection> {
     tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(nexus_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -189,12 +197,6 @@ impl tonic::service::Interceptor for ForwardContext {
 /// A channel whose calls carry the caller's context.
 pub type ContextChannel = tonic::service::interceptor::InterceptedService<Channel, ForwardContext>;
 
-pub fn context_channel(
-    url: &str,
-    deadline: Duration,
-) -> Result<ContextChannel, tonic::transport::Error> {
-    Ok(tonic::service::interceptor::InterceptedService::new(
-        channel(url, deadline)?,
-        ForwardContext,
-    ))
+pub fn context_channel(url: &str, deadline: Duration) -> Result<ContextChannel, tonic::transport::Error> {
+    Ok(tonic::service::interceptor::InterceptedService::new(channel(url, deadline)?, ForwardContext))
 }

@@ -290,21 +290,17 @@ impl OutboxRelay {
         .fetch_one(&self.pool)
         .await;
         if let Ok((count, age)) = row {
-            metrics::gauge!("nexus_outbox_backlog", "service" => self.service.clone())
-                .set(count as f64);
-            metrics::gauge!("nexus_outbox_oldest_age_seconds", "service" => self.service.clone())
-                .set(age);
+            metrics::gauge!("nexus_outbox_backlog", "service" => self.service.clone()).set(count as f64);
+            metrics::gauge!("nexus_outbox_oldest_age_seconds", "service" => self.service.clone()).set(age);
         }
     }
 
     /// Published rows are kept a week for inspection; handled-event ids a month, well past any
     /// redelivery.
     async fn purge(&self) {
-        let _ = sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
-            .execute(&self.pool)
-            .await;
-        let _ = sqlx::query("DELETE FROM inbox WHERE handled_at < now() - interval '30 days'")
-            .execute(&self.pool)
-            .await;
+        let _ =
+            sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '7 days'").execute(&self.pool).await;
+        let _ =
+            sqlx::query("DELETE FROM inbox WHERE handled_at < now() - interval '30 days'").execute(&self.pool).await;
     }
 }

@@ -42,13 +42,10 @@ fn propagator() -> &'static TraceContextPropagator {
 /// Installs the global subscriber. Safe to call more than once (tests): later calls only return
 /// a guard with nothing to flush.
 pub fn init(service: &str, cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
-    let filter =
-        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&cfg.log_level))?;
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&cfg.log_level))?;
 
     let mut builder = SdkTracerProvider::builder()
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            cfg.sample_ratio,
-        ))))
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sample_ratio))))
         .with_resource(
             Resource::builder()
                 .with_service_name(format!("nexus-{service}"))
@@ -64,8 +61,7 @@ pub fn init(service: &str, cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGua
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
-    let otel =
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(format!("nexus-{service}")));
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(format!("nexus-{service}")));
 
     let fmt_layer = match cfg.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -75,21 +71,11 @@ pub fn init(service: &str, cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGua
             .with_span_list(false)
             .with_target(true)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_target(false)
-            .compact()
-            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).compact().boxed(),
     };
 
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(otel)
-        .with(fmt_layer)
-        .try_init()
-        .is_ok();
-    Ok(TelemetryGuard {
-        provider: installed.then_some(provider),
-    })
+    let installed = tracing_subscriber::registry().with(filter).with(otel).with(fmt_layer).try_init().is_ok();
+    Ok(TelemetryGuard { provider: installed.then_some(provider) })
 }
 
 /// Test and tool set-up: pretty logs at `warn` unless `RUST_LOG` says otherwise.
@@ -111,11 +97,7 @@ pub fn current_trace_id() -> String {
     use opentelemetry::trace::TraceContextExt;
     let cx = tracing::Span::current().context();
     let sc = cx.span().span_context().clone();
-    if sc.is_valid() {
-        sc.trace_id().to_string()
-    } else {
-        String::new()
-    }
+    if sc.is_valid() { sc.trace_id().to_string() } else { String::new() }
 }
 
 /// Where trace context is read from and written to: HTTP headers, gRPC metadata, NATS headers.
@@ -163,10 +145,7 @@ pub fn set_parent_from(span: &tracing::Span, carrier: &(impl Carrier + ?Sized)) 
 pub fn current_traceparent() -> (String, String) {
     let mut map = std::collections::HashMap::<String, String>::new();
     inject_current(&mut map);
-    (
-        map.remove("traceparent").unwrap_or_default(),
-        map.remove("tracestate").unwrap_or_default(),
-    )
+    (map.remove("traceparent").unwrap_or_default(), map.remove("tracestate").unwrap_or_default())
 }
 
 impl Carrier for std::collections::HashMap<String, String> {
@@ -186,10 +165,8 @@ impl Carrier for http::HeaderMap {
         self.get(key).and_then(|v| v.to_str().ok())
     }
     fn set_value(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(val)) = (
-            http::HeaderName::from_bytes(key.as_bytes()),
-            http::HeaderValue::from_str(&value),
-        ) {
+        if let (Ok(name), Ok(val)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
             self.insert(name, val);
         }
     }

@@ -8,8 +8,7 @@
 include!(concat!(env!("OUT_DIR"), "/nexus.rs"));
 
 /// Encoded `FileDescriptorSet` of all packages, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/nexus_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nexus_descriptor.bin"));
 
 pub use nexus::common::v1 as common;
 pub use nexus::events::v1 as events;

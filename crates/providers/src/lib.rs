@@ -1,1 +1,3 @@
+//! Third-party API clients, one module per provider.
 
+pub mod oidc;

@@ -16,18 +16,10 @@ pub struct TestDb {
 impl TestDb {
     /// Creates an empty database `nexus_t_<random>`.
     pub async fn new() -> TestDb {
-        let admin =
-            PgConnectOptions::from_str(&crate::admin_url()).expect("NEXUS_TEST_DATABASE_URL");
-        let name = format!(
-            "nexus_t_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..16]
-        );
-        let mut conn = admin
-            .clone()
-            .database("postgres")
-            .connect()
-            .await
-            .expect("postgres reachable for tests (run `make test`)");
+        let admin = PgConnectOptions::from_str(&crate::admin_url()).expect("NEXUS_TEST_DATABASE_URL");
+        let name = format!("nexus_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let mut conn =
+            admin.clone().database("postgres").connect().await.expect("postgres reachable for tests (run `make test`)");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
@@ -60,9 +52,7 @@ impl TestDb {
 
     /// A superuser pool on this database, for assertions that must see past RLS.
     pub async fn admin_pool(&self) -> PgPool {
-        PgPool::connect(&self.url_for(self.admin.get_username()))
-            .await
-            .expect("admin pool")
+        PgPool::connect(&self.url_for(self.admin.get_username())).await.expect("admin pool")
     }
 }
 
@@ -72,17 +62,12 @@ impl Drop for TestDb {
         let admin = self.admin.clone();
         // Drop runs outside async context; use a short-lived runtime on a plain thread.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async move {
                 let mut conn = admin.database("postgres").connect().await.ok()?;
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await;
                 let _ = conn.close().await;
                 Some(())
             })

@@ -14,21 +14,14 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub async fn start(router: axum::Router) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake server");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind fake server");
         let addr = listener.local_addr().expect("addr");
         let stop = CancellationToken::new();
         let token = stop.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
+            let _ = axum::serve(listener, router).with_graceful_shutdown(token.cancelled_owned()).await;
         });
-        FakeServer {
-            base_url: format!("http://{addr}"),
-            stop,
-        }
+        FakeServer { base_url: format!("http://{addr}"), stop }
     }
 }
 

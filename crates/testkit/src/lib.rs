@@ -8,6 +8,7 @@
 pub mod db;
 pub mod fake;
 pub mod nats;
+pub mod oidc;
 pub mod service;
 
 pub use db::TestDb;
@@ -17,8 +18,7 @@ pub use service::RunningService;
 
 /// Admin URL of the Postgres cluster tests use (superuser; creates per-test databases).
 pub fn admin_url() -> String {
-    std::env::var("NEXUS_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("NEXUS_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn nats_url() -> String {

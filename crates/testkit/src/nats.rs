@@ -39,9 +39,7 @@ impl TestNats {
 
     /// A connected bus with this prefix.
     pub async fn bus(&self) -> Bus {
-        let bus = Bus::connect("test", &self.config())
-            .await
-            .expect("nats connect");
+        let bus = Bus::connect("test", &self.config()).await.expect("nats connect");
         let ok = crate::eventually(Duration::from_secs(10), || {
             let b = bus.clone();
             async move { b.is_connected() }
@@ -62,14 +60,10 @@ impl Drop for TestNats {
     fn drop(&mut self) {
         let cfg = self.config();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             rt.block_on(async move {
                 let bus = Bus::connect("test-cleanup", &cfg).await.ok()?;
-                let _ = tokio::time::timeout(Duration::from_secs(5), bus.delete_prefixed_streams())
-                    .await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), bus.delete_prefixed_streams()).await;
                 Some(())
             })
         })
@@ -88,30 +82,18 @@ fn binary() -> PathBuf {
     std::env::var_os("NEXUS_TEST_NATS_SERVER")
         .map(PathBuf::from)
         .or_else(|| {
-            [
-                "/usr/sbin/nats-server",
-                "/usr/bin/nats-server",
-                "/usr/local/bin/nats-server",
-            ]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
+            ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
         })
         .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
 impl NatsServer {
     pub async fn start() -> NatsServer {
-        let port = StdListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut server = NatsServer {
-            port,
-            store: tempfile::tempdir().expect("tempdir"),
-            child: None,
-        };
+        let port = StdListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let mut server = NatsServer { port, store: tempfile::tempdir().expect("tempdir"), child: None };
         server.resume().await;
         server
     }
@@ -124,14 +106,7 @@ impl NatsServer {
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
         let child = Command::new(binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -140,9 +115,7 @@ impl NatsServer {
         self.child = Some(child);
         let port = self.port;
         let up = crate::eventually(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
         })
         .await;
         assert!(up, "nats-server did not come up on {port}");

@@ -56,18 +56,9 @@ impl GatewayConfig {
             return Err("http.body_limit: must be at least 1024 bytes".into());
         }
         for (key, v) in [
-            (
-                "rate_limit.per_user_per_minute",
-                self.rate_limit.per_user_per_minute,
-            ),
-            (
-                "rate_limit.per_ip_per_minute",
-                self.rate_limit.per_ip_per_minute,
-            ),
-            (
-                "rate_limit.auth_per_ip_per_minute",
-                self.rate_limit.auth_per_ip_per_minute,
-            ),
+            ("rate_limit.per_user_per_minute", self.rate_limit.per_user_per_minute),
+            ("rate_limit.per_ip_per_minute", self.rate_limit.per_ip_per_minute),
+            ("rate_limit.auth_per_ip_per_minute", self.rate_limit.auth_per_ip_per_minute),
         ] {
             if v == 0 {
                 return Err(format!("{key}: must be at least 1"));
@@ -75,9 +66,7 @@ impl GatewayConfig {
         }
         for origin in &self.http.cors_origins {
             if origin != "*" && origin.parse::<http::HeaderValue>().is_err() {
-                return Err(format!(
-                    "http.cors_origins: {origin:?} is not a valid origin"
-                ));
+                return Err(format!("http.cors_origins: {origin:?} is not a valid origin"));
             }
         }
         Ok(())

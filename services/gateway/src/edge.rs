@@ -40,10 +40,7 @@ pub struct EdgeConfig {
 
 impl From<&HttpConfig> for EdgeConfig {
     fn from(c: &HttpConfig) -> Self {
-        Self {
-            body_limit: c.body_limit,
-            trust_forwarded_for: c.trust_forwarded_for,
-        }
+        Self { body_limit: c.body_limit, trust_forwarded_for: c.trust_forwarded_for }
     }
 }
 
@@ -60,9 +57,7 @@ fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
             return ip;
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
 }
 
 /// Outermost middleware: identifies the request, negotiates the language, scopes the downstream
@@ -74,10 +69,7 @@ pub async fn edge(State(cfg): State<EdgeConfig>, mut req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(RequestId::parse)
         .unwrap_or_else(RequestId::generate);
-    let accept = req
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let locale = Locale::negotiate(None, accept);
     let ip = client_ip(&req, cfg.trust_forwarded_for);
     let bearer = req
@@ -86,11 +78,7 @@ pub async fn edge(State(cfg): State<EdgeConfig>, mut req: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| Secret::new(t.trim()));
-    let edge = Edge {
-        request_id: request_id.clone(),
-        locale,
-        client_ip: ip,
-    };
+    let edge = Edge { request_id: request_id.clone(), locale, client_ip: ip };
     req.extensions_mut().insert(edge.clone());
 
     let ctx = RequestContext {
@@ -123,10 +111,7 @@ pub async fn edge(State(cfg): State<EdgeConfig>, mut req: Request, next: Next) -
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// Error code for an error response some layer produced without our marker.
@@ -146,12 +131,7 @@ fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
-fn render_error(
-    resp: Response,
-    edge: &Edge,
-    method: &axum::http::Method,
-    body_limit: usize,
-) -> Response {
+fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_limit: usize) -> Response {
     let status = resp.status();
     let info = resp.extensions().get::<ErrorInfo>().cloned();
     // A JSON error body from elsewhere (e.g. a webhook receiver answering its provider) stands.
@@ -172,27 +152,17 @@ fn render_error(
         info.params.push(("method".into(), method.to_string()));
     }
     if info.code == "request.rate_limited" && !has(&info, "retry_after") {
-        let secs = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("60")
-            .to_owned();
+        let secs = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).unwrap_or("60").to_owned();
         info.params.push(("retry_after".into(), secs));
     }
     // 5xx bodies say nothing internal: the generic message for the class, whatever the code was.
-    let (code, message) = if status.is_server_error()
-        && info.code != "service.unavailable"
-        && info.code != "request.timeout"
-    {
-        (
-            "internal".to_owned(),
-            nexus_i18n::error_message(edge.locale, "internal", &[], status.as_u16()),
-        )
-    } else {
-        let msg = nexus_i18n::error_message(edge.locale, &info.code, &info.params, status.as_u16());
-        (info.code.clone(), msg)
-    };
+    let (code, message) =
+        if status.is_server_error() && info.code != "service.unavailable" && info.code != "request.timeout" {
+            ("internal".to_owned(), nexus_i18n::error_message(edge.locale, "internal", &[], status.as_u16()))
+        } else {
+            let msg = nexus_i18n::error_message(edge.locale, &info.code, &info.params, status.as_u16());
+            (info.code.clone(), msg)
+        };
     let envelope = ErrorEnvelope {
         error: ErrorBody {
             code,
@@ -205,10 +175,7 @@ fn render_error(
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(edge.locale.code()) {
         parts.headers.insert(header::CONTENT_LANGUAGE, v);
     }
@@ -259,10 +226,7 @@ impl RateLimits {
 }
 
 pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Next) -> Response {
-    let ip = req
-        .extensions()
-        .get::<Edge>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |e| e.client_ip);
+    let ip = req.extensions().get::<Edge>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |e| e.client_ip);
     let path = req.uri().path();
     let verdict = if path.starts_with("/v1/auth/") {
         limits.auth_per_ip.check_key(&ip)
@@ -277,25 +241,21 @@ pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Ne
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             metrics::counter!("nexus_http_rate_limited_total").increment(1);
-            ApiError::new(ErrorKind::RateLimited, "request.rate_limited")
-                .retry_after(secs.max(1))
-                .into_response()
+            ApiError::new(ErrorKind::RateLimited, "request.rate_limited").retry_after(secs.max(1)).into_response()
         }
     }
 }
 
 /// Per-route request counts and latency (route templates, not raw paths, as labels).
 pub async fn metrics(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::histogram!("nexus_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
         .record(start.elapsed().as_secs_f64());
-    metrics::counter!("nexus_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    metrics::counter!("nexus_http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
     resp
 }

@@ -58,10 +58,7 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        Self {
-            error,
-            retry_after: None,
-        }
+        Self { error, retry_after: None }
     }
 }
 
@@ -78,8 +75,7 @@ impl From<tonic::Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             // The cause chain goes to the log, never to the client.
             tracing::error!(error = ?self.error, "request failed");
@@ -91,16 +87,12 @@ impl IntoResponse for ApiError {
                 .error
                 .violations()
                 .iter()
-                .map(|v| FieldError {
-                    field: v.field.clone(),
-                    code: v.code.clone(),
-                })
+                .map(|v| FieldError { field: v.field.clone(), code: v.code.clone() })
                 .collect(),
         };
         let mut resp = status.into_response();
         if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp.extensions_mut().insert(info);
         resp

@@ -37,18 +37,12 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<mime::Mime>().ok())
             .is_some_and(|m| {
-                m.type_() == "application"
-                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+                m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
             });
         if !is_json {
-            return Err(ApiError::new(
-                ErrorKind::UnsupportedMediaType,
-                "request.unsupported_media_type",
-            ));
+            return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "request.unsupported_media_type"));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| body_error(e.status()))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| body_error(e.status()))?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -62,16 +56,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Syntax
             | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => {
-                ApiError::new(ErrorKind::InvalidArgument, "request.malformed_json")
-            }
+            | serde_json::error::Category::Io => ApiError::new(ErrorKind::InvalidArgument, "request.malformed_json"),
             serde_json::error::Category::Data => {
                 // serde names a missing field only in its (English) message; pull it out.
                 let field = if path == "." {
                     let msg = inner.to_string();
-                    msg.split('`')
-                        .nth(1)
-                        .map_or_else(|| "body".to_owned(), str::to_owned)
+                    msg.split('`').nth(1).map_or_else(|| "body".to_owned(), str::to_owned)
                 } else {
                     path
                 };
@@ -95,19 +85,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| ApiQuery(q.0))
-            .map_err(|e: QueryRejection| {
-                let detail = e
-                    .body_text()
-                    .rsplit(": ")
-                    .next()
-                    .unwrap_or("query")
-                    .to_owned();
-                ApiError::new(ErrorKind::InvalidArgument, "request.invalid_query")
-                    .with_param("detail", detail)
-            })
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| ApiQuery(q.0)).map_err(
+            |e: QueryRejection| {
+                let detail = e.body_text().rsplit(": ").next().unwrap_or("query").to_owned();
+                ApiError::new(ErrorKind::InvalidArgument, "request.invalid_query").with_param("detail", detail)
+            },
+        )
     }
 }
 
@@ -123,19 +106,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| ApiPath(p.0))
-            .map_err(|e: PathRejection| {
-                let detail = e
-                    .body_text()
-                    .rsplit(": ")
-                    .next()
-                    .unwrap_or("path")
-                    .to_owned();
-                ApiError::new(ErrorKind::InvalidArgument, "request.invalid_path")
-                    .with_param("detail", detail)
-            })
+        axum::extract::Path::<T>::from_request_parts(parts, state).await.map(|p| ApiPath(p.0)).map_err(
+            |e: PathRejection| {
+                let detail = e.body_text().rsplit(": ").next().unwrap_or("path").to_owned();
+                ApiError::new(ErrorKind::InvalidArgument, "request.invalid_path").with_param("detail", detail)
+            },
+        )
     }
 }
 
@@ -146,10 +122,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|e| body_error(e.status()))
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| body_error(e.status()))
     }
 }
 

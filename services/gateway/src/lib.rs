@@ -67,16 +67,10 @@ pub fn with_edge(router: Router, config: &GatewayConfig, limits: RateLimits) -> 
         })
         .layer(DefaultBodyLimit::max(config.http.body_limit))
         .layer(from_fn_with_state(limits, edge::rate_limit))
-        .layer(from_fn_with_state(
-            config.http.request_timeout,
-            edge::timeout,
-        ))
+        .layer(from_fn_with_state(config.http.request_timeout, edge::timeout))
         .layer(cors)
         .layer(CatchPanicLayer::new())
-        .layer(from_fn_with_state(
-            EdgeConfig::from(&config.http),
-            edge::edge,
-        ))
+        .layer(from_fn_with_state(EdgeConfig::from(&config.http), edge::edge))
         .layer(CompressionLayer::new())
 }
 
@@ -88,13 +82,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -103,21 +91,14 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("x-request-id"),
             HeaderName::from_static("idempotency-key"),
         ])
-        .expose_headers([
-            HeaderName::from_static("x-request-id"),
-            header::RETRY_AFTER,
-            header::CONTENT_LANGUAGE,
-        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER, header::CONTENT_LANGUAGE])
         .max_age(Duration::from_secs(3600))
 }
 
 /// The complete public application.
 pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> {
     let upstreams = Upstreams::new(&config.services, config.http.upstream_timeout)?;
-    let state = AppState {
-        config: Arc::new(config.clone()),
-        upstreams,
-    };
+    let state = AppState { config: Arc::new(config.clone()), upstreams };
     let (router, mut api) = api_router().split_for_parts();
     openapi::add_standard_errors(&mut api);
     // No validator badge: Swagger UI would otherwise call an outside host from the docs page.
@@ -144,21 +125,14 @@ impl Listeners {
 }
 
 /// Serves until `shutdown`; in-flight requests finish (up to the grace period) before it returns.
-pub async fn run(
-    config: GatewayConfig,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
     let limits = RateLimits::new(&config.rate_limit);
     let app = app(config.clone(), limits.clone())?;
 
     let readiness = Readiness::default();
     let admin_stop = CancellationToken::new();
-    let admin = tokio::spawn(admin::serve(
-        listeners.admin,
-        admin::router(readiness.clone(), Vec::new()),
-        admin_stop.clone(),
-    ));
+    let admin =
+        tokio::spawn(admin::serve(listeners.admin, admin::router(readiness.clone(), Vec::new()), admin_stop.clone()));
 
     let sweeper_stop = shutdown.clone();
     tokio::spawn(async move {
@@ -173,11 +147,8 @@ pub async fn run(
     tracing::info!(http = %listeners.http.local_addr()?, "gateway serving");
     readiness.set(true);
     let drained = shutdown.clone();
-    let server = axum::serve(
-        listeners.http,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { drained.cancelled().await });
+    let server = axum::serve(listeners.http, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { drained.cancelled().await });
     let mut server = tokio::spawn(async move { server.await });
     let result = tokio::select! {
         r = &mut server => r,

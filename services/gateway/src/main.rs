@@ -11,20 +11,16 @@ fn main() -> ExitCode {
     nexus_platform::install_crypto_provider();
     let command = cli.command.clone().unwrap_or(Command::Serve);
     if let Command::Openapi = command {
-        print!(
-            "{}",
-            nexus_gateway::openapi::to_pretty_json(&nexus_gateway::openapi())
-        );
+        print!("{}", nexus_gateway::openapi::to_pretty_json(&nexus_gateway::openapi()));
         return ExitCode::SUCCESS;
     }
-    let config: GatewayConfig =
-        match nexus_platform::config::load("gateway", DEFAULTS, cli.config.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("nexus-gateway: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let config: GatewayConfig = match nexus_platform::config::load("gateway", DEFAULTS, cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nexus-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if let Err(e) = config.validate() {
         eprintln!("nexus-gateway: configuration: {e}");
         return ExitCode::from(2);
@@ -38,10 +34,7 @@ fn main() -> ExitCode {
         }
         Command::Serve | Command::Openapi => {}
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nexus-gateway: cannot start runtime: {e}");

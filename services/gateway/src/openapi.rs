@@ -28,17 +28,10 @@ impl utoipa::Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
-        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
     }
 }
 
@@ -66,9 +59,7 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
                 .description(description)
                 .content(
                     "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
-                        .build(),
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
                 )
                 .build(),
         )
@@ -88,23 +79,13 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
             ]);
         }
         for (status, description) in standard {
-            op.responses
-                .responses
-                .entry(status.to_owned())
-                .or_insert_with(|| envelope(description));
+            op.responses.responses.entry(status.to_owned()).or_insert_with(|| envelope(description));
         }
     };
     for (path, item) in doc.paths.paths.iter_mut() {
         let json_api = path.starts_with("/v1/");
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
         {
             add(op, json_api);
         }

@@ -22,8 +22,7 @@ pub struct Upstreams {
 impl Upstreams {
     pub fn new(cfg: &ServicesConfig, deadline: Duration) -> anyhow::Result<Self> {
         let ch = |name: &str, url: &str| {
-            context_channel(url, deadline)
-                .map_err(|e| anyhow::anyhow!("services.{name}: {url:?}: {e}"))
+            context_channel(url, deadline).map_err(|e| anyhow::anyhow!("services.{name}: {url:?}: {e}"))
         };
         Ok(Self {
             auth: ch("auth", &cfg.auth)?,

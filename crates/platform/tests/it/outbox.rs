@@ -18,12 +18,7 @@ use nexus_testkit::{TestDb, TestNats, eventually};
 use crate::fixture::migrated;
 
 fn note_event(body: &str) -> AuditRecorded {
-    AuditRecorded {
-        table: "notes".into(),
-        operation: "INSERT".into(),
-        after_json: body.into(),
-        ..Default::default()
-    }
+    AuditRecorded { table: "notes".into(), operation: "INSERT".into(), after_json: body.into(), ..Default::default() }
 }
 
 async fn stream_messages(bus: &nexus_platform::bus::Bus, service: &str) -> u64 {
@@ -32,8 +27,7 @@ async fn stream_messages(bus: &nexus_platform::bus::Bus, service: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_across_a_relay_crash()
- {
+async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_across_a_relay_crash() {
     let db = TestDb::new().await;
     let nats = TestNats::new();
     let bus = nats.bus().await;
@@ -41,25 +35,11 @@ async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_
     let tenant = TenantId::new();
 
     let mut tx = begin_tenant(&pool, tenant).await.unwrap();
-    enqueue(
-        &mut tx,
-        "nexus.fixture.note.created",
-        Some(tenant),
-        &note_event("rolled back"),
-    )
-    .await
-    .unwrap();
+    enqueue(&mut tx, "nexus.fixture.note.created", Some(tenant), &note_event("rolled back")).await.unwrap();
     tx.rollback().await.unwrap();
 
     let mut tx = begin_tenant(&pool, tenant).await.unwrap();
-    let id = enqueue(
-        &mut tx,
-        "nexus.fixture.note.created",
-        Some(tenant),
-        &note_event("committed"),
-    )
-    .await
-    .unwrap();
+    let id = enqueue(&mut tx, "nexus.fixture.note.created", Some(tenant), &note_event("committed")).await.unwrap();
     tx.commit().await.unwrap();
 
     let relay = OutboxRelay::new(pool.clone(), bus.clone(), "fixture", "fixture");
@@ -68,21 +48,15 @@ async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_
     // The relay publishes, then dies before marking the row.
     assert_eq!(relay.publish_then_crash().await.unwrap(), 1);
     assert_eq!(stream_messages(&bus, "fixture").await, 1);
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(pending, 1, "the row is still pending after the crash");
 
     // A fresh relay (the restarted process) publishes it again; JetStream drops the duplicate.
     let restarted = OutboxRelay::new(pool.clone(), bus.clone(), "fixture", "fixture");
     assert_eq!(restarted.flush().await.unwrap(), 1);
     assert_eq!(restarted.flush().await.unwrap(), 0);
-    assert_eq!(
-        stream_messages(&bus, "fixture").await,
-        1,
-        "exactly one copy in the stream"
-    );
+    assert_eq!(stream_messages(&bus, "fixture").await, 1, "exactly one copy in the stream");
 
     let mut stream = bus.ensure_service_stream("fixture").await.unwrap();
     let first = stream.info().await.unwrap().state.first_sequence;
@@ -92,16 +66,8 @@ async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_
     assert_eq!(env.tenant_id, tenant.as_uuid().to_string());
     assert_eq!(env.event_type, "nexus.events.v1.AuditRecorded");
     assert_eq!(env.source, "fixture");
-    assert_eq!(
-        AuditRecorded::decode(env.payload.as_slice())
-            .unwrap()
-            .after_json,
-        "committed"
-    );
-    assert_eq!(
-        raw.subject.as_str(),
-        format!("{}nexus.fixture.note.created", nats.prefix)
-    );
+    assert_eq!(AuditRecorded::decode(env.payload.as_slice()).unwrap().after_json, "committed");
+    assert_eq!(raw.subject.as_str(), format!("{}nexus.fixture.note.created", nats.prefix));
 }
 
 #[tokio::test]
@@ -114,9 +80,7 @@ async fn the_running_relay_publishes_on_commit_and_flushes_on_shutdown() {
     let tenant = TenantId::new();
 
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(
-        OutboxRelay::new(pool.clone(), bus.clone(), "fixture", "fixture").run(stop.clone()),
-    );
+    let relay = tokio::spawn(OutboxRelay::new(pool.clone(), bus.clone(), "fixture", "fixture").run(stop.clone()));
 
     // Audit rows from the trigger are published too, as AuditRecorded.
     let mut tx = begin_tenant(&pool, tenant).await.unwrap();
@@ -136,22 +100,13 @@ async fn the_running_relay_publishes_on_commit_and_flushes_on_shutdown() {
 
     // Written just before shutdown: the final flush must publish it.
     let mut tx = begin_tenant(&pool, tenant).await.unwrap();
-    enqueue(
-        &mut tx,
-        "nexus.fixture.note.created",
-        Some(tenant),
-        &note_event("late"),
-    )
-    .await
-    .unwrap();
+    enqueue(&mut tx, "nexus.fixture.note.created", Some(tenant), &note_event("late")).await.unwrap();
     tx.commit().await.unwrap();
     stop.cancel();
     relay.await.unwrap();
     assert_eq!(stream_messages(&bus, "fixture").await, 2);
-    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(pending, 0);
 }
 
@@ -169,9 +124,7 @@ impl EventHandler for Recorder {
         if self.broken.load(Ordering::SeqCst) {
             return Err(HandleError::Retry("downstream unavailable".into()));
         }
-        let tenant = event
-            .tenant
-            .ok_or_else(|| HandleError::Permanent("no tenant".into()))?;
+        let tenant = event.tenant.ok_or_else(|| HandleError::Permanent("no tenant".into()))?;
         sqlx::query("INSERT INTO applied (tenant_id, event_id) VALUES ($1, $2)")
             .bind(tenant.as_uuid())
             .bind(event.event_id)
@@ -185,11 +138,7 @@ async fn publish_copy(bus: &nexus_platform::bus::Bus, env: &Envelope, msg_id: &s
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", msg_id);
     bus.js
-        .publish_with_headers(
-            bus.subject("nexus.fixture.note.created"),
-            headers,
-            env.encode_to_vec().into(),
-        )
+        .publish_with_headers(bus.subject("nexus.fixture.note.created"), headers, env.encode_to_vec().into())
         .await
         .unwrap()
         .await
@@ -219,10 +168,7 @@ fn spec() -> ConsumerSpec {
 
 async fn applied_count(pool: &sqlx::PgPool) -> i64 {
     let mut tx = nexus_platform::db::begin_system(pool).await.unwrap();
-    sqlx::query_scalar("SELECT count(*) FROM applied")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM applied").fetch_one(&mut *tx).await.unwrap()
 }
 
 #[tokio::test]
@@ -238,10 +184,7 @@ async fn a_consumer_handed_the_same_event_twice_applies_it_once() {
     publish_copy(&bus, &env, "copy-1").await;
     publish_copy(&bus, &env, "copy-2").await;
 
-    let handler = Arc::new(Recorder {
-        broken: AtomicBool::new(false),
-        calls: AtomicUsize::new(0),
-    });
+    let handler = Arc::new(Recorder { broken: AtomicBool::new(false), calls: AtomicUsize::new(0) });
     let consumer = Consumer::new(pool.clone(), bus.clone(), spec(), handler.clone());
     let mut outcomes = Vec::new();
     let pull = bus.ensure_service_stream("fixture").await.unwrap();
@@ -260,23 +203,13 @@ async fn a_consumer_handed_the_same_event_twice_applies_it_once() {
         )
         .await
         .unwrap();
-    let mut batch = c
-        .fetch()
-        .max_messages(2)
-        .expires(Duration::from_secs(2))
-        .messages()
-        .await
-        .unwrap();
+    let mut batch = c.fetch().max_messages(2).expires(Duration::from_secs(2)).messages().await.unwrap();
     while let Some(Ok(m)) = batch.next().await {
         outcomes.push(consumer.process(&m).await);
     }
     assert_eq!(outcomes, vec![Outcome::Applied, Outcome::Duplicate]);
     assert_eq!(applied_count(&pool).await, 1);
-    assert_eq!(
-        handler.calls.load(Ordering::SeqCst),
-        1,
-        "the duplicate never reaches the handler"
-    );
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "the duplicate never reaches the handler");
 }
 
 #[tokio::test]
@@ -293,47 +226,26 @@ async fn failing_messages_go_to_the_dead_letter_stream_and_replay_applies_them()
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", "garbage");
     bus.js
-        .publish_with_headers(
-            bus.subject("nexus.fixture.junk"),
-            headers,
-            "not protobuf".into(),
-        )
+        .publish_with_headers(bus.subject("nexus.fixture.junk"), headers, "not protobuf".into())
         .await
         .unwrap()
         .await
         .unwrap();
 
-    let handler = Arc::new(Recorder {
-        broken: AtomicBool::new(true),
-        calls: AtomicUsize::new(0),
-    });
+    let handler = Arc::new(Recorder { broken: AtomicBool::new(true), calls: AtomicUsize::new(0) });
     let stop = CancellationToken::new();
-    let running = tokio::spawn(
-        Consumer::new(pool.clone(), bus.clone(), spec(), handler.clone()).run(stop.clone()),
-    );
+    let running = tokio::spawn(Consumer::new(pool.clone(), bus.clone(), spec(), handler.clone()).run(stop.clone()));
 
     let ops = DeadLetterOps::new(bus.clone());
     let dead = eventually(Duration::from_secs(20), || {
         let ops = ops.clone();
-        async move {
-            ops.list("fixture-recorder", 10)
-                .await
-                .map(|l| l.len() == 2)
-                .unwrap_or(false)
-        }
+        async move { ops.list("fixture-recorder", 10).await.map(|l| l.len() == 2).unwrap_or(false) }
     })
     .await;
     assert!(dead, "both messages should be dead-lettered");
-    assert_eq!(
-        handler.calls.load(Ordering::SeqCst),
-        3,
-        "bounded: exactly max_deliveries attempts"
-    );
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 3, "bounded: exactly max_deliveries attempts");
     let letters = ops.list("fixture-recorder", 10).await.unwrap();
-    let bad = letters
-        .iter()
-        .find(|l| l.original_subject == "nexus.fixture.junk")
-        .unwrap();
+    let bad = letters.iter().find(|l| l.original_subject == "nexus.fixture.junk").unwrap();
     assert!(bad.error.contains("undecodable"), "{bad:?}");
     let retried = letters.iter().find(|l| l.event_id == env.event_id).unwrap();
     assert_eq!(retried.deliveries, 3);
@@ -342,12 +254,7 @@ async fn failing_messages_go_to_the_dead_letter_stream_and_replay_applies_them()
 
     // The operator fixes the cause and replays the good one.
     handler.broken.store(false, Ordering::SeqCst);
-    assert_eq!(
-        ops.replay("fixture-recorder", &[retried.sequence])
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(ops.replay("fixture-recorder", &[retried.sequence]).await.unwrap(), 1);
     assert!(
         eventually(Duration::from_secs(10), || {
             let p = pool.clone();

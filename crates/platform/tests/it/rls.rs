@@ -13,12 +13,11 @@ async fn tenant_transaction_sees_only_its_own_rows_even_without_where() {
     let (a, b) = (TenantId::new(), TenantId::new());
 
     // The runtime connection is the service role: not a superuser, not the table owner.
-    let (user, superuser): (String, bool) = sqlx::query_as(
-        "SELECT current_user::text, usesuper FROM pg_user WHERE usename = current_user",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (user, superuser): (String, bool) =
+        sqlx::query_as("SELECT current_user::text, usesuper FROM pg_user WHERE usename = current_user")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(user, "nexus_fixture");
     assert!(!superuser);
 
@@ -36,16 +35,9 @@ async fn tenant_transaction_sees_only_its_own_rows_even_without_where() {
     }
 
     let mut tx = begin_tenant(&pool, a).await.unwrap();
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(count, 2, "tenant A must see only its own two rows");
-    let updated = sqlx::query("UPDATE notes SET body = 'overwritten'")
-        .execute(&mut *tx)
-        .await
-        .unwrap()
-        .rows_affected();
+    let updated = sqlx::query("UPDATE notes SET body = 'overwritten'").execute(&mut *tx).await.unwrap().rows_affected();
     assert_eq!(updated, 2);
     let deleted = sqlx::query("DELETE FROM notes WHERE tenant_id = $1")
         .bind(b.as_uuid())
@@ -53,10 +45,7 @@ async fn tenant_transaction_sees_only_its_own_rows_even_without_where() {
         .await
         .unwrap()
         .rows_affected();
-    assert_eq!(
-        deleted, 0,
-        "tenant A cannot delete B's rows even by naming them"
-    );
+    assert_eq!(deleted, 0, "tenant A cannot delete B's rows even by naming them");
     tx.commit().await.unwrap();
 
     // Writing a row for another tenant is refused by the policy's WITH CHECK.
@@ -70,26 +59,15 @@ async fn tenant_transaction_sees_only_its_own_rows_even_without_where() {
     drop(tx);
 
     // No tenant set: nothing visible at all.
-    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM notes").fetch_one(&pool).await.unwrap();
     assert_eq!(none, 0);
 
     // B's rows are untouched; a system transaction sees both tenants.
     let mut tx = begin_system(&pool).await.unwrap();
     let rows: Vec<(uuid::Uuid, String)> =
-        sqlx::query_as("SELECT tenant_id, body FROM notes ORDER BY body")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
+        sqlx::query_as("SELECT tenant_id, body FROM notes ORDER BY body").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(rows.len(), 5);
-    assert_eq!(
-        rows.iter()
-            .filter(|(t, body)| *t == b.as_uuid() && body.starts_with("note"))
-            .count(),
-        3
-    );
+    assert_eq!(rows.iter().filter(|(t, body)| *t == b.as_uuid() && body.starts_with("note")).count(), 3);
 
     let admin = db.admin_pool().await;
     let tables = assert_tenant_tables_protected(&admin, "fixture").await;
@@ -114,55 +92,32 @@ async fn every_change_to_a_tenant_table_is_audited_in_the_same_transaction() {
             .execute(&mut *tx)
             .await
             .unwrap();
-        sqlx::query("UPDATE notes SET body = 'changed'")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        sqlx::query("UPDATE notes SET body = 'changed'").execute(&mut *tx).await.unwrap();
         // A no-op update records nothing.
-        sqlx::query("UPDATE notes SET body = 'changed'")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        sqlx::query("UPDATE notes SET body = 'changed'").execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
 
         // A rolled-back change leaves no audit trace.
         let mut tx = begin_tenant(&pool, tenant).await.unwrap();
-        sqlx::query("DELETE FROM notes")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        sqlx::query("DELETE FROM notes").execute(&mut *tx).await.unwrap();
         tx.rollback().await.unwrap();
     })
     .await;
 
     let admin = db.admin_pool().await;
-    let rows: Vec<(
-        Option<uuid::Uuid>,
-        String,
-        serde_json::Value,
-        String,
-        String,
-    )> = sqlx::query_as(
-        "SELECT tenant_id, subject, audit, actor_id, request_id FROM fixture.outbox ORDER BY seq",
-    )
-    .fetch_all(&admin)
-    .await
-    .unwrap();
-    assert_eq!(
-        rows.len(),
-        2,
-        "insert and update, nothing for the no-op or the rollback"
-    );
+    let rows: Vec<(Option<uuid::Uuid>, String, serde_json::Value, String, String)> =
+        sqlx::query_as("SELECT tenant_id, subject, audit, actor_id, request_id FROM fixture.outbox ORDER BY seq")
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 2, "insert and update, nothing for the no-op or the rollback");
     for (t, subject, audit, actor, req) in &rows {
         assert_eq!(*t, Some(tenant.as_uuid()));
         assert_eq!(subject, "nexus.fixture.audit.recorded");
         assert_eq!(actor, "usr_test");
         assert_eq!(req, "req-audit-1");
         assert_eq!(audit["client_ip"], "203.0.113.9");
-        assert!(
-            !audit.to_string().contains("hunter2"),
-            "redacted column leaked: {audit}"
-        );
+        assert!(!audit.to_string().contains("hunter2"), "redacted column leaked: {audit}");
     }
     assert_eq!(rows[0].2["operation"], "INSERT");
     assert_eq!(rows[1].2["operation"], "UPDATE");

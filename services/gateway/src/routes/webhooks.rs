@@ -50,29 +50,15 @@ pub async fn receive(
                 .or_insert_with(|| v.to_owned());
         }
     }
-    let RawBody(body) =
-        <RawBody as axum::extract::FromRequest<AppState>>::from_request(req, &state).await?;
+    let RawBody(body) = <RawBody as axum::extract::FromRequest<AppState>>::from_request(req, &state).await?;
     let resp = WebhookReceiverClient::new(channel.clone())
-        .deliver(DeliverWebhookRequest {
-            provider,
-            method,
-            query,
-            headers,
-            body: body.to_vec(),
-        })
+        .deliver(DeliverWebhookRequest { provider, method, query, headers, body: body.to_vec() })
         .await?
         .into_inner();
-    let status = u16::try_from(resp.status)
-        .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::OK);
+    let status = u16::try_from(resp.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() = status;
-    let content_type = if resp.content_type.is_empty() {
-        "application/json".to_owned()
-    } else {
-        resp.content_type
-    };
+    let content_type = if resp.content_type.is_empty() { "application/json".to_owned() } else { resp.content_type };
     if let Ok(v) = HeaderValue::from_str(&content_type) {
         out.headers_mut().insert(header::CONTENT_TYPE, v);
     }
@@ -97,10 +83,6 @@ pub async fn receive(
         (status = 503, description = "Owning service unavailable", body = crate::error::ErrorEnvelope),
     )
 )]
-pub async fn verify(
-    state: State<AppState>,
-    provider: ApiPath<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
+pub async fn verify(state: State<AppState>, provider: ApiPath<String>, req: Request) -> Result<Response, ApiError> {
     receive(state, provider, req).await
 }

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use nexus_gateway::edge::RateLimits;
-use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::{
-    WebhookReceiver, WebhookReceiverServer,
-};
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::{WebhookReceiver, WebhookReceiverServer};
 use nexus_proto::nexus::webhooks::v1::{DeliverWebhookRequest, DeliverWebhookResponse};
 use tokio::net::TcpListener;
 
@@ -31,25 +29,13 @@ async fn app_base(mutate: impl FnOnce(&mut nexus_gateway::config::GatewayConfig)
 #[tokio::test]
 async fn locales_are_listed_with_direction() {
     let base = app_base(|_| {}).await;
-    let (status, _, body) = json(
-        client()
-            .get(format!("{base}/v1/locales"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = json(client().get(format!("{base}/v1/locales")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     let dirs: HashMap<String, String> = body["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| {
-            (
-                i["code"].as_str().unwrap().into(),
-                i["dir"].as_str().unwrap().into(),
-            )
-        })
+        .map(|i| (i["code"].as_str().unwrap().into(), i["dir"].as_str().unwrap().into()))
         .collect();
     assert_eq!(dirs.len(), 5);
     assert_eq!(dirs["ar"], "rtl");
@@ -62,44 +48,26 @@ fn committed_openapi_document_matches_the_code() {
     let generated = nexus_gateway::openapi::to_pretty_json(&nexus_gateway::openapi());
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "services/gateway/openapi.json is stale: run `make openapi` and commit it"
-    );
+    assert!(committed == generated, "services/gateway/openapi.json is stale: run `make openapi` and commit it");
 }
 
 #[test]
 fn every_operation_documents_examples_and_its_errors() {
-    let doc: serde_json::Value =
-        serde_json::from_str(&nexus_gateway::openapi().to_json().unwrap()).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&nexus_gateway::openapi().to_json().unwrap()).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     assert!(!paths.is_empty());
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let where_ = format!("{method} {path}");
-            let responses = op["responses"]
-                .as_object()
-                .unwrap_or_else(|| panic!("{where_}: no responses"));
-            let errors: Vec<_> = responses
-                .iter()
-                .filter(|(s, _)| s.starts_with('4') || s.starts_with('5'))
-                .collect();
-            assert!(
-                !errors.is_empty(),
-                "{where_}: no error responses documented"
-            );
+            let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{where_}: no responses"));
+            let errors: Vec<_> = responses.iter().filter(|(s, _)| s.starts_with('4') || s.starts_with('5')).collect();
+            assert!(!errors.is_empty(), "{where_}: no error responses documented");
             for (status, resp) in errors {
                 let schema = &resp["content"]["application/json"]["schema"]["$ref"];
-                assert_eq!(
-                    schema, "#/components/schemas/ErrorEnvelope",
-                    "{where_} {status}: errors use the envelope"
-                );
+                assert_eq!(schema, "#/components/schemas/ErrorEnvelope", "{where_} {status}: errors use the envelope");
             }
-            assert!(
-                responses.contains_key("429"),
-                "{where_}: rate limiting applies everywhere"
-            );
+            assert!(responses.contains_key("429"), "{where_}: rate limiting applies everywhere");
             if let Some(body) = op.get("requestBody") {
                 let has_example = body["content"]
                     .as_object()
@@ -122,46 +90,21 @@ fn every_operation_documents_examples_and_its_errors() {
 #[tokio::test]
 async fn openapi_and_docs_are_served_without_any_other_host() {
     let base = app_base(|_| {}).await;
-    let (status, _, doc) = json(
-        client()
-            .get(format!("{base}/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, doc) = json(client().get(format!("{base}/openapi.json")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     let page = client().get(format!("{base}/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
-        assert!(
-            !html.contains(attr),
-            "docs page loads from another host: {attr}"
-        );
+        assert!(!html.contains(attr), "docs page loads from another host: {attr}");
     }
-    let init = client()
-        .get(format!("{base}/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = client().get(format!("{base}/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
     assert!(init.contains("/openapi.json"));
-    assert!(
-        init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""),
-        "{init}"
-    );
+    assert!(init.contains("\"validatorUrl\": \"none\"") || init.contains("\"validatorUrl\":\"none\""), "{init}");
     for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
         assert_eq!(
-            client()
-                .get(format!("{base}/docs/{asset}"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            client().get(format!("{base}/docs/{asset}")).send().await.unwrap().status(),
             200,
             "{asset} served locally"
         );
@@ -234,10 +177,7 @@ async fn webhooks_reach_their_owner_byte_for_byte() {
 
     let seen = fake.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
-    assert_eq!(
-        seen[0].body, raw,
-        "body passed unchanged, whitespace and all"
-    );
+    assert_eq!(seen[0].body, raw, "body passed unchanged, whitespace and all");
     assert_eq!(seen[0].provider, "stripe");
     assert_eq!(seen[0].method, "POST");
     assert_eq!(seen[0].query, "x=1");
@@ -246,37 +186,16 @@ async fn webhooks_reach_their_owner_byte_for_byte() {
 #[tokio::test]
 async fn webhooks_for_unknown_providers_or_absent_owners_are_refused() {
     let base = app_base(|_| {}).await;
-    let (status, _, body) = json(
-        client()
-            .post(format!("{base}/webhooks/nope"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = json(client().post(format!("{base}/webhooks/nope")).body("{}").send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(envelope(&body).0, "request.not_found");
-    let (status, _, body) = json(
-        client()
-            .post(format!("{base}/webhooks/stripe"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) =
+        json(client().post(format!("{base}/webhooks/stripe")).body("{}").send().await.unwrap()).await;
     assert_eq!(status, 503, "owner down: providers retry on 5xx");
     assert_eq!(envelope(&body).0, "service.unavailable");
-    let (status, _, body) = json(
-        client()
-            .post(format!("{base}/webhooks/stripe"))
-            .body(vec![b'x'; 2 * 1024 * 1024])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) =
+        json(client().post(format!("{base}/webhooks/stripe")).body(vec![b'x'; 2 * 1024 * 1024]).send().await.unwrap())
+            .await;
     assert_eq!(status, 413);
     assert_eq!(envelope(&body).0, "request.body_too_large");
 }

@@ -24,9 +24,7 @@ fn test_routes() -> Router {
     Router::new()
         .route(
             "/v1/things",
-            post(|ApiJson(s): ApiJson<Signup>| async move {
-                axum::Json(serde_json::json!({"email": s.email}))
-            }),
+            post(|ApiJson(s): ApiJson<Signup>| async move { axum::Json(serde_json::json!({"email": s.email})) }),
         )
         .route(
             "/v1/panic",
@@ -40,9 +38,9 @@ fn test_routes() -> Router {
         .route(
             "/v1/broken",
             get(|| async {
-                Err::<(), _>(ApiError::from(nexus_kernel::Error::internal(
-                    std::io::Error::other("db password is hunter2"),
-                )))
+                Err::<(), _>(ApiError::from(nexus_kernel::Error::internal(std::io::Error::other(
+                    "db password is hunter2",
+                ))))
             }),
         )
         .route(
@@ -75,59 +73,24 @@ async fn bad_bodies_get_the_envelope_with_the_right_status() {
     let c = client();
     let url = format!("{base}/v1/things");
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (c.post(&url).header("content-type", "application/json").body("{\"email\": "), 400, "request.malformed_json"),
+        (c.post(&url).header("content-type", "text/plain").body("{}"), 415, "request.unsupported_media_type"),
+        (c.post(&url).body("{\"email\":\"a@b.co\",\"seats\":1}"), 415, "request.unsupported_media_type"),
         (
             c.post(&url)
                 .header("content-type", "application/json")
-                .body("{\"email\": "),
-            400,
-            "request.malformed_json",
-        ),
-        (
-            c.post(&url).header("content-type", "text/plain").body("{}"),
-            415,
-            "request.unsupported_media_type",
-        ),
-        (
-            c.post(&url).body("{\"email\":\"a@b.co\",\"seats\":1}"),
-            415,
-            "request.unsupported_media_type",
-        ),
-        (
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body(format!(
-                    "{{\"email\":\"{}\",\"seats\":1}}",
-                    "x".repeat(4096)
-                )),
+                .body(format!("{{\"email\":\"{}\",\"seats\":1}}", "x".repeat(4096))),
             413,
             "request.body_too_large",
         ),
         (
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body("{\"email\":\"a@b.co\",\"seats\":\"many\"}"),
+            c.post(&url).header("content-type", "application/json").body("{\"email\":\"a@b.co\",\"seats\":\"many\"}"),
             422,
             "request.invalid_body",
         ),
-        (
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body("{\"seats\":1}"),
-            422,
-            "request.invalid_body",
-        ),
-        (
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body("[1,2]"),
-            422,
-            "request.invalid_body",
-        ),
-        (
-            c.get(format!("{base}/v1/no/such/route")),
-            404,
-            "request.not_found",
-        ),
+        (c.post(&url).header("content-type", "application/json").body("{\"seats\":1}"), 422, "request.invalid_body"),
+        (c.post(&url).header("content-type", "application/json").body("[1,2]"), 422, "request.invalid_body"),
+        (c.get(format!("{base}/v1/no/such/route")), 404, "request.not_found"),
         (c.delete(&url), 405, "request.method_not_allowed"),
     ];
     for (req, status, code) in cases {
@@ -135,10 +98,7 @@ async fn bad_bodies_get_the_envelope_with_the_right_status() {
         assert_eq!(got, status, "{code}: {body}");
         assert_eq!(envelope(&body).0, code);
         assert_eq!(headers["content-type"], "application/json");
-        assert_eq!(
-            headers["x-request-id"].to_str().unwrap(),
-            body["error"]["request_id"].as_str().unwrap()
-        );
+        assert_eq!(headers["x-request-id"].to_str().unwrap(), body["error"]["request_id"].as_str().unwrap());
     }
 }
 
@@ -185,34 +145,19 @@ async fn messages_follow_accept_language_in_all_five_locales() {
     for (path, method, status, code) in [
         ("/v1/things", "POST-BAD", 400, "request.malformed_json"),
         ("/v1/things", "POST-BIG", 413, "request.body_too_large"),
-        (
-            "/v1/things",
-            "POST-TEXT",
-            415,
-            "request.unsupported_media_type",
-        ),
+        ("/v1/things", "POST-TEXT", 415, "request.unsupported_media_type"),
         ("/v1/nowhere", "GET", 404, "request.not_found"),
     ] {
         let mut seen = std::collections::HashSet::new();
         for (header, locale, dir) in cases {
             let url = format!("{base}{path}");
             let req = match method {
-                "POST-BAD" => client()
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body("nope"),
-                "POST-BIG" => client()
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(vec![b' '; 8192]),
-                "POST-TEXT" => client()
-                    .post(&url)
-                    .header("content-type", "text/plain")
-                    .body("x"),
+                "POST-BAD" => client().post(&url).header("content-type", "application/json").body("nope"),
+                "POST-BIG" => client().post(&url).header("content-type", "application/json").body(vec![b' '; 8192]),
+                "POST-TEXT" => client().post(&url).header("content-type", "text/plain").body("x"),
                 _ => client().get(&url),
             };
-            let (got, headers, body) =
-                json(req.header("accept-language", header).send().await.unwrap()).await;
+            let (got, headers, body) = json(req.header("accept-language", header).send().await.unwrap()).await;
             assert_eq!(got, status);
             let (c, message) = envelope(&body);
             assert_eq!(c, code);
@@ -221,10 +166,7 @@ async fn messages_follow_accept_language_in_all_five_locales() {
                 params.push(("limit".to_owned(), "2048".to_owned()));
                 assert!(message.contains("2048"), "{message}");
             }
-            assert_eq!(
-                message,
-                nexus_i18n::error_message(locale, code, &params, status)
-            );
+            assert_eq!(message, nexus_i18n::error_message(locale, code, &params, status));
             assert_eq!(body["error"]["dir"], dir);
             assert_eq!(headers["content-language"], locale.code());
             seen.insert(message);
@@ -237,26 +179,15 @@ async fn messages_follow_accept_language_in_all_five_locales() {
 async fn server_errors_say_nothing_internal() {
     let base = base().await;
     for path in ["/v1/panic", "/v1/broken"] {
-        let resp = client()
-            .get(format!("{base}{path}"))
-            .header("accept-language", "he")
-            .send()
-            .await
-            .unwrap();
+        let resp = client().get(format!("{base}{path}")).header("accept-language", "he").send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         assert_eq!(status, 500, "{path}");
-        assert!(
-            !text.contains("secret") && !text.contains("hunter2") && !text.contains("panic"),
-            "{text}"
-        );
+        assert!(!text.contains("secret") && !text.contains("hunter2") && !text.contains("panic"), "{text}");
         let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             envelope(&body),
-            (
-                "internal".to_owned(),
-                nexus_i18n::error_message(Locale::He, "internal", &[], 500)
-            )
+            ("internal".to_owned(), nexus_i18n::error_message(Locale::He, "internal", &[], 500))
         );
     }
 }
@@ -264,19 +195,9 @@ async fn server_errors_say_nothing_internal() {
 #[tokio::test]
 async fn request_ids_are_echoed_when_sane_and_replaced_when_not() {
     let base = base().await;
-    let resp = client()
-        .get(format!("{base}/v1/ok"))
-        .header("x-request-id", "client-abc_123")
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(format!("{base}/v1/ok")).header("x-request-id", "client-abc_123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "client-abc_123");
-    let resp = client()
-        .get(format!("{base}/v1/ok"))
-        .header("x-request-id", "x".repeat(500))
-        .send()
-        .await
-        .unwrap();
+    let resp = client().get(format!("{base}/v1/ok")).header("x-request-id", "x".repeat(500)).send().await.unwrap();
     let id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(id.starts_with("req_"), "{id}");
 }
@@ -285,14 +206,7 @@ async fn request_ids_are_echoed_when_sane_and_replaced_when_not() {
 async fn slow_requests_time_out_with_the_envelope() {
     let base = base().await;
     let started = std::time::Instant::now();
-    let (status, _, body) = json(
-        client()
-            .get(format!("{base}/v1/slow"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = json(client().get(format!("{base}/v1/slow")).send().await.unwrap()).await;
     assert_eq!(status, 504);
     assert_eq!(envelope(&body).0, "request.timeout");
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -308,27 +222,11 @@ async fn rate_limits_answer_429_with_retry_after_and_auth_routes_are_stricter() 
     let c = client();
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(
-            c.get(format!("{base}/v1/ok"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        statuses.push(c.get(format!("{base}/v1/ok")).send().await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429, 429]);
-    let resp = c
-        .get(format!("{base}/v1/ok"))
-        .header("accept-language", "pt")
-        .send()
-        .await
-        .unwrap();
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let resp = c.get(format!("{base}/v1/ok")).header("accept-language", "pt").send().await.unwrap();
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     let (_, _, body) = json(resp).await;
     let (code, message) = envelope(&body);
@@ -338,22 +236,11 @@ async fn rate_limits_answer_429_with_retry_after_and_auth_routes_are_stricter() 
     let auth: Vec<u16> = {
         let mut v = Vec::new();
         for _ in 0..3 {
-            v.push(
-                c.post(format!("{base}/v1/auth/login"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16(),
-            );
+            v.push(c.post(format!("{base}/v1/auth/login")).send().await.unwrap().status().as_u16());
         }
         v
     };
-    assert_eq!(
-        auth,
-        vec![200, 200, 429],
-        "auth routes have their own, stricter budget"
-    );
+    assert_eq!(auth, vec![200, 200, 429], "auth routes have their own, stricter budget");
 }
 
 #[tokio::test]
@@ -364,17 +251,11 @@ async fn cors_preflight_allows_configured_origins_only() {
         .request(reqwest::Method::OPTIONS, format!("{base}/v1/things"))
         .header("origin", "http://localhost:3000")
         .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "content-type,authorization",
-        )
+        .header("access-control-request-headers", "content-type,authorization")
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        ok.headers()["access-control-allow-origin"],
-        "http://localhost:3000"
-    );
+    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:3000");
     let evil = c
         .request(reqwest::Method::OPTIONS, format!("{base}/v1/things"))
         .header("origin", "https://evil.example")
@@ -399,19 +280,16 @@ async fn responses_are_compressed_when_asked() {
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let bytes = resp.bytes().await.unwrap();
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_ref()), &mut text)
-        .unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes.as_ref()), &mut text).unwrap();
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(envelope(&body).0, "request.not_found");
 }
 
 #[test]
 fn kinds_map_to_http_in_one_place() {
-    let e: ApiError = tonic::Status::from(nexus_kernel::Error::new(
-        ErrorKind::PaymentRequired,
-        "subscriptions.insufficient_credits",
-    ))
-    .into();
+    let e: ApiError =
+        tonic::Status::from(nexus_kernel::Error::new(ErrorKind::PaymentRequired, "subscriptions.insufficient_credits"))
+            .into();
     assert_eq!(e.kind().http_status(), 402);
     assert_eq!(e.code(), "subscriptions.insufficient_credits");
     let bare: ApiError = tonic::Status::unavailable("connection refused").into();

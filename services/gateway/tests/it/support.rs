@@ -3,8 +3,7 @@ use nexus_gateway::config::{DEFAULTS, GatewayConfig};
 use tokio::net::TcpListener;
 
 pub fn config() -> GatewayConfig {
-    nexus_platform::config::load_from_env("gateway", DEFAULTS, None, Vec::new())
-        .expect("defaults load")
+    nexus_platform::config::load_from_env("gateway", DEFAULTS, None, Vec::new()).expect("defaults load")
 }
 
 /// Serves `router` on port 0 (with client addresses) and returns its base URL.
@@ -13,12 +12,7 @@ pub async fn serve(router: Router) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
     });
     format!("http://{addr}")
 }
@@ -38,15 +32,10 @@ pub async fn json(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, 
 
 /// Asserts the error envelope shape and returns (code, message).
 pub fn envelope(v: &serde_json::Value) -> (String, String) {
-    let err = v
-        .get("error")
-        .unwrap_or_else(|| panic!("no error envelope: {v}"));
+    let err = v.get("error").unwrap_or_else(|| panic!("no error envelope: {v}"));
     let code = err["code"].as_str().expect("code").to_owned();
     let message = err["message"].as_str().expect("message").to_owned();
-    assert!(
-        err["request_id"].as_str().is_some_and(|r| !r.is_empty()),
-        "request_id: {v}"
-    );
+    assert!(err["request_id"].as_str().is_some_and(|r| !r.is_empty()), "request_id: {v}");
     assert!(!message.is_empty());
     (code, message)
 }

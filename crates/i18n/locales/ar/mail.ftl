@@ -1,0 +1,81 @@
+mail-footer = تلقيت هذه الرسالة لأن لديك حسابًا على NexusOne. إذا لم تكن أنت من قام بذلك، فيمكنك تجاهلها.
+
+mail-verify_email-subject = أكّد عنوان بريدك الإلكتروني
+mail-verify_email-body =
+    مرحبًا { $name }،
+
+    أكّد عنوان بريدك الإلكتروني على NexusOne بفتح هذا الرابط:
+    { $link }
+
+    يبقى الرابط صالحًا لمدة { $hours } ساعة.
+
+    فريق NexusOne
+
+mail-reset_password-subject = إعادة تعيين كلمة المرور
+mail-reset_password-body =
+    مرحبًا { $name }،
+
+    تلقّينا طلبًا لإعادة تعيين كلمة مرور حسابك على NexusOne. افتح هذا الرابط لاختيار كلمة مرور جديدة:
+    { $link }
+
+    يبقى الرابط صالحًا لمدة { $minutes } دقيقة. إذا لم تطلب ذلك، فتجاهل هذه الرسالة؛ ستبقى كلمة المرور كما هي.
+
+    فريق NexusOne
+
+mail-invite-subject = دعوة من { $inviter } للانضمام إلى { $workspace } على NexusOne
+mail-invite-body =
+    مرحبًا،
+
+    وصلتك دعوة من { $inviter } للانضمام إلى مساحة العمل { $workspace } على NexusOne بصفة { $role }. اقبل الدعوة من هنا:
+    { $link }
+
+    تبقى الدعوة صالحة لمدة { $days } يومًا.
+
+    فريق NexusOne
+
+mail-password_changed-subject = تم تغيير كلمة المرور
+mail-password_changed-body =
+    مرحبًا { $name }،
+
+    تم تغيير كلمة مرور حسابك على NexusOne، وتم تسجيل الخروج من جلساتك الأخرى.
+
+    إذا لم تقم بذلك، فأعد تعيين كلمة المرور الآن:
+    { $link }
+
+    فريق NexusOne
+
+mail-account_locked-subject = تم حظر محاولات تسجيل الدخول
+mail-account_locked-body =
+    مرحبًا { $name }،
+
+    أوقفنا تسجيل الدخول إلى حسابك على NexusOne لمدة { $minutes } دقيقة بعد محاولات فاشلة كثيرة جدًا.
+
+    إذا لم تكن هذه المحاولات منك، فننصحك بتغيير كلمة المرور:
+    { $link }
+
+    فريق NexusOne
+
+mail-mfa_enabled-subject = تم تفعيل التحقق بخطوتين
+mail-mfa_enabled-body =
+    مرحبًا { $name }،
+
+    تم تفعيل التحقق بخطوتين لحسابك على NexusOne.
+
+    احتفظ برموز الاسترداد في مكان آمن.
+
+    فريق NexusOne
+
+mail-account_deletion-subject = طلب حذف حسابك
+mail-account_deletion-body =
+    مرحبًا { $name }،
+
+    تلقّينا طلبك لحذف حسابك على NexusOne. ستُمحى بياناتك خلال { $days } يومًا.
+
+    إذا لم تقدّم هذا الطلب، فتواصل مع الدعم فورًا.
+
+    فريق NexusOne
+
+role-owner = مالك
+role-admin = مسؤول
+role-member = عضو
+role-viewer = مُشاهد

@@ -1,0 +1,84 @@
+# Email templates. Subjects are one line; bodies are multi-line plain text (blank lines inside
+# an indented value are kept as paragraph breaks). `mail-footer` goes below every body.
+mail-footer = You received this email because of your NexusOne account. If this was not you, you can ignore it.
+
+mail-verify_email-subject = Confirm your email address
+mail-verify_email-body =
+    Hi { $name },
+
+    Confirm your email address for NexusOne by opening this link:
+    { $link }
+
+    The link works for { $hours } hours.
+
+    The NexusOne team
+
+mail-reset_password-subject = Reset your password
+mail-reset_password-body =
+    Hi { $name },
+
+    Someone asked to reset the password of your NexusOne account. Open this link to choose a new one:
+    { $link }
+
+    The link works for { $minutes } minutes. If it was not you, ignore this email; your password stays the same.
+
+    The NexusOne team
+
+mail-invite-subject = { $inviter } invited you to { $workspace } on NexusOne
+mail-invite-body =
+    Hi,
+
+    { $inviter } invited you to join the workspace { $workspace } on NexusOne as { $role }. Accept the invitation here:
+    { $link }
+
+    The invitation works for { $days } days.
+
+    The NexusOne team
+
+mail-password_changed-subject = Your password was changed
+mail-password_changed-body =
+    Hi { $name },
+
+    The password of your NexusOne account was changed, and your other sessions were signed out.
+
+    If this was not you, reset your password now:
+    { $link }
+
+    The NexusOne team
+
+mail-account_locked-subject = Sign-in attempts blocked
+mail-account_locked-body =
+    Hi { $name },
+
+    We blocked sign-in to your NexusOne account for { $minutes } minutes after too many failed attempts.
+
+    If this was not you, consider changing your password:
+    { $link }
+
+    The NexusOne team
+
+mail-mfa_enabled-subject = Two-step verification is on
+mail-mfa_enabled-body =
+    Hi { $name },
+
+    Two-step verification was turned on for your NexusOne account.
+
+    Keep your recovery codes somewhere safe.
+
+    The NexusOne team
+
+mail-account_deletion-subject = Your account deletion request
+mail-account_deletion-body =
+    Hi { $name },
+
+    We received your request to delete your NexusOne account. Your data will be erased within { $days } days.
+
+    If this was not you, contact support right away.
+
+    The NexusOne team
+
+# Role names, as used inside mail-invite-body.
+role-owner = owner
+role-admin = admin
+role-member = member
+role-viewer = viewer

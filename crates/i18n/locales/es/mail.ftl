@@ -1,0 +1,81 @@
+mail-footer = Has recibido este correo porque tienes una cuenta de NexusOne. Si no has sido tú, puedes ignorarlo.
+
+mail-verify_email-subject = Confirma tu dirección de correo electrónico
+mail-verify_email-body =
+    Hola, { $name }:
+
+    Confirma tu dirección de correo electrónico en NexusOne abriendo este enlace:
+    { $link }
+
+    El enlace es válido durante { $hours } horas.
+
+    El equipo de NexusOne
+
+mail-reset_password-subject = Restablece tu contraseña
+mail-reset_password-body =
+    Hola, { $name }:
+
+    Alguien ha solicitado restablecer la contraseña de tu cuenta de NexusOne. Abre este enlace para elegir una nueva:
+    { $link }
+
+    El enlace es válido durante { $minutes } minutos. Si no has sido tú, ignora este correo; tu contraseña seguirá siendo la misma.
+
+    El equipo de NexusOne
+
+mail-invite-subject = { $inviter } te ha invitado a { $workspace } en NexusOne
+mail-invite-body =
+    ¡Hola!
+
+    { $inviter } te ha invitado a unirte al espacio de trabajo { $workspace } en NexusOne como { $role }. Acepta la invitación aquí:
+    { $link }
+
+    La invitación es válida durante { $days } días.
+
+    El equipo de NexusOne
+
+mail-password_changed-subject = Se ha cambiado tu contraseña
+mail-password_changed-body =
+    Hola, { $name }:
+
+    Se ha cambiado la contraseña de tu cuenta de NexusOne y se han cerrado tus demás sesiones.
+
+    Si no has sido tú, restablece tu contraseña ahora mismo:
+    { $link }
+
+    El equipo de NexusOne
+
+mail-account_locked-subject = Intentos de inicio de sesión bloqueados
+mail-account_locked-body =
+    Hola, { $name }:
+
+    Hemos bloqueado el inicio de sesión en tu cuenta de NexusOne durante { $minutes } minutos tras demasiados intentos fallidos.
+
+    Si no has sido tú, te recomendamos cambiar la contraseña:
+    { $link }
+
+    El equipo de NexusOne
+
+mail-mfa_enabled-subject = La verificación en dos pasos está activada
+mail-mfa_enabled-body =
+    Hola, { $name }:
+
+    Se ha activado la verificación en dos pasos en tu cuenta de NexusOne.
+
+    Guarda tus códigos de recuperación en un lugar seguro.
+
+    El equipo de NexusOne
+
+mail-account_deletion-subject = Tu solicitud de eliminación de cuenta
+mail-account_deletion-body =
+    Hola, { $name }:
+
+    Hemos recibido tu solicitud para eliminar tu cuenta de NexusOne. Tus datos se borrarán en un plazo de { $days } días.
+
+    Si no has sido tú, ponte en contacto con el equipo de soporte cuanto antes.
+
+    El equipo de NexusOne
+
+role-owner = propietario
+role-admin = administrador
+role-member = miembro
+role-viewer = lector

@@ -1,0 +1,81 @@
+mail-footer = Você recebeu este e-mail porque tem uma conta no NexusOne. Se não foi você, pode ignorar esta mensagem.
+
+mail-verify_email-subject = Confirme seu endereço de e-mail
+mail-verify_email-body =
+    Olá, { $name },
+
+    Confirme seu endereço de e-mail no NexusOne abrindo este link:
+    { $link }
+
+    O link é válido por { $hours } horas.
+
+    Equipe NexusOne
+
+mail-reset_password-subject = Redefina sua senha
+mail-reset_password-body =
+    Olá, { $name },
+
+    Recebemos um pedido para redefinir a senha da sua conta do NexusOne. Abra este link para escolher uma nova:
+    { $link }
+
+    O link é válido por { $minutes } minutos. Se não foi você, ignore este e-mail; sua senha continua a mesma.
+
+    Equipe NexusOne
+
+mail-invite-subject = { $inviter } convidou você para { $workspace } no NexusOne
+mail-invite-body =
+    Olá!
+
+    { $inviter } convidou você para participar do espaço de trabalho { $workspace } no NexusOne como { $role }. Aceite o convite aqui:
+    { $link }
+
+    O convite é válido por { $days } dias.
+
+    Equipe NexusOne
+
+mail-password_changed-subject = Sua senha foi alterada
+mail-password_changed-body =
+    Olá, { $name },
+
+    A senha da sua conta do NexusOne foi alterada e suas outras sessões foram encerradas.
+
+    Se não foi você, redefina sua senha agora mesmo:
+    { $link }
+
+    Equipe NexusOne
+
+mail-account_locked-subject = Tentativas de login bloqueadas
+mail-account_locked-body =
+    Olá, { $name },
+
+    Bloqueamos o login na sua conta do NexusOne por { $minutes } minutos depois de muitas tentativas sem sucesso.
+
+    Se não foi você, recomendamos trocar sua senha:
+    { $link }
+
+    Equipe NexusOne
+
+mail-mfa_enabled-subject = A verificação em duas etapas está ativada
+mail-mfa_enabled-body =
+    Olá, { $name },
+
+    A verificação em duas etapas foi ativada na sua conta do NexusOne.
+
+    Guarde seus códigos de recuperação em um lugar seguro.
+
+    Equipe NexusOne
+
+mail-account_deletion-subject = Sua solicitação de exclusão de conta
+mail-account_deletion-body =
+    Olá, { $name },
+
+    Recebemos sua solicitação para excluir sua conta do NexusOne. Seus dados serão apagados em até { $days } dias.
+
+    Se não foi você, fale com o suporte imediatamente.
+
+    Equipe NexusOne
+
+role-owner = proprietário
+role-admin = administrador
+role-member = membro
+role-viewer = leitor

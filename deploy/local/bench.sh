@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make bench`: Postgres + NATS, then every benchmark in the workspace (benches that need the
+# stack find it at the usual NEXUS_* URLs). Exits with cargo bench's status.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/local/services.sh
+. "$here/services.sh"
+cd "$NEXUS_ROOT"
+
+bash "$here/stack.sh" up
+status=0
+cargo bench --workspace "$@" || status=$?
+exit "$status"

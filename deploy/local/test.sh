@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make test`: Postgres + NATS, build the binaries (the end-to-end tests start them) and the
+# tests, then run every test in the workspace. Exits with the test runner's status.
+# Extra arguments go to the runner (e.g. `make test ARGS='-E test(config)'` with nextest).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/local/services.sh
+. "$here/services.sh"
+cd "$NEXUS_ROOT"
+
+bash "$here/stack.sh" up
+
+# crates/testkit reads NEXUS_TEST_DATABASE_URL / NEXUS_TEST_NATS_URL (defaults: 127.0.0.1:5432
+# and :4222). When the stack lives elsewhere, point the tests at it too.
+if [[ -z ${NEXUS_TEST_DATABASE_URL:-} && (-n ${NEXUS_DATABASE__ADMIN_URL:-} || -n ${NEXUS_DATABASE__ADMIN_URL_FILE:-}) ]]; then
+  admin_url=$(nexus_admin_db_url)
+  admin_url=${admin_url%%\?*}
+  read -r host port < <(url_host_port "$admin_url" 5432)
+  case $host in *:*) host="[$host]" ;; esac
+  rest=${admin_url#*://}
+  rest=${rest%%/*}
+  userinfo=
+  if [[ $rest == *@* ]]; then userinfo=${rest%@*}@; fi
+  export NEXUS_TEST_DATABASE_URL="postgres://$userinfo$host:$port/postgres"
+fi
+if [[ -z ${NEXUS_TEST_NATS_URL:-} && -n ${NEXUS_NATS__URL:-} ]]; then
+  export NEXUS_TEST_NATS_URL=$NEXUS_NATS__URL
+fi
+
+echo "building (cargo build --workspace --bins --tests)..."
+cargo build --workspace --bins --tests
+
+if cargo nextest --version >/dev/null 2>&1; then
+  runner=(cargo nextest run --workspace --no-fail-fast)
+else
+  echo "cargo-nextest is not installed (cargo install cargo-nextest --locked); using cargo test" >&2
+  runner=(cargo test --workspace --no-fail-fast)
+fi
+echo "running: ${runner[*]}${*:+ $*}"
+# Nothing is printed after the runner: its closing summary stays the last line.
+status=0
+"${runner[@]}" "$@" || status=$?
+exit "$status"

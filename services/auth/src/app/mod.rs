@@ -1,0 +1,286 @@
+//! Use cases of the auth service. Handlers in `grpc` call these with a verified principal (or
+//! none, for sign-up and login); every state change commits with its events and audit rows.
+
+mod accounts;
+mod api_keys;
+mod mfa;
+mod oauth;
+mod workspaces;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use chrono::Utc;
+use nexus_kernel::{Error, ErrorKind, Locale, UserId, WorkspaceId};
+use nexus_platform::crypto::Sealer;
+use nexus_platform::identity::{AUDIENCE, Claims, ISSUER, Principal, PrincipalKind, Role, Scope};
+use nexus_providers::oidc::OidcClient;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain;
+use crate::keys::SigningKeys;
+use crate::repo::{MembershipRow, UserRow, db};
+
+pub use accounts::MeView;
+pub use api_keys::{ApiKeyView, CreatedKey};
+pub use mfa::Enrollment;
+pub use workspaces::{InvitationView, MemberView};
+
+/// Where a request came from (IP and User-Agent), for sessions and throttling.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A new session: what sign-up, login, refresh and friends return.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub user: UserRow,
+    pub workspace: MembershipRow,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u32,
+    pub session_id: Uuid,
+}
+
+pub struct App {
+    pub pool: PgPool,
+    pub keys: Arc<SigningKeys>,
+    pub sealer: Sealer,
+    pub cfg: Arc<Config>,
+    argon: Argon2<'static>,
+    /// Verified against when the email is unknown, so both paths cost the same.
+    dummy_hash: String,
+    oidc: HashMap<String, OidcClient>,
+}
+
+pub(crate) fn now_unix() -> i64 {
+    Utc::now().timestamp()
+}
+
+fn minutes(d: Duration) -> String {
+    d.as_secs().div_ceil(60).to_string()
+}
+
+impl App {
+    pub fn new(
+        pool: PgPool,
+        keys: Arc<SigningKeys>,
+        sealer: Sealer,
+        cfg: Arc<Config>,
+        oidc: HashMap<String, OidcClient>,
+    ) -> anyhow::Result<Self> {
+        let a = &cfg.auth;
+        let params = Params::new(a.argon2_memory_kib, a.argon2_iterations, a.argon2_parallelism, None)
+            .map_err(|e| anyhow::anyhow!("auth.argon2_*: {e}"))?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy_hash = argon
+            .hash_password(b"dummy password for unknown emails")
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+            .to_string();
+        Ok(Self { pool, keys, sealer, cfg, argon, dummy_hash, oidc })
+    }
+
+    /// Argon2id on a blocking thread: it is deliberately slow and must not stall the runtime.
+    async fn hash_password(&self, password: &str) -> Result<String, Error> {
+        let argon = self.argon.clone();
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || {
+            argon
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| Error::internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    /// Verifies against `hash`, or against the dummy hash when there is none (unknown user or
+    /// OAuth-only account), returning false then.
+    async fn verify_password(&self, hash: Option<&str>, password: &str) -> Result<bool, Error> {
+        let argon = self.argon.clone();
+        let real = hash.is_some();
+        let hash = hash.unwrap_or(&self.dummy_hash).to_owned();
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || argon.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+            .await
+            .map_err(Error::internal)?;
+        Ok(real && ok)
+    }
+
+    fn locale_of(settings_locale: &str) -> Locale {
+        settings_locale.parse().unwrap_or_default()
+    }
+
+    fn link(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.cfg.auth.public_url.trim_end_matches('/'))
+    }
+
+    pub(crate) async fn access_token(
+        &self,
+        user: Uuid,
+        workspace: Uuid,
+        role: Role,
+        sid: Uuid,
+        amr: &[String],
+    ) -> Result<String, Error> {
+        let now = now_unix();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: UserId::from_uuid(user).to_string(),
+            ws: WorkspaceId::from_uuid(workspace).to_string(),
+            role,
+            scp: Vec::new(),
+            sid: sid.to_string(),
+            kind: PrincipalKind::User,
+            jti: Uuid::now_v7().to_string(),
+            iat: now,
+            exp: now + i64::try_from(self.cfg.auth.access_ttl.as_secs()).unwrap_or(900),
+            amr: amr.to_vec(),
+        };
+        self.keys.sign(&claims).await
+    }
+
+    /// Opens a new session family (a sign-in) and issues its first tokens.
+    pub(crate) async fn open_session(
+        &self,
+        conn: &mut PgConnection,
+        user: UserRow,
+        workspace: MembershipRow,
+        amr: &[&str],
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let family = Uuid::now_v7();
+        self.add_session_row(conn, user, workspace, family, amr.iter().map(|s| (*s).to_owned()).collect(), client).await
+    }
+
+    async fn add_session_row(
+        &self,
+        conn: &mut PgConnection,
+        user: UserRow,
+        workspace: MembershipRow,
+        family: Uuid,
+        amr: Vec<String>,
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let refresh = domain::random_token("nxr_");
+        let expires = Utc::now() + chrono::Duration::from_std(self.cfg.auth.refresh_ttl).unwrap_or_default();
+        let ua: String = client.user_agent.chars().take(512).collect();
+        sqlx::query(
+            "INSERT INTO sessions (id, family_id, user_id, workspace_id, refresh_hash, amr, ip, user_agent, device, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(family)
+        .bind(user.id)
+        .bind(workspace.workspace_id)
+        .bind(domain::token_hash(&refresh))
+        .bind(&amr)
+        .bind(&client.ip)
+        .bind(&ua)
+        .bind(domain::device_name(&ua))
+        .bind(expires)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        let role: Role = workspace.role.parse()?;
+        let access = self.access_token(user.id, workspace.workspace_id, role, family, &amr).await?;
+        Ok(Issued {
+            user,
+            workspace,
+            access_token: access,
+            refresh_token: refresh,
+            expires_in: u32::try_from(self.cfg.auth.access_ttl.as_secs()).unwrap_or(900),
+            session_id: family,
+        })
+    }
+
+    /// Fails unless the principal's session (or API key) is still live. Auth checks its own
+    /// database; other services learn of revocations from events.
+    pub(crate) async fn require_live(&self, p: &Principal) -> Result<(), Error> {
+        let sid = Uuid::parse_str(&p.session_id).map_err(|_| Error::unauthenticated("auth.unauthenticated"))?;
+        let live: bool = match p.kind {
+            PrincipalKind::User => sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE family_id = $1 AND revoked_at IS NULL)"),
+            PrincipalKind::ApiKey => sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
+            ),
+        }
+        .bind(sid)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        // api_keys has RLS: look it up in a system transaction when the pool query sees nothing.
+        let live = live || (p.kind == PrincipalKind::ApiKey && self.api_key_live(sid).await?);
+        if live { Ok(()) } else { Err(Error::unauthenticated("auth.token_expired")) }
+    }
+
+    async fn api_key_live(&self, id: Uuid) -> Result<bool, Error> {
+        let mut tx = nexus_platform::db::begin_system(&self.pool).await.map_err(db)?;
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)
+    }
+
+    /// A user-only operation (API keys cannot change passwords or MFA).
+    pub(crate) fn require_user(p: &Principal) -> Result<(), Error> {
+        if p.kind == PrincipalKind::User {
+            Ok(())
+        } else {
+            Err(Error::forbidden("auth.scope_missing").with_param("scope", "user"))
+        }
+    }
+
+    async fn emit_revoked(conn: &mut PgConnection, user: Uuid, families: &[Uuid], reason: &str) -> Result<(), Error> {
+        for f in families {
+            nexus_platform::outbox::enqueue(
+                conn,
+                "nexus.auth.session.revoked",
+                None,
+                &nexus_proto::events::SessionRevoked {
+                    user_id: UserId::from_uuid(user).to_string(),
+                    session_id: f.to_string(),
+                    reason: reason.into(),
+                },
+            )
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+/// Rate-limit errors carry `retry_after` (seconds) so the gateway can set `Retry-After`.
+fn locked_error(code: &'static str, until: chrono::DateTime<Utc>) -> Error {
+    let secs = (until - Utc::now()).num_seconds().max(1);
+    Error::new(ErrorKind::RateLimited, code)
+        .with_param("minutes", ((secs + 59) / 60).to_string())
+        .with_param("retry_after", secs.to_string())
+}
+
+fn scopes_of(raw: &[String]) -> Result<Vec<Scope>, Error> {
+    raw.iter().map(|s| s.parse()).collect()
+}
+
+pub use accounts::{ProfileUpdate, SessionView};
+
+/// Profile changes from the wire: absent fields stay as they are.
+pub fn accounts_update(r: nexus_proto::nexus::auth::v1::UpdateProfileRequest) -> ProfileUpdate {
+    ProfileUpdate {
+        name: r.name,
+        avatar_url: r.avatar_url,
+        locale: r.locale,
+        timezone: r.timezone,
+        notifications: r.notifications.map(|n| {
+            serde_json::json!({"product_updates": n.product_updates, "billing": n.billing, "security": n.security, "weekly_report": n.weekly_report})
+        }),
+    }
+}

@@ -1,0 +1,244 @@
+//! Sign-in with Google or Facebook (OpenID Connect, authorization code + PKCE). State, nonce and
+//! the PKCE verifier stay server-side (state hashed, verifier sealed) for ten minutes.
+
+use nexus_kernel::{Error, ErrorKind, Locale, UserId, WorkspaceId};
+use nexus_platform::db::begin_system;
+use nexus_platform::identity::Principal;
+use nexus_platform::outbox::enqueue;
+use nexus_proto::events;
+use uuid::Uuid;
+
+use super::{App, Client, Issued};
+use crate::domain::{self, Email};
+use crate::repo::{self, db};
+
+impl App {
+    fn oidc(&self, provider: &str) -> Result<&nexus_providers::oidc::OidcClient, Error> {
+        self.oidc.get(provider).ok_or_else(|| {
+            Error::invalid("auth.oauth_unknown_provider")
+                .with_param("provider", provider.chars().take(32).collect::<String>())
+        })
+    }
+
+    pub async fn oauth_start(
+        &self,
+        p: Option<&Principal>,
+        provider: &str,
+        redirect_uri: &str,
+    ) -> Result<(String, String), Error> {
+        let client = self.oidc(provider)?;
+        if !self.cfg.oauth.redirect_allowlist.iter().any(|u| u == redirect_uri) {
+            return Err(Error::invalid("auth.invalid_url").with_violation("redirect_uri", "not_allowed"));
+        }
+        let req = client.authorization_request(redirect_uri).await.map_err(|e| e.into_kernel_error(provider))?;
+        let link_user = match p {
+            Some(p) => {
+                self.require_live(p).await?;
+                Some(p.user_id.as_uuid())
+            }
+            None => None,
+        };
+        let state_hash = domain::token_hash(&req.state);
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, now() + interval '10 minutes')",
+        )
+        .bind(&state_hash)
+        .bind(provider)
+        .bind(&req.nonce)
+        .bind(self.sealer.seal(req.pkce_verifier.as_bytes(), &format!("auth.oauth_states:{}", hex::encode(&state_hash))))
+        .bind(redirect_uri)
+        .bind(link_user)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < now()").execute(&self.pool).await.map_err(db)?;
+        Ok((req.url, req.state))
+    }
+
+    pub async fn oauth_callback(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        locale: Locale,
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let oidc = self.oidc(provider)?;
+        let bad_state = || Error::invalid("auth.oauth_state_invalid");
+        let state_hash = domain::token_hash(state);
+        let row: Option<(String, String, String, String, Option<Uuid>)> = sqlx::query_as(
+            "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() RETURNING provider, nonce, verifier_sealed, redirect_uri, link_user_id",
+        )
+        .bind(&state_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let (stored_provider, nonce, sealed, redirect_uri, link_user) = row.ok_or_else(bad_state)?;
+        if stored_provider != provider {
+            return Err(bad_state());
+        }
+        let verifier = self
+            .sealer
+            .open(&sealed, &format!("auth.oauth_states:{}", hex::encode(&state_hash)))
+            .map_err(|_| bad_state())?;
+        let verifier = String::from_utf8(verifier).map_err(|_| bad_state())?;
+        let claims =
+            oidc.login(code, &verifier, &redirect_uri, &nonce).await.map_err(|e| e.into_kernel_error(provider))?;
+
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let existing: Option<Uuid> =
+            sqlx::query_scalar("SELECT user_id FROM oauth_identities WHERE provider = $1 AND subject = $2")
+                .bind(provider)
+                .bind(&claims.sub)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        let email = claims.email.as_deref().map(Email::parse).transpose().ok().flatten();
+        let user_id = match (existing, link_user) {
+            (Some(u), _) => u,
+            (None, Some(u)) => {
+                self.link_identity(&mut tx, u, provider, &claims.sub, email.as_ref()).await?;
+                u
+            }
+            (None, None) => {
+                let email = email.ok_or_else(|| {
+                    Error::unauthenticated("auth.oauth_email_unverified").with_param("provider", provider)
+                })?;
+                match repo::user_by_email(&mut tx, email.as_str(), false).await? {
+                    // Automatic linking only on an address the provider has verified.
+                    Some(u) if claims.email_verified => {
+                        self.link_identity(&mut tx, u.id, provider, &claims.sub, Some(&email)).await?;
+                        u.id
+                    }
+                    Some(_) => {
+                        return Err(Error::new(ErrorKind::Conflict, "auth.oauth_email_unverified")
+                            .with_param("provider", provider));
+                    }
+                    None => {
+                        let name = claims
+                            .name
+                            .clone()
+                            .filter(|n| !n.trim().is_empty())
+                            .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("").to_owned());
+                        self.create_oauth_user(
+                            &mut tx,
+                            &email,
+                            &domain::check_name(&name)?,
+                            claims.email_verified,
+                            locale,
+                            provider,
+                            &claims.sub,
+                        )
+                        .await?
+                    }
+                }
+            }
+        };
+        let user = repo::user_by_id(&mut tx, user_id, false)
+            .await?
+            .filter(|u| u.deletion_requested_at.is_none())
+            .ok_or_else(|| Error::unauthenticated("auth.invalid_credentials"))?;
+        let workspace = repo::memberships_of(&mut tx, user.id)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::forbidden("auth.not_member"))?;
+        let method = format!("oauth:{provider}");
+        let issued = self.open_session(&mut tx, user, workspace, &["oauth"], client).await?;
+        enqueue(
+            &mut tx,
+            "nexus.auth.user.logged_in",
+            Some(WorkspaceId::from_uuid(issued.workspace.workspace_id)),
+            &events::UserLoggedIn {
+                user_id: UserId::from_uuid(user_id).to_string(),
+                workspace_id: WorkspaceId::from_uuid(issued.workspace.workspace_id).to_string(),
+                session_id: issued.session_id.to_string(),
+                ip: client.ip.clone(),
+                method,
+            },
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(issued)
+    }
+
+    async fn link_identity(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        user: Uuid,
+        provider: &str,
+        subject: &str,
+        email: Option<&Email>,
+    ) -> Result<(), Error> {
+        sqlx::query("INSERT INTO oauth_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (provider, subject) DO NOTHING")
+            .bind(user)
+            .bind(provider)
+            .bind(subject)
+            .bind(email.map(Email::as_str))
+            .execute(conn)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_oauth_user(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        email: &Email,
+        name: &str,
+        verified: bool,
+        locale: Locale,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Uuid, Error> {
+        let user_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO users (id, email, name, email_verified_at) VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END)",
+        )
+        .bind(user_id)
+        .bind(email.as_str())
+        .bind(name)
+        .bind(verified)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        sqlx::query("INSERT INTO user_settings (user_id, locale) VALUES ($1, $2)")
+            .bind(user_id)
+            .bind(locale.code())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        let ws = Uuid::now_v7();
+        sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
+            .bind(ws)
+            .bind(name)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')")
+            .bind(ws)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        self.link_identity(conn, user_id, provider, subject, Some(email)).await?;
+        enqueue(
+            conn,
+            "nexus.auth.user.signed_up",
+            Some(WorkspaceId::from_uuid(ws)),
+            &events::UserSignedUp {
+                user_id: UserId::from_uuid(user_id).to_string(),
+                workspace_id: WorkspaceId::from_uuid(ws).to_string(),
+                email: email.as_str().into(),
+                locale: locale.code().into(),
+            },
+        )
+        .await
+        .map_err(db)?;
+        Ok(user_id)
+    }
+}

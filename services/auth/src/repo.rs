@@ -1,0 +1,186 @@
+//! Row types and the queries several use cases share. Every function takes the caller's
+//! connection, so the caller's transaction (tenant or system) decides what it sees.
+
+use chrono::{DateTime, Utc};
+use nexus_kernel::Error;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+pub fn db(e: sqlx::Error) -> Error {
+    Error::internal(e)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub name: String,
+    pub avatar_url: Option<String>,
+    pub password_hash: Option<String>,
+    pub mfa_secret_sealed: Option<String>,
+    pub mfa_pending_sealed: Option<String>,
+    pub mfa_enabled_at: Option<DateTime<Utc>>,
+    pub mfa_failed: i32,
+    pub mfa_locked_until: Option<DateTime<Utc>>,
+    pub mfa_last_step: i64,
+    pub deletion_requested_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const USER_COLUMNS: &str = "id, email, email_verified_at, name, avatar_url, password_hash, mfa_secret_sealed, \
+     mfa_pending_sealed, mfa_enabled_at, mfa_failed, mfa_locked_until, mfa_last_step, deletion_requested_at, created_at";
+
+pub async fn user_by_email(conn: &mut PgConnection, email: &str, lock: bool) -> Result<Option<UserRow>, Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1{}", if lock { " FOR UPDATE" } else { "" });
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(conn).await.map_err(db)
+}
+
+pub async fn user_by_id(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option<UserRow>, Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1{}", if lock { " FOR UPDATE" } else { "" });
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await.map_err(db)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SettingsRow {
+    pub locale: String,
+    pub timezone: String,
+    pub notifications: serde_json::Value,
+}
+
+pub async fn settings(conn: &mut PgConnection, user: Uuid) -> Result<SettingsRow, Error> {
+    sqlx::query_as("SELECT locale, timezone, notifications FROM user_settings WHERE user_id = $1")
+        .bind(user)
+        .fetch_optional(conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::internal("user without settings"))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub role: String,
+}
+
+/// Workspaces of a user, oldest membership first. Needs a system transaction (spans tenants).
+pub async fn memberships_of(conn: &mut PgConnection, user: Uuid) -> Result<Vec<MembershipRow>, Error> {
+    sqlx::query_as(
+        "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM memberships m \
+         JOIN workspaces w ON w.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at, w.id",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+    .map_err(db)
+}
+
+pub async fn membership(conn: &mut PgConnection, user: Uuid, workspace: Uuid) -> Result<Option<MembershipRow>, Error> {
+    sqlx::query_as(
+        "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM memberships m \
+         JOIN workspaces w ON w.id = m.tenant_id WHERE m.user_id = $1 AND m.tenant_id = $2",
+    )
+    .bind(user)
+    .bind(workspace)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
+/// Revokes session families and returns the ids revoked (for events).
+pub async fn revoke_families(
+    conn: &mut PgConnection,
+    filter: &str,
+    arg: Uuid,
+    keep: Option<Uuid>,
+) -> Result<Vec<Uuid>, Error> {
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = now() WHERE {filter} = $1 AND revoked_at IS NULL \
+         AND ($2::uuid IS NULL OR family_id <> $2) RETURNING family_id"
+    );
+    let mut ids: Vec<Uuid> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(arg).bind(keep).fetch_all(conn).await.map_err(db)?;
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Brute-force counters. `fail` counts a failure inside the window and locks the key for
+/// `lock` once `threshold` is reached; returns the lock end when this failure set it.
+pub mod throttle {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use nexus_kernel::Error;
+    use sqlx::PgConnection;
+
+    use super::db;
+
+    pub async fn locked_until(conn: &mut PgConnection, key: &str) -> Result<Option<DateTime<Utc>>, Error> {
+        let until: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT locked_until FROM throttles WHERE key = $1 AND locked_until > now()")
+                .bind(key)
+                .fetch_optional(conn)
+                .await
+                .map_err(db)?;
+        Ok(until.flatten())
+    }
+
+    pub async fn fail(
+        conn: &mut PgConnection,
+        key: &str,
+        threshold: i32,
+        window: Duration,
+        lock: Duration,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        let window_s = window.as_secs_f64();
+        let lock_s = lock.as_secs_f64();
+        let newly: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "INSERT INTO throttles AS t (key, window_start, failures) VALUES ($1, now(), 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+               window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() ELSE t.window_start END \
+             RETURNING CASE WHEN failures >= $3 THEN now() + make_interval(secs => $4) END",
+        )
+        .bind(key)
+        .bind(window_s)
+        .bind(threshold)
+        .bind(lock_s)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        let until = newly.flatten();
+        if let Some(until) = until {
+            sqlx::query("UPDATE throttles SET locked_until = $2, failures = 0, window_start = now() WHERE key = $1")
+                .bind(key)
+                .bind(until)
+                .execute(conn)
+                .await
+                .map_err(db)?;
+        }
+        Ok(until)
+    }
+
+    /// Counts an event (not a failure) and says whether the budget is spent, e.g. reset mails.
+    pub async fn over_budget(conn: &mut PgConnection, key: &str, budget: i32, window: Duration) -> Result<bool, Error> {
+        let failures: i32 = sqlx::query_scalar(
+            "INSERT INTO throttles AS t (key, window_start, failures) VALUES ($1, now(), 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+               window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() ELSE t.window_start END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(window.as_secs_f64())
+        .fetch_one(conn)
+        .await
+        .map_err(db)?;
+        Ok(failures > budget)
+    }
+
+    pub async fn reset(conn: &mut PgConnection, key: &str) -> Result<(), Error> {
+        sqlx::query("DELETE FROM throttles WHERE key = $1").bind(key).execute(conn).await.map_err(db)?;
+        Ok(())
+    }
+}
