@@ -217,6 +217,11 @@ impl RateLimits {
         }
     }
 
+    /// Spends one unit of `ip`'s anonymous budget; the 429 to answer when it is gone.
+    pub fn check_ip(&self, ip: IpAddr) -> Option<ApiError> {
+        self.per_ip.check_key(&ip).err().map(|not_until| too_many(&not_until))
+    }
+
     /// Forgets idle keys so the maps stay bounded; run periodically.
     pub fn retain_recent(&self) {
         self.per_user.retain_recent();
@@ -237,13 +242,15 @@ pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Ne
     };
     match verdict {
         Ok(()) => next.run(req).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            metrics::counter!("nexus_http_rate_limited_total").increment(1);
-            ApiError::new(ErrorKind::RateLimited, "request.rate_limited").retry_after(secs.max(1)).into_response()
-        }
+        Err(not_until) => too_many(&not_until).into_response(),
     }
+}
+
+fn too_many(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    metrics::counter!("nexus_http_rate_limited_total").increment(1);
+    ApiError::new(ErrorKind::RateLimited, "request.rate_limited").retry_after(secs.max(1))
 }
 
 /// Per-route request counts and latency (route templates, not raw paths, as labels).

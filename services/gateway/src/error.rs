@@ -58,7 +58,11 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        Self { error, retry_after: None }
+        // Services say how long to wait in the `retry_after` parameter; it becomes the header.
+        let retry_after = (error.kind() == nexus_kernel::ErrorKind::RateLimited)
+            .then(|| error.param("retry_after").and_then(|s| s.parse().ok()))
+            .flatten();
+        Self { error, retry_after }
     }
 }
 

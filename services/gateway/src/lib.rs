@@ -6,6 +6,7 @@ pub mod config;
 pub mod edge;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod openapi;
 pub mod routes;
 pub mod upstream;
@@ -32,7 +33,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::GatewayConfig;
 use crate::edge::{EdgeConfig, RateLimits};
 use crate::error::ApiError;
+use crate::identity::Identity;
 use crate::upstream::Upstreams;
+use nexus_platform::identity::{GrpcKeySource, Verifier};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,6 +48,35 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(routes::meta::list_locales))
         .routes(routes!(routes::webhooks::receive, routes::webhooks::verify))
+        .routes(routes!(routes::auth::sign_up))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::verify_email))
+        .routes(routes!(routes::auth::request_reset))
+        .routes(routes!(routes::auth::confirm_reset))
+        .routes(routes!(routes::auth::oauth_start))
+        .routes(routes!(routes::auth::oauth_callback))
+        .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::auth::local_mail))
+        .routes(routes!(routes::account::me, routes::account::update_me))
+        .routes(routes!(routes::account::change_password))
+        .routes(routes!(routes::account::resend_verification))
+        .routes(routes!(routes::account::request_deletion))
+        .routes(routes!(routes::account::list_sessions, routes::account::revoke_all_sessions))
+        .routes(routes!(routes::account::revoke_session))
+        .routes(routes!(routes::account::list_workspaces))
+        .routes(routes!(routes::account::switch_workspace))
+        .routes(routes!(routes::account::list_members))
+        .routes(routes!(routes::account::invite))
+        .routes(routes!(routes::account::accept_invite))
+        .routes(routes!(routes::account::remove_member))
+        .routes(routes!(routes::account::transfer_ownership))
+        .routes(routes!(routes::account::enroll_totp))
+        .routes(routes!(routes::account::confirm_totp))
+        .routes(routes!(routes::account::disable_mfa))
+        .routes(routes!(routes::account::list_api_keys, routes::account::create_api_key))
+        .routes(routes!(routes::account::revoke_api_key))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.
@@ -57,16 +89,22 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Wraps routes in the edge stack every public request passes through, outermost first:
 /// compression, edge (request id, language, context, error envelopes), panic catcher, CORS,
 /// timeout, rate limit, body limit. Exposed so tests can put the same stack around test routes.
-pub fn with_edge(router: Router, config: &GatewayConfig, limits: RateLimits) -> Router {
+pub fn with_edge(router: Router, config: &GatewayConfig, limits: RateLimits, identity: Option<Identity>) -> Router {
     let cors = cors(&config.http.cors_origins);
-    router
+    let router = router
         .route_layer(from_fn(edge::metrics))
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "request.not_found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorKind::MethodNotAllowed, "request.method_not_allowed")
         })
         .layer(DefaultBodyLimit::max(config.http.body_limit))
-        .layer(from_fn_with_state(limits, edge::rate_limit))
+        .layer(from_fn_with_state(limits, edge::rate_limit));
+    // Identity runs before the rate limiter so authenticated callers are limited per user.
+    let router = match identity {
+        Some(id) => router.layer(from_fn_with_state(id, identity::authenticate)),
+        None => router,
+    };
+    router
         .layer(from_fn_with_state(config.http.request_timeout, edge::timeout))
         .layer(cors)
         .layer(CatchPanicLayer::new())
@@ -98,7 +136,9 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// The complete public application.
 pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> {
     let upstreams = Upstreams::new(&config.services, config.http.upstream_timeout)?;
-    let state = AppState { config: Arc::new(config.clone()), upstreams };
+    let state = AppState { config: Arc::new(config.clone()), upstreams: upstreams.clone() };
+    let verifier = Arc::new(Verifier::new(Arc::new(GrpcKeySource::new(&config.services.auth)?)));
+    let identity = Identity { verifier, auth: upstreams.auth.clone(), limits: limits.clone() };
     let (router, mut api) = api_router().split_for_parts();
     openapi::add_standard_errors(&mut api);
     // No validator badge: Swagger UI would otherwise call an outside host from the docs page.
@@ -106,7 +146,7 @@ pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> 
         .url("/openapi.json", api)
         .config(utoipa_swagger_ui::Config::default().validator_url("none"));
     let router = router.with_state(state).merge(docs);
-    Ok(with_edge(router, &config, limits))
+    Ok(with_edge(router, &config, limits, Some(identity)))
 }
 
 /// Sockets the gateway serves on, bound before [`run`] so tests can use port 0.

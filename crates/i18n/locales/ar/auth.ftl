@@ -40,3 +40,4 @@ auth-invalid_locale = اللغة "{ $locale }" غير مدعومة. استخدم
 auth-invalid_url = أدخل عنوانًا صالحًا يبدأ بـ https://.
 auth-email_not_verified = أكّد عنوان بريدك الإلكتروني أولًا.
 auth-local_mail_disabled = قراءة البريد متاحة فقط عندما يعمل البريد في الوضع المحلي.
+auth-oauth_already_linked = حساب { $provider } هذا مرتبط بالفعل بحساب NexusOne آخر.

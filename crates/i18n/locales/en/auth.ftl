@@ -41,3 +41,4 @@ auth-invalid_locale = Unsupported language "{ $locale }". Use en, es, pt, he or 
 auth-invalid_url = Enter a valid https:// address.
 auth-email_not_verified = Verify your email address first.
 auth-local_mail_disabled = Reading mail is only available when mail is in local mode.
+auth-oauth_already_linked = This { $provider } account is already linked to another NexusOne account.

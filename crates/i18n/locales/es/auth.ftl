@@ -40,3 +40,4 @@ auth-invalid_locale = Idioma "{ $locale }" no admitido. Usa en, es, pt, he o ar.
 auth-invalid_url = Introduce una dirección https:// válida.
 auth-email_not_verified = Primero verifica tu dirección de correo electrónico.
 auth-local_mail_disabled = La lectura del correo solo está disponible cuando el correo está en modo local.
+auth-oauth_already_linked = Esta cuenta de { $provider } ya está vinculada a otra cuenta de NexusOne.

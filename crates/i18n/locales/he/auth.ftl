@@ -40,3 +40,4 @@ auth-invalid_locale = השפה "{ $locale }" אינה נתמכת. השתמשו �
 auth-invalid_url = הזינו כתובת https:// תקינה.
 auth-email_not_verified = אמתו קודם את כתובת האימייל שלכם.
 auth-local_mail_disabled = קריאת דואר זמינה רק כשהדואר פועל במצב מקומי.
+auth-oauth_already_linked = חשבון { $provider } זה כבר מקושר לחשבון NexusOne אחר.

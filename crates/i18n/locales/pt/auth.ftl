@@ -40,3 +40,4 @@ auth-invalid_locale = Idioma "{ $locale }" não suportado. Use en, es, pt, he ou
 auth-invalid_url = Digite um endereço https:// válido.
 auth-email_not_verified = Confirme seu endereço de e-mail primeiro.
 auth-local_mail_disabled = A leitura de e-mails só está disponível quando o e-mail está no modo local.
+auth-oauth_already_linked = Esta conta do { $provider } já está vinculada a outra conta da NexusOne.

@@ -96,6 +96,12 @@ impl App {
                 .map_err(db)?;
         let email = claims.email.as_deref().map(Email::parse).transpose().ok().flatten();
         let user_id = match (existing, link_user) {
+            // Linking while signed in must not hand over an identity someone else already owns.
+            (Some(owner), Some(me)) if owner != me => {
+                return Err(
+                    Error::new(ErrorKind::Conflict, "auth.oauth_already_linked").with_param("provider", provider)
+                );
+            }
             (Some(u), _) => u,
             (None, Some(u)) => {
                 self.link_identity(&mut tx, u, provider, &claims.sub, email.as_ref()).await?;
@@ -111,8 +117,16 @@ impl App {
                         self.link_identity(&mut tx, u.id, provider, &claims.sub, Some(&email)).await?;
                         u.id
                     }
+                    // The address is taken and the provider does not vouch for it: sign in with the
+                    // password and link explicitly.
                     Some(_) => {
-                        return Err(Error::new(ErrorKind::Conflict, "auth.oauth_email_unverified")
+                        return Err(Error::new(ErrorKind::Conflict, "auth.oauth_link_required")
+                            .with_param("provider", provider));
+                    }
+                    // No account yet, but an unverified address: creating one would let anyone
+                    // claim an address before its owner signs up.
+                    None if !claims.email_verified => {
+                        return Err(Error::new(ErrorKind::FailedPrecondition, "auth.oauth_email_unverified")
                             .with_param("provider", provider));
                     }
                     None => {

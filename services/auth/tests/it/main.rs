@@ -2,6 +2,7 @@
 
 mod accounts;
 mod mfa;
+mod oauth;
 mod support;
 mod tenancy;
 mod tokens;

@@ -1,4 +1,6 @@
 //! Public routes, grouped by the service they front.
 
+pub mod account;
+pub mod auth;
 pub mod meta;
 pub mod webhooks;

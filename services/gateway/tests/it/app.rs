@@ -69,11 +69,16 @@ fn every_operation_documents_examples_and_its_errors() {
             }
             assert!(responses.contains_key("429"), "{where_}: rate limiting applies everywhere");
             if let Some(body) = op.get("requestBody") {
-                let has_example = body["content"]
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .any(|c| c.get("example").is_some() || c.get("examples").is_some());
+                // An example on the body itself or on the schema it references.
+                let has_example = body["content"].as_object().unwrap().values().any(|c| {
+                    let schema = c["schema"]["$ref"]
+                        .as_str()
+                        .and_then(|r| r.rsplit('/').next())
+                        .map(|name| &doc["components"]["schemas"][name]);
+                    c.get("example").is_some()
+                        || c.get("examples").is_some()
+                        || schema.is_some_and(|s| s.get("example").is_some() || s.get("examples").is_some())
+                });
                 assert!(has_example, "{where_}: request body without an example");
             }
             for p in op["parameters"].as_array().into_iter().flatten() {

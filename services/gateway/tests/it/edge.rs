@@ -60,7 +60,7 @@ async fn base_with(mutate: impl FnOnce(&mut nexus_gateway::config::GatewayConfig
     cfg.http.request_timeout = Duration::from_millis(300);
     mutate(&mut cfg);
     let limits = RateLimits::new(&cfg.rate_limit);
-    serve(nexus_gateway::with_edge(test_routes(), &cfg, limits)).await
+    serve(nexus_gateway::with_edge(test_routes(), &cfg, limits, None)).await
 }
 
 async fn base() -> String {

@@ -1,0 +1,342 @@
+//! The identity path end to end in one process: the real gateway app in front of the real auth
+//! service (Postgres, NATS), over HTTP.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use nexus_gateway::edge::RateLimits;
+use nexus_testkit::{TestDb, TestNats};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{client, config, envelope, json as read, serve};
+
+pub struct Stack {
+    pub base: String,
+    pub db: TestDb,
+    _nats: TestNats,
+    stop: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn stack(auth_per_ip: u32) -> Stack {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let a = db.config("auth");
+    let env: Vec<(String, String)> = [
+        ("NEXUS_DATABASE__URL", a.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL", a.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL", nats.url.clone()),
+        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
+        ("NEXUS_AUTH__ARGON2_MEMORY_KIB", "1024".to_owned()),
+        ("NEXUS_AUTH__ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let auth_cfg: nexus_auth::Config =
+        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
+    nexus_platform::db::migrate("auth", &auth_cfg.common.database, Some(&nexus_auth::MIGRATIONS)).await.unwrap();
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let auth_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
+
+    let mut cfg = config();
+    cfg.services.auth = auth_url;
+    cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
+    let limits = RateLimits::new(&cfg.rate_limit);
+    let base = serve(nexus_gateway::app(cfg, limits).unwrap()).await;
+    // Ready once auth answers through the gateway.
+    for _ in 0..100 {
+        if client().get(format!("{base}/.well-known/jwks.json")).send().await.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Stack { base, db, _nats: nats, stop }
+}
+
+pub fn email(tag: &str) -> String {
+    format!("{tag}.{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+impl Stack {
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut r = client().post(format!("{}{path}", self.base)).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut r = client().get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let (status, _, body) = read(r.send().await.unwrap()).await;
+        (status, body)
+    }
+
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post("/v1/auth/signup", None, json!({"email": email, "password": PASSWORD, "name": "Ana Silva"}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn users(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM auth.users").fetch_one(&self.db.admin_pool().await).await.unwrap()
+    }
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn sign_up_login_refresh_and_reuse_through_the_gateway() {
+    let s = stack(1000).await;
+    let e = email("ana");
+    let signed = s.sign_up(&e).await;
+    assert_eq!(signed["token_type"], "Bearer");
+    assert!(signed["user"]["id"].as_str().unwrap().starts_with("usr_"));
+
+    let (status, login) = s.post("/v1/auth/login", None, json!({"email": e, "password": PASSWORD})).await;
+    assert_eq!(status, 200, "{login}");
+    let (status, me) = s
+        .get(
+            "/v1/me",
+            &[("authorization", &bearer(login["access_token"].as_str().unwrap())), ("accept-language", "he")],
+        )
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["email"], e);
+    assert_eq!(me["settings"]["dir"], "ltr");
+
+    let (status, first) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
+    assert_eq!(status, 200);
+    let (status, reuse) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
+    assert_eq!(status, 401);
+    assert_eq!(reuse["error"]["code"], "auth.invalid_refresh_token");
+    let (status, dead) = s.get("/v1/me", &[("authorization", &bearer(first["access_token"].as_str().unwrap()))]).await;
+    assert_eq!(status, 401, "{dead}");
+    let (status, _) = s.post("/v1/auth/refresh", None, json!({"refresh_token": first["refresh_token"]})).await;
+    assert_eq!(status, 401);
+
+    // Wrong password and unknown email: the same answer.
+    let (a_status, a) = s.post("/v1/auth/login", None, json!({"email": e, "password": "not the password"})).await;
+    let (b_status, b) =
+        s.post("/v1/auth/login", None, json!({"email": email("ghost"), "password": "not the password"})).await;
+    assert_eq!((a_status, b_status), (401, 401));
+    assert_eq!(a["error"]["code"], b["error"]["code"]);
+    assert_eq!(a["error"]["message"], b["error"]["message"]);
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_bad_tokens_before_any_service() {
+    let s = stack(1000).await;
+    let signed = s.sign_up(&email("tok")).await;
+    let token = signed["access_token"].as_str().unwrap();
+    let (status, jwks) = s.get("/.well-known/jwks.json", &[]).await;
+    assert_eq!(status, 200);
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+
+    // Expired: same key is not available here, so present a validly-shaped token whose
+    // signature no longer matches after the edit; plus the classic forgeries.
+    claims["exp"] = json!(1);
+    let resigned_expired = format!("{}.{}.{}", parts[0], enc(&claims), parts[2]);
+    let alg_none = format!("{}.{}.", enc(&json!({"alg": "none", "kid": kid})), parts[1]);
+    let hs256 = {
+        use hmac_sha256_stub::sign;
+        let header = enc(&json!({"alg": "HS256", "kid": kid}));
+        let x = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+        format!("{header}.{}.{}", parts[1], sign(&x, format!("{header}.{}", parts[1]).as_bytes()))
+    };
+    let unknown_kid = format!("{}.{}.{}", enc(&json!({"alg": "EdDSA", "kid": "k-nope"})), parts[1], parts[2]);
+    for (name, bad) in [
+        ("edited", resigned_expired),
+        ("alg none", alg_none),
+        ("hs256", hs256),
+        ("unknown kid", unknown_kid),
+        ("junk", "abc".into()),
+    ] {
+        let (status, body) = s.get("/v1/me", &[("authorization", &bearer(&bad)), ("accept-language", "ar")]).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        let (code, message) = envelope(&body);
+        assert_eq!(code, "auth.unauthenticated", "{name}");
+        assert_eq!(message, nexus_i18n::error_message(nexus_kernel::Locale::Ar, "auth.unauthenticated", &[], 401));
+        assert_eq!(body["error"]["dir"], "rtl");
+    }
+    // Anonymous where a caller is needed: 401 too.
+    let (status, body) = s.get("/v1/me", &[]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("auth.unauthenticated")));
+}
+
+/// HMAC-SHA256 for forging an "HS256 with the public key" token.
+mod hmac_sha256_stub {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    pub fn sign(key: &[u8], msg: &[u8]) -> String {
+        let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), msg);
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+}
+
+#[tokio::test]
+async fn api_keys_through_the_gateway() {
+    let s = stack(1000).await;
+    let signed = s.sign_up(&email("keys")).await;
+    let owner = bearer(signed["access_token"].as_str().unwrap());
+    let (status, created) = s
+        .post(
+            "/v1/api-keys",
+            Some(signed["access_token"].as_str().unwrap()),
+            json!({"name": "Reports", "scopes": ["read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+
+    let (status, listed) = s.get("/v1/api-keys", &[("x-api-key", &secret)]).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let (status, denied) = s.post("/v1/api-keys", Some(&secret), json!({"name": "more", "scopes": ["read"]})).await;
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(denied["error"]["code"], "auth.scope_missing");
+
+    let id = created["key"]["id"].as_str().unwrap();
+    let resp =
+        client().delete(format!("{}/v1/api-keys/{id}", s.base)).header("authorization", &owner).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, gone) = s.get("/v1/api-keys", &[("x-api-key", &secret)]).await;
+    assert_eq!(status, 401, "revoked keys fail at once: {gone}");
+    assert_eq!(gone["error"]["code"], "auth.api_key_invalid");
+}
+
+#[tokio::test]
+async fn bad_input_gets_localized_4xx_and_changes_nothing() {
+    let s = stack(1000).await;
+    let before = s.users().await;
+    let long = "x".repeat(300);
+    let cases = [
+        (json!({"email": "no-at-sign", "password": PASSWORD, "name": "Ana"}), 400, "auth.invalid_email"),
+        (json!({"email": email("w"), "password": "short", "name": "Ana"}), 400, "auth.password_too_short"),
+        (json!({"email": email("w"), "password": "qwertyuiop", "name": "Ana"}), 400, "auth.password_too_common"),
+        (json!({"email": email("w"), "password": PASSWORD, "name": long}), 400, "auth.field_too_long"),
+        (
+            json!({"email": format!("{long}@example.com"), "password": PASSWORD, "name": "Ana"}),
+            400,
+            "auth.invalid_email",
+        ),
+        (json!({"email": email("w"), "password": PASSWORD}), 422, "request.invalid_body"),
+        (json!({"email": email("w"), "password": 12345, "name": "Ana"}), 422, "request.invalid_body"),
+        (
+            json!({"email": email("w"), "password": PASSWORD, "name": "Ana", "role": "owner"}),
+            422,
+            "request.invalid_body",
+        ),
+        (json!({"email": email("w"), "password": PASSWORD, "name": "Ana", "locale": "fr"}), 400, "auth.invalid_locale"),
+    ];
+    for (body, status, code) in cases {
+        for lang in ["es", "ar"] {
+            let resp = client()
+                .post(format!("{}/v1/auth/signup", s.base))
+                .header("accept-language", lang)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (got, _, b) = read(resp).await;
+            assert_eq!(got, status, "{body}: {b}");
+            let (c, message) = envelope(&b);
+            assert_eq!(c, code, "{body}");
+            assert_ne!(
+                message,
+                nexus_i18n::error_message(nexus_kernel::Locale::En, code, &[], status),
+                "{lang} is not English"
+            );
+        }
+    }
+    let resp = client()
+        .post(format!("{}/v1/auth/signup", s.base))
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(s.users().await, before, "nothing was created");
+}
+
+#[tokio::test]
+async fn other_workspaces_are_404_and_viewers_cannot_invite_over_http() {
+    let s = stack(1000).await;
+    let a = s.sign_up(&email("a")).await;
+    let b = s.sign_up(&email("b")).await;
+    let ta = a["access_token"].as_str().unwrap();
+    let tb = b["access_token"].as_str().unwrap();
+    let (_, key_b) = s.post("/v1/api-keys", Some(tb), json!({"name": "b", "scopes": ["read"]})).await;
+    for path in [
+        format!("/v1/api-keys/{}", key_b["key"]["id"].as_str().unwrap()),
+        format!("/v1/members/{}", b["user"]["id"].as_str().unwrap()),
+        format!("/v1/sessions/{}", b["session_id"].as_str().unwrap()),
+    ] {
+        let resp = client().delete(format!("{}{path}", s.base)).bearer_auth(ta).send().await.unwrap();
+        let (status, _, body) = read(resp).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "request.not_found");
+    }
+    let (status, _) =
+        s.post(&format!("/v1/workspaces/{}/switch", b["workspace"]["id"].as_str().unwrap()), Some(ta), json!({})).await;
+    assert_eq!(status, 404);
+
+    let viewer = email("viewer");
+    let (status, _) = s.post("/v1/members/invitations", Some(ta), json!({"email": viewer, "role": "viewer"})).await;
+    assert_eq!(status, 201);
+    let (_, mail) = s.get(&format!("/v1/local/mail?to={viewer}"), &[]).await;
+    let body = mail["items"][0]["body"].as_str().unwrap();
+    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
+    let v = s.sign_up(&viewer).await;
+    let (status, joined) =
+        s.post("/v1/invitations/accept", Some(v["access_token"].as_str().unwrap()), json!({"token": token})).await;
+    assert_eq!(status, 200, "{joined}");
+    let (status, denied) = s
+        .post(
+            "/v1/members/invitations",
+            Some(joined["access_token"].as_str().unwrap()),
+            json!({"email": email("x"), "role": "member"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(denied["error"]["code"], "auth.role_insufficient");
+}
+
+#[tokio::test]
+async fn auth_routes_have_a_stricter_per_ip_limit() {
+    let s = stack(3).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let (status, _) =
+            s.post("/v1/auth/login", None, json!({"email": email("x"), "password": "whatever it is"})).await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429]);
+}
