@@ -1,5 +1,6 @@
 //! End-to-end tests: the real binaries as separate processes, as `make run` starts them.
 //! `make test` builds the binaries before running these.
 
+mod auth;
 mod gateway;
 mod support;

@@ -1,0 +1,143 @@
+//! `make bench`: the cost of identity at the gateway and of a login.
+//!
+//! 1. Authenticated no-op request (JWT verification + context forwarding) in requests/s, as a
+//!    ratio of the same route without a token, measured in the same run (goal >= 0.7).
+//! 2. Login latency p50/p99 with the production Argon2id parameters (goal p50 < 100 ms).
+//!
+//! Needs Postgres and NATS (`make bench` starts them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nexus_gateway::edge::RateLimits;
+use nexus_testkit::{TestDb, TestNats};
+use tokio_util::sync::CancellationToken;
+
+const CONCURRENCY: usize = 32;
+const WINDOW: Duration = Duration::from_secs(5);
+const LOGINS: usize = 60;
+
+async fn throughput(url: &str, token: Option<&str>) -> f64 {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + WINDOW;
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (client, done, url, token) = (client.clone(), done.clone(), url.to_owned(), token.map(str::to_owned));
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let mut r = client.get(&url);
+                if let Some(t) = &token {
+                    r = r.bearer_auth(t);
+                }
+                let resp = r.send().await.expect("request");
+                assert!(resp.status().is_success(), "status {}", resp.status());
+                let _ = resp.bytes().await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let a = db.config("auth");
+    let env: Vec<(String, String)> = vec![
+        ("NEXUS_DATABASE__URL".into(), a.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL".into(), a.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL".into(), nats.url.clone()),
+        ("NEXUS_NATS__PREFIX".into(), nats.prefix.clone()),
+    ];
+    // Production Argon2id parameters: the defaults.
+    let auth_cfg: nexus_auth::Config =
+        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
+    println!(
+        "argon2id: m={} KiB, t={}, p={}",
+        auth_cfg.auth.argon2_memory_kib, auth_cfg.auth.argon2_iterations, auth_cfg.auth.argon2_parallelism
+    );
+    nexus_platform::db::migrate("auth", &auth_cfg.common.database, Some(&nexus_auth::MIGRATIONS)).await.unwrap();
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let auth_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
+
+    let mut cfg: nexus_gateway::config::GatewayConfig =
+        nexus_platform::config::load_from_env("gateway", nexus_gateway::config::DEFAULTS, None, Vec::new()).unwrap();
+    cfg.services.auth = auth_url;
+    cfg.rate_limit.per_ip_per_minute = 100_000_000;
+    cfg.rate_limit.per_user_per_minute = 100_000_000;
+    cfg.rate_limit.auth_per_ip_per_minute = 100_000_000;
+    let app = nexus_gateway::app(cfg.clone(), RateLimits::new(&cfg.rate_limit)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+    });
+
+    let http = reqwest::Client::new();
+    let email = format!("bench.{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let password = "correct horse battery staple";
+    let mut session = None;
+    for _ in 0..100 {
+        let r = http
+            .post(format!("{base}/v1/auth/signup"))
+            .json(&serde_json::json!({"email": email, "password": password, "name": "Bench"}))
+            .send()
+            .await;
+        if let Ok(r) = r
+            && r.status() == 201
+        {
+            session = Some(r.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let session = session.expect("sign-up through the gateway");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+
+    let url = format!("{base}/v1/locales");
+    throughput(&url, None).await; // warm-up
+    let plain = throughput(&url, None).await;
+    let authed = throughput(&url, Some(&token)).await;
+    let ratio = authed / plain;
+    println!(
+        "gateway identity: unauthenticated {plain:.0} req/s, authenticated {authed:.0} req/s, ratio {ratio:.2} (goal >= 0.70) {}",
+        if ratio >= 0.7 { "PASS" } else { "MISS" }
+    );
+
+    let mut times = Vec::with_capacity(LOGINS);
+    for _ in 0..LOGINS {
+        let started = Instant::now();
+        let r = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.bytes().await;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
+    println!(
+        "login latency over {LOGINS}: p50 {p50:.1} ms, p99 {p99:.1} ms (goal p50 < 100 ms) {}",
+        if p50 < 100.0 { "PASS" } else { "MISS" }
+    );
+    stop.cancel();
+}
