@@ -6,6 +6,8 @@
 //!
 //! Needs Postgres and NATS (`make bench` starts them).
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
