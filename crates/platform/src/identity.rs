@@ -139,6 +139,9 @@ pub struct Claims {
     /// How the user authenticated: "pwd", "otp", "oauth".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The user's language at issue time, so every hop can answer in it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub loc: String,
 }
 
 /// A verified caller.
@@ -152,6 +155,8 @@ pub struct Principal {
     pub kind: PrincipalKind,
     pub token_id: String,
     pub expires_at: i64,
+    /// The user's saved language (`loc` claim), which wins over `Accept-Language`.
+    pub locale: Option<nexus_kernel::Locale>,
 }
 
 impl Principal {
@@ -194,6 +199,7 @@ impl Principal {
             kind: c.kind,
             token_id: c.jti,
             expires_at: c.exp,
+            locale: c.loc.parse().ok(),
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod fake;
 pub mod nats;
 pub mod oidc;
 pub mod service;
+pub mod smtp;
 
 pub use db::TestDb;
 pub use fake::FakeServer;

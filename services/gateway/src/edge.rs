@@ -134,6 +134,7 @@ fn code_for_status(status: StatusCode) -> &'static str {
 fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_limit: usize) -> Response {
     let status = resp.status();
     let info = resp.extensions().get::<ErrorInfo>().cloned();
+    let locale = resp.extensions().get::<crate::identity::UserLocale>().map_or(edge.locale, |u| u.0);
     // A JSON error body from elsewhere (e.g. a webhook receiver answering its provider) stands.
     if info.is_none() && is_json(resp.headers()) {
         return resp;
@@ -158,9 +159,9 @@ fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_l
     // 5xx bodies say nothing internal: the generic message for the class, whatever the code was.
     let (code, message) =
         if status.is_server_error() && info.code != "service.unavailable" && info.code != "request.timeout" {
-            ("internal".to_owned(), nexus_i18n::error_message(edge.locale, "internal", &[], status.as_u16()))
+            ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], status.as_u16()))
         } else {
-            let msg = nexus_i18n::error_message(edge.locale, &info.code, &info.params, status.as_u16());
+            let msg = nexus_i18n::error_message(locale, &info.code, &info.params, status.as_u16());
             (info.code.clone(), msg)
         };
     let envelope = ErrorEnvelope {
@@ -168,7 +169,7 @@ fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_l
             code,
             message,
             request_id: edge.request_id.to_string(),
-            dir: edge.locale.direction().as_str().to_owned(),
+            dir: locale.direction().as_str().to_owned(),
             fields: info.fields,
         },
     };
@@ -176,7 +177,7 @@ fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_l
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(edge.locale.code()) {
+    if let Ok(v) = HeaderValue::from_str(locale.code()) {
         parts.headers.insert(header::CONTENT_LANGUAGE, v);
     }
     let body = serde_json::to_vec(&envelope).unwrap_or_default();

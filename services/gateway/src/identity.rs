@@ -75,8 +75,20 @@ pub async fn authenticate(State(id): State<Identity>, mut req: Request, next: Ne
     ctx.bearer = Some(Secret::new(token));
     ctx.tenant_id = Some(principal.workspace_id);
     ctx.actor_id = Some(principal.actor());
-    ctx.scope(next.run(req)).await
+    if let Some(l) = principal.locale {
+        ctx.locale = Some(l.code().to_owned());
+    }
+    let mut resp = ctx.scope(next.run(req)).await;
+    // The user's saved language wins over Accept-Language for the error envelope too.
+    if let Some(l) = principal.locale {
+        resp.extensions_mut().insert(UserLocale(l));
+    }
+    resp
 }
+
+/// Set on responses to authenticated requests: the language the edge renders errors in.
+#[derive(Debug, Clone, Copy)]
+pub struct UserLocale(pub nexus_kernel::Locale);
 
 fn refuse(id: &Identity, req: &Request, error: ApiError) -> Response {
     let ip = req.extensions().get::<crate::edge::Edge>().map(|e| e.client_ip);

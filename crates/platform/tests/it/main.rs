@@ -2,5 +2,6 @@
 
 mod fixture;
 mod health;
+mod identity;
 mod outbox;
 mod rls;

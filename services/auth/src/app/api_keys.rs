@@ -198,6 +198,11 @@ impl App {
             .map_err(db)?
             .ok_or_else(invalid)?;
         let role: Role = role.parse()?;
+        let locale: Option<String> = sqlx::query_scalar("SELECT locale FROM user_settings WHERE user_id = $1")
+            .bind(creator)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         if last_used.is_none_or(|t| Utc::now() - t > chrono::Duration::seconds(60)) {
             sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
                 .bind(id)
@@ -222,6 +227,7 @@ impl App {
             iat: now,
             exp: now + i64::try_from(ttl).unwrap_or(300),
             amr: vec!["key".into()],
+            loc: locale.unwrap_or_default(),
         };
         Ok((self.keys.sign(&claims).await?, u32::try_from(ttl).unwrap_or(300), id))
     }

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::domain;
 use crate::keys::SigningKeys;
-use crate::repo::{MembershipRow, UserRow, db};
+use crate::repo::{self, MembershipRow, UserRow, db};
 
 pub use accounts::MeView;
 pub use api_keys::{ApiKeyView, CreatedKey};
@@ -129,6 +129,7 @@ impl App {
         role: Role,
         sid: Uuid,
         amr: &[String],
+        locale: &str,
     ) -> Result<String, Error> {
         let now = now_unix();
         let claims = Claims {
@@ -144,6 +145,7 @@ impl App {
             iat: now,
             exp: now + i64::try_from(self.cfg.auth.access_ttl.as_secs()).unwrap_or(900),
             amr: amr.to_vec(),
+            loc: locale.to_owned(),
         };
         self.keys.sign(&claims).await
     }
@@ -191,7 +193,8 @@ impl App {
         .await
         .map_err(db)?;
         let role: Role = workspace.role.parse()?;
-        let access = self.access_token(user.id, workspace.workspace_id, role, family, &amr).await?;
+        let locale = repo::settings(&mut *conn, user.id).await?.locale;
+        let access = self.access_token(user.id, workspace.workspace_id, role, family, &amr, &locale).await?;
         Ok(Issued {
             user,
             workspace,

@@ -3,6 +3,7 @@
 mod accounts;
 mod mfa;
 mod oauth;
+mod smtp;
 mod support;
 mod tenancy;
 mod tokens;

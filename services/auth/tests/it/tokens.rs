@@ -32,6 +32,7 @@ fn claims_for(s: &pb::AuthSession, exp_offset: i64) -> Claims {
         iat: now,
         exp: now + exp_offset,
         amr: vec![],
+        loc: String::new(),
     }
 }
 

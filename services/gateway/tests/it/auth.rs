@@ -340,3 +340,84 @@ async fn auth_routes_have_a_stricter_per_ip_limit() {
     }
     assert_eq!(statuses, vec![401, 401, 401, 429]);
 }
+
+#[tokio::test]
+async fn expired_and_foreign_key_tokens_are_refused_at_the_gateway() {
+    use nexus_platform::identity::{AUDIENCE, Claims, ISSUER, PrincipalKind, Role};
+    let s = stack(1000).await;
+    let signed = s.sign_up(&email("exp")).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64| Claims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: signed["user"]["id"].as_str().unwrap().into(),
+        ws: signed["workspace"]["id"].as_str().unwrap().into(),
+        role: Role::Owner,
+        scp: vec![],
+        sid: signed["session_id"].as_str().unwrap().into(),
+        kind: PrincipalKind::User,
+        jti: "bench".into(),
+        iat: now,
+        exp,
+        amr: vec![],
+        loc: String::new(),
+    };
+    // The service's own key, as the auth service holds it, signs an expired token.
+    let db_cfg = s.db.config("auth");
+    let pool = nexus_platform::db::connect("auth", &db_cfg).await.unwrap();
+    let defaults: nexus_auth::Config =
+        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, Vec::new()).unwrap();
+    let sealer = nexus_platform::crypto::Sealer::from_config(defaults.auth.sealing_keys.expose()).unwrap();
+    let keys = nexus_auth::keys::SigningKeys::new(pool, sealer, std::time::Duration::from_secs(900));
+    let expired = keys.sign(&claims(now - 3600)).await.unwrap();
+    let fresh = keys.sign(&claims(now + 600)).await.unwrap();
+    let (status, _) = s.get("/v1/me", &[("authorization", &bearer(&fresh))]).await;
+    assert_eq!(status, 200, "control: a token from the real key passes");
+    let (status, body) = s.get("/v1/me", &[("authorization", &bearer(&expired))]).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "auth.token_expired");
+
+    // Same kid, another Ed25519 key.
+    let kid = jsonwebtoken::decode_header(&fresh).unwrap().kid;
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = kid;
+    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    der.extend_from_slice(&[9u8; 32]);
+    let foreign =
+        jsonwebtoken::encode(&header, &claims(now + 600), &jsonwebtoken::EncodingKey::from_ed_der(&der)).unwrap();
+    let (status, body) = s.get("/v1/me", &[("authorization", &bearer(&foreign))]).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "auth.unauthenticated");
+}
+
+#[tokio::test]
+async fn errors_speak_the_user_s_saved_language_over_accept_language() {
+    let s = stack(1000).await;
+    let e = email("he");
+    let (status, signed) = s
+        .post("/v1/auth/signup", None, json!({"email": e, "password": PASSWORD, "name": "Dana", "locale": "he"}))
+        .await;
+    assert_eq!(status, 201);
+    let token = signed["access_token"].as_str().unwrap();
+    let resp = client()
+        .delete(format!("{}/v1/api-keys/key_00000000000000000000000000000000", s.base))
+        .bearer_auth(token)
+        .header("accept-language", "es")
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = read(resp).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["content-language"], "he");
+    assert_eq!(body["error"]["dir"], "rtl");
+    assert_eq!(
+        body["error"]["message"],
+        nexus_i18n::error_message(nexus_kernel::Locale::He, "request.not_found", &[], 404)
+    );
+    // Without a token, Accept-Language decides.
+    let (_, anon) = s.get("/v1/nowhere", &[("accept-language", "es")]).await;
+    assert_eq!(
+        anon["error"]["message"],
+        nexus_i18n::error_message(nexus_kernel::Locale::Es, "request.not_found", &[], 404)
+    );
+}
