@@ -71,7 +71,7 @@ fn decode_header(v: &str) -> String {
     for w in v.split_whitespace() {
         let encoded =
             w.strip_prefix("=?utf-8?b?").or_else(|| w.strip_prefix("=?UTF-8?B?")).and_then(|r| r.strip_suffix("?="));
-        if !out.is_empty() && !(prev_encoded && encoded.is_some()) {
+        if !(out.is_empty() || prev_encoded && encoded.is_some()) {
             out.push(' ');
         }
         match encoded {
