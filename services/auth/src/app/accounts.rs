@@ -69,45 +69,65 @@ impl App {
         let hash = self.hash_password(password).await?;
 
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let (user_id, workspace_id) = Self::create_account(&mut tx, &email, &name, Some(&hash), false, locale).await?;
+        self.send_verification(&mut tx, user_id, email.as_str(), &name, locale).await?;
+        let user = repo::user_by_id(&mut tx, user_id, false).await?.ok_or_else(|| Error::internal("user vanished"))?;
+        let ws = MembershipRow { workspace_id, workspace_name: name, role: "owner".into() };
+        let issued = self.open_session(&mut tx, user, ws, &["pwd"], client).await?;
+        tx.commit().await.map_err(db)?;
+        metrics::counter!("nexus_auth_signups_total").increment(1);
+        Ok(issued)
+    }
+
+    /// A new person with a workspace of their own: user, settings, workspace, owner membership
+    /// and the `user.signed_up` event. `auth.email_taken` when the address is registered.
+    pub(crate) async fn create_account(
+        conn: &mut PgConnection,
+        email: &Email,
+        name: &str,
+        password_hash: Option<&str>,
+        verified: bool,
+        locale: Locale,
+    ) -> Result<(Uuid, Uuid), Error> {
         let user_id = Uuid::now_v7();
         let inserted = sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) ON CONFLICT (email) DO NOTHING",
+            "INSERT INTO users (id, email, name, password_hash, email_verified_at) \
+             VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) ON CONFLICT (email) DO NOTHING",
         )
         .bind(user_id)
         .bind(email.as_str())
-        .bind(&name)
-        .bind(&hash)
-        .execute(&mut *tx)
+        .bind(name)
+        .bind(password_hash)
+        .bind(verified)
+        .execute(&mut *conn)
         .await
         .map_err(db)?
         .rows_affected();
         if inserted == 0 {
             return Err(Error::new(ErrorKind::Conflict, "auth.email_taken").with_violation("email", "taken"));
         }
+        let workspace_id = Uuid::now_v7();
         sqlx::query("INSERT INTO user_settings (user_id, locale) VALUES ($1, $2)")
             .bind(user_id)
             .bind(locale.code())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
-        let workspace_id = Uuid::now_v7();
         sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
             .bind(workspace_id)
-            .bind(&name)
+            .bind(name)
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
         sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')")
             .bind(workspace_id)
             .bind(user_id)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db)?;
-
-        self.send_verification(&mut tx, user_id, email.as_str(), &name, locale).await?;
         enqueue(
-            &mut tx,
+            conn,
             "nexus.auth.user.signed_up",
             Some(WorkspaceId::from_uuid(workspace_id)),
             &events::UserSignedUp {
@@ -119,12 +139,7 @@ impl App {
         )
         .await
         .map_err(db)?;
-        let user = repo::user_by_id(&mut tx, user_id, false).await?.ok_or_else(|| Error::internal("user vanished"))?;
-        let ws = MembershipRow { workspace_id, workspace_name: name, role: "owner".into() };
-        let issued = self.open_session(&mut tx, user, ws, &["pwd"], client).await?;
-        tx.commit().await.map_err(db)?;
-        metrics::counter!("nexus_auth_signups_total").increment(1);
-        Ok(issued)
+        Ok((user_id, workspace_id))
     }
 
     async fn send_verification(
@@ -209,22 +224,8 @@ impl App {
             .into_iter()
             .next()
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
-        let user_id = user.id;
         let issued = self.open_session(&mut tx, user, workspace, &amr, client).await?;
-        enqueue(
-            &mut tx,
-            "nexus.auth.user.logged_in",
-            Some(WorkspaceId::from_uuid(issued.workspace.workspace_id)),
-            &events::UserLoggedIn {
-                user_id: UserId::from_uuid(user_id).to_string(),
-                workspace_id: WorkspaceId::from_uuid(issued.workspace.workspace_id).to_string(),
-                session_id: issued.session_id.to_string(),
-                ip: client.ip.clone(),
-                method: amr.join("+"),
-            },
-        )
-        .await
-        .map_err(db)?;
+        Self::emit_logged_in(&mut tx, &issued, &client.ip, &amr.join("+")).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }

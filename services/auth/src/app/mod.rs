@@ -242,6 +242,25 @@ impl App {
         }
     }
 
+    async fn emit_logged_in(conn: &mut PgConnection, issued: &Issued, ip: &str, method: &str) -> Result<(), Error> {
+        let workspace = WorkspaceId::from_uuid(issued.workspace.workspace_id);
+        nexus_platform::outbox::enqueue(
+            conn,
+            "nexus.auth.user.logged_in",
+            Some(workspace),
+            &nexus_proto::events::UserLoggedIn {
+                user_id: UserId::from_uuid(issued.user.id).to_string(),
+                workspace_id: workspace.to_string(),
+                session_id: issued.session_id.to_string(),
+                ip: ip.into(),
+                method: method.into(),
+            },
+        )
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
     async fn emit_revoked(conn: &mut PgConnection, user: Uuid, families: &[Uuid], reason: &str) -> Result<(), Error> {
         for f in families {
             nexus_platform::outbox::enqueue(

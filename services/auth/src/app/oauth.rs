@@ -1,11 +1,9 @@
 //! Sign-in with Google or Facebook (OpenID Connect, authorization code + PKCE). State, nonce and
 //! the PKCE verifier stay server-side (state hashed, verifier sealed) for ten minutes.
 
-use nexus_kernel::{Error, ErrorKind, Locale, UserId, WorkspaceId};
+use nexus_kernel::{Error, ErrorKind, Locale};
 use nexus_platform::db::begin_system;
 use nexus_platform::identity::Principal;
-use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
 use uuid::Uuid;
 
 use super::{App, Client, Issued};
@@ -160,20 +158,7 @@ impl App {
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         let method = format!("oauth:{provider}");
         let issued = self.open_session(&mut tx, user, workspace, &["oauth"], client).await?;
-        enqueue(
-            &mut tx,
-            "nexus.auth.user.logged_in",
-            Some(WorkspaceId::from_uuid(issued.workspace.workspace_id)),
-            &events::UserLoggedIn {
-                user_id: UserId::from_uuid(user_id).to_string(),
-                workspace_id: WorkspaceId::from_uuid(issued.workspace.workspace_id).to_string(),
-                session_id: issued.session_id.to_string(),
-                ip: client.ip.clone(),
-                method,
-            },
-        )
-        .await
-        .map_err(db)?;
+        Self::emit_logged_in(&mut tx, &issued, &client.ip, &method).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }
@@ -208,51 +193,8 @@ impl App {
         provider: &str,
         subject: &str,
     ) -> Result<Uuid, Error> {
-        let user_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO users (id, email, name, email_verified_at) VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END)",
-        )
-        .bind(user_id)
-        .bind(email.as_str())
-        .bind(name)
-        .bind(verified)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        sqlx::query("INSERT INTO user_settings (user_id, locale) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(locale.code())
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        let ws = Uuid::now_v7();
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
-            .bind(ws)
-            .bind(name)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')")
-            .bind(ws)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        let (user_id, _) = Self::create_account(conn, email, name, None, verified, locale).await?;
         self.link_identity(conn, user_id, provider, subject, Some(email)).await?;
-        enqueue(
-            conn,
-            "nexus.auth.user.signed_up",
-            Some(WorkspaceId::from_uuid(ws)),
-            &events::UserSignedUp {
-                user_id: UserId::from_uuid(user_id).to_string(),
-                workspace_id: WorkspaceId::from_uuid(ws).to_string(),
-                email: email.as_str().into(),
-                locale: locale.code().into(),
-            },
-        )
-        .await
-        .map_err(db)?;
         Ok(user_id)
     }
 }
