@@ -206,6 +206,22 @@ pub async fn begin_system(pool: &PgPool) -> Result<Transaction<'static, Postgres
     Ok(tx)
 }
 
+/// The one mapping of database failures to error kinds: an exhausted pool, a lost connection or
+/// a serialization conflict is a transient `service.unavailable` (callers may retry); anything
+/// else is our bug (`internal`), its cause kept for the log.
+pub fn error(e: sqlx::Error) -> nexus_kernel::Error {
+    let transient = match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01" | "57014" | "53300")),
+        _ => false,
+    };
+    if transient {
+        nexus_kernel::Error::unavailable("service.unavailable").with_source(e)
+    } else {
+        nexus_kernel::Error::internal(e)
+    }
+}
+
 /// Pool usage for `/metrics`.
 pub fn record_pool_metrics(service: &str, pool: &PgPool) {
     let size = pool.size();

@@ -296,7 +296,13 @@ pub struct Verifier {
     keys: RwLock<Keys>,
     refresh: tokio::sync::Mutex<Option<Instant>>,
     pub revocations: Revocations,
+    /// Tokens already verified, by SHA-256 of the token, until they expire: a client sends the
+    /// same token many times, and an Ed25519 check costs more than the rest of a request.
+    verified: RwLock<HashMap<[u8; 32], Principal>>,
 }
+
+/// Bound on remembered tokens; past it, expired entries go, then everything.
+const VERIFIED_CACHE_MAX: usize = 50_000;
 
 /// Minimum time between JWKS fetches triggered by unknown `kid`s (resists kid spraying).
 const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(5);
@@ -310,6 +316,7 @@ impl Verifier {
             keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched: None }),
             refresh: tokio::sync::Mutex::new(None),
             revocations: Revocations::default(),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -342,6 +349,31 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        let cached = self.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&digest).cloned();
+        if let Some(p) = cached
+            && p.expires_at > now
+        {
+            if self.revocations.is_revoked(&p.session_id) {
+                return Err(Error::unauthenticated("auth.token_expired"));
+            }
+            return Ok(p);
+        }
+        let principal = self.verify_uncached(token).await?;
+        let mut cache = self.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_CACHE_MAX {
+            cache.retain(|_, p| p.expires_at > now);
+            if cache.len() >= VERIFIED_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(digest, principal.clone());
+        Ok(principal)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Principal, Error> {
         let unauth = || Error::unauthenticated("auth.unauthenticated");
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauth())?;
         if header.alg != Algorithm::EdDSA {

@@ -7,6 +7,7 @@
 
 pub mod db;
 pub mod fake;
+pub mod identity;
 pub mod nats;
 pub mod oidc;
 pub mod service;

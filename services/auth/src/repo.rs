@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub fn db(e: sqlx::Error) -> Error {
-    Error::internal(e)
+    nexus_platform::db::error(e)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,0 +1,10 @@
+subscriptions-invalid_idempotency_key = يجب أن يتراوح طول مفتاح عدم التكرار بين 1 و255 حرفًا.
+subscriptions-unknown_feature = "{ $feature }" ليست ميزة في أي خطة.
+subscriptions-unknown_action = "{ $action }" ليس إجراءً مسعّرًا.
+subscriptions-invalid_amount = عدد النقاط أو الوحدات غير صالح.
+subscriptions-invalid_ttl = يمكن الاحتفاظ بالحجز لمدة أقصاها { $max } ثانية.
+subscriptions-reservation_not_found = حجز النقاط هذا غير موجود.
+subscriptions-reservation_closed = حجز النقاط هذا في الحالة "{ $status }" بالفعل.
+subscriptions-commit_exceeds_reservation = لا يمكنك خصم أكثر من النقاط المحجوزة وعددها { $reserved }.
+subscriptions-limit_reached = تسمح خطتك بـ { $limit } من "{ $feature }" هذا الشهر. قم بترقية خطتك لتفعل المزيد.
+subscriptions-payment_failed = لم تكتمل عملية الدفع. تحقّق من وسيلة الدفع وحاول مرة أخرى.

@@ -1,0 +1,10 @@
+subscriptions-invalid_idempotency_key = La clave de idempotencia debe tener entre 1 y 255 caracteres.
+subscriptions-unknown_feature = "{ $feature }" no es una función de ningún plan.
+subscriptions-unknown_action = "{ $action }" no es una acción con precio.
+subscriptions-invalid_amount = El número de créditos o de unidades no es válido.
+subscriptions-invalid_ttl = Una reserva puede mantenerse como máximo { $max } segundos.
+subscriptions-reservation_not_found = Esta reserva de créditos no existe.
+subscriptions-reservation_closed = Esta reserva de créditos ya está en estado «{ $status }».
+subscriptions-commit_exceeds_reservation = No puedes cobrar más de los { $reserved } créditos reservados.
+subscriptions-limit_reached = Tu plan permite { $limit } de «{ $feature }» este mes. Mejora tu plan para hacer más.
+subscriptions-payment_failed = El pago no se completó. Revisa tu método de pago e inténtalo de nuevo.

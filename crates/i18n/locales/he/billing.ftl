@@ -1,0 +1,10 @@
+subscriptions-invalid_idempotency_key = מפתח האידמפוטנטיות חייב להכיל בין 1 ל-255 תווים.
+subscriptions-unknown_feature = "{ $feature }" אינו תכונה של אף תוכנית.
+subscriptions-unknown_action = "{ $action }" אינה פעולה בעלת מחיר.
+subscriptions-invalid_amount = מספר הקרדיטים או היחידות אינו תקין.
+subscriptions-invalid_ttl = ניתן להחזיק הזמנה לכל היותר { $max } שניות.
+subscriptions-reservation_not_found = הזמנת הקרדיטים הזו אינה קיימת.
+subscriptions-reservation_closed = הזמנת הקרדיטים הזו כבר במצב "{ $status }".
+subscriptions-commit_exceeds_reservation = לא ניתן לחייב יותר מ-{ $reserved } הקרדיטים שהוזמנו.
+subscriptions-limit_reached = התוכנית שלכם מאפשרת { $limit } של "{ $feature }" בחודש זה. שדרגו את התוכנית כדי לעשות יותר.
+subscriptions-payment_failed = התשלום לא עבר. בדקו את אמצעי התשלום ונסו שוב.

@@ -1,0 +1,10 @@
+subscriptions-invalid_idempotency_key = A chave de idempotência deve ter de 1 a 255 caracteres.
+subscriptions-unknown_feature = "{ $feature }" não é um recurso de nenhum plano.
+subscriptions-unknown_action = "{ $action }" não é uma ação com preço.
+subscriptions-invalid_amount = A quantidade de créditos ou de unidades não é válida.
+subscriptions-invalid_ttl = Uma reserva pode ser mantida por no máximo { $max } segundos.
+subscriptions-reservation_not_found = Esta reserva de créditos não existe.
+subscriptions-reservation_closed = Esta reserva de créditos já está "{ $status }".
+subscriptions-commit_exceeds_reservation = Você não pode cobrar mais do que os { $reserved } créditos reservados.
+subscriptions-limit_reached = Seu plano permite { $limit } de "{ $feature }" neste mês. Faça upgrade do plano para fazer mais.
+subscriptions-payment_failed = O pagamento não foi concluído. Verifique sua forma de pagamento e tente novamente.

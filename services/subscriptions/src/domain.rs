@@ -1,0 +1,85 @@
+//! Billing rules with no I/O: periods, the credit thresholds that trigger notices, and validation
+//! of what callers ask for.
+
+use chrono::{DateTime, Months, Utc};
+use nexus_kernel::{Error, ErrorKind};
+
+/// The period after one ending at `end`: same day next month (clamped to the month's end).
+pub fn next_period_end(start: DateTime<Utc>) -> DateTime<Utc> {
+    start.checked_add_months(Months::new(1)).unwrap_or(start + chrono::Duration::days(30))
+}
+
+/// Notice thresholds crossed by using `used` of `granted` credits: 80 and 100 percent.
+pub fn thresholds_crossed(used_before: i64, used_after: i64, granted: i64) -> Vec<u32> {
+    if granted <= 0 {
+        return Vec::new();
+    }
+    [80u32, 100]
+        .into_iter()
+        .filter(|p| {
+            let line = granted * i64::from(*p) / 100;
+            used_before < line && used_after >= line
+        })
+        .collect()
+}
+
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub fn check_idempotency_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || key.chars().any(char::is_control) {
+        return Err(
+            Error::invalid("subscriptions.invalid_idempotency_key").with_violation("idempotency_key", "invalid")
+        );
+    }
+    Ok(())
+}
+
+/// Feature names are identifiers from the plans' entitlements.
+pub fn check_feature(feature: &str) -> Result<(), Error> {
+    let ok = !feature.is_empty() && feature.len() <= 64 && feature.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid("subscriptions.unknown_feature")
+            .with_param("feature", feature.chars().take(64).collect::<String>()))
+    }
+}
+
+pub fn insufficient(available: i64, needed: i64) -> Error {
+    Error::new(ErrorKind::PaymentRequired, "subscriptions.insufficient_credits")
+        .with_param("available", available.to_string())
+        .with_param("needed", needed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn periods_are_calendar_months() {
+        let jan31 = Utc.with_ymd_and_hms(2026, 1, 31, 10, 0, 0).unwrap();
+        assert_eq!(next_period_end(jan31), Utc.with_ymd_and_hms(2026, 2, 28, 10, 0, 0).unwrap());
+        let nov = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
+        assert_eq!(next_period_end(nov), Utc.with_ymd_and_hms(2026, 12, 25, 0, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn thresholds_fire_once_when_crossed() {
+        assert_eq!(thresholds_crossed(0, 39, 50), Vec::<u32>::new());
+        assert_eq!(thresholds_crossed(39, 40, 50), vec![80]);
+        assert_eq!(thresholds_crossed(40, 45, 50), Vec::<u32>::new());
+        assert_eq!(thresholds_crossed(30, 50, 50), vec![80, 100]);
+        assert_eq!(thresholds_crossed(0, 10, 0), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn keys_and_features_are_validated() {
+        assert!(check_idempotency_key("gen-123").is_ok());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(check_feature("videos_per_month").is_ok());
+        assert!(check_feature("Videos; DROP").is_err());
+    }
+}

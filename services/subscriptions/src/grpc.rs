@@ -1,0 +1,204 @@
+//! gRPC adapter for the subscriptions service.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use nexus_kernel::{Currency, Error, Locale, Money, PageRequest};
+use nexus_platform::RequestContext;
+use nexus_platform::identity::{Action, Principal, principal};
+use nexus_proto::common::{Money as PbMoney, PageInfo};
+use nexus_proto::nexus::subscriptions::v1::{self as pb, subscriptions_server::Subscriptions};
+use tonic::{Request, Response, Status};
+
+use crate::app::{Billing, EntitlementView, ReservationRow};
+
+pub struct SubscriptionsService {
+    pub billing: Arc<Billing>,
+}
+
+type R<T> = Result<Response<T>, Status>;
+
+fn err(e: Error) -> Status {
+    if e.kind() == nexus_kernel::ErrorKind::Internal {
+        tracing::error!(error = ?e, "subscriptions request failed");
+    }
+    e.into()
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
+    let p = principal(req)?;
+    p.require(action).map_err(err)?;
+    Ok(p)
+}
+
+fn reservation(r: ReservationRow, available: i64) -> pb::Reservation {
+    pb::Reservation {
+        id: format!("rsv_{}", r.id.simple()),
+        action: r.action,
+        amount: r.amount,
+        status: r.status,
+        committed_amount: r.committed_amount,
+        expires_at: Some(ts(r.expires_at)),
+        available,
+    }
+}
+
+fn entitlement(e: EntitlementView) -> pb::Entitlement {
+    pb::Entitlement { feature: e.feature, allowed: e.allowed, limit: e.limit, used: e.used }
+}
+
+fn money(currency: &str, amount: i64) -> Option<PbMoney> {
+    currency.parse::<Currency>().ok().map(|c| {
+        let m = Money::new(amount, c);
+        PbMoney { amount_minor: m.amount_minor, currency: m.currency.code().to_owned() }
+    })
+}
+
+#[tonic::async_trait]
+impl Subscriptions for SubscriptionsService {
+    async fn list_plans(&self, req: Request<pb::ListPlansRequest>) -> R<pb::PlanList> {
+        let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
+        let r = req.into_inner();
+        let plans = self.billing.list_plans(locale, &r.currency).await.map_err(err)?;
+        let mut items = Vec::with_capacity(plans.len());
+        for p in plans {
+            let entitlements = p
+                .entitlements
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0))).collect())
+                .unwrap_or_default();
+            let prices = self
+                .billing
+                .prices_of(&p.code)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .filter_map(|(c, a)| money(&c, a))
+                .collect();
+            items.push(pb::Plan {
+                price: money(&p.currency, p.amount_minor),
+                code: p.code,
+                name: p.name,
+                description: p.description,
+                interval: p.interval,
+                monthly_credits: p.monthly_credits,
+                credits_roll_over: p.rollover,
+                entitlements,
+                prices,
+            });
+        }
+        Ok(Response::new(pb::PlanList { items }))
+    }
+
+    async fn get_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
+        let p = caller(&req, Action::Read)?;
+        let s = self.billing.subscription(p.workspace_id).await.map_err(err)?;
+        Ok(Response::new(pb::Subscription {
+            workspace_id: p.workspace_id.to_string(),
+            access: s.has_access(),
+            plan_code: s.plan_code,
+            status: s.status,
+            current_period_start: Some(ts(s.current_period_start)),
+            current_period_end: Some(ts(s.current_period_end)),
+            cancel_at_period_end: s.cancel_at_period_end,
+            pending_plan_code: s.pending_plan_code.unwrap_or_default(),
+            billing: s.billing,
+        }))
+    }
+
+    async fn get_balance(&self, req: Request<pb::Empty>) -> R<pb::Balance> {
+        let p = caller(&req, Action::Read)?;
+        let (b, end) = self.billing.balance(p.workspace_id).await.map_err(err)?;
+        Ok(Response::new(pb::Balance {
+            available: b.available,
+            reserved: b.reserved,
+            period_grant: b.period_grant,
+            period_used: b.period_used,
+            period_end: Some(ts(end)),
+        }))
+    }
+
+    async fn list_ledger(&self, req: Request<pb::ListLedgerRequest>) -> R<pb::LedgerPage> {
+        let p = caller(&req, Action::Read)?;
+        let page = req.into_inner().page.unwrap_or_default();
+        let page = PageRequest::new(Some(page.page_size), Some(page.cursor)).map_err(err)?;
+        let result = self.billing.ledger(p.workspace_id, &page).await.map_err(err)?;
+        Ok(Response::new(pb::LedgerPage {
+            items: result
+                .items
+                .into_iter()
+                .map(|r| pb::LedgerEntry {
+                    id: r.id.to_string(),
+                    kind: r.kind,
+                    amount: r.amount,
+                    balance_after: r.balance_after,
+                    action: r.action,
+                    reservation_id: r.reservation_id.map(|id| format!("rsv_{}", id.simple())).unwrap_or_default(),
+                    created_at: Some(ts(r.created_at)),
+                })
+                .collect(),
+            page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
+        }))
+    }
+
+    async fn get_usage(&self, req: Request<pb::Empty>) -> R<pb::Usage> {
+        let p = caller(&req, Action::Read)?;
+        let u = self.billing.usage(p.workspace_id).await.map_err(err)?;
+        Ok(Response::new(pb::Usage {
+            period_start: Some(ts(u.period_start)),
+            period_end: Some(ts(u.period_end)),
+            credits_used: u.credits_used,
+            credits_granted: u.credits_granted,
+            credits_by_action: u.by_action,
+            features: u
+                .features
+                .into_iter()
+                .map(|f| pb::FeatureUsage { feature: f.feature, used: f.used, limit: f.limit })
+                .collect(),
+        }))
+    }
+
+    async fn reserve(&self, req: Request<pb::ReserveRequest>) -> R<pb::Reservation> {
+        let p = caller(&req, Action::Write)?;
+        let r = req.into_inner();
+        let (res, available) = self
+            .billing
+            .reserve(p.workspace_id, &r.action, r.quantity, r.credits, &r.idempotency_key, r.ttl_seconds)
+            .await
+            .map_err(err)?;
+        Ok(Response::new(reservation(res, available)))
+    }
+
+    async fn commit(&self, req: Request<pb::CommitRequest>) -> R<pb::Reservation> {
+        let p = caller(&req, Action::Write)?;
+        let r = req.into_inner();
+        let (res, available) = self.billing.commit(p.workspace_id, &r.reservation_id, r.credits).await.map_err(err)?;
+        Ok(Response::new(reservation(res, available)))
+    }
+
+    async fn release(&self, req: Request<pb::ReleaseRequest>) -> R<pb::Reservation> {
+        let p = caller(&req, Action::Write)?;
+        let (res, available) =
+            self.billing.release(p.workspace_id, &req.into_inner().reservation_id).await.map_err(err)?;
+        Ok(Response::new(reservation(res, available)))
+    }
+
+    async fn check_entitlement(&self, req: Request<pb::EntitlementRequest>) -> R<pb::Entitlement> {
+        let p = caller(&req, Action::Read)?;
+        Ok(Response::new(entitlement(
+            self.billing.check_entitlement(p.workspace_id, &req.into_inner().feature).await.map_err(err)?,
+        )))
+    }
+
+    async fn use_entitlement(&self, req: Request<pb::UseEntitlementRequest>) -> R<pb::Entitlement> {
+        let p = caller(&req, Action::Write)?;
+        let r = req.into_inner();
+        Ok(Response::new(entitlement(
+            self.billing.use_entitlement(p.workspace_id, &r.feature, &r.idempotency_key).await.map_err(err)?,
+        )))
+    }
+}

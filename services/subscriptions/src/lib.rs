@@ -1,0 +1,78 @@
+//! `nexus-subscriptions`: plans, subscriptions, the credit ledger every metered feature reserves
+//! against, and entitlements.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod grpc;
+pub mod provision;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nexus_platform::consumer::{Consumer, ConsumerSpec};
+use nexus_platform::{Listeners, ServiceDef};
+use nexus_proto::nexus::subscriptions::v1::subscriptions_server::SubscriptionsServer;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::{Config, DEFAULTS};
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+pub const DEF: ServiceDef = ServiceDef {
+    name: "subscriptions",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.subscriptions.v1.Subscriptions"],
+};
+
+/// Serves the subscriptions service on `listeners` until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_keys(config, listeners, shutdown, None).await
+}
+
+/// [`run`] with an explicit source of token-verification keys (tests).
+pub async fn run_with_keys(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
+) -> anyhow::Result<()> {
+    let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
+    let billing = Arc::new(app::Billing { pool: pool.clone(), cfg: config.billing.clone() });
+    let sweep = config.billing.sweep_interval;
+    let nats = config.common.nats.clone();
+    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
+        // New workspaces start on FREE as soon as auth announces them.
+        let spec = ConsumerSpec {
+            producer: "auth".into(),
+            durable: "subscriptions-provisioning".into(),
+            filter_subject: "nexus.auth.user.signed_up".into(),
+            max_deliveries: nats.max_deliveries,
+            ack_wait: nats.ack_wait,
+        };
+        infra.spawn(
+            Consumer::new(pool.clone(), infra.bus.clone(), spec, Arc::new(provision::Provisioner))
+                .run(infra.work.clone()),
+        );
+        infra.spawn(sweeper(billing.clone(), sweep, infra.work.clone()));
+        Ok(tonic::service::Routes::new(SubscriptionsServer::new(grpc::SubscriptionsService { billing })))
+    })
+    .await
+}
+
+/// Gives back expired reservations and renews locally billed subscriptions.
+async fn sweeper(billing: Arc<app::Billing>, every: Duration, stop: CancellationToken) {
+    loop {
+        if let Err(e) = billing.expire_reservations().await {
+            tracing::warn!(error = %e, "reservation expiry sweep failed");
+        }
+        if let Err(e) = billing.renew_due().await {
+            tracing::warn!(error = %e, "renewal sweep failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

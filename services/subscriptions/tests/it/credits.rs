@@ -1,0 +1,346 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use nexus_kernel::WorkspaceId;
+use nexus_platform::identity::{Role, Scope};
+use nexus_proto::nexus::subscriptions::v1 as pb;
+use nexus_testkit::eventually;
+use nexus_testkit::identity::authed;
+
+use crate::support::*;
+
+async fn ledger_sum(svc: &Svc, ws: WorkspaceId) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1")
+        .bind(ws.as_uuid())
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_reservations_never_overspend() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    // FREE gives 50; bring the balance to exactly 500.
+    svc.add_credits(ws, 450).await;
+    assert_eq!(svc.balance(&token).await.available, 500);
+
+    let channels: Vec<_> = (0..8).map(|_| svc.client()).collect();
+    let mut tasks = Vec::new();
+    for i in 0..1000 {
+        let mut c = channels[i % channels.len()].clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move { (i, c.reserve(authed(reserve(1, &format!("job-{i}")), &token)).await) }));
+    }
+    let mut ok = Vec::new();
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        match r {
+            Ok(res) => ok.push((i, res.into_inner())),
+            Err(e) => assert_eq!(code_of(&e), "subscriptions.insufficient_credits", "{e:?}"),
+        }
+    }
+    assert_eq!(ok.len(), 500, "exactly the balance is reserved");
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (0, 500));
+    assert_eq!(ledger_sum(&svc, ws).await, b.available, "the ledger sums to the balance");
+
+    // Re-sending any successful key returns the same reservation and charges nothing.
+    let mut c = svc.client();
+    for (i, first) in ok.iter().take(20) {
+        let again = c.reserve(authed(reserve(1, &format!("job-{i}")), &token)).await.unwrap().into_inner();
+        assert_eq!(again.id, first.id);
+    }
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (0, 500));
+    let ids: HashSet<_> = ok.iter().map(|(_, r)| r.id.clone()).collect();
+    assert_eq!(ids.len(), 500);
+}
+
+#[tokio::test]
+async fn commit_charges_what_was_used_and_release_gives_everything_back() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    assert_eq!(svc.balance(&token).await.available, 50, "a new workspace starts on FREE with 50 credits");
+
+    let r = c.reserve(authed(reserve(10, "gen-1"), &token)).await.unwrap().into_inner();
+    assert_eq!(r.available, 40);
+    let done = c
+        .commit(authed(pb::CommitRequest { reservation_id: r.id.clone(), credits: Some(7) }, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((done.status.as_str(), done.committed_amount, done.available), ("committed", 7, 43));
+    let again = c
+        .commit(authed(pb::CommitRequest { reservation_id: r.id.clone(), credits: Some(7) }, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.available, 43, "committing twice charges once");
+    let closed = c.release(authed(pb::ReleaseRequest { reservation_id: r.id.clone() }, &token)).await.unwrap_err();
+    assert_eq!(code_of(&closed), "subscriptions.reservation_closed");
+
+    let r2 = c
+        .reserve(authed(
+            pb::ReserveRequest {
+                action: "content.image".into(),
+                quantity: 3,
+                idempotency_key: "img-1".into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r2.amount, 6, "priced from the table: 2 credits x 3 images");
+    let over = c
+        .commit(authed(pb::CommitRequest { reservation_id: r2.id.clone(), credits: Some(7) }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(code_of(&over), "subscriptions.commit_exceeds_reservation");
+    let back =
+        c.release(authed(pb::ReleaseRequest { reservation_id: r2.id.clone() }, &token)).await.unwrap().into_inner();
+    assert_eq!((back.status.as_str(), back.available), ("released", 43));
+    assert_eq!(ledger_sum(&svc, ws).await, 43);
+
+    let usage = c.get_usage(authed(pb::Empty {}, &token)).await.unwrap().into_inner();
+    assert_eq!(usage.credits_used, 7);
+    assert_eq!(usage.credits_by_action.get("content.generation"), Some(&7));
+    let ledger = c
+        .list_ledger(authed(
+            pb::ListLedgerRequest {
+                page: Some(nexus_proto::common::PageRequest { page_size: 2, cursor: String::new() }),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ledger.items.len(), 2);
+    assert!(!ledger.page.unwrap().next_cursor.is_empty());
+}
+
+#[tokio::test]
+async fn an_abandoned_reservation_comes_back_after_its_ttl() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let r = c
+        .reserve(authed(
+            pb::ReserveRequest {
+                action: "content.generation".into(),
+                credits: 30,
+                idempotency_key: "crashy".into(),
+                ttl_seconds: 1,
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.available, 20);
+    // The caller "dies": no commit, no release.
+    let back = eventually(Duration::from_secs(10), || {
+        let (svc, token) = (&svc, token.clone());
+        async move { svc.balance(&token).await.available == 50 }
+    })
+    .await;
+    assert!(back, "credits returned after the TTL");
+    let late = c.commit(authed(pb::CommitRequest { reservation_id: r.id, credits: None }, &token)).await.unwrap_err();
+    assert_eq!(code_of(&late), "subscriptions.reservation_closed");
+    assert_eq!(ledger_sum(&svc, ws).await, 50);
+}
+
+#[tokio::test]
+async fn at_zero_metered_actions_are_refused_and_nothing_goes_negative() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let r = c.reserve(authed(reserve(50, "all"), &token)).await.unwrap().into_inner();
+    c.commit(authed(pb::CommitRequest { reservation_id: r.id, credits: None }, &token)).await.unwrap();
+    let refused = c.reserve(authed(reserve(1, "one-more"), &token)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let e = nexus_kernel::Error::from_status(&refused);
+    assert_eq!(e.code(), "subscriptions.insufficient_credits");
+    assert_eq!(e.kind().http_status(), 402);
+    assert_eq!(e.param("available"), Some("0"));
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (0, 0));
+    // 80% and 100% were announced once each.
+    let admin = svc.admin().await;
+    let subjects: Vec<String> = sqlx::query_scalar("SELECT subject FROM subscriptions.outbox WHERE tenant_id = $1 AND subject LIKE 'nexus.subscriptions.credits.%' ORDER BY seq")
+        .bind(ws.as_uuid())
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects,
+        vec![
+            "nexus.subscriptions.credits.charged",
+            "nexus.subscriptions.credits.low",
+            "nexus.subscriptions.credits.exhausted"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn free_allows_two_videos_a_month() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let use_video =
+        |key: &str| pb::UseEntitlementRequest { feature: "videos_per_month".into(), idempotency_key: key.into() };
+    assert_eq!(c.use_entitlement(authed(use_video("v1"), &token)).await.unwrap().into_inner().used, 1);
+    assert_eq!(
+        c.use_entitlement(authed(use_video("v1"), &token)).await.unwrap().into_inner().used,
+        1,
+        "same key counts once"
+    );
+    let second = c.use_entitlement(authed(use_video("v2"), &token)).await.unwrap().into_inner();
+    assert_eq!((second.used, second.limit, second.allowed), (2, 2, false));
+    let third = c.use_entitlement(authed(use_video("v3"), &token)).await.unwrap_err();
+    assert_eq!(code_of(&third), "subscriptions.limit_reached");
+    let check = c
+        .check_entitlement(authed(pb::EntitlementRequest { feature: "videos_per_month".into() }, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((check.allowed, check.used), (false, 2));
+    let unknown =
+        c.check_entitlement(authed(pb::EntitlementRequest { feature: "teleports".into() }, &token)).await.unwrap_err();
+    assert_eq!(code_of(&unknown), "subscriptions.unknown_feature");
+}
+
+#[tokio::test]
+async fn other_workspaces_bad_input_and_scopes() {
+    let svc = start().await;
+    let (a, b) = (WorkspaceId::new(), WorkspaceId::new());
+    let (ta, tb) = (svc.owner(a), svc.owner(b));
+    let mut c = svc.client();
+    let rb = c.reserve(authed(reserve(5, "b-job"), &tb)).await.unwrap().into_inner();
+    for e in [
+        c.commit(authed(pb::CommitRequest { reservation_id: rb.id.clone(), credits: None }, &ta)).await.unwrap_err(),
+        c.release(authed(pb::ReleaseRequest { reservation_id: rb.id.clone() }, &ta)).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), tonic::Code::NotFound);
+        assert_eq!(code_of(&e), "subscriptions.reservation_not_found");
+    }
+    assert_eq!(svc.balance(&tb).await.reserved, 5, "B's reservation untouched");
+    // Same key in two workspaces: two reservations.
+    let ra = c.reserve(authed(reserve(5, "b-job"), &ta)).await.unwrap().into_inner();
+    assert_ne!(ra.id, rb.id);
+
+    for (req, code) in [
+        (reserve(1, ""), "subscriptions.invalid_idempotency_key"),
+        (reserve(-3, "neg"), "subscriptions.invalid_amount"),
+        (
+            pb::ReserveRequest { action: "teleport".into(), idempotency_key: "t".into(), ..Default::default() },
+            "subscriptions.unknown_action",
+        ),
+        (
+            pb::ReserveRequest {
+                credits: 1,
+                idempotency_key: "ttl".into(),
+                ttl_seconds: 999_999,
+                ..Default::default()
+            },
+            "subscriptions.invalid_ttl",
+        ),
+    ] {
+        assert_eq!(code_of(&c.reserve(authed(req, &ta)).await.unwrap_err()), code);
+    }
+    // A viewer or a read-only key cannot spend; no token at all is unauthenticated.
+    let viewer = svc.issuer.user_token(a, Role::Viewer);
+    assert_eq!(code_of(&c.reserve(authed(reserve(1, "v"), &viewer)).await.unwrap_err()), "auth.role_insufficient");
+    let read_key = svc.issuer.key_token(a, vec![Scope::Read]);
+    assert_eq!(code_of(&c.reserve(authed(reserve(1, "k"), &read_key)).await.unwrap_err()), "auth.scope_missing");
+    assert!(c.get_balance(authed(pb::Empty {}, &read_key)).await.is_ok());
+    assert_eq!(c.get_balance(pb::Empty {}).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+
+    let admin = svc.admin().await;
+    let tables = nexus_testkit::db::assert_tenant_tables_protected(&admin, "subscriptions").await;
+    assert!(tables.contains(&"credit_ledger".to_owned()) && tables.contains(&"reservations".to_owned()));
+    let svc_pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    let mut tx = nexus_platform::db::begin_tenant(&svc_pool, a).await.unwrap();
+    let tamper = sqlx::query("UPDATE credit_ledger SET amount = amount + 1000").execute(&mut *tx).await.unwrap_err();
+    assert!(tamper.to_string().contains("append-only"), "{tamper}");
+}
+
+#[tokio::test]
+async fn a_new_workspace_is_provisioned_once_from_the_signup_event() {
+    use prost::Message;
+    let svc = start().await;
+    let bus = svc.nats.bus().await;
+    bus.ensure_service_stream("auth").await.unwrap();
+    let ws = WorkspaceId::new();
+    let env = nexus_proto::events::Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: ws.to_string(),
+        event_type: "nexus.events.v1.UserSignedUp".into(),
+        payload: nexus_proto::events::UserSignedUp { workspace_id: ws.to_string(), ..Default::default() }
+            .encode_to_vec(),
+        ..Default::default()
+    };
+    for copy in ["a", "b"] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", copy);
+        bus.js
+            .publish_with_headers(bus.subject("nexus.auth.user.signed_up"), headers, env.encode_to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let admin = svc.admin().await;
+    let provisioned = eventually(Duration::from_secs(15), || {
+        let admin = admin.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM subscriptions.subscriptions WHERE tenant_id = $1")
+                .bind(ws.as_uuid())
+                .fetch_one(&admin)
+                .await
+                .unwrap()
+                == 1
+        }
+    })
+    .await;
+    assert!(provisioned);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grants: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM subscriptions.credit_ledger WHERE tenant_id = $1 AND kind = 'grant'")
+            .bind(ws.as_uuid())
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+    assert_eq!(grants, 1, "the duplicate event granted nothing more");
+    let sub = svc.client().get_subscription(authed(pb::Empty {}, &svc.owner(ws))).await.unwrap().into_inner();
+    assert_eq!((sub.plan_code.as_str(), sub.status.as_str(), sub.access), ("free", "active", true));
+}
+
+#[tokio::test]
+async fn plans_are_listed_in_the_caller_s_language_and_currency() {
+    let svc = start().await;
+    let mut c = svc.client();
+    let mut req = tonic::Request::new(pb::ListPlansRequest { currency: "BRL".into() });
+    req.metadata_mut().insert("x-nexus-locale", "ar".parse().unwrap());
+    let plans = c.list_plans(req).await.unwrap().into_inner().items;
+    let codes: Vec<_> = plans.iter().map(|p| p.code.as_str()).collect();
+    assert_eq!(codes, vec!["free", "pro", "premium"]);
+    let pro = &plans[1];
+    assert_eq!(pro.name, "احترافي");
+    assert_eq!(pro.monthly_credits, 500);
+    assert_eq!(pro.price.as_ref().unwrap().currency, "BRL");
+    assert_eq!(pro.entitlements["videos_per_month"], 20);
+    assert_eq!(plans[2].entitlements["whatsapp_numbers"], 20);
+    assert!(pro.prices.iter().any(|m| m.currency == "USD" && m.amount_minor == 9700));
+    let bad = c.list_plans(pb::ListPlansRequest { currency: "XYZ".into() }).await.unwrap_err();
+    assert_eq!(code_of(&bad), "money.unsupported_currency");
+}

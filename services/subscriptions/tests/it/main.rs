@@ -1,0 +1,4 @@
+//! Subscriptions tests over gRPC with real Postgres and NATS.
+
+mod credits;
+mod support;

@@ -1,0 +1,112 @@
+use std::time::Duration;
+
+use nexus_kernel::WorkspaceId;
+use nexus_platform::identity::Role;
+use nexus_proto::nexus::subscriptions::v1 as pb;
+use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
+use nexus_testkit::identity::{TestIssuer, authed};
+use nexus_testkit::{TestDb, TestNats};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub struct Svc {
+    pub url: String,
+    pub db: TestDb,
+    pub nats: TestNats,
+    pub issuer: TestIssuer,
+    stop: CancellationToken,
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn start() -> Svc {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let cfg = db.config("subscriptions");
+    let env = vec![
+        ("NEXUS_DATABASE__URL".to_owned(), cfg.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL".to_owned(), cfg.admin_url.expose().to_owned()),
+        ("NEXUS_DATABASE__MAX_CONNECTIONS".to_owned(), "24".to_owned()),
+        // A thousand calls queue for 24 connections on a 2-core machine: allow the wait.
+        ("NEXUS_DATABASE__ACQUIRE_TIMEOUT".to_owned(), "60s".to_owned()),
+        ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+        ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+        ("NEXUS_BILLING__SWEEP_INTERVAL".to_owned(), "500ms".to_owned()),
+    ];
+    let config: nexus_subscriptions::Config =
+        nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env)
+            .expect("config");
+    nexus_platform::db::migrate("subscriptions", &config.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+        .await
+        .expect("migrate");
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let issuer = TestIssuer::new();
+    let stop = CancellationToken::new();
+    let (s, keys) = (stop.clone(), issuer.keys());
+    tokio::spawn(
+        async move { nexus_subscriptions::run_with_keys(config, listeners, s, Some(keys)).await.expect("serves") },
+    );
+    let svc = Svc { url, db, nats, issuer, stop };
+    for _ in 0..100 {
+        if svc.client().list_plans(pb::ListPlansRequest::default()).await.is_ok() {
+            return svc;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("subscriptions did not start");
+}
+
+impl Svc {
+    pub fn client(&self) -> SubscriptionsClient<Channel> {
+        SubscriptionsClient::new(nexus_platform::grpc::channel(&self.url, Duration::from_secs(30)).unwrap())
+    }
+
+    pub fn owner(&self, ws: WorkspaceId) -> String {
+        self.issuer.user_token(ws, Role::Owner)
+    }
+
+    pub async fn balance(&self, token: &str) -> pb::Balance {
+        self.client().get_balance(authed(pb::Empty {}, token)).await.unwrap().into_inner()
+    }
+
+    /// Adds credits the way a purchase would (test set-up).
+    pub async fn add_credits(&self, ws: WorkspaceId, amount: i64) {
+        let pool = nexus_platform::db::connect("subscriptions", &self.db.config("subscriptions")).await.unwrap();
+        let mut tx = nexus_platform::db::begin_tenant(&pool, ws).await.unwrap();
+        nexus_subscriptions::app::Billing::ensure_subscription(&mut tx, ws).await.unwrap();
+        nexus_subscriptions::app::Billing::grant(
+            &mut tx,
+            ws,
+            amount,
+            "purchase",
+            &format!("test:{}", uuid::Uuid::new_v4()),
+            false,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    pub async fn admin(&self) -> sqlx::PgPool {
+        self.db.admin_pool().await
+    }
+}
+
+pub fn code_of(s: &tonic::Status) -> String {
+    nexus_kernel::Error::from_status(s).code().to_owned()
+}
+
+pub fn reserve(credits: i64, key: &str) -> pb::ReserveRequest {
+    pb::ReserveRequest {
+        action: "content.generation".into(),
+        credits,
+        idempotency_key: key.into(),
+        ..Default::default()
+    }
+}
