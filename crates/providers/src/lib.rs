@@ -1,3 +1,5 @@
 //! Third-party API clients, one module per provider.
 
+mod http;
 pub mod oidc;
+pub mod stripe;

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+
 /// Timeout of every request to the provider.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Minimum time between two JWKS fetches triggered by an unknown `kid`.
@@ -295,7 +297,7 @@ impl OidcClient {
         })?;
 
         let status = resp.status();
-        let body = read_limited(resp)
+        let body = read_limited(resp, MAX_BODY_BYTES)
             .await
             .map_err(|e| OidcError::Http(format!("token endpoint: {}", transport_reason(&e))))?;
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
@@ -535,9 +537,9 @@ impl OidcClient {
                 .timeout(REQUEST_TIMEOUT)
                 .send()
                 .await;
-            let (reason, retry_after) = match result {
+            let (reason, wait) = match result {
                 Ok(resp) if resp.status().is_success() => {
-                    return read_limited(resp).await.map_err(|e| transport_reason(&e).to_string());
+                    return read_limited(resp, MAX_BODY_BYTES).await.map_err(|e| transport_reason(&e).to_string());
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -545,13 +547,7 @@ impl OidcClient {
                     if !(status.is_server_error() || status.as_u16() == 429) {
                         return Err(reason);
                     }
-                    let retry_after = resp
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    (reason, retry_after)
+                    (reason, retry_after(resp.headers()))
                 }
                 Err(e) => (format!("{url}: {}", transport_reason(&e)), None),
             };
@@ -559,10 +555,7 @@ impl OidcClient {
             if attempt >= GET_ATTEMPTS {
                 return Err(reason);
             }
-            let base = 200u64 << (attempt - 1);
-            let jitter = rand::random_range(0..=base);
-            let delay =
-                retry_after.filter(|d| *d <= Duration::from_secs(5)).unwrap_or(Duration::from_millis(base + jitter));
+            let delay = wait.filter(|d| *d <= Duration::from_secs(5)).unwrap_or_else(|| jittered_backoff(attempt));
             tokio::time::sleep(delay).await;
         }
     }
@@ -656,30 +649,6 @@ fn provider_error(json: &serde_json::Value) -> Option<(String, String)> {
             text(obj.get("message")).unwrap_or_default(),
         )),
         _ => None,
-    }
-}
-
-async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            // Truncated bodies fail to parse, which is the answer we want.
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn transport_reason(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "bad response body"
-    } else {
-        "request failed"
     }
 }
 

@@ -12,6 +12,7 @@ pub mod nats;
 pub mod oidc;
 pub mod service;
 pub mod smtp;
+pub mod stripe;
 
 pub use db::TestDb;
 pub use fake::FakeServer;

@@ -77,6 +77,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::account::disable_mfa))
         .routes(routes!(routes::account::list_api_keys, routes::account::create_api_key))
         .routes(routes!(routes::account::revoke_api_key))
+        .routes(routes!(routes::billing::list_plans))
+        .routes(routes!(routes::billing::subscription))
+        .routes(routes!(routes::billing::balance))
+        .routes(routes!(routes::billing::ledger))
+        .routes(routes!(routes::billing::usage))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

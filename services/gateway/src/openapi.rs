@@ -15,6 +15,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     tags(
         (name = "meta", description = "Facts about the API"),
         (name = "webhooks", description = "Provider callbacks, verified by the owning service"),
+        (name = "auth", description = "Sign-up, login, tokens, OAuth"),
+        (name = "account", description = "The signed-in user: profile, sessions, two-step verification"),
+        (name = "workspaces", description = "Workspaces and members"),
+        (name = "api-keys", description = "API keys for server-to-server use"),
+        (name = "billing", description = "Plans, subscription, credits and usage"),
+        (name = "local", description = "Offline helpers, only in local mode"),
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, crate::error::FieldError)),
     modifiers(&Security)

@@ -2,5 +2,6 @@
 
 pub mod account;
 pub mod auth;
+pub mod billing;
 pub mod meta;
 pub mod webhooks;

@@ -24,6 +24,12 @@ impl Drop for Stack {
 }
 
 pub async fn stack(auth_per_ip: u32) -> Stack {
+    stack_with(auth_per_ip, false).await
+}
+
+/// The gateway in front of auth and, with `billing`, the subscriptions service too (all sharing
+/// one test database and NATS prefix, so events flow between them).
+pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -49,6 +55,25 @@ pub async fn stack(auth_per_ip: u32) -> Stack {
     tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
 
     let mut cfg = config();
+    if billing {
+        let sub = db.config("subscriptions");
+        let env = vec![
+            ("NEXUS_DATABASE__URL".to_owned(), sub.url.expose().to_owned()),
+            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), sub.admin_url.expose().to_owned()),
+            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
+        ];
+        let sub_cfg: nexus_subscriptions::Config =
+            nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env).unwrap();
+        nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+            .await
+            .unwrap();
+        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+        cfg.services.subscriptions = format!("http://{}", listeners.grpc.local_addr().unwrap());
+        let s = stop.clone();
+        tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
+    }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
     let limits = RateLimits::new(&cfg.rate_limit);

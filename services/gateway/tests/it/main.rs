@@ -2,5 +2,6 @@
 
 mod app;
 mod auth;
+mod billing;
 mod edge;
 mod support;
