@@ -1,0 +1,139 @@
+//! `make bench`: credit reservations per second, on one hot workspace and spread over 1,000
+//! workspaces, against the raw rate of the equivalent single-row conditional UPDATE measured in
+//! the same run (goal: hot >= 0.3 of raw), and a check that no run overspent.
+//!
+//! Needs Postgres and NATS (`make bench` starts them).
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nexus_kernel::WorkspaceId;
+use nexus_subscriptions::app::Billing;
+use nexus_testkit::TestDb;
+use sqlx::PgPool;
+
+const TASKS: usize = 16;
+const WINDOW: Duration = Duration::from_secs(5);
+
+async fn run<F, Fut>(f: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let done = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + WINDOW;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..TASKS {
+        let (f, done, next) = (f.clone(), done.clone(), next.clone());
+        handles.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                if f(next.fetch_add(1, Ordering::Relaxed)).await {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn overspent(admin: &PgPool) -> i64 {
+    // Any workspace whose ledger disagrees with its balance, or whose balance went negative.
+    sqlx::query_scalar(
+        "SELECT count(*) FROM subscriptions.credit_balances b \
+         WHERE b.available < 0 OR b.available <> (SELECT coalesce(sum(amount), 0) FROM subscriptions.credit_ledger l WHERE l.tenant_id = b.tenant_id) \
+            OR b.reserved <> (SELECT coalesce(sum(amount), 0) FROM subscriptions.reservations r WHERE r.tenant_id = b.tenant_id AND r.status = 'held')",
+    )
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let mut cfg = db.config("subscriptions");
+    cfg.max_connections = 32;
+    cfg.acquire_timeout = Duration::from_secs(60);
+    nexus_platform::db::migrate("subscriptions", &cfg, Some(&nexus_subscriptions::MIGRATIONS)).await.unwrap();
+    let pool = nexus_platform::db::connect("subscriptions", &cfg).await.unwrap();
+    let admin = db.admin_pool().await;
+    let billing_cfg: nexus_subscriptions::Config =
+        nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, Vec::new())
+            .unwrap();
+    let billing = Arc::new(Billing { pool: pool.clone(), cfg: billing_cfg.billing });
+
+    // Baseline: the same conditional decrement as a single autocommitted statement.
+    sqlx::query(
+        "CREATE TABLE public.raw_balance (id int PRIMARY KEY, available bigint NOT NULL CHECK (available >= 0))",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO public.raw_balance VALUES (1, 1000000000)").execute(&admin).await.unwrap();
+    let raw_pool = admin.clone();
+    let raw = run(move |_| {
+        let p = raw_pool.clone();
+        async move {
+            sqlx::query("UPDATE public.raw_balance SET available = available - 1 WHERE id = 1 AND available >= 1")
+                .execute(&p)
+                .await
+                .is_ok_and(|r| r.rows_affected() == 1)
+        }
+    })
+    .await;
+
+    let grant = |tenant: WorkspaceId, amount: i64| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = nexus_platform::db::begin_tenant(&pool, tenant).await.unwrap();
+            Billing::ensure_subscription(&mut tx, tenant).await.unwrap();
+            Billing::grant(&mut tx, tenant, amount, "purchase", "bench", false).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let hot = WorkspaceId::new();
+    grant(hot, 100_000_000).await;
+    let b = billing.clone();
+    let hot_rate = run(move |i| {
+        let b = b.clone();
+        async move { b.reserve(hot, "content.generation", 0, 1, &format!("hot-{i}"), 600).await.is_ok() }
+    })
+    .await;
+
+    let spread: Arc<Vec<WorkspaceId>> = Arc::new((0..1000).map(|_| WorkspaceId::new()).collect());
+    for ws in spread.iter() {
+        grant(*ws, 1_000_000).await;
+    }
+    let (b, s) = (billing.clone(), spread.clone());
+    let spread_rate = run(move |i| {
+        let (b, s) = (b.clone(), s.clone());
+        async move {
+            let ws = s[usize::try_from(i).unwrap_or(0) % s.len()];
+            b.reserve(ws, "content.generation", 0, 1, &format!("spread-{i}"), 600).await.is_ok()
+        }
+    })
+    .await;
+
+    let bad = overspent(&admin).await;
+    let ratio = hot_rate / raw;
+    println!("raw conditional UPDATE (baseline): {raw:.0} /s with {TASKS} concurrent callers");
+    println!(
+        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.2} of raw (goal >= 0.30) {}",
+        if ratio >= 0.3 { "PASS" } else { "MISS" }
+    );
+    println!("reservations over 1,000 workspaces: {spread_rate:.0} /s, ratio {:.2} of raw", spread_rate / raw);
+    println!(
+        "workspaces overspent or out of balance with their ledger: {bad} {}",
+        if bad == 0 { "PASS" } else { "FAIL" }
+    );
+    assert_eq!(bad, 0);
+}
