@@ -10,5 +10,5 @@ cd "$NEXUS_ROOT"
 
 bash "$here/stack.sh" up
 status=0
-cargo bench --workspace --benches "$@" || status=$?
+cargo bench --workspace --bench '*' "$@" || status=$?
 exit "$status"
