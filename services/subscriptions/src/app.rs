@@ -345,10 +345,7 @@ impl Billing {
                 // too few credits: find out, set it up if new, and try once more.
                 let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
                 let created = Self::ensure_subscription(&mut tx, tenant).await?;
-                let available: i64 = sqlx::query_scalar("SELECT available FROM credit_balances")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                let available = Self::available(&mut tx).await?;
                 tx.commit().await.map_err(db)?;
                 if created
                     && let Reserved::Done(r, available) = self.try_reserve(tenant, &action, amount, key, ttl).await?
@@ -413,10 +410,7 @@ impl Billing {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db)?;
-                let available: i64 = sqlx::query_scalar("SELECT available FROM credit_balances")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                let available = Self::available(&mut tx).await?;
                 tx.commit().await.map_err(db)?;
                 Ok(Reserved::Done(existing, available))
             }
@@ -452,6 +446,24 @@ impl Billing {
             .map_err(|_| Error::not_found("subscriptions.reservation_not_found"))
     }
 
+    /// Settling twice answers like the first time (`Some(available)`); settling a reservation
+    /// closed the other way is refused; `None` means it is still held.
+    async fn already_settled(conn: &mut PgConnection, r: &ReservationRow, same: &[&str]) -> Result<Option<i64>, Error> {
+        if same.contains(&r.status.as_str()) {
+            return Ok(Some(Self::available(conn).await?));
+        }
+        if r.status == "held" {
+            return Ok(None);
+        }
+        Err(Error::new(ErrorKind::FailedPrecondition, "subscriptions.reservation_closed")
+            .with_param("status", r.status.clone()))
+    }
+
+    /// Available credits of the transaction's workspace.
+    async fn available(conn: &mut PgConnection) -> Result<i64, Error> {
+        sqlx::query_scalar("SELECT available FROM credit_balances").fetch_one(conn).await.map_err(db)
+    }
+
     async fn lock_reservation(conn: &mut PgConnection, id: Uuid) -> Result<ReservationRow, Error> {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1 FOR UPDATE"
@@ -472,19 +484,8 @@ impl Billing {
         let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
         let r = Self::lock_reservation(&mut tx, id).await?;
-        match r.status.as_str() {
-            "committed" => {
-                let available: i64 = sqlx::query_scalar("SELECT available FROM credit_balances")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                return Ok((r, available));
-            }
-            "held" => {}
-            _ => {
-                return Err(Error::new(ErrorKind::FailedPrecondition, "subscriptions.reservation_closed")
-                    .with_param("status", r.status.clone()));
-            }
+        if let Some(available) = Self::already_settled(&mut tx, &r, &["committed"]).await? {
+            return Ok((r, available));
         }
         let actual = credits.unwrap_or(r.amount);
         if actual < 0 || actual > r.amount {
@@ -592,19 +593,8 @@ impl Billing {
         let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
         let r = Self::lock_reservation(&mut tx, id).await?;
-        match r.status.as_str() {
-            "released" | "expired" => {
-                let available: i64 = sqlx::query_scalar("SELECT available FROM credit_balances")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                return Ok((r, available));
-            }
-            "held" => {}
-            _ => {
-                return Err(Error::new(ErrorKind::FailedPrecondition, "subscriptions.reservation_closed")
-                    .with_param("status", r.status.clone()));
-            }
+        if let Some(available) = Self::already_settled(&mut tx, &r, &["released", "expired"]).await? {
+            return Ok((r, available));
         }
         let (released, available) = Self::give_back(&mut tx, tenant, &r, "released").await?;
         tx.commit().await.map_err(db)?;
