@@ -606,9 +606,7 @@ impl App {
         self.require_live(p).await?;
         Self::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), true)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
         self.reauthenticate(&user, current).await?;
         if current == new_password {
             return Err(Error::invalid("auth.password_reused").with_violation("new_password", "reused"));
@@ -638,9 +636,7 @@ impl App {
         self.require_live(p).await?;
         Self::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), true)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
         self.reauthenticate(&user, password).await?;
         let settings = repo::settings(&mut tx, user.id).await?;
         mail::enqueue(

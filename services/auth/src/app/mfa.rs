@@ -35,9 +35,7 @@ impl App {
         self.require_live(p).await?;
         App::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), true)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
         if user.mfa_enabled_at.is_some() {
             return Err(Error::new(ErrorKind::Conflict, "auth.mfa_already_enabled"));
         }
@@ -58,9 +56,7 @@ impl App {
         self.require_live(p).await?;
         App::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), true)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
         if user.mfa_enabled_at.is_some() {
             return Err(Error::new(ErrorKind::Conflict, "auth.mfa_already_enabled"));
         }
@@ -109,9 +105,7 @@ impl App {
         self.require_live(p).await?;
         App::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), true)
-            .await?
-            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
         if user.mfa_enabled_at.is_none() {
             return Err(Error::new(ErrorKind::FailedPrecondition, "auth.mfa_not_enabled"));
         }

@@ -233,6 +233,13 @@ impl App {
             .map_err(db)
     }
 
+    /// The signed-in user's row, locked for the rest of the transaction.
+    pub(crate) async fn caller_for_update(conn: &mut PgConnection, p: &Principal) -> Result<UserRow, Error> {
+        repo::user_by_id(conn, p.user_id.as_uuid(), true)
+            .await?
+            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))
+    }
+
     /// A user-only operation (API keys cannot change passwords or MFA).
     pub(crate) fn require_user(p: &Principal) -> Result<(), Error> {
         if p.kind == PrincipalKind::User {
