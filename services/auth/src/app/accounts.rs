@@ -266,23 +266,15 @@ impl App {
                 None => false,
             }
         } else {
-            let used = sqlx::query(
-                "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-            )
-            .bind(user.id)
-            .bind(domain::recovery_hash(user.id, recovery))
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-            if used == 1 {
+            let used = Self::use_recovery_code(tx, user.id, recovery).await?;
+            if used {
                 sqlx::query("UPDATE users SET mfa_failed = 0 WHERE id = $1")
                     .bind(user.id)
                     .execute(&mut **tx)
                     .await
                     .map_err(db)?;
             }
-            used == 1
+            used
         };
         if ok {
             return Ok(());
@@ -311,6 +303,20 @@ impl App {
         let tx = std::mem::replace(tx, begin_system(&self.pool).await.map_err(db)?);
         tx.commit().await.map_err(db)?;
         Err(Error::unauthenticated("auth.invalid_mfa_code"))
+    }
+
+    /// Spends one unused recovery code of `user`; false if it is not one.
+    pub(crate) async fn use_recovery_code(conn: &mut PgConnection, user: Uuid, code: &str) -> Result<bool, Error> {
+        let used = sqlx::query(
+            "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(user)
+        .bind(domain::recovery_hash(user, code))
+        .execute(conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        Ok(used == 1)
     }
 
     async fn on_locked(
@@ -588,7 +594,7 @@ impl App {
     }
 
     /// Re-authenticates with the current password; a wrong one counts toward the lockout.
-    async fn reauthenticate(&self, user: &UserRow, password: &str) -> Result<(), Error> {
+    pub(crate) async fn reauthenticate(&self, user: &UserRow, password: &str) -> Result<(), Error> {
         if self.verify_password(user.password_hash.as_deref(), password).await? {
             Ok(())
         } else {

@@ -109,7 +109,7 @@ impl App {
         if user.mfa_enabled_at.is_none() {
             return Err(Error::new(ErrorKind::FailedPrecondition, "auth.mfa_not_enabled"));
         }
-        self.reauthenticate_for_mfa(&user, password).await?;
+        self.reauthenticate(&user, password).await?;
         let secret = self.open_mfa_secret(&user, user.mfa_secret_sealed.as_deref())?;
         let ok = domain::check_totp(
             &secret,
@@ -119,16 +119,7 @@ impl App {
             u64::try_from(user.mfa_last_step).unwrap_or(0),
         )?
         .is_some()
-            || sqlx::query(
-                "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-            )
-            .bind(user.id)
-            .bind(domain::recovery_hash(user.id, code))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected()
-                == 1;
+            || Self::use_recovery_code(&mut tx, user.id, code).await?;
         if !ok {
             return Err(Error::invalid("auth.invalid_mfa_code").with_violation("code", "invalid"));
         }
@@ -143,13 +134,5 @@ impl App {
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)
-    }
-
-    async fn reauthenticate_for_mfa(&self, user: &UserRow, password: &str) -> Result<(), Error> {
-        if self.verify_password(user.password_hash.as_deref(), password).await? {
-            Ok(())
-        } else {
-            Err(Error::invalid("auth.password_incorrect").with_violation("password", "incorrect"))
-        }
     }
 }
