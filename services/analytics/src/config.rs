@@ -1,0 +1,95 @@
+//! Analytics configuration (see `config.default.toml`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub analytics: AnalyticsConfig,
+    pub ingest: IngestConfig,
+    pub maintenance: MaintenanceConfig,
+    pub fleet: FleetConfig,
+}
+
+impl AsRef<CommonConfig> for Config {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AnalyticsConfig {
+    pub sealing_keys: Secret,
+    pub default_retention_days: u32,
+    pub max_batch: usize,
+    pub max_properties_bytes: usize,
+    #[serde(with = "humantime_secs")]
+    pub max_clock_skew: Duration,
+    #[serde(with = "humantime_secs")]
+    pub write_key_cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestConfig {
+    pub enabled: bool,
+    /// Concurrent pullers on the durable consumer.
+    pub workers: usize,
+    pub batch_size: usize,
+    #[serde(with = "humantime_secs")]
+    pub fetch_wait: Duration,
+    pub max_ack_pending: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MaintenanceConfig {
+    #[serde(with = "humantime_secs")]
+    pub interval: Duration,
+    pub months_ahead: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FleetConfig {
+    #[serde(with = "humantime_secs")]
+    pub scrape_interval: Duration,
+    #[serde(with = "humantime_secs")]
+    pub scrape_timeout: Duration,
+    #[serde(default)]
+    pub operator_workspaces: Vec<String>,
+    /// Service name -> admin base URL.
+    pub services: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Checks what serde cannot, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let a = &self.analytics;
+        anyhow::ensure!(
+            (1..=3650).contains(&a.default_retention_days),
+            "analytics.default_retention_days: must be 1..=3650"
+        );
+        anyhow::ensure!((1..=10_000).contains(&a.max_batch), "analytics.max_batch: must be 1..=10000");
+        anyhow::ensure!(a.max_properties_bytes >= 256, "analytics.max_properties_bytes: must be at least 256");
+        anyhow::ensure!((1..=10_000).contains(&self.ingest.batch_size), "ingest.batch_size: must be 1..=10000");
+        anyhow::ensure!(
+            self.ingest.max_ack_pending >= self.ingest.batch_size as i64,
+            "ingest.max_ack_pending: must be at least ingest.batch_size"
+        );
+        anyhow::ensure!(self.maintenance.months_ahead <= 24, "maintenance.months_ahead: at most 24");
+        anyhow::ensure!(!self.fleet.scrape_interval.is_zero(), "fleet.scrape_interval: must be positive");
+        for ws in &self.fleet.operator_workspaces {
+            nexus_kernel::WorkspaceId::parse(ws)
+                .map_err(|_| anyhow::anyhow!("fleet.operator_workspaces: {ws:?} is not a workspace id"))?;
+        }
+        for (name, url) in &self.fleet.services {
+            url::Url::parse(url).map_err(|e| anyhow::anyhow!("fleet.services.{name}: {url:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}

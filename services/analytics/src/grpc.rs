@@ -1,0 +1,357 @@
+//! gRPC adapter: proto <-> domain conversion and the permission check of each call.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use nexus_kernel::{Error, PageRequest, WorkspaceId};
+use nexus_platform::RequestContext;
+use nexus_platform::identity::{Action, Principal, Role, principal};
+use nexus_proto::common::{Money as PbMoney, PageInfo};
+use nexus_proto::nexus::analytics::v1::{self as pb, analytics_server::Analytics};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{Interval, RawEvent, Utm};
+use crate::fleet::Monitor;
+use crate::ingest::{EventResult, Outcome, Tracker};
+use crate::reports::{self, AuditFilter, Range, Reports};
+use crate::store::{Store, WriteKeyView};
+
+pub struct AnalyticsService {
+    pub tracker: Arc<Tracker>,
+    pub store: Arc<Store>,
+    pub reports: Reports,
+    pub monitor: Arc<Monitor>,
+    pub operator_workspaces: Vec<WorkspaceId>,
+}
+
+type R<T> = Result<Response<T>, Status>;
+
+fn err(e: Error) -> Status {
+    if e.kind() == nexus_kernel::ErrorKind::Internal {
+        tracing::error!(error = ?e, "analytics request failed");
+    }
+    e.into()
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+fn local(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
+    let p = principal(req)?;
+    p.require(action).map_err(err)?;
+    Ok(p)
+}
+
+fn page(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
+    let p = p.unwrap_or_default();
+    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
+}
+
+fn range(r: Option<pb::TimeRange>, default_days: i64) -> Result<Range, Status> {
+    let r = r.unwrap_or_default();
+    reports::parse_range(&r.from, &r.to, Utc::now(), default_days).map_err(err)
+}
+
+fn opt(s: String) -> Option<String> {
+    (!s.trim().is_empty()).then_some(s)
+}
+
+fn raw_event(e: pb::TrackEvent) -> RawEvent {
+    let utm = e.utm.unwrap_or_default();
+    RawEvent {
+        name: e.name,
+        client_event_id: e.client_event_id,
+        timestamp: e.timestamp,
+        anonymous_id: e.anonymous_id,
+        user_id: e.user_id,
+        properties_json: e.properties_json,
+        revenue: e.revenue.map(|m| (m.amount_minor, m.currency)),
+        utm: Utm {
+            source: opt(utm.source),
+            medium: opt(utm.medium),
+            campaign: opt(utm.campaign),
+            term: opt(utm.term),
+            content: opt(utm.content),
+        },
+        page_url: e.page_url,
+        referrer: e.referrer,
+    }
+}
+
+fn result(r: EventResult) -> pb::TrackResult {
+    let (status, code, params, field) = match r.outcome {
+        Outcome::Accepted => ("accepted", String::new(), Default::default(), String::new()),
+        Outcome::Duplicate => ("duplicate", String::new(), Default::default(), String::new()),
+        Outcome::Rejected(rej) => {
+            ("rejected", rej.code.to_owned(), rej.params.into_iter().collect(), rej.field.to_owned())
+        }
+    };
+    pb::TrackResult {
+        index: u32::try_from(r.index).unwrap_or(u32::MAX),
+        client_event_id: r.client_event_id,
+        status: status.to_owned(),
+        code,
+        params,
+        field,
+    }
+}
+
+fn write_key(k: WriteKeyView) -> pb::WriteKey {
+    pb::WriteKey {
+        key: k.key,
+        key_id: format!("wkey_{}", k.key_id.simple()),
+        allowed_origins: k.allowed_origins,
+        created_at: Some(ts(k.created_at)),
+    }
+}
+
+fn breakdown(p: nexus_kernel::Page<reports::BreakdownRow>) -> pb::BreakdownResponse {
+    pb::BreakdownResponse {
+        rows: p
+            .items
+            .into_iter()
+            .map(|r| pb::BreakdownRow { key: r.key, events: r.events, unique_users: r.unique_users })
+            .collect(),
+        page: Some(PageInfo { next_cursor: p.next_cursor.unwrap_or_default() }),
+    }
+}
+
+fn interval(s: &str, default: Interval, allowed: &[Interval]) -> Result<Interval, Status> {
+    if s.trim().is_empty() {
+        return Ok(default);
+    }
+    Interval::parse(s.trim(), allowed).ok_or_else(|| {
+        err(Error::new(nexus_kernel::ErrorKind::Unprocessable, "analytics.invalid_interval")
+            .with_param("allowed", allowed.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")))
+    })
+}
+
+impl AnalyticsService {
+    fn client_ip() -> Option<std::net::IpAddr> {
+        RequestContext::current().client_ip
+    }
+}
+
+#[tonic::async_trait]
+impl Analytics for AnalyticsService {
+    async fn track(&self, req: Request<pb::TrackRequest>) -> R<pb::TrackResult> {
+        let r = req.into_inner();
+        let event = r.event.unwrap_or_default();
+        let mut results = self
+            .tracker
+            .track(&r.write_key, &r.origin, vec![raw_event(event)], Self::client_ip())
+            .await
+            .map_err(err)?;
+        let one = results.pop().ok_or_else(|| err(Error::internal("no result for the event")))?;
+        Ok(Response::new(result(one)))
+    }
+
+    async fn track_batch(&self, req: Request<pb::TrackBatchRequest>) -> R<pb::TrackBatchResponse> {
+        let r = req.into_inner();
+        let events = r.events.into_iter().map(raw_event).collect();
+        let results = self.tracker.track(&r.write_key, &r.origin, events, Self::client_ip()).await.map_err(err)?;
+        let results: Vec<pb::TrackResult> = results.into_iter().map(result).collect();
+        let rejected = results.iter().filter(|r| r.status == "rejected").count();
+        Ok(Response::new(pb::TrackBatchResponse {
+            accepted: u32::try_from(results.len() - rejected).unwrap_or(u32::MAX),
+            rejected: u32::try_from(rejected).unwrap_or(u32::MAX),
+            results,
+        }))
+    }
+
+    async fn get_write_key(&self, req: Request<pb::Empty>) -> R<pb::WriteKey> {
+        let p = caller(&req, Action::Write)?;
+        Ok(Response::new(write_key(self.store.write_key(p.workspace_id).await.map_err(err)?)))
+    }
+
+    async fn rotate_write_key(&self, req: Request<pb::RotateWriteKeyRequest>) -> R<pb::WriteKey> {
+        let p = caller(&req, Action::ManageApiKeys)?;
+        let origins = req.into_inner().allowed_origins;
+        Ok(Response::new(write_key(self.store.rotate_write_key(p.workspace_id, &origins).await.map_err(err)?)))
+    }
+
+    async fn get_settings(&self, req: Request<pb::Empty>) -> R<pb::Settings> {
+        let p = caller(&req, Action::Read)?;
+        let s = self.store.settings(p.workspace_id).await.map_err(err)?;
+        Ok(Response::new(pb::Settings { time_zone: s.time_zone, retention_days: s.retention_days }))
+    }
+
+    async fn update_settings(&self, req: Request<pb::UpdateSettingsRequest>) -> R<pb::Settings> {
+        let p = caller(&req, Action::ManageApiKeys)?;
+        let r = req.into_inner();
+        let tz = opt(r.time_zone);
+        let days = (r.retention_days != 0).then_some(r.retention_days);
+        let s = self.store.update_settings(p.workspace_id, tz.as_deref().map(str::trim), days).await.map_err(err)?;
+        Ok(Response::new(pb::Settings { time_zone: s.time_zone, retention_days: s.retention_days }))
+    }
+
+    async fn time_series(&self, req: Request<pb::TimeSeriesRequest>) -> R<pb::TimeSeriesResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let range = range(r.range, 30)?;
+        let iv = interval(&r.interval, Interval::Day, &[Interval::Hour, Interval::Day, Interval::Week])?;
+        let tz = self.reports.zone(p.workspace_id, &r.time_zone).await.map_err(err)?;
+        let buckets = self.reports.time_series(p.workspace_id, range, iv, &tz, &r.event).await.map_err(err)?;
+        Ok(Response::new(pb::TimeSeriesResponse {
+            time_zone: tz,
+            interval: iv.as_str().to_owned(),
+            points: buckets
+                .into_iter()
+                .map(|b| pb::TimeSeriesPoint {
+                    start: Some(ts(b.start)),
+                    local_start: local(b.local_start),
+                    events: b.events,
+                    unique_users: b.unique_users,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn top_events(&self, req: Request<pb::TopEventsRequest>) -> R<pb::BreakdownResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let (range, page) = (range(r.range, 30)?, page(r.page)?);
+        Ok(Response::new(breakdown(self.reports.top_events(p.workspace_id, range, &page).await.map_err(err)?)))
+    }
+
+    async fn property_breakdown(&self, req: Request<pb::PropertyBreakdownRequest>) -> R<pb::BreakdownResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let (range, page) = (range(r.range, 30)?, page(r.page)?);
+        let rows =
+            self.reports.property_breakdown(p.workspace_id, range, &r.event, &r.property, &page).await.map_err(err)?;
+        Ok(Response::new(breakdown(rows)))
+    }
+
+    async fn utm_breakdown(&self, req: Request<pb::UtmBreakdownRequest>) -> R<pb::BreakdownResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let (range, page) = (range(r.range, 30)?, page(r.page)?);
+        let rows =
+            self.reports.utm_breakdown(p.workspace_id, range, &r.dimension, &r.event, &page).await.map_err(err)?;
+        Ok(Response::new(breakdown(rows)))
+    }
+
+    async fn funnel(&self, req: Request<pb::FunnelRequest>) -> R<pb::FunnelResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let range = range(r.range, 30)?;
+        let window = if r.window_seconds == 0 { 7 * 86_400 } else { r.window_seconds };
+        let steps = self.reports.funnel(p.workspace_id, range, &r.steps, window).await.map_err(err)?;
+        Ok(Response::new(pb::FunnelResponse {
+            steps: steps
+                .into_iter()
+                .map(|s| pb::FunnelStep {
+                    name: s.name,
+                    users: s.users,
+                    conversion_from_start: s.conversion_from_start,
+                    conversion_from_previous: s.conversion_from_previous,
+                    drop_off: s.drop_off,
+                })
+                .collect(),
+            window_seconds: window,
+        }))
+    }
+
+    async fn revenue(&self, req: Request<pb::RevenueRequest>) -> R<pb::RevenueResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let range = range(r.range, 30)?;
+        let iv = interval(&r.interval, Interval::Day, &[Interval::Day, Interval::Week, Interval::Month])?;
+        let tz = self.reports.zone(p.workspace_id, &r.time_zone).await.map_err(err)?;
+        let (points, totals) = self.reports.revenue(p.workspace_id, range, iv, &tz, &r.currency).await.map_err(err)?;
+        let money =
+            |m: nexus_kernel::Money| PbMoney { amount_minor: m.amount_minor, currency: m.currency.code().to_owned() };
+        Ok(Response::new(pb::RevenueResponse {
+            time_zone: tz,
+            interval: iv.as_str().to_owned(),
+            points: points
+                .into_iter()
+                .map(|p| pb::RevenuePoint {
+                    start: Some(ts(p.start)),
+                    local_start: local(p.local_start),
+                    total: Some(money(p.total)),
+                    events: p.events,
+                })
+                .collect(),
+            totals: totals.into_iter().map(money).collect(),
+        }))
+    }
+
+    async fn feature_usage(&self, req: Request<pb::FeatureUsageRequest>) -> R<pb::FeatureUsageResponse> {
+        let p = caller(&req, Action::Read)?;
+        let range = range(req.into_inner().range, 30)?;
+        let rows = self.reports.feature_usage(p.workspace_id, range).await.map_err(err)?;
+        Ok(Response::new(pb::FeatureUsageResponse {
+            rows: rows
+                .into_iter()
+                .map(|r| pb::FeatureUsageRow {
+                    plan: r.plan,
+                    feature: r.feature,
+                    uses: r.uses,
+                    credits: r.credits,
+                    unique_users: r.unique_users,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn search_audit(&self, req: Request<pb::AuditSearchRequest>) -> R<pb::AuditPage> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let (range, page) = (range(r.range, 3650)?, page(r.page)?);
+        let filter =
+            AuditFilter { actor: opt(r.actor), resource_type: opt(r.resource_type), resource_id: opt(r.resource_id) };
+        let rows = self.reports.audit(p.workspace_id, &filter, range, &page).await.map_err(err)?;
+        Ok(Response::new(pb::AuditPage {
+            items: rows
+                .items
+                .into_iter()
+                .map(|a| pb::AuditEntry {
+                    id: format!("log_{}", a.id.simple()),
+                    at: Some(ts(a.at)),
+                    actor: a.actor,
+                    action: a.action,
+                    service: a.service,
+                    resource_type: a.resource_type,
+                    resource_id: a.resource_id,
+                    before_json: a.before.unwrap_or_default(),
+                    after_json: a.after.unwrap_or_default(),
+                    ip: a.ip.unwrap_or_default(),
+                    request_id: a.request_id,
+                })
+                .collect(),
+            page: Some(PageInfo { next_cursor: rows.next_cursor.unwrap_or_default() }),
+        }))
+    }
+
+    async fn fleet_status(&self, req: Request<pb::Empty>) -> R<pb::FleetStatusResponse> {
+        let p = principal(&req)?;
+        // Operators are the owners and admins of the platform's own workspaces (configured).
+        if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
+            return Err(err(Error::forbidden("analytics.operator_required")));
+        }
+        Ok(Response::new(pb::FleetStatusResponse {
+            services: self
+                .monitor
+                .snapshot()
+                .into_iter()
+                .map(|s| pb::ServiceStatus {
+                    name: s.name,
+                    status: s.status.to_owned(),
+                    request_rate: s.request_rate,
+                    error_rate: s.error_rate,
+                    p95_latency_ms: s.p95_latency_ms,
+                    checked_at: s.checked_at.map(ts),
+                    error: s.error,
+                })
+                .collect(),
+            scrape_interval_seconds: u32::try_from(self.monitor.interval().as_secs()).unwrap_or(u32::MAX),
+        }))
+    }
+}

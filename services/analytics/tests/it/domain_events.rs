@@ -1,0 +1,200 @@
+//! Domain events of other services: stored once however often delivered, personal data hashed;
+//! audit events of a change made through another service land in the searchable trail.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use nexus_kernel::WorkspaceId;
+use nexus_proto::events as ev;
+use nexus_proto::nexus::analytics::v1 as pb;
+use nexus_proto::nexus::subscriptions::v1 as spb;
+use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
+use nexus_testkit::identity::authed;
+use prost::{Message, Name};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+async fn publish<M: Message + Name>(
+    bus: &nexus_platform::bus::Bus,
+    subject: &str,
+    ws: WorkspaceId,
+    event_id: uuid::Uuid,
+    msg: &M,
+) {
+    let env = ev::Envelope {
+        event_id: event_id.to_string(),
+        tenant_id: ws.as_uuid().to_string(),
+        event_type: M::full_name(),
+        occurred_at: Some(prost_types::Timestamp { seconds: Utc::now().timestamp(), nanos: 0 }),
+        schema_version: 1,
+        source: subject.split('.').nth(1).unwrap_or_default().to_owned(),
+        payload: msg.encode_to_vec(),
+        ..Default::default()
+    };
+    // No message id: JetStream keeps both copies, so the consumer really sees the event twice.
+    bus.js.publish(bus.subject(subject), env.encode_to_vec().into()).await.unwrap().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_domain_event_delivered_twice_is_stored_once_without_raw_personal_data() {
+    let svc = start().await;
+    let bus = svc.bus().await;
+    bus.ensure_service_stream("auth").await.unwrap();
+    bus.ensure_service_stream("content").await.unwrap();
+    let ws = WorkspaceId::new();
+    let id = uuid::Uuid::now_v7();
+    let signed = ev::UserSignedUp {
+        user_id: "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7".into(),
+        workspace_id: ws.to_string(),
+        email: "Ana.Silva@Example.com".into(),
+        locale: "pt".into(),
+    };
+    publish(&bus, "nexus.auth.user.signed_up", ws, id, &signed).await;
+    publish(&bus, "nexus.auth.user.signed_up", ws, id, &signed).await;
+    // A type this version does not know is still kept, under its subject's name.
+    let unknown = ev::MfaEnabled { user_id: "usr_x".into() };
+    let mut env_unknown = unknown.clone();
+    env_unknown.user_id = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d8".into();
+    publish(&bus, "nexus.content.generation.completed", ws, uuid::Uuid::now_v7(), &env_unknown).await;
+
+    svc.wait_for_events(ws, 2, 30).await;
+    // Both copies were consumed (the second as a duplicate), and still one row.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(svc.count_events(ws).await, 2);
+    let admin = svc.admin().await;
+    let (name, user, props, source): (String, Option<String>, serde_json::Value, String) = sqlx::query_as(
+        "SELECT name, user_id, properties, source FROM analytics.analytics_events WHERE tenant_id = $1 AND client_event_id = $2",
+    )
+    .bind(ws.as_uuid())
+    .bind(id.to_string())
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!((name.as_str(), source.as_str()), ("auth.user.signed_up", "auth"));
+    assert_eq!(user.as_deref(), Some("usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"));
+    assert_eq!(props["locale"], "pt");
+    let hashed = props["email"].as_str().unwrap();
+    assert_eq!(hashed.len(), 64, "salted SHA-256 in hex: {hashed}");
+    assert!(!props.to_string().to_lowercase().contains("ana.silva"), "{props}");
+    let (props,): (serde_json::Value,) = sqlx::query_as(
+        "SELECT properties FROM analytics.analytics_events WHERE tenant_id = $1 AND name = 'content.generation.completed'",
+    )
+    .bind(ws.as_uuid())
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(props, serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn a_change_made_through_another_service_is_in_the_audit_trail_and_usage_per_plan() {
+    let svc = start().await;
+    // The real subscriptions service on the same database and NATS prefix.
+    let sub_db = svc.db.config("subscriptions");
+    let env = vec![
+        ("NEXUS_DATABASE__URL".to_owned(), sub_db.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL".to_owned(), sub_db.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL".to_owned(), svc.nats.url.clone()),
+        ("NEXUS_NATS__PREFIX".to_owned(), svc.nats.prefix.clone()),
+    ];
+    let sub_cfg: nexus_subscriptions::Config =
+        nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env).unwrap();
+    nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+        .await
+        .unwrap();
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let sub_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let (s, keys) = (stop.clone(), svc.issuer.keys());
+    tokio::spawn(async move { nexus_subscriptions::run_with_keys(sub_cfg, listeners, s, Some(keys)).await.unwrap() });
+    let _stop_subscriptions = stop.drop_guard();
+
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let actor = user_of(&token);
+    let mut subs = SubscriptionsClient::new(nexus_platform::grpc::channel(&sub_url, Duration::from_secs(30)).unwrap());
+    let mut reservation = None;
+    for _ in 0..100 {
+        let req = spb::ReserveRequest {
+            action: "content.generation".into(),
+            credits: 10,
+            idempotency_key: "gen-1".into(),
+            ..Default::default()
+        };
+        match subs.reserve(authed(req, &token)).await {
+            Ok(r) => {
+                reservation = Some(r.into_inner());
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let reservation = reservation.expect("subscriptions answers");
+    subs.commit(authed(spb::CommitRequest { reservation_id: reservation.id, credits: Some(7) }, &token)).await.unwrap();
+
+    let mut c = svc.client();
+    let search = |actor: &str, resource: &str, cursor: &str, size: u32| pb::AuditSearchRequest {
+        actor: actor.into(),
+        resource_type: resource.into(),
+        page: Some(nexus_proto::common::PageRequest { page_size: size, cursor: cursor.into() }),
+        ..Default::default()
+    };
+    let mut found = Vec::new();
+    for _ in 0..200 {
+        found = c
+            .search_audit(authed(search(&actor, "subscriptions.reservations", "", 50), &token))
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        if found.iter().any(|e| e.action == "update") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let insert = found.iter().find(|e| e.action == "insert").expect("reservation insert audited");
+    assert_eq!((insert.actor.as_str(), insert.service.as_str()), (actor.as_str(), "subscriptions"));
+    let after: serde_json::Value = serde_json::from_str(&insert.after_json).unwrap();
+    assert_eq!(after["amount"], 10);
+    let update = found.iter().find(|e| e.action == "update").expect("commit audited");
+    let before: serde_json::Value = serde_json::from_str(&update.before_json).unwrap();
+    assert_eq!(before["status"], "held");
+
+    // The whole trail of this actor, paged two at a time, newest first, no entry twice.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = c.search_audit(authed(search(&actor, "", &cursor, 2), &token)).await.unwrap().into_inner();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.into_iter().map(|e| (e.at.map(|t| (t.seconds, t.nanos)), e.id)));
+        cursor = page.page.map(|p| p.next_cursor).unwrap_or_default();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert!(seen.len() >= 3, "{seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "no entry twice");
+    // Another workspace sees none of it.
+    let other = svc.owner(WorkspaceId::new());
+    let none = c.search_audit(authed(search(&actor, "", "", 50), &other)).await.unwrap().into_inner();
+    assert!(none.items.is_empty());
+    let e = c.search_audit(authed(search("", "", "garbage!", 10), &token)).await.unwrap_err();
+    assert_eq!(code_of(&e), "request.invalid_cursor");
+
+    // The charge shows as feature usage of the plan the workspace was on (FREE from sign-up).
+    let mut rows = Vec::new();
+    for _ in 0..200 {
+        rows = c.feature_usage(authed(pb::FeatureUsageRequest::default(), &token)).await.unwrap().into_inner().rows;
+        if !rows.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!((r.plan.as_str(), r.feature.as_str(), r.uses, r.credits), ("free", "content.generation", 1, 7));
+}

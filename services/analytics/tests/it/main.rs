@@ -1,0 +1,8 @@
+//! Analytics tests over gRPC with real Postgres and NATS.
+
+mod domain_events;
+mod ingest;
+mod privacy;
+mod reports;
+mod support;
+mod tenancy;
