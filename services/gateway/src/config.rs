@@ -35,6 +35,8 @@ pub struct RateLimitConfig {
     pub per_user_per_minute: u32,
     pub per_ip_per_minute: u32,
     pub auth_per_ip_per_minute: u32,
+    /// Tracking (`/v1/track*`) is anonymous and chatty: its own per-IP budget.
+    pub track_per_ip_per_minute: u32,
 }
 
 /// gRPC URLs of the services behind the gateway.
@@ -59,6 +61,7 @@ impl GatewayConfig {
             ("rate_limit.per_user_per_minute", self.rate_limit.per_user_per_minute),
             ("rate_limit.per_ip_per_minute", self.rate_limit.per_ip_per_minute),
             ("rate_limit.auth_per_ip_per_minute", self.rate_limit.auth_per_ip_per_minute),
+            ("rate_limit.track_per_ip_per_minute", self.rate_limit.track_per_ip_per_minute),
         ] {
             if v == 0 {
                 return Err(format!("{key}: must be at least 1"));

@@ -199,6 +199,7 @@ pub struct RateLimits {
     per_user: Arc<DefaultKeyedRateLimiter<String>>,
     per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     auth_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    track_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
 
 /// Set by the identity layer for authenticated requests; the rate limiter keys on it.
@@ -215,6 +216,7 @@ impl RateLimits {
             per_user: Arc::new(RateLimiter::keyed(per_minute(cfg.per_user_per_minute))),
             per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.per_ip_per_minute))),
             auth_per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.auth_per_ip_per_minute))),
+            track_per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.track_per_ip_per_minute))),
         }
     }
 
@@ -228,6 +230,7 @@ impl RateLimits {
         self.per_user.retain_recent();
         self.per_ip.retain_recent();
         self.auth_per_ip.retain_recent();
+        self.track_per_ip.retain_recent();
     }
 }
 
@@ -236,6 +239,8 @@ pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Ne
     let path = req.uri().path();
     let verdict = if path.starts_with("/v1/auth/") {
         limits.auth_per_ip.check_key(&ip)
+    } else if path == "/v1/track" || path == "/v1/track/batch" {
+        limits.track_per_ip.check_key(&ip)
     } else if let Some(key) = req.extensions().get::<RateKey>() {
         limits.per_user.check_key(&key.0)
     } else {

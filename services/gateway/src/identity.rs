@@ -33,7 +33,10 @@ fn credential(parts: &axum::http::HeaderMap) -> Option<Credential> {
     }
     let bearer = parts.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())?;
     let token = bearer.strip_prefix("Bearer ").or_else(|| bearer.strip_prefix("bearer "))?.trim();
-    if token.starts_with("nx_") {
+    if token.starts_with("wk_") {
+        // An analytics write key: not a user credential; only the tracking routes read it.
+        None
+    } else if token.starts_with("nx_") {
         Some(Credential::ApiKey(token.to_owned()))
     } else {
         Some(Credential::Jwt(token.to_owned()))

@@ -82,6 +82,20 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::billing::balance))
         .routes(routes!(routes::billing::ledger))
         .routes(routes!(routes::billing::usage))
+        .routes(routes!(routes::analytics::track))
+        .routes(routes!(routes::analytics::track_batch))
+        .routes(routes!(routes::analytics::get_write_key))
+        .routes(routes!(routes::analytics::rotate_write_key))
+        .routes(routes!(routes::analytics::get_settings, routes::analytics::update_settings))
+        .routes(routes!(routes::analytics::timeseries))
+        .routes(routes!(routes::analytics::funnel))
+        .routes(routes!(routes::analytics::revenue))
+        .routes(routes!(routes::analytics::top_events))
+        .routes(routes!(routes::analytics::property_breakdown))
+        .routes(routes!(routes::analytics::utm_breakdown))
+        .routes(routes!(routes::analytics::feature_usage))
+        .routes(routes!(routes::analytics::audit))
+        .routes(routes!(routes::analytics::fleet_status))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -20,6 +20,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "workspaces", description = "Workspaces and members"),
         (name = "api-keys", description = "API keys for server-to-server use"),
         (name = "billing", description = "Plans, subscription, credits and usage"),
+        (name = "analytics", description = "Event tracking (write key), reports and the audit trail"),
+        (name = "operations", description = "Fleet health for platform operators"),
         (name = "local", description = "Offline helpers, only in local mode"),
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, crate::error::FieldError)),
@@ -38,6 +40,11 @@ impl utoipa::Modify for Security {
         );
         components
             .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+        // The browser-safe, write-only key of /v1/track (`Authorization: Bearer wk_…`).
+        components.add_security_scheme(
+            "write_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("wk_…").build()),
+        );
     }
 }
 

@@ -30,6 +30,11 @@ pub async fn stack(auth_per_ip: u32) -> Stack {
 /// The gateway in front of auth and, with `billing`, the subscriptions service too (all sharing
 /// one test database and NATS prefix, so events flow between them).
 pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
+    stack_full(auth_per_ip, billing, false).await
+}
+
+/// [`stack_with`], and with `analytics` the analytics service too.
+pub async fn stack_full(auth_per_ip: u32, billing: bool, analytics: bool) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -73,6 +78,27 @@ pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
         cfg.services.subscriptions = format!("http://{}", listeners.grpc.local_addr().unwrap());
         let s = stop.clone();
         tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
+    }
+    if analytics {
+        let an = db.config("analytics");
+        let env = vec![
+            ("NEXUS_DATABASE__URL".to_owned(), an.url.expose().to_owned()),
+            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), an.admin_url.expose().to_owned()),
+            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
+        ];
+        let mut an_cfg: nexus_analytics::Config =
+            nexus_platform::config::load_from_env("analytics", nexus_analytics::DEFAULTS, None, env).unwrap();
+        // Nothing else of the fleet runs here.
+        an_cfg.fleet.services.clear();
+        nexus_platform::db::migrate("analytics", &an_cfg.common.database, Some(&nexus_analytics::MIGRATIONS))
+            .await
+            .unwrap();
+        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+        cfg.services.analytics = format!("http://{}", listeners.grpc.local_addr().unwrap());
+        let s = stop.clone();
+        tokio::spawn(async move { nexus_analytics::run(an_cfg, listeners, s).await.unwrap() });
     }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
