@@ -90,6 +90,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::billing::resume))
         .routes(routes!(routes::billing::invoices))
         .routes(routes!(routes::billing::credit_packs))
+        .routes(routes!(routes::billing::notices))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -71,3 +71,6 @@ CREATE TABLE stripe_events (
     workspace   uuid,
     received_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- In-app notices are listed newest first.
+ALTER TABLE credit_notices ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();

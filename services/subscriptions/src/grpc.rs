@@ -315,4 +315,26 @@ impl Subscriptions for SubscriptionsService {
                 .collect(),
         }))
     }
+
+    async fn list_notices(&self, req: Request<pb::Empty>) -> R<pb::NoticeList> {
+        let p = caller(&req, Action::Read)?;
+        let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
+        let rows = self.payments.notices(p.workspace_id).await.map_err(err)?;
+        let text = |id: &str| nexus_i18n::try_message(locale, id, &[]).unwrap_or_default();
+        Ok(Response::new(pb::NoticeList {
+            items: rows
+                .into_iter()
+                .map(|(percent, at)| {
+                    let key = if percent >= 100 { "credits-notice-exhausted" } else { "credits-notice-low" };
+                    pb::Notice {
+                        percent: u32::try_from(percent).unwrap_or(0),
+                        title: text(&format!("{key}-title")),
+                        body: text(&format!("{key}-body")),
+                        created_at: Some(ts(at)),
+                        dir: locale.direction().as_str().to_owned(),
+                    }
+                })
+                .collect(),
+        }))
+    }
 }

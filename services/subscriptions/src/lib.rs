@@ -42,7 +42,7 @@ pub async fn run_with_keys(
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let billing = Arc::new(app::Billing { pool: pool.clone(), cfg: config.billing.clone() });
+    let billing = Arc::new(app::Billing::new(pool.clone(), config.billing.clone()));
     let stripe = config.stripe.enabled().then(|| {
         let mut cfg = nexus_providers::stripe::StripeConfig::new(config.stripe.api_key.expose());
         cfg.base_url = config.stripe.base_url.clone();

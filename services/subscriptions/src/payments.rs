@@ -790,6 +790,21 @@ impl Payments {
         Ok(nexus_kernel::Page::from_overfetch(rows, page.limit, |r| InvoiceCursor { at: r.created_at, id: r.id }))
     }
 
+    /// Credit notices of the current period, newest first.
+    pub async fn notices(&self, tenant: TenantId) -> Result<Vec<(i32, DateTime<Utc>)>, Error> {
+        let mut tx = begin_tenant(self.pool(), tenant).await.map_err(db)?;
+        Billing::ensure_subscription(&mut tx, tenant).await?;
+        let rows: Vec<(i32, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT n.percent, n.created_at FROM credit_notices n JOIN subscriptions s ON s.tenant_id = n.tenant_id \
+             WHERE n.period_start = s.current_period_start ORDER BY n.created_at DESC, n.percent DESC",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(rows)
+    }
+
     /// The workspace a Stripe customer or subscription belongs to, from what we stored.
     pub(crate) async fn tenant_of(
         &self,

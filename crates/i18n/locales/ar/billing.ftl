@@ -24,3 +24,7 @@ webhooks-invalid_signature = توقيع الـ webhook مفقود أو غير ص
 webhooks-invalid_request = طلب الـ webhook غير صالح.
 credit-pack-name = { $credits } نقطة
 subscriptions-invalid_url = يجب أن يكون عنوان العودة رابط http أو https كاملًا.
+credits-notice-low-title = استخدمت 80% من نقاطك الشهرية
+credits-notice-low-body = لقد استخدمت معظم نقاط هذا الشهر. اشترِ باقة نقاط أو قم بترقية خطتك حتى لا يتوقف شيء.
+credits-notice-exhausted-title = نفدت نقاطك
+credits-notice-exhausted-body = الإنشاء والفيديوهات والرسائل متوقفة حتى تتجدد نقاطك. قم بترقية خطتك أو اشترِ نقاطًا للمتابعة الآن.

@@ -25,3 +25,7 @@ webhooks-invalid_signature = The webhook signature is missing, invalid or too ol
 webhooks-invalid_request = The webhook request is not valid.
 credit-pack-name = { $credits } credits
 subscriptions-invalid_url = The return address must be a full http or https URL.
+credits-notice-low-title = 80% of your monthly credits used
+credits-notice-low-body = You have used most of this month's credits. Buy a credit pack or upgrade your plan so nothing stops.
+credits-notice-exhausted-title = You are out of credits
+credits-notice-exhausted-body = Generations, videos and messages are paused until your credits renew. Upgrade your plan or buy credits to continue now.

@@ -24,3 +24,7 @@ webhooks-invalid_signature = La firma del webhook falta, no es válida o es dema
 webhooks-invalid_request = La solicitud del webhook no es válida.
 credit-pack-name = { $credits } créditos
 subscriptions-invalid_url = La dirección de retorno debe ser una URL http o https completa.
+credits-notice-low-title = Has usado el 80 % de tus créditos del mes
+credits-notice-low-body = Has usado la mayor parte de los créditos de este mes. Compra un paquete de créditos o mejora tu plan para que nada se detenga.
+credits-notice-exhausted-title = Te quedaste sin créditos
+credits-notice-exhausted-body = Las generaciones, los vídeos y los mensajes están en pausa hasta que se renueven tus créditos. Mejora tu plan o compra créditos para seguir ahora.

@@ -24,3 +24,7 @@ webhooks-invalid_signature = חתימת ה-webhook חסרה, שגויה או י�
 webhooks-invalid_request = בקשת ה-webhook אינה תקינה.
 credit-pack-name = { $credits } קרדיטים
 subscriptions-invalid_url = כתובת החזרה חייבת להיות כתובת URL מלאה של http או https.
+credits-notice-low-title = ניצלתם 80% מהקרדיטים החודשיים
+credits-notice-low-body = ניצלתם את רוב הקרדיטים של החודש. קנו חבילת קרדיטים או שדרגו את התוכנית כדי ששום דבר לא ייעצר.
+credits-notice-exhausted-title = נגמרו לכם הקרדיטים
+credits-notice-exhausted-body = יצירות, סרטונים והודעות מושהים עד שהקרדיטים יתחדשו. שדרגו את התוכנית או קנו קרדיטים כדי להמשיך עכשיו.

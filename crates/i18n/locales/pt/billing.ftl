@@ -24,3 +24,7 @@ webhooks-invalid_signature = A assinatura do webhook está ausente, é inválida
 webhooks-invalid_request = A requisição do webhook não é válida.
 credit-pack-name = { $credits } créditos
 subscriptions-invalid_url = O endereço de retorno deve ser uma URL http ou https completa.
+credits-notice-low-title = Você usou 80% dos créditos do mês
+credits-notice-low-body = Você já usou a maior parte dos créditos deste mês. Compre um pacote de créditos ou faça upgrade do plano para nada parar.
+credits-notice-exhausted-title = Seus créditos acabaram
+credits-notice-exhausted-body = Gerações, vídeos e mensagens estão pausados até seus créditos renovarem. Faça upgrade do plano ou compre créditos para continuar agora.

@@ -557,3 +557,41 @@ pub async fn credit_packs(
             .collect(),
     }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeBody {
+    /// 80 or 100 (% of the month's credits used).
+    #[schema(example = 80)]
+    pub percent: u32,
+    pub title: String,
+    pub body: String,
+    /// "ltr" or "rtl".
+    #[schema(example = "ltr")]
+    pub dir: String,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NoticeList {
+    pub items: Vec<NoticeBody>,
+}
+
+/// In-app credit notices of this period (80% and 100% used), newest first, in the user's language.
+#[utoipa::path(get, path = "/v1/billing/notices", tag = "billing", security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "Notices", body = NoticeList), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+pub async fn notices(State(state): State<AppState>, _a: Authenticated) -> Result<Json<NoticeList>, ApiError> {
+    let r = client(&state).list_notices(pb::Empty {}).await?.into_inner();
+    Ok(Json(NoticeList {
+        items: r
+            .items
+            .into_iter()
+            .map(|n| NoticeBody {
+                percent: n.percent,
+                title: n.title,
+                body: n.body,
+                dir: n.dir,
+                created_at: ts(n.created_at),
+            })
+            .collect(),
+    }))
+}

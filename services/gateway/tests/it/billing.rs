@@ -50,6 +50,8 @@ async fn a_new_account_sees_its_free_plan_credits_and_usage() {
     assert_eq!(status, 400, "{bad}");
     let (status, _) = s.get("/v1/credits/balance", &[]).await;
     assert_eq!(status, 401);
+    let (status, notices) = s.get("/v1/billing/notices", &[("authorization", &token)]).await;
+    assert_eq!((status, notices["items"].as_array().map(Vec::len)), (200, Some(0)), "{notices}");
 }
 
 #[tokio::test]

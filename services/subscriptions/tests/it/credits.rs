@@ -188,6 +188,13 @@ async fn at_zero_metered_actions_are_refused_and_nothing_goes_negative() {
             "nexus.subscriptions.credits.exhausted"
         ]
     );
+    // …and shown in the app, in the caller's language and direction.
+    let mut req = authed(pb::Empty {}, &token);
+    req.metadata_mut().insert("x-nexus-locale", "ar".parse().unwrap());
+    let notices = c.list_notices(req).await.unwrap().into_inner().items;
+    assert_eq!(notices.iter().map(|n| n.percent).collect::<Vec<_>>(), vec![100, 80]);
+    assert!(notices.iter().all(|n| n.dir == "rtl" && !n.title.is_empty() && !n.body.is_empty()));
+    assert!(notices[0].title.contains("نفدت"), "{:?}", notices[0]);
 }
 
 #[tokio::test]
