@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::config::BillingConfig;
 use crate::domain;
 
-fn db(e: sqlx::Error) -> Error {
+pub(crate) fn db(e: sqlx::Error) -> Error {
     nexus_platform::db::error(e)
 }
 

@@ -18,13 +18,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::app::{Billing, SUBSCRIPTION_COLUMNS, SubscriptionRow};
+use crate::app::{Billing, SUBSCRIPTION_COLUMNS, SubscriptionRow, db};
 use crate::config::StripeSettings;
 use crate::domain;
-
-fn db(e: sqlx::Error) -> Error {
-    nexus_platform::db::error(e)
-}
 
 /// Stripe could not be reached or refused: transient failures are `unavailable` (the caller, or
 /// Stripe's webhook retries, try again); anything else is a configuration or contract problem.

@@ -19,12 +19,8 @@ use serde_json::json;
 use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 
-use crate::app::Billing;
+use crate::app::{Billing, db};
 use crate::payments::{NewInvoice, Payments, stripe_error, unix};
-
-fn db(e: sqlx::Error) -> Error {
-    nexus_platform::db::error(e)
-}
 
 pub struct StripeWebhooks {
     pub payments: Arc<Payments>,

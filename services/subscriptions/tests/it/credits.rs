@@ -9,14 +9,6 @@ use nexus_testkit::identity::authed;
 
 use crate::support::*;
 
-async fn ledger_sum(svc: &Svc, ws: WorkspaceId) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1")
-        .bind(ws.as_uuid())
-        .fetch_one(&svc.admin().await)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_thousand_concurrent_reservations_never_overspend() {
     let svc = start().await;

@@ -12,7 +12,7 @@ use nexus_testkit::identity::authed;
 use nexus_testkit::stripe::{FakeStripe, TEST_API_KEY, event_json, sign_webhook, unix_now, webhook_v1};
 use serde_json::Value;
 
-use crate::billing::{ledger_sum, outbox_subjects, plan_checkout};
+use crate::billing::plan_checkout;
 use crate::support::*;
 
 const OLD_SECRET: &str = "whsec_nexus_old_secret";

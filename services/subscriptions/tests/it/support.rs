@@ -123,3 +123,20 @@ pub fn reserve(credits: i64, key: &str) -> pb::ReserveRequest {
         ..Default::default()
     }
 }
+
+pub async fn outbox_subjects(svc: &Svc, ws: WorkspaceId, like: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT subject FROM subscriptions.outbox WHERE tenant_id = $1 AND subject LIKE $2 ORDER BY seq")
+        .bind(ws.as_uuid())
+        .bind(like)
+        .fetch_all(&svc.admin().await)
+        .await
+        .unwrap()
+}
+
+pub async fn ledger_sum(svc: &Svc, ws: WorkspaceId) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1")
+        .bind(ws.as_uuid())
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap()
+}
