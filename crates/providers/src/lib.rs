@@ -1,5 +1,6 @@
 //! Third-party API clients, one module per provider.
 
 mod http;
+pub mod llm;
 pub mod oidc;
 pub mod stripe;

@@ -10,6 +10,7 @@ pub mod fake;
 pub mod identity;
 pub mod nats;
 pub mod oidc;
+pub mod openai;
 pub mod service;
 pub mod smtp;
 pub mod stripe;
