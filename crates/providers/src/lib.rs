@@ -3,4 +3,5 @@
 mod http;
 pub mod llm;
 pub mod oidc;
+pub mod replicate;
 pub mod stripe;

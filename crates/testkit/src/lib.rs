@@ -11,6 +11,7 @@ pub mod identity;
 pub mod nats;
 pub mod oidc;
 pub mod openai;
+pub mod replicate;
 pub mod service;
 pub mod smtp;
 pub mod stripe;

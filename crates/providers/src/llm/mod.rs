@@ -21,6 +21,8 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Shared with the other provider clients: warns about API keys sent over plain HTTP.
+pub(crate) use openai::is_loopback;
 pub use openai::{
     CHAT_COMPLETIONS_PATH, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_RETRY_WAIT, MaxTokensField,
     OpenAiClient, parse_reset_duration,

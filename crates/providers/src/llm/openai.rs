@@ -482,7 +482,7 @@ fn jitter(wait: Duration) -> Duration {
     Duration::from_micros(rand::random_range(0..=max_us))
 }
 
-fn is_loopback(base: &str) -> bool {
+pub(crate) fn is_loopback(base: &str) -> bool {
     url::Url::parse(base).ok().is_some_and(|u| match u.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
