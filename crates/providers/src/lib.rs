@@ -4,4 +4,5 @@ mod http;
 pub mod llm;
 pub mod oidc;
 pub mod replicate;
+pub mod runware;
 pub mod stripe;

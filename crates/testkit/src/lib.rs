@@ -12,6 +12,7 @@ pub mod nats;
 pub mod oidc;
 pub mod openai;
 pub mod replicate;
+pub mod runware;
 pub mod service;
 pub mod smtp;
 pub mod stripe;
