@@ -82,6 +82,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::billing::balance))
         .routes(routes!(routes::billing::ledger))
         .routes(routes!(routes::billing::usage))
+        .routes(routes!(routes::billing::checkout))
+        .routes(routes!(routes::billing::complete_checkout))
+        .routes(routes!(routes::billing::portal))
+        .routes(routes!(routes::billing::change_plan))
+        .routes(routes!(routes::billing::cancel))
+        .routes(routes!(routes::billing::resume))
+        .routes(routes!(routes::billing::invoices))
+        .routes(routes!(routes::billing::credit_packs))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

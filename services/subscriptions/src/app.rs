@@ -45,13 +45,16 @@ pub struct SubscriptionRow {
     pub current_period_end: DateTime<Utc>,
     pub cancel_at_period_end: bool,
     pub pending_plan_code: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub currency: String,
 }
 
 impl SubscriptionRow {
     /// Paid features stay while Stripe retries a payment (past_due); they go when the
     /// subscription is canceled, unpaid or never completed.
     pub fn has_access(&self) -> bool {
-        !matches!(self.status.as_str(), "canceled" | "unpaid" | "incomplete")
+        domain::status_has_access(&self.status)
     }
 
     /// The plan whose limits apply now.
@@ -124,6 +127,9 @@ pub struct Billing {
     pub cfg: BillingConfig,
 }
 
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "tenant_id, plan_code, status, billing, current_period_start, current_period_end, \
+     cancel_at_period_end, pending_plan_code, stripe_customer_id, stripe_subscription_id, currency";
+
 const RESERVATION_COLUMNS: &str = "id, action, amount, status, committed_amount, expires_at";
 
 impl Billing {
@@ -184,7 +190,7 @@ impl Billing {
             .fetch_one(&mut *conn)
             .await
             .map_err(db)?;
-        Self::grant(conn, tenant, credits, "grant", &format!("period:{}", start.timestamp()), true).await?;
+        Self::grant(conn, tenant, credits, "grant", &format!("period:free:{}", start.timestamp_micros()), true).await?;
         enqueue(
             conn,
             "nexus.subscriptions.subscription.changed",
@@ -248,13 +254,12 @@ impl Billing {
         Ok(row)
     }
 
-    async fn load_subscription(conn: &mut PgConnection) -> Result<SubscriptionRow, Error> {
-        sqlx::query_as(
-            "SELECT tenant_id, plan_code, status, billing, current_period_start, current_period_end, cancel_at_period_end, pending_plan_code FROM subscriptions",
-        )
-        .fetch_one(conn)
-        .await
-        .map_err(db)
+    /// The tenant transaction's subscription row (RLS shows only that one).
+    pub(crate) async fn load_subscription(conn: &mut PgConnection) -> Result<SubscriptionRow, Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions")))
+            .fetch_one(conn)
+            .await
+            .map_err(db)
     }
 
     pub async fn balance(&self, tenant: TenantId) -> Result<(BalanceRow, DateTime<Utc>), Error> {
@@ -419,7 +424,7 @@ impl Billing {
         }
     }
 
-    async fn ledger_row(
+    pub(crate) async fn ledger_row(
         conn: &mut PgConnection,
         tenant: TenantId,
         kind: &str,
@@ -652,8 +657,8 @@ impl Billing {
     pub async fn renew_due(&self) -> Result<usize, Error> {
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let due: Vec<SubscriptionRow> = sqlx::query_as(
-            "SELECT tenant_id, plan_code, status, billing, current_period_start, current_period_end, cancel_at_period_end, pending_plan_code \
-             FROM subscriptions WHERE billing = 'local' AND current_period_end <= now() ORDER BY current_period_end LIMIT 200 FOR UPDATE SKIP LOCKED",
+            sqlx::AssertSqlSafe(format!("SELECT {SUBSCRIPTION_COLUMNS} \
+             FROM subscriptions WHERE billing = 'local' AND current_period_end <= now() ORDER BY current_period_end LIMIT 200 FOR UPDATE SKIP LOCKED")),
         )
         .fetch_all(&mut *tx)
         .await
@@ -678,6 +683,24 @@ impl Billing {
             .await
             .map_err(db)?;
             Self::start_period(&mut tx, tenant, &next_plan, start).await?;
+            if next_plan != "free" {
+                // Local billing writes its own receipt for the new period.
+                let amount: Option<i64> =
+                    sqlx::query_scalar("SELECT amount_minor FROM plan_prices WHERE plan_code = $1 AND currency = $2")
+                        .bind(&next_plan)
+                        .bind(&s.currency)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                let receipt = crate::payments::Payments::local_receipt(
+                    "subscription_cycle",
+                    &s.currency,
+                    amount.unwrap_or(0),
+                    start,
+                    Some(domain::next_period_end(start)),
+                );
+                crate::payments::Payments::record_invoice(&mut tx, tenant, &receipt, false).await?;
+            }
             if next_plan != s.plan_code {
                 enqueue(
                     &mut tx,
@@ -711,7 +734,7 @@ impl Billing {
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(db)?;
-        let key = format!("period:{}", start.timestamp());
+        let key = format!("period:{plan}:{}", start.timestamp_micros());
         let already: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM credit_ledger WHERE tenant_id = $1 AND idempotency_key = $2)",
         )
