@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.replicate.com/v1";
 /// Timeout of every request (a `Prefer: wait` request gets its wait on top).
@@ -39,7 +40,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
 
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-const MAX_MESSAGE_CHARS: usize = 500;
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
@@ -464,13 +464,7 @@ impl From<ReplicateError> for nexus_kernel::Error {
     fn from(e: ReplicateError) -> Self {
         use nexus_kernel::{Error, ErrorKind};
         match &e {
-            ReplicateError::RateLimited { retry_after } => {
-                let mut err = Error::new(ErrorKind::RateLimited, "provider.rate_limited");
-                if let Some(d) = retry_after {
-                    err = err.with_param("retry_after", d.as_secs_f64().ceil().max(1.0).to_string());
-                }
-                err.with_source(e)
-            }
+            ReplicateError::RateLimited { retry_after } => crate::llm::rate_limited(*retry_after).with_source(e),
             ReplicateError::PaymentRequired { .. } => {
                 Error::new(ErrorKind::Unavailable, "provider.quota_exceeded").with_source(e)
             }
@@ -496,14 +490,6 @@ impl From<ReplicateError> for nexus_kernel::Error {
             | ReplicateError::NotFinished { .. }
             | ReplicateError::Upstream { .. } => Error::internal(e),
         }
-    }
-}
-
-fn clip(s: &str) -> String {
-    if s.chars().count() > MAX_MESSAGE_CHARS {
-        s.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…"
-    } else {
-        s.to_string()
     }
 }
 

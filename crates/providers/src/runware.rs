@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.runware.ai/v1";
 /// Default timeout of a request (a sync generation included).
@@ -36,7 +37,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(20);
 pub const WEBHOOK_TOKEN_PARAM: &str = "token";
 
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-const MAX_MESSAGE_CHARS: usize = 500;
 
 fn default_base_url() -> String {
     DEFAULT_BASE_URL.into()
@@ -427,13 +427,7 @@ impl From<RunwareError> for nexus_kernel::Error {
     fn from(e: RunwareError) -> Self {
         use nexus_kernel::{Error, ErrorKind};
         match &e {
-            RunwareError::RateLimited { retry_after } => {
-                let mut err = Error::new(ErrorKind::RateLimited, "provider.rate_limited");
-                if let Some(d) = retry_after {
-                    err = err.with_param("retry_after", d.as_secs_f64().ceil().max(1.0).to_string());
-                }
-                err.with_source(e)
-            }
+            RunwareError::RateLimited { retry_after } => crate::llm::rate_limited(*retry_after).with_source(e),
             RunwareError::InsufficientCredits { .. } => {
                 Error::new(ErrorKind::Unavailable, "provider.quota_exceeded").with_source(e)
             }
@@ -451,14 +445,6 @@ impl From<RunwareError> for nexus_kernel::Error {
                 Error::internal(e)
             }
         }
-    }
-}
-
-fn clip(s: &str) -> String {
-    if s.chars().count() > MAX_MESSAGE_CHARS {
-        s.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…"
-    } else {
-        s.to_string()
     }
 }
 

@@ -737,7 +737,7 @@ mod tests {
         assert_eq!(finish["usage"], Value::Null);
         let last = chunks.last().unwrap();
         assert_eq!(last["choices"], json!([]));
-        assert_eq!(last["usage"]["completion_tokens"], 3, "ceil((5 + 1 + 7) / 4)");
+        assert_eq!(last["usage"]["completion_tokens"], 4, "ceil((5 + 1 + 7) / 4)");
         assert!(stream_chunks(&s, "m", 10, false).iter().all(|c| c.get("usage").is_none()));
     }
 }

@@ -106,6 +106,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl FakeReplicate {
     pub async fn start() -> FakeReplicate {
+        // The fake sends webhooks with its own HTTP client, which needs the TLS provider.
+        nexus_platform::install_crypto_provider();
         let state = Arc::new(Mutex::new(State {
             base_url: String::new(),
             predictions: BTreeMap::new(),

@@ -84,6 +84,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl FakeRunware {
     pub async fn start() -> FakeRunware {
+        // The fake sends webhooks with its own HTTP client, which needs the TLS provider.
+        nexus_platform::install_crypto_provider();
         let state = Arc::new(Mutex::new(State {
             base_url: String::new(),
             failures: VecDeque::new(),

@@ -21,12 +21,12 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Shared with the other provider clients: warns about API keys sent over plain HTTP.
-pub(crate) use openai::is_loopback;
 pub use openai::{
     CHAT_COMPLETIONS_PATH, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_RETRY_WAIT, MaxTokensField,
     OpenAiClient, parse_reset_duration,
 };
+/// Shared with the other AI provider clients (Replicate, Runware).
+pub(crate) use openai::{clip, is_loopback};
 
 /// A stream of chunks. Dropping it closes the HTTP connection (the provider stops generating).
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, LlmError>> + Send>>;
@@ -408,13 +408,7 @@ impl From<LlmError> for nexus_kernel::Error {
     fn from(e: LlmError) -> Self {
         use nexus_kernel::{Error, ErrorKind};
         match &e {
-            LlmError::RateLimited { retry_after } => {
-                let mut err = Error::new(ErrorKind::RateLimited, "provider.rate_limited");
-                if let Some(d) = retry_after {
-                    err = err.with_param("retry_after", d.as_secs_f64().ceil().max(1.0).to_string());
-                }
-                err.with_source(e)
-            }
+            LlmError::RateLimited { retry_after } => rate_limited(*retry_after).with_source(e),
             LlmError::InsufficientQuota { .. } => {
                 Error::new(ErrorKind::Unavailable, "provider.quota_exceeded").with_source(e)
             }
@@ -432,6 +426,16 @@ impl From<LlmError> for nexus_kernel::Error {
             LlmError::Decode(_) => Error::new(ErrorKind::Unavailable, "provider.unavailable").with_source(e),
             LlmError::Auth | LlmError::Upstream { .. } => Error::internal(e),
         }
+    }
+}
+
+/// `provider.rate_limited`, with `retry_after` in whole seconds (at least 1) when known, which
+/// the gateway turns into `Retry-After`. Shared by the AI provider clients.
+pub(crate) fn rate_limited(retry_after: Option<Duration>) -> nexus_kernel::Error {
+    let err = nexus_kernel::Error::new(nexus_kernel::ErrorKind::RateLimited, "provider.rate_limited");
+    match retry_after {
+        Some(d) => err.with_param("retry_after", d.as_secs_f64().ceil().max(1.0).to_string()),
+        None => err,
     }
 }
 

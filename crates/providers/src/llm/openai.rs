@@ -37,7 +37,7 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
-const MAX_MESSAGE_CHARS: usize = 500;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 500;
 
 /// Which body field carries [`ChatRequest::max_tokens`]. OpenAI deprecated `max_tokens` (its
 /// reasoning models refuse it); some older compatible servers only know `max_tokens`.
@@ -405,7 +405,8 @@ pub(crate) fn error_from_body(status: u16, body: &[u8]) -> LlmError {
     }
 }
 
-fn clip(s: &str) -> String {
+/// At most [`MAX_MESSAGE_CHARS`] characters of a provider's error message.
+pub(crate) fn clip(s: &str) -> String {
     if s.chars().count() > MAX_MESSAGE_CHARS {
         s.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…"
     } else {
