@@ -363,33 +363,61 @@ impl IngestWriter {
         Ok(out)
     }
 
-    /// Writes one fetched batch and acknowledges it after the commit. On a database failure
-    /// nothing is acknowledged: the messages come back after a short delay.
+    /// Writes one fetched batch and acknowledges it after the commit. On a transient database
+    /// failure nothing is acknowledged: the messages come back after a short delay. A batch the
+    /// database refuses for good is split until the message at fault is found and dead-lettered,
+    /// so one bad message cannot hold up the stream.
     pub async fn write(&self, msgs: Vec<async_nats::jetstream::Message>) {
-        let mut cols = Columns::default();
-        let mut good = Vec::with_capacity(msgs.len());
+        let mut decoded = Vec::with_capacity(msgs.len());
         for m in msgs {
-            match pb::IngestedEvent::decode(m.payload.as_ref()).map_err(|e| e.to_string()).and_then(|e| cols.push(e)) {
-                Ok(()) => good.push(m),
-                Err(reason) => self.dead_letter(&m, &reason).await,
+            match pb::IngestedEvent::decode(m.payload.as_ref()) {
+                Ok(e) => decoded.push((m, e)),
+                Err(e) => self.dead_letter(&m, &format!("undecodable: {e}")).await,
             }
         }
-        if cols.len() == 0 {
-            return;
-        }
-        match self.insert(&cols).await {
-            Ok(inserted) => {
-                futures::future::join_all(good.iter().map(|m| m.ack())).await;
-                metrics::counter!("nexus_analytics_ingested_total", "result" => "inserted").increment(inserted);
-                metrics::counter!("nexus_analytics_ingested_total", "result" => "duplicate")
-                    .increment(cols.len() as u64 - inserted);
+        self.write_decoded(decoded).await;
+    }
+
+    fn write_decoded(
+        &self,
+        items: Vec<(async_nats::jetstream::Message, pb::IngestedEvent)>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let mut cols = Columns::default();
+            let mut good = Vec::with_capacity(items.len());
+            for (m, e) in items {
+                match cols.push(e.clone()) {
+                    Ok(()) => good.push((m, e)),
+                    Err(reason) => self.dead_letter(&m, &reason).await,
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = ?e, events = cols.len(), "ingest batch failed; will be redelivered");
-                futures::future::join_all(good.iter().map(|m| m.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))))
-                    .await;
+            if good.is_empty() {
+                return;
             }
-        }
+            match self.insert(&cols).await {
+                Ok(inserted) => {
+                    futures::future::join_all(good.iter().map(|(m, _)| m.ack())).await;
+                    metrics::counter!("nexus_analytics_ingested_total", "result" => "inserted").increment(inserted);
+                    metrics::counter!("nexus_analytics_ingested_total", "result" => "duplicate")
+                        .increment(cols.len() as u64 - inserted);
+                }
+                Err(e) if e.kind() != ErrorKind::Unavailable && good.len() > 1 => {
+                    tracing::warn!(error = ?e, events = good.len(), "ingest batch refused; isolating the cause");
+                    let second = good.split_off(good.len() / 2);
+                    self.write_decoded(good).await;
+                    self.write_decoded(second).await;
+                }
+                Err(e) if e.kind() != ErrorKind::Unavailable => {
+                    let (m, _) = &good[0];
+                    self.dead_letter(m, &format!("refused by the database: {e}")).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, events = good.len(), "ingest batch failed; will be redelivered");
+                    let nak = AckKind::Nak(Some(Duration::from_secs(1)));
+                    futures::future::join_all(good.iter().map(|(m, _)| m.ack_with(nak))).await;
+                }
+            }
+        })
     }
 
     async fn insert(&self, c: &Columns) -> Result<u64, Error> {
@@ -423,7 +451,7 @@ impl IngestWriter {
     }
 
     async fn dead_letter(&self, msg: &async_nats::jetstream::Message, reason: &str) {
-        tracing::error!(%reason, "undecodable ingest message; dead-lettering");
+        tracing::error!(%reason, "ingest message cannot be stored; dead-lettering");
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(nexus_platform::consumer::DLQ_ORIGINAL_SUBJECT, self.bus.strip_prefix(msg.subject.as_str()));
         headers.insert(nexus_platform::consumer::DLQ_CONSUMER, INGEST_DURABLE);

@@ -274,3 +274,39 @@ async fn write_keys_are_checked_rotated_and_bound_to_origins() {
     assert_eq!(single.status, "accepted");
     svc.wait_for_events(ws, 3, 20).await;
 }
+
+#[tokio::test]
+async fn a_message_the_database_refuses_is_dead_lettered_and_its_batch_still_stored() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    // The key creates the workspace's settings; the ingest stream exists once the writer runs.
+    let key = svc.write_key(ws).await;
+    svc.client().track_batch(batch(&key, vec![event("first", "first", Utc::now(), "a")])).await.unwrap();
+    svc.wait_for_events(ws, 1, 20).await;
+    let bus = svc.bus().await;
+    let subject = bus.subject(&format!("nexus.ingest.analytics.{}", ws.as_uuid().simple()));
+    let mut acks = Vec::new();
+    for i in 0..11 {
+        let e = pb::IngestedEvent {
+            tenant_id: ws.as_uuid().to_string(),
+            client_event_id: format!("direct-{i}"),
+            name: "direct".into(),
+            occurred_at: Some(prost_types_ts(Utc::now())),
+            received_at: Some(prost_types_ts(Utc::now())),
+            anonymous_id: "a".into(),
+            properties_json: "{}".into(),
+            // Postgres refuses this one for good.
+            ip: if i == 5 { "not-an-address".into() } else { String::new() },
+            ..Default::default()
+        };
+        acks.push(bus.js.publish(subject.clone(), e.encode_to_vec().into()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    svc.wait_for_events(ws, 11, 30).await;
+    let dlq = bus.js.get_stream(bus.stream_name("dlq")).await.unwrap();
+    let parked = dlq.get_last_raw_message_by_subject(&bus.dlq_subject("analytics-ingest")).await.unwrap();
+    let parked = pb::IngestedEvent::decode(parked.payload.as_ref()).unwrap();
+    assert_eq!(parked.client_event_id, "direct-5");
+}
