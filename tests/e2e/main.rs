@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries as separate processes, as `make run` starts them.
 //! `make test` builds the binaries before running these.
 
+mod analytics;
 mod auth;
 mod gateway;
 mod support;
