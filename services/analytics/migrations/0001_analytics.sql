@@ -152,7 +152,8 @@ BEGIN
 END
 $$;
 
--- Drops monthly partitions that end at or before `cutoff`; returns how many.
+-- Drops monthly partitions that end at or before `cutoff`; returns how many. No retention is
+-- shorter than a day, so a cutoff later than that is refused rather than obeyed.
 CREATE FUNCTION analytics_drop_partitions_before(cutoff timestamptz) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
@@ -160,6 +161,9 @@ DECLARE
   ends timestamptz;
   dropped integer := 0;
 BEGIN
+  IF cutoff > now() - interval '1 day' THEN
+    RAISE EXCEPTION 'refusing to drop partitions newer than a day (cutoff %)', cutoff;
+  END IF;
   FOR child IN
     SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
     WHERE i.inhparent = 'analytics_events'::regclass AND c.relname ~ '^analytics_events_[0-9]{6}$'

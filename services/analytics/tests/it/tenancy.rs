@@ -52,6 +52,8 @@ async fn every_table_and_partition_is_confined_to_its_workspace() {
     // The service role cannot create or drop partitions itself, only through the owner's function.
     let ddl = sqlx::query("DROP TABLE analytics.analytics_events_default").execute(&mut role).await;
     assert!(ddl.is_err());
+    let wipe = sqlx::query("SELECT analytics.analytics_drop_partitions_before(now())").execute(&mut role).await;
+    assert!(wipe.is_err(), "the owner's function refuses to drop current data");
     // The audit trail is append-only (even for the table owner).
     sqlx::query(
         "INSERT INTO analytics.system_logs (id, tenant_id, at, action, service, resource_type) VALUES (gen_random_uuid(), $1, now(), 'insert', 't', 't.t')",
