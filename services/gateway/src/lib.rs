@@ -141,11 +141,13 @@ pub fn with_edge(router: Router, config: &GatewayConfig, limits: RateLimits, ide
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse::<HeaderValue>().ok()))
-    };
+    let any = origins.iter().any(|o| o == "*");
+    let listed: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse::<HeaderValue>().ok()).collect();
+    // Tracking is called from customers' own sites, so any origin may send to it: the write key
+    // is public and write-only (and may itself be bound to origins); no credentials are involved.
+    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
+        any || parts.uri.path() == "/v1/track" || parts.uri.path() == "/v1/track/batch" || listed.contains(origin)
+    });
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])

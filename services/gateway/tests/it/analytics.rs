@@ -71,6 +71,20 @@ async fn tracking_reports_and_audit_through_the_gateway() {
     let (_, again) = send(&s.base, "/v1/track/batch", Some(&wk), "en", &batch.to_string()).await;
     assert_eq!(again["results"][0]["status"], "duplicate");
 
+    // Customers' sites may call tracking from any origin; the rest of the API stays restricted.
+    for (path, allowed) in [("/v1/track/batch", true), ("/v1/track", true), ("/v1/analytics/timeseries", false)] {
+        let pre = client()
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", s.base))
+            .header("origin", "https://customer-shop.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+            .await
+            .unwrap();
+        let origin = pre.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(origin.as_deref(), allowed.then_some("https://customer-shop.example"), "{path}");
+    }
+
     // One event, the key in the body (sendBeacon cannot set headers).
     let one = json!({"write_key": key, "name": "signup.started", "anonymous_id": "a1", "timestamp": now()});
     let (status, r) = send(&s.base, "/v1/track", None, "en", &one.to_string()).await;
