@@ -41,6 +41,10 @@ pub struct IngestConfig {
     pub enabled: bool,
     /// Concurrent pullers on the durable consumer.
     pub workers: usize,
+    /// Messages (each one request's events) and bytes fetched at most per transaction.
+    pub fetch_messages: usize,
+    pub fetch_bytes: usize,
+    /// Rows per INSERT statement.
     pub batch_size: usize,
     #[serde(with = "humantime_secs")]
     pub fetch_wait: Duration,
@@ -77,9 +81,11 @@ impl Config {
         anyhow::ensure!((1..=10_000).contains(&a.max_batch), "analytics.max_batch: must be 1..=10000");
         anyhow::ensure!(a.max_properties_bytes >= 256, "analytics.max_properties_bytes: must be at least 256");
         anyhow::ensure!((1..=10_000).contains(&self.ingest.batch_size), "ingest.batch_size: must be 1..=10000");
+        anyhow::ensure!((1..=10_000).contains(&self.ingest.fetch_messages), "ingest.fetch_messages: must be 1..=10000");
+        anyhow::ensure!(self.ingest.fetch_bytes >= 1 << 20, "ingest.fetch_bytes: must be at least 1 MiB");
         anyhow::ensure!(
-            self.ingest.max_ack_pending >= self.ingest.batch_size as i64,
-            "ingest.max_ack_pending: must be at least ingest.batch_size"
+            self.ingest.max_ack_pending >= self.ingest.fetch_messages as i64,
+            "ingest.max_ack_pending: must be at least ingest.fetch_messages"
         );
         anyhow::ensure!(self.maintenance.months_ahead <= 24, "maintenance.months_ahead: at most 24");
         anyhow::ensure!(!self.fleet.scrape_interval.is_zero(), "fleet.scrape_interval: must be positive");

@@ -1,10 +1,13 @@
 //! The tracking path. [`Tracker`] verifies the write key, validates each event, strips personal
-//! data and publishes every valid event to the ingest stream with `Nats-Msg-Id` =
-//! `<tenant>:<client event id>` (JetStream drops a replay inside its window), answering only once
-//! JetStream has acknowledged them all. [`IngestWriter`] is the durable consumer that writes what
-//! was accepted into `analytics_events`: a fetched batch goes in with ONE multi-row INSERT … ON
-//! CONFLICT DO NOTHING in one transaction, and is acknowledged only after the commit. A crash
-//! anywhere leaves the messages to be redelivered; the unique key drops what was already written.
+//! data and publishes the valid events of a request to the ingest stream — one message per request
+//! (split when large), with a `Nats-Msg-Id` derived from the events' ids and times so JetStream
+//! drops a replayed request inside its window — answering only once JetStream has acknowledged
+//! them all. One message per request rather than per event keeps the broker's work per event
+//! small; exactly-once storage does not depend on it. [`IngestWriter`] is the durable consumer
+//! that writes what was accepted into `analytics_events`: a fetch of messages goes in with
+//! multi-row INSERT … ON CONFLICT DO NOTHING in ONE transaction, acknowledged only after the
+//! commit. A crash anywhere leaves the messages to be redelivered; the unique key (tenant, client
+//! event id, time) drops what was already written.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -115,36 +118,47 @@ impl Tracker {
         let subject = ingest_subject(&self.bus, grant.tenant);
 
         let mut results = Vec::with_capacity(events.len());
-        let mut pending: Vec<(usize, PublishAckFuture)> = Vec::with_capacity(events.len());
-        // Publish everything first, then wait for the acknowledgements together: one round trip
-        // of latency for the batch instead of one per event.
+        let mut valid = Vec::with_capacity(events.len());
         for (index, raw) in events.iter().enumerate() {
-            let valid = match domain::validate(raw, now, &limits) {
-                Ok(v) => v,
-                Err(r) => {
+            match domain::validate(raw, now, &limits) {
+                Ok(v) => {
+                    let e = domain::scrub_event(v, &settings.salt);
                     results.push(EventResult {
                         index,
-                        client_event_id: raw.client_event_id.clone(),
-                        outcome: Outcome::Rejected(r),
+                        client_event_id: e.client_event_id.clone(),
+                        outcome: Outcome::Accepted,
                     });
-                    continue;
+                    valid.push((results.len() - 1, ingested(grant.tenant, e, now, &ip)));
                 }
-            };
-            let e = domain::scrub_event(valid, &settings.salt);
-            let msg_id = format!("{}:{}", grant.tenant.as_uuid().simple(), e.client_event_id);
-            let payload = ingested(grant.tenant, &e, now, &ip).encode_to_vec();
-            results.push(EventResult { index, client_event_id: e.client_event_id, outcome: Outcome::Accepted });
+                Err(r) => results.push(EventResult {
+                    index,
+                    client_event_id: raw.client_event_id.clone(),
+                    outcome: Outcome::Rejected(r),
+                }),
+            }
+        }
+        // Publish every chunk first, then wait for the acknowledgements together.
+        let mut pending: Vec<(Vec<usize>, PublishAckFuture)> = Vec::new();
+        for chunk in chunks(valid) {
+            let positions: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
+            let events: Vec<pb::IngestedEvent> = chunk.into_iter().map(|(_, e)| e).collect();
+            let msg_id = message_id(grant.tenant, &events);
+            let payload = pb::IngestBatch { events }.encode_to_vec();
             let msg = PublishMessage::build().payload(payload.into()).message_id(msg_id);
             let ack = self.bus.js.send_publish(subject.clone(), msg).await.map_err(|e| {
                 self.stream_ready.store(false, Ordering::Relaxed);
                 unavailable(format!("publish: {e}"))
             })?;
-            pending.push((results.len() - 1, ack));
+            pending.push((positions, ack));
         }
-        let acks = futures::future::join_all(pending.into_iter().map(|(i, f)| async move { (i, f.await) })).await;
-        for (i, ack) in acks {
+        let acks = futures::future::join_all(pending.into_iter().map(|(p, f)| async move { (p, f.await) })).await;
+        for (positions, ack) in acks {
             match ack {
-                Ok(a) if a.duplicate => results[i].outcome = Outcome::Duplicate,
+                Ok(a) if a.duplicate => {
+                    for i in positions {
+                        results[i].outcome = Outcome::Duplicate;
+                    }
+                }
                 Ok(_) => {}
                 // Not persisted: the client must retry (replays of what was persisted are dropped).
                 Err(e) => {
@@ -184,31 +198,72 @@ fn from_ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
 }
 
-fn ingested(tenant: TenantId, e: &domain::ValidEvent, now: DateTime<Utc>, ip: &str) -> pb::IngestedEvent {
-    let opt = |o: &Option<String>| o.clone().unwrap_or_default();
+fn ingested(tenant: TenantId, e: domain::ValidEvent, now: DateTime<Utc>, ip: &str) -> pb::IngestedEvent {
+    let opt = |o: Option<String>| o.unwrap_or_default();
     pb::IngestedEvent {
         tenant_id: tenant.as_uuid().to_string(),
-        client_event_id: e.client_event_id.clone(),
-        name: e.name.clone(),
+        client_event_id: e.client_event_id,
+        name: e.name,
         occurred_at: Some(ts(e.occurred_at)),
         received_at: Some(ts(now)),
-        anonymous_id: opt(&e.anonymous_id),
-        user_id: opt(&e.user_id),
-        properties_json: serde_json::Value::Object(e.properties.clone()).to_string(),
+        anonymous_id: opt(e.anonymous_id),
+        user_id: opt(e.user_id),
+        properties_json: serde_json::Value::Object(e.properties).to_string(),
         has_revenue: e.revenue.is_some(),
         revenue_minor: e.revenue.map_or(0, |m| m.amount_minor),
         currency: e.revenue.map(|m| m.currency.code().to_owned()).unwrap_or_default(),
         utm: Some(pb::Utm {
-            source: opt(&e.utm.source),
-            medium: opt(&e.utm.medium),
-            campaign: opt(&e.utm.campaign),
-            term: opt(&e.utm.term),
-            content: opt(&e.utm.content),
+            source: opt(e.utm.source),
+            medium: opt(e.utm.medium),
+            campaign: opt(e.utm.campaign),
+            term: opt(e.utm.term),
+            content: opt(e.utm.content),
         }),
-        page_url: opt(&e.page_url),
-        referrer: opt(&e.referrer),
+        page_url: opt(e.page_url),
+        referrer: opt(e.referrer),
         ip: ip.to_owned(),
     }
+}
+
+/// Largest encoded chunk published as one message (NATS refuses payloads over its max_payload,
+/// 1 MiB by default).
+const MAX_CHUNK_BYTES: usize = 512 * 1024;
+
+/// Splits a request's events into messages of at most [`MAX_CHUNK_BYTES`].
+fn chunks<T>(events: Vec<(T, pb::IngestedEvent)>) -> Vec<Vec<(T, pb::IngestedEvent)>> {
+    let mut out: Vec<Vec<(T, pb::IngestedEvent)>> = Vec::new();
+    let mut size = 0;
+    for (tag, e) in events {
+        let len = e.encoded_len() + 8;
+        if out.is_empty() || size + len > MAX_CHUNK_BYTES {
+            out.push(Vec::new());
+            size = 0;
+        }
+        size += len;
+        if let Some(last) = out.last_mut() {
+            last.push((tag, e));
+        }
+    }
+    out
+}
+
+/// `Nats-Msg-Id` of a chunk: the same events (ids and times) give the same id, so JetStream
+/// recognises a retried request. One event keeps its readable `<tenant>:<client event id>`.
+fn message_id(tenant: TenantId, events: &[pb::IngestedEvent]) -> String {
+    use sha2::Digest;
+    let tenant = tenant.as_uuid().simple();
+    if let [one] = events {
+        return format!("{tenant}:{}", one.client_event_id);
+    }
+    let mut h = sha2::Sha256::new();
+    for e in events {
+        h.update(e.client_event_id.as_bytes());
+        h.update([0]);
+        let t = e.occurred_at.unwrap_or_default();
+        h.update(t.seconds.to_be_bytes());
+        h.update(t.nanos.to_be_bytes());
+    }
+    format!("{tenant}:batch:{}", hex::encode(h.finalize()))
 }
 
 /// Columns of one batch, bound as arrays to one INSERT … SELECT FROM UNNEST.
@@ -300,7 +355,7 @@ impl IngestWriter {
                     ack_wait: self.bus.config().ack_wait,
                     deliver_policy: DeliverPolicy::All,
                     max_ack_pending: self.cfg.max_ack_pending,
-                    max_batch: i64::try_from(self.cfg.batch_size).unwrap_or(1000),
+                    max_batch: i64::try_from(self.cfg.fetch_messages).unwrap_or(1000),
                     ..Default::default()
                 },
             )
@@ -343,7 +398,8 @@ impl IngestWriter {
     async fn fetch(&self, consumer: &PullConsumer) -> Result<Vec<async_nats::jetstream::Message>, String> {
         let mut batch = consumer
             .batch()
-            .max_messages(self.cfg.batch_size)
+            .max_messages(self.cfg.fetch_messages)
+            .max_bytes(self.cfg.fetch_bytes)
             .expires(self.cfg.fetch_wait)
             .messages()
             .await
@@ -363,58 +419,74 @@ impl IngestWriter {
         Ok(out)
     }
 
-    /// Writes one fetched batch and acknowledges it after the commit. On a transient database
-    /// failure nothing is acknowledged: the messages come back after a short delay. A batch the
-    /// database refuses for good is split until the message at fault is found and dead-lettered,
-    /// so one bad message cannot hold up the stream.
+    /// Writes the events of one fetch in one transaction and acknowledges the messages after the
+    /// commit. On a transient database failure nothing is acknowledged: the messages come back
+    /// after a short delay. Events the database refuses for good are isolated by splitting and
+    /// dead-lettered one by one, so one bad event cannot hold up the stream.
     pub async fn write(&self, msgs: Vec<async_nats::jetstream::Message>) {
-        let mut decoded = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            match pb::IngestedEvent::decode(m.payload.as_ref()) {
-                Ok(e) => decoded.push((m, e)),
-                Err(e) => self.dead_letter(&m, &format!("undecodable: {e}")).await,
-            }
-        }
-        self.write_decoded(decoded).await;
-    }
-
-    fn write_decoded(
-        &self,
-        items: Vec<(async_nats::jetstream::Message, pb::IngestedEvent)>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            let mut cols = Columns::default();
-            let mut good = Vec::with_capacity(items.len());
-            for (m, e) in items {
-                match cols.push(e.clone()) {
-                    Ok(()) => good.push((m, e)),
-                    Err(reason) => self.dead_letter(&m, &reason).await,
+        let mut rows = Vec::new();
+        let mut live = Vec::with_capacity(msgs.len());
+        for (i, m) in msgs.iter().enumerate() {
+            match pb::IngestBatch::decode(m.payload.as_ref()) {
+                Ok(b) => {
+                    rows.extend(b.events.into_iter().map(|e| (i, e)));
+                    live.push(m);
+                }
+                Err(e) => {
+                    let parked = self.park(m.subject.as_str(), m.payload.clone(), &format!("undecodable: {e}")).await;
+                    let kind = if parked { AckKind::Term } else { AckKind::Nak(Some(Duration::from_secs(5))) };
+                    let _ = m.ack_with(kind).await;
                 }
             }
-            if good.is_empty() {
-                return;
+        }
+        let subjects: Vec<&str> = msgs.iter().map(|m| m.subject.as_str()).collect();
+        match self.store_rows(rows, &subjects).await {
+            Ok(()) => {
+                futures::future::join_all(live.iter().map(|m| m.ack())).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, messages = live.len(), "ingest batch failed; will be redelivered");
+                let nak = AckKind::Nak(Some(Duration::from_secs(1)));
+                futures::future::join_all(live.iter().map(|m| m.ack_with(nak))).await;
+            }
+        }
+    }
+
+    /// Stores rows (tagged with their message's index); Err only for a transient failure.
+    fn store_rows<'a>(
+        &'a self,
+        rows: Vec<(usize, pb::IngestedEvent)>,
+        subjects: &'a [&'a str],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut cols = Columns::default();
+            let mut kept = Vec::with_capacity(rows.len());
+            for (i, e) in rows {
+                match cols.push(e.clone()) {
+                    Ok(()) => kept.push((i, e)),
+                    Err(reason) => self.park_event(subjects[i], e, &reason).await?,
+                }
+            }
+            if kept.is_empty() {
+                return Ok(());
             }
             match self.insert(&cols).await {
                 Ok(inserted) => {
-                    futures::future::join_all(good.iter().map(|(m, _)| m.ack())).await;
                     metrics::counter!("nexus_analytics_ingested_total", "result" => "inserted").increment(inserted);
                     metrics::counter!("nexus_analytics_ingested_total", "result" => "duplicate")
                         .increment(cols.len() as u64 - inserted);
+                    Ok(())
                 }
-                Err(e) if e.kind() != ErrorKind::Unavailable && good.len() > 1 => {
-                    tracing::warn!(error = ?e, events = good.len(), "ingest batch refused; isolating the cause");
-                    let second = good.split_off(good.len() / 2);
-                    self.write_decoded(good).await;
-                    self.write_decoded(second).await;
-                }
-                Err(e) if e.kind() != ErrorKind::Unavailable => {
-                    let (m, _) = &good[0];
-                    self.dead_letter(m, &format!("refused by the database: {e}")).await;
+                Err(e) if e.kind() == ErrorKind::Unavailable => Err(e),
+                Err(e) if kept.len() > 1 => {
+                    tracing::warn!(error = ?e, events = kept.len(), "ingest batch refused; isolating the cause");
+                    let second = kept.split_off(kept.len() / 2);
+                    self.store_rows(kept, subjects).await?;
+                    self.store_rows(second, subjects).await
                 }
                 Err(e) => {
-                    tracing::warn!(error = ?e, events = good.len(), "ingest batch failed; will be redelivered");
-                    let nak = AckKind::Nak(Some(Duration::from_secs(1)));
-                    futures::future::join_all(good.iter().map(|(m, _)| m.ack_with(nak))).await;
+                    let Some((i, ev)) = kept.pop() else { return Ok(()) };
+                    self.park_event(subjects[i], ev, &format!("refused by the database: {e}")).await
                 }
             }
         })
@@ -422,50 +494,102 @@ impl IngestWriter {
 
     async fn insert(&self, c: &Columns) -> Result<u64, Error> {
         self.store.ensure_partitions(c.occurred_at.iter().copied()).await?;
-        // Many workspaces in one statement: a system transaction (the rows carry their tenant).
+        // Many workspaces in one transaction: a system transaction (the rows carry their tenant).
         let mut tx = begin_system(&self.store.pool).await.map_err(db)?;
-        let done = sqlx::query(INSERT)
-            .bind(&c.tenant)
-            .bind(&c.client_event_id)
-            .bind(&c.name)
-            .bind(&c.occurred_at)
-            .bind(&c.received_at)
-            .bind(&c.anonymous_id)
-            .bind(&c.user_id)
-            .bind(&c.properties)
-            .bind(&c.revenue_minor)
-            .bind(&c.currency)
-            .bind(&c.utm[0])
-            .bind(&c.utm[1])
-            .bind(&c.utm[2])
-            .bind(&c.utm[3])
-            .bind(&c.utm[4])
-            .bind(&c.page_url)
-            .bind(&c.referrer)
-            .bind(&c.ip)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        let mut inserted = 0;
+        let step = self.cfg.batch_size.max(1);
+        let mut from = 0;
+        while from < c.len() {
+            let to = (from + step).min(c.len());
+            let r = from..to;
+            let utm = |k: usize| &c.utm[k][r.clone()];
+            inserted += sqlx::query(INSERT)
+                .bind(&c.tenant[r.clone()])
+                .bind(&c.client_event_id[r.clone()])
+                .bind(&c.name[r.clone()])
+                .bind(&c.occurred_at[r.clone()])
+                .bind(&c.received_at[r.clone()])
+                .bind(&c.anonymous_id[r.clone()])
+                .bind(&c.user_id[r.clone()])
+                .bind(&c.properties[r.clone()])
+                .bind(&c.revenue_minor[r.clone()])
+                .bind(&c.currency[r.clone()])
+                .bind(utm(0))
+                .bind(utm(1))
+                .bind(utm(2))
+                .bind(utm(3))
+                .bind(utm(4))
+                .bind(&c.page_url[r.clone()])
+                .bind(&c.referrer[r.clone()])
+                .bind(&c.ip[r.clone()])
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            from = to;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(done.rows_affected())
+        Ok(inserted)
     }
 
-    async fn dead_letter(&self, msg: &async_nats::jetstream::Message, reason: &str) {
-        tracing::error!(%reason, "ingest message cannot be stored; dead-lettering");
+    /// Dead-letters one event (as a batch of one); Err when it could not be parked, so its
+    /// message is redelivered rather than lost.
+    async fn park_event(&self, subject: &str, event: pb::IngestedEvent, reason: &str) -> Result<(), Error> {
+        tracing::error!(%reason, client_event_id = %event.client_event_id, "ingest event cannot be stored; dead-lettering");
+        let payload = pb::IngestBatch { events: vec![event] }.encode_to_vec();
+        if self.park(subject, payload.into(), reason).await {
+            Ok(())
+        } else {
+            Err(unavailable("dead-letter publish failed".into()))
+        }
+    }
+
+    async fn park(&self, subject: &str, payload: bytes::Bytes, reason: &str) -> bool {
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(nexus_platform::consumer::DLQ_ORIGINAL_SUBJECT, self.bus.strip_prefix(msg.subject.as_str()));
+        headers.insert(nexus_platform::consumer::DLQ_ORIGINAL_SUBJECT, self.bus.strip_prefix(subject));
         headers.insert(nexus_platform::consumer::DLQ_CONSUMER, INGEST_DURABLE);
-        headers.insert(nexus_platform::consumer::DLQ_ERROR, reason);
-        let parked = match self
-            .bus
-            .js
-            .publish_with_headers(self.bus.dlq_subject(INGEST_DURABLE), headers, msg.payload.clone())
-            .await
-        {
+        let reason: String = reason.chars().take(1000).collect::<String>().replace(['\r', '\n'], " ");
+        headers.insert(nexus_platform::consumer::DLQ_ERROR, reason.as_str());
+        match self.bus.js.publish_with_headers(self.bus.dlq_subject(INGEST_DURABLE), headers, payload).await {
             Ok(ack) => ack.await.is_ok(),
             Err(_) => false,
-        };
-        let kind = if parked { AckKind::Term } else { AckKind::Nak(Some(Duration::from_secs(5))) };
-        let _ = msg.ack_with(kind).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, secs: i64, props: usize) -> pb::IngestedEvent {
+        pb::IngestedEvent {
+            client_event_id: id.into(),
+            occurred_at: Some(prost_types::Timestamp { seconds: secs, nanos: 0 }),
+            properties_json: "x".repeat(props),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_replayed_request_gets_the_same_message_id_and_another_request_does_not() {
+        let t = TenantId::new();
+        let a = [ev("1", 10, 0), ev("2", 11, 0)];
+        assert_eq!(message_id(t, &a), message_id(t, &[ev("1", 10, 0), ev("2", 11, 0)]));
+        assert_ne!(message_id(t, &a), message_id(t, &[ev("1", 10, 0), ev("2", 12, 0)]));
+        assert_ne!(message_id(t, &a), message_id(TenantId::new(), &a));
+        assert_eq!(message_id(t, &[ev("only", 1, 0)]), format!("{}:only", t.as_uuid().simple()));
+    }
+
+    #[test]
+    fn large_requests_are_split_below_the_payload_limit() {
+        let events: Vec<((), pb::IngestedEvent)> = (0..100).map(|i| ((), ev(&i.to_string(), i, 16_000))).collect();
+        let parts = chunks(events);
+        assert!(parts.len() >= 4, "{}", parts.len());
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 100);
+        for p in &parts {
+            let batch = pb::IngestBatch { events: p.iter().map(|(_, e)| e.clone()).collect() };
+            assert!(batch.encoded_len() <= MAX_CHUNK_BYTES + 16);
+        }
+        assert!(chunks(Vec::<((), pb::IngestedEvent)>::new()).is_empty());
     }
 }

@@ -139,7 +139,12 @@ async fn a_hundred_thousand_events_through_a_crashing_writer_are_stored_exactly_
         ..Default::default()
     };
     let subject = bus.subject(&format!("nexus.ingest.analytics.{}", ws.as_uuid().simple()));
-    bus.js.publish(subject, again.encode_to_vec().into()).await.unwrap().await.unwrap();
+    bus.js
+        .publish(subject, pb::IngestBatch { events: vec![again] }.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let stream = nexus_analytics::ingest::ingest_stream(&bus).await.unwrap();
     let drained = nexus_testkit::eventually(Duration::from_secs(20), || {
         let mut s = stream.clone();
@@ -285,7 +290,7 @@ async fn a_message_the_database_refuses_is_dead_lettered_and_its_batch_still_sto
     svc.wait_for_events(ws, 1, 20).await;
     let bus = svc.bus().await;
     let subject = bus.subject(&format!("nexus.ingest.analytics.{}", ws.as_uuid().simple()));
-    let mut acks = Vec::new();
+    let mut batch_of_eleven = Vec::new();
     for i in 0..11 {
         let e = pb::IngestedEvent {
             tenant_id: ws.as_uuid().to_string(),
@@ -299,14 +304,15 @@ async fn a_message_the_database_refuses_is_dead_lettered_and_its_batch_still_sto
             ip: if i == 5 { "not-an-address".into() } else { String::new() },
             ..Default::default()
         };
-        acks.push(bus.js.publish(subject.clone(), e.encode_to_vec().into()).await.unwrap());
+        batch_of_eleven.push(e);
     }
-    for a in acks {
-        a.await.unwrap();
-    }
+    // Ten good events and a bad one in one message, as one request's events travel.
+    let msg = pb::IngestBatch { events: batch_of_eleven }.encode_to_vec();
+    bus.js.publish(subject.clone(), msg.into()).await.unwrap().await.unwrap();
     svc.wait_for_events(ws, 11, 30).await;
     let dlq = bus.js.get_stream(bus.stream_name("dlq")).await.unwrap();
     let parked = dlq.get_last_raw_message_by_subject(&bus.dlq_subject("analytics-ingest")).await.unwrap();
-    let parked = pb::IngestedEvent::decode(parked.payload.as_ref()).unwrap();
-    assert_eq!(parked.client_event_id, "direct-5");
+    let parked = pb::IngestBatch::decode(parked.payload.as_ref()).unwrap();
+    assert_eq!(parked.events.len(), 1);
+    assert_eq!(parked.events[0].client_event_id, "direct-5");
 }
