@@ -253,7 +253,11 @@ pub async fn track_batch(
 ) -> Result<Json<TrackBatchResult>, ApiError> {
     let value: Value = crate::extract::parse_json(&body)?;
     let key = write_key(&headers, Some(&value));
-    let Some(Value::Array(items)) = value.get("events").cloned() else {
+    let events = match value {
+        Value::Object(mut map) => map.remove("events"),
+        _ => None,
+    };
+    let Some(Value::Array(items)) = events else {
         return Err(ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
             .with_param("detail", "events")
             .with_field("events", "invalid"));
