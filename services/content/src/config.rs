@@ -1,0 +1,59 @@
+//! Content service configuration (see `config.default.toml`).
+
+use std::time::Duration;
+
+use nexus_platform::config::{CommonConfig, humantime_secs};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub services: ServicesConfig,
+    pub generation: GenerationConfig,
+    pub pages: PagesConfig,
+    pub agents: AgentsConfig,
+    pub images: ImagesConfig,
+}
+
+impl AsRef<CommonConfig> for Config {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    pub subscriptions: String,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerationConfig {
+    pub default_max_tokens: u32,
+    pub max_max_tokens: u32,
+    pub min_credits: i64,
+    #[serde(with = "humantime_secs")]
+    pub reservation_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagesConfig {
+    pub lead_rate_limit: i64,
+    #[serde(with = "humantime_secs")]
+    pub lead_rate_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentsConfig {
+    pub history_turns: u32,
+    pub snippets: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImagesConfig {
+    pub max_bytes: usize,
+}

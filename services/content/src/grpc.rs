@@ -1,0 +1,259 @@
+//! gRPC adapter: proto <-> domain conversions and calls into the use cases.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use nexus_kernel::{Error, Locale, PageRequest};
+use nexus_platform::identity::{Principal, principal};
+use nexus_proto::common::{PageInfo, TextDirection};
+use nexus_proto::nexus::content::v1::{self as pb, content_server::Content};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::app::generations::{GenerationRow, Prepared};
+use crate::app::{App, caller_locale};
+use crate::domain::generation::{Brief, GenerationInput, RawBrief};
+
+pub struct ContentService {
+    pub app: Arc<App>,
+}
+
+type R<T> = Result<Response<T>, Status>;
+
+pub(crate) fn err(e: Error) -> Status {
+    if e.kind() == nexus_kernel::ErrorKind::Internal {
+        tracing::error!(error = ?e, "content request failed");
+    }
+    e.into()
+}
+
+pub(crate) fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+pub(crate) fn dir(l: &str) -> i32 {
+    match l.parse::<Locale>().map(Locale::direction) {
+        Ok(nexus_kernel::TextDirection::Rtl) => TextDirection::Rtl as i32,
+        _ => TextDirection::Ltr as i32,
+    }
+}
+
+fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
+    let p = p.unwrap_or_default();
+    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
+}
+
+fn not_yet() -> Status {
+    err(Error::new(nexus_kernel::ErrorKind::NotImplemented, "request.not_implemented"))
+}
+
+pub(crate) fn generation(r: GenerationRow) -> pb::Generation {
+    pb::Generation {
+        id: crate::domain::GenerationId::from_uuid(r.id).to_string(),
+        kind: r.kind,
+        platform: r.platform.unwrap_or_default(),
+        dir: dir(&r.language),
+        language: r.language,
+        tone: r.tone,
+        status: r.status,
+        provider: r.provider,
+        model: r.model,
+        prompt_version: r.prompt_version,
+        variants: r.variants.0.into_iter().map(|v| pb::Variant { title: v.title, body: v.body }).collect(),
+        usage: Some(pb::Usage {
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            total_tokens: r.total_tokens,
+        }),
+        credits: r.credits,
+        title_limit: u32::try_from(r.title_limit).unwrap_or(0),
+        body_limit: u32::try_from(r.body_limit).unwrap_or(0),
+        input_json: r.input.0.to_string(),
+        created_at: Some(ts(r.created_at)),
+    }
+}
+
+fn generation_input(app: &App, p: &Principal, r: &pb::GenerateRequest) -> Result<GenerationInput, Error> {
+    let brief = Brief::parse(
+        RawBrief {
+            product: &r.product,
+            description: &r.description,
+            audience: &r.audience,
+            facts: &r.facts,
+            call_to_action: &r.call_to_action,
+            tone: &r.tone,
+            language: &r.language,
+        },
+        caller_locale(Some(p)),
+    )?;
+    GenerationInput::new(&r.kind, &r.platform, r.variants, r.max_tokens, brief, app.cfg.generation.max_max_tokens)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::GenerateEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Content for ContentService {
+    async fn generate(&self, req: Request<pb::GenerateRequest>) -> R<pb::Generation> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let input = generation_input(&self.app, &p, &r).map_err(err)?;
+        let row = match self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(err)? {
+            Prepared::Done(row) => row,
+            Prepared::Run(job) => self.app.run_generation(job, None).await.map_err(err)?,
+        };
+        Ok(Response::new(generation(row)))
+    }
+
+    type GenerateStreamStream = EventStream;
+
+    async fn generate_stream(&self, req: Request<pb::GenerateRequest>) -> R<Self::GenerateStreamStream> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let input = generation_input(&self.app, &p, &r).map_err(err)?;
+        // Validation and the credit hold happen before the stream opens, so the caller gets
+        // those errors as the RPC's status (and the gateway as an HTTP status, not an event).
+        let prepared = self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(err)?;
+        let (out_tx, out_rx) = mpsc::channel::<Result<pb::GenerateEvent, Status>>(64);
+        let job = match prepared {
+            Prepared::Done(row) => {
+                let _ = out_tx
+                    .send(Ok(pb::GenerateEvent { event: Some(pb::generate_event::Event::Done(generation(row))) }))
+                    .await;
+                return Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))));
+            }
+            Prepared::Run(job) => job,
+        };
+        let (delta_tx, mut delta_rx) = mpsc::channel(64);
+        let forward = out_tx.clone();
+        // Deltas flow to the caller; when the caller hangs up, the forwarder stops, the delta
+        // channel closes and the generator stops with what it produced.
+        tokio::spawn(async move {
+            while let Some(d) = delta_rx.recv().await {
+                let d: crate::generator::Delta = d;
+                let ev = pb::GenerateEvent {
+                    event: Some(pb::generate_event::Event::Delta(pb::Delta {
+                        variant: d.variant,
+                        field: d.field.to_owned(),
+                        text: d.text,
+                    })),
+                };
+                if forward.send(Ok(ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let app = self.app.clone();
+        tokio::spawn(nexus_platform::RequestContext::current().scope(async move {
+            let result = app.run_generation(job, Some(delta_tx)).await;
+            let last = match result {
+                Ok(row) => Ok(pb::GenerateEvent { event: Some(pb::generate_event::Event::Done(generation(row))) }),
+                Err(e) => Err(err(e)),
+            };
+            let _ = out_tx.send(last).await;
+        }));
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn get_generation(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Generation> {
+        let p = principal(&req)?;
+        let row = self.app.get_generation(&p, &req.into_inner().id).await.map_err(err)?;
+        Ok(Response::new(generation(row)))
+    }
+
+    async fn list_generations(&self, req: Request<pb::ListRequest>) -> R<pb::GenerationPage> {
+        let p = principal(&req)?;
+        let page = page_request(req.into_inner().page)?;
+        let result = self.app.list_generations(&p, &page).await.map_err(err)?;
+        Ok(Response::new(pb::GenerationPage {
+            items: result.items.into_iter().map(generation).collect(),
+            page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
+        }))
+    }
+
+    async fn create_page(&self, _req: Request<pb::CreatePageRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn get_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn list_pages(&self, _req: Request<pb::ListRequest>) -> R<pb::PageList> {
+        Err(not_yet())
+    }
+
+    async fn list_page_versions(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::PageVersionList> {
+        Err(not_yet())
+    }
+
+    async fn update_section(&self, _req: Request<pb::UpdateSectionRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn regenerate_section(&self, _req: Request<pb::RegenerateSectionRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn publish_page(&self, _req: Request<pb::PublishPageRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn unpublish_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
+        Err(not_yet())
+    }
+
+    async fn delete_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        Err(not_yet())
+    }
+
+    async fn get_published_page(&self, _req: Request<pb::GetPublishedPageRequest>) -> R<pb::PublishedPage> {
+        Err(not_yet())
+    }
+
+    async fn get_published_asset(&self, _req: Request<pb::GetPublishedAssetRequest>) -> R<pb::Asset> {
+        Err(not_yet())
+    }
+
+    async fn capture_lead(&self, _req: Request<pb::CaptureLeadRequest>) -> R<pb::CaptureLeadResponse> {
+        Err(not_yet())
+    }
+
+    async fn create_image(&self, _req: Request<pb::CreateImageRequest>) -> R<pb::Image> {
+        Err(not_yet())
+    }
+
+    async fn get_image(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Image> {
+        Err(not_yet())
+    }
+
+    async fn create_agent(&self, _req: Request<pb::AgentInput>) -> R<pb::Agent> {
+        Err(not_yet())
+    }
+
+    async fn get_agent(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Agent> {
+        Err(not_yet())
+    }
+
+    async fn list_agents(&self, _req: Request<pb::ListRequest>) -> R<pb::AgentList> {
+        Err(not_yet())
+    }
+
+    async fn update_agent(&self, _req: Request<pb::UpdateAgentRequest>) -> R<pb::Agent> {
+        Err(not_yet())
+    }
+
+    async fn delete_agent(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        Err(not_yet())
+    }
+
+    async fn chat(&self, _req: Request<pb::ChatRequest>) -> R<pb::ChatReply> {
+        Err(not_yet())
+    }
+
+    async fn list_messages(&self, _req: Request<pb::ListMessagesRequest>) -> R<pb::MessageList> {
+        Err(not_yet())
+    }
+}

@@ -1,0 +1,4 @@
+//! Content service tests over gRPC, with the real subscriptions service, Postgres and NATS.
+
+mod generations;
+mod support;
