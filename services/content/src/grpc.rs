@@ -14,8 +14,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::app::generations::{GenerationRow, Prepared};
+use crate::app::pages::{LeadSubmission, PageRow};
 use crate::app::{App, caller_locale};
 use crate::domain::generation::{Brief, GenerationInput, RawBrief};
+use crate::domain::pages::LeadInput;
 
 pub struct ContentService {
     pub app: Arc<App>,
@@ -73,6 +75,26 @@ pub(crate) fn generation(r: GenerationRow) -> pb::Generation {
         body_limit: u32::try_from(r.body_limit).unwrap_or(0),
         input_json: r.input.0.to_string(),
         created_at: Some(ts(r.created_at)),
+    }
+}
+
+pub(crate) fn page(r: PageRow) -> pb::Page {
+    pb::Page {
+        id: crate::domain::PageId::from_uuid(r.id).to_string(),
+        title: r.title,
+        dir: dir(&r.language),
+        language: r.language,
+        status: r.status,
+        slug: r.slug.unwrap_or_default(),
+        current_version: u32::try_from(r.current_version).unwrap_or(0),
+        published_version: r.published_version.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+        sections_json: serde_json::to_string(&r.sections.0).unwrap_or_default(),
+        views: r.views,
+        leads: r.leads,
+        provider: r.provider,
+        created_at: Some(ts(r.created_at)),
+        updated_at: Some(ts(r.updated_at)),
+        published_at: r.published_at.map(ts),
     }
 }
 
@@ -173,52 +195,119 @@ impl Content for ContentService {
         }))
     }
 
-    async fn create_page(&self, _req: Request<pb::CreatePageRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn create_page(&self, req: Request<pb::CreatePageRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let brief = self
+            .app
+            .page_brief(
+                &p,
+                RawBrief {
+                    product: &r.product,
+                    description: &r.description,
+                    audience: &r.audience,
+                    facts: &r.facts,
+                    call_to_action: &r.call_to_action,
+                    tone: &r.tone,
+                    language: &r.language,
+                },
+            )
+            .map_err(err)?;
+        let row = self.app.create_page(&p, &r.title, brief, &r.idempotency_key).await.map_err(err)?;
+        Ok(Response::new(page(row)))
     }
 
-    async fn get_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn get_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        Ok(Response::new(page(self.app.get_page(&p, &req.into_inner().id).await.map_err(err)?)))
     }
 
-    async fn list_pages(&self, _req: Request<pb::ListRequest>) -> R<pb::PageList> {
-        Err(not_yet())
+    async fn list_pages(&self, req: Request<pb::ListRequest>) -> R<pb::PageList> {
+        let p = principal(&req)?;
+        let request = page_request(req.into_inner().page)?;
+        let result = self.app.list_pages(&p, &request).await.map_err(err)?;
+        Ok(Response::new(pb::PageList {
+            items: result.items.into_iter().map(page).collect(),
+            page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
+        }))
     }
 
-    async fn list_page_versions(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::PageVersionList> {
-        Err(not_yet())
+    async fn list_page_versions(&self, req: Request<pb::GetByIdRequest>) -> R<pb::PageVersionList> {
+        let p = principal(&req)?;
+        let rows = self.app.list_versions(&p, &req.into_inner().id).await.map_err(err)?;
+        Ok(Response::new(pb::PageVersionList {
+            items: rows
+                .into_iter()
+                .map(|v| pb::PageVersion {
+                    version: u32::try_from(v.version).unwrap_or(0),
+                    change: v.change,
+                    sections_json: serde_json::to_string(&v.sections.0).unwrap_or_default(),
+                    created_at: Some(ts(v.created_at)),
+                })
+                .collect(),
+        }))
     }
 
-    async fn update_section(&self, _req: Request<pb::UpdateSectionRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn update_section(&self, req: Request<pb::UpdateSectionRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let row =
+            self.app.update_section(&p, &r.page_id, &r.section, &r.content_json, r.base_version).await.map_err(err)?;
+        Ok(Response::new(page(row)))
     }
 
-    async fn regenerate_section(&self, _req: Request<pb::RegenerateSectionRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn regenerate_section(&self, req: Request<pb::RegenerateSectionRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let row = self.app.regenerate_section(&p, &r.page_id, &r.section, &r.idempotency_key).await.map_err(err)?;
+        Ok(Response::new(page(row)))
     }
 
-    async fn publish_page(&self, _req: Request<pb::PublishPageRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn publish_page(&self, req: Request<pb::PublishPageRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(page(self.app.publish(&p, &r.id, &r.slug).await.map_err(err)?)))
     }
 
-    async fn unpublish_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
-        Err(not_yet())
+    async fn unpublish_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
+        let p = principal(&req)?;
+        Ok(Response::new(page(self.app.unpublish(&p, &req.into_inner().id).await.map_err(err)?)))
     }
 
-    async fn delete_page(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
-        Err(not_yet())
+    async fn delete_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.app.delete_page(&p, &req.into_inner().id).await.map_err(err)?;
+        Ok(Response::new(pb::Empty {}))
     }
 
-    async fn get_published_page(&self, _req: Request<pb::GetPublishedPageRequest>) -> R<pb::PublishedPage> {
-        Err(not_yet())
+    // Public: the gateway calls these without a user token; the slug is the only key.
+    async fn get_published_page(&self, req: Request<pb::GetPublishedPageRequest>) -> R<pb::PublishedPage> {
+        let r = req.into_inner();
+        let published = self.app.published_page(&r.slug, r.count_view, r.thanks).await.map_err(err)?;
+        Ok(Response::new(pb::PublishedPage {
+            html: published.html,
+            language: published.language.code().to_owned(),
+            etag: published.etag,
+        }))
     }
 
-    async fn get_published_asset(&self, _req: Request<pb::GetPublishedAssetRequest>) -> R<pb::Asset> {
-        Err(not_yet())
+    async fn get_published_asset(&self, req: Request<pb::GetPublishedAssetRequest>) -> R<pb::Asset> {
+        let r = req.into_inner();
+        let (content_type, data) = self.app.published_asset(&r.slug, &r.asset_id).await.map_err(err)?;
+        let etag = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&data)[..12]);
+        Ok(Response::new(pb::Asset { content_type, data, etag }))
     }
 
-    async fn capture_lead(&self, _req: Request<pb::CaptureLeadRequest>) -> R<pb::CaptureLeadResponse> {
-        Err(not_yet())
+    async fn capture_lead(&self, req: Request<pb::CaptureLeadRequest>) -> R<pb::CaptureLeadResponse> {
+        let r = req.into_inner();
+        let sub = LeadSubmission {
+            lead: LeadInput { name: r.name, email: r.email, phone: r.phone, message: r.message },
+            honeypot: r.website,
+            consent: r.consent,
+            client_ip: r.client_ip,
+        };
+        let language = self.app.capture_lead(&r.slug, sub).await.map_err(err)?;
+        Ok(Response::new(pb::CaptureLeadResponse { accepted: true, language: language.code().to_owned() }))
     }
 
     async fn create_image(&self, _req: Request<pb::CreateImageRequest>) -> R<pb::Image> {

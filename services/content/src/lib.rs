@@ -8,6 +8,7 @@ pub mod generator;
 pub mod grpc;
 pub mod local;
 pub mod prompts;
+pub mod render;
 
 use std::sync::Arc;
 

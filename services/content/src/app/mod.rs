@@ -4,6 +4,7 @@
 
 pub mod credits;
 pub mod generations;
+pub mod pages;
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! Content service tests over gRPC, with the real subscriptions service, Postgres and NATS.
 
 mod generations;
+mod pages;
 mod support;
