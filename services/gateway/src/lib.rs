@@ -82,6 +82,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::billing::balance))
         .routes(routes!(routes::billing::ledger))
         .routes(routes!(routes::billing::usage))
+        .routes(routes!(routes::content::create_generation, routes::content::list_generations))
+        .routes(routes!(routes::content::get_generation))
+        .routes(routes!(routes::content::create_page, routes::content::list_pages))
+        .routes(routes!(routes::content::get_page, routes::content::delete_page))
+        .routes(routes!(routes::content::list_versions))
+        .routes(routes!(routes::content::update_section))
+        .routes(routes!(routes::content::regenerate_section))
+        .routes(routes!(routes::content::publish))
+        .routes(routes!(routes::content::unpublish))
+        .routes(routes!(routes::pages::page))
+        .routes(routes!(routes::pages::asset))
+        .routes(routes!(routes::pages::lead))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -20,6 +20,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "workspaces", description = "Workspaces and members"),
         (name = "api-keys", description = "API keys for server-to-server use"),
         (name = "billing", description = "Plans, subscription, credits and usage"),
+        (name = "content", description = "AI copy in five languages, streamed or not"),
+        (name = "pages", description = "Magic landing pages, their public addresses and leads"),
         (name = "local", description = "Offline helpers, only in local mode"),
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, crate::error::FieldError)),

@@ -3,5 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod billing;
+pub mod content;
 pub mod meta;
+pub mod pages;
 pub mod webhooks;
