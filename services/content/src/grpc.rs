@@ -13,9 +13,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::app::agents::{AgentRow, MessageRow};
 use crate::app::generations::{GenerationRow, Prepared};
+use crate::app::images::{ImageRequest, ImageRow};
 use crate::app::pages::{LeadSubmission, PageRow};
 use crate::app::{App, caller_locale};
+use crate::domain::agents::AgentSpec;
 use crate::domain::generation::{Brief, GenerationInput, RawBrief};
 use crate::domain::pages::LeadInput;
 
@@ -46,10 +49,6 @@ pub(crate) fn dir(l: &str) -> i32 {
 fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
     let p = p.unwrap_or_default();
     PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
-}
-
-fn not_yet() -> Status {
-    err(Error::new(nexus_kernel::ErrorKind::NotImplemented, "request.not_implemented"))
 }
 
 pub(crate) fn generation(r: GenerationRow) -> pb::Generation {
@@ -96,6 +95,43 @@ pub(crate) fn page(r: PageRow) -> pb::Page {
         updated_at: Some(ts(r.updated_at)),
         published_at: r.published_at.map(ts),
     }
+}
+
+fn image(r: ImageRow) -> pb::Image {
+    pb::Image {
+        id: crate::domain::ImageId::from_uuid(r.id).to_string(),
+        purpose: r.purpose,
+        status: r.status,
+        provider: r.provider,
+        content_type: r.content_type,
+        width: u32::try_from(r.width).unwrap_or(0),
+        height: u32::try_from(r.height).unwrap_or(0),
+        size_bytes: r.size_bytes,
+        prompt: r.prompt,
+        created_at: Some(ts(r.created_at)),
+    }
+}
+
+fn agent(r: AgentRow) -> pb::Agent {
+    pb::Agent {
+        id: crate::domain::AgentId::from_uuid(r.id).to_string(),
+        name: r.name,
+        instructions: r.instructions,
+        dir: dir(&r.language),
+        language: r.language,
+        knowledge: r.knowledge.0,
+        created_at: Some(ts(r.created_at)),
+        updated_at: Some(ts(r.updated_at)),
+    }
+}
+
+fn message(m: MessageRow) -> pb::ChatMessage {
+    pb::ChatMessage { role: m.role, content: m.content, created_at: Some(ts(m.created_at)) }
+}
+
+fn agent_spec(p: &Principal, a: Option<pb::AgentInput>) -> Result<AgentSpec, Error> {
+    let a = a.unwrap_or_default();
+    AgentSpec::parse(&a.name, &a.instructions, &a.language, &a.knowledge, caller_locale(Some(p)))
 }
 
 fn generation_input(app: &App, p: &Principal, r: &pb::GenerateRequest) -> Result<GenerationInput, Error> {
@@ -310,39 +346,81 @@ impl Content for ContentService {
         Ok(Response::new(pb::CaptureLeadResponse { accepted: true, language: language.code().to_owned() }))
     }
 
-    async fn create_image(&self, _req: Request<pb::CreateImageRequest>) -> R<pb::Image> {
-        Err(not_yet())
+    async fn create_image(&self, req: Request<pb::CreateImageRequest>) -> R<pb::Image> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let ask = ImageRequest {
+            purpose: r.purpose,
+            prompt: r.prompt,
+            caption: r.caption,
+            language: r.language,
+            width: r.width,
+            height: r.height,
+        };
+        Ok(Response::new(image(self.app.create_image(&p, ask, &r.idempotency_key).await.map_err(err)?)))
     }
 
-    async fn get_image(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Image> {
-        Err(not_yet())
+    async fn get_image(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Image> {
+        let p = principal(&req)?;
+        Ok(Response::new(image(self.app.get_image(&p, &req.into_inner().id).await.map_err(err)?)))
     }
 
-    async fn create_agent(&self, _req: Request<pb::AgentInput>) -> R<pb::Agent> {
-        Err(not_yet())
+    async fn create_agent(&self, req: Request<pb::AgentInput>) -> R<pb::Agent> {
+        let p = principal(&req)?;
+        let spec = agent_spec(&p, Some(req.into_inner())).map_err(err)?;
+        Ok(Response::new(agent(self.app.create_agent(&p, spec).await.map_err(err)?)))
     }
 
-    async fn get_agent(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Agent> {
-        Err(not_yet())
+    async fn get_agent(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Agent> {
+        let p = principal(&req)?;
+        Ok(Response::new(agent(self.app.get_agent(&p, &req.into_inner().id).await.map_err(err)?)))
     }
 
-    async fn list_agents(&self, _req: Request<pb::ListRequest>) -> R<pb::AgentList> {
-        Err(not_yet())
+    async fn list_agents(&self, req: Request<pb::ListRequest>) -> R<pb::AgentList> {
+        let p = principal(&req)?;
+        let page = page_request(req.into_inner().page)?;
+        let result = self.app.list_agents(&p, &page).await.map_err(err)?;
+        Ok(Response::new(pb::AgentList {
+            items: result.items.into_iter().map(agent).collect(),
+            page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
+        }))
     }
 
-    async fn update_agent(&self, _req: Request<pb::UpdateAgentRequest>) -> R<pb::Agent> {
-        Err(not_yet())
+    async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> R<pb::Agent> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let spec = agent_spec(&p, r.agent).map_err(err)?;
+        Ok(Response::new(agent(self.app.update_agent(&p, &r.id, spec).await.map_err(err)?)))
     }
 
-    async fn delete_agent(&self, _req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
-        Err(not_yet())
+    async fn delete_agent(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.app.delete_agent(&p, &req.into_inner().id).await.map_err(err)?;
+        Ok(Response::new(pb::Empty {}))
     }
 
-    async fn chat(&self, _req: Request<pb::ChatRequest>) -> R<pb::ChatReply> {
-        Err(not_yet())
+    async fn chat(&self, req: Request<pb::ChatRequest>) -> R<pb::ChatReply> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let reply = self.app.chat(&p, &r.agent_id, &r.contact_id, &r.message, &r.idempotency_key).await.map_err(err)?;
+        Ok(Response::new(pb::ChatReply {
+            conversation_id: crate::domain::ConversationId::from_uuid(reply.conversation_id).to_string(),
+            reply: Some(message(reply.message)),
+            provider: self.app.text.provider().to_owned(),
+            credits: reply.credits,
+            usage: Some(pb::Usage {
+                prompt_tokens: reply.usage.prompt_tokens,
+                completion_tokens: reply.usage.completion_tokens,
+                total_tokens: reply.usage.total_tokens,
+            }),
+            dir: dir(&reply.language),
+        }))
     }
 
-    async fn list_messages(&self, _req: Request<pb::ListMessagesRequest>) -> R<pb::MessageList> {
-        Err(not_yet())
+    async fn list_messages(&self, req: Request<pb::ListMessagesRequest>) -> R<pb::MessageList> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let rows = self.app.messages(&p, &r.agent_id, &r.contact_id, r.limit).await.map_err(err)?;
+        Ok(Response::new(pb::MessageList { items: rows.into_iter().map(message).collect() }))
     }
 }

@@ -2,8 +2,10 @@
 //! with its outbox event, and every metered action reserves credits first, then commits what
 //! was used or releases the hold.
 
+pub mod agents;
 pub mod credits;
 pub mod generations;
+pub mod images;
 pub mod pages;
 
 use std::sync::Arc;

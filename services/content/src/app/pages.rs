@@ -120,7 +120,7 @@ impl App {
             .ok_or_else(|| Error::not_found("content.page_not_found"))
     }
 
-    async fn settle(&self, hold: &Hold, ok: bool) {
+    pub(crate) async fn settle(&self, hold: &Hold, ok: bool) {
         let r = if ok {
             self.credits.commit(&hold.id, None).await.map(|_| ())
         } else {

@@ -1,5 +1,6 @@
 //! Content service tests over gRPC, with the real subscriptions service, Postgres and NATS.
 
+mod agents;
 mod generations;
 mod pages;
 mod support;
