@@ -41,7 +41,7 @@ pub struct ImageRequest {
 }
 
 fn side(v: u32) -> Result<u32, Error> {
-    if (256..=2048).contains(&v) && v % 64 == 0 {
+    if (256..=2048).contains(&v) && v.is_multiple_of(64) {
         Ok(v)
     } else {
         Err(Error::invalid("content.invalid_image_size").with_violation("width", "invalid"))
