@@ -94,6 +94,12 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::pages::page))
         .routes(routes!(routes::pages::asset))
         .routes(routes!(routes::pages::lead))
+        .routes(routes!(routes::agents::create_agent, routes::agents::list_agents))
+        .routes(routes!(routes::agents::get_agent, routes::agents::update_agent, routes::agents::delete_agent))
+        .routes(routes!(routes::agents::chat))
+        .routes(routes!(routes::agents::messages))
+        .routes(routes!(routes::agents::create_image))
+        .routes(routes!(routes::agents::get_image))
 }
 
 /// The OpenAPI document as served at `/openapi.json`.

@@ -22,6 +22,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "billing", description = "Plans, subscription, credits and usage"),
         (name = "content", description = "AI copy in five languages, streamed or not"),
         (name = "pages", description = "Magic landing pages, their public addresses and leads"),
+        (name = "agents", description = "AI agents: custom assistants with knowledge and per-contact history"),
         (name = "local", description = "Offline helpers, only in local mode"),
     ),
     components(schemas(crate::error::ErrorEnvelope, crate::error::ErrorBody, crate::error::FieldError)),

@@ -1,6 +1,7 @@
 //! Public routes, grouped by the service they front.
 
 pub mod account;
+pub mod agents;
 pub mod auth;
 pub mod billing;
 pub mod content;

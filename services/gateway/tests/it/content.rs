@@ -315,3 +315,88 @@ async fn pages_are_published_served_and_take_leads() {
     let (status, _, _) = send(&s, reqwest::Method::GET, "/p/trail-ar", None, None, &[]).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn agents_and_images_through_the_gateway() {
+    let s = stack_full(1000, true, true).await;
+    let token = signed_in(&s, "agents").await;
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::POST,
+        "/v1/agents",
+        Some(&token),
+        Some(json!({"name": "Nova", "language": "he", "knowledge": ["המשלוחים לכל הארץ תוך יומיים."]})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let agent = parse(&body);
+    assert_eq!(agent["dir"], "rtl");
+    let id = agent["id"].as_str().unwrap();
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::POST,
+        &format!("/v1/agents/{id}/chat"),
+        Some(&token),
+        Some(json!({"contact_id": "wa:972501234567", "message": "כמה זמן לוקחים המשלוחים?"})),
+        &[("idempotency-key", "m-1")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let reply = parse(&body);
+    assert!(reply["reply"]["content"].as_str().unwrap().contains("המשלוחים לכל הארץ"), "{reply}");
+    assert_eq!((reply["provider"].as_str(), reply["credits"].as_i64()), (Some("local"), Some(1)));
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::GET,
+        &format!("/v1/agents/{id}/messages?contact_id=wa:972501234567"),
+        Some(&token),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((status, parse(&body)["items"].as_array().map(Vec::len)), (200, Some(2)));
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::POST,
+        &format!("/v1/agents/{id}/chat"),
+        Some(&token),
+        Some(json!({"contact_id": "x"})),
+        &[],
+    )
+    .await;
+    assert_eq!((status, parse(&body)["error"]["code"].as_str()), (422, Some("request.invalid_body")));
+    let other = signed_in(&s, "spy").await;
+    let (status, _, _) = send(&s, reqwest::Method::GET, &format!("/v1/agents/{id}"), Some(&other), None, &[]).await;
+    assert_eq!(status, 404);
+    let (status, _, body) =
+        send(&s, reqwest::Method::POST, "/v1/agents", Some(&token), Some(json!({"name": "Second"})), &[]).await;
+    assert_eq!((status, parse(&body)["error"]["code"].as_str()), (402, Some("subscriptions.limit_reached")));
+
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::POST,
+        "/v1/images",
+        Some(&token),
+        Some(json!({"purpose": "ad", "prompt": "shoes"})),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let img = parse(&body);
+    assert_eq!((img["status"].as_str(), img["width"].as_u64()), (Some("succeeded"), Some(1024)));
+    let (status, _, _) =
+        send(&s, reqwest::Method::GET, &format!("/v1/images/{}", img["id"].as_str().unwrap()), Some(&other), None, &[])
+            .await;
+    assert_eq!(status, 404);
+    let (status, _, body) = send(
+        &s,
+        reqwest::Method::POST,
+        "/v1/images",
+        Some(&token),
+        Some(json!({"purpose": "ad", "prompt": "shoes", "width": 100})),
+        &[],
+    )
+    .await;
+    assert_eq!((status, parse(&body)["error"]["code"].as_str()), (400, Some("content.invalid_image_size")));
+}
