@@ -391,6 +391,8 @@ pub struct Subscription {
     pub current_period_end: Option<i64>,
     /// Price ids of the items, in order.
     pub items: Vec<String>,
+    /// Subscription item ids (`si_…`), in the same order: needed to change an item's price.
+    pub item_ids: Vec<String>,
     pub metadata: Metadata,
     pub replayed: bool,
 }
@@ -426,6 +428,8 @@ impl<T> Default for RawList<T> {
 
 #[derive(Deserialize)]
 struct RawItem {
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default, deserialize_with = "id_or_object")]
     price: Option<String>,
     current_period_start: Option<i64>,
@@ -446,6 +450,7 @@ impl From<RawSubscription> for Subscription {
             cancel_at_period_end: r.cancel_at_period_end,
             current_period_start,
             current_period_end,
+            item_ids: items.iter().filter_map(|i| i.id.clone()).collect(),
             items: r.items.data.into_iter().filter_map(|i| i.price).collect(),
             metadata: r.metadata,
             replayed: false,
@@ -472,6 +477,10 @@ pub struct Invoice {
     /// From `parent.subscription_details.subscription` (API `2025-03-31.basil` and later) or the
     /// older top-level `subscription`.
     pub subscription: Option<String>,
+    /// `subscription_create`, `subscription_cycle`, `subscription_update`, `manual`, …
+    pub billing_reason: Option<String>,
+    #[serde(default)]
+    pub customer: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -494,6 +503,9 @@ struct RawInvoice {
     #[serde(default, deserialize_with = "id_or_object")]
     subscription: Option<String>,
     parent: Option<Value>,
+    billing_reason: Option<String>,
+    #[serde(default, deserialize_with = "id_or_object")]
+    customer: Option<String>,
 }
 
 impl From<RawInvoice> for Invoice {
@@ -517,6 +529,8 @@ impl From<RawInvoice> for Invoice {
             period_start: r.period_start,
             period_end: r.period_end,
             subscription: from_parent.or(r.subscription),
+            billing_reason: r.billing_reason,
+            customer: r.customer,
         }
     }
 }

@@ -193,7 +193,16 @@ impl FakeStripe {
             st.subscriptions.insert(sub_id.clone(), sub);
             let amount = if trial_days.is_some() { 0 } else { line_items.iter().map(|(p, q)| st.price(p).0 * q).sum() };
             let currency = line_items.first().map(|(p, _)| st.price(p).1).unwrap_or_else(|| "usd".into());
-            let inv = st.new_invoice(&customer, &sub_id, amount, &currency, "paid", now, now + PERIOD_SECS);
+            let inv = st.new_invoice(
+                &customer,
+                &sub_id,
+                amount,
+                &currency,
+                "paid",
+                now,
+                now + PERIOD_SECS,
+                "subscription_create",
+            );
             st.subscriptions.get_mut(&sub_id).expect("just inserted")["latest_invoice"] = json!(inv);
             subscription = Some(sub_id);
         }
@@ -227,7 +236,40 @@ impl FakeStripe {
             .unwrap_or_default()
             .to_string();
         let now = unix_now();
-        st.new_invoice(&customer, sub_id, amount, "usd", status, now, now + PERIOD_SECS)
+        st.new_invoice(&customer, sub_id, amount, "usd", status, now, now + PERIOD_SECS, "manual")
+    }
+
+    /// The billing period rolls over: items get the next period and a `subscription_cycle`
+    /// invoice is added with `status` (`paid`, or `open` for a failed payment, which also moves
+    /// the subscription to `past_due`). Returns the invoice id.
+    pub fn renew_subscription(&self, sub_id: &str, status: &str) -> String {
+        let mut guard = self.state();
+        let st = &mut *guard;
+        let sub = st.subscriptions.get_mut(sub_id).unwrap_or_else(|| panic!("no subscription {sub_id}"));
+        let mut amount_items = Vec::new();
+        let (mut start, mut end) = (0, 0);
+        for item in sub["items"]["data"].as_array_mut().expect("items.data is an array") {
+            start = item["current_period_end"].as_i64().unwrap_or_else(unix_now);
+            end = start + PERIOD_SECS;
+            item["current_period_start"] = json!(start);
+            item["current_period_end"] = json!(end);
+            amount_items.push((
+                item["price"]["id"].as_str().unwrap_or_default().to_string(),
+                item["quantity"].as_i64().unwrap_or(1),
+            ));
+        }
+        if status != "paid" {
+            sub["status"] = json!("past_due");
+        }
+        let customer = sub["customer"].as_str().unwrap_or_default().to_string();
+        let amount = amount_items.iter().map(|(p, q)| st.price(p).0 * q).sum();
+        let currency = amount_items.first().map(|(p, _)| st.price(p).1).unwrap_or_else(|| "usd".into());
+        st.new_invoice(&customer, sub_id, amount, &currency, status, start, end, "subscription_cycle")
+    }
+
+    /// The latest invoice (any subscription), as JSON.
+    pub fn last_invoice(&self) -> Option<Value> {
+        self.state().invoices.last().cloned()
     }
 
     pub fn customer(&self, id: &str) -> Option<Value> {
@@ -475,6 +517,7 @@ impl State {
         status: &str,
         start: i64,
         end: i64,
+        reason: &str,
     ) -> String {
         let id = self.next_id("in");
         let paid = status == "paid";
@@ -486,7 +529,7 @@ impl State {
             "currency": currency, "customer": customer,
             "hosted_invoice_url": format!("{}/invoice/{id}", self.base_url),
             "invoice_pdf": format!("{}/invoice/{id}/pdf", self.base_url),
-            "created": start, "period_start": start, "period_end": end,
+            "created": start, "period_start": start, "period_end": end, "billing_reason": reason,
             "parent": {"type": "subscription_details",
                 "subscription_details": {"subscription": sub_id, "metadata": {}}},
             "livemode": false,
@@ -710,7 +753,10 @@ impl State {
         };
         let id = self.next_id("cs_test");
         let now = unix_now();
+        let amount_total: i64 = line_items.iter().map(|(p, q)| self.price(p).0 * q).sum();
+        let currency = line_items.first().map(|(p, _)| self.price(p).1).unwrap_or_else(|| "usd".into());
         let obj = json!({
+            "amount_total": amount_total, "currency": currency,
             "id": id, "object": "checkout.session",
             "url": format!("{}/checkout/{id}", self.base_url),
             "status": "open", "payment_status": "unpaid", "mode": mode,
@@ -804,6 +850,7 @@ impl State {
                 }
             }
         }
+        let before = sub["items"]["data"].clone();
         if let Some(items) = p.get("items") {
             let items = items.as_array().ok_or_else(|| ApiErr::invalid("Invalid array", Some("items")))?;
             let now = unix_now();
@@ -835,7 +882,40 @@ impl State {
         }
         let out = sub.clone();
         self.seq = seq;
+        if str_param(p, "proration_behavior") == Some("always_invoice") {
+            self.invoice_proration(id, &before, &out);
+        }
         Ok(out)
+    }
+
+    /// `always_invoice`: the price difference for the rest of the period, invoiced (and paid) now.
+    fn invoice_proration(&mut self, sub_id: &str, before: &Value, after: &Value) {
+        let total = |items: &Value| -> i64 {
+            items
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            self.price(i["price"]["id"].as_str().unwrap_or_default()).0
+                                * i["quantity"].as_i64().unwrap_or(1)
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        };
+        let data = &after["items"]["data"];
+        let diff = total(data) - total(before);
+        let first = &data[0];
+        let (start, end) =
+            (first["current_period_start"].as_i64().unwrap_or(0), first["current_period_end"].as_i64().unwrap_or(0));
+        let now = unix_now();
+        if diff <= 0 || end <= now || end <= start {
+            return;
+        }
+        let amount = diff * (end - now) / (end - start);
+        let currency = self.price(first["price"]["id"].as_str().unwrap_or_default()).1;
+        let customer = after["customer"].as_str().unwrap_or_default().to_string();
+        self.new_invoice(&customer, sub_id, amount, &currency, "paid", now, end, "subscription_update");
     }
 
     fn list_invoices(&self, p: &Value) -> Result<Value, ApiErr> {

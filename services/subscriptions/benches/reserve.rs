@@ -69,7 +69,7 @@ async fn main() {
     let billing_cfg: nexus_subscriptions::Config =
         nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, Vec::new())
             .unwrap();
-    let billing = Arc::new(Billing { pool: pool.clone(), cfg: billing_cfg.billing });
+    let billing = Arc::new(Billing::new(pool.clone(), billing_cfg.billing));
 
     // Baseline: the same conditional decrement as a single autocommitted statement.
     sqlx::query(

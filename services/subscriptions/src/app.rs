@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::config::BillingConfig;
 use crate::domain;
 
-fn db(e: sqlx::Error) -> Error {
+pub(crate) fn db(e: sqlx::Error) -> Error {
     nexus_platform::db::error(e)
 }
 
@@ -45,13 +45,16 @@ pub struct SubscriptionRow {
     pub current_period_end: DateTime<Utc>,
     pub cancel_at_period_end: bool,
     pub pending_plan_code: Option<String>,
+    pub stripe_customer_id: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub currency: String,
 }
 
 impl SubscriptionRow {
     /// Paid features stay while Stripe retries a payment (past_due); they go when the
     /// subscription is canceled, unpaid or never completed.
     pub fn has_access(&self) -> bool {
-        !matches!(self.status.as_str(), "canceled" | "unpaid" | "incomplete")
+        domain::status_has_access(&self.status)
     }
 
     /// The plan whose limits apply now.
@@ -107,6 +110,13 @@ pub struct UsageView {
     pub features: Vec<EntitlementView>,
 }
 
+#[derive(sqlx::FromRow)]
+struct TryReserveRow {
+    id: Option<Uuid>,
+    expires_at: Option<DateTime<Utc>>,
+    available: Option<i64>,
+}
+
 enum Reserved {
     Done(ReservationRow, i64),
     Refused,
@@ -122,11 +132,40 @@ struct LedgerCursor {
 pub struct Billing {
     pub pool: PgPool,
     pub cfg: BillingConfig,
+    /// Credits per action, read from `price_table` at most every [`PRICE_CACHE_TTL`]: every
+    /// reservation needs its price, and the table changes by deployment, not by request.
+    prices: std::sync::RwLock<Option<(std::time::Instant, HashMap<String, i64>)>>,
 }
+
+const PRICE_CACHE_TTL: Duration = Duration::from_secs(30);
+
+pub(crate) const SUBSCRIPTION_COLUMNS: &str = "tenant_id, plan_code, status, billing, current_period_start, current_period_end, \
+     cancel_at_period_end, pending_plan_code, stripe_customer_id, stripe_subscription_id, currency";
 
 const RESERVATION_COLUMNS: &str = "id, action, amount, status, committed_amount, expires_at";
 
 impl Billing {
+    pub fn new(pool: PgPool, cfg: BillingConfig) -> Self {
+        Self { pool, cfg, prices: std::sync::RwLock::new(None) }
+    }
+
+    async fn unit_price(&self, action: &str) -> Result<Option<i64>, Error> {
+        {
+            let cached = self.prices.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, table)) = cached.as_ref()
+                && at.elapsed() < PRICE_CACHE_TTL
+            {
+                return Ok(table.get(action).copied());
+            }
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT action, credits FROM price_table").fetch_all(&self.pool).await.map_err(db)?;
+        let table: HashMap<String, i64> = rows.into_iter().collect();
+        let price = table.get(action).copied();
+        *self.prices.write().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), table));
+        Ok(price)
+    }
+
     pub async fn list_plans(&self, locale: Locale, currency: &str) -> Result<Vec<PlanRow>, Error> {
         let currency = if currency.is_empty() { "USD" } else { currency };
         currency.parse::<nexus_kernel::Currency>()?;
@@ -184,7 +223,7 @@ impl Billing {
             .fetch_one(&mut *conn)
             .await
             .map_err(db)?;
-        Self::grant(conn, tenant, credits, "grant", &format!("period:{}", start.timestamp()), true).await?;
+        Self::grant(conn, tenant, credits, "grant", &format!("period:free:{}", start.timestamp_micros()), true).await?;
         enqueue(
             conn,
             "nexus.subscriptions.subscription.changed",
@@ -248,13 +287,12 @@ impl Billing {
         Ok(row)
     }
 
-    async fn load_subscription(conn: &mut PgConnection) -> Result<SubscriptionRow, Error> {
-        sqlx::query_as(
-            "SELECT tenant_id, plan_code, status, billing, current_period_start, current_period_end, cancel_at_period_end, pending_plan_code FROM subscriptions",
-        )
-        .fetch_one(conn)
-        .await
-        .map_err(db)
+    /// The tenant transaction's subscription row (RLS shows only that one).
+    pub(crate) async fn load_subscription(conn: &mut PgConnection) -> Result<SubscriptionRow, Error> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions")))
+            .fetch_one(conn)
+            .await
+            .map_err(db)
     }
 
     pub async fn balance(&self, tenant: TenantId) -> Result<(BalanceRow, DateTime<Utc>), Error> {
@@ -299,15 +337,10 @@ impl Billing {
             let label = if action.is_empty() { "custom".to_owned() } else { action.to_owned() };
             return Ok((label, credits));
         }
-        let unit: i64 = sqlx::query_scalar("SELECT credits FROM price_table WHERE action = $1")
-            .bind(action)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| {
-                Error::invalid("subscriptions.unknown_action")
-                    .with_param("action", action.chars().take(64).collect::<String>())
-            })?;
+        let unit: i64 = self.unit_price(action).await?.ok_or_else(|| {
+            Error::invalid("subscriptions.unknown_action")
+                .with_param("action", action.chars().take(64).collect::<String>())
+        })?;
         let quantity = if quantity == 0 { 1 } else { quantity };
         if quantity > 100_000 {
             return Err(Error::invalid("subscriptions.invalid_amount"));
@@ -370,15 +403,18 @@ impl Billing {
         ttl: Duration,
     ) -> Result<Reserved, Error> {
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let (rid, available): (Option<Uuid>, Option<i64>) = sqlx::query_as(
+        // The new reservation comes back from the same statement: the balance row stays locked
+        // from the UPDATE to the commit, so every round trip saved there is throughput on a busy
+        // workspace.
+        let row: TryReserveRow = sqlx::query_as(
             "WITH r AS (INSERT INTO reservations (id, tenant_id, idempotency_key, action, amount, status, expires_at) \
                         VALUES ($1, $2, $3, $4, $5, 'held', now() + make_interval(secs => $6)) \
-                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id), \
+                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id, expires_at), \
                   b AS (UPDATE credit_balances SET available = available - $5, reserved = reserved + $5, updated_at = now() \
                         WHERE tenant_id = $2 AND available >= $5 AND EXISTS (SELECT 1 FROM r) RETURNING available), \
                   l AS (INSERT INTO credit_ledger (tenant_id, kind, amount, balance_after, action, reservation_id) \
                         SELECT $2, 'reserve', -$5, b.available, $4, r.id FROM r, b RETURNING 1) \
-             SELECT (SELECT id FROM r), (SELECT available FROM b)",
+             SELECT (SELECT id FROM r) AS id, (SELECT expires_at FROM r) AS expires_at, (SELECT available FROM b) AS available",
         )
         .bind(Uuid::now_v7())
         .bind(tenant.as_uuid())
@@ -389,20 +425,21 @@ impl Billing {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        match (rid, available) {
-            (Some(id), Some(available)) => {
-                let r: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1"
-                )))
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+        match (row.id, row.expires_at, row.available) {
+            (Some(id), Some(expires_at), Some(available)) => {
                 tx.commit().await.map_err(db)?;
+                let r = ReservationRow {
+                    id,
+                    action: action.to_owned(),
+                    amount,
+                    status: "held".into(),
+                    committed_amount: 0,
+                    expires_at,
+                };
                 Ok(Reserved::Done(r, available))
             }
             // Seen this key before: the same reservation, nothing charged again.
-            (None, _) => {
+            (None, _, _) => {
                 let existing: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE idempotency_key = $1"
                 )))
@@ -415,11 +452,11 @@ impl Billing {
                 Ok(Reserved::Done(existing, available))
             }
             // Dropping the transaction undoes the reservation row.
-            (Some(_), None) => Ok(Reserved::Refused),
+            (Some(_), _, _) => Ok(Reserved::Refused),
         }
     }
 
-    async fn ledger_row(
+    pub(crate) async fn ledger_row(
         conn: &mut PgConnection,
         tenant: TenantId,
         kind: &str,
@@ -652,8 +689,8 @@ impl Billing {
     pub async fn renew_due(&self) -> Result<usize, Error> {
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let due: Vec<SubscriptionRow> = sqlx::query_as(
-            "SELECT tenant_id, plan_code, status, billing, current_period_start, current_period_end, cancel_at_period_end, pending_plan_code \
-             FROM subscriptions WHERE billing = 'local' AND current_period_end <= now() ORDER BY current_period_end LIMIT 200 FOR UPDATE SKIP LOCKED",
+            sqlx::AssertSqlSafe(format!("SELECT {SUBSCRIPTION_COLUMNS} \
+             FROM subscriptions WHERE billing = 'local' AND current_period_end <= now() ORDER BY current_period_end LIMIT 200 FOR UPDATE SKIP LOCKED")),
         )
         .fetch_all(&mut *tx)
         .await
@@ -678,6 +715,24 @@ impl Billing {
             .await
             .map_err(db)?;
             Self::start_period(&mut tx, tenant, &next_plan, start).await?;
+            if next_plan != "free" {
+                // Local billing writes its own receipt for the new period.
+                let amount: Option<i64> =
+                    sqlx::query_scalar("SELECT amount_minor FROM plan_prices WHERE plan_code = $1 AND currency = $2")
+                        .bind(&next_plan)
+                        .bind(&s.currency)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                let receipt = crate::payments::Payments::local_receipt(
+                    "subscription_cycle",
+                    &s.currency,
+                    amount.unwrap_or(0),
+                    start,
+                    Some(domain::next_period_end(start)),
+                );
+                crate::payments::Payments::record_invoice(&mut tx, tenant, &receipt, false).await?;
+            }
             if next_plan != s.plan_code {
                 enqueue(
                     &mut tx,
@@ -711,7 +766,7 @@ impl Billing {
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(db)?;
-        let key = format!("period:{}", start.timestamp());
+        let key = format!("period:{plan}:{}", start.timestamp_micros());
         let already: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM credit_ledger WHERE tenant_id = $1 AND idempotency_key = $2)",
         )

@@ -51,6 +51,37 @@ pub fn insufficient(available: i64, needed: i64) -> Error {
         .with_param("needed", needed.to_string())
 }
 
+/// Paid features stay while Stripe retries a payment (past_due); they go when the subscription is
+/// canceled, unpaid, paused or never completed.
+pub fn status_has_access(status: &str) -> bool {
+    matches!(status, "active" | "trialing" | "past_due")
+}
+
+/// Stripe's statuses as we store them: `incomplete_expired` is a subscription that never started.
+pub fn normalize_status(stripe: &str) -> Option<&'static str> {
+    Some(match stripe {
+        "trialing" => "trialing",
+        "active" => "active",
+        "past_due" => "past_due",
+        "canceled" | "incomplete_expired" => "canceled",
+        "unpaid" => "unpaid",
+        "paused" => "paused",
+        "incomplete" => "incomplete",
+        _ => return None,
+    })
+}
+
+/// Credits granted when upgrading mid-period: the monthly difference for the part of the period
+/// still to run, rounded down.
+pub fn prorated(monthly_difference: i64, now: DateTime<Utc>, start: DateTime<Utc>, end: DateTime<Utc>) -> i64 {
+    let total = (end - start).num_seconds();
+    let left = (end - now).num_seconds().clamp(0, total.max(0));
+    if total <= 0 || monthly_difference <= 0 {
+        return 0;
+    }
+    i64::try_from(i128::from(monthly_difference) * i128::from(left) / i128::from(total)).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -81,5 +112,30 @@ mod tests {
         assert!(check_idempotency_key(&"k".repeat(256)).is_err());
         assert!(check_feature("videos_per_month").is_ok());
         assert!(check_feature("Videos; DROP").is_err());
+    }
+
+    #[test]
+    fn proration_is_the_remaining_share_rounded_down() {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let end = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let mid = chrono::DateTime::parse_from_rfc3339("2026-11-16T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(prorated(1500, mid, start, end), 750);
+        assert_eq!(prorated(1500, start, start, end), 1500);
+        assert_eq!(prorated(1500, end, start, end), 0);
+        assert_eq!(prorated(-450, mid, start, end), 0);
+        assert_eq!(prorated(450, mid, end, start), 0);
+        assert_eq!(prorated(7, mid + chrono::Duration::seconds(1), start, end), 3);
+    }
+
+    #[test]
+    fn access_follows_stripe_status() {
+        for s in ["active", "trialing", "past_due"] {
+            assert!(status_has_access(s), "{s}");
+        }
+        for s in ["canceled", "unpaid", "paused", "incomplete"] {
+            assert!(!status_has_access(s), "{s}");
+        }
+        assert_eq!(normalize_status("incomplete_expired"), Some("canceled"));
+        assert_eq!(normalize_status("bogus"), None);
     }
 }

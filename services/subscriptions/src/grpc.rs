@@ -10,10 +10,12 @@ use nexus_proto::common::{Money as PbMoney, PageInfo};
 use nexus_proto::nexus::subscriptions::v1::{self as pb, subscriptions_server::Subscriptions};
 use tonic::{Request, Response, Status};
 
-use crate::app::{Billing, EntitlementView, ReservationRow};
+use crate::app::{Billing, EntitlementView, ReservationRow, SubscriptionRow};
+use crate::payments::{CheckoutInput, CheckoutRow, InvoiceRow, Payments};
 
 pub struct SubscriptionsService {
     pub billing: Arc<Billing>,
+    pub payments: Arc<Payments>,
 }
 
 type R<T> = Result<Response<T>, Status>;
@@ -44,6 +46,50 @@ fn reservation(r: ReservationRow, available: i64) -> pb::Reservation {
         committed_amount: r.committed_amount,
         expires_at: Some(ts(r.expires_at)),
         available,
+    }
+}
+
+fn subscription(s: SubscriptionRow) -> pb::Subscription {
+    pb::Subscription {
+        workspace_id: nexus_kernel::WorkspaceId::from_uuid(s.tenant_id).to_string(),
+        access: s.has_access(),
+        plan_code: s.plan_code,
+        status: s.status,
+        current_period_start: Some(ts(s.current_period_start)),
+        current_period_end: Some(ts(s.current_period_end)),
+        cancel_at_period_end: s.cancel_at_period_end,
+        pending_plan_code: s.pending_plan_code.unwrap_or_default(),
+        billing: s.billing,
+    }
+}
+
+fn checkout(c: CheckoutRow) -> pb::CheckoutSession {
+    pb::CheckoutSession {
+        amount: money(&c.currency, c.amount_minor),
+        id: c.id,
+        provider: c.provider,
+        url: c.url,
+        status: c.status,
+        kind: c.kind,
+        plan_code: c.plan_code.unwrap_or_default(),
+        pack_code: c.pack_code.unwrap_or_default(),
+    }
+}
+
+fn invoice(i: InvoiceRow) -> pb::Invoice {
+    pb::Invoice {
+        id: format!("inv_{}", i.id.simple()),
+        provider: i.provider,
+        number: i.number,
+        status: i.status,
+        amount_due: money(&i.currency, i.amount_due),
+        amount_paid: money(&i.currency, i.amount_paid),
+        reason: i.reason,
+        period_start: i.period_start.map(ts),
+        period_end: i.period_end.map(ts),
+        hosted_url: i.hosted_url,
+        pdf_url: i.pdf_url,
+        created_at: Some(ts(i.created_at)),
     }
 }
 
@@ -97,17 +143,7 @@ impl Subscriptions for SubscriptionsService {
     async fn get_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
         let p = caller(&req, Action::Read)?;
         let s = self.billing.subscription(p.workspace_id).await.map_err(err)?;
-        Ok(Response::new(pb::Subscription {
-            workspace_id: p.workspace_id.to_string(),
-            access: s.has_access(),
-            plan_code: s.plan_code,
-            status: s.status,
-            current_period_start: Some(ts(s.current_period_start)),
-            current_period_end: Some(ts(s.current_period_end)),
-            cancel_at_period_end: s.cancel_at_period_end,
-            pending_plan_code: s.pending_plan_code.unwrap_or_default(),
-            billing: s.billing,
-        }))
+        Ok(Response::new(subscription(s)))
     }
 
     async fn get_balance(&self, req: Request<pb::Empty>) -> R<pb::Balance> {
@@ -200,5 +236,105 @@ impl Subscriptions for SubscriptionsService {
         Ok(Response::new(entitlement(
             self.billing.use_entitlement(p.workspace_id, &r.feature, &r.idempotency_key).await.map_err(err)?,
         )))
+    }
+
+    async fn create_checkout(&self, req: Request<pb::CheckoutRequest>) -> R<pb::CheckoutSession> {
+        let p = caller(&req, Action::ManageBilling)?;
+        let r = req.into_inner();
+        let input = CheckoutInput {
+            kind: r.kind,
+            plan_code: r.plan_code,
+            pack_code: r.pack_code,
+            currency: r.currency,
+            success_url: r.success_url,
+            cancel_url: r.cancel_url,
+            idempotency_key: if r.idempotency_key.is_empty() {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                r.idempotency_key
+            },
+        };
+        Ok(Response::new(checkout(self.payments.create_checkout(p.workspace_id, input).await.map_err(err)?)))
+    }
+
+    async fn complete_local_checkout(&self, req: Request<pb::CompleteLocalCheckoutRequest>) -> R<pb::CheckoutSession> {
+        let p = caller(&req, Action::ManageBilling)?;
+        let id = req.into_inner().session_id;
+        Ok(Response::new(checkout(self.payments.complete_local_checkout(p.workspace_id, &id).await.map_err(err)?)))
+    }
+
+    async fn create_portal(&self, req: Request<pb::PortalRequest>) -> R<pb::PortalSession> {
+        let p = caller(&req, Action::ManageBilling)?;
+        let url = self.payments.portal(p.workspace_id, &req.into_inner().return_url).await.map_err(err)?;
+        Ok(Response::new(pb::PortalSession { url }))
+    }
+
+    async fn change_plan(&self, req: Request<pb::ChangePlanRequest>) -> R<pb::Subscription> {
+        let p = caller(&req, Action::ManageBilling)?;
+        let r = req.into_inner();
+        let key = if r.idempotency_key.is_empty() { uuid::Uuid::now_v7().to_string() } else { r.idempotency_key };
+        Ok(Response::new(subscription(
+            self.payments.change_plan(p.workspace_id, &r.plan_code, &key).await.map_err(err)?,
+        )))
+    }
+
+    async fn cancel_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
+        let p = caller(&req, Action::ManageBilling)?;
+        Ok(Response::new(subscription(self.payments.set_cancel(p.workspace_id, true).await.map_err(err)?)))
+    }
+
+    async fn resume_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
+        let p = caller(&req, Action::ManageBilling)?;
+        Ok(Response::new(subscription(self.payments.set_cancel(p.workspace_id, false).await.map_err(err)?)))
+    }
+
+    async fn list_invoices(&self, req: Request<pb::ListInvoicesRequest>) -> R<pb::InvoicePage> {
+        let p = caller(&req, Action::Read)?;
+        let page = req.into_inner().page.unwrap_or_default();
+        let page = PageRequest::new(Some(page.page_size), Some(page.cursor)).map_err(err)?;
+        let result = self.payments.invoices(p.workspace_id, &page).await.map_err(err)?;
+        Ok(Response::new(pb::InvoicePage {
+            items: result.items.into_iter().map(invoice).collect(),
+            page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
+        }))
+    }
+
+    async fn list_credit_packs(&self, req: Request<pb::ListPlansRequest>) -> R<pb::CreditPackList> {
+        let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
+        let packs = self.payments.list_packs(&req.into_inner().currency).await.map_err(err)?;
+        Ok(Response::new(pb::CreditPackList {
+            items: packs
+                .into_iter()
+                .map(|k| pb::CreditPack {
+                    name: nexus_i18n::try_message(locale, "credit-pack-name", &[("credits", &k.credits.to_string())])
+                        .unwrap_or_else(|| format!("{} credits", k.credits)),
+                    price: money(&k.currency, k.amount_minor),
+                    code: k.code,
+                    credits: k.credits,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_notices(&self, req: Request<pb::Empty>) -> R<pb::NoticeList> {
+        let p = caller(&req, Action::Read)?;
+        let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
+        let rows = self.payments.notices(p.workspace_id).await.map_err(err)?;
+        let text = |id: &str| nexus_i18n::try_message(locale, id, &[]).unwrap_or_default();
+        Ok(Response::new(pb::NoticeList {
+            items: rows
+                .into_iter()
+                .map(|(percent, at)| {
+                    let key = if percent >= 100 { "credits-notice-exhausted" } else { "credits-notice-low" };
+                    pb::Notice {
+                        percent: u32::try_from(percent).unwrap_or(0),
+                        title: text(&format!("{key}-title")),
+                        body: text(&format!("{key}-body")),
+                        created_at: Some(ts(at)),
+                        dir: locale.direction().as_str().to_owned(),
+                    }
+                })
+                .collect(),
+        }))
     }
 }

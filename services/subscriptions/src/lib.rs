@@ -5,7 +5,9 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod payments;
 pub mod provision;
+pub mod stripe_webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::{Listeners, ServiceDef};
 use nexus_proto::nexus::subscriptions::v1::subscriptions_server::SubscriptionsServer;
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +26,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub const DEF: ServiceDef = ServiceDef {
     name: "subscriptions",
     migrations: Some(&MIGRATIONS),
-    grpc_services: &["nexus.subscriptions.v1.Subscriptions"],
+    grpc_services: &["nexus.subscriptions.v1.Subscriptions", "nexus.webhooks.v1.WebhookReceiver"],
 };
 
 /// Serves the subscriptions service on `listeners` until `shutdown`.
@@ -39,7 +42,16 @@ pub async fn run_with_keys(
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let billing = Arc::new(app::Billing { pool: pool.clone(), cfg: config.billing.clone() });
+    let billing = Arc::new(app::Billing::new(pool.clone(), config.billing.clone()));
+    let stripe = config.stripe.enabled().then(|| {
+        let mut cfg = nexus_providers::stripe::StripeConfig::new(config.stripe.api_key.expose());
+        cfg.base_url = config.stripe.base_url.clone();
+        nexus_providers::stripe::StripeClient::new(cfg, reqwest::Client::new())
+    });
+    if stripe.is_none() {
+        tracing::info!("no Stripe key: billing is local (checkouts complete in the app, no money moves)");
+    }
+    let payments = Arc::new(payments::Payments { billing: billing.clone(), stripe, settings: config.stripe.clone() });
     let sweep = config.billing.sweep_interval;
     let nats = config.common.nats.clone();
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
@@ -56,7 +68,11 @@ pub async fn run_with_keys(
                 .run(infra.work.clone()),
         );
         infra.spawn(sweeper(billing.clone(), sweep, infra.work.clone()));
-        Ok(tonic::service::Routes::new(SubscriptionsServer::new(grpc::SubscriptionsService { billing })))
+        Ok(tonic::service::Routes::new(SubscriptionsServer::new(grpc::SubscriptionsService {
+            billing,
+            payments: payments.clone(),
+        }))
+        .add_service(WebhookReceiverServer::new(stripe_webhooks::StripeWebhooks::new(payments))))
     })
     .await
 }

@@ -29,6 +29,16 @@ money-overflow = The amount is too large.
 money-division_by_zero = The amount cannot be divided by zero.
 credits-negative = A number of credits cannot be negative.
 credits-overflow = The number of credits is too large.
+
+# providers
+provider-rate_limited = The AI provider is receiving too many requests right now. Please try again in a moment.
+provider-quota_exceeded = The AI provider's usage limit for this service has been reached. Please try again later; if it keeps happening, contact support.
+provider-invalid_request = The AI provider could not process this request. Try shortening or rephrasing it.
+provider-unavailable = The AI provider is temporarily unavailable. Please try again in a moment.
+provider-timeout = The AI provider took too long to answer. Please try again.
+provider-cancelled = The generation was cancelled.
+provider-stream_interrupted = The AI provider stopped before finishing its answer. Please try again.
+provider-generation_failed = The AI provider could not produce a result for this request. Try again or change the request.
 # content
 content-field_required = The field "{ $field }" is required.
 content-field_too_long = The field "{ $field }" can be at most { $max } characters long.

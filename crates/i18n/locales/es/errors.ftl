@@ -28,6 +28,16 @@ money-overflow = El importe es demasiado grande.
 money-division_by_zero = El importe no se puede dividir entre cero.
 credits-negative = Un número de créditos no puede ser negativo.
 credits-overflow = El número de créditos es demasiado grande.
+
+# providers
+provider-rate_limited = El proveedor de IA está recibiendo demasiadas solicitudes en este momento. Inténtalo de nuevo en un momento.
+provider-quota_exceeded = Se ha alcanzado el límite de uso del proveedor de IA para este servicio. Inténtalo más tarde; si sigue ocurriendo, contacta con soporte.
+provider-invalid_request = El proveedor de IA no pudo procesar esta solicitud. Prueba a acortarla o a redactarla de otra forma.
+provider-unavailable = El proveedor de IA no está disponible temporalmente. Inténtalo de nuevo en un momento.
+provider-timeout = El proveedor de IA tardó demasiado en responder. Inténtalo de nuevo.
+provider-cancelled = La generación se ha cancelado.
+provider-stream_interrupted = El proveedor de IA se detuvo antes de terminar su respuesta. Inténtalo de nuevo.
+provider-generation_failed = El proveedor de IA no pudo generar un resultado para esta solicitud. Inténtalo de nuevo o cambia la solicitud.
 # content
 content-field_required = El campo "{ $field }" es obligatorio.
 content-field_too_long = El campo "{ $field }" puede tener como máximo { $max } caracteres.

@@ -28,6 +28,16 @@ money-overflow = הסכום גדול מדי.
 money-division_by_zero = לא ניתן לחלק את הסכום באפס.
 credits-negative = מספר הקרדיטים אינו יכול להיות שלילי.
 credits-overflow = מספר הקרדיטים גדול מדי.
+
+# providers
+provider-rate_limited = ספק הבינה המלאכותית מקבל כרגע יותר מדי בקשות. נסו שוב בעוד רגע.
+provider-quota_exceeded = הגענו למגבלת השימוש של ספק הבינה המלאכותית עבור שירות זה. נסו שוב מאוחר יותר; אם זה ממשיך לקרות, פנו לתמיכה.
+provider-invalid_request = ספק הבינה המלאכותית לא הצליח לעבד את הבקשה. נסו לקצר אותה או לנסח אותה אחרת.
+provider-unavailable = ספק הבינה המלאכותית אינו זמין כרגע. נסו שוב בעוד רגע.
+provider-timeout = ספק הבינה המלאכותית לא ענה בזמן. נסו שוב.
+provider-cancelled = היצירה בוטלה.
+provider-stream_interrupted = ספק הבינה המלאכותית הפסיק לפני שסיים את התשובה. נסו שוב.
+provider-generation_failed = ספק הבינה המלאכותית לא הצליח להפיק תוצאה עבור הבקשה. נסו שוב או שנו את הבקשה.
 # content
 content-field_required = השדה "{ $field }" הוא חובה.
 content-field_too_long = השדה "{ $field }" יכול להכיל עד { $max } תווים.

@@ -28,6 +28,16 @@ money-overflow = O valor é grande demais.
 money-division_by_zero = O valor não pode ser dividido por zero.
 credits-negative = Uma quantidade de créditos não pode ser negativa.
 credits-overflow = A quantidade de créditos é grande demais.
+
+# providers
+provider-rate_limited = O provedor de IA está recebendo solicitações demais neste momento. Tente novamente em instantes.
+provider-quota_exceeded = O limite de uso do provedor de IA para este serviço foi atingido. Tente novamente mais tarde; se continuar acontecendo, fale com o suporte.
+provider-invalid_request = O provedor de IA não conseguiu processar esta solicitação. Tente encurtá-la ou escrevê-la de outra forma.
+provider-unavailable = O provedor de IA está temporariamente indisponível. Tente novamente em instantes.
+provider-timeout = O provedor de IA demorou demais para responder. Tente novamente.
+provider-cancelled = A geração foi cancelada.
+provider-stream_interrupted = O provedor de IA parou antes de terminar a resposta. Tente novamente.
+provider-generation_failed = O provedor de IA não conseguiu gerar um resultado para esta solicitação. Tente novamente ou altere a solicitação.
 # content
 content-field_required = O campo "{ $field }" é obrigatório.
 content-field_too_long = O campo "{ $field }" pode ter no máximo { $max } caracteres.

@@ -9,14 +9,6 @@ use nexus_testkit::identity::authed;
 
 use crate::support::*;
 
-async fn ledger_sum(svc: &Svc, ws: WorkspaceId) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1")
-        .bind(ws.as_uuid())
-        .fetch_one(&svc.admin().await)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_thousand_concurrent_reservations_never_overspend() {
     let svc = start().await;
@@ -188,6 +180,13 @@ async fn at_zero_metered_actions_are_refused_and_nothing_goes_negative() {
             "nexus.subscriptions.credits.exhausted"
         ]
     );
+    // …and shown in the app, in the caller's language and direction.
+    let mut req = authed(pb::Empty {}, &token);
+    req.metadata_mut().insert("x-nexus-locale", "ar".parse().unwrap());
+    let notices = c.list_notices(req).await.unwrap().into_inner().items;
+    assert_eq!(notices.iter().map(|n| n.percent).collect::<Vec<_>>(), vec![100, 80]);
+    assert!(notices.iter().all(|n| n.dir == "rtl" && !n.title.is_empty() && !n.body.is_empty()));
+    assert!(notices[0].title.contains("نفدت"), "{:?}", notices[0]);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use nexus_kernel::WorkspaceId;
 use nexus_platform::identity::Role;
 use nexus_proto::nexus::subscriptions::v1 as pb;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_client::WebhookReceiverClient;
 use nexus_testkit::identity::{TestIssuer, authed};
 use nexus_testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,11 @@ impl Drop for Svc {
 }
 
 pub async fn start() -> Svc {
+    start_with(Vec::new()).await
+}
+
+/// [`start`] with extra configuration (`NEXUS_…` variables).
+pub async fn start_with(extra: Vec<(&str, String)>) -> Svc {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -37,7 +43,10 @@ pub async fn start() -> Svc {
         ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
         ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
         ("NEXUS_BILLING__SWEEP_INTERVAL".to_owned(), "500ms".to_owned()),
-    ];
+    ]
+    .into_iter()
+    .chain(extra.into_iter().map(|(k, v)| (k.to_owned(), v)))
+    .collect::<Vec<_>>();
     let config: nexus_subscriptions::Config =
         nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env)
             .expect("config");
@@ -93,6 +102,10 @@ impl Svc {
         tx.commit().await.unwrap();
     }
 
+    pub fn webhooks(&self) -> WebhookReceiverClient<Channel> {
+        WebhookReceiverClient::new(nexus_platform::grpc::channel(&self.url, Duration::from_secs(30)).unwrap())
+    }
+
     pub async fn admin(&self) -> sqlx::PgPool {
         self.db.admin_pool().await
     }
@@ -109,4 +122,21 @@ pub fn reserve(credits: i64, key: &str) -> pb::ReserveRequest {
         idempotency_key: key.into(),
         ..Default::default()
     }
+}
+
+pub async fn outbox_subjects(svc: &Svc, ws: WorkspaceId, like: &str) -> Vec<String> {
+    sqlx::query_scalar("SELECT subject FROM subscriptions.outbox WHERE tenant_id = $1 AND subject LIKE $2 ORDER BY seq")
+        .bind(ws.as_uuid())
+        .bind(like)
+        .fetch_all(&svc.admin().await)
+        .await
+        .unwrap()
+}
+
+pub async fn ledger_sum(svc: &Svc, ws: WorkspaceId) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1")
+        .bind(ws.as_uuid())
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap()
 }
