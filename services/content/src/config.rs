@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nexus_platform::config::{CommonConfig, humantime_secs};
+use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
 use serde::Deserialize;
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -12,6 +12,7 @@ pub struct Config {
     #[serde(flatten)]
     pub common: CommonConfig,
     pub services: ServicesConfig,
+    pub llm: LlmConfig,
     pub generation: GenerationConfig,
     pub pages: PagesConfig,
     pub agents: AgentsConfig,
@@ -29,6 +30,29 @@ pub struct ServicesConfig {
     pub subscriptions: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmConfig {
+    pub provider: String,
+    pub base_url: String,
+    pub api_key: Secret,
+    pub model: String,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl LlmConfig {
+    /// Whether generations go to the model (else the local generator).
+    pub fn use_model(&self) -> anyhow::Result<bool> {
+        match self.provider.as_str() {
+            "auto" => Ok(!self.api_key.is_empty()),
+            "openai" => Ok(true),
+            "local" => Ok(false),
+            other => anyhow::bail!("llm.provider: {other:?} is not one of auto, openai, local"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod generator;
 pub mod grpc;
+pub mod llm;
 pub mod local;
 pub mod prompts;
 pub mod render;
@@ -42,7 +43,22 @@ pub async fn run_with_keys(
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
     let local = Arc::new(local::LocalGenerator::new()?);
     let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
-    let text: Arc<dyn generator::TextGenerator> = local.clone();
+    let text: Arc<dyn generator::TextGenerator> = if config.llm.use_model()? {
+        nexus_platform::install_crypto_provider();
+        let l = &config.llm;
+        let mut cfg = nexus_providers::llm::LlmConfig::new(&l.base_url, l.api_key.expose(), &l.model);
+        cfg.timeout = l.timeout;
+        cfg.max_retries = l.max_retries;
+        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+        tracing::info!(base_url = %l.base_url, model = %l.model, "generating with an OpenAI-compatible model");
+        Arc::new(llm::LlmGenerator {
+            model: Arc::new(nexus_providers::llm::OpenAiClient::new(cfg, http)),
+            default_max_tokens: config.generation.default_max_tokens,
+        })
+    } else {
+        tracing::info!("no model configured: generating with the local template generator");
+        local.clone()
+    };
     let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local });
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |_infra| {
         Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app })))

@@ -2,5 +2,6 @@
 
 mod agents;
 mod generations;
+mod llm;
 mod pages;
 mod support;
