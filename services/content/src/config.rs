@@ -17,6 +17,7 @@ pub struct Config {
     pub pages: PagesConfig,
     pub agents: AgentsConfig,
     pub images: ImagesConfig,
+    pub replicate: ReplicateSettings,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -80,4 +81,22 @@ pub struct AgentsConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImagesConfig {
     pub max_bytes: usize,
+    pub provider: String,
+    pub webhook_base: String,
+    #[serde(with = "humantime_secs")]
+    pub download_timeout: Duration,
+    #[serde(with = "humantime_secs")]
+    pub poll_after: Duration,
+    #[serde(with = "humantime_secs")]
+    pub give_up_after: Duration,
+    #[serde(with = "humantime_secs")]
+    pub sweep_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReplicateSettings {
+    pub api_token: Secret,
+    pub base_url: String,
+    pub model: String,
+    pub webhook_secret: Secret,
 }

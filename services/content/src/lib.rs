@@ -10,11 +10,13 @@ pub mod llm;
 pub mod local;
 pub mod prompts;
 pub mod render;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use nexus_platform::{Listeners, ServiceDef};
 use nexus_proto::nexus::content::v1::content_server::ContentServer;
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
@@ -59,9 +61,16 @@ pub async fn run_with_keys(
         tracing::info!("no model configured: generating with the local template generator");
         local.clone()
     };
-    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local });
-    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |_infra| {
-        Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app })))
+    nexus_platform::install_crypto_provider();
+    let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+    let replicate = app::providers::ReplicateImages::from_config(&config, http.clone())?.map(Arc::new);
+    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, replicate, http });
+    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
+        if app.replicate.is_some() {
+            infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
+        }
+        Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app: app.clone() }))
+            .add_service(WebhookReceiverServer::new(webhooks::Webhooks { app })))
     })
     .await
 }

@@ -86,30 +86,41 @@ impl App {
             .credits
             .reserve("content.image", 1, 0, &format!("content.image:{key}"), self.cfg.generation.reservation_ttl)
             .await?;
-        let svg = placeholder(&prompt, if caption.is_empty() { &prompt } else { &caption }, language, width, height)
-            .into_bytes();
         let stored = async {
-            if svg.len() > self.cfg.images.max_bytes {
-                return Err(Error::new(ErrorKind::PayloadTooLarge, "content.image_too_large")
-                    .with_param("limit", self.cfg.images.max_bytes.to_string()));
-            }
+            // A provider's image arrives later (webhook or poll); a placeholder is ready now.
+            let (provider, status, content_type, data, external_id) = match &self.replicate {
+                Some(r) => ("replicate", "pending", "", None, Some(r.start(&prompt, width, height).await?)),
+                None => {
+                    let text = if caption.is_empty() { &prompt } else { &caption };
+                    let svg = placeholder(&prompt, text, language, width, height).into_bytes();
+                    if svg.len() > self.cfg.images.max_bytes {
+                        return Err(Error::new(ErrorKind::PayloadTooLarge, "content.image_too_large")
+                            .with_param("limit", self.cfg.images.max_bytes.to_string()));
+                    }
+                    ("local", "succeeded", "image/svg+xml", Some(svg), None)
+                }
+            };
             let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
             let row: Option<ImageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO image_assets (id, tenant_id, purpose, provider, status, prompt, caption, language, content_type, data, \
-                   size_bytes, width, height, reservation_id, idempotency_key) \
-                 VALUES ($1, $2, $3, 'local', 'succeeded', $4, $5, $6, 'image/svg+xml', $7, $8, $9, $10, $11, $12) \
+                   size_bytes, width, height, external_id, reservation_id, idempotency_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING {IMAGE_COLUMNS}"
             )))
             .bind(id.as_uuid())
             .bind(tenant.as_uuid())
             .bind(&purpose)
+            .bind(provider)
+            .bind(status)
             .bind(&prompt)
             .bind(&caption)
             .bind(language.code())
-            .bind(&svg)
-            .bind(i64::try_from(svg.len()).unwrap_or(i64::MAX))
+            .bind(content_type)
+            .bind(&data)
+            .bind(data.as_ref().map_or(0, |d| i64::try_from(d.len()).unwrap_or(i64::MAX)))
             .bind(i32::try_from(width).unwrap_or(1024))
             .bind(i32::try_from(height).unwrap_or(1024))
+            .bind(&external_id)
             .bind(&hold.id)
             .bind(&key)
             .fetch_optional(&mut *tx)
@@ -119,6 +130,7 @@ impl App {
             row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))
         }
         .await;
+        // Charged once the image is made or the provider has accepted the job.
         self.settle(&hold, stored.is_ok()).await;
         stored
     }

@@ -7,6 +7,7 @@ pub mod credits;
 pub mod generations;
 pub mod images;
 pub mod pages;
+pub mod providers;
 
 use std::sync::Arc;
 
@@ -28,6 +29,10 @@ pub struct App {
     /// The configured text provider (an LLM, or the local generator when no key is set).
     pub text: Arc<dyn TextGenerator>,
     pub local: Arc<LocalGenerator>,
+    /// Image provider; `None`: local placeholders.
+    pub replicate: Option<Arc<providers::ReplicateImages>>,
+    /// Downloads of provider outputs.
+    pub http: reqwest::Client,
 }
 
 pub fn db(e: sqlx::Error) -> Error {

@@ -2,6 +2,7 @@
 
 mod agents;
 mod generations;
+mod images;
 mod llm;
 mod pages;
 mod support;
