@@ -18,6 +18,7 @@ pub struct Config {
     pub agents: AgentsConfig,
     pub images: ImagesConfig,
     pub replicate: ReplicateSettings,
+    pub runware: RunwareSettings,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -99,4 +100,14 @@ pub struct ReplicateSettings {
     pub base_url: String,
     pub model: String,
     pub webhook_secret: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunwareSettings {
+    pub api_key: Secret,
+    pub base_url: String,
+    /// An AIR model id, e.g. `runware:101@1`.
+    pub model: String,
+    /// Secret put in the webhook URL's query (at least 32 characters).
+    pub webhook_token: Secret,
 }

@@ -63,10 +63,10 @@ pub async fn run_with_keys(
     };
     nexus_platform::install_crypto_provider();
     let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-    let replicate = app::providers::ReplicateImages::from_config(&config, http.clone())?.map(Arc::new);
-    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, replicate, http });
+    let images = app::providers::ImageProvider::from_config(&config, http.clone())?.map(Arc::new);
+    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, images, http });
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
-        if app.replicate.is_some() {
+        if app.images.is_some() {
             infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
         }
         Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app: app.clone() }))

@@ -1,6 +1,7 @@
-//! `nexus.webhooks.v1.WebhookReceiver` for the content service's providers. The gateway passes
-//! `/webhooks/replicate` deliveries here untouched; they are authenticated (Standard Webhooks
-//! signature with the account's `whsec_` secret, at most 5 minutes old) before anything is read.
+//! `nexus.webhooks.v1.WebhookReceiver` for the content service's image providers. The gateway
+//! passes `/webhooks/replicate` and `/webhooks/runware` deliveries here untouched; they are
+//! authenticated before anything is read: Replicate's Standard Webhooks signature with the
+//! account's `whsec_` secret (at most 5 minutes old), Runware's secret token in the URL query.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,27 +39,31 @@ fn now() -> i64 {
 impl WebhookReceiver for Webhooks {
     async fn deliver(&self, req: Request<DeliverWebhookRequest>) -> Result<Response<DeliverWebhookResponse>, Status> {
         let req = req.into_inner();
-        let replicate = match (req.provider.as_str(), &self.app.replicate) {
-            ("replicate", Some(r)) => r,
+        let provider = match &self.app.images {
+            Some(p) if p.name() == req.provider => p,
             _ => return Err(Error::not_found("request.not_found").into()),
         };
         if req.method != "POST" {
             return Ok(rejected("webhooks.invalid_request"));
         }
-        let prediction = match replicate.verify(&req.headers, &req.body, now()) {
-            Ok(p) => p,
+        let name = provider.name();
+        let jobs = match provider.verify(&req.headers, &req.query, &req.body, now()) {
+            Ok(jobs) => jobs,
             Err(why) => {
-                tracing::warn!(error = %why, "replicate webhook rejected");
-                metrics::counter!("nexus_webhooks_rejected_total", "provider" => "replicate").increment(1);
+                tracing::warn!(provider = name, error = %why, "webhook rejected");
+                metrics::counter!("nexus_webhooks_rejected_total", "provider" => name).increment(1);
                 return Ok(rejected("webhooks.invalid_signature"));
             }
         };
-        // Errors here are ours (database, download): a 5xx makes Replicate deliver again.
-        let known = self.app.finish_prediction(&prediction).await.map_err(|e| {
-            tracing::warn!(error = ?e, prediction = %prediction.id, "replicate webhook not applied; it will be retried");
-            Status::from(e)
-        })?;
-        metrics::counter!("nexus_webhooks_applied_total", "provider" => "replicate").increment(1);
+        let mut known = 0;
+        for (job, outcome) in jobs {
+            // Errors here are ours (database): a 5xx makes the provider deliver again.
+            known += usize::from(self.app.finish_image(name, &job, outcome).await.map_err(|e| {
+                tracing::warn!(provider = name, error = ?e, %job, "webhook not applied; it will be retried");
+                Status::from(e)
+            })?);
+        }
+        metrics::counter!("nexus_webhooks_applied_total", "provider" => name).increment(1);
         Ok(answer(200, json!({"received": true, "known": known})))
     }
 }

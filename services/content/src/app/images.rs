@@ -7,6 +7,7 @@ use nexus_platform::db::begin_tenant;
 use nexus_platform::identity::{Action, Principal};
 use uuid::Uuid;
 
+use super::providers::Started;
 use super::{App, caller_locale, check_key, db};
 use crate::domain::generation::parse_language;
 use crate::domain::{ImageId, parse_id, text_field};
@@ -88,8 +89,17 @@ impl App {
             .await?;
         let stored = async {
             // A provider's image arrives later (webhook or poll); a placeholder is ready now.
-            let (provider, status, content_type, data, external_id) = match &self.replicate {
-                Some(r) => ("replicate", "pending", "", None, Some(r.start(&prompt, width, height).await?)),
+            let (provider, status, content_type, data, external_id) = match &self.images {
+                Some(p) => match p.start(&prompt, width, height).await? {
+                    Started::Pending(job) => (p.name(), "pending", String::new(), None, Some(job)),
+                    Started::Done(job, source) => {
+                        let (content_type, data) = self.fetch(source).await.map_err(|why| {
+                            tracing::warn!(error = %why, "provider image refused");
+                            Error::unavailable("provider.generation_failed")
+                        })?;
+                        (p.name(), "succeeded", content_type, Some(data), Some(job))
+                    }
+                },
                 None => {
                     let text = if caption.is_empty() { &prompt } else { &caption };
                     let svg = placeholder(&prompt, text, language, width, height).into_bytes();
@@ -97,7 +107,7 @@ impl App {
                         return Err(Error::new(ErrorKind::PayloadTooLarge, "content.image_too_large")
                             .with_param("limit", self.cfg.images.max_bytes.to_string()));
                     }
-                    ("local", "succeeded", "image/svg+xml", Some(svg), None)
+                    ("local", "succeeded", "image/svg+xml".to_owned(), Some(svg), None)
                 }
             };
             let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
@@ -115,7 +125,7 @@ impl App {
             .bind(&prompt)
             .bind(&caption)
             .bind(language.code())
-            .bind(content_type)
+            .bind(&content_type)
             .bind(&data)
             .bind(data.as_ref().map_or(0, |d| i64::try_from(d.len()).unwrap_or(i64::MAX)))
             .bind(i32::try_from(width).unwrap_or(1024))

@@ -30,7 +30,7 @@ pub struct App {
     pub text: Arc<dyn TextGenerator>,
     pub local: Arc<LocalGenerator>,
     /// Image provider; `None`: local placeholders.
-    pub replicate: Option<Arc<providers::ReplicateImages>>,
+    pub images: Option<Arc<providers::ImageProvider>>,
     /// Downloads of provider outputs.
     pub http: reqwest::Client,
 }

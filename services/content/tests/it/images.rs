@@ -183,3 +183,79 @@ async fn signed_webhooks_finish_images_and_forged_stale_or_tampered_ones_are_ref
         assert!(error.contains(why), "{error}");
     }
 }
+
+mod runware {
+    use super::*;
+    use nexus_testkit::replicate::WebhookSink;
+    use nexus_testkit::runware::{FakeRunware, TEST_API_KEY};
+
+    const TOKEN: &str = "rw-webhook-token-0123456789abcdefghijklmnop";
+
+    async fn with_runware(extra: &[(&str, String)]) -> (Stack, FakeRunware) {
+        let fake = FakeRunware::start().await;
+        let mut env = vec![
+            ("NEXUS_IMAGES__PROVIDER", "runware".to_owned()),
+            ("NEXUS_RUNWARE__API_KEY", TEST_API_KEY.to_owned()),
+            ("NEXUS_RUNWARE__BASE_URL", fake.base_url.clone()),
+        ];
+        env.extend(extra.iter().cloned());
+        (start_with(&env).await, fake)
+    }
+
+    #[tokio::test]
+    async fn without_webhooks_the_image_comes_back_inline() {
+        let (s, fake) = with_runware(&[]).await;
+        let token = s.owner(WorkspaceId::new());
+        let img = s.client().create_image(authed(image("a blue bag"), &token)).await.unwrap().into_inner();
+        assert_eq!(
+            (img.provider.as_str(), img.status.as_str(), img.content_type.as_str()),
+            ("runware", "succeeded", "image/png")
+        );
+        assert!(img.size_bytes > 0);
+        let task = &fake.requests()[0].body[0];
+        assert_eq!(
+            (task["taskType"].as_str(), task["outputType"].as_str()),
+            (Some("imageInference"), Some("base64Data"))
+        );
+        assert_eq!((task["width"].as_u64(), task["height"].as_u64()), (Some(1024), Some(576)));
+    }
+
+    #[tokio::test]
+    async fn webhooks_need_the_token_and_finish_the_matching_task() {
+        let sink = WebhookSink::start().await;
+        let (s, _fake) = with_runware(&[
+            ("NEXUS_IMAGES__WEBHOOK_BASE", sink.url("/webhooks")),
+            ("NEXUS_RUNWARE__WEBHOOK_TOKEN", TOKEN.into()),
+            ("NEXUS_IMAGES__POLL_AFTER", "1h".into()),
+        ])
+        .await;
+        let token = s.owner(WorkspaceId::new());
+        let img = s.client().create_image(authed(image("a green bag"), &token)).await.unwrap().into_inner();
+        assert_eq!(img.status, "pending");
+        let got = sink.wait_for(1, Duration::from_secs(10)).await;
+        let hook = got.first().expect("the provider called back");
+        assert_eq!(hook.path, "/webhooks/runware");
+        let mut receiver =
+            WebhookReceiverClient::new(nexus_platform::grpc::channel(&s.url, Duration::from_secs(10)).unwrap());
+        let forward = |query: &str| DeliverWebhookRequest {
+            provider: "runware".into(),
+            method: "POST".into(),
+            query: query.into(),
+            headers: hook.headers.clone(),
+            body: hook.body.clone(),
+        };
+        for query in ["", "token=wrong", &format!("token={TOKEN}&token=other")] {
+            let r = receiver.deliver(forward(query)).await.unwrap().into_inner();
+            assert_eq!(r.status, 400, "{query}");
+            assert_eq!(status_of(&s, &token, &img.id).await.status, "pending");
+        }
+        let r = receiver.deliver(forward(&hook.query)).await.unwrap().into_inner();
+        assert_eq!(r.status, 200);
+        let known: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(known["known"], 1, "matched to our task by taskUUID");
+        // The fake's output URL serves nothing: the image is marked failed with the reason.
+        let done = status_of(&s, &token, &img.id).await;
+        assert_eq!(done.status, "failed");
+        assert_eq!(receiver.deliver(forward(&hook.query)).await.unwrap().into_inner().status, 200, "redelivery");
+    }
+}
