@@ -400,3 +400,41 @@ async fn agents_and_images_through_the_gateway() {
     .await;
     assert_eq!((status, parse(&body)["error"]["code"].as_str()), (400, Some("content.invalid_image_size")));
 }
+
+#[tokio::test]
+async fn without_credits_generation_is_402_before_any_stream() {
+    let s = stack_full(1000, true, true).await;
+    let token = signed_in(&s, "broke").await;
+    let body = json!({"kind": "email", "language": "es", "product": "Trail Runner X"});
+    // FREE grants 50 credits; a local generation costs one.
+    let mut made = 0;
+    loop {
+        let (status, _, text) =
+            send(&s, reqwest::Method::POST, "/v1/content/generations", Some(&token), Some(body.clone()), &[]).await;
+        if status != 201 {
+            assert_eq!(status, 402, "{text}");
+            assert_eq!(parse(&text)["error"]["code"], "subscriptions.insufficient_credits");
+            break;
+        }
+        made += 1;
+        assert!(made <= 50, "more generations than credits");
+    }
+    assert_eq!(made, 50);
+    let (status, headers, text) = send(
+        &s,
+        reqwest::Method::POST,
+        "/v1/content/generations",
+        Some(&token),
+        Some(body),
+        &[("accept", "text/event-stream")],
+    )
+    .await;
+    assert_eq!(status, 402, "{text}");
+    assert!(headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"));
+    let (_, _, balance) = send(&s, reqwest::Method::GET, "/v1/credits/balance", Some(&token), None, &[]).await;
+    let b = parse(&balance);
+    assert_eq!((b["available"].as_i64(), b["reserved"].as_i64()), (Some(0), Some(0)));
+    let (_, _, list) =
+        send(&s, reqwest::Method::GET, "/v1/content/generations?limit=100", Some(&token), None, &[]).await;
+    assert_eq!(parse(&list)["items"].as_array().unwrap().len(), 50, "the refused ones left nothing");
+}
