@@ -2,5 +2,6 @@
 //! `make test` builds the binaries before running these.
 
 mod auth;
+mod content;
 mod gateway;
 mod support;

@@ -30,6 +30,11 @@ pub async fn stack(auth_per_ip: u32) -> Stack {
 /// The gateway in front of auth and, with `billing`, the subscriptions service too (all sharing
 /// one test database and NATS prefix, so events flow between them).
 pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
+    stack_full(auth_per_ip, billing, false).await
+}
+
+/// [`stack_with`], plus the content service (which needs billing) when `content` is set.
+pub async fn stack_full(auth_per_ip: u32, billing: bool, content: bool) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -73,6 +78,26 @@ pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
         cfg.services.subscriptions = format!("http://{}", listeners.grpc.local_addr().unwrap());
         let s = stop.clone();
         tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
+    }
+    if content {
+        let c = db.config("content");
+        let env = vec![
+            ("NEXUS_DATABASE__URL".to_owned(), c.url.expose().to_owned()),
+            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), c.admin_url.expose().to_owned()),
+            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
+            ("NEXUS_SERVICES__SUBSCRIPTIONS".to_owned(), cfg.services.subscriptions.clone()),
+        ];
+        let content_cfg: nexus_content::Config =
+            nexus_platform::config::load_from_env("content", nexus_content::DEFAULTS, None, env).unwrap();
+        nexus_platform::db::migrate("content", &content_cfg.common.database, Some(&nexus_content::MIGRATIONS))
+            .await
+            .unwrap();
+        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+        cfg.services.content = format!("http://{}", listeners.grpc.local_addr().unwrap());
+        let s = stop.clone();
+        tokio::spawn(async move { nexus_content::run(content_cfg, listeners, s).await.unwrap() });
     }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;

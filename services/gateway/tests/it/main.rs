@@ -3,5 +3,6 @@
 mod app;
 mod auth;
 mod billing;
+mod content;
 mod edge;
 mod support;
