@@ -190,6 +190,12 @@ async fn apply_settings(
     Ok(())
 }
 
+/// Confines an open transaction to one tenant (e.g. a consumer's transaction, which starts as a
+/// system transaction, once it knows the event's workspace).
+pub async fn enter_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
+    apply_settings(conn, Some(tenant), false, &RequestContext::current()).await
+}
+
 /// What [`begin_tenant`] records for the audit trail of the current request, in the order
 /// actor id, request id, client IP, traceparent, tracestate — for SQL functions that set the
 /// tenant themselves inside a single autocommitted statement (one round trip on hot paths).

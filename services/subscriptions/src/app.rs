@@ -500,10 +500,23 @@ impl Billing {
         reservation: &str,
         credits: Option<i64>,
     ) -> Result<(ReservationRow, i64), Error> {
-        let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let r = Self::lock_reservation(&mut tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut tx, &r, &["committed"]).await? {
+        let out = self.commit_in(&mut tx, tenant, reservation, credits).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    /// [`Self::commit`] inside a transaction already confined to `tenant`.
+    pub async fn commit_in(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+        credits: Option<i64>,
+    ) -> Result<(ReservationRow, i64), Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if let Some(available) = Self::already_settled(&mut *tx, &r, &["committed"]).await? {
             return Ok((r, available));
         }
         let actual = credits.unwrap_or(r.amount);
@@ -530,9 +543,9 @@ impl Billing {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        Self::ledger_row(&mut tx, tenant, "commit", r.amount - actual, available, &r.action, Some(id)).await?;
+        Self::ledger_row(&mut *tx, tenant, "commit", r.amount - actual, available, &r.action, Some(id)).await?;
         enqueue(
-            &mut tx,
+            &mut *tx,
             "nexus.subscriptions.credits.charged",
             Some(tenant),
             &events::CreditsCharged {
@@ -544,8 +557,7 @@ impl Billing {
         )
         .await
         .map_err(db)?;
-        self.notify_thresholds(&mut tx, tenant, used - actual, used, granted, available).await?;
-        tx.commit().await.map_err(db)?;
+        self.notify_thresholds(&mut *tx, tenant, used - actual, used, granted, available).await?;
         Ok((committed, available))
     }
 
@@ -609,15 +621,24 @@ impl Billing {
     }
 
     pub async fn release(&self, tenant: TenantId, reservation: &str) -> Result<(ReservationRow, i64), Error> {
-        let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let r = Self::lock_reservation(&mut tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut tx, &r, &["released", "expired"]).await? {
+        let out = Self::release_in(&mut tx, tenant, reservation).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    /// [`Self::release`] inside a transaction already confined to `tenant`.
+    pub async fn release_in(
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+    ) -> Result<(ReservationRow, i64), Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if let Some(available) = Self::already_settled(&mut *tx, &r, &["released", "expired"]).await? {
             return Ok((r, available));
         }
-        let (released, available) = Self::give_back(&mut tx, tenant, &r, "released").await?;
-        tx.commit().await.map_err(db)?;
-        Ok((released, available))
+        Self::give_back(tx, tenant, &r, "released").await
     }
 
     async fn give_back(

@@ -27,6 +27,9 @@ pub struct ImageRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// The longest hold subscriptions grants (`billing.max_reservation_ttl`).
+const PROVIDER_JOB_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 const IMAGE_COLUMNS: &str =
     "id, purpose, status, provider, content_type, width, height, size_bytes, prompt, created_at";
 
@@ -83,10 +86,10 @@ impl App {
                 return Ok(row);
             }
         }
-        let hold = self
-            .credits
-            .reserve("content.image", 1, 0, &format!("content.image:{key}"), self.cfg.generation.reservation_ttl)
-            .await?;
+        // A provider job is settled when it ends (see `job_finished`), which can take a while:
+        // hold the credits as long as subscriptions allows; a job that outlives it is free.
+        let ttl = if self.images.is_some() { PROVIDER_JOB_TTL } else { self.cfg.generation.reservation_ttl };
+        let hold = self.credits.reserve("content.image", 1, 0, &format!("content.image:{key}"), ttl).await?;
         let stored = async {
             // A provider's image arrives later (webhook or poll); a placeholder is ready now.
             let (provider, status, content_type, data, external_id) = match &self.images {
@@ -140,8 +143,12 @@ impl App {
             row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))
         }
         .await;
-        // Charged once the image is made or the provider has accepted the job.
-        self.settle(&hold, stored.is_ok()).await;
+        // Charged now when the image is made; a pending provider job is charged (or given back)
+        // when it finishes; a job that could not start gives everything back.
+        match &stored {
+            Ok(row) if row.status == "pending" => {}
+            _ => self.settle(&hold, stored.is_ok()).await,
+        }
         stored
     }
 

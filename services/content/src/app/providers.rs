@@ -304,15 +304,16 @@ impl App {
     /// Applies a finished job to its image. `Ok(false)` when the job is not one of ours.
     pub async fn finish_image(&self, provider: &str, external_id: &str, outcome: Outcome) -> Result<bool, Error> {
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let found: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT id, status FROM image_assets WHERE provider = $1 AND external_id = $2")
-                .bind(provider)
-                .bind(external_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+        let found: Option<(Uuid, String, Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, tenant_id, reservation_id FROM image_assets WHERE provider = $1 AND external_id = $2",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        let Some((id, status)) = found else { return Ok(false) };
+        let Some((id, status, tenant, reservation)) = found else { return Ok(false) };
         if status != "pending" {
             // A redelivery, or a poll that lost the race to the webhook.
             return Ok(true);
@@ -322,7 +323,8 @@ impl App {
             Err(why) => Err(why),
         };
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        match fetched {
+        let succeeded = fetched.is_ok();
+        let changed = match fetched {
             Ok((content_type, data)) => {
                 sqlx::query(
                     "UPDATE image_assets SET status = 'succeeded', content_type = $2, data = $3, size_bytes = $4, updated_at = now() \
@@ -334,7 +336,8 @@ impl App {
                 .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await
-                .map_err(db)?;
+                .map_err(db)?
+                .rows_affected()
             }
             Err(why) => {
                 tracing::warn!(provider, job = %external_id, error = %why, "image job did not give an image");
@@ -343,8 +346,12 @@ impl App {
                     .bind(why.chars().take(500).collect::<String>())
                     .execute(&mut *tx)
                     .await
-                    .map_err(db)?;
+                    .map_err(db)?
+                    .rows_affected()
             }
+        };
+        if changed == 1 {
+            job_finished(&mut tx, tenant, id, reservation.as_deref(), succeeded).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(true)
@@ -355,15 +362,19 @@ impl App {
         let Some(provider) = &self.images else { return Ok(0) };
         let name = provider.name();
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        sqlx::query(
+        let given_up: Vec<(Uuid, Uuid, Option<String>)> = sqlx::query_as(
             "UPDATE image_assets SET status = 'failed', error = 'the provider did not finish in time', updated_at = now() \
-             WHERE provider = $1 AND status = 'pending' AND created_at < now() - make_interval(secs => $2)",
+             WHERE provider = $1 AND status = 'pending' AND created_at < now() - make_interval(secs => $2) \
+             RETURNING id, tenant_id, reservation_id",
         )
         .bind(name)
         .bind(self.cfg.images.give_up_after.as_secs_f64())
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        for (id, tenant, reservation) in &given_up {
+            job_finished(&mut tx, *tenant, *id, reservation.as_deref(), false).await?;
+        }
         let due: Vec<String> = sqlx::query_scalar(
             "SELECT external_id FROM image_assets WHERE provider = $1 AND status = 'pending' AND external_id IS NOT NULL \
              AND updated_at < now() - make_interval(secs => $2) ORDER BY updated_at LIMIT 20",
@@ -398,4 +409,32 @@ pub async fn sweeper(app: std::sync::Arc<App>, stop: CancellationToken) {
             () = tokio::time::sleep(every) => {}
         }
     }
+}
+
+/// Announces how a provider image job ended, in the transaction that records it: subscriptions
+/// then charges the job's reservation or gives it back (no user token is around by now).
+async fn job_finished(
+    conn: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    image: Uuid,
+    reservation: Option<&str>,
+    succeeded: bool,
+) -> Result<(), Error> {
+    let Some(reservation) = reservation else { return Ok(()) };
+    let tenant = nexus_kernel::WorkspaceId::from_uuid(tenant);
+    nexus_platform::outbox::enqueue(
+        conn,
+        "nexus.content.job.finished",
+        Some(tenant),
+        &nexus_proto::events::MeteredJobFinished {
+            workspace_id: tenant.to_string(),
+            reservation_id: reservation.to_owned(),
+            succeeded,
+            credits: 0,
+            job: format!("content.image:img_{}", image.simple()),
+        },
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
 }

@@ -71,7 +71,8 @@ async fn without_webhooks_predictions_are_polled_and_the_output_copied() {
     let before = s.balance(&token).await.available;
     let img = s.client().create_image(authed(image("shoes on a trail"), &token)).await.unwrap().into_inner();
     assert_eq!((img.provider.as_str(), img.status.as_str()), ("replicate", "pending"));
-    assert_eq!(s.balance(&token).await.available, before - 2, "charged once the provider accepted the job");
+    let held = s.balance(&token).await;
+    assert_eq!((held.available, held.reserved), (before - 2, 2), "held while the provider works");
     let created = &fake.requests_to("POST", "/v1/models/black-forest-labs/flux-schnell/predictions")[0];
     assert_eq!(created.body["input"]["prompt"], "shoes on a trail");
     assert!(created.body.get("webhook").is_none(), "no webhook without a public address");
@@ -82,6 +83,13 @@ async fn without_webhooks_predictions_are_polled_and_the_output_copied() {
     assert!(done, "the sweeper polled the prediction");
     let got = status_of(&s, &token, &img.id).await;
     assert_eq!((got.content_type.as_str(), got.size_bytes), ("image/png", PNG.len() as i64));
+    // The finished job is charged through subscriptions (job.finished event), once.
+    let charged = nexus_testkit::eventually(Duration::from_secs(10), || async {
+        let b = s.balance(&token).await;
+        (b.available, b.reserved) == (before - 2, 0)
+    })
+    .await;
+    assert!(charged, "the hold became a charge: {:?}", s.balance(&token).await);
 }
 
 fn delivery(headers: HashMap<String, String>, body: Vec<u8>) -> DeliverWebhookRequest {
@@ -157,7 +165,12 @@ async fn signed_webhooks_finish_images_and_forged_stale_or_tampered_ones_are_ref
     runware.provider = "runware".into();
     assert_eq!(receiver.deliver(runware).await.unwrap_err().code(), tonic::Code::NotFound);
 
-    // A failed prediction, an output that is too big, and one that is not an image.
+    // A failed prediction, an output that is too big, and one that is not an image: each gives
+    // its credits back. (First, the image that succeeded above is charged.)
+    let settled =
+        nexus_testkit::eventually(Duration::from_secs(20), || async { s.balance(&token).await.reserved == 0 }).await;
+    assert!(settled, "the finished job was charged");
+    let before = s.balance(&token).await;
     for (outcome, why) in [
         (Outcome::Fail("NSFW content detected".into()), "NSFW"),
         (Outcome::Succeed(Some(json!([format!("{}/big.png", files.base_url)]))), "larger than the limit"),
@@ -182,6 +195,12 @@ async fn signed_webhooks_finish_images_and_forged_stale_or_tampered_ones_are_ref
             .unwrap();
         assert!(error.contains(why), "{error}");
     }
+    let refunded = nexus_testkit::eventually(Duration::from_secs(20), || async {
+        let b = s.balance(&token).await;
+        (b.available, b.reserved) == (before.available, before.reserved)
+    })
+    .await;
+    assert!(refunded, "failed jobs charge nothing: {before:?} → {:?}", s.balance(&token).await);
 }
 
 mod runware {
