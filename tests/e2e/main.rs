@@ -3,5 +3,6 @@
 
 mod analytics;
 mod auth;
+mod content;
 mod gateway;
 mod support;

@@ -190,6 +190,27 @@ async fn apply_settings(
     Ok(())
 }
 
+/// Confines an open transaction to one tenant (e.g. a consumer's transaction, which starts as a
+/// system transaction, once it knows the event's workspace).
+pub async fn enter_tenant(conn: &mut PgConnection, tenant: TenantId) -> Result<(), sqlx::Error> {
+    apply_settings(conn, Some(tenant), false, &RequestContext::current()).await
+}
+
+/// What [`begin_tenant`] records for the audit trail of the current request, in the order
+/// actor id, request id, client IP, traceparent, tracestate — for SQL functions that set the
+/// tenant themselves inside a single autocommitted statement (one round trip on hot paths).
+pub fn audit_settings() -> [String; 5] {
+    let ctx = RequestContext::current();
+    let (traceparent, tracestate) = crate::telemetry::current_traceparent();
+    [
+        ctx.actor_id.clone().unwrap_or_default(),
+        ctx.request_id_str().to_owned(),
+        ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        traceparent,
+        tracestate,
+    ]
+}
+
 /// A transaction confined to one tenant by RLS, carrying the current request's actor and ids for
 /// the audit trail.
 pub async fn begin_tenant(pool: &PgPool, tenant: TenantId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

@@ -127,7 +127,7 @@ async fn main() {
     let ratio = hot_rate / raw;
     println!("raw conditional UPDATE (baseline): {raw:.0} /s with {TASKS} concurrent callers");
     println!(
-        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.2} of raw (goal >= 0.30) {}",
+        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.3} of raw (goal >= 0.300) {}",
         if ratio >= 0.3 { "PASS" } else { "MISS" }
     );
     println!("reservations over 1,000 workspaces: {spread_rate:.0} /s, ratio {:.2} of raw", spread_rate / raw);

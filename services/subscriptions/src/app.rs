@@ -112,9 +112,13 @@ pub struct UsageView {
 
 #[derive(sqlx::FromRow)]
 struct TryReserveRow {
-    id: Option<Uuid>,
-    expires_at: Option<DateTime<Utc>>,
-    available: Option<i64>,
+    r_id: Uuid,
+    r_action: String,
+    r_amount: i64,
+    r_status: String,
+    r_committed: i64,
+    r_expires_at: DateTime<Utc>,
+    r_available: i64,
 }
 
 enum Reserved {
@@ -391,9 +395,11 @@ impl Billing {
         }
     }
 
-    /// One round trip does the work: insert the reservation (unless the key was seen), take the
-    /// credits with a conditional UPDATE, and append the ledger row. Nothing is kept if the
-    /// credits are not there.
+    /// One autocommitted statement does the work (`reserve_credits`, migration 0003): set the
+    /// tenant and audit context, insert the reservation (unless the key was seen), take the
+    /// credits with a conditional UPDATE and append the ledger row. The balance row of a busy
+    /// workspace stays locked from its UPDATE to the commit, so no client round trip happens in
+    /// between. Too few credits raise `NX402` and nothing is kept.
     async fn try_reserve(
         &self,
         tenant: TenantId,
@@ -402,57 +408,33 @@ impl Billing {
         key: &str,
         ttl: Duration,
     ) -> Result<Reserved, Error> {
-        let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        // The new reservation comes back from the same statement: the balance row stays locked
-        // from the UPDATE to the commit, so every round trip saved there is throughput on a busy
-        // workspace.
-        let row: TryReserveRow = sqlx::query_as(
-            "WITH r AS (INSERT INTO reservations (id, tenant_id, idempotency_key, action, amount, status, expires_at) \
-                        VALUES ($1, $2, $3, $4, $5, 'held', now() + make_interval(secs => $6)) \
-                        ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id, expires_at), \
-                  b AS (UPDATE credit_balances SET available = available - $5, reserved = reserved + $5, updated_at = now() \
-                        WHERE tenant_id = $2 AND available >= $5 AND EXISTS (SELECT 1 FROM r) RETURNING available), \
-                  l AS (INSERT INTO credit_ledger (tenant_id, kind, amount, balance_after, action, reservation_id) \
-                        SELECT $2, 'reserve', -$5, b.available, $4, r.id FROM r, b RETURNING 1) \
-             SELECT (SELECT id FROM r) AS id, (SELECT expires_at FROM r) AS expires_at, (SELECT available FROM b) AS available",
+        let row: Result<TryReserveRow, sqlx::Error> = sqlx::query_as(
+            "SELECT r_id, r_action, r_amount, r_status, r_committed, r_expires_at, r_available \
+             FROM reserve_credits($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(Uuid::now_v7())
         .bind(tenant.as_uuid())
+        .bind(Uuid::now_v7())
         .bind(key)
         .bind(action)
         .bind(amount)
         .bind(ttl.as_secs_f64())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        match (row.id, row.expires_at, row.available) {
-            (Some(id), Some(expires_at), Some(available)) => {
-                tx.commit().await.map_err(db)?;
-                let r = ReservationRow {
-                    id,
-                    action: action.to_owned(),
-                    amount,
-                    status: "held".into(),
-                    committed_amount: 0,
-                    expires_at,
-                };
-                Ok(Reserved::Done(r, available))
-            }
-            // Seen this key before: the same reservation, nothing charged again.
-            (None, _, _) => {
-                let existing: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE idempotency_key = $1"
-                )))
-                .bind(key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-                let available = Self::available(&mut tx).await?;
-                tx.commit().await.map_err(db)?;
-                Ok(Reserved::Done(existing, available))
-            }
-            // Dropping the transaction undoes the reservation row.
-            (Some(_), _, _) => Ok(Reserved::Refused),
+        .bind(nexus_platform::db::audit_settings().to_vec())
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok(r) => Ok(Reserved::Done(
+                ReservationRow {
+                    id: r.r_id,
+                    action: r.r_action,
+                    amount: r.r_amount,
+                    status: r.r_status,
+                    committed_amount: r.r_committed,
+                    expires_at: r.r_expires_at,
+                },
+                r.r_available,
+            )),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("NX402") => Ok(Reserved::Refused),
+            Err(e) => Err(db(e)),
         }
     }
 
@@ -518,10 +500,23 @@ impl Billing {
         reservation: &str,
         credits: Option<i64>,
     ) -> Result<(ReservationRow, i64), Error> {
-        let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let r = Self::lock_reservation(&mut tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut tx, &r, &["committed"]).await? {
+        let out = self.commit_in(&mut tx, tenant, reservation, credits).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    /// [`Self::commit`] inside a transaction already confined to `tenant`.
+    pub async fn commit_in(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+        credits: Option<i64>,
+    ) -> Result<(ReservationRow, i64), Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if let Some(available) = Self::already_settled(&mut *tx, &r, &["committed"]).await? {
             return Ok((r, available));
         }
         let actual = credits.unwrap_or(r.amount);
@@ -548,9 +543,9 @@ impl Billing {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        Self::ledger_row(&mut tx, tenant, "commit", r.amount - actual, available, &r.action, Some(id)).await?;
+        Self::ledger_row(&mut *tx, tenant, "commit", r.amount - actual, available, &r.action, Some(id)).await?;
         enqueue(
-            &mut tx,
+            &mut *tx,
             "nexus.subscriptions.credits.charged",
             Some(tenant),
             &events::CreditsCharged {
@@ -562,8 +557,7 @@ impl Billing {
         )
         .await
         .map_err(db)?;
-        self.notify_thresholds(&mut tx, tenant, used - actual, used, granted, available).await?;
-        tx.commit().await.map_err(db)?;
+        self.notify_thresholds(&mut *tx, tenant, used - actual, used, granted, available).await?;
         Ok((committed, available))
     }
 
@@ -627,15 +621,24 @@ impl Billing {
     }
 
     pub async fn release(&self, tenant: TenantId, reservation: &str) -> Result<(ReservationRow, i64), Error> {
-        let id = Self::parse_reservation(reservation)?;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let r = Self::lock_reservation(&mut tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut tx, &r, &["released", "expired"]).await? {
+        let out = Self::release_in(&mut tx, tenant, reservation).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    /// [`Self::release`] inside a transaction already confined to `tenant`.
+    pub async fn release_in(
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+    ) -> Result<(ReservationRow, i64), Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if let Some(available) = Self::already_settled(&mut *tx, &r, &["released", "expired"]).await? {
             return Ok((r, available));
         }
-        let (released, available) = Self::give_back(&mut tx, tenant, &r, "released").await?;
-        tx.commit().await.map_err(db)?;
-        Ok((released, available))
+        Self::give_back(tx, tenant, &r, "released").await
     }
 
     async fn give_back(

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod grpc;
 pub mod payments;
 pub mod provision;
+pub mod settlement;
 pub mod stripe_webhooks;
 
 use std::sync::Arc;
@@ -67,6 +68,17 @@ pub async fn run_with_keys(
             Consumer::new(pool.clone(), infra.bus.clone(), spec, Arc::new(provision::Provisioner))
                 .run(infra.work.clone()),
         );
+        for producer in settlement::PRODUCERS {
+            let spec = ConsumerSpec {
+                producer: (*producer).into(),
+                durable: format!("subscriptions-settlement-{producer}"),
+                filter_subject: format!("nexus.{producer}.job.finished"),
+                max_deliveries: nats.max_deliveries,
+                ack_wait: nats.ack_wait,
+            };
+            let handler = Arc::new(settlement::Settlement { billing: billing.clone() });
+            infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+        }
         infra.spawn(sweeper(billing.clone(), sweep, infra.work.clone()));
         Ok(tonic::service::Routes::new(SubscriptionsServer::new(grpc::SubscriptionsService {
             billing,

@@ -72,6 +72,11 @@ enum Effect {
         failed: bool,
         sub: Option<Box<nexus_providers::stripe::Subscription>>,
     },
+    /// The customer never paid: the session can no longer be completed.
+    CheckoutExpired {
+        tenant: TenantId,
+        checkout: String,
+    },
 }
 
 #[tonic::async_trait]
@@ -165,6 +170,10 @@ impl StripeWebhooks {
                 let currency = obj.get("currency").and_then(|v| v.as_str()).unwrap_or("usd").to_owned();
                 Ok(Effect::Credits { tenant, checkout: session.id, pack, amount, currency })
             }
+            "checkout.session.expired" => match self.payments.tenant_of_checkout(id).await? {
+                Some(tenant) => Ok(Effect::CheckoutExpired { tenant, checkout: id.to_owned() }),
+                None => Ok(Effect::Ignore),
+            },
             k if k.starts_with("customer.subscription.") => {
                 let sub = self.stripe()?.retrieve_subscription(id).await.map_err(stripe_error)?;
                 match self.tenant_of_sub(&sub).await? {
@@ -206,9 +215,10 @@ impl StripeWebhooks {
         let pool = &self.payments.billing.pool;
         let tenant = match &effect {
             Effect::Ignore => None,
-            Effect::Subscription { tenant, .. } | Effect::Credits { tenant, .. } | Effect::Invoice { tenant, .. } => {
-                Some(*tenant)
-            }
+            Effect::Subscription { tenant, .. }
+            | Effect::Credits { tenant, .. }
+            | Effect::Invoice { tenant, .. }
+            | Effect::CheckoutExpired { tenant, .. } => Some(*tenant),
         };
         let mut tx = match tenant {
             Some(t) => begin_tenant(pool, t).await.map_err(db)?,
@@ -230,6 +240,13 @@ impl StripeWebhooks {
         }
         match effect {
             Effect::Ignore => {}
+            Effect::CheckoutExpired { checkout, .. } => {
+                sqlx::query("UPDATE checkout_sessions SET status = 'expired' WHERE id = $1 AND status = 'open'")
+                    .bind(&checkout)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
             Effect::Subscription { tenant, sub, checkout } => {
                 if let Some(id) = checkout {
                     Payments::mark_checkout_complete(&mut tx, &id).await?;

@@ -38,6 +38,43 @@ provider-timeout = استغرق مزوّد الذكاء الاصطناعي وق�
 provider-cancelled = تم إلغاء الإنشاء.
 provider-stream_interrupted = توقف مزوّد الذكاء الاصطناعي قبل إكمال إجابته. يُرجى المحاولة مرة أخرى.
 provider-generation_failed = تعذّر على مزوّد الذكاء الاصطناعي إنتاج نتيجة لهذا الطلب. حاول مرة أخرى أو غيّر الطلب.
+# content
+content-field_required = الحقل "{ $field }" مطلوب.
+content-field_too_long = يمكن أن يحتوي الحقل "{ $field }" على { $max } حرفًا كحد أقصى.
+content-field_invalid = يحتوي الحقل "{ $field }" على أحرف غير مسموح بها.
+content-unknown_kind = "{ $kind }" ليس نوع محتوى نستطيع كتابته. استخدم ad_copy أو social_post أو email أو product_description أو whatsapp_template أو landing_page_copy.
+content-unknown_platform = "{ $platform }" ليست منصة مدعومة. استخدم instagram أو tiktok أو facebook أو x أو linkedin أو youtube.
+content-unknown_tone = "{ $tone }" ليست نبرة مدعومة. استخدم friendly أو professional أو playful أو urgent أو luxury.
+content-unsupported_language = "{ $language }" ليست لغة مدعومة. استخدم en أو es أو pt أو he أو ar.
+content-too_many_facts = أدخل { $max } معلومات عن المنتج كحد أقصى.
+content-platform_required = اختر المنصة التي سيُنشر عليها المنشور.
+content-platform_not_applicable = لا يمكن اختيار منصة لـ { $kind }.
+content-too_many_variants = اطلب { $max } نسخ كحد أقصى.
+content-max_tokens_too_large = يمكن أن يكون حد الرموز { $max } كحد أقصى.
+content-invalid_idempotency_key = يجب ألا يتجاوز مفتاح عدم التكرار 200 حرف قابل للطباعة.
+content-idempotency_key_reused = مفتاح عدم التكرار هذا يخص طلبًا سابقًا لم يكتمل. أرسل الطلب مجددًا بمفتاح جديد.
+content-generation_not_found = هذا المحتوى المُنشأ غير موجود.
+content-stream_cancelled = توقف الإنشاء قبل أن يكتمل.
+content-page_not_found = هذه الصفحة غير موجودة.
+content-unknown_section = "{ $section }" ليس قسمًا من أقسام الصفحة. استخدم hero أو benefits أو social_proof أو faq أو cta أو lead_form.
+content-invalid_section = محتوى القسم غير صالح ({ $field }).
+content-lead_form_needs_contact = يحتاج النموذج إلى حقل بريد إلكتروني أو هاتف.
+content-version_conflict = غيّر شخص آخر الصفحة (الإصدار الحالي { $current }). أعد تحميلها وحاول مجددًا.
+content-invalid_slug = يجب أن يتكون العنوان من 3 إلى 60 حرفًا: أحرف لاتينية صغيرة وأرقام وشرطات مفردة، ليست في البداية أو النهاية.
+content-slug_reserved = العنوان "{ $slug }" محجوز. اختر عنوانًا آخر.
+content-slug_taken = العنوان "{ $slug }" مستخدم بالفعل في صفحة أخرى. اختر عنوانًا آخر.
+content-slug_required = اختر عنوانًا للصفحة قبل نشرها.
+content-invalid_email = أدخل بريدًا إلكترونيًا صالحًا.
+content-invalid_phone = أدخل رقم هاتف صالحًا.
+content-lead_contact_required = اترك بريدًا إلكترونيًا أو رقم هاتف لنتمكن من الرد عليك.
+content-image_not_found = هذه الصورة غير موجودة.
+content-unknown_purpose = "{ $purpose }" ليس استخدامًا للصورة. استخدم hero أو ad.
+content-invalid_image_size = يجب أن تكون أبعاد الصورة من مضاعفات 64 بين 256 و2048 بكسل.
+content-image_too_large = الصورة أكبر من الحد المسموح وهو { $limit } بايت.
+content-too_many_snippets = يمكن أن يحتوي الوكيل على { $max } مقتطفًا معرفيًا كحد أقصى.
+content-agent_not_found = هذا الوكيل غير موجود.
+content-invalid_contact = يجب أن يتكون معرّف جهة الاتصال من 1 إلى 128 حرفًا قابلًا للطباعة.
+
 
 # analytics
 analytics-write_key_required = أرسل مفتاح الكتابة الخاص بمساحة العمل في الترويسة "Authorization: Bearer wk_…" أو في الحقل write_key.

@@ -39,6 +39,43 @@ provider-timeout = The AI provider took too long to answer. Please try again.
 provider-cancelled = The generation was cancelled.
 provider-stream_interrupted = The AI provider stopped before finishing its answer. Please try again.
 provider-generation_failed = The AI provider could not produce a result for this request. Try again or change the request.
+# content
+content-field_required = The field "{ $field }" is required.
+content-field_too_long = The field "{ $field }" can be at most { $max } characters long.
+content-field_invalid = The field "{ $field }" contains characters that are not allowed.
+content-unknown_kind = "{ $kind }" is not a kind of content we can write. Use ad_copy, social_post, email, product_description, whatsapp_template or landing_page_copy.
+content-unknown_platform = "{ $platform }" is not a supported platform. Use instagram, tiktok, facebook, x, linkedin or youtube.
+content-unknown_tone = "{ $tone }" is not a supported tone. Use friendly, professional, playful, urgent or luxury.
+content-unsupported_language = "{ $language }" is not a supported language. Use en, es, pt, he or ar.
+content-too_many_facts = Give at most { $max } product facts.
+content-platform_required = Choose the platform the post is for.
+content-platform_not_applicable = A platform cannot be chosen for { $kind }.
+content-too_many_variants = Ask for at most { $max } variants.
+content-max_tokens_too_large = The token limit can be at most { $max }.
+content-invalid_idempotency_key = The idempotency key must be at most 200 printable characters.
+content-idempotency_key_reused = This idempotency key belongs to an earlier request that did not finish. Send the request again with a new key.
+content-generation_not_found = This generation does not exist.
+content-stream_cancelled = The generation stopped before it was complete.
+content-page_not_found = This page does not exist.
+content-unknown_section = "{ $section }" is not a page section. Use hero, benefits, social_proof, faq, cta or lead_form.
+content-invalid_section = The section content is not valid ({ $field }).
+content-lead_form_needs_contact = The lead form needs an email or a phone field.
+content-version_conflict = The page was changed by someone else (now version { $current }). Reload it and try again.
+content-invalid_slug = The address must be 3 to 60 characters: lowercase letters, digits and single hyphens, not at the start or end.
+content-slug_reserved = The address "{ $slug }" is reserved. Choose another one.
+content-slug_taken = The address "{ $slug }" is already used by another page. Choose another one.
+content-slug_required = Choose an address for the page before publishing it.
+content-invalid_email = Enter a valid email address.
+content-invalid_phone = Enter a valid phone number.
+content-lead_contact_required = Leave an email address or a phone number so we can get back to you.
+content-image_not_found = This image does not exist.
+content-unknown_purpose = "{ $purpose }" is not an image purpose. Use hero or ad.
+content-invalid_image_size = Image sides must be multiples of 64 between 256 and 2048 pixels.
+content-image_too_large = The image is larger than the limit of { $limit } bytes.
+content-too_many_snippets = An agent can have at most { $max } knowledge snippets.
+content-agent_not_found = This agent does not exist.
+content-invalid_contact = The contact id must be 1 to 128 printable characters.
+
 
 # analytics
 analytics-write_key_required = Send the workspace's write key as "Authorization: Bearer wk_…" or in the write_key field.

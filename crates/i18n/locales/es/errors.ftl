@@ -38,6 +38,43 @@ provider-timeout = El proveedor de IA tardó demasiado en responder. Inténtalo 
 provider-cancelled = La generación se ha cancelado.
 provider-stream_interrupted = El proveedor de IA se detuvo antes de terminar su respuesta. Inténtalo de nuevo.
 provider-generation_failed = El proveedor de IA no pudo generar un resultado para esta solicitud. Inténtalo de nuevo o cambia la solicitud.
+# content
+content-field_required = El campo "{ $field }" es obligatorio.
+content-field_too_long = El campo "{ $field }" puede tener como máximo { $max } caracteres.
+content-field_invalid = El campo "{ $field }" contiene caracteres no permitidos.
+content-unknown_kind = "{ $kind }" no es un tipo de contenido que podamos escribir. Usa ad_copy, social_post, email, product_description, whatsapp_template o landing_page_copy.
+content-unknown_platform = "{ $platform }" no es una plataforma compatible. Usa instagram, tiktok, facebook, x, linkedin o youtube.
+content-unknown_tone = "{ $tone }" no es un tono compatible. Usa friendly, professional, playful, urgent o luxury.
+content-unsupported_language = "{ $language }" no es un idioma compatible. Usa en, es, pt, he o ar.
+content-too_many_facts = Indica como máximo { $max } datos del producto.
+content-platform_required = Elige la plataforma a la que va dirigida la publicación.
+content-platform_not_applicable = No se puede elegir una plataforma para { $kind }.
+content-too_many_variants = Pide como máximo { $max } variantes.
+content-max_tokens_too_large = El límite de tokens puede ser como máximo { $max }.
+content-invalid_idempotency_key = La clave de idempotencia debe tener como máximo 200 caracteres imprimibles.
+content-idempotency_key_reused = Esta clave de idempotencia pertenece a una solicitud anterior que no terminó. Vuelve a enviarla con una clave nueva.
+content-generation_not_found = Esta generación no existe.
+content-stream_cancelled = La generación se detuvo antes de completarse.
+content-page_not_found = Esta página no existe.
+content-unknown_section = "{ $section }" no es una sección de página. Usa hero, benefits, social_proof, faq, cta o lead_form.
+content-invalid_section = El contenido de la sección no es válido ({ $field }).
+content-lead_form_needs_contact = El formulario necesita un campo de correo o de teléfono.
+content-version_conflict = Otra persona cambió la página (ahora versión { $current }). Recárgala e inténtalo de nuevo.
+content-invalid_slug = La dirección debe tener entre 3 y 60 caracteres: minúsculas, dígitos y guiones simples, no al principio ni al final.
+content-slug_reserved = La dirección "{ $slug }" está reservada. Elige otra.
+content-slug_taken = La dirección "{ $slug }" ya la usa otra página. Elige otra.
+content-slug_required = Elige una dirección para la página antes de publicarla.
+content-invalid_email = Introduce un correo electrónico válido.
+content-invalid_phone = Introduce un número de teléfono válido.
+content-lead_contact_required = Deja un correo o un teléfono para que podamos responderte.
+content-image_not_found = Esta imagen no existe.
+content-unknown_purpose = "{ $purpose }" no es un uso de imagen. Usa hero o ad.
+content-invalid_image_size = Los lados de la imagen deben ser múltiplos de 64 entre 256 y 2048 píxeles.
+content-image_too_large = La imagen supera el límite de { $limit } bytes.
+content-too_many_snippets = Un agente puede tener como máximo { $max } fragmentos de conocimiento.
+content-agent_not_found = Este agente no existe.
+content-invalid_contact = El id de contacto debe tener entre 1 y 128 caracteres imprimibles.
+
 
 # analytics
 analytics-write_key_required = Envía la clave de escritura del espacio de trabajo como "Authorization: Bearer wk_…" o en el campo write_key.

@@ -38,6 +38,43 @@ provider-timeout = ספק הבינה המלאכותית לא ענה בזמן. נ
 provider-cancelled = היצירה בוטלה.
 provider-stream_interrupted = ספק הבינה המלאכותית הפסיק לפני שסיים את התשובה. נסו שוב.
 provider-generation_failed = ספק הבינה המלאכותית לא הצליח להפיק תוצאה עבור הבקשה. נסו שוב או שנו את הבקשה.
+# content
+content-field_required = השדה "{ $field }" הוא חובה.
+content-field_too_long = השדה "{ $field }" יכול להכיל עד { $max } תווים.
+content-field_invalid = השדה "{ $field }" מכיל תווים אסורים.
+content-unknown_kind = "{ $kind }" אינו סוג תוכן שאנחנו יודעים לכתוב. השתמשו ב-ad_copy, social_post, email, product_description, whatsapp_template או landing_page_copy.
+content-unknown_platform = "{ $platform }" אינה פלטפורמה נתמכת. השתמשו ב-instagram, tiktok, facebook, x, linkedin או youtube.
+content-unknown_tone = "{ $tone }" אינו טון נתמך. השתמשו ב-friendly, professional, playful, urgent או luxury.
+content-unsupported_language = "{ $language }" אינה שפה נתמכת. השתמשו ב-en, es, pt, he או ar.
+content-too_many_facts = ציינו עד { $max } עובדות על המוצר.
+content-platform_required = בחרו לאיזו פלטפורמה מיועד הפוסט.
+content-platform_not_applicable = אי אפשר לבחור פלטפורמה עבור { $kind }.
+content-too_many_variants = בקשו עד { $max } גרסאות.
+content-max_tokens_too_large = מגבלת הטוקנים יכולה להיות לכל היותר { $max }.
+content-invalid_idempotency_key = מפתח האידמפוטנטיות יכול להכיל עד 200 תווים מודפסים.
+content-idempotency_key_reused = מפתח האידמפוטנטיות שייך לבקשה קודמת שלא הסתיימה. שלחו שוב עם מפתח חדש.
+content-generation_not_found = היצירה הזו לא קיימת.
+content-stream_cancelled = היצירה נעצרה לפני שהושלמה.
+content-page_not_found = הדף הזה לא קיים.
+content-unknown_section = "{ $section }" אינו חלק של דף. השתמשו ב-hero, benefits, social_proof, faq, cta או lead_form.
+content-invalid_section = תוכן החלק אינו תקין ({ $field }).
+content-lead_form_needs_contact = בטופס חייב להיות שדה אימייל או טלפון.
+content-version_conflict = מישהו אחר שינה את הדף (כעת גרסה { $current }). טענו אותו מחדש ונסו שוב.
+content-invalid_slug = הכתובת צריכה להכיל 3 עד 60 תווים: אותיות לטיניות קטנות, ספרות ומקפים בודדים, לא בהתחלה או בסוף.
+content-slug_reserved = הכתובת "{ $slug }" שמורה. בחרו כתובת אחרת.
+content-slug_taken = הכתובת "{ $slug }" כבר בשימוש בדף אחר. בחרו כתובת אחרת.
+content-slug_required = בחרו כתובת לדף לפני הפרסום.
+content-invalid_email = הזינו כתובת אימייל תקינה.
+content-invalid_phone = הזינו מספר טלפון תקין.
+content-lead_contact_required = השאירו אימייל או טלפון כדי שנוכל לחזור אליכם.
+content-image_not_found = התמונה הזו לא קיימת.
+content-unknown_purpose = "{ $purpose }" אינו שימוש של תמונה. השתמשו ב-hero או ad.
+content-invalid_image_size = צלעות התמונה צריכות להיות כפולות של 64 בין 256 ל-2048 פיקסלים.
+content-image_too_large = התמונה גדולה מהמגבלה של { $limit } בתים.
+content-too_many_snippets = לסוכן יכולים להיות עד { $max } קטעי ידע.
+content-agent_not_found = הסוכן הזה לא קיים.
+content-invalid_contact = מזהה איש הקשר צריך להכיל 1 עד 128 תווים מודפסים.
+
 
 # analytics
 analytics-write_key_required = יש לשלוח את מפתח הכתיבה של סביבת העבודה בכותרת "Authorization: Bearer wk_…" או בשדה write_key.

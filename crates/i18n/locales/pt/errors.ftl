@@ -38,6 +38,43 @@ provider-timeout = O provedor de IA demorou demais para responder. Tente novamen
 provider-cancelled = A geração foi cancelada.
 provider-stream_interrupted = O provedor de IA parou antes de terminar a resposta. Tente novamente.
 provider-generation_failed = O provedor de IA não conseguiu gerar um resultado para esta solicitação. Tente novamente ou altere a solicitação.
+# content
+content-field_required = O campo "{ $field }" é obrigatório.
+content-field_too_long = O campo "{ $field }" pode ter no máximo { $max } caracteres.
+content-field_invalid = O campo "{ $field }" contém caracteres não permitidos.
+content-unknown_kind = "{ $kind }" não é um tipo de conteúdo que sabemos escrever. Use ad_copy, social_post, email, product_description, whatsapp_template ou landing_page_copy.
+content-unknown_platform = "{ $platform }" não é uma plataforma suportada. Use instagram, tiktok, facebook, x, linkedin ou youtube.
+content-unknown_tone = "{ $tone }" não é um tom suportado. Use friendly, professional, playful, urgent ou luxury.
+content-unsupported_language = "{ $language }" não é um idioma suportado. Use en, es, pt, he ou ar.
+content-too_many_facts = Informe no máximo { $max } dados do produto.
+content-platform_required = Escolha a plataforma da publicação.
+content-platform_not_applicable = Não é possível escolher uma plataforma para { $kind }.
+content-too_many_variants = Peça no máximo { $max } variações.
+content-max_tokens_too_large = O limite de tokens pode ser no máximo { $max }.
+content-invalid_idempotency_key = A chave de idempotência deve ter no máximo 200 caracteres imprimíveis.
+content-idempotency_key_reused = Esta chave de idempotência pertence a uma solicitação anterior que não terminou. Envie de novo com uma chave nova.
+content-generation_not_found = Esta geração não existe.
+content-stream_cancelled = A geração parou antes de terminar.
+content-page_not_found = Esta página não existe.
+content-unknown_section = "{ $section }" não é uma seção de página. Use hero, benefits, social_proof, faq, cta ou lead_form.
+content-invalid_section = O conteúdo da seção não é válido ({ $field }).
+content-lead_form_needs_contact = O formulário precisa de um campo de e-mail ou de telefone.
+content-version_conflict = Outra pessoa alterou a página (agora versão { $current }). Recarregue e tente novamente.
+content-invalid_slug = O endereço deve ter de 3 a 60 caracteres: letras minúsculas, dígitos e hifens simples, não no início nem no fim.
+content-slug_reserved = O endereço "{ $slug }" é reservado. Escolha outro.
+content-slug_taken = O endereço "{ $slug }" já é usado por outra página. Escolha outro.
+content-slug_required = Escolha um endereço para a página antes de publicá-la.
+content-invalid_email = Informe um e-mail válido.
+content-invalid_phone = Informe um número de telefone válido.
+content-lead_contact_required = Deixe um e-mail ou telefone para podermos responder.
+content-image_not_found = Esta imagem não existe.
+content-unknown_purpose = "{ $purpose }" não é um uso de imagem. Use hero ou ad.
+content-invalid_image_size = Os lados da imagem devem ser múltiplos de 64 entre 256 e 2048 pixels.
+content-image_too_large = A imagem passa do limite de { $limit } bytes.
+content-too_many_snippets = Um agente pode ter no máximo { $max } trechos de conhecimento.
+content-agent_not_found = Este agente não existe.
+content-invalid_contact = O id do contato deve ter de 1 a 128 caracteres imprimíveis.
+
 
 # analytics
 analytics-write_key_required = Envie a chave de escrita do espaço de trabalho como "Authorization: Bearer wk_…" ou no campo write_key.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::auth::{email, stack_full};
+use crate::auth::{email, stack_all};
 use crate::support::client;
 
 async fn send(base: &str, path: &str, auth: Option<&str>, lang: &str, body: &str) -> (u16, Value) {
@@ -28,7 +28,7 @@ fn now() -> String {
 
 #[tokio::test]
 async fn tracking_reports_and_audit_through_the_gateway() {
-    let s = stack_full(1000, false, true).await;
+    let s = stack_all(1000, false, false, true).await;
     let signed = s.sign_up(&email("track")).await;
     let token = format!("Bearer {}", signed["access_token"].as_str().unwrap());
     let mut key = Value::Null;

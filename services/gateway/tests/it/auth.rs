@@ -33,8 +33,13 @@ pub async fn stack_with(auth_per_ip: u32, billing: bool) -> Stack {
     stack_full(auth_per_ip, billing, false).await
 }
 
-/// [`stack_with`], and with `analytics` the analytics service too.
-pub async fn stack_full(auth_per_ip: u32, billing: bool, analytics: bool) -> Stack {
+/// [`stack_with`], plus the content service (which needs billing) when `content` is set.
+pub async fn stack_full(auth_per_ip: u32, billing: bool, content: bool) -> Stack {
+    stack_all(auth_per_ip, billing, content, false).await
+}
+
+/// [`stack_full`], and with `analytics` the analytics service too.
+pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics: bool) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -78,6 +83,26 @@ pub async fn stack_full(auth_per_ip: u32, billing: bool, analytics: bool) -> Sta
         cfg.services.subscriptions = format!("http://{}", listeners.grpc.local_addr().unwrap());
         let s = stop.clone();
         tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
+    }
+    if content {
+        let c = db.config("content");
+        let env = vec![
+            ("NEXUS_DATABASE__URL".to_owned(), c.url.expose().to_owned()),
+            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), c.admin_url.expose().to_owned()),
+            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
+            ("NEXUS_SERVICES__SUBSCRIPTIONS".to_owned(), cfg.services.subscriptions.clone()),
+        ];
+        let content_cfg: nexus_content::Config =
+            nexus_platform::config::load_from_env("content", nexus_content::DEFAULTS, None, env).unwrap();
+        nexus_platform::db::migrate("content", &content_cfg.common.database, Some(&nexus_content::MIGRATIONS))
+            .await
+            .unwrap();
+        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+        cfg.services.content = format!("http://{}", listeners.grpc.local_addr().unwrap());
+        let s = stop.clone();
+        tokio::spawn(async move { nexus_content::run(content_cfg, listeners, s).await.unwrap() });
     }
     if analytics {
         let an = db.config("analytics");

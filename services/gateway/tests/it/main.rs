@@ -4,5 +4,6 @@ mod analytics;
 mod app;
 mod auth;
 mod billing;
+mod content;
 mod edge;
 mod support;

@@ -60,6 +60,17 @@ async fn commit_charges_what_was_used_and_release_gives_everything_back() {
 
     let r = c.reserve(authed(reserve(10, "gen-1"), &token)).await.unwrap().into_inner();
     assert_eq!(r.available, 40);
+    // The reservation's audit trail names who made it, like every other change.
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor_id, audit->>'table' FROM subscriptions.outbox WHERE tenant_id = $1 \
+         AND audit->>'table' = 'reservations' AND audit->>'operation' = 'INSERT'",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&svc.admin().await)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 1, "{audited:?}");
+    assert!(!audited[0].0.is_empty(), "actor recorded: {audited:?}");
     let done = c
         .commit(authed(pb::CommitRequest { reservation_id: r.id.clone(), credits: Some(7) }, &token))
         .await

@@ -321,6 +321,24 @@ async fn stripe_outages_change_nothing_and_webhooks_are_retried() {
     assert_eq!(send(&svc, &event).await, 200);
     assert_eq!(subscription(&svc, &token).await.plan_code, "pro");
 
+    // A session the customer abandoned expires.
+    let req = pb::CheckoutRequest {
+        kind: "credits".into(),
+        pack_code: "credits_100".into(),
+        idempotency_key: "gone".into(),
+        ..Default::default()
+    };
+    let abandoned = c.create_checkout(authed(req, &token)).await.unwrap().into_inner();
+    let mut obj = fake.checkout_session(&abandoned.id).unwrap();
+    obj["status"] = "expired".into();
+    send(&svc, &event_json("checkout.session.expired", obj, None)).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM subscriptions.checkout_sessions WHERE id = $1")
+        .bind(&abandoned.id)
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap();
+    assert_eq!(status, "expired");
+
     // Credit pack through Stripe Checkout (payment mode).
     let req = pb::CheckoutRequest {
         kind: "credits".into(),

@@ -1,0 +1,168 @@
+//! Images for pages and ads. With no image provider configured, a local SVG placeholder is
+//! made at once (deterministic, captioned in the page's language), so pages work offline.
+
+use chrono::{DateTime, Utc};
+use nexus_kernel::{Error, ErrorKind};
+use nexus_platform::db::begin_tenant;
+use nexus_platform::identity::{Action, Principal};
+use uuid::Uuid;
+
+use super::providers::Started;
+use super::{App, caller_locale, check_key, db};
+use crate::domain::generation::parse_language;
+use crate::domain::{ImageId, parse_id, text_field};
+use crate::render::svg::placeholder;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImageRow {
+    pub id: Uuid,
+    pub purpose: String,
+    pub status: String,
+    pub provider: String,
+    pub content_type: String,
+    pub width: i32,
+    pub height: i32,
+    pub size_bytes: i64,
+    pub prompt: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The longest hold subscriptions grants (`billing.max_reservation_ttl`).
+const PROVIDER_JOB_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+const IMAGE_COLUMNS: &str =
+    "id, purpose, status, provider, content_type, width, height, size_bytes, prompt, created_at";
+
+/// What to draw.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRequest {
+    pub purpose: String,
+    pub prompt: String,
+    pub caption: String,
+    pub language: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn side(v: u32) -> Result<u32, Error> {
+    if (256..=2048).contains(&v) && v.is_multiple_of(64) {
+        Ok(v)
+    } else {
+        Err(Error::invalid("content.invalid_image_size").with_violation("width", "invalid"))
+    }
+}
+
+impl App {
+    pub async fn create_image(&self, p: &Principal, r: ImageRequest, key: &str) -> Result<ImageRow, Error> {
+        p.require(Action::Write)?;
+        check_key(key)?;
+        let purpose = match r.purpose.as_str() {
+            "hero" | "ad" => r.purpose.clone(),
+            other => {
+                return Err(Error::invalid("content.unknown_purpose")
+                    .with_param("purpose", other.chars().take(40).collect::<String>())
+                    .with_violation("purpose", "unknown"));
+            }
+        };
+        let prompt = text_field("prompt", &r.prompt, 1_000, true)?;
+        let caption = text_field("caption", &r.caption, 120, false)?;
+        let language = parse_language(&r.language, caller_locale(Some(p)))?;
+        let (dw, dh) = if purpose == "hero" { (1024, 576) } else { (1024, 1024) };
+        let width = if r.width == 0 { dw } else { side(r.width)? };
+        let height = if r.height == 0 { dh } else { side(r.height)? };
+        let id = ImageId::new();
+        let key = if key.is_empty() { id.to_string() } else { key.to_owned() };
+        let tenant = p.workspace_id;
+        {
+            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
+            let existing: Option<ImageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {IMAGE_COLUMNS} FROM image_assets WHERE idempotency_key = $1"
+            )))
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            if let Some(row) = existing {
+                return Ok(row);
+            }
+        }
+        // A provider job is settled when it ends (see `job_finished`), which can take a while:
+        // hold the credits as long as subscriptions allows; a job that outlives it is free.
+        let ttl = if self.images.is_some() { PROVIDER_JOB_TTL } else { self.cfg.generation.reservation_ttl };
+        let hold = self.credits.reserve("content.image", 1, 0, &format!("content.image:{key}"), ttl).await?;
+        let stored = async {
+            // A provider's image arrives later (webhook or poll); a placeholder is ready now.
+            let (provider, status, content_type, data, external_id) = match &self.images {
+                Some(p) => match p.start(&prompt, width, height).await? {
+                    Started::Pending(job) => (p.name(), "pending", String::new(), None, Some(job)),
+                    Started::Done(job, source) => {
+                        let (content_type, data) = self.fetch(source).await.map_err(|why| {
+                            tracing::warn!(error = %why, "provider image refused");
+                            Error::unavailable("provider.generation_failed")
+                        })?;
+                        (p.name(), "succeeded", content_type, Some(data), Some(job))
+                    }
+                },
+                None => {
+                    let text = if caption.is_empty() { &prompt } else { &caption };
+                    let svg = placeholder(&prompt, text, language, width, height).into_bytes();
+                    if svg.len() > self.cfg.images.max_bytes {
+                        return Err(Error::new(ErrorKind::PayloadTooLarge, "content.image_too_large")
+                            .with_param("limit", self.cfg.images.max_bytes.to_string()));
+                    }
+                    ("local", "succeeded", "image/svg+xml".to_owned(), Some(svg), None)
+                }
+            };
+            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
+            let row: Option<ImageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO image_assets (id, tenant_id, purpose, provider, status, prompt, caption, language, content_type, data, \
+                   size_bytes, width, height, external_id, reservation_id, idempotency_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING {IMAGE_COLUMNS}"
+            )))
+            .bind(id.as_uuid())
+            .bind(tenant.as_uuid())
+            .bind(&purpose)
+            .bind(provider)
+            .bind(status)
+            .bind(&prompt)
+            .bind(&caption)
+            .bind(language.code())
+            .bind(&content_type)
+            .bind(&data)
+            .bind(data.as_ref().map_or(0, |d| i64::try_from(d.len()).unwrap_or(i64::MAX)))
+            .bind(i32::try_from(width).unwrap_or(1024))
+            .bind(i32::try_from(height).unwrap_or(1024))
+            .bind(&external_id)
+            .bind(&hold.id)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))
+        }
+        .await;
+        // Charged now when the image is made; a pending provider job is charged (or given back)
+        // when it finishes; a job that could not start gives everything back.
+        match &stored {
+            Ok(row) if row.status == "pending" => {}
+            _ => self.settle(&hold, stored.is_ok()).await,
+        }
+        stored
+    }
+
+    pub async fn get_image(&self, p: &Principal, id: &str) -> Result<ImageRow, Error> {
+        p.require(Action::Read)?;
+        let id = parse_id(id, ImageId::parse, "content.image_not_found")?;
+        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
+        let row =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {IMAGE_COLUMNS} FROM image_assets WHERE id = $1")))
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.ok_or_else(|| Error::not_found("content.image_not_found"))
+    }
+}

@@ -1,0 +1,440 @@
+//! Images made by a provider (Replicate or Runware). The job is started with a webhook when a
+//! public webhook address is configured; the authenticated webhook, or the polling sweeper for
+//! jobs that never report, brings the result, and the output is copied into our storage with a
+//! size cap and a timeout (provider outputs are deleted after a while). Finishing is idempotent:
+//! a redelivered webhook, or a poll racing a webhook, changes nothing twice.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::StreamExt;
+use nexus_kernel::Error;
+use nexus_platform::db::begin_system;
+use nexus_providers::replicate::{
+    CreatePrediction, Prediction, PredictionStatus, PredictionTarget, ReplicateClient, ReplicateConfig,
+    WEBHOOK_TOLERANCE, WebhookHeaders,
+};
+use nexus_providers::runware::{
+    ImageInference, ImageResult, OutputFormat, OutputType, RunwareClient, RunwareConfig, RunwareError, TaskResponse,
+};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{App, db};
+use crate::config::Config;
+
+/// Where a finished image's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Url(String),
+    Bytes { content_type: String, data: Vec<u8> },
+}
+
+/// A finished job: the image, or why there is none.
+pub type Outcome = Result<Source, String>;
+
+/// What starting a job gave.
+pub enum Started {
+    /// Running at the provider under this id.
+    Pending(String),
+    /// Already finished (Runware's synchronous delivery).
+    Done(String, Source),
+}
+
+pub struct ReplicateImages {
+    pub client: ReplicateClient,
+    pub target: PredictionTarget,
+    pub webhook_secret: String,
+    /// `<webhook_base>/replicate`, when webhooks can reach us.
+    pub webhook_url: Option<String>,
+}
+
+pub struct RunwareImages {
+    pub client: RunwareClient,
+    pub model: String,
+    /// The secret carried in the webhook URL's query.
+    pub webhook_token: String,
+    /// `<webhook_base>/runware?token=…`, when webhooks can reach us.
+    pub webhook_url: Option<String>,
+}
+
+pub enum ImageProvider {
+    Replicate(ReplicateImages),
+    Runware(RunwareImages),
+}
+
+fn prediction_outcome(p: &Prediction) -> Option<Outcome> {
+    match &p.status {
+        PredictionStatus::Succeeded => {
+            Some(p.output_urls().into_iter().next().map(Source::Url).ok_or_else(|| "no output".to_owned()))
+        }
+        PredictionStatus::Failed | PredictionStatus::Canceled => {
+            Some(Err(p.error.clone().unwrap_or_else(|| p.status.as_str().to_owned())))
+        }
+        _ => None,
+    }
+}
+
+fn result_source(r: &ImageResult) -> Outcome {
+    if let Some(b64) = &r.image_base64_data {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| "malformed image data".to_owned())?;
+        return Ok(Source::Bytes { content_type: "image/png".into(), data });
+    }
+    r.image_url.clone().map(Source::Url).ok_or_else(|| "no image in the result".to_owned())
+}
+
+impl ImageProvider {
+    pub fn from_config(cfg: &Config, http: reqwest::Client) -> anyhow::Result<Option<Self>> {
+        let base = cfg.images.webhook_base.trim_end_matches('/');
+        match cfg.images.provider.as_str() {
+            "local" => Ok(None),
+            "replicate" => {
+                let r = &cfg.replicate;
+                anyhow::ensure!(
+                    !r.api_token.is_empty(),
+                    "replicate.api_token: required when images.provider = replicate"
+                );
+                let target = PredictionTarget::parse(&r.model).map_err(|e| anyhow::anyhow!("replicate.model: {e}"))?;
+                let mut rc = ReplicateConfig::new(r.api_token.expose());
+                rc.base_url = r.base_url.clone();
+                let webhook_url = (!base.is_empty()).then(|| format!("{base}/replicate"));
+                anyhow::ensure!(
+                    webhook_url.is_none() || !r.webhook_secret.is_empty(),
+                    "replicate.webhook_secret: required when images.webhook_base is set"
+                );
+                Ok(Some(Self::Replicate(ReplicateImages {
+                    client: ReplicateClient::new(rc, http),
+                    target,
+                    webhook_secret: r.webhook_secret.expose().to_owned(),
+                    webhook_url,
+                })))
+            }
+            "runware" => {
+                let r = &cfg.runware;
+                anyhow::ensure!(!r.api_key.is_empty(), "runware.api_key: required when images.provider = runware");
+                let mut rc = RunwareConfig::new(r.api_key.expose());
+                rc.base_url = r.base_url.clone();
+                let webhook_url = if base.is_empty() {
+                    None
+                } else {
+                    anyhow::ensure!(
+                        r.webhook_token.expose().len() >= 32,
+                        "runware.webhook_token: at least 32 characters when images.webhook_base is set"
+                    );
+                    Some(
+                        nexus_providers::runware::webhook_url(&format!("{base}/runware"), r.webhook_token.expose())
+                            .map_err(|e| anyhow::anyhow!("images.webhook_base: {e}"))?,
+                    )
+                };
+                Ok(Some(Self::Runware(RunwareImages {
+                    client: RunwareClient::new(rc, http),
+                    model: r.model.clone(),
+                    webhook_token: r.webhook_token.expose().to_owned(),
+                    webhook_url,
+                })))
+            }
+            other => anyhow::bail!("images.provider: {other:?} is not one of local, replicate, runware"),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Replicate(_) => "replicate",
+            Self::Runware(_) => "runware",
+        }
+    }
+
+    /// Starts a job for an image.
+    pub async fn start(&self, prompt: &str, width: u32, height: u32) -> Result<Started, Error> {
+        match self {
+            Self::Replicate(r) => {
+                let mut req = CreatePrediction::new(
+                    r.target.clone(),
+                    json!({"prompt": prompt, "width": width, "height": height, "num_outputs": 1, "output_format": "png"}),
+                );
+                if let Some(url) = &r.webhook_url {
+                    req = req.with_completion_webhook(url);
+                }
+                Ok(Started::Pending(r.client.create_prediction(&req).await?.id))
+            }
+            Self::Runware(r) => {
+                let mut task = ImageInference::new(prompt, &r.model, width, height);
+                task.output_format = OutputFormat::Png;
+                let id = task.task_uuid.to_string();
+                match &r.webhook_url {
+                    Some(url) => {
+                        task.webhook_url = Some(url.clone());
+                        r.client.submit_image_inference(&task).await.map_err(Error::from)?;
+                        Ok(Started::Pending(id))
+                    }
+                    None => {
+                        // No way back to us: wait for the image, delivered inline.
+                        task.output_type = OutputType::Base64Data;
+                        let results = r.client.image_inference(&task).await.map_err(Error::from)?;
+                        let first = results.first().ok_or_else(|| Error::unavailable("provider.generation_failed"))?;
+                        let source =
+                            result_source(first).map_err(|_| Error::unavailable("provider.generation_failed"))?;
+                        Ok(Started::Done(id, source))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the provider how a job went; `None` while it runs.
+    pub async fn poll(&self, external_id: &str) -> Result<Option<Outcome>, Error> {
+        match self {
+            Self::Replicate(r) => Ok(prediction_outcome(&r.client.get_prediction(external_id).await?)),
+            Self::Runware(r) => {
+                let uuid = Uuid::parse_str(external_id).map_err(Error::internal)?;
+                match r.client.get_response(&uuid).await {
+                    Ok(results) if results.iter().any(ImageResult::is_processing) || results.is_empty() => Ok(None),
+                    Ok(results) => Ok(Some(result_source(&results[0]))),
+                    Err(RunwareError::Task { errors, .. }) => {
+                        Ok(Some(Err(errors.first().map(|e| e.message.clone()).unwrap_or_else(|| "failed".into()))))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Authenticates a webhook delivery and reads the finished jobs in it: (job id, outcome).
+    pub fn verify<H: WebhookHeaders + ?Sized>(
+        &self,
+        headers: &H,
+        query: &str,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Vec<(String, Outcome)>, String> {
+        match self {
+            Self::Replicate(r) => {
+                nexus_providers::replicate::verify_webhook(&r.webhook_secret, headers, body, now, WEBHOOK_TOLERANCE)
+                    .map_err(|e| e.to_string())?;
+                let p = nexus_providers::replicate::parse_webhook(headers, body).map_err(|e| e.to_string())?.prediction;
+                Ok(prediction_outcome(&p).map(|o| (p.id.clone(), o)).into_iter().collect())
+            }
+            Self::Runware(r) => {
+                nexus_providers::runware::verify_webhook_token(&r.webhook_token, query).map_err(|e| e.to_string())?;
+                let resp = TaskResponse::parse(body).map_err(|e| e.to_string())?;
+                let mut out = Vec::new();
+                for item in &resp.data {
+                    if let Ok(result) = serde_json::from_value::<ImageResult>(item.clone())
+                        && !result.is_processing()
+                    {
+                        out.push((result.task_uuid.clone(), result_source(&result)));
+                    }
+                }
+                for e in &resp.errors {
+                    if let Some(task) = &e.task_uuid {
+                        out.push((task.clone(), Err(e.message.clone())));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Reads an image from a provider's output URL: 2xx, an image content type, at most `max`
+/// bytes, within `timeout`.
+async fn download(
+    http: &reqwest::Client,
+    url: &str,
+    max: usize,
+    timeout: Duration,
+) -> Result<(String, Vec<u8>), String> {
+    let resp = http.get(url).timeout(timeout).send().await.map_err(|e| format!("download failed: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("download answered {}", resp.status()));
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    check_type(&content_type)?;
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err("image larger than the limit".into());
+    }
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("download failed: {e}"))?;
+        if body.len() + chunk.len() > max {
+            return Err("image larger than the limit".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((content_type, body))
+}
+
+fn check_type(content_type: &str) -> Result<(), String> {
+    if matches!(content_type, "image/png" | "image/jpeg" | "image/webp" | "image/gif") {
+        Ok(())
+    } else {
+        Err(format!("not an image: {content_type:?}"))
+    }
+}
+
+impl App {
+    /// The bytes of a finished job's image, checked (type, size).
+    pub(crate) async fn fetch(&self, source: Source) -> Result<(String, Vec<u8>), String> {
+        let max = self.cfg.images.max_bytes;
+        match source {
+            Source::Url(url) => download(&self.http, &url, max, self.cfg.images.download_timeout).await,
+            Source::Bytes { content_type, data } => {
+                check_type(&content_type)?;
+                if data.len() > max {
+                    return Err("image larger than the limit".into());
+                }
+                Ok((content_type, data))
+            }
+        }
+    }
+
+    /// Applies a finished job to its image. `Ok(false)` when the job is not one of ours.
+    pub async fn finish_image(&self, provider: &str, external_id: &str, outcome: Outcome) -> Result<bool, Error> {
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let found: Option<(Uuid, String, Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, tenant_id, reservation_id FROM image_assets WHERE provider = $1 AND external_id = $2",
+        )
+        .bind(provider)
+        .bind(external_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let Some((id, status, tenant, reservation)) = found else { return Ok(false) };
+        if status != "pending" {
+            // A redelivery, or a poll that lost the race to the webhook.
+            return Ok(true);
+        }
+        let fetched = match outcome {
+            Ok(source) => self.fetch(source).await,
+            Err(why) => Err(why),
+        };
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let succeeded = fetched.is_ok();
+        let changed = match fetched {
+            Ok((content_type, data)) => {
+                sqlx::query(
+                    "UPDATE image_assets SET status = 'succeeded', content_type = $2, data = $3, size_bytes = $4, updated_at = now() \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id)
+                .bind(&content_type)
+                .bind(&data)
+                .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected()
+            }
+            Err(why) => {
+                tracing::warn!(provider, job = %external_id, error = %why, "image job did not give an image");
+                sqlx::query("UPDATE image_assets SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status = 'pending'")
+                    .bind(id)
+                    .bind(why.chars().take(500).collect::<String>())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected()
+            }
+        };
+        if changed == 1 {
+            job_finished(&mut tx, tenant, id, reservation.as_deref(), succeeded).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    /// Polls jobs that have not reported back in time; gives up on very old ones.
+    pub async fn sweep_images(&self) -> Result<usize, Error> {
+        let Some(provider) = &self.images else { return Ok(0) };
+        let name = provider.name();
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let given_up: Vec<(Uuid, Uuid, Option<String>)> = sqlx::query_as(
+            "UPDATE image_assets SET status = 'failed', error = 'the provider did not finish in time', updated_at = now() \
+             WHERE provider = $1 AND status = 'pending' AND created_at < now() - make_interval(secs => $2) \
+             RETURNING id, tenant_id, reservation_id",
+        )
+        .bind(name)
+        .bind(self.cfg.images.give_up_after.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        for (id, tenant, reservation) in &given_up {
+            job_finished(&mut tx, *tenant, *id, reservation.as_deref(), false).await?;
+        }
+        let due: Vec<String> = sqlx::query_scalar(
+            "SELECT external_id FROM image_assets WHERE provider = $1 AND status = 'pending' AND external_id IS NOT NULL \
+             AND updated_at < now() - make_interval(secs => $2) ORDER BY updated_at LIMIT 20",
+        )
+        .bind(name)
+        .bind(self.cfg.images.poll_after.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut finished = 0;
+        for id in due {
+            match provider.poll(&id).await {
+                Ok(Some(outcome)) => finished += usize::from(self.finish_image(name, &id, outcome).await?),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(provider = name, job = %id, error = ?e, "polling an image job failed"),
+            }
+        }
+        Ok(finished)
+    }
+}
+
+/// Runs [`App::sweep_images`] until `stop`.
+pub async fn sweeper(app: std::sync::Arc<App>, stop: CancellationToken) {
+    let every = app.cfg.images.sweep_interval;
+    loop {
+        if let Err(e) = app.sweep_images().await {
+            tracing::warn!(error = ?e, "image job sweep failed");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Announces how a provider image job ended, in the transaction that records it: subscriptions
+/// then charges the job's reservation or gives it back (no user token is around by now).
+async fn job_finished(
+    conn: &mut sqlx::PgConnection,
+    tenant: Uuid,
+    image: Uuid,
+    reservation: Option<&str>,
+    succeeded: bool,
+) -> Result<(), Error> {
+    let Some(reservation) = reservation else { return Ok(()) };
+    let tenant = nexus_kernel::WorkspaceId::from_uuid(tenant);
+    nexus_platform::outbox::enqueue(
+        conn,
+        "nexus.content.job.finished",
+        Some(tenant),
+        &nexus_proto::events::MeteredJobFinished {
+            workspace_id: tenant.to_string(),
+            reservation_id: reservation.to_owned(),
+            succeeded,
+            credits: 0,
+            job: format!("content.image:img_{}", image.simple()),
+        },
+    )
+    .await
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `nexus-content`: AI copy in five languages (streamed or not), magic landing pages served to
+//! the public web, images, and AI agents. Works offline with a deterministic local generator.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod generator;
+pub mod grpc;
+pub mod llm;
+pub mod local;
+pub mod prompts;
+pub mod render;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use nexus_platform::{Listeners, ServiceDef};
+use nexus_proto::nexus::content::v1::content_server::ContentServer;
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::config::{Config, DEFAULTS};
+
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+pub const DEF: ServiceDef = ServiceDef {
+    name: "content",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.content.v1.Content", "nexus.webhooks.v1.WebhookReceiver"],
+};
+
+/// Serves the content service on `listeners` until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_keys(config, listeners, shutdown, None).await
+}
+
+/// [`run`] with an explicit source of token-verification keys (tests).
+pub async fn run_with_keys(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
+) -> anyhow::Result<()> {
+    let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
+    let local = Arc::new(local::LocalGenerator::new()?);
+    let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
+    let text: Arc<dyn generator::TextGenerator> = if config.llm.use_model()? {
+        nexus_platform::install_crypto_provider();
+        let l = &config.llm;
+        let mut cfg = nexus_providers::llm::LlmConfig::new(&l.base_url, l.api_key.expose(), &l.model);
+        cfg.timeout = l.timeout;
+        cfg.max_retries = l.max_retries;
+        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+        tracing::info!(base_url = %l.base_url, model = %l.model, "generating with an OpenAI-compatible model");
+        Arc::new(llm::LlmGenerator {
+            model: Arc::new(nexus_providers::llm::OpenAiClient::new(cfg, http)),
+            default_max_tokens: config.generation.default_max_tokens,
+        })
+    } else {
+        tracing::info!("no model configured: generating with the local template generator");
+        local.clone()
+    };
+    nexus_platform::install_crypto_provider();
+    let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+    let images = app::providers::ImageProvider::from_config(&config, http.clone())?.map(Arc::new);
+    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, images, http });
+    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
+        if app.images.is_some() {
+            infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
+        }
+        Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app: app.clone() }))
+            .add_service(WebhookReceiverServer::new(webhooks::Webhooks { app })))
+    })
+    .await
+}

@@ -1,0 +1,157 @@
+use std::time::Duration;
+
+use nexus_kernel::WorkspaceId;
+use nexus_platform::identity::Role;
+use nexus_proto::nexus::content::v1 as pb;
+use nexus_proto::nexus::content::v1::content_client::ContentClient;
+use nexus_proto::nexus::subscriptions::v1 as spb;
+use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
+use nexus_testkit::identity::{TestIssuer, authed};
+use nexus_testkit::{TestDb, TestNats};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// The content service and the subscriptions service it charges, in one test database.
+pub struct Stack {
+    pub url: String,
+    pub subs_url: String,
+    pub db: TestDb,
+    _nats: TestNats,
+    pub issuer: TestIssuer,
+    stop: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn env(db: &TestDb, nats: &TestNats, service: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let cfg = db.config(service);
+    let mut env = vec![
+        ("NEXUS_DATABASE__URL".to_owned(), cfg.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL".to_owned(), cfg.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
+        ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    env
+}
+
+pub async fn start() -> Stack {
+    start_with(&[]).await
+}
+
+/// Starts both services; `extra` are more `NEXUS_*` settings for the content service.
+pub async fn start_with(extra: &[(&str, String)]) -> Stack {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let issuer = TestIssuer::new();
+    let stop = CancellationToken::new();
+
+    let sub_cfg: nexus_subscriptions::Config = nexus_platform::config::load_from_env(
+        "subscriptions",
+        nexus_subscriptions::DEFAULTS,
+        None,
+        env(&db, &nats, "subscriptions", &[]),
+    )
+    .expect("subscriptions config");
+    nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+        .await
+        .expect("migrate subscriptions");
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let subs_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let (s, keys) = (stop.clone(), issuer.keys());
+    tokio::spawn(async move {
+        nexus_subscriptions::run_with_keys(sub_cfg, listeners, s, Some(keys)).await.expect("subscriptions serves")
+    });
+
+    let mut extra: Vec<(&str, String)> = extra.to_vec();
+    extra.push(("NEXUS_SERVICES__SUBSCRIPTIONS", subs_url.clone()));
+    let cfg: nexus_content::Config = nexus_platform::config::load_from_env(
+        "content",
+        nexus_content::DEFAULTS,
+        None,
+        env(&db, &nats, "content", &extra),
+    )
+    .expect("content config");
+    nexus_platform::db::migrate("content", &cfg.common.database, Some(&nexus_content::MIGRATIONS))
+        .await
+        .expect("migrate content");
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let (s, keys) = (stop.clone(), issuer.keys());
+    tokio::spawn(
+        async move { nexus_content::run_with_keys(cfg, listeners, s, Some(keys)).await.expect("content serves") },
+    );
+
+    let stack = Stack { url, subs_url, db, _nats: nats, issuer, stop };
+    for _ in 0..200 {
+        let content_up = stack.client().get_published_page(pb::GetPublishedPageRequest::default()).await;
+        let subs_up = stack.subs().list_plans(spb::ListPlansRequest::default()).await.is_ok();
+        // Any answer from the content service (even an error) means it is serving.
+        let content_up = !matches!(&content_up, Err(s) if s.code() == tonic::Code::Unavailable);
+        if content_up && subs_up {
+            return stack;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("services did not start");
+}
+
+impl Stack {
+    pub fn client(&self) -> ContentClient<Channel> {
+        ContentClient::new(nexus_platform::grpc::channel(&self.url, Duration::from_secs(30)).unwrap())
+    }
+
+    pub fn subs(&self) -> SubscriptionsClient<Channel> {
+        SubscriptionsClient::new(nexus_platform::grpc::channel(&self.subs_url, Duration::from_secs(30)).unwrap())
+    }
+
+    pub fn owner(&self, ws: WorkspaceId) -> String {
+        self.issuer.user_token(ws, Role::Owner)
+    }
+
+    pub async fn balance(&self, token: &str) -> spb::Balance {
+        self.subs().get_balance(authed(spb::Empty {}, token)).await.unwrap().into_inner()
+    }
+
+    pub async fn admin(&self) -> sqlx::PgPool {
+        self.db.admin_pool().await
+    }
+
+    /// Ledger rows of a workspace, as the subscriptions service keeps them.
+    pub async fn ledger_rows(&self, ws: WorkspaceId) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM subscriptions.credit_ledger WHERE tenant_id = $1")
+            .bind(ws.as_uuid())
+            .fetch_one(&self.admin().await)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str, ws: WorkspaceId) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(ws.as_uuid())
+            .fetch_one(&self.admin().await)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn code_of(s: &tonic::Status) -> String {
+    nexus_kernel::Error::from_status(s).code().to_owned()
+}
+
+pub fn request(kind: &str, platform: &str, language: &str) -> pb::GenerateRequest {
+    pb::GenerateRequest {
+        kind: kind.into(),
+        platform: platform.into(),
+        language: language.into(),
+        product: "Trail Runner X".into(),
+        audience: "weekend hikers".into(),
+        facts: vec!["breathable mesh upper".into(), "weighs only 220 g".into()],
+        ..Default::default()
+    }
+}
