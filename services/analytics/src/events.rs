@@ -167,6 +167,55 @@ fn map_known(event: &Event) -> Option<Mapped> {
                 ..Mapped::default()
             }
         }
+        _ if t == ev::ContentGenerated::full_name() => {
+            let e: ev::ContentGenerated = decode(event)?;
+            Mapped {
+                properties: obj(json!({"generation_id": e.generation_id, "kind": e.kind, "language": e.language,
+                    "provider": e.provider, "model": e.model, "total_tokens": e.total_tokens, "credits": e.credits,
+                    "status": e.status})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::PagePublished::full_name() => {
+            let e: ev::PagePublished = decode(event)?;
+            Mapped {
+                properties: obj(
+                    json!({"page_id": e.page_id, "slug": e.slug, "version": e.version, "language": e.language}),
+                ),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::PageUnpublished::full_name() => {
+            let e: ev::PageUnpublished = decode(event)?;
+            Mapped { properties: obj(json!({"page_id": e.page_id, "slug": e.slug})), ..Mapped::default() }
+        }
+        _ if t == ev::PageLeadCaptured::full_name() => {
+            let e: ev::PageLeadCaptured = decode(event)?;
+            // The visitor's name and message are personal free text: only whether they were
+            // given is kept. Email and phone are hashed by their keys.
+            Mapped {
+                properties: obj(json!({"page_id": e.page_id, "lead_id": e.lead_id, "slug": e.slug,
+                    "language": e.language, "email": e.email, "phone": e.phone, "consent": e.consent,
+                    "has_name": !e.name.is_empty(), "has_message": !e.message.is_empty()})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AgentReplied::full_name() => {
+            let e: ev::AgentReplied = decode(event)?;
+            Mapped {
+                properties: obj(json!({"agent_id": e.agent_id, "conversation_id": e.conversation_id,
+                    "provider": e.provider, "credits": e.credits})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::MeteredJobFinished::full_name() => {
+            let e: ev::MeteredJobFinished = decode(event)?;
+            Mapped {
+                properties: obj(json!({"reservation_id": e.reservation_id, "succeeded": e.succeeded,
+                    "credits": e.credits, "job": e.job})),
+                ..Mapped::default()
+            }
+        }
         _ => return None,
     };
     Some(m)

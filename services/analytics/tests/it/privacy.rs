@@ -60,12 +60,27 @@ async fn stored_rows_hold_no_raw_email_phone_or_full_ip() {
         before_json: serde_json::json!({"email": EMAIL, "phone": "+55 11 98765-4321"}).to_string(),
         after_json: serde_json::json!({"email": EMAIL, "role": "admin"}).to_string(),
     };
-    for (subject, env) in
-        [("nexus.auth.user.signed_up", envelope(ws, &signed)), ("nexus.auth.audit.recorded", envelope(ws, &audit))]
-    {
+    bus.ensure_service_stream("content").await.unwrap();
+    let lead = ev::PageLeadCaptured {
+        workspace_id: ws.to_string(),
+        page_id: "pg_1".into(),
+        lead_id: "ld_1".into(),
+        slug: "promo".into(),
+        language: "pt".into(),
+        name: "Maria Souza".into(),
+        email: EMAIL.into(),
+        phone: "+55 11 98765-4321".into(),
+        message: "Me liga no fim de semana".into(),
+        consent: true,
+    };
+    for (subject, env) in [
+        ("nexus.auth.user.signed_up", envelope(ws, &signed)),
+        ("nexus.auth.audit.recorded", envelope(ws, &audit)),
+        ("nexus.content.page.lead_captured", envelope(ws, &lead)),
+    ] {
         bus.js.publish(bus.subject(subject), env.encode_to_vec().into()).await.unwrap().await.unwrap();
     }
-    svc.wait_for_events(ws, 3, 30).await;
+    svc.wait_for_events(ws, 4, 30).await;
     let admin = svc.admin().await;
     let ok = nexus_testkit::eventually(std::time::Duration::from_secs(20), || {
         let admin = admin.clone();
@@ -92,17 +107,26 @@ async fn stored_rows_hold_no_raw_email_phone_or_full_ip() {
     .fetch_all(&admin)
     .await
     .unwrap();
-    // Three events, the auth audit entry, and the audit of this workspace's own analytics settings.
-    assert!(rows.len() >= 4, "{rows:?}");
+    // Four events, the auth audit entry, and the audit of this workspace's own analytics settings.
+    assert!(rows.len() >= 5, "{rows:?}");
     let all = rows.join("\n").to_lowercase();
-    for raw in
-        [EMAIL, "maria.souza%40example.com", "maria.souza", PHONE_DIGITS, "98765-4321", IP, IPV6, "8a2e:370:7348"]
-    {
+    for raw in [
+        EMAIL,
+        "maria.souza%40example.com",
+        "maria.souza",
+        "Maria Souza",
+        "fim de semana",
+        PHONE_DIGITS,
+        "98765-4321",
+        IP,
+        IPV6,
+        "8a2e:370:7348",
+    ] {
         assert!(!all.contains(&raw.to_lowercase()), "raw {raw:?} stored: {all}");
     }
     // What is kept instead: truncated addresses and salted hashes that still group equal values.
     let ips: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT host(ip) FROM analytics.analytics_events WHERE tenant_id = $1 AND name <> 'auth.user.signed_up' ORDER BY client_event_id",
+        "SELECT host(ip) FROM analytics.analytics_events WHERE tenant_id = $1 AND source = 'track' ORDER BY client_event_id",
     )
     .bind(ws.as_uuid())
     .fetch_all(&admin)
