@@ -53,10 +53,22 @@ async fn a_domain_event_delivered_twice_is_stored_once_without_raw_personal_data
     publish(&bus, "nexus.auth.user.signed_up", ws, id, &signed).await;
     publish(&bus, "nexus.auth.user.signed_up", ws, id, &signed).await;
     // A type this version does not know is still kept, under its subject's name.
-    let unknown = ev::MfaEnabled { user_id: "usr_x".into() };
-    let mut env_unknown = unknown.clone();
-    env_unknown.user_id = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d8".into();
-    publish(&bus, "nexus.content.generation.completed", ws, uuid::Uuid::now_v7(), &env_unknown).await;
+    // A type this version does not know (a newer service's) is still kept, by its subject's name.
+    let unknown = ev::Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: ws.as_uuid().to_string(),
+        event_type: "nexus.events.v1.SomethingNewHappened".into(),
+        occurred_at: Some(prost_types::Timestamp { seconds: Utc::now().timestamp(), nanos: 0 }),
+        schema_version: 1,
+        payload: vec![10, 3, 1, 2, 3],
+        ..Default::default()
+    };
+    bus.js
+        .publish(bus.subject("nexus.content.generation.completed"), unknown.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 
     svc.wait_for_events(ws, 2, 30).await;
     // Both copies were consumed (the second as a duplicate), and still one row.
