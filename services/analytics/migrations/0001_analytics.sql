@@ -72,6 +72,19 @@ SELECT enable_tenant_table('analytics_events');
 DROP TRIGGER audit_row ON analytics_events;
 CREATE TRIGGER audit_row AFTER UPDATE ON analytics_events FOR EACH ROW EXECUTE FUNCTION audit_row();
 
+-- Tracked client event ids already stored, whatever time their event carried: an event retried
+-- by a client that sent no timestamp gets another time of receipt, and must still be recognised.
+CREATE TABLE analytics_event_ids (
+    tenant_id       uuid        NOT NULL,
+    client_event_id text        NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    PRIMARY KEY (tenant_id, client_event_id)
+);
+CREATE INDEX analytics_event_ids_time ON analytics_event_ids (tenant_id, occurred_at);
+SELECT enable_tenant_table('analytics_event_ids');
+DROP TRIGGER audit_row ON analytics_event_ids;
+CREATE TRIGGER audit_row AFTER UPDATE ON analytics_event_ids FOR EACH ROW EXECUTE FUNCTION audit_row();
+
 -- The audit trail: one row per AuditRecorded event of any service (id = the event id).
 CREATE TABLE system_logs (
     id            uuid PRIMARY KEY,

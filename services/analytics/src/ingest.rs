@@ -6,8 +6,9 @@
 //! small; exactly-once storage does not depend on it. [`IngestWriter`] is the durable consumer
 //! that writes what was accepted into `analytics_events`: a fetch of messages goes in with
 //! multi-row INSERT … ON CONFLICT DO NOTHING in ONE transaction, acknowledged only after the
-//! commit. A crash anywhere leaves the messages to be redelivered; the unique key (tenant, client
-//! event id, time) drops what was already written.
+//! commit. A crash anywhere leaves the messages to be redelivered; what was already written is
+//! dropped by `analytics_event_ids` (one row per tenant and client event id, whatever time the
+//! event carried) and the events' own unique key (tenant, client event id, time).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -323,14 +324,24 @@ impl Columns {
     }
 }
 
-const INSERT: &str = "INSERT INTO analytics_events (tenant_id, client_event_id, name, source, occurred_at, received_at, \
+/// One statement per chunk: ids seen for the first time are claimed in `analytics_event_ids`
+/// (whatever the event's time), and only their events are stored; a repeated id within the chunk
+/// keeps its earliest time.
+const INSERT: &str = "WITH input AS ( \
+       SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], \
+                            $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], \
+                            $14::text[], $15::text[], $16::text[], $17::text[], $18::text[]) \
+            AS x(t, c, n, o, r, a, u, p, rm, cur, us, um, uc, ut, uco, pu, rf, ip)), \
+     fresh AS ( \
+       INSERT INTO analytics_event_ids (tenant_id, client_event_id, occurred_at) \
+       SELECT DISTINCT ON (t, c) t, c, o FROM input ORDER BY t, c, o \
+       ON CONFLICT DO NOTHING RETURNING tenant_id, client_event_id, occurred_at) \
+     INSERT INTO analytics_events (tenant_id, client_event_id, name, source, occurred_at, received_at, \
        anonymous_id, user_id, properties, revenue_minor, currency, utm_source, utm_medium, utm_campaign, utm_term, \
        utm_content, page_url, referrer, ip) \
-     SELECT t, c, n, 'track', o, r, a, u, p::jsonb, rm, cur, us, um, uc, ut, uco, pu, rf, ip::inet \
-     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], \
-                 $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-                 $16::text[], $17::text[], $18::text[]) \
-          AS x(t, c, n, o, r, a, u, p, rm, cur, us, um, uc, ut, uco, pu, rf, ip) \
+     SELECT i.t, i.c, i.n, 'track', i.o, i.r, i.a, i.u, i.p::jsonb, i.rm, i.cur, i.us, i.um, i.uc, i.ut, i.uco, i.pu, \
+            i.rf, i.ip::inet \
+     FROM input i JOIN fresh f ON f.tenant_id = i.t AND f.client_event_id = i.c AND f.occurred_at = i.o \
      ON CONFLICT DO NOTHING";
 
 /// The durable consumer `analytics-ingest`.

@@ -96,9 +96,22 @@ impl Maintenance {
             .await
             .map_err(db)?
             .rows_affected();
+            // Their ids go too: an id is remembered as long as its event is kept.
+            let ids = sqlx::query(
+                "DELETE FROM analytics_event_ids WHERE (tenant_id, client_event_id) IN ( \
+                   SELECT tenant_id, client_event_id FROM analytics_event_ids \
+                   WHERE tenant_id = $1 AND occurred_at < now() - make_interval(days => $2) LIMIT $3)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(days)
+            .bind(CHUNK)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
             tx.commit().await.map_err(db)?;
             deleted += n;
-            if n < CHUNK as u64 {
+            if n < CHUNK as u64 && ids < CHUNK as u64 {
                 break;
             }
         }

@@ -145,6 +145,12 @@ async fn a_hundred_thousand_events_through_a_crashing_writer_are_stored_exactly_
         .unwrap()
         .await
         .unwrap();
+    // And a client that re-sends an event without its timestamp (so it gets a new time of
+    // receipt) is recognised by the id alone.
+    let mut no_time = event("page.viewed", "ev-8", Utc::now(), "anon-8");
+    no_time.timestamp = String::new();
+    let r = svc.client().track_batch(batch(&key, vec![no_time])).await.unwrap().into_inner();
+    assert_eq!(r.accepted, 1);
     let stream = nexus_analytics::ingest::ingest_stream(&bus).await.unwrap();
     let drained = nexus_testkit::eventually(Duration::from_secs(20), || {
         let mut s = stream.clone();
