@@ -332,9 +332,9 @@ fn scrub_value(value: &mut Value, salt: &Salt, kind: KeyKind) {
                 KeyKind::Phone if !s.is_empty() => salt.hash_phone(s),
                 KeyKind::Ip => match s.trim().parse::<IpAddr>() {
                     Ok(ip) => truncate_ip(ip).to_string(),
-                    Err(_) => scrub_text(s, salt),
+                    Err(_) => scrub_text_changed(s, salt).unwrap_or_else(|| std::mem::take(s)),
                 },
-                _ => scrub_text(s, salt),
+                _ => scrub_text_changed(s, salt).unwrap_or_else(|| std::mem::take(s)),
             };
         }
         Value::Number(n) if kind == KeyKind::Phone => {
@@ -347,20 +347,34 @@ fn scrub_value(value: &mut Value, salt: &Salt, kind: KeyKind) {
 /// Scrubs one free-text string: a whole-string email, phone or IP, then addresses, `+` phone
 /// numbers and IPs embedded in it.
 pub fn scrub_text(s: &str, salt: &Salt) -> String {
+    scrub_text_changed(s, salt).unwrap_or_else(|| s.to_owned())
+}
+
+/// [`scrub_text`], or None when the text has nothing to scrub (it is kept as it is, uncopied).
+fn scrub_text_changed(s: &str, salt: &Salt) -> Option<String> {
     if looks_like_email(s) {
-        return salt.hash_email(s);
+        return Some(salt.hash_email(s));
     }
     if looks_like_phone(s) {
-        return salt.hash_phone(s);
+        return Some(salt.hash_phone(s));
     }
     if let Ok(ip) = s.trim().parse::<IpAddr>() {
-        return truncate_ip(ip).to_string();
+        return Some(truncate_ip(ip).to_string());
     }
-    if !s.contains('@') && !s.contains('+') && !s.contains('.') && !s.contains(':') {
-        return s.to_owned();
+    // Each pass only where it could change something (most URLs and text need neither): an
+    // email token needs an '@', an IPv4 token a digit next to a dot, a phone run a '+'.
+    let tokens = s.contains('@') || digit_by_dot(s);
+    let phones = s.contains('+');
+    match (tokens, phones) {
+        (false, false) => None,
+        (true, false) => Some(replace_tokens(s, salt)),
+        (false, true) => Some(replace_plus_phones(s, salt)),
+        (true, true) => Some(replace_plus_phones(&replace_tokens(s, salt), salt)),
     }
-    let out = replace_tokens(s, salt);
-    replace_plus_phones(&out, salt)
+}
+
+fn digit_by_dot(s: &str) -> bool {
+    s.as_bytes().windows(2).any(|w| (w[0] == b'.' && w[1].is_ascii_digit()) || (w[1] == b'.' && w[0].is_ascii_digit()))
 }
 
 fn is_separator(c: char) -> bool {
@@ -451,7 +465,8 @@ pub fn scrub_url(raw: &str, salt: &Salt) -> String {
             .collect();
         url.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    scrub_text(url.as_str(), salt)
+    let url = String::from(url);
+    scrub_text_changed(&url, salt).unwrap_or(url)
 }
 
 /// An identity (user or anonymous id) that is itself an email or phone number is hashed.
@@ -480,7 +495,9 @@ pub fn scrub_event(mut e: ValidEvent, salt: &Salt) -> ValidEvent {
         .into_iter()
         .flatten()
     {
-        *v = scrub_text(v, salt);
+        if let Some(scrubbed) = scrub_text_changed(v, salt) {
+            *v = scrubbed;
+        }
     }
     e
 }
@@ -648,5 +665,22 @@ mod tests {
         assert!(!u.contains("ana@example.com") && !u.contains("ana%40example.com") && !u.contains("pw@"), "{u}");
         assert!(!u.contains("5551234567"), "{u}");
         assert!(u.contains("q=shoes"), "{u}");
+    }
+
+    #[test]
+    fn text_passes_skipped_only_where_they_could_change_nothing() {
+        let salt = Salt([3; 32]);
+        // Untouched: no '@', no digit next to a dot, no '+'.
+        for same in ["https://shop.example.com/products/42", "v1.beta", "a:b", "price 10.", "shop.example.com"] {
+            assert_eq!(scrub_text(same, &salt), same);
+        }
+        // Each pass still runs where it applies, alone or together.
+        assert_eq!(scrub_text("from 198.51.100.23 today", &salt), "from 198.51.100.0 today");
+        let phone = scrub_text("call +55 11 91234-5678 now", &salt);
+        assert_eq!(phone, format!("call {} now", salt.hash_phone("+55 11 91234-5678")));
+        let both = scrub_text("ana@example.com:+55 11 91234-5678", &salt);
+        assert!(!both.contains("ana@example.com") && !both.contains("91234-5678"), "{both}");
+        let url = scrub_url("https://shop.example.com/p/10.0.0.7?ref=x", &salt);
+        assert!(url.contains("/p/10.0.0.0") && url.contains("ref=x"), "{url}");
     }
 }

@@ -117,6 +117,7 @@ impl Tracker {
         let now = Utc::now();
         let ip = client_ip.map(|ip| domain::truncate_ip(ip).to_string()).unwrap_or_default();
         let subject = ingest_subject(&self.bus, grant.tenant);
+        let tenant_id = grant.tenant.as_uuid().to_string();
 
         let mut results = Vec::with_capacity(events.len());
         let mut valid = Vec::with_capacity(events.len());
@@ -129,7 +130,7 @@ impl Tracker {
                         client_event_id: e.client_event_id.clone(),
                         outcome: Outcome::Accepted,
                     });
-                    valid.push((results.len() - 1, ingested(grant.tenant, e, now, &ip)));
+                    valid.push((results.len() - 1, ingested(&tenant_id, e, now, &ip)));
                 }
                 Err(r) => results.push(EventResult {
                     index,
@@ -199,10 +200,10 @@ fn from_ts(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
 }
 
-fn ingested(tenant: TenantId, e: domain::ValidEvent, now: DateTime<Utc>, ip: &str) -> pb::IngestedEvent {
+fn ingested(tenant_id: &str, e: domain::ValidEvent, now: DateTime<Utc>, ip: &str) -> pb::IngestedEvent {
     let opt = |o: Option<String>| o.unwrap_or_default();
     pb::IngestedEvent {
-        tenant_id: tenant.as_uuid().to_string(),
+        tenant_id: tenant_id.to_owned(),
         client_event_id: e.client_event_id,
         name: e.name,
         occurred_at: Some(ts(e.occurred_at)),
@@ -267,56 +268,85 @@ fn message_id(tenant: TenantId, events: &[pb::IngestedEvent]) -> String {
     format!("{tenant}:batch:{}", hex::encode(h.finalize()))
 }
 
-/// Columns of one batch, bound as arrays to one INSERT … SELECT FROM UNNEST.
-#[derive(Default)]
-struct Columns {
+/// Columns of one batch, bound as arrays to one INSERT … SELECT FROM UNNEST. They borrow the
+/// decoded events: the events stay whole for isolating a refused one, and nothing is copied.
+struct Columns<'a> {
     tenant: Vec<uuid::Uuid>,
-    client_event_id: Vec<String>,
-    name: Vec<String>,
+    client_event_id: Vec<&'a str>,
+    name: Vec<&'a str>,
     occurred_at: Vec<DateTime<Utc>>,
     received_at: Vec<DateTime<Utc>>,
-    anonymous_id: Vec<Option<String>>,
-    user_id: Vec<Option<String>>,
-    properties: Vec<String>,
+    anonymous_id: Vec<Option<&'a str>>,
+    user_id: Vec<Option<&'a str>>,
+    properties: Vec<&'a str>,
     revenue_minor: Vec<Option<i64>>,
-    currency: Vec<Option<String>>,
-    utm: [Vec<Option<String>>; 5],
-    page_url: Vec<Option<String>>,
-    referrer: Vec<Option<String>>,
-    ip: Vec<Option<String>>,
+    currency: Vec<Option<&'a str>>,
+    utm: [Vec<Option<&'a str>>; 5],
+    page_url: Vec<Option<&'a str>>,
+    referrer: Vec<Option<&'a str>>,
+    ip: Vec<Option<&'a str>>,
 }
 
-fn non_empty(s: String) -> Option<String> {
+fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-impl Columns {
-    fn push(&mut self, e: pb::IngestedEvent) -> Result<(), String> {
-        let tenant = uuid::Uuid::parse_str(&e.tenant_id).map_err(|_| "bad tenant id".to_owned())?;
-        let occurred = from_ts(e.occurred_at.as_ref()).ok_or("no occurred_at")?;
-        let received = from_ts(e.received_at.as_ref()).ok_or("no received_at")?;
-        if e.client_event_id.is_empty() || e.name.is_empty() {
-            return Err("no id or name".into());
+/// The checked keys of an event: its tenant and times, or why it cannot be stored.
+fn check(e: &pb::IngestedEvent) -> Result<(uuid::Uuid, DateTime<Utc>, DateTime<Utc>), String> {
+    let tenant = uuid::Uuid::parse_str(&e.tenant_id).map_err(|_| "bad tenant id".to_owned())?;
+    let occurred = from_ts(e.occurred_at.as_ref()).ok_or("no occurred_at")?;
+    let received = from_ts(e.received_at.as_ref()).ok_or("no received_at")?;
+    if e.client_event_id.is_empty() || e.name.is_empty() {
+        return Err("no id or name".into());
+    }
+    // Syntax only (nothing is built): the INSERT casts the text to jsonb.
+    serde_json::from_str::<serde::de::IgnoredAny>(&e.properties_json).map_err(|_| "properties not JSON".to_owned())?;
+    Ok((tenant, occurred, received))
+}
+
+impl<'a> Columns<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            tenant: Vec::with_capacity(n),
+            client_event_id: Vec::with_capacity(n),
+            name: Vec::with_capacity(n),
+            occurred_at: Vec::with_capacity(n),
+            received_at: Vec::with_capacity(n),
+            anonymous_id: Vec::with_capacity(n),
+            user_id: Vec::with_capacity(n),
+            properties: Vec::with_capacity(n),
+            revenue_minor: Vec::with_capacity(n),
+            currency: Vec::with_capacity(n),
+            utm: std::array::from_fn(|_| Vec::with_capacity(n)),
+            page_url: Vec::with_capacity(n),
+            referrer: Vec::with_capacity(n),
+            ip: Vec::with_capacity(n),
         }
-        serde_json::from_str::<serde_json::Value>(&e.properties_json).map_err(|_| "properties not JSON".to_owned())?;
+    }
+
+    /// Adds an event that passed [`check`] (with what the check returned).
+    fn push(&mut self, e: &'a pb::IngestedEvent, keys: (uuid::Uuid, DateTime<Utc>, DateTime<Utc>)) {
+        let (tenant, occurred, received) = keys;
         self.tenant.push(tenant);
-        self.client_event_id.push(e.client_event_id);
-        self.name.push(e.name);
+        self.client_event_id.push(&e.client_event_id);
+        self.name.push(&e.name);
         self.occurred_at.push(occurred);
         self.received_at.push(received);
-        self.anonymous_id.push(non_empty(e.anonymous_id));
-        self.user_id.push(non_empty(e.user_id));
-        self.properties.push(e.properties_json);
+        self.anonymous_id.push(non_empty(&e.anonymous_id));
+        self.user_id.push(non_empty(&e.user_id));
+        self.properties.push(&e.properties_json);
         self.revenue_minor.push(e.has_revenue.then_some(e.revenue_minor));
-        self.currency.push(e.has_revenue.then_some(e.currency));
-        let utm = e.utm.unwrap_or_default();
-        for (col, v) in self.utm.iter_mut().zip([utm.source, utm.medium, utm.campaign, utm.term, utm.content]) {
-            col.push(non_empty(v));
-        }
-        self.page_url.push(non_empty(e.page_url));
-        self.referrer.push(non_empty(e.referrer));
-        self.ip.push(non_empty(e.ip));
-        Ok(())
+        self.currency.push(e.has_revenue.then_some(e.currency.as_str()));
+        let [source, medium, campaign, term, content] = &mut self.utm;
+        let utm = e.utm.as_ref();
+        source.push(utm.and_then(|u| non_empty(&u.source)));
+        medium.push(utm.and_then(|u| non_empty(&u.medium)));
+        campaign.push(utm.and_then(|u| non_empty(&u.campaign)));
+        term.push(utm.and_then(|u| non_empty(&u.term)));
+        content.push(utm.and_then(|u| non_empty(&u.content)));
+        self.page_url.push(non_empty(&e.page_url));
+        self.referrer.push(non_empty(&e.referrer));
+        self.ip.push(non_empty(&e.ip));
     }
 
     fn len(&self) -> usize {
@@ -470,22 +500,32 @@ impl IngestWriter {
         subjects: &'a [&'a str],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(async move {
-            let mut cols = Columns::default();
             let mut kept = Vec::with_capacity(rows.len());
+            let mut keys = Vec::with_capacity(rows.len());
             for (i, e) in rows {
-                match cols.push(e.clone()) {
-                    Ok(()) => kept.push((i, e)),
+                match check(&e) {
+                    Ok(k) => {
+                        keys.push(k);
+                        kept.push((i, e));
+                    }
                     Err(reason) => self.park_event(subjects[i], e, &reason).await?,
                 }
             }
             if kept.is_empty() {
                 return Ok(());
             }
-            match self.insert(&cols).await {
+            let stored = {
+                let mut cols = Columns::with_capacity(kept.len());
+                for ((_, e), k) in kept.iter().zip(keys) {
+                    cols.push(e, k);
+                }
+                self.insert(&cols).await
+            };
+            match stored {
                 Ok(inserted) => {
                     metrics::counter!("nexus_analytics_ingested_total", "result" => "inserted").increment(inserted);
                     metrics::counter!("nexus_analytics_ingested_total", "result" => "duplicate")
-                        .increment(cols.len() as u64 - inserted);
+                        .increment(kept.len() as u64 - inserted);
                     Ok(())
                 }
                 Err(e) if e.kind() == ErrorKind::Unavailable => Err(e),
@@ -503,7 +543,7 @@ impl IngestWriter {
         })
     }
 
-    async fn insert(&self, c: &Columns) -> Result<u64, Error> {
+    async fn insert(&self, c: &Columns<'_>) -> Result<u64, Error> {
         self.store.ensure_partitions(c.occurred_at.iter().copied()).await?;
         // Many workspaces in one transaction: a system transaction (the rows carry their tenant).
         let mut tx = begin_system(&self.store.pool).await.map_err(db)?;

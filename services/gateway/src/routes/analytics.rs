@@ -3,8 +3,6 @@
 //! status. Tracking checks each event's shape here so one malformed event never sinks a batch;
 //! the analytics service checks the rest and answers per event.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -151,15 +149,43 @@ fn to_proto(e: TrackEventBody) -> pb::TrackEvent {
 }
 
 /// The write key: `Authorization: Bearer …` wins over the body's `write_key` field.
-fn write_key(headers: &HeaderMap, body: Option<&Value>) -> String {
+fn write_key(headers: &HeaderMap, body_key: Option<&str>) -> String {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_owned());
-    from_header
-        .or_else(|| body.and_then(|b| b.get("write_key")).and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default()
+    from_header.or_else(|| body_key.map(str::to_owned)).unwrap_or_default()
+}
+
+/// A batch whose every event is well-formed, read straight from the body in one pass (no
+/// intermediate JSON tree). Anything else fails here and takes the event-by-event path, which
+/// gives each malformed event its own result.
+#[derive(Deserialize)]
+struct WellFormedBatch {
+    write_key: Option<String>,
+    events: Vec<EventObject>,
+}
+
+/// An event that is a JSON object (a struct would also take an array).
+struct EventObject(TrackEventBody);
+
+impl<'de> Deserialize<'de> for EventObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = EventObject;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<EventObject, A::Error> {
+                TrackEventBody::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(EventObject)
+            }
+        }
+        d.deserialize_map(Object)
+    }
 }
 
 fn origin(headers: &HeaderMap) -> String {
@@ -215,7 +241,7 @@ pub async fn track(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<TrackResultBody>), ApiError> {
     let value: Value = crate::extract::parse_json(&body)?;
-    let key = write_key(&headers, Some(&value));
+    let key = write_key(&headers, value.get("write_key").and_then(Value::as_str));
     let event = parse_event(value).map_err(|field| {
         ApiError::new(ErrorKind::Unprocessable, "analytics.invalid_event")
             .with_param("detail", field.clone())
@@ -251,34 +277,49 @@ pub async fn track_batch(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Json<TrackBatchResult>, ApiError> {
-    let value: Value = crate::extract::parse_json(&body)?;
-    let key = write_key(&headers, Some(&value));
-    let events = match value {
-        Value::Object(mut map) => map.remove("events"),
-        _ => None,
-    };
-    let Some(Value::Array(items)) = events else {
-        return Err(ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
-            .with_param("detail", "events")
-            .with_field("events", "invalid"));
-    };
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::new(ErrorKind::PayloadTooLarge, "analytics.batch_too_large")
-            .with_param("max", MAX_BATCH.to_string()));
-    }
-    let total = items.len();
-    let mut results: BTreeMap<usize, EventResultBody> = BTreeMap::new();
+    let total;
+    let key;
+    let mut results: Vec<Option<EventResultBody>>;
     let (mut forwarded, mut positions) = (Vec::new(), Vec::new());
-    for (i, item) in items.into_iter().enumerate() {
-        let id = item.get("client_event_id").and_then(Value::as_str).map(str::to_owned);
-        match parse_event(item) {
-            Ok(e) => {
-                forwarded.push(to_proto(e));
-                positions.push(i);
-            }
-            Err(field) => {
-                let params = [("detail".to_owned(), field.clone())];
-                results.insert(i, rejected(&edge, i as u32, id, "analytics.invalid_event", &params, &field));
+    if let Ok(batch) = serde_json::from_slice::<WellFormedBatch>(&body) {
+        if batch.events.len() > MAX_BATCH {
+            return Err(too_many_events());
+        }
+        total = batch.events.len();
+        key = write_key(&headers, batch.write_key.as_deref());
+        results = Vec::with_capacity(total);
+        results.resize_with(total, || None);
+        forwarded = batch.events.into_iter().map(|e| to_proto(e.0)).collect();
+        positions = (0..total).collect();
+    } else {
+        let value: Value = crate::extract::parse_json(&body)?;
+        key = write_key(&headers, value.get("write_key").and_then(Value::as_str));
+        let events = match value {
+            Value::Object(mut map) => map.remove("events"),
+            _ => None,
+        };
+        let Some(Value::Array(items)) = events else {
+            return Err(ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
+                .with_param("detail", "events")
+                .with_field("events", "invalid"));
+        };
+        if items.len() > MAX_BATCH {
+            return Err(too_many_events());
+        }
+        total = items.len();
+        results = Vec::with_capacity(total);
+        results.resize_with(total, || None);
+        for (i, item) in items.into_iter().enumerate() {
+            let id = item.get("client_event_id").and_then(Value::as_str).map(str::to_owned);
+            match parse_event(item) {
+                Ok(e) => {
+                    forwarded.push(to_proto(e));
+                    positions.push(i);
+                }
+                Err(field) => {
+                    let params = [("detail".to_owned(), field.clone())];
+                    results[i] = Some(rejected(&edge, i as u32, id, "analytics.invalid_event", &params, &field));
+                }
             }
         }
     }
@@ -288,6 +329,7 @@ pub async fn track_batch(
         Ok(r) => {
             for res in r.into_inner().results {
                 let Some(&i) = positions.get(res.index as usize) else { continue };
+                let Some(slot) = results.get_mut(i) else { continue };
                 let id = (!res.client_event_id.is_empty()).then_some(res.client_event_id);
                 let body = if res.status == "rejected" {
                     let params: Vec<(String, String)> = res.params.into_iter().collect();
@@ -295,7 +337,7 @@ pub async fn track_batch(
                 } else {
                     EventResultBody { index: i as u32, client_event_id: id, status: res.status, error: None }
                 };
-                results.insert(i, body);
+                *slot = Some(body);
             }
         }
         // Nothing well-formed to send: the key was still checked (it is, before emptiness).
@@ -307,9 +349,13 @@ pub async fn track_batch(
         }
         Err(status) => return Err(status.into()),
     }
-    let results: Vec<EventResultBody> = results.into_values().collect();
+    let results: Vec<EventResultBody> = results.into_iter().flatten().collect();
     let rejected = results.iter().filter(|r| r.status == "rejected").count() as u32;
     Ok(Json(TrackBatchResult { accepted: results.len() as u32 - rejected, rejected, results }))
+}
+
+fn too_many_events() -> ApiError {
+    ApiError::new(ErrorKind::PayloadTooLarge, "analytics.batch_too_large").with_param("max", MAX_BATCH.to_string())
 }
 
 // ---------- write key and settings ----------
@@ -942,4 +988,28 @@ pub async fn fleet_status(State(state): State<AppState>, _a: Authenticated) -> R
             .collect(),
         scrape_interval_seconds: r.scrape_interval_seconds,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_batches_of_event_objects_take_the_one_pass_path() {
+        let ok = br#"{"write_key": "wk_x", "events": [{"name": "a", "anonymous_id": "b", "properties": {"p": 1}}]}"#;
+        let batch = serde_json::from_slice::<WellFormedBatch>(ok).unwrap();
+        assert_eq!(batch.write_key.as_deref(), Some("wk_x"));
+        assert_eq!(batch.events[0].0.name.as_deref(), Some("a"));
+        assert_eq!(batch.events[0].0.properties, Some(serde_json::json!({"p": 1})));
+        // A struct would take an array in field order; an event must be an object.
+        for other in [
+            r#"{"events": [["a", "id"]]}"#,
+            r#"{"events": ["not an object"]}"#,
+            r#"{"events": [{"name": 5}]}"#,
+            r#"{"events": {}}"#,
+            r#"{"write_key": 7, "events": []}"#,
+        ] {
+            assert!(serde_json::from_str::<WellFormedBatch>(other).is_err(), "{other}");
+        }
+    }
 }
