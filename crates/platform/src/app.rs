@@ -184,7 +184,15 @@ where
     let admin = tokio::spawn(admin::serve(listeners.admin, admin_router, admin_stop.clone()));
 
     tracing::info!(service = name, grpc = %listeners.grpc.local_addr()?, "serving");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc);
+    // No Nagle: a response's frames go out in separate writes, and holding the last one back
+    // until the peer's delayed ACK adds tens of milliseconds to every call.
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listeners.grpc), |s| {
+        s.inspect(|s| {
+            if let Err(e) = s.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        })
+    });
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(ContextLayer::new(name, Some(verifier.clone())))

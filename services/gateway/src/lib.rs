@@ -21,7 +21,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use nexus_kernel::ErrorKind;
 use nexus_platform::admin::{self, Readiness};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -197,6 +197,18 @@ pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> 
     Ok(with_edge(router, &config, limits, Some(identity)))
 }
 
+/// The listener with Nagle's algorithm off on every accepted connection: an answer written in
+/// more than one piece would otherwise wait for the client's delayed ACK (tens of milliseconds).
+pub fn nodelay(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(tcp: &mut TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    }
+    listener.tap_io(set as fn(&mut TcpStream))
+}
+
 /// Sockets the gateway serves on, bound before [`run`] so tests can use port 0.
 pub struct Listeners {
     pub http: TcpListener,
@@ -235,7 +247,7 @@ pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: Cancella
     tracing::info!(http = %listeners.http.local_addr()?, "gateway serving");
     readiness.set(true);
     let drained = shutdown.clone();
-    let server = axum::serve(listeners.http, app.into_make_service_with_connect_info::<SocketAddr>())
+    let server = axum::serve(nodelay(listeners.http), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { drained.cancelled().await });
     let mut server = tokio::spawn(async move { server.await });
     let result = tokio::select! {
