@@ -84,6 +84,24 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
 }
 
+impl ConsumerSpec {
+    /// A spec with the service's configured redelivery bound and ack wait.
+    pub fn new(
+        producer: impl Into<String>,
+        durable: impl Into<String>,
+        filter_subject: impl Into<String>,
+        nats: &crate::config::NatsConfig,
+    ) -> Self {
+        Self {
+            producer: producer.into(),
+            durable: durable.into(),
+            filter_subject: filter_subject.into(),
+            max_deliveries: nats.max_deliveries,
+            ack_wait: nats.ack_wait,
+        }
+    }
+}
+
 /// Outcome of one message, for tests and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

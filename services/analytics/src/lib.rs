@@ -83,13 +83,12 @@ pub async fn run_with_keys(
             }
         }
         for producer in PRODUCERS {
-            let spec = ConsumerSpec {
-                producer: (*producer).to_owned(),
-                durable: format!("analytics-domain-{producer}"),
-                filter_subject: format!("nexus.{producer}.>"),
-                max_deliveries: nats.max_deliveries,
-                ack_wait: nats.ack_wait,
-            };
+            let spec = ConsumerSpec::new(
+                *producer,
+                format!("analytics-domain-{producer}"),
+                format!("nexus.{producer}.>"),
+                &nats,
+            );
             let handler = Arc::new(events::DomainHandler { store: store.clone() });
             infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }

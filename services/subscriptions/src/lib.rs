@@ -57,25 +57,18 @@ pub async fn run_with_keys(
     let nats = config.common.nats.clone();
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
         // New workspaces start on FREE as soon as auth announces them.
-        let spec = ConsumerSpec {
-            producer: "auth".into(),
-            durable: "subscriptions-provisioning".into(),
-            filter_subject: "nexus.auth.user.signed_up".into(),
-            max_deliveries: nats.max_deliveries,
-            ack_wait: nats.ack_wait,
-        };
+        let spec = ConsumerSpec::new("auth", "subscriptions-provisioning", "nexus.auth.user.signed_up", &nats);
         infra.spawn(
             Consumer::new(pool.clone(), infra.bus.clone(), spec, Arc::new(provision::Provisioner))
                 .run(infra.work.clone()),
         );
         for producer in settlement::PRODUCERS {
-            let spec = ConsumerSpec {
-                producer: (*producer).into(),
-                durable: format!("subscriptions-settlement-{producer}"),
-                filter_subject: format!("nexus.{producer}.job.finished"),
-                max_deliveries: nats.max_deliveries,
-                ack_wait: nats.ack_wait,
-            };
+            let spec = ConsumerSpec::new(
+                *producer,
+                format!("subscriptions-settlement-{producer}"),
+                format!("nexus.{producer}.job.finished"),
+                &nats,
+            );
             let handler = Arc::new(settlement::Settlement { billing: billing.clone() });
             infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
