@@ -106,6 +106,19 @@ async fn checkout_plan_changes_and_invoices_through_the_gateway_with_local_billi
     let (_, invoices) = s.get("/v1/billing/invoices?limit=5", &[("authorization", &auth)]).await;
     assert_eq!(invoices["items"][0]["amount_paid"]["amount_minor"], 9700, "{invoices}");
 
+    for (body, status, code) in [
+        (json!({"plan": "gold"}), 400, "subscriptions.unknown_plan"),
+        (json!({"plan": 3}), 422, "request.invalid_body"),
+        (json!({}), 422, "request.invalid_body"),
+    ] {
+        let (got, err) = s.post("/v1/billing/subscription/plan", Some(&token), body.clone()).await;
+        assert_eq!((got, err["error"]["code"].as_str().unwrap_or("")), (status, code), "{body} → {err}");
+    }
+    let (status, bad) = s.get("/v1/billing/invoices?limit=500", &[("authorization", &auth)]).await;
+    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("request.invalid_page_size")));
+    let (status, _) =
+        s.post("/v1/billing/subscription/plan", Some("forged.token.value"), json!({"plan": "premium"})).await;
+    assert_eq!(status, 401);
     let (status, sub) = s.post("/v1/billing/subscription/plan", Some(&token), json!({"plan": "premium"})).await;
     assert_eq!((status, sub["plan_code"].as_str()), (200, Some("premium")), "{sub}");
     let (_, sub) = s.post("/v1/billing/subscription/cancel", Some(&token), json!({})).await;
