@@ -9,6 +9,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$NEXUS_ROOT"
 
 bash "$here/stack.sh" up
+# Tests and benchmarks run under the development rules (built-in keys, local mail and billing).
+export NEXUS_ENVIRONMENT=${NEXUS_ENVIRONMENT:-development}
 status=0
 cargo bench --workspace --bench '*' "$@" || status=$?
 exit "$status"

@@ -15,6 +15,8 @@ READY_TIMEOUT=${NEXUS_READY_TIMEOUT:-30}
 LOGS=$NEXUS_LOCAL/logs
 PIDS=$NEXUS_LOCAL/run
 export NEXUS_TELEMETRY__LOG_FORMAT=${NEXUS_TELEMETRY__LOG_FORMAT:-pretty}
+# Local runs use the development rules: built-in keys, local mail and billing, local providers.
+export NEXUS_ENVIRONMENT=${NEXUS_ENVIRONMENT:-development}
 
 say() { printf '%s\n' "$*"; }
 die() {

@@ -10,6 +10,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$NEXUS_ROOT"
 
 bash "$here/stack.sh" up
+# Tests and benchmarks run under the development rules (built-in keys, local mail and billing).
+export NEXUS_ENVIRONMENT=${NEXUS_ENVIRONMENT:-development}
 
 # crates/testkit reads NEXUS_TEST_DATABASE_URL / NEXUS_TEST_NATS_URL (defaults: 127.0.0.1:5432
 # and :4222). When the stack lives elsewhere, point the tests at it too.

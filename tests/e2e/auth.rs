@@ -77,8 +77,28 @@ async fn sign_up_and_sign_in_through_the_real_binaries_then_stop_cleanly() {
         .await
         .unwrap();
     assert_eq!(me["user"]["email"], email);
-    let mail: Value = c.get(format!("{base}/v1/local/mail?to={email}")).send().await.unwrap().json().await.unwrap();
+    // Local mail is readable offline, but only on the admin listener: the public port has no
+    // mailbox, and a signed-in user reads only their own mail.
+    let mail: Value =
+        c.get(format!("http://127.0.0.1:{gw_admin}/local/mail?to={email}")).send().await.unwrap().json().await.unwrap();
     assert!(mail["items"][0]["body"].as_str().unwrap().contains("token="), "local mail readable offline");
+    for path in [format!("/v1/local/mail?to={email}"), "/v1/local/mail".to_owned()] {
+        let resp = c.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), 404, "{path} is not on the public port");
+    }
+    let resp = c.get(format!("{base}/v1/me/mail")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "anonymous callers read no mail");
+    let mine: Value = c
+        .get(format!("{base}/v1/me/mail"))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = mine["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.iter().all(|m| m["to"] == email.as_str()), "only the caller's mail: {mine}");
 
     // SIGTERM: drain, flush the outbox, exit 0; every event of the run is on the stream.
     auth.signal("TERM");

@@ -4,5 +4,6 @@
 mod analytics;
 mod auth;
 mod content;
+mod environment;
 mod gateway;
 mod support;

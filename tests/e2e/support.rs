@@ -22,7 +22,11 @@ pub struct Proc {
 impl Proc {
     pub fn spawn(name: &str, env: &[(&str, String)]) -> Proc {
         let mut cmd = Command::new(binary(name));
-        cmd.env("NEXUS_TELEMETRY__LOG_FORMAT", "json").env("NEXUS_TELEMETRY__LOG_LEVEL", "warn");
+        // Tests run the development rules (local mail, local billing, built-in keys) unless a test
+        // says otherwise.
+        cmd.env("NEXUS_ENVIRONMENT", "development")
+            .env("NEXUS_TELEMETRY__LOG_FORMAT", "json")
+            .env("NEXUS_TELEMETRY__LOG_LEVEL", "warn");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -21,7 +21,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::admin::{self, Readiness};
 use crate::bus::Bus;
-use crate::config::CommonConfig;
+use crate::config::{CommonConfig, DevelopmentDefaults};
 use crate::db::{self, SchemaSpec};
 use crate::dlq::DeadLetterOps;
 use crate::grpc::{ContextLayer, reflection_service};
@@ -289,7 +289,7 @@ async fn provision_stream(bus: Bus, service: &'static str, stop: CancellationTok
 /// flattened in); `run` serves it until the token is cancelled.
 pub fn main<C, F, Fut>(def: ServiceDef, service_defaults: &str, run: F) -> ExitCode
 where
-    C: DeserializeOwned + AsRef<CommonConfig>,
+    C: DeserializeOwned + AsRef<CommonConfig> + DevelopmentDefaults,
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
@@ -323,6 +323,10 @@ where
         };
         let result = match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => {
+                if let Err(e) = config.check_environment() {
+                    eprintln!("nexus-{}: {e}", def.name);
+                    return ExitCode::from(2);
+                }
                 let shutdown = CancellationToken::new();
                 crate::shutdown::cancel_on_signal(shutdown.clone());
                 run(config, shutdown).await

@@ -24,6 +24,8 @@ pub enum ConfigError {
     SecretFile { key: String, path: String, source: std::io::Error },
     #[error("configuration: {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error("configuration: environment = production refuses development settings: {0}")]
+    Production(String),
 }
 
 /// A value that must not appear in logs or debug output.
@@ -152,9 +154,75 @@ pub struct IdentityConfig {
     pub revocation_window: Duration,
 }
 
+/// Which rules a binary runs under. Development allows the conveniences that make `make run` work
+/// with no secrets (built-in keys, local mail, local billing, local providers); production refuses
+/// to start on any of them, naming the key. The built-in default is production, so a binary
+/// started without saying otherwise fails closed; `make run`, `make test` and the dev overlay set
+/// `NEXUS_ENVIRONMENT=development`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    #[default]
+    Production,
+}
+
+impl Environment {
+    pub const fn is_production(self) -> bool {
+        matches!(self, Self::Production)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// A setting whose current value is a development convenience: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevelopmentOnly {
+    pub key: &'static str,
+    pub reason: &'static str,
+}
+
+impl DevelopmentOnly {
+    pub const fn new(key: &'static str, reason: &'static str) -> Self {
+        Self { key, reason }
+    }
+}
+
+/// A binary's configuration as start-up sees it: which of its values production must refuse.
+pub trait DevelopmentDefaults {
+    fn environment(&self) -> Environment;
+
+    /// Every value that is only acceptable in development (empty when the config is production-fit).
+    fn development_only(&self) -> Vec<DevelopmentOnly>;
+
+    /// In production, an error naming every development-only value; in development, a warning each.
+    fn check_environment(&self) -> Result<(), ConfigError> {
+        let found = self.development_only();
+        if !self.environment().is_production() {
+            for d in &found {
+                tracing::warn!(key = d.key, "development setting: {}", d.reason);
+            }
+            return Ok(());
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        let list = found.iter().map(|d| format!("{}: {}", d.key, d.reason)).collect::<Vec<_>>().join("; ");
+        Err(ConfigError::Production(list))
+    }
+}
+
 /// The sections every binary has.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CommonConfig {
+    /// `development` or `production` (`NEXUS_ENVIRONMENT`); see [`Environment`].
+    #[serde(default)]
+    pub environment: Environment,
     pub database: DatabaseConfig,
     pub nats: NatsConfig,
     pub grpc: GrpcConfig,
@@ -165,6 +233,11 @@ pub struct CommonConfig {
 }
 
 impl CommonConfig {
+    /// Development-only values among the common sections.
+    pub fn development_only(&self) -> Vec<DevelopmentOnly> {
+        Vec::new()
+    }
+
     /// Checks what serde cannot; called by [`load`] so a bad value never reaches `serve`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_owned() });

@@ -117,6 +117,14 @@ impl Sealer {
     }
 }
 
+/// Whether the key material of `entry` (`"1:<base64>"`) is among the keys of `spec`, under any
+/// version: a public development key must not be usable for opening either.
+pub fn uses_key(spec: &str, entry: &str) -> bool {
+    let material = |p: &str| p.split_once(':').map(|(_, k)| k.trim().to_owned());
+    let Some(wanted) = material(entry) else { return false };
+    spec.split(',').map(str::trim).filter_map(material).any(|k| k == wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +156,16 @@ mod tests {
         assert!(!rotated.needs_reseal(&resealed));
         assert_eq!(rotated.open(&resealed, "c").unwrap(), b"secret");
         assert_eq!(old.open(&resealed, "c").unwrap_err(), SealError::UnknownVersion(2));
+    }
+
+    #[test]
+    fn a_key_is_found_under_any_version() {
+        let dev = "1:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis=";
+        let other = Sealer::generate_key();
+        assert!(uses_key(dev, dev));
+        assert!(uses_key(&format!("1:{other}, 7:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis="), dev));
+        assert!(!uses_key(&format!("1:{other}"), dev));
+        assert!(!uses_key("", dev));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use nexus_platform::config::{
-    AdminConfig, CommonConfig, GrpcConfig, IdentityConfig, LogFormat, ShutdownConfig, TelemetryConfig,
+    AdminConfig, CommonConfig, Environment, GrpcConfig, IdentityConfig, LogFormat, ShutdownConfig, TelemetryConfig,
 };
 use nexus_platform::identity::KeySource;
 use nexus_platform::{Infra, Listeners, ServiceDef};
@@ -18,6 +18,7 @@ use crate::{TestDb, TestNats};
 /// Common config pointing at a test database and test NATS prefix, on ephemeral ports.
 pub fn common_config(service: &str, db: &TestDb, nats: &TestNats) -> CommonConfig {
     CommonConfig {
+        environment: Environment::Development,
         database: db.config(service),
         nats: nats.config(),
         grpc: GrpcConfig { addr: "127.0.0.1:0".parse().expect("addr"), request_timeout: Duration::from_secs(10) },

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
 use serde::Deserialize;
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -21,6 +21,26 @@ pub struct Config {
 impl AsRef<CommonConfig> for Config {
     fn as_ref(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+/// The sealing key in `config.default.toml`: public, so only for development.
+pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtYW5hbHl0aWNzLWRldmVsb3BtZW50LWtleSE=";
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        if nexus_platform::crypto::uses_key(self.analytics.sealing_keys.expose(), DEV_SEALING_KEY) {
+            found.push(DevelopmentOnly::new(
+                "analytics.sealing_keys",
+                "the built-in development key is public; set NEXUS_ANALYTICS__SEALING_KEYS_FILE",
+            ));
+        }
+        found
     }
 }
 

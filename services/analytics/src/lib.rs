@@ -36,8 +36,6 @@ pub const DEF: ServiceDef =
 pub const PRODUCERS: &[&str] =
     &["auth", "subscriptions", "content", "video", "messaging", "ads", "commerce", "analytics"];
 
-const DEV_SEALING_KEY: &str = "1:bmV4dXMtYW5hbHl0aWNzLWRldmVsb3BtZW50LWtleSE=";
-
 /// Serves the analytics service on `listeners` until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
     run_with_keys(config, listeners, shutdown, None).await
@@ -53,11 +51,6 @@ pub async fn run_with_keys(
     config.validate()?;
     let sealer = Sealer::from_config(config.analytics.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("analytics.sealing_keys: {e}"))?;
-    if config.analytics.sealing_keys.expose() == DEV_SEALING_KEY {
-        tracing::warn!(
-            "analytics.sealing_keys is the built-in development key; set NEXUS_ANALYTICS__SEALING_KEYS_FILE in production"
-        );
-    }
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
     let store = Arc::new(store::Store::new(
         pool.clone(),

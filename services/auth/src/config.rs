@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
 use nexus_providers::oidc::OidcConfig;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,32 @@ pub struct Config {
 impl AsRef<CommonConfig> for Config {
     fn as_ref(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+/// The sealing key in `config.default.toml`: public, so only for development.
+pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis=";
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        if nexus_platform::crypto::uses_key(self.auth.sealing_keys.expose(), DEV_SEALING_KEY) {
+            found.push(DevelopmentOnly::new(
+                "auth.sealing_keys",
+                "the built-in development key is public; set NEXUS_AUTH__SEALING_KEYS_FILE",
+            ));
+        }
+        if self.mail.mode == MailMode::Local {
+            found.push(DevelopmentOnly::new(
+                "mail.mode",
+                "local mail is never delivered; set mail.mode = smtp and mail.smtp_url",
+            ));
+        }
+        found
     }
 }
 

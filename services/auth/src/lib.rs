@@ -31,14 +31,6 @@ pub const DEF: ServiceDef =
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
     let sealer = Sealer::from_config(config.auth.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("auth.sealing_keys: {e}"))?;
-    if config.auth.sealing_keys.expose() == "1:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis=" {
-        tracing::warn!(
-            "auth.sealing_keys is the built-in development key; set NEXUS_AUTH__SEALING_KEYS_FILE in production"
-        );
-    }
-    if config.mail.mode == config::MailMode::Local {
-        tracing::warn!("mail.mode = local: mail is not sent, it is readable at GET /v1/local/mail");
-    }
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
     let keys = Arc::new(keys::SigningKeys::new(pool.clone(), sealer.clone(), config.auth.access_ttl));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;

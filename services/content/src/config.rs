@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
 use serde::Deserialize;
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -24,6 +24,41 @@ pub struct Config {
 impl AsRef<CommonConfig> for Config {
     fn as_ref(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        // Local providers are fine in production when chosen by name, never by a missing key.
+        if self.llm.provider == "auto" && self.llm.api_key.is_empty() {
+            found.push(DevelopmentOnly::new(
+                "llm.provider",
+                "auto with no llm.api_key falls back to the local generator; set the key or llm.provider = \"local\"",
+            ));
+        }
+        match self.images.resolved_provider(&self.replicate, &self.runware) {
+            "local" if self.images.provider == "auto" => found.push(DevelopmentOnly::new(
+                "images.provider",
+                "auto with no provider key falls back to local placeholders; set a key or images.provider = \"local\"",
+            )),
+            "replicate" if self.replicate.webhook_secret.is_empty() => found.push(DevelopmentOnly::new(
+                "replicate.webhook_secret",
+                "Replicate is configured but its webhook secret is not, so no completion could be verified",
+            )),
+            "runware" if !self.images.webhook_base.is_empty() && self.runware.webhook_token.is_empty() => {
+                found.push(DevelopmentOnly::new(
+                    "runware.webhook_token",
+                    "Runware webhooks are configured but their token is not, so none could be verified",
+                ));
+            }
+            _ => {}
+        }
+        found
     }
 }
 
@@ -92,6 +127,19 @@ pub struct ImagesConfig {
     pub give_up_after: Duration,
     #[serde(with = "humantime_secs")]
     pub sweep_interval: Duration,
+}
+
+impl ImagesConfig {
+    /// `images.provider` with `auto` resolved: Replicate when its token is set, else Runware when
+    /// its key is, else the local placeholder renderer.
+    pub fn resolved_provider<'a>(&'a self, replicate: &ReplicateSettings, runware: &RunwareSettings) -> &'a str {
+        match self.provider.as_str() {
+            "auto" if !replicate.api_token.is_empty() => "replicate",
+            "auto" if !runware.api_key.is_empty() => "runware",
+            "auto" => "local",
+            other => other,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

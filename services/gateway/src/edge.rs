@@ -2,7 +2,6 @@
 //! context, error envelopes, timeouts, rate limits and metrics.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,16 +10,16 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 use nexus_kernel::ids::RequestId;
 use nexus_kernel::{ErrorKind, Locale};
 use nexus_platform::RequestContext;
 use nexus_platform::config::Secret;
 use tracing::Instrument;
 
-use crate::config::{HttpConfig, RateLimitConfig};
+use crate::config::HttpConfig;
 use crate::error::{ApiError, ErrorBody, ErrorEnvelope, ErrorInfo};
+pub use crate::limits::{Budget, RateLimits};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -36,28 +35,67 @@ pub struct Edge {
 pub struct EdgeConfig {
     pub body_limit: usize,
     pub trust_forwarded_for: bool,
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 impl From<&HttpConfig> for EdgeConfig {
     fn from(c: &HttpConfig) -> Self {
-        Self { body_limit: c.body_limit, trust_forwarded_for: c.trust_forwarded_for }
+        Self {
+            body_limit: c.body_limit,
+            trust_forwarded_for: c.trust_forwarded_for,
+            trusted_proxies: c.trusted_proxies.clone().into(),
+        }
     }
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
-    if trust_forwarded_for {
-        // The last hop was added by our own proxy; earlier ones are client-controlled.
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return ip;
+impl EdgeConfig {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.trust_forwarded_for && self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// `::ffff:10.0.0.1` is `10.0.0.1` (dual-stack listeners report IPv4 peers that way).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client's address and whether it reached us over TLS (as far as a trusted proxy says).
+/// `X-Forwarded-For` is believed only when the peer is a trusted proxy; then the hops are read
+/// from the right (each proxy appends the address it saw) and the first one that is not itself a
+/// trusted proxy is the client. Anything left of it was written by the client and is ignored.
+fn client_ip(req: &Request, cfg: &EdgeConfig) -> (IpAddr, bool) {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| canonical(ci.0.ip()));
+    if !cfg.trusts(peer) {
+        return (peer, false);
+    }
+    let tls = req
+        .headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').next_back().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+    let mut client = peer;
+    let hops = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>();
+    for hop in hops.iter().rev().flat_map(|v| v.rsplit(',')) {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = canonical(ip);
+                if !cfg.trusts(client) {
+                    break;
+                }
+            }
+            // A hop that is not an address was not written by a proxy of ours: stop at the last
+            // address a trusted proxy vouched for.
+            Err(_) => break,
         }
     }
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ci| ci.0.ip())
+    (client, tls)
 }
 
 /// Outermost middleware: identifies the request, negotiates the language, scopes the downstream
@@ -71,7 +109,7 @@ pub async fn edge(State(cfg): State<EdgeConfig>, mut req: Request, next: Next) -
         .unwrap_or_else(RequestId::generate);
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let locale = Locale::negotiate(None, accept);
-    let ip = client_ip(&req, cfg.trust_forwarded_for);
+    let (ip, tls) = client_ip(&req, &cfg);
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -107,7 +145,26 @@ pub async fn edge(State(cfg): State<EdgeConfig>, mut req: Request, next: Next) -
     if let Ok(v) = HeaderValue::from_str(request_id.as_str()) {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
+    security_headers(resp.headers_mut(), tls);
     resp
+}
+
+/// Headers every response carries. A response that set its own policy (a published page's
+/// strict CSP) keeps it; HSTS only when a trusted proxy says the request came over TLS, since a
+/// browser ignores it over plain HTTP and a development setup has no TLS at all.
+fn security_headers(headers: &mut HeaderMap, tls: bool) {
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers
+        .entry(header::REFERRER_POLICY)
+        .or_insert_with(|| HeaderValue::from_static("strict-origin-when-cross-origin"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert_with(|| HeaderValue::from_static("DENY"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| HeaderValue::from_static("frame-ancestors 'none'"));
+    if tls {
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -192,68 +249,32 @@ pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) ->
     }
 }
 
-/// Keyed GCRA rate limits. Authenticated callers are keyed by principal (set by the identity
-/// layer); everyone else by client IP, with a stricter budget on `/v1/auth/*`.
-#[derive(Clone)]
-pub struct RateLimits {
-    per_user: Arc<DefaultKeyedRateLimiter<String>>,
-    per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    auth_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    track_per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-}
-
-/// Set by the identity layer for authenticated requests; the rate limiter keys on it.
-#[derive(Debug, Clone)]
-pub struct RateKey(pub String);
-
-fn per_minute(n: u32) -> Quota {
-    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
-}
-
-impl RateLimits {
-    pub fn new(cfg: &RateLimitConfig) -> Self {
-        Self {
-            per_user: Arc::new(RateLimiter::keyed(per_minute(cfg.per_user_per_minute))),
-            per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.per_ip_per_minute))),
-            auth_per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.auth_per_ip_per_minute))),
-            track_per_ip: Arc::new(RateLimiter::keyed(per_minute(cfg.track_per_ip_per_minute))),
-        }
-    }
-
-    /// Spends one unit of `ip`'s anonymous budget; the 429 to answer when it is gone.
-    pub fn check_ip(&self, ip: IpAddr) -> Option<ApiError> {
-        self.per_ip.check_key(&ip).err().map(|not_until| too_many(&not_until))
-    }
-
-    /// Forgets idle keys so the maps stay bounded; run periodically.
-    pub fn retain_recent(&self) {
-        self.per_user.retain_recent();
-        self.per_ip.retain_recent();
-        self.auth_per_ip.retain_recent();
-        self.track_per_ip.retain_recent();
-    }
-}
-
+/// Spends the request's budget: per user for authenticated callers (set by the identity layer),
+/// else per client address, with stricter budgets on `/v1/auth/*` and their own on tracking.
 pub async fn rate_limit(State(limits): State<RateLimits>, req: Request, next: Next) -> Response {
     let ip = req.extensions().get::<Edge>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |e| e.client_ip);
     let path = req.uri().path();
     let verdict = if path.starts_with("/v1/auth/") {
-        limits.auth_per_ip.check_key(&ip)
+        limits.check_ip(Budget::AuthIp, ip).await
     } else if path == "/v1/track" || path == "/v1/track/batch" {
-        limits.track_per_ip.check_key(&ip)
+        limits.check_ip(Budget::TrackIp, ip).await
     } else if let Some(key) = req.extensions().get::<RateKey>() {
-        limits.per_user.check_key(&key.0)
+        limits.check(Budget::User, &key.0).await
     } else {
-        limits.per_ip.check_key(&ip)
+        limits.check_ip(Budget::Ip, ip).await
     };
     match verdict {
         Ok(()) => next.run(req).await,
-        Err(not_until) => too_many(&not_until).into_response(),
+        Err(wait) => too_many(wait).into_response(),
     }
 }
 
-fn too_many(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
+/// Set by the identity layer for authenticated requests: the user the budget belongs to.
+#[derive(Debug, Clone)]
+pub struct RateKey(pub String);
+
+/// The 429 for a budget that is spent, with whole seconds to wait.
+pub fn too_many(wait: Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     metrics::counter!("nexus_http_rate_limited_total").increment(1);
     ApiError::new(ErrorKind::RateLimited, "request.rate_limited").retry_after(secs.max(1))

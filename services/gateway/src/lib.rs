@@ -7,6 +7,7 @@ pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod upstream;
@@ -33,7 +34,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::GatewayConfig;
 use crate::edge::{EdgeConfig, RateLimits};
 use crate::error::ApiError;
-use crate::identity::Identity;
+use crate::identity::{ExchangedTokens, Identity};
 use crate::upstream::Upstreams;
 use nexus_platform::identity::{GrpcKeySource, Verifier};
 
@@ -41,6 +42,8 @@ use nexus_platform::identity::{GrpcKeySource, Verifier};
 pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub upstreams: Upstreams,
+    /// API-key tokens the identity layer reuses; revoking a key here drops them.
+    pub exchanged: ExchangedTokens,
 }
 
 /// Every documented route, with its OpenAPI description.
@@ -58,7 +61,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::oauth_start))
         .routes(routes!(routes::auth::oauth_callback))
         .routes(routes!(routes::auth::jwks))
-        .routes(routes!(routes::auth::local_mail))
+        .routes(routes!(routes::local_mail::my_mail))
         .routes(routes!(routes::account::me, routes::account::update_me))
         .routes(routes!(routes::account::change_password))
         .routes(routes!(routes::account::resend_verification))
@@ -184,9 +187,11 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// The complete public application.
 pub fn app(config: GatewayConfig, limits: RateLimits) -> anyhow::Result<Router> {
     let upstreams = Upstreams::new(&config.services, config.http.upstream_timeout)?;
-    let state = AppState { config: Arc::new(config.clone()), upstreams: upstreams.clone() };
+    let exchanged = ExchangedTokens::default();
+    let state =
+        AppState { config: Arc::new(config.clone()), upstreams: upstreams.clone(), exchanged: exchanged.clone() };
     let verifier = Arc::new(Verifier::new(Arc::new(GrpcKeySource::new(&config.services.auth)?)));
-    let identity = Identity { verifier, auth: upstreams.auth.clone(), limits: limits.clone() };
+    let identity = Identity::new(verifier, upstreams.auth.clone(), limits.clone(), exchanged);
     let (router, mut api) = api_router().split_for_parts();
     openapi::add_standard_errors(&mut api);
     // No validator badge: Swagger UI would otherwise call an outside host from the docs page.
@@ -231,8 +236,13 @@ pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: Cancella
 
     let readiness = Readiness::default();
     let admin_stop = CancellationToken::new();
-    let admin =
-        tokio::spawn(admin::serve(listeners.admin, admin::router(readiness.clone(), Vec::new()), admin_stop.clone()));
+    let mut admin_router = admin::router(readiness.clone(), Vec::new());
+    if !config.environment.is_production() {
+        // The whole local mailbox, on the admin port only (never the public one).
+        let auth = Upstreams::new(&config.services, config.http.upstream_timeout)?.auth;
+        admin_router = admin_router.merge(routes::local_mail::admin_router(auth));
+    }
+    let admin = tokio::spawn(admin::serve(listeners.admin, admin_router, admin_stop.clone()));
 
     let sweeper_stop = shutdown.clone();
     tokio::spawn(async move {

@@ -49,6 +49,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        if let Err(e) = nexus_platform::config::DevelopmentDefaults::check_environment(&config) {
+            eprintln!("nexus-gateway: {e}");
+            return ExitCode::from(2);
+        }
         let shutdown = CancellationToken::new();
         nexus_platform::shutdown::cancel_on_signal(shutdown.clone());
         let listeners = match nexus_gateway::Listeners::bind(&config).await {

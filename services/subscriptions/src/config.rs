@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use nexus_platform::config::{CommonConfig, Secret, humantime_secs};
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
 use serde::{Deserialize, Deserializer};
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -20,6 +20,28 @@ pub struct Config {
 impl AsRef<CommonConfig> for Config {
     fn as_ref(&self) -> &CommonConfig {
         &self.common
+    }
+}
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        if !self.stripe.enabled() {
+            found.push(DevelopmentOnly::new(
+                "stripe.api_key",
+                "empty means local billing (plans granted with no payment); set NEXUS_STRIPE__API_KEY_FILE",
+            ));
+        } else if self.stripe.webhook_secrets.is_empty() {
+            found.push(DevelopmentOnly::new(
+                "stripe.webhook_secrets",
+                "Stripe is configured but no webhook secret is, so no webhook could be verified",
+            ));
+        }
+        found
     }
 }
 

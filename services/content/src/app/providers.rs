@@ -89,7 +89,7 @@ fn result_source(r: &ImageResult) -> Outcome {
 impl ImageProvider {
     pub fn from_config(cfg: &Config, http: reqwest::Client) -> anyhow::Result<Option<Self>> {
         let base = cfg.images.webhook_base.trim_end_matches('/');
-        match cfg.images.provider.as_str() {
+        match cfg.images.resolved_provider(&cfg.replicate, &cfg.runware) {
             "local" => Ok(None),
             "replicate" => {
                 let r = &cfg.replicate;
@@ -136,7 +136,7 @@ impl ImageProvider {
                     webhook_url,
                 })))
             }
-            other => anyhow::bail!("images.provider: {other:?} is not one of local, replicate, runware"),
+            other => anyhow::bail!("images.provider: {other:?} is not one of auto, local, replicate, runware"),
         }
     }
 

@@ -540,6 +540,7 @@ pub async fn revoke_api_key(
     _a: Authenticated,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    client(&state).revoke_api_key(pb::IdRequest { id }).await?;
+    client(&state).revoke_api_key(pb::IdRequest { id: id.clone() }).await?;
+    state.exchanged.forget_key(&id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use nexus_kernel::Locale;
 use nexus_proto::nexus::auth::v1 as pb;
 use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use serde::{Deserialize, Serialize};
@@ -359,61 +358,4 @@ pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Ap
         ],
         json,
     ))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LocalMailQuery {
-    /// Only mail to this address.
-    #[param(example = "ana@example.com")]
-    pub to: Option<String>,
-    #[param(example = 10)]
-    pub limit: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LocalMailBody {
-    pub id: String,
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-    pub locale: String,
-    /// Text direction of `subject` and `body`.
-    pub dir: String,
-    pub created_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LocalMailList {
-    pub items: Vec<LocalMailBody>,
-}
-
-/// LOCAL MODE ONLY: mail the platform would have sent (verification and reset links), so it can
-/// be used offline. Refused (409) when real mail is configured.
-#[utoipa::path(get, path = "/v1/local/mail", tag = "local", params(LocalMailQuery),
-    responses((status = 200, description = "Newest first", body = LocalMailList), (status = 409, description = "Mail is not in local mode", body = ErrorEnvelope)))]
-pub async fn local_mail(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<LocalMailQuery>,
-) -> Result<Json<LocalMailList>, ApiError> {
-    let items = client(&state)
-        .list_local_mail(pb::ListLocalMailRequest { to: q.to.unwrap_or_default(), limit: q.limit.unwrap_or(20) })
-        .await?
-        .into_inner()
-        .items
-        .into_iter()
-        .map(|m| {
-            let dir = m.locale.parse::<Locale>().unwrap_or_default().direction().as_str().to_owned();
-            LocalMailBody {
-                id: m.id,
-                to: m.to,
-                subject: m.subject,
-                body: m.body,
-                locale: m.locale,
-                dir,
-                created_at: ts(m.created_at),
-            }
-        })
-        .collect();
-    Ok(Json(LocalMailList { items }))
 }

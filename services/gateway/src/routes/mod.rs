@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod auth;
 pub mod billing;
 pub mod content;
+pub mod local_mail;
 pub mod meta;
 pub mod pages;
 pub mod webhooks;

@@ -12,6 +12,8 @@ use crate::support::{client, config, envelope, json as read, serve};
 
 pub struct Stack {
     pub base: String,
+    /// The gateway's configuration, for starting more gateways in front of the same services.
+    pub cfg: nexus_gateway::config::GatewayConfig,
     pub db: TestDb,
     _nats: TestNats,
     stop: CancellationToken,
@@ -51,6 +53,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
         ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
         ("NEXUS_AUTH__ARGON2_MEMORY_KIB", "1024".to_owned()),
         ("NEXUS_AUTH__ARGON2_ITERATIONS", "1".to_owned()),
+        ("NEXUS_ENVIRONMENT", "development".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -72,6 +75,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
             ("NEXUS_DATABASE__ADMIN_URL".to_owned(), sub.admin_url.expose().to_owned()),
             ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
             ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
             ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
         ];
         let sub_cfg: nexus_subscriptions::Config =
@@ -91,6 +95,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
             ("NEXUS_DATABASE__ADMIN_URL".to_owned(), c.admin_url.expose().to_owned()),
             ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
             ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
             ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
             ("NEXUS_SERVICES__SUBSCRIPTIONS".to_owned(), cfg.services.subscriptions.clone()),
         ];
@@ -111,6 +116,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
             ("NEXUS_DATABASE__ADMIN_URL".to_owned(), an.admin_url.expose().to_owned()),
             ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
             ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
             ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
         ];
         let mut an_cfg: nexus_analytics::Config =
@@ -128,7 +134,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
     let limits = RateLimits::new(&cfg.rate_limit);
-    let base = serve(nexus_gateway::app(cfg, limits).unwrap()).await;
+    let base = serve(nexus_gateway::app(cfg.clone(), limits).unwrap()).await;
     // Ready once auth answers through the gateway.
     for _ in 0..100 {
         if client().get(format!("{base}/.well-known/jwks.json")).send().await.is_ok_and(|r| r.status() == 200) {
@@ -136,7 +142,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Stack { base, db, _nats: nats, stop }
+    Stack { base, cfg, db, _nats: nats, stop }
 }
 
 pub fn email(tag: &str) -> String {
@@ -387,10 +393,15 @@ async fn other_workspaces_are_404_and_viewers_cannot_invite_over_http() {
     let viewer = email("viewer");
     let (status, _) = s.post("/v1/members/invitations", Some(ta), json!({"email": viewer, "role": "viewer"})).await;
     assert_eq!(status, 201);
-    let (_, mail) = s.get(&format!("/v1/local/mail?to={viewer}"), &[]).await;
-    let body = mail["items"][0]["body"].as_str().unwrap();
-    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
+    // The invitee reads the invitation in their own local mailbox once signed up.
     let v = s.sign_up(&viewer).await;
+    let bearer = format!("Bearer {}", v["access_token"].as_str().unwrap());
+    let (status, mail) = s.get("/v1/me/mail", &[("authorization", bearer.as_str())]).await;
+    assert_eq!(status, 200, "{mail}");
+    let invitation =
+        mail["items"].as_array().unwrap().iter().find(|m| m["subject"].as_str().unwrap().contains("invited you"));
+    let body = invitation.expect("invitation mail")["body"].as_str().unwrap();
+    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
     let (status, joined) =
         s.post("/v1/invitations/accept", Some(v["access_token"].as_str().unwrap()), json!({"token": token})).await;
     assert_eq!(status, 200, "{joined}");
@@ -496,4 +507,93 @@ async fn errors_speak_the_user_s_saved_language_over_accept_language() {
         anon["error"]["message"],
         nexus_i18n::error_message(nexus_kernel::Locale::Es, "request.not_found", &[], 404)
     );
+}
+
+/// Another gateway in front of the same services, with its own settings.
+async fn gateway_like(s: &Stack, mutate: impl FnOnce(&mut nexus_gateway::config::GatewayConfig)) -> String {
+    let mut cfg = s.cfg.clone();
+    mutate(&mut cfg);
+    let limits = RateLimits::new(&cfg.rate_limit);
+    serve(nexus_gateway::app(cfg, limits).unwrap()).await
+}
+
+async fn status_of(url: String, headers: &[(&str, &str)]) -> u16 {
+    let mut r = client().get(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn two_gateways_sharing_redis_enforce_one_budget_per_user_across_keys() {
+    let s = stack(1000).await;
+    let signed = s.sign_up(&email("shared")).await;
+    let token = signed["access_token"].as_str().unwrap().to_owned();
+    let (status, created) = s.post("/v1/api-keys", Some(&token), json!({"name": "ci", "scopes": ["read"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["secret"].as_str().unwrap().to_owned();
+    let as_user = bearer(&token);
+
+    // Six requests a minute per user, kept in Redis under a prefix of this test's own.
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let shared = |cfg: &mut nexus_gateway::config::GatewayConfig| {
+        cfg.rate_limit.per_user_per_minute = 6;
+        cfg.rate_limit.redis_url = nexus_platform::config::Secret::new("redis://127.0.0.1:6379");
+        cfg.rate_limit.redis_prefix = prefix.clone();
+    };
+    let a = gateway_like(&s, shared).await;
+    let b = gateway_like(&s, shared).await;
+    // Alternating gateways, and the user's session token with one of their API keys: one budget.
+    let mut passed = 0;
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &a } else { &b };
+        let headers: Vec<(&str, &str)> =
+            if i % 3 == 0 { vec![("x-api-key", key.as_str())] } else { vec![("authorization", as_user.as_str())] };
+        let got = status_of(format!("{base}/v1/me"), &headers).await;
+        assert_eq!(got, 200, "request {i}");
+        passed += 1;
+    }
+    assert_eq!(passed, 6);
+    for base in [&a, &b] {
+        let resp = client().get(format!("{base}/v1/me")).header("authorization", &as_user).send().await.unwrap();
+        assert_eq!(resp.status(), 429, "the seventh request on either gateway is over the shared budget");
+        let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let (_, _, body) = read(resp).await;
+        assert_eq!(body["error"]["code"], "request.rate_limited");
+        let got = status_of(format!("{base}/v1/me"), &[("x-api-key", key.as_str())]).await;
+        assert_eq!(got, 429, "an API key of the same user draws on the same budget");
+    }
+
+    // Without Redis each gateway keeps its own budget: the same traffic passes twice over.
+    let local = |cfg: &mut nexus_gateway::config::GatewayConfig| cfg.rate_limit.per_user_per_minute = 6;
+    let (c, d) = (gateway_like(&s, local).await, gateway_like(&s, local).await);
+    for base in [&c, &d] {
+        for _ in 0..6 {
+            assert_eq!(status_of(format!("{base}/v1/me"), &[("authorization", as_user.as_str())]).await, 200);
+        }
+        assert_eq!(status_of(format!("{base}/v1/me"), &[("authorization", as_user.as_str())]).await, 429);
+    }
+}
+
+#[tokio::test]
+async fn api_key_exchanges_are_cached_and_spend_the_ip_budget_first() {
+    let s = stack(1000).await;
+    let signed = s.sign_up(&email("cache")).await;
+    let token = signed["access_token"].as_str().unwrap().to_owned();
+    let (_, created) = s.post("/v1/api-keys", Some(&token), json!({"name": "ci", "scopes": ["read"]})).await;
+    let key = created["secret"].as_str().unwrap().to_owned();
+
+    // Two anonymous requests a minute per address: one exchange spends one of them; later requests
+    // with the same key reuse its token and spend none.
+    let base = gateway_like(&s, |cfg| cfg.rate_limit.per_ip_per_minute = 2).await;
+    for _ in 0..5 {
+        assert_eq!(status_of(format!("{base}/v1/me"), &[("x-api-key", key.as_str())]).await, 200);
+    }
+    assert_eq!(status_of(format!("{base}/v1/locales"), &[]).await, 200, "one anonymous request left");
+    assert_eq!(status_of(format!("{base}/v1/locales"), &[]).await, 429, "the exchange spent the other");
+    // A guessed key needs an exchange, and the address has no budget left for one.
+    let guessed = status_of(format!("{base}/v1/me"), &[("x-api-key", "nx_guessed_key_0000000000000000")]).await;
+    assert_eq!(guessed, 429);
 }

@@ -52,6 +52,12 @@ fn test_routes() -> Router {
         )
         .route("/v1/auth/login", post(|| async { "ok" }))
         .route("/v1/ok", get(|| async { "ok" }))
+        .route(
+            "/v1/whoami",
+            get(|axum::Extension(edge): axum::Extension<nexus_gateway::edge::Edge>| async move {
+                edge.client_ip.to_string()
+            }),
+        )
 }
 
 async fn base_with(mutate: impl FnOnce(&mut nexus_gateway::config::GatewayConfig)) -> String {
@@ -297,4 +303,104 @@ fn kinds_map_to_http_in_one_place() {
     assert_eq!(bare.code(), "service.unavailable");
     let unknown: ApiError = tonic::Status::unknown("boom").into();
     assert_eq!(unknown.kind().http_status(), 500);
+}
+
+async fn whoami(base: &str, headers: &[(&str, &str)]) -> String {
+    let mut r = client().get(format!("{base}/v1/whoami"));
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies_taking_the_first_untrusted_hop() {
+    // The test client connects from 127.0.0.1: a trusted proxy here.
+    let trusted = base_with(|cfg| {
+        cfg.http.trust_forwarded_for = true;
+        cfg.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let cases = [
+        (vec![], "127.0.0.1"),
+        (vec![("x-forwarded-for", "203.0.113.7")], "203.0.113.7"),
+        // The client wrote the leftmost hop itself: it is not believed.
+        (vec![("x-forwarded-for", "1.2.3.4, 203.0.113.7")], "203.0.113.7"),
+        // A second proxy of ours in the chain is skipped.
+        (vec![("x-forwarded-for", "1.2.3.4, 203.0.113.7, 10.1.2.3")], "203.0.113.7"),
+        (vec![("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "203.0.113.7")], "203.0.113.7"),
+        (vec![("x-forwarded-for", "not-an-address")], "127.0.0.1"),
+        (vec![("x-forwarded-for", "::ffff:198.51.100.2")], "198.51.100.2"),
+    ];
+    for (headers, want) in cases {
+        assert_eq!(whoami(&trusted, &headers).await, want, "{headers:?}");
+    }
+
+    // The peer is not a trusted proxy: whatever it forwards is ignored.
+    let untrusted = base_with(|cfg| {
+        cfg.http.trust_forwarded_for = true;
+        cfg.http.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(whoami(&untrusted, &[("x-forwarded-for", "203.0.113.7")]).await, "127.0.0.1");
+    // Not trusting at all (the default): ignored too.
+    assert_eq!(whoami(&base().await, &[("x-forwarded-for", "203.0.113.7")]).await, "127.0.0.1");
+
+    // Per-address budgets follow the believed address.
+    let limited = base_with(|cfg| {
+        cfg.http.trust_forwarded_for = true;
+        cfg.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        cfg.rate_limit.per_ip_per_minute = 1;
+    })
+    .await;
+    let get = |ip: &'static str| client().get(format!("{limited}/v1/ok")).header("x-forwarded-for", ip).send();
+    assert_eq!(get("203.0.113.7").await.unwrap().status(), 200);
+    assert_eq!(get("203.0.113.7").await.unwrap().status(), 429);
+    assert_eq!(get("203.0.113.8").await.unwrap().status(), 200, "another client has its own budget");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let base = base_with(|cfg| {
+        cfg.http.trust_forwarded_for = true;
+        cfg.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let c = client();
+    let responses = [
+        c.get(format!("{base}/v1/ok")).send().await.unwrap(),
+        c.get(format!("{base}/v1/nothing/here")).send().await.unwrap(),
+        c.post(format!("{base}/v1/things")).header("content-type", "application/json").body("{").send().await.unwrap(),
+        c.get(format!("{base}/v1/broken")).send().await.unwrap(),
+    ];
+    for resp in responses {
+        let h = resp.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{}", resp.status());
+        assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain HTTP");
+    }
+    let over_tls = c.get(format!("{base}/v1/ok")).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert!(over_tls.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    // Only a trusted proxy can say the request came over TLS.
+    let untrusted = base_with(|cfg| cfg.http.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()]).await;
+    let resp = c.get(format!("{untrusted}/v1/ok")).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert!(resp.headers().get("strict-transport-security").is_none());
+}
+
+#[test]
+fn production_refuses_trusting_forwarded_for_without_a_proxy_list() {
+    use nexus_platform::config::{DevelopmentDefaults, Environment};
+    let mut cfg = config();
+    cfg.environment = Environment::Production;
+    cfg.check_environment().unwrap();
+    cfg.http.trust_forwarded_for = true;
+    let err = cfg.check_environment().unwrap_err().to_string();
+    assert!(err.contains("http.trust_forwarded_for"), "{err}");
+    cfg.http.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    cfg.check_environment().unwrap();
+    cfg.environment = Environment::Development;
+    cfg.http.trusted_proxies.clear();
+    cfg.check_environment().unwrap();
 }

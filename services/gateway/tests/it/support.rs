@@ -3,7 +3,8 @@ use nexus_gateway::config::{DEFAULTS, GatewayConfig};
 use tokio::net::TcpListener;
 
 pub fn config() -> GatewayConfig {
-    nexus_platform::config::load_from_env("gateway", DEFAULTS, None, Vec::new()).expect("defaults load")
+    let env = vec![("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned())];
+    nexus_platform::config::load_from_env("gateway", DEFAULTS, None, env).expect("defaults load")
 }
 
 /// Serves `router` on port 0 (with client addresses) and returns its base URL.

@@ -1,0 +1,102 @@
+//! `environment = production` refuses development conveniences at start-up, naming each key, and
+//! exits non-zero before it touches Postgres or NATS.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::binary;
+
+/// Runs `name serve` and returns its exit code and stderr; `None` when it was still running after
+/// a few seconds (past the check, waiting for its dependencies), and then it is killed.
+fn serve(name: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(binary(name));
+    cmd.arg("serve").env_remove("NEXUS_ENVIRONMENT").env("NEXUS_TELEMETRY__LOG_LEVEL", "error");
+    // Nothing listens here: had the check let it through, start-up would fail differently.
+    cmd.env("NEXUS_DATABASE__URL", "postgres://nobody@127.0.0.1:1/none").env("NEXUS_NATS__URL", "nats://127.0.0.1:1");
+    cmd.env("NEXUS_GRPC__ADDR", "127.0.0.1:0")
+        .env("NEXUS_ADMIN__ADDR", "127.0.0.1:0")
+        .env("NEXUS_HTTP__ADDR", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run binary");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (code, stderr)
+}
+
+#[test]
+fn production_binaries_refuse_development_keys_and_defaults_naming_them() {
+    // (binary, environment, keys its refusal must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
+        // The built-in default is production: saying nothing is not development.
+        ("nexus-auth", &[], &["auth.sealing_keys", "mail.mode"]),
+        ("nexus-auth", &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_MAIL__MODE", "smtp")], &["auth.sealing_keys"]),
+        ("nexus-analytics", &[("NEXUS_ENVIRONMENT", "production")], &["analytics.sealing_keys"]),
+        ("nexus-subscriptions", &[("NEXUS_ENVIRONMENT", "production")], &["stripe.api_key"]),
+        (
+            "nexus-subscriptions",
+            &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_STRIPE__API_KEY", "sk_live_x")],
+            &["stripe.webhook_secrets"],
+        ),
+        ("nexus-content", &[("NEXUS_ENVIRONMENT", "production")], &["llm.provider", "images.provider"]),
+        (
+            "nexus-content",
+            &[
+                ("NEXUS_ENVIRONMENT", "production"),
+                ("NEXUS_LLM__PROVIDER", "local"),
+                ("NEXUS_IMAGES__PROVIDER", "replicate"),
+                ("NEXUS_REPLICATE__API_TOKEN", "r8_x"),
+            ],
+            &["replicate.webhook_secret"],
+        ),
+        (
+            "nexus-gateway",
+            &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_HTTP__TRUST_FORWARDED_FOR", "true")],
+            &["http.trust_forwarded_for"],
+        ),
+    ];
+    for (bin, env, keys) in cases {
+        let (code, stderr) = serve(bin, env);
+        assert_eq!(code, Some(2), "{bin} {env:?} must refuse to start: {stderr}");
+        assert!(stderr.contains("production"), "{bin}: {stderr}");
+        for key in *keys {
+            assert!(stderr.contains(key), "{bin} {env:?} names {key}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn production_accepts_explicit_local_providers_and_real_keys() {
+    // Chosen by name, local providers are fine in production; the check passes and start-up goes
+    // on to wait for the unreachable database (or fails on it with another exit code).
+    let (code, stderr) = serve(
+        "nexus-content",
+        &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_LLM__PROVIDER", "local"), ("NEXUS_IMAGES__PROVIDER", "local")],
+    );
+    assert_ne!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("refuses development settings"), "{stderr}");
+    let key = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let (code, stderr) =
+        serve("nexus-analytics", &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_ANALYTICS__SEALING_KEYS", key)]);
+    assert_ne!(code, Some(2), "{stderr}");
+    // Development allows everything, with warnings.
+    let (code, stderr) = serve("nexus-auth", &[("NEXUS_ENVIRONMENT", "development")]);
+    assert_ne!(code, Some(2), "{stderr}");
+}
