@@ -6,4 +6,5 @@ mod auth;
 mod content;
 mod environment;
 mod gateway;
+mod nats_users;
 mod support;

@@ -33,6 +33,26 @@ impl std::fmt::Debug for Bus {
     }
 }
 
+/// `nats://user:pw@host:4222` → (`nats://host:4222`, Some((user, pw))), percent-decoded.
+fn split_user_info(raw: &str) -> (String, Option<(String, String)>) {
+    let Ok(mut url) = url::Url::parse(raw) else { return (raw.to_owned(), None) };
+    if url.username().is_empty() {
+        return (raw.to_owned(), None);
+    }
+    let decode = |s: &str| percent_decode(s);
+    let user = decode(url.username());
+    let password = decode(url.password().unwrap_or(""));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    (url.to_string(), Some((user, password)))
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map_or_else(|| s.to_owned(), |(_, v)| v.into_owned())
+}
+
 impl Bus {
     /// Connects in the background: returns at once and keeps retrying, so a process can start
     /// (not ready) before NATS is up and recovers by itself when NATS comes back.
@@ -50,7 +70,14 @@ impl Bus {
         if !cfg.credentials.is_empty() {
             opts = opts.credentials(cfg.credentials.expose()).map_err(BusError::Credentials)?;
         }
-        let client = opts.connect(cfg.url.as_str()).await?;
+        // `nats://user:password@host`: each service's own NATS user (see k8s/base/nats). The
+        // client does not read the URL's user info once options are given, so it is passed here
+        // and taken out of the address.
+        let (url, user) = split_user_info(&cfg.url);
+        if let Some((user, password)) = user {
+            opts = opts.user_and_password(user, password);
+        }
+        let client = opts.connect(url.as_str()).await?;
         let js = jetstream::new(client.clone());
         Ok(Bus { client, js, cfg: cfg.clone() })
     }
@@ -131,5 +158,18 @@ impl Bus {
         for name in doomed {
             let _ = self.js.delete_stream(&name).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod user_info_tests {
+    use super::split_user_info;
+
+    #[test]
+    fn user_info_is_taken_out_of_the_address() {
+        assert_eq!(split_user_info("nats://127.0.0.1:4222"), ("nats://127.0.0.1:4222".to_owned(), None));
+        let (url, user) = split_user_info("nats://nexus_auth:p%40ss+w@nats.nats.svc:4222");
+        assert_eq!(url, "nats://nats.nats.svc:4222");
+        assert_eq!(user, Some(("nexus_auth".to_owned(), "p@ss+w".to_owned())));
     }
 }
