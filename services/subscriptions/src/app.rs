@@ -378,13 +378,18 @@ impl Billing {
         match self.try_reserve(tenant, &action, amount, key, ttl).await? {
             Reserved::Done(r, available) => Ok((r, available)),
             Reserved::Refused => {
-                // Either a workspace we have never seen (provisioning event still in flight) or
-                // too few credits: find out, set it up if new, and try once more.
+                // Either a workspace not provisioned yet (a new one whose sign-up event is still
+                // in flight) or too few credits. Provisioning here serializes on the workspace:
+                // its INSERT takes the subscription's unique key, so when the sign-up consumer
+                // is provisioning the same workspace at this moment, this waits for its commit
+                // and then reads its grant. Either way, when the credits are there now (we made
+                // them, someone else just did, or a hold was given back meanwhile), try again:
+                // a workspace being provisioned never answers 402.
                 let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
                 let created = Self::ensure_subscription(&mut tx, tenant).await?;
                 let available = Self::available(&mut tx).await?;
                 tx.commit().await.map_err(db)?;
-                if created
+                if (created || available >= amount)
                     && let Reserved::Done(r, available) = self.try_reserve(tenant, &action, amount, key, ttl).await?
                 {
                     return Ok((r, available));

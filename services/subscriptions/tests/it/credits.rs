@@ -354,3 +354,67 @@ async fn plans_are_listed_in_the_caller_s_language_and_currency() {
     let bad = c.list_plans(pb::ListPlansRequest { currency: "XYZ".into() }).await.unwrap_err();
     assert_eq!(code_of(&bad), "money.unsupported_currency");
 }
+
+/// The race behind "402 right after sign-up": the sign-up consumer is provisioning the workspace
+/// (its transaction holds the new subscription, not yet committed) when the first reservation
+/// arrives. The reservation waits for that provisioning and succeeds; one grant only.
+#[tokio::test]
+async fn a_reservation_racing_the_signup_provisioning_waits_for_it_and_succeeds() {
+    let svc = start().await;
+    let pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    for round in 0..10 {
+        let ws = WorkspaceId::new();
+        let token = svc.owner(ws);
+        // What `provision::Provisioner` does for `user.signed_up`, held open for a moment.
+        let mut tx = nexus_platform::db::begin_tenant(&pool, ws).await.unwrap();
+        assert!(nexus_subscriptions::app::Billing::ensure_subscription(&mut tx, ws).await.unwrap());
+        let mut client = svc.client();
+        let key = format!("first-{round}");
+        let first = tokio::spawn(async move { client.reserve(authed(reserve(0, &key), &token)).await });
+        tokio::time::sleep(Duration::from_millis(150 + 20 * round)).await;
+        tx.commit().await.unwrap();
+        let held = first.await.unwrap().expect("the first reservation of a new workspace is granted");
+        assert_eq!(held.into_inner().status, "held");
+        let grants: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM subscriptions.credit_ledger WHERE tenant_id = $1 AND kind = 'grant'",
+        )
+        .bind(ws.as_uuid())
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap();
+        assert_eq!(grants, 1, "provisioned once");
+        let b = svc.balance(&svc.owner(ws)).await;
+        assert_eq!((b.available, b.reserved), (49, 1));
+        assert_eq!(ledger_sum(&svc, ws).await, b.available);
+    }
+}
+
+/// Sign-up provisioning and first uses arriving together, many workspaces at once: every
+/// reservation succeeds and every workspace is granted exactly once.
+#[tokio::test]
+async fn concurrent_provisioning_and_first_reservations_never_refuse() {
+    let svc = start().await;
+    let pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    let mut tasks = Vec::new();
+    let workspaces: Vec<WorkspaceId> = (0..40).map(|_| WorkspaceId::new()).collect();
+    for ws in workspaces.clone() {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = nexus_platform::db::begin_tenant(&pool, ws).await.unwrap();
+            nexus_subscriptions::app::Billing::ensure_subscription(&mut tx, ws).await.unwrap();
+            tx.commit().await.unwrap();
+            Ok::<(), tonic::Status>(())
+        }));
+        let (mut client, token) = (svc.client(), svc.owner(ws));
+        tasks.push(tokio::spawn(async move {
+            client.reserve(authed(reserve(0, "first"), &token)).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("no refusal");
+    }
+    for ws in workspaces {
+        let b = svc.balance(&svc.owner(ws)).await;
+        assert_eq!((b.available, b.reserved), (49, 1), "granted once, one credit held");
+    }
+}
