@@ -406,9 +406,7 @@ async fn concurrent_provisioning_and_first_reservations_never_refuse() {
             Ok::<(), tonic::Status>(())
         }));
         let (mut client, token) = (svc.client(), svc.owner(ws));
-        tasks.push(tokio::spawn(async move {
-            client.reserve(authed(reserve(0, "first"), &token)).await.map(|_| ())
-        }));
+        tasks.push(tokio::spawn(async move { client.reserve(authed(reserve(0, "first"), &token)).await.map(|_| ()) }));
     }
     for t in tasks {
         t.await.unwrap().expect("no refusal");
