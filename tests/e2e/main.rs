@@ -4,5 +4,6 @@
 mod analytics;
 mod auth;
 mod content;
+mod credits;
 mod gateway;
 mod support;
