@@ -566,6 +566,67 @@ impl Billing {
         Ok((committed, available))
     }
 
+    /// Charges a job whose hold expired before its settlement arrived: the job's result was stored
+    /// (its `MeteredJobFinished` says so), but subscriptions was down longer than the hold's TTL
+    /// and the sweeper gave the credits back first. The charge is taken from what is available
+    /// now, at most all of it (the balance never goes below zero), and the reservation becomes
+    /// committed, so a second settlement of it charges nothing. A reservation that is not expired
+    /// is left as it is (`Ok(None)`).
+    pub async fn charge_expired_in(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+        credits: Option<i64>,
+    ) -> Result<Option<(ReservationRow, i64)>, Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if r.status != "expired" {
+            return Ok(None);
+        }
+        let wanted = credits.unwrap_or(r.amount).clamp(0, r.amount);
+        let before: i64 = sqlx::query_scalar("SELECT available FROM credit_balances FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let charged = wanted.min(before);
+        let (available, used, granted): (i64, i64, i64) = sqlx::query_as(
+            "UPDATE credit_balances SET available = available - $1, period_used = period_used + $1, updated_at = now() \
+             RETURNING available, period_used, period_grant",
+        )
+        .bind(charged)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let committed: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE reservations SET status = 'committed', committed_amount = $2, settled_at = now() WHERE id = $1 RETURNING {RESERVATION_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(charged)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        Self::ledger_row(&mut *tx, tenant, "commit", -charged, available, &r.action, Some(id)).await?;
+        if charged < wanted {
+            tracing::warn!(reservation = %id, wanted, charged, "late charge capped at the available credits");
+        }
+        enqueue(
+            &mut *tx,
+            "nexus.subscriptions.credits.charged",
+            Some(tenant),
+            &events::CreditsCharged {
+                workspace_id: tenant.to_string(),
+                reservation_id: id.to_string(),
+                action: r.action.clone(),
+                credits: charged,
+            },
+        )
+        .await
+        .map_err(db)?;
+        self.notify_thresholds(&mut *tx, tenant, used - charged, used, granted, available).await?;
+        Ok(Some((committed, available)))
+    }
+
     /// Events and notices at 80% and 100% of the period's credits, once per period each.
     async fn notify_thresholds(
         &self,

@@ -416,3 +416,73 @@ async fn concurrent_provisioning_and_first_reservations_never_refuse() {
         assert_eq!((b.available, b.reserved), (49, 1), "granted once, one credit held");
     }
 }
+
+/// Publishes what content's outbox relay would for a finished job.
+async fn job_finished(svc: &Svc, ws: WorkspaceId, reservation: &str, credits: i64, copy: &str) {
+    use prost::Message;
+    let bus = svc.nats.bus().await;
+    bus.ensure_service_stream("content").await.unwrap();
+    let job = nexus_proto::events::MeteredJobFinished {
+        workspace_id: ws.to_string(),
+        reservation_id: reservation.to_owned(),
+        succeeded: true,
+        credits,
+        job: "content.generation:gen_test".into(),
+    };
+    let env = nexus_proto::events::Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: ws.to_string(),
+        event_type: <nexus_proto::events::MeteredJobFinished as prost::Name>::full_name(),
+        payload: job.encode_to_vec(),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", copy);
+    bus.js
+        .publish_with_headers(bus.subject("nexus.content.job.finished"), headers, env.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// Subscriptions was down longer than a hold's TTL: on its return the sweeper gives the hold
+/// back before the job's settlement (waiting in NATS) is read. The stored job is still charged,
+/// once, and never below zero.
+#[tokio::test]
+async fn a_job_settled_after_its_hold_expired_is_still_charged_once() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let mut req = reserve(5, "slow-job");
+    req.ttl_seconds = 1;
+    let r = c.reserve(authed(req, &token)).await.unwrap().into_inner();
+    let expired = eventually(Duration::from_secs(10), || async { svc.balance(&token).await.available == 50 }).await;
+    assert!(expired, "the hold expired and came back");
+
+    job_finished(&svc, ws, &r.id, 3, "late-1").await;
+    let charged = eventually(Duration::from_secs(15), || async { svc.balance(&token).await.available == 47 }).await;
+    assert!(charged, "charged late: {:?}", svc.balance(&token).await);
+    // The same settlement again (a redelivery under a new id) charges nothing more.
+    job_finished(&svc, ws, &r.id, 3, "late-2").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (47, 0));
+    assert_eq!(ledger_sum(&svc, ws).await, 47, "the ledger sums to the balance");
+
+    // With fewer credits left than the job used, the late charge stops at zero.
+    let mut drain = reserve(0, "short");
+    drain.credits = 10;
+    drain.ttl_seconds = 1;
+    let r2 = c.reserve(authed(drain, &token)).await.unwrap().into_inner();
+    eventually(Duration::from_secs(10), || async { svc.balance(&token).await.available == 47 }).await;
+    let mut spend = reserve(45, "spend");
+    spend.action = "video.render_minute".into();
+    c.reserve(authed(spend, &token)).await.unwrap();
+    assert_eq!(svc.balance(&token).await.available, 2);
+    job_finished(&svc, ws, &r2.id, 10, "late-3").await;
+    let capped = eventually(Duration::from_secs(15), || async { svc.balance(&token).await.available == 0 }).await;
+    assert!(capped, "{:?}", svc.balance(&token).await);
+    assert_eq!(ledger_sum(&svc, ws).await, 0);
+}
