@@ -14,7 +14,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::pages::within_limit;
-use super::{App, Hold, Outcome, check_key, db, joined, settle_in, spawn_in_context};
+use super::{App, Hold, Outcome, check_key, db, fresh, joined, settle_in, spawn_in_context};
 use crate::domain::agents::{AgentSpec, MAX_MESSAGE_CHARS, Turn, relevant_snippets};
 use crate::domain::generation::Usage;
 use crate::domain::{AgentId, ConversationId, parse_id, text_field};
@@ -224,6 +224,7 @@ impl App {
                 self.cfg.generation.reservation_ttl,
             )
             .await?;
+        fresh(&hold)?;
         let spec = agent.spec();
         let text = self.text.clone();
         let n = self.cfg.agents.snippets;

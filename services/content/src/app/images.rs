@@ -8,7 +8,7 @@ use nexus_platform::identity::{Action, Principal};
 use uuid::Uuid;
 
 use super::providers::Started;
-use super::{App, Outcome, caller_locale, check_key, db, settle_in};
+use super::{App, Outcome, caller_locale, check_key, db, fresh, settle_in};
 use crate::domain::generation::parse_language;
 use crate::domain::{ImageId, parse_id, text_field};
 use crate::render::svg::placeholder;
@@ -90,6 +90,7 @@ impl App {
         // hold the credits as long as subscriptions allows; a job that outlives it is free.
         let ttl = if self.images.is_some() { PROVIDER_JOB_TTL } else { self.cfg.generation.reservation_ttl };
         let hold = self.credits.reserve("content.image", 1, 0, &format!("content.image:{key}"), ttl).await?;
+        fresh(&hold)?;
         let job = format!("content.image:{id}");
         let stored = async {
             // A provider's image arrives later (webhook or poll); a placeholder is ready now.

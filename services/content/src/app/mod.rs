@@ -53,6 +53,16 @@ impl App {
     }
 }
 
+/// A hold from an earlier request with the same key (now settled) pays for nothing new: doing the
+/// work again would be free. Callers answer with the stored result when there is one.
+pub fn fresh(hold: &Hold) -> Result<(), Error> {
+    if hold.status == "held" {
+        Ok(())
+    } else {
+        Err(Error::new(nexus_kernel::ErrorKind::Conflict, "content.idempotency_key_reused"))
+    }
+}
+
 pub fn db(e: sqlx::Error) -> Error {
     nexus_platform::db::error(e)
 }

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{App, Outcome, caller_locale, check_key, db, joined, settle_in, spawn_in_context};
+use super::{App, Outcome, caller_locale, check_key, db, fresh, joined, settle_in, spawn_in_context};
 use crate::domain::generation::Brief;
 use crate::domain::pages::{LeadInput, SectionName, Sections, parse_slug};
 use crate::domain::{ImageId, LeadId, PageId, parse_id, text_field};
@@ -145,6 +145,7 @@ impl App {
             .credits
             .reserve("content.page", 1, 0, &format!("content.page:{key}"), self.cfg.generation.reservation_ttl)
             .await?;
+        fresh(&hold)?;
         let text = self.text.clone();
         let b = brief.clone();
         let job = format!("content.page:{id}");
@@ -338,6 +339,11 @@ impl App {
                 self.cfg.generation.reservation_ttl,
             )
             .await?;
+        if hold.status == "committed" {
+            // This key's regeneration is done and paid: answer with the page as it is now.
+            return self.get_page(p, id).await;
+        }
+        fresh(&hold)?;
         let text = self.text.clone();
         let brief = page.brief.0.clone();
         let variation = u32::try_from(page.current_version).unwrap_or(1) + 1;

@@ -174,3 +174,47 @@ async fn subscriptions_down_between_reserve_and_store_still_charges_once() {
     let commits = "SELECT count(*) FROM subscriptions.credit_ledger WHERE tenant_id = $1 AND kind = 'commit'";
     assert_eq!(s.count(commits, ws).await, 1);
 }
+
+/// The key of a request whose hold is settled buys nothing more: a failed request's key cannot
+/// be replayed for free work, and a finished regeneration is answered, not done again.
+#[tokio::test]
+async fn a_settled_key_does_no_work_for_free() {
+    let (s, fake) = with_model().await;
+    let ws = WorkspaceId::new();
+    let token = s.owner(ws);
+    let mut c = s.client();
+    let before = s.balance(&token).await.available;
+    fake.push(Reply::server_error(500));
+    let mut req = brief("en");
+    req.idempotency_key = "page-1".into();
+    c.create_page(authed(req.clone(), &token)).await.unwrap_err();
+    assert_eq!(s.settled(&token).await.available, before, "the failure gave everything back");
+    let e = c.create_page(authed(req, &token)).await.unwrap_err();
+    assert_eq!(code_of(&e), "content.idempotency_key_reused");
+    assert_eq!(s.count("SELECT count(*) FROM content.magic_pages WHERE tenant_id = $1", ws).await, 0);
+
+    let sections = json!({
+        "hero": {"headline": "Every step", "subheadline": "Light trail shoes", "cta_label": "Order"},
+        "benefits": [{"title": "Light", "body": "Only 220 g"}],
+        "social_proof": [{"quote": "Great", "author": "Ana"}],
+        "faq": [{"q": "Shipping?", "a": "Free"}],
+        "cta": {"headline": "Ready?", "button": "Go"},
+        "submit_label": "Send"
+    });
+    fake.push(Reply::Answer(Script::text(sections.to_string())));
+    fake.push(Reply::Answer(Script::text(sections.to_string())));
+    let page = c.create_page(authed(brief("en"), &token)).await.unwrap().into_inner();
+    let regenerate = pb::RegenerateSectionRequest {
+        page_id: page.id.clone(),
+        section: "faq".into(),
+        idempotency_key: "regen-1".into(),
+    };
+    let v2 = c.regenerate_section(authed(regenerate.clone(), &token)).await.unwrap().into_inner();
+    assert_eq!(v2.current_version, 2);
+    let b = s.settled(&token).await;
+    let again = c.regenerate_section(authed(regenerate, &token)).await.unwrap().into_inner();
+    assert_eq!(again.current_version, 2, "answered with the page, not regenerated again");
+    assert_eq!(s.settled(&token).await.available, b.available, "charged once");
+    assert_eq!(s.settlements(ws).await.len(), 3, "release, page, regeneration");
+    assert_eq!(s.ledger_sum(ws).await, b.available);
+}
