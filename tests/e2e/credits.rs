@@ -63,6 +63,9 @@ impl Fleet {
         auth_env.push(("NEXUS_AUTH__ARGON2_MEMORY_KIB", "4096".into()));
         let mut subs_env = env(&db, &nats, "subscriptions", subs_grpc, ports[5]);
         subs_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
+        // Settlements handed to a subscriptions process that is then killed come back after the
+        // ack wait; keep it short so the test stays quick.
+        subs_env.push(("NEXUS_NATS__ACK_WAIT", "5s".into()));
         let mut content_env = env(&db, &nats, "content", content_grpc, ports[6]);
         content_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
         content_env.push(("NEXUS_SERVICES__SUBSCRIPTIONS", subs_url.clone()));
@@ -388,7 +391,7 @@ async fn subscriptions_killed_during_sixty_generations_answers_201_402_or_503_an
         // Every answered generation is charged once (its settlement was stored with it); holds
         // whose answer was lost in the crash stay held until their TTL gives them back.
         let mut charged = -1;
-        for _ in 0..300 {
+        for _ in 0..600 {
             charged = fleet
                 .ledger(
                     session,
