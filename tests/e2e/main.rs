@@ -4,6 +4,7 @@
 mod analytics;
 mod auth;
 mod content;
+mod credits;
 mod environment;
 mod gateway;
 mod nats_users;

@@ -200,3 +200,76 @@ pub type ContextChannel = tonic::service::interceptor::InterceptedService<Channe
 pub fn context_channel(url: &str, deadline: Duration) -> Result<ContextChannel, tonic::transport::Error> {
     Ok(tonic::service::interceptor::InterceptedService::new(channel(url, deadline)?, ForwardContext))
 }
+
+/// The error for a failed call to another service. A status the service answered with (it
+/// carries our error detail) keeps its meaning. One the transport made up because the callee
+/// went away mid-request — connection refused, reset or closed, a broken HTTP/2 stream (tonic
+/// reports these as `Unavailable`, or as `Unknown`, `Internal` or `Cancelled` with the transport
+/// error as the cause) — becomes `service.unavailable` (503 with `Retry-After` at the gateway):
+/// the callee died or is restarting, and trying again is right. It is never `internal`.
+pub fn upstream_error(status: &tonic::Status) -> nexus_kernel::Error {
+    if status.details().is_empty() && is_transport_failure(status) {
+        return nexus_kernel::Error::unavailable("service.unavailable").with_source(status.clone());
+    }
+    nexus_kernel::Error::from_status(status)
+}
+
+/// Whether a status without our error detail says the connection to the callee failed.
+pub fn is_transport_failure(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    match status.code() {
+        Code::Unavailable => true,
+        Code::Unknown | Code::Internal | Code::Cancelled => caused_by_transport(status),
+        _ => false,
+    }
+}
+
+fn caused_by_transport(status: &tonic::Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = cause {
+        if e.is::<hyper::Error>()
+            || e.is::<h2::Error>()
+            || e.is::<std::io::Error>()
+            || e.is::<tonic::transport::Error>()
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    // A status rebuilt from text (no cause kept) still names what failed.
+    let message = status.message().to_ascii_lowercase();
+    ["transport error", "h2 protocol error", "connection reset", "connection closed", "broken pipe", "stream closed"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+    use nexus_kernel::ErrorKind;
+
+    #[test]
+    fn transport_failures_are_unavailable() {
+        let reset = tonic::Status::from_error(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        assert_eq!(upstream_error(&reset).kind(), ErrorKind::Unavailable);
+        let h2 = tonic::Status::from(h2::Error::from(h2::Reason::INTERNAL_ERROR));
+        assert_eq!(h2.code(), tonic::Code::Internal, "tonic calls a reset stream internal");
+        assert_eq!(upstream_error(&h2).kind(), ErrorKind::Unavailable);
+        let unknown = tonic::Status::unknown("transport error");
+        assert_eq!(upstream_error(&unknown).kind(), ErrorKind::Unavailable);
+        let e = upstream_error(&tonic::Status::unavailable("tcp connect error"));
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Unavailable, "service.unavailable"));
+    }
+
+    #[test]
+    fn answers_of_the_service_keep_their_meaning() {
+        let own: tonic::Status = nexus_kernel::Error::internal("bug").into();
+        assert_eq!(upstream_error(&own).kind(), ErrorKind::Internal);
+        let refused: tonic::Status =
+            nexus_kernel::Error::new(ErrorKind::PaymentRequired, "subscriptions.insufficient_credits").into();
+        assert_eq!(upstream_error(&refused).code(), "subscriptions.insufficient_credits");
+        // A bare internal status with no transport cause is a bug somewhere, not an outage.
+        assert_eq!(upstream_error(&tonic::Status::internal("oops")).kind(), ErrorKind::Internal);
+        assert_eq!(upstream_error(&tonic::Status::not_found("x")).kind(), ErrorKind::NotFound);
+    }
+}

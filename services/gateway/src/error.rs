@@ -56,20 +56,29 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of a 503 when the service names no delay: a restarting service is usually back
+/// within seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
         // Services say how long to wait in the `retry_after` parameter; it becomes the header.
-        let retry_after = (error.kind() == nexus_kernel::ErrorKind::RateLimited)
-            .then(|| error.param("retry_after").and_then(|s| s.parse().ok()))
-            .flatten();
+        let named = || error.param("retry_after").and_then(|s| s.parse().ok());
+        let retry_after = match error.kind() {
+            ErrorKind::RateLimited => named(),
+            ErrorKind::Unavailable => Some(named().unwrap_or(UNAVAILABLE_RETRY_AFTER_SECS)),
+            _ => None,
+        };
         Self { error, retry_after }
     }
 }
 
 /// The single gRPC -> HTTP mapping: status -> kernel error (by our detail, else by code) -> HTTP.
+/// A call that died with its connection (the service crashed or restarted mid-request) is 503
+/// `service.unavailable`, not 500.
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
-        let error = Error::from_status(&status);
+        let error = nexus_platform::grpc::upstream_error(&status);
         if error.kind() == ErrorKind::Internal || error.kind() == ErrorKind::Unavailable {
             tracing::warn!(grpc_code = ?status.code(), grpc_message = %status.message(), "upstream failure");
         }
@@ -130,4 +139,48 @@ pub struct FieldError {
     /// Path of the offending field, e.g. `items[0].price`.
     pub field: String,
     pub code: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: tonic::Status) -> Response {
+        ApiError::from(status).into_response()
+    }
+
+    #[test]
+    fn a_service_that_dies_mid_request_is_503_with_retry_after() {
+        let reset = tonic::Status::from_error(Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionReset)));
+        let broken = tonic::Status::from(h2::Error::from(h2::Reason::INTERNAL_ERROR));
+        for status in [
+            reset,
+            broken,
+            tonic::Status::unknown("transport error"),
+            tonic::Status::unavailable("tcp connect error"),
+            tonic::Status::internal("h2 protocol error: error reading a body from connection"),
+        ] {
+            let resp = answer(status.clone());
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{status:?}");
+            assert_eq!(resp.headers()[header::RETRY_AFTER], "1", "{status:?}");
+            let info = resp.extensions().get::<ErrorInfo>().unwrap();
+            assert_eq!(info.code, "service.unavailable");
+        }
+    }
+
+    #[test]
+    fn a_service_s_own_answers_keep_their_status() {
+        let own: tonic::Status = Error::new(ErrorKind::Unavailable, "provider.unavailable").into();
+        let resp = answer(own);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.extensions().get::<ErrorInfo>().unwrap().code, "provider.unavailable");
+        assert!(resp.headers().contains_key(header::RETRY_AFTER));
+        let bug: tonic::Status = Error::internal("bug").into();
+        let resp = answer(bug);
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!resp.headers().contains_key(header::RETRY_AFTER));
+        let paid: tonic::Status = Error::new(ErrorKind::PaymentRequired, "subscriptions.insufficient_credits").into();
+        assert_eq!(answer(paid).status(), StatusCode::PAYMENT_REQUIRED);
+        assert_eq!(answer(tonic::Status::internal("no transport cause")).status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -378,13 +378,18 @@ impl Billing {
         match self.try_reserve(tenant, &action, amount, key, ttl).await? {
             Reserved::Done(r, available) => Ok((r, available)),
             Reserved::Refused => {
-                // Either a workspace we have never seen (provisioning event still in flight) or
-                // too few credits: find out, set it up if new, and try once more.
+                // Either a workspace not provisioned yet (a new one whose sign-up event is still
+                // in flight) or too few credits. Provisioning here serializes on the workspace:
+                // its INSERT takes the subscription's unique key, so when the sign-up consumer
+                // is provisioning the same workspace at this moment, this waits for its commit
+                // and then reads its grant. Either way, when the credits are there now (we made
+                // them, someone else just did, or a hold was given back meanwhile), try again:
+                // a workspace being provisioned never answers 402.
                 let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
                 let created = Self::ensure_subscription(&mut tx, tenant).await?;
                 let available = Self::available(&mut tx).await?;
                 tx.commit().await.map_err(db)?;
-                if created
+                if (created || available >= amount)
                     && let Reserved::Done(r, available) = self.try_reserve(tenant, &action, amount, key, ttl).await?
                 {
                     return Ok((r, available));
@@ -559,6 +564,67 @@ impl Billing {
         .map_err(db)?;
         self.notify_thresholds(&mut *tx, tenant, used - actual, used, granted, available).await?;
         Ok((committed, available))
+    }
+
+    /// Charges a job whose hold expired before its settlement arrived: the job's result was stored
+    /// (its `MeteredJobFinished` says so), but subscriptions was down longer than the hold's TTL
+    /// and the sweeper gave the credits back first. The charge is taken from what is available
+    /// now, at most all of it (the balance never goes below zero), and the reservation becomes
+    /// committed, so a second settlement of it charges nothing. A reservation that is not expired
+    /// is left as it is (`Ok(None)`).
+    pub async fn charge_expired_in(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        reservation: &str,
+        credits: Option<i64>,
+    ) -> Result<Option<(ReservationRow, i64)>, Error> {
+        let id = Self::parse_reservation(reservation)?;
+        let r = Self::lock_reservation(&mut *tx, id).await?;
+        if r.status != "expired" {
+            return Ok(None);
+        }
+        let wanted = credits.unwrap_or(r.amount).clamp(0, r.amount);
+        let before: i64 = sqlx::query_scalar("SELECT available FROM credit_balances FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let charged = wanted.min(before);
+        let (available, used, granted): (i64, i64, i64) = sqlx::query_as(
+            "UPDATE credit_balances SET available = available - $1, period_used = period_used + $1, updated_at = now() \
+             RETURNING available, period_used, period_grant",
+        )
+        .bind(charged)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let committed: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE reservations SET status = 'committed', committed_amount = $2, settled_at = now() WHERE id = $1 RETURNING {RESERVATION_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(charged)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        Self::ledger_row(&mut *tx, tenant, "commit", -charged, available, &r.action, Some(id)).await?;
+        if charged < wanted {
+            tracing::warn!(reservation = %id, wanted, charged, "late charge capped at the available credits");
+        }
+        enqueue(
+            &mut *tx,
+            "nexus.subscriptions.credits.charged",
+            Some(tenant),
+            &events::CreditsCharged {
+                workspace_id: tenant.to_string(),
+                reservation_id: id.to_string(),
+                action: r.action.clone(),
+                credits: charged,
+            },
+        )
+        .await
+        .map_err(db)?;
+        self.notify_thresholds(&mut *tx, tenant, used - charged, used, granted, available).await?;
+        Ok(Some((committed, available)))
     }
 
     /// Events and notices at 80% and 100% of the period's credits, once per period each.

@@ -42,9 +42,25 @@ impl EventHandler for Settlement {
                 tracing::info!(job = %job.job, reservation = %job.reservation_id, status = %r.status, "metered job settled");
                 Ok(())
             }
-            // The hold expired first (the job outlived its TTL): it was already given back.
+            // The hold expired first (the job outlived its TTL, or this event waited out an
+            // outage longer than it): a stored result is still charged, from what is available.
+            Err(e) if e.kind() == ErrorKind::FailedPrecondition && job.succeeded => {
+                let credits = (job.credits > 0).then_some(job.credits);
+                match self.billing.charge_expired_in(&mut *tx, tenant, &job.reservation_id, credits).await {
+                    Ok(Some((r, _))) => {
+                        tracing::warn!(job = %job.job, reservation = %job.reservation_id, charged = r.committed_amount, "job finished after its hold expired; charged late");
+                        Ok(())
+                    }
+                    Ok(None) => {
+                        tracing::warn!(job = %job.job, reservation = %job.reservation_id, error = %e, "job finished after its reservation closed");
+                        Ok(())
+                    }
+                    Err(e) => Err(HandleError::Retry(e.to_string())),
+                }
+            }
+            // A failed job whose hold is closed already: nothing to give back.
             Err(e) if e.kind() == ErrorKind::FailedPrecondition => {
-                tracing::warn!(job = %job.job, reservation = %job.reservation_id, error = %e, "job finished after its reservation closed");
+                tracing::info!(job = %job.job, reservation = %job.reservation_id, error = %e, "failed job's reservation already closed");
                 Ok(())
             }
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {

@@ -14,7 +14,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::pages::within_limit;
-use super::{App, check_key, db, joined, spawn_in_context};
+use super::{App, Hold, Outcome, check_key, db, fresh, joined, settle_in, spawn_in_context};
 use crate::domain::agents::{AgentSpec, MAX_MESSAGE_CHARS, Turn, relevant_snippets};
 use crate::domain::generation::Usage;
 use crate::domain::{AgentId, ConversationId, parse_id, text_field};
@@ -224,6 +224,7 @@ impl App {
                 self.cfg.generation.reservation_ttl,
             )
             .await?;
+        fresh(&hold)?;
         let spec = agent.spec();
         let text = self.text.clone();
         let n = self.cfg.agents.snippets;
@@ -235,10 +236,11 @@ impl App {
             })
             .await,
         );
+        let job = format!("content.agent_reply:{}:{idem}", AgentId::from_uuid(agent.id));
         let (reply, usage, _model) = match generated {
             Ok(r) => r,
             Err(e) => {
-                self.settle(&hold, false).await;
+                self.give_back(tenant, &hold, &job).await;
                 return Err(e);
             }
         };
@@ -251,10 +253,12 @@ impl App {
                 &message,
                 &reply,
                 (!key.is_empty()).then_some(key),
-                hold.amount,
+                (&hold, &job),
             )
             .await;
-        self.settle(&hold, stored.is_ok()).await;
+        if stored.is_err() {
+            self.give_back(tenant, &hold, &job).await;
+        }
         let message = stored?;
         Ok(Reply { conversation_id: conversation, message, credits: hold.amount, usage, language: agent.language })
     }
@@ -287,8 +291,9 @@ impl App {
         message: &str,
         reply: &str,
         key: Option<&str>,
-        credits: i64,
+        (hold, job): (&Hold, &str),
     ) -> Result<MessageRow, Error> {
+        let credits = hold.amount;
         let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
         let asked: Uuid = sqlx::query_scalar(
             "INSERT INTO agent_messages (tenant_id, conversation_id, role, content, idempotency_key) VALUES ($1, $2, 'user', $3, $4) RETURNING id",
@@ -327,6 +332,8 @@ impl App {
         )
         .await
         .map_err(db)?;
+        // The reply and its charge commit together.
+        settle_in(&mut tx, tenant, hold, job, Outcome::Charge(credits)).await?;
         tx.commit().await.map_err(db)?;
         Ok(row)
     }

@@ -1,6 +1,7 @@
 //! Generating copy: validate, reserve credits, generate (optionally streaming), store the result
-//! with its inputs, model, usage and cost, then commit the credits. Nothing is stored and nothing
-//! charged when the credits are not there or the provider fails.
+//! with its inputs, model, usage and cost together with the settlement of its credits (one
+//! transaction, through the outbox). Nothing is stored and nothing charged when the credits are
+//! not there or the provider fails.
 
 use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind, PageRequest, TenantId};
@@ -13,7 +14,7 @@ use sqlx::types::Json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{App, Hold, check_key, db, joined, spawn_in_context};
+use super::{App, Hold, Outcome, check_key, db, joined, settle_in, spawn_in_context};
 use crate::domain::GenerationId;
 use crate::domain::generation::{GenerationInput, Usage, Variant, credits_for_tokens, estimate_tokens};
 use crate::domain::text::fit;
@@ -57,6 +58,13 @@ pub struct Job {
     key: String,
     input: GenerationInput,
     hold: Hold,
+}
+
+impl Job {
+    /// The settlement's job name.
+    fn name(&self) -> String {
+        format!("content.generation:{}", self.id)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -127,7 +135,7 @@ impl App {
                 (partial, usage, String::new(), version, "incomplete", Some(cause))
             }
             Err(GenError::Cut { cause, .. } | GenError::Failed(cause)) => {
-                self.release(&job.hold).await;
+                self.give_back(job.tenant, &job.hold, &job.name()).await;
                 return Err(cause);
             }
         };
@@ -147,26 +155,15 @@ impl App {
         let row = match stored {
             Ok(row) => row,
             Err(e) => {
-                self.release(&job.hold).await;
+                self.give_back(job.tenant, &job.hold, &job.name()).await;
                 return Err(e);
             }
         };
-        if let Err(e) = self.credits.commit(&job.hold.id, Some(credits)).await {
-            // The result is stored; an uncommitted hold expires and gives the credits back,
-            // so the failure can only ever favour the customer.
-            tracing::error!(error = ?e, reservation = %job.hold.id, generation = %job.id, "committing credits failed");
-        }
         metrics::counter!("nexus_content_generations_total", "provider" => self.text.provider(), "status" => status)
             .increment(1);
         match cut {
             Some(cause) if deltas.is_none() => Err(cause),
             _ => Ok(row),
-        }
-    }
-
-    async fn release(&self, hold: &Hold) {
-        if let Err(e) = self.credits.release(&hold.id).await {
-            tracing::warn!(error = ?e, reservation = %hold.id, "releasing credits failed; the hold will expire");
         }
     }
 
@@ -215,7 +212,8 @@ impl App {
         .await
         .map_err(db)?;
         let Some(row) = row else {
-            // A concurrent request with the same key stored first: answer with its result.
+            // A concurrent request with the same key (so the same hold) stored first and settles
+            // it: answer with its result.
             drop(tx);
             return self
                 .generation_by_key(job.tenant, &job.key)
@@ -240,6 +238,7 @@ impl App {
         )
         .await
         .map_err(db)?;
+        settle_in(&mut tx, job.tenant, &job.hold, &job.name(), Outcome::Charge(credits)).await?;
         tx.commit().await.map_err(db)?;
         Ok(row)
     }

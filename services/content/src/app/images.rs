@@ -8,7 +8,7 @@ use nexus_platform::identity::{Action, Principal};
 use uuid::Uuid;
 
 use super::providers::Started;
-use super::{App, caller_locale, check_key, db};
+use super::{App, Outcome, caller_locale, check_key, db, fresh, settle_in};
 use crate::domain::generation::parse_language;
 use crate::domain::{ImageId, parse_id, text_field};
 use crate::render::svg::placeholder;
@@ -90,6 +90,8 @@ impl App {
         // hold the credits as long as subscriptions allows; a job that outlives it is free.
         let ttl = if self.images.is_some() { PROVIDER_JOB_TTL } else { self.cfg.generation.reservation_ttl };
         let hold = self.credits.reserve("content.image", 1, 0, &format!("content.image:{key}"), ttl).await?;
+        fresh(&hold)?;
+        let job = format!("content.image:{id}");
         let stored = async {
             // A provider's image arrives later (webhook or poll); a placeholder is ready now.
             let (provider, status, content_type, data, external_id) = match &self.images {
@@ -139,15 +141,22 @@ impl App {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
+            // A twin request with the same key (so the same hold) stored first; it settles.
+            let row = row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))?;
+            // Charged with the image when it is made; a pending provider job is charged (or
+            // given back) when it finishes.
+            if row.status == "succeeded" {
+                settle_in(&mut tx, tenant, &hold, &job, Outcome::Charge(hold.amount)).await?;
+            }
             tx.commit().await.map_err(db)?;
-            row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))
+            Ok(row)
         }
         .await;
-        // Charged now when the image is made; a pending provider job is charged (or given back)
-        // when it finishes; a job that could not start gives everything back.
+        // A job that could not start gives everything back.
         match &stored {
-            Ok(row) if row.status == "pending" => {}
-            _ => self.settle(&hold, stored.is_ok()).await,
+            Err(e) if e.code() == "content.idempotency_key_reused" => {}
+            Err(_) => self.give_back(tenant, &hold, &job).await,
+            Ok(_) => {}
         }
         stored
     }

@@ -11,8 +11,9 @@ pub mod providers;
 
 use std::sync::Arc;
 
-use nexus_kernel::{Error, Locale};
+use nexus_kernel::{Error, Locale, TenantId};
 use nexus_platform::RequestContext;
+use nexus_platform::db::begin_tenant;
 use nexus_platform::identity::{Action, Principal};
 use sqlx::PgPool;
 
@@ -20,7 +21,7 @@ use crate::config::Config;
 use crate::generator::TextGenerator;
 use crate::local::LocalGenerator;
 
-pub use credits::{Credits, GrpcCredits, Hold};
+pub use credits::{Credits, GrpcCredits, Hold, Outcome, settle_in};
 
 pub struct App {
     pub pool: PgPool,
@@ -33,6 +34,33 @@ pub struct App {
     pub images: Option<Arc<providers::ImageProvider>>,
     /// Downloads of provider outputs.
     pub http: reqwest::Client,
+}
+
+impl App {
+    /// Gives a hold back when its action produced nothing to store. The release goes through the
+    /// outbox in a transaction of its own (no token, no call to subscriptions); if even that
+    /// cannot be written, the hold expires at its TTL and the credits come back then.
+    pub(crate) async fn give_back(&self, tenant: TenantId, hold: &Hold, job: &str) {
+        let written = async {
+            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
+            settle_in(&mut tx, tenant, hold, job, Outcome::Release).await?;
+            tx.commit().await.map_err(db)
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::warn!(error = ?e, reservation = %hold.id, job, "recording the release failed; the hold will expire");
+        }
+    }
+}
+
+/// A hold from an earlier request with the same key (now settled) pays for nothing new: doing the
+/// work again would be free. Callers answer with the stored result when there is one.
+pub fn fresh(hold: &Hold) -> Result<(), Error> {
+    if hold.status == "held" {
+        Ok(())
+    } else {
+        Err(Error::new(nexus_kernel::ErrorKind::Conflict, "content.idempotency_key_reused"))
+    }
 }
 
 pub fn db(e: sqlx::Error) -> Error {

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{App, Hold, caller_locale, check_key, db, joined, spawn_in_context};
+use super::{App, Outcome, caller_locale, check_key, db, fresh, joined, settle_in, spawn_in_context};
 use crate::domain::generation::Brief;
 use crate::domain::pages::{LeadInput, SectionName, Sections, parse_slug};
 use crate::domain::{ImageId, LeadId, PageId, parse_id, text_field};
@@ -120,17 +120,6 @@ impl App {
             .ok_or_else(|| Error::not_found("content.page_not_found"))
     }
 
-    pub(crate) async fn settle(&self, hold: &Hold, ok: bool) {
-        let r = if ok {
-            self.credits.commit(&hold.id, None).await.map(|_| ())
-        } else {
-            self.credits.release(&hold.id).await
-        };
-        if let Err(e) = r {
-            tracing::warn!(error = ?e, reservation = %hold.id, commit = ok, "settling credits failed; the hold will expire");
-        }
-    }
-
     pub async fn create_page(&self, p: &Principal, title: &str, brief: Brief, key: &str) -> Result<PageRow, Error> {
         p.require(Action::Write)?;
         check_key(key)?;
@@ -156,13 +145,15 @@ impl App {
             .credits
             .reserve("content.page", 1, 0, &format!("content.page:{key}"), self.cfg.generation.reservation_ttl)
             .await?;
+        fresh(&hold)?;
         let text = self.text.clone();
         let b = brief.clone();
+        let job = format!("content.page:{id}");
         let generated = joined(spawn_in_context(async move { text.page(&b, 1).await }).await);
         let mut sections = match generated {
             Ok((s, _, _)) => s,
             Err(e) => {
-                self.settle(&hold, false).await;
+                self.give_back(tenant, &hold, &job).await;
                 return Err(e);
             }
         };
@@ -187,15 +178,21 @@ impl App {
             .map_err(db)?
             .rows_affected();
             if inserted == 0 {
+                // A twin request with the same key (so the same hold) stored first; it settles.
                 return Err(Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"));
             }
             Self::add_version(&mut tx, tenant, id.as_uuid(), 1, "created", &sections, &p.actor()).await?;
             let row = Self::page_row(&mut tx, id.as_uuid(), false).await?;
+            settle_in(&mut tx, tenant, &hold, &job, Outcome::Charge(hold.amount)).await?;
             tx.commit().await.map_err(db)?;
             Ok(row)
         }
         .await;
-        self.settle(&hold, stored.is_ok()).await;
+        match &stored {
+            Err(e) if e.code() == "content.idempotency_key_reused" => {}
+            Err(_) => self.give_back(tenant, &hold, &job).await,
+            Ok(_) => {}
+        }
         stored
     }
 
@@ -342,13 +339,19 @@ impl App {
                 self.cfg.generation.reservation_ttl,
             )
             .await?;
+        if hold.status == "committed" {
+            // This key's regeneration is done and paid: answer with the page as it is now.
+            return self.get_page(p, id).await;
+        }
+        fresh(&hold)?;
         let text = self.text.clone();
         let brief = page.brief.0.clone();
         let variation = u32::try_from(page.current_version).unwrap_or(1) + 1;
+        let job = format!("content.regenerate:{}:{}", PageId::from_uuid(page.id), name.as_str());
         let fresh = match joined(spawn_in_context(async move { text.page(&brief, variation).await }).await) {
             Ok((s, _, _)) => s,
             Err(e) => {
-                self.settle(&hold, false).await;
+                self.give_back(p.workspace_id, &hold, &job).await;
                 return Err(e);
             }
         };
@@ -371,11 +374,14 @@ impl App {
             )
             .await?;
             let row = Self::page_row(&mut tx, page.id, false).await?;
+            settle_in(&mut tx, p.workspace_id, &hold, &job, Outcome::Charge(hold.amount)).await?;
             tx.commit().await.map_err(db)?;
             Ok(row)
         }
         .await;
-        self.settle(&hold, stored.is_ok()).await;
+        if stored.is_err() {
+            self.give_back(p.workspace_id, &hold, &job).await;
+        }
         stored
     }
 

@@ -54,7 +54,7 @@ async fn agents_answer_from_their_knowledge_keep_history_and_charge_per_reply() 
     assert_eq!(again.reply, r2.reply, "a retried turn returns the stored reply");
     let unknown = c.chat(authed(chat(&a.id, "wa:5511999", "hola", ""), &token)).await.unwrap().into_inner();
     assert!(!unknown.reply.unwrap().content.contains("Enviamos"), "no snippet without shared words");
-    assert_eq!(s.balance(&token).await.available, before - 3, "three replies, charged once each");
+    assert_eq!(s.settled(&token).await.available, before - 3, "three replies, charged once each");
 
     let other_contact =
         c.chat(authed(chat(&a.id, "crm:42", "envíos Portugal", ""), &token)).await.unwrap().into_inner();
@@ -145,7 +145,7 @@ async fn images_are_made_locally_and_shown_by_published_pages_only() {
         (img.status.as_str(), img.provider.as_str(), img.content_type.as_str(), img.width, img.height),
         ("succeeded", "local", "image/svg+xml", 1024, 576)
     );
-    assert_eq!(s.balance(&token).await.available, before - 2, "content.image costs 2");
+    assert_eq!(s.settled(&token).await.available, before - 2, "content.image costs 2");
     for (req, code) in [
         (
             pb::CreateImageRequest { purpose: "poster".into(), prompt: "x".into(), ..Default::default() },

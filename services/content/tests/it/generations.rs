@@ -45,7 +45,7 @@ async fn every_kind_in_every_language_is_generated_locally_stored_and_charged() 
             assert_eq!(input["product"], "Trail Runner X");
         }
     }
-    assert_eq!(s.balance(&token).await.available, before - charged);
+    assert_eq!(s.settled(&token).await.available, before - charged);
     assert_eq!(s.count("SELECT count(*) FROM content.generations WHERE tenant_id = $1", ws).await, 30);
     let events =
         "SELECT count(*) FROM content.outbox WHERE tenant_id = $1 AND subject = 'nexus.content.content.generated'";
@@ -113,7 +113,7 @@ async fn the_same_idempotency_key_returns_the_same_generation_and_charges_once()
     assert_eq!(a.id, b.id);
     let again = s.client().generate(authed(req, &token)).await.unwrap().into_inner();
     assert_eq!(again.id, a.id);
-    assert_eq!(s.balance(&token).await.available, before - 1);
+    assert_eq!(s.settled(&token).await.available, before - 1);
     assert_eq!(s.count("SELECT count(*) FROM content.generations WHERE tenant_id = $1", ws).await, 1);
 }
 
@@ -174,7 +174,7 @@ async fn bad_input_and_other_tenants_are_refused_without_charge() {
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{code}");
         assert_eq!(code_of(&e), code);
     }
-    assert_eq!(s.balance(&token).await.available, before);
+    assert_eq!(s.settled(&token).await.available, before);
 
     let g = c.generate(authed(request("email", "", "en"), &token)).await.unwrap().into_inner();
     let other = s.owner(WorkspaceId::new());

@@ -41,7 +41,7 @@ async fn a_model_generation_is_charged_by_its_tokens() {
     let usage = g.usage.unwrap();
     assert_eq!(usage.completion_tokens, 1800);
     assert_eq!(g.credits, (usage.total_tokens + 999) / 1000, "one credit per started thousand tokens");
-    assert_eq!(s.balance(&token).await.available, before - g.credits);
+    assert_eq!(s.settled(&token).await.available, before - g.credits);
 
     let sent = &fake.requests()[0];
     assert_eq!(sent.body["response_format"]["type"], "json_schema");
@@ -78,8 +78,8 @@ async fn a_stream_cut_midway_keeps_and_charges_what_was_produced() {
         );
     }
     assert!(g.credits >= 1);
-    assert_eq!(s.balance(&token).await.available, before - g.credits, "charged for what was produced, hold released");
-    assert_eq!(s.balance(&token).await.reserved, 0);
+    assert_eq!(s.settled(&token).await.available, before - g.credits, "charged for what was produced, hold released");
+    assert_eq!(s.settled(&token).await.reserved, 0);
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn provider_failures_charge_nothing_and_store_nothing() {
     fake.push(Reply::Answer(Script::text("this is not JSON")));
     let e = s.client().generate(authed(request("email", "", "pt"), &token)).await.unwrap_err();
     assert_eq!(code_of(&e), "provider.generation_failed");
-    let after = s.balance(&token).await;
+    let after = s.settled(&token).await;
     assert_eq!((after.available, after.reserved), (before.available, 0));
     assert_eq!(s.count("SELECT count(*) FROM content.generations WHERE tenant_id = $1", ws).await, 0);
 }

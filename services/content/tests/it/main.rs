@@ -5,4 +5,5 @@ mod generations;
 mod images;
 mod llm;
 mod pages;
+mod settlement;
 mod support;

@@ -70,7 +70,7 @@ async fn a_page_is_generated_versioned_edited_and_regenerated() {
     let before = s.balance(&token).await.available;
     let page = c.create_page(authed(brief("es"), &token)).await.unwrap().into_inner();
     assert_eq!((page.status.as_str(), page.current_version, page.provider.as_str()), ("draft", 1, "local"));
-    assert_eq!(s.balance(&token).await.available, before - 5, "content.page costs 5");
+    assert_eq!(s.settled(&token).await.available, before - 5, "content.page costs 5");
     let sections: serde_json::Value = serde_json::from_str(&page.sections_json).unwrap();
     for k in ["hero", "benefits", "social_proof", "faq", "cta", "lead_form"] {
         assert!(!sections[k].is_null(), "{k}");
@@ -266,7 +266,7 @@ async fn slugs_are_unique_and_checked_and_plan_limits_apply() {
     let before = s.balance(&ta).await.available;
     let e = c.create_page(authed(brief("en"), &ta)).await.unwrap_err();
     assert_eq!(code_of(&e), "subscriptions.limit_reached");
-    assert_eq!(s.balance(&ta).await.available, before);
+    assert_eq!(s.settled(&ta).await.available, before);
     // Deleting one makes room again.
     c.delete_page(authed(pb::GetByIdRequest { id: pa.id.clone() }, &ta)).await.unwrap();
     c.create_page(authed(brief("en"), &ta)).await.unwrap();

@@ -16,15 +16,38 @@ pub struct Stack {
     pub url: String,
     pub subs_url: String,
     pub db: TestDb,
-    _nats: TestNats,
+    nats: TestNats,
     pub issuer: TestIssuer,
     stop: CancellationToken,
+    /// Stops only the subscriptions service (a child of `stop`).
+    subs_stop: CancellationToken,
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// Starts the subscriptions service on a new port; returns its URL.
+async fn spawn_subscriptions(db: &TestDb, nats: &TestNats, issuer: &TestIssuer, stop: CancellationToken) -> String {
+    let sub_cfg: nexus_subscriptions::Config = nexus_platform::config::load_from_env(
+        "subscriptions",
+        nexus_subscriptions::DEFAULTS,
+        None,
+        env(db, nats, "subscriptions", &[]),
+    )
+    .expect("subscriptions config");
+    nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+        .await
+        .expect("migrate subscriptions");
+    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let subs_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
+    let keys = issuer.keys();
+    tokio::spawn(async move {
+        nexus_subscriptions::run_with_keys(sub_cfg, listeners, stop, Some(keys)).await.expect("subscriptions serves")
+    });
+    subs_url
 }
 
 fn env(db: &TestDb, nats: &TestNats, service: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
@@ -50,23 +73,8 @@ pub async fn start_with(extra: &[(&str, String)]) -> Stack {
     let nats = TestNats::new();
     let issuer = TestIssuer::new();
     let stop = CancellationToken::new();
-
-    let sub_cfg: nexus_subscriptions::Config = nexus_platform::config::load_from_env(
-        "subscriptions",
-        nexus_subscriptions::DEFAULTS,
-        None,
-        env(&db, &nats, "subscriptions", &[]),
-    )
-    .expect("subscriptions config");
-    nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
-        .await
-        .expect("migrate subscriptions");
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let subs_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let (s, keys) = (stop.clone(), issuer.keys());
-    tokio::spawn(async move {
-        nexus_subscriptions::run_with_keys(sub_cfg, listeners, s, Some(keys)).await.expect("subscriptions serves")
-    });
+    let subs_stop = stop.child_token();
+    let subs_url = spawn_subscriptions(&db, &nats, &issuer, subs_stop.clone()).await;
 
     let mut extra: Vec<(&str, String)> = extra.to_vec();
     extra.push(("NEXUS_SERVICES__SUBSCRIPTIONS", subs_url.clone()));
@@ -87,7 +95,7 @@ pub async fn start_with(extra: &[(&str, String)]) -> Stack {
         async move { nexus_content::run_with_keys(cfg, listeners, s, Some(keys)).await.expect("content serves") },
     );
 
-    let stack = Stack { url, subs_url, db, _nats: nats, issuer, stop };
+    let stack = Stack { url, subs_url, db, nats, issuer, stop, subs_stop };
     for _ in 0..200 {
         let content_up = stack.client().get_published_page(pb::GetPublishedPageRequest::default()).await;
         let subs_up = stack.subs().list_plans(spb::ListPlansRequest::default()).await.is_ok();
@@ -116,6 +124,61 @@ impl Stack {
 
     pub async fn balance(&self, token: &str) -> spb::Balance {
         self.subs().get_balance(authed(spb::Empty {}, token)).await.unwrap().into_inner()
+    }
+
+    /// The balance once every hold is settled (settlements arrive through the outbox and NATS).
+    pub async fn settled(&self, token: &str) -> spb::Balance {
+        nexus_testkit::eventually(Duration::from_secs(20), || async { self.balance(token).await.reserved == 0 }).await;
+        self.balance(token).await
+    }
+
+    /// Stops the subscriptions service (content keeps running and can no longer reach it).
+    pub async fn stop_subscriptions(&self) {
+        self.subs_stop.cancel();
+        for _ in 0..100 {
+            if self.subs().list_plans(spb::ListPlansRequest::default()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("subscriptions did not stop");
+    }
+
+    /// Starts subscriptions again (on a new port, same database and NATS); `subs()` then uses it.
+    pub async fn restart_subscriptions(&mut self) {
+        self.subs_stop = self.stop.child_token();
+        self.subs_url = spawn_subscriptions(&self.db, &self.nats, &self.issuer, self.subs_stop.clone()).await;
+        for _ in 0..200 {
+            if self.subs().list_plans(spb::ListPlansRequest::default()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("subscriptions did not restart");
+    }
+
+    /// Settlements content wrote for a workspace, in order.
+    pub async fn settlements(&self, ws: WorkspaceId) -> Vec<nexus_proto::events::MeteredJobFinished> {
+        use prost::Message;
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT payload FROM content.outbox WHERE tenant_id = $1 AND subject = 'nexus.content.job.finished' ORDER BY seq",
+        )
+        .bind(ws.as_uuid())
+        .fetch_all(&self.admin().await)
+        .await
+        .unwrap();
+        rows.iter().map(|p| nexus_proto::events::MeteredJobFinished::decode(p.as_slice()).unwrap()).collect()
+    }
+
+    /// The sum of the workspace's ledger (it must equal its available credits).
+    pub async fn ledger_sum(&self, ws: WorkspaceId) -> i64 {
+        sqlx::query_scalar(
+            "SELECT coalesce(sum(amount), 0)::bigint FROM subscriptions.credit_ledger WHERE tenant_id = $1",
+        )
+        .bind(ws.as_uuid())
+        .fetch_one(&self.admin().await)
+        .await
+        .unwrap()
     }
 
     pub async fn admin(&self) -> sqlx::PgPool {

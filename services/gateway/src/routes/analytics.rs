@@ -342,7 +342,7 @@ pub async fn track_batch(
         }
         // Nothing well-formed to send: the key was still checked (it is, before emptiness).
         Err(status) if positions.is_empty() && total > 0 => {
-            let e = nexus_kernel::Error::from_status(&status);
+            let e = nexus_platform::grpc::upstream_error(&status);
             if e.code() != "analytics.batch_empty" {
                 return Err(e.into());
             }

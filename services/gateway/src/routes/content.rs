@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use nexus_kernel::{Error, ErrorKind, Locale};
+use nexus_kernel::{ErrorKind, Locale};
 use nexus_proto::nexus::content::v1 as pb;
 use nexus_proto::nexus::content::v1::content_client::ContentClient;
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 
 /// The error envelope as an SSE `error` event (the stream is already open, so no status).
 fn error_event(status: &tonic::Status, edge: Option<&Edge>) -> Event {
-    let e = Error::from_status(status);
+    let e = nexus_platform::grpc::upstream_error(status);
     let locale = edge.map_or(Locale::En, |e| e.locale);
     let (code, message) = if e.kind().http_status() >= 500 && e.kind() != ErrorKind::Unavailable {
         ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], 500))

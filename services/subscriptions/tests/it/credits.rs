@@ -354,3 +354,135 @@ async fn plans_are_listed_in_the_caller_s_language_and_currency() {
     let bad = c.list_plans(pb::ListPlansRequest { currency: "XYZ".into() }).await.unwrap_err();
     assert_eq!(code_of(&bad), "money.unsupported_currency");
 }
+
+/// The race behind "402 right after sign-up": the sign-up consumer is provisioning the workspace
+/// (its transaction holds the new subscription, not yet committed) when the first reservation
+/// arrives. The reservation waits for that provisioning and succeeds; one grant only.
+#[tokio::test]
+async fn a_reservation_racing_the_signup_provisioning_waits_for_it_and_succeeds() {
+    let svc = start().await;
+    let pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    for round in 0..10 {
+        let ws = WorkspaceId::new();
+        let token = svc.owner(ws);
+        // What `provision::Provisioner` does for `user.signed_up`, held open for a moment.
+        let mut tx = nexus_platform::db::begin_tenant(&pool, ws).await.unwrap();
+        assert!(nexus_subscriptions::app::Billing::ensure_subscription(&mut tx, ws).await.unwrap());
+        let mut client = svc.client();
+        let key = format!("first-{round}");
+        let first = tokio::spawn(async move { client.reserve(authed(reserve(0, &key), &token)).await });
+        tokio::time::sleep(Duration::from_millis(150 + 20 * round)).await;
+        tx.commit().await.unwrap();
+        let held = first.await.unwrap().expect("the first reservation of a new workspace is granted");
+        assert_eq!(held.into_inner().status, "held");
+        let grants: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM subscriptions.credit_ledger WHERE tenant_id = $1 AND kind = 'grant'",
+        )
+        .bind(ws.as_uuid())
+        .fetch_one(&svc.admin().await)
+        .await
+        .unwrap();
+        assert_eq!(grants, 1, "provisioned once");
+        let b = svc.balance(&svc.owner(ws)).await;
+        assert_eq!((b.available, b.reserved), (49, 1));
+        assert_eq!(ledger_sum(&svc, ws).await, b.available);
+    }
+}
+
+/// Sign-up provisioning and first uses arriving together, many workspaces at once: every
+/// reservation succeeds and every workspace is granted exactly once.
+#[tokio::test]
+async fn concurrent_provisioning_and_first_reservations_never_refuse() {
+    let svc = start().await;
+    let pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    let mut tasks = Vec::new();
+    let workspaces: Vec<WorkspaceId> = (0..40).map(|_| WorkspaceId::new()).collect();
+    for ws in workspaces.clone() {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = nexus_platform::db::begin_tenant(&pool, ws).await.unwrap();
+            nexus_subscriptions::app::Billing::ensure_subscription(&mut tx, ws).await.unwrap();
+            tx.commit().await.unwrap();
+            Ok::<(), tonic::Status>(())
+        }));
+        let (mut client, token) = (svc.client(), svc.owner(ws));
+        tasks.push(tokio::spawn(async move { client.reserve(authed(reserve(0, "first"), &token)).await.map(|_| ()) }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("no refusal");
+    }
+    for ws in workspaces {
+        let b = svc.balance(&svc.owner(ws)).await;
+        assert_eq!((b.available, b.reserved), (49, 1), "granted once, one credit held");
+    }
+}
+
+/// Publishes what content's outbox relay would for a finished job.
+async fn job_finished(svc: &Svc, ws: WorkspaceId, reservation: &str, credits: i64, copy: &str) {
+    use prost::Message;
+    let bus = svc.nats.bus().await;
+    bus.ensure_service_stream("content").await.unwrap();
+    let job = nexus_proto::events::MeteredJobFinished {
+        workspace_id: ws.to_string(),
+        reservation_id: reservation.to_owned(),
+        succeeded: true,
+        credits,
+        job: "content.generation:gen_test".into(),
+    };
+    let env = nexus_proto::events::Envelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        tenant_id: ws.to_string(),
+        event_type: <nexus_proto::events::MeteredJobFinished as prost::Name>::full_name(),
+        payload: job.encode_to_vec(),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", copy);
+    bus.js
+        .publish_with_headers(bus.subject("nexus.content.job.finished"), headers, env.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// Subscriptions was down longer than a hold's TTL: on its return the sweeper gives the hold
+/// back before the job's settlement (waiting in NATS) is read. The stored job is still charged,
+/// once, and never below zero.
+#[tokio::test]
+async fn a_job_settled_after_its_hold_expired_is_still_charged_once() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let mut req = reserve(5, "slow-job");
+    req.ttl_seconds = 1;
+    let r = c.reserve(authed(req, &token)).await.unwrap().into_inner();
+    let expired = eventually(Duration::from_secs(10), || async { svc.balance(&token).await.available == 50 }).await;
+    assert!(expired, "the hold expired and came back");
+
+    job_finished(&svc, ws, &r.id, 3, "late-1").await;
+    let charged = eventually(Duration::from_secs(15), || async { svc.balance(&token).await.available == 47 }).await;
+    assert!(charged, "charged late: {:?}", svc.balance(&token).await);
+    // The same settlement again (a redelivery under a new id) charges nothing more.
+    job_finished(&svc, ws, &r.id, 3, "late-2").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (47, 0));
+    assert_eq!(ledger_sum(&svc, ws).await, 47, "the ledger sums to the balance");
+
+    // With fewer credits left than the job used, the late charge stops at zero.
+    let mut drain = reserve(0, "short");
+    drain.credits = 10;
+    drain.ttl_seconds = 1;
+    let r2 = c.reserve(authed(drain, &token)).await.unwrap().into_inner();
+    eventually(Duration::from_secs(10), || async { svc.balance(&token).await.available == 47 }).await;
+    let mut spend = reserve(45, "spend");
+    spend.action = "video.render_minute".into();
+    c.reserve(authed(spend, &token)).await.unwrap();
+    assert_eq!(svc.balance(&token).await.available, 2);
+    job_finished(&svc, ws, &r2.id, 10, "late-3").await;
+    let capped = eventually(Duration::from_secs(15), || async { svc.balance(&token).await.available == 0 }).await;
+    assert!(capped, "{:?}", svc.balance(&token).await);
+    assert_eq!(ledger_sum(&svc, ws).await, 0);
+}
