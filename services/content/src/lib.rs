@@ -63,7 +63,9 @@ pub async fn run_with_keys(
     };
     nexus_platform::install_crypto_provider();
     let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-    let images = app::providers::ImageProvider::from_config(&config, http.clone())?.map(Arc::new);
+    // The provider APIs are at base URLs we configure; their outputs are wherever they say.
+    let images = app::providers::ImageProvider::from_config(&config, http)?.map(Arc::new);
+    let http = nexus_platform::outbound::OutboundClient::new(&config.common.outbound)?;
     let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, images, http });
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
         if app.images.is_some() {

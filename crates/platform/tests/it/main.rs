@@ -3,5 +3,6 @@
 mod fixture;
 mod health;
 mod identity;
+mod outbound;
 mod outbox;
 mod rls;
