@@ -5,4 +5,5 @@ mod analytics;
 mod auth;
 mod content;
 mod gateway;
+mod reflection;
 mod support;

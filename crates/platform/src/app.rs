@@ -24,7 +24,7 @@ use crate::bus::Bus;
 use crate::config::CommonConfig;
 use crate::db::{self, SchemaSpec};
 use crate::dlq::DeadLetterOps;
-use crate::grpc::{ContextLayer, reflection_service};
+use crate::grpc::{ContextLayer, reflection_v1, reflection_v1alpha};
 use crate::identity::{GrpcKeySource, KeySource, Verifier, follow_revocations};
 use crate::outbox::OutboxRelay;
 
@@ -150,9 +150,10 @@ where
         verifier: verifier.clone(),
     };
     let routes = build(&infra)?
-        .add_service(health_service)
-        .add_service(reflection_service())
-        .add_service(DeadLetterOps::server(bus.clone()));
+        .add_service(crate::sized!(health_service))
+        .add_service(crate::sized!(reflection_v1(def.grpc_services)))
+        .add_service(crate::sized!(reflection_v1alpha(def.grpc_services)))
+        .add_service(crate::sized!(DeadLetterOps::server(bus.clone())));
 
     let readiness = Readiness::default();
     infra.spawn(monitor(
@@ -195,7 +196,7 @@ where
     });
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(ContextLayer::new(name, Some(verifier.clone())))
+            .layer(ContextLayer::new(name, Some(verifier.clone())).with_timeout(config.grpc.request_timeout))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
     );

@@ -1,6 +1,8 @@
 //! Platform integration tests against the real Postgres and NATS.
 
+mod consumer;
 mod fixture;
+mod grpc;
 mod health;
 mod identity;
 mod outbound;
