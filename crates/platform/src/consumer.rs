@@ -80,6 +80,19 @@ impl From<sqlx::Error> for HandleError {
     }
 }
 
+/// A use case's error: a database that could not be reached, or a service answering UNAVAILABLE,
+/// is [`HandleError::Unavailable`] (held, not counted); anything else is [`HandleError::Retry`].
+impl From<nexus_kernel::Error> for HandleError {
+    fn from(e: nexus_kernel::Error) -> Self {
+        let sqlx_cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<sqlx::Error>());
+        let unavailable = match sqlx_cause {
+            Some(db) => is_infrastructure(db),
+            None => e.kind() == nexus_kernel::ErrorKind::Unavailable,
+        };
+        if unavailable { HandleError::Unavailable(format!("{e:?}")) } else { HandleError::Retry(format!("{e:?}")) }
+    }
+}
+
 /// Whether a database error says the database could not be reached rather than that the
 /// statement failed: pool timeouts, broken connections, and the server's own connection-class
 /// SQLSTATEs (08xxx, shutting down, too many connections, recovery).
@@ -535,5 +548,13 @@ mod tests {
         assert!(!is_infrastructure(&sqlx::Error::RowNotFound));
         assert!(matches!(HandleError::from(sqlx::Error::PoolTimedOut), HandleError::Unavailable(_)));
         assert!(matches!(HandleError::from(sqlx::Error::RowNotFound), HandleError::Retry(_)));
+        let down = crate::db::error(sqlx::Error::PoolTimedOut);
+        assert!(matches!(HandleError::from(down), HandleError::Unavailable(_)));
+        let bug = crate::db::error(sqlx::Error::ColumnNotFound("x".into()));
+        assert!(matches!(HandleError::from(bug), HandleError::Retry(_)));
+        let refused = nexus_kernel::Error::invalid("thing.bad");
+        assert!(matches!(HandleError::from(refused), HandleError::Retry(_)));
+        let upstream = nexus_kernel::Error::unavailable("service.unavailable");
+        assert!(matches!(HandleError::from(upstream), HandleError::Unavailable(_)));
     }
 }

@@ -292,6 +292,9 @@ impl reqwest::dns::Resolve for FilteringResolver {
     }
 }
 
+/// A URL check as a plain function: `Err` carries the reason.
+pub type UrlGuard = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Limits of one fetch; [`OutboundClient::limits`] gives the configured ones.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -398,7 +401,7 @@ impl OutboundClient {
 
     /// [`OutboundClient::check_url`] as a plain function, for provider clients that take a
     /// URL check (`nexus_providers::oidc::OidcClient::with_endpoint_guard`).
-    pub fn url_guard(&self) -> Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync> {
+    pub fn url_guard(&self) -> UrlGuard {
         let policy = self.policy.clone();
         Arc::new(move |raw: &str| {
             let url = url::Url::parse(raw).map_err(|e| e.to_string())?;
