@@ -72,6 +72,8 @@ pub struct Infra {
     pub tasks: TaskTracker,
     /// Verifies bearer tokens; every RPC's principal comes from it.
     pub verifier: Arc<Verifier>,
+    /// The client for URLs that users or providers chose (`[outbound]`).
+    pub outbound: crate::outbound::OutboundClient,
 }
 
 impl Infra {
@@ -129,6 +131,7 @@ where
     F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes>,
 {
     let name = def.name;
+    let outbound = crate::outbound::OutboundClient::new(&config.outbound)?;
     let db = db::connect(name, &config.database).await?;
     let bus = Bus::connect(name, &config.nats).await?;
     let schema = SchemaSpec::for_service(name, &config.database).schema;
@@ -148,6 +151,7 @@ where
         work: CancellationToken::new(),
         tasks: TaskTracker::new(),
         verifier: verifier.clone(),
+        outbound,
     };
     let routes = build(&infra)?
         .add_service(crate::sized!(health_service))

@@ -181,3 +181,15 @@ fn descriptors_for_a_service_include_its_imports_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_bad_outbound_allowlist_stops_start_up_naming_the_key() {
+    nexus_testkit::init_tracing();
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let mut cfg = common_config("fixture", &db, &nats);
+    cfg.outbound.allow_private_cidrs = vec!["10.0.0.0/99".into()];
+    let svc = RunningService::start(DEF, cfg, |_| Ok(tonic::service::Routes::default())).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), svc.handle).await.unwrap().unwrap().unwrap_err();
+    assert!(format!("{err:#}").contains("outbound.allow_private_cidrs"), "{err:#}");
+}
