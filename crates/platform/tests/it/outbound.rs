@@ -40,7 +40,8 @@ async fn world(ip: &str) -> SocketAddr {
             }),
         )
         .route("/redirect", get(|Query(q): Query<To>| async move { redirect(&q.to) }))
-        .route("/loop", get(|| async { redirect("/loop") }));
+        .route("/loop", get(|| async { redirect("/loop") }))
+        .route("/echo", axum::routing::post(|body: bytes::Bytes| async move { body }));
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -175,4 +176,21 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn requests_built_on_the_client_are_checked_and_capped_too() {
+    let addr = world("127.0.0.1").await;
+    let limits = Limits { max_bytes: 64, timeout: Duration::from_secs(3) };
+    let strict = client(&[]);
+    let r = strict.send(strict.http().post(format!("http://{addr}/echo")).body("hello"), limits).await;
+    blocked(r, "POST to loopback");
+    let r = strict.send(strict.http().post("http://169.254.169.254/latest/api/token").body("x"), limits).await;
+    blocked(r, "POST to metadata");
+
+    let allowed = client(&["127.0.0.1/32"]);
+    let got = allowed.send(allowed.http().post(format!("http://{addr}/echo")).body("hello"), limits).await.unwrap();
+    assert_eq!((got.status.as_u16(), &got.body[..]), (200, &b"hello"[..]));
+    let r = allowed.send(allowed.http().post(format!("http://{addr}/echo")).body(vec![b'z'; 65]), limits).await;
+    assert_eq!(r.unwrap_err(), OutboundError::TooLarge { limit: 64 });
 }
