@@ -30,6 +30,10 @@ if [[ -z ${NEXUS_TEST_NATS_URL:-} && -n ${NEXUS_NATS__URL:-} ]]; then
   export NEXUS_TEST_NATS_URL=$NEXUS_NATS__URL
 fi
 
+if ! python3 -c 'import grpc, grpc_reflection' 2>/dev/null; then
+  echo "note: the gRPC reflection test needs Python's grpcio: python3 -m pip install grpcio==1.85.1 grpcio-reflection==1.85.1 (.ci/run does)" >&2
+fi
+
 echo "building (cargo build --workspace --bins --tests)..."
 cargo build --workspace --bins --tests
 

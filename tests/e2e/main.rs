@@ -8,4 +8,5 @@ mod credits;
 mod environment;
 mod gateway;
 mod nats_users;
+mod reflection;
 mod support;

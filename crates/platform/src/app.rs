@@ -24,7 +24,7 @@ use crate::bus::Bus;
 use crate::config::{CommonConfig, DevelopmentDefaults};
 use crate::db::{self, SchemaSpec};
 use crate::dlq::DeadLetterOps;
-use crate::grpc::{ContextLayer, reflection_service};
+use crate::grpc::{ContextLayer, reflection_v1, reflection_v1alpha};
 use crate::identity::{GrpcKeySource, KeySource, Verifier, follow_revocations};
 use crate::outbox::OutboxRelay;
 
@@ -72,6 +72,8 @@ pub struct Infra {
     pub tasks: TaskTracker,
     /// Verifies bearer tokens; every RPC's principal comes from it.
     pub verifier: Arc<Verifier>,
+    /// The client for URLs that users or providers chose (`[outbound]`).
+    pub outbound: crate::outbound::OutboundClient,
 }
 
 impl Infra {
@@ -129,6 +131,7 @@ where
     F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes>,
 {
     let name = def.name;
+    let outbound = crate::outbound::OutboundClient::new(&config.outbound)?;
     let db = db::connect(name, &config.database).await?;
     let bus = Bus::connect(name, &config.nats).await?;
     let schema = SchemaSpec::for_service(name, &config.database).schema;
@@ -148,11 +151,13 @@ where
         work: CancellationToken::new(),
         tasks: TaskTracker::new(),
         verifier: verifier.clone(),
+        outbound,
     };
     let routes = build(&infra)?
-        .add_service(health_service)
-        .add_service(reflection_service())
-        .add_service(DeadLetterOps::server(bus.clone()));
+        .add_service(crate::sized!(health_service))
+        .add_service(crate::sized!(reflection_v1(def.grpc_services)))
+        .add_service(crate::sized!(reflection_v1alpha(def.grpc_services)))
+        .add_service(crate::sized!(DeadLetterOps::server(bus.clone())));
 
     let readiness = Readiness::default();
     infra.spawn(monitor(
@@ -195,7 +200,7 @@ where
     });
     let mut server = tokio::spawn(
         tonic::transport::Server::builder()
-            .layer(ContextLayer::new(name, Some(verifier.clone())))
+            .layer(ContextLayer::new(name, Some(verifier.clone())).with_timeout(config.grpc.request_timeout))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
     );

@@ -230,6 +230,9 @@ pub struct CommonConfig {
     pub telemetry: TelemetryConfig,
     pub shutdown: ShutdownConfig,
     pub identity: IdentityConfig,
+    /// Fetches of URLs that users or providers chose (see [`crate::outbound`]).
+    #[serde(default)]
+    pub outbound: crate::outbound::OutboundConfig,
 }
 
 impl CommonConfig {

@@ -5,6 +5,16 @@
 //! in `inbox`; a redelivered or re-published event finds its id there and is acknowledged without
 //! being applied again. A message that keeps failing goes to `nexus.dlq.<consumer>` after the
 //! configured number of deliveries, where operators can inspect and replay it.
+//!
+//! Only failures of the message itself spend that budget: a payload the handler refuses, or a
+//! handler's own [`HandleError::Retry`]. While Postgres (or another dependency) is unreachable
+//! ([`HandleError::Unavailable`], which connection-type `sqlx` errors become) the consumer holds
+//! the message, tells JetStream it is still working on it, and tries again with backoff: an
+//! outage of any length dead-letters nothing.
+//!
+//! Before the handler runs, an event whose payload names a workspace (`workspace_id` or
+//! `tenant_id`) other than its envelope's tenant is refused and dead-lettered: a producer bug or a
+//! forged message must not act on another tenant's data.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,17 +61,53 @@ impl Event {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// Worth another try (a dependency was down, a serialization conflict).
+    /// Worth another try (a serialization conflict, a refusal that may pass later); counts
+    /// toward the redelivery bound.
     #[error("retryable: {0}")]
     Retry(String),
     /// Will never succeed as it is (bad payload, unknown schema version): straight to the DLQ.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Infrastructure is unreachable (Postgres, NATS, a service called over gRPC): nothing is
+    /// wrong with the message. It is held and retried with backoff and never dead-lettered.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<sqlx::Error> for HandleError {
     fn from(e: sqlx::Error) -> Self {
-        HandleError::Retry(e.to_string())
+        if is_infrastructure(&e) { HandleError::Unavailable(e.to_string()) } else { HandleError::Retry(e.to_string()) }
+    }
+}
+
+/// A use case's error: a database that could not be reached, or a service answering UNAVAILABLE,
+/// is [`HandleError::Unavailable`] (held, not counted); anything else is [`HandleError::Retry`].
+impl From<nexus_kernel::Error> for HandleError {
+    fn from(e: nexus_kernel::Error) -> Self {
+        let sqlx_cause = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<sqlx::Error>());
+        let unavailable = match sqlx_cause {
+            Some(db) => is_infrastructure(db),
+            None => e.kind() == nexus_kernel::ErrorKind::Unavailable,
+        };
+        if unavailable { HandleError::Unavailable(format!("{e:?}")) } else { HandleError::Retry(format!("{e:?}")) }
+    }
+}
+
+/// Whether a database error says the database could not be reached rather than that the
+/// statement failed: pool timeouts, broken connections, and the server's own connection-class
+/// SQLSTATEs (08xxx, shutting down, too many connections, recovery).
+pub fn is_infrastructure(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "53000")
+        }),
+        _ => false,
     }
 }
 
@@ -116,11 +162,13 @@ pub struct Consumer {
     bus: Bus,
     spec: ConsumerSpec,
     handler: Arc<dyn EventHandler>,
+    /// Stops holding a message through an outage (set by [`Consumer::run`]).
+    stop: CancellationToken,
 }
 
 impl Consumer {
     pub fn new(pool: PgPool, bus: Bus, spec: ConsumerSpec, handler: Arc<dyn EventHandler>) -> Self {
-        Self { pool, bus, spec, handler }
+        Self { pool, bus, spec, handler, stop: CancellationToken::new() }
     }
 
     async fn pull_consumer(&self) -> anyhow::Result<PullConsumer> {
@@ -148,7 +196,8 @@ impl Consumer {
     }
 
     /// Consumes until `cancel`. Survives NATS and Postgres outages by reconnecting.
-    pub async fn run(self, cancel: CancellationToken) {
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.stop = cancel.clone();
         let mut backoff = Duration::from_millis(200);
         while !cancel.is_cancelled() {
             let consumer = match self.pull_consumer().await {
@@ -213,6 +262,9 @@ impl Consumer {
                 }
             }
         };
+        if let Err(reason) = check_payload_tenant(&envelope, tenant) {
+            return self.dead_letter(msg, &subject, &reason, delivered).await;
+        }
         let ctx = RequestContext {
             request_id: RequestId::parse(&envelope.request_id),
             tenant_id: tenant,
@@ -226,7 +278,7 @@ impl Consumer {
         crate::telemetry::set_parent_from(&span, &carrier);
         let event = Event { subject: subject.clone(), envelope, event_id, tenant };
 
-        let result = ctx.scope(self.apply(&event).instrument(span)).await;
+        let result = ctx.scope(self.apply_through_outages(msg, &event).instrument(span)).await;
         match result {
             Ok(true) => {
                 let _ = msg.ack().await;
@@ -240,6 +292,12 @@ impl Consumer {
             Err(HandleError::Retry(reason)) if delivered >= u64::from(self.spec.max_deliveries) => {
                 self.dead_letter(msg, &subject, &reason, delivered).await
             }
+            Err(HandleError::Unavailable(reason)) => {
+                // Only when stopping: hand it back for whoever consumes next.
+                tracing::info!(consumer = %self.spec.durable, %reason, "stopping while a dependency is down; message handed back");
+                let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                Outcome::Retried
+            }
             Err(HandleError::Retry(reason)) => {
                 tracing::warn!(consumer = %self.spec.durable, %reason, delivered, "handler failed; will retry");
                 let delay =
@@ -247,6 +305,57 @@ impl Consumer {
                 let _ = msg.ack_with(AckKind::Nak(Some(delay))).await;
                 Outcome::Retried
             }
+        }
+    }
+
+    /// [`Consumer::apply`], holding the message through infrastructure outages: JetStream is told
+    /// the message is in progress (so it is not redelivered and its delivery count does not
+    /// grow) and the attempt is repeated with backoff until it gets an answer that is not
+    /// [`HandleError::Unavailable`], or the consumer stops.
+    async fn apply_through_outages(
+        &self,
+        msg: &async_nats::jetstream::Message,
+        event: &Event,
+    ) -> Result<bool, HandleError> {
+        let keepalive = (self.spec.ack_wait / 3).max(Duration::from_millis(100));
+        let mut backoff = Duration::from_millis(200);
+        let mut held_since: Option<std::time::Instant> = None;
+        loop {
+            let attempt = self.apply(event);
+            tokio::pin!(attempt);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+            let result = loop {
+                tokio::select! {
+                    r = &mut attempt => break r,
+                    _ = tick.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                }
+            };
+            let reason = match result {
+                Err(HandleError::Unavailable(reason)) => reason,
+                other => {
+                    if let Some(since) = held_since {
+                        tracing::info!(consumer = %self.spec.durable, held = ?since.elapsed(), "dependency back; message processed");
+                    }
+                    return other;
+                }
+            };
+            if held_since.is_none() {
+                tracing::warn!(consumer = %self.spec.durable, %reason, "dependency unreachable; holding the message and retrying");
+                held_since = Some(std::time::Instant::now());
+            }
+            metrics::counter!("nexus_consumer_outage_retries_total", "consumer" => self.spec.durable.clone())
+                .increment(1);
+            let _ = msg.ack_with(AckKind::Progress).await;
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    () = self.stop.cancelled() => return Err(HandleError::Unavailable(reason)),
+                    () = &mut wait => break,
+                    _ = tick.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -308,7 +417,144 @@ impl Consumer {
     }
 }
 
+/// Refuses an event whose payload names a workspace other than the envelope's tenant (or names
+/// one when the envelope has none). Payloads without such a field pass.
+pub fn check_payload_tenant(envelope: &Envelope, tenant: Option<TenantId>) -> Result<(), String> {
+    let Some(field) = tenant_field(&envelope.event_type) else { return Ok(()) };
+    let named = string_field(&envelope.payload, field).map_err(|e| format!("payload: {e}"))?;
+    let Some(named) = named.filter(|s| !s.is_empty()) else { return Ok(()) };
+    let Ok(named) = TenantId::parse(&named) else {
+        return Err(format!("payload workspace {named:?} is not a workspace id"));
+    };
+    match tenant {
+        Some(t) if t == named => Ok(()),
+        Some(t) => Err(format!("payload workspace {named} does not match the envelope's tenant {t}")),
+        None => Err(format!("payload names workspace {named} but the envelope has no tenant")),
+    }
+}
+
+/// Field number of the `workspace_id` (else `tenant_id`) string field of an event type, read
+/// once from the generated descriptor set.
+fn tenant_field(event_type: &str) -> Option<u32> {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static FIELDS: OnceLock<HashMap<String, u32>> = OnceLock::new();
+    FIELDS
+        .get_or_init(|| {
+            let set = <prost_types::FileDescriptorSet as Message>::decode(nexus_proto::FILE_DESCRIPTOR_SET)
+                .expect("descriptor set is generated at build time and valid");
+            let mut out = HashMap::new();
+            for file in &set.file {
+                for msg in &file.message_type {
+                    let string_field = |name: &str| {
+                        msg.field.iter().find(|f| {
+                            f.name() == name && f.r#type() == prost_types::field_descriptor_proto::Type::String
+                        })
+                    };
+                    if let Some(f) = string_field("workspace_id").or_else(|| string_field("tenant_id")) {
+                        out.insert(format!("{}.{}", file.package(), msg.name()), f.number() as u32);
+                    }
+                }
+            }
+            out
+        })
+        .get(event_type)
+        .copied()
+}
+
+/// The last value of string field `number` in an encoded message (protobuf: the last one wins).
+fn string_field(mut buf: &[u8], number: u32) -> Result<Option<String>, String> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let mut found = None;
+    while !buf.is_empty() {
+        let (tag, wire) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+        let skip = match wire {
+            WireType::Varint => {
+                decode_varint(&mut buf).map_err(|e| e.to_string())?;
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::LengthDelimited => {
+                let len = usize::try_from(decode_varint(&mut buf).map_err(|e| e.to_string())?)
+                    .map_err(|_| "length overflow".to_owned())?;
+                if len > buf.len() {
+                    return Err("truncated field".into());
+                }
+                if tag == number {
+                    found =
+                        Some(String::from_utf8(buf[..len].to_vec()).map_err(|_| "workspace is not UTF-8".to_owned())?);
+                }
+                len
+            }
+            WireType::StartGroup | WireType::EndGroup => return Err("groups are not used by our events".into()),
+        };
+        if skip > buf.len() {
+            return Err("truncated field".into());
+        }
+        buf = &buf[skip..];
+    }
+    Ok(found)
+}
+
 pub const DLQ_ORIGINAL_SUBJECT: &str = "Nexus-Original-Subject";
 pub const DLQ_CONSUMER: &str = "Nexus-Consumer";
 pub const DLQ_ERROR: &str = "Nexus-Error";
 pub const DLQ_DELIVERIES: &str = "Nexus-Deliveries";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope<M: Message + prost::Name>(tenant: Option<TenantId>, m: &M) -> Envelope {
+        Envelope {
+            event_id: Uuid::now_v7().to_string(),
+            tenant_id: tenant.map(|t| t.as_uuid().to_string()).unwrap_or_default(),
+            event_type: M::full_name(),
+            payload: m.encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn payload_workspace_must_match_the_envelope() {
+        use nexus_proto::events::{ContentGenerated, SessionRevoked};
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let ok = ContentGenerated { workspace_id: a.to_string(), ..Default::default() };
+        assert_eq!(check_payload_tenant(&envelope(Some(a), &ok), Some(a)), Ok(()));
+        // The raw uuid form names the same workspace.
+        let raw = ContentGenerated { workspace_id: a.as_uuid().to_string(), ..Default::default() };
+        assert_eq!(check_payload_tenant(&envelope(Some(a), &raw), Some(a)), Ok(()));
+        let err = check_payload_tenant(&envelope(Some(b), &ok), Some(b)).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(check_payload_tenant(&envelope(None, &ok), None).unwrap_err().contains("no tenant"));
+        let junk = ContentGenerated { workspace_id: "not-a-workspace".into(), ..Default::default() };
+        assert!(check_payload_tenant(&envelope(Some(a), &junk), Some(a)).is_err());
+        // Empty workspace, or an event type without one, passes.
+        let empty = ContentGenerated::default();
+        assert_eq!(check_payload_tenant(&envelope(Some(a), &empty), Some(a)), Ok(()));
+        let sys = SessionRevoked::default();
+        assert_eq!(check_payload_tenant(&envelope(None, &sys), None), Ok(()));
+        // A truncated payload of a typed event is refused rather than trusted.
+        let mut cut = envelope(Some(a), &ok);
+        cut.payload.truncate(cut.payload.len() - 3);
+        assert!(check_payload_tenant(&cut, Some(a)).is_err());
+    }
+
+    #[test]
+    fn connection_errors_are_infrastructure_and_statement_errors_are_not() {
+        assert!(is_infrastructure(&sqlx::Error::PoolTimedOut));
+        assert!(is_infrastructure(&sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))));
+        assert!(!is_infrastructure(&sqlx::Error::RowNotFound));
+        assert!(matches!(HandleError::from(sqlx::Error::PoolTimedOut), HandleError::Unavailable(_)));
+        assert!(matches!(HandleError::from(sqlx::Error::RowNotFound), HandleError::Retry(_)));
+        let down = crate::db::error(sqlx::Error::PoolTimedOut);
+        assert!(matches!(HandleError::from(down), HandleError::Unavailable(_)));
+        let bug = crate::db::error(sqlx::Error::ColumnNotFound("x".into()));
+        assert!(matches!(HandleError::from(bug), HandleError::Retry(_)));
+        let refused = nexus_kernel::Error::invalid("thing.bad");
+        assert!(matches!(HandleError::from(refused), HandleError::Retry(_)));
+        let upstream = nexus_kernel::Error::unavailable("service.unavailable");
+        assert!(matches!(HandleError::from(upstream), HandleError::Unavailable(_)));
+    }
+}

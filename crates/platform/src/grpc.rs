@@ -1,6 +1,7 @@
 //! gRPC plumbing shared by every service: the server-side context layer (request id, trace
-//! context, bearer token, per-RPC metrics), health and reflection, and the client side (lazy
-//! channels with deadlines and an interceptor that forwards the caller's context).
+//! context, bearer token, per-RPC metrics, the request time limit), health and reflection, message
+//! size limits, and the client side (lazy channels with deadlines and an interceptor that forwards
+//! the caller's context).
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -25,22 +26,32 @@ use crate::identity::Verifier;
 /// with UNAUTHENTICATED, a valid one becomes a [`crate::identity::Principal`] in the request
 /// extensions and sets the tenant and actor of the context. Calls without a token reach the
 /// handler anonymous; handlers that need a caller ask with [`crate::identity::principal`].
+///
+/// With a time limit ([`ContextLayer::with_timeout`], `grpc.request_timeout`), a handler that has
+/// not produced its response in time is dropped and the caller gets DEADLINE_EXCEEDED
+/// (`request.timeout`). A server stream counts until its first response, not for its whole life.
 #[derive(Clone)]
 pub struct ContextLayer {
     service: Arc<str>,
     verifier: Option<Arc<Verifier>>,
+    timeout: Option<Duration>,
 }
 
 impl ContextLayer {
     pub fn new(service: &str, verifier: Option<Arc<Verifier>>) -> Self {
-        Self { service: service.into(), verifier }
+        Self { service: service.into(), verifier, timeout: None }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout).filter(|t| !t.is_zero());
+        self
     }
 }
 
 impl<S> Layer<S> for ContextLayer {
     type Service = ContextService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ContextService { inner, service: self.service.clone(), verifier: self.verifier.clone() }
+        ContextService { inner, service: self.service.clone(), verifier: self.verifier.clone(), timeout: self.timeout }
     }
 }
 
@@ -49,6 +60,7 @@ pub struct ContextService<S> {
     inner: S,
     service: Arc<str>,
     verifier: Option<Arc<Verifier>>,
+    timeout: Option<Duration>,
 }
 
 /// Reads the caller's context from request headers (HTTP/2 headers are gRPC metadata).
@@ -100,6 +112,7 @@ where
         );
         crate::telemetry::set_parent_from(&span, req.headers());
         let service = self.service.clone();
+        let timeout = self.timeout;
         Box::pin(async move {
             let start = Instant::now();
             if let (Some(verifier), Some(token)) = (verifier, ctx.bearer.clone()) {
@@ -119,7 +132,20 @@ where
                     }
                 }
             }
-            let result = ctx.scope(inner.call(req).instrument(span)).await;
+            let call = ctx.scope(inner.call(req).instrument(span.clone()));
+            let result = match timeout {
+                None => call.await,
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        span.in_scope(|| tracing::warn!(timeout = ?limit, "request outlived grpc.request_timeout"));
+                        let status: tonic::Status =
+                            nexus_kernel::Error::new(nexus_kernel::ErrorKind::DeadlineExceeded, "request.timeout")
+                                .into();
+                        Ok(status.into_http())
+                    }
+                },
+            };
             // Unary errors come back "trailers-only", with grpc-status in the headers; a normal
             // response carries status 0 in trailers.
             let code = match &result {
@@ -142,14 +168,88 @@ where
     }
 }
 
-/// Reflection over every NexusOne package plus the health service.
-pub fn reflection_service()
--> tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(nexus_proto::FILE_DESCRIPTOR_SET)
+/// The largest asset an RPC returns: a stored image (content's `GetPublishedAsset`, whose size
+/// `images.max_bytes` may not exceed). Page HTML and every other message are far smaller.
+pub const MAX_ASSET_BYTES: usize = 5 * 1024 * 1024;
+
+/// Decoding and encoding limit of every gRPC server and client: the largest asset plus room for
+/// the message around it. Generated servers and clients take it with [`sized!`](crate::sized).
+pub const MAX_MESSAGE_BYTES: usize = MAX_ASSET_BYTES + 256 * 1024;
+
+/// Applies [`MAX_MESSAGE_BYTES`] in both directions to a generated gRPC server or client:
+/// `nexus_platform::sized!(ContentServer::new(svc))`.
+#[macro_export]
+macro_rules! sized {
+    ($svc:expr) => {
+        $svc.max_decoding_message_size($crate::grpc::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size($crate::grpc::MAX_MESSAGE_BYTES)
+    };
+}
+
+/// Services every binary serves besides its own: health, dead-letter operations, reflection.
+pub const PLATFORM_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "nexus.ops.v1.DeadLetters",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// The files of our descriptor set that define one of `services`, with every file they import
+/// (transitively), so reflection can describe exactly what is served and nothing else.
+pub fn descriptors_for(services: &[&str]) -> prost_types::FileDescriptorSet {
+    use prost::Message as _;
+    let all = prost_types::FileDescriptorSet::decode(nexus_proto::FILE_DESCRIPTOR_SET)
+        .expect("descriptor set is generated at build time and valid");
+    let by_name: std::collections::HashMap<&str, &prost_types::FileDescriptorProto> =
+        all.file.iter().map(|f| (f.name(), f)).collect();
+    let serves = |f: &prost_types::FileDescriptorProto| {
+        f.service.iter().any(|s| services.contains(&format!("{}.{}", f.package(), s.name()).as_str()))
+    };
+    let mut wanted: Vec<&str> = all.file.iter().filter(|f| serves(f)).map(|f| f.name()).collect();
+    let mut i = 0;
+    while i < wanted.len() {
+        if let Some(f) = by_name.get(wanted[i]) {
+            for dep in &f.dependency {
+                if by_name.contains_key(dep.as_str()) && !wanted.contains(&dep.as_str()) {
+                    wanted.push(dep.as_str());
+                }
+            }
+        }
+        i += 1;
+    }
+    prost_types::FileDescriptorSet { file: all.file.iter().filter(|f| wanted.contains(&f.name())).cloned().collect() }
+}
+
+fn reflection_builder(services: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_file_descriptor_set(descriptors_for(&[services, PLATFORM_SERVICES].concat()))
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("descriptor sets are generated at build time and valid")
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    let mut names: Vec<&str> = services.iter().chain(PLATFORM_SERVICES).copied().collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        builder = builder.with_service_name(name);
+    }
+    builder
+}
+
+/// Reflection (`grpc.reflection.v1`) that lists and describes only `services` (a binary's own,
+/// from `ServiceDef.grpc_services`) and [`PLATFORM_SERVICES`].
+pub fn reflection_v1(
+    services: &[&str],
+) -> tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection> {
+    reflection_builder(services).build_v1().expect("descriptor sets are generated at build time and valid")
+}
+
+/// The same as `grpc.reflection.v1alpha`, which older grpcurl, Postman and Python's grpcio speak.
+pub fn reflection_v1alpha(
+    services: &[&str],
+) -> tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>
+{
+    reflection_builder(services).build_v1alpha().expect("descriptor sets are generated at build time and valid")
 }
 
 /// A lazily connecting channel with a per-call deadline: a service may start before the ones it

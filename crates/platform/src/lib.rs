@@ -13,6 +13,7 @@ pub mod db;
 pub mod dlq;
 pub mod grpc;
 pub mod identity;
+pub mod outbound;
 pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;

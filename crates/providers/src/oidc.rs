@@ -189,7 +189,12 @@ struct Inner {
     /// Serializes JWKS fetches; holds when the last one was attempted.
     jwks_fetch: tokio::sync::Mutex<Option<Instant>>,
     jwks_min_refresh: Duration,
+    guard: Option<EndpointGuard>,
 }
+
+/// Checks an endpoint URL before it is fetched (the platform's outbound client refuses internal
+/// destinations with it): `Err` carries the reason.
+pub type EndpointGuard = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// OpenID Connect client for one provider. Cheap to clone; clones share the caches.
 #[derive(Clone)]
@@ -205,16 +210,23 @@ impl fmt::Debug for OidcClient {
 
 impl OidcClient {
     pub fn new(cfg: OidcConfig, http: reqwest::Client) -> Self {
-        Self::build(cfg, http, JWKS_MIN_REFRESH)
+        Self::build(cfg, http, JWKS_MIN_REFRESH, None)
     }
 
     /// A client like this one (fresh caches) whose JWKS refreshes for unknown `kid`s are at least
     /// `interval` apart instead of [`JWKS_MIN_REFRESH`]. Meant for tests.
     pub fn with_jwks_min_refresh(self, interval: Duration) -> Self {
-        Self::build(self.inner.cfg.clone(), self.inner.http.clone(), interval)
+        Self::build(self.inner.cfg.clone(), self.inner.http.clone(), interval, self.inner.guard.clone())
     }
 
-    fn build(cfg: OidcConfig, http: reqwest::Client, jwks_min_refresh: Duration) -> Self {
+    /// A client like this one (fresh caches) that runs `guard` on the discovery URL and on every
+    /// endpoint the discovery document names, refusing the provider when it fails. Give it the
+    /// platform's outbound check together with the outbound client as `http`.
+    pub fn with_endpoint_guard(self, guard: EndpointGuard) -> Self {
+        Self::build(self.inner.cfg.clone(), self.inner.http.clone(), self.inner.jwks_min_refresh, Some(guard))
+    }
+
+    fn build(cfg: OidcConfig, http: reqwest::Client, jwks_min_refresh: Duration, guard: Option<EndpointGuard>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cfg,
@@ -223,7 +235,15 @@ impl OidcClient {
                 jwks: RwLock::new(None),
                 jwks_fetch: tokio::sync::Mutex::new(None),
                 jwks_min_refresh,
+                guard,
             }),
+        }
+    }
+
+    fn guard(&self, url: &str) -> Result<(), OidcError> {
+        match &self.inner.guard {
+            Some(g) => g(url).map_err(|why| OidcError::Discovery(format!("endpoint {url:?} refused: {why}"))),
+            None => Ok(()),
         }
     }
 
@@ -446,6 +466,7 @@ impl OidcClient {
             cfg.discovery_url.clone()
         };
         check_endpoint(&url).map_err(OidcError::Discovery)?;
+        self.guard(&url)?;
         let body = self.get_with_retry(&url).await.map_err(OidcError::Discovery)?;
         let disc: Discovery =
             serde_json::from_slice(&body).map_err(|e| OidcError::Discovery(format!("bad discovery document: {e}")))?;
@@ -457,6 +478,7 @@ impl OidcClient {
         }
         for ep in [&disc.authorization_endpoint, &disc.token_endpoint, &disc.jwks_uri] {
             check_endpoint(ep).map_err(OidcError::Discovery)?;
+            self.guard(ep)?;
         }
         tracing::debug!(provider = %cfg.provider, issuer = %disc.issuer, "oidc discovery loaded");
         Ok(disc)

@@ -363,3 +363,32 @@ async fn login_errors_map_to_unauthenticated_with_provider() {
     assert_eq!(kernel.code(), "auth.oauth_failed");
     assert_eq!(kernel.param("provider"), Some("google"));
 }
+
+/// Through the platform's outbound client: the fake on 127.0.0.1 is refused unless allowlisted,
+/// both as an IP literal (the guard) and by a name resolving to it (the client's resolver).
+#[tokio::test]
+async fn outbound_client_refuses_internal_providers_unless_allowlisted() {
+    use nexus_platform::outbound::{OutboundClient, OutboundConfig};
+    nexus_testkit::init_tracing();
+    let fake = FakeIdp::start().await;
+    let strict = OutboundClient::new(&OutboundConfig::default()).unwrap();
+    let client = OidcClient::new(config(&fake), strict.http().clone()).with_endpoint_guard(strict.url_guard());
+    let err = client.authorization_request(REDIRECT).await.unwrap_err();
+    assert!(matches!(err, OidcError::Discovery(ref m) if m.contains("refused")), "{err:?}");
+
+    let by_name = OidcConfig {
+        discovery_url: format!("{}/.well-known/openid-configuration", fake.issuer.replace("127.0.0.1", "localhost")),
+        ..config(&fake)
+    };
+    let client = OidcClient::new(by_name.clone(), strict.http().clone()).with_endpoint_guard(strict.url_guard());
+    assert!(matches!(client.authorization_request(REDIRECT).await, Err(OidcError::Discovery(_))));
+
+    let allowed =
+        OutboundClient::new(&OutboundConfig { allow_private_cidrs: vec!["127.0.0.0/8".into()], ..Default::default() })
+            .unwrap();
+    let client = OidcClient::new(config(&fake), allowed.http().clone()).with_endpoint_guard(allowed.url_guard());
+    let claims = login_with(&fake, &client, IdTokenSpec::default()).await.unwrap();
+    assert!(!claims.sub.is_empty());
+    let client = OidcClient::new(by_name, allowed.http().clone()).with_endpoint_guard(allowed.url_guard());
+    client.authorization_request(REDIRECT).await.expect("the same name passes once allowlisted");
+}

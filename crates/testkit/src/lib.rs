@@ -11,6 +11,7 @@ pub mod identity;
 pub mod nats;
 pub mod oidc;
 pub mod openai;
+pub mod proxy;
 pub mod replicate;
 pub mod runware;
 pub mod service;
@@ -20,6 +21,7 @@ pub mod stripe;
 pub use db::TestDb;
 pub use fake::FakeServer;
 pub use nats::{NatsServer, TestNats};
+pub use proxy::TcpProxy;
 pub use service::RunningService;
 
 /// Admin URL of the Postgres cluster tests use (superuser; creates per-test databases).

@@ -35,6 +35,11 @@ pub fn common_config(service: &str, db: &TestDb, nats: &TestNats) -> CommonConfi
             auth_url: "http://127.0.0.1:1".into(),
             revocation_window: Duration::from_secs(1200),
         },
+        // Fakes listen on loopback.
+        outbound: nexus_platform::outbound::OutboundConfig {
+            allow_private_cidrs: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            ..Default::default()
+        },
     }
 }
 

@@ -20,8 +20,10 @@ pub struct DomainHandler {
     pub store: Arc<Store>,
 }
 
+/// An unreachable database is held through (not counted toward the dead-letter bound); other
+/// failures are retried within the bound.
 fn retry(e: nexus_kernel::Error) -> HandleError {
-    HandleError::Retry(format!("{e:?}"))
+    HandleError::from(e)
 }
 
 /// `nexus.auth.user.signed_up` -> `auth.user.signed_up`.

@@ -99,7 +99,7 @@ pub async fn run_with_keys(
             monitor: monitor.clone(),
             operator_workspaces,
         };
-        Ok(tonic::service::Routes::new(AnalyticsServer::new(service)))
+        Ok(tonic::service::Routes::new(nexus_platform::sized!(AnalyticsServer::new(service))))
     })
     .await
 }

@@ -63,14 +63,26 @@ pub async fn run_with_keys(
     };
     nexus_platform::install_crypto_provider();
     let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-    let images = app::providers::ImageProvider::from_config(&config, http.clone())?.map(Arc::new);
+    // The provider APIs are at base URLs we configure; their outputs are wherever they say.
+    let images = app::providers::ImageProvider::from_config(&config, http)?.map(Arc::new);
+    // Stored images are served back over gRPC, whose messages are capped at one size fleet-wide.
+    if config.images.max_bytes > nexus_platform::grpc::MAX_ASSET_BYTES {
+        anyhow::bail!(
+            "images.max_bytes: {} is above the largest asset gRPC carries ({} bytes)",
+            config.images.max_bytes,
+            nexus_platform::grpc::MAX_ASSET_BYTES
+        );
+    }
+    let http = nexus_platform::outbound::OutboundClient::new(&config.common.outbound)?;
     let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, images, http });
     nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
         if app.images.is_some() {
             infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
         }
-        Ok(tonic::service::Routes::new(ContentServer::new(grpc::ContentService { app: app.clone() }))
-            .add_service(WebhookReceiverServer::new(webhooks::Webhooks { app })))
+        Ok(tonic::service::Routes::new(nexus_platform::sized!(ContentServer::new(grpc::ContentService {
+            app: app.clone()
+        })))
+        .add_service(nexus_platform::sized!(WebhookReceiverServer::new(webhooks::Webhooks { app }))))
     })
     .await
 }

@@ -105,3 +105,9 @@ analytics-invalid_funnel_steps = يحتاج القمع إلى ما بين 2 و{ 
 analytics-invalid_window = يجب أن تكون نافذة التحويل بين ثانية واحدة و{ $days } يومًا.
 analytics-invalid_interval = يجب أن يكون الفاصل أحد القيم التالية: { $allowed }.
 analytics-operator_required = يمكن لمشغّلي المنصة فقط رؤية حالة الخدمات.
+
+# outbound fetches
+outbound-blocked = لا يمكن جلب هذا العنوان: يجب أن يكون عنوان http أو https عامًا.
+outbound-too_large = الملف في هذا العنوان أكبر من الحد المسموح به وهو { $limit } بايت.
+outbound-timeout = استغرق العنوان وقتًا طويلاً للرد. يُرجى المحاولة مرة أخرى.
+outbound-failed = تعذّر الوصول إلى العنوان. يُرجى التحقق منه والمحاولة مرة أخرى.

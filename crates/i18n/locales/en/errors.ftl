@@ -106,3 +106,9 @@ analytics-invalid_funnel_steps = A funnel needs 2 to { $max } named steps.
 analytics-invalid_window = The conversion window must be between 1 second and { $days } days.
 analytics-invalid_interval = The interval must be one of: { $allowed }.
 analytics-operator_required = Only platform operators can see the fleet status.
+
+# outbound fetches
+outbound-blocked = This address cannot be fetched: it must be a public http or https address.
+outbound-too_large = The file at this address is larger than the limit of { $limit } bytes.
+outbound-timeout = The address took too long to answer. Please try again.
+outbound-failed = The address could not be reached. Please check it and try again.

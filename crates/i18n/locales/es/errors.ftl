@@ -105,3 +105,9 @@ analytics-invalid_funnel_steps = Un embudo necesita entre 2 y { $max } pasos con
 analytics-invalid_window = La ventana de conversión debe estar entre 1 segundo y { $days } días.
 analytics-invalid_interval = El intervalo debe ser uno de: { $allowed }.
 analytics-operator_required = Solo los operadores de la plataforma pueden ver el estado de los servicios.
+
+# outbound fetches
+outbound-blocked = No se puede descargar esta dirección: debe ser una dirección http o https pública.
+outbound-too_large = El archivo de esta dirección supera el límite de { $limit } bytes.
+outbound-timeout = La dirección tardó demasiado en responder. Inténtalo de nuevo.
+outbound-failed = No se pudo acceder a la dirección. Compruébala e inténtalo de nuevo.

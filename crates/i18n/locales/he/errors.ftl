@@ -105,3 +105,9 @@ analytics-invalid_funnel_steps = משפך דורש בין 2 ל-{ $max } שלבי
 analytics-invalid_window = חלון ההמרה חייב להיות בין שנייה אחת ל-{ $days } ימים.
 analytics-invalid_interval = המרווח חייב להיות אחד מאלה: { $allowed }.
 analytics-operator_required = רק מפעילי הפלטפורמה יכולים לראות את מצב השירותים.
+
+# outbound fetches
+outbound-blocked = לא ניתן להוריד מכתובת זו: עליה להיות כתובת http או https ציבורית.
+outbound-too_large = הקובץ בכתובת זו גדול מהמגבלה של { $limit } בתים.
+outbound-timeout = הכתובת לא ענתה בזמן. נסו שוב.
+outbound-failed = לא ניתן היה להגיע לכתובת. בדקו אותה ונסו שוב.

@@ -105,3 +105,9 @@ analytics-invalid_funnel_steps = Um funil precisa de 2 a { $max } etapas com nom
 analytics-invalid_window = A janela de conversão deve ficar entre 1 segundo e { $days } dias.
 analytics-invalid_interval = O intervalo deve ser um destes: { $allowed }.
 analytics-operator_required = Somente operadores da plataforma podem ver o estado dos serviços.
+
+# outbound fetches
+outbound-blocked = Não é possível baixar este endereço: ele deve ser um endereço http ou https público.
+outbound-too_large = O arquivo neste endereço é maior que o limite de { $limit } bytes.
+outbound-timeout = O endereço demorou demais para responder. Tente novamente.
+outbound-failed = Não foi possível acessar o endereço. Verifique-o e tente novamente.

@@ -32,8 +32,8 @@ pub struct App {
     pub local: Arc<LocalGenerator>,
     /// Image provider; `None`: local placeholders.
     pub images: Option<Arc<providers::ImageProvider>>,
-    /// Downloads of provider outputs.
-    pub http: reqwest::Client,
+    /// Downloads of provider outputs: URLs the provider chose, so through the safe client.
+    pub http: nexus_platform::outbound::OutboundClient,
 }
 
 impl App {

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::StreamExt;
 use nexus_kernel::Error;
 use nexus_platform::db::begin_system;
+use nexus_platform::outbound::{Limits, OutboundClient, OutboundError};
 use nexus_providers::replicate::{
     CreatePrediction, Prediction, PredictionStatus, PredictionTarget, ReplicateClient, ReplicateConfig,
     WEBHOOK_TOLERANCE, WebhookHeaders,
@@ -239,42 +239,26 @@ impl ImageProvider {
     }
 }
 
-/// Reads an image from a provider's output URL: 2xx, an image content type, at most `max`
-/// bytes, within `timeout`.
+/// Reads an image from a provider's output URL through the safe outbound client (no internal
+/// destinations, on any redirect either): 2xx, an image content type, at most `max` bytes,
+/// within `timeout`.
 async fn download(
-    http: &reqwest::Client,
+    http: &OutboundClient,
     url: &str,
     max: usize,
     timeout: Duration,
 ) -> Result<(String, Vec<u8>), String> {
-    let resp = http.get(url).timeout(timeout).send().await.map_err(|e| format!("download failed: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("download answered {}", resp.status()));
+    let limits = Limits { max_bytes: max as u64, timeout };
+    let resp = http.get_with(url, limits).await.map_err(|e| match e {
+        OutboundError::TooLarge { .. } => "image larger than the limit".to_owned(),
+        other => format!("download failed: {other}"),
+    })?;
+    if !resp.status.is_success() {
+        return Err(format!("download answered {}", resp.status));
     }
-    let content_type = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = resp.content_type();
     check_type(&content_type)?;
-    if resp.content_length().is_some_and(|n| n > max as u64) {
-        return Err("image larger than the limit".into());
-    }
-    let mut body = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("download failed: {e}"))?;
-        if body.len() + chunk.len() > max {
-            return Err("image larger than the limit".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((content_type, body))
+    Ok((content_type, resp.body.to_vec()))
 }
 
 fn check_type(content_type: &str) -> Result<(), String> {

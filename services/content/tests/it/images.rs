@@ -175,6 +175,10 @@ async fn signed_webhooks_finish_images_and_forged_stale_or_tampered_ones_are_ref
         (Outcome::Fail("NSFW content detected".into()), "NSFW"),
         (Outcome::Succeed(Some(json!([format!("{}/big.png", files.base_url)]))), "larger than the limit"),
         (Outcome::Succeed(Some(json!([format!("{}/page.html", files.base_url)]))), "not an image"),
+        // Outputs pointing inside our network are never fetched (only 127/8 is allowed here).
+        (Outcome::Succeed(Some(json!(["http://169.254.169.254/latest/meta-data/x.png"]))), "destination refused"),
+        (Outcome::Succeed(Some(json!(["http://10.0.0.1/x.png"]))), "destination refused"),
+        (Outcome::Succeed(Some(json!(["http://[::ffff:10.0.0.1]/x.png"]))), "destination refused"),
     ] {
         fake.set_outcome(outcome);
         let img = s.client().create_image(authed(image(why), &token)).await.unwrap().into_inner();

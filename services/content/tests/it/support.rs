@@ -57,6 +57,8 @@ fn env(db: &TestDb, nats: &TestNats, service: &str, extra: &[(&str, String)]) ->
         ("NEXUS_DATABASE__ADMIN_URL".to_owned(), cfg.admin_url.expose().to_owned()),
         ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
         ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
+        // Provider fakes and their output files listen on loopback.
+        ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS".to_owned(), "127.0.0.0/8".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     env

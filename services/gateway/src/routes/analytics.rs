@@ -26,7 +26,7 @@ use crate::identity::Authenticated;
 pub const MAX_BATCH: usize = 500;
 
 fn client(state: &AppState) -> AnalyticsClient<nexus_platform::grpc::ContextChannel> {
-    AnalyticsClient::new(state.upstreams.analytics.clone())
+    nexus_platform::sized!(AnalyticsClient::new(state.upstreams.analytics.clone()))
 }
 
 // ---------- tracking ----------

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
 pub(crate) fn client(state: &AppState) -> AuthClient<nexus_platform::grpc::ContextChannel> {
-    AuthClient::new(state.upstreams.auth.clone())
+    nexus_platform::sized!(AuthClient::new(state.upstreams.auth.clone()))
 }
 
 pub(crate) fn client_info(edge: &Edge, headers: &axum::http::HeaderMap) -> pb::ClientInfo {

@@ -16,7 +16,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
 
 fn client(state: &AppState) -> SubscriptionsClient<nexus_platform::grpc::ContextChannel> {
-    SubscriptionsClient::new(state.upstreams.subscriptions.clone())
+    nexus_platform::sized!(SubscriptionsClient::new(state.upstreams.subscriptions.clone()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

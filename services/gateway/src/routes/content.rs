@@ -23,7 +23,7 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
 
 pub(crate) fn client(state: &AppState) -> ContentClient<nexus_platform::grpc::ContextChannel> {
-    ContentClient::new(state.upstreams.content.clone())
+    nexus_platform::sized!(ContentClient::new(state.upstreams.content.clone()))
 }
 
 /// The client's `Idempotency-Key`, if any (validated by the service).

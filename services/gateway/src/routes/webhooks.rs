@@ -51,7 +51,7 @@ pub async fn receive(
         }
     }
     let RawBody(body) = <RawBody as axum::extract::FromRequest<AppState>>::from_request(req, &state).await?;
-    let resp = WebhookReceiverClient::new(channel.clone())
+    let resp = nexus_platform::sized!(WebhookReceiverClient::new(channel.clone()))
         .deliver(DeliverWebhookRequest { provider, method, query, headers, body: body.to_vec() })
         .await?
         .into_inner();
