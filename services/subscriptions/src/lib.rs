@@ -73,11 +73,13 @@ pub async fn run_with_keys(
             infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
         infra.spawn(sweeper(billing.clone(), sweep, infra.work.clone()));
-        Ok(tonic::service::Routes::new(SubscriptionsServer::new(grpc::SubscriptionsService {
+        Ok(tonic::service::Routes::new(nexus_platform::sized!(SubscriptionsServer::new(grpc::SubscriptionsService {
             billing,
             payments: payments.clone(),
-        }))
-        .add_service(WebhookReceiverServer::new(stripe_webhooks::StripeWebhooks::new(payments))))
+        })))
+        .add_service(nexus_platform::sized!(WebhookReceiverServer::new(
+            stripe_webhooks::StripeWebhooks::new(payments)
+        ))))
     })
     .await
 }

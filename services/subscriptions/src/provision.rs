@@ -15,7 +15,7 @@ impl EventHandler for Provisioner {
     async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
         let _: UserSignedUp = event.decode()?;
         let tenant = event.tenant.ok_or_else(|| HandleError::Permanent("user.signed_up without a workspace".into()))?;
-        Billing::ensure_subscription(tx, tenant).await.map_err(|e| HandleError::Retry(e.to_string()))?;
+        Billing::ensure_subscription(tx, tenant).await.map_err(HandleError::from)?;
         Ok(())
     }
 }

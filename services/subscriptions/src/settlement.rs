@@ -30,7 +30,7 @@ impl EventHandler for Settlement {
                 .parse::<WorkspaceId>()
                 .map_err(|_| HandleError::Permanent("job.finished without a workspace".into()))?,
         };
-        nexus_platform::db::enter_tenant(&mut *tx, tenant).await.map_err(|e| HandleError::Retry(e.to_string()))?;
+        nexus_platform::db::enter_tenant(&mut *tx, tenant).await.map_err(HandleError::from)?;
         let result = if job.succeeded {
             let credits = (job.credits > 0).then_some(job.credits);
             self.billing.commit_in(&mut *tx, tenant, &job.reservation_id, credits).await
@@ -55,7 +55,7 @@ impl EventHandler for Settlement {
                         tracing::warn!(job = %job.job, reservation = %job.reservation_id, error = %e, "job finished after its reservation closed");
                         Ok(())
                     }
-                    Err(e) => Err(HandleError::Retry(e.to_string())),
+                    Err(e) => Err(HandleError::from(e)),
                 }
             }
             // A failed job whose hold is closed already: nothing to give back.
@@ -66,7 +66,7 @@ impl EventHandler for Settlement {
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidArgument) => {
                 Err(HandleError::Permanent(format!("{}: {e}", job.reservation_id)))
             }
-            Err(e) => Err(HandleError::Retry(e.to_string())),
+            Err(e) => Err(HandleError::from(e)),
         }
     }
 }
