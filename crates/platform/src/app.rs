@@ -72,6 +72,8 @@ pub struct Infra {
     pub tasks: TaskTracker,
     /// Verifies bearer tokens; every RPC's principal comes from it.
     pub verifier: Arc<Verifier>,
+    /// This service's own tokens, for calls on its own behalf or a workspace's.
+    pub service_tokens: Arc<crate::identity::ServiceTokens>,
 }
 
 impl Infra {
@@ -148,6 +150,7 @@ where
         work: CancellationToken::new(),
         tasks: TaskTracker::new(),
         verifier: verifier.clone(),
+        service_tokens: Arc::new(crate::identity::ServiceTokens::from_config(name, &config)?),
     };
     let routes = build(&infra)?
         .add_service(health_service)

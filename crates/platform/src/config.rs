@@ -150,6 +150,11 @@ pub struct IdentityConfig {
     /// How far back revocation events are replayed at start (at least the access-token TTL).
     #[serde(with = "humantime_secs")]
     pub revocation_window: Duration,
+    /// This service's credential, exchanged at auth for service tokens (`ServiceTokens`). The
+    /// default is a development credential (`nexus-dev-service-secret:<service>`); production
+    /// sets `NEXUS_IDENTITY__SERVICE_SECRET_FILE`.
+    #[serde(default)]
+    pub service_secret: Secret,
 }
 
 /// The sections every binary has.

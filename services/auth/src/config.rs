@@ -18,6 +18,24 @@ pub struct Config {
     pub oauth: OAuthConfig,
 }
 
+impl Config {
+    /// The keys of `auth.service_credentials` that accept a built-in development credential
+    /// (`DEV_SERVICE_SECRET_PREFIX` + name), e.g. `["auth.service_credentials.content"]`. A
+    /// production deployment must have none.
+    pub fn dev_service_credentials(&self) -> Vec<String> {
+        use sha2::Digest;
+        self.auth
+            .service_credentials
+            .iter()
+            .filter(|(name, hash)| {
+                let dev = sha2::Sha256::digest(nexus_platform::identity::dev_service_secret(name).as_bytes());
+                hash.trim().eq_ignore_ascii_case(&hex::encode(dev))
+            })
+            .map(|(name, _)| format!("auth.service_credentials.{name}"))
+            .collect()
+    }
+}
+
 impl AsRef<CommonConfig> for Config {
     fn as_ref(&self) -> &CommonConfig {
         &self.common
@@ -47,6 +65,25 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
+    /// Absolute lifetime of a session family (a sign-in): refreshing stops working after it.
+    #[serde(with = "humantime_secs")]
+    pub refresh_family_lifetime: Duration,
+    /// A spent refresh token presented again within this time of its rotation gets the same
+    /// successor back (a lost response); later, it revokes the family.
+    #[serde(with = "humantime_secs")]
+    pub refresh_reuse_grace: Duration,
+    /// How recent a password or TOTP sign-in must be for sensitive changes (linking a provider).
+    #[serde(with = "humantime_secs")]
+    pub reauthentication_window: Duration,
+    /// Invitations one workspace may send per day, and one inviter per hour.
+    pub invitations_per_workspace_per_day: i32,
+    pub invitations_per_inviter_per_hour: i32,
+    /// Lifetime of service tokens (`ExchangeServiceCredential`).
+    #[serde(with = "humantime_secs")]
+    pub service_token_ttl: Duration,
+    /// Accepted service credentials: service name -> SHA-256 (hex) of its `identity.service_secret`.
+    #[serde(default)]
+    pub service_credentials: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -62,6 +99,10 @@ pub struct MailConfig {
     /// e.g. `smtps://user:pass@smtp.example.com:465`.
     pub smtp_url: Secret,
     pub from: String,
+    /// Bodies of mail older than this (sent, or kept in local mode) are blanked: they hold
+    /// single-use links. Subject, recipient and times stay.
+    #[serde(with = "humantime_secs")]
+    pub body_retention: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

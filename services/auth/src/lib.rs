@@ -39,6 +39,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     if config.mail.mode == config::MailMode::Local {
         tracing::warn!("mail.mode = local: mail is not sent, it is readable at GET /v1/local/mail");
     }
+    let dev_credentials = config.dev_service_credentials();
+    if !dev_credentials.is_empty() {
+        tracing::warn!(
+            services = ?dev_credentials,
+            "auth.service_credentials accepts built-in development credentials; set real ones in production"
+        );
+    }
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
     let keys = Arc::new(keys::SigningKeys::new(pool.clone(), sealer.clone(), config.auth.access_ttl));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
@@ -59,7 +66,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         shutdown,
         Some(key_source),
         move |infra| {
-            infra.spawn(mail::run_sender(pool, mail_cfg, infra.work.clone()));
+            infra.spawn(mail::run_sender(pool.clone(), mail_cfg.clone(), infra.work.clone()));
+            infra.spawn(mail::run_purger(pool, mail_cfg, infra.work.clone()));
             Ok(tonic::service::Routes::new(AuthServer::new(grpc::AuthService { app })))
         },
     )

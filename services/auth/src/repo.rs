@@ -88,6 +88,62 @@ pub async fn membership(conn: &mut PgConnection, user: Uuid, workspace: Uuid) ->
     .map_err(db)
 }
 
+/// How a live session family authenticated (from its newest row), or `None` when it is unknown
+/// or revoked.
+pub async fn session_auth(conn: &mut PgConnection, family: Uuid) -> Result<Option<crate::app::SessionAuth>, Error> {
+    let row: Option<(Vec<String>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT amr, auth_time, family_expires_at FROM sessions WHERE family_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(family)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|(amr, auth_time, family_expires_at)| crate::app::SessionAuth { amr, auth_time, family_expires_at }))
+}
+
+/// Links an OAuth identity; false when it was linked already.
+pub async fn insert_identity(
+    conn: &mut PgConnection,
+    user: Uuid,
+    provider: &str,
+    subject: &str,
+    email: Option<&str>,
+) -> Result<bool, Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO oauth_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (provider, subject) DO NOTHING",
+    )
+    .bind(user)
+    .bind(provider)
+    .bind(subject)
+    .bind(email)
+    .execute(conn)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+pub async fn identities_of(conn: &mut PgConnection, user: Uuid) -> Result<Vec<crate::app::IdentityView>, Error> {
+    sqlx::query_as(
+        "SELECT id, provider, email, created_at FROM oauth_identities WHERE user_id = $1 ORDER BY created_at, id",
+    )
+    .bind(user)
+    .fetch_all(conn)
+    .await
+    .map_err(db)
+}
+
+pub async fn delete_identity(conn: &mut PgConnection, user: Uuid, id: Uuid) -> Result<(), Error> {
+    sqlx::query("DELETE FROM oauth_identities WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user)
+        .execute(conn)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
 /// Revokes session families and returns the ids revoked (for events).
 pub async fn revoke_families(
     conn: &mut PgConnection,
@@ -177,6 +233,37 @@ pub mod throttle {
         .await
         .map_err(db)?;
         Ok(failures > budget)
+    }
+
+    /// Spends one unit of `budget` per `window` (a fixed window from the first use). `Some(when)`
+    /// when the budget is already spent: nothing is counted then, and `when` is the window's end.
+    pub async fn spend(
+        conn: &mut PgConnection,
+        key: &str,
+        budget: i32,
+        window: Duration,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        let (used, start): (i32, DateTime<Utc>) = sqlx::query_as(
+            "INSERT INTO throttles AS t (key, window_start, failures) VALUES ($1, now(), 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN 1 ELSE t.failures + 1 END, \
+               window_start = CASE WHEN t.window_start < now() - make_interval(secs => $2) THEN now() ELSE t.window_start END \
+             RETURNING failures, window_start",
+        )
+        .bind(key)
+        .bind(window.as_secs_f64())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db)?;
+        if used <= budget {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE throttles SET failures = failures - 1 WHERE key = $1")
+            .bind(key)
+            .execute(conn)
+            .await
+            .map_err(db)?;
+        Ok(Some(start + chrono::Duration::from_std(window).unwrap_or_default()))
     }
 
     pub async fn reset(conn: &mut PgConnection, key: &str) -> Result<(), Error> {

@@ -437,6 +437,7 @@ async fn expired_and_foreign_key_tokens_are_refused_at_the_gateway() {
         exp,
         amr: vec![],
         loc: String::new(),
+        svc: String::new(),
     };
     // The service's own key, as the auth service holds it, signs an expired token.
     let db_cfg = s.db.config("auth");
