@@ -77,7 +77,16 @@ async fn sign_up_and_sign_in_through_the_real_binaries_then_stop_cleanly() {
         .await
         .unwrap();
     assert_eq!(me["user"]["email"], email);
-    let mail: Value = c.get(format!("{base}/v1/local/mail?to={email}")).send().await.unwrap().json().await.unwrap();
+    // A signed-in user reads their own local mail (services read anyone's; nobody else does).
+    let mail: Value = c
+        .get(format!("{base}/v1/local/mail?to={email}"))
+        .bearer_auth(session["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(mail["items"][0]["body"].as_str().unwrap().contains("token="), "local mail readable offline");
 
     // SIGTERM: drain, flush the outbox, exit 0; every event of the run is on the stream.

@@ -1,5 +1,18 @@
 //! gRPC adapter: proto <-> use cases. Handlers take the caller from the verified principal the
 //! platform layer put in the request; nothing in a message can name another user or workspace.
+//!
+//! Who may call what (checked in `app`, after the session or key is found live):
+//!
+//! | RPCs | caller |
+//! |---|---|
+//! | SignUp, Login, Refresh, Logout, VerifyEmail, password reset, OAuthCallback, GetJwks, ExchangeApiKey, ExchangeServiceCredential | anyone (their own proof inside) |
+//! | OAuthStart with a token (a link) | user session re-authenticated within `auth.reauthentication_window` |
+//! | UpdateProfile, ResendVerification, ChangePassword, RequestAccountDeletion, ListSessions, RevokeSession, RevokeAllSessions, ListWorkspaces, SwitchWorkspace, AcceptInvite, TransferOwnership (+ owner role), MFA, ListIdentities, UnlinkIdentity | user session only: never an API key (any scope) or a service |
+//! | GetMe | user or API key (any scope) |
+//! | ListMembers, ListApiKeys | `read` (role viewer+); services in their workspace |
+//! | InviteMember, RemoveMember | `admin` scope and role admin+ |
+//! | CreateApiKey, RevokeApiKey | `admin` scope and role admin+ (a key never mints more than it holds) |
+//! | RotateSigningKey, ListLocalMail (any address) | service token for no workspace; ListLocalMail also a user, for their own address |
 
 use std::sync::Arc;
 

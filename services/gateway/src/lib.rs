@@ -60,6 +60,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::jwks))
         .routes(routes!(routes::auth::local_mail))
         .routes(routes!(routes::account::me, routes::account::update_me))
+        .routes(routes!(routes::account::list_identities))
+        .routes(routes!(routes::account::unlink_identity))
         .routes(routes!(routes::account::change_password))
         .routes(routes!(routes::account::resend_verification))
         .routes(routes!(routes::account::request_deletion))

@@ -40,6 +40,17 @@ pub async fn stack_full(auth_per_ip: u32, billing: bool, content: bool) -> Stack
 
 /// [`stack_full`], and with `analytics` the analytics service too.
 pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics: bool) -> Stack {
+    stack_env(auth_per_ip, billing, content, analytics, &[]).await
+}
+
+/// [`stack_all`] with extra environment for the auth service (e.g. OAuth providers).
+pub async fn stack_env(
+    auth_per_ip: u32,
+    billing: bool,
+    content: bool,
+    analytics: bool,
+    auth_env: &[(String, String)],
+) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -54,6 +65,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(auth_env.iter().cloned())
     .collect();
     let auth_cfg: nexus_auth::Config =
         nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
@@ -174,12 +186,23 @@ impl Stack {
         body
     }
 
+    pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut r = client().delete(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     async fn users(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM auth.users").fetch_one(&self.db.admin_pool().await).await.unwrap()
     }
 }
 
-fn bearer(token: &str) -> String {
+pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
@@ -205,6 +228,17 @@ async fn sign_up_login_refresh_and_reuse_through_the_gateway() {
 
     let (status, first) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
     assert_eq!(status, 200);
+    // Sent again at once (a lost response): the same successor.
+    let (status, again) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["refresh_token"], first["refresh_token"]);
+    // Sent again after the 10 s grace: the family dies.
+    sqlx::query(
+        "UPDATE auth.sessions SET replaced_at = replaced_at - interval '11 seconds' WHERE replaced_at IS NOT NULL",
+    )
+    .execute(&s.db.admin_pool().await)
+    .await
+    .unwrap();
     let (status, reuse) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
     assert_eq!(status, 401);
     assert_eq!(reuse["error"]["code"], "auth.invalid_refresh_token");
@@ -387,10 +421,19 @@ async fn other_workspaces_are_404_and_viewers_cannot_invite_over_http() {
     let viewer = email("viewer");
     let (status, _) = s.post("/v1/members/invitations", Some(ta), json!({"email": viewer, "role": "viewer"})).await;
     assert_eq!(status, 201);
-    let (_, mail) = s.get(&format!("/v1/local/mail?to={viewer}"), &[]).await;
-    let body = mail["items"][0]["body"].as_str().unwrap();
-    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
+    // The invitee signs up and reads their own mail (nobody else's is readable).
     let v = s.sign_up(&viewer).await;
+    let (_, mail) = s
+        .get(&format!("/v1/local/mail?to={viewer}"), &[("authorization", &bearer(v["access_token"].as_str().unwrap()))])
+        .await;
+    let body = mail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .find(|b| b.contains("/accept-invite"))
+        .expect("the invitation mail");
+    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
     let (status, joined) =
         s.post("/v1/invitations/accept", Some(v["access_token"].as_str().unwrap()), json!({"token": token})).await;
     assert_eq!(status, 200, "{joined}");
