@@ -193,9 +193,14 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The shared permission check: the role must reach the action's minimum, and an API key
-    /// must also hold a scope that covers it.
+    /// The shared permission check: the role must reach the action's minimum, and an API key (or
+    /// a service, which acts with `read` and `write` in one workspace) must also hold a scope that
+    /// covers it.
     pub fn require(&self, action: Action) -> Result<(), Error> {
+        // A service acting for no workspace has no tenant to act in.
+        if self.is_service() && self.service_workspace().is_none() {
+            return Err(Error::forbidden("auth.permission_denied"));
+        }
         if self.role < action.min_role() {
             return Err(Error::forbidden("auth.role_insufficient"));
         }

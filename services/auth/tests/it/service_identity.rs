@@ -146,8 +146,14 @@ async fn a_service_token_for_one_workspace_cannot_act_in_another() {
     assert!(ops.require_internal().is_ok());
     assert_eq!(ops.service_workspace(), None);
     // A service token for no workspace reaches no tenant's data.
-    let none = c.list_members(authed(pb::Empty {}, tokens.token(None).await.unwrap().expose())).await.unwrap();
-    assert!(none.into_inner().items.is_empty());
+    let none = c.list_members(authed(pb::Empty {}, tokens.token(None).await.unwrap().expose())).await.unwrap_err();
+    assert_eq!(none.code(), tonic::Code::PermissionDenied);
+    assert_eq!(ops.require(nexus_platform::identity::Action::Read).unwrap_err().code(), "auth.permission_denied");
+    assert!(p.require(nexus_platform::identity::Action::Write).is_ok());
+    assert_eq!(
+        p.require(nexus_platform::identity::Action::ManageMembers).unwrap_err().code(),
+        "auth.role_insufficient"
+    );
 
     // A forged "service" token (right claims, foreign key) is refused.
     let forged = {
