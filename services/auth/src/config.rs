@@ -19,6 +19,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// Each `auth.service_credentials` entry must be a SHA-256 in hex; the error names the key.
+    pub fn check_service_credentials(&self) -> Result<(), String> {
+        for (name, hash) in &self.auth.service_credentials {
+            let hash = hash.trim();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "auth.service_credentials.{name}: must be the SHA-256 (64 hex characters) of the service's identity.service_secret"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The keys of `auth.service_credentials` that accept a built-in development credential
     /// (`DEV_SERVICE_SECRET_PREFIX` + name), e.g. `["auth.service_credentials.content"]`. A
     /// production deployment must have none.
@@ -111,4 +124,37 @@ pub struct OAuthConfig {
     /// `google`, `facebook`: issuer, client id and secret of each enabled provider.
     #[serde(default)]
     pub providers: BTreeMap<String, OidcConfig>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Config {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        nexus_platform::config::load_from_env("auth", DEFAULTS, None, env).expect("config loads")
+    }
+
+    #[test]
+    fn defaults_accept_the_development_credentials_and_say_so() {
+        let cfg = load(&[]);
+        cfg.check_service_credentials().unwrap();
+        assert_eq!(cfg.dev_service_credentials().len(), 9);
+        assert!(cfg.dev_service_credentials().contains(&"auth.service_credentials.messaging".to_owned()));
+        assert_eq!(cfg.auth.refresh_family_lifetime, Duration::from_secs(90 * 86_400));
+        assert_eq!(cfg.auth.refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(cfg.mail.body_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!((cfg.auth.invitations_per_workspace_per_day, cfg.auth.invitations_per_inviter_per_hour), (50, 20));
+    }
+
+    #[test]
+    fn a_malformed_credential_is_named() {
+        let cfg = load(&[("NEXUS_AUTH__SERVICE_CREDENTIALS__CONTENT", "the-secret-itself")]);
+        let err = cfg.check_service_credentials().unwrap_err();
+        assert!(err.starts_with("auth.service_credentials.content:"), "{err}");
+        let real = "a".repeat(64);
+        let cfg = load(&[("NEXUS_AUTH__SERVICE_CREDENTIALS__CONTENT", real.as_str())]);
+        cfg.check_service_credentials().unwrap();
+        assert!(!cfg.dev_service_credentials().contains(&"auth.service_credentials.content".to_owned()));
+    }
 }

@@ -39,6 +39,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     if config.mail.mode == config::MailMode::Local {
         tracing::warn!("mail.mode = local: mail is not sent, it is readable at GET /v1/local/mail");
     }
+    config.check_service_credentials().map_err(|e| anyhow::anyhow!(e))?;
     let dev_credentials = config.dev_service_credentials();
     if !dev_credentials.is_empty() {
         tracing::warn!(
