@@ -162,6 +162,116 @@ pub async fn revoke_families(
     Ok(ids)
 }
 
+/// A refresh-token row, as rotation reads it.
+#[derive(sqlx::FromRow)]
+pub struct RefreshRow {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub workspace_id: Uuid,
+    pub amr: Vec<String>,
+    pub expires_at: DateTime<Utc>,
+    pub replaced_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub auth_time: DateTime<Utc>,
+    pub family_expires_at: DateTime<Utc>,
+    pub successor_id: Option<Uuid>,
+    pub successor_sealed: Option<String>,
+}
+
+/// The row of a refresh token (by its hash), locked for the rotation.
+pub async fn refresh_row(conn: &mut PgConnection, hash: &[u8]) -> Result<Option<RefreshRow>, Error> {
+    sqlx::query_as(
+        "SELECT id, family_id, user_id, workspace_id, amr, expires_at, replaced_at, revoked_at, auth_time, family_expires_at, \
+                successor_id, successor_sealed \
+         FROM sessions WHERE refresh_hash = $1 FOR UPDATE",
+    )
+    .bind(hash)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
+/// Marks a row rotated, keeping its successor (sealed) for the reuse grace.
+pub async fn mark_replaced(conn: &mut PgConnection, id: Uuid, successor: Uuid, sealed: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE sessions SET replaced_at = now(), last_used_at = now(), successor_id = $2, successor_sealed = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(successor)
+    .bind(sealed)
+    .execute(conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// `(user, workspace, amr)` of row `id` while it is its family's live, unrotated, unexpired
+/// newest row (locked); `None` otherwise.
+pub async fn live_newest_row(conn: &mut PgConnection, id: Uuid) -> Result<Option<(Uuid, Uuid, Vec<String>)>, Error> {
+    sqlx::query_as(
+        "SELECT user_id, workspace_id, amr FROM sessions WHERE id = $1 AND revoked_at IS NULL AND replaced_at IS NULL \
+         AND expires_at > now() AND family_expires_at > now() FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(db)
+}
+
+/// Ends `user`'s session families in `workspace`; returns their ids (for events).
+pub async fn revoke_in_workspace(conn: &mut PgConnection, user: Uuid, workspace: Uuid) -> Result<Vec<Uuid>, Error> {
+    let mut ids: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND workspace_id = $2 AND revoked_at IS NULL RETURNING family_id",
+    )
+    .bind(user)
+    .bind(workspace)
+    .fetch_all(conn)
+    .await
+    .map_err(db)?;
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Ownership transfer, inside a tenant transaction of the workspace.
+pub mod ownership {
+    use nexus_kernel::Error;
+    use sqlx::PgConnection;
+    use uuid::Uuid;
+
+    use super::db;
+
+    /// Locks the workspace row (transfers of one workspace run one at a time) and the
+    /// memberships of `users`; returns their current roles.
+    pub async fn lock(conn: &mut PgConnection, workspace: Uuid, users: &[Uuid]) -> Result<Vec<(Uuid, String)>, Error> {
+        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
+            .bind(workspace)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query_as("SELECT user_id, role FROM memberships WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE")
+            .bind(users)
+            .fetch_all(conn)
+            .await
+            .map_err(db)
+    }
+
+    /// `to` becomes the owner, `from` an admin.
+    pub async fn hand_over(conn: &mut PgConnection, from: Uuid, to: Uuid) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE memberships SET role = CASE WHEN user_id = $1 THEN 'owner' ELSE 'admin' END WHERE user_id = ANY($2)",
+        )
+        .bind(to)
+        .bind(vec![from, to])
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        sqlx::query("UPDATE workspaces SET owner_id = $1").bind(to).execute(conn).await.map_err(db)?;
+        Ok(())
+    }
+}
+
 /// Brute-force counters. `fail` counts a failure inside the window and locks the key for
 /// `lock` once `threshold` is reached; returns the lock end when this failure set it.
 pub mod throttle {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{App, Client, Issued, locked_error, minutes, now_unix};
 use crate::domain::{self, Email};
 use crate::mail;
-use crate::repo::{self, MembershipRow, SettingsRow, UserRow, db, throttle};
+use crate::repo::{self, MembershipRow, RefreshRow, SettingsRow, UserRow, db, throttle};
 
 /// The signed-in user as `GET /v1/me` shows them.
 #[derive(Debug, Clone)]
@@ -21,22 +21,6 @@ pub struct MeView {
     pub user: UserRow,
     pub settings: SettingsRow,
     pub workspace: MembershipRow,
-}
-
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: Uuid,
-    family_id: Uuid,
-    user_id: Uuid,
-    workspace_id: Uuid,
-    amr: Vec<String>,
-    expires_at: DateTime<Utc>,
-    replaced_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    auth_time: DateTime<Utc>,
-    family_expires_at: DateTime<Utc>,
-    successor_id: Option<Uuid>,
-    successor_sealed: Option<String>,
 }
 
 /// Sealing context of a row's successor refresh token.
@@ -369,14 +353,7 @@ impl App {
             return Err(invalid());
         }
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT id, family_id, user_id, workspace_id, amr, expires_at, replaced_at, revoked_at, auth_time, family_expires_at, successor_id, successor_sealed \
-             FROM sessions WHERE refresh_hash = $1 FOR UPDATE",
-        )
-        .bind(domain::token_hash(refresh_token))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let row = repo::refresh_row(&mut tx, &domain::token_hash(refresh_token)).await?;
         let Some(row) = row else {
             return Err(invalid());
         };
@@ -422,34 +399,20 @@ impl App {
         let issued = self.add_session_row(&mut tx, user, workspace, family, auth, client).await?;
         // The successor, sealed to this row, so a lost response can be given again.
         let sealed = self.sealer.seal(issued.refresh_token.as_bytes(), &successor_context(row.id));
-        sqlx::query(
-            "UPDATE sessions SET replaced_at = now(), last_used_at = now(), successor_id = $2, successor_sealed = $3 WHERE id = $1",
-        )
-        .bind(row.id)
-        .bind(issued.row_id)
-        .bind(sealed)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        repo::mark_replaced(&mut tx, row.id, issued.row_id, &sealed).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }
 
     /// The successor of a just-rotated row, with a fresh access token, while it is still the
     /// family's live newest row; `None` otherwise (then the reuse counts as theft).
-    async fn same_successor(&self, conn: &mut PgConnection, row: &SessionRow) -> Result<Option<Issued>, Error> {
+    async fn same_successor(&self, conn: &mut PgConnection, row: &RefreshRow) -> Result<Option<Issued>, Error> {
         let (Some(successor), Some(sealed)) = (row.successor_id, row.successor_sealed.as_deref()) else {
             return Ok(None);
         };
-        let next: Option<(Uuid, Uuid, Vec<String>)> = sqlx::query_as(
-            "SELECT user_id, workspace_id, amr FROM sessions WHERE id = $1 AND revoked_at IS NULL AND replaced_at IS NULL \
-             AND expires_at > now() AND family_expires_at > now() FOR UPDATE",
-        )
-        .bind(successor)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-        let Some((user_id, workspace_id, amr)) = next else { return Ok(None) };
+        let Some((user_id, workspace_id, amr)) = repo::live_newest_row(&mut *conn, successor).await? else {
+            return Ok(None);
+        };
         let Ok(refresh) = self.sealer.open(sealed, &successor_context(row.id)) else { return Ok(None) };
         let Ok(refresh) = String::from_utf8(refresh) else { return Ok(None) };
         let Some(user) = repo::user_by_id(conn, user_id, false).await?.filter(|u| u.deletion_requested_at.is_none())

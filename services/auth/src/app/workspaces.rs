@@ -242,17 +242,7 @@ impl App {
         }
         sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(target).execute(&mut *tx).await.map_err(db)?;
         // Their sessions in this workspace end now.
-        let families: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND workspace_id = $2 AND revoked_at IS NULL RETURNING family_id",
-        )
-        .bind(target)
-        .bind(p.workspace_id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut families = families;
-        families.sort();
-        families.dedup();
+        let families = repo::revoke_in_workspace(&mut tx, target, p.workspace_id.as_uuid()).await?;
         Self::emit_revoked(&mut tx, target, &families, "removed_from_workspace").await?;
         enqueue(
             &mut tx,
@@ -282,17 +272,7 @@ impl App {
             return Ok(());
         }
         let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR UPDATE")
-            .bind(p.workspace_id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let roles: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT user_id, role FROM memberships WHERE user_id = ANY($1) ORDER BY user_id FOR UPDATE")
-                .bind(vec![me, target])
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+        let roles = repo::ownership::lock(&mut tx, p.workspace_id.as_uuid(), &[me, target]).await?;
         let role_of = |u: Uuid| roles.iter().find(|(id, _)| *id == u).map(|(_, r)| r.as_str());
         // The token may predate an earlier transfer: the row decides.
         if role_of(me) != Some("owner") {
@@ -301,23 +281,8 @@ impl App {
         if role_of(target).is_none() {
             return Err(Error::not_found("request.not_found"));
         }
-        sqlx::query("UPDATE memberships SET role = CASE WHEN user_id = $1 THEN 'owner' ELSE 'admin' END WHERE user_id = ANY($2)")
-            .bind(target)
-            .bind(vec![me, target])
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("UPDATE workspaces SET owner_id = $1").bind(target).execute(&mut *tx).await.map_err(db)?;
-        let mut families: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND workspace_id = $2 AND revoked_at IS NULL RETURNING family_id",
-        )
-        .bind(me)
-        .bind(p.workspace_id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        families.sort();
-        families.dedup();
+        repo::ownership::hand_over(&mut tx, me, target).await?;
+        let families = repo::revoke_in_workspace(&mut tx, me, p.workspace_id.as_uuid()).await?;
         Self::emit_revoked(&mut tx, me, &families, "ownership_transferred").await?;
         tx.commit().await.map_err(db)
     }
