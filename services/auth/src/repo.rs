@@ -272,6 +272,73 @@ pub mod ownership {
     }
 }
 
+/// Pending OAuth sign-ins (state hashed, PKCE verifier sealed).
+pub mod oauth_states {
+    use nexus_kernel::Error;
+    use sqlx::PgPool;
+    use uuid::Uuid;
+
+    use super::db;
+
+    #[derive(sqlx::FromRow)]
+    pub struct StateRow {
+        pub provider: String,
+        pub nonce: String,
+        pub verifier_sealed: String,
+        pub redirect_uri: String,
+        pub link_user_id: Option<Uuid>,
+        pub code_hash: Option<Vec<u8>>,
+        pub mfa_user_id: Option<Uuid>,
+        pub pending_subject: Option<String>,
+        pub pending_email: Option<String>,
+    }
+
+    /// Takes (deletes and returns) an unexpired state: each is used once.
+    pub async fn take(pool: &PgPool, state_hash: &[u8]) -> Result<Option<StateRow>, Error> {
+        sqlx::query_as(
+            "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() \
+             RETURNING provider, nonce, verifier_sealed, redirect_uri, link_user_id, code_hash, mfa_user_id, pending_subject, pending_email",
+        )
+        .bind(state_hash)
+        .fetch_optional(pool)
+        .await
+        .map_err(db)
+    }
+
+    /// A sign-in the provider has answered, waiting for the user's second factor.
+    pub struct Waiting<'a> {
+        pub state_hash: &'a [u8],
+        pub provider: &'a str,
+        pub redirect_uri: &'a str,
+        /// Hash of the provider's code: only the same callback may finish it.
+        pub code_hash: &'a [u8],
+        pub user: Uuid,
+        /// The identity to link once the factor passes, if any.
+        pub pending_subject: Option<&'a str>,
+        pub pending_email: Option<&'a str>,
+    }
+
+    /// Stores a waiting state for ten minutes (no-op if the state exists).
+    pub async fn put_waiting(pool: &PgPool, w: &Waiting<'_>) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at, \
+                                       code_hash, mfa_user_id, pending_subject, pending_email) \
+             VALUES ($1, $2, '', '', $3, NULL, now() + interval '10 minutes', $4, $5, $6, $7) ON CONFLICT (state_hash) DO NOTHING",
+        )
+        .bind(w.state_hash)
+        .bind(w.provider)
+        .bind(w.redirect_uri)
+        .bind(w.code_hash)
+        .bind(w.user)
+        .bind(w.pending_subject)
+        .bind(w.pending_email)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
+
 /// Brute-force counters. `fail` counts a failure inside the window and locks the key for
 /// `lock` once `threshold` is reached; returns the lock end when this failure set it.
 pub mod throttle {

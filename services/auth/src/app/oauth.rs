@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{App, Client, Issued};
 use crate::domain::{self, Email};
 use crate::mail;
+use crate::repo::oauth_states::{self, StateRow, Waiting};
 use crate::repo::{self, db};
 
 /// A linked sign-in method, as `GET /v1/me/identities` shows it.
@@ -32,19 +33,6 @@ pub struct IdentityView {
 pub struct SecondFactor {
     pub totp: String,
     pub recovery: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    provider: String,
-    nonce: String,
-    verifier_sealed: String,
-    redirect_uri: String,
-    link_user_id: Option<Uuid>,
-    code_hash: Option<Vec<u8>>,
-    mfa_user_id: Option<Uuid>,
-    pending_subject: Option<String>,
-    pending_email: Option<String>,
 }
 
 impl App {
@@ -105,15 +93,7 @@ impl App {
         let oidc = self.oidc(provider)?;
         let bad_state = || Error::invalid("auth.oauth_state_invalid");
         let state_hash = domain::token_hash(state);
-        let row: Option<StateRow> = sqlx::query_as(
-            "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() \
-             RETURNING provider, nonce, verifier_sealed, redirect_uri, link_user_id, code_hash, mfa_user_id, pending_subject, pending_email",
-        )
-        .bind(&state_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        let row = row.ok_or_else(bad_state)?;
+        let row = oauth_states::take(&self.pool, &state_hash).await?.ok_or_else(bad_state)?;
         if row.provider != provider {
             return Err(bad_state());
         }
@@ -249,21 +229,16 @@ impl App {
         subject: &str,
         email: Option<&Email>,
     ) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at, code_hash, mfa_user_id, pending_subject, pending_email) \
-             VALUES ($1, $2, '', '', $3, NULL, now() + interval '10 minutes', $4, $5, $6, $7)",
-        )
-        .bind(state_hash)
-        .bind(provider)
-        .bind(&row.redirect_uri)
-        .bind(domain::token_hash(code))
-        .bind(user)
-        .bind(to_link.then_some(subject))
-        .bind(if to_link { email.map(Email::as_str) } else { None })
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
+        let waiting = Waiting {
+            state_hash,
+            provider,
+            redirect_uri: &row.redirect_uri,
+            code_hash: &domain::token_hash(code),
+            user,
+            pending_subject: to_link.then_some(subject),
+            pending_email: if to_link { email.map(Email::as_str) } else { None },
+        };
+        oauth_states::put_waiting(&self.pool, &waiting).await
     }
 
     async fn finish_after_mfa(
@@ -303,22 +278,18 @@ impl App {
 
     /// Puts a waiting state back (it was taken by the callback) and answers `auth.mfa_required`.
     async fn keep_waiting(&self, state_hash: &[u8], row: &StateRow, user: Uuid) -> Error {
-        let restored = sqlx::query(
-            "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at, code_hash, mfa_user_id, pending_subject, pending_email) \
-             VALUES ($1, $2, '', '', $3, NULL, now() + interval '10 minutes', $4, $5, $6, $7) ON CONFLICT (state_hash) DO NOTHING",
-        )
-        .bind(state_hash)
-        .bind(&row.provider)
-        .bind(&row.redirect_uri)
-        .bind(&row.code_hash)
-        .bind(user)
-        .bind(&row.pending_subject)
-        .bind(&row.pending_email)
-        .execute(&self.pool)
-        .await;
-        match restored {
-            Ok(_) => Error::unauthenticated("auth.mfa_required"),
-            Err(e) => db(e),
+        let waiting = Waiting {
+            state_hash,
+            provider: &row.provider,
+            redirect_uri: &row.redirect_uri,
+            code_hash: row.code_hash.as_deref().unwrap_or_default(),
+            user,
+            pending_subject: row.pending_subject.as_deref(),
+            pending_email: row.pending_email.as_deref(),
+        };
+        match oauth_states::put_waiting(&self.pool, &waiting).await {
+            Ok(()) => Error::unauthenticated("auth.mfa_required"),
+            Err(e) => e,
         }
     }
 
