@@ -186,7 +186,7 @@ mod tests {
             .into_iter()
             .filter(|(id, _)| id.starts_with("mail-") && (id.ends_with("-subject") || id.ends_with("-body")))
             .collect();
-        assert_eq!(templates.len(), 14);
+        assert_eq!(templates.len(), 16);
         for l in Locale::ALL {
             let role = try_message(l, "role-admin", &[]).unwrap_or_else(|| panic!("{l} lacks role-admin"));
             let args = [
@@ -198,6 +198,7 @@ mod tests {
                 ("inviter", "Kai Moreno"),
                 ("workspace", "Acme Growth"),
                 ("role", role.as_str()),
+                ("provider", "Google"),
             ];
             for (id, vars) in &templates {
                 let text = try_message(l, id, &args).unwrap_or_else(|| panic!("{l} lacks {id}"));
@@ -243,6 +244,7 @@ mod tests {
                 ("inviter", "Kai Moreno"),
                 ("workspace", "Acme Growth"),
                 ("role", role.as_str()),
+                ("provider", "Google"),
             ];
             for id in [
                 "mail-verify_email-body",
@@ -250,6 +252,7 @@ mod tests {
                 "mail-invite-body",
                 "mail-password_changed-body",
                 "mail-account_locked-body",
+                "mail-identity_linked-body",
             ] {
                 let text = try_message(l, id, &args).unwrap();
                 assert!(text.contains(SAMPLE_LINK), "{l} {id}: {text}");

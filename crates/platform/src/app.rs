@@ -74,6 +74,8 @@ pub struct Infra {
     pub verifier: Arc<Verifier>,
     /// The client for URLs that users or providers chose (`[outbound]`).
     pub outbound: crate::outbound::OutboundClient,
+    /// This service's own tokens, for calls on its own behalf or a workspace's.
+    pub service_tokens: Arc<crate::identity::ServiceTokens>,
 }
 
 impl Infra {
@@ -152,6 +154,7 @@ where
         tasks: TaskTracker::new(),
         verifier: verifier.clone(),
         outbound,
+        service_tokens: Arc::new(crate::identity::ServiceTokens::from_config(name, &config)?),
     };
     let routes = build(&infra)?
         .add_service(crate::sized!(health_service))

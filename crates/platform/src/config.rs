@@ -152,6 +152,11 @@ pub struct IdentityConfig {
     /// How far back revocation events are replayed at start (at least the access-token TTL).
     #[serde(with = "humantime_secs")]
     pub revocation_window: Duration,
+    /// This service's credential, exchanged at auth for service tokens (`ServiceTokens`). The
+    /// default is a development credential (`nexus-dev-service-secret:<service>`); production
+    /// sets `NEXUS_IDENTITY__SERVICE_SECRET_FILE`.
+    #[serde(default)]
+    pub service_secret: Secret,
 }
 
 /// Which rules a binary runs under. Development allows the conveniences that make `make run` work
@@ -183,13 +188,13 @@ impl Environment {
 /// A setting whose current value is a development convenience: the key and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevelopmentOnly {
-    pub key: &'static str,
-    pub reason: &'static str,
+    pub key: String,
+    pub reason: String,
 }
 
 impl DevelopmentOnly {
-    pub const fn new(key: &'static str, reason: &'static str) -> Self {
-        Self { key, reason }
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { key: key.into(), reason: reason.into() }
     }
 }
 
@@ -205,7 +210,7 @@ pub trait DevelopmentDefaults {
         let found = self.development_only();
         if !self.environment().is_production() {
             for d in &found {
-                tracing::warn!(key = d.key, "development setting: {}", d.reason);
+                tracing::warn!(key = %d.key, "development setting: {}", d.reason);
             }
             return Ok(());
         }
@@ -214,6 +219,20 @@ pub trait DevelopmentDefaults {
         }
         let list = found.iter().map(|d| format!("{}: {}", d.key, d.reason)).collect::<Vec<_>>().join("; ");
         Err(ConfigError::Production(list))
+    }
+}
+
+impl IdentityConfig {
+    /// The service credential, when it is the built-in development one.
+    pub fn development_only(&self) -> Vec<DevelopmentOnly> {
+        if crate::identity::is_dev_service_secret(self.service_secret.expose()) {
+            vec![DevelopmentOnly::new(
+                "identity.service_secret",
+                "the built-in development credential is public; set NEXUS_IDENTITY__SERVICE_SECRET_FILE",
+            )]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -238,7 +257,7 @@ pub struct CommonConfig {
 impl CommonConfig {
     /// Development-only values among the common sections.
     pub fn development_only(&self) -> Vec<DevelopmentOnly> {
-        Vec::new()
+        self.identity.development_only()
     }
 
     /// Checks what serde cannot; called by [`load`] so a bad value never reaches `serve`.

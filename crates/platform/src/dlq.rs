@@ -1,5 +1,7 @@
 //! Operator access to dead letters: list what failed and why, and send messages back to their
-//! original subject once the cause is fixed. Served by every binary as `nexus.ops.v1.DeadLetters`.
+//! original subject once the cause is fixed. Served by every binary as `nexus.ops.v1.DeadLetters`,
+//! to service tokens only (an operator's tool exchanges a service credential): end-user tokens,
+//! API keys and anonymous calls are refused.
 
 use async_nats::jetstream::stream::Stream;
 use nexus_proto::ops::dead_letters_server::{DeadLetters, DeadLettersServer};
@@ -95,6 +97,7 @@ impl DeadLetterOps {
 #[tonic::async_trait]
 impl DeadLetters for DeadLetterOps {
     async fn list(&self, req: Request<ListDeadLettersRequest>) -> Result<Response<ListDeadLettersResponse>, Status> {
+        crate::identity::principal(&req)?.require_internal()?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 100 } else { r.limit.min(1000) } as usize;
         Ok(Response::new(ListDeadLettersResponse { items: self.list(&r.consumer, limit).await? }))
@@ -104,6 +107,7 @@ impl DeadLetters for DeadLetterOps {
         &self,
         req: Request<ReplayDeadLettersRequest>,
     ) -> Result<Response<ReplayDeadLettersResponse>, Status> {
+        crate::identity::principal(&req)?.require_internal()?;
         let r = req.into_inner();
         if r.consumer.is_empty() {
             return Err(Status::invalid_argument("consumer is required"));

@@ -1,10 +1,16 @@
 //! Identity across the fleet: the access-token claims `auth` signs, the verified [`Principal`]
 //! every service works with, the one permission check, and the [`Verifier`] each service runs
-//! against the JWKS it fetches from `auth` (cached; refetched when an unknown `kid` appears).
+//! against the JWKS it fetches from `auth` (cached; refetched when an unknown `kid` appears,
+//! refreshed in the background when stale, and kept when a refresh fails).
 //! No service trusts a header alone.
+//!
+//! Services calling services on their own behalf use a service identity: [`ServiceTokens`]
+//! exchanges the service's credential (`identity.service_secret`) at auth for a short-lived token
+//! whose principal answers [`Principal::is_service`], optionally bound to one workspace.
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -115,6 +121,28 @@ impl Action {
 pub enum PrincipalKind {
     User,
     ApiKey,
+    /// A NexusOne service acting on its own behalf (or for one workspace); see [`ServiceTokens`].
+    Service,
+}
+
+/// Development default of `identity.service_secret`: this prefix and the service name. Auth
+/// accepts it only as configured in `auth.service_credentials`; production must not use it.
+pub const DEV_SERVICE_SECRET_PREFIX: &str = "nexus-dev-service-secret:";
+
+/// The development credential of `service`.
+pub fn dev_service_secret(service: &str) -> String {
+    format!("{DEV_SERVICE_SECRET_PREFIX}{service}")
+}
+
+/// Whether `secret` is a built-in development credential.
+pub fn is_dev_service_secret(secret: &str) -> bool {
+    secret.starts_with(DEV_SERVICE_SECRET_PREFIX)
+}
+
+/// `sub` of a service token that acts for no workspace (and `ws` then): the nil id, which names
+/// no user and no tenant, so nothing tenant-scoped can be reached with it.
+pub fn nil_user() -> UserId {
+    UserId::from_uuid(uuid::Uuid::nil())
 }
 
 /// Access-token claims (JWT, EdDSA).
@@ -142,6 +170,9 @@ pub struct Claims {
     /// The user's language at issue time, so every hop can answer in it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub loc: String,
+    /// Service tokens: the calling service's name (`kind` is `service`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub svc: String,
 }
 
 /// A verified caller.
@@ -157,12 +188,19 @@ pub struct Principal {
     pub expires_at: i64,
     /// The user's saved language (`loc` claim), which wins over `Accept-Language`.
     pub locale: Option<nexus_kernel::Locale>,
+    /// The calling service's name, for service principals.
+    pub service: Option<String>,
 }
 
 impl Principal {
-    /// The shared permission check: the role must reach the action's minimum, and an API key
-    /// must also hold a scope that covers it.
+    /// The shared permission check: the role must reach the action's minimum, and an API key (or
+    /// a service, which acts with `read` and `write` in one workspace) must also hold a scope that
+    /// covers it.
     pub fn require(&self, action: Action) -> Result<(), Error> {
+        // A service acting for no workspace has no tenant to act in.
+        if self.is_service() && self.service_workspace().is_none() {
+            return Err(Error::forbidden("auth.permission_denied"));
+        }
         if self.role < action.min_role() {
             return Err(Error::forbidden("auth.role_insufficient"));
         }
@@ -180,26 +218,58 @@ impl Principal {
         Ok(())
     }
 
-    /// Audit actor: the user, or the API key acting for them.
+    /// Audit actor: the user, the API key acting for them, or the service.
     pub fn actor(&self) -> String {
         match self.kind {
             PrincipalKind::User => self.user_id.to_string(),
             PrincipalKind::ApiKey => format!("key:{}", self.session_id),
+            PrincipalKind::Service => format!("svc:{}", self.service.as_deref().unwrap_or("")),
         }
+    }
+
+    /// A NexusOne service rather than a person or an API key.
+    pub fn is_service(&self) -> bool {
+        self.kind == PrincipalKind::Service
+    }
+
+    /// The workspace a service principal acts for, if any (users and keys always have one).
+    pub fn service_workspace(&self) -> Option<WorkspaceId> {
+        (self.workspace_id.as_uuid() != uuid::Uuid::nil()).then_some(self.workspace_id)
+    }
+
+    /// For internal-only RPCs (key rotation, dead letters, local mail): only a service acting for
+    /// no particular workspace passes; end users, API keys and workspace-bound service tokens get
+    /// `PermissionDenied`.
+    pub fn require_internal(&self) -> Result<(), Error> {
+        if self.is_service() && self.service_workspace().is_none() {
+            Ok(())
+        } else {
+            Err(Error::forbidden("auth.service_only"))
+        }
+    }
+
+    /// Fails unless the caller acts in `workspace` (a service token for W cannot act in X).
+    pub fn require_workspace(&self, workspace: WorkspaceId) -> Result<(), Error> {
+        if self.workspace_id == workspace { Ok(()) } else { Err(Error::forbidden("auth.not_member")) }
     }
 
     fn from_claims(c: Claims) -> Result<Self, Error> {
         let bad = || Error::unauthenticated("auth.unauthenticated");
+        let service = (c.kind == PrincipalKind::Service).then(|| c.svc.clone());
+        if service.as_deref().is_some_and(str::is_empty) {
+            return Err(bad());
+        }
         Ok(Self {
             user_id: UserId::parse(&c.sub).map_err(|_| bad())?,
             workspace_id: WorkspaceId::parse(&c.ws).map_err(|_| bad())?,
             role: c.role,
-            scopes: (c.kind == PrincipalKind::ApiKey).then_some(c.scp),
+            scopes: (c.kind != PrincipalKind::User).then_some(c.scp),
             session_id: c.sid,
             kind: c.kind,
             token_id: c.jti,
             expires_at: c.exp,
             locale: c.loc.parse().ok(),
+            service,
         })
     }
 }
@@ -286,15 +356,77 @@ impl Revocations {
 
 struct Keys {
     by_kid: HashMap<String, DecodingKey>,
+    /// When the keys were last fetched successfully.
     fetched: Option<Instant>,
+    /// When a fetch was last started (successful or not): unknown `kid`s and stale caches
+    /// trigger at most one fetch per [`MIN_REFETCH`].
+    attempted: Option<Instant>,
+}
+
+/// The JWKS cache a verifier shares with its background refreshes.
+struct KeyCache {
+    source: Arc<dyn KeySource>,
+    keys: RwLock<Keys>,
+    /// Held for the duration of a fetch: concurrent callers wait for it and then read its result
+    /// instead of fetching again (single flight).
+    fetch: tokio::sync::Mutex<()>,
+    /// A background refresh is queued or running.
+    refreshing: AtomicBool,
+    /// Completed fetches (successful or not): a caller that sees it move while waiting for the
+    /// fetch lock takes that fetch's answer.
+    fetches: AtomicU64,
+}
+
+impl KeyCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fetches the JWKS, single flight: a caller that waited behind a fetch started after it
+    /// arrived takes that fetch's answer. Fetches are at least [`MIN_REFETCH`] apart (a sprayed
+    /// `kid` costs auth nothing); a caller inside that gap waits it out, so a token signed with a
+    /// just-rotated key is accepted a moment later rather than refused. A failed fetch or an
+    /// unparsable document keeps the known keys.
+    async fn refresh(&self) -> Result<(), Error> {
+        let seen = self.fetches.load(Ordering::Acquire);
+        let _flight = self.fetch.lock().await;
+        if self.fetches.load(Ordering::Acquire) != seen {
+            // Someone fetched while we waited: their answer is ours.
+            return if self.read().fetched.is_some() { Ok(()) } else { Err(Error::unavailable("service.unavailable")) };
+        }
+        let last = self.read().attempted;
+        if let Some(wait) = last.and_then(|t| MIN_REFETCH.checked_sub(t.elapsed())) {
+            tokio::time::sleep(wait).await;
+        }
+        self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner).attempted = Some(Instant::now());
+        let fetched = async { parse_jwks(&self.source.jwks().await?) }.await;
+        self.fetches.fetch_add(1, Ordering::AcqRel);
+        match fetched {
+            Ok(by_kid) => {
+                let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                keys.by_kid = by_kid;
+                keys.fetched = Some(Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("nexus_jwks_refresh_failures_total").increment(1);
+                tracing::warn!(error = %e, known_keys = self.read().by_kid.len(), "JWKS refresh failed; keeping the known keys");
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Verifies access tokens. Only EdDSA is accepted: `alg: none`, HMAC (including "HS256 with the
 /// public key") and every other algorithm are refused before any key is looked up.
+///
+/// Keys: a known `kid` is answered from the cache at once, even when the cache is stale (a
+/// refresh then runs in the background) or auth is down (a failed refresh keeps the known keys).
+/// An unknown `kid` waits for one fetch, shared by every caller that asks at the same time.
 pub struct Verifier {
-    source: Arc<dyn KeySource>,
-    keys: RwLock<Keys>,
-    refresh: tokio::sync::Mutex<Option<Instant>>,
+    cache: Arc<KeyCache>,
+    /// Keys older than this are refreshed in the background.
+    max_key_age: Duration,
     pub revocations: Revocations,
     /// Tokens already verified, by SHA-256 of the token, until they expire: a client sends the
     /// same token many times, and an Ed25519 check costs more than the rest of a request.
@@ -304,48 +436,67 @@ pub struct Verifier {
 /// Bound on remembered tokens; past it, expired entries go, then everything.
 const VERIFIED_CACHE_MAX: usize = 50_000;
 
-/// Minimum time between JWKS fetches triggered by unknown `kid`s (resists kid spraying).
-const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(5);
-/// Keys are refreshed in the background this often anyway.
+/// Minimum time between JWKS fetches (resists kid spraying and spares a failing auth).
+const MIN_REFETCH: Duration = Duration::from_secs(1);
+/// Keys older than this are refreshed in the background, by default.
 const MAX_KEY_AGE: Duration = Duration::from_secs(600);
 
 impl Verifier {
     pub fn new(source: Arc<dyn KeySource>) -> Self {
         Self {
-            source,
-            keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched: None }),
-            refresh: tokio::sync::Mutex::new(None),
+            cache: Arc::new(KeyCache {
+                source,
+                keys: RwLock::new(Keys { by_kid: HashMap::new(), fetched: None, attempted: None }),
+                fetch: tokio::sync::Mutex::new(()),
+                refreshing: AtomicBool::new(false),
+                fetches: AtomicU64::new(0),
+            }),
+            max_key_age: MAX_KEY_AGE,
             revocations: Revocations::default(),
             verified: RwLock::new(HashMap::new()),
         }
     }
 
+    /// Refreshes keys older than `age` in the background (default ten minutes).
+    #[must_use]
+    pub fn with_max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
+        self
+    }
+
     fn cached(&self, kid: &str) -> (Option<DecodingKey>, bool) {
-        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let stale = keys.fetched.is_none_or(|t| t.elapsed() > MAX_KEY_AGE);
+        let keys = self.cache.read();
+        let stale = keys.fetched.is_none_or(|t| t.elapsed() > self.max_key_age);
         (keys.by_kid.get(kid).cloned(), stale)
     }
 
-    async fn refetch(&self, force: bool) -> Result<(), Error> {
-        let mut last = self.refresh.lock().await;
-        if !force && last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH) {
-            return Ok(());
+    /// Starts one background refresh unless one is already under way.
+    fn refresh_in_background(&self) {
+        if self.cache.refreshing.swap(true, Ordering::AcqRel) {
+            return;
         }
-        *last = Some(Instant::now());
-        let json = self.source.jwks().await?;
-        let by_kid = parse_jwks(&json)?;
-        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Keys { by_kid, fetched: Some(Instant::now()) };
-        Ok(())
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            // The failure is logged and counted inside; the known keys stay.
+            let _ = cache.refresh().await;
+            cache.refreshing.store(false, Ordering::Release);
+        });
     }
 
     async fn key_for(&self, kid: &str) -> Result<Option<DecodingKey>, Error> {
         let (key, stale) = self.cached(kid);
-        if key.is_some() && !stale {
-            return Ok(key);
+        if let Some(key) = key {
+            if stale {
+                self.refresh_in_background();
+            }
+            return Ok(Some(key));
         }
-        self.refetch(stale).await?;
-        Ok(self.cached(kid).0)
+        let refreshed = self.cache.refresh().await;
+        match self.cached(kid).0 {
+            Some(key) => Ok(Some(key)),
+            // Auth could not be asked and the key is not known: say so (503), not "bad token".
+            None => refreshed.map(|()| None),
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, Error> {
@@ -450,5 +601,75 @@ pub async fn follow_revocations(
                 verifier.revocations.revoke(&sid, forget);
             }
         }
+    }
+}
+
+/// A service's own tokens, exchanged at auth for its credential (`identity.service_secret`) and
+/// cached per workspace until shortly before they expire. Call another service on the service's
+/// own behalf (or a workspace's) by running the call in [`ServiceTokens::context`]: the
+/// forwarding interceptor then sends the service token instead of any end user's.
+pub struct ServiceTokens {
+    service: String,
+    secret: crate::config::Secret,
+    channel: tonic::transport::Channel,
+    cache: tokio::sync::Mutex<HashMap<Option<WorkspaceId>, (crate::config::Secret, Instant)>>,
+}
+
+/// A cached service token is replaced this long before it expires.
+const SERVICE_TOKEN_MARGIN: Duration = Duration::from_secs(60);
+
+impl ServiceTokens {
+    pub fn new(service: &str, secret: crate::config::Secret, auth_url: &str) -> Result<Self, tonic::transport::Error> {
+        Ok(Self {
+            service: service.to_owned(),
+            secret,
+            channel: crate::grpc::channel(auth_url, Duration::from_secs(5))?,
+            cache: tokio::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// From the common configuration (`identity.auth_url`, `identity.service_secret`).
+    pub fn from_config(service: &str, config: &crate::config::CommonConfig) -> Result<Self, tonic::transport::Error> {
+        Self::new(service, config.identity.service_secret.clone(), &config.identity.auth_url)
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// A valid token for the service, acting for `workspace` or for none.
+    pub async fn token(&self, workspace: Option<WorkspaceId>) -> Result<crate::config::Secret, Error> {
+        let mut cache = self.cache.lock().await;
+        if let Some((token, until)) = cache.get(&workspace)
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let mut client = nexus_proto::nexus::auth::v1::auth_client::AuthClient::new(self.channel.clone());
+        let resp = client
+            .exchange_service_credential(nexus_proto::nexus::auth::v1::ExchangeServiceCredentialRequest {
+                service: self.service.clone(),
+                secret: self.secret.expose().to_owned(),
+                workspace_id: workspace.map(|w| w.to_string()).unwrap_or_default(),
+            })
+            .await
+            .map_err(|s| Error::from_status(&s))?
+            .into_inner();
+        let lifetime = Duration::from_secs(u64::from(resp.expires_in));
+        let until = Instant::now() + lifetime.saturating_sub(SERVICE_TOKEN_MARGIN.min(lifetime / 2));
+        let token = crate::config::Secret::new(resp.access_token);
+        cache.insert(workspace, (token.clone(), until));
+        Ok(token)
+    }
+
+    /// The current request context with the service token as its bearer (and the workspace as
+    /// its tenant): `ctx.scope(client.call(..)).await` calls as the service.
+    pub async fn context(&self, workspace: Option<WorkspaceId>) -> Result<crate::RequestContext, Error> {
+        let token = self.token(workspace).await?;
+        let mut ctx = crate::RequestContext::current();
+        ctx.bearer = Some(token);
+        ctx.tenant_id = workspace;
+        ctx.actor_id = Some(format!("svc:{}", self.service));
+        Ok(ctx)
     }
 }

@@ -59,6 +59,7 @@ impl TestIssuer {
             exp: now + 3600,
             amr: vec![],
             loc: String::new(),
+            svc: String::new(),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("test".into());

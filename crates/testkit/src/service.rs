@@ -34,6 +34,7 @@ pub fn common_config(service: &str, db: &TestDb, nats: &TestNats) -> CommonConfi
         identity: IdentityConfig {
             auth_url: "http://127.0.0.1:1".into(),
             revocation_window: Duration::from_secs(1200),
+            service_secret: nexus_platform::config::Secret::new(nexus_platform::identity::dev_service_secret(service)),
         },
         // Fakes listen on loopback.
         outbound: nexus_platform::outbound::OutboundConfig {

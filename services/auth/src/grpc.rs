@@ -1,5 +1,18 @@
 //! gRPC adapter: proto <-> use cases. Handlers take the caller from the verified principal the
 //! platform layer put in the request; nothing in a message can name another user or workspace.
+//!
+//! Who may call what (checked in `app`, after the session or key is found live):
+//!
+//! | RPCs | caller |
+//! |---|---|
+//! | SignUp, Login, Refresh, Logout, VerifyEmail, password reset, OAuthCallback, GetJwks, ExchangeApiKey, ExchangeServiceCredential | anyone (their own proof inside) |
+//! | OAuthStart with a token (a link) | user session re-authenticated within `auth.reauthentication_window` |
+//! | UpdateProfile, ResendVerification, ChangePassword, RequestAccountDeletion, ListSessions, RevokeSession, RevokeAllSessions, ListWorkspaces, SwitchWorkspace, AcceptInvite, TransferOwnership (+ owner role), MFA, ListIdentities, UnlinkIdentity | user session only: never an API key (any scope) or a service |
+//! | GetMe | user or API key (any scope) |
+//! | ListMembers, ListApiKeys | `read` (role viewer+); services in their workspace |
+//! | InviteMember, RemoveMember | `admin` scope and role admin+ |
+//! | CreateApiKey, RevokeApiKey | `admin` scope and role admin+ (a key never mints more than it holds) |
+//! | RotateSigningKey, ListLocalMail (any address) | service token for no workspace; ListLocalMail also a user, for their own address |
 
 use std::sync::Arc;
 
@@ -335,12 +348,46 @@ impl Auth for AuthService {
 
     async fn o_auth_callback(&self, req: Request<pb::OAuthCallbackRequest>) -> R<pb::AuthSession> {
         let r = req.into_inner();
+        let factor = app::SecondFactor { totp: r.totp_code, recovery: r.recovery_code };
         ok(session(
             self.app
-                .oauth_callback(&r.provider, &r.code, &r.state, request_locale("")?, &client(r.client))
+                .oauth_callback(&r.provider, &r.code, &r.state, &factor, request_locale("")?, &client(r.client))
                 .await
                 .map_err(err)?,
         ))
+    }
+
+    async fn list_identities(&self, req: Request<pb::Empty>) -> R<pb::IdentityList> {
+        let p = principal(&req)?;
+        let (items, has_password) = self.app.list_identities(&p).await.map_err(err)?;
+        ok(pb::IdentityList {
+            items: items
+                .into_iter()
+                .map(|i| pb::LinkedIdentity {
+                    id: format!("idn_{}", i.id.simple()),
+                    provider: i.provider,
+                    email: i.email.unwrap_or_default(),
+                    created_at: Some(ts(i.created_at)),
+                })
+                .collect(),
+            has_password,
+        })
+    }
+
+    async fn unlink_identity(&self, req: Request<pb::IdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.app.unlink_identity(&p, &req.into_inner().id).await.map_err(err)?;
+        ok(pb::Empty {})
+    }
+
+    async fn exchange_service_credential(
+        &self,
+        req: Request<pb::ExchangeServiceCredentialRequest>,
+    ) -> R<pb::ExchangedToken> {
+        let r = req.into_inner();
+        let (access_token, expires_in) =
+            self.app.exchange_service_credential(&r.service, &r.secret, &r.workspace_id).await.map_err(err)?;
+        ok(pb::ExchangedToken { access_token, expires_in, key_id: String::new() })
     }
 
     async fn create_api_key(&self, req: Request<pb::CreateApiKeyRequest>) -> R<pb::CreatedApiKey> {
@@ -377,7 +424,8 @@ impl Auth for AuthService {
         ok(pb::Jwks { json: self.app.keys.jwks().await.map_err(err)? })
     }
 
-    async fn rotate_signing_key(&self, _req: Request<pb::Empty>) -> R<pb::Jwks> {
+    async fn rotate_signing_key(&self, req: Request<pb::Empty>) -> R<pb::Jwks> {
+        principal(&req)?.require_internal().map_err(err)?;
         self.app.keys.rotate().await.map_err(err)?;
         ok(pb::Jwks { json: self.app.keys.jwks().await.map_err(err)? })
     }
@@ -386,9 +434,21 @@ impl Auth for AuthService {
         if self.app.cfg.mail.mode != MailMode::Local {
             return Err(err(Error::new(nexus_kernel::ErrorKind::FailedPrecondition, "auth.local_mail_disabled")));
         }
+        let p = principal(&req)?;
         let r = req.into_inner();
+        let requested = r.to.trim().to_lowercase();
+        // A service reads any mail; a signed-in user only their own.
+        let to = if p.require_internal().is_ok() {
+            requested
+        } else {
+            let own = self.app.own_email(&p).await.map_err(err)?;
+            if !requested.is_empty() && requested != own {
+                return Err(err(Error::forbidden("auth.permission_denied")));
+            }
+            own
+        };
         let limit = if r.limit == 0 { 20 } else { r.limit.min(100) };
-        let items = crate::mail::list(&self.app.pool, r.to.trim().to_lowercase().as_str(), i64::from(limit))
+        let items = crate::mail::list(&self.app.pool, to.as_str(), i64::from(limit))
             .await
             .map_err(err)?
             .into_iter()

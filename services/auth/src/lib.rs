@@ -11,7 +11,6 @@ pub mod repo;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use nexus_platform::crypto::Sealer;
 use nexus_platform::{Listeners, ServiceDef};
@@ -31,14 +30,20 @@ pub const DEF: ServiceDef =
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
     let sealer = Sealer::from_config(config.auth.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("auth.sealing_keys: {e}"))?;
+    config.check_service_credentials().map_err(|e| anyhow::anyhow!(e))?;
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
     let keys = Arc::new(keys::SigningKeys::new(pool.clone(), sealer.clone(), config.auth.access_ttl));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    // Discovery documents name the endpoints auth then fetches: through the safe outbound client,
+    // so a provider (or a misconfigured discovery URL) cannot point auth at internal addresses.
+    let outbound = nexus_platform::outbound::OutboundClient::new(&config.common.outbound)?;
     let oidc: HashMap<String, OidcClient> = config
         .oauth
         .providers
         .iter()
-        .map(|(name, c)| (name.clone(), OidcClient::new(c.clone(), http.clone())))
+        .map(|(name, c)| {
+            let client = OidcClient::new(c.clone(), outbound.http().clone()).with_endpoint_guard(outbound.url_guard());
+            (name.clone(), client)
+        })
         .collect();
     let config = Arc::new(config);
     let app = Arc::new(app::App::new(pool.clone(), keys.clone(), sealer, config.clone(), oidc)?);
@@ -51,8 +56,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         shutdown,
         Some(key_source),
         move |infra| {
-            infra.spawn(mail::run_sender(pool, mail_cfg, infra.work.clone()));
-            Ok(tonic::service::Routes::new(AuthServer::new(grpc::AuthService { app })))
+            infra.spawn(mail::run_sender(pool.clone(), mail_cfg.clone(), infra.work.clone()));
+            infra.spawn(mail::run_purger(pool, mail_cfg, infra.work.clone()));
+            Ok(tonic::service::Routes::new(nexus_platform::sized!(AuthServer::new(grpc::AuthService { app }))))
         },
     )
     .await

@@ -133,3 +133,38 @@ async fn send_batch(
     }
     tx.commit().await.map_err(Error::internal)
 }
+
+/// Blanks the bodies (which hold single-use links) of mail created more than `retention` ago
+/// that is done with: sent, given up on, or (in local mode) any. Recipient, subject and times
+/// stay. Returns how many were blanked.
+pub async fn purge_bodies(pool: &PgPool, retention: Duration, local: bool) -> Result<u64, Error> {
+    let purged = sqlx::query(
+        "UPDATE mail_outbox SET body = '', body_purged_at = now() \
+         WHERE body_purged_at IS NULL AND created_at < now() - make_interval(secs => $1) \
+           AND ($2 OR sent_at IS NOT NULL OR attempts >= 10)",
+    )
+    .bind(retention.as_secs_f64())
+    .bind(local)
+    .execute(pool)
+    .await
+    .map_err(Error::internal)?
+    .rows_affected();
+    Ok(purged)
+}
+
+/// Runs [`purge_bodies`] at start and then periodically (a quarter of the retention, between one
+/// second and one hour) until `stop`.
+pub async fn run_purger(pool: PgPool, cfg: MailConfig, stop: CancellationToken) {
+    let every = (cfg.body_retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        match purge_bodies(&pool, cfg.body_retention, cfg.mode == MailMode::Local).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old mail bodies blanked"),
+            Err(e) => tracing::warn!(error = %e, "mail body purge failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use nexus_platform::config::{
-    AdminConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, ShutdownConfig, TelemetryConfig,
-    humantime_secs,
+    AdminConfig, DevelopmentDefaults, DevelopmentOnly, Environment, IdentityConfig, Secret, ShutdownConfig,
+    TelemetryConfig, humantime_secs,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,9 @@ pub struct GatewayConfig {
     pub shutdown: ShutdownConfig,
     pub rate_limit: RateLimitConfig,
     pub services: ServicesConfig,
+    /// The gateway's own service credential (`identity.service_secret`), for the calls it makes
+    /// as itself (the admin listener's local mailbox). Auth is reached at `services.auth`.
+    pub identity: IdentityConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,7 +83,7 @@ impl DevelopmentDefaults for GatewayConfig {
     }
 
     fn development_only(&self) -> Vec<DevelopmentOnly> {
-        let mut found = Vec::new();
+        let mut found = self.identity.development_only();
         if self.http.trust_forwarded_for && self.http.trusted_proxies.is_empty() {
             found.push(DevelopmentOnly::new(
                 "http.trust_forwarded_for",

@@ -63,6 +63,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::jwks))
         .routes(routes!(routes::local_mail::my_mail))
         .routes(routes!(routes::account::me, routes::account::update_me))
+        .routes(routes!(routes::account::list_identities))
+        .routes(routes!(routes::account::unlink_identity))
         .routes(routes!(routes::account::change_password))
         .routes(routes!(routes::account::resend_verification))
         .routes(routes!(routes::account::request_deletion))
@@ -240,7 +242,12 @@ pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: Cancella
     if !config.environment.is_production() {
         // The whole local mailbox, on the admin port only (never the public one).
         let auth = Upstreams::new(&config.services, config.http.upstream_timeout)?.auth;
-        admin_router = admin_router.merge(routes::local_mail::admin_router(auth));
+        let tokens = nexus_platform::identity::ServiceTokens::new(
+            "gateway",
+            config.identity.service_secret.clone(),
+            &config.services.auth,
+        )?;
+        admin_router = admin_router.merge(routes::local_mail::admin_router(auth, Arc::new(tokens)));
     }
     let admin = tokio::spawn(admin::serve(listeners.admin, admin_router, admin_stop.clone()));
 

@@ -75,6 +75,17 @@ mail-account_deletion-body =
 
     فريق NexusOne
 
+mail-identity_linked-subject = تم ربط طريقة تسجيل دخول بحسابك
+mail-identity_linked-body =
+    مرحبًا { $name }،
+
+    تم ربط { $provider } بحسابك في NexusOne: يمكنك الآن تسجيل الدخول به.
+
+    إن لم تكن أنت من فعل ذلك، فأزله من إعدادات الأمان وغيّر كلمة المرور:
+    { $link }
+
+    فريق NexusOne
+
 role-owner = مالك
 role-admin = مسؤول
 role-member = عضو

@@ -77,6 +77,17 @@ mail-account_deletion-body =
 
     The NexusOne team
 
+mail-identity_linked-subject = A sign-in method was linked to your account
+mail-identity_linked-body =
+    Hi { $name },
+
+    { $provider } was linked to your NexusOne account: you can now sign in with it.
+
+    If this was not you, remove it in your security settings and change your password:
+    { $link }
+
+    The NexusOne team
+
 # Role names, as used inside mail-invite-body.
 role-owner = owner
 role-admin = admin

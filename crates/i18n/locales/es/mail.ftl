@@ -75,6 +75,17 @@ mail-account_deletion-body =
 
     El equipo de NexusOne
 
+mail-identity_linked-subject = Se vinculó un método de inicio de sesión a tu cuenta
+mail-identity_linked-body =
+    Hola, { $name }:
+
+    Se vinculó { $provider } a tu cuenta de NexusOne: ahora puedes iniciar sesión con él.
+
+    Si no fuiste tú, quítalo en la configuración de seguridad y cambia tu contraseña:
+    { $link }
+
+    El equipo de NexusOne
+
 role-owner = propietario
 role-admin = administrador
 role-member = miembro

@@ -75,6 +75,17 @@ mail-account_deletion-body =
 
     צוות NexusOne
 
+mail-identity_linked-subject = שיטת התחברות נקשרה לחשבון שלכם
+mail-identity_linked-body =
+    שלום { $name },
+
+    { $provider } נקשר לחשבון NexusOne שלכם: מעכשיו אפשר להתחבר באמצעותו.
+
+    אם לא אתם עשיתם זאת, הסירו אותו בהגדרות האבטחה ושנו את הסיסמה:
+    { $link }
+
+    צוות NexusOne
+
 role-owner = בעלים
 role-admin = מנהל
 role-member = חבר צוות

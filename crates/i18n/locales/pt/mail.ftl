@@ -75,6 +75,17 @@ mail-account_deletion-body =
 
     Equipe NexusOne
 
+mail-identity_linked-subject = Um método de login foi vinculado à sua conta
+mail-identity_linked-body =
+    Olá, { $name },
+
+    { $provider } foi vinculado à sua conta NexusOne: agora você pode entrar com ele.
+
+    Se não foi você, remova-o nas configurações de segurança e troque sua senha:
+    { $link }
+
+    Equipe NexusOne
+
 role-owner = proprietário
 role-admin = administrador
 role-member = membro

@@ -51,6 +51,7 @@ fn token(
         exp: now + 600,
         amr: vec![],
         loc: "ar".into(),
+        svc: String::new(),
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("k1".into());
@@ -133,4 +134,193 @@ async fn the_permission_check_combines_role_and_key_scope() {
     let owner_write =
         verifier.verify(&token(&key, "k", PrincipalKind::ApiKey, Role::Owner, vec![Scope::Write])).await.unwrap();
     assert_eq!(owner_write.require(Action::ManageApiKeys).unwrap_err().code(), "auth.scope_missing");
+}
+
+/// A JWKS source that counts its calls, can be made to fail, and answers after `delay`.
+struct CountingKeys {
+    jwks: std::sync::Mutex<String>,
+    calls: std::sync::atomic::AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+    delay: Duration,
+}
+
+impl CountingKeys {
+    fn new(jwks: String, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            jwks: std::sync::Mutex::new(jwks),
+            calls: std::sync::atomic::AtomicUsize::new(0),
+            fail: std::sync::atomic::AtomicBool::new(false),
+            delay,
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn set_failing(&self, fail: bool) {
+        self.fail.store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl KeySource for CountingKeys {
+    async fn jwks(&self) -> Result<String, Error> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::unavailable("service.unavailable"));
+        }
+        Ok(self.jwks.lock().unwrap().clone())
+    }
+}
+
+fn jwks_of(keys: &[(&str, &str)]) -> String {
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|(kid, x)| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA"}))
+        .collect();
+    serde_json::json!({ "keys": keys }).to_string()
+}
+
+/// A user token signed by `key` under `kid`, unique each call (the verifier caches by token).
+fn token_kid(key: &jsonwebtoken::EncodingKey, kid: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        sub: UserId::new().to_string(),
+        ws: WorkspaceId::new().to_string(),
+        role: Role::Member,
+        scp: vec![],
+        sid: "s".into(),
+        kind: PrincipalKind::User,
+        jti: uuid::Uuid::now_v7().to_string(),
+        iat: now,
+        exp: now + 600,
+        amr: vec![],
+        loc: String::new(),
+        svc: String::new(),
+    };
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, &claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_verifications_with_an_unknown_kid_cause_one_fetch() {
+    let (key, x) = keypair(5);
+    let source = CountingKeys::new(jwks_of(&[("k1", &x)]), Duration::from_millis(100));
+    let verifier = Arc::new(Verifier::new(source.clone()));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let v = verifier.clone();
+            let t = token_kid(&key, "k1");
+            tokio::spawn(async move { v.verify(&t).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("valid token");
+    }
+    assert_eq!(source.calls(), 1, "one fetch for fifty callers");
+
+    // A sprayed kid costs at most one fetch a second, and is refused.
+    let started = std::time::Instant::now();
+    let sprayed: Vec<_> = (0..20)
+        .map(|i| {
+            let v = verifier.clone();
+            let t = token_kid(&key, &format!("made-up-{i}"));
+            tokio::spawn(async move { v.verify(&t).await })
+        })
+        .collect();
+    for t in sprayed {
+        assert_eq!(t.await.unwrap().unwrap_err().code(), "auth.unauthenticated");
+    }
+    assert!(source.calls() <= 3, "{} fetches", source.calls());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_serving_the_known_keys() {
+    let (key, x) = keypair(6);
+    let source = CountingKeys::new(jwks_of(&[("k1", &x)]), Duration::from_millis(20));
+    let verifier = Verifier::new(source.clone()).with_max_key_age(Duration::from_millis(50));
+    verifier.verify(&token_kid(&key, "k1")).await.unwrap();
+    assert_eq!(source.calls(), 1);
+
+    // Auth goes down; the keys go stale.
+    source.set_failing(true);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        verifier.verify(&token_kid(&key, "k1")).await.expect("known key still verifies");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "stale keys answer at once; the refresh is in the background"
+    );
+    assert!(
+        nexus_testkit::eventually(Duration::from_secs(3), || async { source.calls() >= 2 }).await,
+        "a refresh was tried"
+    );
+    // More stale verifications while the refresh keeps failing: still accepted, fetches stay rare.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..10 {
+        verifier.verify(&token_kid(&key, "k1")).await.expect("known key still verifies");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(source.calls() <= 4, "{} fetches", source.calls());
+
+    // An unknown kid while auth is down: unavailable (503), not a bad token.
+    let (key2, x2) = keypair(7);
+    let err = verifier.verify(&token_kid(&key2, "k2")).await.unwrap_err();
+    assert_eq!(err.kind(), nexus_kernel::ErrorKind::Unavailable, "{err:?}");
+
+    // Auth is back with a rotated key set: both keys verify.
+    *source.jwks.lock().unwrap() = jwks_of(&[("k2", &x2), ("k1", &x)]);
+    source.set_failing(false);
+    verifier.verify(&token_kid(&key2, "k2")).await.expect("new key fetched");
+    verifier.verify(&token_kid(&key, "k1")).await.expect("old key kept");
+}
+
+#[tokio::test]
+async fn with_auth_down_from_the_start_tokens_are_unavailable_not_invalid() {
+    let (key, x) = keypair(8);
+    let source = CountingKeys::new(jwks_of(&[("k1", &x)]), Duration::from_millis(50));
+    source.set_failing(true);
+    let verifier = Arc::new(Verifier::new(source.clone()));
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let v = verifier.clone();
+            let t = token_kid(&key, "k1");
+            tokio::spawn(async move { v.verify(&t).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap_err().kind(), nexus_kernel::ErrorKind::Unavailable);
+    }
+    assert_eq!(source.calls(), 1, "concurrent callers share the failed fetch");
+    source.set_failing(false);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    verifier.verify(&token_kid(&key, "k1")).await.expect("recovered");
+}
+
+#[test]
+fn service_principals_are_told_apart_and_kept_to_their_workspace() {
+    let parse = |claims: serde_json::Value| serde_json::from_value::<Claims>(claims).unwrap();
+    let base = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": nexus_platform::identity::nil_user().to_string(),
+        "ws": WorkspaceId::from_uuid(uuid::Uuid::nil()).to_string(), "role": "member", "scp": ["read", "write"],
+        "sid": "svc:content", "kind": "service", "jti": "j", "iat": 0, "exp": 1, "svc": "content"
+    });
+    let c = parse(base.clone());
+    assert_eq!(c.svc, "content");
+    assert_eq!(c.kind, PrincipalKind::Service);
+    // Claims without `svc` (every user token) still parse.
+    let mut user = base;
+    user.as_object_mut().unwrap().remove("svc");
+    user["kind"] = "user".into();
+    assert!(parse(user).svc.is_empty());
+    assert!(nexus_platform::identity::is_dev_service_secret(&nexus_platform::identity::dev_service_secret("auth")));
+    assert!(!nexus_platform::identity::is_dev_service_secret("a real secret"));
 }

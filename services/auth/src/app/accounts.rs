@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{App, Client, Issued, locked_error, minutes, now_unix};
 use crate::domain::{self, Email};
 use crate::mail;
-use crate::repo::{self, MembershipRow, SettingsRow, UserRow, db, throttle};
+use crate::repo::{self, MembershipRow, RefreshRow, SettingsRow, UserRow, db, throttle};
 
 /// The signed-in user as `GET /v1/me` shows them.
 #[derive(Debug, Clone)]
@@ -23,16 +23,9 @@ pub struct MeView {
     pub workspace: MembershipRow,
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    id: Uuid,
-    family_id: Uuid,
-    user_id: Uuid,
-    workspace_id: Uuid,
-    amr: Vec<String>,
-    expires_at: DateTime<Utc>,
-    replaced_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
+/// Sealing context of a row's successor refresh token.
+fn successor_context(row: Uuid) -> String {
+    format!("auth.sessions.successor:{row}")
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -232,7 +225,7 @@ impl App {
 
     /// Checks the TOTP or recovery code of a user whose password was right. Errors commit the
     /// failure count themselves, since the caller's transaction is abandoned.
-    async fn second_factor(
+    pub(crate) async fn second_factor(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         user: &UserRow,
@@ -350,53 +343,84 @@ impl App {
         .await
     }
 
+    /// Rotates a refresh token. A spent token sent again within `auth.refresh_reuse_grace` of its
+    /// rotation gets the same successor back (the client lost the response); later, or when the
+    /// successor has moved on, the whole family is revoked. A family ends for good at
+    /// `family_expires_at` (`auth.refresh_family_lifetime` after sign-in).
     pub async fn refresh(&self, refresh_token: &str, client: &Client) -> Result<Issued, Error> {
         let invalid = || Error::unauthenticated("auth.invalid_refresh_token");
         if !refresh_token.starts_with("nxr_") || refresh_token.len() > 100 {
             return Err(invalid());
         }
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT id, family_id, user_id, workspace_id, amr, expires_at, replaced_at, revoked_at FROM sessions WHERE refresh_hash = $1 FOR UPDATE",
-        )
-        .bind(domain::token_hash(refresh_token))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let Some(SessionRow { id, family_id: family, user_id, workspace_id, amr, expires_at, replaced_at, revoked_at }) =
-            row
-        else {
+        let row = repo::refresh_row(&mut tx, &domain::token_hash(refresh_token)).await?;
+        let Some(row) = row else {
             return Err(invalid());
         };
-        if replaced_at.is_some() || revoked_at.is_some() {
+        let family = row.family_id;
+        if row.revoked_at.is_none()
+            && let Some(replaced) = row.replaced_at
+        {
+            let grace = chrono::Duration::from_std(self.cfg.auth.refresh_reuse_grace).unwrap_or_default();
+            if Utc::now() - replaced <= grace
+                && let Some(issued) = self.same_successor(&mut tx, &row).await?
+            {
+                tx.commit().await.map_err(db)?;
+                metrics::counter!("nexus_auth_refresh_grace_total").increment(1);
+                return Ok(issued);
+            }
+        }
+        if row.replaced_at.is_some() || row.revoked_at.is_some() {
             // A spent token came back: whoever holds the family may be an attacker. Kill it all.
             let families = repo::revoke_families(&mut tx, "family_id", family, None).await?;
-            Self::emit_revoked(&mut tx, user_id, &families, "refresh_token_reuse").await?;
+            Self::emit_revoked(&mut tx, row.user_id, &families, "refresh_token_reuse").await?;
             tx.commit().await.map_err(db)?;
             tracing::warn!(%family, "refresh token reuse; session family revoked");
             metrics::counter!("nexus_auth_refresh_reuse_total").increment(1);
             return Err(invalid());
         }
-        if expires_at < Utc::now() {
+        let now = Utc::now();
+        if row.expires_at < now || row.family_expires_at < now {
             return Err(invalid());
         }
-        let user = repo::user_by_id(&mut tx, user_id, false)
+        let user = repo::user_by_id(&mut tx, row.user_id, false)
             .await?
             .filter(|u| u.deletion_requested_at.is_none())
             .ok_or_else(invalid)?;
         // Role changes and removals take effect at the next refresh.
-        let workspace = match repo::membership(&mut tx, user_id, workspace_id).await? {
-            Some(m) => m,
-            None => return Err(invalid()),
+        let Some(workspace) = repo::membership(&mut tx, row.user_id, row.workspace_id).await? else {
+            return Err(invalid());
         };
-        sqlx::query("UPDATE sessions SET replaced_at = now(), last_used_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let issued = self.add_session_row(&mut tx, user, workspace, family, amr, client).await?;
+        let auth = super::SessionAuth {
+            amr: row.amr.clone(),
+            auth_time: row.auth_time,
+            family_expires_at: row.family_expires_at,
+        };
+        let issued = self.add_session_row(&mut tx, user, workspace, family, auth, client).await?;
+        // The successor, sealed to this row, so a lost response can be given again.
+        let sealed = self.sealer.seal(issued.refresh_token.as_bytes(), &successor_context(row.id));
+        repo::mark_replaced(&mut tx, row.id, issued.row_id, &sealed).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
+    }
+
+    /// The successor of a just-rotated row, with a fresh access token, while it is still the
+    /// family's live newest row; `None` otherwise (then the reuse counts as theft).
+    async fn same_successor(&self, conn: &mut PgConnection, row: &RefreshRow) -> Result<Option<Issued>, Error> {
+        let (Some(successor), Some(sealed)) = (row.successor_id, row.successor_sealed.as_deref()) else {
+            return Ok(None);
+        };
+        let Some((user_id, workspace_id, amr)) = repo::live_newest_row(&mut *conn, successor).await? else {
+            return Ok(None);
+        };
+        let Ok(refresh) = self.sealer.open(sealed, &successor_context(row.id)) else { return Ok(None) };
+        let Ok(refresh) = String::from_utf8(refresh) else { return Ok(None) };
+        let Some(user) = repo::user_by_id(conn, user_id, false).await?.filter(|u| u.deletion_requested_at.is_none())
+        else {
+            return Ok(None);
+        };
+        let Some(workspace) = repo::membership(conn, user_id, workspace_id).await? else { return Ok(None) };
+        self.issue(conn, user, workspace, row.family_id, &amr, refresh, successor).await.map(Some)
     }
 
     pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
@@ -417,6 +441,7 @@ impl App {
 
     pub async fn me(&self, p: &Principal) -> Result<MeView, Error> {
         self.require_live(p).await?;
+        Self::require_person(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
@@ -426,6 +451,17 @@ impl App {
             .await?
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         Ok(MeView { user, settings, workspace })
+    }
+
+    /// The signed-in user's address (users only: not an API key, not a service).
+    pub async fn own_email(&self, p: &Principal) -> Result<String, Error> {
+        self.require_live(p).await?;
+        Self::require_user(p)?;
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+            .await?
+            .map(|u| u.email)
+            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))
     }
 
     pub async fn update_profile(&self, p: &Principal, update: ProfileUpdate) -> Result<MeView, Error> {
@@ -495,6 +531,7 @@ impl App {
 
     pub async fn resend_verification(&self, p: &Principal) -> Result<(), Error> {
         self.require_live(p).await?;
+        Self::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
@@ -681,8 +718,10 @@ impl App {
         tx.commit().await.map_err(db)
     }
 
+    /// Sessions are the person's, across workspaces: users only, never an API key.
     pub async fn list_sessions(&self, p: &Principal) -> Result<Vec<SessionView>, Error> {
         self.require_live(p).await?;
+        Self::require_user(p)?;
         let rows: Vec<SessionView> = sqlx::query_as(
             "SELECT DISTINCT ON (family_id) family_id AS id, ip, user_agent, device, \
                     min(created_at) OVER (PARTITION BY family_id) AS created_at, last_used_at \
@@ -698,6 +737,7 @@ impl App {
 
     pub async fn revoke_session(&self, p: &Principal, id: &str) -> Result<(), Error> {
         self.require_live(p).await?;
+        Self::require_user(p)?;
         let family = Uuid::parse_str(id).map_err(|_| Error::not_found("request.not_found"))?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let revoked: Vec<Uuid> = sqlx::query_scalar(
@@ -717,6 +757,7 @@ impl App {
 
     pub async fn revoke_all_sessions(&self, p: &Principal) -> Result<(), Error> {
         self.require_live(p).await?;
+        Self::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let families = repo::revoke_families(&mut tx, "user_id", p.user_id.as_uuid(), None).await?;
         Self::emit_revoked(&mut tx, p.user_id.as_uuid(), &families, "revoked_by_user").await?;

@@ -228,6 +228,7 @@ impl App {
             exp: now + i64::try_from(ttl).unwrap_or(300),
             amr: vec!["key".into()],
             loc: locale.unwrap_or_default(),
+            svc: String::new(),
         };
         Ok((self.keys.sign(&claims).await?, u32::try_from(ttl).unwrap_or(300), id))
     }

@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod mfa;
 mod oauth;
+mod service_identity;
 mod workspaces;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use crate::repo::{self, MembershipRow, UserRow, db};
 pub use accounts::MeView;
 pub use api_keys::{ApiKeyView, CreatedKey};
 pub use mfa::Enrollment;
+pub use oauth::{IdentityView, SecondFactor};
 pub use workspaces::{InvitationView, MemberView};
 
 /// Where a request came from (IP and User-Agent), for sessions and throttling.
@@ -47,6 +49,17 @@ pub struct Issued {
     pub refresh_token: String,
     pub expires_in: u32,
     pub session_id: Uuid,
+    /// The refresh-token row just written (the family's newest).
+    pub(crate) row_id: Uuid,
+}
+
+/// How a session family was authenticated: carried from row to row on refresh, and into the
+/// family a workspace switch opens.
+#[derive(Debug, Clone)]
+pub struct SessionAuth {
+    pub amr: Vec<String>,
+    pub auth_time: chrono::DateTime<Utc>,
+    pub family_expires_at: chrono::DateTime<Utc>,
 }
 
 pub struct App {
@@ -146,11 +159,12 @@ impl App {
             exp: now + i64::try_from(self.cfg.auth.access_ttl.as_secs()).unwrap_or(900),
             amr: amr.to_vec(),
             loc: locale.to_owned(),
+            svc: String::new(),
         };
         self.keys.sign(&claims).await
     }
 
-    /// Opens a new session family (a sign-in) and issues its first tokens.
+    /// Opens a new session family (a sign-in, authenticated now) and issues its first tokens.
     pub(crate) async fn open_session(
         &self,
         conn: &mut PgConnection,
@@ -159,42 +173,84 @@ impl App {
         amr: &[&str],
         client: &Client,
     ) -> Result<Issued, Error> {
-        let family = Uuid::now_v7();
-        self.add_session_row(conn, user, workspace, family, amr.iter().map(|s| (*s).to_owned()).collect(), client).await
+        let now = Utc::now();
+        let auth = SessionAuth {
+            amr: amr.iter().map(|s| (*s).to_owned()).collect(),
+            auth_time: now,
+            family_expires_at: now
+                + chrono::Duration::from_std(self.cfg.auth.refresh_family_lifetime).unwrap_or_default(),
+        };
+        self.add_session_row(conn, user, workspace, Uuid::now_v7(), auth, client).await
     }
 
-    async fn add_session_row(
+    /// Opens a new family for the caller's session in another workspace: same authentication
+    /// (methods, time, absolute end), so switching is not a sign-in.
+    pub(crate) async fn open_session_like(
+        &self,
+        conn: &mut PgConnection,
+        p: &Principal,
+        user: UserRow,
+        workspace: MembershipRow,
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let family = Uuid::parse_str(&p.session_id).map_err(|_| Error::unauthenticated("auth.unauthenticated"))?;
+        let auth = repo::session_auth(&mut *conn, family)
+            .await?
+            .ok_or_else(|| Error::unauthenticated("auth.token_expired"))?;
+        self.add_session_row(conn, user, workspace, Uuid::now_v7(), auth, client).await
+    }
+
+    pub(crate) async fn add_session_row(
         &self,
         conn: &mut PgConnection,
         user: UserRow,
         workspace: MembershipRow,
         family: Uuid,
-        amr: Vec<String>,
+        auth: SessionAuth,
         client: &Client,
     ) -> Result<Issued, Error> {
         let refresh = domain::random_token("nxr_");
-        let expires = Utc::now() + chrono::Duration::from_std(self.cfg.auth.refresh_ttl).unwrap_or_default();
+        let expires = (Utc::now() + chrono::Duration::from_std(self.cfg.auth.refresh_ttl).unwrap_or_default())
+            .min(auth.family_expires_at);
         let ua: String = client.user_agent.chars().take(512).collect();
+        let row_id = Uuid::now_v7();
         sqlx::query(
-            "INSERT INTO sessions (id, family_id, user_id, workspace_id, refresh_hash, amr, ip, user_agent, device, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO sessions (id, family_id, user_id, workspace_id, refresh_hash, amr, ip, user_agent, device, expires_at, auth_time, family_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
-        .bind(Uuid::now_v7())
+        .bind(row_id)
         .bind(family)
         .bind(user.id)
         .bind(workspace.workspace_id)
         .bind(domain::token_hash(&refresh))
-        .bind(&amr)
+        .bind(&auth.amr)
         .bind(&client.ip)
         .bind(&ua)
         .bind(domain::device_name(&ua))
         .bind(expires)
+        .bind(auth.auth_time)
+        .bind(auth.family_expires_at)
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+        self.issue(conn, user, workspace, family, &auth.amr, refresh, row_id).await
+    }
+
+    /// Signs an access token for a family row whose refresh token is `refresh`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn issue(
+        &self,
+        conn: &mut PgConnection,
+        user: UserRow,
+        workspace: MembershipRow,
+        family: Uuid,
+        amr: &[String],
+        refresh: String,
+        row_id: Uuid,
+    ) -> Result<Issued, Error> {
         let role: Role = workspace.role.parse()?;
         let locale = repo::settings(&mut *conn, user.id).await?.locale;
-        let access = self.access_token(user.id, workspace.workspace_id, role, family, &amr, &locale).await?;
+        let access = self.access_token(user.id, workspace.workspace_id, role, family, amr, &locale).await?;
         Ok(Issued {
             user,
             workspace,
@@ -202,16 +258,21 @@ impl App {
             refresh_token: refresh,
             expires_in: u32::try_from(self.cfg.auth.access_ttl.as_secs()).unwrap_or(900),
             session_id: family,
+            row_id,
         })
     }
 
     /// Fails unless the principal's session (or API key) is still live. Auth checks its own
     /// database; other services learn of revocations from events.
     pub(crate) async fn require_live(&self, p: &Principal) -> Result<(), Error> {
+        if p.kind == PrincipalKind::Service {
+            // A service token has no session to end; it is short-lived and checked per RPC.
+            return Ok(());
+        }
         let sid = Uuid::parse_str(&p.session_id).map_err(|_| Error::unauthenticated("auth.unauthenticated"))?;
         let live: bool = match p.kind {
             PrincipalKind::User => sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE family_id = $1 AND revoked_at IS NULL)"),
-            PrincipalKind::ApiKey => sqlx::query_scalar(
+            PrincipalKind::ApiKey | PrincipalKind::Service => sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
             ),
         }
@@ -240,13 +301,29 @@ impl App {
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))
     }
 
-    /// A user-only operation (API keys cannot change passwords or MFA).
+    /// A user-only operation: API keys (and the internal tokens they are exchanged for) and
+    /// services cannot change passwords or MFA, see sessions or other workspaces, or link
+    /// sign-in methods.
     pub(crate) fn require_user(p: &Principal) -> Result<(), Error> {
-        if p.kind == PrincipalKind::User {
-            Ok(())
-        } else {
-            Err(Error::forbidden("auth.scope_missing").with_param("scope", "user"))
-        }
+        if p.kind == PrincipalKind::User { Ok(()) } else { Err(Error::forbidden("auth.user_session_required")) }
+    }
+
+    /// A person's operation: a user or an API key acting for one, never a service.
+    pub(crate) fn require_person(p: &Principal) -> Result<(), Error> {
+        if p.is_service() { Err(Error::forbidden("auth.user_session_required")) } else { Ok(()) }
+    }
+
+    /// Fails with `auth.reauthentication_required` unless the caller's session signed in with a
+    /// password or TOTP within `auth.reauthentication_window`.
+    pub(crate) async fn require_recent_auth(&self, conn: &mut PgConnection, p: &Principal) -> Result<(), Error> {
+        Self::require_user(p)?;
+        let window = self.cfg.auth.reauthentication_window;
+        let refused = || Error::forbidden("auth.reauthentication_required").with_param("minutes", minutes(window));
+        let family = Uuid::parse_str(&p.session_id).map_err(|_| refused())?;
+        let auth = repo::session_auth(conn, family).await?.ok_or_else(refused)?;
+        let strong = auth.amr.iter().any(|m| m == "pwd" || m == "otp");
+        let recent = Utc::now() - auth.auth_time <= chrono::Duration::from_std(window).unwrap_or_default();
+        if strong && recent { Ok(()) } else { Err(refused()) }
     }
 
     async fn emit_logged_in(conn: &mut PgConnection, issued: &Issued, ip: &str, method: &str) -> Result<(), Error> {

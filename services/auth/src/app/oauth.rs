@@ -1,6 +1,13 @@
 //! Sign-in with Google or Facebook (OpenID Connect, authorization code + PKCE). State, nonce and
 //! the PKCE verifier stay server-side (state hashed, verifier sealed) for ten minutes.
+//!
+//! Linking a provider to an account needs a user session (not an API key) that signed in with a
+//! password or TOTP within `auth.reauthentication_window`, and mails the user. A sign-in never
+//! attaches to a local account whose email is unverified, and a user with TOTP on passes it after
+//! the provider too: the callback answers `auth.mfa_required` and keeps the state, bound to the
+//! provider's code, until the same call comes back with the code from the app.
 
+use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind, Locale};
 use nexus_platform::db::begin_system;
 use nexus_platform::identity::Principal;
@@ -8,7 +15,25 @@ use uuid::Uuid;
 
 use super::{App, Client, Issued};
 use crate::domain::{self, Email};
+use crate::mail;
+use crate::repo::oauth_states::{self, StateRow, Waiting};
 use crate::repo::{self, db};
+
+/// A linked sign-in method, as `GET /v1/me/identities` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdentityView {
+    pub id: Uuid,
+    pub provider: String,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The second factor sent with a callback that answered `auth.mfa_required`.
+#[derive(Debug, Clone, Default)]
+pub struct SecondFactor {
+    pub totp: String,
+    pub recovery: String,
+}
 
 impl App {
     fn oidc(&self, provider: &str) -> Result<&nexus_providers::oidc::OidcClient, Error> {
@@ -28,14 +53,16 @@ impl App {
         if !self.cfg.oauth.redirect_allowlist.iter().any(|u| u == redirect_uri) {
             return Err(Error::invalid("auth.invalid_url").with_violation("redirect_uri", "not_allowed"));
         }
-        let req = client.authorization_request(redirect_uri).await.map_err(|e| e.into_kernel_error(provider))?;
         let link_user = match p {
             Some(p) => {
                 self.require_live(p).await?;
+                let mut conn = self.pool.acquire().await.map_err(db)?;
+                self.require_recent_auth(&mut conn, p).await?;
                 Some(p.user_id.as_uuid())
             }
             None => None,
         };
+        let req = client.authorization_request(redirect_uri).await.map_err(|e| e.into_kernel_error(provider))?;
         let state_hash = domain::token_hash(&req.state);
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at) \
@@ -59,30 +86,33 @@ impl App {
         provider: &str,
         code: &str,
         state: &str,
+        factor: &SecondFactor,
         locale: Locale,
         client: &Client,
     ) -> Result<Issued, Error> {
         let oidc = self.oidc(provider)?;
         let bad_state = || Error::invalid("auth.oauth_state_invalid");
         let state_hash = domain::token_hash(state);
-        let row: Option<(String, String, String, String, Option<Uuid>)> = sqlx::query_as(
-            "DELETE FROM oauth_states WHERE state_hash = $1 AND expires_at > now() RETURNING provider, nonce, verifier_sealed, redirect_uri, link_user_id",
-        )
-        .bind(&state_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        let (stored_provider, nonce, sealed, redirect_uri, link_user) = row.ok_or_else(bad_state)?;
-        if stored_provider != provider {
+        let row = oauth_states::take(&self.pool, &state_hash).await?.ok_or_else(bad_state)?;
+        if row.provider != provider {
             return Err(bad_state());
+        }
+        if let Some(user) = row.mfa_user_id {
+            // The provider already answered for this state; only the second factor is missing.
+            if row.code_hash.as_deref() != Some(domain::token_hash(code).as_slice()) {
+                return Err(bad_state());
+            }
+            return self.finish_after_mfa(provider, &state_hash, &row, user, factor, client).await;
         }
         let verifier = self
             .sealer
-            .open(&sealed, &format!("auth.oauth_states:{}", hex::encode(&state_hash)))
+            .open(&row.verifier_sealed, &format!("auth.oauth_states:{}", hex::encode(&state_hash)))
             .map_err(|_| bad_state())?;
         let verifier = String::from_utf8(verifier).map_err(|_| bad_state())?;
-        let claims =
-            oidc.login(code, &verifier, &redirect_uri, &nonce).await.map_err(|e| e.into_kernel_error(provider))?;
+        let claims = oidc
+            .login(code, &verifier, &row.redirect_uri, &row.nonce)
+            .await
+            .map_err(|e| e.into_kernel_error(provider))?;
 
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         let existing: Option<Uuid> =
@@ -93,28 +123,30 @@ impl App {
                 .await
                 .map_err(db)?;
         let email = claims.email.as_deref().map(Email::parse).transpose().ok().flatten();
-        let user_id = match (existing, link_user) {
+        // (user, identity to link once every check has passed)
+        let (user_id, to_link) = match (existing, row.link_user_id) {
             // Linking while signed in must not hand over an identity someone else already owns.
             (Some(owner), Some(me)) if owner != me => {
                 return Err(
                     Error::new(ErrorKind::Conflict, "auth.oauth_already_linked").with_param("provider", provider)
                 );
             }
-            (Some(u), _) => u,
-            (None, Some(u)) => {
-                self.link_identity(&mut tx, u, provider, &claims.sub, email.as_ref()).await?;
-                u
-            }
+            (Some(u), _) => (u, false),
+            // Explicit link by a signed-in, recently re-authenticated user (checked at start).
+            (None, Some(u)) => (u, true),
             (None, None) => {
-                let email = email.ok_or_else(|| {
+                let email = email.clone().ok_or_else(|| {
                     Error::unauthenticated("auth.oauth_email_unverified").with_param("provider", provider)
                 })?;
                 match repo::user_by_email(&mut tx, email.as_str(), false).await? {
-                    // Automatic linking only on an address the provider has verified.
-                    Some(u) if claims.email_verified => {
-                        self.link_identity(&mut tx, u.id, provider, &claims.sub, Some(&email)).await?;
-                        u.id
+                    // Never attach to an account whose owner has not proven the address: whoever
+                    // registered it first could be anyone.
+                    Some(u) if u.email_verified_at.is_none() => {
+                        return Err(Error::new(ErrorKind::Conflict, "auth.oauth_local_unverified")
+                            .with_param("provider", provider));
                     }
+                    // Automatic linking only on an address both sides have verified.
+                    Some(u) if claims.email_verified => (u.id, true),
                     // The address is taken and the provider does not vouch for it: sign in with the
                     // password and link explicitly.
                     Some(_) => {
@@ -133,53 +165,207 @@ impl App {
                             .clone()
                             .filter(|n| !n.trim().is_empty())
                             .unwrap_or_else(|| email.as_str().split('@').next().unwrap_or("").to_owned());
-                        self.create_oauth_user(
-                            &mut tx,
-                            &email,
-                            &domain::check_name(&name)?,
-                            claims.email_verified,
-                            locale,
-                            provider,
-                            &claims.sub,
-                        )
-                        .await?
+                        let created = self
+                            .create_oauth_user(
+                                &mut tx,
+                                &email,
+                                &domain::check_name(&name)?,
+                                claims.email_verified,
+                                locale,
+                                provider,
+                                &claims.sub,
+                            )
+                            .await?;
+                        (created, false)
                     }
                 }
             }
         };
-        let user = repo::user_by_id(&mut tx, user_id, false)
+        let user = repo::user_by_id(&mut tx, user_id, true)
             .await?
             .filter(|u| u.deletion_requested_at.is_none())
             .ok_or_else(|| Error::unauthenticated("auth.invalid_credentials"))?;
-        let workspace = repo::memberships_of(&mut tx, user.id)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::forbidden("auth.not_member"))?;
-        let method = format!("oauth:{provider}");
-        let issued = self.open_session(&mut tx, user, workspace, &["oauth"], client).await?;
-        Self::emit_logged_in(&mut tx, &issued, &client.ip, &method).await?;
+        let mut amr = vec!["oauth"];
+        // A user with TOTP passes it after the provider too, unless this is a link by a user who
+        // is signed in already (and re-authenticated to start it).
+        if user.mfa_enabled_at.is_some() && row.link_user_id.is_none() {
+            if factor.totp.trim().is_empty() && factor.recovery.trim().is_empty() {
+                drop(tx);
+                self.await_second_factor(
+                    provider,
+                    &state_hash,
+                    &row,
+                    code,
+                    user.id,
+                    to_link,
+                    &claims.sub,
+                    email.as_ref(),
+                )
+                .await?;
+                return Err(Error::unauthenticated("auth.mfa_required"));
+            }
+            self.second_factor(&mut tx, &user, &factor.totp, &factor.recovery).await?;
+            amr.push("otp");
+        }
+        if to_link {
+            self.link_identity(&mut tx, &user, provider, &claims.sub, email.as_ref()).await?;
+        }
+        let issued = self.oauth_session(&mut tx, user, provider, &amr, client).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }
 
+    /// Keeps the state for the second factor: bound to the provider's code, with the resolved user
+    /// and the identity to link once the factor passes.
+    #[allow(clippy::too_many_arguments)]
+    async fn await_second_factor(
+        &self,
+        provider: &str,
+        state_hash: &[u8],
+        row: &StateRow,
+        code: &str,
+        user: Uuid,
+        to_link: bool,
+        subject: &str,
+        email: Option<&Email>,
+    ) -> Result<(), Error> {
+        let waiting = Waiting {
+            state_hash,
+            provider,
+            redirect_uri: &row.redirect_uri,
+            code_hash: &domain::token_hash(code),
+            user,
+            pending_subject: to_link.then_some(subject),
+            pending_email: if to_link { email.map(Email::as_str) } else { None },
+        };
+        oauth_states::put_waiting(&self.pool, &waiting).await
+    }
+
+    async fn finish_after_mfa(
+        &self,
+        provider: &str,
+        state_hash: &[u8],
+        row: &StateRow,
+        user_id: Uuid,
+        factor: &SecondFactor,
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let user = repo::user_by_id(&mut tx, user_id, true)
+            .await?
+            .filter(|u| u.deletion_requested_at.is_none())
+            .ok_or_else(|| Error::unauthenticated("auth.invalid_credentials"))?;
+        if user.mfa_enabled_at.is_some() {
+            if factor.totp.trim().is_empty() && factor.recovery.trim().is_empty() {
+                return Err(self.keep_waiting(state_hash, row, user_id).await);
+            }
+            if let Err(e) = self.second_factor(&mut tx, &user, &factor.totp, &factor.recovery).await {
+                // A wrong code may be retried (the MFA lock counts the failures); a lock ends it.
+                if e.code() == "auth.invalid_mfa_code" {
+                    let _ = self.keep_waiting(state_hash, row, user_id).await;
+                }
+                return Err(e);
+            }
+        }
+        if let Some(subject) = row.pending_subject.as_deref() {
+            let email = row.pending_email.as_deref().map(Email::parse).transpose().ok().flatten();
+            self.link_identity(&mut tx, &user, provider, subject, email.as_ref()).await?;
+        }
+        let issued = self.oauth_session(&mut tx, user, provider, &["oauth", "otp"], client).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(issued)
+    }
+
+    /// Puts a waiting state back (it was taken by the callback) and answers `auth.mfa_required`.
+    async fn keep_waiting(&self, state_hash: &[u8], row: &StateRow, user: Uuid) -> Error {
+        let waiting = Waiting {
+            state_hash,
+            provider: &row.provider,
+            redirect_uri: &row.redirect_uri,
+            code_hash: row.code_hash.as_deref().unwrap_or_default(),
+            user,
+            pending_subject: row.pending_subject.as_deref(),
+            pending_email: row.pending_email.as_deref(),
+        };
+        match oauth_states::put_waiting(&self.pool, &waiting).await {
+            Ok(()) => Error::unauthenticated("auth.mfa_required"),
+            Err(e) => e,
+        }
+    }
+
+    async fn oauth_session(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+        user: crate::repo::UserRow,
+        provider: &str,
+        amr: &[&str],
+        client: &Client,
+    ) -> Result<Issued, Error> {
+        let workspace = repo::memberships_of(tx, user.id)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::forbidden("auth.not_member"))?;
+        let issued = self.open_session(tx, user, workspace, amr, client).await?;
+        Self::emit_logged_in(tx, &issued, &client.ip, &format!("oauth:{provider}")).await?;
+        Ok(issued)
+    }
+
+    pub async fn list_identities(&self, p: &Principal) -> Result<(Vec<IdentityView>, bool), Error> {
+        self.require_live(p).await?;
+        Self::require_user(p)?;
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+            .await?
+            .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
+        let items = repo::identities_of(&mut tx, user.id).await?;
+        Ok((items, user.password_hash.is_some()))
+    }
+
+    /// Unlinks one of the caller's identities; never the last way to sign in of a user without a
+    /// password.
+    pub async fn unlink_identity(&self, p: &Principal, id: &str) -> Result<(), Error> {
+        self.require_live(p).await?;
+        Self::require_user(p)?;
+        let id = Uuid::parse_str(id.strip_prefix("idn_").unwrap_or(id))
+            .map_err(|_| Error::not_found("request.not_found"))?;
+        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let user = Self::caller_for_update(&mut tx, p).await?;
+        let identities = repo::identities_of(&mut tx, user.id).await?;
+        if !identities.iter().any(|i| i.id == id) {
+            return Err(Error::not_found("request.not_found"));
+        }
+        if user.password_hash.is_none() && identities.len() <= 1 {
+            return Err(Error::new(ErrorKind::FailedPrecondition, "auth.last_sign_in_method"));
+        }
+        repo::delete_identity(&mut tx, user.id, id).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Links `subject` at `provider` to `user` and mails them about it (a new way into their
+    /// account is worth knowing of).
     async fn link_identity(
         &self,
         conn: &mut sqlx::PgConnection,
-        user: Uuid,
+        user: &crate::repo::UserRow,
         provider: &str,
         subject: &str,
         email: Option<&Email>,
     ) -> Result<(), Error> {
-        sqlx::query("INSERT INTO oauth_identities (user_id, provider, subject, email) VALUES ($1, $2, $3, $4) ON CONFLICT (provider, subject) DO NOTHING")
-            .bind(user)
-            .bind(provider)
-            .bind(subject)
-            .bind(email.map(Email::as_str))
-            .execute(conn)
-            .await
-            .map_err(db)?;
-        Ok(())
+        if !repo::insert_identity(&mut *conn, user.id, provider, subject, email.map(Email::as_str)).await? {
+            return Ok(());
+        }
+        let settings = repo::settings(&mut *conn, user.id).await?;
+        let link = format!("{}/settings/security", self.cfg.auth.public_url.trim_end_matches('/'));
+        let provider_name = provider_display(provider);
+        mail::enqueue(
+            conn,
+            &user.email,
+            Self::locale_of(&settings.locale),
+            "identity_linked",
+            &[("name", &user.name), ("provider", &provider_name), ("link", &link)],
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -194,7 +380,14 @@ impl App {
         subject: &str,
     ) -> Result<Uuid, Error> {
         let (user_id, _) = Self::create_account(conn, email, name, None, verified, locale).await?;
-        self.link_identity(conn, user_id, provider, subject, Some(email)).await?;
+        // The account is made for this identity: nothing to announce.
+        repo::insert_identity(conn, user_id, provider, subject, Some(email.as_str())).await?;
         Ok(user_id)
     }
+}
+
+/// `google` -> `Google`, for mail.
+fn provider_display(provider: &str) -> String {
+    let mut chars = provider.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

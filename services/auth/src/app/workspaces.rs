@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{App, Client, Issued};
 use crate::domain::{self, Email};
 use crate::mail;
-use crate::repo::{self, MembershipRow, db};
+use crate::repo::{self, MembershipRow, db, throttle};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberView {
@@ -37,8 +37,11 @@ fn user_id(raw: &str) -> Result<Uuid, Error> {
 }
 
 impl App {
+    /// The caller's workspaces, across tenants: a signed-in user's only (an API key is bound to
+    /// one workspace and must not learn its creator's others).
     pub async fn list_workspaces(&self, p: &Principal) -> Result<Vec<MembershipRow>, Error> {
         self.require_live(p).await?;
+        App::require_user(p)?;
         let mut tx = begin_system(&self.pool).await.map_err(db)?;
         repo::memberships_of(&mut tx, p.user_id.as_uuid()).await
     }
@@ -54,7 +57,7 @@ impl App {
         let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
-        let issued = self.open_session(&mut tx, user, m, &["pwd"], client).await?;
+        let issued = self.open_session_like(&mut tx, p, user, m, client).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }
@@ -97,6 +100,17 @@ impl App {
             return Err(Error::forbidden("auth.role_insufficient"));
         }
         let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
+        // Budgets per workspace (a day) and per inviter (an hour): invitations are mail to
+        // addresses of the inviter's choosing.
+        let cfg = &self.cfg.auth;
+        for (key, budget, window) in [
+            (format!("invite:ws:{}", p.workspace_id), cfg.invitations_per_workspace_per_day, 86_400),
+            (format!("invite:user:{}", p.user_id), cfg.invitations_per_inviter_per_hour, 3_600),
+        ] {
+            if let Some(until) = throttle::spend(&mut tx, &key, budget, std::time::Duration::from_secs(window)).await? {
+                return Err(super::locked_error("auth.invitations_rate_limited", until));
+            }
+        }
         let already: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE u.email = $1)",
         )
@@ -203,7 +217,7 @@ impl App {
         let m = repo::membership(&mut tx, user.id, workspace)
             .await?
             .ok_or_else(|| Error::internal("membership vanished"))?;
-        let issued = self.open_session(&mut tx, user, m, &["pwd"], client).await?;
+        let issued = self.open_session_like(&mut tx, p, user, m, client).await?;
         tx.commit().await.map_err(db)?;
         Ok(issued)
     }
@@ -228,17 +242,7 @@ impl App {
         }
         sqlx::query("DELETE FROM memberships WHERE user_id = $1").bind(target).execute(&mut *tx).await.map_err(db)?;
         // Their sessions in this workspace end now.
-        let families: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND workspace_id = $2 AND revoked_at IS NULL RETURNING family_id",
-        )
-        .bind(target)
-        .bind(p.workspace_id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let mut families = families;
-        families.sort();
-        families.dedup();
+        let families = repo::revoke_in_workspace(&mut tx, target, p.workspace_id.as_uuid()).await?;
         Self::emit_revoked(&mut tx, target, &families, "removed_from_workspace").await?;
         enqueue(
             &mut tx,
@@ -254,29 +258,32 @@ impl App {
         tx.commit().await.map_err(db)
     }
 
+    /// Makes `member` the owner and the caller an admin, at once: the caller's sessions in this
+    /// workspace end (their access tokens stop working fleet-wide through the revocation feed).
+    /// The workspace row is locked first, so concurrent transfers run one after the other and
+    /// the second finds the caller no longer owner: exactly one owner remains.
     pub async fn transfer_ownership(&self, p: &Principal, member: &str) -> Result<(), Error> {
         self.require_live(p).await?;
+        App::require_user(p)?;
         p.require(Action::OwnWorkspace)?;
         let target = user_id(member)?;
-        if target == p.user_id.as_uuid() {
+        let me = p.user_id.as_uuid();
+        if target == me {
             return Ok(());
         }
         let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let updated = sqlx::query("UPDATE memberships SET role = 'owner' WHERE user_id = $1")
-            .bind(target)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if updated == 0 {
+        let roles = repo::ownership::lock(&mut tx, p.workspace_id.as_uuid(), &[me, target]).await?;
+        let role_of = |u: Uuid| roles.iter().find(|(id, _)| *id == u).map(|(_, r)| r.as_str());
+        // The token may predate an earlier transfer: the row decides.
+        if role_of(me) != Some("owner") {
+            return Err(Error::forbidden("auth.role_insufficient"));
+        }
+        if role_of(target).is_none() {
             return Err(Error::not_found("request.not_found"));
         }
-        sqlx::query("UPDATE memberships SET role = 'admin' WHERE user_id = $1")
-            .bind(p.user_id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query("UPDATE workspaces SET owner_id = $1").bind(target).execute(&mut *tx).await.map_err(db)?;
+        repo::ownership::hand_over(&mut tx, me, target).await?;
+        let families = repo::revoke_in_workspace(&mut tx, me, p.workspace_id.as_uuid()).await?;
+        Self::emit_revoked(&mut tx, me, &families, "ownership_transferred").await?;
         tx.commit().await.map_err(db)
     }
 }

@@ -3,6 +3,8 @@
 mod accounts;
 mod mfa;
 mod oauth;
+mod security;
+mod service_identity;
 mod smtp;
 mod support;
 mod tenancy;

@@ -6,7 +6,7 @@ use sha1::Sha1;
 
 use crate::support::*;
 
-fn base32_decode(s: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(s: &str) -> Vec<u8> {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut bits, mut acc, mut out) = (0u32, 0u64, Vec::new());
     for c in s.bytes().filter(|c| *c != b'=') {
@@ -23,7 +23,7 @@ fn base32_decode(s: &str) -> Vec<u8> {
 
 /// RFC 4226 HOTP with RFC 6238 time steps, written here from the RFC, not taken from the code
 /// under test.
-fn totp(key: &[u8], unix: u64, digits: u32) -> String {
+pub(crate) fn totp(key: &[u8], unix: u64, digits: u32) -> String {
     let counter = unix / 30;
     let mut mac = Hmac::<Sha1>::new_from_slice(key).unwrap();
     mac.update(&counter.to_be_bytes());
@@ -51,7 +51,7 @@ fn the_reference_implementation_matches_rfc_6238_vectors() {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 

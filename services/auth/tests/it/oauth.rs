@@ -75,6 +75,7 @@ async fn callback(auth: &Auth, provider: &str, code: &str, state: &str) -> Resul
             state: state.into(),
             link: false,
             client: Some(client_info()),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)
@@ -176,6 +177,7 @@ async fn oauth_verified_email_links_existing_password_account() {
     let (auth, idp) = setup().await;
     let email = unique_email("ana");
     let signed = auth.sign_up(&email).await;
+    auth.verify(&email).await;
     let sub = subject();
 
     // The provider spells the address differently; it is the same account.
@@ -194,6 +196,17 @@ async fn oauth_unverified_email_does_not_link_existing_account() {
     let email = unique_email("ana");
     auth.sign_up(&email).await;
     let sub = subject();
+
+    // The local account has not proven its address: no sign-in attaches to it, whatever the
+    // provider says about its own.
+    for verified in [true, false] {
+        let err = sign_in(&auth, &idp, spec(&sub, &email, verified)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::AlreadyExists, "verified at the provider: {verified}");
+        assert_eq!(code_of(&err), "auth.oauth_local_unverified");
+        assert!(identities(&auth, &sub).await.is_empty(), "nothing linked");
+        assert_eq!(users_with_email(&auth, &email).await, 1, "no second account");
+    }
+    auth.verify(&email).await;
 
     let err = sign_in(&auth, &idp, spec(&sub, &email, false)).await.unwrap_err();
     assert_eq!(code_of(&err), "auth.oauth_link_required", "sign in with the password and link explicitly");
@@ -315,6 +328,7 @@ async fn oauth_signed_in_user_links_identity_with_another_email() {
             state: started.state,
             link: true,
             client: Some(client_info()),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -351,4 +365,213 @@ async fn oauth_linking_refuses_an_identity_owned_by_another_user() {
     let err = callback(&auth, "google", &code, &started.state).await.unwrap_err();
     assert_eq!(code_of(&err), "auth.oauth_already_linked");
     assert_eq!(identities(&auth, &sub).await, vec![(uuid_of(&owner), Some(owner_email))], "still the owner's");
+}
+
+/// `OAuthStart` with a bearer token (a link).
+async fn start_link(auth: &Auth, token: &str) -> Result<pb::OAuthStartResponse, tonic::Status> {
+    auth.client()
+        .o_auth_start(authed(pb::OAuthStartRequest { provider: "google".into(), redirect_uri: REDIRECT.into() }, token))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn states(auth: &Auth) -> i64 {
+    let admin = auth.db.admin_pool().await;
+    sqlx::query_scalar("SELECT count(*) FROM auth.oauth_states").fetch_one(&admin).await.unwrap()
+}
+
+#[tokio::test]
+async fn oauth_link_needs_a_recently_authenticated_user_session_and_mails_the_user() {
+    let (auth, idp) = setup().await;
+    let email = unique_email("linker");
+    let signed = auth.sign_up(&email).await;
+
+    // An API key (its internal token) cannot start a link, whatever its scopes.
+    for scopes in [&["read"][..], &["read", "write", "admin"][..]] {
+        let key = auth.key_token(&signed.access_token, scopes).await;
+        let err = start_link(&auth, &key).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{scopes:?}");
+        assert_eq!(code_of(&err), "auth.user_session_required");
+    }
+    // A session whose password sign-in is older than ten minutes must re-authenticate first.
+    let admin = auth.db.admin_pool().await;
+    sqlx::query("UPDATE auth.sessions SET auth_time = now() - interval '11 minutes' WHERE family_id = $1::uuid")
+        .bind(&signed.session_id)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let err = start_link(&auth, &signed.access_token).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    assert_eq!(code_of(&err), "auth.reauthentication_required");
+    assert_eq!(nexus_kernel::Error::from_status(&err).param("minutes"), Some("10"));
+    // A refresh does not renew the authentication time.
+    let refreshed = auth
+        .client()
+        .refresh(pb::RefreshRequest { refresh_token: signed.refresh_token.clone(), client: None })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        code_of(&start_link(&auth, &refreshed.access_token).await.unwrap_err()),
+        "auth.reauthentication_required"
+    );
+    // Nor does switching workspaces.
+    let ws = signed.workspace.as_ref().unwrap().id.clone();
+    let switched = auth
+        .client()
+        .switch_workspace(authed(pb::IdRequest { id: ws }, &refreshed.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        code_of(&start_link(&auth, &switched.access_token).await.unwrap_err()),
+        "auth.reauthentication_required"
+    );
+    assert_eq!(states(&auth).await, 0, "refused starts keep no state");
+
+    // A fresh password sign-in may link; the user is told by mail.
+    let fresh = auth.login(&email, PASSWORD).await.unwrap();
+    let started = start_link(&auth, &fresh.access_token).await.unwrap();
+    let sub = subject();
+    let code = idp.issue_code(&started.authorization_url, spec(&sub, &unique_email("other"), true));
+    callback(&auth, "google", &code, &started.state).await.unwrap();
+    assert_eq!(identities(&auth, &sub).await.len(), 1);
+    let mail = auth.last_mail(&email).await;
+    // In the user's language (Portuguese, chosen at sign-up).
+    assert_eq!(mail.subject, "Um método de login foi vinculado à sua conta");
+    assert!(mail.body.contains("Google"), "{}", mail.body);
+
+    // A session that signed in through the provider alone is not a re-authentication.
+    let by_google = sign_in(&auth, &idp, spec(&sub, &unique_email("other"), true)).await.unwrap();
+    assert_eq!(user_id(&by_google), user_id(&signed));
+    assert_eq!(
+        code_of(&start_link(&auth, &by_google.access_token).await.unwrap_err()),
+        "auth.reauthentication_required"
+    );
+}
+
+#[tokio::test]
+async fn identities_are_listed_and_unlinked_but_never_the_last_way_in() {
+    let (auth, idp) = setup().await;
+    let list = |token: String| {
+        let mut c = auth.client();
+        async move { c.list_identities(authed(pb::Empty {}, &token)).await.map(tonic::Response::into_inner) }
+    };
+    let unlink = |token: String, id: String| {
+        let mut c = auth.client();
+        async move { c.unlink_identity(authed(pb::IdRequest { id }, &token)).await }
+    };
+
+    // An account made by Google has no password: its only identity stays.
+    let google_email = unique_email("only-google");
+    let g = sign_in(&auth, &idp, spec(&subject(), &google_email, true)).await.unwrap();
+    let mine = list(g.access_token.clone()).await.unwrap();
+    assert!(!mine.has_password);
+    assert_eq!(mine.items.len(), 1);
+    assert_eq!(mine.items[0].provider, "google");
+    assert_eq!(mine.items[0].email, google_email);
+    assert!(mine.items[0].id.starts_with("idn_"));
+    let err = unlink(g.access_token.clone(), mine.items[0].id.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(code_of(&err), "auth.last_sign_in_method");
+    assert_eq!(list(g.access_token.clone()).await.unwrap().items.len(), 1);
+
+    // A password account with a linked identity may unlink it.
+    let email = unique_email("pw");
+    let signed = auth.sign_up(&email).await;
+    let started = start_link(&auth, &signed.access_token).await.unwrap();
+    let sub = subject();
+    let code = idp.issue_code(&started.authorization_url, spec(&sub, &unique_email("g2"), true));
+    callback(&auth, "google", &code, &started.state).await.unwrap();
+    let linked = list(signed.access_token.clone()).await.unwrap();
+    assert!(linked.has_password);
+    assert_eq!(linked.items.len(), 1);
+
+    // Someone else's identity, a malformed id and an API key: refused, nothing removed.
+    let err = unlink(signed.access_token.clone(), mine.items[0].id.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = unlink(signed.access_token.clone(), "idn_not-an-id".into()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let key = auth.key_token(&signed.access_token, &["read", "write", "admin"]).await;
+    assert_eq!(list(key.clone()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(unlink(key, linked.items[0].id.clone()).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(identities(&auth, &sub).await.len(), 1);
+    assert_eq!(identities(&auth, &mine_subject(&auth, &google_email).await).await.len(), 1);
+
+    unlink(signed.access_token.clone(), linked.items[0].id.clone()).await.unwrap();
+    assert!(list(signed.access_token.clone()).await.unwrap().items.is_empty());
+    assert!(identities(&auth, &sub).await.is_empty());
+    // Signing in with that Google account no longer reaches this account.
+    let again = sign_in(&auth, &idp, spec(&sub, &unique_email("g2"), true)).await.unwrap();
+    assert_ne!(user_id(&again), user_id(&signed));
+}
+
+async fn mine_subject(auth: &Auth, email: &str) -> String {
+    let admin = auth.db.admin_pool().await;
+    sqlx::query_scalar("SELECT subject FROM auth.oauth_identities WHERE email = $1")
+        .bind(email)
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_mfa_user_signing_in_with_the_provider_must_pass_totp() {
+    use crate::mfa::{base32_decode, now, totp};
+    let (auth, idp) = setup().await;
+    let email = unique_email("mfa-oauth");
+    let signed = auth.sign_up(&email).await;
+    auth.verify(&email).await;
+    let mut c = auth.client();
+    let enrol = c.enroll_totp(authed(pb::Empty {}, &signed.access_token)).await.unwrap().into_inner();
+    let key = base32_decode(&enrol.secret);
+    c.confirm_totp(authed(pb::CodeRequest { code: totp(&key, now(), 6) }, &signed.access_token)).await.unwrap();
+
+    let sub = subject();
+    let started = start(&auth, "google", REDIRECT).await.unwrap();
+    let code = idp.issue_code(&started.authorization_url, spec(&sub, &email, true));
+    let err = callback(&auth, "google", &code, &started.state).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    assert_eq!(code_of(&err), "auth.mfa_required");
+    assert!(identities(&auth, &sub).await.is_empty(), "nothing linked before the second factor");
+
+    let with = |code: String, state: String, totp_code: String| {
+        let mut c = auth.client();
+        async move {
+            c.o_auth_callback(pb::OAuthCallbackRequest {
+                provider: "google".into(),
+                code,
+                state,
+                totp_code,
+                client: Some(client_info()),
+                ..Default::default()
+            })
+            .await
+            .map(tonic::Response::into_inner)
+        }
+    };
+    // Another code with the waiting state, or a wrong TOTP code: refused.
+    let err = with("another-code".into(), started.state.clone(), totp(&key, now() + 30, 6)).await.unwrap_err();
+    assert_eq!(code_of(&err), "auth.oauth_state_invalid");
+    let started = start(&auth, "google", REDIRECT).await.unwrap();
+    let code = idp.issue_code(&started.authorization_url, spec(&sub, &email, true));
+    assert_eq!(code_of(&callback(&auth, "google", &code, &started.state).await.unwrap_err()), "auth.mfa_required");
+    let err = with(code.clone(), started.state.clone(), "000000".into()).await.unwrap_err();
+    assert_eq!(code_of(&err), "auth.invalid_mfa_code");
+    // Asking again without a code still answers the challenge.
+    assert_eq!(
+        code_of(&with(code.clone(), started.state.clone(), String::new()).await.unwrap_err()),
+        "auth.mfa_required"
+    );
+    let session = with(code.clone(), started.state.clone(), totp(&key, now() + 30, 6)).await.unwrap();
+    assert_eq!(user_id(&session), user_id(&signed));
+    assert_eq!(identities(&auth, &sub).await, vec![(uuid_of(&signed), Some(email.clone()))]);
+    // The state is spent.
+    let err = with(code, started.state, totp(&key, now() + 60, 6)).await.unwrap_err();
+    assert_eq!(code_of(&err), "auth.oauth_state_invalid");
+    assert_eq!(idp.token_requests(), 2, "the provider is asked once per sign-in");
+
+    // Once linked, signing in with Google still needs the code.
+    let err = sign_in(&auth, &idp, spec(&sub, &email, true)).await.unwrap_err();
+    assert_eq!(code_of(&err), "auth.mfa_required");
 }

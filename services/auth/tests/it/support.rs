@@ -32,6 +32,9 @@ pub fn env_for(db: &TestDb, nats: &TestNats, extra: &[(&str, &str)]) -> Vec<(Str
         // Cheap hashing keeps the suite fast; the benchmark measures the production cost.
         ("NEXUS_AUTH__ARGON2_MEMORY_KIB".to_owned(), "1024".to_owned()),
         ("NEXUS_AUTH__ARGON2_ITERATIONS".to_owned(), "1".to_owned()),
+        // The fake OIDC providers listen on loopback, which the outbound client otherwise refuses.
+        ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS".to_owned(), "127.0.0.0/8".to_owned()),
+        ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     env
@@ -95,15 +98,63 @@ impl Auth {
             .map(tonic::Response::into_inner)
     }
 
-    /// The newest local mail to `to`.
+    /// A service's own tokens against this auth service, with the development credential.
+    pub fn service_tokens(&self, service: &str) -> nexus_platform::identity::ServiceTokens {
+        nexus_platform::identity::ServiceTokens::new(
+            service,
+            nexus_platform::config::Secret::new(nexus_platform::identity::dev_service_secret(service)),
+            &self.url,
+        )
+        .unwrap()
+    }
+
+    /// A service token acting for no workspace (what the internal RPCs accept).
+    pub async fn ops_token(&self) -> String {
+        self.service_tokens("gateway").token(None).await.unwrap().expose().to_owned()
+    }
+
+    /// The newest local mail to `to`, read as a service would.
     pub async fn last_mail(&self, to: &str) -> pb::LocalMail {
         self.client()
-            .list_local_mail(pb::ListLocalMailRequest { to: to.into(), limit: 1 })
+            .list_local_mail(authed(pb::ListLocalMailRequest { to: to.into(), limit: 1 }, &self.ops_token().await))
             .await
             .unwrap()
             .into_inner()
             .items
             .remove(0)
+    }
+
+    /// The email of the holder of `access`.
+    pub async fn me_email(&self, access: &str) -> String {
+        self.client().get_me(authed(pb::Empty {}, access)).await.unwrap().into_inner().user.unwrap().email
+    }
+
+    /// Confirms `email` with the link from its verification mail.
+    pub async fn verify(&self, email: &str) {
+        let token = token_in(&self.last_mail(email).await);
+        self.client().verify_email(pb::TokenRequest { token }).await.expect("verify email");
+    }
+
+    /// An API key with `scopes`, created by the holder of `access`, exchanged for its token.
+    pub async fn key_token(&self, access: &str, scopes: &[&str]) -> String {
+        let mut c = self.client();
+        let created = c
+            .create_api_key(authed(
+                pb::CreateApiKeyRequest {
+                    name: "test key".into(),
+                    scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                    expires_at: None,
+                },
+                access,
+            ))
+            .await
+            .expect("create key")
+            .into_inner();
+        c.exchange_api_key(pb::ExchangeApiKeyRequest { secret: created.secret })
+            .await
+            .expect("exchange")
+            .into_inner()
+            .access_token
     }
 }
 

@@ -33,6 +33,7 @@ fn claims_for(s: &pb::AuthSession, exp_offset: i64) -> Claims {
         exp: now + exp_offset,
         amr: vec![],
         loc: String::new(),
+        svc: String::new(),
     }
 }
 
@@ -104,13 +105,15 @@ async fn rotated_keys_keep_verifying_until_their_tokens_expire() {
     let s = auth.sign_up(&unique_email("rot")).await;
     let mut c = auth.client();
     let before = c.get_jwks(pb::Empty {}).await.unwrap().into_inner().json;
-    let after: serde_json::Value =
-        serde_json::from_str(&c.rotate_signing_key(pb::Empty {}).await.unwrap().into_inner().json).unwrap();
+    let after: serde_json::Value = serde_json::from_str(
+        &c.rotate_signing_key(authed(pb::Empty {}, &auth.ops_token().await)).await.unwrap().into_inner().json,
+    )
+    .unwrap();
     assert_eq!(after["keys"].as_array().unwrap().len(), 2, "old key still published: {before}");
     assert!(c.get_me(authed(pb::Empty {}, &s.access_token)).await.is_ok(), "token signed before rotation");
     let fresh = auth.login(&s.user.as_ref().unwrap().email, PASSWORD).await.unwrap();
     let kid = jsonwebtoken::decode_header(&fresh.access_token).unwrap().kid.unwrap();
-    assert_eq!(kid, after["keys"][0]["kid"].as_str().unwrap(), "new tokens use the new key");
+    assert_eq!(kid, after["keys"][0]["kid"].as_str().unwrap(), "new tokens use the new key: {after}");
     assert!(c.get_me(authed(pb::Empty {}, &fresh.access_token)).await.is_ok());
 }
 

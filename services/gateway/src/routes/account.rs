@@ -157,7 +157,7 @@ pub async fn change_password(
 
 /// Send the verification email again.
 #[utoipa::path(post, path = "/v1/me/verification", tag = "account", security(("bearer" = [])),
-    responses((status = 202, description = "Sent if not yet verified"), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 202, description = "Sent if not yet verified"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "API keys cannot (`auth.user_session_required`)", body = ErrorEnvelope)))]
 pub async fn resend_verification(State(state): State<AppState>, _a: Authenticated) -> Result<StatusCode, ApiError> {
     client(&state).resend_verification(pb::Empty {}).await?;
     Ok(StatusCode::ACCEPTED)
@@ -183,6 +183,59 @@ pub async fn request_deletion(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityItem {
+    #[schema(example = "idn_0192f0c5c2b87c31a1f1e4f2b1a0c9da")]
+    pub id: String,
+    /// google or facebook.
+    #[schema(example = "google")]
+    pub provider: String,
+    /// The address the provider gave, if any.
+    #[schema(example = "ana.personal@gmail.com")]
+    pub email: Option<String>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityList {
+    pub items: Vec<IdentityItem>,
+    /// Without a password, the last identity cannot be removed.
+    pub has_password: bool,
+}
+
+/// Sign-in methods (Google, Facebook) linked to your account.
+#[utoipa::path(get, path = "/v1/me/identities", tag = "account", security(("bearer" = [])),
+    responses((status = 200, description = "Linked identities", body = IdentityList), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "An API key cannot see them (`auth.user_session_required`)", body = ErrorEnvelope)))]
+pub async fn list_identities(State(state): State<AppState>, _a: Authenticated) -> Result<Json<IdentityList>, ApiError> {
+    let r = client(&state).list_identities(pb::Empty {}).await?.into_inner();
+    Ok(Json(IdentityList {
+        items: r
+            .items
+            .into_iter()
+            .map(|i| IdentityItem {
+                id: i.id,
+                provider: i.provider,
+                email: (!i.email.is_empty()).then_some(i.email),
+                created_at: ts(i.created_at),
+            })
+            .collect(),
+        has_password: r.has_password,
+    }))
+}
+
+/// Unlink a sign-in method. Refused when it is your only way to sign in and you have no password.
+#[utoipa::path(delete, path = "/v1/me/identities/{id}", tag = "account", security(("bearer" = [])),
+    params(("id" = String, Path, example = "idn_0192f0c5c2b87c31a1f1e4f2b1a0c9da")),
+    responses((status = 204, description = "Unlinked"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "An API key cannot unlink (`auth.user_session_required`)", body = ErrorEnvelope), (status = 404, description = "No such identity of yours", body = ErrorEnvelope), (status = 409, description = "Your last way to sign in (`auth.last_sign_in_method`): set a password first", body = ErrorEnvelope)))]
+pub async fn unlink_identity(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    client(&state).unlink_identity(pb::IdRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionItem {
     pub id: String,
     pub ip: String,
@@ -202,7 +255,7 @@ pub struct SessionList {
 
 /// Your signed-in sessions (devices).
 #[utoipa::path(get, path = "/v1/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 200, description = "Sessions", body = SessionList), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Sessions", body = SessionList), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "API keys cannot (`auth.user_session_required`)", body = ErrorEnvelope)))]
 pub async fn list_sessions(State(state): State<AppState>, _a: Authenticated) -> Result<Json<SessionList>, ApiError> {
     let items = client(&state)
         .list_sessions(pb::Empty {})
@@ -226,7 +279,7 @@ pub async fn list_sessions(State(state): State<AppState>, _a: Authenticated) -> 
 /// Sign a session out.
 #[utoipa::path(delete, path = "/v1/sessions/{id}", tag = "account", security(("bearer" = [])),
     params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
-    responses((status = 204, description = "Revoked"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such session of yours", body = ErrorEnvelope)))]
+    responses((status = 204, description = "Revoked"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "API keys cannot (`auth.user_session_required`)", body = ErrorEnvelope), (status = 404, description = "No such session of yours", body = ErrorEnvelope)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     _a: Authenticated,
@@ -238,7 +291,7 @@ pub async fn revoke_session(
 
 /// Sign out everywhere, this session included.
 #[utoipa::path(delete, path = "/v1/sessions", tag = "account", security(("bearer" = [])),
-    responses((status = 204, description = "All revoked"), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 204, description = "All revoked"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "API keys cannot (`auth.user_session_required`)", body = ErrorEnvelope)))]
 pub async fn revoke_all_sessions(State(state): State<AppState>, _a: Authenticated) -> Result<StatusCode, ApiError> {
     client(&state).revoke_all_sessions(pb::Empty {}).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -251,7 +304,7 @@ pub struct WorkspaceList {
 
 /// Workspaces you belong to.
 #[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", security(("bearer" = [])),
-    responses((status = 200, description = "Workspaces", body = WorkspaceList), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Workspaces", body = WorkspaceList), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "API keys cannot see their creator's other workspaces (`auth.user_session_required`)", body = ErrorEnvelope)))]
 pub async fn list_workspaces(
     State(state): State<AppState>,
     _a: Authenticated,
@@ -338,7 +391,7 @@ pub struct InviteBody {
 
 /// Invite someone to the current workspace (owners and admins).
 #[utoipa::path(post, path = "/v1/members/invitations", tag = "workspaces", security(("bearer" = [])), request_body = InviteBody,
-    responses((status = 201, description = "Invited; they get an email", body = InvitationBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Your role cannot invite", body = ErrorEnvelope), (status = 409, description = "Already a member", body = ErrorEnvelope)))]
+    responses((status = 201, description = "Invited; they get an email", body = InvitationBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Your role cannot invite", body = ErrorEnvelope), (status = 409, description = "Already a member", body = ErrorEnvelope), (status = 429, description = "Invitation budget spent (per workspace a day, per inviter an hour; `Retry-After`)", body = ErrorEnvelope)))]
 pub async fn invite(
     State(state): State<AppState>,
     _a: Authenticated,
@@ -372,7 +425,8 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Make another member the owner (you become an admin).
+/// Make another member the owner. You become an admin at once: your sessions in this workspace
+/// end (sign in again), so there is never more than one owner.
 #[utoipa::path(post, path = "/v1/members/{user_id}/transfer-ownership", tag = "workspaces", security(("bearer" = [])),
     params(("user_id" = String, Path, example = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
     responses((status = 204, description = "Transferred"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Only the owner can", body = ErrorEnvelope), (status = 404, description = "Not a member here", body = ErrorEnvelope)))]

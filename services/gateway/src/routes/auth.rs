@@ -289,12 +289,16 @@ pub struct OAuthStartBody {
     pub state: String,
 }
 
-/// Begin "Sign in with Google/Facebook". With a bearer token, links the provider to that account.
+/// Begin "Sign in with Google/Facebook". With a bearer token, links the provider to that account:
+/// that needs a user session (not an API key) signed in with a password or TOTP code in the last
+/// ten minutes (`auth.reauthentication_required` otherwise: sign in again first). The user gets
+/// an email when a provider is linked.
 #[utoipa::path(get, path = "/v1/auth/oauth/{provider}/start", tag = "auth",
     params(("provider" = String, Path, description = "google or facebook", example = "google"), OAuthStartQuery),
     responses(
         (status = 200, description = "Where to send the user", body = OAuthStartBody),
         (status = 400, description = "Unknown provider or redirect URI not allowed", body = ErrorEnvelope),
+        (status = 403, description = "Linking with an API key (`auth.user_session_required`) or without a recent sign-in (`auth.reauthentication_required`)", body = ErrorEnvelope),
     ))]
 pub async fn oauth_start(
     State(state): State<AppState>,
@@ -314,6 +318,12 @@ pub async fn oauth_start(
 pub struct OAuthCallbackBody {
     pub code: String,
     pub state: String,
+    /// After `auth.mfa_required`: send the same code and state again with the six-digit code.
+    #[serde(default)]
+    pub totp_code: Option<String>,
+    /// One of the ten recovery codes, instead of `totp_code`.
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 /// Finish provider sign-in with the code and state the provider returned.
@@ -323,8 +333,8 @@ pub struct OAuthCallbackBody {
     responses(
         (status = 200, description = "Signed in", body = SessionBody),
         (status = 400, description = "State invalid or expired", body = ErrorEnvelope),
-        (status = 401, description = "The provider's answer did not verify", body = ErrorEnvelope),
-        (status = 409, description = "Account exists and the provider's email is unverified", body = ErrorEnvelope),
+        (status = 401, description = "The provider's answer did not verify, or `auth.mfa_required` / `auth.invalid_mfa_code` (as for password login: repeat the call with `totp_code`)", body = ErrorEnvelope),
+        (status = 409, description = "An account has this email but it is unverified (`auth.oauth_local_unverified`), or the provider's email is unverified (`auth.oauth_link_required`): sign in with the password and link", body = ErrorEnvelope),
     ))]
 pub async fn oauth_callback(
     State(state): State<AppState>,
@@ -340,6 +350,8 @@ pub async fn oauth_callback(
             state: body.state,
             link: false,
             client: Some(client_info(&edge, &headers)),
+            totp_code: body.totp_code.unwrap_or_default(),
+            recovery_code: body.recovery_code.unwrap_or_default(),
         })
         .await?
         .into_inner();

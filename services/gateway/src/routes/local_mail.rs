@@ -7,7 +7,10 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use nexus_kernel::{ErrorKind, Locale};
+use std::sync::Arc;
+
 use nexus_platform::grpc::ContextChannel;
+use nexus_platform::identity::ServiceTokens;
 use nexus_proto::nexus::auth::v1 as pb;
 use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use serde::{Deserialize, Serialize};
@@ -99,14 +102,17 @@ pub async fn my_mail(
     Ok(Json(fetch(state.upstreams.auth.clone(), String::new(), limit(q.limit)?).await?))
 }
 
-/// The whole local mailbox for the admin listener (development only; see `crate::run`).
-pub fn admin_router(auth: ContextChannel) -> Router {
-    Router::new().route("/local/mail", get(mailbox)).with_state(auth)
+/// The whole local mailbox for the admin listener (development only; see `crate::run`). Auth
+/// lists anyone's mail only to a service, so the gateway asks with its own service token.
+pub fn admin_router(auth: ContextChannel, tokens: Arc<ServiceTokens>) -> Router {
+    Router::new().route("/local/mail", get(mailbox)).with_state((auth, tokens))
 }
 
 async fn mailbox(
-    State(auth): State<ContextChannel>,
+    State((auth, tokens)): State<(ContextChannel, Arc<ServiceTokens>)>,
     Query(q): Query<MailboxQuery>,
 ) -> Result<Json<LocalMailList>, ApiError> {
-    Ok(Json(fetch(auth, q.to.unwrap_or_default(), limit(q.limit)?).await?))
+    let limit = limit(q.limit)?;
+    let as_gateway = tokens.context(None).await?;
+    Ok(Json(as_gateway.scope(fetch(auth, q.to.unwrap_or_default(), limit)).await?))
 }

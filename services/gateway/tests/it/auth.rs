@@ -42,6 +42,17 @@ pub async fn stack_full(auth_per_ip: u32, billing: bool, content: bool) -> Stack
 
 /// [`stack_full`], and with `analytics` the analytics service too.
 pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics: bool) -> Stack {
+    stack_env(auth_per_ip, billing, content, analytics, &[]).await
+}
+
+/// [`stack_all`] with extra environment for the auth service (e.g. OAuth providers).
+pub async fn stack_env(
+    auth_per_ip: u32,
+    billing: bool,
+    content: bool,
+    analytics: bool,
+    auth_env: &[(String, String)],
+) -> Stack {
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -54,9 +65,11 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
         ("NEXUS_AUTH__ARGON2_MEMORY_KIB", "1024".to_owned()),
         ("NEXUS_AUTH__ARGON2_ITERATIONS", "1".to_owned()),
         ("NEXUS_ENVIRONMENT", "development".to_owned()),
+        ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(auth_env.iter().cloned())
     .collect();
     let auth_cfg: nexus_auth::Config =
         nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
@@ -180,12 +193,23 @@ impl Stack {
         body
     }
 
+    pub async fn delete(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut r = client().delete(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     async fn users(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM auth.users").fetch_one(&self.db.admin_pool().await).await.unwrap()
     }
 }
 
-fn bearer(token: &str) -> String {
+pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
@@ -211,6 +235,17 @@ async fn sign_up_login_refresh_and_reuse_through_the_gateway() {
 
     let (status, first) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
     assert_eq!(status, 200);
+    // Sent again at once (a lost response): the same successor.
+    let (status, again) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["refresh_token"], first["refresh_token"]);
+    // Sent again after the 10 s grace: the family dies.
+    sqlx::query(
+        "UPDATE auth.sessions SET replaced_at = replaced_at - interval '11 seconds' WHERE replaced_at IS NOT NULL",
+    )
+    .execute(&s.db.admin_pool().await)
+    .await
+    .unwrap();
     let (status, reuse) = s.post("/v1/auth/refresh", None, json!({"refresh_token": login["refresh_token"]})).await;
     assert_eq!(status, 401);
     assert_eq!(reuse["error"]["code"], "auth.invalid_refresh_token");
@@ -448,6 +483,7 @@ async fn expired_and_foreign_key_tokens_are_refused_at_the_gateway() {
         exp,
         amr: vec![],
         loc: String::new(),
+        svc: String::new(),
     };
     // The service's own key, as the auth service holds it, signs an expired token.
     let db_cfg = s.db.config("auth");

@@ -1,5 +1,6 @@
 //! Gateway tests: the edge stack on test routes, and the real application.
 
+mod account_security;
 mod analytics;
 mod app;
 mod auth;
