@@ -46,9 +46,13 @@ fn production_binaries_refuse_development_keys_and_defaults_naming_them() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
     let cases: &[Case] = &[
         // The built-in default is production: saying nothing is not development.
-        ("nexus-auth", &[], &["auth.sealing_keys", "mail.mode"]),
+        ("nexus-auth", &[], &["auth.sealing_keys", "mail.mode", "auth.service_credentials.content"]),
         ("nexus-auth", &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_MAIL__MODE", "smtp")], &["auth.sealing_keys"]),
-        ("nexus-analytics", &[("NEXUS_ENVIRONMENT", "production")], &["analytics.sealing_keys"]),
+        (
+            "nexus-analytics",
+            &[("NEXUS_ENVIRONMENT", "production")],
+            &["analytics.sealing_keys", "identity.service_secret"],
+        ),
         ("nexus-subscriptions", &[("NEXUS_ENVIRONMENT", "production")], &["stripe.api_key"]),
         (
             "nexus-subscriptions",
@@ -69,7 +73,7 @@ fn production_binaries_refuse_development_keys_and_defaults_naming_them() {
         (
             "nexus-gateway",
             &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_HTTP__TRUST_FORWARDED_FOR", "true")],
-            &["http.trust_forwarded_for"],
+            &["http.trust_forwarded_for", "identity.service_secret"],
         ),
     ];
     for (bin, env, keys) in cases {
@@ -86,15 +90,23 @@ fn production_binaries_refuse_development_keys_and_defaults_naming_them() {
 fn production_accepts_explicit_local_providers_and_real_keys() {
     // Chosen by name, local providers are fine in production; the check passes and start-up goes
     // on to wait for the unreachable database (or fails on it with another exit code).
+    let secret = ("NEXUS_IDENTITY__SERVICE_SECRET", "a-real-credential-from-a-secret-store");
     let (code, stderr) = serve(
         "nexus-content",
-        &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_LLM__PROVIDER", "local"), ("NEXUS_IMAGES__PROVIDER", "local")],
+        &[
+            ("NEXUS_ENVIRONMENT", "production"),
+            ("NEXUS_LLM__PROVIDER", "local"),
+            ("NEXUS_IMAGES__PROVIDER", "local"),
+            secret,
+        ],
     );
     assert_ne!(code, Some(2), "{stderr}");
     assert!(!stderr.contains("refuses development settings"), "{stderr}");
     let key = "1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-    let (code, stderr) =
-        serve("nexus-analytics", &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_ANALYTICS__SEALING_KEYS", key)]);
+    let (code, stderr) = serve(
+        "nexus-analytics",
+        &[("NEXUS_ENVIRONMENT", "production"), ("NEXUS_ANALYTICS__SEALING_KEYS", key), secret],
+    );
     assert_ne!(code, Some(2), "{stderr}");
     // Development allows everything, with warnings.
     let (code, stderr) = serve("nexus-auth", &[("NEXUS_ENVIRONMENT", "development")]);

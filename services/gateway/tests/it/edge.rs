@@ -394,6 +394,9 @@ fn production_refuses_trusting_forwarded_for_without_a_proxy_list() {
     use nexus_platform::config::{DevelopmentDefaults, Environment};
     let mut cfg = config();
     cfg.environment = Environment::Production;
+    let err = cfg.check_environment().unwrap_err().to_string();
+    assert!(err.contains("identity.service_secret"), "the development service credential is refused: {err}");
+    cfg.identity.service_secret = nexus_platform::config::Secret::new("a-real-credential");
     cfg.check_environment().unwrap();
     cfg.http.trust_forwarded_for = true;
     let err = cfg.check_environment().unwrap_err().to_string();
