@@ -10,7 +10,7 @@ CARGO ?= cargo
 ARGS ?=
 LOCAL := deploy/local
 
-.PHONY: help run test lint fmt bench openapi build stack-up stack-down stack-status clean-local
+.PHONY: help run test lint deny fmt bench openapi build stack-up stack-down stack-status clean-local
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,9 @@ test: ## Postgres + NATS, build, run every test (nextest, else cargo test)
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+deny: ## cargo deny (deny.toml): licenses, duplicate versions, sources; advisories if a local copy exists
+	@bash $(LOCAL)/deny.sh
 
 fmt: ## format the workspace
 	$(CARGO) fmt --all
