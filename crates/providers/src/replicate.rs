@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.replicate.com/v1";
@@ -622,21 +622,19 @@ impl ReplicateClient {
         idempotent: bool,
     ) -> Result<T, ReplicateError> {
         let url = format!("{}{path}", self.inner.base);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, pause) = match self.attempt(&method, &url, body, wait).await {
-                Ok(v) => return Ok(v),
-                Err(failed) => failed,
-            };
-            let too_long = pause.is_some_and(|w| w > self.inner.max_retry_after);
-            let retry = err.retryable(idempotent) && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(%method, path, attempt, error = %err, retry, "replicate request failed");
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(pause.unwrap_or_else(|| jittered_backoff(attempt))).await;
-        }
+        let policy = RetryPolicy::new(MAX_ATTEMPTS, self.inner.max_retry_after);
+        let attempt = |_| async {
+            self.attempt(&method, &url, body, wait).await.map_err(|(err, pause)| {
+                let retryable = err.retryable(idempotent);
+                Failed::new(err, retryable, pause)
+            })
+        };
+        policy
+            .run(attempt, |failed, d| {
+                let (attempt, error, retry) = (d.attempt, &failed.error, d.retry);
+                tracing::warn!(%method, path, attempt, %error, retry, "replicate request failed");
+            })
+            .await
     }
 
     async fn attempt<T: serde::de::DeserializeOwned>(

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.runware.ai/v1";
@@ -527,21 +527,19 @@ impl RunwareClient {
             return Err(RunwareError::InvalidArgument("no tasks".into()));
         }
         let body = Value::Array(tasks.to_vec());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, pause) = match self.attempt(&body).await {
-                Ok(r) => return Ok(r),
-                Err(failed) => failed,
-            };
-            let too_long = pause.is_some_and(|w| w > self.inner.max_retry_after);
-            let retry = err.retryable() && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(attempt, error = %err, retry, "runware request failed");
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(pause.unwrap_or_else(|| jittered_backoff(attempt))).await;
-        }
+        let policy = RetryPolicy::new(MAX_ATTEMPTS, self.inner.max_retry_after);
+        let attempt = |_| async {
+            self.attempt(&body).await.map_err(|(err, pause)| {
+                let retryable = err.retryable();
+                Failed::new(err, retryable, pause)
+            })
+        };
+        policy
+            .run(attempt, |failed, d| {
+                let (attempt, error, retry) = (d.attempt, &failed.error, d.retry);
+                tracing::warn!(attempt, %error, retry, "runware request failed");
+            })
+            .await
     }
 
     async fn attempt(&self, body: &Value) -> Result<TaskResponse, (RunwareError, Option<Duration>)> {

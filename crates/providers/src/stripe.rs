@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 pub const DEFAULT_API_VERSION: &str = "2026-06-24.dahlia";
@@ -36,6 +36,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ATTEMPTS: u32 = 3;
 /// A longer `Retry-After` ends the retries (the caller gets the retryable error).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+const RETRY: RetryPolicy = RetryPolicy::new(MAX_ATTEMPTS, MAX_RETRY_AFTER);
 /// Webhook timestamps further than this from now are rejected (Stripe's SDK default).
 pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -699,29 +700,26 @@ impl StripeClient {
         idempotency_key: Option<&str>,
     ) -> Result<Reply<T>, StripeError> {
         let url = format!("{}{path}", self.inner.base);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, wait) = match self.attempt(&method, &url, query, form, idempotency_key).await {
-                Ok(reply) => {
-                    if reply.replayed {
-                        tracing::info!(%method, path, idempotency_key, "stripe replayed an idempotent request");
-                    }
-                    return Ok(reply);
-                }
-                Err(failed) => failed,
-            };
-            let too_long = wait.is_some_and(|w| w > MAX_RETRY_AFTER);
-            let retry = err.retryable && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(
-                %method, path, attempt, status = err.status, kind = %err.kind, code = err.code.as_deref(),
-                request_id = err.request_id.as_deref(), retry, "stripe request failed"
-            );
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(wait.unwrap_or_else(|| jittered_backoff(attempt))).await;
+        // The attempts share `idempotency_key`, so a retried create can never create twice.
+        let attempt = |_| async {
+            self.attempt(&method, &url, query, form, idempotency_key).await.map_err(|(err, wait)| {
+                let retryable = err.retryable;
+                Failed::new(err, retryable, wait)
+            })
+        };
+        let reply: Reply<T> = RETRY
+            .run(attempt, |failed, d| {
+                let (err, attempt, retry) = (&failed.error, d.attempt, d.retry);
+                tracing::warn!(
+                    %method, path, attempt, status = err.status, kind = %err.kind, code = err.code.as_deref(),
+                    request_id = err.request_id.as_deref(), retry, "stripe request failed"
+                );
+            })
+            .await?;
+        if reply.replayed {
+            tracing::info!(%method, path, idempotency_key, "stripe replayed an idempotent request");
         }
+        Ok(reply)
     }
 
     /// One request. On failure: the error and the `Retry-After` the answer asked for.
