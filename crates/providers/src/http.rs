@@ -10,10 +10,37 @@
 //! provider asks for a wait longer than the policy's cap. It logs nothing itself: the client's
 //! `report` hook logs what it knows to be safe (never keys, tokens or bodies).
 
+use std::fmt;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
+
+/// What a provider client holds: its configuration, its base URL (no trailing slash), the HTTP
+/// client (which may be shared) and how its calls are retried. Its `Debug` shows the
+/// configuration's own `Debug`, which hides the secrets.
+pub(crate) struct Endpoint<C> {
+    pub cfg: C,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub retry: RetryPolicy,
+}
+
+impl<C> Endpoint<C> {
+    /// `base` loses its trailing slashes and is warned about when it is plain HTTP to another
+    /// host than loopback (see [`warn_if_cleartext`]; `provider` and `secret` name them).
+    pub(crate) fn new(cfg: C, base: &str, http: reqwest::Client, retry: RetryPolicy, names: (&str, &str)) -> Self {
+        let base = base.trim_end_matches('/').to_string();
+        warn_if_cleartext(&base, names.0, names.1);
+        Self { cfg, base, http, retry }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Endpoint<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint").field("cfg", &self.cfg).field("base", &self.base).finish_non_exhaustive()
+    }
+}
 
 /// How one call is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +153,28 @@ pub(crate) fn transport_reason(e: &reqwest::Error) -> &'static str {
         "bad response body"
     } else {
         "request failed"
+    }
+}
+
+/// Whether `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`): where local fakes run.
+pub(crate) fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+pub(crate) fn is_loopback(base: &str) -> bool {
+    url::Url::parse(base).ok().is_some_and(|u| is_loopback_host(&u))
+}
+
+/// Warns when `base` is plain HTTP to another host than loopback: the `secret` sent with every
+/// request would travel in clear. Names the URL, never the secret.
+pub(crate) fn warn_if_cleartext(base: &str, provider: &str, secret: &str) {
+    if base.starts_with("http://") && !is_loopback(base) {
+        tracing::warn!(base_url = %base, "{provider} base URL is not HTTPS; the {secret} travels in clear");
     }
 }
 
@@ -349,6 +398,16 @@ mod tests {
         assert_eq!(secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
         assert_eq!(secs("Tue, 29 Feb 2000 12:00:00 GMT"), Some(951_825_600));
         assert_eq!(secs("Sun, 06 Dec 2026 00:00:00 GMT"), Some(1_796_515_200));
+    }
+
+    #[test]
+    fn loopback_hosts_are_only_local_ones() {
+        for local in ["http://localhost:1", "http://127.0.0.1:9/v1", "http://127.8.0.1/", "http://[::1]:8/"] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in ["http://example.com", "http://10.0.0.1/", "http://localhost.example.com/", "not a url", ""] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
     }
 
     #[test]

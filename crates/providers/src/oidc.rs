@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::http::{Failed, RetryPolicy, read_limited, retry_after, retryable_status, transport_reason};
+use crate::http::{
+    Failed, RetryPolicy, is_loopback_host, read_limited, retry_after, retryable_status, transport_reason,
+};
 
 /// Timeout of every request to the provider.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -646,12 +648,7 @@ fn accepted_issuers(issuer: &str) -> Vec<String> {
 /// Provider endpoints must be HTTPS, except on loopback (local fakes).
 fn check_endpoint(raw: &str) -> Result<(), String> {
     let url = url::Url::parse(raw).map_err(|e| format!("bad endpoint URL {raw:?}: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = is_loopback_host(&url);
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),

@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::http::{Failed, RetryPolicy, read_limited, retry_after, transport_reason};
+use crate::http::{Endpoint, Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 pub const DEFAULT_API_VERSION: &str = "2026-06-24.dahlia";
@@ -36,7 +36,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ATTEMPTS: u32 = 3;
 /// A longer `Retry-After` ends the retries (the caller gets the retryable error).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
-const RETRY: RetryPolicy = RetryPolicy::new(MAX_ATTEMPTS, MAX_RETRY_AFTER);
 /// Webhook timestamps further than this from now are rejected (Stripe's SDK default).
 pub const WEBHOOK_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -539,22 +538,10 @@ impl From<RawInvoice> for Invoice {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-struct Inner {
-    cfg: StripeConfig,
-    base: String,
-    http: reqwest::Client,
-}
-
 /// Stripe API client. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StripeClient {
-    inner: Arc<Inner>,
-}
-
-impl fmt::Debug for StripeClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StripeClient").field("cfg", &self.inner.cfg).finish_non_exhaustive()
-    }
+    inner: Arc<Endpoint<StripeConfig>>,
 }
 
 /// A decoded 2xx answer and what its headers said.
@@ -566,10 +553,8 @@ struct Reply<T> {
 impl StripeClient {
     pub fn new(cfg: StripeConfig, http: reqwest::Client) -> Self {
         let base = cfg.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
-        if base.starts_with("http://") && !is_loopback(&base) {
-            tracing::warn!(base_url = %base, "stripe base URL is not HTTPS; the secret key travels in clear");
-        }
-        Self { inner: Arc::new(Inner { cfg, base, http }) }
+        let retry = RetryPolicy::new(MAX_ATTEMPTS, MAX_RETRY_AFTER);
+        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("stripe", "secret key"))) }
     }
 
     pub fn config(&self) -> &StripeConfig {
@@ -707,7 +692,9 @@ impl StripeClient {
                 Failed::new(err, retryable, wait)
             })
         };
-        let reply: Reply<T> = RETRY
+        let reply: Reply<T> = self
+            .inner
+            .retry
             .run(attempt, |failed, d| {
                 let (err, attempt, retry) = (&failed.error, d.attempt, d.retry);
                 tracing::warn!(
@@ -778,15 +765,6 @@ impl StripeClient {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn is_loopback(base: &str) -> bool {
-    url::Url::parse(base).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
 }
 
 /// Object ids go into URL paths: letters, digits and `_` only.

@@ -27,7 +27,7 @@ use super::{
     Role, ToolCall, Usage,
 };
 pub use crate::http::parse_reset_duration;
-use crate::http::{Failed, RetryPolicy, provider_wait, read_limited, transport_reason};
+use crate::http::{Failed, RetryPolicy, provider_wait, read_limited, transport_reason, warn_if_cleartext};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const CHAT_COMPLETIONS_PATH: &str = "/chat/completions";
@@ -72,9 +72,7 @@ impl OpenAiClient {
     /// `http` may be shared; the client sets its own per-request timeouts.
     pub fn new(cfg: LlmConfig, http: reqwest::Client) -> Self {
         let base = cfg.base_url.trim_end_matches('/');
-        if base.starts_with("http://") && !is_loopback(base) {
-            tracing::warn!(base_url = %base, "model provider base URL is not HTTPS; the API key travels in clear");
-        }
+        warn_if_cleartext(base, "model provider", "API key");
         let url: Arc<str> = format!("{base}{CHAT_COMPLETIONS_PATH}").into();
         Self {
             cfg: Arc::new(cfg),
@@ -409,15 +407,6 @@ pub(crate) fn clip(s: &str) -> String {
 /// The wait the provider asked for: `retry-after-ms`, else `Retry-After` (seconds), else the
 /// reset time of the exhausted limit (`x-ratelimit-remaining-*: 0`), else the later of the two
 /// reset times.
-pub(crate) fn is_loopback(base: &str) -> bool {
-    url::Url::parse(base).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
-}
-
 #[cfg(test)]
 use reqwest::header::HeaderMap;
 
