@@ -28,7 +28,8 @@ pub(crate) struct Endpoint<C> {
 
 impl<C> Endpoint<C> {
     /// `base` loses its trailing slashes and is warned about when it is plain HTTP to another
-    /// host than loopback (see [`warn_if_cleartext`]; `provider` and `secret` name them).
+    /// host than loopback ([`warn_if_cleartext`]); `names` is (provider, secret) for that
+    /// warning, e.g. `("stripe", "secret key")`.
     pub(crate) fn new(cfg: C, base: &str, http: reqwest::Client, retry: RetryPolicy, names: (&str, &str)) -> Self {
         let base = base.trim_end_matches('/').to_string();
         warn_if_cleartext(&base, names.0, names.1);
@@ -479,12 +480,17 @@ mod tests {
     /// A one-connection-per-request HTTP server answering `statuses` in turn (then 200) and
     /// recording every request body.
     async fn server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        server_with(statuses.into_iter().map(|s| (s, "")).collect()).await
+    }
+
+    /// Like [`server`], each answer with an extra header line (or none when empty).
+    async fn server_with(answers: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/x", listener.local_addr().unwrap());
         let bodies = Arc::new(Mutex::new(Vec::new()));
         let seen = bodies.clone();
         tokio::spawn(async move {
-            let mut statuses = statuses.into_iter();
+            let mut answers = answers.into_iter();
             while let Ok((mut conn, _)) = listener.accept().await {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -502,8 +508,9 @@ mod tests {
                     }
                 };
                 seen.lock().unwrap().push(body);
-                let status = statuses.next().unwrap_or(200);
-                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let (status, extra) = answers.next().unwrap_or((200, ""));
+                let extra = if extra.is_empty() { String::new() } else { format!("{extra}\r\n") };
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n{extra}\r\nok");
                 conn.write_all(answer.as_bytes()).await.unwrap();
             }
         });
@@ -550,6 +557,22 @@ mod tests {
         let (url, bodies) = server(vec![500, 500, 500, 500]).await;
         assert_eq!(post(&url, b"{}").await, Err("status 500".into()));
         assert_eq!(bodies.lock().unwrap().len(), 3, "5xx: every attempt spent");
+    }
+
+    #[tokio::test]
+    async fn an_http_date_retry_after_is_honoured_over_the_wire() {
+        // A date already past: retried at once, without the 200 ms or more of backoff.
+        let (url, bodies) = server_with(vec![(503, "Retry-After: Thu, 01 Jan 1970 00:00:00 GMT")]).await;
+        let started = Instant::now();
+        assert_eq!(post(&url, b"{}").await, Ok(200));
+        assert!(started.elapsed() < Duration::from_millis(190), "{:?}", started.elapsed());
+        assert_eq!(bodies.lock().unwrap().len(), 2);
+        // A date decades away is over the cap: the error comes back at once, not retried.
+        let (url, bodies) = server_with(vec![(429, "Retry-After: Fri, 01 Jan 2100 00:00:00 GMT")]).await;
+        let started = Instant::now();
+        assert_eq!(post(&url, b"{}").await, Err("status 429".into()));
+        assert!(started.elapsed() < Duration::from_millis(190), "{:?}", started.elapsed());
+        assert_eq!(bodies.lock().unwrap().len(), 1);
     }
 
     #[tokio::test]
