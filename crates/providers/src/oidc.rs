@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{
+    Failed, RetryPolicy, is_loopback_host, read_limited, retry_after, retryable_status, transport_reason,
+};
 
 /// Timeout of every request to the provider.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +36,10 @@ pub const LEEWAY_SECS: u64 = 60;
 
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-const GET_ATTEMPTS: u32 = 3;
+/// Retries of discovery and JWKS reads.
+const GET_RETRY: RetryPolicy = RetryPolicy::new(3, MAX_GET_RETRY_AFTER);
+/// A longer `Retry-After` on a discovery or JWKS read is not waited out: the backoff is used.
+const MAX_GET_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 fn default_scopes() -> Vec<String> {
     ["openid", "email", "profile"].into_iter().map(String::from).collect()
@@ -546,12 +551,11 @@ impl OidcClient {
     }
 
     /// GET with timeout, retrying transport errors, 429 and 5xx with jittered backoff (honouring
-    /// a short `Retry-After`). Returns the body of a 2xx answer.
+    /// a `Retry-After` of up to [`MAX_GET_RETRY_AFTER`]; a longer one is replaced by the
+    /// backoff). Returns the body of a 2xx answer.
     async fn get_with_retry(&self, url: &str) -> Result<Vec<u8>, String> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
+        let attempt = |_| async {
+            let sent = self
                 .inner
                 .http
                 .get(url)
@@ -559,27 +563,26 @@ impl OidcClient {
                 .timeout(REQUEST_TIMEOUT)
                 .send()
                 .await;
-            let (reason, wait) = match result {
-                Ok(resp) if resp.status().is_success() => {
-                    return read_limited(resp, MAX_BODY_BYTES).await.map_err(|e| transport_reason(&e).to_string());
-                }
+            match sent {
+                Ok(resp) if resp.status().is_success() => read_limited(resp, MAX_BODY_BYTES)
+                    .await
+                    .map_err(|e| Failed::new(transport_reason(&e).into(), false, None)),
                 Ok(resp) => {
                     let status = resp.status();
-                    let reason = format!("{url} answered {status}");
-                    if !(status.is_server_error() || status.as_u16() == 429) {
-                        return Err(reason);
-                    }
-                    (reason, retry_after(resp.headers()))
+                    let wait = retry_after(resp.headers()).filter(|d| *d <= MAX_GET_RETRY_AFTER);
+                    Err(Failed::new(format!("{url} answered {status}"), retryable_status(status.as_u16()), wait))
                 }
-                Err(e) => (format!("{url}: {}", transport_reason(&e)), None),
-            };
-            tracing::warn!(provider = %self.inner.cfg.provider, attempt, %reason, "oidc provider request failed");
-            if attempt >= GET_ATTEMPTS {
-                return Err(reason);
+                Err(e) => Err(Failed::new(format!("{url}: {}", transport_reason(&e)), true, None)),
             }
-            let delay = wait.filter(|d| *d <= Duration::from_secs(5)).unwrap_or_else(|| jittered_backoff(attempt));
-            tokio::time::sleep(delay).await;
-        }
+        };
+        GET_RETRY
+            .run(attempt, |failed, d| {
+                if failed.retryable {
+                    let (provider, reason) = (&self.inner.cfg.provider, &failed.error);
+                    tracing::warn!(%provider, attempt = d.attempt, %reason, "oidc provider request failed");
+                }
+            })
+            .await
     }
 }
 
@@ -645,12 +648,7 @@ fn accepted_issuers(issuer: &str) -> Vec<String> {
 /// Provider endpoints must be HTTPS, except on loopback (local fakes).
 fn check_endpoint(raw: &str) -> Result<(), String> {
     let url = url::Url::parse(raw).map_err(|e| format!("bad endpoint URL {raw:?}: {e}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = is_loopback_host(&url);
     match url.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),

@@ -25,7 +25,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Endpoint, Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.replicate.com/v1";
@@ -496,23 +496,10 @@ impl From<ReplicateError> for nexus_kernel::Error {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-struct Inner {
-    cfg: ReplicateConfig,
-    base: String,
-    http: reqwest::Client,
-    max_retry_after: Duration,
-}
-
 /// Replicate API client. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ReplicateClient {
-    inner: Arc<Inner>,
-}
-
-impl fmt::Debug for ReplicateClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplicateClient").field("cfg", &self.inner.cfg).finish_non_exhaustive()
-    }
+    inner: Arc<Endpoint<ReplicateConfig>>,
 }
 
 impl ReplicateClient {
@@ -522,11 +509,8 @@ impl ReplicateClient {
 
     /// Like [`ReplicateClient::new`] with another limit than [`MAX_RETRY_AFTER`].
     pub fn with_max_retry_after(cfg: ReplicateConfig, http: reqwest::Client, max_retry_after: Duration) -> Self {
-        let base = cfg.base_url.trim_end_matches('/').to_string();
-        if base.starts_with("http://") && !crate::llm::is_loopback(&base) {
-            tracing::warn!(base_url = %base, "replicate base URL is not HTTPS; the API token travels in clear");
-        }
-        Self { inner: Arc::new(Inner { cfg, base, http, max_retry_after }) }
+        let (base, retry) = (cfg.base_url.clone(), RetryPolicy::new(MAX_ATTEMPTS, max_retry_after));
+        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("replicate", "API token"))) }
     }
 
     pub fn config(&self) -> &ReplicateConfig {
@@ -622,21 +606,19 @@ impl ReplicateClient {
         idempotent: bool,
     ) -> Result<T, ReplicateError> {
         let url = format!("{}{path}", self.inner.base);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, pause) = match self.attempt(&method, &url, body, wait).await {
-                Ok(v) => return Ok(v),
-                Err(failed) => failed,
-            };
-            let too_long = pause.is_some_and(|w| w > self.inner.max_retry_after);
-            let retry = err.retryable(idempotent) && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(%method, path, attempt, error = %err, retry, "replicate request failed");
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(pause.unwrap_or_else(|| jittered_backoff(attempt))).await;
-        }
+        let attempt = |_| async {
+            self.attempt(&method, &url, body, wait).await.map_err(|(err, pause)| {
+                let retryable = err.retryable(idempotent);
+                Failed::new(err, retryable, pause)
+            })
+        };
+        self.inner
+            .retry
+            .run(attempt, |failed, d| {
+                let (attempt, error, retry) = (d.attempt, &failed.error, d.retry);
+                tracing::warn!(%method, path, attempt, %error, retry, "replicate request failed");
+            })
+            .await
     }
 
     async fn attempt<T: serde::de::DeserializeOwned>(

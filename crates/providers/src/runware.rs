@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Endpoint, Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 use crate::llm::clip;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.runware.ai/v1";
@@ -451,23 +451,10 @@ impl From<RunwareError> for nexus_kernel::Error {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-struct Inner {
-    cfg: RunwareConfig,
-    url: String,
-    http: reqwest::Client,
-    max_retry_after: Duration,
-}
-
 /// Runware REST client. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RunwareClient {
-    inner: Arc<Inner>,
-}
-
-impl fmt::Debug for RunwareClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunwareClient").field("cfg", &self.inner.cfg).finish_non_exhaustive()
-    }
+    inner: Arc<Endpoint<RunwareConfig>>,
 }
 
 impl RunwareClient {
@@ -476,11 +463,8 @@ impl RunwareClient {
     }
 
     pub fn with_max_retry_after(cfg: RunwareConfig, http: reqwest::Client, max_retry_after: Duration) -> Self {
-        let url = cfg.base_url.trim_end_matches('/').to_string();
-        if url.starts_with("http://") && !crate::llm::is_loopback(&url) {
-            tracing::warn!(base_url = %url, "runware base URL is not HTTPS; the API key travels in clear");
-        }
-        Self { inner: Arc::new(Inner { cfg, url, http, max_retry_after }) }
+        let (base, retry) = (cfg.base_url.clone(), RetryPolicy::new(MAX_ATTEMPTS, max_retry_after));
+        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("runware", "API key"))) }
     }
 
     pub fn config(&self) -> &RunwareConfig {
@@ -527,28 +511,26 @@ impl RunwareClient {
             return Err(RunwareError::InvalidArgument("no tasks".into()));
         }
         let body = Value::Array(tasks.to_vec());
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, pause) = match self.attempt(&body).await {
-                Ok(r) => return Ok(r),
-                Err(failed) => failed,
-            };
-            let too_long = pause.is_some_and(|w| w > self.inner.max_retry_after);
-            let retry = err.retryable() && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(attempt, error = %err, retry, "runware request failed");
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(pause.unwrap_or_else(|| jittered_backoff(attempt))).await;
-        }
+        let attempt = |_| async {
+            self.attempt(&body).await.map_err(|(err, pause)| {
+                let retryable = err.retryable();
+                Failed::new(err, retryable, pause)
+            })
+        };
+        self.inner
+            .retry
+            .run(attempt, |failed, d| {
+                let (attempt, error, retry) = (d.attempt, &failed.error, d.retry);
+                tracing::warn!(attempt, %error, retry, "runware request failed");
+            })
+            .await
     }
 
     async fn attempt(&self, body: &Value) -> Result<TaskResponse, (RunwareError, Option<Duration>)> {
         let resp = self
             .inner
             .http
-            .post(&self.inner.url)
+            .post(&self.inner.base)
             .bearer_auth(&self.inner.cfg.api_key)
             .header(ACCEPT, "application/json")
             .timeout(Duration::from_secs(self.inner.cfg.timeout_secs.max(1)))

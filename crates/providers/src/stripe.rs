@@ -26,7 +26,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::http::{jittered_backoff, read_limited, retry_after, transport_reason};
+use crate::http::{Endpoint, Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 pub const DEFAULT_API_VERSION: &str = "2026-06-24.dahlia";
@@ -538,22 +538,10 @@ impl From<RawInvoice> for Invoice {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-struct Inner {
-    cfg: StripeConfig,
-    base: String,
-    http: reqwest::Client,
-}
-
 /// Stripe API client. Cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StripeClient {
-    inner: Arc<Inner>,
-}
-
-impl fmt::Debug for StripeClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StripeClient").field("cfg", &self.inner.cfg).finish_non_exhaustive()
-    }
+    inner: Arc<Endpoint<StripeConfig>>,
 }
 
 /// A decoded 2xx answer and what its headers said.
@@ -565,10 +553,8 @@ struct Reply<T> {
 impl StripeClient {
     pub fn new(cfg: StripeConfig, http: reqwest::Client) -> Self {
         let base = cfg.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
-        if base.starts_with("http://") && !is_loopback(&base) {
-            tracing::warn!(base_url = %base, "stripe base URL is not HTTPS; the secret key travels in clear");
-        }
-        Self { inner: Arc::new(Inner { cfg, base, http }) }
+        let retry = RetryPolicy::new(MAX_ATTEMPTS, MAX_RETRY_AFTER);
+        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("stripe", "secret key"))) }
     }
 
     pub fn config(&self) -> &StripeConfig {
@@ -699,29 +685,28 @@ impl StripeClient {
         idempotency_key: Option<&str>,
     ) -> Result<Reply<T>, StripeError> {
         let url = format!("{}{path}", self.inner.base);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (err, wait) = match self.attempt(&method, &url, query, form, idempotency_key).await {
-                Ok(reply) => {
-                    if reply.replayed {
-                        tracing::info!(%method, path, idempotency_key, "stripe replayed an idempotent request");
-                    }
-                    return Ok(reply);
-                }
-                Err(failed) => failed,
-            };
-            let too_long = wait.is_some_and(|w| w > MAX_RETRY_AFTER);
-            let retry = err.retryable && attempt < MAX_ATTEMPTS && !too_long;
-            tracing::warn!(
-                %method, path, attempt, status = err.status, kind = %err.kind, code = err.code.as_deref(),
-                request_id = err.request_id.as_deref(), retry, "stripe request failed"
-            );
-            if !retry {
-                return Err(err);
-            }
-            tokio::time::sleep(wait.unwrap_or_else(|| jittered_backoff(attempt))).await;
+        // The attempts share `idempotency_key`, so a retried create can never create twice.
+        let attempt = |_| async {
+            self.attempt(&method, &url, query, form, idempotency_key).await.map_err(|(err, wait)| {
+                let retryable = err.retryable;
+                Failed::new(err, retryable, wait)
+            })
+        };
+        let reply: Reply<T> = self
+            .inner
+            .retry
+            .run(attempt, |failed, d| {
+                let (err, attempt, retry) = (&failed.error, d.attempt, d.retry);
+                tracing::warn!(
+                    %method, path, attempt, status = err.status, kind = %err.kind, code = err.code.as_deref(),
+                    request_id = err.request_id.as_deref(), retry, "stripe request failed"
+                );
+            })
+            .await?;
+        if reply.replayed {
+            tracing::info!(%method, path, idempotency_key, "stripe replayed an idempotent request");
         }
+        Ok(reply)
     }
 
     /// One request. On failure: the error and the `Retry-After` the answer asked for.
@@ -780,15 +765,6 @@ impl StripeClient {
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn is_loopback(base: &str) -> bool {
-    url::Url::parse(base).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
 }
 
 /// Object ids go into URL paths: letters, digits and `_` only.

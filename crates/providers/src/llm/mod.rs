@@ -21,12 +21,12 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Shared with the other AI provider clients (Replicate, Runware).
+pub(crate) use openai::clip;
 pub use openai::{
     CHAT_COMPLETIONS_PATH, DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, MAX_RETRY_WAIT, MaxTokensField,
     OpenAiClient, parse_reset_duration,
 };
-/// Shared with the other AI provider clients (Replicate, Runware).
-pub(crate) use openai::{clip, is_loopback};
 
 /// A stream of chunks. Dropping it closes the HTTP connection (the provider stops generating).
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, LlmError>> + Send>>;

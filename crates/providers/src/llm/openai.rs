@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -26,7 +26,8 @@ use super::{
     ChatChunk, ChatCompletion, ChatMessage, ChatModel, ChatRequest, ChatStream, LlmConfig, LlmError, ResponseFormat,
     Role, ToolCall, Usage,
 };
-use crate::http::{jittered_backoff, read_limited, transport_reason};
+pub use crate::http::parse_reset_duration;
+use crate::http::{Failed, RetryPolicy, provider_wait, read_limited, transport_reason, warn_if_cleartext};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const CHAT_COMPLETIONS_PATH: &str = "/chat/completions";
@@ -65,19 +66,13 @@ impl fmt::Debug for OpenAiClient {
 }
 
 /// A failed attempt: the error, whether to try again, and how long the provider asked us to wait.
-struct Failure {
-    error: LlmError,
-    retryable: bool,
-    wait: Option<Duration>,
-}
+type Failure = Failed<LlmError>;
 
 impl OpenAiClient {
     /// `http` may be shared; the client sets its own per-request timeouts.
     pub fn new(cfg: LlmConfig, http: reqwest::Client) -> Self {
         let base = cfg.base_url.trim_end_matches('/');
-        if base.starts_with("http://") && !is_loopback(base) {
-            tracing::warn!(base_url = %base, "model provider base URL is not HTTPS; the API key travels in clear");
-        }
+        warn_if_cleartext(base, "model provider", "API key");
         let url: Arc<str> = format!("{base}{CHAT_COMPLETIONS_PATH}").into();
         Self {
             cfg: Arc::new(cfg),
@@ -149,25 +144,20 @@ impl OpenAiClient {
 
     /// A 2xx response, after the retries.
     async fn send(&self, body: &Value, stream: bool) -> Result<reqwest::Response, LlmError> {
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            let failure = match self.attempt(body, stream).await {
-                Ok(resp) => return Ok(resp),
-                Err(f) => f,
-            };
-            let too_long = failure.wait.is_some_and(|w| w > self.max_retry_wait);
-            let retry = failure.retryable && attempt <= self.cfg.max_retries && !too_long;
-            tracing::warn!(attempt, stream, error = %failure.error, wait = ?failure.wait, retry, "model request failed");
-            if !retry {
-                return Err(failure.error);
-            }
-            let pause = match failure.wait {
-                Some(w) => w + jitter(w),
-                None => jittered_backoff(attempt),
-            };
-            tokio::time::sleep(pause).await;
-        }
+        let policy = RetryPolicy {
+            attempts: self.cfg.max_retries.saturating_add(1),
+            max_wait: self.max_retry_wait,
+            jitter_requested_wait: true,
+        };
+        policy
+            .run(
+                |_| self.attempt(body, stream),
+                |failure, d| {
+                    let (attempt, error, wait, retry) = (d.attempt, &failure.error, failure.wait, d.retry);
+                    tracing::warn!(attempt, stream, %error, ?wait, retry, "model request failed");
+                },
+            )
+            .await
     }
 
     async fn attempt(&self, body: &Value, stream: bool) -> Result<reqwest::Response, Failure> {
@@ -417,80 +407,8 @@ pub(crate) fn clip(s: &str) -> String {
 /// The wait the provider asked for: `retry-after-ms`, else `Retry-After` (seconds), else the
 /// reset time of the exhausted limit (`x-ratelimit-remaining-*: 0`), else the later of the two
 /// reset times.
-fn provider_wait(headers: &HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0) {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    if let Some(s) = get("retry-after").and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0) {
-        return Some(Duration::from_secs_f64(s));
-    }
-    let requests = get("x-ratelimit-reset-requests").and_then(parse_reset_duration);
-    let tokens = get("x-ratelimit-reset-tokens").and_then(parse_reset_duration);
-    let exhausted = |name: &str| get(name).is_some_and(|v| v == "0");
-    let chosen = match (exhausted("x-ratelimit-remaining-requests"), exhausted("x-ratelimit-remaining-tokens")) {
-        (true, false) => requests,
-        (false, true) => tokens,
-        _ => None,
-    };
-    chosen.or_else(|| match (requests, tokens) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    })
-}
-
-/// Parses the duration form of the `x-ratelimit-reset-*` headers: one or more
-/// `<number><unit>` with units `h`, `m`, `s`, `ms`, `us`/`µs`, `ns` and optional decimals
-/// (`1s`, `6m0s`, `20ms`, `1.5s`, `1h2m3.5s`); a bare number is seconds. `None` if malformed.
-pub fn parse_reset_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    (total.is_finite() && total < 1e9).then(|| Duration::from_secs_f64(total))
-}
-
-/// Up to 10 % of `wait` (at most 1 s), so clients released by the same reset do not return in
-/// lock-step.
-fn jitter(wait: Duration) -> Duration {
-    let max = (wait / 10).min(Duration::from_secs(1));
-    let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(rand::random_range(0..=max_us))
-}
-
-pub(crate) fn is_loopback(base: &str) -> bool {
-    url::Url::parse(base).ok().is_some_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
-}
+#[cfg(test)]
+use reqwest::header::HeaderMap;
 
 #[cfg(test)]
 mod tests {
