@@ -64,6 +64,7 @@ impl Stack {
     async fn verify_email(&self, token: &str, to: &str) {
         let (status, mail) = self.get("/v1/me/mail", &[("authorization", &bearer(token))]).await;
         assert_eq!(status, 200, "{mail}");
+        assert!(mail["items"].as_array().unwrap().iter().all(|m| m["to"] == to), "only the caller's own mail: {mail}");
         let body = mail["items"]
             .as_array()
             .unwrap()
