@@ -43,7 +43,26 @@ impl TestIssuer {
         self.token(workspace, Role::Owner, PrincipalKind::ApiKey, scopes, &uuid::Uuid::now_v7().to_string())
     }
 
+    /// A service token as auth issues it for `service` acting in `workspace` (role member, read and
+    /// write): what a chatbot or saga step calls another service with.
+    pub fn service_token(&self, workspace: WorkspaceId, service: &str) -> String {
+        let sid = format!("svc:{service}");
+        self.sign(workspace, Role::Member, PrincipalKind::Service, vec![Scope::Read, Scope::Write], &sid, service)
+    }
+
     pub fn token(&self, workspace: WorkspaceId, role: Role, kind: PrincipalKind, scp: Vec<Scope>, sid: &str) -> String {
+        self.sign(workspace, role, kind, scp, sid, "")
+    }
+
+    fn sign(
+        &self,
+        workspace: WorkspaceId,
+        role: Role,
+        kind: PrincipalKind,
+        scp: Vec<Scope>,
+        sid: &str,
+        svc: &str,
+    ) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -59,7 +78,7 @@ impl TestIssuer {
             exp: now + 3600,
             amr: vec![],
             loc: String::new(),
-            svc: String::new(),
+            svc: svc.to_owned(),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("test".into());

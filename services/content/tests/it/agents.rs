@@ -229,3 +229,29 @@ async fn images_are_made_locally_and_shown_by_published_pages_only() {
         .unwrap_err();
     assert_eq!(code_of(&e), "content.image_not_found");
 }
+
+#[tokio::test]
+async fn a_service_acting_for_a_workspace_chats_with_its_agents_and_no_one_else_s() {
+    // What the WhatsApp chatbot will do: call content's agents with a service token bound to the
+    // workspace, not with any user's token.
+    let s = start().await;
+    let ws = WorkspaceId::new();
+    let owner = s.owner(ws);
+    let mut c = s.client();
+    let a = c.create_agent(authed(agent("es"), &owner)).await.unwrap().into_inner();
+    let before = s.balance(&owner).await.available;
+
+    let bot = s.issuer.service_token(ws, "messaging");
+    let r = c
+        .chat(authed(chat(&a.id, "wa:5511888", "¿Envíos a Portugal?", "wa-msg-1"), &bot))
+        .await
+        .expect("a workspace-bound service token may chat")
+        .into_inner();
+    assert!(r.reply.unwrap().content.contains("Portugal"));
+    assert_eq!(s.settled(&owner).await.available, before - 1, "the reply is charged to the workspace");
+
+    // Bound to another workspace, the same service sees nothing of this one.
+    let elsewhere = s.issuer.service_token(WorkspaceId::new(), "messaging");
+    let err = c.chat(authed(chat(&a.id, "wa:5511888", "hola", ""), &elsewhere)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+}
