@@ -4,7 +4,7 @@
 //!    in requests/s, as a ratio of the same route without a token (which spends the per-IP
 //!    budget), measured in the same run (goal >= 0.84), with the budgets in process and with
 //!    them shared through Redis (`rate_limit.redis_url`, Redis at 127.0.0.1:6379 or
-//!    NEXUS_BENCH_REDIS_URL).
+//!    NEXUS_BENCH_REDIS_URL). Baseline and candidate alternate in six rounds of one-second slices.
 //! 2. Login latency p50/p99 with the production Argon2id parameters (goal p50 < 100 ms).
 //!
 //! Needs Postgres and NATS (`make bench` starts them).
@@ -20,8 +20,20 @@ use nexus_testkit::{TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
 
 const CONCURRENCY: usize = 32;
-const WINDOW: Duration = Duration::from_secs(5);
+/// Baseline and candidate alternate in slices this long, so machine load weighs on both alike.
+const WINDOW: Duration = Duration::from_secs(1);
+const ROUNDS: usize = 6;
 const LOGINS: usize = 60;
+
+/// Requests/s without and with the token, measured in alternating slices (summed over the rounds).
+async fn interleaved(url: &str, token: &str) -> (f64, f64) {
+    let (mut plain, mut authed) = (0.0, 0.0);
+    for _ in 0..ROUNDS {
+        plain += throughput(url, None).await;
+        authed += throughput(url, Some(token)).await;
+    }
+    (plain / ROUNDS as f64, authed / ROUNDS as f64)
+}
 
 async fn throughput(url: &str, token: Option<&str>) -> f64 {
     let client = reqwest::Client::builder().pool_max_idle_per_host(CONCURRENCY).build().unwrap();
@@ -129,8 +141,8 @@ async fn main() {
     for (label, base) in [("in-process limiter", &base), ("shared limiter (Redis)", &shared_base)] {
         let url = format!("{base}/v1/locales");
         throughput(&url, None).await; // warm-up
-        let plain = throughput(&url, None).await;
-        let authed = throughput(&url, Some(&token)).await;
+        throughput(&url, Some(&token)).await;
+        let (plain, authed) = interleaved(&url, &token).await;
         let ratio = authed / plain;
         println!(
             "gateway identity, {label}: unauthenticated {plain:.0} req/s, authenticated {authed:.0} req/s, ratio {ratio:.2} (goal >= 0.84) {}",

@@ -81,6 +81,14 @@ pub struct ReservationRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A workspace's balance right after an update: what the ledger and the notices need.
+#[derive(Debug, Clone, Copy)]
+struct Balance {
+    available: i64,
+    used: i64,
+    granted: i64,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LedgerRow {
     pub id: Uuid,
@@ -540,30 +548,55 @@ impl Billing {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        let balance = Balance { available, used, granted };
+        let committed = self.record_charge(&mut *tx, tenant, &r, actual, r.amount - actual, balance).await?;
+        Ok((committed, available))
+    }
+
+    /// What every charge of a reservation writes once the balance is updated: the reservation
+    /// committed with `charged`, the ledger row (`ledger_delta` to `available`), the
+    /// `credits.charged` event and the 80 %/100 % notices.
+    async fn record_charge(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        r: &ReservationRow,
+        charged: i64,
+        ledger_delta: i64,
+        balance: Balance,
+    ) -> Result<ReservationRow, Error> {
         let committed: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE reservations SET status = 'committed', committed_amount = $2, settled_at = now() WHERE id = $1 RETURNING {RESERVATION_COLUMNS}"
         )))
-        .bind(id)
-        .bind(actual)
+        .bind(r.id)
+        .bind(charged)
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        Self::ledger_row(&mut *tx, tenant, "commit", r.amount - actual, available, &r.action, Some(id)).await?;
+        Self::ledger_row(&mut *tx, tenant, "commit", ledger_delta, balance.available, &r.action, Some(r.id)).await?;
         enqueue(
             &mut *tx,
             "nexus.subscriptions.credits.charged",
             Some(tenant),
             &events::CreditsCharged {
                 workspace_id: tenant.to_string(),
-                reservation_id: id.to_string(),
+                reservation_id: r.id.to_string(),
                 action: r.action.clone(),
-                credits: actual,
+                credits: charged,
             },
         )
         .await
         .map_err(db)?;
-        self.notify_thresholds(&mut *tx, tenant, used - actual, used, granted, available).await?;
-        Ok((committed, available))
+        self.notify_thresholds(
+            &mut *tx,
+            tenant,
+            balance.used - charged,
+            balance.used,
+            balance.granted,
+            balance.available,
+        )
+        .await?;
+        Ok(committed)
     }
 
     /// Charges a job whose hold expired before its settlement arrived: the job's result was stored
@@ -598,32 +631,11 @@ impl Billing {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let committed: ReservationRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE reservations SET status = 'committed', committed_amount = $2, settled_at = now() WHERE id = $1 RETURNING {RESERVATION_COLUMNS}"
-        )))
-        .bind(id)
-        .bind(charged)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        Self::ledger_row(&mut *tx, tenant, "commit", -charged, available, &r.action, Some(id)).await?;
         if charged < wanted {
             tracing::warn!(reservation = %id, wanted, charged, "late charge capped at the available credits");
         }
-        enqueue(
-            &mut *tx,
-            "nexus.subscriptions.credits.charged",
-            Some(tenant),
-            &events::CreditsCharged {
-                workspace_id: tenant.to_string(),
-                reservation_id: id.to_string(),
-                action: r.action.clone(),
-                credits: charged,
-            },
-        )
-        .await
-        .map_err(db)?;
-        self.notify_thresholds(&mut *tx, tenant, used - charged, used, granted, available).await?;
+        let balance = Balance { available, used, granted };
+        let committed = self.record_charge(&mut *tx, tenant, &r, charged, -charged, balance).await?;
         Ok(Some((committed, available)))
     }
 
