@@ -13,6 +13,20 @@ bash "$here/stack.sh" up
 # Tests and benchmarks run under the development rules (built-in keys, local mail and billing).
 export NEXUS_ENVIRONMENT=${NEXUS_ENVIRONMENT:-development}
 
+# The gateway's shared rate limiter is tested against a real Redis at 127.0.0.1:6379: reuse one
+# that answers, else start a private one that keeps nothing on disk.
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  if command -v redis-server >/dev/null; then
+    echo "redis 127.0.0.1:6379: starting (no persistence)"
+    redis-server --port 6379 --bind 127.0.0.1 --save '' --appendonly no --daemonize yes >/dev/null
+  else
+    echo "warning: no Redis at 127.0.0.1:6379 and no redis-server (apt-get install redis-server);" \
+      "the shared rate-limit tests will fail" >&2
+  fi
+else
+  echo "redis 127.0.0.1:6379: reused"
+fi
+
 # crates/testkit reads NEXUS_TEST_DATABASE_URL / NEXUS_TEST_NATS_URL (defaults: 127.0.0.1:5432
 # and :4222). When the stack lives elsewhere, point the tests at it too.
 if [[ -z ${NEXUS_TEST_DATABASE_URL:-} && (-n ${NEXUS_DATABASE__ADMIN_URL:-} || -n ${NEXUS_DATABASE__ADMIN_URL_FILE:-}) ]]; then

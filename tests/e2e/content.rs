@@ -61,10 +61,11 @@ async fn copy_streams_and_a_published_page_serves_through_the_real_binaries() {
             ("NEXUS_SERVICES__CONTENT", format!("http://127.0.0.1:{content_grpc}")),
         ],
     );
-    for admin in &ports[4..8] {
+    // Four debug binaries starting beside the rest of the suite on two cores: a generous bound.
+    for (name, admin) in ["auth", "subscriptions", "content", "gateway"].iter().zip(&ports[4..8]) {
         assert!(
-            wait_http_ok(&format!("http://127.0.0.1:{admin}/readyz"), Duration::from_secs(30)).await,
-            "{admin} ready"
+            wait_http_ok(&format!("http://127.0.0.1:{admin}/readyz"), Duration::from_secs(60)).await,
+            "{name} (admin {admin}) ready"
         );
     }
 
