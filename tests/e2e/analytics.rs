@@ -6,28 +6,12 @@ use std::time::Duration;
 use nexus_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
 
-use crate::support::{Proc, binary, free_port, wait_http_ok};
+use crate::support::{Proc, free_port, migrate, service_env, wait_http_ok};
 
 fn env(service: &str, db: &TestDb, nats: &TestNats, grpc: u16, admin: u16) -> Vec<(&'static str, String)> {
-    let cfg = db.config(service);
-    vec![
-        ("NEXUS_DATABASE__URL", cfg.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL", cfg.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL", nats.url.clone()),
-        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
-        ("NEXUS_GRPC__ADDR", format!("127.0.0.1:{grpc}")),
-        ("NEXUS_ADMIN__ADDR", format!("127.0.0.1:{admin}")),
-        ("NEXUS_AUTH__ARGON2_MEMORY_KIB", "4096".into()),
-    ]
-}
-
-fn migrate(name: &str, env: &[(&'static str, String)]) {
-    let out = std::process::Command::new(binary(name))
-        .arg("migrate")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{name} migrate: {}", String::from_utf8_lossy(&out.stderr));
+    let mut env = service_env(db, nats, service, grpc, admin);
+    env.push(("NEXUS_AUTH__ARGON2_MEMORY_KIB", "4096".into()));
+    env
 }
 
 async fn stored(db: &TestDb) -> (i64, i64) {

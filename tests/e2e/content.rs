@@ -6,28 +6,7 @@ use std::time::Duration;
 use nexus_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
 
-use crate::support::{Proc, binary, free_port, wait_http_ok};
-
-fn env(db: &TestDb, nats: &TestNats, service: &str, grpc: u16, admin: u16) -> Vec<(&'static str, String)> {
-    let cfg = db.config(service);
-    vec![
-        ("NEXUS_DATABASE__URL", cfg.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL", cfg.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL", nats.url.clone()),
-        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
-        ("NEXUS_GRPC__ADDR", format!("127.0.0.1:{grpc}")),
-        ("NEXUS_ADMIN__ADDR", format!("127.0.0.1:{admin}")),
-    ]
-}
-
-fn migrate(name: &str, env: &[(&'static str, String)]) {
-    let out = std::process::Command::new(binary(name))
-        .arg("migrate")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{name} migrate: {}", String::from_utf8_lossy(&out.stderr));
-}
+use crate::support::{Proc, free_port, migrate, service_env, wait_http_ok};
 
 #[tokio::test]
 async fn copy_streams_and_a_published_page_serves_through_the_real_binaries() {
@@ -38,11 +17,11 @@ async fn copy_streams_and_a_published_page_serves_through_the_real_binaries() {
     let (auth_grpc, subs_grpc, content_grpc, http) = (ports[0], ports[1], ports[2], ports[3]);
     let auth_url = format!("http://127.0.0.1:{auth_grpc}");
 
-    let mut auth_env = env(&db, &nats, "auth", auth_grpc, ports[4]);
+    let mut auth_env = service_env(&db, &nats, "auth", auth_grpc, ports[4]);
     auth_env.push(("NEXUS_AUTH__ARGON2_MEMORY_KIB", "4096".into()));
-    let mut subs_env = env(&db, &nats, "subscriptions", subs_grpc, ports[5]);
+    let mut subs_env = service_env(&db, &nats, "subscriptions", subs_grpc, ports[5]);
     subs_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
-    let mut content_env = env(&db, &nats, "content", content_grpc, ports[6]);
+    let mut content_env = service_env(&db, &nats, "content", content_grpc, ports[6]);
     content_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
     content_env.push(("NEXUS_SERVICES__SUBSCRIPTIONS", format!("http://127.0.0.1:{subs_grpc}")));
     migrate("nexus-auth", &auth_env);

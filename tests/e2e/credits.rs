@@ -10,30 +10,9 @@ use nexus_testkit::{TestDb, TestNats};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::support::{Proc, binary, free_port, wait_http_ok};
+use crate::support::{Proc, free_port, migrate, service_env, wait_http_ok};
 
 type Env = Vec<(&'static str, String)>;
-
-fn env(db: &TestDb, nats: &TestNats, service: &str, grpc: u16, admin: u16) -> Env {
-    let cfg = db.config(service);
-    vec![
-        ("NEXUS_DATABASE__URL", cfg.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL", cfg.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL", nats.url.clone()),
-        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
-        ("NEXUS_GRPC__ADDR", format!("127.0.0.1:{grpc}")),
-        ("NEXUS_ADMIN__ADDR", format!("127.0.0.1:{admin}")),
-    ]
-}
-
-fn migrate(name: &str, env: &Env) {
-    let out = std::process::Command::new(binary(name))
-        .arg("migrate")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{name} migrate: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Auth, subscriptions, content and the gateway, as `make run` starts them.
 struct Fleet {
@@ -59,14 +38,14 @@ impl Fleet {
         let auth_url = format!("http://127.0.0.1:{auth_grpc}");
         let subs_url = format!("http://127.0.0.1:{subs_grpc}");
 
-        let mut auth_env = env(&db, &nats, "auth", auth_grpc, ports[4]);
+        let mut auth_env = service_env(&db, &nats, "auth", auth_grpc, ports[4]);
         auth_env.push(("NEXUS_AUTH__ARGON2_MEMORY_KIB", "4096".into()));
-        let mut subs_env = env(&db, &nats, "subscriptions", subs_grpc, ports[5]);
+        let mut subs_env = service_env(&db, &nats, "subscriptions", subs_grpc, ports[5]);
         subs_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
         // Settlements handed to a subscriptions process that is then killed come back after the
         // ack wait; keep it short so the test stays quick.
         subs_env.push(("NEXUS_NATS__ACK_WAIT", "5s".into()));
-        let mut content_env = env(&db, &nats, "content", content_grpc, ports[6]);
+        let mut content_env = service_env(&db, &nats, "content", content_grpc, ports[6]);
         content_env.push(("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()));
         content_env.push(("NEXUS_SERVICES__SUBSCRIPTIONS", subs_url.clone()));
         content_env.extend(content_extra);

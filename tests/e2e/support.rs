@@ -77,3 +77,33 @@ pub async fn wait_http_ok(url: &str, limit: Duration) -> bool {
     }
     false
 }
+
+/// A service binary's environment: its schema in the test database, the test NATS prefix, and
+/// its gRPC and admin ports.
+pub fn service_env(
+    db: &nexus_testkit::TestDb,
+    nats: &nexus_testkit::TestNats,
+    service: &str,
+    grpc: u16,
+    admin: u16,
+) -> Vec<(&'static str, String)> {
+    let cfg = db.config(service);
+    vec![
+        ("NEXUS_DATABASE__URL", cfg.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL", cfg.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL", nats.url.clone()),
+        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
+        ("NEXUS_GRPC__ADDR", format!("127.0.0.1:{grpc}")),
+        ("NEXUS_ADMIN__ADDR", format!("127.0.0.1:{admin}")),
+    ]
+}
+
+/// Runs `name migrate` with `env` and fails the test if it fails.
+pub fn migrate(name: &str, env: &[(&'static str, String)]) {
+    let out = Command::new(binary(name))
+        .arg("migrate")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("run migrate");
+    assert!(out.status.success(), "{name} migrate: {}", String::from_utf8_lossy(&out.stderr));
+}
