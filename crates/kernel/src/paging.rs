@@ -37,6 +37,13 @@ impl PageRequest {
     }
 }
 
+/// The key of newest-first listings ordered by `(created_at, id)`: the cursor of every such list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeKey {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub id: uuid::Uuid,
+}
+
 /// Encoding and decoding of opaque cursors.
 pub struct Cursor;
 

@@ -243,6 +243,89 @@ pub fn error(e: sqlx::Error) -> nexus_kernel::Error {
     }
 }
 
+/// Maps a database result into the platform's error vocabulary: `query.fetch_one(&mut *tx).await.db()?`.
+pub trait DbResultExt<T> {
+    fn db(self) -> Result<T, nexus_kernel::Error>;
+}
+
+impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
+    fn db(self) -> Result<T, nexus_kernel::Error> {
+        self.map_err(error)
+    }
+}
+
+/// A transaction held by a use case: opened by [`tenant`] or [`system`], handed to `repo`
+/// functions as `&mut tx`, finished with [`commit`].
+pub type Tx = Transaction<'static, Postgres>;
+
+/// [`begin_tenant`] with errors already mapped: the way use cases open a request's transaction.
+pub async fn tenant(pool: &PgPool, tenant: TenantId) -> Result<Tx, nexus_kernel::Error> {
+    begin_tenant(pool, tenant).await.db()
+}
+
+/// [`begin_system`] with errors already mapped (sweeps, consumers before they know the tenant).
+pub async fn system(pool: &PgPool) -> Result<Tx, nexus_kernel::Error> {
+    begin_system(pool).await.db()
+}
+
+/// Commits with errors mapped; dropping a [`Tx`] without it rolls back.
+pub async fn commit(tx: Tx) -> Result<(), nexus_kernel::Error> {
+    tx.commit().await.db()
+}
+
+/// A keyset position for newest-first listings ordered by `(created_at, id)`: decoded from the
+/// client's opaque cursor, bound into the query by [`Keyset::bind`], and turned back into a cursor
+/// by [`Keyset::page`]. One shape for every listing, so every listing pages the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyset {
+    /// The last row the client saw, if any.
+    pub after: Option<nexus_kernel::paging::TimeKey>,
+    /// Rows to fetch: the page size plus one, to learn whether another page follows.
+    pub fetch: i64,
+    pub limit: u32,
+}
+
+impl Keyset {
+    pub fn new(page: &nexus_kernel::PageRequest) -> Result<Self, nexus_kernel::Error> {
+        Ok(Self { after: page.decode_cursor()?, fetch: i64::from(page.limit) + 1, limit: page.limit })
+    }
+
+    /// The keyset condition and order for a table whose columns are `created_at` and `id`, with
+    /// its three parameters numbered from `first` (after-time, after-id, limit):
+    /// `format!("SELECT … FROM t WHERE kind = $1 AND {}", Keyset::newest_first(2))`.
+    pub fn newest_first(first: usize) -> String {
+        Self::newest_first_by("created_at", "id", first)
+    }
+
+    /// [`Keyset::newest_first`] over other column names (`occurred_at`, an alias …).
+    pub fn newest_first_by(at: &str, id: &str, first: usize) -> String {
+        let (a, b, n) = (first, first + 1, first + 2);
+        format!(
+            "(${a}::timestamptz IS NULL OR ({at}, {id}) < (${a}, ${b}::uuid)) ORDER BY {at} DESC, {id} DESC LIMIT ${n}"
+        )
+    }
+
+    /// Binds the three parameters of [`Keyset::newest_first`], in order.
+    pub fn bind<'q, O>(
+        &self,
+        q: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+        q.bind(self.after.map(|k| k.at)).bind(self.after.map(|k| k.id)).bind(self.fetch)
+    }
+
+    /// The page of `rows` (fetched with [`Keyset::bind`]), its cursor made from each row's key.
+    pub fn page<T>(
+        &self,
+        rows: Vec<T>,
+        key: impl Fn(&T) -> (chrono::DateTime<chrono::Utc>, uuid::Uuid),
+    ) -> nexus_kernel::Page<T> {
+        nexus_kernel::Page::from_overfetch(rows, self.limit, |r| {
+            let (at, id) = key(r);
+            nexus_kernel::paging::TimeKey { at, id }
+        })
+    }
+}
+
 /// Pool usage for `/metrics`.
 pub fn record_pool_metrics(service: &str, pool: &PgPool) {
     let size = pool.size();
@@ -258,6 +341,26 @@ pub fn record_pool_metrics(service: &str, pool: &PgPool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyset_sql_numbers_its_parameters_from_the_first_given() {
+        assert_eq!(
+            Keyset::newest_first(2),
+            "($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid)) ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        let page = nexus_kernel::PageRequest::new(Some(5), None).unwrap();
+        let k = Keyset::new(&page).unwrap();
+        assert_eq!((k.after, k.fetch), (None, 6));
+        let at = chrono::Utc::now();
+        let rows: Vec<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> =
+            (0..6).map(|_| (at, uuid::Uuid::new_v4())).collect();
+        let last = rows[4];
+        let out = k.page(rows, |r| *r);
+        assert_eq!(out.items.len(), 5);
+        let next = nexus_kernel::PageRequest::new(Some(5), out.next_cursor).unwrap();
+        let k2 = Keyset::new(&next).unwrap();
+        assert_eq!(k2.after, Some(nexus_kernel::paging::TimeKey { at: last.0, id: last.1 }));
+    }
 
     #[test]
     fn identifiers_are_checked_before_they_reach_sql() {

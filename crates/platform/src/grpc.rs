@@ -109,6 +109,8 @@ where
             rpc = %method,
             request_id = %ctx.request_id_str(),
             service = %self.service,
+            workspace_id = tracing::field::Empty,
+            actor = tracing::field::Empty,
         );
         crate::telemetry::set_parent_from(&span, req.headers());
         let service = self.service.clone();
@@ -120,6 +122,9 @@ where
                     Ok(p) => {
                         ctx.tenant_id = Some(p.workspace_id);
                         ctx.actor_id = Some(p.actor());
+                        // Every log line and child span of this request names whose work it is.
+                        span.record("workspace_id", tracing::field::display(p.workspace_id));
+                        span.record("actor", tracing::field::display(p.actor()));
                         req.extensions_mut().insert(p);
                     }
                     Err(e) => {
@@ -299,6 +304,26 @@ pub type ContextChannel = tonic::service::interceptor::InterceptedService<Channe
 
 pub fn context_channel(url: &str, deadline: Duration) -> Result<ContextChannel, tonic::transport::Error> {
     Ok(tonic::service::interceptor::InterceptedService::new(channel(url, deadline)?, ForwardContext))
+}
+
+/// The status an RPC answers for `e`; internal failures are logged here (with the request's
+/// span), since their cause never crosses the boundary.
+pub fn status(e: nexus_kernel::Error) -> tonic::Status {
+    if e.kind() == nexus_kernel::ErrorKind::Internal {
+        tracing::error!(error = ?e, "request failed");
+    }
+    e.into()
+}
+
+/// A protobuf timestamp of `t`.
+pub fn ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+/// The instant of a protobuf timestamp; `None` when it is out of range or malformed.
+pub fn from_ts(t: &prost_types::Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone as _;
+    chrono::Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).ok()?).single()
 }
 
 /// The error for a failed call to another service. A status the service answered with (it
