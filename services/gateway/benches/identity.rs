@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nexus_gateway::edge::RateLimits;
-use nexus_testkit::{TestDb, TestNats};
-use tokio_util::sync::CancellationToken;
+mod common;
+
+use common::start_gateway;
 
 const CONCURRENCY: usize = 32;
 /// Baseline and candidate alternate in slices this long, so machine load weighs on both alike.
@@ -62,16 +62,6 @@ async fn throughput(url: &str, token: Option<&str>) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn start_gateway(cfg: &nexus_gateway::config::GatewayConfig) -> String {
-    let app = nexus_gateway::app(cfg.clone(), RateLimits::new(&cfg.rate_limit)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
-    });
-    base
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx].as_secs_f64() * 1000.0
@@ -79,36 +69,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    nexus_testkit::init_tracing();
-    let db = TestDb::new().await;
-    let nats = TestNats::new();
-    let a = db.config("auth");
-    let env: Vec<(String, String)> = vec![
-        ("NEXUS_DATABASE__URL".into(), a.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL".into(), a.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL".into(), nats.url.clone()),
-        ("NEXUS_NATS__PREFIX".into(), nats.prefix.clone()),
-    ];
     // Production Argon2id parameters: the defaults.
-    let auth_cfg: nexus_auth::Config =
-        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
-    println!(
-        "argon2id: m={} KiB, t={}, p={}",
-        auth_cfg.auth.argon2_memory_kib, auth_cfg.auth.argon2_iterations, auth_cfg.auth.argon2_parallelism
-    );
-    nexus_platform::db::migrate("auth", &auth_cfg.common.database, Some(&nexus_auth::MIGRATIONS)).await.unwrap();
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let auth_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
-
-    let mut cfg: nexus_gateway::config::GatewayConfig =
-        nexus_platform::config::load_from_env("gateway", nexus_gateway::config::DEFAULTS, None, Vec::new()).unwrap();
-    cfg.services.auth = auth_url;
-    cfg.rate_limit.per_ip_per_minute = 100_000_000;
-    cfg.rate_limit.per_user_per_minute = 100_000_000;
-    cfg.rate_limit.auth_per_ip_per_minute = 100_000_000;
+    let stack = common::start(&[], false).await;
+    let cfg = stack.gateway.clone();
     let base = start_gateway(&cfg).await;
     let mut shared_cfg = cfg.clone();
     shared_cfg.rate_limit.redis_url = nexus_platform::config::Secret::new(
@@ -118,24 +81,8 @@ async fn main() {
     let shared_base = start_gateway(&shared_cfg).await;
 
     let http = reqwest::Client::new();
-    let email = format!("bench.{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let password = "correct horse battery staple";
-    let mut session = None;
-    for _ in 0..100 {
-        let r = http
-            .post(format!("{base}/v1/auth/signup"))
-            .json(&serde_json::json!({"email": email, "password": password, "name": "Bench"}))
-            .send()
-            .await;
-        if let Ok(r) = r
-            && r.status() == 201
-        {
-            session = Some(r.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let session = session.expect("sign-up through the gateway");
+    let (email, session) = common::sign_up(&base, password).await;
     let token = session["access_token"].as_str().unwrap().to_owned();
 
     for (label, base) in [("in-process limiter", &base), ("shared limiter (Redis)", &shared_base)] {
@@ -169,5 +116,5 @@ async fn main() {
         "login latency over {LOGINS}: p50 {p50:.1} ms, p99 {p99:.1} ms (goal p50 < 100 ms) {}",
         if p50 < 100.0 { "PASS" } else { "MISS" }
     );
-    stop.cancel();
+    stack.stop.cancel();
 }
