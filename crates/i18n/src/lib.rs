@@ -189,17 +189,7 @@ mod tests {
         assert_eq!(templates.len(), 16);
         for l in Locale::ALL {
             let role = try_message(l, "role-admin", &[]).unwrap_or_else(|| panic!("{l} lacks role-admin"));
-            let args = [
-                ("name", "Zoë Quill"),
-                ("link", SAMPLE_LINK),
-                ("hours", "47"),
-                ("minutes", "38"),
-                ("days", "13"),
-                ("inviter", "Kai Moreno"),
-                ("workspace", "Acme Growth"),
-                ("role", role.as_str()),
-                ("provider", "Google"),
-            ];
+            let args = mail_args(&role, ["47", "38", "13"]);
             for (id, vars) in &templates {
                 let text = try_message(l, id, &args).unwrap_or_else(|| panic!("{l} lacks {id}"));
                 // An unresolved variable renders as `{$name}`.
@@ -230,22 +220,27 @@ mod tests {
         }
     }
 
+    /// Sample values for every variable the mail templates use; `hms` = hours, minutes, days.
+    fn mail_args<'a>(role: &'a str, hms: [&'a str; 3]) -> [(&'a str, &'a str); 9] {
+        [
+            ("name", "Zoë Quill"),
+            ("link", SAMPLE_LINK),
+            ("hours", hms[0]),
+            ("minutes", hms[1]),
+            ("days", hms[2]),
+            ("inviter", "Kai Moreno"),
+            ("workspace", "Acme Growth"),
+            ("role", role),
+            ("provider", "Google"),
+        ]
+    }
+
     #[test]
     fn rtl_mail_bodies_keep_the_link_unchanged() {
         for l in [Locale::He, Locale::Ar] {
             assert_eq!(l.direction(), TextDirection::Rtl);
             let role = try_message(l, "role-member", &[]).unwrap();
-            let args = [
-                ("name", "Zoë Quill"),
-                ("link", SAMPLE_LINK),
-                ("hours", "24"),
-                ("minutes", "15"),
-                ("days", "7"),
-                ("inviter", "Kai Moreno"),
-                ("workspace", "Acme Growth"),
-                ("role", role.as_str()),
-                ("provider", "Google"),
-            ];
+            let args = mail_args(&role, ["24", "15", "7"]);
             for id in [
                 "mail-verify_email-body",
                 "mail-reset_password-body",

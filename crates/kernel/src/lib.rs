@@ -2,6 +2,7 @@
 //! error-kind enum with its mappings. Domain code of every service depends on this crate and on
 //! nothing else of ours.
 
+pub mod enums;
 pub mod error;
 pub mod ids;
 pub mod locale;

@@ -9,7 +9,6 @@
 //! whose principal answers [`Principal::is_service`], optionally bound to one workspace.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -22,67 +21,26 @@ use nexus_kernel::{Error, UserId, WorkspaceId};
 pub const ISSUER: &str = "nexus-auth";
 pub const AUDIENCE: &str = "nexus";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Member,
-    Admin,
-    Owner,
-}
-
-impl Role {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Admin => "admin",
-            Self::Member => "member",
-            Self::Viewer => "viewer",
-        }
+nexus_kernel::word_enum! {
+    /// A member's role in a workspace, weakest first (the order is the permission order).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Role: invalid "auth.invalid_role", param "role" {
+        Viewer = "viewer",
+        Member = "member",
+        Admin = "admin",
+        Owner = "owner",
     }
 }
 
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "owner" => Ok(Self::Owner),
-            "admin" => Ok(Self::Admin),
-            "member" => Ok(Self::Member),
-            "viewer" => Ok(Self::Viewer),
-            other => Err(Error::invalid("auth.invalid_role").with_param("role", other)),
-        }
-    }
-}
-
-/// What an API key may do. A signed-in user has no scope restriction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Read,
-    Write,
-    Admin,
-}
-
-impl Scope {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Write => "write",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-impl FromStr for Scope {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "read" => Ok(Self::Read),
-            "write" => Ok(Self::Write),
-            "admin" => Ok(Self::Admin),
-            other => Err(Error::invalid("auth.invalid_scope").with_param("scope", other)),
-        }
+nexus_kernel::word_enum! {
+    /// What an API key may do. A signed-in user has no scope restriction.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Scope: invalid "auth.invalid_scope", param "scope" {
+        Read = "read",
+        Write = "write",
+        Admin = "admin",
     }
 }
 

@@ -30,3 +30,8 @@ impl Drop for FakeServer {
         self.stop.cancel();
     }
 }
+
+/// The state of a fake, even after a handler panicked while holding it (the test reports that).
+pub fn lock<T>(state: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -29,6 +29,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::FakeServer;
+use crate::fake::lock;
 
 /// The key the fake accepts.
 pub const TEST_API_KEY: &str = "sk-test-nexus-fake-openai";
@@ -306,10 +307,6 @@ impl FakeOpenAi {
     pub fn disconnects(&self) -> usize {
         self.disconnects.load(Ordering::SeqCst)
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unix_now() -> i64 {

@@ -27,6 +27,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::FakeServer;
+use crate::fake::lock;
 
 /// The token the fake accepts.
 pub const TEST_API_TOKEN: &str = "r8_test_nexus_fake_token";
@@ -98,10 +99,6 @@ pub struct FakeReplicate {
     pub base_url: String,
     state: Arc<Mutex<State>>,
     _server: FakeServer,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FakeReplicate {

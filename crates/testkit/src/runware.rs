@@ -30,6 +30,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::FakeServer;
+use crate::fake::lock;
 
 /// The key the fake accepts.
 pub const TEST_API_KEY: &str = "rw_test_nexus_fake_key";
@@ -76,10 +77,6 @@ pub struct FakeRunware {
     pub base_url: String,
     state: Arc<Mutex<State>>,
     _server: FakeServer,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl FakeRunware {
