@@ -44,6 +44,37 @@ pub fn common_config(service: &str, db: &TestDb, nats: &TestNats) -> CommonConfi
     }
 }
 
+/// The environment a service binary would get from `make test` for `service`: its database and
+/// role, the test NATS prefix, development rules; `extra` (e.g. `NEXUS_IDENTITY__AUTH_URL`) last,
+/// so it wins. Load it with `nexus_platform::config::load_from_env(service, DEFAULTS, None, env)`.
+pub fn service_env(service: &str, db: &TestDb, nats: &TestNats, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let c = db.config(service);
+    [
+        ("NEXUS_DATABASE__URL", c.url.expose().to_owned()),
+        ("NEXUS_DATABASE__ADMIN_URL", c.admin_url.expose().to_owned()),
+        ("NEXUS_NATS__URL", nats.url.clone()),
+        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
+        ("NEXUS_ENVIRONMENT", "development".to_owned()),
+    ]
+    .into_iter()
+    .chain(extra.iter().cloned())
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A service's config as its binary would load it under `make test`: its built-in `defaults`
+/// and [`service_env`] with `extra`.
+pub fn service_config<C: serde::de::DeserializeOwned>(
+    service: &str,
+    defaults: &str,
+    db: &TestDb,
+    nats: &TestNats,
+    extra: &[(&str, String)],
+) -> C {
+    nexus_platform::config::load_from_env(service, defaults, None, service_env(service, db, nats, extra))
+        .unwrap_or_else(|e| panic!("{service} config: {e}"))
+}
+
 pub struct RunningService {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
@@ -58,6 +89,26 @@ impl RunningService {
         F: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static,
     {
         Self::start_with_keys(def, config, None, build).await
+    }
+
+    /// Migrates `def`'s schema, then runs a service's own `run(config, listeners, shutdown)` on
+    /// port 0 in the background: `RunningService::spawn(DEF, &cfg.common.database, |l, s| run(cfg, l, s))`.
+    pub async fn spawn<F, Fut>(
+        def: ServiceDef,
+        database: &nexus_platform::config::DatabaseConfig,
+        run: F,
+    ) -> RunningService
+    where
+        F: FnOnce(Listeners, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        nexus_platform::db::migrate(def.name, database, def.migrations).await.expect("migrate");
+        let listeners = Listeners::ephemeral().await.expect("bind");
+        let grpc_addr = listeners.grpc.local_addr().expect("addr");
+        let admin_addr = listeners.admin.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(run(listeners, shutdown.clone()));
+        RunningService { grpc_addr, admin_addr, shutdown, handle }
     }
 
     /// [`RunningService::start`] with an explicit token-key source.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use nexus_gateway::config::GatewayConfig;
 use nexus_gateway::edge::RateLimits;
-use nexus_testkit::{TestDb, TestNats};
+use nexus_testkit::service::service_config;
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
 
 pub struct Stack {
@@ -18,28 +19,6 @@ pub struct Stack {
     pub gateway: GatewayConfig,
 }
 
-/// The environment a service of the bench runs with; `extra` wins.
-fn env(db: &TestDb, nats: &TestNats, service: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
-    let c = db.config(service);
-    [
-        ("NEXUS_DATABASE__URL", c.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL", c.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL", nats.url.clone()),
-        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
-        ("NEXUS_ENVIRONMENT", "development".to_owned()),
-    ]
-    .into_iter()
-    .chain(extra.iter().cloned())
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-async fn ephemeral() -> (nexus_platform::Listeners, String) {
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    (listeners, url)
-}
-
 /// Auth (with `auth_env`, e.g. production Argon2 parameters when empty), and with `products`
 /// subscriptions and content too. Rate limits are lifted so they never cap a measurement.
 pub async fn start(auth_env: &[(&str, String)], products: bool) -> Stack {
@@ -48,17 +27,15 @@ pub async fn start(auth_env: &[(&str, String)], products: bool) -> Stack {
     let nats = TestNats::new();
     let stop = CancellationToken::new();
 
-    let auth_cfg: nexus_auth::Config =
-        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env(&db, &nats, "auth", auth_env))
-            .unwrap();
+    let auth_cfg: nexus_auth::Config = service_config("auth", nexus_auth::DEFAULTS, &db, &nats, auth_env);
     println!(
         "argon2id: m={} KiB, t={}, p={}",
         auth_cfg.auth.argon2_memory_kib, auth_cfg.auth.argon2_iterations, auth_cfg.auth.argon2_parallelism
     );
-    nexus_platform::db::migrate("auth", &auth_cfg.common.database, Some(&nexus_auth::MIGRATIONS)).await.unwrap();
-    let (listeners, auth_url) = ephemeral().await;
     let s = stop.clone();
-    tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
+    let db_cfg = auth_cfg.common.database.clone();
+    let auth_url =
+        RunningService::spawn(nexus_auth::DEF, &db_cfg, |l, _| nexus_auth::run(auth_cfg, l, s)).await.grpc_url();
 
     let mut gateway: GatewayConfig =
         nexus_platform::config::load_from_env("gateway", nexus_gateway::config::DEFAULTS, None, Vec::new()).unwrap();
@@ -68,33 +45,22 @@ pub async fn start(auth_env: &[(&str, String)], products: bool) -> Stack {
     gateway.rate_limit.auth_per_ip_per_minute = 100_000_000;
 
     if products {
-        let sub_env = env(&db, &nats, "subscriptions", &[("NEXUS_IDENTITY__AUTH_URL", auth_url.clone())]);
+        let with_auth = [("NEXUS_IDENTITY__AUTH_URL", auth_url.clone())];
         let sub_cfg: nexus_subscriptions::Config =
-            nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, sub_env)
-                .unwrap();
-        nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
-            .await
-            .unwrap();
-        let (listeners, sub_url) = ephemeral().await;
-        let s = stop.clone();
-        tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
-
-        let content_env = env(
-            &db,
-            &nats,
-            "content",
-            &[("NEXUS_IDENTITY__AUTH_URL", auth_url.clone()), ("NEXUS_SERVICES__SUBSCRIPTIONS", sub_url.clone())],
-        );
-        let content_cfg: nexus_content::Config =
-            nexus_platform::config::load_from_env("content", nexus_content::DEFAULTS, None, content_env).unwrap();
-        nexus_platform::db::migrate("content", &content_cfg.common.database, Some(&nexus_content::MIGRATIONS))
-            .await
-            .unwrap();
-        let (listeners, content_url) = ephemeral().await;
-        let s = stop.clone();
-        tokio::spawn(async move { nexus_content::run(content_cfg, listeners, s).await.unwrap() });
+            service_config("subscriptions", nexus_subscriptions::DEFAULTS, &db, &nats, &with_auth);
+        let (s, db_cfg) = (stop.clone(), sub_cfg.common.database.clone());
+        let sub_url =
+            RunningService::spawn(nexus_subscriptions::DEF, &db_cfg, |l, _| nexus_subscriptions::run(sub_cfg, l, s))
+                .await
+                .grpc_url();
+        let extra = [with_auth[0].clone(), ("NEXUS_SERVICES__SUBSCRIPTIONS", sub_url.clone())];
+        let content_cfg: nexus_content::Config = service_config("content", nexus_content::DEFAULTS, &db, &nats, &extra);
+        let (s, db_cfg) = (stop.clone(), content_cfg.common.database.clone());
+        gateway.services.content =
+            RunningService::spawn(nexus_content::DEF, &db_cfg, |l, _| nexus_content::run(content_cfg, l, s))
+                .await
+                .grpc_url();
         gateway.services.subscriptions = sub_url;
-        gateway.services.content = content_url;
     }
     Stack { db, nats, stop, gateway }
 }

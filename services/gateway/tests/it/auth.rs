@@ -4,7 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nexus_gateway::edge::RateLimits;
-use nexus_testkit::{TestDb, TestNats};
+use nexus_testkit::service::service_config;
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -56,93 +57,49 @@ pub async fn stack_env(
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
-    let a = db.config("auth");
-    let env: Vec<(String, String)> = [
-        ("NEXUS_DATABASE__URL", a.url.expose().to_owned()),
-        ("NEXUS_DATABASE__ADMIN_URL", a.admin_url.expose().to_owned()),
-        ("NEXUS_NATS__URL", nats.url.clone()),
-        ("NEXUS_NATS__PREFIX", nats.prefix.clone()),
+    let stop = CancellationToken::new();
+    let mut auth_extra = vec![
         ("NEXUS_AUTH__ARGON2_MEMORY_KIB", "1024".to_owned()),
         ("NEXUS_AUTH__ARGON2_ITERATIONS", "1".to_owned()),
-        ("NEXUS_ENVIRONMENT", "development".to_owned()),
         ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .chain(auth_env.iter().cloned())
-    .collect();
-    let auth_cfg: nexus_auth::Config =
-        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env).unwrap();
-    nexus_platform::db::migrate("auth", &auth_cfg.common.database, Some(&nexus_auth::MIGRATIONS)).await.unwrap();
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let auth_url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let stop = CancellationToken::new();
+    ];
+    auth_extra.extend(auth_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    let auth_cfg: nexus_auth::Config = service_config("auth", nexus_auth::DEFAULTS, &db, &nats, &auth_extra);
     let s = stop.clone();
-    tokio::spawn(async move { nexus_auth::run(auth_cfg, listeners, s).await.unwrap() });
+    let auth = RunningService::spawn(nexus_auth::DEF, &auth_cfg.common.database.clone(), |l, _| {
+        nexus_auth::run(auth_cfg, l, s)
+    })
+    .await;
+    let auth_url = auth.grpc_url();
+    let with_auth = [("NEXUS_IDENTITY__AUTH_URL", auth_url.clone())];
 
     let mut cfg = config();
     if billing {
-        let sub = db.config("subscriptions");
-        let env = vec![
-            ("NEXUS_DATABASE__URL".to_owned(), sub.url.expose().to_owned()),
-            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), sub.admin_url.expose().to_owned()),
-            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
-            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
-            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
-            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
-        ];
         let sub_cfg: nexus_subscriptions::Config =
-            nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env).unwrap();
-        nexus_platform::db::migrate("subscriptions", &sub_cfg.common.database, Some(&nexus_subscriptions::MIGRATIONS))
-            .await
-            .unwrap();
-        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-        cfg.services.subscriptions = format!("http://{}", listeners.grpc.local_addr().unwrap());
+            service_config("subscriptions", nexus_subscriptions::DEFAULTS, &db, &nats, &with_auth);
         let s = stop.clone();
-        tokio::spawn(async move { nexus_subscriptions::run(sub_cfg, listeners, s).await.unwrap() });
+        let db = sub_cfg.common.database.clone();
+        let sub =
+            RunningService::spawn(nexus_subscriptions::DEF, &db, |l, _| nexus_subscriptions::run(sub_cfg, l, s)).await;
+        cfg.services.subscriptions = sub.grpc_url();
     }
     if content {
-        let c = db.config("content");
-        let env = vec![
-            ("NEXUS_DATABASE__URL".to_owned(), c.url.expose().to_owned()),
-            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), c.admin_url.expose().to_owned()),
-            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
-            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
-            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
-            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
-            ("NEXUS_SERVICES__SUBSCRIPTIONS".to_owned(), cfg.services.subscriptions.clone()),
-        ];
-        let content_cfg: nexus_content::Config =
-            nexus_platform::config::load_from_env("content", nexus_content::DEFAULTS, None, env).unwrap();
-        nexus_platform::db::migrate("content", &content_cfg.common.database, Some(&nexus_content::MIGRATIONS))
-            .await
-            .unwrap();
-        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-        cfg.services.content = format!("http://{}", listeners.grpc.local_addr().unwrap());
+        let extra = [with_auth[0].clone(), ("NEXUS_SERVICES__SUBSCRIPTIONS", cfg.services.subscriptions.clone())];
+        let content_cfg: nexus_content::Config = service_config("content", nexus_content::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();
-        tokio::spawn(async move { nexus_content::run(content_cfg, listeners, s).await.unwrap() });
+        let db = content_cfg.common.database.clone();
+        let c = RunningService::spawn(nexus_content::DEF, &db, |l, _| nexus_content::run(content_cfg, l, s)).await;
+        cfg.services.content = c.grpc_url();
     }
     if analytics {
-        let an = db.config("analytics");
-        let env = vec![
-            ("NEXUS_DATABASE__URL".to_owned(), an.url.expose().to_owned()),
-            ("NEXUS_DATABASE__ADMIN_URL".to_owned(), an.admin_url.expose().to_owned()),
-            ("NEXUS_NATS__URL".to_owned(), nats.url.clone()),
-            ("NEXUS_NATS__PREFIX".to_owned(), nats.prefix.clone()),
-            ("NEXUS_ENVIRONMENT".to_owned(), "development".to_owned()),
-            ("NEXUS_IDENTITY__AUTH_URL".to_owned(), auth_url.clone()),
-        ];
         let mut an_cfg: nexus_analytics::Config =
-            nexus_platform::config::load_from_env("analytics", nexus_analytics::DEFAULTS, None, env).unwrap();
+            service_config("analytics", nexus_analytics::DEFAULTS, &db, &nats, &with_auth);
         // Nothing else of the fleet runs here.
         an_cfg.fleet.services.clear();
-        nexus_platform::db::migrate("analytics", &an_cfg.common.database, Some(&nexus_analytics::MIGRATIONS))
-            .await
-            .unwrap();
-        let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-        cfg.services.analytics = format!("http://{}", listeners.grpc.local_addr().unwrap());
         let s = stop.clone();
-        tokio::spawn(async move { nexus_analytics::run(an_cfg, listeners, s).await.unwrap() });
+        let db = an_cfg.common.database.clone();
+        let an = RunningService::spawn(nexus_analytics::DEF, &db, |l, _| nexus_analytics::run(an_cfg, l, s)).await;
+        cfg.services.analytics = an.grpc_url();
     }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
