@@ -5,4 +5,5 @@ pub mod llm;
 pub mod oidc;
 pub mod replicate;
 pub mod runware;
+pub mod standard_webhooks;
 pub mod stripe;

@@ -12,18 +12,14 @@
 //! - Webhooks are authenticated with [`verify_webhook`]; the `webhook-id` header is stable
 //!   across redeliveries and is the deduplication key.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::Method;
 use reqwest::header::ACCEPT;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use crate::http::{Endpoint, Failed, RetryPolicy, read_limited, retry_after, transport_reason};
 use crate::llm::clip;
@@ -675,62 +671,7 @@ fn check_id(id: &str) -> Result<(), ReplicateError> {
 // ---------------------------------------------------------------------------------------------
 // Webhooks
 
-/// Header lookup by lower-case name, for the header shapes webhooks arrive in (an `http`
-/// header map, or the name → value map the gateway forwards).
-pub trait WebhookHeaders {
-    fn header(&self, name: &str) -> Option<&str>;
-}
-
-impl WebhookHeaders for http::HeaderMap {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-impl WebhookHeaders for HashMap<String, String> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .or_else(|| self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
-            .map(String::as_str)
-    }
-}
-
-impl WebhookHeaders for BTreeMap<String, String> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.get(name)
-            .or_else(|| self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
-            .map(String::as_str)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
-    #[error("missing {0} header")]
-    MissingHeader(&'static str),
-    #[error("malformed webhook: {0}")]
-    Malformed(&'static str),
-    /// The configured secret is not `whsec_<base64>` (our configuration, not the sender).
-    #[error("the webhook secret is not a whsec_ base64 key")]
-    InvalidSecret,
-    #[error("no v1 signature matches")]
-    NoMatchingSignature,
-    #[error("webhook timestamp outside the tolerance")]
-    Expired,
-    #[error("webhook body is not a prediction: {0}")]
-    InvalidPayload(String),
-}
-
-impl From<WebhookError> for nexus_kernel::Error {
-    /// A delivery we cannot authenticate is unauthenticated; a bad secret is our configuration.
-    fn from(e: WebhookError) -> Self {
-        use nexus_kernel::{Error, ErrorKind};
-        match e {
-            WebhookError::InvalidSecret => Error::internal(e),
-            WebhookError::InvalidPayload(_) => Error::new(ErrorKind::InvalidArgument, "request.invalid").with_source(e),
-            _ => Error::new(ErrorKind::Unauthenticated, "auth.unauthenticated").with_source(e),
-        }
-    }
-}
+pub use crate::standard_webhooks::{WebhookError, WebhookHeaders, verify as verify_webhook};
 
 /// An authenticated delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -740,61 +681,6 @@ pub struct WebhookDelivery {
     /// `webhook-timestamp` (Unix seconds).
     pub timestamp: i64,
     pub prediction: Prediction,
-}
-
-/// Verifies a Replicate webhook (Standard Webhooks): the signed content is
-/// `"{webhook-id}.{webhook-timestamp}.{body}"`, the key is the base64 after `whsec_` in `secret`,
-/// the signature `base64(HMAC-SHA256(key, content))`. `webhook-signature` holds space-separated
-/// `v1,<base64>` entries; the delivery is authentic if any `v1` entry matches (constant-time
-/// comparison; other versions are ignored). Then `webhook-timestamp` must lie within `tolerance`
-/// of `now` (Unix seconds) either way.
-pub fn verify_webhook<H: WebhookHeaders + ?Sized>(
-    secret: &str,
-    headers: &H,
-    body: &[u8],
-    now: i64,
-    tolerance: Duration,
-) -> Result<(), WebhookError> {
-    let id = headers.header("webhook-id").map(str::trim).filter(|s| !s.is_empty());
-    let id = id.ok_or(WebhookError::MissingHeader("webhook-id"))?;
-    let ts = headers.header("webhook-timestamp").map(str::trim).filter(|s| !s.is_empty());
-    let ts = ts.ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
-    let sigs = headers.header("webhook-signature").map(str::trim).filter(|s| !s.is_empty());
-    let sigs = sigs.ok_or(WebhookError::MissingHeader("webhook-signature"))?;
-    let timestamp: i64 = ts.parse().map_err(|_| WebhookError::Malformed("timestamp is not a number"))?;
-
-    let key = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
-    let key = STANDARD.decode(key).map_err(|_| WebhookError::InvalidSecret)?;
-    if key.is_empty() {
-        return Err(WebhookError::InvalidSecret);
-    }
-    let expected = signature(&key, id, ts, body);
-
-    let mut matched = subtle::Choice::from(0);
-    let mut seen = 0;
-    for entry in sigs.split_whitespace() {
-        let Some((version, sig)) = entry.split_once(',') else { continue };
-        if version != "v1" {
-            continue;
-        }
-        seen += 1;
-        if let Ok(sig) = STANDARD.decode(sig) {
-            matched |= sig.as_slice().ct_eq(expected.as_ref());
-        }
-    }
-    if seen == 0 {
-        return Err(WebhookError::Malformed("no v1 signature"));
-    }
-    if !bool::from(matched) {
-        tracing::info!(signatures = seen, "replicate webhook signature rejected");
-        return Err(WebhookError::NoMatchingSignature);
-    }
-    let tol = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
-    if timestamp < now.saturating_sub(tol) || timestamp > now.saturating_add(tol) {
-        tracing::info!(timestamp, now, "replicate webhook timestamp outside tolerance");
-        return Err(WebhookError::Expired);
-    }
-    Ok(())
 }
 
 /// Reads an already verified delivery: its id, timestamp and the prediction in the body.
@@ -809,19 +695,10 @@ pub fn parse_webhook<H: WebhookHeaders + ?Sized>(headers: &H, body: &[u8]) -> Re
     Ok(WebhookDelivery { id: id.to_string(), timestamp, prediction })
 }
 
-fn signature(key: &[u8], id: &str, ts: &str, body: &[u8]) -> ring::hmac::Tag {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    let mut ctx = ring::hmac::Context::with_key(&key);
-    ctx.update(id.as_bytes());
-    ctx.update(b".");
-    ctx.update(ts.as_bytes());
-    ctx.update(b".");
-    ctx.update(body);
-    ctx.sign()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     const SECRET: &str = "whsec_bmV4dXMgZmFrZSByZXBsaWNhdGUgc2lnbmluZyBrZXk=";
@@ -837,9 +714,11 @@ mod tests {
     fn signature_known_answer() {
         // Python: base64(hmac.new(b"nexus fake replicate signing key",
         //   b'msg_1.1700000000.{"id":"p1"}', sha256).digest())
-        let key = STANDARD.decode(SECRET.trim_start_matches("whsec_")).unwrap();
-        let tag = signature(&key, "msg_1", "1700000000", br#"{"id":"p1"}"#);
-        assert_eq!(STANDARD.encode(tag.as_ref()), "8o5tBwRC4VwKD+5CmYF1UVG/E2NlZRX5qvR74/db7k4=");
+        let secret = crate::standard_webhooks::SigningSecret::parse(SECRET).unwrap();
+        assert_eq!(
+            secret.sign("msg_1", 1_700_000_000, br#"{"id":"p1"}"#),
+            "v1,8o5tBwRC4VwKD+5CmYF1UVG/E2NlZRX5qvR74/db7k4="
+        );
         let h = headers("msg_1", "1700000000", "v1,8o5tBwRC4VwKD+5CmYF1UVG/E2NlZRX5qvR74/db7k4=");
         assert_eq!(verify_webhook(SECRET, &h, br#"{"id":"p1"}"#, 1_700_000_000, WEBHOOK_TOLERANCE), Ok(()));
     }

@@ -1,0 +1,6 @@
+//! Types and rules of messaging; no I/O.
+
+pub mod consent;
+pub mod contact;
+pub mod fields;
+pub mod webhooks;
