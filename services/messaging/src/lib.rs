@@ -6,3 +6,6 @@
 //! repository, use cases, gRPC adapters, events and binary follow the service template in README.
 
 pub mod domain;
+
+/// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,0 +1,3 @@
+//! Integration tests of the messaging service against real Postgres.
+
+mod schema;
