@@ -190,7 +190,7 @@ impl Content for ContentService {
         // channel closes and the generator stops with what it produced.
         tokio::spawn(async move {
             while let Some(d) = delta_rx.recv().await {
-                let d: crate::generator::Delta = d;
+                let d: crate::app::generator::Delta = d;
                 let ev = pb::GenerateEvent {
                     event: Some(pb::generate_event::Event::Delta(pb::Delta {
                         variant: d.variant,

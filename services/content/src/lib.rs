@@ -4,12 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
-pub mod generator;
 pub mod grpc;
-pub mod llm;
-pub mod local;
-pub mod prompts;
-pub mod render;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -43,9 +38,9 @@ pub async fn run_with_keys(
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
     let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let local = Arc::new(local::LocalGenerator::new()?);
+    let local = Arc::new(app::local::LocalGenerator::new()?);
     let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
-    let text: Arc<dyn generator::TextGenerator> = if config.llm.use_model()? {
+    let text: Arc<dyn app::generator::TextGenerator> = if config.llm.use_model()? {
         nexus_platform::install_crypto_provider();
         let l = &config.llm;
         let mut cfg = nexus_providers::llm::LlmConfig::new(&l.base_url, l.api_key.expose(), &l.model);
@@ -53,7 +48,7 @@ pub async fn run_with_keys(
         cfg.max_retries = l.max_retries;
         let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
         tracing::info!(base_url = %l.base_url, model = %l.model, "generating with an OpenAI-compatible model");
-        Arc::new(llm::LlmGenerator {
+        Arc::new(app::llm::LlmGenerator {
             model: Arc::new(nexus_providers::llm::OpenAiClient::new(cfg, http)),
             default_max_tokens: config.generation.default_max_tokens,
         })

@@ -18,7 +18,7 @@ use super::{App, Hold, Outcome, check_key, db, joined, settle_in, spawn_in_conte
 use crate::domain::GenerationId;
 use crate::domain::generation::{GenerationInput, Usage, Variant, credits_for_tokens, estimate_tokens};
 use crate::domain::text::fit;
-use crate::generator::{Delta, GenError, Metering};
+use crate::app::generator::{Delta, GenError, Metering};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GenerationRow {
@@ -131,7 +131,7 @@ impl App {
             Err(GenError::Cut { partial, usage, cause })
                 if partial.iter().any(|v| !v.body.is_empty() || !v.title.is_empty()) =>
             {
-                let version = crate::prompts::for_kind(job.input.kind).version.to_owned();
+                let version = crate::domain::prompts::for_kind(job.input.kind).version.to_owned();
                 (partial, usage, String::new(), version, "incomplete", Some(cause))
             }
             Err(GenError::Cut { cause, .. } | GenError::Failed(cause)) => {

@@ -11,7 +11,7 @@ use super::providers::Started;
 use super::{App, Outcome, caller_locale, check_key, db, fresh, settle_in};
 use crate::domain::generation::parse_language;
 use crate::domain::{ImageId, parse_id, text_field};
-use crate::render::svg::placeholder;
+use crate::domain::render::svg::placeholder;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ImageRow {

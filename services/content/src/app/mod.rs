@@ -5,7 +5,10 @@
 pub mod agents;
 pub mod credits;
 pub mod generations;
+pub mod generator;
 pub mod images;
+pub mod llm;
+pub mod local;
 pub mod pages;
 pub mod providers;
 
@@ -18,8 +21,8 @@ use nexus_platform::identity::{Action, Principal};
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::generator::TextGenerator;
-use crate::local::LocalGenerator;
+use crate::app::generator::TextGenerator;
+use crate::app::local::LocalGenerator;
 
 pub use credits::{Credits, GrpcCredits, Hold, Outcome, settle_in};
 

@@ -17,7 +17,7 @@ use super::{App, Outcome, caller_locale, check_key, db, fresh, joined, settle_in
 use crate::domain::generation::Brief;
 use crate::domain::pages::{LeadInput, SectionName, Sections, parse_slug};
 use crate::domain::{ImageId, LeadId, PageId, parse_id, text_field};
-use crate::render::html::{PageView, render};
+use crate::domain::render::html::{PageView, render};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PageRow {

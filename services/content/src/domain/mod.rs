@@ -4,6 +4,8 @@
 pub mod agents;
 pub mod generation;
 pub mod pages;
+pub mod prompts;
+pub mod render;
 pub mod text;
 
 use nexus_kernel::Error;

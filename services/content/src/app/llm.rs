@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, GenerationInput, Usage, Variant};
 use crate::domain::pages::{FormField, Sections};
-use crate::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
-use crate::prompts;
+use crate::app::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
+use crate::domain::prompts;
 
 pub struct LlmGenerator {
     pub model: Arc<dyn ChatModel>,
