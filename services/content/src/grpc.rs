@@ -1,26 +1,30 @@
-//! gRPC adapter: proto <-> domain conversions and calls into the use cases.
+//! gRPC adapters: proto <-> app views and calls into the use cases, for `nexus.content.v1.Content`
+//! and the image providers' `nexus.webhooks.v1.WebhookReceiver`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use futures::Stream;
 use nexus_kernel::{Error, Locale, PageRequest};
+use nexus_platform::grpc::{status as err, ts};
 use nexus_platform::identity::{Principal, principal};
 use nexus_proto::common::{PageInfo, TextDirection};
 use nexus_proto::nexus::content::v1::{self as pb, content_server::Content};
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiver;
+use nexus_proto::nexus::webhooks::v1::{DeliverWebhookRequest, DeliverWebhookResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::app::agents::{AgentRow, MessageRow};
-use crate::app::generations::{GenerationRow, Prepared};
-use crate::app::images::{ImageRequest, ImageRow};
-use crate::app::pages::{LeadSubmission, PageRow};
+use crate::app::generations::Prepared;
+use crate::app::images::ImageRequest;
+use crate::app::pages::LeadSubmission;
+use crate::app::webhooks::Delivery;
 use crate::app::{App, caller_locale};
-use crate::domain::agents::AgentSpec;
-use crate::domain::generation::{Brief, GenerationInput, RawBrief};
-use crate::domain::pages::LeadInput;
+use crate::domain::agents::{Agent, AgentSpec, Message};
+use crate::domain::generation::{Brief, Generation, GenerationInput, RawBrief};
+use crate::domain::images::Image;
+use crate::domain::pages::{LeadInput, MagicPage};
 
 pub struct ContentService {
     pub app: Arc<App>,
@@ -28,18 +32,7 @@ pub struct ContentService {
 
 type R<T> = Result<Response<T>, Status>;
 
-pub(crate) fn err(e: Error) -> Status {
-    if e.kind() == nexus_kernel::ErrorKind::Internal {
-        tracing::error!(error = ?e, "content request failed");
-    }
-    e.into()
-}
-
-pub(crate) fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
-pub(crate) fn dir(l: &str) -> i32 {
+fn dir(l: &str) -> i32 {
     match l.parse::<Locale>().map(Locale::direction) {
         Ok(nexus_kernel::TextDirection::Rtl) => TextDirection::Rtl as i32,
         _ => TextDirection::Ltr as i32,
@@ -51,7 +44,11 @@ fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageReque
     PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
 }
 
-pub(crate) fn generation(r: GenerationRow) -> pb::Generation {
+fn usage(u: crate::domain::generation::Usage) -> pb::Usage {
+    pb::Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens, total_tokens: u.total_tokens }
+}
+
+fn generation(r: Generation) -> pb::Generation {
     pb::Generation {
         id: crate::domain::GenerationId::from_uuid(r.id).to_string(),
         kind: r.kind,
@@ -63,21 +60,17 @@ pub(crate) fn generation(r: GenerationRow) -> pb::Generation {
         provider: r.provider,
         model: r.model,
         prompt_version: r.prompt_version,
-        variants: r.variants.0.into_iter().map(|v| pb::Variant { title: v.title, body: v.body }).collect(),
-        usage: Some(pb::Usage {
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            total_tokens: r.total_tokens,
-        }),
+        variants: r.variants.into_iter().map(|v| pb::Variant { title: v.title, body: v.body }).collect(),
+        usage: Some(usage(r.usage)),
         credits: r.credits,
         title_limit: u32::try_from(r.title_limit).unwrap_or(0),
         body_limit: u32::try_from(r.body_limit).unwrap_or(0),
-        input_json: r.input.0.to_string(),
+        input_json: r.input.to_string(),
         created_at: Some(ts(r.created_at)),
     }
 }
 
-pub(crate) fn page(r: PageRow) -> pb::Page {
+fn page(r: MagicPage) -> pb::Page {
     pb::Page {
         id: crate::domain::PageId::from_uuid(r.id).to_string(),
         title: r.title,
@@ -87,7 +80,7 @@ pub(crate) fn page(r: PageRow) -> pb::Page {
         slug: r.slug.unwrap_or_default(),
         current_version: u32::try_from(r.current_version).unwrap_or(0),
         published_version: r.published_version.and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
-        sections_json: serde_json::to_string(&r.sections.0).unwrap_or_default(),
+        sections_json: serde_json::to_string(&r.sections).unwrap_or_default(),
         views: r.views,
         leads: r.leads,
         provider: r.provider,
@@ -97,7 +90,7 @@ pub(crate) fn page(r: PageRow) -> pb::Page {
     }
 }
 
-fn image(r: ImageRow) -> pb::Image {
+fn image(r: Image) -> pb::Image {
     pb::Image {
         id: crate::domain::ImageId::from_uuid(r.id).to_string(),
         purpose: r.purpose,
@@ -112,20 +105,20 @@ fn image(r: ImageRow) -> pb::Image {
     }
 }
 
-fn agent(r: AgentRow) -> pb::Agent {
+fn agent(r: Agent) -> pb::Agent {
     pb::Agent {
         id: crate::domain::AgentId::from_uuid(r.id).to_string(),
-        name: r.name,
-        instructions: r.instructions,
+        name: r.spec.name,
+        instructions: r.spec.instructions,
         dir: dir(&r.language),
         language: r.language,
-        knowledge: r.knowledge.0,
+        knowledge: r.spec.knowledge,
         created_at: Some(ts(r.created_at)),
         updated_at: Some(ts(r.updated_at)),
     }
 }
 
-fn message(m: MessageRow) -> pb::ChatMessage {
+fn message(m: Message) -> pb::ChatMessage {
     pb::ChatMessage { role: m.role, content: m.content, created_at: Some(ts(m.created_at)) }
 }
 
@@ -277,7 +270,7 @@ impl Content for ContentService {
                 .map(|v| pb::PageVersion {
                     version: u32::try_from(v.version).unwrap_or(0),
                     change: v.change,
-                    sections_json: serde_json::to_string(&v.sections.0).unwrap_or_default(),
+                    sections_json: serde_json::to_string(&v.sections).unwrap_or_default(),
                     created_at: Some(ts(v.created_at)),
                 })
                 .collect(),
@@ -408,11 +401,7 @@ impl Content for ContentService {
             reply: Some(message(reply.message)),
             provider: self.app.text.provider().to_owned(),
             credits: reply.credits,
-            usage: Some(pb::Usage {
-                prompt_tokens: reply.usage.prompt_tokens,
-                completion_tokens: reply.usage.completion_tokens,
-                total_tokens: reply.usage.total_tokens,
-            }),
+            usage: Some(usage(reply.usage)),
             dir: dir(&reply.language),
         }))
     }
@@ -422,5 +411,24 @@ impl Content for ContentService {
         let r = req.into_inner();
         let rows = self.app.messages(&p, &r.agent_id, &r.contact_id, r.limit).await.map_err(err)?;
         Ok(Response::new(pb::MessageList { items: rows.into_iter().map(message).collect() }))
+    }
+}
+
+pub struct Webhooks {
+    pub app: Arc<App>,
+}
+
+#[tonic::async_trait]
+impl WebhookReceiver for Webhooks {
+    async fn deliver(&self, req: Request<DeliverWebhookRequest>) -> R<DeliverWebhookResponse> {
+        let r = req.into_inner();
+        let delivery =
+            Delivery { provider: &r.provider, method: &r.method, headers: &r.headers, query: &r.query, body: &r.body };
+        let answer = self.app.deliver_webhook(delivery).await.map_err(err)?;
+        Ok(Response::new(DeliverWebhookResponse {
+            status: answer.status,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&answer.body).unwrap_or_default(),
+        }))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod generation;
+pub mod images;
 pub mod pages;
 pub mod prompts;
 pub mod render;

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::app::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
 use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, ContentKind, GenerationInput, Tone, Usage, Variant, estimate_tokens};
 use crate::domain::pages::{Benefit, CallToAction, Faq, FormField, Hero, LeadForm, Sections, Testimonial};
 use crate::domain::text::fit;
-use crate::app::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
 
 pub const MODEL: &str = "local-templates-v1";
 
