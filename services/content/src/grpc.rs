@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use nexus_kernel::{Error, Locale, PageRequest};
-use nexus_platform::grpc::{status as err, ts};
+use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::{Principal, principal};
 use nexus_proto::common::{PageInfo, TextDirection};
 use nexus_proto::nexus::content::v1::{self as pb, content_server::Content};
@@ -41,7 +41,7 @@ fn dir(l: &str) -> i32 {
 
 fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
     let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
+    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
 fn usage(u: crate::domain::generation::Usage) -> pb::Usage {
@@ -150,10 +150,10 @@ impl Content for ContentService {
     async fn generate(&self, req: Request<pb::GenerateRequest>) -> R<pb::Generation> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let input = generation_input(&self.app, &p, &r).map_err(err)?;
-        let row = match self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(err)? {
+        let input = generation_input(&self.app, &p, &r).map_err(status)?;
+        let row = match self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(status)? {
             Prepared::Done(row) => row,
-            Prepared::Run(job) => self.app.run_generation(job, None).await.map_err(err)?,
+            Prepared::Run(job) => self.app.run_generation(job, None).await.map_err(status)?,
         };
         Ok(Response::new(generation(row)))
     }
@@ -163,10 +163,10 @@ impl Content for ContentService {
     async fn generate_stream(&self, req: Request<pb::GenerateRequest>) -> R<Self::GenerateStreamStream> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let input = generation_input(&self.app, &p, &r).map_err(err)?;
+        let input = generation_input(&self.app, &p, &r).map_err(status)?;
         // Validation and the credit hold happen before the stream opens, so the caller gets
         // those errors as the RPC's status (and the gateway as an HTTP status, not an event).
-        let prepared = self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(err)?;
+        let prepared = self.app.prepare_generation(&p, input, &r.idempotency_key).await.map_err(status)?;
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::GenerateEvent, Status>>(64);
         let job = match prepared {
             Prepared::Done(row) => {
@@ -201,7 +201,7 @@ impl Content for ContentService {
             let result = app.run_generation(job, Some(delta_tx)).await;
             let last = match result {
                 Ok(row) => Ok(pb::GenerateEvent { event: Some(pb::generate_event::Event::Done(generation(row))) }),
-                Err(e) => Err(err(e)),
+                Err(e) => Err(status(e)),
             };
             let _ = out_tx.send(last).await;
         }));
@@ -210,14 +210,14 @@ impl Content for ContentService {
 
     async fn get_generation(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Generation> {
         let p = principal(&req)?;
-        let row = self.app.get_generation(&p, &req.into_inner().id).await.map_err(err)?;
+        let row = self.app.get_generation(&p, &req.into_inner().id).await.map_err(status)?;
         Ok(Response::new(generation(row)))
     }
 
     async fn list_generations(&self, req: Request<pb::ListRequest>) -> R<pb::GenerationPage> {
         let p = principal(&req)?;
         let page = page_request(req.into_inner().page)?;
-        let result = self.app.list_generations(&p, &page).await.map_err(err)?;
+        let result = self.app.list_generations(&p, &page).await.map_err(status)?;
         Ok(Response::new(pb::GenerationPage {
             items: result.items.into_iter().map(generation).collect(),
             page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
@@ -241,20 +241,20 @@ impl Content for ContentService {
                     language: &r.language,
                 },
             )
-            .map_err(err)?;
-        let row = self.app.create_page(&p, &r.title, brief, &r.idempotency_key).await.map_err(err)?;
+            .map_err(status)?;
+        let row = self.app.create_page(&p, &r.title, brief, &r.idempotency_key).await.map_err(status)?;
         Ok(Response::new(page(row)))
     }
 
     async fn get_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
         let p = principal(&req)?;
-        Ok(Response::new(page(self.app.get_page(&p, &req.into_inner().id).await.map_err(err)?)))
+        Ok(Response::new(page(self.app.get_page(&p, &req.into_inner().id).await.map_err(status)?)))
     }
 
     async fn list_pages(&self, req: Request<pb::ListRequest>) -> R<pb::PageList> {
         let p = principal(&req)?;
         let request = page_request(req.into_inner().page)?;
-        let result = self.app.list_pages(&p, &request).await.map_err(err)?;
+        let result = self.app.list_pages(&p, &request).await.map_err(status)?;
         Ok(Response::new(pb::PageList {
             items: result.items.into_iter().map(page).collect(),
             page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
@@ -263,7 +263,7 @@ impl Content for ContentService {
 
     async fn list_page_versions(&self, req: Request<pb::GetByIdRequest>) -> R<pb::PageVersionList> {
         let p = principal(&req)?;
-        let rows = self.app.list_versions(&p, &req.into_inner().id).await.map_err(err)?;
+        let rows = self.app.list_versions(&p, &req.into_inner().id).await.map_err(status)?;
         Ok(Response::new(pb::PageVersionList {
             items: rows
                 .into_iter()
@@ -280,39 +280,42 @@ impl Content for ContentService {
     async fn update_section(&self, req: Request<pb::UpdateSectionRequest>) -> R<pb::Page> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let row =
-            self.app.update_section(&p, &r.page_id, &r.section, &r.content_json, r.base_version).await.map_err(err)?;
+        let row = self
+            .app
+            .update_section(&p, &r.page_id, &r.section, &r.content_json, r.base_version)
+            .await
+            .map_err(status)?;
         Ok(Response::new(page(row)))
     }
 
     async fn regenerate_section(&self, req: Request<pb::RegenerateSectionRequest>) -> R<pb::Page> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let row = self.app.regenerate_section(&p, &r.page_id, &r.section, &r.idempotency_key).await.map_err(err)?;
+        let row = self.app.regenerate_section(&p, &r.page_id, &r.section, &r.idempotency_key).await.map_err(status)?;
         Ok(Response::new(page(row)))
     }
 
     async fn publish_page(&self, req: Request<pb::PublishPageRequest>) -> R<pb::Page> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(page(self.app.publish(&p, &r.id, &r.slug).await.map_err(err)?)))
+        Ok(Response::new(page(self.app.publish(&p, &r.id, &r.slug).await.map_err(status)?)))
     }
 
     async fn unpublish_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Page> {
         let p = principal(&req)?;
-        Ok(Response::new(page(self.app.unpublish(&p, &req.into_inner().id).await.map_err(err)?)))
+        Ok(Response::new(page(self.app.unpublish(&p, &req.into_inner().id).await.map_err(status)?)))
     }
 
     async fn delete_page(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
         let p = principal(&req)?;
-        self.app.delete_page(&p, &req.into_inner().id).await.map_err(err)?;
+        self.app.delete_page(&p, &req.into_inner().id).await.map_err(status)?;
         Ok(Response::new(pb::Empty {}))
     }
 
     // Public: the gateway calls these without a user token; the slug is the only key.
     async fn get_published_page(&self, req: Request<pb::GetPublishedPageRequest>) -> R<pb::PublishedPage> {
         let r = req.into_inner();
-        let published = self.app.published_page(&r.slug, r.count_view, r.thanks).await.map_err(err)?;
+        let published = self.app.published_page(&r.slug, r.count_view, r.thanks).await.map_err(status)?;
         Ok(Response::new(pb::PublishedPage {
             html: published.html,
             language: published.language.code().to_owned(),
@@ -322,7 +325,7 @@ impl Content for ContentService {
 
     async fn get_published_asset(&self, req: Request<pb::GetPublishedAssetRequest>) -> R<pb::Asset> {
         let r = req.into_inner();
-        let (content_type, data) = self.app.published_asset(&r.slug, &r.asset_id).await.map_err(err)?;
+        let (content_type, data) = self.app.published_asset(&r.slug, &r.asset_id).await.map_err(status)?;
         let etag = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&data)[..12]);
         Ok(Response::new(pb::Asset { content_type, data, etag }))
     }
@@ -335,7 +338,7 @@ impl Content for ContentService {
             consent: r.consent,
             client_ip: r.client_ip,
         };
-        let language = self.app.capture_lead(&r.slug, sub).await.map_err(err)?;
+        let language = self.app.capture_lead(&r.slug, sub).await.map_err(status)?;
         Ok(Response::new(pb::CaptureLeadResponse { accepted: true, language: language.code().to_owned() }))
     }
 
@@ -350,29 +353,29 @@ impl Content for ContentService {
             width: r.width,
             height: r.height,
         };
-        Ok(Response::new(image(self.app.create_image(&p, ask, &r.idempotency_key).await.map_err(err)?)))
+        Ok(Response::new(image(self.app.create_image(&p, ask, &r.idempotency_key).await.map_err(status)?)))
     }
 
     async fn get_image(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Image> {
         let p = principal(&req)?;
-        Ok(Response::new(image(self.app.get_image(&p, &req.into_inner().id).await.map_err(err)?)))
+        Ok(Response::new(image(self.app.get_image(&p, &req.into_inner().id).await.map_err(status)?)))
     }
 
     async fn create_agent(&self, req: Request<pb::AgentInput>) -> R<pb::Agent> {
         let p = principal(&req)?;
-        let spec = agent_spec(&p, Some(req.into_inner())).map_err(err)?;
-        Ok(Response::new(agent(self.app.create_agent(&p, spec).await.map_err(err)?)))
+        let spec = agent_spec(&p, Some(req.into_inner())).map_err(status)?;
+        Ok(Response::new(agent(self.app.create_agent(&p, spec).await.map_err(status)?)))
     }
 
     async fn get_agent(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Agent> {
         let p = principal(&req)?;
-        Ok(Response::new(agent(self.app.get_agent(&p, &req.into_inner().id).await.map_err(err)?)))
+        Ok(Response::new(agent(self.app.get_agent(&p, &req.into_inner().id).await.map_err(status)?)))
     }
 
     async fn list_agents(&self, req: Request<pb::ListRequest>) -> R<pb::AgentList> {
         let p = principal(&req)?;
         let page = page_request(req.into_inner().page)?;
-        let result = self.app.list_agents(&p, &page).await.map_err(err)?;
+        let result = self.app.list_agents(&p, &page).await.map_err(status)?;
         Ok(Response::new(pb::AgentList {
             items: result.items.into_iter().map(agent).collect(),
             page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
@@ -382,20 +385,21 @@ impl Content for ContentService {
     async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> R<pb::Agent> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let spec = agent_spec(&p, r.agent).map_err(err)?;
-        Ok(Response::new(agent(self.app.update_agent(&p, &r.id, spec).await.map_err(err)?)))
+        let spec = agent_spec(&p, r.agent).map_err(status)?;
+        Ok(Response::new(agent(self.app.update_agent(&p, &r.id, spec).await.map_err(status)?)))
     }
 
     async fn delete_agent(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
         let p = principal(&req)?;
-        self.app.delete_agent(&p, &req.into_inner().id).await.map_err(err)?;
+        self.app.delete_agent(&p, &req.into_inner().id).await.map_err(status)?;
         Ok(Response::new(pb::Empty {}))
     }
 
     async fn chat(&self, req: Request<pb::ChatRequest>) -> R<pb::ChatReply> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let reply = self.app.chat(&p, &r.agent_id, &r.contact_id, &r.message, &r.idempotency_key).await.map_err(err)?;
+        let reply =
+            self.app.chat(&p, &r.agent_id, &r.contact_id, &r.message, &r.idempotency_key).await.map_err(status)?;
         Ok(Response::new(pb::ChatReply {
             conversation_id: crate::domain::ConversationId::from_uuid(reply.conversation_id).to_string(),
             reply: Some(message(reply.message)),
@@ -409,7 +413,7 @@ impl Content for ContentService {
     async fn list_messages(&self, req: Request<pb::ListMessagesRequest>) -> R<pb::MessageList> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let rows = self.app.messages(&p, &r.agent_id, &r.contact_id, r.limit).await.map_err(err)?;
+        let rows = self.app.messages(&p, &r.agent_id, &r.contact_id, r.limit).await.map_err(status)?;
         Ok(Response::new(pb::MessageList { items: rows.into_iter().map(message).collect() }))
     }
 }
@@ -424,7 +428,7 @@ impl WebhookReceiver for Webhooks {
         let r = req.into_inner();
         let delivery =
             Delivery { provider: &r.provider, method: &r.method, headers: &r.headers, query: &r.query, body: &r.body };
-        let answer = self.app.deliver_webhook(delivery).await.map_err(err)?;
+        let answer = self.app.deliver_webhook(delivery).await.map_err(status)?;
         Ok(Response::new(DeliverWebhookResponse {
             status: answer.status,
             content_type: "application/json".into(),

@@ -38,6 +38,7 @@ impl App {
     }
 
     /// Agents count against the plan's `ai_agents` limit (agents that exist, not a monthly use).
+    #[tracing::instrument(skip_all)]
     pub async fn create_agent(&self, p: &Principal, spec: AgentSpec) -> Result<Agent, Error> {
         p.require(Action::Write)?;
         let limit = self.credits.limit("ai_agents").await?;
@@ -48,6 +49,7 @@ impl App {
         Ok(row)
     }
 
+    #[tracing::instrument(skip_all, fields(agent = %id))]
     pub async fn get_agent(&self, p: &Principal, id: &str) -> Result<Agent, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
@@ -57,6 +59,7 @@ impl App {
         Ok(row)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_agents(&self, p: &Principal, page: &PageRequest) -> Result<nexus_kernel::Page<Agent>, Error> {
         p.require(Action::Read)?;
         let keyset = Keyset::new(page)?;
@@ -66,6 +69,7 @@ impl App {
         Ok(rows)
     }
 
+    #[tracing::instrument(skip_all, fields(agent = %id))]
     pub async fn update_agent(&self, p: &Principal, id: &str, spec: AgentSpec) -> Result<Agent, Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
@@ -75,6 +79,7 @@ impl App {
         row.ok_or_else(|| Error::not_found("content.agent_not_found"))
     }
 
+    #[tracing::instrument(skip_all, fields(agent = %id))]
     pub async fn delete_agent(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
@@ -85,6 +90,7 @@ impl App {
     }
 
     /// One turn: the contact's message in, the agent's reply out, both kept in the history.
+    #[tracing::instrument(skip_all, fields(agent = %agent_id))]
     pub async fn chat(
         &self,
         p: &Principal,
@@ -198,6 +204,7 @@ impl App {
     }
 
     /// The most recent messages with a contact, oldest first.
+    #[tracing::instrument(skip_all, fields(agent = %agent_id))]
     pub async fn messages(
         &self,
         p: &Principal,

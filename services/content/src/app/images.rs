@@ -28,6 +28,7 @@ pub struct ImageRequest {
 }
 
 impl App {
+    #[tracing::instrument(skip_all, fields(purpose = %r.purpose))]
     pub async fn create_image(&self, p: &Principal, r: ImageRequest, key: &str) -> Result<Image, Error> {
         p.require(Action::Write)?;
         check_key(key)?;
@@ -115,14 +116,11 @@ impl App {
         }
         .await;
         // A job that could not start gives everything back.
-        match &stored {
-            Err(e) if e.code() == "content.idempotency_key_reused" => {}
-            Err(_) => self.give_back(tenant, &hold, &job).await,
-            Ok(_) => {}
-        }
+        self.give_back_on_failure(tenant, &hold, &job, &stored).await;
         stored
     }
 
+    #[tracing::instrument(skip_all, fields(image = %id))]
     pub async fn get_image(&self, p: &Principal, id: &str) -> Result<Image, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, ImageId::parse, "content.image_not_found")?;

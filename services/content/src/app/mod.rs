@@ -58,6 +58,22 @@ impl App {
             tracing::warn!(error = ?e, reservation = %hold.id, job, "recording the release failed; the hold will expire");
         }
     }
+
+    /// After trying to store a metered action's result: a failure gives the hold back, except
+    /// when a twin request with the same key (so the same hold) stored first, which settles it.
+    pub(crate) async fn give_back_on_failure<T>(
+        &self,
+        tenant: TenantId,
+        hold: &Hold,
+        job: &str,
+        stored: &Result<T, Error>,
+    ) {
+        match stored {
+            Err(e) if e.code() == "content.idempotency_key_reused" => {}
+            Err(_) => self.give_back(tenant, hold, job).await,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// A hold from an earlier request with the same key (now settled) pays for nothing new: doing the

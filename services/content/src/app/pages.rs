@@ -50,6 +50,7 @@ impl App {
         repo::get(conn, id, lock).await?.ok_or_else(|| Error::not_found("content.page_not_found"))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn create_page(&self, p: &Principal, title: &str, brief: Brief, key: &str) -> Result<MagicPage, Error> {
         p.require(Action::Write)?;
         check_key(key)?;
@@ -117,14 +118,11 @@ impl App {
             Ok(row)
         }
         .await;
-        match &stored {
-            Err(e) if e.code() == "content.idempotency_key_reused" => {}
-            Err(_) => self.give_back(tenant, &hold, &job).await,
-            Ok(_) => {}
-        }
+        self.give_back_on_failure(tenant, &hold, &job, &stored).await;
         stored
     }
 
+    #[tracing::instrument(skip_all, fields(page = %id))]
     pub async fn get_page(&self, p: &Principal, id: &str) -> Result<MagicPage, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, PageId::parse, "content.page_not_found")?;
@@ -154,6 +152,7 @@ impl App {
     }
 
     /// Replaces one section with the caller's content, as a new version.
+    #[tracing::instrument(skip_all, fields(page = %id, section))]
     pub async fn update_section(
         &self,
         p: &Principal,
@@ -196,6 +195,7 @@ impl App {
     }
 
     /// Writes one section anew from the page's brief, as a new version.
+    #[tracing::instrument(skip_all, fields(page = %id, section))]
     pub async fn regenerate_section(
         &self,
         p: &Principal,
@@ -256,6 +256,7 @@ impl App {
     }
 
     /// Freezes the current version as the published one, under `slug` (required the first time).
+    #[tracing::instrument(skip_all, fields(page = %id))]
     pub async fn publish(&self, p: &Principal, id: &str, slug: &str) -> Result<MagicPage, Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, PageId::parse, "content.page_not_found")?;
@@ -272,6 +273,7 @@ impl App {
         Ok(row)
     }
 
+    #[tracing::instrument(skip_all, fields(page = %id))]
     pub async fn unpublish(&self, p: &Principal, id: &str) -> Result<MagicPage, Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, PageId::parse, "content.page_not_found")?;
@@ -287,6 +289,7 @@ impl App {
         Ok(row)
     }
 
+    #[tracing::instrument(skip_all, fields(page = %id))]
     pub async fn delete_page(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(Action::Write)?;
         let page = self.unpublish(p, id).await?;
@@ -315,6 +318,7 @@ impl App {
     }
 
     /// The public page as HTML. `count_view` is false for HEAD requests and previews.
+    #[tracing::instrument(skip_all, fields(slug))]
     pub async fn published_page(&self, slug: &str, count_view: bool, thanks: bool) -> Result<Published, Error> {
         let (id, tenant) = self.published_by_slug(slug).await?;
         let mut tx = db::tenant(&self.pool, tenant).await?;
@@ -341,6 +345,7 @@ impl App {
     }
 
     /// An image shown by a published page; nothing else of the workspace is reachable this way.
+    #[tracing::instrument(skip_all, fields(slug, asset))]
     pub async fn published_asset(&self, slug: &str, asset: &str) -> Result<(String, Vec<u8>), Error> {
         let not_found = || Error::not_found("content.image_not_found");
         let (id, tenant) = self.published_by_slug(slug).await?;
@@ -356,6 +361,7 @@ impl App {
 
     /// A lead from a published page's form. A filled honeypot answers exactly like success and
     /// stores nothing, so bots learn nothing.
+    #[tracing::instrument(skip_all, fields(slug))]
     pub async fn capture_lead(&self, slug: &str, sub: LeadSubmission) -> Result<Locale, Error> {
         let (id, tenant) = self.published_by_slug(slug).await?;
         let mut tx = db::tenant(&self.pool, tenant).await?;

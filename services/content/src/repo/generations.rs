@@ -116,23 +116,11 @@ pub async fn insert(conn: &mut PgConnection, g: &NewGeneration<'_>) -> Result<Op
 }
 
 pub async fn by_key(conn: &mut PgConnection, key: &str) -> Result<Option<Generation>, Error> {
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM generations WHERE idempotency_key = $1")))
-            .bind(key)
-            .fetch_optional(conn)
-            .await
-            .db()?;
-    Ok(row.map(Into::into))
+    super::one::<Row, _, _>(conn, &format!("SELECT {COLUMNS} FROM generations"), "idempotency_key", key).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Generation>, Error> {
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM generations WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await
-            .db()?;
-    Ok(row.map(Into::into))
+    super::one::<Row, _, _>(conn, &format!("SELECT {COLUMNS} FROM generations"), "id", id).await
 }
 
 /// Newest first.

@@ -42,23 +42,11 @@ impl From<Row> for Image {
 const COLUMNS: &str = "id, purpose, status, provider, content_type, width, height, size_bytes, prompt, created_at";
 
 pub async fn by_key(conn: &mut PgConnection, key: &str) -> Result<Option<Image>, Error> {
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image_assets WHERE idempotency_key = $1")))
-            .bind(key)
-            .fetch_optional(conn)
-            .await
-            .db()?;
-    Ok(row.map(Into::into))
+    super::one::<Row, _, _>(conn, &format!("SELECT {COLUMNS} FROM image_assets"), "idempotency_key", key).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Image>, Error> {
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image_assets WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await
-            .db()?;
-    Ok(row.map(Into::into))
+    super::one::<Row, _, _>(conn, &format!("SELECT {COLUMNS} FROM image_assets"), "id", id).await
 }
 
 /// Whether the image exists (in the transaction's workspace: RLS hides the others).

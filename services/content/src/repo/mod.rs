@@ -36,3 +36,16 @@ pub async fn count_locked(
     };
     sqlx::query_scalar(sql).fetch_one(&mut *conn).await.db()
 }
+
+/// The row of `select` (`SELECT … FROM t`, ours) whose `column` (a name of ours, never input)
+/// equals `value`, as a domain type.
+async fn one<R, D, T>(conn: &mut PgConnection, select: &str, column: &str, value: T) -> Result<Option<D>, Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    D: From<R>,
+    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let sql = format!("{select} WHERE {column} = $1");
+    let row: Option<R> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(conn).await.db()?;
+    Ok(row.map(D::from))
+}
