@@ -4,17 +4,13 @@
 pub mod app;
 pub mod config;
 pub mod domain;
-pub mod generator;
+pub mod events;
 pub mod grpc;
-pub mod llm;
-pub mod local;
-pub mod prompts;
-pub mod render;
-pub mod webhooks;
+pub mod repo;
 
 use std::sync::Arc;
 
-use nexus_platform::{Listeners, ServiceDef};
+use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::content::v1::content_server::ContentServer;
 use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
 use sqlx::migrate::Migrator;
@@ -42,29 +38,15 @@ pub async fn run_with_keys(
     shutdown: CancellationToken,
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
-    let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let local = Arc::new(local::LocalGenerator::new()?);
-    let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
-    let text: Arc<dyn generator::TextGenerator> = if config.llm.use_model()? {
-        nexus_platform::install_crypto_provider();
-        let l = &config.llm;
-        let mut cfg = nexus_providers::llm::LlmConfig::new(&l.base_url, l.api_key.expose(), &l.model);
-        cfg.timeout = l.timeout;
-        cfg.max_retries = l.max_retries;
-        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-        tracing::info!(base_url = %l.base_url, model = %l.model, "generating with an OpenAI-compatible model");
-        Arc::new(llm::LlmGenerator {
-            model: Arc::new(nexus_providers::llm::OpenAiClient::new(cfg, http)),
-            default_max_tokens: config.generation.default_max_tokens,
-        })
-    } else {
-        tracing::info!("no model configured: generating with the local template generator");
-        local.clone()
-    };
-    nexus_platform::install_crypto_provider();
-    let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-    // The provider APIs are at base URLs we configure; their outputs are wherever they say.
-    let images = app::providers::ImageProvider::from_config(&config, http)?.map(Arc::new);
+    let common = config.common.clone();
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, move |infra| routes(config, infra))
+        .await
+}
+
+/// The service's gRPC routes, built from what the platform opened (its one pool, the outbound
+/// client); the image sweeper runs on the platform's task tracker. Tests serve these with
+/// `nexus_testkit::RunningService`.
+pub fn routes(config: Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
     // Stored images are served back over gRPC, whose messages are capped at one size fleet-wide.
     if config.images.max_bytes > nexus_platform::grpc::MAX_ASSET_BYTES {
         anyhow::bail!(
@@ -73,16 +55,42 @@ pub async fn run_with_keys(
             nexus_platform::grpc::MAX_ASSET_BYTES
         );
     }
-    let http = nexus_platform::outbound::OutboundClient::new(&config.common.outbound)?;
-    let app = Arc::new(app::App { pool, cfg: Arc::new(config.clone()), credits, text, local, images, http });
-    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
-        if app.images.is_some() {
-            infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
-        }
-        Ok(tonic::service::Routes::new(nexus_platform::sized!(ContentServer::new(grpc::ContentService {
-            app: app.clone()
-        })))
-        .add_service(nexus_platform::sized!(WebhookReceiverServer::new(webhooks::Webhooks { app }))))
-    })
-    .await
+    let local = Arc::new(app::local::LocalGenerator::new()?);
+    let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
+    nexus_platform::install_crypto_provider();
+    let text: Arc<dyn app::generator::TextGenerator> = if config.llm.use_model()? {
+        let l = &config.llm;
+        let mut cfg = nexus_providers::llm::LlmConfig::new(&l.base_url, l.api_key.expose(), &l.model);
+        cfg.timeout = l.timeout;
+        cfg.max_retries = l.max_retries;
+        let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+        tracing::info!(base_url = %l.base_url, model = %l.model, "generating with an OpenAI-compatible model");
+        Arc::new(app::llm::LlmGenerator {
+            model: Arc::new(nexus_providers::llm::OpenAiClient::new(cfg, http)),
+            default_max_tokens: config.generation.default_max_tokens,
+        })
+    } else {
+        tracing::info!("no model configured: generating with the local template generator");
+        local.clone()
+    };
+    let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+    // The provider APIs are at base URLs we configure; their outputs are wherever they say.
+    let images = app::providers::ImageProvider::from_config(&config, http)?.map(Arc::new);
+    let app = Arc::new(app::App {
+        pool: infra.db.clone(),
+        cfg: Arc::new(config),
+        credits,
+        text,
+        local,
+        images,
+        // Downloads of provider outputs go to URLs the provider chose: the safe client.
+        http: infra.outbound.clone(),
+    });
+    if app.images.is_some() {
+        infra.spawn(app::providers::sweeper(app.clone(), infra.work.clone()));
+    }
+    Ok(tonic::service::Routes::new(nexus_platform::sized!(ContentServer::new(grpc::ContentService {
+        app: app.clone()
+    })))
+    .add_service(nexus_platform::sized!(WebhookReceiverServer::new(grpc::Webhooks { app }))))
 }

@@ -2,67 +2,26 @@
 //! one conversation per contact. A reply sees the last turns and the snippets that share most
 //! words with the message, costs `content.agent_reply`, and is announced as `agent.replied`.
 
-use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, PageRequest, TenantId};
-use nexus_platform::db::begin_tenant;
+use nexus_platform::db::{self, Keyset};
 use nexus_platform::identity::{Action, Principal};
-use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
-use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
-use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::pages::within_limit;
-use super::{App, Hold, Outcome, check_key, db, fresh, joined, settle_in, spawn_in_context};
-use crate::domain::agents::{AgentSpec, MAX_MESSAGE_CHARS, Turn, relevant_snippets};
+use super::{App, Hold, Outcome, check_key, fresh, joined, settle_in, spawn_in_context, within_limit};
+use crate::domain::agents::{Agent, AgentSpec, MAX_MESSAGE_CHARS, Message, relevant_snippets};
 use crate::domain::generation::Usage;
 use crate::domain::{AgentId, ConversationId, parse_id, text_field};
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AgentRow {
-    pub id: Uuid,
-    pub name: String,
-    pub instructions: String,
-    pub language: String,
-    pub knowledge: Json<Vec<String>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl AgentRow {
-    fn spec(&self) -> AgentSpec {
-        AgentSpec {
-            name: self.name.clone(),
-            instructions: self.instructions.clone(),
-            language: self.language.parse().unwrap_or_default(),
-            knowledge: self.knowledge.0.clone(),
-        }
-    }
-}
-
-const AGENT_COLUMNS: &str = "id, name, instructions, language, knowledge, created_at, updated_at";
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MessageRow {
-    pub role: String,
-    pub content: String,
-    pub created_at: DateTime<Utc>,
-}
+use crate::repo::Limited;
+use crate::repo::agents::{self as repo, NewTurn};
 
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub conversation_id: Uuid,
-    pub message: MessageRow,
+    pub message: Message,
     pub credits: i64,
     pub usage: Usage,
     pub language: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ListCursor {
-    at: DateTime<Utc>,
-    id: Uuid,
 }
 
 fn contact(id: &str) -> Result<String, Error> {
@@ -74,99 +33,64 @@ fn contact(id: &str) -> Result<String, Error> {
 }
 
 impl App {
-    async fn agent_row(conn: &mut PgConnection, id: Uuid) -> Result<AgentRow, Error> {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT_COLUMNS} FROM ai_agents WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| Error::not_found("content.agent_not_found"))
+    async fn agent_row(conn: &mut PgConnection, id: Uuid) -> Result<Agent, Error> {
+        repo::get(conn, id).await?.ok_or_else(|| Error::not_found("content.agent_not_found"))
     }
 
     /// Agents count against the plan's `ai_agents` limit (agents that exist, not a monthly use).
-    pub async fn create_agent(&self, p: &Principal, spec: AgentSpec) -> Result<AgentRow, Error> {
+    #[tracing::instrument(skip_all)]
+    pub async fn create_agent(&self, p: &Principal, spec: AgentSpec) -> Result<Agent, Error> {
         p.require(Action::Write)?;
         let limit = self.credits.limit("ai_agents").await?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        within_limit(&mut tx, p.workspace_id, "ai_agents", "ai_agents", limit).await?;
-        let row: AgentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO ai_agents (id, tenant_id, name, instructions, language, knowledge) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {AGENT_COLUMNS}"
-        )))
-        .bind(AgentId::new().as_uuid())
-        .bind(p.workspace_id.as_uuid())
-        .bind(&spec.name)
-        .bind(&spec.instructions)
-        .bind(spec.language.code())
-        .bind(Json(&spec.knowledge))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        within_limit(&mut tx, p.workspace_id, Limited::Agents, "ai_agents", limit).await?;
+        let row = repo::insert(&mut tx, AgentId::new().as_uuid(), p.workspace_id, &spec).await?;
+        db::commit(tx).await?;
         Ok(row)
     }
 
-    pub async fn get_agent(&self, p: &Principal, id: &str) -> Result<AgentRow, Error> {
+    #[tracing::instrument(skip_all, fields(agent = %id))]
+    pub async fn get_agent(&self, p: &Principal, id: &str) -> Result<Agent, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let row = Self::agent_row(&mut tx, id.as_uuid()).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(row)
     }
 
-    pub async fn list_agents(&self, p: &Principal, page: &PageRequest) -> Result<nexus_kernel::Page<AgentRow>, Error> {
+    #[tracing::instrument(skip_all)]
+    pub async fn list_agents(&self, p: &Principal, page: &PageRequest) -> Result<nexus_kernel::Page<Agent>, Error> {
         p.require(Action::Read)?;
-        let cursor: Option<ListCursor> = page.decode_cursor()?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let rows: Vec<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {AGENT_COLUMNS} FROM ai_agents WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(cursor.as_ref().map(|c| c.at))
-        .bind(cursor.as_ref().map(|c| c.id))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(nexus_kernel::Page::from_overfetch(rows, page.limit, |r| ListCursor { at: r.created_at, id: r.id }))
+        let keyset = Keyset::new(page)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let rows = repo::list(&mut tx, &keyset).await?;
+        db::commit(tx).await?;
+        Ok(rows)
     }
 
-    pub async fn update_agent(&self, p: &Principal, id: &str, spec: AgentSpec) -> Result<AgentRow, Error> {
+    #[tracing::instrument(skip_all, fields(agent = %id))]
+    pub async fn update_agent(&self, p: &Principal, id: &str, spec: AgentSpec) -> Result<Agent, Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let row: Option<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE ai_agents SET name = $2, instructions = $3, language = $4, knowledge = $5, updated_at = now() \
-             WHERE id = $1 RETURNING {AGENT_COLUMNS}"
-        )))
-        .bind(id.as_uuid())
-        .bind(&spec.name)
-        .bind(&spec.instructions)
-        .bind(spec.language.code())
-        .bind(Json(&spec.knowledge))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let row = repo::update(&mut tx, id.as_uuid(), &spec).await?;
+        db::commit(tx).await?;
         row.ok_or_else(|| Error::not_found("content.agent_not_found"))
     }
 
+    #[tracing::instrument(skip_all, fields(agent = %id))]
     pub async fn delete_agent(&self, p: &Principal, id: &str) -> Result<(), Error> {
         p.require(Action::Write)?;
         let id = parse_id(id, AgentId::parse, "content.agent_not_found")?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let n = sqlx::query("DELETE FROM ai_agents WHERE id = $1")
-            .bind(id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        tx.commit().await.map_err(db)?;
-        if n == 0 { Err(Error::not_found("content.agent_not_found")) } else { Ok(()) }
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let deleted = repo::delete(&mut tx, id.as_uuid()).await?;
+        db::commit(tx).await?;
+        if deleted { Ok(()) } else { Err(Error::not_found("content.agent_not_found")) }
     }
 
     /// One turn: the contact's message in, the agent's reply out, both kept in the history.
+    #[tracing::instrument(skip_all, fields(agent = %agent_id))]
     pub async fn chat(
         &self,
         p: &Principal,
@@ -181,37 +105,18 @@ impl App {
         let contact_id = contact(contact_id)?;
         let message = text_field("message", message, MAX_MESSAGE_CHARS, true)?;
         let tenant = p.workspace_id;
-        let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, tenant).await?;
         let agent = Self::agent_row(&mut tx, agent_id.as_uuid()).await?;
         if !key.is_empty()
             && let Some(reply) = Self::earlier_reply(&mut tx, key, &agent.language).await?
         {
             return Ok(reply);
         }
-        let conversation: Uuid = sqlx::query_scalar(
-            "INSERT INTO agent_conversations (id, tenant_id, agent_id, contact_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (agent_id, contact_id) DO UPDATE SET updated_at = now() RETURNING id",
-        )
-        .bind(ConversationId::new().as_uuid())
-        .bind(tenant.as_uuid())
-        .bind(agent.id)
-        .bind(&contact_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+        let conversation =
+            repo::open_conversation(&mut tx, ConversationId::new().as_uuid(), tenant, agent.id, &contact_id).await?;
         let turns = i64::from(self.cfg.agents.history_turns) * 2;
-        let mut history: Vec<(String, String)> = sqlx::query_as(
-            "SELECT role, content FROM agent_messages WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT $2",
-        )
-        .bind(conversation)
-        .bind(turns)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        history.reverse();
-        let history: Vec<Turn> =
-            history.into_iter().map(|(role, content)| Turn { from_user: role == "user", content }).collect();
+        let history = repo::history(&mut tx, conversation, turns).await?;
+        db::commit(tx).await?;
 
         let idem = if key.is_empty() { Uuid::now_v7().to_string() } else { key.to_owned() };
         let hold = self
@@ -225,7 +130,7 @@ impl App {
             )
             .await?;
         fresh(&hold)?;
-        let spec = agent.spec();
+        let spec = agent.spec.clone();
         let text = self.text.clone();
         let n = self.cfg.agents.snippets;
         let msg = message.clone();
@@ -264,17 +169,10 @@ impl App {
     }
 
     async fn earlier_reply(conn: &mut PgConnection, key: &str, language: &str) -> Result<Option<Reply>, Error> {
-        let found: Option<(Uuid, String, String, DateTime<Utc>, i64)> = sqlx::query_as(
-            "SELECT u.conversation_id, a.role, a.content, a.created_at, a.credits FROM agent_messages u \
-             JOIN agent_messages a ON a.reply_to = u.id WHERE u.idempotency_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(conn)
-        .await
-        .map_err(db)?;
-        Ok(found.map(|(conversation_id, role, content, created_at, credits)| Reply {
+        let found = repo::earlier_reply(conn, key).await?;
+        Ok(found.map(|(conversation_id, message, credits)| Reply {
             conversation_id,
-            message: MessageRow { role, content, created_at },
+            message,
             credits,
             usage: Usage::default(),
             language: language.to_owned(),
@@ -285,85 +183,43 @@ impl App {
     async fn store_turn(
         &self,
         tenant: TenantId,
-        agent: &AgentRow,
+        agent: &Agent,
         conversation: Uuid,
         contact_id: &str,
         message: &str,
         reply: &str,
         key: Option<&str>,
         (hold, job): (&Hold, &str),
-    ) -> Result<MessageRow, Error> {
+    ) -> Result<Message, Error> {
         let credits = hold.amount;
-        let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let asked: Uuid = sqlx::query_scalar(
-            "INSERT INTO agent_messages (tenant_id, conversation_id, role, content, idempotency_key) VALUES ($1, $2, 'user', $3, $4) RETURNING id",
-        )
-        .bind(tenant.as_uuid())
-        .bind(conversation)
-        .bind(message)
-        .bind(key)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let row: MessageRow = sqlx::query_as(
-            "INSERT INTO agent_messages (tenant_id, conversation_id, role, content, reply_to, credits) \
-             VALUES ($1, $2, 'assistant', $3, $4, $5) RETURNING role, content, created_at",
-        )
-        .bind(tenant.as_uuid())
-        .bind(conversation)
-        .bind(reply)
-        .bind(asked)
-        .bind(credits)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        enqueue(
-            &mut tx,
-            "nexus.content.agent.replied",
-            Some(tenant),
-            &events::AgentReplied {
-                workspace_id: tenant.to_string(),
-                agent_id: AgentId::from_uuid(agent.id).to_string(),
-                conversation_id: ConversationId::from_uuid(conversation).to_string(),
-                contact_id: contact_id.to_owned(),
-                provider: self.text.provider().to_owned(),
-                credits,
-            },
-        )
-        .await
-        .map_err(db)?;
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let turn = NewTurn { tenant, conversation, message, reply, key, credits };
+        let row = repo::insert_turn(&mut tx, &turn).await?;
+        let provider = self.text.provider();
+        crate::events::agent_replied(&mut tx, tenant, (agent.id, conversation), contact_id, provider, credits).await?;
         // The reply and its charge commit together.
         settle_in(&mut tx, tenant, hold, job, Outcome::Charge(credits)).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(row)
     }
 
     /// The most recent messages with a contact, oldest first.
+    #[tracing::instrument(skip_all, fields(agent = %agent_id))]
     pub async fn messages(
         &self,
         p: &Principal,
         agent_id: &str,
         contact_id: &str,
         limit: u32,
-    ) -> Result<Vec<MessageRow>, Error> {
+    ) -> Result<Vec<Message>, Error> {
         p.require(Action::Read)?;
         let agent_id = parse_id(agent_id, AgentId::parse, "content.agent_not_found")?;
         let contact_id = contact(contact_id)?;
         let limit = if limit == 0 { 50 } else { limit.min(200) };
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         Self::agent_row(&mut tx, agent_id.as_uuid()).await?;
-        let mut rows: Vec<MessageRow> = sqlx::query_as(
-            "SELECT m.role, m.content, m.created_at FROM agent_messages m JOIN agent_conversations c ON c.id = m.conversation_id \
-             WHERE c.agent_id = $1 AND c.contact_id = $2 ORDER BY m.created_at DESC LIMIT $3",
-        )
-        .bind(agent_id.as_uuid())
-        .bind(&contact_id)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        rows.reverse();
+        let rows = repo::messages(&mut tx, agent_id.as_uuid(), &contact_id, i64::from(limit)).await?;
+        db::commit(tx).await?;
         Ok(rows)
     }
 }

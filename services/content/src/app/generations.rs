@@ -3,51 +3,21 @@
 //! transaction, through the outbox). Nothing is stored and nothing charged when the credits are
 //! not there or the provider fails.
 
-use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind, PageRequest, TenantId};
-use nexus_platform::db::begin_tenant;
+use nexus_platform::db::{self, Keyset};
 use nexus_platform::identity::{Action, Principal};
-use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
-use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use super::{App, Hold, Outcome, check_key, db, joined, settle_in, spawn_in_context};
+use super::generator::{Delta, GenError, Metering};
+use super::{App, Hold, Outcome, check_key, joined, settle_in, spawn_in_context};
 use crate::domain::GenerationId;
-use crate::domain::generation::{GenerationInput, Usage, Variant, credits_for_tokens, estimate_tokens};
+use crate::domain::generation::{Generation, GenerationInput, Usage, Variant, credits_for_tokens, estimate_tokens};
 use crate::domain::text::fit;
-use crate::generator::{Delta, GenError, Metering};
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct GenerationRow {
-    pub id: Uuid,
-    pub kind: String,
-    pub platform: Option<String>,
-    pub language: String,
-    pub tone: String,
-    pub status: String,
-    pub provider: String,
-    pub model: String,
-    pub prompt_version: String,
-    pub input: Json<serde_json::Value>,
-    pub variants: Json<Vec<Variant>>,
-    pub title_limit: i32,
-    pub body_limit: i32,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-    pub credits: i64,
-    pub created_at: DateTime<Utc>,
-}
-
-const COLUMNS: &str = "id, kind, platform, language, tone, status, provider, model, prompt_version, input, variants, \
-    title_limit, body_limit, prompt_tokens, completion_tokens, total_tokens, credits, created_at";
+use crate::repo::generations::{self as repo, NewGeneration};
 
 /// A generation ready to run: credits held, or an earlier result for the same key.
 pub enum Prepared {
-    Done(GenerationRow),
+    Done(Generation),
     Run(Job),
 }
 
@@ -67,14 +37,9 @@ impl Job {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ListCursor {
-    at: DateTime<Utc>,
-    id: Uuid,
-}
-
 impl App {
     /// Validates, finds an earlier result for the idempotency key, or reserves credits.
+    #[tracing::instrument(skip_all, fields(kind = input.kind.as_str()))]
     pub async fn prepare_generation(
         &self,
         p: &Principal,
@@ -114,24 +79,25 @@ impl App {
     }
 
     /// Generates and settles. With `deltas`, text is streamed as it comes.
+    #[tracing::instrument(skip_all, fields(generation = %job.id))]
     pub async fn run_generation(
         self: &std::sync::Arc<Self>,
         job: Job,
         deltas: Option<mpsc::Sender<Delta>>,
-    ) -> Result<GenerationRow, Error> {
+    ) -> Result<Generation, Error> {
         let app = self.clone();
         // On its own task: a caller that hangs up does not leave the hold dangling.
         joined(spawn_in_context(async move { app.generate_and_settle(job, deltas).await }).await)
     }
 
-    async fn generate_and_settle(&self, job: Job, deltas: Option<mpsc::Sender<Delta>>) -> Result<GenerationRow, Error> {
+    async fn generate_and_settle(&self, job: Job, deltas: Option<mpsc::Sender<Delta>>) -> Result<Generation, Error> {
         let result = self.text.copy(&job.input, deltas.as_ref()).await;
         let (variants, usage, model, prompt_version, status, cut) = match result {
             Ok(out) => (out.variants, out.usage, out.model, out.prompt_version, "succeeded", None),
             Err(GenError::Cut { partial, usage, cause })
                 if partial.iter().any(|v| !v.body.is_empty() || !v.title.is_empty()) =>
             {
-                let version = crate::prompts::for_kind(job.input.kind).version.to_owned();
+                let version = crate::domain::prompts::for_kind(job.input.kind).version.to_owned();
                 (partial, usage, String::new(), version, "incomplete", Some(cause))
             }
             Err(GenError::Cut { cause, .. } | GenError::Failed(cause)) => {
@@ -177,40 +143,24 @@ impl App {
         prompt_version: &str,
         status: &str,
         credits: i64,
-    ) -> Result<GenerationRow, Error> {
-        let limits = job.input.limits();
-        let mut tx = begin_tenant(&self.pool, job.tenant).await.map_err(db)?;
-        let row: Option<GenerationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO generations (id, tenant_id, kind, platform, language, tone, status, provider, model, prompt_version, \
-               input, variants, title_limit, body_limit, prompt_tokens, completion_tokens, total_tokens, credits, reservation_id, \
-               idempotency_key, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING {COLUMNS}"
-        )))
-        .bind(job.id.as_uuid())
-        .bind(job.tenant.as_uuid())
-        .bind(job.input.kind.as_str())
-        .bind(job.input.platform.map(|p| p.as_str()))
-        .bind(job.input.brief.language.code())
-        .bind(job.input.brief.tone.as_str())
-        .bind(status)
-        .bind(self.text.provider())
-        .bind(model)
-        .bind(prompt_version)
-        .bind(Json(&job.input))
-        .bind(Json(variants))
-        .bind(i32::try_from(limits.title).unwrap_or(i32::MAX))
-        .bind(i32::try_from(limits.body).unwrap_or(i32::MAX))
-        .bind(usage.prompt_tokens)
-        .bind(usage.completion_tokens)
-        .bind(usage.total_tokens)
-        .bind(credits)
-        .bind(&job.hold.id)
-        .bind(&job.key)
-        .bind(&job.actor)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+    ) -> Result<Generation, Error> {
+        let mut tx = db::tenant(&self.pool, job.tenant).await?;
+        let new = NewGeneration {
+            id: job.id.as_uuid(),
+            tenant: job.tenant,
+            input: &job.input,
+            status,
+            provider: self.text.provider(),
+            model,
+            prompt_version,
+            variants,
+            usage,
+            credits,
+            reservation_id: &job.hold.id,
+            key: &job.key,
+            actor: &job.actor,
+        };
+        let row = repo::insert(&mut tx, &new).await?;
         let Some(row) = row else {
             // A concurrent request with the same key (so the same hold) stored first and settles
             // it: answer with its result.
@@ -220,74 +170,40 @@ impl App {
                 .await?
                 .ok_or_else(|| Error::internal("generation vanished"));
         };
-        enqueue(
-            &mut tx,
-            "nexus.content.content.generated",
-            Some(job.tenant),
-            &events::ContentGenerated {
-                workspace_id: job.tenant.to_string(),
-                generation_id: job.id.to_string(),
-                kind: row.kind.clone(),
-                language: row.language.clone(),
-                provider: row.provider.clone(),
-                model: row.model.clone(),
-                total_tokens: row.total_tokens,
-                credits: row.credits,
-                status: row.status.clone(),
-            },
-        )
-        .await
-        .map_err(db)?;
+        crate::events::content_generated(&mut tx, job.tenant, &row).await?;
         settle_in(&mut tx, job.tenant, &job.hold, &job.name(), Outcome::Charge(credits)).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(row)
     }
 
-    async fn generation_by_key(&self, tenant: TenantId, key: &str) -> Result<Option<GenerationRow>, Error> {
-        let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM generations WHERE idempotency_key = $1"
-        )))
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+    async fn generation_by_key(&self, tenant: TenantId, key: &str) -> Result<Option<Generation>, Error> {
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let row = repo::by_key(&mut tx, key).await?;
+        db::commit(tx).await?;
         Ok(row)
     }
 
-    pub async fn get_generation(&self, p: &Principal, id: &str) -> Result<GenerationRow, Error> {
+    #[tracing::instrument(skip_all, fields(generation = %id))]
+    pub async fn get_generation(&self, p: &Principal, id: &str) -> Result<Generation, Error> {
         p.require(Action::Read)?;
         let id = crate::domain::parse_id(id, GenerationId::parse, "content.generation_not_found")?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM generations WHERE id = $1")))
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let row = repo::get(&mut tx, id.as_uuid()).await?;
+        db::commit(tx).await?;
         row.ok_or_else(|| Error::not_found("content.generation_not_found"))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_generations(
         &self,
         p: &Principal,
         page: &PageRequest,
-    ) -> Result<nexus_kernel::Page<GenerationRow>, Error> {
+    ) -> Result<nexus_kernel::Page<Generation>, Error> {
         p.require(Action::Read)?;
-        let cursor: Option<ListCursor> = page.decode_cursor()?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let rows: Vec<GenerationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM generations WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        )))
-        .bind(cursor.as_ref().map(|c| c.at))
-        .bind(cursor.as_ref().map(|c| c.id))
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(nexus_kernel::Page::from_overfetch(rows, page.limit, |r| ListCursor { at: r.created_at, id: r.id }))
+        let keyset = Keyset::new(page)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let rows = repo::list(&mut tx, &keyset).await?;
+        db::commit(tx).await?;
+        Ok(rows)
     }
 }

@@ -1,37 +1,20 @@
 //! Images for pages and ads. With no image provider configured, a local SVG placeholder is
 //! made at once (deterministic, captioned in the page's language), so pages work offline.
 
-use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind};
-use nexus_platform::db::begin_tenant;
+use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
-use uuid::Uuid;
 
 use super::providers::Started;
-use super::{App, Outcome, caller_locale, check_key, db, fresh, settle_in};
+use super::{App, Outcome, caller_locale, check_key, fresh, settle_in};
 use crate::domain::generation::parse_language;
+use crate::domain::images::{Image, side};
+use crate::domain::render::svg::placeholder;
 use crate::domain::{ImageId, parse_id, text_field};
-use crate::render::svg::placeholder;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ImageRow {
-    pub id: Uuid,
-    pub purpose: String,
-    pub status: String,
-    pub provider: String,
-    pub content_type: String,
-    pub width: i32,
-    pub height: i32,
-    pub size_bytes: i64,
-    pub prompt: String,
-    pub created_at: DateTime<Utc>,
-}
+use crate::repo::images::{self as repo, NewImage};
 
 /// The longest hold subscriptions grants (`billing.max_reservation_ttl`).
 const PROVIDER_JOB_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
-
-const IMAGE_COLUMNS: &str =
-    "id, purpose, status, provider, content_type, width, height, size_bytes, prompt, created_at";
 
 /// What to draw.
 #[derive(Debug, Clone, Default)]
@@ -44,16 +27,9 @@ pub struct ImageRequest {
     pub height: u32,
 }
 
-fn side(v: u32) -> Result<u32, Error> {
-    if (256..=2048).contains(&v) && v.is_multiple_of(64) {
-        Ok(v)
-    } else {
-        Err(Error::invalid("content.invalid_image_size").with_violation("width", "invalid"))
-    }
-}
-
 impl App {
-    pub async fn create_image(&self, p: &Principal, r: ImageRequest, key: &str) -> Result<ImageRow, Error> {
+    #[tracing::instrument(skip_all, fields(purpose = %r.purpose))]
+    pub async fn create_image(&self, p: &Principal, r: ImageRequest, key: &str) -> Result<Image, Error> {
         p.require(Action::Write)?;
         check_key(key)?;
         let purpose = match r.purpose.as_str() {
@@ -74,14 +50,8 @@ impl App {
         let key = if key.is_empty() { id.to_string() } else { key.to_owned() };
         let tenant = p.workspace_id;
         {
-            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-            let existing: Option<ImageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {IMAGE_COLUMNS} FROM image_assets WHERE idempotency_key = $1"
-            )))
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let existing = repo::by_key(&mut tx, &key).await?;
             if let Some(row) = existing {
                 return Ok(row);
             }
@@ -115,32 +85,25 @@ impl App {
                     ("local", "succeeded", "image/svg+xml".to_owned(), Some(svg), None)
                 }
             };
-            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
-            let row: Option<ImageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO image_assets (id, tenant_id, purpose, provider, status, prompt, caption, language, content_type, data, \
-                   size_bytes, width, height, external_id, reservation_id, idempotency_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-                 ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING {IMAGE_COLUMNS}"
-            )))
-            .bind(id.as_uuid())
-            .bind(tenant.as_uuid())
-            .bind(&purpose)
-            .bind(provider)
-            .bind(status)
-            .bind(&prompt)
-            .bind(&caption)
-            .bind(language.code())
-            .bind(&content_type)
-            .bind(&data)
-            .bind(data.as_ref().map_or(0, |d| i64::try_from(d.len()).unwrap_or(i64::MAX)))
-            .bind(i32::try_from(width).unwrap_or(1024))
-            .bind(i32::try_from(height).unwrap_or(1024))
-            .bind(&external_id)
-            .bind(&hold.id)
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let new = NewImage {
+                id: id.as_uuid(),
+                tenant,
+                purpose: &purpose,
+                provider,
+                status,
+                prompt: &prompt,
+                caption: &caption,
+                language: language.code(),
+                content_type: &content_type,
+                data: data.as_deref(),
+                width,
+                height,
+                external_id: external_id.as_deref(),
+                reservation_id: &hold.id,
+                key: &key,
+            };
+            let row = repo::insert(&mut tx, &new).await?;
             // A twin request with the same key (so the same hold) stored first; it settles.
             let row = row.ok_or_else(|| Error::new(ErrorKind::Conflict, "content.idempotency_key_reused"))?;
             // Charged with the image when it is made; a pending provider job is charged (or
@@ -148,30 +111,22 @@ impl App {
             if row.status == "succeeded" {
                 settle_in(&mut tx, tenant, &hold, &job, Outcome::Charge(hold.amount)).await?;
             }
-            tx.commit().await.map_err(db)?;
+            db::commit(tx).await?;
             Ok(row)
         }
         .await;
         // A job that could not start gives everything back.
-        match &stored {
-            Err(e) if e.code() == "content.idempotency_key_reused" => {}
-            Err(_) => self.give_back(tenant, &hold, &job).await,
-            Ok(_) => {}
-        }
+        self.give_back_on_failure(tenant, &hold, &job, &stored).await;
         stored
     }
 
-    pub async fn get_image(&self, p: &Principal, id: &str) -> Result<ImageRow, Error> {
+    #[tracing::instrument(skip_all, fields(image = %id))]
+    pub async fn get_image(&self, p: &Principal, id: &str) -> Result<Image, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, ImageId::parse, "content.image_not_found")?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let row =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {IMAGE_COLUMNS} FROM image_assets WHERE id = $1")))
-                .bind(id.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let row = repo::get(&mut tx, id.as_uuid()).await?;
+        db::commit(tx).await?;
         row.ok_or_else(|| Error::not_found("content.image_not_found"))
     }
 }

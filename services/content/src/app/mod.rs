@@ -5,23 +5,30 @@
 pub mod agents;
 pub mod credits;
 pub mod generations;
+pub mod generator;
 pub mod images;
+pub mod llm;
+pub mod local;
 pub mod pages;
 pub mod providers;
+pub mod webhooks;
 
 use std::sync::Arc;
 
-use nexus_kernel::{Error, Locale, TenantId};
+use nexus_kernel::{Error, ErrorKind, Locale, TenantId};
 use nexus_platform::RequestContext;
-use nexus_platform::db::begin_tenant;
+use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::generator::TextGenerator;
-use crate::local::LocalGenerator;
+use crate::repo::{self, Limited};
 
-pub use credits::{Credits, GrpcCredits, Hold, Outcome, settle_in};
+use generator::TextGenerator;
+use local::LocalGenerator;
+
+pub use crate::events::{Outcome, settle_in};
+pub use credits::{Credits, GrpcCredits, Hold};
 
 pub struct App {
     pub pool: PgPool,
@@ -42,13 +49,29 @@ impl App {
     /// cannot be written, the hold expires at its TTL and the credits come back then.
     pub(crate) async fn give_back(&self, tenant: TenantId, hold: &Hold, job: &str) {
         let written = async {
-            let mut tx = begin_tenant(&self.pool, tenant).await.map_err(db)?;
+            let mut tx = db::tenant(&self.pool, tenant).await?;
             settle_in(&mut tx, tenant, hold, job, Outcome::Release).await?;
-            tx.commit().await.map_err(db)
+            db::commit(tx).await
         }
         .await;
         if let Err(e) = written {
             tracing::warn!(error = ?e, reservation = %hold.id, job, "recording the release failed; the hold will expire");
+        }
+    }
+
+    /// After trying to store a metered action's result: a failure gives the hold back, except
+    /// when a twin request with the same key (so the same hold) stored first, which settles it.
+    pub(crate) async fn give_back_on_failure<T>(
+        &self,
+        tenant: TenantId,
+        hold: &Hold,
+        job: &str,
+        stored: &Result<T, Error>,
+    ) {
+        match stored {
+            Err(e) if e.code() == "content.idempotency_key_reused" => {}
+            Err(_) => self.give_back(tenant, hold, job).await,
+            Ok(_) => {}
         }
     }
 }
@@ -63,8 +86,22 @@ pub fn fresh(hold: &Hold) -> Result<(), Error> {
     }
 }
 
-pub fn db(e: sqlx::Error) -> Error {
-    nexus_platform::db::error(e)
+/// Plan limit on pages and agents, checked against the rows that exist (not a monthly counter):
+/// a workspace on FREE may keep three pages, whatever it deletes and creates.
+pub(crate) async fn within_limit(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    table: Limited,
+    feature: &str,
+    limit: i64,
+) -> Result<(), Error> {
+    let used = repo::count_locked(conn, tenant, table, feature).await?;
+    if used >= limit {
+        return Err(Error::new(ErrorKind::PaymentRequired, "subscriptions.limit_reached")
+            .with_param("feature", feature)
+            .with_param("limit", limit.to_string()));
+    }
+    Ok(())
 }
 
 /// The caller, allowed to do `action`.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use nexus_kernel::Error;
-use nexus_platform::db::begin_system;
+use nexus_platform::db;
 use nexus_platform::outbound::{Limits, OutboundClient, OutboundError};
 use nexus_providers::replicate::{
     CreatePrediction, Prediction, PredictionStatus, PredictionTarget, ReplicateClient, ReplicateConfig,
@@ -21,8 +21,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{App, db};
+use super::App;
 use crate::config::Config;
+use crate::repo::images as repo;
 
 /// Where a finished image's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,19 +287,13 @@ impl App {
     }
 
     /// Applies a finished job to its image. `Ok(false)` when the job is not one of ours.
+    #[tracing::instrument(skip_all, fields(provider, job = external_id))]
     pub async fn finish_image(&self, provider: &str, external_id: &str, outcome: Outcome) -> Result<bool, Error> {
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let found: Option<(Uuid, String, Uuid, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, tenant_id, reservation_id FROM image_assets WHERE provider = $1 AND external_id = $2",
-        )
-        .bind(provider)
-        .bind(external_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        let Some((id, status, tenant, reservation)) = found else { return Ok(false) };
-        if status != "pending" {
+        let mut tx = db::system(&self.pool).await?;
+        let found = repo::by_job(&mut tx, provider, external_id).await?;
+        db::commit(tx).await?;
+        let Some(image) = found else { return Ok(false) };
+        if image.status != "pending" {
             // A redelivery, or a poll that lost the race to the webhook.
             return Ok(true);
         }
@@ -306,69 +301,34 @@ impl App {
             Ok(source) => self.fetch(source).await,
             Err(why) => Err(why),
         };
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let succeeded = fetched.is_ok();
         let changed = match fetched {
-            Ok((content_type, data)) => {
-                sqlx::query(
-                    "UPDATE image_assets SET status = 'succeeded', content_type = $2, data = $3, size_bytes = $4, updated_at = now() \
-                     WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(id)
-                .bind(&content_type)
-                .bind(&data)
-                .bind(i64::try_from(data.len()).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected()
-            }
+            Ok((content_type, data)) => repo::succeed(&mut tx, image.id, &content_type, &data).await?,
             Err(why) => {
                 tracing::warn!(provider, job = %external_id, error = %why, "image job did not give an image");
-                sqlx::query("UPDATE image_assets SET status = 'failed', error = $2, updated_at = now() WHERE id = $1 AND status = 'pending'")
-                    .bind(id)
-                    .bind(why.chars().take(500).collect::<String>())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .rows_affected()
+                repo::fail(&mut tx, image.id, &why.chars().take(500).collect::<String>()).await?
             }
         };
-        if changed == 1 {
-            job_finished(&mut tx, tenant, id, reservation.as_deref(), succeeded).await?;
+        if changed {
+            job_finished(&mut tx, &image, succeeded).await?;
         }
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(true)
     }
 
     /// Polls jobs that have not reported back in time; gives up on very old ones.
+    #[tracing::instrument(skip_all)]
     pub async fn sweep_images(&self) -> Result<usize, Error> {
         let Some(provider) = &self.images else { return Ok(0) };
         let name = provider.name();
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let given_up: Vec<(Uuid, Uuid, Option<String>)> = sqlx::query_as(
-            "UPDATE image_assets SET status = 'failed', error = 'the provider did not finish in time', updated_at = now() \
-             WHERE provider = $1 AND status = 'pending' AND created_at < now() - make_interval(secs => $2) \
-             RETURNING id, tenant_id, reservation_id",
-        )
-        .bind(name)
-        .bind(self.cfg.images.give_up_after.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        for (id, tenant, reservation) in &given_up {
-            job_finished(&mut tx, *tenant, *id, reservation.as_deref(), false).await?;
+        let mut tx = db::system(&self.pool).await?;
+        let given_up = repo::give_up(&mut tx, name, self.cfg.images.give_up_after.as_secs_f64()).await?;
+        for image in &given_up {
+            job_finished(&mut tx, image, false).await?;
         }
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT external_id FROM image_assets WHERE provider = $1 AND status = 'pending' AND external_id IS NOT NULL \
-             AND updated_at < now() - make_interval(secs => $2) ORDER BY updated_at LIMIT 20",
-        )
-        .bind(name)
-        .bind(self.cfg.images.poll_after.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let due = repo::due(&mut tx, name, self.cfg.images.poll_after.as_secs_f64()).await?;
+        db::commit(tx).await?;
         let mut finished = 0;
         for id in due {
             match provider.poll(&id).await {
@@ -397,28 +357,7 @@ pub async fn sweeper(app: std::sync::Arc<App>, stop: CancellationToken) {
 
 /// Announces how a provider image job ended, in the transaction that records it: subscriptions
 /// then charges the job's reservation or gives it back (no user token is around by now).
-async fn job_finished(
-    conn: &mut sqlx::PgConnection,
-    tenant: Uuid,
-    image: Uuid,
-    reservation: Option<&str>,
-    succeeded: bool,
-) -> Result<(), Error> {
-    let Some(reservation) = reservation else { return Ok(()) };
-    let tenant = nexus_kernel::WorkspaceId::from_uuid(tenant);
-    nexus_platform::outbox::enqueue(
-        conn,
-        "nexus.content.job.finished",
-        Some(tenant),
-        &nexus_proto::events::MeteredJobFinished {
-            workspace_id: tenant.to_string(),
-            reservation_id: reservation.to_owned(),
-            succeeded,
-            credits: 0,
-            job: format!("content.image:img_{}", image.simple()),
-        },
-    )
-    .await
-    .map_err(db)?;
-    Ok(())
+async fn job_finished(conn: &mut sqlx::PgConnection, image: &repo::JobImage, succeeded: bool) -> Result<(), Error> {
+    let Some(reservation) = &image.reservation else { return Ok(()) };
+    crate::events::image_job_finished(conn, image.tenant, image.id, reservation, succeeded).await
 }

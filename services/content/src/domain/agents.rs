@@ -66,6 +66,25 @@ pub fn relevant_snippets<'a>(knowledge: &'a [String], message: &str, n: usize) -
     scored.into_iter().take(n).map(|(_, _, k)| k).collect()
 }
 
+/// A stored agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: uuid::Uuid,
+    pub spec: AgentSpec,
+    /// The language as stored (its code), for replies and the text direction.
+    pub language: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A stored message of a conversation.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A past message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {

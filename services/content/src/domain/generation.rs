@@ -336,6 +336,27 @@ impl Usage {
     }
 }
 
+/// A stored generation, as the use cases hand it out.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub platform: Option<String>,
+    pub language: String,
+    pub tone: String,
+    pub status: String,
+    pub provider: String,
+    pub model: String,
+    pub prompt_version: String,
+    pub input: serde_json::Value,
+    pub variants: Vec<Variant>,
+    pub title_limit: i32,
+    pub body_limit: i32,
+    pub usage: Usage,
+    pub credits: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Rough token count of text (about four characters a token in Latin scripts), used where no
 /// model reports one: local generations and streams cut before their usage arrived.
 pub fn estimate_tokens(text: &str) -> i64 {

@@ -3,7 +3,10 @@
 
 pub mod agents;
 pub mod generation;
+pub mod images;
 pub mod pages;
+pub mod prompts;
+pub mod render;
 pub mod text;
 
 use nexus_kernel::Error;

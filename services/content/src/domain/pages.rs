@@ -1,5 +1,6 @@
 //! Landing pages: the section schema, its validation, section names, and slug rules.
 
+use chrono::{DateTime, Utc};
 use nexus_kernel::Error;
 use serde::{Deserialize, Serialize};
 
@@ -333,6 +334,35 @@ impl LeadInput {
         }
         Ok(LeadInput { name, email: email.to_lowercase(), phone, message })
     }
+}
+
+/// A stored page at its current version, with its counters.
+#[derive(Debug, Clone)]
+pub struct MagicPage {
+    pub id: uuid::Uuid,
+    pub title: String,
+    pub language: String,
+    pub brief: super::generation::Brief,
+    pub status: String,
+    pub slug: Option<String>,
+    pub current_version: i32,
+    pub published_version: Option<i32>,
+    pub provider: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub sections: Sections,
+    pub views: i64,
+    pub leads: i64,
+}
+
+/// One kept version of a page.
+#[derive(Debug, Clone)]
+pub struct PageVersion {
+    pub version: i32,
+    pub change: String,
+    pub sections: Sections,
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -4,23 +4,10 @@ use futures::StreamExt;
 use nexus_kernel::WorkspaceId;
 use nexus_proto::nexus::content::v1 as pb;
 use nexus_testkit::identity::authed;
-use nexus_testkit::openai::{CutMode, FakeOpenAi, Reply, Script, TEST_API_KEY, TEST_MODEL};
+use nexus_testkit::openai::{CutMode, Reply, Script, TEST_MODEL};
 use serde_json::json;
 
 use crate::support::*;
-
-async fn with_model() -> (Stack, FakeOpenAi) {
-    let fake = FakeOpenAi::start().await;
-    let s = start_with(&[
-        ("NEXUS_LLM__PROVIDER", "openai".into()),
-        ("NEXUS_LLM__BASE_URL", fake.base_url.clone()),
-        ("NEXUS_LLM__API_KEY", TEST_API_KEY.into()),
-        ("NEXUS_LLM__MODEL", TEST_MODEL.into()),
-        ("NEXUS_LLM__MAX_RETRIES", "0".into()),
-    ])
-    .await;
-    (s, fake)
-}
 
 fn copy_json(n: usize) -> String {
     let variants: Vec<_> = (0..n).map(|i| json!({"title": format!("Título {i}"), "body": format!("Cuerpo del anuncio número {i}, con \"comillas\".")})).collect();

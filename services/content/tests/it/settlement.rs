@@ -8,24 +8,11 @@ use futures::StreamExt;
 use nexus_kernel::WorkspaceId;
 use nexus_proto::nexus::content::v1 as pb;
 use nexus_testkit::identity::authed;
-use nexus_testkit::openai::{FakeOpenAi, Reply, Script, TEST_API_KEY, TEST_MODEL};
+use nexus_testkit::openai::{Reply, Script};
 use serde_json::json;
 
 use crate::pages::brief;
 use crate::support::*;
-
-async fn with_model() -> (Stack, FakeOpenAi) {
-    let fake = FakeOpenAi::start().await;
-    let s = start_with(&[
-        ("NEXUS_LLM__PROVIDER", "openai".into()),
-        ("NEXUS_LLM__BASE_URL", fake.base_url.clone()),
-        ("NEXUS_LLM__API_KEY", TEST_API_KEY.into()),
-        ("NEXUS_LLM__MODEL", TEST_MODEL.into()),
-        ("NEXUS_LLM__MAX_RETRIES", "0".into()),
-    ])
-    .await;
-    (s, fake)
-}
 
 fn one_variant() -> String {
     json!({"variants": [{"title": "Título", "body": "Cuerpo del anuncio."}]}).to_string()

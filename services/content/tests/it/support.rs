@@ -7,7 +7,8 @@ use nexus_proto::nexus::content::v1::content_client::ContentClient;
 use nexus_proto::nexus::subscriptions::v1 as spb;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
 use nexus_testkit::identity::{TestIssuer, authed};
-use nexus_testkit::{TestDb, TestNats};
+use nexus_testkit::openai::{FakeOpenAi, TEST_API_KEY, TEST_MODEL};
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -18,6 +19,7 @@ pub struct Stack {
     pub db: TestDb,
     nats: TestNats,
     pub issuer: TestIssuer,
+    content: RunningService,
     stop: CancellationToken,
     /// Stops only the subscriptions service (a child of `stop`).
     subs_stop: CancellationToken,
@@ -25,6 +27,7 @@ pub struct Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        self.content.shutdown.cancel();
         self.stop.cancel();
     }
 }
@@ -87,17 +90,14 @@ pub async fn start_with(extra: &[(&str, String)]) -> Stack {
         env(&db, &nats, "content", &extra),
     )
     .expect("content config");
-    nexus_platform::db::migrate("content", &cfg.common.database, Some(&nexus_content::MIGRATIONS))
-        .await
-        .expect("migrate content");
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let (s, keys) = (stop.clone(), issuer.keys());
-    tokio::spawn(
-        async move { nexus_content::run_with_keys(cfg, listeners, s, Some(keys)).await.expect("content serves") },
-    );
+    let common = cfg.common.clone();
+    let content = RunningService::start_with_keys(nexus_content::DEF, common, Some(issuer.keys()), move |infra| {
+        nexus_content::routes(cfg, infra)
+    })
+    .await;
+    let url = content.grpc_url();
 
-    let stack = Stack { url, subs_url, db, nats, issuer, stop, subs_stop };
+    let stack = Stack { url, subs_url, db, nats, issuer, content, stop, subs_stop };
     for _ in 0..200 {
         let content_up = stack.client().get_published_page(pb::GetPublishedPageRequest::default()).await;
         let subs_up = stack.subs().list_plans(spb::ListPlansRequest::default()).await.is_ok();
@@ -109,6 +109,20 @@ pub async fn start_with(extra: &[(&str, String)]) -> Stack {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("services did not start");
+}
+
+/// Both services, content generating with a model: the fake OpenAI server (no retries).
+pub async fn with_model() -> (Stack, FakeOpenAi) {
+    let fake = FakeOpenAi::start().await;
+    let s = start_with(&[
+        ("NEXUS_LLM__PROVIDER", "openai".into()),
+        ("NEXUS_LLM__BASE_URL", fake.base_url.clone()),
+        ("NEXUS_LLM__API_KEY", TEST_API_KEY.into()),
+        ("NEXUS_LLM__MODEL", TEST_MODEL.into()),
+        ("NEXUS_LLM__MAX_RETRIES", "0".into()),
+    ])
+    .await;
+    (s, fake)
 }
 
 impl Stack {

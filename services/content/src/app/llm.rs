@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::app::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
 use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, GenerationInput, Usage, Variant};
 use crate::domain::pages::{FormField, Sections};
-use crate::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
-use crate::prompts;
+use crate::domain::prompts;
 
 pub struct LlmGenerator {
     pub model: Arc<dyn ChatModel>,

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::app::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
 use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, ContentKind, GenerationInput, Tone, Usage, Variant, estimate_tokens};
 use crate::domain::pages::{Benefit, CallToAction, Faq, FormField, Hero, LeadForm, Sections, Testimonial};
 use crate::domain::text::fit;
-use crate::generator::{CopyOutput, Delta, GenError, Metering, TextGenerator};
 
 pub const MODEL: &str = "local-templates-v1";
 
@@ -97,11 +97,11 @@ impl Bank {
 
 fn source(l: Locale) -> &'static str {
     match l {
-        Locale::En => include_str!("../../templates/local/en.json"),
-        Locale::Es => include_str!("../../templates/local/es.json"),
-        Locale::Pt => include_str!("../../templates/local/pt.json"),
-        Locale::He => include_str!("../../templates/local/he.json"),
-        Locale::Ar => include_str!("../../templates/local/ar.json"),
+        Locale::En => include_str!("../../../templates/local/en.json"),
+        Locale::Es => include_str!("../../../templates/local/es.json"),
+        Locale::Pt => include_str!("../../../templates/local/pt.json"),
+        Locale::He => include_str!("../../../templates/local/he.json"),
+        Locale::Ar => include_str!("../../../templates/local/ar.json"),
     }
 }
 
@@ -376,7 +376,7 @@ impl TextGenerator for LocalGenerator {
         deltas: Option<&mpsc::Sender<Delta>>,
     ) -> Result<CopyOutput, GenError> {
         let variants = self.variants(input);
-        let prompt_version = crate::prompts::for_kind(input.kind).version.to_owned();
+        let prompt_version = crate::domain::prompts::for_kind(input.kind).version.to_owned();
         let prompt = serde_json::to_string(input).unwrap_or_default();
         if let Some(tx) = deltas {
             let mut sent: Vec<Variant> = Vec::new();

@@ -13,7 +13,10 @@ pub struct Prompt {
 
 macro_rules! prompt {
     ($name:literal, $v:literal) => {
-        Prompt { version: concat!($name, "/", $v), source: include_str!(concat!("../prompts/", $name, "/", $v, ".md")) }
+        Prompt {
+            version: concat!($name, "/", $v),
+            source: include_str!(concat!("../../prompts/", $name, "/", $v, ".md")),
+        }
     };
 }
 
