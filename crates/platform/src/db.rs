@@ -287,7 +287,9 @@ pub struct Keyset {
 
 impl Keyset {
     pub fn new(page: &nexus_kernel::PageRequest) -> Result<Self, nexus_kernel::Error> {
-        Ok(Self { after: page.decode_cursor()?, fetch: i64::from(page.limit) + 1, limit: page.limit })
+        // A request built without `PageRequest::new` (limit 0) gets the default page, not none.
+        let limit = if page.limit == 0 { nexus_kernel::PageRequest::DEFAULT_LIMIT } else { page.limit };
+        Ok(Self { after: page.decode_cursor()?, fetch: i64::from(limit) + 1, limit })
     }
 
     /// The keyset condition and order for a table whose columns are `created_at` and `id`, with

@@ -313,3 +313,55 @@ mod tests {
         );
     }
 }
+
+/// A contact as the use cases see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub language: Option<Locale>,
+    pub tags: Vec<String>,
+    /// Custom field values by key, as stored (see `fields::FieldDef::parse`).
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub owner_id: Option<uuid::Uuid>,
+    pub stage: Stage,
+    pub source: String,
+    pub identities: Vec<(IdentityKind, String)>,
+    pub anonymized: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a contact search asks for; every part given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactQuery {
+    /// Lower-cased, at least [`SEARCH_MIN`] characters: a part of the name, email or phone.
+    pub text: Option<String>,
+    pub tags: Vec<String>,
+    pub stage: Option<Stage>,
+    /// Equality on stored custom field values.
+    pub fields: Vec<(String, serde_json::Value)>,
+}
+
+/// Shortest text a search accepts (trigram matching needs three characters to use its index).
+pub const SEARCH_MIN: usize = 3;
+
+impl ContactQuery {
+    /// Checks a search's text and tags.
+    pub fn new(text: &str, tags: &[String], stage: &str) -> Result<ContactQuery, Error> {
+        let text = text.trim().to_lowercase();
+        let text = if text.is_empty() {
+            None
+        } else if text.chars().count() < SEARCH_MIN || text.chars().count() > 200 {
+            return Err(Error::invalid("messaging.invalid_search")
+                .with_param("min", SEARCH_MIN.to_string())
+                .with_violation("text", "invalid"));
+        } else {
+            Some(text)
+        };
+        let stage = if stage.trim().is_empty() { None } else { Some(stage.trim().parse::<Stage>()?) };
+        Ok(ContactQuery { text, tags: self::tags(tags)?, stage, fields: Vec::new() })
+    }
+}

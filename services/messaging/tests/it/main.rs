@@ -1,3 +1,5 @@
 //! Integration tests of the messaging service against real Postgres.
 
+mod contacts;
 mod schema;
+mod support;
