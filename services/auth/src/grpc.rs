@@ -25,7 +25,6 @@ use nexus_proto::nexus::auth::v1::{self as pb, auth_server::Auth};
 use tonic::{Request, Response, Status};
 
 use crate::app::{self, App, Client, Issued};
-use crate::config::MailMode;
 use crate::domain::{Membership, ProfileUpdate, User};
 
 pub struct AuthService {
@@ -429,9 +428,8 @@ impl Auth for AuthService {
     }
 
     async fn list_local_mail(&self, req: Request<pb::ListLocalMailRequest>) -> R<pb::LocalMailList> {
-        if self.app.cfg.mail.mode != MailMode::Local {
-            return Err(err(Error::new(nexus_kernel::ErrorKind::FailedPrecondition, "auth.local_mail_disabled")));
-        }
+        // Refused in SMTP mode before the caller is even looked at.
+        self.app.require_local_mail().map_err(err)?;
         let p = principal(&req)?;
         let r = req.into_inner();
         let items = self

@@ -30,12 +30,19 @@ pub async fn enqueue(
 }
 
 impl App {
+    /// Local mail is readable only in local mode (else it goes out over SMTP).
+    pub fn require_local_mail(&self) -> Result<(), Error> {
+        if self.cfg.mail.mode == MailMode::Local {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::FailedPrecondition, "auth.local_mail_disabled"))
+        }
+    }
+
     /// Local mail (local mode only): a service reads anyone's, a signed-in user only their own.
     #[tracing::instrument(skip_all)]
     pub async fn list_local_mail(&self, p: &Principal, to: &str, limit: u32) -> Result<Vec<StoredMail>, Error> {
-        if self.cfg.mail.mode != MailMode::Local {
-            return Err(Error::new(ErrorKind::FailedPrecondition, "auth.local_mail_disabled"));
-        }
+        self.require_local_mail()?;
         let requested = to.trim().to_lowercase();
         let to = if p.require_internal().is_ok() {
             requested
