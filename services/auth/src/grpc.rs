@@ -16,17 +16,16 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
 use nexus_kernel::{Error, Locale, UserId, WorkspaceId};
 use nexus_platform::RequestContext;
+use nexus_platform::grpc::{from_ts, status as err, ts};
 use nexus_platform::identity::{Principal, principal};
 use nexus_proto::common::Locale as PbLocale;
 use nexus_proto::nexus::auth::v1::{self as pb, auth_server::Auth};
 use tonic::{Request, Response, Status};
 
 use crate::app::{self, App, Client, Issued};
-use crate::config::MailMode;
-use crate::repo::{MembershipRow, UserRow};
+use crate::domain::{Membership, ProfileUpdate, User};
 
 pub struct AuthService {
     pub app: Arc<App>,
@@ -38,19 +37,17 @@ fn ok<T>(v: T) -> R<T> {
     Ok(Response::new(v))
 }
 
-fn err(e: Error) -> Status {
-    if e.kind() == nexus_kernel::ErrorKind::Internal {
-        tracing::error!(error = ?e, "auth request failed");
+/// Profile changes from the wire: absent fields stay as they are.
+fn profile_update(r: pb::UpdateProfileRequest) -> ProfileUpdate {
+    ProfileUpdate {
+        name: r.name,
+        avatar_url: r.avatar_url,
+        locale: r.locale,
+        timezone: r.timezone,
+        notifications: r.notifications.map(|n| {
+            serde_json::json!({"product_updates": n.product_updates, "billing": n.billing, "security": n.security, "weekly_report": n.weekly_report})
+        }),
     }
-    e.into()
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
-fn from_ts(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).single()
 }
 
 fn client(c: Option<pb::ClientInfo>) -> Client {
@@ -75,7 +72,7 @@ fn request_locale(explicit: &str) -> Result<Locale, Status> {
     Ok(RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default())
 }
 
-fn user(u: &UserRow) -> pb::User {
+fn user(u: &User) -> pb::User {
     pb::User {
         id: UserId::from_uuid(u.id).to_string(),
         email: u.email.clone(),
@@ -87,7 +84,7 @@ fn user(u: &UserRow) -> pb::User {
     }
 }
 
-fn workspace(m: &MembershipRow) -> pb::Workspace {
+fn workspace(m: &Membership) -> pb::Workspace {
     pb::Workspace {
         id: WorkspaceId::from_uuid(m.workspace_id).to_string(),
         name: m.workspace_name.clone(),
@@ -210,7 +207,7 @@ impl Auth for AuthService {
     async fn update_profile(&self, req: Request<pb::UpdateProfileRequest>) -> R<pb::Me> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        let update = app::accounts_update(r);
+        let update = profile_update(r);
         ok(me(self.app.update_profile(&p, update).await.map_err(err)?, &p))
     }
 
@@ -431,24 +428,13 @@ impl Auth for AuthService {
     }
 
     async fn list_local_mail(&self, req: Request<pb::ListLocalMailRequest>) -> R<pb::LocalMailList> {
-        if self.app.cfg.mail.mode != MailMode::Local {
-            return Err(err(Error::new(nexus_kernel::ErrorKind::FailedPrecondition, "auth.local_mail_disabled")));
-        }
+        // Refused in SMTP mode before the caller is even looked at.
+        self.app.require_local_mail().map_err(err)?;
         let p = principal(&req)?;
         let r = req.into_inner();
-        let requested = r.to.trim().to_lowercase();
-        // A service reads any mail; a signed-in user only their own.
-        let to = if p.require_internal().is_ok() {
-            requested
-        } else {
-            let own = self.app.own_email(&p).await.map_err(err)?;
-            if !requested.is_empty() && requested != own {
-                return Err(err(Error::forbidden("auth.permission_denied")));
-            }
-            own
-        };
-        let limit = if r.limit == 0 { 20 } else { r.limit.min(100) };
-        let items = crate::mail::list(&self.app.pool, to.as_str(), i64::from(limit))
+        let items = self
+            .app
+            .list_local_mail(&p, &r.to, r.limit)
             .await
             .map_err(err)?
             .into_iter()

@@ -1,53 +1,30 @@
-//! Accounts: sign-up, login (with MFA step-up and lockout), refresh-token rotation with reuse
-//! detection, logout, email verification, password reset and change, deletion, profile, sessions.
+//! Accounts: sign-up, login (with MFA step-up and lockout), email verification, password reset
+//! and change, deletion, profile.
 
-use chrono::{DateTime, Utc};
-use nexus_kernel::{Error, ErrorKind, Locale, UserId, WorkspaceId};
-use nexus_platform::db::begin_system;
+use std::time::Duration;
+
+use chrono::Utc;
+use nexus_kernel::{Error, ErrorKind, Locale};
+use nexus_platform::db;
 use nexus_platform::identity::Principal;
-use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{App, Client, Issued, locked_error, minutes, now_unix};
-use crate::domain::{self, Email};
-use crate::mail;
-use crate::repo::{self, MembershipRow, RefreshRow, SettingsRow, UserRow, db, throttle};
+use super::{App, Client, Issued, locked_error, mail, minutes, now_unix};
+use crate::domain::{self, Email, Membership, ProfileUpdate, Settings, User};
+use crate::events;
+use crate::repo::{self, sessions::Revoke, throttles};
 
 /// The signed-in user as `GET /v1/me` shows them.
 #[derive(Debug, Clone)]
 pub struct MeView {
-    pub user: UserRow,
-    pub settings: SettingsRow,
-    pub workspace: MembershipRow,
-}
-
-/// Sealing context of a row's successor refresh token.
-fn successor_context(row: Uuid) -> String {
-    format!("auth.sessions.successor:{row}")
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionView {
-    pub id: Uuid,
-    pub ip: String,
-    pub user_agent: String,
-    pub device: String,
-    pub created_at: DateTime<Utc>,
-    pub last_used_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ProfileUpdate {
-    pub name: Option<String>,
-    pub avatar_url: Option<String>,
-    pub locale: Option<String>,
-    pub timezone: Option<String>,
-    pub notifications: Option<serde_json::Value>,
+    pub user: User,
+    pub settings: Settings,
+    pub workspace: Membership,
 }
 
 impl App {
+    #[tracing::instrument(skip_all)]
     pub async fn sign_up(
         &self,
         email: &str,
@@ -61,13 +38,14 @@ impl App {
         domain::check_password(password, &email)?;
         let hash = self.hash_password(password).await?;
 
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let (user_id, workspace_id) = Self::create_account(&mut tx, &email, &name, Some(&hash), false, locale).await?;
         self.send_verification(&mut tx, user_id, email.as_str(), &name, locale).await?;
-        let user = repo::user_by_id(&mut tx, user_id, false).await?.ok_or_else(|| Error::internal("user vanished"))?;
-        let ws = MembershipRow { workspace_id, workspace_name: name, role: "owner".into() };
+        let user =
+            repo::users::by_id(&mut tx, user_id, false).await?.ok_or_else(|| Error::internal("user vanished"))?;
+        let ws = Membership { workspace_id, workspace_name: name, role: "owner".into() };
         let issued = self.open_session(&mut tx, user, ws, &["pwd"], client).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         metrics::counter!("nexus_auth_signups_total").increment(1);
         Ok(issued)
     }
@@ -83,55 +61,14 @@ impl App {
         locale: Locale,
     ) -> Result<(Uuid, Uuid), Error> {
         let user_id = Uuid::now_v7();
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash, email_verified_at) \
-             VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END) ON CONFLICT (email) DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(email.as_str())
-        .bind(name)
-        .bind(password_hash)
-        .bind(verified)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if inserted == 0 {
+        if !repo::users::insert(conn, user_id, email.as_str(), name, password_hash, verified).await? {
             return Err(Error::new(ErrorKind::Conflict, "auth.email_taken").with_violation("email", "taken"));
         }
         let workspace_id = Uuid::now_v7();
-        sqlx::query("INSERT INTO user_settings (user_id, locale) VALUES ($1, $2)")
-            .bind(user_id)
-            .bind(locale.code())
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        sqlx::query("INSERT INTO workspaces (id, name, owner_id) VALUES ($1, $2, $3)")
-            .bind(workspace_id)
-            .bind(name)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        sqlx::query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')")
-            .bind(workspace_id)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
-        enqueue(
-            conn,
-            "nexus.auth.user.signed_up",
-            Some(WorkspaceId::from_uuid(workspace_id)),
-            &events::UserSignedUp {
-                user_id: UserId::from_uuid(user_id).to_string(),
-                workspace_id: WorkspaceId::from_uuid(workspace_id).to_string(),
-                email: email.as_str().into(),
-                locale: locale.code().into(),
-            },
-        )
-        .await
-        .map_err(db)?;
+        repo::users::insert_settings(conn, user_id, locale.code()).await?;
+        repo::workspaces::insert(conn, workspace_id, name, user_id).await?;
+        repo::workspaces::add_member(conn, workspace_id, user_id, "owner").await?;
+        events::signed_up(conn, user_id, workspace_id, email.as_str(), locale.code()).await?;
         Ok((user_id, workspace_id))
     }
 
@@ -144,16 +81,13 @@ impl App {
         locale: Locale,
     ) -> Result<(), Error> {
         let token = domain::random_token("nxv_");
-        sqlx::query("INSERT INTO email_tokens (user_id, purpose, token_hash, expires_at) VALUES ($1, 'verify_email', $2, now() + interval '48 hours')")
-            .bind(user)
-            .bind(domain::token_hash(&token))
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        let hash = domain::token_hash(&token);
+        repo::users::insert_email_token(conn, user, "verify_email", &hash, Duration::from_secs(48 * 3600)).await?;
         let link = self.link("/verify-email", &token);
         mail::enqueue(conn, email, locale, "verify_email", &[("name", name), ("link", &link), ("hours", "48")]).await
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn login(
         &self,
         email: &str,
@@ -166,14 +100,14 @@ impl App {
         let cfg = &self.cfg.auth;
         let email_key = format!("login:email:{}", email.hash_hex());
         let ip_key = format!("login:ip:{}", client.ip);
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        if let Some(until) = throttle::locked_until(&mut tx, &ip_key).await? {
+        let mut tx = db::system(&self.pool).await?;
+        if let Some(until) = throttles::locked_until(&mut tx, &ip_key).await? {
             return Err(locked_error("request.rate_limited", until));
         }
-        if let Some(until) = throttle::locked_until(&mut tx, &email_key).await? {
+        if let Some(until) = throttles::locked_until(&mut tx, &email_key).await? {
             return Err(locked_error("auth.account_locked", until));
         }
-        let user = repo::user_by_email(&mut tx, email.as_str(), true).await?;
+        let user = repo::users::by_email(&mut tx, email.as_str(), true).await?;
         let password_ok =
             self.verify_password(user.as_ref().and_then(|u| u.password_hash.as_deref()), password).await?;
         let user = match user {
@@ -181,26 +115,15 @@ impl App {
             other => {
                 // Same work and same answer whether or not the email is registered.
                 let locked =
-                    throttle::fail(&mut tx, &email_key, cfg.lockout_threshold, cfg.lockout_period, cfg.lockout_period)
+                    throttles::fail(&mut tx, &email_key, cfg.lockout_threshold, cfg.lockout_period, cfg.lockout_period)
                         .await?;
-                throttle::fail(&mut tx, &ip_key, cfg.ip_failure_limit, cfg.ip_failure_window, cfg.ip_failure_window)
+                throttles::fail(&mut tx, &ip_key, cfg.ip_failure_limit, cfg.ip_failure_window, cfg.ip_failure_window)
                     .await?;
-                enqueue(
-                    &mut tx,
-                    "nexus.auth.login.failed",
-                    None,
-                    &events::LoginFailed {
-                        email_hash: email.hash_hex(),
-                        ip: client.ip.clone(),
-                        reason: "invalid_credentials".into(),
-                    },
-                )
-                .await
-                .map_err(db)?;
+                events::login_failed(&mut tx, email.hash_hex(), &client.ip).await?;
                 if let (Some(_), Some(u)) = (locked, other.as_ref()) {
                     self.on_locked(&mut tx, u, "password", cfg.lockout_period).await?;
                 }
-                tx.commit().await.map_err(db)?;
+                db::commit(tx).await?;
                 metrics::counter!("nexus_auth_login_failures_total").increment(1);
                 return Err(Error::unauthenticated("auth.invalid_credentials"));
             }
@@ -211,15 +134,15 @@ impl App {
             self.second_factor(&mut tx, &user, totp, recovery).await?;
             amr.push("otp");
         }
-        throttle::reset(&mut tx, &email_key).await?;
-        let workspace = repo::memberships_of(&mut tx, user.id)
+        throttles::reset(&mut tx, &email_key).await?;
+        let workspace = repo::workspaces::memberships_of(&mut tx, user.id)
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         let issued = self.open_session(&mut tx, user, workspace, &amr, client).await?;
-        Self::emit_logged_in(&mut tx, &issued, &client.ip, &amr.join("+")).await?;
-        tx.commit().await.map_err(db)?;
+        events::logged_in(&mut tx, &issued, &client.ip, &amr.join("+")).await?;
+        db::commit(tx).await?;
         Ok(issued)
     }
 
@@ -227,8 +150,8 @@ impl App {
     /// failure count themselves, since the caller's transaction is abandoned.
     pub(crate) async fn second_factor(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        user: &UserRow,
+        tx: &mut db::Tx,
+        user: &User,
         totp: &str,
         recovery: &str,
     ) -> Result<(), Error> {
@@ -248,12 +171,7 @@ impl App {
                 u64::try_from(user.mfa_last_step).unwrap_or(0),
             )? {
                 Some(step) => {
-                    sqlx::query("UPDATE users SET mfa_last_step = $2, mfa_failed = 0 WHERE id = $1")
-                        .bind(user.id)
-                        .bind(i64::try_from(step).unwrap_or(i64::MAX))
-                        .execute(&mut **tx)
-                        .await
-                        .map_err(db)?;
+                    repo::users::accept_totp_step(tx, user.id, i64::try_from(step).unwrap_or(i64::MAX)).await?;
                     true
                 }
                 None => false,
@@ -261,11 +179,7 @@ impl App {
         } else {
             let used = Self::use_recovery_code(tx, user.id, recovery).await?;
             if used {
-                sqlx::query("UPDATE users SET mfa_failed = 0 WHERE id = $1")
-                    .bind(user.id)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(db)?;
+                repo::users::set_mfa_failures(tx, user.id, 0).await?;
             }
             used
         };
@@ -275,63 +189,32 @@ impl App {
         let cfg = &self.cfg.auth;
         let failed = user.mfa_failed + 1;
         if failed >= cfg.mfa_max_failures {
-            sqlx::query(
-                "UPDATE users SET mfa_failed = 0, mfa_locked_until = now() + make_interval(secs => $2) WHERE id = $1",
-            )
-            .bind(user.id)
-            .bind(cfg.mfa_lock_period.as_secs_f64())
-            .execute(&mut **tx)
-            .await
-            .map_err(db)?;
+            repo::users::lock_mfa(tx, user.id, cfg.mfa_lock_period).await?;
             self.on_locked(tx, user, "mfa", cfg.mfa_lock_period).await?;
         } else {
-            sqlx::query("UPDATE users SET mfa_failed = $2 WHERE id = $1")
-                .bind(user.id)
-                .bind(failed)
-                .execute(&mut **tx)
-                .await
-                .map_err(db)?;
+            repo::users::set_mfa_failures(tx, user.id, failed).await?;
         }
         // The failure must be remembered even though the login fails.
-        let tx = std::mem::replace(tx, begin_system(&self.pool).await.map_err(db)?);
-        tx.commit().await.map_err(db)?;
+        let tx = std::mem::replace(tx, db::system(&self.pool).await?);
+        db::commit(tx).await?;
         Err(Error::unauthenticated("auth.invalid_mfa_code"))
     }
 
     /// Spends one unused recovery code of `user`; false if it is not one.
     pub(crate) async fn use_recovery_code(conn: &mut PgConnection, user: Uuid, code: &str) -> Result<bool, Error> {
-        let used = sqlx::query(
-            "UPDATE recovery_codes SET used_at = now() WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
-        )
-        .bind(user)
-        .bind(domain::recovery_hash(user, code))
-        .execute(conn)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        Ok(used == 1)
+        repo::users::use_recovery_code(conn, user, &domain::recovery_hash(user, code)).await
     }
 
     async fn on_locked(
         &self,
         conn: &mut PgConnection,
-        user: &UserRow,
+        user: &User,
         factor: &str,
         period: std::time::Duration,
     ) -> Result<(), Error> {
-        enqueue(
-            conn,
-            "nexus.auth.user.locked",
-            None,
-            &events::UserLocked {
-                user_id: UserId::from_uuid(user.id).to_string(),
-                minutes: u32::try_from(period.as_secs() / 60).unwrap_or(u32::MAX),
-                factor: factor.into(),
-            },
-        )
-        .await
-        .map_err(db)?;
-        let settings = repo::settings(conn, user.id).await?;
+        let minutes_locked = u32::try_from(period.as_secs() / 60).unwrap_or(u32::MAX);
+        events::user_locked(conn, user.id, minutes_locked, factor).await?;
+        let settings = repo::users::settings(conn, user.id).await?;
         let link = format!("{}/reset-password", self.cfg.auth.public_url.trim_end_matches('/'));
         mail::enqueue(
             conn,
@@ -343,127 +226,34 @@ impl App {
         .await
     }
 
-    /// Rotates a refresh token. A spent token sent again within `auth.refresh_reuse_grace` of its
-    /// rotation gets the same successor back (the client lost the response); later, or when the
-    /// successor has moved on, the whole family is revoked. A family ends for good at
-    /// `family_expires_at` (`auth.refresh_family_lifetime` after sign-in).
-    pub async fn refresh(&self, refresh_token: &str, client: &Client) -> Result<Issued, Error> {
-        let invalid = || Error::unauthenticated("auth.invalid_refresh_token");
-        if !refresh_token.starts_with("nxr_") || refresh_token.len() > 100 {
-            return Err(invalid());
-        }
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let row = repo::refresh_row(&mut tx, &domain::token_hash(refresh_token)).await?;
-        let Some(row) = row else {
-            return Err(invalid());
-        };
-        let family = row.family_id;
-        if row.revoked_at.is_none()
-            && let Some(replaced) = row.replaced_at
-        {
-            let grace = chrono::Duration::from_std(self.cfg.auth.refresh_reuse_grace).unwrap_or_default();
-            if Utc::now() - replaced <= grace
-                && let Some(issued) = self.same_successor(&mut tx, &row).await?
-            {
-                tx.commit().await.map_err(db)?;
-                metrics::counter!("nexus_auth_refresh_grace_total").increment(1);
-                return Ok(issued);
-            }
-        }
-        if row.replaced_at.is_some() || row.revoked_at.is_some() {
-            // A spent token came back: whoever holds the family may be an attacker. Kill it all.
-            let families = repo::revoke_families(&mut tx, "family_id", family, None).await?;
-            Self::emit_revoked(&mut tx, row.user_id, &families, "refresh_token_reuse").await?;
-            tx.commit().await.map_err(db)?;
-            tracing::warn!(%family, "refresh token reuse; session family revoked");
-            metrics::counter!("nexus_auth_refresh_reuse_total").increment(1);
-            return Err(invalid());
-        }
-        let now = Utc::now();
-        if row.expires_at < now || row.family_expires_at < now {
-            return Err(invalid());
-        }
-        let user = repo::user_by_id(&mut tx, row.user_id, false)
-            .await?
-            .filter(|u| u.deletion_requested_at.is_none())
-            .ok_or_else(invalid)?;
-        // Role changes and removals take effect at the next refresh.
-        let Some(workspace) = repo::membership(&mut tx, row.user_id, row.workspace_id).await? else {
-            return Err(invalid());
-        };
-        let auth = super::SessionAuth {
-            amr: row.amr.clone(),
-            auth_time: row.auth_time,
-            family_expires_at: row.family_expires_at,
-        };
-        let issued = self.add_session_row(&mut tx, user, workspace, family, auth, client).await?;
-        // The successor, sealed to this row, so a lost response can be given again.
-        let sealed = self.sealer.seal(issued.refresh_token.as_bytes(), &successor_context(row.id));
-        repo::mark_replaced(&mut tx, row.id, issued.row_id, &sealed).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(issued)
-    }
-
-    /// The successor of a just-rotated row, with a fresh access token, while it is still the
-    /// family's live newest row; `None` otherwise (then the reuse counts as theft).
-    async fn same_successor(&self, conn: &mut PgConnection, row: &RefreshRow) -> Result<Option<Issued>, Error> {
-        let (Some(successor), Some(sealed)) = (row.successor_id, row.successor_sealed.as_deref()) else {
-            return Ok(None);
-        };
-        let Some((user_id, workspace_id, amr)) = repo::live_newest_row(&mut *conn, successor).await? else {
-            return Ok(None);
-        };
-        let Ok(refresh) = self.sealer.open(sealed, &successor_context(row.id)) else { return Ok(None) };
-        let Ok(refresh) = String::from_utf8(refresh) else { return Ok(None) };
-        let Some(user) = repo::user_by_id(conn, user_id, false).await?.filter(|u| u.deletion_requested_at.is_none())
-        else {
-            return Ok(None);
-        };
-        let Some(workspace) = repo::membership(conn, user_id, workspace_id).await? else { return Ok(None) };
-        self.issue(conn, user, workspace, row.family_id, &amr, refresh, successor).await.map(Some)
-    }
-
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let found: Option<(Uuid, Uuid)> =
-            sqlx::query_as("SELECT family_id, user_id FROM sessions WHERE refresh_hash = $1")
-                .bind(domain::token_hash(refresh_token))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        // Logging out with an unknown token is not an error: the client is logged out either way.
-        if let Some((family, user)) = found {
-            let families = repo::revoke_families(&mut tx, "family_id", family, None).await?;
-            Self::emit_revoked(&mut tx, user, &families, "logout").await?;
-        }
-        tx.commit().await.map_err(db)
-    }
-
+    #[tracing::instrument(skip_all)]
     pub async fn me(&self, p: &Principal) -> Result<MeView, Error> {
         self.require_live(p).await?;
         Self::require_person(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+        let mut tx = db::system(&self.pool).await?;
+        let user = repo::users::by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
-        let settings = repo::settings(&mut tx, user.id).await?;
-        let workspace = repo::membership(&mut tx, user.id, p.workspace_id.as_uuid())
+        let settings = repo::users::settings(&mut tx, user.id).await?;
+        let workspace = repo::workspaces::membership(&mut tx, user.id, p.workspace_id.as_uuid())
             .await?
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         Ok(MeView { user, settings, workspace })
     }
 
     /// The signed-in user's address (users only: not an API key, not a service).
+    #[tracing::instrument(skip_all)]
     pub async fn own_email(&self, p: &Principal) -> Result<String, Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+        let mut tx = db::system(&self.pool).await?;
+        repo::users::by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
             .map(|u| u.email)
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn update_profile(&self, p: &Principal, update: ProfileUpdate) -> Result<MeView, Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
@@ -479,92 +269,66 @@ impl App {
             })
             .transpose()?;
         let timezone = update.timezone.as_deref().map(domain::check_timezone).transpose()?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let uid = p.user_id.as_uuid();
         if name.is_some() || avatar.is_some() {
-            sqlx::query("UPDATE users SET name = coalesce($2, name), avatar_url = CASE WHEN $3 THEN $4 ELSE avatar_url END, updated_at = now() WHERE id = $1")
-                .bind(uid)
-                .bind(name)
-                .bind(avatar.is_some())
-                .bind(avatar.flatten())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            repo::users::update_profile(&mut tx, uid, name, avatar).await?;
         }
-        sqlx::query(
-            "UPDATE user_settings SET locale = coalesce($2, locale), timezone = coalesce($3, timezone), \
-             notifications = coalesce($4, notifications), updated_at = now() WHERE user_id = $1",
-        )
-        .bind(uid)
-        .bind(locale.map(|l| l.code()))
-        .bind(timezone)
-        .bind(update.notifications)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        repo::users::update_settings(&mut tx, uid, locale.map(|l| l.code()), timezone, update.notifications).await?;
+        db::commit(tx).await?;
         self.me(p).await
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str) -> Result<(), Error> {
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let user = Self::consume_email_token(&mut tx, token, "verify_email").await?;
-        sqlx::query("UPDATE users SET email_verified_at = coalesce(email_verified_at, now()) WHERE id = $1")
-            .bind(user)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+        repo::users::mark_email_verified(&mut tx, user).await?;
+        db::commit(tx).await
     }
 
     async fn consume_email_token(conn: &mut PgConnection, token: &str, purpose: &str) -> Result<Uuid, Error> {
-        sqlx::query_scalar(
-            "UPDATE email_tokens SET used_at = now() WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now() RETURNING user_id",
-        )
-        .bind(domain::token_hash(token))
-        .bind(purpose)
-        .fetch_optional(conn)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| Error::invalid("auth.invalid_token"))
+        repo::users::consume_email_token(conn, &domain::token_hash(token), purpose)
+            .await?
+            .ok_or_else(|| Error::invalid("auth.invalid_token"))
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn resend_verification(&self, p: &Principal) -> Result<(), Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+        let mut tx = db::system(&self.pool).await?;
+        let user = repo::users::by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
         if user.email_verified_at.is_none() {
             let key = format!("verify:user:{}", user.id);
-            if throttle::over_budget(&mut tx, &key, self.cfg.auth.reset_per_hour, std::time::Duration::from_secs(3600))
-                .await?
-            {
+            if throttles::over_budget(&mut tx, &key, self.cfg.auth.reset_per_hour, Duration::from_secs(3600)).await? {
                 return Err(
                     Error::new(ErrorKind::RateLimited, "request.rate_limited").with_param("retry_after", "3600")
                 );
             }
-            let settings = repo::settings(&mut tx, user.id).await?;
+            let settings = repo::users::settings(&mut tx, user.id).await?;
             self.send_verification(&mut tx, user.id, &user.email, &user.name, Self::locale_of(&settings.locale))
                 .await?;
         }
-        tx.commit().await.map_err(db)
+        db::commit(tx).await
     }
 
     /// Always answers the same, registered email or not; mails only when it is and the budget
     /// allows.
+    #[tracing::instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &str, client: &Client) -> Result<(), Error> {
         let Ok(email) = Email::parse(email) else { return Ok(()) };
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let hour = std::time::Duration::from_secs(3600);
-        if throttle::over_budget(&mut tx, &format!("reset:ip:{}", client.ip), self.cfg.auth.reset_per_hour * 4, hour)
+        let mut tx = db::system(&self.pool).await?;
+        let hour = Duration::from_secs(3600);
+        if throttles::over_budget(&mut tx, &format!("reset:ip:{}", client.ip), self.cfg.auth.reset_per_hour * 4, hour)
             .await?
         {
-            tx.commit().await.map_err(db)?;
+            db::commit(tx).await?;
             return Err(Error::new(ErrorKind::RateLimited, "request.rate_limited").with_param("retry_after", "3600"));
         }
-        let over = throttle::over_budget(
+        let over = throttles::over_budget(
             &mut tx,
             &format!("reset:email:{}", email.hash_hex()),
             self.cfg.auth.reset_per_hour,
@@ -572,17 +336,15 @@ impl App {
         )
         .await?;
         if !over
-            && let Some(user) =
-                repo::user_by_email(&mut tx, email.as_str(), false).await?.filter(|u| u.deletion_requested_at.is_none())
+            && let Some(user) = repo::users::by_email(&mut tx, email.as_str(), false)
+                .await?
+                .filter(|u| u.deletion_requested_at.is_none())
         {
             let token = domain::random_token("nxp_");
-            sqlx::query("INSERT INTO email_tokens (user_id, purpose, token_hash, expires_at) VALUES ($1, 'reset_password', $2, now() + interval '1 hour')")
-                .bind(user.id)
-                .bind(domain::token_hash(&token))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            let settings = repo::settings(&mut tx, user.id).await?;
+            let hash = domain::token_hash(&token);
+            repo::users::insert_email_token(&mut tx, user.id, "reset_password", &hash, Duration::from_secs(3600))
+                .await?;
+            let settings = repo::users::settings(&mut tx, user.id).await?;
             let link = self.link("/reset-password", &token);
             mail::enqueue(
                 &mut tx,
@@ -593,32 +355,28 @@ impl App {
             )
             .await?;
         }
-        tx.commit().await.map_err(db)
+        db::commit(tx).await
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Error> {
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let user_id = Self::consume_email_token(&mut tx, token, "reset_password").await?;
         let user =
-            repo::user_by_id(&mut tx, user_id, true).await?.ok_or_else(|| Error::invalid("auth.invalid_token"))?;
+            repo::users::by_id(&mut tx, user_id, true).await?.ok_or_else(|| Error::invalid("auth.invalid_token"))?;
         domain::check_password(new_password, &Email::parse(&user.email)?)?;
         let hash = self.hash_password(new_password).await?;
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-            .bind(user_id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        repo::users::set_password(&mut tx, user_id, &hash).await?;
         // Whoever reset the password owns the account now: lift the lock and end every session.
-        throttle::reset(&mut tx, &format!("login:email:{}", Email::parse(&user.email)?.hash_hex())).await?;
-        let families = repo::revoke_families(&mut tx, "user_id", user_id, None).await?;
-        Self::emit_revoked(&mut tx, user_id, &families, "password_reset").await?;
+        throttles::reset(&mut tx, &format!("login:email:{}", Email::parse(&user.email)?.hash_hex())).await?;
+        let families = repo::sessions::revoke(&mut tx, Revoke::User(user_id)).await?;
+        events::sessions_revoked(&mut tx, user_id, &families, "password_reset").await?;
         self.mail_password_changed(&mut tx, &user).await?;
-        tx.commit().await.map_err(db)
+        db::commit(tx).await
     }
 
-    async fn mail_password_changed(&self, conn: &mut PgConnection, user: &UserRow) -> Result<(), Error> {
-        let settings = repo::settings(conn, user.id).await?;
+    async fn mail_password_changed(&self, conn: &mut PgConnection, user: &User) -> Result<(), Error> {
+        let settings = repo::users::settings(conn, user.id).await?;
         let link = format!("{}/reset-password", self.cfg.auth.public_url.trim_end_matches('/'));
         mail::enqueue(
             conn,
@@ -631,7 +389,7 @@ impl App {
     }
 
     /// Re-authenticates with the current password; a wrong one counts toward the lockout.
-    pub(crate) async fn reauthenticate(&self, user: &UserRow, password: &str) -> Result<(), Error> {
+    pub(crate) async fn reauthenticate(&self, user: &User, password: &str) -> Result<(), Error> {
         if self.verify_password(user.password_hash.as_deref(), password).await? {
             Ok(())
         } else {
@@ -639,6 +397,7 @@ impl App {
         }
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn change_password(
         &self,
         p: &Principal,
@@ -648,7 +407,7 @@ impl App {
     ) -> Result<Issued, Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let user = Self::caller_for_update(&mut tx, p).await?;
         self.reauthenticate(&user, current).await?;
         if current == new_password {
@@ -656,32 +415,28 @@ impl App {
         }
         domain::check_password(new_password, &Email::parse(&user.email)?)?;
         let hash = self.hash_password(new_password).await?;
-        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
-            .bind(user.id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let families = repo::revoke_families(&mut tx, "user_id", user.id, None).await?;
-        Self::emit_revoked(&mut tx, user.id, &families, "password_changed").await?;
+        repo::users::set_password(&mut tx, user.id, &hash).await?;
+        let families = repo::sessions::revoke(&mut tx, Revoke::User(user.id)).await?;
+        events::sessions_revoked(&mut tx, user.id, &families, "password_changed").await?;
         self.mail_password_changed(&mut tx, &user).await?;
-        let workspace = repo::membership(&mut tx, user.id, p.workspace_id.as_uuid())
+        let workspace = repo::workspaces::membership(&mut tx, user.id, p.workspace_id.as_uuid())
             .await?
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         let issued = self.open_session(&mut tx, user, workspace, &["pwd"], client).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(issued)
     }
 
     /// Erases the auth data that identifies the person and announces the request so the other
     /// services erase theirs.
+    #[tracing::instrument(skip_all)]
     pub async fn request_account_deletion(&self, p: &Principal, password: &str) -> Result<(), Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let user = Self::caller_for_update(&mut tx, p).await?;
         self.reauthenticate(&user, password).await?;
-        let settings = repo::settings(&mut tx, user.id).await?;
+        let settings = repo::users::settings(&mut tx, user.id).await?;
         mail::enqueue(
             &mut tx,
             &user.email,
@@ -690,77 +445,10 @@ impl App {
             &[("name", &user.name), ("days", "30")],
         )
         .await?;
-        sqlx::query(
-            "UPDATE users SET email = 'deleted+' || id || '@invalid', name = '', avatar_url = NULL, password_hash = NULL, \
-             mfa_secret_sealed = NULL, mfa_pending_sealed = NULL, mfa_enabled_at = NULL, deletion_requested_at = now(), updated_at = now() WHERE id = $1",
-        )
-        .bind(user.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        for table in ["oauth_identities", "recovery_codes", "email_tokens"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = $1")))
-                .bind(user.id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-        }
-        let families = repo::revoke_families(&mut tx, "user_id", user.id, None).await?;
-        Self::emit_revoked(&mut tx, user.id, &families, "account_deleted").await?;
-        enqueue(
-            &mut tx,
-            "nexus.auth.account.deletion_requested",
-            None,
-            &events::AccountDeletionRequested { user_id: UserId::from_uuid(user.id).to_string() },
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    /// Sessions are the person's, across workspaces: users only, never an API key.
-    pub async fn list_sessions(&self, p: &Principal) -> Result<Vec<SessionView>, Error> {
-        self.require_live(p).await?;
-        Self::require_user(p)?;
-        let rows: Vec<SessionView> = sqlx::query_as(
-            "SELECT DISTINCT ON (family_id) family_id AS id, ip, user_agent, device, \
-                    min(created_at) OVER (PARTITION BY family_id) AS created_at, last_used_at \
-             FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now() \
-             ORDER BY family_id, created_at DESC",
-        )
-        .bind(p.user_id.as_uuid())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(rows)
-    }
-
-    pub async fn revoke_session(&self, p: &Principal, id: &str) -> Result<(), Error> {
-        self.require_live(p).await?;
-        Self::require_user(p)?;
-        let family = Uuid::parse_str(id).map_err(|_| Error::not_found("request.not_found"))?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let revoked: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE sessions SET revoked_at = now() WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id",
-        )
-        .bind(family)
-        .bind(p.user_id.as_uuid())
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        if revoked.is_empty() {
-            return Err(Error::not_found("request.not_found"));
-        }
-        Self::emit_revoked(&mut tx, p.user_id.as_uuid(), &[family], "revoked_by_user").await?;
-        tx.commit().await.map_err(db)
-    }
-
-    pub async fn revoke_all_sessions(&self, p: &Principal) -> Result<(), Error> {
-        self.require_live(p).await?;
-        Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let families = repo::revoke_families(&mut tx, "user_id", p.user_id.as_uuid(), None).await?;
-        Self::emit_revoked(&mut tx, p.user_id.as_uuid(), &families, "revoked_by_user").await?;
-        tx.commit().await.map_err(db)
+        repo::users::erase(&mut tx, user.id).await?;
+        let families = repo::sessions::revoke(&mut tx, Revoke::User(user.id)).await?;
+        events::sessions_revoked(&mut tx, user.id, &families, "account_deleted").await?;
+        events::account_deletion_requested(&mut tx, user.id).await?;
+        db::commit(tx).await
     }
 }

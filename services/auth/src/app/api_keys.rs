@@ -3,28 +3,16 @@
 
 use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, UserId, WorkspaceId};
-use nexus_platform::db::{begin_system, begin_tenant};
+use nexus_platform::db;
 use nexus_platform::identity::{AUDIENCE, Action, Claims, ISSUER, Principal, PrincipalKind, Role, Scope};
-use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{App, now_unix, scopes_of};
-use crate::domain;
-use crate::repo::db;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ApiKeyView {
-    pub id: Uuid,
-    pub name: String,
-    pub prefix: String,
-    pub scopes: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+use crate::domain::api_keys::split_secret;
+use crate::domain::{self, ApiKeyView, StoredKey};
+use crate::events;
+use crate::repo;
 
 #[derive(Debug, Clone)]
 pub struct CreatedKey {
@@ -32,29 +20,8 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: Uuid,
-    tenant_id: Uuid,
-    created_by: Uuid,
-    secret_hash: Vec<u8>,
-    scopes: Vec<String>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-}
-
-const COLUMNS: &str = "id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at";
-
-/// `nx_<8 hex prefix>_<secret>`: the prefix finds the row, the whole string is hashed.
-fn split_secret(secret: &str) -> Option<&str> {
-    let rest = secret.strip_prefix("nx_")?;
-    let (prefix, body) = rest.split_once('_')?;
-    (prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) && body.len() >= 40 && body.len() <= 64)
-        .then_some(prefix)
-}
-
 impl App {
+    #[tracing::instrument(skip_all)]
     pub async fn create_api_key(
         &self,
         p: &Principal,
@@ -94,87 +61,55 @@ impl App {
         let mut names: Vec<&str> = parsed.iter().map(|s| s.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let key: ApiKeyView = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, secret_hash, scopes, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
-        )))
-        .bind(id)
-        .bind(p.workspace_id.as_uuid())
-        .bind(p.user_id.as_uuid())
-        .bind(&name)
-        .bind(format!("nx_{prefix}"))
-        .bind(domain::token_hash(&secret))
-        .bind(&names)
-        .bind(expires_at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        enqueue(
-            &mut tx,
-            "nexus.auth.api_key.created",
-            Some(p.workspace_id),
-            &events::ApiKeyCreated {
-                key_id: id.to_string(),
-                workspace_id: p.workspace_id.to_string(),
-                scopes: names.iter().map(|s| (*s).to_owned()).collect(),
-            },
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let prefix = format!("nx_{prefix}");
+        let new = repo::api_keys::NewKey {
+            id,
+            workspace: p.workspace_id.as_uuid(),
+            created_by: p.user_id.as_uuid(),
+            name: &name,
+            prefix: &prefix,
+            secret_hash: &domain::token_hash(&secret),
+            scopes: &names,
+            expires_at,
+        };
+        let key = repo::api_keys::insert(&mut tx, &new).await?;
+        let scopes = names.iter().map(|s| (*s).to_owned()).collect();
+        events::api_key_created(&mut tx, p.workspace_id, id, scopes).await?;
+        db::commit(tx).await?;
         Ok(CreatedKey { key, secret })
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_api_keys(&self, p: &Principal) -> Result<Vec<ApiKeyView>, Error> {
         self.require_live(p).await?;
         p.require(Action::Read)?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC")))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        repo::api_keys::list(&mut tx).await
     }
 
+    #[tracing::instrument(skip_all, fields(key = %id))]
     pub async fn revoke_api_key(&self, p: &Principal, id: &str) -> Result<(), Error> {
         self.require_live(p).await?;
         p.require(Action::ManageApiKeys)?;
         let id = Uuid::parse_str(id.strip_prefix("key_").unwrap_or(id))
             .map_err(|_| Error::not_found("request.not_found"))?;
-        let mut tx = begin_tenant(&self.pool, p.workspace_id).await.map_err(db)?;
-        let revoked = sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        if revoked == 0 {
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        if !repo::api_keys::revoke(&mut tx, id).await? {
             return Err(Error::not_found("request.not_found"));
         }
-        enqueue(
-            &mut tx,
-            "nexus.auth.api_key.revoked",
-            Some(p.workspace_id),
-            &events::ApiKeyRevoked { key_id: id.to_string(), workspace_id: p.workspace_id.to_string() },
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
+        events::api_key_revoked(&mut tx, p.workspace_id, id).await?;
+        db::commit(tx).await
     }
 
     /// Trades a key for an internal token carrying its scopes and its creator's current role.
+    #[tracing::instrument(skip_all)]
     pub async fn exchange_api_key(&self, secret: &str) -> Result<(String, u32, Uuid), Error> {
         let invalid = || Error::unauthenticated("auth.api_key_invalid");
         let prefix = split_secret(secret).ok_or_else(invalid)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, tenant_id, created_by, secret_hash, scopes, expires_at, revoked_at, last_used_at FROM api_keys WHERE prefix = $1",
-        )
-        .bind(format!("nx_{prefix}"))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        let KeyRow {
+        let mut tx = db::system(&self.pool).await?;
+        let row = repo::api_keys::by_prefix(&mut tx, &format!("nx_{prefix}")).await?;
+        let StoredKey {
             id,
             tenant_id: tenant,
             created_by: creator,
@@ -190,27 +125,13 @@ impl App {
         {
             return Err(invalid());
         }
-        let role: String = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant)
-            .bind(creator)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .ok_or_else(invalid)?;
+        let role = repo::workspaces::role_in(&mut tx, tenant, creator).await?.ok_or_else(invalid)?;
         let role: Role = role.parse()?;
-        let locale: Option<String> = sqlx::query_scalar("SELECT locale FROM user_settings WHERE user_id = $1")
-            .bind(creator)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let locale = repo::users::locale(&mut tx, creator).await?;
         if last_used.is_none_or(|t| Utc::now() - t > chrono::Duration::seconds(60)) {
-            sqlx::query("UPDATE api_keys SET last_used_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            repo::api_keys::touch(&mut tx, id).await?;
         }
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         let scopes: Vec<Scope> = scopes_of(&scopes)?;
         let ttl = self.cfg.auth.api_key_token_ttl.as_secs();
         let now = now_unix();
@@ -231,19 +152,5 @@ impl App {
             svc: String::new(),
         };
         Ok((self.keys.sign(&claims).await?, u32::try_from(ttl).unwrap_or(300), id))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_secret;
-
-    #[test]
-    fn key_format_is_checked_before_any_lookup() {
-        let good = format!("nx_0a1b2c3d_{}", "A".repeat(43));
-        assert_eq!(split_secret(&good), Some("0a1b2c3d"));
-        assert_eq!(split_secret("nx_0a1b2c3d_short"), None);
-        assert_eq!(split_secret(&format!("nx_zzzzzzzz_{}", "A".repeat(43))), None);
-        assert_eq!(split_secret(&format!("sk_0a1b2c3d_{}", "A".repeat(43))), None);
     }
 }

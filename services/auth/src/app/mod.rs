@@ -3,9 +3,12 @@
 
 mod accounts;
 mod api_keys;
+pub mod keys;
+pub mod mail;
 mod mfa;
 mod oauth;
 mod service_identity;
+mod sessions;
 mod workspaces;
 
 use std::collections::HashMap;
@@ -17,21 +20,22 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::Utc;
 use nexus_kernel::{Error, ErrorKind, Locale, UserId, WorkspaceId};
 use nexus_platform::crypto::Sealer;
+use nexus_platform::db::{self, DbResultExt};
 use nexus_platform::identity::{AUDIENCE, Claims, ISSUER, Principal, PrincipalKind, Role, Scope};
 use nexus_providers::oidc::OidcClient;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::domain;
-use crate::keys::SigningKeys;
-use crate::repo::{self, MembershipRow, UserRow, db};
+use crate::domain::{self, Membership, SessionAuth, User};
+use crate::repo;
+use keys::SigningKeys;
 
+pub use crate::domain::{ApiKeyView, IdentityView, InvitationView, MemberView, ProfileUpdate, SessionView};
 pub use accounts::MeView;
-pub use api_keys::{ApiKeyView, CreatedKey};
+pub use api_keys::CreatedKey;
 pub use mfa::Enrollment;
-pub use oauth::{IdentityView, SecondFactor};
-pub use workspaces::{InvitationView, MemberView};
+pub use oauth::SecondFactor;
 
 /// Where a request came from (IP and User-Agent), for sessions and throttling.
 #[derive(Debug, Clone, Default)]
@@ -43,23 +47,14 @@ pub struct Client {
 /// A new session: what sign-up, login, refresh and friends return.
 #[derive(Debug, Clone)]
 pub struct Issued {
-    pub user: UserRow,
-    pub workspace: MembershipRow,
+    pub user: User,
+    pub workspace: Membership,
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u32,
     pub session_id: Uuid,
     /// The refresh-token row just written (the family's newest).
     pub(crate) row_id: Uuid,
-}
-
-/// How a session family was authenticated: carried from row to row on refresh, and into the
-/// family a workspace switch opens.
-#[derive(Debug, Clone)]
-pub struct SessionAuth {
-    pub amr: Vec<String>,
-    pub auth_time: chrono::DateTime<Utc>,
-    pub family_expires_at: chrono::DateTime<Utc>,
 }
 
 pub struct App {
@@ -168,8 +163,8 @@ impl App {
     pub(crate) async fn open_session(
         &self,
         conn: &mut PgConnection,
-        user: UserRow,
-        workspace: MembershipRow,
+        user: User,
+        workspace: Membership,
         amr: &[&str],
         client: &Client,
     ) -> Result<Issued, Error> {
@@ -189,12 +184,12 @@ impl App {
         &self,
         conn: &mut PgConnection,
         p: &Principal,
-        user: UserRow,
-        workspace: MembershipRow,
+        user: User,
+        workspace: Membership,
         client: &Client,
     ) -> Result<Issued, Error> {
         let family = Uuid::parse_str(&p.session_id).map_err(|_| Error::unauthenticated("auth.unauthenticated"))?;
-        let auth = repo::session_auth(&mut *conn, family)
+        let auth = repo::sessions::auth_of(&mut *conn, family)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.token_expired"))?;
         self.add_session_row(conn, user, workspace, Uuid::now_v7(), auth, client).await
@@ -203,8 +198,8 @@ impl App {
     pub(crate) async fn add_session_row(
         &self,
         conn: &mut PgConnection,
-        user: UserRow,
-        workspace: MembershipRow,
+        user: User,
+        workspace: Membership,
         family: Uuid,
         auth: SessionAuth,
         client: &Client,
@@ -214,25 +209,19 @@ impl App {
             .min(auth.family_expires_at);
         let ua: String = client.user_agent.chars().take(512).collect();
         let row_id = Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO sessions (id, family_id, user_id, workspace_id, refresh_hash, amr, ip, user_agent, device, expires_at, auth_time, family_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(row_id)
-        .bind(family)
-        .bind(user.id)
-        .bind(workspace.workspace_id)
-        .bind(domain::token_hash(&refresh))
-        .bind(&auth.amr)
-        .bind(&client.ip)
-        .bind(&ua)
-        .bind(domain::device_name(&ua))
-        .bind(expires)
-        .bind(auth.auth_time)
-        .bind(auth.family_expires_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+        let row = repo::sessions::NewRow {
+            id: row_id,
+            family,
+            user: user.id,
+            workspace: workspace.workspace_id,
+            refresh_hash: &domain::token_hash(&refresh),
+            ip: &client.ip,
+            user_agent: &ua,
+            device: &domain::device_name(&ua),
+            expires_at: expires,
+            auth: &auth,
+        };
+        repo::sessions::insert(&mut *conn, &row).await?;
         self.issue(conn, user, workspace, family, &auth.amr, refresh, row_id).await
     }
 
@@ -241,15 +230,15 @@ impl App {
     pub(crate) async fn issue(
         &self,
         conn: &mut PgConnection,
-        user: UserRow,
-        workspace: MembershipRow,
+        user: User,
+        workspace: Membership,
         family: Uuid,
         amr: &[String],
         refresh: String,
         row_id: Uuid,
     ) -> Result<Issued, Error> {
         let role: Role = workspace.role.parse()?;
-        let locale = repo::settings(&mut *conn, user.id).await?.locale;
+        let locale = repo::users::settings(&mut *conn, user.id).await?.locale;
         let access = self.access_token(user.id, workspace.workspace_id, role, family, amr, &locale).await?;
         Ok(Issued {
             user,
@@ -270,33 +259,25 @@ impl App {
             return Ok(());
         }
         let sid = Uuid::parse_str(&p.session_id).map_err(|_| Error::unauthenticated("auth.unauthenticated"))?;
-        let live: bool = match p.kind {
-            PrincipalKind::User => sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sessions WHERE family_id = $1 AND revoked_at IS NULL)"),
-            PrincipalKind::ApiKey | PrincipalKind::Service => sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
-            ),
-        }
-        .bind(sid)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
+        let mut conn = self.pool.acquire().await.db()?;
+        let live = match p.kind {
+            PrincipalKind::User => repo::sessions::family_live(&mut conn, sid).await?,
+            PrincipalKind::ApiKey | PrincipalKind::Service => repo::api_keys::live(&mut conn, sid).await?,
+        };
+        drop(conn);
         // api_keys has RLS: look it up in a system transaction when the pool query sees nothing.
         let live = live || (p.kind == PrincipalKind::ApiKey && self.api_key_live(sid).await?);
         if live { Ok(()) } else { Err(Error::unauthenticated("auth.token_expired")) }
     }
 
     async fn api_key_live(&self, id: Uuid) -> Result<bool, Error> {
-        let mut tx = nexus_platform::db::begin_system(&self.pool).await.map_err(db)?;
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)
+        let mut tx = db::system(&self.pool).await?;
+        repo::api_keys::live(&mut tx, id).await
     }
 
     /// The signed-in user's row, locked for the rest of the transaction.
-    pub(crate) async fn caller_for_update(conn: &mut PgConnection, p: &Principal) -> Result<UserRow, Error> {
-        repo::user_by_id(conn, p.user_id.as_uuid(), true)
+    pub(crate) async fn caller_for_update(conn: &mut PgConnection, p: &Principal) -> Result<User, Error> {
+        repo::users::by_id(conn, p.user_id.as_uuid(), true)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))
     }
@@ -320,47 +301,10 @@ impl App {
         let window = self.cfg.auth.reauthentication_window;
         let refused = || Error::forbidden("auth.reauthentication_required").with_param("minutes", minutes(window));
         let family = Uuid::parse_str(&p.session_id).map_err(|_| refused())?;
-        let auth = repo::session_auth(conn, family).await?.ok_or_else(refused)?;
+        let auth = repo::sessions::auth_of(conn, family).await?.ok_or_else(refused)?;
         let strong = auth.amr.iter().any(|m| m == "pwd" || m == "otp");
         let recent = Utc::now() - auth.auth_time <= chrono::Duration::from_std(window).unwrap_or_default();
         if strong && recent { Ok(()) } else { Err(refused()) }
-    }
-
-    async fn emit_logged_in(conn: &mut PgConnection, issued: &Issued, ip: &str, method: &str) -> Result<(), Error> {
-        let workspace = WorkspaceId::from_uuid(issued.workspace.workspace_id);
-        nexus_platform::outbox::enqueue(
-            conn,
-            "nexus.auth.user.logged_in",
-            Some(workspace),
-            &nexus_proto::events::UserLoggedIn {
-                user_id: UserId::from_uuid(issued.user.id).to_string(),
-                workspace_id: workspace.to_string(),
-                session_id: issued.session_id.to_string(),
-                ip: ip.into(),
-                method: method.into(),
-            },
-        )
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    async fn emit_revoked(conn: &mut PgConnection, user: Uuid, families: &[Uuid], reason: &str) -> Result<(), Error> {
-        for f in families {
-            nexus_platform::outbox::enqueue(
-                conn,
-                "nexus.auth.session.revoked",
-                None,
-                &nexus_proto::events::SessionRevoked {
-                    user_id: UserId::from_uuid(user).to_string(),
-                    session_id: f.to_string(),
-                    reason: reason.into(),
-                },
-            )
-            .await
-            .map_err(db)?;
-        }
-        Ok(())
     }
 }
 
@@ -374,19 +318,4 @@ fn locked_error(code: &'static str, until: chrono::DateTime<Utc>) -> Error {
 
 fn scopes_of(raw: &[String]) -> Result<Vec<Scope>, Error> {
     raw.iter().map(|s| s.parse()).collect()
-}
-
-pub use accounts::{ProfileUpdate, SessionView};
-
-/// Profile changes from the wire: absent fields stay as they are.
-pub fn accounts_update(r: nexus_proto::nexus::auth::v1::UpdateProfileRequest) -> ProfileUpdate {
-    ProfileUpdate {
-        name: r.name,
-        avatar_url: r.avatar_url,
-        locale: r.locale,
-        timezone: r.timezone,
-        notifications: r.notifications.map(|n| {
-            serde_json::json!({"product_updates": n.product_updates, "billing": n.billing, "security": n.security, "weekly_report": n.weekly_report})
-        }),
-    }
 }

@@ -7,26 +7,17 @@
 //! the provider too: the callback answers `auth.mfa_required` and keeps the state, bound to the
 //! provider's code, until the same call comes back with the code from the app.
 
-use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind, Locale};
-use nexus_platform::db::begin_system;
+use nexus_platform::db::{self, DbResultExt};
 use nexus_platform::identity::Principal;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{App, Client, Issued};
-use crate::domain::{self, Email};
-use crate::mail;
-use crate::repo::oauth_states::{self, StateRow, Waiting};
-use crate::repo::{self, db};
-
-/// A linked sign-in method, as `GET /v1/me/identities` shows it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct IdentityView {
-    pub id: Uuid,
-    pub provider: String,
-    pub email: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
+use super::{App, Client, Issued, mail};
+use crate::domain::oauth::{provider_display, verifier_context};
+use crate::domain::{self, Email, IdentityView, OAuthState, User, WaitingState};
+use crate::events;
+use crate::repo;
 
 /// The second factor sent with a callback that answered `auth.mfa_required`.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +34,7 @@ impl App {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(provider = %provider))]
     pub async fn oauth_start(
         &self,
         p: Option<&Principal>,
@@ -56,7 +48,7 @@ impl App {
         let link_user = match p {
             Some(p) => {
                 self.require_live(p).await?;
-                let mut conn = self.pool.acquire().await.map_err(db)?;
+                let mut conn = self.pool.acquire().await.db()?;
                 self.require_recent_auth(&mut conn, p).await?;
                 Some(p.user_id.as_uuid())
             }
@@ -64,23 +56,22 @@ impl App {
         };
         let req = client.authorization_request(redirect_uri).await.map_err(|e| e.into_kernel_error(provider))?;
         let state_hash = domain::token_hash(&req.state);
-        sqlx::query(
-            "INSERT INTO oauth_states (state_hash, provider, nonce, verifier_sealed, redirect_uri, link_user_id, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, now() + interval '10 minutes')",
-        )
-        .bind(&state_hash)
-        .bind(provider)
-        .bind(&req.nonce)
-        .bind(self.sealer.seal(req.pkce_verifier.as_bytes(), &format!("auth.oauth_states:{}", hex::encode(&state_hash))))
-        .bind(redirect_uri)
-        .bind(link_user)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        sqlx::query("DELETE FROM oauth_states WHERE expires_at < now()").execute(&self.pool).await.map_err(db)?;
+        let verifier_sealed = self.sealer.seal(req.pkce_verifier.as_bytes(), &verifier_context(&state_hash));
+        let state = repo::oauth::NewState {
+            state_hash: &state_hash,
+            provider,
+            nonce: &req.nonce,
+            verifier_sealed: &verifier_sealed,
+            redirect_uri,
+            link_user,
+        };
+        let mut conn = self.pool.acquire().await.db()?;
+        repo::oauth::insert_state(&mut conn, &state).await?;
+        repo::oauth::delete_expired_states(&mut conn).await?;
         Ok((req.url, req.state))
     }
 
+    #[tracing::instrument(skip_all, fields(provider = %provider))]
     pub async fn oauth_callback(
         &self,
         provider: &str,
@@ -93,7 +84,8 @@ impl App {
         let oidc = self.oidc(provider)?;
         let bad_state = || Error::invalid("auth.oauth_state_invalid");
         let state_hash = domain::token_hash(state);
-        let row = oauth_states::take(&self.pool, &state_hash).await?.ok_or_else(bad_state)?;
+        let taken = repo::oauth::take_state(&mut *self.pool.acquire().await.db()?, &state_hash).await?;
+        let row = taken.ok_or_else(bad_state)?;
         if row.provider != provider {
             return Err(bad_state());
         }
@@ -104,24 +96,16 @@ impl App {
             }
             return self.finish_after_mfa(provider, &state_hash, &row, user, factor, client).await;
         }
-        let verifier = self
-            .sealer
-            .open(&row.verifier_sealed, &format!("auth.oauth_states:{}", hex::encode(&state_hash)))
-            .map_err(|_| bad_state())?;
+        let verifier =
+            self.sealer.open(&row.verifier_sealed, &verifier_context(&state_hash)).map_err(|_| bad_state())?;
         let verifier = String::from_utf8(verifier).map_err(|_| bad_state())?;
         let claims = oidc
             .login(code, &verifier, &row.redirect_uri, &row.nonce)
             .await
             .map_err(|e| e.into_kernel_error(provider))?;
 
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let existing: Option<Uuid> =
-            sqlx::query_scalar("SELECT user_id FROM oauth_identities WHERE provider = $1 AND subject = $2")
-                .bind(provider)
-                .bind(&claims.sub)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
+        let existing = repo::oauth::identity_owner(&mut tx, provider, &claims.sub).await?;
         let email = claims.email.as_deref().map(Email::parse).transpose().ok().flatten();
         // (user, identity to link once every check has passed)
         let (user_id, to_link) = match (existing, row.link_user_id) {
@@ -138,7 +122,7 @@ impl App {
                 let email = email.clone().ok_or_else(|| {
                     Error::unauthenticated("auth.oauth_email_unverified").with_param("provider", provider)
                 })?;
-                match repo::user_by_email(&mut tx, email.as_str(), false).await? {
+                match repo::users::by_email(&mut tx, email.as_str(), false).await? {
                     // Never attach to an account whose owner has not proven the address: whoever
                     // registered it first could be anyone.
                     Some(u) if u.email_verified_at.is_none() => {
@@ -181,7 +165,7 @@ impl App {
                 }
             }
         };
-        let user = repo::user_by_id(&mut tx, user_id, true)
+        let user = repo::users::by_id(&mut tx, user_id, true)
             .await?
             .filter(|u| u.deletion_requested_at.is_none())
             .ok_or_else(|| Error::unauthenticated("auth.invalid_credentials"))?;
@@ -211,7 +195,7 @@ impl App {
             self.link_identity(&mut tx, &user, provider, &claims.sub, email.as_ref()).await?;
         }
         let issued = self.oauth_session(&mut tx, user, provider, &amr, client).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(issued)
     }
 
@@ -222,14 +206,14 @@ impl App {
         &self,
         provider: &str,
         state_hash: &[u8],
-        row: &StateRow,
+        row: &OAuthState,
         code: &str,
         user: Uuid,
         to_link: bool,
         subject: &str,
         email: Option<&Email>,
     ) -> Result<(), Error> {
-        let waiting = Waiting {
+        let waiting = WaitingState {
             state_hash,
             provider,
             redirect_uri: &row.redirect_uri,
@@ -238,20 +222,20 @@ impl App {
             pending_subject: to_link.then_some(subject),
             pending_email: if to_link { email.map(Email::as_str) } else { None },
         };
-        oauth_states::put_waiting(&self.pool, &waiting).await
+        self.put_waiting(&waiting).await
     }
 
     async fn finish_after_mfa(
         &self,
         provider: &str,
         state_hash: &[u8],
-        row: &StateRow,
+        row: &OAuthState,
         user_id: Uuid,
         factor: &SecondFactor,
         client: &Client,
     ) -> Result<Issued, Error> {
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, user_id, true)
+        let mut tx = db::system(&self.pool).await?;
+        let user = repo::users::by_id(&mut tx, user_id, true)
             .await?
             .filter(|u| u.deletion_requested_at.is_none())
             .ok_or_else(|| Error::unauthenticated("auth.invalid_credentials"))?;
@@ -272,13 +256,18 @@ impl App {
             self.link_identity(&mut tx, &user, provider, subject, email.as_ref()).await?;
         }
         let issued = self.oauth_session(&mut tx, user, provider, &["oauth", "otp"], client).await?;
-        tx.commit().await.map_err(db)?;
+        db::commit(tx).await?;
         Ok(issued)
     }
 
+    async fn put_waiting(&self, waiting: &WaitingState<'_>) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await.db()?;
+        repo::oauth::put_waiting(&mut conn, waiting).await
+    }
+
     /// Puts a waiting state back (it was taken by the callback) and answers `auth.mfa_required`.
-    async fn keep_waiting(&self, state_hash: &[u8], row: &StateRow, user: Uuid) -> Error {
-        let waiting = Waiting {
+    async fn keep_waiting(&self, state_hash: &[u8], row: &OAuthState, user: Uuid) -> Error {
+        let waiting = WaitingState {
             state_hash,
             provider: &row.provider,
             redirect_uri: &row.redirect_uri,
@@ -287,7 +276,7 @@ impl App {
             pending_subject: row.pending_subject.as_deref(),
             pending_email: row.pending_email.as_deref(),
         };
-        match oauth_states::put_waiting(&self.pool, &waiting).await {
+        match self.put_waiting(&waiting).await {
             Ok(()) => Error::unauthenticated("auth.mfa_required"),
             Err(e) => e,
         }
@@ -295,67 +284,69 @@ impl App {
 
     async fn oauth_session(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-        user: crate::repo::UserRow,
+        tx: &mut db::Tx,
+        user: User,
         provider: &str,
         amr: &[&str],
         client: &Client,
     ) -> Result<Issued, Error> {
-        let workspace = repo::memberships_of(tx, user.id)
+        let workspace = repo::workspaces::memberships_of(tx, user.id)
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| Error::forbidden("auth.not_member"))?;
         let issued = self.open_session(tx, user, workspace, amr, client).await?;
-        Self::emit_logged_in(tx, &issued, &client.ip, &format!("oauth:{provider}")).await?;
+        events::logged_in(tx, &issued, &client.ip, &format!("oauth:{provider}")).await?;
         Ok(issued)
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn list_identities(&self, p: &Principal) -> Result<(Vec<IdentityView>, bool), Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
-        let user = repo::user_by_id(&mut tx, p.user_id.as_uuid(), false)
+        let mut tx = db::system(&self.pool).await?;
+        let user = repo::users::by_id(&mut tx, p.user_id.as_uuid(), false)
             .await?
             .ok_or_else(|| Error::unauthenticated("auth.unauthenticated"))?;
-        let items = repo::identities_of(&mut tx, user.id).await?;
+        let items = repo::oauth::identities_of(&mut tx, user.id).await?;
         Ok((items, user.password_hash.is_some()))
     }
 
     /// Unlinks one of the caller's identities; never the last way to sign in of a user without a
     /// password.
+    #[tracing::instrument(skip_all, fields(identity = %id))]
     pub async fn unlink_identity(&self, p: &Principal, id: &str) -> Result<(), Error> {
         self.require_live(p).await?;
         Self::require_user(p)?;
         let id = Uuid::parse_str(id.strip_prefix("idn_").unwrap_or(id))
             .map_err(|_| Error::not_found("request.not_found"))?;
-        let mut tx = begin_system(&self.pool).await.map_err(db)?;
+        let mut tx = db::system(&self.pool).await?;
         let user = Self::caller_for_update(&mut tx, p).await?;
-        let identities = repo::identities_of(&mut tx, user.id).await?;
+        let identities = repo::oauth::identities_of(&mut tx, user.id).await?;
         if !identities.iter().any(|i| i.id == id) {
             return Err(Error::not_found("request.not_found"));
         }
         if user.password_hash.is_none() && identities.len() <= 1 {
             return Err(Error::new(ErrorKind::FailedPrecondition, "auth.last_sign_in_method"));
         }
-        repo::delete_identity(&mut tx, user.id, id).await?;
-        tx.commit().await.map_err(db)
+        repo::oauth::delete_identity(&mut tx, user.id, id).await?;
+        db::commit(tx).await
     }
 
     /// Links `subject` at `provider` to `user` and mails them about it (a new way into their
     /// account is worth knowing of).
     async fn link_identity(
         &self,
-        conn: &mut sqlx::PgConnection,
-        user: &crate::repo::UserRow,
+        conn: &mut PgConnection,
+        user: &User,
         provider: &str,
         subject: &str,
         email: Option<&Email>,
     ) -> Result<(), Error> {
-        if !repo::insert_identity(&mut *conn, user.id, provider, subject, email.map(Email::as_str)).await? {
+        if !repo::oauth::insert_identity(&mut *conn, user.id, provider, subject, email.map(Email::as_str)).await? {
             return Ok(());
         }
-        let settings = repo::settings(&mut *conn, user.id).await?;
+        let settings = repo::users::settings(&mut *conn, user.id).await?;
         let link = format!("{}/settings/security", self.cfg.auth.public_url.trim_end_matches('/'));
         let provider_name = provider_display(provider);
         mail::enqueue(
@@ -371,7 +362,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     async fn create_oauth_user(
         &self,
-        conn: &mut sqlx::PgConnection,
+        conn: &mut PgConnection,
         email: &Email,
         name: &str,
         verified: bool,
@@ -381,13 +372,7 @@ impl App {
     ) -> Result<Uuid, Error> {
         let (user_id, _) = Self::create_account(conn, email, name, None, verified, locale).await?;
         // The account is made for this identity: nothing to announce.
-        repo::insert_identity(conn, user_id, provider, subject, Some(email.as_str())).await?;
+        repo::oauth::insert_identity(conn, user_id, provider, subject, Some(email.as_str())).await?;
         Ok(user_id)
     }
-}
-
-/// `google` -> `Google`, for mail.
-fn provider_display(provider: &str) -> String {
-    let mut chars = provider.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }

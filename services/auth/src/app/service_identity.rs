@@ -4,17 +4,18 @@
 //! for one workspace when asked, else for none (then only internal RPCs accept it).
 
 use nexus_kernel::{Error, UserId, WorkspaceId};
-use nexus_platform::db::begin_system;
+use nexus_platform::db;
 use nexus_platform::identity::{AUDIENCE, Claims, ISSUER, PrincipalKind, Role, Scope, nil_user};
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{App, now_unix};
-use crate::repo::db;
+use crate::repo;
 
 impl App {
     /// Returns the token and its lifetime in seconds.
+    #[tracing::instrument(skip_all)]
     pub async fn exchange_service_credential(
         &self,
         service: &str,
@@ -33,12 +34,8 @@ impl App {
             WorkspaceId::from_uuid(Uuid::nil())
         } else {
             let ws = WorkspaceId::parse(workspace).map_err(|_| Error::not_found("request.not_found"))?;
-            let mut tx = begin_system(&self.pool).await.map_err(db)?;
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
-                .bind(ws.as_uuid())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+            let mut tx = db::system(&self.pool).await?;
+            let exists = repo::workspaces::exists(&mut tx, ws.as_uuid()).await?;
             if !exists {
                 return Err(Error::not_found("request.not_found"));
             }

@@ -367,7 +367,7 @@ async fn default_mail_retention_spares_recent_mail() {
     auth.sign_up(&other).await;
     let cfg = auth.db.config("auth");
     let service_pool = nexus_platform::db::connect("auth", &cfg).await.unwrap();
-    let n = nexus_auth::mail::purge_bodies(&service_pool, auth.config.mail.body_retention, true).await.unwrap();
+    let n = nexus_auth::app::mail::purge_bodies(&service_pool, auth.config.mail.body_retention, true).await.unwrap();
     assert_eq!(n, 1);
     assert!(auth.last_mail(&email).await.body.is_empty());
     assert!(!auth.last_mail(&other).await.body.is_empty());

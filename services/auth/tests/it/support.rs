@@ -2,21 +2,20 @@ use std::time::Duration;
 
 use nexus_proto::nexus::auth::v1 as pb;
 use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
-use nexus_testkit::{TestDb, TestNats};
-use tokio_util::sync::CancellationToken;
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use tonic::transport::Channel;
 
 pub struct Auth {
     pub url: String,
     pub db: TestDb,
     pub _nats: TestNats,
-    pub stop: CancellationToken,
+    pub service: RunningService,
     pub config: nexus_auth::Config,
 }
 
 impl Drop for Auth {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.service.shutdown.cancel();
     }
 }
 
@@ -47,13 +46,9 @@ pub async fn start_auth(extra: &[(&str, &str)]) -> Auth {
     let config: nexus_auth::Config =
         nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, env_for(&db, &nats, extra))
             .expect("config");
-    nexus_platform::db::migrate("auth", &config.common.database, Some(&nexus_auth::MIGRATIONS)).await.expect("migrate");
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let (c, s) = (config.clone(), stop.clone());
-    tokio::spawn(async move { nexus_auth::run(c, listeners, s).await.expect("auth serves") });
-    let auth = Auth { url, db, _nats: nats, stop, config };
+    let nexus_auth::Service { keys, build } = nexus_auth::service(config.clone()).expect("auth builds");
+    let service = RunningService::start_with_keys(nexus_auth::DEF, config.common.clone(), Some(keys), build).await;
+    let auth = Auth { url: service.grpc_url(), db, _nats: nats, service, config };
     // Up once the health service answers.
     let mut ok = false;
     for _ in 0..100 {

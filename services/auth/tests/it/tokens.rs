@@ -61,7 +61,7 @@ async fn forged_expired_and_odd_tokens_are_refused_over_grpc() {
     // The real key (as the service holds it) can mint an expired token.
     let pool = nexus_platform::db::connect("auth", &auth.config.common.database).await.unwrap();
     let sealer = Sealer::from_config(auth.config.auth.sealing_keys.expose()).unwrap();
-    let keys = nexus_auth::keys::SigningKeys::new(pool, sealer, Duration::from_secs(900));
+    let keys = nexus_auth::app::keys::SigningKeys::new(pool, sealer, Duration::from_secs(900));
     let expired = keys.sign(&claims_for(&s, -3600)).await.unwrap();
     let valid_again = keys.sign(&claims_for(&s, 600)).await.unwrap();
     assert!(c.get_me(authed(pb::Empty {}, &valid_again)).await.is_ok(), "control: a well-made token passes");

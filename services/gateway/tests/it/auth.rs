@@ -448,7 +448,7 @@ async fn expired_and_foreign_key_tokens_are_refused_at_the_gateway() {
     let defaults: nexus_auth::Config =
         nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, Vec::new()).unwrap();
     let sealer = nexus_platform::crypto::Sealer::from_config(defaults.auth.sealing_keys.expose()).unwrap();
-    let keys = nexus_auth::keys::SigningKeys::new(pool, sealer, std::time::Duration::from_secs(900));
+    let keys = nexus_auth::app::keys::SigningKeys::new(pool, sealer, std::time::Duration::from_secs(900));
     let expired = keys.sign(&claims(now - 3600)).await.unwrap();
     let fresh = keys.sign(&claims(now + 600)).await.unwrap();
     let (status, _) = s.get("/v1/me", &[("authorization", &bearer(&fresh))]).await;

@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use nexus_kernel::{Error, Locale};
+use nexus_kernel::{Error, ErrorKind, Locale};
+use nexus_platform::db::{self, DbResultExt};
+use nexus_platform::identity::Principal;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
+use super::App;
 use crate::config::{MailConfig, MailMode};
+use crate::domain::mail::{StoredMail, render};
+use crate::repo;
 
 /// Renders `mail-<kind>-subject` and `mail-<kind>-body` (plus the footer) and queues the message.
 pub async fn enqueue(
@@ -21,43 +25,38 @@ pub async fn enqueue(
     kind: &str,
     args: &[(&str, &str)],
 ) -> Result<(), Error> {
-    let render = |id: String| {
-        nexus_i18n::try_message(locale, &id, args).ok_or_else(|| Error::internal(format!("mail template {id} missing")))
-    };
-    let subject = render(format!("mail-{kind}-subject"))?;
-    let body = format!("{}\n\n--\n{}", render(format!("mail-{kind}-body"))?, render("mail-footer".into())?);
-    sqlx::query("INSERT INTO mail_outbox (to_email, locale, kind, subject, body) VALUES ($1, $2, $3, $4, $5)")
-        .bind(to)
-        .bind(locale.code())
-        .bind(kind)
-        .bind(subject)
-        .bind(body)
-        .execute(conn)
-        .await
-        .map_err(Error::internal)?;
-    Ok(())
+    let (subject, body) = render(locale, kind, args)?;
+    repo::mail::insert(conn, to, locale.code(), kind, &subject, &body).await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StoredMail {
-    pub id: uuid::Uuid,
-    pub to_email: String,
-    pub locale: String,
-    pub subject: String,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-}
+impl App {
+    /// Local mail is readable only in local mode (else it goes out over SMTP).
+    pub fn require_local_mail(&self) -> Result<(), Error> {
+        if self.cfg.mail.mode == MailMode::Local {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::FailedPrecondition, "auth.local_mail_disabled"))
+        }
+    }
 
-pub async fn list(pool: &PgPool, to: &str, limit: i64) -> Result<Vec<StoredMail>, Error> {
-    sqlx::query_as(
-        "SELECT id, to_email, locale, subject, body, created_at FROM mail_outbox \
-         WHERE ($1 = '' OR to_email = $1) ORDER BY created_at DESC, id DESC LIMIT $2",
-    )
-    .bind(to)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(Error::internal)
+    /// Local mail (local mode only): a service reads anyone's, a signed-in user only their own.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_local_mail(&self, p: &Principal, to: &str, limit: u32) -> Result<Vec<StoredMail>, Error> {
+        self.require_local_mail()?;
+        let requested = to.trim().to_lowercase();
+        let to = if p.require_internal().is_ok() {
+            requested
+        } else {
+            let own = self.own_email(p).await?;
+            if !requested.is_empty() && requested != own {
+                return Err(Error::forbidden("auth.permission_denied"));
+            }
+            own
+        };
+        let limit = if limit == 0 { 20 } else { limit.min(100) };
+        let mut conn = self.pool.acquire().await.db()?;
+        repo::mail::list(&mut conn, &to, i64::from(limit)).await
+    }
 }
 
 /// Delivers queued mail over SMTP until `stop`; does nothing in local mode.
@@ -95,15 +94,8 @@ async fn send_batch(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
 ) -> Result<(), Error> {
-    let mut tx = pool.begin().await.map_err(Error::internal)?;
-    let rows: Vec<StoredMail> = sqlx::query_as(
-        "SELECT id, to_email, locale, subject, body, created_at FROM mail_outbox \
-         WHERE sent_at IS NULL AND attempts < 10 ORDER BY created_at LIMIT 20 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(Error::internal)?;
-    for m in rows {
+    let mut tx = pool.begin().await.db()?;
+    for m in repo::mail::due(&mut tx).await? {
         let result = async {
             let to: Mailbox = m.to_email.parse().map_err(|e| format!("recipient: {e}"))?;
             let msg = Message::builder()
@@ -116,40 +108,20 @@ async fn send_batch(
             transport.send(msg).await.map(|_| ()).map_err(|e| e.to_string())
         }
         .await;
-        match result {
-            Ok(()) => {
-                sqlx::query("UPDATE mail_outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = $1").bind(m.id)
-            }
-            Err(e) => {
-                tracing::warn!(mail_id = %m.id, error = %e, "mail not sent");
-                sqlx::query("UPDATE mail_outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1")
-                    .bind(m.id)
-                    .bind(e)
-            }
+        if let Err(e) = &result {
+            tracing::warn!(mail_id = %m.id, error = %e, "mail not sent");
         }
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::internal)?;
+        repo::mail::record_attempt(&mut tx, m.id, result.err()).await?;
     }
-    tx.commit().await.map_err(Error::internal)
+    db::commit(tx).await
 }
 
 /// Blanks the bodies (which hold single-use links) of mail created more than `retention` ago
 /// that is done with: sent, given up on, or (in local mode) any. Recipient, subject and times
 /// stay. Returns how many were blanked.
 pub async fn purge_bodies(pool: &PgPool, retention: Duration, local: bool) -> Result<u64, Error> {
-    let purged = sqlx::query(
-        "UPDATE mail_outbox SET body = '', body_purged_at = now() \
-         WHERE body_purged_at IS NULL AND created_at < now() - make_interval(secs => $1) \
-           AND ($2 OR sent_at IS NOT NULL OR attempts >= 10)",
-    )
-    .bind(retention.as_secs_f64())
-    .bind(local)
-    .execute(pool)
-    .await
-    .map_err(Error::internal)?
-    .rows_affected();
-    Ok(purged)
+    let mut conn = pool.acquire().await.db()?;
+    repo::mail::purge_bodies(&mut conn, retention, local).await
 }
 
 /// Runs [`purge_bodies`] at start and then periodically (a quarter of the retention, between one
