@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use nexus_kernel::{ErrorKind, Locale};
+use nexus_kernel::Locale;
 use nexus_proto::nexus::content::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,7 +20,7 @@ use super::common::{
 };
 use crate::AppState;
 use crate::edge::Edge;
-use crate::error::{ApiError, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope, envelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
 
@@ -144,18 +144,13 @@ fn wants_stream(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"))
 }
 
-/// The error envelope as an SSE `error` event (the stream is already open, so no status).
-fn error_event(status: &tonic::Status, edge: Option<&Edge>) -> Event {
-    let e = nexus_platform::grpc::upstream_error(status);
-    let locale = edge.map_or(Locale::En, |e| e.locale);
-    let (code, message) = if e.kind().http_status() >= 500 && e.kind() != ErrorKind::Unavailable {
-        ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], 500))
-    } else {
-        (e.code().to_owned(), nexus_i18n::error_message(locale, e.code(), e.params(), e.http_status()))
-    };
-    let body = serde_json::json!({"error": {"code": code, "message": message,
-        "request_id": edge.map(|e| e.request_id.to_string()).unwrap_or_default(), "dir": locale.direction().as_str()}});
-    Event::default().event("error").data(body.to_string())
+/// The body of an SSE `error` event: the envelope the edge renders for the same failure as a
+/// JSON error, in the language it would use (the user's saved one, else `Accept-Language`).
+fn stream_error(status: tonic::Status, edge: Option<&Edge>, user_locale: Option<Locale>) -> ErrorEnvelope {
+    let e = ApiError::from(status);
+    let locale = user_locale.or(edge.map(|e| e.locale)).unwrap_or(Locale::En);
+    let request_id = edge.map(|e| e.request_id.to_string()).unwrap_or_default();
+    envelope(e.status(), e.info(), locale, &request_id)
 }
 
 /// Generate copy. With `Accept: text/event-stream` the text streams as server-sent events:
@@ -175,7 +170,7 @@ fn error_event(status: &tonic::Status, edge: Option<&Edge>) -> Event {
         (status = 503, description = "Content or billing unavailable", body = ErrorEnvelope)))]
 pub async fn create_generation(
     State(state): State<AppState>,
-    _a: Authenticated,
+    Authenticated(principal): Authenticated,
     edge: Option<axum::Extension<Edge>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<GenerationRequest>,
@@ -200,6 +195,7 @@ pub async fn create_generation(
     }
     let stream = client(&state).generate_stream(req).await?.into_inner();
     let edge = edge.map(|e| e.0);
+    let user_locale = principal.locale;
     let events = stream.map(move |item| -> Result<Event, Infallible> {
         Ok(match item {
             Ok(pb::GenerateEvent { event: Some(pb::generate_event::Event::Delta(d)) }) => Event::default()
@@ -209,7 +205,10 @@ pub async fn create_generation(
                 Event::default().event("done").data(serde_json::to_string(&generation(g)).unwrap_or_default())
             }
             Ok(pb::GenerateEvent { event: None }) => Event::default().comment("empty"),
-            Err(status) => error_event(&status, edge.as_ref()),
+            // The stream is already open (status sent), so the error is an event.
+            Err(status) => Event::default()
+                .event("error")
+                .data(serde_json::to_string(&stream_error(status, edge.as_ref(), user_locale)).unwrap_or_default()),
         })
     });
     let mut resp = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
@@ -242,4 +241,48 @@ pub async fn get_generation(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<GenerationBody>, ApiError> {
     Ok(Json(generation(client(&state).get_generation(pb::GetByIdRequest { id }).await?.into_inner())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nexus_kernel::ids::RequestId;
+    use nexus_kernel::{Error, ErrorKind};
+
+    /// The JSON body the edge gives for the same failure.
+    async fn json_error(status: tonic::Status, edge: &Edge, user_locale: Option<Locale>) -> serde_json::Value {
+        let mut resp = ApiError::from(status).into_response();
+        if let Some(l) = user_locale {
+            resp.extensions_mut().insert(crate::identity::UserLocale(l));
+        }
+        let resp = crate::edge::render_error(resp, edge, &axum::http::Method::POST, 1024);
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stream_errors_carry_the_json_error_body() {
+        let edge = Edge { request_id: RequestId::generate(), locale: Locale::Es, client_ip: [127, 0, 0, 1].into() };
+        let invalid: tonic::Status = Error::new(ErrorKind::InvalidArgument, "content.invalid_kind")
+            .with_param("kind", "poem")
+            .with_violation("kind", "invalid")
+            .into();
+        let credits: tonic::Status =
+            Error::new(ErrorKind::PaymentRequired, "subscriptions.insufficient_credits").into();
+        let own_unavailable: tonic::Status = Error::new(ErrorKind::Unavailable, "provider.unavailable").into();
+        for status in [
+            invalid,
+            credits,
+            own_unavailable,
+            tonic::Status::unavailable("tcp connect error"),
+            tonic::Status::internal("a bug"),
+            tonic::Status::deadline_exceeded("slow"),
+        ] {
+            for user_locale in [None, Some(Locale::He)] {
+                let event = serde_json::to_value(stream_error(status.clone(), Some(&edge), user_locale)).unwrap();
+                let json = json_error(status.clone(), &edge, user_locale).await;
+                assert_eq!(event, json, "{status:?} {user_locale:?}");
+            }
+        }
+    }
 }
