@@ -1,6 +1,23 @@
-//! The NexusOne gateway: the only public HTTP surface. REST under `/v1`, the OpenAPI document
-//! and docs, provider webhooks, and (later) published landing pages. It owns its JSON types and
-//! talks to services over gRPC; generated proto types never reach the public API.
+//! The NexusOne gateway: the only public HTTP surface. It serves the REST API under `/v1`, the
+//! OpenAPI document (`/openapi.json`) and its docs page (`/docs`), auth's key set
+//! (`/.well-known/jwks.json`), provider webhooks (`/webhooks/{provider}`) and published landing
+//! pages (`/p/{slug}`). It owns its JSON types and talks to the services over gRPC; generated
+//! proto types never reach the public API. It owns no data.
+//!
+//! - [`routes`]: one module per resource (URL prefix), each with its `router()` merged in
+//!   [`api_router`]; request and response pieces several of them use are in `routes::common`.
+//! - [`edge`]: the middleware every request passes (request id, language, client address,
+//!   downstream context, error envelopes, timeout, rate limit, metrics); [`with_edge`] stacks it.
+//! - [`identity`]: bearer tokens and API keys to the caller; [`limits`]: rate-limit budgets.
+//! - [`error`]: `ApiError` and the one renderer of error bodies (JSON and event-stream alike);
+//!   [`extract`]: extractors whose rejections are such errors.
+//! - [`upstream`]: the lazy gRPC channels to the services; [`openapi`]: the document's frame;
+//!   [`config`]: `GatewayConfig`.
+//!
+//! The binary starts through the platform's bootstrap (`nexus_platform::app::http_main`:
+//! config, telemetry, environment check, signals); [`run`] serves the public and admin
+//! listeners until the token is cancelled, then drains like every service
+//! (`nexus_platform::shutdown::drain`).
 
 pub mod config;
 pub mod edge;
@@ -215,21 +232,8 @@ pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: Cancella
     let drained = shutdown.clone();
     let server = axum::serve(nodelay(listeners.http), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { drained.cancelled().await });
-    let mut server = tokio::spawn(async move { server.await });
-    let result = tokio::select! {
-        r = &mut server => r,
-        () = shutdown.cancelled() => {
-            readiness.set(false);
-            match tokio::time::timeout(config.shutdown.grace, &mut server).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!("in-flight requests outlived the grace period");
-                    server.abort();
-                    Ok(Ok(()))
-                }
-            }
-        }
-    };
+    let server = tokio::spawn(async move { server.await });
+    let result = nexus_platform::shutdown::drain(server, &shutdown, config.shutdown.grace, &readiness, "gateway").await;
     admin_stop.cancel();
     let _ = admin.await;
     tracing::info!("gateway stopped");
