@@ -1,7 +1,8 @@
-//! How a NexusOne service binary runs: `serve` (default) and `migrate` subcommands, config,
-//! telemetry, and [`serve`], which wires Postgres, NATS, the outbox relay, health, reflection,
-//! the dead-letter RPCs, the admin server and graceful shutdown around the service's own gRPC
-//! services.
+//! How a NexusOne binary runs: `serve` (default), `migrate`, `config` and `openapi`
+//! subcommands, config, telemetry and signals ([`main`] for services, [`http_main`] for the
+//! HTTP gateway, one start for both), and [`serve`], which wires Postgres, NATS, the outbox
+//! relay, health, reflection, the dead-letter RPCs, the admin server and graceful shutdown
+//! around a service's own gRPC services.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::admin::{self, Readiness};
 use crate::bus::Bus;
-use crate::config::{CommonConfig, DevelopmentDefaults};
+use crate::config::{CommonConfig, DevelopmentDefaults, TelemetryConfig};
 use crate::db::{self, SchemaSpec};
 use crate::dlq::DeadLetterOps;
 use crate::grpc::{ContextLayer, reflection_v1, reflection_v1alpha};
@@ -201,27 +202,14 @@ where
             }
         })
     });
-    let mut server = tokio::spawn(
+    let server = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(ContextLayer::new(name, Some(verifier.clone())).with_timeout(config.grpc.request_timeout))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned()),
     );
 
-    let served = tokio::select! {
-        r = &mut server => r,
-        () = shutdown.cancelled() => {
-            readiness.set(false);
-            match tokio::time::timeout(config.shutdown.grace, &mut server).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!(service = name, "in-flight requests outlived the grace period");
-                    server.abort();
-                    Ok(Ok(()))
-                }
-            }
-        }
-    };
+    let served = crate::shutdown::drain(server, &shutdown, config.shutdown.grace, &readiness, name).await;
 
     infra.work.cancel();
     infra.tasks.close();
@@ -301,44 +289,8 @@ where
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let cli = Cli::parse();
-    crate::install_crypto_provider();
-    let config: C = match crate::config::load(def.name, service_defaults, cli.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("nexus-{}: {e}", def.name);
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = config.as_ref().validate() {
-        eprintln!("nexus-{}: {e}", def.name);
-        return ExitCode::from(2);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("nexus-{}: cannot start runtime: {e}", def.name);
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let _guard = match crate::telemetry::init(def.name, &config.as_ref().telemetry) {
-            Ok(g) => g,
-            Err(e) => {
-                eprintln!("nexus-{}: telemetry: {e}", def.name);
-                return ExitCode::from(2);
-            }
-        };
-        let result = match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => {
-                if let Err(e) = config.check_environment() {
-                    eprintln!("nexus-{}: {e}", def.name);
-                    return ExitCode::from(2);
-                }
-                let shutdown = CancellationToken::new();
-                crate::shutdown::cancel_on_signal(shutdown.clone());
-                run(config, shutdown).await
-            }
+    let other = move |command: Command, config: C| async move {
+        match command {
             Command::Migrate => {
                 db::migrate(def.name, &config.as_ref().database, def.migrations).await.map_err(Into::into)
             }
@@ -349,12 +301,115 @@ where
                 Ok(())
             }
             Command::Openapi => Err(anyhow::anyhow!("only the gateway has an OpenAPI document")),
+            // `start` serves itself; it never passes `serve` on.
+            Command::Serve => Ok(()),
+        }
+    };
+    start(
+        def.name,
+        service_defaults,
+        Cli::parse(),
+        |c: &C| c.as_ref().validate().map_err(|e| e.to_string()),
+        |c: &C| &c.as_ref().telemetry,
+        run,
+        other,
+    )
+}
+
+/// What [`http_main`] needs of an HTTP binary's configuration.
+pub trait HttpBinaryConfig: DeserializeOwned + DevelopmentDefaults + std::fmt::Debug {
+    /// Checks what deserializing cannot; the message names the key.
+    fn validate(&self) -> Result<(), String>;
+    fn telemetry(&self) -> &TelemetryConfig;
+}
+
+/// Entry point of an HTTP binary without a database (the gateway): the same start as [`main`]
+/// (config, telemetry, environment check, signals). `openapi` prints the binary's document for
+/// the `openapi` subcommand, without loading any configuration; `migrate` has nothing to do.
+#[allow(clippy::print_stdout)] // `openapi` and `config` print to stdout by design
+pub fn http_main<C, F, Fut>(name: &'static str, defaults: &str, openapi: fn() -> String, run: F) -> ExitCode
+where
+    C: HttpBinaryConfig,
+    F: FnOnce(C, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", openapi());
+        return ExitCode::SUCCESS;
+    }
+    let other = |command: Command, config: C| async move {
+        if let Command::Config = command {
+            println!("{config:#?}");
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    start(name, defaults, cli, |c: &C| c.validate(), |c: &C| c.telemetry(), run, other)
+}
+
+/// The start every binary shares: TLS provider, config (built-in defaults, file, environment)
+/// and its validation, runtime, telemetry. `serve` then checks the environment and cancels the
+/// token on SIGTERM/SIGINT before handing over to `serve`; other subcommands go to `other`.
+fn start<C, S, SFut, O, OFut>(
+    name: &str,
+    defaults: &str,
+    cli: Cli,
+    validate: fn(&C) -> Result<(), String>,
+    telemetry: fn(&C) -> &TelemetryConfig,
+    serve: S,
+    other: O,
+) -> ExitCode
+where
+    C: DeserializeOwned + DevelopmentDefaults,
+    S: FnOnce(C, CancellationToken) -> SFut,
+    SFut: Future<Output = anyhow::Result<()>>,
+    O: FnOnce(Command, C) -> OFut,
+    OFut: Future<Output = anyhow::Result<()>>,
+{
+    crate::install_crypto_provider();
+    let config: C = match crate::config::load(name, defaults, cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nexus-{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = validate(&config) {
+        eprintln!("nexus-{name}: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nexus-{name}: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let _guard = match crate::telemetry::init(name, telemetry(&config)) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("nexus-{name}: telemetry: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let result = match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => {
+                if let Err(e) = config.check_environment() {
+                    eprintln!("nexus-{name}: {e}");
+                    return ExitCode::from(2);
+                }
+                let shutdown = CancellationToken::new();
+                crate::shutdown::cancel_on_signal(shutdown.clone());
+                serve(config, shutdown).await
+            }
+            command => other(command, config).await,
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "exiting with error");
-                eprintln!("nexus-{}: {e:#}", def.name);
+                eprintln!("nexus-{name}: {e:#}");
                 ExitCode::FAILURE
             }
         }

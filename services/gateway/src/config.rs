@@ -77,6 +77,16 @@ pub struct ServicesConfig {
     pub analytics: String,
 }
 
+impl nexus_platform::app::HttpBinaryConfig for GatewayConfig {
+    fn validate(&self) -> Result<(), String> {
+        GatewayConfig::validate(self).map_err(|e| format!("configuration: {e}"))
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
 impl DevelopmentDefaults for GatewayConfig {
     fn environment(&self) -> Environment {
         self.environment

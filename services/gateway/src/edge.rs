@@ -18,7 +18,7 @@ use nexus_platform::config::Secret;
 use tracing::Instrument;
 
 use crate::config::HttpConfig;
-use crate::error::{ApiError, ErrorBody, ErrorEnvelope, ErrorInfo};
+use crate::error::{ApiError, ErrorInfo};
 pub use crate::limits::{Budget, RateLimits};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -188,7 +188,7 @@ fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
-fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_limit: usize) -> Response {
+pub(crate) fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_limit: usize) -> Response {
     let status = resp.status();
     let info = resp.extensions().get::<ErrorInfo>().cloned();
     let locale = resp.extensions().get::<crate::identity::UserLocale>().map_or(edge.locale, |u| u.0);
@@ -213,23 +213,7 @@ fn render_error(resp: Response, edge: &Edge, method: &axum::http::Method, body_l
         let secs = resp.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()).unwrap_or("60").to_owned();
         info.params.push(("retry_after".into(), secs));
     }
-    // 5xx bodies say nothing internal: the generic message for the class, whatever the code was.
-    let (code, message) =
-        if status.is_server_error() && info.code != "service.unavailable" && info.code != "request.timeout" {
-            ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], status.as_u16()))
-        } else {
-            let msg = nexus_i18n::error_message(locale, &info.code, &info.params, status.as_u16());
-            (info.code.clone(), msg)
-        };
-    let envelope = ErrorEnvelope {
-        error: ErrorBody {
-            code,
-            message,
-            request_id: edge.request_id.to_string(),
-            dir: locale.direction().as_str().to_owned(),
-            fields: info.fields,
-        },
-    };
+    let envelope = crate::error::envelope(status, info, locale, edge.request_id.as_str());
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.remove(header::CONTENT_ENCODING);

@@ -7,7 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use nexus_kernel::{Error, ErrorKind};
+use nexus_kernel::{Error, ErrorKind, Locale};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -54,6 +54,24 @@ impl ApiError {
     pub fn code(&self) -> &str {
         self.error.code()
     }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// What the envelope is rendered from.
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            code: self.error.code().to_owned(),
+            params: self.error.params().to_vec(),
+            fields: self
+                .error
+                .violations()
+                .iter()
+                .map(|v| FieldError { field: v.field.clone(), code: v.code.clone() })
+                .collect(),
+        }
+    }
 }
 
 /// `Retry-After` of a 503 when the service names no delay: a restarting service is usually back
@@ -88,27 +106,41 @@ impl From<tonic::Status> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status();
         if status.is_server_error() {
             // The cause chain goes to the log, never to the client.
             tracing::error!(error = ?self.error, "request failed");
         }
-        let info = ErrorInfo {
-            code: self.error.code().to_owned(),
-            params: self.error.params().to_vec(),
-            fields: self
-                .error
-                .violations()
-                .iter()
-                .map(|v| FieldError { field: v.field.clone(), code: v.code.clone() })
-                .collect(),
-        };
+        let info = self.info();
         let mut resp = status.into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp.extensions_mut().insert(info);
         resp
+    }
+}
+
+/// The envelope of an error in `locale`: the one renderer of every error body, JSON responses
+/// (through the edge) and event-stream `error` events alike. 5xx bodies say nothing internal:
+/// the generic message for the class, whatever the code was, except for the two codes a client
+/// acts on (retry).
+pub fn envelope(status: StatusCode, info: ErrorInfo, locale: Locale, request_id: &str) -> ErrorEnvelope {
+    let (code, message) =
+        if status.is_server_error() && info.code != "service.unavailable" && info.code != "request.timeout" {
+            ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], status.as_u16()))
+        } else {
+            let msg = nexus_i18n::error_message(locale, &info.code, &info.params, status.as_u16());
+            (info.code, msg)
+        };
+    ErrorEnvelope {
+        error: ErrorBody {
+            code,
+            message,
+            request_id: request_id.to_owned(),
+            dir: locale.direction().as_str().to_owned(),
+            fields: info.fields,
+        },
     }
 }
 

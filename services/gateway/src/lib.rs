@@ -1,6 +1,23 @@
-//! The NexusOne gateway: the only public HTTP surface. REST under `/v1`, the OpenAPI document
-//! and docs, provider webhooks, and (later) published landing pages. It owns its JSON types and
-//! talks to services over gRPC; generated proto types never reach the public API.
+//! The NexusOne gateway: the only public HTTP surface. It serves the REST API under `/v1`, the
+//! OpenAPI document (`/openapi.json`) and its docs page (`/docs`), auth's key set
+//! (`/.well-known/jwks.json`), provider webhooks (`/webhooks/{provider}`) and published landing
+//! pages (`/p/{slug}`). It owns its JSON types and talks to the services over gRPC; generated
+//! proto types never reach the public API. It owns no data.
+//!
+//! - [`routes`]: one module per resource (URL prefix), each with its `router()` merged in
+//!   [`api_router`]; request and response pieces several of them use are in `routes::common`.
+//! - [`edge`]: the middleware every request passes (request id, language, client address,
+//!   downstream context, error envelopes, timeout, rate limit, metrics); [`with_edge`] stacks it.
+//! - [`identity`]: bearer tokens and API keys to the caller; [`limits`]: rate-limit budgets.
+//! - [`error`]: `ApiError` and the one renderer of error bodies (JSON and event-stream alike);
+//!   [`extract`]: extractors whose rejections are such errors.
+//! - [`upstream`]: the lazy gRPC channels to the services; [`openapi`]: the document's frame;
+//!   [`config`]: `GatewayConfig`.
+//!
+//! The binary starts through the platform's bootstrap (`nexus_platform::app::http_main`:
+//! config, telemetry, environment check, signals); [`run`] serves the public and admin
+//! listeners until the token is cancelled, then drains like every service
+//! (`nexus_platform::shutdown::drain`).
 
 pub mod config;
 pub mod edge;
@@ -28,7 +45,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::GatewayConfig;
@@ -46,88 +62,38 @@ pub struct AppState {
     pub exchanged: ExchangedTokens,
 }
 
-/// Every documented route, with its OpenAPI description.
+/// Every documented route, with its OpenAPI description: one router per resource.
 pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base())
-        .routes(routes!(routes::meta::list_locales))
-        .routes(routes!(routes::webhooks::receive, routes::webhooks::verify))
-        .routes(routes!(routes::auth::sign_up))
-        .routes(routes!(routes::auth::login))
-        .routes(routes!(routes::auth::refresh))
-        .routes(routes!(routes::auth::logout))
-        .routes(routes!(routes::auth::verify_email))
-        .routes(routes!(routes::auth::request_reset))
-        .routes(routes!(routes::auth::confirm_reset))
-        .routes(routes!(routes::auth::oauth_start))
-        .routes(routes!(routes::auth::oauth_callback))
-        .routes(routes!(routes::auth::jwks))
-        .routes(routes!(routes::local_mail::my_mail))
-        .routes(routes!(routes::account::me, routes::account::update_me))
-        .routes(routes!(routes::account::list_identities))
-        .routes(routes!(routes::account::unlink_identity))
-        .routes(routes!(routes::account::change_password))
-        .routes(routes!(routes::account::resend_verification))
-        .routes(routes!(routes::account::request_deletion))
-        .routes(routes!(routes::account::list_sessions, routes::account::revoke_all_sessions))
-        .routes(routes!(routes::account::revoke_session))
-        .routes(routes!(routes::account::list_workspaces))
-        .routes(routes!(routes::account::switch_workspace))
-        .routes(routes!(routes::account::list_members))
-        .routes(routes!(routes::account::invite))
-        .routes(routes!(routes::account::accept_invite))
-        .routes(routes!(routes::account::remove_member))
-        .routes(routes!(routes::account::transfer_ownership))
-        .routes(routes!(routes::account::enroll_totp))
-        .routes(routes!(routes::account::confirm_totp))
-        .routes(routes!(routes::account::disable_mfa))
-        .routes(routes!(routes::account::list_api_keys, routes::account::create_api_key))
-        .routes(routes!(routes::account::revoke_api_key))
-        .routes(routes!(routes::billing::list_plans))
-        .routes(routes!(routes::billing::subscription))
-        .routes(routes!(routes::billing::balance))
-        .routes(routes!(routes::billing::ledger))
-        .routes(routes!(routes::billing::usage))
-        .routes(routes!(routes::billing::checkout))
-        .routes(routes!(routes::billing::complete_checkout))
-        .routes(routes!(routes::billing::portal))
-        .routes(routes!(routes::billing::change_plan))
-        .routes(routes!(routes::billing::cancel))
-        .routes(routes!(routes::billing::resume))
-        .routes(routes!(routes::billing::invoices))
-        .routes(routes!(routes::billing::credit_packs))
-        .routes(routes!(routes::billing::notices))
-        .routes(routes!(routes::content::create_generation, routes::content::list_generations))
-        .routes(routes!(routes::content::get_generation))
-        .routes(routes!(routes::content::create_page, routes::content::list_pages))
-        .routes(routes!(routes::content::get_page, routes::content::delete_page))
-        .routes(routes!(routes::content::list_versions))
-        .routes(routes!(routes::content::update_section))
-        .routes(routes!(routes::content::regenerate_section))
-        .routes(routes!(routes::content::publish))
-        .routes(routes!(routes::content::unpublish))
-        .routes(routes!(routes::pages::page))
-        .routes(routes!(routes::pages::asset))
-        .routes(routes!(routes::pages::lead))
-        .routes(routes!(routes::agents::create_agent, routes::agents::list_agents))
-        .routes(routes!(routes::agents::get_agent, routes::agents::update_agent, routes::agents::delete_agent))
-        .routes(routes!(routes::agents::chat))
-        .routes(routes!(routes::agents::messages))
-        .routes(routes!(routes::agents::create_image))
-        .routes(routes!(routes::agents::get_image))
-        .routes(routes!(routes::analytics::track))
-        .routes(routes!(routes::analytics::track_batch))
-        .routes(routes!(routes::analytics::get_write_key))
-        .routes(routes!(routes::analytics::rotate_write_key))
-        .routes(routes!(routes::analytics::get_settings, routes::analytics::update_settings))
-        .routes(routes!(routes::analytics::timeseries))
-        .routes(routes!(routes::analytics::funnel))
-        .routes(routes!(routes::analytics::revenue))
-        .routes(routes!(routes::analytics::top_events))
-        .routes(routes!(routes::analytics::property_breakdown))
-        .routes(routes!(routes::analytics::utm_breakdown))
-        .routes(routes!(routes::analytics::feature_usage))
-        .routes(routes!(routes::analytics::audit))
-        .routes(routes!(routes::analytics::fleet_status))
+    use routes::*;
+    [
+        meta::router(),
+        webhooks::router(),
+        auth::router(),
+        local_mail::router(),
+        me::router(),
+        sessions::router(),
+        workspaces::router(),
+        members::router(),
+        mfa::router(),
+        api_keys::router(),
+        // Before billing: both name a schema `UsageBody`, and the first merged keeps the name
+        // (the committed document has always shown the generation's).
+        content::router(),
+        plans::router(),
+        billing::router(),
+        credits::router(),
+        pages::router(),
+        public_pages::router(),
+        agents::router(),
+        images::router(),
+        track::router(),
+        analytics_settings::router(),
+        reports::router(),
+        audit::router(),
+        fleet::router(),
+    ]
+    .into_iter()
+    .fold(OpenApiRouter::with_openapi(openapi::base()), OpenApiRouter::merge)
 }
 
 /// The OpenAPI document as served at `/openapi.json`.
@@ -266,21 +232,8 @@ pub async fn run(config: GatewayConfig, listeners: Listeners, shutdown: Cancella
     let drained = shutdown.clone();
     let server = axum::serve(nodelay(listeners.http), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { drained.cancelled().await });
-    let mut server = tokio::spawn(async move { server.await });
-    let result = tokio::select! {
-        r = &mut server => r,
-        () = shutdown.cancelled() => {
-            readiness.set(false);
-            match tokio::time::timeout(config.shutdown.grace, &mut server).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!("in-flight requests outlived the grace period");
-                    server.abort();
-                    Ok(Ok(()))
-                }
-            }
-        }
-    };
+    let server = tokio::spawn(async move { server.await });
+    let result = nexus_platform::shutdown::drain(server, &shutdown, config.shutdown.grace, &readiness, "gateway").await;
     admin_stop.cancel();
     let _ = admin.await;
     tracing::info!("gateway stopped");

@@ -1,4 +1,4 @@
-//! AI agents (custom assistants) and images.
+//! `/v1/agents`: AI agents (custom assistants with knowledge and per-contact history).
 
 use axum::Json;
 use axum::extract::State;
@@ -6,14 +6,22 @@ use axum::http::{HeaderMap, StatusCode};
 use nexus_proto::nexus::content::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::auth::ts;
-use super::billing::PageQuery;
-use super::content::{client, dir_name, idempotency_key, page_request};
+use super::common::{PageQuery, content_client as client, dir_name, idempotency_key, next_cursor, page_request, ts};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_agent, list_agents))
+        .routes(routes!(get_agent, update_agent, delete_agent))
+        .routes(routes!(chat))
+        .routes(routes!(messages))
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,10 +97,7 @@ pub async fn list_agents(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AgentList>, ApiError> {
     let r = client(&state).list_agents(pb::ListRequest { page: page_request(q) }).await?.into_inner();
-    Ok(Json(AgentList {
-        items: r.items.into_iter().map(agent).collect(),
-        next_cursor: r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
-    }))
+    Ok(Json(AgentList { items: r.items.into_iter().map(agent).collect(), next_cursor: next_cursor(r.page) }))
 }
 
 /// One agent.
@@ -227,87 +232,4 @@ pub async fn messages(
         .await?
         .into_inner();
     Ok(Json(MessageList { items: r.items.into_iter().map(message).collect() }))
-}
-
-// --- images ---
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"purpose": "hero", "prompt": "trail running shoes on a rocky path at sunrise", "caption": "Trail Runner X", "language": "en"}))]
-pub struct ImageRequest {
-    /// hero (1024 x 576 by default) or ad (1024 x 1024).
-    pub purpose: String,
-    pub prompt: String,
-    /// Text drawn on local placeholders.
-    pub caption: Option<String>,
-    pub language: Option<String>,
-    /// 256 to 2048, multiples of 64.
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImageBody {
-    pub id: String,
-    pub purpose: String,
-    /// pending, succeeded or failed.
-    pub status: String,
-    /// local (placeholder), replicate or runware.
-    pub provider: String,
-    pub content_type: String,
-    pub width: u32,
-    pub height: u32,
-    pub size_bytes: i64,
-    pub prompt: String,
-    pub created_at: Option<String>,
-}
-
-fn image(i: pb::Image) -> ImageBody {
-    ImageBody {
-        id: i.id,
-        purpose: i.purpose,
-        status: i.status,
-        provider: i.provider,
-        content_type: i.content_type,
-        width: i.width,
-        height: i.height,
-        size_bytes: i.size_bytes,
-        prompt: i.prompt,
-        created_at: ts(i.created_at),
-    }
-}
-
-/// Create a hero or ad image (credits: content.image). Use its id as a page's hero `image_id`.
-#[utoipa::path(post, path = "/v1/images", tag = "content", security(("bearer" = []), ("api_key" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, example = "hero-spring")), request_body = ImageRequest,
-    responses((status = 201, description = "Created (pending while a provider works on it)", body = ImageBody), (status = 400, description = "Invalid purpose, size or prompt", body = ErrorEnvelope),
-        (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 402, description = "Not enough credits", body = ErrorEnvelope)))]
-pub async fn create_image(
-    State(state): State<AppState>,
-    _a: Authenticated,
-    headers: HeaderMap,
-    ApiJson(b): ApiJson<ImageRequest>,
-) -> Result<(StatusCode, Json<ImageBody>), ApiError> {
-    let req = pb::CreateImageRequest {
-        purpose: b.purpose,
-        prompt: b.prompt,
-        caption: b.caption.unwrap_or_default(),
-        language: b.language.unwrap_or_default(),
-        width: b.width.unwrap_or(0),
-        height: b.height.unwrap_or(0),
-        idempotency_key: idempotency_key(&headers),
-    };
-    Ok((StatusCode::CREATED, Json(image(client(&state).create_image(req).await?.into_inner()))))
-}
-
-/// One image's status and facts.
-#[utoipa::path(get, path = "/v1/images/{id}", tag = "content", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = String, Path, example = "img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
-    responses((status = 200, description = "The image", body = ImageBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such image in this workspace", body = ErrorEnvelope)))]
-pub async fn get_image(
-    State(state): State<AppState>,
-    _a: Authenticated,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<ImageBody>, ApiError> {
-    Ok(Json(image(client(&state).get_image(pb::GetByIdRequest { id }).await?.into_inner())))
 }

@@ -6,97 +6,29 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use nexus_proto::nexus::auth::v1 as pb;
-use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::common::{SessionBody, TokenBody, auth_client as client, client_info, session_body};
 use crate::AppState;
 use crate::edge::Edge;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
-pub(crate) fn client(state: &AppState) -> AuthClient<nexus_platform::grpc::ContextChannel> {
-    nexus_platform::sized!(AuthClient::new(state.upstreams.auth.clone()))
-}
-
-pub(crate) fn client_info(edge: &Edge, headers: &axum::http::HeaderMap) -> pb::ClientInfo {
-    let ua = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    pb::ClientInfo { ip: edge.client_ip.to_string(), user_agent: ua.chars().take(512).collect() }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserBody {
-    #[schema(example = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
-    pub id: String,
-    #[schema(example = "ana@example.com")]
-    pub email: String,
-    pub email_verified: bool,
-    #[schema(example = "Ana Silva")]
-    pub name: String,
-    pub avatar_url: Option<String>,
-    pub mfa_enabled: bool,
-    pub created_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkspaceBody {
-    #[schema(example = "ws_0192f0c5c2b87c31a1f1e4f2b1a0c9d8")]
-    pub id: String,
-    #[schema(example = "Ana's Bakery")]
-    pub name: String,
-    /// owner, admin, member or viewer.
-    #[schema(example = "owner")]
-    pub role: String,
-}
-
-/// A signed-in session.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionBody {
-    pub user: UserBody,
-    pub workspace: WorkspaceBody,
-    /// EdDSA JWT; send as `Authorization: Bearer …`.
-    pub access_token: String,
-    /// Opaque; rotated on every use. Presenting a spent one ends the whole session.
-    pub refresh_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: String,
-    /// Seconds until `access_token` expires.
-    #[schema(example = 900)]
-    pub expires_in: u32,
-    pub session_id: String,
-}
-
-pub(crate) fn ts(t: Option<prost_types::Timestamp>) -> Option<String> {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
-        .map(|d| d.to_rfc3339())
-}
-
-pub(crate) fn user_body(u: pb::User) -> UserBody {
-    UserBody {
-        id: u.id,
-        email: u.email,
-        email_verified: u.email_verified,
-        name: u.name,
-        avatar_url: (!u.avatar_url.is_empty()).then_some(u.avatar_url),
-        mfa_enabled: u.mfa_enabled,
-        created_at: ts(u.created_at),
-    }
-}
-
-pub(crate) fn workspace_body(w: pb::Workspace) -> WorkspaceBody {
-    WorkspaceBody { id: w.id, name: w.name, role: w.role }
-}
-
-pub(crate) fn session_body(s: pb::AuthSession) -> SessionBody {
-    SessionBody {
-        user: user_body(s.user.unwrap_or_default()),
-        workspace: workspace_body(s.workspace.unwrap_or_default()),
-        access_token: s.access_token,
-        refresh_token: s.refresh_token,
-        token_type: "Bearer".into(),
-        expires_in: s.expires_in,
-        session_id: s.session_id,
-    }
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(verify_email))
+        .routes(routes!(request_reset))
+        .routes(routes!(confirm_reset))
+        .routes(routes!(oauth_start))
+        .routes(routes!(oauth_callback))
+        .routes(routes!(jwks))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -213,14 +145,6 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     client(&state).logout(pb::LogoutRequest { refresh_token: body.refresh_token }).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"token": "nxv_Qm9vZ2xlLXRva2VuLWZyb20tdGhlLWVtYWlsLWxpbms"}))]
-pub struct TokenBody {
-    /// The token from the emailed link.
-    pub token: String,
 }
 
 /// Confirm an email address with the emailed token.

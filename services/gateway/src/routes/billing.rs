@@ -1,97 +1,37 @@
-//! Plans, the workspace's subscription, credits and usage.
+//! `/v1/billing`: the workspace's subscription (checkout, portal, plan changes, cancel and
+//! resume), period usage, invoices and billing notices.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use nexus_kernel::ErrorKind;
 use nexus_proto::nexus::subscriptions::v1 as pb;
-use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::auth::ts;
+use super::common::{
+    MoneyBody, PageQuery, idempotency_key, money, next_cursor, non_empty, page_request, subscriptions_client as client,
+    ts,
+};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
 
-fn client(state: &AppState) -> SubscriptionsClient<nexus_platform::grpc::ContextChannel> {
-    nexus_platform::sized!(SubscriptionsClient::new(state.upstreams.subscriptions.clone()))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MoneyBody {
-    /// Integer minor units (cents).
-    #[schema(example = 9700)]
-    pub amount_minor: i64,
-    #[schema(example = "USD")]
-    pub currency: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanBody {
-    #[schema(example = "pro")]
-    pub code: String,
-    /// In the caller's language.
-    pub name: String,
-    pub description: String,
-    pub price: Option<MoneyBody>,
-    #[schema(example = "month")]
-    pub interval: String,
-    #[schema(example = 500)]
-    pub monthly_credits: i64,
-    pub credits_roll_over: bool,
-    /// Limits by feature (videos_per_month, whatsapp_numbers, pages, ai_agents, ad_accounts, stores, seats).
-    pub entitlements: std::collections::BTreeMap<String, i64>,
-    /// The price in every currency offered.
-    pub prices: Vec<MoneyBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlanList {
-    pub items: Vec<PlanBody>,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PlansQuery {
-    /// ISO 4217 code of the price to show; default USD.
-    #[param(example = "BRL")]
-    pub currency: Option<String>,
-}
-
-fn money(m: Option<nexus_proto::common::Money>) -> Option<MoneyBody> {
-    m.map(|m| MoneyBody { amount_minor: m.amount_minor, currency: m.currency })
-}
-
-/// The plans on offer, named in the caller's language.
-#[utoipa::path(get, path = "/v1/plans", tag = "billing", params(PlansQuery),
-    responses((status = 200, description = "Plans", body = PlanList), (status = 400, description = "Unsupported currency", body = ErrorEnvelope), (status = 503, description = "Billing unavailable", body = ErrorEnvelope)))]
-pub async fn list_plans(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<PlansQuery>,
-) -> Result<Json<PlanList>, ApiError> {
-    let plans = client(&state)
-        .list_plans(pb::ListPlansRequest { currency: q.currency.unwrap_or_default() })
-        .await?
-        .into_inner();
-    Ok(Json(PlanList {
-        items: plans
-            .items
-            .into_iter()
-            .map(|p| PlanBody {
-                code: p.code,
-                name: p.name,
-                description: p.description,
-                price: money(p.price),
-                interval: p.interval,
-                monthly_credits: p.monthly_credits,
-                credits_roll_over: p.credits_roll_over,
-                entitlements: p.entitlements.into_iter().collect(),
-                prices: p.prices.into_iter().filter_map(|m| money(Some(m))).collect(),
-            })
-            .collect(),
-    }))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(subscription))
+        .routes(routes!(usage))
+        .routes(routes!(checkout))
+        .routes(routes!(complete_checkout))
+        .routes(routes!(portal))
+        .routes(routes!(change_plan))
+        .routes(routes!(cancel))
+        .routes(routes!(resume))
+        .routes(routes!(invoices))
+        .routes(routes!(notices))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,97 +60,6 @@ pub async fn subscription(
     _a: Authenticated,
 ) -> Result<Json<SubscriptionBody>, ApiError> {
     Ok(Json(subscription_body(client(&state).get_subscription(pb::Empty {}).await?.into_inner())))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BalanceBody {
-    /// Credits that can be spent now.
-    #[schema(example = 412)]
-    pub available: i64,
-    /// Credits held by actions in progress.
-    pub reserved: i64,
-    /// Credits granted this period.
-    pub period_grant: i64,
-    /// Credits used this period.
-    pub period_used: i64,
-    pub period_end: Option<String>,
-}
-
-/// Credits of the current workspace.
-#[utoipa::path(get, path = "/v1/credits/balance", tag = "billing", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "Balance", body = BalanceBody), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
-pub async fn balance(State(state): State<AppState>, _a: Authenticated) -> Result<Json<BalanceBody>, ApiError> {
-    let b = client(&state).get_balance(pb::Empty {}).await?.into_inner();
-    Ok(Json(BalanceBody {
-        available: b.available,
-        reserved: b.reserved,
-        period_grant: b.period_grant,
-        period_used: b.period_used,
-        period_end: ts(b.period_end),
-    }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// 1 to 100; default 20.
-    #[param(example = 20)]
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyIn0")]
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LedgerEntryBody {
-    pub id: String,
-    /// grant, purchase, reserve, commit, release, expire or adjust.
-    #[schema(example = "reserve")]
-    pub kind: String,
-    /// Change to available credits.
-    #[schema(example = -3)]
-    pub amount: i64,
-    pub balance_after: i64,
-    #[schema(example = "content.generation")]
-    pub action: String,
-    pub reservation_id: Option<String>,
-    pub created_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LedgerPage {
-    pub items: Vec<LedgerEntryBody>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// Credit history of the current workspace, newest first.
-#[utoipa::path(get, path = "/v1/credits/ledger", tag = "billing", security(("bearer" = []), ("api_key" = [])), params(PageQuery),
-    responses((status = 200, description = "Ledger page", body = LedgerPage), (status = 400, description = "Invalid page size or cursor", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
-pub async fn ledger(
-    State(state): State<AppState>,
-    _a: Authenticated,
-    ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<LedgerPage>, ApiError> {
-    let page =
-        nexus_proto::common::PageRequest { page_size: q.limit.unwrap_or(0), cursor: q.cursor.unwrap_or_default() };
-    let r = client(&state).list_ledger(pb::ListLedgerRequest { page: Some(page) }).await?.into_inner();
-    Ok(Json(LedgerPage {
-        items: r
-            .items
-            .into_iter()
-            .map(|e| LedgerEntryBody {
-                id: e.id,
-                kind: e.kind,
-                amount: e.amount,
-                balance_after: e.balance_after,
-                action: e.action,
-                reservation_id: (!e.reservation_id.is_empty()).then_some(e.reservation_id),
-                created_at: ts(e.created_at),
-            })
-            .collect(),
-        next_cursor: r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
-    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -249,11 +98,6 @@ pub async fn usage(State(state): State<AppState>, _a: Authenticated) -> Result<J
             .map(|f| FeatureUsageBody { feature: f.feature, used: f.used, limit: f.limit })
             .collect(),
     }))
-}
-
-/// The `Idempotency-Key` header, if the client sent a usable one.
-fn idempotency_key(headers: &axum::http::HeaderMap) -> String {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -495,10 +339,7 @@ pub async fn invoices(
     _a: Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<InvoicePage>, ApiError> {
-    let page =
-        nexus_proto::common::PageRequest { page_size: q.limit.unwrap_or(0), cursor: q.cursor.unwrap_or_default() };
-    let r = client(&state).list_invoices(pb::ListInvoicesRequest { page: Some(page) }).await?.into_inner();
-    let opt = |s: String| (!s.is_empty()).then_some(s);
+    let r = client(&state).list_invoices(pb::ListInvoicesRequest { page: page_request(q) }).await?.into_inner();
     Ok(Json(InvoicePage {
         items: r
             .items
@@ -513,48 +354,12 @@ pub async fn invoices(
                 reason: i.reason,
                 period_start: ts(i.period_start),
                 period_end: ts(i.period_end),
-                hosted_url: opt(i.hosted_url),
-                pdf_url: opt(i.pdf_url),
+                hosted_url: non_empty(i.hosted_url),
+                pdf_url: non_empty(i.pdf_url),
                 created_at: ts(i.created_at),
             })
             .collect(),
-        next_cursor: r.page.map(|p| p.next_cursor).filter(|c| !c.is_empty()),
-    }))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreditPackBody {
-    #[schema(example = "credits_500")]
-    pub code: String,
-    /// In the caller's language.
-    pub name: String,
-    #[schema(example = 500)]
-    pub credits: i64,
-    pub price: Option<MoneyBody>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreditPackList {
-    pub items: Vec<CreditPackBody>,
-}
-
-/// Credit top-ups on sale, priced in the requested currency.
-#[utoipa::path(get, path = "/v1/credits/packs", tag = "billing", params(PlansQuery),
-    responses((status = 200, description = "Credit packs", body = CreditPackList), (status = 422, description = "Unsupported currency", body = ErrorEnvelope)))]
-pub async fn credit_packs(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<PlansQuery>,
-) -> Result<Json<CreditPackList>, ApiError> {
-    let r = client(&state)
-        .list_credit_packs(pb::ListPlansRequest { currency: q.currency.unwrap_or_default() })
-        .await?
-        .into_inner();
-    Ok(Json(CreditPackList {
-        items: r
-            .items
-            .into_iter()
-            .map(|p| CreditPackBody { code: p.code, name: p.name, credits: p.credits, price: money(p.price) })
-            .collect(),
+        next_cursor: next_cursor(r.page),
     }))
 }
 

@@ -15,12 +15,19 @@ use nexus_proto::nexus::auth::v1 as pb;
 use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::common::ts;
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::ApiQuery;
 use crate::identity::Authenticated;
-use crate::routes::auth::ts;
+
+/// The signed-in user's own mail, on the public port.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(my_mail))
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -4,6 +4,14 @@ use axum::Json;
 use nexus_kernel::Locale;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_locales))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LocaleInfo {

@@ -1,12 +1,27 @@
-//! Public routes, grouped by the service they front.
+//! Public routes, one module per resource (URL prefix). Each exposes `router()` with its
+//! handlers and their OpenAPI descriptions; pieces several modules use live in `common`.
 
-pub mod account;
 pub mod agents;
-pub mod analytics;
+pub mod analytics_settings;
+pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod common;
 pub mod content;
+pub mod credits;
+pub mod fleet;
+pub mod images;
 pub mod local_mail;
+pub mod me;
+pub mod members;
 pub mod meta;
+pub mod mfa;
 pub mod pages;
+pub mod plans;
+pub mod public_pages;
+pub mod reports;
+pub mod sessions;
+pub mod track;
 pub mod webhooks;
+pub mod workspaces;

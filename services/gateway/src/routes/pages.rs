@@ -1,188 +1,343 @@
-//! The public web: published landing pages at /p/{slug}, their images, and their lead forms.
-//! No token: the slug is the key. Every answer carries a strict Content-Security-Policy.
+//! `/v1/pages`: magic landing pages (drafts, versions, sections, publishing). The public
+//! addresses the pages are served at are in `public_pages`.
 
-use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use nexus_kernel::ErrorKind;
-use nexus_platform::RequestContext;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use nexus_proto::nexus::content::v1 as pb;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::content::client;
+use super::common::{
+    PageQuery, content_client as client, dir_name, idempotency_key, next_cursor, non_empty as opt, page_request, ts,
+};
 use crate::AppState;
-use crate::edge::Edge;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiPath, ApiQuery, RawBody, parse_json};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::identity::Authenticated;
 
-/// Nothing but the page's own inline styles, its own images and its own form.
-pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
-    base-uri 'none'; frame-ancestors 'none'";
-
-/// Calls to the public RPCs go out without any caller token: they are public by design.
-fn anonymous() -> RequestContext {
-    RequestContext { bearer: None, ..RequestContext::current() }
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_page, list_pages))
+        .routes(routes!(get_page, delete_page))
+        .routes(routes!(list_versions))
+        .routes(routes!(update_section))
+        .routes(routes!(regenerate_section))
+        .routes(routes!(publish))
+        .routes(routes!(unpublish))
 }
 
-fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut().insert(name, v);
-    }
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HeroBody {
+    pub headline: String,
+    pub subheadline: String,
+    pub cta_label: String,
+    /// An image of this workspace (`img_…`) shown beside the headline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PublicPageQuery {
-    /// Set after a lead was sent: shows the thank-you notice.
-    #[param(example = "1")]
-    pub thanks: Option<String>,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BenefitBody {
+    pub title: String,
+    pub body: String,
 }
 
-/// A published landing page, as a complete HTML document in the page's language and direction.
-#[utoipa::path(get, path = "/p/{slug}", tag = "pages",
-    params(("slug" = String, Path, example = "spring-sale"), PublicPageQuery),
-    responses((status = 200, description = "The page", content_type = "text/html", body = String, example = "<!DOCTYPE html><html lang=\"ar\" dir=\"rtl\">…</html>"),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 404, description = "No published page at this address", body = ErrorEnvelope),
-        (status = 503, description = "Pages unavailable", body = ErrorEnvelope)))]
-pub async fn page(
-    State(state): State<AppState>,
-    method: Method,
-    ApiPath(slug): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PublicPageQuery>,
-    headers: axum::http::HeaderMap,
-) -> Result<Response, ApiError> {
-    let req = pb::GetPublishedPageRequest {
-        slug,
-        // HEAD requests (link checkers, previews) are not views.
-        count_view: method != Method::HEAD,
-        thanks: q.thanks.is_some(),
-    };
-    let p = anonymous().scope(client(&state).get_published_page(req)).await?.into_inner();
-    let etag = format!("\"{}\"", p.etag);
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut resp = if matches { StatusCode::NOT_MODIFIED.into_response() } else { Response::new(Body::from(p.html)) };
-    set(&mut resp, header::CONTENT_TYPE, "text/html; charset=utf-8");
-    set(&mut resp, header::CONTENT_SECURITY_POLICY, PAGE_CSP);
-    set(&mut resp, header::CONTENT_LANGUAGE, &p.language);
-    set(&mut resp, header::ETAG, &etag);
-    // Revalidate every time (cheap with the ETag) so edits and unpublishing show at once.
-    set(&mut resp, header::CACHE_CONTROL, "public, no-cache");
-    set(&mut resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(&mut resp, header::REFERRER_POLICY, "no-referrer");
-    set(&mut resp, header::X_FRAME_OPTIONS, "DENY");
-    Ok(resp)
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TestimonialBody {
+    pub quote: String,
+    pub author: String,
 }
 
-/// An image shown on a published page.
-#[utoipa::path(get, path = "/p/{slug}/assets/{asset}", tag = "pages",
-    params(("slug" = String, Path, example = "spring-sale"), ("asset" = String, Path, example = "img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
-    responses((status = 200, description = "The image", content_type = "image/svg+xml", body = String),
-        (status = 404, description = "Not an image of this published page", body = ErrorEnvelope)))]
-pub async fn asset(
-    State(state): State<AppState>,
-    ApiPath((slug, asset)): ApiPath<(String, String)>,
-) -> Result<Response, ApiError> {
-    let a = anonymous()
-        .scope(client(&state).get_published_asset(pb::GetPublishedAssetRequest { slug, asset_id: asset }))
-        .await?
-        .into_inner();
-    let mut resp = Response::new(Body::from(a.data));
-    set(&mut resp, header::CONTENT_TYPE, &a.content_type);
-    // SVGs may hold script; served as images only, with nothing allowed to run.
-    set(&mut resp, header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; sandbox");
-    set(&mut resp, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(&mut resp, header::ETAG, &format!("\"{}\"", a.etag));
-    set(&mut resp, header::CACHE_CONTROL, "public, max-age=86400");
-    Ok(resp)
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FaqBody {
+    pub q: String,
+    pub a: String,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[schema(example = json!({"name": "Ana Silva", "email": "ana@example.com", "message": "Do you deliver to Lisbon?", "consent": true}))]
-pub struct LeadRequest {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub message: Option<String>,
-    /// Must stay empty (a field hidden from people; bots fill it).
-    pub website: Option<String>,
-    /// Agreed to be contacted.
-    pub consent: Option<bool>,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CtaBody {
+    pub headline: String,
+    pub button: String,
 }
 
-/// The HTML form's fields (strings, checkbox as "yes").
-#[derive(Debug, Default, Deserialize)]
-struct LeadForm {
-    name: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    message: Option<String>,
-    website: Option<String>,
-    consent: Option<String>,
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeadFormBody {
+    /// Any of name, email, phone, message (email or phone required).
+    pub fields: Vec<String>,
+    pub submit_label: String,
+    /// Empty: the localized default consent text.
+    pub consent_text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SectionsBody {
+    pub hero: HeroBody,
+    pub benefits: Vec<BenefitBody>,
+    pub social_proof: Vec<TestimonialBody>,
+    pub faq: Vec<FaqBody>,
+    pub cta: CtaBody,
+    pub lead_form: LeadFormBody,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LeadAccepted {
-    pub accepted: bool,
+#[schema(example = json!({"id": "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "title": "Trail Runner X", "language": "he", "dir": "rtl", "status": "published",
+    "slug": "trail-runner", "current_version": 3, "published_version": 3, "views": 120, "leads": 7, "provider": "local",
+    "sections": {"hero": {"headline": "…", "subheadline": "…", "cta_label": "…"}, "benefits": [], "social_proof": [], "faq": [],
+        "cta": {"headline": "…", "button": "…"}, "lead_form": {"fields": ["name", "email"], "submit_label": "…", "consent_text": ""}}}))]
+pub struct PageBody {
+    pub id: String,
+    pub title: String,
+    pub language: String,
+    pub dir: String,
+    /// draft or published.
+    pub status: String,
+    /// Public address: /p/{slug}.
+    pub slug: Option<String>,
+    pub current_version: u32,
+    pub published_version: Option<u32>,
+    pub sections: Option<SectionsBody>,
+    pub views: i64,
+    pub leads: i64,
+    pub provider: String,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub published_at: Option<String>,
 }
 
-/// Send a lead from a published page's form (HTML form posts are redirected back to the page
-/// with a thank-you notice; JSON gets 202). Rate limited per address and page.
-#[utoipa::path(post, path = "/p/{slug}/leads", tag = "pages",
-    params(("slug" = String, Path, example = "spring-sale")),
-    request_body(content = LeadRequest, description = "JSON, or the page form as application/x-www-form-urlencoded"),
-    responses((status = 202, description = "Received", body = LeadAccepted), (status = 303, description = "Form post received; back to the page"),
-        (status = 400, description = "Malformed body", body = ErrorEnvelope), (status = 404, description = "No published page at this address", body = ErrorEnvelope),
-        (status = 415, description = "Neither JSON nor a form", body = ErrorEnvelope), (status = 422, description = "Invalid email, phone or field", body = ErrorEnvelope)))]
-pub async fn lead(
-    State(state): State<AppState>,
-    ApiPath(slug): ApiPath<String>,
-    req: Request,
-) -> Result<Response, ApiError> {
-    let ip = req.extensions().get::<Edge>().map(|e| e.client_ip.to_string()).unwrap_or_default();
-    let content_type =
-        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let form = content_type.starts_with("application/x-www-form-urlencoded");
-    let body = if form {
-        let f = axum::Form::<LeadForm>::from_request(req, &state)
-            .await
-            .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, "request.invalid"))?
-            .0;
-        LeadRequest {
-            name: f.name,
-            email: f.email,
-            phone: f.phone,
-            message: f.message,
-            website: f.website,
-            consent: Some(f.consent.is_some_and(|c| !c.is_empty())),
-        }
-    } else if content_type.starts_with("application/json") {
-        let RawBody(bytes) = RawBody::from_request(req, &state).await?;
-        parse_json::<LeadRequest>(&bytes)?
-    } else {
-        return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "request.unsupported_media_type"));
-    };
-    let r = pb::CaptureLeadRequest {
-        slug: slug.clone(),
-        name: body.name.unwrap_or_default(),
-        email: body.email.unwrap_or_default(),
-        phone: body.phone.unwrap_or_default(),
-        message: body.message.unwrap_or_default(),
-        website: body.website.unwrap_or_default(),
-        consent: body.consent.unwrap_or(false),
-        client_ip: ip,
-    };
-    anonymous().scope(client(&state).capture_lead(r)).await?;
-    if form {
-        let mut resp = StatusCode::SEE_OTHER.into_response();
-        // The slug was checked by the service (lowercase letters, digits, hyphens).
-        set(&mut resp, header::LOCATION, &format!("/p/{slug}?thanks=1#lead"));
-        return Ok(resp);
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageList {
+    pub items: Vec<PageBody>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn page(p: pb::Page) -> PageBody {
+    PageBody {
+        id: p.id,
+        title: p.title,
+        language: p.language,
+        dir: dir_name(p.dir),
+        status: p.status,
+        slug: opt(p.slug),
+        current_version: p.current_version,
+        published_version: (p.published_version > 0).then_some(p.published_version),
+        sections: serde_json::from_str(&p.sections_json).ok(),
+        views: p.views,
+        leads: p.leads,
+        provider: p.provider,
+        created_at: ts(p.created_at),
+        updated_at: ts(p.updated_at),
+        published_at: ts(p.published_at),
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(LeadAccepted { accepted: true })).into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Spring sale", "language": "ar", "tone": "friendly", "product": "Trail Runner X",
+    "audience": "weekend hikers", "facts": ["free returns for 30 days"], "call_to_action": "Book a fitting"}))]
+pub struct CreatePageRequest {
+    /// Shown in the browser tab; default: the product name.
+    pub title: Option<String>,
+    pub language: Option<String>,
+    pub tone: Option<String>,
+    pub product: String,
+    pub description: Option<String>,
+    pub audience: Option<String>,
+    pub facts: Option<Vec<String>>,
+    pub call_to_action: Option<String>,
+}
+
+/// Generate a landing page from a brief (credits: content.page; plan limit: pages).
+#[utoipa::path(post, path = "/v1/pages", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same page", example = "page-spring-sale")),
+    request_body = CreatePageRequest,
+    responses((status = 201, description = "The new draft page", body = PageBody), (status = 400, description = "Invalid brief", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 402, description = "Not enough credits or page limit reached", body = ErrorEnvelope),
+        (status = 503, description = "Content or billing unavailable", body = ErrorEnvelope)))]
+pub async fn create_page(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<CreatePageRequest>,
+) -> Result<(StatusCode, Json<PageBody>), ApiError> {
+    let req = pb::CreatePageRequest {
+        title: b.title.unwrap_or_default(),
+        language: b.language.unwrap_or_default(),
+        tone: b.tone.unwrap_or_default(),
+        product: b.product,
+        description: b.description.unwrap_or_default(),
+        audience: b.audience.unwrap_or_default(),
+        facts: b.facts.unwrap_or_default(),
+        call_to_action: b.call_to_action.unwrap_or_default(),
+        idempotency_key: idempotency_key(&headers),
+    };
+    Ok((StatusCode::CREATED, Json(page(client(&state).create_page(req).await?.into_inner()))))
+}
+
+/// Pages of the current workspace, newest first.
+#[utoipa::path(get, path = "/v1/pages", tag = "pages", security(("bearer" = []), ("api_key" = [])), params(PageQuery),
+    responses((status = 200, description = "A page of pages", body = PageList), (status = 400, description = "Invalid page size or cursor", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+pub async fn list_pages(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<PageList>, ApiError> {
+    let r = client(&state).list_pages(pb::ListRequest { page: page_request(q) }).await?.into_inner();
+    Ok(Json(PageList { items: r.items.into_iter().map(page).collect(), next_cursor: next_cursor(r.page) }))
+}
+
+/// One page with its current sections.
+#[utoipa::path(get, path = "/v1/pages/{id}", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 200, description = "The page", body = PageBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope)))]
+pub async fn get_page(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PageBody>, ApiError> {
+    Ok(Json(page(client(&state).get_page(pb::GetByIdRequest { id }).await?.into_inner())))
+}
+
+/// Delete a page (unpublishing it first).
+#[utoipa::path(delete, path = "/v1/pages/{id}", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope)))]
+pub async fn delete_page(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    client(&state).delete_page(pb::GetByIdRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageVersionBody {
+    pub version: u32,
+    /// created, edit:<section> or regenerate:<section>.
+    pub change: String,
+    pub sections: Option<SectionsBody>,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageVersionList {
+    pub items: Vec<PageVersionBody>,
+}
+
+/// Every version of a page, newest first.
+#[utoipa::path(get, path = "/v1/pages/{id}/versions", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 200, description = "Versions", body = PageVersionList), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope)))]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PageVersionList>, ApiError> {
+    let r = client(&state).list_page_versions(pb::GetByIdRequest { id }).await?.into_inner();
+    Ok(Json(PageVersionList {
+        items: r
+            .items
+            .into_iter()
+            .map(|v| PageVersionBody {
+                version: v.version,
+                change: v.change,
+                sections: serde_json::from_str(&v.sections_json).ok(),
+                created_at: ts(v.created_at),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": [{"q": "Do you ship abroad?", "a": "Yes, to 30 countries."}], "base_version": 3}))]
+pub struct UpdateSectionRequest {
+    /// The section's new content, in that section's schema (see `SectionsBody`).
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+    /// The version you edited; a newer one on the server answers 409.
+    pub base_version: Option<u32>,
+}
+
+/// Replace one section (hero, benefits, social_proof, faq, cta, lead_form), as a new version.
+#[utoipa::path(put, path = "/v1/pages/{id}/sections/{section}", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "faq")),
+    request_body = UpdateSectionRequest,
+    responses((status = 200, description = "The page at its new version", body = PageBody), (status = 400, description = "Unknown section or invalid content", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "The page changed since base_version", body = ErrorEnvelope)))]
+pub async fn update_section(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath((id, section)): ApiPath<(String, String)>,
+    ApiJson(b): ApiJson<UpdateSectionRequest>,
+) -> Result<Json<PageBody>, ApiError> {
+    let req = pb::UpdateSectionRequest {
+        page_id: id,
+        section,
+        content_json: b.content.to_string(),
+        base_version: b.base_version.unwrap_or(0),
+    };
+    Ok(Json(page(client(&state).update_section(req).await?.into_inner())))
+}
+
+/// Write one section anew from the page's brief (credits: content.generation), as a new version.
+#[utoipa::path(post, path = "/v1/pages/{id}/sections/{section}/regenerate", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "hero"),
+        ("Idempotency-Key" = Option<String>, Header, example = "regen-hero-1")),
+    responses((status = 200, description = "The page at its new version", body = PageBody), (status = 400, description = "Unknown section", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 402, description = "Not enough credits", body = ErrorEnvelope),
+        (status = 404, description = "No such page in this workspace", body = ErrorEnvelope)))]
+pub async fn regenerate_section(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    headers: HeaderMap,
+    ApiPath((id, section)): ApiPath<(String, String)>,
+) -> Result<Json<PageBody>, ApiError> {
+    let req = pb::RegenerateSectionRequest { page_id: id, section, idempotency_key: idempotency_key(&headers) };
+    Ok(Json(page(client(&state).regenerate_section(req).await?.into_inner())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"slug": "spring-sale"}))]
+pub struct PublishRequest {
+    /// 3–60 of a-z, 0-9 and hyphens; required the first time, kept afterwards.
+    pub slug: Option<String>,
+}
+
+/// Publish the current version at /p/{slug}.
+#[utoipa::path(post, path = "/v1/pages/{id}/publish", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    request_body = PublishRequest,
+    responses((status = 200, description = "Published", body = PageBody), (status = 400, description = "Invalid, reserved or missing slug", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "Slug used by another page", body = ErrorEnvelope)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<PublishRequest>,
+) -> Result<Json<PageBody>, ApiError> {
+    Ok(Json(page(
+        client(&state)
+            .publish_page(pb::PublishPageRequest { id, slug: b.slug.unwrap_or_default() })
+            .await?
+            .into_inner(),
+    )))
+}
+
+/// Take a page off the web (its slug stays reserved for it).
+#[utoipa::path(post, path = "/v1/pages/{id}/unpublish", tag = "pages", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 200, description = "Unpublished", body = PageBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope)))]
+pub async fn unpublish(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<PageBody>, ApiError> {
+    Ok(Json(page(client(&state).unpublish_page(pb::GetByIdRequest { id }).await?.into_inner())))
 }

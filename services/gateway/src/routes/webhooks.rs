@@ -8,10 +8,16 @@ use axum::response::Response;
 use nexus_kernel::ErrorKind;
 use nexus_proto::nexus::webhooks::v1::DeliverWebhookRequest;
 use nexus_proto::nexus::webhooks::v1::webhook_receiver_client::WebhookReceiverClient;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, RawBody};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive, verify))
+}
 
 /// Receive a provider webhook (Stripe, Replicate, WhatsApp, Meta, TikTok, Shopify, …).
 #[utoipa::path(

@@ -8,3 +8,4 @@ mod billing;
 mod content;
 mod edge;
 mod support;
+mod trace;
