@@ -62,7 +62,7 @@ pub struct TrackEventBody {
     pub anonymous_id: Option<String>,
     pub user_id: Option<String>,
     /// A JSON object. Emails and phone numbers in it are hashed before storage.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Value>,
     pub revenue: Option<RevenueBody>,
     pub utm: Option<UtmBody>,
@@ -75,7 +75,10 @@ pub struct TrackEventBody {
 #[schema(example = json!({"write_key": "wk_Jx3…", "events": [{"name": "page.viewed", "anonymous_id": "a8f3c2", "page_url": "https://shop.example.com/"}, {"name": "signup.started", "anonymous_id": "a8f3c2"}]}))]
 pub struct TrackBatchBody {
     pub write_key: Option<String>,
-    #[schema(value_type = Vec<TrackEventBody>)]
+    /// At least one event, at most the deployment's `ingest.max_batch` (500 by default; more is
+    /// 413). Each event has the shape of `POST /v1/track`'s body and is checked on its own: a bad
+    /// one (of any JSON type) is answered in `results`, the rest are still accepted.
+    #[schema(value_type = Vec<Value>, min_items = 1)]
     pub events: Vec<Value>,
 }
 
