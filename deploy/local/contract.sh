@@ -156,13 +156,20 @@ export NEXUS_CONTRACT_TOKEN=$token NEXUS_CONTRACT_API_KEY=$api_key NEXUS_CONTRAC
 say "schemathesis: all checks, seed $SEED, at most $EXAMPLES examples per operation"
 rm -rf "$report"
 start=$SECONDS
-# Three passes: the operation that replaces the write key, then the one that signs the caller out
-# everywhere, run after the rest, so every other operation is tried with credentials that work.
+# Three passes: the operation that replaces the write key, then the ones that sign the caller
+# out, run after the rest, so every other operation is tried with credentials that work.
 rotate='POST /v1/analytics/write-key/rotate'
 sign_out='DELETE /v1/sessions'
-main=(--exclude-name "$rotate" --exclude-name "$sign_out")
+# Also last: signing out one session (the run can find the caller's own id in GET /v1/sessions).
+sign_out_one='DELETE /v1/sessions/{id}'
+main=(--exclude-name "$rotate" --exclude-name "$sign_out" --exclude-name "$sign_out_one")
 last_key=(--include-name "$rotate")
-last_session=(--include-name "$sign_out")
+last_session=(--include-name "$sign_out_one" --include-name "$sign_out")
+# Known failures not fixed yet are on the record in contract-baseline.json (each entry names the
+# operation, the check and the status answered); any other failure fails the run. Fixing one
+# leaves its entry unseen: NEXUS_CONTRACT_BASELINE_UPDATE=1 records this run's failures into it.
+baseline=(--baseline "$here/contract-baseline.json")
+if [[ ${NEXUS_CONTRACT_BASELINE_UPDATE:-0} == 1 ]]; then baseline+=(--baseline-update); fi
 status=0
 for pass in main last_key last_session; do
   declare -n filter=$pass
@@ -170,7 +177,7 @@ for pass in main last_key last_session; do
   # Run from the work folder: schemathesis keeps its example database in ./.schemathesis.
   (cd "$work" && SCHEMATHESIS_HOOKS=contract_hooks PYTHONPATH=$here "$venv/bin/st" \
     --config-file "$here/contract.toml" run "$root/services/gateway/openapi.json" \
-    --url "$gw" --checks all --seed "$SEED" --max-examples "$EXAMPLES" "${filter[@]}" \
+    --url "$gw" --checks all --seed "$SEED" --max-examples "$EXAMPLES" "${filter[@]}" "${baseline[@]}" \
     --report junit,ndjson --report-dir "$report/$pass") || status=$?
 done
 say "schemathesis finished in $((SECONDS - start)) s (exit $status; reports in $report)"
