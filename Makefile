@@ -10,7 +10,7 @@ CARGO ?= cargo
 ARGS ?=
 LOCAL := deploy/local
 
-.PHONY: help run test lint deny fmt bench openapi build stack-up stack-down stack-status clean-local
+.PHONY: help run test contract lint deny fmt bench openapi build stack-up stack-down stack-status clean-local
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,9 @@ run: ## Postgres + NATS, build, migrate, start every built binary (Ctrl-C stops 
 
 test: ## Postgres + NATS, build, run every test (nextest, else cargo test)
 	@bash $(LOCAL)/test.sh $(ARGS)
+
+contract: ## the API contract test alone: schemathesis over the whole local stack (make test runs it too)
+	@bash $(LOCAL)/contract.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

@@ -53,6 +53,29 @@ env_for() {
   else
     out+=("NEXUS_GRPC__ADDR=127.0.0.1:${NEXUS_PORT[$n]}")
   fi
+  # Ports from NEXUS_PORT_BASE: each binary's defaults name the table's addresses of the others.
+  if [[ -n $NEXUS_PORT_BASE ]]; then
+    local m
+    out+=("NEXUS_IDENTITY__AUTH_URL=http://127.0.0.1:${NEXUS_PORT[auth]}")
+    case $n in
+      gateway)
+        for m in "${NEXUS_NAMES[@]}"; do
+          [[ $m == gateway ]] || out+=("NEXUS_SERVICES__${m^^}=http://127.0.0.1:${NEXUS_PORT[$m]}")
+        done
+        ;;
+      content)
+        out+=("NEXUS_SERVICES__SUBSCRIPTIONS=http://127.0.0.1:${NEXUS_PORT[subscriptions]}")
+        ;;
+      auth)
+        out+=("NEXUS_AUTH__PUBLIC_URL=http://127.0.0.1:${NEXUS_PORT[gateway]}")
+        ;;
+      analytics)
+        for m in "${NEXUS_NAMES[@]}"; do
+          out+=("NEXUS_FLEET__SERVICES__${m^^}=http://127.0.0.1:${NEXUS_ADMIN_PORT[$m]}")
+        done
+        ;;
+    esac
+  fi
   if [[ -z ${NEXUS_DATABASE__URL:-} && -z ${NEXUS_DATABASE__URL_FILE:-} &&
     (-n ${NEXUS_DATABASE__ADMIN_URL:-} || -n ${NEXUS_DATABASE__ADMIN_URL_FILE:-}) ]]; then
     case $db_host in *:*) db_host="[$db_host]" ;; esac

@@ -17,6 +17,11 @@ NEXUS_SERVICE_TABLE=(
   "analytics     50058  9108"
 )
 
+# NEXUS_PORT_BASE, when set, replaces the table's ports by a block from it (the i-th row gets
+# BASE+2i and BASE+2i+1), so a second stack (the contract test, deploy/local/contract.sh) runs
+# beside `make run`; below 32768 it also stays clear of the kernel's ephemeral ports.
+NEXUS_PORT_BASE=${NEXUS_PORT_BASE:-}
+
 NEXUS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NEXUS_LOCAL=${NEXUS_LOCAL:-$NEXUS_ROOT/.local}
 NEXUS_BIN_DIR=${NEXUS_BIN_DIR:-$NEXUS_ROOT/target/debug}
@@ -26,6 +31,10 @@ NEXUS_NAMES=()
 for _row in "${NEXUS_SERVICE_TABLE[@]}"; do
   read -r _name _port _admin <<<"$_row"
   NEXUS_NAMES+=("$_name")
+  if [[ -n $NEXUS_PORT_BASE ]]; then
+    _port=$((NEXUS_PORT_BASE + 2 * (${#NEXUS_NAMES[@]} - 1)))
+    _admin=$((_port + 1))
+  fi
   NEXUS_PORT[$_name]=$_port
   NEXUS_ADMIN_PORT[$_name]=$_admin
 done

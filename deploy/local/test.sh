@@ -58,7 +58,22 @@ else
   runner=(cargo test --workspace --no-fail-fast)
 fi
 echo "running: ${runner[*]}${*:+ $*}"
-# Nothing is printed after the runner: its closing summary stays the last line.
 status=0
-"${runner[@]}" "$@" || status=$?
+if (($#)) || [[ ${NEXUS_CONTRACT:-1} == 0 ]]; then
+  # A filtered run (ARGS) or NEXUS_CONTRACT=0: the Rust tests only, their summary the last line.
+  "${runner[@]}" "$@" || status=$?
+  exit "$status"
+fi
+
+# Then the API contract test over the whole stack (deploy/local/contract.sh). The runner's
+# closing summary is repeated last, so the final line still counts the Rust tests.
+mkdir -p "$NEXUS_LOCAL"
+runner_log=$NEXUS_LOCAL/test-runner.log
+"${runner[@]}" 2>&1 | tee "$runner_log" || status=${PIPESTATUS[0]}
+contract=0
+NEXUS_CONTRACT_BUILD=0 bash "$here/contract.sh" || contract=$?
+if ((contract)); then echo "contract test FAILED (exit $contract)" >&2; fi
+summary=$(grep -E '^ *Summary .* tests? run|^test result:' "$runner_log" | tail -n 1 || true)
+if [[ -n $summary ]]; then echo "$summary"; fi
+if ((status == 0 && contract)); then status=$contract; fi
 exit "$status"

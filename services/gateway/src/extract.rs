@@ -43,7 +43,14 @@ where
             return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "request.unsupported_media_type"));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| body_error(e.status()))?;
-        parse_json(&bytes).map(ApiJson)
+        let value = parse_body(&bytes)?;
+        // Every request body is a JSON object; serde would also fill a struct from an array.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
+                .with_param("detail", "body")
+                .with_field("body", "invalid"));
+        }
+        Ok(ApiJson(value))
     }
 }
 
@@ -52,25 +59,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => ApiError::new(ErrorKind::InvalidArgument, "request.malformed_json"),
-            serde_json::error::Category::Data => {
-                // serde names a missing field only in its (English) message; pull it out.
-                let field = if path == "." {
-                    let msg = inner.to_string();
-                    msg.split('`').nth(1).map_or_else(|| "body".to_owned(), str::to_owned)
-                } else {
-                    path
-                };
-                ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
-                    .with_param("detail", field.clone())
-                    .with_field(field, "invalid")
+        shape_error(&e.into_inner(), path)
+    })
+}
+
+/// [`parse_json`] for typed request bodies. JSON does not tell `2` from `2.0`: an integral number
+/// written with a fraction is read as the integer it is, so integer fields accept every value
+/// their schema allows.
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| shape_error(&e, ".".to_owned()))?;
+    integral_floats_to_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        shape_error(&e.into_inner(), path)
+    })
+}
+
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // Only values an f64 holds exactly as an integer; others stay floats (and refused).
+            if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *n = i.into();
             }
         }
-    })
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+fn shape_error(inner: &serde_json::Error, path: String) -> ApiError {
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
+            ApiError::new(ErrorKind::InvalidArgument, "request.malformed_json")
+        }
+        serde_json::error::Category::Data => {
+            // serde names a missing field only in its (English) message; pull it out.
+            let field = if path == "." {
+                let msg = inner.to_string();
+                msg.split('`').nth(1).map_or_else(|| "body".to_owned(), str::to_owned)
+            } else {
+                path
+            };
+            ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
+                .with_param("detail", field.clone())
+                .with_field(field, "invalid")
+        }
+    }
 }
 
 /// Query string with API-error rejections.

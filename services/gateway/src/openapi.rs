@@ -62,11 +62,17 @@ pub fn to_pretty_json(doc: &utoipa::openapi::OpenApi) -> String {
     s
 }
 
+/// Routes that answer from the gateway alone (no service call, so never 503).
+const LOCAL_ONLY: &[&str] = &["/v1/locales"];
+
 /// Adds the error responses the edge can give on any route (so no operation forgets them):
-/// 429 and 500 everywhere, 503 where a service is called, and the body errors (400, 413, 415,
+/// 401 everywhere (a credential that does not verify is refused before routing, public routes
+/// included), 429 and 500 everywhere, 503 where a service is called, 400 where there are path or
+/// query parameters, 409 where an `Idempotency-Key` is taken, and the body errors (400, 413, 415,
 /// 422) where there is a request body. Operation-specific errors stay with the operation.
+/// Also states the one format of every `cursor` parameter.
 pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
     let envelope = |description: &str| -> RefOr<utoipa::openapi::Response> {
@@ -80,11 +86,33 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    let add = |op: &mut Operation, json_api: bool| {
+    let add = |op: &mut Operation, json_api: bool, calls_service: bool| {
         let mut standard = vec![
+            ("401", "A credential was sent and does not verify (or none was sent where one is required)"),
             ("429", "Too many requests; see `Retry-After`"),
             ("500", "Unexpected failure; quote the request id to support"),
         ];
+        if calls_service {
+            standard.push(("503", "A service is unavailable; see `Retry-After`"));
+        }
+        let params: Vec<&Parameter> = op
+            .parameters
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                RefOr::T(p) => Some(p),
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        if params.iter().any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path)) {
+            standard.push(("400", "Malformed or missing query or path parameter"));
+        }
+        if params
+            .iter()
+            .any(|p| p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("idempotency-key"))
+        {
+            standard.push(("409", "The idempotency key belongs to another or an unfinished request"));
+        }
         // Webhooks take any bytes; only the JSON API parses bodies.
         if json_api && op.request_body.is_some() {
             standard.extend([
@@ -97,13 +125,84 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
         for (status, description) in standard {
             op.responses.responses.entry(status.to_owned()).or_insert_with(|| envelope(description));
         }
+        for p in op.parameters.iter_mut().flatten() {
+            if let RefOr::T(p) = p
+                && p.name == "cursor"
+                && p.parameter_in == ParameterIn::Query
+            {
+                describe_cursor(p);
+            }
+        }
     };
     for (path, item) in doc.paths.paths.iter_mut() {
         let json_api = path.starts_with("/v1/");
+        let calls_service = !LOCAL_ONLY.contains(&path.as_str());
         for op in
             [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
         {
-            add(op, json_api);
+            add(op, json_api, calls_service);
+        }
+    }
+}
+
+/// A cursor is opaque: only a previous page's `next_cursor` is valid. The format is named so
+/// clients (and the contract test's generator) can tell it from free text.
+fn describe_cursor(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Object, Schema, SchemaFormat, Type};
+
+    let mut schema = Object::with_type(Type::String);
+    schema.format = Some(SchemaFormat::Custom("cursor".into()));
+    p.schema = Some(RefOr::T(Schema::Object(schema)));
+    p.description = Some(
+        "`next_cursor` of the previous page: an opaque token (unpadded base64url, at most 512 characters); \
+         any other value is refused with 400 `request.invalid_cursor`."
+            .into(),
+    );
+}
+
+/// Schemas of fields whose values are a fixed list the services check, stated once for every
+/// route that takes them (`#[schema(schema_with = …)]` / `#[param(schema_with = …)]`).
+pub mod vocab {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+    use utoipa::openapi::{Array, ArrayBuilder};
+
+    /// ISO 4217 codes NexusOne prices and pays out in (`nexus_kernel::money`).
+    pub const CURRENCIES: &[&str] = &[
+        "USD", "EUR", "GBP", "BRL", "MXN", "ARS", "COP", "CLP", "ILS", "AED", "SAR", "EGP", "JPY", "CAD", "AUD", "KWD",
+        "BHD",
+    ];
+    /// Scopes of an API key.
+    pub const API_KEY_SCOPES: &[&str] = &["read", "write", "admin"];
+
+    fn one_of(values: &[&str], description: &str) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .description(Some(description))
+            .build()
+    }
+
+    /// A currency choice in a query; empty is the same as absent (the default currency).
+    pub fn currency() -> Object {
+        let codes: Vec<&str> = std::iter::once("").chain(CURRENCIES.iter().copied()).collect();
+        let mut schema =
+            one_of(&codes, "ISO 4217 code of a currency NexusOne prices in; empty or absent: the default.");
+        schema.examples = vec!["BRL".into()];
+        schema
+    }
+
+    pub fn api_key_scopes() -> Array {
+        ArrayBuilder::new().items(one_of(API_KEY_SCOPES, "read, write or admin.")).build()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_currencies_are_the_ones_the_kernel_prices_in() {
+            for code in super::CURRENCIES {
+                assert!(code.parse::<nexus_kernel::money::Currency>().is_ok(), "{code}");
+            }
         }
     }
 }

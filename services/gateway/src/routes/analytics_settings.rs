@@ -84,7 +84,10 @@ pub struct AnalyticsSettingsBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"time_zone": "Asia/Jerusalem", "retention_days": 180}))]
 pub struct UpdateAnalyticsSettingsBody {
+    /// IANA time zone.
     pub time_zone: Option<String>,
+    /// 1 to 3650.
+    #[schema(minimum = 1, maximum = 3650)]
     pub retention_days: Option<u32>,
 }
 

@@ -67,6 +67,7 @@ pub async fn list_api_keys(State(state): State<AppState>, _a: Authenticated) -> 
 pub struct CreateApiKeyBody {
     pub name: String,
     /// Any of `read`, `write`, `admin`.
+    #[schema(schema_with = crate::openapi::vocab::api_key_scopes)]
     pub scopes: Vec<String>,
     /// RFC 3339; omit for a key that does not expire.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,

@@ -34,9 +34,12 @@ pub struct AuditQuery {
     pub from: Option<String>,
     #[param(example = "2026-11-25T00:00:00Z")]
     pub to: Option<String>,
-    #[param(example = 20)]
+    /// 1 to 100; default 20.
+    #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
-    #[param(example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyIn0")]
+    #[param(
+        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -55,9 +58,9 @@ pub struct AuditEntryBody {
     pub resource_type: String,
     pub resource_id: String,
     /// The row before and after; secret columns left out, personal data hashed.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub before: Option<Value>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub after: Option<Value>,
     /// Truncated (IPv4 /24, IPv6 /48).
     #[schema(example = "203.0.113.0")]

@@ -35,9 +35,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com", "password": "correct horse battery staple", "name": "Ana Silva", "locale": "pt"}))]
 pub struct SignUpBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// At least 10 characters; common and email-derived passwords are refused.
+    /// 10 to 128 characters; common and email-derived passwords, and ones of fewer than five
+    /// different characters, are refused.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
+    /// Up to 100 characters, not blank.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// en, es, pt, he or ar; default from `Accept-Language`.
     #[serde(default)]
@@ -75,6 +80,7 @@ pub async fn sign_up(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ana@example.com", "password": "correct horse battery staple"}))]
 pub struct LoginBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     pub password: String,
     /// Six-digit code from the authenticator app, when `auth.mfa_required` was answered.

@@ -81,7 +81,7 @@ pub(crate) fn money(m: Option<Money>) -> Option<MoneyBody> {
 #[into_params(parameter_in = Query)]
 pub struct PlansQuery {
     /// ISO 4217 code of the price to show; default USD.
-    #[param(example = "BRL")]
+    #[param(example = "BRL", schema_with = crate::openapi::vocab::currency)]
     pub currency: Option<String>,
 }
 
@@ -91,10 +91,12 @@ pub struct PlansQuery {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1 to 100; default 20.
-    #[param(example = 20)]
+    #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
-    #[param(example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyIn0")]
+    #[param(
+        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+    )]
     pub cursor: Option<String>,
 }
 

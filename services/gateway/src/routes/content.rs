@@ -50,8 +50,10 @@ pub struct GenerationRequest {
     pub facts: Option<Vec<String>>,
     pub call_to_action: Option<String>,
     /// 1 to 5; default 3 for ad_copy, else 1.
+    #[schema(maximum = 5)]
     pub variants: Option<u32>,
-    /// Cap on generated tokens (AI providers only).
+    /// Cap on generated tokens (AI providers only), at most 4000.
+    #[schema(maximum = 4000)]
     pub max_tokens: Option<u32>,
 }
 
@@ -63,7 +65,7 @@ pub struct VariantBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UsageBody {
+pub struct TokenUsageBody {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
@@ -98,7 +100,7 @@ pub struct GenerationBody {
     /// Prompt template used, e.g. ad_copy/v1.
     pub prompt_version: String,
     pub variants: Vec<VariantBody>,
-    pub usage: UsageBody,
+    pub usage: TokenUsageBody,
     /// Credits charged.
     pub credits: i64,
     pub limits: LimitsBody,
@@ -128,7 +130,7 @@ fn generation(g: pb::Generation) -> GenerationBody {
         model: g.model,
         prompt_version: g.prompt_version,
         variants: g.variants.into_iter().map(|v| VariantBody { title: opt(v.title), body: v.body }).collect(),
-        usage: UsageBody {
+        usage: TokenUsageBody {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,

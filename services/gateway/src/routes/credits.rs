@@ -116,7 +116,7 @@ pub struct CreditPackList {
 
 /// Credit top-ups on sale, priced in the requested currency.
 #[utoipa::path(get, path = "/v1/credits/packs", tag = "billing", params(PlansQuery),
-    responses((status = 200, description = "Credit packs", body = CreditPackList), (status = 422, description = "Unsupported currency", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Credit packs", body = CreditPackList), (status = 400, description = "Unsupported currency", body = ErrorEnvelope)))]
 pub async fn credit_packs(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PlansQuery>,

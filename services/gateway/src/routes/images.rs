@@ -30,7 +30,9 @@ pub struct ImageRequest {
     pub caption: Option<String>,
     pub language: Option<String>,
     /// 256 to 2048, multiples of 64.
+    #[schema(minimum = 256, maximum = 2048, multiple_of = 64)]
     pub width: Option<u32>,
+    #[schema(minimum = 256, maximum = 2048, multiple_of = 64)]
     pub height: Option<u32>,
 }
 

@@ -54,7 +54,7 @@ pub struct RecoveryCodesBody {
 
 /// Turn TOTP on with a code from the app; returns ten recovery codes.
 #[utoipa::path(post, path = "/v1/mfa/totp/confirm", tag = "account", security(("bearer" = [])), request_body = CodeBody,
-    responses((status = 200, description = "Enabled", body = RecoveryCodesBody), (status = 400, description = "Wrong code", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Enabled", body = RecoveryCodesBody), (status = 400, description = "Wrong code", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 409, description = "No set-up started, or two-step verification already on", body = ErrorEnvelope)))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     _a: Authenticated,
@@ -76,7 +76,7 @@ pub struct DisableMfaBody {
 
 /// Turn two-step verification off (password and code required).
 #[utoipa::path(post, path = "/v1/mfa/disable", tag = "account", security(("bearer" = [])), request_body = DisableMfaBody,
-    responses((status = 204, description = "Disabled"), (status = 400, description = "Wrong password or code", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+    responses((status = 204, description = "Disabled"), (status = 400, description = "Wrong password or code", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 409, description = "Two-step verification is not on", body = ErrorEnvelope)))]
 pub async fn disable_mfa(
     State(state): State<AppState>,
     _a: Authenticated,

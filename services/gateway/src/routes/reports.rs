@@ -112,7 +112,7 @@ pub struct FunnelQuery {
     #[param(example = "page.viewed,signup.started,signup.completed")]
     pub steps: String,
     /// Seconds from step 1 within which the later steps count; default 7 days, at most 90.
-    #[param(example = 86400)]
+    #[param(example = 86400, minimum = 1, maximum = 7776000)]
     pub window: Option<u64>,
 }
 
@@ -247,14 +247,14 @@ pub struct BreakdownQuery {
     /// Only events with this name (property and UTM breakdowns).
     #[param(example = "order.completed")]
     pub event: Option<String>,
-    /// Property to group by (property breakdown).
+    /// Property to group by: required by the property breakdown (1 to 100 characters).
     #[param(example = "plan")]
     pub property: Option<String>,
     /// source (default), medium, campaign, term or content (UTM breakdown).
     #[param(example = "campaign")]
     pub dimension: Option<String>,
     /// 1 to 100; default 20.
-    #[param(example = 20)]
+    #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     #[param(example = "eyJvIjoyMH0")]

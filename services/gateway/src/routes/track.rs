@@ -62,7 +62,7 @@ pub struct TrackEventBody {
     pub anonymous_id: Option<String>,
     pub user_id: Option<String>,
     /// A JSON object. Emails and phone numbers in it are hashed before storage.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub properties: Option<Value>,
     pub revenue: Option<RevenueBody>,
     pub utm: Option<UtmBody>,
@@ -75,7 +75,9 @@ pub struct TrackEventBody {
 #[schema(example = json!({"write_key": "wk_Jx3…", "events": [{"name": "page.viewed", "anonymous_id": "a8f3c2", "page_url": "https://shop.example.com/"}, {"name": "signup.started", "anonymous_id": "a8f3c2"}]}))]
 pub struct TrackBatchBody {
     pub write_key: Option<String>,
-    #[schema(value_type = Vec<TrackEventBody>)]
+    /// 1 to 500 events (more is 413). Each event has the shape of `POST /v1/track`'s body and is checked on its own: a bad
+    /// one (of any JSON type) is answered in `results`, the rest are still accepted.
+    #[schema(value_type = Vec<Value>, min_items = 1)]
     pub events: Vec<Value>,
 }
 
@@ -289,7 +291,7 @@ pub async fn track_batch(
         positions = (0..total).collect();
     } else {
         let value: Value = crate::extract::parse_json(&body)?;
-        key = write_key(&headers, value.get("write_key").and_then(Value::as_str));
+        key = write_key(&headers, body_write_key(&value)?);
         let events = match value {
             Value::Object(mut map) => map.remove("events"),
             _ => None,
@@ -348,6 +350,18 @@ pub async fn track_batch(
     let results: Vec<EventResultBody> = results.into_iter().flatten().collect();
     let rejected = results.iter().filter(|r| r.status == "rejected").count() as u32;
     Ok(Json(TrackBatchResult { accepted: results.len() as u32 - rejected, rejected, results }))
+}
+
+/// The body's `write_key`: absent or null is none; any other non-string is refused even when the
+/// header carries the key, as the field's type says.
+fn body_write_key(body: &Value) -> Result<Option<&str>, ApiError> {
+    match body.get("write_key") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(key)) => Ok(Some(key)),
+        Some(_) => Err(ApiError::new(ErrorKind::Unprocessable, "request.invalid_body")
+            .with_param("detail", "write_key")
+            .with_field("write_key", "invalid")),
+    }
 }
 
 fn too_many_events() -> ApiError {

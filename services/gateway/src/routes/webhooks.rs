@@ -62,6 +62,9 @@ pub async fn receive(
         .await?
         .into_inner();
     let status = u16::try_from(resp.status).ok().and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+    if let Some(refused) = refusal(status, &resp.body) {
+        return Err(refused);
+    }
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() = status;
     let content_type = if resp.content_type.is_empty() { "application/json".to_owned() } else { resp.content_type };
@@ -69,6 +72,23 @@ pub async fn receive(
         out.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     Ok(out)
+}
+
+/// A service's 400 or 403 `{"error":{"code",…}}` as an [`ApiError`], so the edge renders the
+/// envelope every other error has (request id, localized message, text direction).
+fn refusal(status: StatusCode, body: &[u8]) -> Option<ApiError> {
+    let kind = match status {
+        StatusCode::BAD_REQUEST => ErrorKind::InvalidArgument,
+        StatusCode::FORBIDDEN => ErrorKind::PermissionDenied,
+        _ => return None,
+    };
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = body.get("error")?;
+    let mut refused = nexus_kernel::Error::new(kind, error.get("code")?.as_str()?.to_owned());
+    if let Some(detail) = error.get("detail").and_then(serde_json::Value::as_str) {
+        refused = refused.with_param("detail", detail);
+    }
+    Some(refused.into())
 }
 
 /// Subscription handshakes some providers make with GET (e.g. WhatsApp and Meta `hub.challenge`).

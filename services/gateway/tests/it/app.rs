@@ -83,7 +83,9 @@ fn every_operation_documents_examples_and_its_errors() {
             }
             for p in op["parameters"].as_array().into_iter().flatten() {
                 assert!(
-                    p.get("example").is_some() || p["schema"].get("example").is_some(),
+                    p.get("example").is_some()
+                        || p["schema"].get("example").is_some()
+                        || p["schema"].get("examples").is_some(),
                     "{where_}: parameter {} without example",
                     p["name"]
                 );
