@@ -1,18 +1,19 @@
-//! The credit ledger: grants, reserve, commit, release and expiry. Every balance change is one
-//! conditional UPDATE on the workspace's balance row plus an append-only ledger row, in one
-//! transaction, so the balance cannot go below zero under any concurrency and
-//! `sum(ledger) = available`.
+//! The credit ledger: grants, reserve, commit, release and expiry. The rules themselves (each a
+//! conditional UPDATE of the workspace's balance row plus an append-only ledger row, so the
+//! balance cannot go below zero under any concurrency and `sum(ledger) = available`) are SQL
+//! functions in one migration, 0005_credit_rules.sql; here are validation, the answers to
+//! settling twice, and the events.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use nexus_kernel::{Error, ErrorKind, Page, PageRequest, TenantId, WorkspaceId};
+use nexus_kernel::{Error, ErrorKind, Page, PageRequest, TenantId};
 use nexus_platform::db::{DbResultExt, Keyset, commit, system, tenant};
 use sqlx::PgConnection;
 
 use super::Billing;
 use crate::domain::{self, Balance, LedgerEntry, Reservation};
-use crate::repo::credits::Charged;
+use crate::repo::credits::{Charged, Outcome, Settled};
 use crate::{events, repo};
 
 impl Billing {
@@ -30,11 +31,7 @@ impl Billing {
 
     /// What is left at the end of a period that does not roll over expires.
     pub(super) async fn expire_left(conn: &mut PgConnection, tenant: TenantId) -> Result<(), Error> {
-        let left = repo::credits::expire_left(&mut *conn, tenant).await?;
-        if left > 0 {
-            repo::credits::ledger_row(conn, tenant, "expire", -left, 0, "period_end", None).await?;
-        }
-        Ok(())
+        repo::credits::expire_period(conn, tenant).await
     }
 
     /// The balance and the end of the period it counts.
@@ -117,23 +114,27 @@ impl Billing {
         repo::credits::reserve(&mut conn, workspace, action, amount, key, ttl).await
     }
 
-    /// Settling twice answers like the first time (`Some(available)`); settling a reservation
-    /// closed the other way is refused; `None` means it is still held.
-    async fn already_settled(conn: &mut PgConnection, r: &Reservation, same: &[&str]) -> Result<Option<i64>, Error> {
-        if same.contains(&r.status.as_str()) {
-            return Ok(Some(repo::credits::available(conn).await?));
-        }
-        if r.status == "held" {
-            return Ok(None);
-        }
-        Err(Error::new(ErrorKind::FailedPrecondition, "subscriptions.reservation_closed")
-            .with_param("status", r.status.clone()))
-    }
-
-    async fn lock_reservation(conn: &mut PgConnection, id: uuid::Uuid) -> Result<Reservation, Error> {
-        repo::credits::lock_reservation(conn, id)
+    /// Settles a reservation of the transaction's workspace; `None` when it was not held.
+    async fn settle(
+        conn: &mut PgConnection,
+        reservation: &str,
+        outcome: Outcome,
+        credits: Option<i64>,
+    ) -> Result<Settled, Error> {
+        let id = domain::parse_reservation(reservation)?;
+        repo::credits::settle(conn, id, outcome, credits)
             .await?
             .ok_or_else(|| Error::not_found("subscriptions.reservation_not_found"))
+    }
+
+    /// Settling twice answers like the first time; settling a reservation closed the other way
+    /// is refused.
+    fn already_settled(s: Settled, same: &[&str]) -> Result<(Reservation, i64), Error> {
+        if same.contains(&s.reservation.status.as_str()) {
+            return Ok((s.reservation, s.balance.available));
+        }
+        Err(Error::new(ErrorKind::FailedPrecondition, "subscriptions.reservation_closed")
+            .with_param("status", s.reservation.status))
     }
 
     /// Charges `credits` (all of the hold when `None`) and gives the rest back.
@@ -158,39 +159,25 @@ impl Billing {
         reservation: &str,
         credits: Option<i64>,
     ) -> Result<(Reservation, i64), Error> {
-        let id = domain::parse_reservation(reservation)?;
-        let r = Self::lock_reservation(&mut *tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut *tx, &r, &["committed"]).await? {
-            return Ok((r, available));
+        let s = Self::settle(&mut *tx, reservation, Outcome::Committed, credits).await?;
+        if !s.settled {
+            if s.reservation.status == "held" {
+                // Still held, so what was refused is the amount.
+                return Err(Error::invalid("subscriptions.commit_exceeds_reservation")
+                    .with_param("reserved", s.reservation.amount.to_string()));
+            }
+            return Self::already_settled(s, &["committed"]);
         }
-        let actual = credits.unwrap_or(r.amount);
-        if actual < 0 || actual > r.amount {
-            return Err(
-                Error::invalid("subscriptions.commit_exceeds_reservation").with_param("reserved", r.amount.to_string())
-            );
-        }
-        let balance = repo::credits::settle_hold(&mut *tx, r.amount, actual).await?;
-        let committed = Self::record_charge(&mut *tx, tenant, &r, actual, r.amount - actual, balance).await?;
-        Ok((committed, balance.available))
+        Self::charged(&mut *tx, tenant, &s).await?;
+        Ok((s.reservation, s.balance.available))
     }
 
-    /// What every charge of a reservation writes once the balance is updated: the reservation
-    /// committed with `charged`, the ledger row (`ledger_delta` to `available`), the
-    /// `credits.charged` event and the 80 %/100 % notices.
-    async fn record_charge(
-        tx: &mut PgConnection,
-        tenant: TenantId,
-        r: &Reservation,
-        charged: i64,
-        ledger_delta: i64,
-        balance: Charged,
-    ) -> Result<Reservation, Error> {
-        let committed = repo::credits::close_reservation(&mut *tx, r.id, "committed", charged).await?;
-        repo::credits::ledger_row(&mut *tx, tenant, "commit", ledger_delta, balance.available, &r.action, Some(r.id))
-            .await?;
+    /// What every charge of a reservation announces: the `credits.charged` event and the
+    /// 80 %/100 % notices.
+    async fn charged(tx: &mut PgConnection, tenant: TenantId, s: &Settled) -> Result<(), Error> {
+        let (r, charged) = (&s.reservation, s.reservation.committed_amount);
         events::credits_charged(&mut *tx, tenant, r.id, &r.action, charged).await?;
-        Self::notify_thresholds(&mut *tx, tenant, balance.used - charged, balance).await?;
-        Ok(committed)
+        Self::notify_thresholds(&mut *tx, tenant, s.balance.used - charged, s.balance).await
     }
 
     /// Charges a job whose hold expired before its settlement arrived: the job's result was stored
@@ -206,18 +193,17 @@ impl Billing {
         reservation: &str,
         credits: Option<i64>,
     ) -> Result<Option<(Reservation, i64)>, Error> {
-        let id = domain::parse_reservation(reservation)?;
-        let r = Self::lock_reservation(&mut *tx, id).await?;
-        if r.status != "expired" {
+        let s = Self::settle(&mut *tx, reservation, Outcome::Late, credits).await?;
+        if !s.settled {
             return Ok(None);
         }
-        let wanted = credits.unwrap_or(r.amount).clamp(0, r.amount);
-        let (charged, balance) = repo::credits::charge_available(&mut *tx, wanted).await?;
+        let wanted = credits.unwrap_or(s.reservation.amount).clamp(0, s.reservation.amount);
+        let charged = s.reservation.committed_amount;
         if charged < wanted {
-            tracing::warn!(reservation = %id, wanted, charged, "late charge capped at the available credits");
+            tracing::warn!(reservation = %s.reservation.id, wanted, charged, "late charge capped at the available credits");
         }
-        let committed = Self::record_charge(&mut *tx, tenant, &r, charged, -charged, balance).await?;
-        Ok(Some((committed, balance.available)))
+        Self::charged(&mut *tx, tenant, &s).await?;
+        Ok(Some((s.reservation, s.balance.available)))
     }
 
     /// Events and notices at 80% and 100% of the period's credits, once per period each.
@@ -253,42 +239,26 @@ impl Billing {
     /// [`Self::release`] inside a transaction already confined to `tenant`.
     pub async fn release_in(
         tx: &mut PgConnection,
-        tenant: TenantId,
+        _tenant: TenantId,
         reservation: &str,
     ) -> Result<(Reservation, i64), Error> {
-        let id = domain::parse_reservation(reservation)?;
-        let r = Self::lock_reservation(&mut *tx, id).await?;
-        if let Some(available) = Self::already_settled(&mut *tx, &r, &["released", "expired"]).await? {
-            return Ok((r, available));
+        let s = Self::settle(tx, reservation, Outcome::Released, None).await?;
+        if s.settled {
+            Ok((s.reservation, s.balance.available))
+        } else {
+            Self::already_settled(s, &["released", "expired"])
         }
-        Self::give_back(tx, tenant, &r, "released").await
-    }
-
-    async fn give_back(
-        conn: &mut PgConnection,
-        tenant: TenantId,
-        r: &Reservation,
-        status: &str,
-    ) -> Result<(Reservation, i64), Error> {
-        let available = repo::credits::give_back(&mut *conn, tenant, r.amount).await?;
-        let updated = repo::credits::close_reservation(&mut *conn, r.id, status, 0).await?;
-        repo::credits::ledger_row(conn, tenant, "release", r.amount, available, &r.action, Some(r.id)).await?;
-        Ok((updated, available))
     }
 
     /// Releases reservations whose holder never committed (crashed, timed out). Returns how many.
     #[tracing::instrument(skip_all)]
     pub async fn expire_reservations(&self) -> Result<usize, Error> {
         let mut tx = system(&self.db).await?;
-        let due = repo::credits::lock_expired(&mut tx).await?;
-        for (id, tenant) in &due {
-            let r = Self::lock_reservation(&mut tx, *id).await?;
-            Self::give_back(&mut tx, WorkspaceId::from_uuid(*tenant), &r, "expired").await?;
-        }
+        let expired = repo::credits::expire_due(&mut tx, 500).await?;
         commit(tx).await?;
-        if !due.is_empty() {
-            metrics::counter!("nexus_credits_reservations_expired_total").increment(due.len() as u64);
+        if expired > 0 {
+            metrics::counter!("nexus_credits_reservations_expired_total").increment(expired as u64);
         }
-        Ok(due.len())
+        Ok(expired)
     }
 }

@@ -1,4 +1,6 @@
 //! `credit_balances`, `reservations`, `credit_ledger` and `credit_notices`: the credit ledger.
+//! Every change to credits is a call of one of the SQL functions of migration 0005 (where the
+//! rules are, and the one ledger writer); this file only calls them and reads.
 
 use std::time::Duration;
 
@@ -11,10 +13,6 @@ use uuid::Uuid;
 
 use super::{Row, from_row, inserted, rows};
 use crate::domain::{Balance, LedgerEntry, Notice, Reservation};
-
-const RESERVATION_COLUMNS: &str = "id, action, amount, status, committed_amount, expires_at";
-
-from_row!(Reservation { id, action, amount, status, committed_amount, expires_at });
 
 from_row!(LedgerEntry { id, kind, amount, balance_after, action, reservation_id, created_at });
 
@@ -35,8 +33,8 @@ pub async fn create_balance(conn: &mut PgConnection, tenant: TenantId) -> Result
     Ok(())
 }
 
-/// Adds credits once per idempotency key (`false`: seen before). `new_period` resets the
-/// period counters.
+/// `grant_credits` (migration 0005): adds credits once per idempotency key (`false`: seen
+/// before). `new_period` resets the period counters.
 pub async fn grant(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -45,34 +43,15 @@ pub async fn grant(
     key: &str,
     new_period: bool,
 ) -> Result<bool, Error> {
-    let fresh = sqlx::query(
-        "INSERT INTO credit_ledger (tenant_id, kind, amount, balance_after, idempotency_key) \
-         SELECT $1, $2, $3, available + $3, $4 FROM credit_balances WHERE tenant_id = $1 \
-         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-    )
-    .bind(tenant.as_uuid())
-    .bind(kind)
-    .bind(amount)
-    .bind(key)
-    .execute(&mut *conn)
-    .await
-    .db()?
-    .rows_affected()
-        == 1;
-    if fresh {
-        sqlx::query(
-            "UPDATE credit_balances SET available = available + $2, \
-               period_grant = CASE WHEN $3 THEN $2 ELSE period_grant + $2 END, \
-               period_used = CASE WHEN $3 THEN 0 ELSE period_used END, updated_at = now() WHERE tenant_id = $1",
-        )
+    sqlx::query_scalar("SELECT grant_credits($1, $2, $3, $4, $5)")
         .bind(tenant.as_uuid())
         .bind(amount)
+        .bind(kind)
+        .bind(key)
         .bind(new_period)
-        .execute(conn)
+        .fetch_one(conn)
         .await
-        .db()?;
-    }
-    Ok(fresh)
+        .db()
 }
 
 /// Whether a grant with this key was applied.
@@ -113,7 +92,7 @@ pub async fn ledger(conn: &mut PgConnection, page: &Keyset) -> Result<Vec<Ledger
     Ok(rows(found))
 }
 
-/// `reserve_credits` (migration 0003) in one autocommitted statement; `None`: too few credits
+/// `reserve_credits` (migrations 0003, 0005) in one autocommitted statement; `None`: too few credits
 /// (or no balance row yet), nothing kept.
 pub async fn reserve(
     conn: &mut PgConnection,
@@ -137,142 +116,84 @@ pub async fn reserve(
     .fetch_one(conn)
     .await;
     match row {
-        Ok(r) => Ok(Some((
-            Reservation {
-                id: r.try_get("r_id").db()?,
-                action: r.try_get("r_action").db()?,
-                amount: r.try_get("r_amount").db()?,
-                status: r.try_get("r_status").db()?,
-                committed_amount: r.try_get("r_committed").db()?,
-                expires_at: r.try_get("r_expires_at").db()?,
-            },
-            r.try_get("r_available").db()?,
-        ))),
+        Ok(r) => Ok(Some((reservation(&r).db()?, r.try_get("r_available").db()?))),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("NX402") => Ok(None),
         Err(e) => Err(nexus_platform::db::error(e)),
     }
 }
 
-/// A reservation, locked until the transaction ends.
-pub async fn lock_reservation(conn: &mut PgConnection, id: Uuid) -> Result<Option<Reservation>, Error> {
-    let row: Option<Row<Reservation>> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = $1 FOR UPDATE"
-    )))
+/// How [`settle`] closes a reservation (see `settle_credits`, migration 0005).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    Released,
+    /// Charging one whose hold expired before its settlement arrived.
+    Late,
+}
+
+/// A reservation after [`settle`], with the workspace's balance.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub reservation: Reservation,
+    pub balance: Charged,
+    /// Whether this call changed it (else it is as it was found).
+    pub settled: bool,
+}
+
+/// `settle_credits` (migration 0005) on a reservation of the transaction's workspace; `None`
+/// when there is no such reservation.
+pub async fn settle(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: Outcome,
+    charge: Option<i64>,
+) -> Result<Option<Settled>, Error> {
+    let outcome = match outcome {
+        Outcome::Committed => "committed",
+        Outcome::Released => "released",
+        Outcome::Late => "late",
+    };
+    let row: Option<PgRow> = sqlx::query(
+        "SELECT r_id, r_action, r_amount, r_status, r_committed, r_expires_at, r_available, r_used, r_granted, r_settled          FROM settle_credits($1, $2, $3)",
+    )
     .bind(id)
+    .bind(outcome)
+    .bind(charge)
     .fetch_optional(conn)
     .await
     .db()?;
-    Ok(row.map(|r| r.0))
+    let Some(r) = row else { return Ok(None) };
+    let balance = Charged {
+        available: r.try_get("r_available").db()?,
+        used: r.try_get("r_used").db()?,
+        granted: r.try_get("r_granted").db()?,
+    };
+    Ok(Some(Settled { reservation: reservation(&r).db()?, balance, settled: r.try_get("r_settled").db()? }))
 }
 
-/// Held reservations past their expiry, locked (system transaction), at most 500.
-pub async fn lock_expired(conn: &mut PgConnection) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    sqlx::query_as(
-        "SELECT id, tenant_id FROM reservations WHERE status = 'held' AND expires_at <= now() ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(conn)
-    .await
-    .db()
+/// The reservation columns (`r_…`) the credit functions answer with.
+fn reservation(r: &PgRow) -> Result<Reservation, sqlx::Error> {
+    Ok(Reservation {
+        id: r.try_get("r_id")?,
+        action: r.try_get("r_action")?,
+        amount: r.try_get("r_amount")?,
+        status: r.try_get("r_status")?,
+        committed_amount: r.try_get("r_committed")?,
+        expires_at: r.try_get("r_expires_at")?,
+    })
 }
 
-/// Settles the hold of `reserved` credits charging `charged`: what was not used comes back.
-pub async fn settle_hold(conn: &mut PgConnection, reserved: i64, charged: i64) -> Result<Charged, Error> {
-    let (available, used, granted) = sqlx::query_as(
-        "UPDATE credit_balances SET reserved = reserved - $1, available = available + $2, period_used = period_used + $3, updated_at = now() \
-         RETURNING available, period_used, period_grant",
-    )
-    .bind(reserved)
-    .bind(reserved - charged)
-    .bind(charged)
-    .fetch_one(conn)
-    .await
-    .db()?;
-    Ok(Charged { available, used, granted })
+/// `expire_credits` (migration 0005): gives back up to `limit` holds past their expiry, in
+/// every workspace (system transaction). Returns how many.
+pub async fn expire_due(conn: &mut PgConnection, limit: i32) -> Result<usize, Error> {
+    let n: i32 = sqlx::query_scalar("SELECT expire_credits($1)").bind(limit).fetch_one(conn).await.db()?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
-/// Gives a whole hold back to the workspace; the credits available after.
-pub async fn give_back(conn: &mut PgConnection, tenant: TenantId, amount: i64) -> Result<i64, Error> {
-    sqlx::query_scalar(
-        "UPDATE credit_balances SET reserved = reserved - $1, available = available + $1, updated_at = now() WHERE tenant_id = $2 RETURNING available",
-    )
-    .bind(amount)
-    .bind(tenant.as_uuid())
-    .fetch_one(conn)
-    .await
-    .db()
-}
-
-/// Charges up to `wanted` from what is available now (never below zero), with no hold.
-pub async fn charge_available(conn: &mut PgConnection, wanted: i64) -> Result<(i64, Charged), Error> {
-    let before: i64 =
-        sqlx::query_scalar("SELECT available FROM credit_balances FOR UPDATE").fetch_one(&mut *conn).await.db()?;
-    let charged = wanted.min(before);
-    let (available, used, granted) = sqlx::query_as(
-        "UPDATE credit_balances SET available = available - $1, period_used = period_used + $1, updated_at = now() \
-         RETURNING available, period_used, period_grant",
-    )
-    .bind(charged)
-    .fetch_one(conn)
-    .await
-    .db()?;
-    Ok((charged, Charged { available, used, granted }))
-}
-
-/// Takes what is left of a period that does not roll over; how much that was.
-pub async fn expire_left(conn: &mut PgConnection, tenant: TenantId) -> Result<i64, Error> {
-    let left: i64 = sqlx::query_scalar("SELECT available FROM credit_balances WHERE tenant_id = $1 FOR UPDATE")
-        .bind(tenant.as_uuid())
-        .fetch_one(&mut *conn)
-        .await
-        .db()?;
-    if left > 0 {
-        sqlx::query("UPDATE credit_balances SET available = 0 WHERE tenant_id = $1")
-            .bind(tenant.as_uuid())
-            .execute(conn)
-            .await
-            .db()?;
-    }
-    Ok(left)
-}
-
-/// Closes a reservation as `status` with `committed` credits charged.
-pub async fn close_reservation(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: &str,
-    committed: i64,
-) -> Result<Reservation, Error> {
-    let row: Row<Reservation> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE reservations SET status = $2, committed_amount = $3, settled_at = now() WHERE id = $1 RETURNING {RESERVATION_COLUMNS}"
-    )))
-    .bind(id)
-    .bind(status)
-    .bind(committed)
-    .fetch_one(conn)
-    .await
-    .db()?;
-    Ok(row.0)
-}
-
-pub async fn ledger_row(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    kind: &str,
-    amount: i64,
-    after: i64,
-    action: &str,
-    reservation: Option<Uuid>,
-) -> Result<(), Error> {
-    sqlx::query("INSERT INTO credit_ledger (tenant_id, kind, amount, balance_after, action, reservation_id) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(tenant.as_uuid())
-        .bind(kind)
-        .bind(amount)
-        .bind(after)
-        .bind(action)
-        .bind(reservation)
-        .execute(conn)
-        .await
-        .db()?;
+/// `expire_period_credits` (migration 0005): what is left of a period that does not roll over
+/// expires.
+pub async fn expire_period(conn: &mut PgConnection, tenant: TenantId) -> Result<(), Error> {
+    sqlx::query("SELECT expire_period_credits($1)").bind(tenant.as_uuid()).execute(conn).await.db()?;
     Ok(())
 }
 
