@@ -93,7 +93,7 @@ async fn main() {
     let billing_cfg: nexus_subscriptions::Config =
         nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, Vec::new())
             .unwrap();
-    let billing = Arc::new(Billing::new(pool.clone(), billing_cfg.billing));
+    let billing = Arc::new(Billing::new(pool.clone(), &billing_cfg));
 
     // Baseline: the same conditional decrement as a single autocommitted statement.
     sqlx::query(

@@ -1,35 +1,26 @@
-//! gRPC adapter for the subscriptions service.
+//! gRPC adapters: the Subscriptions API and the Stripe webhook receiver, proto to use case and back.
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use nexus_kernel::{Currency, Error, Locale, Money, PageRequest};
 use nexus_platform::RequestContext;
+use nexus_platform::grpc::{status as err, ts};
 use nexus_platform::identity::{Action, Principal, principal};
 use nexus_proto::common::{Money as PbMoney, PageInfo};
 use nexus_proto::nexus::subscriptions::v1::{self as pb, subscriptions_server::Subscriptions};
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiver;
+use nexus_proto::nexus::webhooks::v1::{DeliverWebhookRequest, DeliverWebhookResponse};
+use serde_json::json;
 use tonic::{Request, Response, Status};
 
-use crate::app::{Billing, EntitlementView, ReservationRow, SubscriptionRow};
-use crate::payments::{CheckoutInput, CheckoutRow, InvoiceRow, Payments};
+use crate::app::{Billing, WebhookOutcome};
+use crate::domain::{Checkout, CheckoutInput, EntitlementView, Invoice, Reservation, Subscription};
 
 pub struct SubscriptionsService {
     pub billing: Arc<Billing>,
-    pub payments: Arc<Payments>,
 }
 
 type R<T> = Result<Response<T>, Status>;
-
-fn err(e: Error) -> Status {
-    if e.kind() == nexus_kernel::ErrorKind::Internal {
-        tracing::error!(error = ?e, "subscriptions request failed");
-    }
-    e.into()
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
 
 fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
     let p = principal(req)?;
@@ -37,7 +28,7 @@ fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
     Ok(p)
 }
 
-fn reservation(r: ReservationRow, available: i64) -> pb::Reservation {
+fn reservation(r: Reservation, available: i64) -> pb::Reservation {
     pb::Reservation {
         id: format!("rsv_{}", r.id.simple()),
         action: r.action,
@@ -49,7 +40,7 @@ fn reservation(r: ReservationRow, available: i64) -> pb::Reservation {
     }
 }
 
-fn subscription(s: SubscriptionRow) -> pb::Subscription {
+fn subscription(s: Subscription) -> pb::Subscription {
     pb::Subscription {
         workspace_id: nexus_kernel::WorkspaceId::from_uuid(s.tenant_id).to_string(),
         access: s.has_access(),
@@ -63,7 +54,7 @@ fn subscription(s: SubscriptionRow) -> pb::Subscription {
     }
 }
 
-fn checkout(c: CheckoutRow) -> pb::CheckoutSession {
+fn checkout(c: Checkout) -> pb::CheckoutSession {
     pb::CheckoutSession {
         amount: money(&c.currency, c.amount_minor),
         id: c.id,
@@ -76,19 +67,20 @@ fn checkout(c: CheckoutRow) -> pb::CheckoutSession {
     }
 }
 
-fn invoice(i: InvoiceRow) -> pb::Invoice {
+fn invoice(i: Invoice) -> pb::Invoice {
+    let d = i.details;
     pb::Invoice {
         id: format!("inv_{}", i.id.simple()),
-        provider: i.provider,
-        number: i.number,
-        status: i.status,
-        amount_due: money(&i.currency, i.amount_due),
-        amount_paid: money(&i.currency, i.amount_paid),
-        reason: i.reason,
-        period_start: i.period_start.map(ts),
-        period_end: i.period_end.map(ts),
-        hosted_url: i.hosted_url,
-        pdf_url: i.pdf_url,
+        amount_due: money(&d.currency, d.amount_due),
+        amount_paid: money(&d.currency, d.amount_paid),
+        provider: d.provider,
+        number: d.number,
+        status: d.status,
+        reason: d.reason,
+        period_start: d.period_start.map(ts),
+        period_end: d.period_end.map(ts),
+        hosted_url: d.hosted_url,
+        pdf_url: d.pdf_url,
         created_at: Some(ts(i.created_at)),
     }
 }
@@ -254,18 +246,18 @@ impl Subscriptions for SubscriptionsService {
                 r.idempotency_key
             },
         };
-        Ok(Response::new(checkout(self.payments.create_checkout(p.workspace_id, input).await.map_err(err)?)))
+        Ok(Response::new(checkout(self.billing.create_checkout(p.workspace_id, input).await.map_err(err)?)))
     }
 
     async fn complete_local_checkout(&self, req: Request<pb::CompleteLocalCheckoutRequest>) -> R<pb::CheckoutSession> {
         let p = caller(&req, Action::ManageBilling)?;
         let id = req.into_inner().session_id;
-        Ok(Response::new(checkout(self.payments.complete_local_checkout(p.workspace_id, &id).await.map_err(err)?)))
+        Ok(Response::new(checkout(self.billing.complete_local_checkout(p.workspace_id, &id).await.map_err(err)?)))
     }
 
     async fn create_portal(&self, req: Request<pb::PortalRequest>) -> R<pb::PortalSession> {
         let p = caller(&req, Action::ManageBilling)?;
-        let url = self.payments.portal(p.workspace_id, &req.into_inner().return_url).await.map_err(err)?;
+        let url = self.billing.portal(p.workspace_id, &req.into_inner().return_url).await.map_err(err)?;
         Ok(Response::new(pb::PortalSession { url }))
     }
 
@@ -274,25 +266,25 @@ impl Subscriptions for SubscriptionsService {
         let r = req.into_inner();
         let key = if r.idempotency_key.is_empty() { uuid::Uuid::now_v7().to_string() } else { r.idempotency_key };
         Ok(Response::new(subscription(
-            self.payments.change_plan(p.workspace_id, &r.plan_code, &key).await.map_err(err)?,
+            self.billing.change_plan(p.workspace_id, &r.plan_code, &key).await.map_err(err)?,
         )))
     }
 
     async fn cancel_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
         let p = caller(&req, Action::ManageBilling)?;
-        Ok(Response::new(subscription(self.payments.set_cancel(p.workspace_id, true).await.map_err(err)?)))
+        Ok(Response::new(subscription(self.billing.set_cancel(p.workspace_id, true).await.map_err(err)?)))
     }
 
     async fn resume_subscription(&self, req: Request<pb::Empty>) -> R<pb::Subscription> {
         let p = caller(&req, Action::ManageBilling)?;
-        Ok(Response::new(subscription(self.payments.set_cancel(p.workspace_id, false).await.map_err(err)?)))
+        Ok(Response::new(subscription(self.billing.set_cancel(p.workspace_id, false).await.map_err(err)?)))
     }
 
     async fn list_invoices(&self, req: Request<pb::ListInvoicesRequest>) -> R<pb::InvoicePage> {
         let p = caller(&req, Action::Read)?;
         let page = req.into_inner().page.unwrap_or_default();
         let page = PageRequest::new(Some(page.page_size), Some(page.cursor)).map_err(err)?;
-        let result = self.payments.invoices(p.workspace_id, &page).await.map_err(err)?;
+        let result = self.billing.invoices(p.workspace_id, &page).await.map_err(err)?;
         Ok(Response::new(pb::InvoicePage {
             items: result.items.into_iter().map(invoice).collect(),
             page: Some(PageInfo { next_cursor: result.next_cursor.unwrap_or_default() }),
@@ -301,7 +293,7 @@ impl Subscriptions for SubscriptionsService {
 
     async fn list_credit_packs(&self, req: Request<pb::ListPlansRequest>) -> R<pb::CreditPackList> {
         let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
-        let packs = self.payments.list_packs(&req.into_inner().currency).await.map_err(err)?;
+        let packs = self.billing.list_packs(&req.into_inner().currency).await.map_err(err)?;
         Ok(Response::new(pb::CreditPackList {
             items: packs
                 .into_iter()
@@ -319,22 +311,60 @@ impl Subscriptions for SubscriptionsService {
     async fn list_notices(&self, req: Request<pb::Empty>) -> R<pb::NoticeList> {
         let p = caller(&req, Action::Read)?;
         let locale: Locale = RequestContext::current().locale.and_then(|l| l.parse().ok()).unwrap_or_default();
-        let rows = self.payments.notices(p.workspace_id).await.map_err(err)?;
+        let rows = self.billing.notices(p.workspace_id).await.map_err(err)?;
         let text = |id: &str| nexus_i18n::try_message(locale, id, &[]).unwrap_or_default();
         Ok(Response::new(pb::NoticeList {
             items: rows
                 .into_iter()
-                .map(|(percent, at)| {
-                    let key = if percent >= 100 { "credits-notice-exhausted" } else { "credits-notice-low" };
+                .map(|n| {
+                    let key = if n.percent >= 100 { "credits-notice-exhausted" } else { "credits-notice-low" };
                     pb::Notice {
-                        percent: u32::try_from(percent).unwrap_or(0),
+                        percent: u32::try_from(n.percent).unwrap_or(0),
                         title: text(&format!("{key}-title")),
                         body: text(&format!("{key}-body")),
-                        created_at: Some(ts(at)),
+                        created_at: Some(ts(n.created_at)),
                         dir: locale.direction().as_str().to_owned(),
                     }
                 })
                 .collect(),
         }))
+    }
+}
+
+/// `/webhooks/stripe`, handed over raw by the gateway: answered like HTTP (400 for what Stripe
+/// should not retry, an error status for what it should).
+pub struct StripeWebhooks {
+    pub billing: Arc<Billing>,
+}
+
+fn answer(status: u32, body: serde_json::Value) -> Response<DeliverWebhookResponse> {
+    Response::new(DeliverWebhookResponse {
+        status,
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    })
+}
+
+fn rejected(code: &str, detail: &str) -> Response<DeliverWebhookResponse> {
+    let message = nexus_i18n::error_message(Locale::default(), code, &[], 400);
+    answer(400, json!({"error": {"code": code, "message": message, "detail": detail}}))
+}
+
+#[tonic::async_trait]
+impl WebhookReceiver for StripeWebhooks {
+    async fn deliver(&self, req: Request<DeliverWebhookRequest>) -> R<DeliverWebhookResponse> {
+        let req = req.into_inner();
+        if req.provider != "stripe" {
+            return Err(Error::not_found("request.not_found").into());
+        }
+        if req.method != "POST" {
+            return Ok(rejected("webhooks.invalid_request", "POST only"));
+        }
+        let header = req.headers.get("stripe-signature").map(String::as_str).unwrap_or("");
+        Ok(match self.billing.stripe_webhook(&req.body, header).await.map_err(err)? {
+            WebhookOutcome::Rejected(detail) => rejected("webhooks.invalid_signature", &detail),
+            WebhookOutcome::Duplicate => answer(200, json!({"received": true, "duplicate": true})),
+            WebhookOutcome::Applied => answer(200, json!({"received": true, "duplicate": false})),
+        })
     }
 }

@@ -4,17 +4,14 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod grpc;
-pub mod payments;
-pub mod provision;
-pub mod settlement;
-pub mod stripe_webhooks;
+pub mod repo;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
-use nexus_platform::{Listeners, ServiceDef};
+use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::subscriptions::v1::subscriptions_server::SubscriptionsServer;
 use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
 use sqlx::migrate::Migrator;
@@ -42,60 +39,37 @@ pub async fn run_with_keys(
     shutdown: CancellationToken,
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
-    let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let billing = Arc::new(app::Billing::new(pool.clone(), config.billing.clone()));
-    let stripe = config.stripe.enabled().then(|| {
-        let mut cfg = nexus_providers::stripe::StripeConfig::new(config.stripe.api_key.expose());
-        cfg.base_url = config.stripe.base_url.clone();
-        nexus_providers::stripe::StripeClient::new(cfg, reqwest::Client::new())
-    });
-    if stripe.is_none() {
-        tracing::info!("no Stripe key: billing is local (checkouts complete in the app, no money moves)");
-    }
-    let payments = Arc::new(payments::Payments { billing: billing.clone(), stripe, settings: config.stripe.clone() });
-    let sweep = config.billing.sweep_interval;
-    let nats = config.common.nats.clone();
-    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
-        // New workspaces start on FREE as soon as auth announces them.
-        let spec = ConsumerSpec::new("auth", "subscriptions-provisioning", "nexus.auth.user.signed_up", &nats);
-        infra.spawn(
-            Consumer::new(pool.clone(), infra.bus.clone(), spec, Arc::new(provision::Provisioner))
-                .run(infra.work.clone()),
-        );
-        for producer in settlement::PRODUCERS {
-            let spec = ConsumerSpec::new(
-                *producer,
-                format!("subscriptions-settlement-{producer}"),
-                format!("nexus.{producer}.job.finished"),
-                &nats,
-            );
-            let handler = Arc::new(settlement::Settlement { billing: billing.clone() });
-            infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
-        }
-        infra.spawn(sweeper(billing.clone(), sweep, infra.work.clone()));
-        Ok(tonic::service::Routes::new(nexus_platform::sized!(SubscriptionsServer::new(grpc::SubscriptionsService {
-            billing,
-            payments: payments.clone(),
-        })))
-        .add_service(nexus_platform::sized!(WebhookReceiverServer::new(
-            stripe_webhooks::StripeWebhooks::new(payments)
-        ))))
-    })
-    .await
+    let common = config.common.clone();
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, move |infra| build(&config, infra))
+        .await
 }
 
-/// Gives back expired reservations and renews locally billed subscriptions.
-async fn sweeper(billing: Arc<app::Billing>, every: Duration, stop: CancellationToken) {
-    loop {
-        if let Err(e) = billing.expire_reservations().await {
-            tracing::warn!(error = %e, "reservation expiry sweep failed");
-        }
-        if let Err(e) = billing.renew_due().await {
-            tracing::warn!(error = %e, "renewal sweep failed");
-        }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
+/// The service on the platform's infrastructure: its consumers, sweeper and gRPC routes.
+pub fn build(config: &Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
+    let billing = Arc::new(app::Billing::new(infra.db.clone(), config));
+    if billing.stripe.is_none() {
+        tracing::info!("no Stripe key: billing is local (checkouts complete in the app, no money moves)");
     }
+    let nats = &config.common.nats;
+    // New workspaces start on FREE as soon as auth announces them.
+    let spec = ConsumerSpec::new("auth", "subscriptions-provisioning", "nexus.auth.user.signed_up", nats);
+    infra.spawn(
+        Consumer::new(infra.db.clone(), infra.bus.clone(), spec, Arc::new(events::provision::Provisioner))
+            .run(infra.work.clone()),
+    );
+    for producer in events::settlement::PRODUCERS {
+        let spec = ConsumerSpec::new(
+            *producer,
+            format!("subscriptions-settlement-{producer}"),
+            format!("nexus.{producer}.job.finished"),
+            nats,
+        );
+        let handler = Arc::new(events::settlement::Settlement { billing: billing.clone() });
+        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+    }
+    infra.spawn(app::sweeper(billing.clone(), config.billing.sweep_interval, infra.work.clone()));
+    Ok(tonic::service::Routes::new(nexus_platform::sized!(SubscriptionsServer::new(grpc::SubscriptionsService {
+        billing: billing.clone(),
+    })))
+    .add_service(nexus_platform::sized!(WebhookReceiverServer::new(grpc::StripeWebhooks { billing }))))
 }

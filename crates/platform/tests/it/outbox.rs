@@ -1,6 +1,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use prost::Message;
@@ -98,13 +98,31 @@ async fn the_running_relay_publishes_on_commit_and_flushes_on_shutdown() {
         .await
     );
 
+    // Commits do not NOTIFY (Postgres serializes notifying commits): the relay's probe of pending
+    // rows finds the next one well before its one-second round.
+    let notifies: bool =
+        sqlx::query_scalar("SELECT to_regprocedure('outbox_notify()') IS NOT NULL").fetch_one(&pool).await.unwrap();
+    assert!(!notifies);
+    let mut tx = begin_tenant(&pool, tenant).await.unwrap();
+    enqueue(&mut tx, "nexus.fixture.note.created", Some(tenant), &note_event("soon")).await.unwrap();
+    tx.commit().await.unwrap();
+    let committed = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let b = bus.clone();
+            async move { stream_messages(&b, "fixture").await == 2 }
+        })
+        .await
+    );
+    assert!(committed.elapsed() < Duration::from_millis(900), "published after {:?}", committed.elapsed());
+
     // Written just before shutdown: the final flush must publish it.
     let mut tx = begin_tenant(&pool, tenant).await.unwrap();
     enqueue(&mut tx, "nexus.fixture.note.created", Some(tenant), &note_event("late")).await.unwrap();
     tx.commit().await.unwrap();
     stop.cancel();
     relay.await.unwrap();
-    assert_eq!(stream_messages(&bus, "fixture").await, 2);
+    assert_eq!(stream_messages(&bus, "fixture").await, 3);
     let pending: i64 =
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(pending, 0);

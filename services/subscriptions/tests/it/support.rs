@@ -6,8 +6,7 @@ use nexus_proto::nexus::subscriptions::v1 as pb;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
 use nexus_proto::nexus::webhooks::v1::webhook_receiver_client::WebhookReceiverClient;
 use nexus_testkit::identity::{TestIssuer, authed};
-use nexus_testkit::{TestDb, TestNats};
-use tokio_util::sync::CancellationToken;
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use tonic::transport::Channel;
 
 pub struct Svc {
@@ -15,12 +14,15 @@ pub struct Svc {
     pub db: TestDb,
     pub nats: TestNats,
     pub issuer: TestIssuer,
-    stop: CancellationToken,
+    _running: Stopper,
 }
 
-impl Drop for Svc {
+/// Stops the service when the test's [`Svc`] goes.
+struct Stopper(tokio_util::sync::CancellationToken);
+
+impl Drop for Stopper {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.0.cancel();
     }
 }
 
@@ -50,18 +52,15 @@ pub async fn start_with(extra: Vec<(&str, String)>) -> Svc {
     let config: nexus_subscriptions::Config =
         nexus_platform::config::load_from_env("subscriptions", nexus_subscriptions::DEFAULTS, None, env)
             .expect("config");
-    nexus_platform::db::migrate("subscriptions", &config.common.database, Some(&nexus_subscriptions::MIGRATIONS))
-        .await
-        .expect("migrate");
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
     let issuer = TestIssuer::new();
-    let stop = CancellationToken::new();
-    let (s, keys) = (stop.clone(), issuer.keys());
-    tokio::spawn(
-        async move { nexus_subscriptions::run_with_keys(config, listeners, s, Some(keys)).await.expect("serves") },
-    );
-    let svc = Svc { url, db, nats, issuer, stop };
+    let running = RunningService::start_with_keys(
+        nexus_subscriptions::DEF,
+        config.common.clone(),
+        Some(issuer.keys()),
+        move |infra| nexus_subscriptions::build(&config, infra),
+    )
+    .await;
+    let svc = Svc { url: running.grpc_url(), db, nats, issuer, _running: Stopper(running.shutdown) };
     for _ in 0..100 {
         if svc.client().list_plans(pb::ListPlansRequest::default()).await.is_ok() {
             return svc;

@@ -1,8 +1,14 @@
 //! Billing rules with no I/O: periods, the credit thresholds that trigger notices, and validation
 //! of what callers ask for.
 
+mod model;
+pub mod stripe;
+
+pub use model::*;
+
 use chrono::{DateTime, Months, Utc};
 use nexus_kernel::{Error, ErrorKind};
+use uuid::Uuid;
 
 /// The period after one ending at `end`: same day next month (clamped to the month's end).
 pub fn next_period_end(start: DateTime<Utc>) -> DateTime<Utc> {
@@ -80,6 +86,55 @@ pub fn prorated(monthly_difference: i64, now: DateTime<Utc>, start: DateTime<Utc
         return 0;
     }
     i64::try_from(i128::from(monthly_difference) * i128::from(left) / i128::from(total)).unwrap_or(0)
+}
+
+/// Our ids for local sessions and receipts: a prefix and a time-ordered UUID.
+pub fn local_id(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::now_v7().simple())
+}
+
+/// ISO 4217 code we know, upper-case; empty means USD.
+pub fn normalize_currency(c: &str) -> Result<String, Error> {
+    if c.is_empty() {
+        return Ok("USD".into());
+    }
+    let currency: nexus_kernel::Currency = c.trim().to_ascii_uppercase().parse()?;
+    Ok(currency.code().to_owned())
+}
+
+/// Where Stripe sends the user: an absolute http(s) URL of sane length, nothing else.
+pub fn check_return_url(url: &str) -> Result<(), Error> {
+    let ok = url.is_empty()
+        || (url.len() <= 2048
+            && (url.starts_with("https://") || url.starts_with("http://"))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control()));
+    if ok { Ok(()) } else { Err(Error::invalid("subscriptions.invalid_url")) }
+}
+
+/// A reservation id as clients send it (`rsv_…`, or the bare UUID).
+pub fn parse_reservation(id: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(id.strip_prefix("rsv_").unwrap_or(id))
+        .map_err(|_| Error::not_found("subscriptions.reservation_not_found"))
+}
+
+/// The label and credits of a reservation: explicit `credits`, or `quantity` (0 = 1) units of
+/// `action` at `unit` credits each (`None`: the action has no price).
+pub fn price(action: &str, quantity: i64, credits: i64, unit: Option<i64>) -> Result<(String, i64), Error> {
+    if credits < 0 || quantity < 0 {
+        return Err(Error::invalid("subscriptions.invalid_amount"));
+    }
+    if credits > 0 {
+        let label = if action.is_empty() { "custom".to_owned() } else { action.to_owned() };
+        return Ok((label, credits));
+    }
+    let unit = unit.ok_or_else(|| {
+        Error::invalid("subscriptions.unknown_action").with_param("action", action.chars().take(64).collect::<String>())
+    })?;
+    let quantity = if quantity == 0 { 1 } else { quantity };
+    if quantity > 100_000 {
+        return Err(Error::invalid("subscriptions.invalid_amount"));
+    }
+    Ok((action.to_owned(), unit.checked_mul(quantity).ok_or_else(|| Error::invalid("subscriptions.invalid_amount"))?))
 }
 
 #[cfg(test)]
