@@ -39,15 +39,14 @@ pub async fn ingest_stream(bus: &Bus) -> Result<stream::Stream, Error> {
         duplicate_window: cfg.duplicate_window,
         ..Default::default()
     };
-    bus.js.get_or_create_stream(config).await.map_err(|e| {
-        Error::unavailable("service.unavailable").with_source(std::io::Error::other(format!("ingest stream: {e}")))
-    })
+    bus.js.get_or_create_stream(config).await.map_err(|e| unavailable(format!("ingest stream: {e}")))
 }
 
 pub(super) fn ingest_subject(bus: &Bus, tenant: TenantId) -> String {
     bus.subject(&format!("nexus.ingest.analytics.{}", tenant.as_uuid().simple()))
 }
 
+/// The stream or the database is out of reach: the client (or the writer) tries again.
 pub(super) fn unavailable(detail: String) -> Error {
     Error::unavailable("service.unavailable").with_source(std::io::Error::other(detail))
 }
