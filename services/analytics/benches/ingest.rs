@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use nexus_analytics::store::Store;
+use nexus_analytics::app::Analytics;
 use nexus_kernel::WorkspaceId;
 use nexus_testkit::{TestDb, TestNats};
 use serde_json::json;
@@ -140,7 +140,7 @@ async fn main() {
 
     let pool = nexus_platform::db::connect("analytics", &config.common.database).await.unwrap();
     let sealer = nexus_platform::crypto::Sealer::from_config(config.analytics.sealing_keys.expose()).unwrap();
-    let store = Arc::new(Store::new(pool, sealer, 395, Duration::from_secs(30)));
+    let store = Arc::new(Analytics::new(pool, sealer, 395, Duration::from_secs(30)));
     let ws = WorkspaceId::new();
     let key = loop {
         match store.write_key(ws).await {

@@ -2,40 +2,30 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{NaiveDateTime, Utc};
 use nexus_kernel::{Error, PageRequest, WorkspaceId};
 use nexus_platform::RequestContext;
+use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::{Action, Principal, Role, principal};
 use nexus_proto::common::{Money as PbMoney, PageInfo};
 use nexus_proto::nexus::analytics::v1::{self as pb, analytics_server::Analytics};
 use tonic::{Request, Response, Status};
 
+use crate::app::Analytics as App;
+use crate::app::fleet::Monitor;
+use crate::app::track::{EventResult, Outcome, Tracker};
+use crate::domain::report::{self, AuditFilter, Breakdown, Range};
+use crate::domain::workspace::{WorkspaceSettings, WriteKey};
 use crate::domain::{Interval, RawEvent, Utm};
-use crate::fleet::Monitor;
-use crate::ingest::{EventResult, Outcome, Tracker};
-use crate::reports::{self, AuditFilter, Range, Reports};
-use crate::store::{Store, WriteKeyView};
 
 pub struct AnalyticsService {
     pub tracker: Arc<Tracker>,
-    pub store: Arc<Store>,
-    pub reports: Reports,
+    pub app: Arc<App>,
     pub monitor: Arc<Monitor>,
     pub operator_workspaces: Vec<WorkspaceId>,
 }
 
 type R<T> = Result<Response<T>, Status>;
-
-fn err(e: Error) -> Status {
-    if e.kind() == nexus_kernel::ErrorKind::Internal {
-        tracing::error!(error = ?e, "analytics request failed");
-    }
-    e.into()
-}
-
-fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
 
 fn local(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
@@ -43,18 +33,18 @@ fn local(t: NaiveDateTime) -> String {
 
 fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
     let p = principal(req)?;
-    p.require(action).map_err(err)?;
+    p.require(action).map_err(status)?;
     Ok(p)
 }
 
 fn page(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
     let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(err)
+    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
 fn range(r: Option<pb::TimeRange>, default_days: i64) -> Result<Range, Status> {
     let r = r.unwrap_or_default();
-    reports::parse_range(&r.from, &r.to, Utc::now(), default_days).map_err(err)
+    report::parse_range(&r.from, &r.to, Utc::now(), default_days).map_err(status)
 }
 
 fn opt(s: String) -> Option<String> {
@@ -101,7 +91,7 @@ fn result(r: EventResult) -> pb::TrackResult {
     }
 }
 
-fn write_key(k: WriteKeyView) -> pb::WriteKey {
+fn write_key(k: WriteKey) -> pb::WriteKey {
     pb::WriteKey {
         key: k.key,
         key_id: format!("wkey_{}", k.key_id.simple()),
@@ -110,7 +100,7 @@ fn write_key(k: WriteKeyView) -> pb::WriteKey {
     }
 }
 
-fn breakdown(p: nexus_kernel::Page<reports::BreakdownRow>) -> pb::BreakdownResponse {
+fn breakdown(p: nexus_kernel::Page<Breakdown>) -> pb::BreakdownResponse {
     pb::BreakdownResponse {
         rows: p
             .items
@@ -121,13 +111,39 @@ fn breakdown(p: nexus_kernel::Page<reports::BreakdownRow>) -> pb::BreakdownRespo
     }
 }
 
+fn funnel_step(s: report::FunnelStep) -> pb::FunnelStep {
+    pb::FunnelStep {
+        name: s.name,
+        users: s.users,
+        conversion_from_start: s.conversion_from_start,
+        conversion_from_previous: s.conversion_from_previous,
+        drop_off: s.drop_off,
+    }
+}
+
+fn feature_usage(r: report::FeatureUsage) -> pb::FeatureUsageRow {
+    pb::FeatureUsageRow {
+        plan: r.plan,
+        feature: r.feature,
+        uses: r.uses,
+        credits: r.credits,
+        unique_users: r.unique_users,
+    }
+}
+
+fn settings(s: WorkspaceSettings) -> pb::Settings {
+    pb::Settings { time_zone: s.time_zone, retention_days: s.retention_days }
+}
+
 fn interval(s: &str, default: Interval, allowed: &[Interval]) -> Result<Interval, Status> {
     if s.trim().is_empty() {
         return Ok(default);
     }
     Interval::parse(s.trim(), allowed).ok_or_else(|| {
-        err(Error::new(nexus_kernel::ErrorKind::Unprocessable, "analytics.invalid_interval")
-            .with_param("allowed", allowed.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")))
+        status(
+            Error::new(nexus_kernel::ErrorKind::Unprocessable, "analytics.invalid_interval")
+                .with_param("allowed", allowed.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")),
+        )
     })
 }
 
@@ -146,15 +162,15 @@ impl Analytics for AnalyticsService {
             .tracker
             .track(&r.write_key, &r.origin, vec![raw_event(event)], Self::client_ip())
             .await
-            .map_err(err)?;
-        let one = results.pop().ok_or_else(|| err(Error::internal("no result for the event")))?;
+            .map_err(status)?;
+        let one = results.pop().ok_or_else(|| status(Error::internal("no result for the event")))?;
         Ok(Response::new(result(one)))
     }
 
     async fn track_batch(&self, req: Request<pb::TrackBatchRequest>) -> R<pb::TrackBatchResponse> {
         let r = req.into_inner();
         let events = r.events.into_iter().map(raw_event).collect();
-        let results = self.tracker.track(&r.write_key, &r.origin, events, Self::client_ip()).await.map_err(err)?;
+        let results = self.tracker.track(&r.write_key, &r.origin, events, Self::client_ip()).await.map_err(status)?;
         let results: Vec<pb::TrackResult> = results.into_iter().map(result).collect();
         let rejected = results.iter().filter(|r| r.status == "rejected").count();
         Ok(Response::new(pb::TrackBatchResponse {
@@ -166,19 +182,19 @@ impl Analytics for AnalyticsService {
 
     async fn get_write_key(&self, req: Request<pb::Empty>) -> R<pb::WriteKey> {
         let p = caller(&req, Action::Write)?;
-        Ok(Response::new(write_key(self.store.write_key(p.workspace_id).await.map_err(err)?)))
+        Ok(Response::new(write_key(self.app.write_key(p.workspace_id).await.map_err(status)?)))
     }
 
     async fn rotate_write_key(&self, req: Request<pb::RotateWriteKeyRequest>) -> R<pb::WriteKey> {
         let p = caller(&req, Action::ManageApiKeys)?;
         let origins = req.into_inner().allowed_origins;
-        Ok(Response::new(write_key(self.store.rotate_write_key(p.workspace_id, &origins).await.map_err(err)?)))
+        Ok(Response::new(write_key(self.app.rotate_write_key(p.workspace_id, &origins).await.map_err(status)?)))
     }
 
     async fn get_settings(&self, req: Request<pb::Empty>) -> R<pb::Settings> {
         let p = caller(&req, Action::Read)?;
-        let s = self.store.settings(p.workspace_id).await.map_err(err)?;
-        Ok(Response::new(pb::Settings { time_zone: s.time_zone, retention_days: s.retention_days }))
+        let s = self.app.settings(p.workspace_id).await.map_err(status)?;
+        Ok(Response::new(settings(s)))
     }
 
     async fn update_settings(&self, req: Request<pb::UpdateSettingsRequest>) -> R<pb::Settings> {
@@ -186,8 +202,8 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let tz = opt(r.time_zone);
         let days = (r.retention_days != 0).then_some(r.retention_days);
-        let s = self.store.update_settings(p.workspace_id, tz.as_deref().map(str::trim), days).await.map_err(err)?;
-        Ok(Response::new(pb::Settings { time_zone: s.time_zone, retention_days: s.retention_days }))
+        let s = self.app.update_settings(p.workspace_id, tz.as_deref().map(str::trim), days).await.map_err(status)?;
+        Ok(Response::new(settings(s)))
     }
 
     async fn time_series(&self, req: Request<pb::TimeSeriesRequest>) -> R<pb::TimeSeriesResponse> {
@@ -195,8 +211,8 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let range = range(r.range, 30)?;
         let iv = interval(&r.interval, Interval::Day, &[Interval::Hour, Interval::Day, Interval::Week])?;
-        let tz = self.reports.zone(p.workspace_id, &r.time_zone).await.map_err(err)?;
-        let buckets = self.reports.time_series(p.workspace_id, range, iv, &tz, &r.event).await.map_err(err)?;
+        let tz = self.app.report_zone(p.workspace_id, &r.time_zone).await.map_err(status)?;
+        let buckets = self.app.time_series(p.workspace_id, range, iv, &tz, &r.event).await.map_err(status)?;
         Ok(Response::new(pb::TimeSeriesResponse {
             time_zone: tz,
             interval: iv.as_str().to_owned(),
@@ -216,7 +232,7 @@ impl Analytics for AnalyticsService {
         let p = caller(&req, Action::Read)?;
         let r = req.into_inner();
         let (range, page) = (range(r.range, 30)?, page(r.page)?);
-        Ok(Response::new(breakdown(self.reports.top_events(p.workspace_id, range, &page).await.map_err(err)?)))
+        Ok(Response::new(breakdown(self.app.top_events(p.workspace_id, range, &page).await.map_err(status)?)))
     }
 
     async fn property_breakdown(&self, req: Request<pb::PropertyBreakdownRequest>) -> R<pb::BreakdownResponse> {
@@ -224,7 +240,7 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let (range, page) = (range(r.range, 30)?, page(r.page)?);
         let rows =
-            self.reports.property_breakdown(p.workspace_id, range, &r.event, &r.property, &page).await.map_err(err)?;
+            self.app.property_breakdown(p.workspace_id, range, &r.event, &r.property, &page).await.map_err(status)?;
         Ok(Response::new(breakdown(rows)))
     }
 
@@ -233,7 +249,7 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let (range, page) = (range(r.range, 30)?, page(r.page)?);
         let rows =
-            self.reports.utm_breakdown(p.workspace_id, range, &r.dimension, &r.event, &page).await.map_err(err)?;
+            self.app.utm_breakdown(p.workspace_id, range, &r.dimension, &r.event, &page).await.map_err(status)?;
         Ok(Response::new(breakdown(rows)))
     }
 
@@ -242,18 +258,9 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let range = range(r.range, 30)?;
         let window = if r.window_seconds == 0 { 7 * 86_400 } else { r.window_seconds };
-        let steps = self.reports.funnel(p.workspace_id, range, &r.steps, window).await.map_err(err)?;
+        let steps = self.app.funnel(p.workspace_id, range, &r.steps, window).await.map_err(status)?;
         Ok(Response::new(pb::FunnelResponse {
-            steps: steps
-                .into_iter()
-                .map(|s| pb::FunnelStep {
-                    name: s.name,
-                    users: s.users,
-                    conversion_from_start: s.conversion_from_start,
-                    conversion_from_previous: s.conversion_from_previous,
-                    drop_off: s.drop_off,
-                })
-                .collect(),
+            steps: steps.into_iter().map(funnel_step).collect(),
             window_seconds: window,
         }))
     }
@@ -263,8 +270,8 @@ impl Analytics for AnalyticsService {
         let r = req.into_inner();
         let range = range(r.range, 30)?;
         let iv = interval(&r.interval, Interval::Day, &[Interval::Day, Interval::Week, Interval::Month])?;
-        let tz = self.reports.zone(p.workspace_id, &r.time_zone).await.map_err(err)?;
-        let (points, totals) = self.reports.revenue(p.workspace_id, range, iv, &tz, &r.currency).await.map_err(err)?;
+        let tz = self.app.report_zone(p.workspace_id, &r.time_zone).await.map_err(status)?;
+        let (points, totals) = self.app.revenue(p.workspace_id, range, iv, &tz, &r.currency).await.map_err(status)?;
         let money =
             |m: nexus_kernel::Money| PbMoney { amount_minor: m.amount_minor, currency: m.currency.code().to_owned() };
         Ok(Response::new(pb::RevenueResponse {
@@ -286,19 +293,8 @@ impl Analytics for AnalyticsService {
     async fn feature_usage(&self, req: Request<pb::FeatureUsageRequest>) -> R<pb::FeatureUsageResponse> {
         let p = caller(&req, Action::Read)?;
         let range = range(req.into_inner().range, 30)?;
-        let rows = self.reports.feature_usage(p.workspace_id, range).await.map_err(err)?;
-        Ok(Response::new(pb::FeatureUsageResponse {
-            rows: rows
-                .into_iter()
-                .map(|r| pb::FeatureUsageRow {
-                    plan: r.plan,
-                    feature: r.feature,
-                    uses: r.uses,
-                    credits: r.credits,
-                    unique_users: r.unique_users,
-                })
-                .collect(),
-        }))
+        let rows = self.app.feature_usage(p.workspace_id, range).await.map_err(status)?;
+        Ok(Response::new(pb::FeatureUsageResponse { rows: rows.into_iter().map(feature_usage).collect() }))
     }
 
     async fn search_audit(&self, req: Request<pb::AuditSearchRequest>) -> R<pb::AuditPage> {
@@ -307,7 +303,7 @@ impl Analytics for AnalyticsService {
         let (range, page) = (range(r.range, 3650)?, page(r.page)?);
         let filter =
             AuditFilter { actor: opt(r.actor), resource_type: opt(r.resource_type), resource_id: opt(r.resource_id) };
-        let rows = self.reports.audit(p.workspace_id, &filter, range, &page).await.map_err(err)?;
+        let rows = self.app.audit(p.workspace_id, &filter, range, &page).await.map_err(status)?;
         Ok(Response::new(pb::AuditPage {
             items: rows
                 .items
@@ -334,7 +330,7 @@ impl Analytics for AnalyticsService {
         let p = principal(&req)?;
         // Operators are the owners and admins of the platform's own workspaces (configured).
         if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
-            return Err(err(Error::forbidden("analytics.operator_required")));
+            return Err(status(Error::forbidden("analytics.operator_required")));
         }
         Ok(Response::new(pb::FleetStatusResponse {
             services: self

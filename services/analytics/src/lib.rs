@@ -4,25 +4,29 @@
 //! per-workspace retention, privacy by construction (truncated IPs, salted hashes of emails and
 //! phones), reports, and the fleet monitor.
 
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod events;
-pub mod fleet;
 pub mod grpc;
-pub mod ingest;
-pub mod maintenance;
-pub mod reports;
-pub mod store;
+pub mod repo;
 
 use std::sync::Arc;
 
 use nexus_kernel::WorkspaceId;
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::crypto::Sealer;
-use nexus_platform::{Listeners, ServiceDef};
+use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::analytics::v1::analytics_server::AnalyticsServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::app::Analytics;
+use crate::app::fleet::Monitor;
+use crate::app::ingest::IngestWriter;
+use crate::app::maintenance::Maintenance;
+use crate::app::track::Tracker;
 
 pub use crate::config::{Config, DEFAULTS};
 
@@ -48,28 +52,32 @@ pub async fn run_with_keys(
     shutdown: CancellationToken,
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
+    let common = config.common.clone();
+    let build = service(config)?;
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, build).await
+}
+
+/// Checks `config` and returns what builds the service from the platform's infrastructure: its
+/// state over `infra.db`, the ingest writers, the domain-event consumers, maintenance and the
+/// fleet monitor, and the gRPC routes. Tests hand it to `RunningService`.
+pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
     config.validate()?;
     let sealer = Sealer::from_config(config.analytics.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("analytics.sealing_keys: {e}"))?;
-    let pool = nexus_platform::db::connect(DEF.name, &config.common.database).await?;
-    let store = Arc::new(store::Store::new(
-        pool.clone(),
-        sealer,
-        config.analytics.default_retention_days,
-        config.analytics.write_key_cache_ttl,
-    ));
-    let monitor = Arc::new(fleet::Monitor::new(config.fleet.clone())?);
+    let monitor = Arc::new(Monitor::new(config.fleet.clone())?);
     let operator_workspaces =
         config.fleet.operator_workspaces.iter().filter_map(|w| WorkspaceId::parse(w).ok()).collect();
-    let nats = config.common.nats.clone();
-    nexus_platform::app::serve_with_keys(DEF, config.common.clone(), listeners, shutdown, keys, move |infra| {
-        let tracker = Arc::new(ingest::Tracker::new(store.clone(), infra.bus.clone(), config.analytics.clone()));
+    Ok(move |infra: &Infra| {
+        let app = Arc::new(Analytics::new(
+            infra.db.clone(),
+            sealer,
+            config.analytics.default_retention_days,
+            config.analytics.write_key_cache_ttl,
+        ));
+        let tracker = Arc::new(Tracker::new(app.clone(), infra.bus.clone(), config.analytics.clone()));
         if config.ingest.enabled {
-            let writer = Arc::new(ingest::IngestWriter {
-                store: store.clone(),
-                bus: infra.bus.clone(),
-                cfg: config.ingest.clone(),
-            });
+            let writer =
+                Arc::new(IngestWriter { app: app.clone(), bus: infra.bus.clone(), cfg: config.ingest.clone() });
             // Several pullers on the one durable consumer: one writes while another fetches.
             for _ in 0..config.ingest.workers.max(1) {
                 infra.spawn(writer.clone().run(infra.work.clone()));
@@ -80,26 +88,19 @@ pub async fn run_with_keys(
                 *producer,
                 format!("analytics-domain-{producer}"),
                 format!("nexus.{producer}.>"),
-                &nats,
+                &config.common.nats,
             );
-            let handler = Arc::new(events::DomainHandler { store: store.clone() });
-            infra.spawn(Consumer::new(pool.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+            let handler = Arc::new(events::DomainHandler { app: app.clone() });
+            infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
-        let maintenance = maintenance::Maintenance {
-            store: store.clone(),
+        let maintenance = Maintenance {
+            app: app.clone(),
             cfg: config.maintenance.clone(),
             default_retention_days: config.analytics.default_retention_days,
         };
         infra.spawn(maintenance.run(infra.work.clone()));
         infra.spawn(monitor.clone().run(infra.work.clone()));
-        let service = grpc::AnalyticsService {
-            tracker,
-            store: store.clone(),
-            reports: reports::Reports { store: store.clone() },
-            monitor: monitor.clone(),
-            operator_workspaces,
-        };
-        Ok(tonic::service::Routes::new(nexus_platform::sized!(AnalyticsServer::new(service))))
+        let service = grpc::AnalyticsService { tracker, app, monitor, operator_workspaces };
+        Ok(Routes::new(nexus_platform::sized!(AnalyticsServer::new(service))))
     })
-    .await
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use nexus_analytics::ingest::IngestWriter;
+use nexus_analytics::app::ingest::IngestWriter;
 use nexus_kernel::WorkspaceId;
 use nexus_platform::identity::Role;
 use nexus_proto::nexus::analytics::v1 as pb;
@@ -26,9 +26,9 @@ async fn a_hundred_thousand_events_through_a_crashing_writer_are_stored_exactly_
     let svc = start_with(Options { ingest: false, ..Options::default() }).await;
     let ws = WorkspaceId::new();
     let key = svc.write_key(ws).await;
-    let store = svc.store().await;
+    let app = svc.app().await;
     let bus = svc.bus().await;
-    let writer = Arc::new(IngestWriter { store, bus: bus.clone(), cfg: svc.config.ingest.clone() });
+    let writer = Arc::new(IngestWriter { app, bus: bus.clone(), cfg: svc.config.ingest.clone() });
     let spawn_writers = |w: &Arc<IngestWriter>| -> Vec<tokio::task::JoinHandle<()>> {
         (0..2).map(|_| tokio::spawn(w.clone().run(CancellationToken::new()))).collect()
     };
@@ -151,7 +151,7 @@ async fn a_hundred_thousand_events_through_a_crashing_writer_are_stored_exactly_
     no_time.timestamp = String::new();
     let r = svc.client().track_batch(batch(&key, vec![no_time])).await.unwrap().into_inner();
     assert_eq!(r.accepted, 1);
-    let stream = nexus_analytics::ingest::ingest_stream(&bus).await.unwrap();
+    let stream = nexus_analytics::app::ingest::ingest_stream(&bus).await.unwrap();
     let drained = nexus_testkit::eventually(Duration::from_secs(20), || {
         let mut s = stream.clone();
         async move { s.info().await.is_ok_and(|i| i.state.messages == 0) }

@@ -1,15 +1,13 @@
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nexus_analytics::store::Store;
+use nexus_analytics::app::Analytics;
 use nexus_kernel::WorkspaceId;
 use nexus_platform::identity::Role;
 use nexus_proto::nexus::analytics::v1 as pb;
 use nexus_proto::nexus::analytics::v1::analytics_client::AnalyticsClient;
 use nexus_testkit::identity::{TestIssuer, authed};
-use nexus_testkit::{TestDb, TestNats};
-use tokio_util::sync::CancellationToken;
+use nexus_testkit::{RunningService, TestDb, TestNats};
 use tonic::transport::Channel;
 
 pub struct Svc {
@@ -18,12 +16,12 @@ pub struct Svc {
     pub nats: TestNats,
     pub issuer: TestIssuer,
     pub config: nexus_analytics::Config,
-    pub stop: CancellationToken,
+    pub running: RunningService,
 }
 
 impl Drop for Svc {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.running.shutdown.cancel();
     }
 }
 
@@ -72,26 +70,27 @@ pub async fn start_with(opts: Options) -> Svc {
     }
     let mut config: nexus_analytics::Config =
         nexus_platform::config::load_from_env("analytics", nexus_analytics::DEFAULTS, None, env).expect("config");
-    nexus_platform::db::migrate("analytics", &config.common.database, Some(&nexus_analytics::MIGRATIONS))
-        .await
-        .expect("migrate");
-    let listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
-    let url = format!("http://{}", listeners.grpc.local_addr().unwrap());
-    let admin_url = format!("http://{}", listeners.admin.local_addr().unwrap());
-    let mut fleet: BTreeMap<String, String> = BTreeMap::new();
-    fleet.insert("analytics".into(), admin_url.clone());
-    for (name, u) in opts.fleet {
-        fleet.insert(name.into(), u);
-    }
-    config.fleet.services = fleet;
+    config.fleet.services = opts.fleet.into_iter().map(|(name, u)| (name.to_owned(), u)).collect();
     config.fleet.operator_workspaces = opts.operator.map(|w| vec![w.to_string()]).unwrap_or_default();
     let issuer = TestIssuer::new();
-    let stop = CancellationToken::new();
-    let (s, keys, c) = (stop.clone(), issuer.keys(), config.clone());
-    tokio::spawn(async move {
-        nexus_analytics::run_with_keys(c, listeners, s, Some(keys)).await.expect("serves");
-    });
-    let svc = Svc { url, db, nats, issuer, config, stop };
+    // The fleet also watches analytics itself, whose admin address exists only once it listens.
+    // It is set below before the service task first runs (the test runtime has one thread, and
+    // the task connects to Postgres and NATS before it builds the service).
+    let own_admin: Arc<OnceLock<String>> = Arc::default();
+    let (c, admin) = (config.clone(), own_admin.clone());
+    let running = RunningService::start_with_keys(
+        nexus_analytics::DEF,
+        config.common.clone(),
+        Some(issuer.keys()),
+        move |infra| {
+            let mut c = c;
+            c.fleet.services.insert("analytics".into(), admin.get().cloned().expect("admin address set"));
+            nexus_analytics::service(c)?(infra)
+        },
+    )
+    .await;
+    own_admin.set(format!("http://{}", running.admin_addr)).expect("set once");
+    let svc = Svc { url: running.grpc_url(), db, nats, issuer, config, running };
     let token = svc.owner(WorkspaceId::new());
     for _ in 0..200 {
         if svc.client().get_settings(authed(pb::Empty {}, &token)).await.is_ok() {
@@ -125,12 +124,12 @@ impl Svc {
         self.db.admin_pool().await
     }
 
-    /// A store on the service's database, as the service role (for tests that run the writer or
+    /// The service state on its own pool, as the service role (for tests that run the writer or
     /// maintenance themselves).
-    pub async fn store(&self) -> Arc<Store> {
+    pub async fn app(&self) -> Arc<Analytics> {
         let pool = nexus_platform::db::connect("analytics", &self.config.common.database).await.unwrap();
         let sealer = nexus_platform::crypto::Sealer::from_config(self.config.analytics.sealing_keys.expose()).unwrap();
-        Arc::new(Store::new(pool, sealer, self.config.analytics.default_retention_days, Duration::from_secs(30)))
+        Arc::new(Analytics::new(pool, sealer, self.config.analytics.default_retention_days, Duration::from_secs(30)))
     }
 
     pub async fn bus(&self) -> nexus_platform::bus::Bus {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{Datelike, Utc};
-use nexus_analytics::maintenance::Maintenance;
+use nexus_analytics::app::maintenance::Maintenance;
 use nexus_kernel::WorkspaceId;
 use nexus_platform::identity::Role;
 use nexus_proto::nexus::analytics::v1 as pb;
@@ -97,9 +97,9 @@ async fn retention_purges_a_workspace_and_drops_partitions_past_every_retention(
     assert_eq!(e.results[0].code, "analytics.timestamp_out_of_range");
 
     // A partition for a month older than anyone keeps data.
-    let store = svc.store().await;
+    let app = svc.app().await;
     let old = now - chrono::Duration::days(800);
-    store.ensure_partitions([old]).await.unwrap();
+    app.ensure_partitions([old]).await.unwrap();
     let old_name = format!("analytics_events_{:04}{:02}", old.year(), old.month());
     let admin = svc.admin().await;
     let exists = |name: String| {
@@ -114,7 +114,7 @@ async fn retention_purges_a_workspace_and_drops_partitions_past_every_retention(
     };
     assert!(exists(old_name.clone()).await);
 
-    let m = Maintenance { store, cfg: svc.config.maintenance.clone(), default_retention_days: 395 };
+    let m = Maintenance { app, cfg: svc.config.maintenance.clone(), default_retention_days: 395 };
     let report = m.once().await.unwrap();
     assert_eq!(report.rows_purged, 2);
     assert_eq!(report.partitions_dropped, 1);
@@ -132,7 +132,7 @@ async fn retention_purges_a_workspace_and_drops_partitions_past_every_retention(
     assert_eq!(trail.items[0].action, "retention.purge");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&trail.items[0].after_json).unwrap()["deleted"], 2);
     // Running again finds nothing more.
-    assert_eq!(m.once().await.unwrap(), nexus_analytics::maintenance::Report::default());
+    assert_eq!(m.once().await.unwrap(), nexus_analytics::app::maintenance::Report::default());
 }
 
 #[tokio::test]

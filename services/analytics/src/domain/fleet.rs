@@ -1,15 +1,9 @@
-//! The fleet monitor for operators: every service's health (`/readyz`) and, from two successive
-//! reads of its Prometheus `/metrics`, request rate, server-error rate and p95 latency over the
-//! scrape interval. A service that does not answer is "down", never an error of the monitor.
+//! Fleet health from the outside: a service's status and, from two successive reads of its
+//! Prometheus `/metrics`, request rate, server-error share and p95 latency.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
-
-use crate::config::FleetConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceStatus {
@@ -30,17 +24,6 @@ pub struct Sample {
     pub errors: f64,
     /// (upper bound, cumulative count), ascending; the last is +Inf.
     pub buckets: Vec<(f64, f64)>,
-}
-
-struct Entry {
-    status: ServiceStatus,
-    last: Option<(Instant, Sample)>,
-}
-
-pub struct Monitor {
-    cfg: FleetConfig,
-    http: reqwest::Client,
-    state: RwLock<BTreeMap<String, Entry>>,
 }
 
 /// gRPC codes that mean the server failed (not the caller): UNKNOWN, DEADLINE_EXCEEDED,
@@ -137,95 +120,17 @@ pub fn p95(buckets: &[(f64, f64)]) -> Option<f64> {
     None
 }
 
-impl Monitor {
-    pub fn new(cfg: FleetConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(cfg.scrape_timeout).build()?;
-        let state = cfg
-            .services
-            .keys()
-            .map(|name| {
-                let status = ServiceStatus {
-                    name: name.clone(),
-                    status: "down",
-                    request_rate: None,
-                    error_rate: None,
-                    p95_latency_ms: None,
-                    checked_at: None,
-                    error: "not checked yet".into(),
-                };
-                (name.clone(), Entry { status, last: None })
-            })
-            .collect();
-        Ok(Self { cfg, http, state: RwLock::new(state) })
-    }
-
-    pub fn interval(&self) -> Duration {
-        self.cfg.scrape_interval
-    }
-
-    /// The latest status of every configured service, by name.
-    pub fn snapshot(&self) -> Vec<ServiceStatus> {
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .map(|e| e.status.clone())
-            .collect()
-    }
-
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        loop {
-            self.scrape_all().await;
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.cfg.scrape_interval) => {}
-            }
-        }
-    }
-
-    /// Reads every service once, concurrently.
-    pub async fn scrape_all(&self) {
-        let reads = self.cfg.services.iter().map(|(name, base)| async move {
-            let base = base.trim_end_matches('/');
-            let ready = self.http.get(format!("{base}/readyz")).send().await;
-            let metrics = match &ready {
-                Ok(_) => match self.http.get(format!("{base}/metrics")).send().await {
-                    Ok(r) if r.status().is_success() => r.text().await.ok(),
-                    _ => None,
-                },
-                Err(_) => None,
-            };
-            (name.clone(), ready.map(|r| r.status().is_success()).map_err(|e| e.to_string()), metrics)
-        });
-        let results = futures::future::join_all(reads).await;
-        let now = Instant::now();
-        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (name, ready, metrics) in results {
-            let Some(entry) = state.get_mut(&name) else { continue };
-            entry.status.checked_at = Some(Utc::now());
-            match ready {
-                Err(e) => {
-                    entry.status.status = "down";
-                    entry.status.error = e.chars().take(200).collect();
-                    entry.status.request_rate = None;
-                    entry.status.error_rate = None;
-                    entry.status.p95_latency_ms = None;
-                    entry.last = None;
-                    continue;
-                }
-                Ok(ready) => {
-                    entry.status.status = if ready { "up" } else { "degraded" };
-                    entry.status.error = if ready { String::new() } else { "not ready".into() };
-                }
-            }
-            let Some(sample) = metrics.as_deref().and_then(|t| sample_of(&name, t)) else { continue };
-            if let Some((at, prev)) = &entry.last {
-                let (rate, err, p95) = rates(prev, &sample, now.duration_since(*at).as_secs_f64());
-                entry.status.request_rate = Some(rate);
-                entry.status.error_rate = Some(err);
-                entry.status.p95_latency_ms = p95;
-            }
-            entry.last = Some((now, sample));
+impl ServiceStatus {
+    /// A service configured but not read yet.
+    pub fn unchecked(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            status: "down",
+            request_rate: None,
+            error_rate: None,
+            p95_latency_ms: None,
+            checked_at: None,
+            error: "not checked yet".into(),
         }
     }
 }
