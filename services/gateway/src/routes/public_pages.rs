@@ -111,9 +111,13 @@ pub async fn asset(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Ana Silva", "email": "ana@example.com", "message": "Do you deliver to Lisbon?", "consent": true}))]
 pub struct LeadRequest {
+    /// Text without control characters (line breaks and tabs are fine).
+    #[schema(pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// Text without control characters (line breaks and tabs are fine).
+    #[schema(pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub message: Option<String>,
     /// Must stay empty (a field hidden from people; bots fill it).
     pub website: Option<String>,
