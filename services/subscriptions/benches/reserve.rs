@@ -1,6 +1,6 @@
 //! `make bench`: credit reservations per second, on one hot workspace and spread over 1,000
 //! workspaces, against the raw rate of the equivalent single-row conditional UPDATE measured in
-//! the same run (goal: hot >= 0.3 of raw), and a check that no run overspent.
+//! the same run (goal: hot >= 0.5 of raw, issue #11), and a check that no run overspent.
 //!
 //! Needs Postgres and NATS (`make bench` starts them).
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
@@ -158,8 +158,8 @@ async fn main() {
         SLICE.as_secs()
     );
     println!(
-        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.3} of raw (goal >= 0.300) {}",
-        if ratio >= 0.3 { "PASS" } else { "MISS" }
+        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.3} of raw (goal >= 0.500) {}",
+        if ratio >= 0.5 { "PASS" } else { "MISS" }
     );
     println!("reservations over 1,000 workspaces: {spread_rate:.0} /s, ratio {:.2} of raw", spread_rate / raw);
     println!(
