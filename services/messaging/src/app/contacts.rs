@@ -166,7 +166,10 @@ fn optional_id(raw: &str, field: &'static str) -> Result<Option<Uuid>, Error> {
     if raw.is_empty() {
         return Ok(None);
     }
-    Uuid::parse_str(raw).map(Some).map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
+    // Member ids are shown as `usr_…`; the bare UUID is accepted too.
+    nexus_kernel::UserId::parse(raw)
+        .map(|u| Some(u.as_uuid()))
+        .map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
 }
 
 /// Attribute names an update may name (`fields.<key>` for one custom field).

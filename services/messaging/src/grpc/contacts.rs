@@ -26,7 +26,7 @@ pub(crate) fn contact(c: Contact) -> pb::Contact {
         language: c.language.map(|l| l.code().to_owned()).unwrap_or_default(),
         tags: c.tags,
         fields: c.fields.iter().map(|(k, v)| (k.clone(), value_string(v))).collect(),
-        owner_id: c.owner_id.map(|o| o.to_string()).unwrap_or_default(),
+        owner_id: c.owner_id.map(|o| nexus_kernel::UserId::from_uuid(o).to_string()).unwrap_or_default(),
         stage: c.stage.as_str().to_owned(),
         source: c.source,
         identities: c
