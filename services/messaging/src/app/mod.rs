@@ -2,6 +2,8 @@
 //! calls `repo`, and writes its events into the outbox before committing.
 
 pub mod contacts;
+pub mod crm;
+pub mod segments;
 
 use sqlx::PgPool;
 
