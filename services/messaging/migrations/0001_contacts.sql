@@ -93,7 +93,7 @@ CREATE TABLE activities (
     tenant_id   uuid        NOT NULL,
     contact_id  uuid        NOT NULL REFERENCES contacts (id),
     -- note, task and call are written by people; the others by the platform.
-    kind        text        NOT NULL CHECK (kind IN ('note', 'task', 'call', 'message', 'page_lead', 'purchase',
+    kind        text        NOT NULL CHECK (kind IN ('note', 'task', 'call', 'message', 'lead', 'purchase',
                                                      'stage_change', 'consent', 'merge', 'import', 'deal')),
     body        text        NOT NULL DEFAULT '' CHECK (length(body) <= 10000),
     -- Kind-specific details (the lead's page, the purchase's amount, the old and new stage …).

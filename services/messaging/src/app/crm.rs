@@ -1,7 +1,7 @@
 //! The CRM: each contact's timeline and tasks, the pipeline and its deals.
 
 use chrono::Utc;
-use nexus_kernel::{Error, Page, PageRequest, TenantId};
+use nexus_kernel::{Error, Page, PageRequest};
 use nexus_platform::db::{self, Keyset};
 use nexus_platform::identity::{Action, Principal};
 use sqlx::PgConnection;
@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use super::{App, parse_id};
 use crate::domain::activity::{Activity, ActivityInput, ActivityKind, NewActivity, TaskKey, member_id};
-use crate::domain::contact::Stage;
 use crate::domain::deal::{self, Deal, DealInput, PipelineStage};
 use crate::repo;
 
@@ -17,34 +16,6 @@ const CONTACT_NOT_FOUND: &str = "messaging.contact_not_found";
 const TASK_NOT_FOUND: &str = "messaging.task_not_found";
 const DEAL_NOT_FOUND: &str = "messaging.deal_not_found";
 const STAGE_NOT_FOUND: &str = "messaging.stage_not_found";
-
-/// Records a platform-written activity (a message, a page lead, a purchase …) inside the
-/// caller's transaction, so the fact and its timeline entry commit together. With a
-/// `source_key` already recorded (an event delivered again) nothing is written: `Ok(None)`.
-/// Public (not only to the crate) so the integration tests drive it as a consumer would.
-pub async fn record_activity(
-    tx: &mut PgConnection,
-    tenant: TenantId,
-    activity: &NewActivity,
-) -> Result<Option<Activity>, Error> {
-    repo::activities::insert(tx, tenant, activity).await
-}
-
-/// Records a contact's lifecycle stage change on its timeline (nothing when the stage stays);
-/// the contact update use case calls it in its transaction.
-pub async fn record_stage_change(
-    tx: &mut PgConnection,
-    tenant: TenantId,
-    contact: Uuid,
-    from: Stage,
-    to: Stage,
-    actor: String,
-) -> Result<(), Error> {
-    if from != to {
-        repo::activities::insert(tx, tenant, &NewActivity::stage_change(contact, from, to, actor)).await?;
-    }
-    Ok(())
-}
 
 /// A live contact of the transaction's workspace, else "not found" (other workspaces' included).
 async fn require_contact(tx: &mut PgConnection, id: Uuid) -> Result<(), Error> {
@@ -65,7 +36,7 @@ impl App {
         let new = input.check(contact, p.actor(), p.user_id, Utc::now())?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         require_contact(&mut tx, contact).await?;
-        let added = record_activity(&mut tx, p.workspace_id, &new)
+        let added = repo::activities::record(&mut tx, p.workspace_id, &new)
             .await?
             .ok_or_else(|| Error::internal("activity without a source key was not inserted"))?;
         db::commit(tx).await?;
@@ -173,7 +144,7 @@ impl App {
         };
         let saved = repo::deals::save(&mut tx, p.workspace_id, &new).await?;
         let data = serde_json::json!({ "deal_id": saved.id, "title": saved.title, "stage": stage.name, "amount": amount.to_string() });
-        repo::activities::insert(
+        repo::activities::record(
             &mut tx,
             p.workspace_id,
             &NewActivity::fact(contact_id, ActivityKind::Deal, p.actor(), data),
@@ -232,7 +203,7 @@ impl App {
         let saved = repo::deals::save(&mut tx, p.workspace_id, &d).await?;
         if let Some(data) = moved {
             let entry = NewActivity::fact(saved.contact_id, ActivityKind::Deal, p.actor(), data);
-            repo::activities::insert(&mut tx, p.workspace_id, &entry).await?;
+            repo::activities::record(&mut tx, p.workspace_id, &entry).await?;
         }
         db::commit(tx).await?;
         Ok(saved)

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod crm;
+pub mod leads;
 pub mod segments;
 
 use sqlx::PgPool;

@@ -4,8 +4,6 @@
 use chrono::{DateTime, Duration, Utc};
 use nexus_kernel::{Error, UserId};
 
-use super::contact::Stage;
-
 /// Longest body of an activity (the column's check says the same).
 pub const BODY_MAX: usize = 10_000;
 /// How far ahead of the server's clock a user may date an activity (clock skew of a client);
@@ -20,7 +18,8 @@ nexus_kernel::word_enum! {
         Task = "task",
         Call = "call",
         Message = "message",
-        PageLead = "page_lead",
+        /// A lead captured on a published page (`page.lead_captured`).
+        PageLead = "lead",
         Purchase = "purchase",
         StageChange = "stage_change",
         Consent = "consent",
@@ -83,16 +82,6 @@ impl NewActivity {
             source_key: None,
             occurred_at: Utc::now(),
         }
-    }
-
-    /// The timeline entry of a contact's lifecycle stage change.
-    pub fn stage_change(contact_id: uuid::Uuid, from: Stage, to: Stage, actor: String) -> NewActivity {
-        NewActivity::fact(
-            contact_id,
-            ActivityKind::StageChange,
-            actor,
-            serde_json::json!({ "from": from.as_str(), "to": to.as_str() }),
-        )
     }
 }
 
@@ -204,7 +193,7 @@ mod tests {
     #[test]
     fn people_write_notes_tasks_and_calls_only() {
         assert_eq!(check(&input("call")).unwrap().kind, ActivityKind::Call);
-        for platform in ["message", "page_lead", "purchase", "stage_change", "deal"] {
+        for platform in ["message", "lead", "purchase", "stage_change", "deal"] {
             assert_eq!(check(&input(platform)).unwrap_err().code(), "messaging.activity_kind_not_writable");
         }
         assert_eq!(check(&input("meeting")).unwrap_err().code(), "messaging.invalid_activity_kind");

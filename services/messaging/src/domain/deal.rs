@@ -154,9 +154,7 @@ impl DealInput<'_> {
                     .with_violation("update_mask", "unknown"));
             }
             if m.is_empty() {
-                return Err(Error::invalid("messaging.invalid_update_mask")
-                    .with_param("field", "")
-                    .with_violation("update_mask", "empty"));
+                return Err(Error::invalid("messaging.update_mask_required").with_violation("update_mask", "required"));
             }
         }
         let mut d = DealDraft::default();
@@ -327,7 +325,7 @@ mod tests {
         let only_title = input.check(Some(&["title".into()])).unwrap();
         assert_eq!((only_title.title.as_deref(), only_title.amount), (Some("Annual plan"), None));
         assert_eq!(input.check(Some(&["price".into()])).unwrap_err().code(), "messaging.invalid_update_mask");
-        assert_eq!(input.check(Some(&[])).unwrap_err().code(), "messaging.invalid_update_mask");
+        assert_eq!(input.check(Some(&[])).unwrap_err().code(), "messaging.update_mask_required");
         let bad_stage = DealInput { stage_id: "nope", ..input.clone() };
         assert_eq!(bad_stage.check(Some(&["stage_id".into()])).unwrap_err().code(), "messaging.stage_not_found");
         let bad_owner = DealInput { owner_id: "bob", ..input.clone() };

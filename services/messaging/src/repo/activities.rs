@@ -7,7 +7,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::activity::{Activity, ActivityKind, NewActivity, TaskKey};
+use crate::domain::activity::{self, Activity, ActivityKind, TaskKey};
 
 const COLUMNS: &str = "id, contact_id, kind, body, data, actor, due_at, assignee_id, done_at, occurred_at";
 
@@ -46,9 +46,37 @@ fn activities(rows: Vec<Row>) -> Result<Vec<Activity>, Error> {
     rows.into_iter().map(Row::into_activity).collect()
 }
 
-/// Records an activity. With a `source_key` already recorded (an event delivered again) nothing
-/// is written and `None` is answered.
-pub async fn insert(conn: &mut PgConnection, tenant: TenantId, a: &NewActivity) -> Result<Option<Activity>, Error> {
+/// An activity the platform writes (a lead, a stage change, a merge, a consent change).
+pub struct NewActivity<'a> {
+    pub contact: Uuid,
+    pub kind: &'a str,
+    pub body: &'a str,
+    pub data: serde_json::Value,
+    pub actor: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    /// The source event's key: the same event adds one activity however often it arrives.
+    pub source_key: Option<&'a str>,
+}
+
+/// Adds a platform-written activity; `Ok(false)` when one with the same source key exists already.
+pub async fn insert(conn: &mut PgConnection, tenant: TenantId, a: &NewActivity<'_>) -> Result<bool, Error> {
+    let kind: ActivityKind = a.kind.parse().map_err(|_| Error::internal(format!("activity kind {}", a.kind)))?;
+    let entry = activity::NewActivity {
+        source_key: a.source_key.map(str::to_owned),
+        occurred_at: a.occurred_at,
+        body: a.body.to_owned(),
+        ..activity::NewActivity::fact(a.contact, kind, a.actor.to_owned(), a.data.clone())
+    };
+    Ok(record(conn, tenant, &entry).await?.is_some())
+}
+
+/// Records an activity and answers it as stored. With a `source_key` already recorded (an event
+/// delivered again) nothing is written and `None` is answered.
+pub async fn record(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    a: &activity::NewActivity,
+) -> Result<Option<Activity>, Error> {
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO activities (id, tenant_id, contact_id, kind, body, data, actor, due_at, assignee_id, source_key, occurred_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \

@@ -115,9 +115,10 @@ pub async fn save_stages(
             .execute(&mut *conn)
             .await
             .map_err(|e| {
-                // A deal entered the stage after the check above.
+                // A deal entered one of these stages after the check above.
                 if super::violated_foreign_key(&e) {
-                    stage_has_deals(String::new())
+                    let names = existing.iter().filter(|s| removed.contains(&s.id)).map(|s| s.name.as_str());
+                    stage_has_deals(names.collect::<Vec<_>>().join(", "))
                 } else {
                     nexus_platform::db::error(e)
                 }

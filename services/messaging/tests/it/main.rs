@@ -2,5 +2,7 @@
 
 mod contacts;
 mod crm;
+mod leads;
+mod messages;
 mod schema;
 mod support;
