@@ -28,3 +28,4 @@ messaging-stage_not_found = مرحلة مسار المبيعات غير موجو
 messaging-task_due_required = تحتاج المهمة إلى تاريخ استحقاق.
 messaging-task_fields_on_activity = المهام وحدها لها تاريخ استحقاق ومسؤول، وليس الأنشطة من نوع "{ $kind }".
 messaging-task_not_found = المهمة غير موجودة.
+messaging-invalid_time = الوقت غير صالح.

@@ -28,3 +28,4 @@ messaging-stage_not_found = Pipeline stage not found.
 messaging-task_due_required = A task needs a due date.
 messaging-task_fields_on_activity = Only tasks have a due date and an assignee, not activities of type "{ $kind }".
 messaging-task_not_found = Task not found.
+messaging-invalid_time = The time is not valid.

@@ -28,3 +28,4 @@ messaging-stage_not_found = Etapa del embudo no encontrada.
 messaging-task_due_required = Una tarea necesita una fecha de vencimiento.
 messaging-task_fields_on_activity = Solo las tareas tienen fecha de vencimiento y responsable, no las actividades de tipo "{ $kind }".
 messaging-task_not_found = Tarea no encontrada.
+messaging-invalid_time = La hora no es válida.

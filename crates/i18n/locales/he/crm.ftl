@@ -28,3 +28,4 @@ messaging-stage_not_found = שלב המשפך לא נמצא.
 messaging-task_due_required = משימה צריכה תאריך יעד.
 messaging-task_fields_on_activity = רק למשימות יש תאריך יעד ואחראי, לא לפעילויות מסוג "{ $kind }".
 messaging-task_not_found = המשימה לא נמצאה.
+messaging-invalid_time = הזמן אינו תקין.

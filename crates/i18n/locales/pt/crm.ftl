@@ -28,3 +28,4 @@ messaging-stage_not_found = Etapa do funil não encontrada.
 messaging-task_due_required = Uma tarefa precisa de uma data de vencimento.
 messaging-task_fields_on_activity = Só tarefas têm data de vencimento e responsável, não atividades do tipo "{ $kind }".
 messaging-task_not_found = Tarefa não encontrada.
+messaging-invalid_time = O horário não é válido.

@@ -229,7 +229,7 @@ impl Parser<'_> {
             "text" => {
                 let s = arg.as_str().ok_or_else(|| bad_value("text"))?.trim().to_lowercase();
                 let n = s.chars().count();
-                if n < SEARCH_MIN || n > TEXT_MAX || s.chars().any(char::is_control) {
+                if !(SEARCH_MIN..=TEXT_MAX).contains(&n) || s.chars().any(char::is_control) {
                     return Err(bad_value("text"));
                 }
                 Ok(Filter::Text(s))

@@ -628,3 +628,118 @@ async fn another_workspace_sees_none_of_the_crm() {
     assert_eq!(b.app.activities(&a, &cid, &PageRequest::default()).await.unwrap().items.len(), 3);
     assert_eq!(b.app.deals(&a, "", "", &PageRequest::default()).await.unwrap().items[0].title, "Secret deal");
 }
+
+#[tokio::test]
+async fn the_crm_service_answers_over_grpc() {
+    use nexus_proto::common::{Money, PageRequest as PbPage};
+    use nexus_proto::nexus::messaging::v1 as pb;
+    use nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient;
+    use nexus_proto::nexus::messaging::v1::crm_client::CrmClient;
+    use nexus_testkit::identity::authed;
+
+    let svc = crate::support::Service::start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.issuer.user_token(ws, Role::Member);
+    let other = svc.issuer.user_token(WorkspaceId::new(), Role::Owner);
+    let channel = tonic::transport::Endpoint::from_shared(svc.running.grpc_url()).unwrap().connect().await.unwrap();
+    let mut crm = CrmClient::new(channel.clone());
+    let mut contacts = ContactsClient::new(channel);
+    let mut ids = Vec::new();
+    for (name, tags) in [("Ana", vec!["vip".to_owned()]), ("Bea", vec![])] {
+        let input = pb::ContactInput { name: name.into(), tags, ..Default::default() };
+        ids.push(contacts.create_contact(authed(input, &token)).await.unwrap().into_inner().id);
+    }
+
+    // A segment, and contact search narrowed by it.
+    let input = pb::SegmentInput { name: "VIP".into(), filter_json: r#"{"tag": "vip"}"#.into(), ..Default::default() };
+    let seg = crm.save_segment(authed(input, &token)).await.unwrap().into_inner();
+    assert_eq!((seg.count, seg.filter_json.as_str()), (1, r#"{"tag":"vip"}"#));
+    let req = pb::SearchContactsRequest { segment_id: seg.id.clone(), ..Default::default() };
+    let found = contacts.search_contacts(authed(req, &token)).await.unwrap().into_inner().items;
+    assert_eq!(found.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Ana"]);
+    let e = crm.get_segment(authed(pb::GetByIdRequest { id: seg.id.clone() }, &other)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::NotFound, "messaging.segment_not_found"));
+    let bad = pb::SegmentInput {
+        name: "Bad".into(),
+        filter_json: r#"{"field": "colour", "op": "eq", "value": "red"}"#.into(),
+        ..Default::default()
+    };
+    let e = crm.save_segment(authed(bad, &token)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "messaging.segment_unknown_field"));
+
+    // A deal in exact money, won.
+    let stages = crm.list_stages(authed(pb::Empty {}, &token)).await.unwrap().into_inner().items;
+    let won = stages.iter().find(|s| s.outcome == "won").unwrap();
+    let input = pb::DealInput {
+        contact_id: ids[0].clone(),
+        title: "Annual plan".into(),
+        amount: Some(Money { amount_minor: 1999, currency: "USD".into() }),
+        expected_close: "2026-06-30".into(),
+        ..Default::default()
+    };
+    let d = crm.create_deal(authed(input, &token)).await.unwrap().into_inner();
+    assert_eq!(
+        (d.amount.clone().unwrap().amount_minor, d.stage_id.as_str(), d.closed_at),
+        (1999, stages[0].id.as_str(), None)
+    );
+    let update = pb::UpdateDealRequest {
+        id: d.id.clone(),
+        deal: Some(pb::DealInput { stage_id: won.id.clone(), ..Default::default() }),
+        update_mask: vec!["stage_id".into()],
+    };
+    let closed = crm.update_deal(authed(update, &token)).await.unwrap().into_inner();
+    assert!(closed.closed_at.is_some());
+    let listed = crm
+        .list_deals(authed(
+            pb::ListDealsRequest {
+                stage_id: won.id.clone(),
+                page: Some(PbPage { page_size: 10, cursor: String::new() }),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items.iter().map(|d| d.title.as_str()).collect::<Vec<_>>(), vec!["Annual plan"]);
+    let bad_money = pb::DealInput {
+        amount: Some(Money { amount_minor: 5, currency: "DOGE".into() }),
+        ..pb::DealInput { contact_id: ids[1].clone(), title: "X".into(), ..Default::default() }
+    };
+    let e = crm.create_deal(authed(bad_money, &token)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "money.unsupported_currency"));
+
+    // A task: listed, completed; a malformed time is refused.
+    let due = nexus_platform::grpc::ts(Utc::now() + Duration::days(1));
+    let input = pb::ActivityInput {
+        contact_id: ids[1].clone(),
+        kind: "task".into(),
+        body: "Call Bea".into(),
+        due_at: Some(due),
+        ..Default::default()
+    };
+    let task = crm.add_activity(authed(input, &token)).await.unwrap().into_inner();
+    assert!(task.assignee_id.starts_with("usr_"));
+    let tasks = crm.list_tasks(authed(pb::ListTasksRequest::default(), &token)).await.unwrap().into_inner().items;
+    assert_eq!(tasks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), vec![task.id.as_str()]);
+    let done =
+        crm.complete_task(authed(pb::GetByIdRequest { id: task.id.clone() }, &token)).await.unwrap().into_inner();
+    assert!(done.done_at.is_some());
+    let broken = prost_types::Timestamp { seconds: 0, nanos: -1 };
+    let input = pb::ActivityInput {
+        contact_id: ids[1].clone(),
+        kind: "call".into(),
+        occurred_at: Some(broken),
+        ..Default::default()
+    };
+    let e = crm.add_activity(authed(input, &token)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (tonic::Code::InvalidArgument, "messaging.invalid_time"));
+    let timeline = crm
+        .list_activities(authed(pb::ListActivitiesRequest { contact_id: ids[0].clone(), page: None }, &token))
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(timeline.iter().all(|a| a.kind == "deal") && timeline.len() == 2, "{timeline:?}");
+    assert_eq!(serde_json::from_str::<Value>(&timeline[0].data_json).unwrap()["to"], json!("Won"));
+}
