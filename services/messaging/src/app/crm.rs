@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{App, parse_id};
 use crate::domain::activity::{Activity, ActivityInput, ActivityKind, NewActivity, TaskKey, member_id};
 use crate::domain::deal::{self, Deal, DealInput, PipelineStage};
-use crate::repo;
+use crate::{events, repo};
 
 const CONTACT_NOT_FOUND: &str = "messaging.contact_not_found";
 const TASK_NOT_FOUND: &str = "messaging.task_not_found";
@@ -143,6 +143,7 @@ impl App {
             updated_at: now,
         };
         let saved = repo::deals::save(&mut tx, p.workspace_id, &new).await?;
+        events::deals::deal_created(&mut tx, p.workspace_id, &saved, stage.outcome).await?;
         let data = serde_json::json!({ "deal_id": saved.id, "title": saved.title, "stage": stage.name, "amount": amount.to_string() });
         repo::activities::record(
             &mut tx,
@@ -176,6 +177,7 @@ impl App {
             d.contact_id = contact;
         }
         let mut moved = None;
+        let from_stage = d.stage_id;
         if let Some(stage_id) = draft.stage_id
             && stage_id != d.stage_id
         {
@@ -184,9 +186,10 @@ impl App {
             let from = stages.iter().find(|s| s.id == d.stage_id).map(|s| s.name.clone()).unwrap_or_default();
             d.closed_at = deal::closed_at(to.outcome, d.closed_at, Utc::now());
             d.stage_id = stage_id;
-            moved = Some(
+            moved = Some((
+                to.outcome,
                 serde_json::json!({ "deal_id": d.id, "from": from, "to": to.name, "outcome": to.outcome.as_str() }),
-            );
+            ));
         }
         if let Some(t) = draft.title {
             d.title = t;
@@ -201,9 +204,10 @@ impl App {
             d.owner_id = o;
         }
         let saved = repo::deals::save(&mut tx, p.workspace_id, &d).await?;
-        if let Some(data) = moved {
+        if let Some((outcome, data)) = moved {
             let entry = NewActivity::fact(saved.contact_id, ActivityKind::Deal, p.actor(), data);
             repo::activities::record(&mut tx, p.workspace_id, &entry).await?;
+            events::deals::deal_stage_changed(&mut tx, p.workspace_id, &saved, from_stage, outcome).await?;
         }
         db::commit(tx).await?;
         Ok(saved)

@@ -22,18 +22,8 @@ pub(crate) async fn filter_of(tx: &mut PgConnection, id: Uuid) -> Result<Filter,
 }
 
 /// A stored segment with its count now.
-async fn counted(
-    tx: &mut PgConnection,
-    stored: repo::segments::Stored,
-    filter: Option<&Filter>,
-) -> Result<Segment, Error> {
-    let count = match filter {
-        Some(f) => repo::segments::count(tx, f).await?,
-        None => {
-            let defs = repo::book::fields(tx).await?;
-            repo::segments::count(tx, &Filter::from_stored(&stored.filter, &defs)?).await?
-        }
-    };
+async fn counted(tx: &mut PgConnection, stored: repo::segments::Stored, filter: &Filter) -> Result<Segment, Error> {
+    let count = repo::segments::count(tx, filter).await?;
     Ok(Segment {
         id: stored.id,
         name: stored.name,
@@ -61,7 +51,7 @@ impl App {
                 .await?
                 .ok_or_else(|| Error::not_found(NOT_FOUND))?,
         };
-        let saved = counted(&mut tx, stored, Some(&filter)).await?;
+        let saved = counted(&mut tx, stored, &filter).await?;
         db::commit(tx).await?;
         Ok(saved)
     }
@@ -72,7 +62,9 @@ impl App {
         let id = parse_id(id, NOT_FOUND)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let stored = repo::segments::get(&mut tx, id).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
-        let found = counted(&mut tx, stored, None).await?;
+        let defs = repo::book::fields(&mut tx).await?;
+        let filter = Filter::from_stored(&stored.filter, &defs)?;
+        let found = counted(&mut tx, stored, &filter).await?;
         db::commit(tx).await?;
         Ok(found)
     }
@@ -84,9 +76,11 @@ impl App {
         let keyset = Keyset::new(page)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let found = repo::segments::list(&mut tx, &keyset).await?;
+        let defs = repo::book::fields(&mut tx).await?;
         let mut items = Vec::with_capacity(found.items.len());
         for stored in found.items {
-            items.push(counted(&mut tx, stored, None).await?);
+            let filter = Filter::from_stored(&stored.filter, &defs)?;
+            items.push(counted(&mut tx, stored, &filter).await?);
         }
         db::commit(tx).await?;
         Ok(Page { items, next_cursor: found.next_cursor })

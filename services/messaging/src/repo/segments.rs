@@ -11,9 +11,17 @@ use super::{like_literal, violated_constraint};
 use crate::domain::segment::{FieldCondition, FieldValue, Filter, Op};
 
 /// Appends `f` as one boolean SQL expression over the `contacts` table (referenced by that name,
-/// unaliased, in the caller's `FROM`). Every value is bound, never written into the SQL, and
-/// every condition is true or false — never NULL — so `not` is the exact complement.
+/// unaliased, in the caller's `FROM`): the segment's audience. Anonymized contacts are no longer
+/// a person one can reach, so no segment selects them.
 pub(crate) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
+    qb.push("(contacts.anonymized_at IS NULL AND ");
+    push_condition(qb, f);
+    qb.push(")");
+}
+
+/// One condition. Every value is bound, never written into the SQL, and every condition is true
+/// or false — never NULL — so `not` is the exact complement.
+fn push_condition(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
     match f {
         Filter::All(items) | Filter::Any(items) if items.is_empty() => {
             qb.push(if matches!(f, Filter::All(_)) { "TRUE" } else { "FALSE" });
@@ -25,13 +33,13 @@ pub(crate) fn push_filter(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
                 if i > 0 {
                     qb.push(joint);
                 }
-                push_filter(qb, item);
+                push_condition(qb, item);
             }
             qb.push(")");
         }
         Filter::Not(inner) => {
             qb.push("NOT (");
-            push_filter(qb, inner);
+            push_condition(qb, inner);
             qb.push(")");
         }
         Filter::Tag(t) => {

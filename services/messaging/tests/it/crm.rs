@@ -268,6 +268,32 @@ async fn deals_keep_exact_money_and_closing_stages_close_them() {
     assert_eq!((p1.items.len(), p2.items.len(), p2.next_cursor), (2, 1, None));
     assert_eq!(p1.items[0].id, euro.id, "newest first");
     assert!(p1.items.iter().chain(&p2.items).all(|d| d.stage_id == stages[0].id));
+
+    // Events in the outbox, and every change audited (refused changes rolled back with theirs).
+    let count = |sql: &'static str| {
+        let pool = b.app.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).bind(ws.as_uuid()).fetch_one(&pool).await.unwrap() }
+    };
+    let subject = "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND subject = 'nexus.messaging.deal.created'";
+    assert_eq!(count(subject).await, 4);
+    let audited = "SELECT count(*) FROM outbox WHERE tenant_id = $1 AND audit ->> 'table' = 'deals'";
+    assert_eq!(count(audited).await, 4 + 3, "four deals opened, one changed three times");
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE tenant_id = $1 AND subject = 'nexus.messaging.deal.stage_changed' ORDER BY seq",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&b.app.pool)
+    .await
+    .unwrap();
+    let moves: Vec<_> = payloads
+        .iter()
+        .map(|p| <nexus_proto::events::DealStageChanged as prost::Message>::decode(p.as_slice()).unwrap())
+        .collect();
+    assert_eq!(moves.iter().map(|m| m.outcome.as_str()).collect::<Vec<_>>(), vec!["won", "open"]);
+    assert_eq!(
+        (moves[0].amount_minor, moves[0].currency.as_str(), moves[0].to_stage_id.clone()),
+        (1999, "USD", won.id.to_string())
+    );
 }
 
 #[tokio::test]
@@ -487,6 +513,18 @@ async fn segments_select_exactly_the_matching_contacts() {
     assert_eq!(b.app.segment(&p, &seg.id.to_string()).await.unwrap().count, 5);
     let renamed = b.app.save_segment(&p, &seg.id.to_string(), "VIPs", &seg.filter.to_string()).await.unwrap();
     assert_eq!((renamed.id, renamed.name.as_str(), renamed.count), (seg.id, "VIPs", 5));
+    // An anonymized contact is nobody's audience, even of a segment of everyone.
+    let everyone = b.app.save_segment(&p, "", "Everyone", "{\"all\": []}").await.unwrap();
+    assert_eq!(everyone.count, 9);
+    let hugo = b
+        .app
+        .search_contacts(&p, ContactQuery::new("hugo", &[], "").unwrap(), &Map::new(), &PageRequest::default())
+        .await
+        .unwrap();
+    b.app.anonymize_contact(&p, &hugo.items[0].id.to_string()).await.unwrap();
+    assert_eq!(b.app.segment(&p, &everyone.id.to_string()).await.unwrap().count, 8);
+    assert_eq!(b.app.segment(&p, &seg.id.to_string()).await.unwrap().count, 4);
+    b.app.delete_segment(&p, &everyone.id.to_string()).await.unwrap();
     // A deleted field's condition matches nobody, and the segment still reads.
     let gold = b
         .app
