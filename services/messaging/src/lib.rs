@@ -14,6 +14,7 @@ use std::sync::Arc;
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
+use nexus_proto::nexus::messaging::v1::crm_server::CrmServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -23,8 +24,11 @@ pub use crate::config::{Config, DEFAULTS};
 /// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "messaging", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.messaging.v1.Contacts"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "messaging",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Crm"],
+};
 
 /// Serves the messaging service on `listeners` until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -61,6 +65,8 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
-        Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts))))
+        let crm = grpc::crm::CrmService { app: app.clone() };
+        Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts)))
+            .add_service(nexus_platform::sized!(CrmServer::new(crm))))
     })
 }

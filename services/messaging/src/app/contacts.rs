@@ -138,6 +138,11 @@ impl App {
             let defs = repo::book::fields(&mut tx).await?;
             query.fields = checked_fields(&defs, fields)?.into_iter().collect();
         }
+        // A segment narrows the search like any other criterion (they all must hold).
+        query.segment = match query.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => Some(super::segments::filter_of(&mut tx, parse_id(raw, super::segments::NOT_FOUND)?).await?),
+            None => None,
+        };
         let found = repo::contacts::search(&mut tx, &query, &keyset).await?;
         db::commit(tx).await?;
         Ok(found)

@@ -121,7 +121,8 @@ impl Contacts for ContactsService {
         let p = principal(&req)?;
         let r = req.into_inner();
         let page = page(r.page)?;
-        let query = ContactQuery::new(&r.text, &r.tags, &r.stage).map_err(status)?;
+        let mut query = ContactQuery::new(&r.text, &r.tags, &r.stage).map_err(status)?;
+        query.segment_id = Some(r.segment_id).filter(|s| !s.trim().is_empty());
         let found = self.app.search_contacts(&p, query, &string_map(r.fields), &page).await.map_err(status)?;
         let info = page_info(&found);
         Ok(Response::new(pb::ContactPage { items: found.items.into_iter().map(contact).collect(), page: info }))

@@ -141,6 +141,10 @@ pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) 
         one.insert(key.clone(), value.clone());
         b.push(" AND fields @> ").push_bind(Json(serde_json::Value::Object(one)));
     }
+    if let Some(f) = &q.segment {
+        b.push(" AND ");
+        super::segments::push_filter(&mut b, f);
+    }
     if let Some(after) = keyset.after {
         b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
     }
@@ -473,4 +477,13 @@ pub async fn remove_identity(
         .await
         .db()?;
     Ok(())
+}
+
+/// Whether a live (not merged) contact with this id exists in the transaction's workspace.
+pub async fn exists_live(conn: &mut PgConnection, id: Uuid) -> Result<bool, Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND merged_into IS NULL)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .db()
 }

@@ -21,6 +21,10 @@ const ARGS: &[(&str, &str)] = &[
     ("type", "t"),
     ("max", "1"),
     ("min", "1"),
+    ("detail", "d"),
+    ("op", "o"),
+    ("name", "n"),
+    ("outcome", "o"),
 ];
 
 fn codes_in(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
