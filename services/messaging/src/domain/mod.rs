@@ -3,4 +3,5 @@
 pub mod consent;
 pub mod contact;
 pub mod fields;
+pub mod import;
 pub mod webhooks;

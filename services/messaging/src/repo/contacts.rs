@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{like_literal, violated_constraint};
 use crate::domain::contact::{Contact, ContactDraft, ContactQuery, IdentityKind};
+use crate::domain::import::Selection;
 
 const COLUMNS: &str =
     "id, name, phone, email, language, tags, fields, owner_id, stage, source, anonymized_at, created_at, updated_at";
@@ -60,7 +61,7 @@ pub struct NewContact<'a> {
 }
 
 /// The conflict a second live contact with the same phone or email is.
-fn duplicate(e: sqlx::Error) -> Error {
+pub(crate) fn duplicate(e: sqlx::Error) -> Error {
     match violated_constraint(&e) {
         Some("contacts_phone") => {
             Error::new(ErrorKind::Conflict, "messaging.duplicate_contact").with_violation("phone", "taken")
@@ -112,6 +113,24 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Contact>, E
 pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) -> Result<Page<Contact>, Error> {
     let mut b: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+    push_query(&mut b, q);
+    if let Some(after) = keyset.after {
+        b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
+    }
+    b.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(keyset.fetch);
+    let rows: Vec<Row> = b.build_query_as().fetch_all(&mut *conn).await.db()?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut identities = identities_of(conn, &ids).await?;
+    let contacts = rows.into_iter().map(|r| {
+        let own = identities.remove(&r.id).unwrap_or_default();
+        r.into_contact(own)
+    });
+    Ok(keyset.page(contacts.collect(), |c| (c.created_at, c.id)))
+}
+
+/// The conditions of `q`, each as ` AND …`, after a `WHERE` over `contacts`: one place that says
+/// what a query selects, for search and export alike.
+pub(crate) fn push_query(b: &mut QueryBuilder<Postgres>, q: &ContactQuery) {
     if let Some(t) = &q.text {
         b.push(" AND search LIKE ").push_bind(format!("%{}%", like_literal(t)));
     }
@@ -126,18 +145,27 @@ pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) 
         one.insert(key.clone(), value.clone());
         b.push(" AND fields @> ").push_bind(Json(serde_json::Value::Object(one)));
     }
-    if let Some(after) = keyset.after {
-        b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
+}
+
+/// The next `limit` live contacts of `selection` after `after`, oldest first (so contacts added
+/// while an export runs come at its end), without identities: what an export writes.
+pub async fn export_page(
+    conn: &mut PgConnection,
+    selection: &Selection,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Contact>, Error> {
+    let mut b: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+    match selection {
+        Selection::Query(q) => push_query(&mut b, q),
     }
-    b.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(keyset.fetch);
+    if let Some((at, id)) = after {
+        b.push(" AND (created_at, id) > (").push_bind(at).push(", ").push_bind(id).push(")");
+    }
+    b.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
     let rows: Vec<Row> = b.build_query_as().fetch_all(&mut *conn).await.db()?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut identities = identities_of(conn, &ids).await?;
-    let contacts = rows.into_iter().map(|r| {
-        let own = identities.remove(&r.id).unwrap_or_default();
-        r.into_contact(own)
-    });
-    Ok(keyset.page(contacts.collect(), |c| (c.created_at, c.id)))
+    Ok(rows.into_iter().map(|r| r.into_contact(Vec::new())).collect())
 }
 
 /// The live contact holding an identity, if any.

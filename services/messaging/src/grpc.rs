@@ -1,0 +1,3 @@
+//! gRPC adapters of messaging: proto <-> app views and calls into the use cases.
+
+pub mod transfer;
