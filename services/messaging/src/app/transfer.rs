@@ -9,7 +9,7 @@
 //! row errors are committed per batch on short transactions of their own, so `GetImport` shows
 //! the counts move while the import runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 
 use bytes::Bytes;
@@ -480,7 +480,9 @@ impl Writer {
     }
 }
 
-/// Chunks from the caller as a byte reader for the `csv` crate, counting bytes against the limit.
+/// Chunks from the caller as a byte reader for the `csv` crate, counting bytes against the limit
+/// and noting where lines break, so a record's line is the file's physical line (the `csv`
+/// crate's own count lags on CRLF ends and blank lines).
 struct ChunkReader {
     chunks: mpsc::Receiver<Result<Bytes, Error>>,
     current: Bytes,
@@ -489,6 +491,35 @@ struct ChunkReader {
     /// Why reading stopped, when the input failed or went over the limit.
     failure: Option<Error>,
     limits: Limits,
+    /// Bytes handed to the parser so far.
+    handed: u64,
+    /// Offsets of `\r` and `\n` bytes handed out but not yet behind a record (is it `\n`?).
+    breaks: VecDeque<(u64, bool)>,
+    /// `\n` bytes before the oldest offset in `breaks`.
+    lfs_before: u64,
+}
+
+impl ChunkReader {
+    /// The 1-based line of the record whose read began at byte `start`: line breaks right at
+    /// `start` (blank lines, the `\n` of a CRLF) come before the record.
+    fn line_at(&mut self, start: u64) -> u64 {
+        while let Some(&(at, lf)) = self.breaks.front() {
+            if at >= start {
+                break;
+            }
+            self.lfs_before += u64::from(lf);
+            self.breaks.pop_front();
+        }
+        let (mut next, mut lfs) = (start, self.lfs_before);
+        for &(at, lf) in &self.breaks {
+            if at != next {
+                break;
+            }
+            lfs += u64::from(lf);
+            next += 1;
+        }
+        lfs + 1
+    }
 }
 
 impl Read for ChunkReader {
@@ -511,7 +542,14 @@ impl Read for ChunkReader {
             }
         }
         let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
+        let part = self.current.split_to(n);
+        for (i, b) in part.iter().enumerate() {
+            if matches!(b, b'\r' | b'\n') {
+                self.breaks.push_back((self.handed + i as u64, *b == b'\n'));
+            }
+        }
+        self.handed += n as u64;
+        buf[..n].copy_from_slice(&part);
         Ok(n)
     }
 }
@@ -520,8 +558,17 @@ impl Read for ChunkReader {
 /// within the file, and batches go to the writer. Runs on a blocking thread.
 fn parse_csv(chunks: mpsc::Receiver<Result<Bytes, Error>>, out: &mpsc::Sender<Parsed>, setup: ParseSetup) {
     let limits = setup.limits;
-    let reader =
-        ChunkReader { chunks, current: Bytes::new(), read: 0, max: limits.max_bytes, failure: None, limits };
+    let reader = ChunkReader {
+        chunks,
+        current: Bytes::new(),
+        read: 0,
+        max: limits.max_bytes,
+        failure: None,
+        limits,
+        handed: 0,
+        breaks: VecDeque::new(),
+        lfs_before: 0,
+    };
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let fail = |csv: &mut csv::Reader<ChunkReader>, e: Option<csv::Error>| {
         let inner = csv.get_mut();
@@ -569,7 +616,8 @@ fn parse_csv(chunks: mpsc::Receiver<Result<Bytes, Error>>, out: &mpsc::Sender<Pa
             let _ = out.blocking_send(Parsed::Failed(limits.too_many_rows(), bytes));
             return;
         }
-        let line = record.position().map_or(rows + 1, csv::Position::line);
+        let start = record.position().map_or(0, csv::Position::byte);
+        let line = csv.get_mut().line_at(start);
         let checked = match record.iter().map(std::str::from_utf8).collect::<Result<Vec<&str>, _>>() {
             Err(_) => Err(vec![RowError {
                 line,
