@@ -360,6 +360,9 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => return Err((e, self.counts, 0)),
         };
+        if let Err(e) = repo::imports::plan_each_statement(&mut tx).await {
+            return Err((e, self.counts, 0));
+        }
         let mut matched = Seen::default();
         let bytes = loop {
             match batches.recv().await {
@@ -424,10 +427,12 @@ impl Writer {
                 }
             }
         }
-        let phones: Vec<String> = ok.iter().filter_map(|r| r.draft.phone.as_ref().map(|p| p.as_str().to_owned())).collect();
-        let emails: Vec<String> = ok.iter().filter_map(|r| r.draft.email.as_ref().map(|e| e.as_str().to_owned())).collect();
+        let phones: Vec<String> =
+            ok.iter().filter_map(|r| r.draft.phone.as_ref().map(|p| p.as_str().to_owned())).collect();
+        let emails: Vec<String> =
+            ok.iter().filter_map(|r| r.draft.email.as_ref().map(|e| e.as_str().to_owned())).collect();
         let mut found: HashMap<String, Vec<Uuid>> = HashMap::new();
-        for (key, contact) in repo::imports::matches(tx, &phones, &emails).await? {
+        for (key, contact) in repo::imports::matches(tx, self.tenant, &phones, &emails).await? {
             found.entry(key).or_default().push(contact);
         }
         let mut creates: Vec<(Uuid, &ImportRow)> = Vec::new();
@@ -574,7 +579,8 @@ fn parse_csv(chunks: mpsc::Receiver<Result<Bytes, Error>>, out: &mpsc::Sender<Pa
         let inner = csv.get_mut();
         let bytes = inner.read;
         let err = inner.failure.take().unwrap_or_else(|| {
-            Error::invalid("messaging.invalid_csv").with_source(e.map_or_else(|| "no header".to_owned(), |e| e.to_string()))
+            Error::invalid("messaging.invalid_csv")
+                .with_source(e.map_or_else(|| "no header".to_owned(), |e| e.to_string()))
         });
         let _ = out.blocking_send(Parsed::Failed(err, bytes));
     };

@@ -47,7 +47,8 @@ impl Default for Limits {
 
 impl Limits {
     pub fn too_large(&self) -> Error {
-        Error::new(ErrorKind::PayloadTooLarge, "messaging.import_too_large").with_param("max", self.max_bytes.to_string())
+        Error::new(ErrorKind::PayloadTooLarge, "messaging.import_too_large")
+            .with_param("max", self.max_bytes.to_string())
     }
 
     pub fn too_many_rows(&self) -> Error {
@@ -168,7 +169,8 @@ impl Mapping {
             entries.push((header.to_owned(), target));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        if !entries.is_empty() && !entries.iter().any(|(_, t)| matches!(t, Target::Name | Target::Phone | Target::Email))
+        if !entries.is_empty()
+            && !entries.iter().any(|(_, t)| matches!(t, Target::Name | Target::Phone | Target::Email))
         {
             return Err(Error::invalid("messaging.mapping_needs_identity").with_violation("mapping", "no_identity"));
         }
@@ -182,7 +184,8 @@ impl Mapping {
     /// Which column of `header` feeds which target. Every mapped header must be present (trimmed,
     /// compared without case); with an empty mapping, headers naming a target are taken.
     pub fn resolve(&self, header: &[&str], defs: &[FieldDef]) -> Result<Columns, Error> {
-        let cells: Vec<String> = header.iter().map(|h| h.trim().trim_start_matches('\u{feff}').trim().to_owned()).collect();
+        let cells: Vec<String> =
+            header.iter().map(|h| h.trim().trim_start_matches('\u{feff}').trim().to_owned()).collect();
         let mut columns: Vec<(usize, Target)> = Vec::new();
         if self.entries.is_empty() {
             for (i, h) in cells.iter().enumerate() {
@@ -256,12 +259,9 @@ impl ImportRow {
     }
 }
 
-/// Reverses [`escape_cell`]: a `'` put before a formula character on export is dropped.
+/// Reverses [`escape_cell`]: the `'` put before a formula on export is dropped.
 pub fn unescape_cell(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_START) || rest.starts_with('\'') && needs_escape(&rest[1..]) => rest,
-        _ => cell,
-    }
+    if quoted_formula(cell) { &cell[1..] } else { cell }
 }
 
 /// Characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
@@ -271,13 +271,17 @@ fn needs_escape(cell: &str) -> bool {
     cell.starts_with(FORMULA_START)
 }
 
+/// One or more `'` before a formula character.
+fn quoted_formula(cell: &str) -> bool {
+    cell.starts_with('\'') && needs_escape(cell.trim_start_matches('\''))
+}
+
 /// A cell as exported: one starting with `=`, `+`, `-`, `@`, tab or carriage return is prefixed
-/// with `'`, so a spreadsheet shows it as text instead of running it. A cell that already starts
-/// with `'` before such a character gets a second one, so [`unescape_cell`] gives back exactly
-/// what was stored.
+/// with `'`, so a spreadsheet shows it as text instead of running it. A value that already is
+/// quotes before such a character gets one more, so [`unescape_cell`] gives back exactly what
+/// was stored.
 pub fn escape_cell(cell: &str) -> std::borrow::Cow<'_, str> {
-    let escaped_already = cell.strip_prefix('\'').is_some_and(needs_escape);
-    if needs_escape(cell) || escaped_already { format!("'{cell}").into() } else { cell.into() }
+    if needs_escape(cell) || quoted_formula(cell) { format!("'{cell}").into() } else { cell.into() }
 }
 
 /// Tags of one cell: separated by `;` or `,` (neither can be part of a tag).
@@ -301,12 +305,8 @@ impl Columns {
         let mut raw_tags: Vec<String> = Vec::new();
         let mut fields = Map::new();
         let mut owner_id = None;
-        let err = |field: String, e: &Error| RowError {
-            line,
-            field,
-            code: e.code().to_owned(),
-            params: e.params().to_vec(),
-        };
+        let err =
+            |field: String, e: &Error| RowError { line, field, code: e.code().to_owned(), params: e.params().to_vec() };
         for (at, target) in &self.columns {
             let cell = unescape_cell(cells.get(*at).copied().unwrap_or("")).trim();
             if cell.is_empty() {
@@ -510,4 +510,80 @@ pub struct Counts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Selection {
     Query(super::contact::ContactQuery),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fields::FieldKind;
+
+    fn defs() -> Vec<FieldDef> {
+        vec![FieldDef::new("tier", "Tier", FieldKind::Choice, &["Gold".into()]).unwrap()]
+    }
+
+    fn cols(header: &[&str], raw: &[(&str, &str)]) -> Result<Columns, Error> {
+        let raw: HashMap<String, String> = raw.iter().map(|(h, t)| ((*h).into(), (*t).into())).collect();
+        Mapping::new(&raw, &defs())?.resolve(header, &defs())
+    }
+
+    #[test]
+    fn cells_that_start_a_formula_are_escaped_and_come_back_unchanged() {
+        for v in ["=1+2", "+5511987654321", "-5", "@SUM(A1)", "\tx", "\rx", "'=x", "''=x", "'plain", "plain", "", "'"] {
+            let out = escape_cell(v);
+            assert!(!out.starts_with(FORMULA_START), "{v:?} -> {out:?}");
+            assert_eq!(unescape_cell(&out), v, "{v:?} -> {out:?}");
+        }
+        assert_eq!(escape_cell("=1+2"), "'=1+2");
+        assert_eq!(escape_cell("Ana"), "Ana");
+    }
+
+    #[test]
+    fn mappings_name_known_targets_once_and_an_identity() {
+        assert!(cols(&["Name"], &[("Name", "name")]).is_ok());
+        let code = |r: Result<Columns, Error>| r.unwrap_err().code().to_owned();
+        assert_eq!(code(cols(&["T"], &[("T", "fields.nope"), ("N", "name")])), "messaging.unknown_field");
+        assert_eq!(code(cols(&["N"], &[("N", "nickname")])), "messaging.unknown_mapping_target");
+        assert_eq!(code(cols(&["A", "B"], &[("A", "email"), ("B", "email")])), "messaging.duplicate_mapping");
+        assert_eq!(code(cols(&["T"], &[("T", "fields.tier")])), "messaging.mapping_needs_identity");
+        assert_eq!(code(cols(&["Name"], &[("Full name", "name")])), "messaging.mapping_header_missing");
+        // Headers match without case or surrounding space; with no mapping, headers that name a
+        // target are taken (a BOM before the first is ignored).
+        assert!(cols(&[" NAME "], &[("name", "name")]).is_ok());
+        let auto = cols(&["\u{feff}name", "colour", "fields.tier"], &[]).unwrap();
+        assert_eq!(auto.columns, vec![(0, Target::Name), (2, Target::Field("tier".into()))]);
+        assert_eq!(code(cols(&["colour"], &[])), "messaging.mapping_needs_identity");
+    }
+
+    #[test]
+    fn a_row_names_each_bad_cell_and_duplicates_name_the_first_line() {
+        let c = cols(&["name", "phone", "email", "fields.tier", "tags", "owner_id"], &[]).unwrap();
+        let bad = c.row(7, &["Ana", "12", "x", "Bronze", "ok; no<tag>", "nope"], None, &defs(), &[]).unwrap_err();
+        let got: Vec<(u64, &str, &str)> = bad.iter().map(|e| (e.line, e.field.as_str(), e.code.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, "fields.tier", "messaging.invalid_field_value"),
+                (7, "owner_id", "messaging.invalid_id"),
+                (7, "tags", "messaging.invalid_tag"),
+                (7, "phone", "messaging.invalid_phone"),
+                (7, "email", "messaging.invalid_email"),
+            ]
+        );
+        let empty = c.row(8, &["", "", "", "", "", ""], None, &defs(), &[]).unwrap_err();
+        assert_eq!(empty[0].code, "messaging.contact_needs_identity");
+
+        let extra = vec!["fair".to_owned()];
+        let ok =
+            c.row(2, &["Ana", "'+5511987654321", "ANA@x.io", "Gold", "vip, VIP", ""], None, &defs(), &extra).unwrap();
+        assert_eq!(ok.draft.phone.as_ref().map(|p| p.as_str()), Some("+5511987654321"));
+        assert_eq!(ok.draft.tags, Some(vec!["vip".to_owned(), "fair".to_owned()]));
+        let mut seen = Seen::default();
+        seen.admit(&ok).unwrap();
+        let again = c.row(9, &["Ana B", "", "ana@x.io", "", "", ""], None, &defs(), &[]).unwrap();
+        let e = seen.admit(&again).unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_str(), e.params.clone()),
+            (9, "email", vec![("line".to_owned(), "2".to_owned())])
+        );
+    }
 }

@@ -77,10 +77,9 @@ impl ContactTransfer for TransferService {
     async fn import_contacts(&self, req: Request<Streaming<pb::ImportChunk>>) -> R<pb::Import> {
         let p = principal(&req)?;
         let mut stream = req.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| status(Error::invalid("messaging.import_options_first").with_violation("options", "missing")))?;
+        let first = stream.message().await?.ok_or_else(|| {
+            status(Error::invalid("messaging.import_options_first").with_violation("options", "missing"))
+        })?;
         let Some(Part::Options(o)) = first.part else {
             return Err(status(Error::invalid("messaging.import_options_first").with_violation("options", "missing")));
         };

@@ -244,7 +244,10 @@ async fn rows_matching_the_book_update_it_and_options_apply_to_every_contact() {
     let errors = all_errors(&b.app, &m, &done.id.to_string()).await;
     assert_eq!(errors.len(), 1);
     assert_eq!((errors[0].line, errors[0].code.as_str()), (5, "messaging.import_conflict"));
-    assert_eq!(errors[0].message, "The phone number and the email address of this row belong to two different contacts; merge them first.");
+    assert_eq!(
+        errors[0].message,
+        "The phone number and the email address of this row belong to two different contacts; merge them first."
+    );
 
     let ana = b.app.contact(&m, &ana.id.to_string()).await.unwrap();
     assert_eq!(ana.name, "Ana Silva");
@@ -256,8 +259,12 @@ async fn rows_matching_the_book_update_it_and_options_apply_to_every_contact() {
     assert_eq!((bruno.name.as_str(), bruno.fields.get("tier")), ("Bruno", Some(&serde_json::json!("Silver"))));
     assert_eq!(count(&b.app, ws, "SELECT count(*) FROM contacts").await, 5);
     assert_eq!(
-        count(&b.app, ws, "SELECT count(*) FROM consents WHERE channel = 'whatsapp' AND status = 'granted' AND source = 'import'")
-            .await,
+        count(
+            &b.app,
+            ws,
+            "SELECT count(*) FROM consents WHERE channel = 'whatsapp' AND status = 'granted' AND source = 'import'"
+        )
+        .await,
         3
     );
 }
@@ -292,7 +299,10 @@ async fn a_bad_mapping_is_refused_before_any_row() {
     let e = import(&b.app, &m, options, "name,phone\nAna,+5511987654321\n").await.unwrap_err();
     assert_eq!((e.code(), e.param("header")), ("messaging.mapping_header_missing", Some("Phone Number")));
     let failed = b.app.import(&m, e.param("import_id").unwrap()).await.unwrap();
-    assert_eq!((failed.status, failed.error_code.as_deref()), (ImportStatus::Failed, Some("messaging.mapping_header_missing")));
+    assert_eq!(
+        (failed.status, failed.error_code.as_deref()),
+        (ImportStatus::Failed, Some("messaging.mapping_header_missing"))
+    );
     assert_eq!(count(&b.app, ws, "SELECT count(*) FROM contacts").await, 0);
 
     // Viewers cannot import.
@@ -313,9 +323,15 @@ async fn oversized_input_is_refused_and_nothing_is_written() {
     // More bytes than allowed: the first batches were written, and are rolled back.
     let small = Limits { max_bytes: 40_000, ..Limits::default() };
     let e = b.app.import_contacts(&m, ImportOptions::default(), chunks(&csv, 1024), small).await.unwrap_err();
-    assert_eq!((e.kind(), e.code(), e.param("max")), (ErrorKind::PayloadTooLarge, "messaging.import_too_large", Some("40000")));
+    assert_eq!(
+        (e.kind(), e.code(), e.param("max")),
+        (ErrorKind::PayloadTooLarge, "messaging.import_too_large", Some("40000"))
+    );
     let failed = b.app.import(&m, e.param("import_id").unwrap()).await.unwrap();
-    assert_eq!((failed.status, failed.created, failed.error_code.as_deref()), (ImportStatus::Failed, 0, Some("messaging.import_too_large")));
+    assert_eq!(
+        (failed.status, failed.created, failed.error_code.as_deref()),
+        (ImportStatus::Failed, 0, Some("messaging.import_too_large"))
+    );
     assert!(failed.finished_at.is_some());
     assert_eq!(count(&b.app, ws, "SELECT count(*) FROM contacts").await, 0);
 
@@ -327,7 +343,8 @@ async fn oversized_input_is_refused_and_nothing_is_written() {
     assert_eq!(imported_events(&b.app, ws).await, 0);
 
     // An upload cut off half-way.
-    let cut = chunks(&csv, 4096).take(3).chain(futures::stream::iter([Err(Error::invalid("messaging.import_interrupted"))]));
+    let cut =
+        chunks(&csv, 4096).take(3).chain(futures::stream::iter([Err(Error::invalid("messaging.import_interrupted"))]));
     let e = b.app.import_contacts(&m, ImportOptions::default(), cut, Limits::default()).await.unwrap_err();
     assert_eq!(e.code(), "messaging.import_interrupted");
     assert_eq!(count(&b.app, ws, "SELECT count(*) FROM contacts").await, 0);
@@ -345,10 +362,7 @@ async fn header_only_files_and_quoted_cells_with_commas_and_newlines() {
     define_fields(&b.app, &m).await;
 
     let empty = import(&b.app, &m, ImportOptions::default(), "name,phone,email\r\n").await.unwrap();
-    assert_eq!(
-        (empty.status, empty.total_rows, empty.created, empty.failed),
-        (ImportStatus::Succeeded, 0, 0, 0)
-    );
+    assert_eq!((empty.status, empty.total_rows, empty.created, empty.failed), (ImportStatus::Succeeded, 0, 0, 0));
 
     // A UTF-8 BOM, CRLF line ends, quoted commas, quotes and line breaks; line numbers count
     // physical lines, so the bad row after a two-line cell is line 4.
@@ -389,8 +403,13 @@ async fn progress_shows_while_an_import_runs() {
     let app = b.app.clone();
     let p = m.clone();
     let running = tokio::spawn(async move {
-        app.import_contacts(&p, ImportOptions::default(), tokio_stream::wrappers::ReceiverStream::new(rx), Limits::default())
-            .await
+        app.import_contacts(
+            &p,
+            ImportOptions::default(),
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            Limits::default(),
+        )
+        .await
     });
     let mut first = String::from("name,email\n");
     for i in 0..700 {
@@ -494,7 +513,9 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     define_fields(&b.app, &a).await;
     let owner_id = uuid::Uuid::now_v7();
     // Cells a spreadsheet would run as formulas, and enough rows for several export chunks.
-    let mut csv = String::from("name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes\n");
+    let mut csv = String::from(
+        "name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes\n",
+    );
     csv.push_str(&format!(
         "\"=HYPERLINK(\"\"http://evil.test\"\",\"\"x\"\")\",+5511987654321,eq@example.com,pt,vip; black friday,customer,page:spring,{owner_id},Gold,1200.50,2026-02-28,\"-2+3\"\n"
     ));
@@ -508,9 +529,14 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     assert_eq!((done.created, done.failed), (1_203, 0), "{:?}", all_errors(&b.app, &a, &done.id.to_string()).await);
 
     let out = export(&b.app, &a).await;
-    assert_eq!(out.lines().next().unwrap(), "name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes");
+    assert_eq!(
+        out.lines().next().unwrap(),
+        "name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes"
+    );
     assert!(out.contains("\"'=HYPERLINK(\"\"http://evil.test\"\",\"\"x\"\")\""), "formulas are escaped");
-    assert!(out.contains("'@SUM(A1)") && out.contains("'+plus") && out.contains(",'-5,") && out.contains("'+5511987654321"));
+    assert!(
+        out.contains("'@SUM(A1)") && out.contains("'+plus") && out.contains(",'-5,") && out.contains("'+5511987654321")
+    );
     assert!(out.contains("''=already quoted"), "a quote before a formula is kept through the round trip");
     // Every cell as read back by a CSV reader starts safely.
     let mut reader = csv::ReaderBuilder::new().from_reader(out.as_bytes());
@@ -529,4 +555,51 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     assert_eq!(left, right);
     assert!(left.iter().any(|c| c.starts_with("=HYPERLINK(") && c.contains("page:spring")));
     assert!(left.iter().any(|c| c.starts_with("@SUM(A1)|") && c.contains("'=already quoted")));
+}
+
+/// Every `messaging.*` code written in the service's source has a message in all five locales
+/// (the reasons an import lists are shown to people, never as bare codes).
+#[test]
+fn every_error_code_of_the_service_has_a_message_in_every_locale() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut codes = std::collections::BTreeSet::new();
+    for src in &files {
+        for (at, _) in src.match_indices("\"messaging.") {
+            let code: String =
+                src[at + 1..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || *c == '.').collect();
+            codes.insert(code);
+        }
+    }
+    assert!(codes.len() > 30, "{codes:?}");
+    // The parameters the service's errors carry.
+    let args = [
+        ("field", "tier"),
+        ("kind", "choice"),
+        ("tag", "x"),
+        ("max", "50"),
+        ("min", "3"),
+        ("line", "2"),
+        ("target", "name"),
+        ("header", "Name"),
+        ("key", "tier"),
+        ("type", "contact.created"),
+    ];
+    for l in Locale::ALL {
+        for code in &codes {
+            let id = nexus_i18n::message_id(code);
+            let text = nexus_i18n::try_message(l, &id, &args);
+            assert!(text.is_some_and(|t| !t.contains('{')), "{l} lacks a message for {code}");
+        }
+    }
 }
