@@ -39,8 +39,6 @@ const BATCH: usize = 500;
 const EXPORT_PAGE: i64 = 500;
 /// `source` of contacts an import creates without one.
 const IMPORT_SOURCE: &str = "import";
-/// Subject of the summary event of an import.
-pub const IMPORTED_SUBJECT: &str = "nexus.messaging.contacts.imported";
 
 /// What the first message of an import says.
 #[derive(Debug, Clone, Default)]
@@ -390,16 +388,7 @@ impl Writer {
                 Ok(import)
             } else {
                 let c = self.counts;
-                let event = nexus_proto::events::ContactsImported {
-                    workspace_id: self.tenant.to_string(),
-                    import_id: self.id.to_string(),
-                    total_rows: c.total_rows,
-                    created: c.created,
-                    updated: c.updated,
-                    failed: c.failed,
-                    actor: self.actor.clone(),
-                };
-                nexus_platform::outbox::enqueue(&mut tx, IMPORTED_SUBJECT, Some(self.tenant), &event).await.db()?;
+                crate::events::contacts_imported(&mut tx, self.tenant, self.id, c).await?;
                 let import = repo::imports::finish(&mut tx, self.id, c, bytes, None).await?;
                 db::commit(tx).await?;
                 Ok(import)

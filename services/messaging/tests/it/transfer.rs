@@ -184,9 +184,12 @@ async fn ten_thousand_rows_with_fifty_bad_ones_import_and_every_bad_row_is_named
         .collect();
     assert_eq!(got, want);
     let phone = errors.iter().find(|e| e.code == "messaging.invalid_phone").unwrap();
-    assert_eq!(phone.message, "El número de teléfono no es válido.");
+    assert_eq!(
+        phone.message,
+        "Este número de teléfono no es válido. Incluye el código de país o define la región predeterminada."
+    );
     let choice = errors.iter().find(|e| e.code == "messaging.invalid_field_value").unwrap();
-    assert_eq!(choice.message, "El valor no corresponde al campo \"tier\" (choice).");
+    assert_eq!(choice.message, "Este valor no corresponde al tipo del campo personalizado.");
     // The dry run named the same rows.
     let dry_got: Vec<(i64, &str, &str)> =
         dry_errors.iter().map(|e| (e.line, e.field.as_str(), e.code.as_str())).collect();
@@ -198,7 +201,7 @@ async fn ten_thousand_rows_with_fifty_bad_ones_import_and_every_bad_row_is_named
     let dup = errors.iter().find(|e| e.code == "messaging.duplicate_row").unwrap();
     assert_eq!(dup.message, format!("هذا الصف هو الشخص نفسه في السطر {} من الملف.", dup.line - 1));
     let email = errors.iter().find(|e| e.code == "messaging.invalid_email").unwrap();
-    assert_eq!(email.message, "البريد الإلكتروني غير صالح.");
+    assert_eq!(email.message, "عنوان البريد الإلكتروني غير صالح.");
 }
 
 #[tokio::test]
@@ -557,49 +560,65 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     assert!(left.iter().any(|c| c.starts_with("@SUM(A1)|") && c.contains("'=already quoted")));
 }
 
-/// Every `messaging.*` code written in the service's source has a message in all five locales
-/// (the reasons an import lists are shown to people, never as bare codes).
-#[test]
-fn every_error_code_of_the_service_has_a_message_in_every_locale() {
-    fn sources(dir: &std::path::Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(&path, out);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                out.push(std::fs::read_to_string(&path).unwrap());
-            }
-        }
-    }
-    let mut files = Vec::new();
-    sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
-    let mut codes = std::collections::BTreeSet::new();
-    for src in &files {
-        for (at, _) in src.match_indices("\"messaging.") {
-            let code: String =
-                src[at + 1..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || *c == '.').collect();
-            codes.insert(code);
-        }
-    }
-    assert!(codes.len() > 30, "{codes:?}");
-    // The parameters the service's errors carry.
-    let args = [
-        ("field", "tier"),
-        ("kind", "choice"),
-        ("tag", "x"),
-        ("max", "50"),
-        ("min", "3"),
-        ("line", "2"),
-        ("target", "name"),
-        ("header", "Name"),
-        ("key", "tier"),
-        ("type", "contact.created"),
+/// The gRPC adapter: options first, then the bytes; the reasons in the request's language;
+/// export as a stream of chunks.
+#[tokio::test]
+async fn import_and_export_over_grpc() {
+    use nexus_proto::nexus::messaging::v1 as pb;
+    use nexus_proto::nexus::messaging::v1::contact_transfer_client::ContactTransferClient;
+    use nexus_testkit::identity::authed;
+
+    let svc = crate::support::Service::start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.issuer.user_token(ws, Role::Member);
+    let channel = tonic::transport::Endpoint::from_shared(svc.running.grpc_url()).unwrap().connect().await.unwrap();
+    let mut client = ContactTransferClient::new(channel);
+
+    let csv = "Nome,Telefone\nAna,+5511987654321\nBia,12\n";
+    let (head, tail) = csv.split_at(20);
+    let chunks = vec![
+        pb::ImportChunk {
+            part: Some(pb::import_chunk::Part::Options(pb::ImportOptions {
+                mapping: [("Nome".to_owned(), "name".to_owned()), ("Telefone".to_owned(), "phone".to_owned())].into(),
+                tags: vec!["feira".into()],
+                ..Default::default()
+            })),
+        },
+        pb::ImportChunk { part: Some(pb::import_chunk::Part::Data(head.as_bytes().to_vec())) },
+        pb::ImportChunk { part: Some(pb::import_chunk::Part::Data(tail.as_bytes().to_vec())) },
     ];
-    for l in Locale::ALL {
-        for code in &codes {
-            let id = nexus_i18n::message_id(code);
-            let text = nexus_i18n::try_message(l, &id, &args);
-            assert!(text.is_some_and(|t| !t.contains('{')), "{l} lacks a message for {code}");
-        }
+    let done = client.import_contacts(authed(futures::stream::iter(chunks), &token)).await.unwrap().into_inner();
+    assert_eq!((done.status.as_str(), done.total_rows, done.created, done.failed), ("succeeded", 2, 1, 1));
+    let got = client.get_import(authed(pb::GetByIdRequest { id: done.id.clone() }, &token)).await.unwrap().into_inner();
+    assert_eq!(got, done);
+
+    let mut req = authed(pb::ListImportErrorsRequest { import_id: done.id.clone(), page: None }, &token);
+    req.metadata_mut().insert("x-nexus-locale", "pt".parse().unwrap());
+    let errors = client.list_import_errors(req).await.unwrap().into_inner();
+    assert_eq!(errors.items.len(), 1);
+    let e = &errors.items[0];
+    assert_eq!((e.line, e.field.as_str(), e.code.as_str()), (3, "phone", "messaging.invalid_phone"));
+    assert_eq!(e.message, nexus_i18n::error_message(Locale::Pt, "messaging.invalid_phone", &[], 400));
+    assert_ne!(e.message, nexus_i18n::error_message(Locale::En, "messaging.invalid_phone", &[], 400));
+
+    // Data before the options is refused.
+    let data_first = vec![pb::ImportChunk { part: Some(pb::import_chunk::Part::Data(b"name\nAna\n".to_vec())) }];
+    let status = client.import_contacts(authed(futures::stream::iter(data_first), &token)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    // Another workspace's token does not reach this import.
+    let other = svc.issuer.user_token(WorkspaceId::new(), Role::Owner);
+    let status = client.get_import(authed(pb::GetByIdRequest { id: done.id.clone() }, &other)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+
+    let mut stream = client.export_contacts(authed(pb::ExportRequest::default(), &token)).await.unwrap().into_inner();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        out.extend(chunk.data);
     }
+    let out = String::from_utf8(out).unwrap();
+    let mut lines = out.lines();
+    assert!(lines.next().unwrap().starts_with("name,phone,email,language,tags,stage,source,owner_id"));
+    assert_eq!(lines.next().unwrap(), "Ana,'+5511987654321,,,feira,lead,import,");
+    assert_eq!(lines.next(), None);
 }
