@@ -92,6 +92,7 @@ CREATE TABLE activities (
     id          uuid PRIMARY KEY,
     tenant_id   uuid        NOT NULL,
     contact_id  uuid        NOT NULL REFERENCES contacts (id),
+    -- note, task and call are written by people; the others by the platform.
     kind        text        NOT NULL CHECK (kind IN ('note', 'task', 'call', 'message', 'lead', 'purchase',
                                                      'stage_change', 'consent', 'merge', 'import', 'deal')),
     body        text        NOT NULL DEFAULT '' CHECK (length(body) <= 10000),
@@ -106,10 +107,13 @@ CREATE TABLE activities (
     source_key  text,
     occurred_at timestamptz NOT NULL DEFAULT now(),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    CHECK (kind = 'task' OR (due_at IS NULL AND assignee_id IS NULL AND done_at IS NULL))
+    CHECK (kind = 'task' OR (due_at IS NULL AND assignee_id IS NULL AND done_at IS NULL)),
+    -- A task is someone's to do by a date.
+    CHECK (kind <> 'task' OR (due_at IS NOT NULL AND assignee_id IS NOT NULL))
 );
 CREATE INDEX activities_timeline ON activities (tenant_id, contact_id, occurred_at DESC, id DESC);
-CREATE INDEX activities_open_tasks ON activities (tenant_id, assignee_id, due_at) WHERE kind = 'task' AND done_at IS NULL;
+-- A member's task list: open tasks first, each group by due date.
+CREATE INDEX activities_tasks ON activities (tenant_id, assignee_id, (done_at IS NOT NULL), due_at, id) WHERE kind = 'task';
 CREATE UNIQUE INDEX activities_source ON activities (tenant_id, source_key) WHERE source_key IS NOT NULL;
 SELECT enable_tenant_table('activities');
 
@@ -121,7 +125,7 @@ CREATE TABLE pipeline_stages (
     -- open stages move on; won and lost close a deal.
     outcome    text        NOT NULL DEFAULT 'open' CHECK (outcome IN ('open', 'won', 'lost')),
     created_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name)
+    UNIQUE (tenant_id, name) DEFERRABLE INITIALLY DEFERRED
 );
 SELECT enable_tenant_table('pipeline_stages');
 
@@ -141,7 +145,8 @@ CREATE TABLE deals (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX deals_recent ON deals (tenant_id, created_at DESC, id DESC);
-CREATE INDEX deals_by_stage ON deals (tenant_id, stage_id);
+CREATE INDEX deals_by_stage ON deals (tenant_id, stage_id, created_at DESC, id DESC);
+CREATE INDEX deals_by_contact ON deals (tenant_id, contact_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('deals');
 
 -- A saved filter (re-evaluated on use); broadcasts and ad audiences select contacts by it.
@@ -149,13 +154,13 @@ CREATE TABLE segments (
     id         uuid PRIMARY KEY,
     tenant_id  uuid        NOT NULL,
     name       text        NOT NULL,
+    -- The checked filter in its canonical form (see domain::segment); counted live on read.
     filter     jsonb       NOT NULL,
-    last_count bigint,
-    counted_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, name)
 );
+CREATE INDEX segments_recent ON segments (tenant_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('segments');
 
 -- The record of a merge: what the merged contact was, so the merge can be explained.

@@ -15,6 +15,7 @@ use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::messaging::v1::contact_transfer_server::ContactTransferServer;
 use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
+use nexus_proto::nexus::messaging::v1::crm_server::CrmServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -27,7 +28,7 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub const DEF: ServiceDef = ServiceDef {
     name: "messaging",
     migrations: Some(&MIGRATIONS),
-    grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.ContactTransfer"],
+    grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Crm", "nexus.messaging.v1.ContactTransfer"],
 };
 
 /// Serves the messaging service on `listeners` until `shutdown`.
@@ -65,8 +66,10 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
+        let crm = grpc::crm::CrmService { app: app.clone() };
         let transfer = grpc::transfer::TransferService { app: app.clone() };
         Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts)))
+            .add_service(nexus_platform::sized!(CrmServer::new(crm)))
             .add_service(nexus_platform::sized!(ContactTransferServer::new(transfer))))
     })
 }

@@ -138,6 +138,11 @@ impl App {
             let defs = repo::book::fields(&mut tx).await?;
             query.fields = checked_fields(&defs, fields)?.into_iter().collect();
         }
+        // A segment narrows the search like any other criterion (they all must hold).
+        query.segment = match query.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => Some(super::segments::filter_of(&mut tx, parse_id(raw, super::segments::NOT_FOUND)?).await?),
+            None => None,
+        };
         let found = repo::contacts::search(&mut tx, &query, &keyset).await?;
         db::commit(tx).await?;
         Ok(found)
@@ -166,7 +171,10 @@ fn optional_id(raw: &str, field: &'static str) -> Result<Option<Uuid>, Error> {
     if raw.is_empty() {
         return Ok(None);
     }
-    Uuid::parse_str(raw).map(Some).map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
+    // Member ids are shown as `usr_…`; the bare UUID is accepted too.
+    nexus_kernel::UserId::parse(raw)
+        .map(|u| Some(u.as_uuid()))
+        .map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
 }
 
 /// Attribute names an update may name (`fields.<key>` for one custom field).

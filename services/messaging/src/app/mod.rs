@@ -2,7 +2,9 @@
 //! calls `repo`, and writes its events into the outbox before committing.
 
 pub mod contacts;
+pub mod crm;
 pub mod leads;
+pub mod segments;
 pub mod transfer;
 
 use sqlx::PgPool;

@@ -24,11 +24,11 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{App, parse_id};
-use crate::domain::contact::Contact;
+use crate::domain::contact::{Contact, ContactQuery};
 use crate::domain::fields::FieldDef;
 use crate::domain::import::{
-    Counts, Import, ImportConsent, ImportRow, Limits, Mapping, RowError, STANDARD, Seen, Selection, Target,
-    escape_cell, option_tags,
+    Counts, Import, ImportConsent, ImportRow, Limits, Mapping, RowError, STANDARD, Seen, Target, escape_cell,
+    option_tags,
 };
 use crate::repo;
 
@@ -180,18 +180,24 @@ impl App {
         Ok(Page::from_overfetch(views, limit, |e: &ImportErrorView| (e.line, e.field.clone())))
     }
 
-    /// The contacts of `selection` as CSV chunks: a header row, then one chunk per page of
-    /// contacts read by keyset (never the whole book in memory). Custom fields are columns
-    /// `fields.<key>`; cells that a spreadsheet would run as formulas are escaped.
+    /// The contacts matching `query` (a saved segment by `segment_id`, or any search) as CSV
+    /// chunks: a header row, then one chunk per page of contacts read by keyset (never the whole
+    /// book in memory). Custom fields are columns `fields.<key>`; cells that a spreadsheet would
+    /// run as formulas are escaped.
     #[tracing::instrument(skip_all)]
     pub async fn export_contacts(
         &self,
         p: &Principal,
-        selection: Selection,
+        mut query: ContactQuery,
     ) -> Result<impl Stream<Item = Result<Bytes, Error>> + Send + 'static, Error> {
         p.require(Action::Read)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let defs = repo::book::fields(&mut tx).await?;
+        // The segment is read once: an export is of the filter as it was when it began.
+        query.segment = match query.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => Some(super::segments::filter_of(&mut tx, parse_id(raw, super::segments::NOT_FOUND)?).await?),
+            None => None,
+        };
         db::commit(tx).await?;
         let mut columns: Vec<Target> = STANDARD.to_vec();
         columns.extend(defs.iter().map(|d| Target::Field(d.key.clone())));
@@ -199,7 +205,7 @@ impl App {
             pool: self.pool.clone(),
             tenant: p.workspace_id,
             ctx: RequestContext::current(),
-            selection,
+            query,
             columns,
             after: None,
             first: true,
@@ -220,7 +226,7 @@ struct Export {
     pool: sqlx::PgPool,
     tenant: TenantId,
     ctx: RequestContext,
-    selection: Selection,
+    query: ContactQuery,
     columns: Vec<Target>,
     after: Option<(DateTime<Utc>, Uuid)>,
     first: bool,
@@ -230,7 +236,7 @@ struct Export {
 impl Export {
     async fn next_chunk(&mut self) -> Result<Bytes, Error> {
         let mut tx = db::tenant(&self.pool, self.tenant).await?;
-        let page = repo::contacts::export_page(&mut tx, &self.selection, self.after, EXPORT_PAGE).await?;
+        let page = repo::contacts::export_page(&mut tx, &self.query, self.after, EXPORT_PAGE).await?;
         db::commit(tx).await?;
         self.done = i64::try_from(page.len()).unwrap_or(i64::MAX) < EXPORT_PAGE;
         self.after = page.last().map(|c| (c.created_at, c.id)).or(self.after);

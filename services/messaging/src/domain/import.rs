@@ -505,13 +505,6 @@ pub struct Counts {
     pub failed: i64,
 }
 
-/// Which contacts an export takes. A saved segment's filter joins here when segments land (the
-/// repository pushes it with `repo::segments::push_filter`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Selection {
-    Query(super::contact::ContactQuery),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
 //! consumes: content's captured leads become contacts with a lead activity.
 
+pub mod deals;
+
 use std::sync::Arc;
 
 use nexus_kernel::{Error, Locale, TenantId};

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use nexus_kernel::{Error, ErrorKind, PageRequest};
+use nexus_kernel::{Error, PageRequest};
 use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::principal;
 use nexus_proto::common::PageInfo;
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::app::App;
 use crate::app::transfer::{ConsentOption, ImportErrorView, ImportOptions};
 use crate::domain::contact::ContactQuery;
-use crate::domain::import::{Import, Limits, Selection};
+use crate::domain::import::{Import, Limits};
 
 pub struct TransferService {
     pub app: std::sync::Arc<App>,
@@ -109,12 +109,9 @@ impl ContactTransfer for TransferService {
     async fn export_contacts(&self, req: Request<pb::ExportRequest>) -> R<Self::ExportContactsStream> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        // Segments are evaluated by the CRM's filter (repo::segments::push_filter); until that is
-        // wired in, an export by segment is refused rather than silently exporting everyone.
-        if !r.segment_id.trim().is_empty() {
-            return Err(status(Error::new(ErrorKind::NotImplemented, "request.not_implemented")));
-        }
-        let chunks = self.app.export_contacts(&p, Selection::Query(ContactQuery::default())).await.map_err(status)?;
+        let query =
+            ContactQuery { segment_id: Some(r.segment_id).filter(|s| !s.trim().is_empty()), ..Default::default() };
+        let chunks = self.app.export_contacts(&p, query).await.map_err(status)?;
         let out = chunks.map(|c| c.map(|data| pb::ExportChunk { data: data.to_vec() }).map_err(status));
         Ok(Response::new(Box::pin(out)))
     }

@@ -10,7 +10,6 @@ use uuid::Uuid;
 use super::{like_literal, violated_constraint};
 use crate::domain::consent::{Channel, Consent, ConsentStatus, Purpose};
 use crate::domain::contact::{Contact, ContactDraft, ContactQuery, IdentityKind};
-use crate::domain::import::Selection;
 
 /// What a contact row is shown with: its identities and consents.
 type Extras = (Vec<(IdentityKind, String)>, Vec<Consent>);
@@ -138,8 +137,8 @@ pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) 
     Ok(keyset.page(contacts, |c| (c.created_at, c.id)))
 }
 
-/// The conditions of `q`, each as ` AND …`, after a `WHERE` over `contacts`: one place that says
-/// what a query selects, for search and export alike.
+/// The conditions of `q` (a segment's filter included), each as ` AND …`, after a `WHERE` over
+/// `contacts`: one place that says what a query selects, for search and export alike.
 pub(crate) fn push_query(b: &mut QueryBuilder<Postgres>, q: &ContactQuery) {
     if let Some(t) = &q.text {
         b.push(" AND search LIKE ").push_bind(format!("%{}%", like_literal(t)));
@@ -155,21 +154,23 @@ pub(crate) fn push_query(b: &mut QueryBuilder<Postgres>, q: &ContactQuery) {
         one.insert(key.clone(), value.clone());
         b.push(" AND fields @> ").push_bind(Json(serde_json::Value::Object(one)));
     }
+    if let Some(f) = &q.segment {
+        b.push(" AND ");
+        super::segments::push_filter(b, f);
+    }
 }
 
-/// The next `limit` live contacts of `selection` after `after`, oldest first (so contacts added
+/// The next `limit` live contacts matching `q` after `after`, oldest first (so contacts added
 /// while an export runs come at its end), without identities or consents: what an export writes.
 pub async fn export_page(
     conn: &mut PgConnection,
-    selection: &Selection,
+    q: &ContactQuery,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Contact>, Error> {
     let mut b: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
-    match selection {
-        Selection::Query(q) => push_query(&mut b, q),
-    }
+    push_query(&mut b, q);
     if let Some((at, id)) = after {
         b.push(" AND (created_at, id) > (").push_bind(at).push(", ").push_bind(id).push(")");
     }
@@ -501,4 +502,13 @@ pub async fn remove_identity(
         .await
         .db()?;
     Ok(())
+}
+
+/// Whether a live (not merged) contact with this id exists in the transaction's workspace.
+pub async fn exists_live(conn: &mut PgConnection, id: Uuid) -> Result<bool, Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND merged_into IS NULL)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .db()
 }

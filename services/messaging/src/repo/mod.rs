@@ -4,7 +4,9 @@
 pub mod activities;
 pub mod book;
 pub mod contacts;
+pub mod deals;
 pub mod imports;
+pub mod segments;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.
 fn like_literal(s: &str) -> String {
@@ -24,4 +26,9 @@ fn violated_constraint(e: &sqlx::Error) -> Option<&str> {
         sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => d.constraint(),
         _ => None,
     }
+}
+
+/// A foreign key that refused a write or a delete.
+fn violated_foreign_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503"))
 }

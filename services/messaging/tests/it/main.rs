@@ -1,6 +1,7 @@
 //! Integration tests of the messaging service against real Postgres.
 
 mod contacts;
+mod crm;
 mod leads;
 mod messages;
 mod schema;

@@ -11,7 +11,7 @@ use nexus_kernel::{Error, ErrorKind, Locale, PageRequest, WorkspaceId};
 use nexus_messaging::app::App;
 use nexus_messaging::app::transfer::{ConsentOption, ImportErrorView, ImportOptions};
 use nexus_messaging::domain::contact::{ContactInput, ContactQuery};
-use nexus_messaging::domain::import::{Import, ImportStatus, Limits, Selection};
+use nexus_messaging::domain::import::{Import, ImportStatus, Limits};
 use nexus_platform::identity::{Principal, Role};
 use serde_json::Map;
 
@@ -469,7 +469,7 @@ async fn another_workspace_cannot_read_an_import() {
 }
 
 async fn export(app: &App, p: &Principal) -> String {
-    let stream = app.export_contacts(p, Selection::Query(ContactQuery::default())).await.unwrap();
+    let stream = app.export_contacts(p, ContactQuery::default()).await.unwrap();
     let parts: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
     assert!(parts.iter().all(|p| p.len() < 1024 * 1024), "chunks stay small");
     String::from_utf8(parts.concat()).unwrap()
@@ -621,4 +621,40 @@ async fn import_and_export_over_grpc() {
     assert!(lines.next().unwrap().starts_with("name,phone,email,language,tags,stage,source,owner_id"));
     assert_eq!(lines.next().unwrap(), "Ana,'+5511987654321,,,feira,lead,import,");
     assert_eq!(lines.next(), None);
+}
+
+#[tokio::test]
+async fn a_segment_exports_only_its_contacts() {
+    let b = book().await;
+    let p = member(WorkspaceId::new(), Role::Member);
+    let mut csv = String::from("name,email,tags,stage\n");
+    for i in 0..1_100 {
+        let tags = if i % 2 == 0 { "vip" } else { "" };
+        let stage = if i % 4 == 0 { "customer" } else { "lead" };
+        csv.push_str(&format!("P{i},p{i}@example.com,{tags},{stage}\n"));
+    }
+    let done = import(&b.app, &p, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!(done.created, 1_100);
+    let seg = b.app.save_segment(&p, "", "VIP", &serde_json::json!({"tag": "vip"}).to_string()).await.unwrap();
+    let by_segment = |q: ContactQuery| {
+        let app = b.app.clone();
+        let p = p.clone();
+        async move {
+            let stream = app.export_contacts(&p, q).await.unwrap();
+            let parts: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
+            String::from_utf8(parts.concat()).unwrap()
+        }
+    };
+    // Over several chunks (pages of 500), every row a VIP, none missing.
+    let out = by_segment(ContactQuery { segment_id: Some(seg.id.to_string()), ..Default::default() }).await;
+    assert_eq!(out.lines().count(), 1 + 550);
+    assert!(out.lines().skip(1).all(|l| l.contains(",vip,")), "{out}");
+    // A segment and a search narrow together.
+    let q = ContactQuery { segment_id: Some(seg.id.to_string()), ..ContactQuery::new("", &[], "customer").unwrap() };
+    assert_eq!(by_segment(q).await.lines().count(), 1 + 275);
+    // A segment of another workspace, or no segment, is not found.
+    let other = member(WorkspaceId::new(), Role::Owner);
+    let q = ContactQuery { segment_id: Some(seg.id.to_string()), ..Default::default() };
+    let e = b.app.export_contacts(&other, q).await.err().unwrap();
+    assert_eq!((e.kind(), e.code()), (ErrorKind::NotFound, "messaging.segment_not_found"));
 }
