@@ -9,7 +9,10 @@
 //! - A row matching one contact of the book (by phone or email) updates it: given cells replace
 //!   the stored values, tags are added, custom fields merged. A row whose phone and email belong to
 //!   two different contacts is an error row (`messaging.import_conflict`): merging is a deliberate act.
-//! - Empty cells mean "not given", never "erase".
+//! - Empty cells mean "not given", never "erase". A row with fewer cells than the header has the
+//!   rest empty; cells past the header are ignored; blank lines are skipped (line numbers still
+//!   count them, as an editor does).
+//! - Phones without a country code are read in the workspace's default region.
 
 use std::collections::HashMap;
 
