@@ -367,10 +367,11 @@ async fn header_only_files_and_quoted_cells_with_commas_and_newlines() {
     let empty = import(&b.app, &m, ImportOptions::default(), "name,phone,email\r\n").await.unwrap();
     assert_eq!((empty.status, empty.total_rows, empty.created, empty.failed), (ImportStatus::Succeeded, 0, 0, 0));
 
-    // A UTF-8 BOM, CRLF line ends, quoted commas, quotes and line breaks; line numbers count
-    // physical lines, so the bad row after a two-line cell is line 4.
+    // A UTF-8 BOM, CRLF line ends, quoted commas, quotes and line breaks, a blank line; line
+    // numbers count physical lines, so the bad row after a two-line cell and a blank line is line 5.
     let csv = "\u{feff}name,phone,email,fields.notes\r\n\
                \"Silva, Ana\",+5511987654321,ana@example.com,\"first line\nsecond, line\"\r\n\
+               \r\n\
                Bob,12,bob@example.com,x\r\n\
                \"Quote \"\"Q\"\" Person\",,q@example.com,\r\n\
                Zoë Quill,,zoe@example.com,\"שלום, عالم\"\r\n";
@@ -379,7 +380,7 @@ async fn header_only_files_and_quoted_cells_with_commas_and_newlines() {
     let errors = all_errors(&b.app, &m, &done.id.to_string()).await;
     assert_eq!(
         errors.iter().map(|e| (e.line, e.field.as_str(), e.code.as_str())).collect::<Vec<_>>(),
-        vec![(4, "phone", "messaging.invalid_phone")]
+        vec![(5, "phone", "messaging.invalid_phone")]
     );
     let found = b
         .app
