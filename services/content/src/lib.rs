@@ -46,7 +46,9 @@ pub async fn run_with_keys(
 /// Checks `config` and returns what builds the service from the platform's infrastructure (its
 /// one pool, the outbound client; the image sweeper runs on the platform's task tracker): the
 /// gRPC routes. Tests hand it to `nexus_testkit::RunningService`.
-pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
+pub fn service(
+    config: Config,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
     // Stored images are served back over gRPC, whose messages are capped at one size fleet-wide.
     if config.images.max_bytes > nexus_platform::grpc::MAX_ASSET_BYTES {
         anyhow::bail!(

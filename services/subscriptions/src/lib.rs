@@ -46,7 +46,9 @@ pub async fn run_with_keys(
 
 /// Returns what builds the service from the platform's infrastructure: its consumers, sweeper
 /// and gRPC routes. Tests hand it to `nexus_testkit::RunningService`.
-pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
+pub fn service(
+    config: Config,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
     Ok(move |infra: &Infra| build(&config, infra))
 }
 
