@@ -160,9 +160,10 @@ pub struct TasksQuery {
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (task lists have cursors of their own: open before
+    /// done, by due date).
     #[param(
-        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+        example = "eyJkb25lIjpmYWxzZSwiZHVlX2F0IjoiMjAyNi0xMi0xMFQxNTowMDowMFoiLCJpZCI6IjAxOTJmMGM1LWMyYjgtN2MzMS1hMWYxLWU0ZjJiMWEwYzllMSJ9"
     )]
     pub cursor: Option<String>,
 }
