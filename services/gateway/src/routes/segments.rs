@@ -78,6 +78,11 @@ pub struct SegmentRequest {
     pub filter: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A refused save, naming the body's `filter` rather than the service's `filter_json`.
+fn save_error(status: tonic::Status) -> ApiError {
+    ApiError::from(status).renaming_field("filter_json", "filter")
+}
+
 impl SegmentRequest {
     fn input(self, id: String) -> pb::SegmentInput {
         pb::SegmentInput { id, name: self.name, filter_json: serde_json::Value::Object(self.filter).to_string() }
@@ -96,7 +101,7 @@ pub async fn create_segment(
     _a: Authenticated,
     ApiJson(b): ApiJson<SegmentRequest>,
 ) -> Result<(StatusCode, Json<SegmentBody>), ApiError> {
-    let saved = client(&state).save_segment(b.input(String::new())).await?.into_inner();
+    let saved = client(&state).save_segment(b.input(String::new())).await.map_err(save_error)?.into_inner();
     Ok((StatusCode::CREATED, Json(segment(saved)?)))
 }
 
@@ -146,7 +151,7 @@ pub async fn replace_segment(
     if id.trim().is_empty() {
         return Err(ApiError::new(nexus_kernel::ErrorKind::NotFound, "messaging.segment_not_found"));
     }
-    Ok(Json(segment(client(&state).save_segment(b.input(id)).await?.into_inner())?))
+    Ok(Json(segment(client(&state).save_segment(b.input(id)).await.map_err(save_error)?.into_inner())?))
 }
 
 /// Delete a segment (its contacts stay).

@@ -287,6 +287,8 @@ async fn segments_are_saved_counted_and_private() {
         let (status, e) = call(&s, M::POST, "/v1/segments", &token, Some(body.clone())).await;
         assert_eq!((status, code(&e)), (want, Some(want_code)), "{body}: {e}");
     }
+    let (_, e) = call(&s, M::POST, "/v1/segments", &token, Some(json!({"name": "S", "filter": {"tag": 5}}))).await;
+    assert_eq!(e["error"]["fields"], json!([{"field": "filter", "code": "invalid_value"}]), "the body's name: {e}");
     let (status, list) = call(&s, M::GET, "/v1/segments", &token, None).await;
     assert_eq!((status, ids(&list)), (200, vec![id.as_str()]), "{list}");
 
