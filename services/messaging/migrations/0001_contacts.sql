@@ -175,6 +175,8 @@ CREATE TABLE merges (
 );
 SELECT enable_tenant_table('merges');
 
+-- A CSV import: its options, its progress (counts move per batch while it runs) and its outcome.
+-- A failed import wrote no contacts; a dry run never does.
 CREATE TABLE imports (
     id          uuid PRIMARY KEY,
     tenant_id   uuid        NOT NULL,
@@ -182,24 +184,33 @@ CREATE TABLE imports (
     dry_run     boolean     NOT NULL,
     -- CSV header → contact attribute or field key.
     mapping     jsonb       NOT NULL,
+    -- Tags and consent applied to every imported contact.
+    options     jsonb       NOT NULL DEFAULT '{}',
     total_rows  bigint      NOT NULL DEFAULT 0,
     created     bigint      NOT NULL DEFAULT 0,
     updated     bigint      NOT NULL DEFAULT 0,
     failed      bigint      NOT NULL DEFAULT 0,
+    bytes       bigint      NOT NULL DEFAULT 0,
+    -- Why a failed import stopped (an error code and its message parameters).
+    error_code  text        NOT NULL DEFAULT '',
+    error_params jsonb      NOT NULL DEFAULT '{}',
     created_by  text        NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz
+    finished_at timestamptz,
+    CHECK ((status = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX imports_recent ON imports (tenant_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('imports');
 
--- Rows an import could not take, by line, field and error code (localized when shown).
+-- Rows an import could not take, by line, field and error code (localized when shown, with the
+-- parameters of the message).
 CREATE TABLE import_errors (
     tenant_id uuid    NOT NULL,
     import_id uuid    NOT NULL REFERENCES imports (id),
-    line      bigint  NOT NULL,
+    line      bigint  NOT NULL CHECK (line > 1),
     field     text    NOT NULL DEFAULT '',
     code      text    NOT NULL,
+    params    jsonb   NOT NULL DEFAULT '{}',
     PRIMARY KEY (import_id, line, field)
 );
 SELECT enable_tenant_table('import_errors');

@@ -3,6 +3,7 @@
 
 pub mod contacts;
 pub mod crm;
+pub mod transfer;
 
 use nexus_kernel::{Page, PageRequest};
 use nexus_platform::grpc::status;

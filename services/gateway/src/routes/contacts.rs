@@ -250,13 +250,14 @@ pub struct SearchQuery {
     /// Part of a name, email or phone (3 to 200 characters).
     #[param(example = "silva", min_length = 3, max_length = 200)]
     pub q: Option<String>,
-    /// Comma-separated tags the contacts must all have.
-    #[param(example = "vip,black friday")]
+    /// Comma-separated tags the contacts must all have (letters, digits, spaces and `-_:.`).
+    #[param(example = "vip,black friday", pattern = r"^[\w .:-]{0,64}(,[\w .:-]{0,64}){0,49}$")]
     pub tags: Option<String>,
     #[param(example = "customer", pattern = "^(|subscriber|lead|qualified|opportunity|customer|evangelist|other)$")]
     pub stage: Option<String>,
-    /// Custom field conditions `key:value`, comma-separated (equality).
-    #[param(example = "tier:Gold")]
+    /// Custom field conditions `key:value`, comma-separated (equality; a field the book does not
+    /// define matches nothing).
+    #[param(example = "tier:Gold", pattern = "^[^,:]+:[^,]*(,[^,:]+:[^,]*)*$")]
     pub fields: Option<String>,
     /// Contacts of a saved segment.
     #[param(example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")]

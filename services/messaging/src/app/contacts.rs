@@ -136,7 +136,15 @@ impl App {
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         if !fields.is_empty() {
             let defs = repo::book::fields(&mut tx).await?;
-            query.fields = checked_fields(&defs, fields)?.into_iter().collect();
+            // A condition on a field the book does not define, or a value the field can never
+            // hold, matches no contact: an empty page, as a search for a name nobody has.
+            match checked_fields(&defs, fields) {
+                Ok(checked) => query.fields = checked.into_iter().collect(),
+                Err(_) => {
+                    db::commit(tx).await?;
+                    return Ok(Page { items: Vec::new(), next_cursor: None });
+                }
+            }
         }
         // A segment narrows the search like any other criterion (they all must hold).
         query.segment = match query.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {

@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod crm;
 pub mod leads;
 pub mod segments;
+pub mod transfer;
 
 use sqlx::PgPool;
 

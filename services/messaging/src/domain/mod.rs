@@ -5,5 +5,6 @@ pub mod consent;
 pub mod contact;
 pub mod deal;
 pub mod fields;
+pub mod import;
 pub mod segment;
 pub mod webhooks;

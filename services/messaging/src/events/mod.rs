@@ -74,6 +74,26 @@ pub async fn contact_anonymized(conn: &mut PgConnection, tenant: TenantId, conta
     Ok(())
 }
 
+/// `contacts.imported`: one summary per import that wrote contacts, never one event per row
+/// (consumers that need the contacts ask for them, or export them).
+pub async fn contacts_imported(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    import: Uuid,
+    c: crate::domain::import::Counts,
+) -> Result<(), Error> {
+    let event = ev::ContactsImported {
+        workspace_id: tenant.to_string(),
+        import_id: import.to_string(),
+        total_rows: c.total_rows,
+        created: c.created,
+        updated: c.updated,
+        failed: c.failed,
+    };
+    enqueue(conn, "nexus.messaging.contacts.imported", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
 /// `contact.consent_changed`.
 pub async fn consent_changed(
     conn: &mut PgConnection,

@@ -5,6 +5,7 @@ pub mod activities;
 pub mod book;
 pub mod contacts;
 pub mod deals;
+pub mod imports;
 pub mod segments;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.

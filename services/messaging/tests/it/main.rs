@@ -6,3 +6,4 @@ mod leads;
 mod messages;
 mod schema;
 mod support;
+mod transfer;

@@ -25,6 +25,9 @@ const ARGS: &[(&str, &str)] = &[
     ("op", "o"),
     ("name", "n"),
     ("outcome", "o"),
+    ("line", "2"),
+    ("target", "t"),
+    ("header", "h"),
 ];
 
 fn codes_in(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
