@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod events;
 pub mod repo;
 
 /// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).

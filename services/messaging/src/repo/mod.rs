@@ -3,6 +3,7 @@
 
 pub mod book;
 pub mod contacts;
+pub mod webhooks;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.
 fn like_literal(s: &str) -> String {
