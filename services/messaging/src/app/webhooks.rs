@@ -125,7 +125,7 @@ impl Webhooks {
         let id = parse_id(id, ENDPOINT_NOT_FOUND)?;
         let mask: Vec<&str> = mask.iter().map(|m| m.trim()).filter(|m| !m.is_empty()).collect();
         if let Some(bad) = mask.iter().find(|m| !MASKABLE.contains(m)) {
-            return Err(Error::invalid("messaging.invalid_update_mask")
+            return Err(Error::invalid("messaging.webhook_update_mask_invalid")
                 .with_param("field", bad.chars().take(40).collect::<String>())
                 .with_violation("update_mask", "unknown"));
         }
@@ -145,7 +145,7 @@ impl Webhooks {
                 change.url = Some(self.check_url(&input.url).await?);
             }
         } else if !mask.is_empty() {
-            return Err(Error::invalid("messaging.invalid_update_mask").with_violation("endpoint", "required"));
+            return Err(Error::invalid("messaging.webhook_update_mask_invalid").with_violation("endpoint", "required"));
         }
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let updated = repo::webhooks::update_endpoint(&mut tx, id, &change)

@@ -237,7 +237,7 @@ pub fn check_description(raw: &str) -> Result<String, Error> {
 nexus_kernel::word_enum! {
     /// Where an endpoint stands: disabled endpoints receive nothing until enabled again.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum EndpointStatus: invalid "messaging.invalid_endpoint_status", param "status" {
+    pub enum EndpointStatus: invalid "messaging.webhook_endpoint_status_invalid", param "status" {
         Enabled = "enabled",
         Disabled = "disabled",
     }

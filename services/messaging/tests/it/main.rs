@@ -3,3 +3,4 @@
 mod contacts;
 mod schema;
 mod support;
+mod webhooks;
