@@ -1,14 +1,66 @@
-//! The messaging service: one contact book per workspace (contacts, channel identities, consent,
-//! CRM activities, deals, segments), outbound webhooks to the workspace's own systems, and —
-//! built on them — WhatsApp.
-//!
-//! Being built in steps (issue: messaging part 1): this crate holds the domain rules first; the
-//! repository, use cases, gRPC adapters, events and binary follow the service template in README.
+//! `nexus-messaging`: one contact book per workspace (contacts, channel identities, consent, the
+//! CRM timeline, deals, segments, CSV import and export), outbound webhooks to the workspace's
+//! own systems, and — built on them — WhatsApp.
 
 pub mod app;
+pub mod config;
 pub mod domain;
 pub mod events;
+pub mod grpc;
 pub mod repo;
 
+use std::sync::Arc;
+
+use nexus_platform::consumer::{Consumer, ConsumerSpec};
+use nexus_platform::{Infra, Listeners, ServiceDef};
+use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+pub use crate::config::{Config, DEFAULTS};
+
 /// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).
-pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+pub const DEF: ServiceDef =
+    ServiceDef { name: "messaging", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.messaging.v1.Contacts"] };
+
+/// Serves the messaging service on `listeners` until `shutdown`.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with_keys(config, listeners, shutdown, None).await
+}
+
+/// [`run`] with an explicit source of token-verification keys (tests).
+pub async fn run_with_keys(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
+) -> anyhow::Result<()> {
+    let common = config.common.clone();
+    let build = service(config)?;
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, build).await
+}
+
+/// Checks `config` and returns what builds the service from the platform's infrastructure: the
+/// use cases over `infra.db`, the event consumers, and the gRPC routes. Tests hand it to
+/// `RunningService`.
+pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
+    config.validate()?;
+    Ok(move |infra: &Infra| {
+        let app = Arc::new(app::App { pool: infra.db.clone() });
+        if config.leads.enabled {
+            let spec = ConsumerSpec::new(
+                "content",
+                "messaging-leads",
+                "nexus.content.page.lead_captured",
+                &config.common.nats,
+            );
+            let handler = Arc::new(events::LeadHandler { app: app.clone() });
+            infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+        }
+        let contacts = grpc::contacts::ContactsService { app: app.clone() };
+        Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts))))
+    })
+}

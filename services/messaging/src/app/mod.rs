@@ -2,6 +2,7 @@
 //! calls `repo`, and writes its events into the outbox before committing.
 
 pub mod contacts;
+pub mod leads;
 pub mod webhooks;
 
 use sqlx::PgPool;

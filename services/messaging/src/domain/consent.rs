@@ -33,6 +33,19 @@ nexus_kernel::word_enum! {
     }
 }
 
+/// The current consent of a contact for one channel and purpose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consent {
+    pub channel: Channel,
+    pub purpose: Purpose,
+    pub status: ConsentStatus,
+    /// form, import, keyword, api, …
+    pub source: String,
+    /// The wording agreed to, or the reply that withdrew consent.
+    pub proof: String,
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Longest proof text kept with a consent change (the checkbox wording, the message replied to).
 pub const PROOF_MAX: usize = 2_000;
 

@@ -329,6 +329,7 @@ pub struct Contact {
     pub stage: Stage,
     pub source: String,
     pub identities: Vec<(IdentityKind, String)>,
+    pub consents: Vec<crate::domain::consent::Consent>,
     pub anonymized: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,

@@ -1,18 +1,131 @@
-//! Events: what messaging emits (written to the outbox in the transaction of the change), the
-//! webhook fan-out of other services' events, and the webhook delivery worker.
+//! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
+//! consumes: content's captured leads become contacts with a lead activity; content's page events
+//! become webhook messages (`fanout`); `deliver` is the webhook delivery worker.
 
 pub mod deliver;
 pub mod fanout;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use nexus_kernel::{Error, TenantId};
+use nexus_kernel::{Error, Locale, TenantId};
+use nexus_platform::consumer::{Event, EventHandler, HandleError};
 use nexus_platform::db::DbResultExt;
 use nexus_platform::outbox::enqueue;
-use nexus_proto::events;
+use nexus_proto::events as ev;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Subject of [`events::WebhookEndpointDisabled`].
+use crate::app::App;
+use crate::app::leads::Lead;
+use crate::domain::consent::Consent;
+use crate::domain::contact::Stage;
+
+/// `contact.created`.
+pub async fn contact_created(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: Uuid,
+    source: &str,
+    stage: Stage,
+) -> Result<(), Error> {
+    let event = ev::ContactCreated {
+        workspace_id: tenant.to_string(),
+        contact_id: contact.to_string(),
+        source: source.to_owned(),
+        stage: stage.as_str().to_owned(),
+    };
+    enqueue(conn, "nexus.messaging.contact.created", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
+/// `contact.updated`: which attributes changed (no values: they are personal).
+pub async fn contact_updated(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: Uuid,
+    changed: &[String],
+    (old, new): (Stage, Stage),
+) -> Result<(), Error> {
+    let stage_changed = old != new;
+    let event = ev::ContactUpdated {
+        workspace_id: tenant.to_string(),
+        contact_id: contact.to_string(),
+        changed: changed.to_vec(),
+        old_stage: if stage_changed { old.as_str().to_owned() } else { String::new() },
+        new_stage: if stage_changed { new.as_str().to_owned() } else { String::new() },
+    };
+    enqueue(conn, "nexus.messaging.contact.updated", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
+/// `contact.merged`.
+pub async fn contacts_merged(conn: &mut PgConnection, tenant: TenantId, kept: Uuid, merged: Uuid) -> Result<(), Error> {
+    let event = ev::ContactsMerged {
+        workspace_id: tenant.to_string(),
+        kept_id: kept.to_string(),
+        merged_id: merged.to_string(),
+    };
+    enqueue(conn, "nexus.messaging.contact.merged", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
+/// `contact.anonymized`: other services erase what they hold of the person.
+pub async fn contact_anonymized(conn: &mut PgConnection, tenant: TenantId, contact: Uuid) -> Result<(), Error> {
+    let event = ev::ContactAnonymized { workspace_id: tenant.to_string(), contact_id: contact.to_string() };
+    enqueue(conn, "nexus.messaging.contact.anonymized", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
+/// `contact.consent_changed`.
+pub async fn consent_changed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: Uuid,
+    c: &Consent,
+) -> Result<(), Error> {
+    let event = ev::ConsentChanged {
+        workspace_id: tenant.to_string(),
+        contact_id: contact.to_string(),
+        channel: c.channel.as_str().to_owned(),
+        purpose: c.purpose.as_str().to_owned(),
+        status: c.status.as_str().to_owned(),
+        source: c.source.clone(),
+    };
+    enqueue(conn, "nexus.messaging.contact.consent_changed", Some(tenant), &event).await.db()?;
+    Ok(())
+}
+
+/// Content's `page.lead_captured` into the contact book (durable consumer `messaging-leads`;
+/// the platform inbox and the lead activity's source key make a redelivery change nothing).
+pub struct LeadHandler {
+    pub app: Arc<App>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for LeadHandler {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let lead: ev::PageLeadCaptured = event.decode()?;
+        let Some(tenant) = event.tenant else {
+            return Err(HandleError::Permanent("a lead without a workspace".into()));
+        };
+        let lead = Lead {
+            lead_id: &lead.lead_id,
+            page_id: &lead.page_id,
+            slug: &lead.slug,
+            language: lead.language.parse::<Locale>().ok(),
+            name: &lead.name,
+            email: &lead.email,
+            phone: &lead.phone,
+            message: &lead.message,
+            consent: lead.consent,
+            occurred_at: event.envelope.occurred_at.as_ref().and_then(nexus_platform::grpc::from_ts),
+        };
+        crate::app::leads::capture(tx, tenant, &lead).await.map_err(HandleError::from)
+    }
+}
+
+/// Subject of [`ev::WebhookEndpointDisabled`].
 pub const ENDPOINT_DISABLED: &str = "nexus.messaging.webhook_endpoint.disabled";
 
 /// `webhook_endpoint.disabled`: an endpoint was given up on. Mailing the workspace's owners
@@ -25,7 +138,7 @@ pub async fn endpoint_disabled(
     reason: &str,
     failing_since: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
-    let event = events::WebhookEndpointDisabled {
+    let event = ev::WebhookEndpointDisabled {
         workspace_id: tenant.to_string(),
         endpoint_id: endpoint.to_string(),
         url: url.to_owned(),

@@ -8,7 +8,11 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{like_literal, violated_constraint};
+use crate::domain::consent::{Channel, Consent, ConsentStatus, Purpose};
 use crate::domain::contact::{Contact, ContactDraft, ContactQuery, IdentityKind};
+
+/// What a contact row is shown with: its identities and consents.
+type Extras = (Vec<(IdentityKind, String)>, Vec<Consent>);
 
 const COLUMNS: &str =
     "id, name, phone, email, language, tags, fields, owner_id, stage, source, anonymized_at, created_at, updated_at";
@@ -31,7 +35,7 @@ struct Row {
 }
 
 impl Row {
-    fn into_contact(self, identities: Vec<(IdentityKind, String)>) -> Contact {
+    fn into_contact(self, (identities, consents): Extras) -> Contact {
         Contact {
             id: self.id,
             name: self.name,
@@ -44,6 +48,7 @@ impl Row {
             stage: self.stage.parse().unwrap_or_default(),
             source: self.source,
             identities,
+            consents,
             anonymized: self.anonymized_at.is_some(),
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -92,8 +97,7 @@ pub async fn insert(conn: &mut PgConnection, tenant: TenantId, id: Uuid, c: &New
     .fetch_one(&mut *conn)
     .await
     .map_err(duplicate)?;
-    let identities = identities_of(conn, &[row.id]).await?.remove(&row.id).unwrap_or_default();
-    Ok(row.into_contact(identities))
+    Ok(decorate(conn, vec![row]).await?.remove(0))
 }
 
 /// A live or merged contact by id (RLS confines it to the transaction's workspace).
@@ -104,8 +108,19 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Contact>, E
         .await
         .db()?;
     let Some(row) = row else { return Ok(None) };
-    let identities = identities_of(conn, &[row.id]).await?.remove(&row.id).unwrap_or_default();
-    Ok(Some(row.into_contact(identities)))
+    Ok(decorate(conn, vec![row]).await?.pop())
+}
+
+/// [`get`], locking the row for the rest of the transaction (updates, merges, erasure).
+pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Contact>, Error> {
+    let row: Option<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = $1 FOR UPDATE")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(decorate(conn, vec![row]).await?.pop())
 }
 
 /// One page of live contacts matching `q`, newest first.
@@ -131,13 +146,8 @@ pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) 
     }
     b.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(keyset.fetch);
     let rows: Vec<Row> = b.build_query_as().fetch_all(&mut *conn).await.db()?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut identities = identities_of(conn, &ids).await?;
-    let contacts = rows.into_iter().map(|r| {
-        let own = identities.remove(&r.id).unwrap_or_default();
-        r.into_contact(own)
-    });
-    Ok(keyset.page(contacts.collect(), |c| (c.created_at, c.id)))
+    let contacts = decorate(conn, rows).await?;
+    Ok(keyset.page(contacts, |c| (c.created_at, c.id)))
 }
 
 /// The live contact holding an identity, if any.
@@ -172,25 +182,295 @@ pub async fn add_identity(
     Ok(holder == contact)
 }
 
-async fn identities_of(
-    conn: &mut PgConnection,
-    contacts: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, Vec<(IdentityKind, String)>>, Error> {
-    let mut out: std::collections::HashMap<Uuid, Vec<(IdentityKind, String)>> = std::collections::HashMap::new();
-    if contacts.is_empty() {
-        return Ok(out);
-    }
-    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
-        "SELECT contact_id, kind, value FROM contact_identities WHERE contact_id = ANY($1) ORDER BY created_at, kind, value",
-    )
-    .bind(contacts)
-    .fetch_all(conn)
-    .await
-    .db()?;
-    for (contact, kind, value) in rows {
-        if let Ok(kind) = kind.parse::<IdentityKind>() {
-            out.entry(contact).or_default().push((kind, value));
+/// Rows with their identities and consents, two queries for any number of rows.
+async fn decorate(conn: &mut PgConnection, rows: Vec<Row>) -> Result<Vec<Contact>, Error> {
+    use std::collections::HashMap;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut extras: HashMap<Uuid, Extras> = HashMap::new();
+    if !ids.is_empty() {
+        let identities: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT contact_id, kind, value FROM contact_identities WHERE contact_id = ANY($1) \
+             ORDER BY created_at, kind, value",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for (contact, kind, value) in identities {
+            if let Ok(kind) = kind.parse::<IdentityKind>() {
+                extras.entry(contact).or_default().0.push((kind, value));
+            }
+        }
+        let consents: Vec<ConsentRow> = sqlx::query_as(
+            "SELECT contact_id, channel, purpose, status, source, proof, changed_at FROM consents \
+             WHERE contact_id = ANY($1) ORDER BY channel, purpose",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+        for c in consents {
+            let (Ok(channel), Ok(purpose), Ok(status)) =
+                (c.channel.parse::<Channel>(), c.purpose.parse::<Purpose>(), c.status.parse::<ConsentStatus>())
+            else {
+                continue;
+            };
+            extras.entry(c.contact_id).or_default().1.push(Consent {
+                channel,
+                purpose,
+                status,
+                source: c.source,
+                proof: c.proof,
+                changed_at: c.changed_at,
+            });
         }
     }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let own = extras.remove(&r.id).unwrap_or_default();
+            r.into_contact(own)
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct ConsentRow {
+    contact_id: Uuid,
+    channel: String,
+    purpose: String,
+    status: String,
+    source: String,
+    proof: String,
+    changed_at: DateTime<Utc>,
+}
+
+/// The live contact with this phone or, failing that, this email (the dedupe key of leads and
+/// imports).
+pub async fn find_by_phone_or_email(
+    conn: &mut PgConnection,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> Result<Option<Uuid>, Error> {
+    if phone.is_none() && email.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "SELECT id FROM contacts WHERE merged_into IS NULL AND ((phone = $1) OR (email = $2)) \
+         ORDER BY (phone = $1) DESC NULLS LAST, created_at LIMIT 1",
+    )
+    .bind(phone)
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// Every attribute of a contact as the use case decided it.
+pub struct Attributes<'a> {
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub language: Option<Locale>,
+    pub tags: &'a [String],
+    pub fields: &'a serde_json::Map<String, serde_json::Value>,
+    pub owner_id: Option<Uuid>,
+    pub stage: &'a str,
+    pub source: &'a str,
+}
+
+/// Writes a contact's attributes (the use case read and locked it first).
+pub async fn update(conn: &mut PgConnection, id: Uuid, a: &Attributes<'_>) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE contacts SET name = $2, phone = $3, email = $4, language = $5, tags = $6, fields = $7, \
+         owner_id = $8, stage = $9, source = $10, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(a.name)
+    .bind(a.phone)
+    .bind(a.email)
+    .bind(a.language.map(Locale::code))
+    .bind(a.tags)
+    .bind(Json(a.fields))
+    .bind(a.owner_id)
+    .bind(a.stage)
+    .bind(a.source)
+    .execute(conn)
+    .await
+    .map_err(duplicate)?;
+    Ok(())
+}
+
+/// Hides `merged` behind `kept` and moves everything of it to `kept`: identities, activities,
+/// deals, and the consents `kept` has no newer record of. Records the merge with a snapshot.
+pub async fn merge(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    kept: Uuid,
+    merged: &Contact,
+    actor: &str,
+) -> Result<(), Error> {
+    // Free the merged contact's phone and email first: the unique indexes cover live contacts.
+    sqlx::query("UPDATE contacts SET merged_into = $2, updated_at = now() WHERE id = $1")
+        .bind(merged.id)
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("UPDATE contact_identities SET contact_id = $2 WHERE contact_id = $1")
+        .bind(merged.id)
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("UPDATE activities SET contact_id = $2 WHERE contact_id = $1")
+        .bind(merged.id)
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("UPDATE deals SET contact_id = $2, updated_at = now() WHERE contact_id = $1")
+        .bind(merged.id)
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    // The newer record of each channel and purpose wins.
+    sqlx::query(
+        "INSERT INTO consents (tenant_id, contact_id, channel, purpose, status, source, proof, changed_by, changed_at) \
+         SELECT tenant_id, $2, channel, purpose, status, source, proof, changed_by, changed_at \
+         FROM consents WHERE contact_id = $1 \
+         ON CONFLICT (tenant_id, contact_id, channel, purpose) DO UPDATE SET \
+           status = excluded.status, source = excluded.source, proof = excluded.proof, \
+           changed_by = excluded.changed_by, changed_at = excluded.changed_at \
+         WHERE consents.changed_at < excluded.changed_at",
+    )
+    .bind(merged.id)
+    .bind(kept)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM consents WHERE contact_id = $1").bind(merged.id).execute(&mut *conn).await.db()?;
+    let snapshot = serde_json::json!({
+        "name": merged.name,
+        "phone": merged.phone,
+        "email": merged.email,
+        "language": merged.language.map(Locale::code),
+        "tags": merged.tags,
+        "fields": merged.fields,
+        "stage": merged.stage.as_str(),
+        "source": merged.source,
+        "created_at": merged.created_at,
+    });
+    sqlx::query(
+        "INSERT INTO merges (id, tenant_id, kept_id, merged_id, snapshot, actor) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant.as_uuid())
+    .bind(kept)
+    .bind(merged.id)
+    .bind(Json(snapshot))
+    .bind(actor)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// Erases a contact's personal data: attributes, identities, consents (their proofs quote the
+/// person), the personal parts of its activities and of merge records. The row, its activity
+/// kinds and times and its deals stay, so statistics keep counting.
+pub async fn anonymize(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
+    // Contacts merged into this one are the same person.
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM contacts WHERE id = $1 OR merged_into = $1")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query(
+        "UPDATE contacts SET name = '', phone = NULL, email = NULL, language = NULL, tags = '{}', fields = '{}', \
+         owner_id = NULL, source = '', anonymized_at = coalesce(anonymized_at, now()), updated_at = now() \
+         WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM contact_identities WHERE contact_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    sqlx::query("DELETE FROM consents WHERE contact_id = ANY($1)").bind(&ids).execute(&mut *conn).await.db()?;
+    sqlx::query(
+        "UPDATE activities SET body = '', data = data - ARRAY['name', 'email', 'phone', 'message', 'proof', 'text'] \
+         WHERE contact_id = ANY($1)",
+    )
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("UPDATE merges SET snapshot = '{}' WHERE kept_id = ANY($1) OR merged_id = ANY($1)")
+        .bind(&ids)
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// Records the current consent of a contact for a channel and purpose.
+pub async fn set_consent(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    contact: Uuid,
+    c: &Consent,
+    changed_by: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO consents (tenant_id, contact_id, channel, purpose, status, source, proof, changed_by, changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (tenant_id, contact_id, channel, purpose) DO UPDATE SET status = excluded.status, \
+           source = excluded.source, proof = excluded.proof, changed_by = excluded.changed_by, \
+           changed_at = excluded.changed_at",
+    )
+    .bind(tenant.as_uuid())
+    .bind(contact)
+    .bind(c.channel.as_str())
+    .bind(c.purpose.as_str())
+    .bind(c.status.as_str())
+    .bind(&c.source)
+    .bind(&c.proof)
+    .bind(changed_by)
+    .bind(c.changed_at)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// The contact `id` was merged into, if it was.
+pub async fn merged_into(conn: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>, Error> {
+    sqlx::query_scalar::<_, Option<Uuid>>("SELECT merged_into FROM contacts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .db()
+        .map(Option::flatten)
+}
+
+/// Takes an identity away from a contact.
+pub async fn remove_identity(
+    conn: &mut PgConnection,
+    contact: Uuid,
+    kind: IdentityKind,
+    value: &str,
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM contact_identities WHERE contact_id = $1 AND kind = $2 AND value = $3")
+        .bind(contact)
+        .bind(kind.as_str())
+        .bind(value)
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Every SQL statement of messaging. Functions take the caller's connection (a tenant
 //! transaction from the use case), so RLS decides what they see; row types stay in here.
 
+pub mod activities;
 pub mod book;
 pub mod contacts;
 pub mod webhooks;

@@ -34,3 +34,87 @@ pub fn member(workspace: WorkspaceId, role: Role) -> Principal {
         service: None,
     }
 }
+
+/// The messaging service running on port 0 against a fresh database and NATS prefix, with a
+/// token issuer whose tokens it accepts.
+pub struct Service {
+    pub running: nexus_testkit::RunningService,
+    pub issuer: nexus_testkit::identity::TestIssuer,
+    pub pool: sqlx::PgPool,
+    pub admin_pool: sqlx::PgPool,
+    nats: nexus_testkit::TestNats,
+    _db: TestDb,
+}
+
+impl Service {
+    pub async fn start() -> Service {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[(&str, String)]) -> Service {
+        nexus_testkit::init_tracing();
+        let db = TestDb::new().await;
+        let nats = nexus_testkit::TestNats::new();
+        let config: nexus_messaging::Config =
+            nexus_testkit::service::service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, extra);
+        let issuer = nexus_testkit::identity::TestIssuer::new();
+        let running = nexus_testkit::RunningService::start_with_keys(
+            nexus_messaging::DEF,
+            config.common.clone(),
+            Some(issuer.keys()),
+            nexus_messaging::service(config.clone()).expect("config"),
+        )
+        .await;
+        let pool = nexus_platform::db::connect("messaging", &config.common.database).await.unwrap();
+        let admin_pool = db.admin_pool().await;
+        Service { running, issuer, pool, admin_pool, nats, _db: db }
+    }
+
+    pub async fn bus(&self) -> nexus_platform::bus::Bus {
+        self.nats.bus().await
+    }
+
+    pub async fn contacts(
+        &self,
+    ) -> nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient<tonic::transport::Channel> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(self.running.grpc_url()).unwrap().connect().await.unwrap();
+        nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient::new(channel)
+    }
+
+    /// Polls `f` until it yields something (10 s at most).
+    pub async fn eventually<T, F, Fut>(&self, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        for _ in 0..200 {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("nothing came within 10 s");
+    }
+
+    /// Waits until the durable consumer `durable` of content's stream acknowledged `n` messages.
+    pub async fn wait_consumed(&self, durable: &str, n: u64) {
+        let bus = self.bus().await;
+        let stream = bus.js.get_stream(bus.stream_name("content")).await.unwrap();
+        for _ in 0..200 {
+            let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream.get_consumer(durable).await;
+            if let Ok(mut consumer) = consumer
+                && consumer.info().await.unwrap().ack_floor.consumer_sequence >= n
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{durable} did not acknowledge {n} messages within 10 s");
+    }
+
+    /// A count over the messaging schema as the database owner (RLS does not apply).
+    pub async fn count(&self, ws: WorkspaceId, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).bind(ws.as_uuid()).fetch_one(&self.admin_pool).await.unwrap()
+    }
+}

@@ -1,0 +1,61 @@
+//! Messaging configuration (see `config.default.toml`).
+
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub messaging: MessagingConfig,
+    pub leads: LeadsConfig,
+}
+
+impl AsRef<CommonConfig> for Config {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
+/// The sealing key in `config.default.toml`: public, so only for development.
+pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtbWVzc2FnaW5nLWRldmVsb3BtZW50LWtleSE=";
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        if nexus_platform::crypto::uses_key(self.messaging.sealing_keys.expose(), DEV_SEALING_KEY) {
+            found.push(DevelopmentOnly::new(
+                "messaging.sealing_keys",
+                "the built-in development key is public; set NEXUS_MESSAGING__SEALING_KEYS_FILE",
+            ));
+        }
+        found
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingConfig {
+    /// Keys sealing secrets at rest (webhook signing secrets).
+    pub sealing_keys: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LeadsConfig {
+    /// Whether content's captured leads flow into the contact book.
+    pub enabled: bool,
+}
+
+impl Config {
+    /// Checks what serde cannot, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        nexus_platform::crypto::Sealer::from_config(self.messaging.sealing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
+        Ok(())
+    }
+}
