@@ -2,6 +2,7 @@
 //! in the use cases; adapters only take the caller's principal from the request.
 
 pub mod contacts;
+pub mod webhooks;
 
 use nexus_kernel::{Page, PageRequest};
 use nexus_platform::grpc::status;

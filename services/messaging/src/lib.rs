@@ -14,6 +14,7 @@ use std::sync::Arc;
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
+use nexus_proto::nexus::messaging::v1::webhooks_server::WebhooksServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -24,7 +25,7 @@ pub use crate::config::{Config, DEFAULTS};
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 pub const DEF: ServiceDef =
-    ServiceDef { name: "messaging", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.messaging.v1.Contacts"] };
+    ServiceDef { name: "messaging", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Webhooks"] };
 
 /// Serves the messaging service on `listeners` until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -60,7 +61,41 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             let handler = Arc::new(events::LeadHandler { app: app.clone() });
             infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
+        let hooks = webhooks(&config, infra)?;
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
-        Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts))))
+        let webhooks = grpc::webhooks::WebhooksService { hooks };
+        Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts)))
+            .add_service(nexus_platform::sized!(WebhooksServer::new(webhooks))))
     })
+}
+
+/// The webhook use cases, and — as configured — the delivery worker and the fan-out of
+/// content's page events, on the platform's task tracker.
+fn webhooks(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::webhooks::Webhooks>> {
+    let sealer = nexus_platform::crypto::Sealer::from_config(config.messaging.sealing_keys.expose())
+        .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
+    let clock: Arc<dyn domain::webhooks::Clock> = Arc::new(domain::webhooks::SystemClock);
+    let development = config.common.environment == nexus_platform::config::Environment::Development;
+    let hooks = Arc::new(app::webhooks::Webhooks {
+        pool: infra.db.clone(),
+        sealer: sealer.clone(),
+        outbound: infra.outbound.clone(),
+        allow_http: config.webhooks.allow_http.unwrap_or(development),
+        clock: clock.clone(),
+    });
+    if config.webhooks.deliver {
+        let cfg = events::deliver::WorkerConfig {
+            lanes: config.webhooks.lanes,
+            batch: config.webhooks.batch,
+            ..Default::default()
+        };
+        let worker = events::deliver::Worker::new(infra.db.clone(), &config.common.outbound, sealer, clock, cfg)?;
+        infra.spawn(worker.run(infra.work.clone()));
+    }
+    if config.webhooks.fanout {
+        let spec = events::fanout::spec(&config.common.nats);
+        let handler = Arc::new(events::fanout::ContentFanout);
+        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+    }
+    Ok(hooks)
 }

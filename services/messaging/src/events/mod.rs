@@ -8,6 +8,7 @@ pub mod fanout;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use nexus_kernel::ids::EventId;
 use nexus_kernel::{Error, Locale, TenantId};
 use nexus_platform::consumer::{Event, EventHandler, HandleError};
 use nexus_platform::db::DbResultExt;
@@ -35,8 +36,8 @@ pub async fn contact_created(
         source: source.to_owned(),
         stage: stage.as_str().to_owned(),
     };
-    enqueue(conn, "nexus.messaging.contact.created", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.created", Some(tenant), &event).await.db()?;
+    contact_webhook(conn, tenant, "contact.created", id, contact).await
 }
 
 /// `contact.updated`: which attributes changed (no values: they are personal).
@@ -55,8 +56,8 @@ pub async fn contact_updated(
         old_stage: if stage_changed { old.as_str().to_owned() } else { String::new() },
         new_stage: if stage_changed { new.as_str().to_owned() } else { String::new() },
     };
-    enqueue(conn, "nexus.messaging.contact.updated", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.updated", Some(tenant), &event).await.db()?;
+    contact_webhook(conn, tenant, "contact.updated", id, contact).await
 }
 
 /// `contact.merged`.
@@ -66,15 +67,56 @@ pub async fn contacts_merged(conn: &mut PgConnection, tenant: TenantId, kept: Uu
         kept_id: kept.to_string(),
         merged_id: merged.to_string(),
     };
-    enqueue(conn, "nexus.messaging.contact.merged", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.merged", Some(tenant), &event).await.db()?;
+    let data = serde_json::json!({"kept_id": kept, "merged_id": merged});
+    webhook(conn, tenant, "contact.merged", id, &data).await
 }
 
 /// `contact.anonymized`: other services erase what they hold of the person.
 pub async fn contact_anonymized(conn: &mut PgConnection, tenant: TenantId, contact: Uuid) -> Result<(), Error> {
     let event = ev::ContactAnonymized { workspace_id: tenant.to_string(), contact_id: contact.to_string() };
-    enqueue(conn, "nexus.messaging.contact.anonymized", Some(tenant), &event).await.db()?;
+    let id = enqueue(conn, "nexus.messaging.contact.anonymized", Some(tenant), &event).await.db()?;
+    webhook(conn, tenant, "contact.anonymized", id, &serde_json::json!({"id": contact})).await
+}
+
+/// The workspace's webhook message of an event written just now (same transaction), keyed by
+/// the event's id.
+async fn webhook(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    event: EventId,
+    data: &serde_json::Value,
+) -> Result<(), Error> {
+    crate::app::webhooks::publish(conn, tenant, event_type, &format!("event:{event}"), data).await?;
     Ok(())
+}
+
+/// A contact event's webhook message carries the contact as it is now: the workspace's own
+/// systems are who the details are for.
+async fn contact_webhook(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    event: EventId,
+    contact: Uuid,
+) -> Result<(), Error> {
+    let c = crate::repo::contacts::get(conn, contact)
+        .await?
+        .ok_or_else(|| Error::internal(format!("{event_type}: contact {contact} not found")))?;
+    let data = serde_json::json!({
+        "id": c.id,
+        "name": c.name,
+        "phone": c.phone,
+        "email": c.email,
+        "language": c.language.map(|l| l.code()),
+        "tags": c.tags,
+        "stage": c.stage.as_str(),
+        "source": c.source,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    });
+    webhook(conn, tenant, event_type, event, &data).await
 }
 
 /// `contact.consent_changed`.

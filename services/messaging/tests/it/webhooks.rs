@@ -720,3 +720,55 @@ fn every_webhook_error_code_has_a_message_in_every_locale() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_grpc_service_manages_endpoints_and_answers_bad_input_with_4xx_statuses() {
+    use nexus_proto::nexus::messaging::v1::{self as pb, webhooks_client::WebhooksClient};
+    use nexus_testkit::identity::authed;
+    let svc = crate::support::Service::start_with(&[("NEXUS_WEBHOOKS__DELIVER", "false".into())]).await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(svc.running.grpc_url()).unwrap().connect().await.unwrap();
+    let mut client = WebhooksClient::new(channel);
+    let ws = WorkspaceId::new();
+    let admin = svc.issuer.user_token(ws, Role::Admin);
+    let types = client.list_event_types(authed(pb::Empty {}, &admin)).await.unwrap().into_inner();
+    assert!(types.items.iter().any(|t| t.name == "page.lead_captured" && !t.schema_json.is_empty()));
+
+    let input = pb::EndpointInput {
+        url: "https://8.8.8.8/hooks".into(),
+        description: "ERP".into(),
+        event_types: vec!["contact.*".into()],
+        rate_limit: Some(50),
+    };
+    let made = client.create_endpoint(authed(input.clone(), &admin)).await.unwrap().into_inner();
+    assert!(made.secret.starts_with("whsec_"));
+    let id = made.endpoint.unwrap().id;
+    let got = client.get_endpoint(authed(pb::GetByIdRequest { id: id.clone() }, &admin)).await.unwrap().into_inner();
+    assert_eq!((got.rate_limit, got.status.as_str(), got.event_types), (50, "enabled", vec!["contact.*".to_owned()]));
+    let rotated = client.rotate_secret(authed(pb::GetByIdRequest { id: id.clone() }, &admin)).await.unwrap();
+    assert_ne!(rotated.into_inner().secret, made.secret);
+    let page = client.list_endpoints(authed(pb::ListRequest { page: None }, &admin)).await.unwrap().into_inner();
+    assert_eq!(page.items.len(), 1);
+
+    // Every refusal is INVALID_ARGUMENT (the gateway's 400 or 422 by the error's kind).
+    for bad in [
+        pb::EndpointInput { rate_limit: Some(0), ..input.clone() },
+        pb::EndpointInput { rate_limit: Some(1001), ..input.clone() },
+        pb::EndpointInput { url: "https://10.0.0.1/x".into(), ..input.clone() },
+        pb::EndpointInput { event_types: vec!["nope.*".into()], ..input.clone() },
+    ] {
+        let status = client.create_endpoint(authed(bad.clone(), &admin)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{bad:?}: {status:?}");
+    }
+    let page = client.list_endpoints(authed(pb::ListRequest { page: None }, &admin)).await.unwrap().into_inner();
+    assert_eq!(page.items.len(), 1, "nothing written");
+    let member = svc.issuer.user_token(ws, Role::Member);
+    let status = client.create_endpoint(authed(input.clone(), &member)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    let other = svc.issuer.user_token(WorkspaceId::new(), Role::Owner);
+    let status = client.get_endpoint(authed(pb::GetByIdRequest { id: id.clone() }, &other)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    client.delete_endpoint(authed(pb::GetByIdRequest { id: id.clone() }, &admin)).await.unwrap();
+    let status = client.get_endpoint(authed(pb::GetByIdRequest { id }, &admin)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+}
