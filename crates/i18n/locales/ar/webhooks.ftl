@@ -1,5 +1,4 @@
 # outbound webhooks (messaging)
-messaging-unknown_event_type = "{ $type }" ليس نوع حدث يمكنك الاشتراك فيه. راجع قائمة أنواع الأحداث.
 messaging-webhook_description_invalid = يمكن أن يحتوي الوصف على { $max } حرفًا كحد أقصى، دون أحرف تحكم.
 messaging-webhook_endpoint_disabled = نقطة نهاية الـ webhook هذه معطّلة. فعّلها قبل الإرسال إليها.
 messaging-webhook_endpoint_not_found = نقطة نهاية الـ webhook هذه غير موجودة.

@@ -1,5 +1,4 @@
 # outbound webhooks (messaging)
-messaging-unknown_event_type = "{ $type }" is not an event type you can subscribe to. See the list of event types.
 messaging-webhook_description_invalid = The description may have at most { $max } characters, without control characters.
 messaging-webhook_endpoint_disabled = This webhook endpoint is disabled. Enable it before sending to it.
 messaging-webhook_endpoint_not_found = This webhook endpoint does not exist.

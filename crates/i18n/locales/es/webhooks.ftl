@@ -1,5 +1,4 @@
 # outbound webhooks (messaging)
-messaging-unknown_event_type = "{ $type }" no es un tipo de evento al que puedas suscribirte. Consulta la lista de tipos de evento.
 messaging-webhook_description_invalid = La descripción puede tener como máximo { $max } caracteres, sin caracteres de control.
 messaging-webhook_endpoint_disabled = Este endpoint de webhook está desactivado. Actívalo antes de enviarle mensajes.
 messaging-webhook_endpoint_not_found = Este endpoint de webhook no existe.

@@ -1,5 +1,4 @@
 # outbound webhooks (messaging)
-messaging-unknown_event_type = "{ $type }" אינו סוג אירוע שאפשר להירשם אליו. עיינו ברשימת סוגי האירועים.
 messaging-webhook_description_invalid = התיאור יכול להכיל עד { $max } תווים, ללא תווי בקרה.
 messaging-webhook_endpoint_disabled = נקודת הקצה של ה-webhook מושבתת. הפעילו אותה לפני שליחה אליה.
 messaging-webhook_endpoint_not_found = נקודת הקצה של ה-webhook אינה קיימת.

@@ -1,5 +1,4 @@
 # outbound webhooks (messaging)
-messaging-unknown_event_type = "{ $type }" não é um tipo de evento que você pode assinar. Veja a lista de tipos de evento.
 messaging-webhook_description_invalid = A descrição pode ter no máximo { $max } caracteres, sem caracteres de controle.
 messaging-webhook_endpoint_disabled = Este endpoint de webhook está desativado. Ative-o antes de enviar para ele.
 messaging-webhook_endpoint_not_found = Este endpoint de webhook não existe.

@@ -21,6 +21,8 @@ const ARGS: &[(&str, &str)] = &[
     ("type", "t"),
     ("max", "1"),
     ("min", "1"),
+    ("limit", "1"),
+    ("days", "30"),
 ];
 
 fn codes_in(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
