@@ -17,7 +17,7 @@
 //! would make it exact at the cost of a round trip per delivery, which one replica (the
 //! deployment today) does not need.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use crate::app::webhooks::secret_context;
 use crate::domain::webhooks::{
     self as rules, ATTEMPTS_KEPT, Clock, FailReason, Outcome, RESPONSE_TIMEOUT, gap_before, should_disable,
 };
-use crate::repo::webhooks::{self as repo, Claimed, NewAttempt, Next};
+use crate::repo::webhooks::{self as repo, Claimed, Finished, NewAttempt, Next};
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -109,6 +109,8 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     cfg: WorkerConfig,
     limiter: Arc<Limiter>,
+    /// Opened secrets by their sealed text (a rotation seals anew, so an entry never goes stale).
+    secrets: Arc<Mutex<HashMap<String, SigningSecret>>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -148,7 +150,7 @@ impl Worker {
         outbound.timeout = outbound.timeout.max(cfg.timeout);
         outbound.max_response_bytes = RESPONSE_MAX_BYTES;
         let http = OutboundClient::without_redirects(&outbound)?;
-        Ok(Self { pool, http, sealer, clock, cfg, limiter: Arc::new(Limiter::default()) })
+        Ok(Self { pool, http, sealer, clock, cfg, limiter: Arc::new(Limiter::default()), secrets: Arc::default() })
     }
 
     /// Runs the lanes and the attempts sweep until `cancel`; in-flight deliveries finish first.
@@ -255,9 +257,18 @@ impl Worker {
     /// The secrets that sign now: the current one, and the previous one during its overlap.
     fn secrets(&self, c: &Claimed, now: DateTime<Utc>) -> Result<Vec<SigningSecret>, Error> {
         let open = |sealed: &str, column: &str| -> Result<SigningSecret, Error> {
+            let mut cache = self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(s) = cache.get(sealed) {
+                return Ok(s.clone());
+            }
             let raw = self.sealer.open(sealed, &secret_context(column, c.endpoint_id)).map_err(Error::internal)?;
             let text = String::from_utf8(raw).map_err(Error::internal)?;
-            SigningSecret::parse(&text).map_err(Error::internal)
+            let secret = SigningSecret::parse(&text).map_err(Error::internal)?;
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(sealed.to_owned(), secret.clone());
+            Ok(secret)
         };
         let mut out = vec![open(&c.secret_sealed, "secret")?];
         if let (Some(prev), Some(until)) = (&c.previous_secret_sealed, c.previous_expires_at)
@@ -332,22 +343,26 @@ impl Worker {
         Sent { outcome, status, duration_ms, headers, sha256, body_excerpt }
     }
 
-    /// Records finished deliveries in one transaction: each delivery's next state (only while
-    /// its lease is still ours), its attempt, and its endpoint's failure streak — an endpoint
-    /// failing for five days is disabled and announced.
+    /// Records finished deliveries in one transaction, a statement per kind of write whatever
+    /// their number: each delivery's next state (only while its lease is still ours), its
+    /// attempt, and its endpoint's failure streak — an endpoint failing for five days is
+    /// disabled and announced. A streak ends with any success in the batch.
     async fn record(&self, done: Vec<Done>) -> Result<(), Error> {
+        let finished: Vec<Finished> = done
+            .iter()
+            .map(|d| Finished { id: d.claimed.id, lease: d.claimed.lease_token, next: d.next, at: d.started_at })
+            .collect();
         let mut tx = db::system(&self.pool).await?;
-        let mut outcomes: Vec<(&'static str, bool)> = Vec::with_capacity(done.len());
-        for d in &done {
-            let c = &d.claimed;
-            if !repo::finish(&mut tx, c.id, c.lease_token, d.next, d.started_at).await? {
-                tracing::info!(delivery = %c.id, "webhook delivery lease was taken over; not recording");
-                continue;
-            }
-            let Some(sent) = &d.attempt else { continue };
-            repo::insert_attempt(
-                &mut tx,
-                &NewAttempt {
+        let ours: HashSet<Uuid> = repo::finish(&mut tx, &finished).await?.into_iter().collect();
+        let recorded: Vec<&Done> = done.iter().filter(|d| ours.contains(&d.claimed.id)).collect();
+        if recorded.len() < done.len() {
+            tracing::info!(lost = done.len() - recorded.len(), "webhook delivery leases were taken over; not recording those");
+        }
+        let attempts: Vec<NewAttempt<'_>> = recorded
+            .iter()
+            .filter_map(|d| {
+                let (c, sent) = (&d.claimed, d.attempt.as_ref()?);
+                Some(NewAttempt {
                     tenant: c.tenant_id,
                     delivery_id: c.id,
                     endpoint_id: c.endpoint_id,
@@ -361,26 +376,39 @@ impl Worker {
                     request_sha256: &sent.sha256,
                     response_body: &sent.body_excerpt,
                     started_at: d.started_at,
-                },
-            )
-            .await?;
-            outcomes.push((sent.outcome, d.next == Next::Succeeded));
+                })
+            })
+            .collect();
+        repo::insert_attempts(&mut tx, &attempts).await?;
+
+        let mut succeeded: Vec<Uuid> = Vec::new();
+        let mut failed: HashMap<Uuid, (DateTime<Utc>, Uuid)> = HashMap::new();
+        for d in recorded.iter().filter(|d| d.attempt.is_some()) {
+            let c = &d.claimed;
             if d.next == Next::Succeeded {
-                repo::endpoint_succeeded(&mut tx, c.endpoint_id).await?;
-                continue;
+                succeeded.push(c.endpoint_id);
+            } else {
+                let e = failed.entry(c.endpoint_id).or_insert((d.started_at, c.tenant_id));
+                e.0 = e.0.min(d.started_at);
             }
-            let failing_since = repo::endpoint_failed(&mut tx, c.endpoint_id, d.started_at).await?;
-            if failing_since.is_some_and(|since| should_disable(since, d.started_at))
-                && let Some(url) = repo::disable_endpoint(&mut tx, c.endpoint_id, "failing").await?
+        }
+        succeeded.sort_unstable();
+        succeeded.dedup();
+        failed.retain(|e, _| succeeded.binary_search(e).is_err());
+        repo::endpoints_succeeded(&mut tx, &succeeded).await?;
+        for (endpoint, (at, tenant)) in failed {
+            let Some((_, since)) = repo::endpoints_failed(&mut tx, &[endpoint], at).await?.pop() else { continue };
+            if should_disable(since, at)
+                && let Some(url) = repo::disable_endpoint(&mut tx, endpoint, "failing").await?
             {
-                let tenant = TenantId::from_uuid(c.tenant_id);
-                super::endpoint_disabled(&mut tx, tenant, c.endpoint_id, &url, "failing", failing_since).await?;
-                tracing::warn!(endpoint = %c.endpoint_id, "webhook endpoint disabled after failing for five days");
+                super::endpoint_disabled(&mut tx, TenantId::from_uuid(tenant), endpoint, &url, "failing", Some(since))
+                    .await?;
+                tracing::warn!(%endpoint, "webhook endpoint disabled after failing for five days");
             }
         }
         db::commit(tx).await?;
-        for (outcome, _) in outcomes {
-            metrics::counter!("nexus_webhook_attempts_total", "outcome" => outcome).increment(1);
+        for a in &attempts {
+            metrics::counter!("nexus_webhook_attempts_total", "outcome" => a.outcome.to_owned()).increment(1);
         }
         Ok(())
     }

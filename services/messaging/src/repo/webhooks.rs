@@ -440,31 +440,48 @@ pub enum Next {
     Deferred(DateTime<Utc>),
 }
 
-/// Ends a claim. False when the lease was taken over (it ran out and another worker claimed
-/// the delivery, or a replay started it over): then the caller records nothing.
-pub async fn finish(conn: &mut PgConnection, id: Uuid, lease: Uuid, next: Next, now: DateTime<Utc>) -> Result<bool, Error> {
-    let (status, counted, at, succeeded_at) = match next {
-        Next::Succeeded => ("succeeded", 1, now, Some(now)),
-        Next::Retry(at) => ("pending", 1, at, None),
-        Next::Failed => ("failed", 1, now, None),
-        Next::Cancelled => ("cancelled", 0, now, None),
-        Next::Deferred(at) => ("pending", 0, at, None),
-    };
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = $3, attempts = attempts + $4, next_attempt_at = $5, \
-           succeeded_at = coalesce($6, succeeded_at), leased_until = NULL, lease_token = NULL, updated_at = now() \
-         WHERE id = $1 AND lease_token = $2",
+/// The end of one claim, for [`finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Finished {
+    pub id: Uuid,
+    pub lease: Uuid,
+    pub next: Next,
+    /// When the attempt started (the worker's clock): the schedule counts from it.
+    pub at: DateTime<Utc>,
+}
+
+/// Ends claims in one statement. Answers the ids whose lease was still theirs: a lease that
+/// was taken over (it ran out and another worker claimed the delivery, or a replay started it
+/// over) records nothing.
+pub async fn finish(conn: &mut PgConnection, done: &[Finished]) -> Result<Vec<Uuid>, Error> {
+    let mut cols = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for f in done {
+        let (status, counted, at, succeeded_at) = match f.next {
+            Next::Succeeded => ("succeeded", 1, f.at, Some(f.at)),
+            Next::Retry(at) => ("pending", 1, at, None),
+            Next::Failed => ("failed", 1, f.at, None),
+            Next::Cancelled => ("cancelled", 0, f.at, None),
+            Next::Deferred(at) => ("pending", 0, at, None),
+        };
+        cols.0.push(f.id);
+        cols.1.push(f.lease);
+        cols.2.push(status);
+        cols.3.push(counted);
+        cols.4.push(at);
+        cols.5.push(succeeded_at);
+    }
+    sqlx::query_scalar(
+        "UPDATE webhook_deliveries d SET status = u.status, attempts = d.attempts + u.counted,            next_attempt_at = u.next_at, succeeded_at = coalesce(u.succeeded_at, d.succeeded_at),            leased_until = NULL, lease_token = NULL, updated_at = now()          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::timestamptz[], $6::timestamptz[])            AS u(id, lease, status, counted, next_at, succeeded_at)          WHERE d.id = u.id AND d.lease_token = u.lease RETURNING d.id",
     )
-    .bind(id)
-    .bind(lease)
-    .bind(status)
-    .bind(counted)
-    .bind(at)
-    .bind(succeeded_at)
-    .execute(conn)
+    .bind(&cols.0)
+    .bind(&cols.1)
+    .bind(&cols.2)
+    .bind(&cols.3)
+    .bind(&cols.4)
+    .bind(&cols.5)
+    .fetch_all(conn)
     .await
-    .db()?;
-    Ok(done.rows_affected() == 1)
+    .db()
 }
 
 /// An attempt as the worker records it.
@@ -485,56 +502,66 @@ pub struct NewAttempt<'a> {
     pub started_at: DateTime<Utc>,
 }
 
-pub async fn insert_attempt(conn: &mut PgConnection, a: &NewAttempt<'_>) -> Result<(), Error> {
+/// Records attempts in one statement.
+pub async fn insert_attempts(conn: &mut PgConnection, attempts: &[NewAttempt<'_>]) -> Result<(), Error> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&NewAttempt<'_>) -> Uuid| attempts.iter().map(f).collect::<Vec<Uuid>>();
     sqlx::query(
-        "INSERT INTO webhook_attempts (id, tenant_id, delivery_id, endpoint_id, message_id, attempt, outcome, \
-           status_code, duration_ms, request_url, request_headers, request_sha256, response_body, started_at) \
-         VALUES (uuid_v7(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO webhook_attempts (id, tenant_id, delivery_id, endpoint_id, message_id, attempt, outcome,            status_code, duration_ms, request_url, request_headers, request_sha256, response_body, started_at)          SELECT uuid_v7(), t, d, e, m, n, o, s, ms, url, h::jsonb, sha, body, at          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::int4[], $6::text[], $7::int4[],                      $8::int4[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[])            AS a(t, d, e, m, n, o, s, ms, url, h, sha, body, at)",
     )
-    .bind(a.tenant)
-    .bind(a.delivery_id)
-    .bind(a.endpoint_id)
-    .bind(a.message_id)
-    .bind(a.attempt)
-    .bind(a.outcome)
-    .bind(a.status_code)
-    .bind(a.duration_ms)
-    .bind(a.request_url)
-    .bind(Json(a.request_headers))
-    .bind(a.request_sha256)
-    .bind(a.response_body)
-    .bind(a.started_at)
+    .bind(col(&|a| a.tenant))
+    .bind(col(&|a| a.delivery_id))
+    .bind(col(&|a| a.endpoint_id))
+    .bind(col(&|a| a.message_id))
+    .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<i32>>())
+    .bind(attempts.iter().map(|a| a.outcome).collect::<Vec<&str>>())
+    .bind(attempts.iter().map(|a| a.status_code).collect::<Vec<Option<i32>>>())
+    .bind(attempts.iter().map(|a| a.duration_ms).collect::<Vec<i32>>())
+    .bind(attempts.iter().map(|a| a.request_url).collect::<Vec<&str>>())
+    .bind(attempts.iter().map(|a| a.request_headers.to_string()).collect::<Vec<String>>())
+    .bind(attempts.iter().map(|a| a.request_sha256).collect::<Vec<&str>>())
+    .bind(attempts.iter().map(|a| a.response_body).collect::<Vec<&str>>())
+    .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<DateTime<Utc>>>())
     .execute(conn)
     .await
     .db()?;
     Ok(())
 }
 
-/// A success ends the endpoint's failure streak.
-pub async fn endpoint_succeeded(conn: &mut PgConnection, endpoint: Uuid) -> Result<(), Error> {
-    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
-        .bind(endpoint)
+/// A success ends the endpoints' failure streaks.
+pub async fn endpoints_succeeded(conn: &mut PgConnection, endpoints: &[Uuid]) -> Result<(), Error> {
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL")
+        .bind(endpoints)
         .execute(conn)
         .await
         .db()?;
     Ok(())
 }
 
-/// A failure starts the streak if none runs; answers since when the endpoint has been failing.
-pub async fn endpoint_failed(
+/// A failure starts the streak of each endpoint where none runs; answers since when each has
+/// been failing.
+pub async fn endpoints_failed(
     conn: &mut PgConnection,
-    endpoint: Uuid,
+    endpoints: &[Uuid],
     now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, Error> {
-    sqlx::query_scalar(
-        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2) WHERE id = $1 RETURNING failing_since",
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, Error> {
+    if endpoints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2) WHERE id = ANY($1)          RETURNING id, failing_since",
     )
-    .bind(endpoint)
+    .bind(endpoints)
     .bind(now)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
-    .db()
-    .map(Option::flatten)
+    .db()?;
+    Ok(rows.into_iter().filter_map(|(id, since)| since.map(|s| (id, s))).collect())
 }
 
 /// Disables an enabled endpoint and cancels its pending deliveries (held ones too: their
