@@ -665,8 +665,9 @@ mod tests {
         assert!(dev.check_destination("http://localhost:8080/hook").await.unwrap().allowlisted);
         assert!(dev.check_destination("http://127.0.0.1:9/").await.unwrap().allowlisted);
         assert!(matches!(dev.check_destination("http://10.0.0.1/").await, Err(OutboundError::Blocked(_))));
-        let named = OutboundClient::new(&OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() })
-            .unwrap();
+        let named =
+            OutboundClient::new(&OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() })
+                .unwrap();
         assert!(named.check_destination("http://LOCALHOST/x").await.unwrap().allowlisted);
     }
 

@@ -230,10 +230,8 @@ async fn main() {
     cancel.cancel();
     running.await.unwrap();
     let arrivals = rx.arrivals.lock().unwrap().take().unwrap_or_default();
-    let mut lat: Vec<Duration> = arrivals
-        .iter()
-        .filter_map(|(id, at)| published.get(id).map(|p| at.saturating_duration_since(*p)))
-        .collect();
+    let mut lat: Vec<Duration> =
+        arrivals.iter().filter_map(|(id, at)| published.get(id).map(|p| at.saturating_duration_since(*p))).collect();
     lat.sort();
     let pct = |q: f64| lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1))).copied();
     println!(

@@ -24,8 +24,11 @@ pub use crate::config::{Config, DEFAULTS};
 /// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "messaging", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Webhooks"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "messaging",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Webhooks"],
+};
 
 /// Serves the messaging service on `listeners` until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {

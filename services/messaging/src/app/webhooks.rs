@@ -84,7 +84,13 @@ impl Webhooks {
         let secret = SigningSecret::generate();
         let sealed = self.sealer.seal(secret.expose().as_bytes(), &secret_context("secret", id));
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let new = NewEndpoint { url: &url, description: &description, event_types: &event_types, rate_limit, secret_sealed: &sealed };
+        let new = NewEndpoint {
+            url: &url,
+            description: &description,
+            event_types: &event_types,
+            rate_limit,
+            secret_sealed: &sealed,
+        };
         let endpoint = repo::webhooks::insert_endpoint(&mut tx, p.workspace_id, id, &new).await?;
         db::commit(tx).await?;
         Ok((endpoint, secret.expose()))
@@ -95,7 +101,8 @@ impl Webhooks {
         p.require(Action::Read)?;
         let id = parse_id(id, ENDPOINT_NOT_FOUND)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let found = repo::webhooks::get_endpoint(&mut tx, id).await?.ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
+        let found =
+            repo::webhooks::get_endpoint(&mut tx, id).await?.ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
         db::commit(tx).await?;
         Ok(found)
     }
@@ -174,8 +181,9 @@ impl Webhooks {
         p.require(Action::ManageApiKeys)?;
         let id = parse_id(id, ENDPOINT_NOT_FOUND)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let current =
-            repo::webhooks::secret_for_rotation(&mut tx, id).await?.ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
+        let current = repo::webhooks::secret_for_rotation(&mut tx, id)
+            .await?
+            .ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
         let old = self.sealer.open(&current, &secret_context("secret", id)).map_err(Error::internal)?;
         let previous = self.sealer.seal(&old, &secret_context("previous_secret", id));
         let secret = SigningSecret::generate();
@@ -201,8 +209,9 @@ impl Webhooks {
         })?;
         let example: serde_json::Value = serde_json::from_str(kind.example).map_err(Error::internal)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let target =
-            repo::webhooks::get_endpoint(&mut tx, endpoint).await?.ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
+        let target = repo::webhooks::get_endpoint(&mut tx, endpoint)
+            .await?
+            .ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
         ensure_enabled(&target)?;
         let id = Uuid::now_v7();
         let key = format!("test:{id}");
@@ -240,8 +249,9 @@ impl Webhooks {
             }
         }
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let target =
-            repo::webhooks::get_endpoint(&mut tx, endpoint).await?.ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
+        let target = repo::webhooks::get_endpoint(&mut tx, endpoint)
+            .await?
+            .ok_or_else(|| Error::not_found(ENDPOINT_NOT_FOUND))?;
         ensure_enabled(&target)?;
         let scheduled = match (message, since) {
             (Some(m), _) => {
@@ -340,7 +350,8 @@ pub async fn publish(
     payload: &serde_json::Value,
 ) -> Result<Option<Message>, Error> {
     let kind = rules::event_type(event_type).ok_or_else(|| {
-        Error::invalid("messaging.unknown_event_type").with_param("type", event_type.chars().take(100).collect::<String>())
+        Error::invalid("messaging.unknown_event_type")
+            .with_param("type", event_type.chars().take(100).collect::<String>())
     })?;
     if event_key.is_empty() || event_key.len() > 200 {
         return Err(Error::internal(format!("webhook event key of {} bytes", event_key.len())));

@@ -209,10 +209,7 @@ impl Worker {
         if n == 0 {
             return Ok(0);
         }
-        let mut done = futures::stream::iter(claimed)
-            .map(|c| self.attempt(c))
-            .buffer_unordered(n)
-            .ready_chunks(n);
+        let mut done = futures::stream::iter(claimed).map(|c| self.attempt(c)).buffer_unordered(n).ready_chunks(n);
         let mut first_error = None;
         while let Some(chunk) = done.next().await {
             if let Err(e) = self.record(chunk).await {
@@ -317,8 +314,7 @@ impl Worker {
             .header("webhook-signature", &signature)
             .body(body);
         let clock = Instant::now();
-        let result =
-            self.http.send(req, Limits { max_bytes: RESPONSE_MAX_BYTES, timeout: self.cfg.timeout }).await;
+        let result = self.http.send(req, Limits { max_bytes: RESPONSE_MAX_BYTES, timeout: self.cfg.timeout }).await;
         let duration_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
         let (outcome, status, body_excerpt) = match result {
             Ok(resp) => {
@@ -356,7 +352,10 @@ impl Worker {
         let ours: HashSet<Uuid> = repo::finish(&mut tx, &finished).await?.into_iter().collect();
         let recorded: Vec<&Done> = done.iter().filter(|d| ours.contains(&d.claimed.id)).collect();
         if recorded.len() < done.len() {
-            tracing::info!(lost = done.len() - recorded.len(), "webhook delivery leases were taken over; not recording those");
+            tracing::info!(
+                lost = done.len() - recorded.len(),
+                "webhook delivery leases were taken over; not recording those"
+            );
         }
         let attempts: Vec<NewAttempt<'_>> = recorded
             .iter()
@@ -462,9 +461,6 @@ mod tests {
 
     #[test]
     fn digests_are_lower_hex() {
-        assert_eq!(
-            hex(&Sha256::digest(b"")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(hex(&Sha256::digest(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

@@ -105,11 +105,8 @@ impl Webhooks for WebhooksService {
         let p = principal(&req)?;
         let r = req.into_inner();
         let given = r.endpoint.map(input);
-        let e = self
-            .hooks
-            .update_endpoint(&p, &r.id, given.as_ref(), &r.update_mask, r.enable)
-            .await
-            .map_err(status)?;
+        let e =
+            self.hooks.update_endpoint(&p, &r.id, given.as_ref(), &r.update_mask, r.enable).await.map_err(status)?;
         Ok(Response::new(endpoint(e)))
     }
 

@@ -186,7 +186,13 @@ struct MessageRow {
 
 impl From<MessageRow> for Message {
     fn from(r: MessageRow) -> Self {
-        Message { id: r.id, event_type: r.event_type, event_key: r.event_key, payload: r.payload.0, created_at: r.created_at }
+        Message {
+            id: r.id,
+            event_type: r.event_type,
+            event_key: r.event_key,
+            payload: r.payload.0,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -228,12 +234,7 @@ fn filter_admits(types: &str, param: &str) -> String {
 
 /// A pending delivery of the message to every enabled endpoint of the workspace whose filter
 /// admits its type; answers how many.
-pub async fn fan_out(
-    conn: &mut PgConnection,
-    tenant: TenantId,
-    message: Uuid,
-    event_type: &str,
-) -> Result<u64, Error> {
+pub async fn fan_out(conn: &mut PgConnection, tenant: TenantId, message: Uuid, event_type: &str) -> Result<u64, Error> {
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, message_id) \
          SELECT uuid_v7(), tenant_id, id, $2 FROM webhook_endpoints \

@@ -269,10 +269,17 @@ async fn four_failures_then_success_follow_the_schedule_and_the_signature_verifi
 
     // The attempts log: five attempts at the scheduled gaps, newest first.
     let attempts = f.hooks.attempts(&p, &id, "", &PageRequest::default()).await.unwrap().items;
-    let outcomes: Vec<(&str, Option<i32>)> = attempts.iter().rev().map(|a| (a.outcome.as_str(), a.status_code)).collect();
+    let outcomes: Vec<(&str, Option<i32>)> =
+        attempts.iter().rev().map(|a| (a.outcome.as_str(), a.status_code)).collect();
     assert_eq!(
         outcomes,
-        vec![("status", Some(500)), ("status", Some(500)), ("status", Some(503)), ("status", Some(500)), ("delivered", Some(200))]
+        vec![
+            ("status", Some(500)),
+            ("status", Some(500)),
+            ("status", Some(503)),
+            ("status", Some(500)),
+            ("delivered", Some(200))
+        ]
     );
     let gaps: Vec<i64> = attempts.windows(2).rev().map(|w| (w[0].started_at - w[1].started_at).num_seconds()).collect();
     assert_eq!(gaps, vec![5, 300, 1_800, 7_200]);
@@ -331,7 +338,10 @@ async fn private_targets_are_refused_at_creation_and_at_delivery() {
     assert_eq!(w.tick().await.unwrap(), 1);
     assert!(rx.got().is_empty(), "nothing reached the private address");
     let (outcome, status): (String, Option<i32>) =
-        sqlx::query_as("SELECT outcome, status_code FROM messaging.webhook_attempts").fetch_one(&f.admin).await.unwrap();
+        sqlx::query_as("SELECT outcome, status_code FROM messaging.webhook_attempts")
+            .fetch_one(&f.admin)
+            .await
+            .unwrap();
     assert_eq!((outcome.as_str(), status), ("refused", None));
 }
 
@@ -620,7 +630,8 @@ async fn workspaces_see_only_their_own_webhooks_and_bad_input_changes_nothing() 
         assert_eq!(e.code(), *code, "{bad:?}");
         assert!((400..500).contains(&e.http_status()), "{bad:?}: {}", e.http_status());
     }
-    let e = f.hooks.update_endpoint(&a, &id, Some(&input(&rx_a.url, &[])), &["secret".into()], false).await.unwrap_err();
+    let e =
+        f.hooks.update_endpoint(&a, &id, Some(&input(&rx_a.url, &[])), &["secret".into()], false).await.unwrap_err();
     assert_eq!(e.code(), "messaging.webhook_update_mask_invalid");
     let mut zero = input(&rx_a.url, &[]);
     zero.rate_limit = Some(0);
@@ -645,7 +656,10 @@ async fn workspaces_see_only_their_own_webhooks_and_bad_input_changes_nothing() 
     assert_eq!((unchanged.rate_limit, unchanged.url.as_str()), (10, rx_a.url.as_str()));
 
     // Changes are audited, secrets never in the record.
-    f.hooks.update_endpoint(&a, &id, Some(&input(&rx_a.url, &["contact.*"])), &["event_types".into()], false).await.unwrap();
+    f.hooks
+        .update_endpoint(&a, &id, Some(&input(&rx_a.url, &["contact.*"])), &["event_types".into()], false)
+        .await
+        .unwrap();
     f.hooks.rotate_secret(&a, &id).await.unwrap();
     let audits: Vec<serde_json::Value> = sqlx::query_scalar(
         "SELECT audit FROM messaging.outbox WHERE audit->>'table' = 'webhook_endpoints' AND audit->>'row_id' = $1",
@@ -726,8 +740,7 @@ async fn the_grpc_service_manages_endpoints_and_answers_bad_input_with_4xx_statu
     use nexus_proto::nexus::messaging::v1::{self as pb, webhooks_client::WebhooksClient};
     use nexus_testkit::identity::authed;
     let svc = crate::support::Service::start_with(&[("NEXUS_WEBHOOKS__DELIVER", "false".into())]).await;
-    let channel =
-        tonic::transport::Endpoint::from_shared(svc.running.grpc_url()).unwrap().connect().await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(svc.running.grpc_url()).unwrap().connect().await.unwrap();
     let mut client = WebhooksClient::new(channel);
     let ws = WorkspaceId::new();
     let admin = svc.issuer.user_token(ws, Role::Admin);
