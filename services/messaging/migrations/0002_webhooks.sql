@@ -39,6 +39,8 @@ CREATE TABLE webhook_messages (
 );
 CREATE INDEX webhook_messages_recent ON webhook_messages (tenant_id, created_at DESC, id DESC);
 CREATE INDEX webhook_messages_type ON webhook_messages (tenant_id, event_type, created_at DESC, id DESC);
+-- Messages are kept 30 days (as far back as a replay reaches): the sweep deletes by age.
+CREATE INDEX webhook_messages_age ON webhook_messages (created_at);
 SELECT enable_tenant_table('webhook_messages');
 
 -- Deleting an endpoint deletes its schedule and attempts log with it.

@@ -412,7 +412,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Deletes attempts older than 30 days (by the worker's clock), in bounded batches.
+    /// Deletes attempts older than 30 days (by the worker's clock), then messages older than
+    /// that (replays reach 30 days back) with their finished deliveries, in bounded batches.
+    /// Answers how many attempts went.
     pub async fn sweep(&self) -> Result<u64, Error> {
         let before = self.clock.now() - chrono::Duration::from_std(ATTEMPTS_KEPT).map_err(Error::internal)?;
         let mut total = 0;
@@ -422,6 +424,14 @@ impl Worker {
             db::commit(tx).await?;
             total += n;
             if n < 5_000 {
+                break;
+            }
+        }
+        loop {
+            let mut tx = db::system(&self.pool).await?;
+            let n = repo::sweep_messages(&mut tx, before, 1_000).await?;
+            db::commit(tx).await?;
+            if n < 1_000 {
                 return Ok(total);
             }
         }

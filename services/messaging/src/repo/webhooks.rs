@@ -603,3 +603,31 @@ pub async fn sweep_attempts(conn: &mut PgConnection, before: DateTime<Utc>, limi
     .db()?;
     Ok(done.rows_affected())
 }
+
+/// Deletes up to `limit` messages created before `before` with the deliveries they have left
+/// (none pending: a pending delivery keeps its message); answers how many messages.
+pub async fn sweep_messages(conn: &mut PgConnection, before: DateTime<Utc>, limit: i64) -> Result<u64, Error> {
+    sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE id IN \
+           (SELECT d.id FROM webhook_messages m JOIN webhook_deliveries d \
+              ON d.tenant_id = m.tenant_id AND d.message_id = m.id \
+            WHERE m.created_at < $1 AND d.status <> 'pending' AND d.updated_at < $1 LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    let done = sqlx::query(
+        "DELETE FROM webhook_messages WHERE id IN \
+           (SELECT m.id FROM webhook_messages m WHERE m.created_at < $1 AND NOT EXISTS \
+              (SELECT 1 FROM webhook_deliveries d WHERE d.tenant_id = m.tenant_id AND d.message_id = m.id) \
+            ORDER BY m.created_at LIMIT $2)",
+    )
+    .bind(before)
+    .bind(limit)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(done.rows_affected())
+}

@@ -306,6 +306,7 @@ async fn four_failures_then_success_follow_the_schedule_and_the_signature_verifi
     f.clock.advance(Duration::from_secs(31 * 86_400));
     assert_eq!(w.sweep().await.unwrap(), 6);
     assert_eq!(f.count("SELECT count(*) FROM messaging.webhook_attempts").await, 0);
+    assert_eq!(f.count("SELECT count(*) FROM messaging.webhook_messages").await, 0, "messages too");
 }
 
 #[tokio::test]
