@@ -3,7 +3,7 @@
 //! Candidate: signed deliveries per second through the whole path — due deliveries claimed from
 //! Postgres with a lease, each message signed (Standard Webhooks), POSTed through the safe
 //! outbound client to a local receiver, and its attempt, delivery state and audit records
-//! committed — with 64 deliveries in flight (2 lanes of 32) over 16 endpoints. Floor: the same
+//! committed — with 64 deliveries in flight over 16 endpoints. Floor: the same
 //! receiver hit by a plain reqwest loop of 64 concurrent clients POSTing a body of the same size.
 //! Both alternate so machine load weighs on them alike. Goal: ratio >= 0.5.
 //!
@@ -31,7 +31,6 @@ use nexus_platform::outbound::{OutboundClient, OutboundConfig};
 use sqlx::PgPool;
 
 const CONCURRENCY: usize = 64;
-const LANES: usize = 2;
 const ENDPOINTS: usize = 16;
 /// Messages per round (each goes to every endpoint).
 const MESSAGES: usize = 150;
@@ -112,25 +111,21 @@ async fn publish_many(pool: &PgPool, ws: WorkspaceId, n: usize) -> Vec<(uuid::Uu
     out
 }
 
-/// Delivers everything due with `LANES` lanes; answers deliveries per second.
+/// Publishes a round of messages, then runs the worker as in production until they are all
+/// delivered; answers deliveries per second.
 async fn webhook_round(pool: &PgPool, worker: &Worker, ws: WorkspaceId, rx: &Receiver) -> f64 {
     publish_many(pool, ws, MESSAGES).await;
     let target = rx.count.load(Ordering::Relaxed) + (MESSAGES * ENDPOINTS) as u64;
+    let cancel = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
-    let lanes: Vec<_> = (0..LANES)
-        .map(|_| {
-            let w = worker.clone();
-            async move {
-                while rx.count.load(Ordering::Relaxed) < target {
-                    if w.tick().await.unwrap() == 0 {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                }
-            }
-        })
-        .collect();
-    futures::future::join_all(lanes).await;
-    (MESSAGES * ENDPOINTS) as f64 / started.elapsed().as_secs_f64()
+    let running = tokio::spawn(worker.clone().run(cancel.clone()));
+    while rx.count.load(Ordering::Relaxed) < target {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    cancel.cancel();
+    running.await.unwrap();
+    (MESSAGES * ENDPOINTS) as f64 / elapsed.as_secs_f64()
 }
 
 /// The floor: plain POSTs of a body of the same size, `CONCURRENCY` at a time.
@@ -191,7 +186,7 @@ async fn main() {
             EndpointInput { url: u.clone(), description: String::new(), event_types: vec![], rate_limit: Some(1000) };
         hooks.create_endpoint(&owner(ws), &input).await.unwrap();
     }
-    let cfg = WorkerConfig { lanes: LANES, batch: (CONCURRENCY / LANES) as i64, ..Default::default() };
+    let cfg = WorkerConfig { in_flight: CONCURRENCY, batch: CONCURRENCY as i64, ..Default::default() };
     let worker = Worker::new(pool.clone(), &outbound, sealer, clock, cfg).unwrap();
     let body = nexus_messaging::domain::webhooks::body("contact.created", chrono::Utc::now(), &payload(0));
 

@@ -58,8 +58,8 @@ pub struct WebhooksConfig {
     pub deliver: bool,
     /// Turn content's page events into webhook messages.
     pub fanout: bool,
-    /// Delivery loops side by side, and deliveries each claims at once.
-    pub lanes: usize,
+    /// Deliveries on the wire at once, and most claimed by one statement.
+    pub in_flight: usize,
     pub batch: i64,
     /// Plain `http://` endpoints; off by default outside development (allowlisted targets may
     /// always use http).
@@ -71,8 +71,8 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         nexus_platform::crypto::Sealer::from_config(self.messaging.sealing_keys.expose())
             .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
-        if !(1..=64).contains(&self.webhooks.lanes) {
-            anyhow::bail!("webhooks.lanes: {} is not between 1 and 64", self.webhooks.lanes);
+        if !(1..=4_096).contains(&self.webhooks.in_flight) {
+            anyhow::bail!("webhooks.in_flight: {} is not between 1 and 4096", self.webhooks.in_flight);
         }
         if !(1..=1_000).contains(&self.webhooks.batch) {
             anyhow::bail!("webhooks.batch: {} is not between 1 and 1000", self.webhooks.batch);

@@ -88,7 +88,7 @@ fn webhooks(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::webhooks:
     });
     if config.webhooks.deliver {
         let cfg = events::deliver::WorkerConfig {
-            lanes: config.webhooks.lanes,
+            in_flight: config.webhooks.in_flight,
             batch: config.webhooks.batch,
             ..Default::default()
         };

@@ -42,14 +42,14 @@ use crate::repo::webhooks::{self as repo, Claimed, Finished, NewAttempt, Next};
 /// How the worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Deliveries claimed at once by one lane.
+    /// Deliveries on the wire at once: the worker claims more whenever half of them are done.
+    pub in_flight: usize,
+    /// Most deliveries claimed by one statement.
     pub batch: i64,
-    /// Loops claiming and sending side by side (a slow endpoint holds up only its lane's batch).
-    pub lanes: usize,
     /// How long a claim holds a delivery: longer than an attempt can take (timeout, rate wait,
     /// recording).
     pub lease: Duration,
-    /// Sleep of a lane that found nothing due.
+    /// Pause before looking again when nothing was due.
     pub idle_poll: Duration,
     /// An answer must come within this (the 15 s of the rules; tests shorten it).
     pub timeout: Duration,
@@ -60,8 +60,8 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
+            in_flight: 64,
             batch: 64,
-            lanes: 4,
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_millis(50),
             timeout: RESPONSE_TIMEOUT,
@@ -153,58 +153,104 @@ impl Worker {
         Ok(Self { pool, http, sealer, clock, cfg, limiter: Arc::new(Limiter::default()), secrets: Arc::default() })
     }
 
-    /// Runs the lanes and the attempts sweep until `cancel`; in-flight deliveries finish first.
+    /// Delivers until `cancel`, then finishes and records what is in flight; sweeps attempts
+    /// and messages past 30 days every ten minutes.
+    ///
+    /// A pipeline: deliveries are claimed whenever half of `in_flight` is free, sent side by
+    /// side, and recorded by a separate task in groups of whatever has finished, so the wire is
+    /// never idle while Postgres records.
     pub async fn run(self, cancel: CancellationToken) {
-        let mut lanes = tokio::task::JoinSet::new();
-        for _ in 0..self.cfg.lanes.max(1) {
-            let (w, cancel) = (self.clone(), cancel.clone());
-            lanes.spawn(async move { w.lane(cancel).await });
-        }
         let sweeper = self.clone();
-        lanes.spawn(async move {
+        let sweep_cancel = cancel.clone();
+        let sweeping = tokio::spawn(async move {
             loop {
                 if let Err(e) = sweeper.sweep().await {
-                    tracing::warn!(error = ?e, "webhook attempts sweep failed; will retry");
+                    tracing::warn!(error = ?e, "webhook sweep failed; will retry");
                 }
                 tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = sweep_cancel.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(600)) => {}
                 }
             }
         });
-        while lanes.join_next().await.is_some() {}
+        let (finished, mut to_record) = tokio::sync::mpsc::channel::<Done>(self.cfg.in_flight.max(1) * 2);
+        let recorder = self.clone();
+        let recording = tokio::spawn(async move {
+            let mut group = Vec::new();
+            while to_record.recv_many(&mut group, 512).await > 0 {
+                if let Err(e) = recorder.record(std::mem::take(&mut group)).await {
+                    tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
+                }
+            }
+        });
+        self.pump(&cancel, &finished).await;
+        drop(finished);
+        let _ = recording.await;
+        let _ = sweeping.await;
     }
 
-    async fn lane(&self, cancel: CancellationToken) {
+    async fn pump(&self, cancel: &CancellationToken, finished: &tokio::sync::mpsc::Sender<Done>) {
+        let capacity = self.cfg.in_flight.max(1);
+        let mut in_flight = futures::stream::FuturesUnordered::new();
         let mut backoff = self.cfg.idle_poll;
-        while !cancel.is_cancelled() {
-            let pause = match self.tick().await {
-                Ok(0) => self.cfg.idle_poll,
-                Ok(_) => {
-                    backoff = self.cfg.idle_poll;
-                    continue;
+        // When the last claim found nothing (or failed), the next waits for this.
+        let mut next_claim = tokio::time::Instant::now();
+        loop {
+            let room = capacity - in_flight.len();
+            if !cancel.is_cancelled() && room * 2 >= capacity && tokio::time::Instant::now() >= next_claim {
+                match self.claim(i64::try_from(room).unwrap_or(i64::MAX).min(self.cfg.batch)).await {
+                    Ok(claimed) => {
+                        backoff = self.cfg.idle_poll;
+                        if claimed.is_empty() {
+                            next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
+                        }
+                        in_flight.extend(claimed.into_iter().map(|c| self.attempt(c)));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "claiming webhook deliveries failed; will retry");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        next_claim = tokio::time::Instant::now() + backoff;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(error = ?e, "webhook delivery round failed; will retry");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    backoff
+            }
+            if in_flight.is_empty() {
+                if cancel.is_cancelled() {
+                    return;
                 }
-            };
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep_until(next_claim) => {}
+                }
+                continue;
+            }
             tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(pause) => {}
+                done = in_flight.next() => {
+                    if let Some(done) = done
+                        && finished.send(done).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep_until(next_claim), if !cancel.is_cancelled() && in_flight.len() * 2 <= capacity => {}
             }
         }
     }
 
-    /// One round: claims due deliveries, sends them side by side and records each as soon as it
-    /// is done (whatever is ready together in one transaction). Answers how many were claimed.
-    pub async fn tick(&self) -> Result<usize, Error> {
+    /// Claims up to `limit` due deliveries for one lease.
+    async fn claim(&self, limit: i64) -> Result<Vec<Claimed>, Error> {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.cfg.lease).map_err(Error::internal)?;
         let mut tx = db::system(&self.pool).await?;
-        let claimed = repo::claim(&mut tx, now, lease_until, self.cfg.batch).await?;
+        let claimed = repo::claim(&mut tx, now, lease_until, limit).await?;
         db::commit(tx).await?;
+        Ok(claimed)
+    }
+
+    /// One round without the pipeline (tests step the worker with it): claims due deliveries,
+    /// sends them side by side and records them as they finish (whatever is ready together in
+    /// one transaction). Answers how many were claimed.
+    pub async fn tick(&self) -> Result<usize, Error> {
+        let claimed = self.claim(self.cfg.batch).await?;
         let n = claimed.len();
         if n == 0 {
             return Ok(0);
