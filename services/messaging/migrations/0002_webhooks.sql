@@ -97,4 +97,6 @@ CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (tenant_id, endpoint_
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, attempt);
 -- Kept 30 days: the sweep deletes by age.
 CREATE INDEX webhook_attempts_age ON webhook_attempts (started_at);
-SELECT enable_tenant_table('webhook_attempts');
+-- The attempts log is itself a record; its audit entries leave out the bulky request headers and
+-- response excerpt (they stay in the row).
+SELECT enable_tenant_table('webhook_attempts', ARRAY['request_headers', 'response_body']);
