@@ -56,21 +56,28 @@ CREATE TABLE webhook_deliveries (
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     -- A worker holds the delivery until then (longer than one attempt can take); a crash lets
     -- the lease run out and another worker retry. The token tells a late worker that its claim
-    -- was taken over, so it records nothing.
+    -- was taken over, so it records nothing. Neither column is indexed: a claim is a HOT update.
     leased_until    timestamptz,
     lease_token     uuid,
     succeeded_at    timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     UNIQUE (endpoint_id, message_id)
-);
+) WITH (fillfactor = 80); -- room on each page for the claims' heap-only updates
 -- What the worker scans: pending rows by due time (a succeeded row is never claimed again).
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_message ON webhook_deliveries (tenant_id, message_id);
 CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id) WHERE status = 'pending';
--- Leases are bookkeeping of the worker, not changes of the delivery: a claim alone writes no
--- audit record (status and attempt count changes are audited).
 SELECT enable_tenant_table('webhook_deliveries', ARRAY['leased_until', 'lease_token', 'next_attempt_at', 'updated_at']);
+-- Leases are bookkeeping of the worker, not changes of the delivery: an update is audited when
+-- it changes the status or the attempt count (each attempt's outcome), so a claim costs no
+-- trigger call at all on the hot path.
+DROP TRIGGER audit_row ON webhook_deliveries;
+CREATE TRIGGER audit_row AFTER INSERT OR DELETE ON webhook_deliveries FOR EACH ROW
+  EXECUTE FUNCTION audit_row('leased_until', 'lease_token', 'next_attempt_at', 'updated_at');
+CREATE TRIGGER audit_row_update AFTER UPDATE ON webhook_deliveries FOR EACH ROW
+  WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.attempts IS DISTINCT FROM NEW.attempts)
+  EXECUTE FUNCTION audit_row('leased_until', 'lease_token', 'next_attempt_at', 'updated_at');
 
 CREATE TABLE webhook_attempts (
     id              uuid PRIMARY KEY,
@@ -97,6 +104,11 @@ CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (tenant_id, endpoint_
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, attempt);
 -- Kept 30 days: the sweep deletes by age.
 CREATE INDEX webhook_attempts_age ON webhook_attempts (started_at);
--- The attempts log is itself a record; its audit entries leave out the bulky request headers and
--- response excerpt (they stay in the row).
 SELECT enable_tenant_table('webhook_attempts', ARRAY['request_headers', 'response_body']);
+-- The attempts log is itself the record of what the worker did, and each attempt's effect is
+-- audited once, by its delivery's update in the same transaction (status, attempt count) — as a
+-- reservation is audited once by its reservations row (subscriptions 0006). Attempts are never
+-- updated; the trigger stays for any update, and the 30-day sweep's deletes are retention.
+DROP TRIGGER audit_row ON webhook_attempts;
+CREATE TRIGGER audit_row AFTER UPDATE ON webhook_attempts FOR EACH ROW
+  EXECUTE FUNCTION audit_row('request_headers', 'response_body');

@@ -399,9 +399,9 @@ pub struct Claimed {
     pub message_created_at: DateTime<Utc>,
 }
 
-/// Takes up to `limit` due deliveries (oldest due first) for `lease_until`. A claimed row's
-/// `next_attempt_at` moves to the end of its lease: the due index skips held rows, and a
-/// worker that dies leaves its rows due again when the lease runs out.
+/// Takes up to `limit` due deliveries (oldest due first) for `lease_until`; a worker that dies
+/// leaves its rows due again when the lease runs out. Only unindexed columns change, so a claim
+/// is a heap-only update (the due index skips the few held rows).
 pub async fn claim(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
@@ -411,8 +411,9 @@ pub async fn claim(
     sqlx::query_as(
         "WITH due AS ( \
            SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (leased_until IS NULL OR leased_until <= $1) \
            ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         UPDATE webhook_deliveries d SET leased_until = $2, next_attempt_at = $2, lease_token = gen_random_uuid() \
+         UPDATE webhook_deliveries d SET leased_until = $2, lease_token = gen_random_uuid() \
          FROM due, webhook_endpoints e, webhook_messages m \
          WHERE d.id = due.id AND e.id = d.endpoint_id AND m.id = d.message_id \
          RETURNING d.id, d.tenant_id, d.endpoint_id, d.message_id, d.attempts, d.lease_token, e.url, \
