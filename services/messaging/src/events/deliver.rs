@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::crypto::Sealer;
-use nexus_platform::db;
+use nexus_platform::db::{self, DbResultExt};
 use nexus_platform::outbound::{Limits, OutboundClient, OutboundConfig, OutboundError};
 use nexus_providers::standard_webhooks::{SigningSecret, signature_header};
 use sha2::{Digest, Sha256};
@@ -183,20 +183,22 @@ impl Worker {
                 }
             }
         });
-        self.pump(&cancel, &finished).await;
+        Arc::new(self).pump(&cancel, &finished).await;
         drop(finished);
         let _ = recording.await;
         let _ = sweeping.await;
     }
 
-    async fn pump(&self, cancel: &CancellationToken, finished: &tokio::sync::mpsc::Sender<Done>) {
+    /// Claims and sends; each delivery runs as its own task (so deliveries keep moving while the
+    /// next claim waits on Postgres) and hands its result to the recorder.
+    async fn pump(self: Arc<Self>, cancel: &CancellationToken, finished: &tokio::sync::mpsc::Sender<Done>) {
         let capacity = self.cfg.in_flight.max(1);
-        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut in_flight = tokio::task::JoinSet::new();
         let mut backoff = self.cfg.idle_poll;
         // When the last claim found nothing (or failed), the next waits for this.
         let mut next_claim = tokio::time::Instant::now();
         loop {
-            let room = capacity - in_flight.len();
+            let room = capacity.saturating_sub(in_flight.len());
             if !cancel.is_cancelled() && room * 2 >= capacity && tokio::time::Instant::now() >= next_claim {
                 match self.claim(i64::try_from(room).unwrap_or(i64::MAX).min(self.cfg.batch)).await {
                     Ok(claimed) => {
@@ -204,7 +206,14 @@ impl Worker {
                         if claimed.is_empty() {
                             next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
                         }
-                        in_flight.extend(claimed.into_iter().map(|c| self.attempt(c)));
+                        for c in claimed {
+                            let (me, finished) = (self.clone(), finished.clone());
+                            in_flight.spawn(async move {
+                                let done = me.attempt(c).await;
+                                // The recorder only stops after every sender is gone.
+                                let _ = finished.send(done).await;
+                            });
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = ?e, "claiming webhook deliveries failed; will retry");
@@ -224,13 +233,7 @@ impl Worker {
                 continue;
             }
             tokio::select! {
-                done = in_flight.next() => {
-                    if let Some(done) = done
-                        && finished.send(done).await.is_err()
-                    {
-                        return;
-                    }
-                }
+                _ = in_flight.join_next() => {}
                 () = tokio::time::sleep_until(next_claim), if !cancel.is_cancelled() && in_flight.len() * 2 <= capacity => {}
             }
         }
@@ -241,6 +244,9 @@ impl Worker {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.cfg.lease).map_err(Error::internal)?;
         let mut tx = db::system(&self.pool).await?;
+        // A claim lost to a database crash only makes its deliveries claimable again, which
+        // at-least-once delivery allows; it need not wait for the disk. Records of outcomes do.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.db()?;
         let claimed = repo::claim(&mut tx, now, lease_until, limit).await?;
         db::commit(tx).await?;
         Ok(claimed)
