@@ -336,6 +336,11 @@ pub fn upstream_error(status: &tonic::Status) -> nexus_kernel::Error {
     if status.details().is_empty() && is_transport_failure(status) {
         return nexus_kernel::Error::unavailable("service.unavailable").with_source(status.clone());
     }
+    // A callee that does not serve the method yet (a service deployed before the capability that
+    // routes to it) is, for the caller, a service that is not there: 503, never a 500.
+    if status.code() == tonic::Code::Unimplemented && status.details().is_empty() {
+        return nexus_kernel::Error::unavailable("service.unavailable").with_source(status.clone());
+    }
     nexus_kernel::Error::from_status(status)
 }
 

@@ -39,14 +39,16 @@ pub async fn run_with_keys(
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
     let common = config.common.clone();
-    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, move |infra| routes(config, infra))
-        .await
+    let build = service(config)?;
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, build).await
 }
 
-/// The service's gRPC routes, built from what the platform opened (its one pool, the outbound
-/// client); the image sweeper runs on the platform's task tracker. Tests serve these with
-/// `nexus_testkit::RunningService`.
-pub fn routes(config: Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
+/// Checks `config` and returns what builds the service from the platform's infrastructure (its
+/// one pool, the outbound client; the image sweeper runs on the platform's task tracker): the
+/// gRPC routes. Tests hand it to `nexus_testkit::RunningService`.
+pub fn service(
+    config: Config,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
     // Stored images are served back over gRPC, whose messages are capped at one size fleet-wide.
     if config.images.max_bytes > nexus_platform::grpc::MAX_ASSET_BYTES {
         anyhow::bail!(
@@ -55,6 +57,10 @@ pub fn routes(config: Config, infra: &Infra) -> anyhow::Result<tonic::service::R
             nexus_platform::grpc::MAX_ASSET_BYTES
         );
     }
+    Ok(move |infra: &Infra| build(config, infra))
+}
+
+fn build(config: Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
     let local = Arc::new(app::local::LocalGenerator::new()?);
     let credits = Arc::new(app::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
     nexus_platform::install_crypto_provider();

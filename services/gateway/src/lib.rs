@@ -86,6 +86,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         public_pages::router(),
         agents::router(),
         images::router(),
+        contacts::router(),
         track::router(),
         analytics_settings::router(),
         reports::router(),

@@ -23,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "content", description = "AI copy in five languages, streamed or not"),
         (name = "pages", description = "Magic landing pages, their public addresses and leads"),
         (name = "agents", description = "AI agents: custom assistants with knowledge and per-contact history"),
+        (name = "contacts", description = "The contact book: contacts, custom fields, identities, consent"),
         (name = "analytics", description = "Event tracking (write key), reports and the audit trail"),
         (name = "operations", description = "Fleet health for platform operators"),
         (name = "local", description = "Offline helpers, only in local mode"),

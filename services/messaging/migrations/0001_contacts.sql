@@ -92,6 +92,7 @@ CREATE TABLE activities (
     id          uuid PRIMARY KEY,
     tenant_id   uuid        NOT NULL,
     contact_id  uuid        NOT NULL REFERENCES contacts (id),
+    -- note, task and call are written by people; the others by the platform.
     kind        text        NOT NULL CHECK (kind IN ('note', 'task', 'call', 'message', 'lead', 'purchase',
                                                      'stage_change', 'consent', 'merge', 'import', 'deal')),
     body        text        NOT NULL DEFAULT '' CHECK (length(body) <= 10000),
@@ -106,10 +107,13 @@ CREATE TABLE activities (
     source_key  text,
     occurred_at timestamptz NOT NULL DEFAULT now(),
     created_at  timestamptz NOT NULL DEFAULT now(),
-    CHECK (kind = 'task' OR (due_at IS NULL AND assignee_id IS NULL AND done_at IS NULL))
+    CHECK (kind = 'task' OR (due_at IS NULL AND assignee_id IS NULL AND done_at IS NULL)),
+    -- A task is someone's to do by a date.
+    CHECK (kind <> 'task' OR (due_at IS NOT NULL AND assignee_id IS NOT NULL))
 );
 CREATE INDEX activities_timeline ON activities (tenant_id, contact_id, occurred_at DESC, id DESC);
-CREATE INDEX activities_open_tasks ON activities (tenant_id, assignee_id, due_at) WHERE kind = 'task' AND done_at IS NULL;
+-- A member's task list: open tasks first, each group by due date.
+CREATE INDEX activities_tasks ON activities (tenant_id, assignee_id, (done_at IS NOT NULL), due_at, id) WHERE kind = 'task';
 CREATE UNIQUE INDEX activities_source ON activities (tenant_id, source_key) WHERE source_key IS NOT NULL;
 SELECT enable_tenant_table('activities');
 
@@ -121,7 +125,7 @@ CREATE TABLE pipeline_stages (
     -- open stages move on; won and lost close a deal.
     outcome    text        NOT NULL DEFAULT 'open' CHECK (outcome IN ('open', 'won', 'lost')),
     created_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name)
+    UNIQUE (tenant_id, name) DEFERRABLE INITIALLY DEFERRED
 );
 SELECT enable_tenant_table('pipeline_stages');
 
@@ -141,7 +145,8 @@ CREATE TABLE deals (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX deals_recent ON deals (tenant_id, created_at DESC, id DESC);
-CREATE INDEX deals_by_stage ON deals (tenant_id, stage_id);
+CREATE INDEX deals_by_stage ON deals (tenant_id, stage_id, created_at DESC, id DESC);
+CREATE INDEX deals_by_contact ON deals (tenant_id, contact_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('deals');
 
 -- A saved filter (re-evaluated on use); broadcasts and ad audiences select contacts by it.
@@ -149,13 +154,13 @@ CREATE TABLE segments (
     id         uuid PRIMARY KEY,
     tenant_id  uuid        NOT NULL,
     name       text        NOT NULL,
+    -- The checked filter in its canonical form (see domain::segment); counted live on read.
     filter     jsonb       NOT NULL,
-    last_count bigint,
-    counted_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, name)
 );
+CREATE INDEX segments_recent ON segments (tenant_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('segments');
 
 -- The record of a merge: what the merged contact was, so the merge can be explained.
@@ -170,6 +175,8 @@ CREATE TABLE merges (
 );
 SELECT enable_tenant_table('merges');
 
+-- A CSV import: its options, its progress (counts move per batch while it runs) and its outcome.
+-- A failed import wrote no contacts; a dry run never does.
 CREATE TABLE imports (
     id          uuid PRIMARY KEY,
     tenant_id   uuid        NOT NULL,
@@ -177,24 +184,33 @@ CREATE TABLE imports (
     dry_run     boolean     NOT NULL,
     -- CSV header → contact attribute or field key.
     mapping     jsonb       NOT NULL,
+    -- Tags and consent applied to every imported contact.
+    options     jsonb       NOT NULL DEFAULT '{}',
     total_rows  bigint      NOT NULL DEFAULT 0,
     created     bigint      NOT NULL DEFAULT 0,
     updated     bigint      NOT NULL DEFAULT 0,
     failed      bigint      NOT NULL DEFAULT 0,
+    bytes       bigint      NOT NULL DEFAULT 0,
+    -- Why a failed import stopped (an error code and its message parameters).
+    error_code  text        NOT NULL DEFAULT '',
+    error_params jsonb      NOT NULL DEFAULT '{}',
     created_by  text        NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz
+    finished_at timestamptz,
+    CHECK ((status = 'running') = (finished_at IS NULL))
 );
 CREATE INDEX imports_recent ON imports (tenant_id, created_at DESC, id DESC);
 SELECT enable_tenant_table('imports');
 
--- Rows an import could not take, by line, field and error code (localized when shown).
+-- Rows an import could not take, by line, field and error code (localized when shown, with the
+-- parameters of the message).
 CREATE TABLE import_errors (
     tenant_id uuid    NOT NULL,
     import_id uuid    NOT NULL REFERENCES imports (id),
-    line      bigint  NOT NULL,
+    line      bigint  NOT NULL CHECK (line > 1),
     field     text    NOT NULL DEFAULT '',
     code      text    NOT NULL,
+    params    jsonb   NOT NULL DEFAULT '{}',
     PRIMARY KEY (import_id, line, field)
 );
 SELECT enable_tenant_table('import_errors');

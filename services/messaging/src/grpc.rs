@@ -2,6 +2,8 @@
 //! in the use cases; adapters only take the caller's principal from the request.
 
 pub mod contacts;
+pub mod crm;
+pub mod transfer;
 pub mod webhooks;
 
 use nexus_kernel::{Page, PageRequest};

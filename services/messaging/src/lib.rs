@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use nexus_platform::consumer::{Consumer, ConsumerSpec};
 use nexus_platform::{Infra, Listeners, ServiceDef};
+use nexus_proto::nexus::messaging::v1::contact_transfer_server::ContactTransferServer;
 use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
+use nexus_proto::nexus::messaging::v1::crm_server::CrmServer;
 use nexus_proto::nexus::messaging::v1::webhooks_server::WebhooksServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +29,12 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub const DEF: ServiceDef = ServiceDef {
     name: "messaging",
     migrations: Some(&MIGRATIONS),
-    grpc_services: &["nexus.messaging.v1.Contacts", "nexus.messaging.v1.Webhooks"],
+    grpc_services: &[
+        "nexus.messaging.v1.Contacts",
+        "nexus.messaging.v1.Crm",
+        "nexus.messaging.v1.ContactTransfer",
+        "nexus.messaging.v1.Webhooks",
+    ],
 };
 
 /// Serves the messaging service on `listeners` until `shutdown`.
@@ -66,8 +73,12 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
         }
         let hooks = webhooks(&config, infra)?;
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
+        let crm = grpc::crm::CrmService { app: app.clone() };
+        let transfer = grpc::transfer::TransferService { app: app.clone() };
         let webhooks = grpc::webhooks::WebhooksService { hooks };
         Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts)))
+            .add_service(nexus_platform::sized!(CrmServer::new(crm)))
+            .add_service(nexus_platform::sized!(ContactTransferServer::new(transfer)))
             .add_service(nexus_platform::sized!(WebhooksServer::new(webhooks))))
     })
 }

@@ -40,12 +40,19 @@ pub async fn run_with_keys(
     keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
 ) -> anyhow::Result<()> {
     let common = config.common.clone();
-    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, move |infra| build(&config, infra))
-        .await
+    let build = service(config)?;
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, build).await
 }
 
-/// The service on the platform's infrastructure: its consumers, sweeper and gRPC routes.
-pub fn build(config: &Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
+/// Returns what builds the service from the platform's infrastructure: its consumers, sweeper
+/// and gRPC routes. Tests hand it to `nexus_testkit::RunningService`.
+pub fn service(
+    config: Config,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static> {
+    Ok(move |infra: &Infra| build(&config, infra))
+}
+
+fn build(config: &Config, infra: &Infra) -> anyhow::Result<tonic::service::Routes> {
     let billing = Arc::new(app::Billing::new(infra.db.clone(), config));
     if billing.stripe.is_none() {
         tracing::info!("no Stripe key: billing is local (checkouts complete in the app, no money moves)");

@@ -91,10 +91,8 @@ pub async fn start_with(extra: &[(&str, String)]) -> Stack {
     )
     .expect("content config");
     let common = cfg.common.clone();
-    let content = RunningService::start_with_keys(nexus_content::DEF, common, Some(issuer.keys()), move |infra| {
-        nexus_content::routes(cfg, infra)
-    })
-    .await;
+    let build = nexus_content::service(cfg).expect("content config");
+    let content = RunningService::start_with_keys(nexus_content::DEF, common, Some(issuer.keys()), build).await;
     let url = content.grpc_url();
 
     let stack = Stack { url, subs_url, db, nats, issuer, content, stop, subs_stop };

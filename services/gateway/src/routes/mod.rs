@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod billing;
 pub mod common;
+pub mod contacts;
 pub mod content;
 pub mod credits;
 pub mod fleet;

@@ -46,12 +46,28 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
     stack_env(auth_per_ip, billing, content, analytics, &[]).await
 }
 
+/// Billing, content and the messaging service (which consumes content's leads).
+pub async fn stack_messaging() -> Stack {
+    stack_services(1000, true, true, false, true, &[]).await
+}
+
 /// [`stack_all`] with extra environment for the auth service (e.g. OAuth providers).
 pub async fn stack_env(
     auth_per_ip: u32,
     billing: bool,
     content: bool,
     analytics: bool,
+    auth_env: &[(String, String)],
+) -> Stack {
+    stack_services(auth_per_ip, billing, content, analytics, false, auth_env).await
+}
+
+async fn stack_services(
+    auth_per_ip: u32,
+    billing: bool,
+    content: bool,
+    analytics: bool,
+    messaging: bool,
     auth_env: &[(String, String)],
 ) -> Stack {
     nexus_testkit::init_tracing();
@@ -100,6 +116,14 @@ pub async fn stack_env(
         let db = an_cfg.common.database.clone();
         let an = RunningService::spawn(nexus_analytics::DEF, &db, |l, _| nexus_analytics::run(an_cfg, l, s)).await;
         cfg.services.analytics = an.grpc_url();
+    }
+    if messaging {
+        let m_cfg: nexus_messaging::Config =
+            service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, &with_auth);
+        let s = stop.clone();
+        let db = m_cfg.common.database.clone();
+        let m = RunningService::spawn(nexus_messaging::DEF, &db, |l, _| nexus_messaging::run(m_cfg, l, s)).await;
+        cfg.services.messaging = m.grpc_url();
     }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;

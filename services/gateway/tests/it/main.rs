@@ -5,6 +5,7 @@ mod analytics;
 mod app;
 mod auth;
 mod billing;
+mod contacts;
 mod content;
 mod edge;
 mod support;

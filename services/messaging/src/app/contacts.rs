@@ -136,8 +136,21 @@ impl App {
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         if !fields.is_empty() {
             let defs = repo::book::fields(&mut tx).await?;
-            query.fields = checked_fields(&defs, fields)?.into_iter().collect();
+            // A condition on a field the book does not define, or a value the field can never
+            // hold, matches no contact: an empty page, as a search for a name nobody has.
+            match checked_fields(&defs, fields) {
+                Ok(checked) => query.fields = checked.into_iter().collect(),
+                Err(_) => {
+                    db::commit(tx).await?;
+                    return Ok(Page { items: Vec::new(), next_cursor: None });
+                }
+            }
         }
+        // A segment narrows the search like any other criterion (they all must hold).
+        query.segment = match query.segment_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => Some(super::segments::filter_of(&mut tx, parse_id(raw, super::segments::NOT_FOUND)?).await?),
+            None => None,
+        };
         let found = repo::contacts::search(&mut tx, &query, &keyset).await?;
         db::commit(tx).await?;
         Ok(found)
@@ -166,7 +179,10 @@ fn optional_id(raw: &str, field: &'static str) -> Result<Option<Uuid>, Error> {
     if raw.is_empty() {
         return Ok(None);
     }
-    Uuid::parse_str(raw).map(Some).map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
+    // Member ids are shown as `usr_…`; the bare UUID is accepted too.
+    nexus_kernel::UserId::parse(raw)
+        .map(|u| Some(u.as_uuid()))
+        .map_err(|_| Error::invalid("messaging.invalid_id").with_violation(field, "invalid"))
 }
 
 /// Attribute names an update may name (`fields.<key>` for one custom field).

@@ -2,7 +2,10 @@
 //! calls `repo`, and writes its events into the outbox before committing.
 
 pub mod contacts;
+pub mod crm;
 pub mod leads;
+pub mod segments;
+pub mod transfer;
 pub mod webhooks;
 
 use sqlx::PgPool;

@@ -344,6 +344,10 @@ pub struct ContactQuery {
     pub stage: Option<Stage>,
     /// Equality on stored custom field values.
     pub fields: Vec<(String, serde_json::Value)>,
+    /// A saved segment the contacts must match, as the caller named it.
+    pub segment_id: Option<String>,
+    /// That segment's filter, resolved by the use case in its transaction.
+    pub segment: Option<super::segment::Filter>,
 }
 
 /// Shortest text a search accepts (trigram matching needs three characters to use its index).
@@ -363,6 +367,6 @@ impl ContactQuery {
             Some(text)
         };
         let stage = if stage.trim().is_empty() { None } else { Some(stage.trim().parse::<Stage>()?) };
-        Ok(ContactQuery { text, tags: self::tags(tags)?, stage, fields: Vec::new() })
+        Ok(ContactQuery { text, tags: self::tags(tags)?, stage, ..Default::default() })
     }
 }

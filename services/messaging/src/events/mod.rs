@@ -2,6 +2,7 @@
 //! consumes: content's captured leads become contacts with a lead activity; content's page events
 //! become webhook messages (`fanout`); `deliver` is the webhook delivery worker.
 
+pub mod deals;
 pub mod deliver;
 pub mod fanout;
 
@@ -117,6 +118,26 @@ async fn contact_webhook(
         "updated_at": c.updated_at,
     });
     webhook(conn, tenant, event_type, event, &data).await
+}
+
+/// `contacts.imported`: one summary per import that wrote contacts, never one event per row
+/// (consumers that need the contacts ask for them, or export them).
+pub async fn contacts_imported(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    import: Uuid,
+    c: crate::domain::import::Counts,
+) -> Result<(), Error> {
+    let event = ev::ContactsImported {
+        workspace_id: tenant.to_string(),
+        import_id: import.to_string(),
+        total_rows: c.total_rows,
+        created: c.created,
+        updated: c.updated,
+        failed: c.failed,
+    };
+    enqueue(conn, "nexus.messaging.contacts.imported", Some(tenant), &event).await.db()?;
+    Ok(())
 }
 
 /// `contact.consent_changed`.

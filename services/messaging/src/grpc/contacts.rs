@@ -26,7 +26,7 @@ pub(crate) fn contact(c: Contact) -> pb::Contact {
         language: c.language.map(|l| l.code().to_owned()).unwrap_or_default(),
         tags: c.tags,
         fields: c.fields.iter().map(|(k, v)| (k.clone(), value_string(v))).collect(),
-        owner_id: c.owner_id.map(|o| o.to_string()).unwrap_or_default(),
+        owner_id: c.owner_id.map(|o| nexus_kernel::UserId::from_uuid(o).to_string()).unwrap_or_default(),
         stage: c.stage.as_str().to_owned(),
         source: c.source,
         identities: c
@@ -121,7 +121,8 @@ impl Contacts for ContactsService {
         let p = principal(&req)?;
         let r = req.into_inner();
         let page = page(r.page)?;
-        let query = ContactQuery::new(&r.text, &r.tags, &r.stage).map_err(status)?;
+        let mut query = ContactQuery::new(&r.text, &r.tags, &r.stage).map_err(status)?;
+        query.segment_id = Some(r.segment_id).filter(|s| !s.trim().is_empty());
         let found = self.app.search_contacts(&p, query, &string_map(r.fields), &page).await.map_err(status)?;
         let info = page_info(&found);
         Ok(Response::new(pb::ContactPage { items: found.items.into_iter().map(contact).collect(), page: info }))

@@ -65,7 +65,7 @@ pub struct NewContact<'a> {
 }
 
 /// The conflict a second live contact with the same phone or email is.
-fn duplicate(e: sqlx::Error) -> Error {
+pub(crate) fn duplicate(e: sqlx::Error) -> Error {
     match violated_constraint(&e) {
         Some("contacts_phone") => {
             Error::new(ErrorKind::Conflict, "messaging.duplicate_contact").with_violation("phone", "taken")
@@ -127,6 +127,19 @@ pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<
 pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) -> Result<Page<Contact>, Error> {
     let mut b: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+    push_query(&mut b, q);
+    if let Some(after) = keyset.after {
+        b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
+    }
+    b.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(keyset.fetch);
+    let rows: Vec<Row> = b.build_query_as().fetch_all(&mut *conn).await.db()?;
+    let contacts = decorate(conn, rows).await?;
+    Ok(keyset.page(contacts, |c| (c.created_at, c.id)))
+}
+
+/// The conditions of `q` (a segment's filter included), each as ` AND …`, after a `WHERE` over
+/// `contacts`: one place that says what a query selects, for search and export alike.
+pub(crate) fn push_query(b: &mut QueryBuilder<Postgres>, q: &ContactQuery) {
     if let Some(t) = &q.text {
         b.push(" AND search LIKE ").push_bind(format!("%{}%", like_literal(t)));
     }
@@ -141,13 +154,29 @@ pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) 
         one.insert(key.clone(), value.clone());
         b.push(" AND fields @> ").push_bind(Json(serde_json::Value::Object(one)));
     }
-    if let Some(after) = keyset.after {
-        b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
+    if let Some(f) = &q.segment {
+        b.push(" AND ");
+        super::segments::push_filter(b, f);
     }
-    b.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(keyset.fetch);
+}
+
+/// The next `limit` live contacts matching `q` after `after`, oldest first (so contacts added
+/// while an export runs come at its end), without identities or consents: what an export writes.
+pub async fn export_page(
+    conn: &mut PgConnection,
+    q: &ContactQuery,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Contact>, Error> {
+    let mut b: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+    push_query(&mut b, q);
+    if let Some((at, id)) = after {
+        b.push(" AND (created_at, id) > (").push_bind(at).push(", ").push_bind(id).push(")");
+    }
+    b.push(" ORDER BY created_at, id LIMIT ").push_bind(limit);
     let rows: Vec<Row> = b.build_query_as().fetch_all(&mut *conn).await.db()?;
-    let contacts = decorate(conn, rows).await?;
-    Ok(keyset.page(contacts, |c| (c.created_at, c.id)))
+    Ok(rows.into_iter().map(|r| r.into_contact((Vec::new(), Vec::new()))).collect())
 }
 
 /// The live contact holding an identity, if any.
@@ -473,4 +502,13 @@ pub async fn remove_identity(
         .await
         .db()?;
     Ok(())
+}
+
+/// Whether a live (not merged) contact with this id exists in the transaction's workspace.
+pub async fn exists_live(conn: &mut PgConnection, id: Uuid) -> Result<bool, Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contacts WHERE id = $1 AND merged_into IS NULL)")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+        .db()
 }

@@ -4,6 +4,9 @@
 pub mod activities;
 pub mod book;
 pub mod contacts;
+pub mod deals;
+pub mod imports;
+pub mod segments;
 pub mod webhooks;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.
@@ -24,4 +27,9 @@ fn violated_constraint(e: &sqlx::Error) -> Option<&str> {
         sqlx::Error::Database(d) if d.code().as_deref() == Some("23505") => d.constraint(),
         _ => None,
     }
+}
+
+/// A foreign key that refused a write or a delete.
+fn violated_foreign_key(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23503"))
 }

@@ -1,8 +1,10 @@
 //! Integration tests of the messaging service against real Postgres.
 
 mod contacts;
+mod crm;
 mod leads;
 mod messages;
 mod schema;
 mod support;
+mod transfer;
 mod webhooks;

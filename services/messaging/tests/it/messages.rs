@@ -23,6 +23,13 @@ const ARGS: &[(&str, &str)] = &[
     ("min", "1"),
     ("limit", "1"),
     ("days", "30"),
+    ("detail", "d"),
+    ("op", "o"),
+    ("name", "n"),
+    ("outcome", "o"),
+    ("line", "2"),
+    ("target", "t"),
+    ("header", "h"),
 ];
 
 fn codes_in(dir: &Path, out: &mut std::collections::BTreeSet<String>) {

@@ -57,7 +57,7 @@ pub async fn start_with(extra: Vec<(&str, String)>) -> Svc {
         nexus_subscriptions::DEF,
         config.common.clone(),
         Some(issuer.keys()),
-        move |infra| nexus_subscriptions::build(&config, infra),
+        nexus_subscriptions::service(config).expect("config"),
     )
     .await;
     let svc = Svc { url: running.grpc_url(), db, nats, issuer, _running: Stopper(running.shutdown) };
