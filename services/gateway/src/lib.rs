@@ -87,6 +87,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         agents::router(),
         images::router(),
         contacts::router(),
+        webhook_endpoints::router(),
         activities::router(),
         pipeline::router(),
         deals::router(),

@@ -25,6 +25,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "agents", description = "AI agents: custom assistants with knowledge and per-contact history"),
         (name = "contacts", description = "The contact book: contacts, custom fields, identities, consent"),
         (name = "crm", description = "The CRM: contact timelines and tasks, the sales pipeline and deals, saved segments"),
+        (name = "webhook-endpoints", description = "Outbound webhooks to your own systems: signed (Standard Webhooks), retried for a day, replayable"),
         (name = "analytics", description = "Event tracking (write key), reports and the audit trail"),
         (name = "operations", description = "Fleet health for platform operators"),
         (name = "local", description = "Offline helpers, only in local mode"),

@@ -12,6 +12,7 @@ use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use nexus_proto::nexus::content::v1::content_client::ContentClient;
 use nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient;
 use nexus_proto::nexus::messaging::v1::crm_client::CrmClient;
+use nexus_proto::nexus::messaging::v1::webhooks_client::WebhooksClient;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -43,6 +44,10 @@ pub(crate) fn contacts_client(state: &AppState) -> ContactsClient<ContextChannel
 
 pub(crate) fn crm_client(state: &AppState) -> CrmClient<ContextChannel> {
     nexus_platform::sized!(CrmClient::new(state.upstreams.messaging.clone()))
+}
+
+pub(crate) fn webhooks_client(state: &AppState) -> WebhooksClient<ContextChannel> {
+    nexus_platform::sized!(WebhooksClient::new(state.upstreams.messaging.clone()))
 }
 
 pub(crate) fn analytics_client(state: &AppState) -> AnalyticsClient<ContextChannel> {

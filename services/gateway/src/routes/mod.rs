@@ -28,5 +28,6 @@ pub mod reports;
 pub mod segments;
 pub mod sessions;
 pub mod track;
+pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod workspaces;

@@ -118,8 +118,9 @@ async fn stack_services(
         cfg.services.analytics = an.grpc_url();
     }
     if messaging {
-        let m_cfg: nexus_messaging::Config =
-            service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, &with_auth);
+        // Webhook receivers of the tests listen on 127.0.0.1.
+        let extra = [with_auth[0].clone(), ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned())];
+        let m_cfg: nexus_messaging::Config = service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();
         let db = m_cfg.common.database.clone();
         let m = RunningService::spawn(nexus_messaging::DEF, &db, |l, _| nexus_messaging::run(m_cfg, l, s)).await;

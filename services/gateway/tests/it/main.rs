@@ -11,3 +11,4 @@ mod crm;
 mod edge;
 mod support;
 mod trace;
+mod webhook_endpoints;
