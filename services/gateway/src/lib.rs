@@ -87,6 +87,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         agents::router(),
         images::router(),
         contacts::router(),
+        transfer::router(),
         track::router(),
         analytics_settings::router(),
         reports::router(),

@@ -24,5 +24,6 @@ pub mod public_pages;
 pub mod reports;
 pub mod sessions;
 pub mod track;
+pub mod transfer;
 pub mod webhooks;
 pub mod workspaces;
