@@ -345,7 +345,7 @@ pub struct ExportQuery {
 }
 
 /// The contact book (or a segment of it) as CSV: name, phone, email, language, tags, stage,
-/// source, owner_id, then a `fields.<key>` column per custom field; newest first. Cells a
+/// source, owner_id, then a `fields.<key>` column per custom field; oldest first. Cells a
 /// spreadsheet would run as formulas are escaped. Sent as it is read, so large books start
 /// downloading at once.
 #[utoipa::path(get, path = "/v1/contacts/export", tag = "contacts", security(("bearer" = []), ("api_key" = [])),

@@ -10,3 +10,4 @@ mod content;
 mod edge;
 mod support;
 mod trace;
+mod transfer;
