@@ -41,6 +41,11 @@ pub(crate) fn transfer_client(state: &AppState) -> ContactTransferClient<Context
     nexus_platform::sized!(ContactTransferClient::new(state.upstreams.messaging.clone()))
 }
 
+/// [`transfer_client`] on the channel whose deadline allows for a client's upload.
+pub(crate) fn upload_client(state: &AppState) -> ContactTransferClient<ContextChannel> {
+    nexus_platform::sized!(ContactTransferClient::new(state.upstreams.messaging_uploads.clone()))
+}
+
 pub(crate) fn analytics_client(state: &AppState) -> AnalyticsClient<ContextChannel> {
     nexus_platform::sized!(AnalyticsClient::new(state.upstreams.analytics.clone()))
 }

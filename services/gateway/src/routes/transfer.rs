@@ -3,6 +3,7 @@
 //! arrives, and an export goes to the client page by page; neither file is ever held whole.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, BodyDataStream};
@@ -12,15 +13,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use nexus_kernel::ErrorKind;
+use nexus_platform::RequestContext;
 use nexus_proto::nexus::messaging::v1 as pb;
 use nexus_proto::nexus::messaging::v1::import_chunk::Part;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{PageQuery, next_cursor, page_request, transfer_client as client, ts};
+use super::common::{PageQuery, next_cursor, page_request, transfer_client as client, ts, upload_client};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery};
@@ -194,24 +198,44 @@ fn too_large() -> ApiError {
         .with_param("max", MAX_IMPORT_BYTES.to_string())
 }
 
+/// How long a client has to send its file; slower uploads are refused (and nothing imported).
+pub const UPLOAD_TIME: Duration = Duration::from_secs(10 * 60);
+
+/// Why an upload stopped before the end of the file.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Broken,
+    TooSlow,
+}
+
 /// The upload as it goes upstream.
 struct Upload {
     body: BodyDataStream,
     read: u64,
     pending: Bytes,
     last: bool,
-    broken: Option<oneshot::Sender<()>>,
+    deadline: Instant,
+    cut: Option<oneshot::Sender<Cut>>,
 }
 
-/// The request body as data messages, as the client sends it. Past the limit, the chunk that
-/// crossed it still goes and the stream ends: the service then counts more than it takes and
-/// refuses the file with its own 413 (recording the import as failed), and the gateway reads no
-/// further. A body that breaks off never ends cleanly, since a clean end would import the file
-/// cut short: it reports on `broken` and the handler drops the call, which resets the upstream
-/// stream so the service rolls the import back.
-fn data_messages(body: Body, broken: oneshot::Sender<()>) -> impl Stream<Item = pb::ImportChunk> + Send + 'static {
+/// The request body as data messages, as the client sends it.
+///
+/// Past the size limit, the chunk that crossed it still goes and the stream ends: the service
+/// then counts more than it takes and refuses the file with its own 413 (recording the import
+/// as failed), and the gateway reads no further.
+///
+/// An upload that breaks off or runs out of time must never look finished, or the part received
+/// would be imported as the whole file. Cancelling the call does not say so: the service's gRPC
+/// server reads a client stream that was cancelled as one that ended. So the stream sends a
+/// message with no part instead, which the service refuses after the options, failing and
+/// rolling back the import; `cut` tells the handler why.
+fn data_messages(
+    body: Body,
+    deadline: Instant,
+    cut: oneshot::Sender<Cut>,
+) -> impl Stream<Item = pb::ImportChunk> + Send + 'static {
     let start =
-        Upload { body: body.into_data_stream(), read: 0, pending: Bytes::new(), last: false, broken: Some(broken) };
+        Upload { body: body.into_data_stream(), read: 0, pending: Bytes::new(), last: false, deadline, cut: Some(cut) };
     futures::stream::unfold(start, |mut u| async move {
         loop {
             if !u.pending.is_empty() {
@@ -221,21 +245,28 @@ fn data_messages(body: Body, broken: oneshot::Sender<()>) -> impl Stream<Item = 
             if u.last {
                 return None;
             }
-            match u.body.next().await {
-                None => return None,
-                Some(Ok(frame)) => {
+            let why = match tokio::time::timeout_at(u.deadline, u.body.next()).await {
+                Ok(None) => return None,
+                Ok(Some(Ok(frame))) => {
                     u.read += frame.len() as u64;
                     u.last = u.read > MAX_IMPORT_BYTES;
                     u.pending = frame;
+                    continue;
                 }
-                Some(Err(e)) => {
-                    tracing::info!(error = %e, "import upload broke off");
-                    if let Some(tx) = u.broken.take() {
-                        let _ = tx.send(());
-                    }
-                    std::future::pending::<()>().await;
+                Ok(Some(Err(e))) => {
+                    tracing::info!(error = %e, read = u.read, "import upload broke off");
+                    Cut::Broken
                 }
+                Err(_) => {
+                    tracing::info!(read = u.read, "import upload too slow");
+                    Cut::TooSlow
+                }
+            };
+            if let Some(tx) = u.cut.take() {
+                let _ = tx.send(why);
             }
+            u.last = true;
+            return Some((pb::ImportChunk { part: None }, u));
         }
     })
 }
@@ -243,13 +274,14 @@ fn data_messages(body: Body, broken: oneshot::Sender<()>) -> impl Stream<Item = 
 /// Import contacts from a CSV file sent as the request body. Rows are matched to existing
 /// contacts by phone, then email; refused rows are counted and listed under the import's
 /// errors while the others are written. The import finishes within the call. At most 64 MiB
-/// and 100,000 rows.
+/// and 100,000 rows, sent within 10 minutes; a file that does not arrive whole imports nothing.
 #[utoipa::path(post, path = "/v1/contacts/imports", tag = "contacts", security(("bearer" = []), ("api_key" = [])),
     params(ImportQuery),
     request_body(content = CsvFile, content_type = "text/csv", description = "The file, UTF-8, a header row first"),
     responses((status = 201, description = "The finished import with its counts", body = ImportBody),
         (status = 400, description = "Invalid options or mapping, a mapping to an undefined field, an empty or malformed file, or an upload that broke off", body = ErrorEnvelope),
         (status = 403, description = "Viewers cannot import", body = ErrorEnvelope),
+        (status = 504, description = "The file did not arrive within 10 minutes; nothing was imported", body = ErrorEnvelope),
         (status = 413, description = "Over 64 MiB or 100,000 rows; nothing was imported", body = ErrorEnvelope),
         (status = 415, description = "The body is not text/csv (UTF-8)", body = ErrorEnvelope)))]
 pub async fn import_contacts(
@@ -268,14 +300,20 @@ pub async fn import_contacts(
         return Err(too_large());
     }
     let options = q.options()?;
-    let (broken_tx, broken_rx) = oneshot::channel();
+    let (cut_tx, mut cut_rx) = oneshot::channel();
     let first = pb::ImportChunk { part: Some(Part::Options(options)) };
-    let messages = futures::stream::once(async move { first }).chain(data_messages(body, broken_tx));
-    let mut upstream = client(&state);
-    let call = upstream.import_contacts(messages);
-    tokio::select! {
-        done = call => Ok((StatusCode::CREATED, Json(import(done?.into_inner())))),
-        Ok(()) = broken_rx => Err(ApiError::new(ErrorKind::InvalidArgument, "messaging.import_interrupted")),
+    let messages =
+        futures::stream::once(async move { first }).chain(data_messages(body, Instant::now() + UPLOAD_TIME, cut_tx));
+    let mut upstream = upload_client(&state);
+    // On a task of its own, so the call is never cancelled half-way (see `data_messages`): if
+    // this handler is dropped (the client went away), the upload still ends with the refusal.
+    let call = async move { upstream.import_contacts(messages).await };
+    let call = tokio::spawn(RequestContext::current().scope(call).in_current_span());
+    let answer = call.await.map_err(|e| ApiError::from(nexus_kernel::Error::internal(e)))?;
+    match cut_rx.try_recv() {
+        Ok(Cut::Broken) => Err(ApiError::new(ErrorKind::InvalidArgument, "messaging.import_interrupted")),
+        Ok(Cut::TooSlow) => Err(ApiError::new(ErrorKind::DeadlineExceeded, "request.timeout")),
+        Err(_) => Ok((StatusCode::CREATED, Json(import(answer?.into_inner())))),
     }
 }
 

@@ -222,11 +222,39 @@ async fn wrong_types_oversized_files_and_bad_options_import_nothing() {
     let (status, body) = read(resp).await;
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("messaging.import_too_large")), "{body}");
 
+    // An upload that breaks off imports nothing, though its first rows arrived whole: a file
+    // cut short is never taken for the whole file.
+    let cut = futures::stream::once(async {
+        Ok(Bytes::from_static(b"name,email\nAna,ana@example.com\nBia,bia@example.com\n"))
+    })
+    .chain(futures::stream::once(async {
+        // Late enough for the rows to have reached the service.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Err(std::io::Error::other("the client's disk failed"))
+    }));
+    let sent = client()
+        .post(format!("{}/v1/contacts/imports", s.base))
+        .bearer_auth(&token)
+        .header(CONTENT_TYPE, "text/csv")
+        .body(reqwest::Body::wrap_stream(cut))
+        .send()
+        .await;
+    assert!(sent.is_err() || sent.is_ok_and(|r| r.status() == 400), "a broken upload is not a success");
+    let mut failed = 0;
+    for _ in 0..100 {
+        failed = count(&s, "SELECT count(*) FROM messaging.imports WHERE status = 'failed'").await;
+        if failed == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(failed, 2, "the oversized file and the broken upload are recorded as failed");
+
     assert_eq!(count(&s, "SELECT count(*) FROM messaging.contacts").await, 0);
     assert_eq!(
         count(&s, "SELECT count(*) FROM messaging.imports WHERE status <> 'failed'").await,
         0,
-        "only the refused file was recorded, as failed"
+        "only the refused uploads were recorded, as failed"
     );
 
     // Unknown and malformed import ids.
