@@ -390,7 +390,7 @@ pub struct ExportQuery {
     params(ExportQuery),
     responses((status = 200, description = "The CSV file", content_type = "text/csv", body = CsvFile,
             headers(("content-disposition" = String, description = "attachment; filename=\"contacts-YYYY-MM-DD.csv\""))),
-        (status = 400, description = "Invalid segment id", body = ErrorEnvelope),
+        (status = 400, description = "Unknown query parameter", body = ErrorEnvelope),
         (status = 404, description = "No such segment in this workspace", body = ErrorEnvelope)))]
 pub async fn export_contacts(
     State(state): State<AppState>,
