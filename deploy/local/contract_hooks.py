@@ -3,7 +3,8 @@
 A `cursor` is opaque to clients (format "cursor" in the OpenAPI document): only a page's
 `next_cursor` is valid. To send well-formed ones, generate them the way the services encode them
 (nexus_kernel::paging::Cursor): unpadded base64url of a small JSON key. One object carries the
-fields of both key kinds (newest-first `at`/`id`, report offset `o`); each decoder reads its own.
+fields of every key kind (newest-first `at`/`id`, report offset `o`, the CRM task list's
+`done`/`due_at`/`id`); each decoder reads its own.
 """
 
 import base64
@@ -14,8 +15,9 @@ import schemathesis
 from hypothesis import strategies as st
 
 
-def _encode(at, key_id, offset):
-    key = {"at": at.strftime("%Y-%m-%dT%H:%M:%SZ"), "id": str(key_id), "o": offset}
+def _encode(at, key_id, offset, done):
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    key = {"at": stamp, "id": str(key_id), "o": offset, "done": done, "due_at": stamp}
     raw = json.dumps(key, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -27,5 +29,6 @@ schemathesis.openapi.format(
         st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(timezone.utc)),
         st.uuids(),
         st.integers(min_value=0, max_value=10_000),
+        st.booleans(),
     ),
 )

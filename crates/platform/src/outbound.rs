@@ -339,8 +339,27 @@ impl fmt::Debug for OutboundClient {
     }
 }
 
+/// Where a checked URL leads: see [`OutboundClient::check_destination`].
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub url: url::Url,
+    /// Reached only through the configured exceptions (an allowlisted host, or every address in
+    /// an allowed network): a development or in-cluster target.
+    pub allowlisted: bool,
+}
+
 impl OutboundClient {
     pub fn new(cfg: &OutboundConfig) -> Result<Self, crate::config::ConfigError> {
+        Self::build(cfg, true)
+    }
+
+    /// A client that returns a redirect as the answer instead of following it (webhook
+    /// deliveries: a 3xx is the receiver's answer, and its new location was never checked).
+    pub fn without_redirects(cfg: &OutboundConfig) -> Result<Self, crate::config::ConfigError> {
+        Self::build(cfg, false)
+    }
+
+    fn build(cfg: &OutboundConfig, follow_redirects: bool) -> Result<Self, crate::config::ConfigError> {
         crate::install_crypto_provider();
         let invalid = |key: &'static str, reason: String| crate::config::ConfigError::Invalid { key, reason };
         let allow_cidrs = cfg
@@ -361,10 +380,8 @@ impl OutboundClient {
         });
         let redirect_policy = policy.clone();
         let max_redirects = cfg.max_redirects;
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .dns_resolver(Arc::new(FilteringResolver { policy: policy.clone() }))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+        let redirects = if follow_redirects {
+            reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() > max_redirects {
                     return attempt.error(OutboundError::TooManyRedirects(max_redirects));
                 }
@@ -372,7 +389,14 @@ impl OutboundClient {
                     Ok(()) => attempt.follow(),
                     Err(e) => attempt.error(e),
                 }
-            }))
+            })
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(FilteringResolver { policy: policy.clone() }))
+            .redirect(redirects)
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.timeout)
             .user_agent(concat!("NexusOne/", env!("CARGO_PKG_VERSION")))
@@ -397,6 +421,42 @@ impl OutboundClient {
         let url = url::Url::parse(raw).map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         self.policy.check_url(&url)?;
         Ok(url)
+    }
+
+    /// [`OutboundClient::check_url`] and then the addresses the host resolves to, as a delivery
+    /// would see them: for URLs stored now and fetched later (webhook endpoints), so a name that
+    /// points at a refused address is refused when it is saved, not only when it is used. Every
+    /// address must pass (a fetch might use any of them).
+    pub async fn check_destination(&self, raw: &str) -> Result<Destination, OutboundError> {
+        let url = self.check_url(raw)?;
+        let port = url.port_or_known_default().unwrap_or(443);
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(d)) => d.parse::<IpAddr>().ok(),
+            None => None,
+        };
+        if let Some(ip) = ip {
+            let allowlisted = is_refused(ip);
+            return Ok(Destination { url, allowlisted });
+        }
+        let host = url.host_str().unwrap_or_default().trim_end_matches('.').to_owned();
+        if self.policy.host_allowlisted(&host) {
+            return Ok(Destination { url, allowlisted: true });
+        }
+        let resolved: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| OutboundError::Transport("name does not resolve"))?
+            .map(|a| a.ip())
+            .collect();
+        if resolved.is_empty() {
+            return Err(OutboundError::Transport("name does not resolve"));
+        }
+        if let Some(bad) = resolved.iter().find(|ip| !self.policy.allows_ip(**ip)) {
+            return Err(OutboundError::Blocked(format!("{host} resolves to {bad}, not a public address")));
+        }
+        let allowlisted = resolved.iter().any(|ip| is_refused(*ip));
+        Ok(Destination { url, allowlisted })
     }
 
     /// [`OutboundClient::check_url`] as a plain function, for provider clients that take a
@@ -587,6 +647,28 @@ mod tests {
         }
         client.check_url("https://example.com/image.png").unwrap();
         client.check_url("http://8.8.8.8/").unwrap();
+    }
+
+    #[tokio::test]
+    async fn destinations_are_checked_after_resolution() {
+        let strict = OutboundClient::new(&OutboundConfig::default()).unwrap();
+        for bad in ["http://localhost:8080/hook", "http://127.0.0.1/", "https://10.0.0.1/"] {
+            assert!(matches!(strict.check_destination(bad).await, Err(OutboundError::Blocked(_))), "{bad}");
+        }
+        let dest = strict.check_destination("https://8.8.8.8/hook").await.unwrap();
+        assert!(!dest.allowlisted);
+        let dev = OutboundClient::new(&OutboundConfig {
+            allow_private_cidrs: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(dev.check_destination("http://localhost:8080/hook").await.unwrap().allowlisted);
+        assert!(dev.check_destination("http://127.0.0.1:9/").await.unwrap().allowlisted);
+        assert!(matches!(dev.check_destination("http://10.0.0.1/").await, Err(OutboundError::Blocked(_))));
+        let named =
+            OutboundClient::new(&OutboundConfig { allow_hosts: vec!["localhost".into()], ..Default::default() })
+                .unwrap();
+        assert!(named.check_destination("http://LOCALHOST/x").await.unwrap().allowlisted);
     }
 
     #[test]

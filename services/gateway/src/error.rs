@@ -40,6 +40,24 @@ impl ApiError {
         self
     }
 
+    /// Names a field the way the public body does where the upstream request names it otherwise
+    /// (`filter_json` of the proto is `filter` in JSON), so `fields` points at what the client sent.
+    pub fn renaming_field(self, upstream: &str, public: &str) -> Self {
+        let e = &self.error;
+        if !e.violations().iter().any(|v| v.field == upstream) {
+            return self;
+        }
+        let mut renamed = Error::new(e.kind(), e.code().to_owned());
+        for (k, v) in e.params() {
+            renamed = renamed.with_param(k.clone(), v.clone());
+        }
+        for v in e.violations() {
+            let field = if v.field == upstream { public.to_owned() } else { v.field.clone() };
+            renamed = renamed.with_violation(field, v.code.clone());
+        }
+        Self { error: renamed, retry_after: self.retry_after }
+    }
+
     /// Sets `Retry-After` (seconds) and the `retry_after` message argument.
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);

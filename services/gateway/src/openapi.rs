@@ -24,6 +24,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "pages", description = "Magic landing pages, their public addresses and leads"),
         (name = "agents", description = "AI agents: custom assistants with knowledge and per-contact history"),
         (name = "contacts", description = "The contact book: contacts, custom fields, identities, consent"),
+        (name = "crm", description = "The CRM: contact timelines and tasks, the sales pipeline and deals, saved segments"),
         (name = "analytics", description = "Event tracking (write key), reports and the audit trail"),
         (name = "operations", description = "Fleet health for platform operators"),
         (name = "local", description = "Offline helpers, only in local mode"),
@@ -189,6 +190,13 @@ pub mod vocab {
         let codes: Vec<&str> = std::iter::once("").chain(CURRENCIES.iter().copied()).collect();
         let mut schema =
             one_of(&codes, "ISO 4217 code of a currency NexusOne prices in; empty or absent: the default.");
+        schema.examples = vec!["BRL".into()];
+        schema
+    }
+
+    /// A currency in a request body (required there, so no empty choice).
+    pub fn currency_code() -> Object {
+        let mut schema = one_of(CURRENCIES, "ISO 4217 code of a currency NexusOne prices in.");
         schema.examples = vec!["BRL".into()];
         schema
     }

@@ -11,6 +11,7 @@ pub struct Config {
     pub common: CommonConfig,
     pub messaging: MessagingConfig,
     pub leads: LeadsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -51,11 +52,31 @@ pub struct LeadsConfig {
     pub enabled: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Run the delivery worker in this process.
+    pub deliver: bool,
+    /// Turn content's page events into webhook messages.
+    pub fanout: bool,
+    /// Deliveries on the wire at once, and most claimed by one statement.
+    pub in_flight: usize,
+    pub batch: i64,
+    /// Plain `http://` endpoints; off by default outside development (allowlisted targets may
+    /// always use http).
+    pub allow_http: Option<bool>,
+}
+
 impl Config {
     /// Checks what serde cannot, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         nexus_platform::crypto::Sealer::from_config(self.messaging.sealing_keys.expose())
             .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
+        if !(1..=4_096).contains(&self.webhooks.in_flight) {
+            anyhow::bail!("webhooks.in_flight: {} is not between 1 and 4096", self.webhooks.in_flight);
+        }
+        if !(1..=1_000).contains(&self.webhooks.batch) {
+            anyhow::bail!("webhooks.batch: {} is not between 1 and 1000", self.webhooks.batch);
+        }
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 pub mod contacts;
 pub mod crm;
 pub mod transfer;
+pub mod webhooks;
 
 use nexus_kernel::{Page, PageRequest};
 use nexus_platform::grpc::status;

@@ -12,12 +12,17 @@ use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use nexus_proto::nexus::content::v1::content_client::ContentClient;
 use nexus_proto::nexus::messaging::v1::contact_transfer_client::ContactTransferClient;
 use nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient;
+use nexus_proto::nexus::messaging::v1::crm_client::CrmClient;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use nexus_kernel::ErrorKind;
+use nexus_kernel::money::Currency;
+
 use crate::AppState;
 use crate::edge::Edge;
+use crate::error::ApiError;
 
 // ---------- upstream clients ----------
 
@@ -46,6 +51,10 @@ pub(crate) fn upload_client(state: &AppState) -> ContactTransferClient<ContextCh
     nexus_platform::sized!(ContactTransferClient::new(state.upstreams.messaging_uploads.clone()))
 }
 
+pub(crate) fn crm_client(state: &AppState) -> CrmClient<ContextChannel> {
+    nexus_platform::sized!(CrmClient::new(state.upstreams.messaging.clone()))
+}
+
 pub(crate) fn analytics_client(state: &AppState) -> AnalyticsClient<ContextChannel> {
     nexus_platform::sized!(AnalyticsClient::new(state.upstreams.analytics.clone()))
 }
@@ -56,6 +65,11 @@ pub(crate) fn analytics_client(state: &AppState) -> AnalyticsClient<ContextChann
 pub(crate) fn ts(t: Option<prost_types::Timestamp>) -> Option<String> {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
         .map(|d| d.to_rfc3339())
+}
+
+/// An instant from a request as a protobuf timestamp.
+pub(crate) fn proto_ts(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
 }
 
 /// Proto strings use "" for "none"; JSON uses an absent field.
@@ -84,6 +98,78 @@ pub struct MoneyBody {
 impl From<Money> for MoneyBody {
     fn from(m: Money) -> Self {
         Self { amount_minor: m.amount_minor, currency: m.currency }
+    }
+}
+
+/// An exact amount as a decimal string in the currency's units (`"19.99"` USD, `"1500"` JPY,
+/// `"1.250"` KWD): never a float, so nothing is rounded on the way.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": "1999.90", "currency": "BRL"}))]
+pub struct DecimalMoneyBody {
+    /// Not negative; at most as many decimals as the currency has (2 for most, 0 for JPY and
+    /// CLP, 3 for KWD and BHD).
+    #[schema(example = "1999.90", pattern = "^[0-9]{1,15}(\\.[0-9]{1,3})?$")]
+    pub amount: String,
+    #[schema(schema_with = crate::openapi::vocab::currency_code)]
+    pub currency: String,
+}
+
+impl DecimalMoneyBody {
+    /// The amount in minor units, exactly: more decimals than the currency has (other than
+    /// trailing zeros) are refused, not rounded.
+    pub(crate) fn to_proto(&self) -> Result<Money, ApiError> {
+        let currency: Currency = self
+            .currency
+            .parse()
+            .map_err(|e: nexus_kernel::Error| ApiError::from(e.with_violation("amount.currency", "unsupported")))?;
+        let minor = decimal_to_minor(&self.amount, currency.minor_digits()).ok_or_else(|| {
+            ApiError::new(ErrorKind::InvalidArgument, "messaging.invalid_amount").with_field("amount.amount", "invalid")
+        })?;
+        Ok(Money { amount_minor: minor, currency: currency.code().to_owned() })
+    }
+}
+
+impl From<Money> for DecimalMoneyBody {
+    fn from(m: Money) -> Self {
+        // A currency the kernel does not know cannot come from the services; 2 digits is the common case.
+        let digits = m.currency.parse::<Currency>().map_or(2, |c| c.minor_digits());
+        Self { amount: minor_to_decimal(m.amount_minor, digits), currency: m.currency }
+    }
+}
+
+/// `"19.99"` with 2 digits → 1999. The syntax is the schema's pattern (1 to 15 digits, then
+/// optionally a point and 1 to 3 digits); `None` when it does not match, or has more significant
+/// decimals than `digits`.
+pub(crate) fn decimal_to_minor(raw: &str, digits: u8) -> Option<i64> {
+    let (int, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !(1..=15).contains(&int.len()) || !all_digits(int) || !all_digits(frac) || frac.len() > 3 {
+        return None;
+    }
+    if raw.contains('.') && frac.is_empty() {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > usize::from(digits) {
+        return None;
+    }
+    let scale = 10i64.checked_pow(u32::from(digits))?;
+    let int: i64 = int.parse().ok()?;
+    let frac_minor: i64 =
+        if frac.is_empty() { 0 } else { format!("{frac:0<width$}", width = usize::from(digits)).parse().ok()? };
+    int.checked_mul(scale)?.checked_add(frac_minor)
+}
+
+/// 1999 with 2 digits → `"19.99"`; 1500 with 0 → `"1500"`.
+pub(crate) fn minor_to_decimal(minor: i64, digits: u8) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let scale = 10u64.pow(u32::from(digits));
+    if digits == 0 {
+        format!("{sign}{abs}")
+    } else {
+        format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = usize::from(digits))
     }
 }
 
@@ -217,4 +303,40 @@ pub(crate) fn session_body(s: auth_pb::AuthSession) -> SessionBody {
 pub struct TokenBody {
     /// The token from the emailed link.
     pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_amounts_convert_exactly_both_ways() {
+        assert_eq!(decimal_to_minor("19.99", 2), Some(1999));
+        assert_eq!(decimal_to_minor("19.9", 2), Some(1990));
+        assert_eq!(decimal_to_minor("19.990", 2), Some(1999), "trailing zeros are not extra decimals");
+        assert_eq!(decimal_to_minor("1500", 0), Some(1500));
+        assert_eq!(decimal_to_minor("1.250", 3), Some(1250));
+        assert_eq!(decimal_to_minor("0.1", 2).zip(decimal_to_minor("0.2", 2)).map(|(a, b)| a + b), Some(30));
+        assert_eq!(decimal_to_minor("999999999999999.999", 3), Some(999_999_999_999_999_999));
+        for bad in ["19.999", "-1", "1e3", "", ".5", "5.", "1.2.3", " 1", "1,50", "0x10", "1.0000", "1234567890123456"]
+        {
+            assert_eq!(decimal_to_minor(bad, 2), None, "{bad:?}");
+        }
+        assert_eq!(decimal_to_minor("19.5", 0), None);
+        assert_eq!(minor_to_decimal(1999, 2), "19.99");
+        assert_eq!(minor_to_decimal(5, 2), "0.05");
+        assert_eq!(minor_to_decimal(1500, 0), "1500");
+        assert_eq!(minor_to_decimal(1250, 3), "1.250");
+        assert_eq!(minor_to_decimal(-5, 2), "-0.05");
+    }
+
+    #[test]
+    fn money_bodies_name_the_bad_part() {
+        let body = |amount: &str, currency: &str| DecimalMoneyBody { amount: amount.into(), currency: currency.into() };
+        let m = body("1999.90", "BRL").to_proto().unwrap();
+        assert_eq!((m.amount_minor, m.currency.as_str()), (199_990, "BRL"));
+        assert_eq!(DecimalMoneyBody::from(m).amount, "1999.90");
+        assert_eq!(body("1.999", "USD").to_proto().unwrap_err().code(), "messaging.invalid_amount");
+        assert_eq!(body("1", "XYZ").to_proto().unwrap_err().code(), "money.unsupported_currency");
+    }
 }

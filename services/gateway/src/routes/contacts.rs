@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"kind": "whatsapp", "value": "5511987654321"}))]
 pub struct IdentityBody {
     /// whatsapp, email or shop_customer.
     #[schema(example = "whatsapp", pattern = "^(whatsapp|email|shop_customer)$")]
@@ -196,6 +197,7 @@ impl ContactRequest {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"default_region": "BR"}))]
 pub struct BookSettingsBody {
     /// ISO 3166 alpha-2 region for numbers typed without a country code; empty: none.
     #[schema(example = "BR", pattern = "^([A-Za-z]{2})?$")]
@@ -255,7 +257,7 @@ pub struct SearchQuery {
     pub stage: Option<String>,
     /// Custom field conditions `key:value`, comma-separated (equality; a field the book does not
     /// define matches nothing).
-    #[param(example = "tier:Gold", pattern = "^[^,:]+:[^,]*(,[^,:]+:[^,]*)*$")]
+    #[param(example = "tier:Gold", pattern = "^([^,:]+:[^,]*(,[^,:]+:[^,]*)*)?$")]
     pub fields: Option<String>,
     /// Contacts of a saved segment.
     #[param(example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")]
@@ -263,6 +265,10 @@ pub struct SearchQuery {
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(
+        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+    )]
     pub cursor: Option<String>,
 }
 

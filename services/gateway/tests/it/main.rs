@@ -7,6 +7,7 @@ mod auth;
 mod billing;
 mod contacts;
 mod content;
+mod crm;
 mod edge;
 mod support;
 mod trace;

@@ -6,6 +6,7 @@ pub mod crm;
 pub mod leads;
 pub mod segments;
 pub mod transfer;
+pub mod webhooks;
 
 use sqlx::PgPool;
 

@@ -122,6 +122,185 @@ pub fn matches(filter: &[String], event: &str) -> bool {
         })
 }
 
+/// Every event type an endpoint can subscribe to: the public events the platform emits. Contact
+/// events come from this service's use cases (they publish in the transaction of the change);
+/// page events are content's, consumed from the bus.
+pub const CATALOGUE: &[EventType] = &[
+    EventType {
+        name: "contact.created",
+        description: "A contact was added to the contact book (by hand, an import, a page lead or a channel).",
+        schema: CONTACT_SCHEMA,
+        example: r#"{"id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","name":"Ana Souza","phone":"+5511987654321","email":"ana@example.com","language":"pt","tags":["vip"],"stage":"lead","source":"landing page","created_at":"2026-03-01T12:00:00Z","updated_at":"2026-03-01T12:00:00Z"}"#,
+    },
+    EventType {
+        name: "contact.updated",
+        description: "A contact's details, tags, stage or custom fields changed.",
+        schema: CONTACT_SCHEMA,
+        example: r#"{"id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","name":"Ana Souza","phone":"+5511987654321","email":"ana@example.com","language":"pt","tags":["vip","customer"],"stage":"customer","source":"landing page","created_at":"2026-03-01T12:00:00Z","updated_at":"2026-03-02T09:30:00Z"}"#,
+    },
+    EventType {
+        name: "contact.merged",
+        description: "Two contacts were found to be one person: the merged one folded into the kept one.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["kept_id","merged_id"],"properties":{"kept_id":{"type":"string","format":"uuid"},"merged_id":{"type":"string","format":"uuid"}},"additionalProperties":false}"#,
+        example: r#"{"kept_id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","merged_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020"}"#,
+    },
+    EventType {
+        name: "contact.anonymized",
+        description: "A contact's personal data was erased; its activities stay without the person.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id"],"properties":{"id":{"type":"string","format":"uuid"}},"additionalProperties":false}"#,
+        example: r#"{"id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11"}"#,
+    },
+    EventType {
+        name: "page.lead_captured",
+        description: "A visitor left their details on a published landing page.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["page_id","lead_id","slug"],"properties":{"page_id":{"type":"string"},"lead_id":{"type":"string"},"slug":{"type":"string"},"language":{"type":"string","enum":["en","es","pt","he","ar",""]},"name":{"type":"string"},"email":{"type":"string"},"phone":{"type":"string"},"message":{"type":"string"},"consent":{"type":"boolean"}},"additionalProperties":false}"#,
+        example: r#"{"page_id":"pg_0193a5e27c1d7b4e9a325f0c2d8e4b11","lead_id":"lead_0193a5e41b2c7d3e8f40a1b2c3d4e5f6","slug":"spring-sale","language":"es","name":"Lucía Pérez","email":"lucia@example.com","phone":"+34612345678","message":"¿Envían a Canarias?","consent":true}"#,
+    },
+    EventType {
+        name: "page.published",
+        description: "A landing page (or a new version of it) went live.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["page_id","slug","version"],"properties":{"page_id":{"type":"string"},"slug":{"type":"string"},"version":{"type":"integer","minimum":1},"language":{"type":"string"}},"additionalProperties":false}"#,
+        example: r#"{"page_id":"pg_0193a5e27c1d7b4e9a325f0c2d8e4b11","slug":"spring-sale","version":3,"language":"en"}"#,
+    },
+    EventType {
+        name: "page.unpublished",
+        description: "A landing page was taken offline.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["page_id","slug"],"properties":{"page_id":{"type":"string"},"slug":{"type":"string"}},"additionalProperties":false}"#,
+        example: r#"{"page_id":"pg_0193a5e27c1d7b4e9a325f0c2d8e4b11","slug":"spring-sale"}"#,
+    },
+];
+
+const CONTACT_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id","name","tags","stage","created_at","updated_at"],"properties":{"id":{"type":"string","format":"uuid"},"name":{"type":"string"},"phone":{"type":["string","null"],"description":"E.164"},"email":{"type":["string","null"],"format":"email"},"language":{"type":["string","null"],"enum":["en","es","pt","he","ar",null]},"tags":{"type":"array","items":{"type":"string"}},"stage":{"type":"string","enum":["subscriber","lead","qualified","opportunity","customer","evangelist","other"]},"source":{"type":"string"},"created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"}}}"#;
+
+/// A catalogue entry by name.
+pub fn event_type(name: &str) -> Option<&'static EventType> {
+    CATALOGUE.iter().find(|e| e.name == name)
+}
+
+/// Largest `data` of a message, serialized.
+pub const PAYLOAD_MAX_BYTES: usize = 256 * 1024;
+
+/// The body every attempt of a message sends (the Standard Webhooks payload shape): the same
+/// bytes each time, so the `webhook-id` and signature describe one thing.
+pub fn body(event_type: &str, created_at: chrono::DateTime<chrono::Utc>, data: &serde_json::Value) -> Vec<u8> {
+    let body = serde_json::json!({
+        "type": event_type,
+        "timestamp": created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The `webhook-id` of a message: stable across attempts and replays, so receivers dedupe by it.
+pub fn webhook_id(message: uuid::Uuid) -> String {
+    format!("msg_{}", message.simple())
+}
+
+/// At most [`BODY_EXCERPT`] bytes of a response, cut on a character boundary.
+pub fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT + 4)]);
+    let mut end = text.len().min(BODY_EXCERPT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Default deliveries per second of an endpoint.
+pub const DEFAULT_RATE_LIMIT: u32 = 10;
+
+/// Checks a rate limit: absent is the default, otherwise 1..=1000 per second.
+pub fn check_rate_limit(raw: Option<u32>) -> Result<u32, Error> {
+    match raw {
+        None => Ok(DEFAULT_RATE_LIMIT),
+        Some(n @ 1..=1000) => Ok(n),
+        Some(_) => Err(Error::invalid("messaging.webhook_rate_limit_invalid")
+            .with_param("min", "1")
+            .with_param("max", "1000")
+            .with_violation("rate_limit", "out_of_range")),
+    }
+}
+
+/// Longest endpoint description.
+pub const DESCRIPTION_MAX: usize = 500;
+
+pub fn check_description(raw: &str) -> Result<String, Error> {
+    let d = raw.trim();
+    if d.chars().count() > DESCRIPTION_MAX || d.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::invalid("messaging.webhook_description_invalid")
+            .with_param("max", DESCRIPTION_MAX.to_string())
+            .with_violation("description", "invalid"));
+    }
+    Ok(d.to_owned())
+}
+
+nexus_kernel::word_enum! {
+    /// Where an endpoint stands: disabled endpoints receive nothing until enabled again.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum EndpointStatus: invalid "messaging.webhook_endpoint_status_invalid", param "status" {
+        Enabled = "enabled",
+        Disabled = "disabled",
+    }
+}
+
+/// An endpoint as its owner sees it (never its secrets).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: uuid::Uuid,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub rate_limit: u32,
+    pub status: EndpointStatus,
+    pub disabled_reason: String,
+    pub failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A message for the workspace's endpoints.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: uuid::Uuid,
+    pub event_type: String,
+    pub event_key: String,
+    pub payload: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One recorded attempt of a delivery.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: uuid::Uuid,
+    pub delivery_id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    pub message_id: uuid::Uuid,
+    pub attempt: i32,
+    pub outcome: String,
+    pub status_code: Option<i32>,
+    pub duration_ms: i32,
+    pub request_url: String,
+    pub request_headers: serde_json::Value,
+    pub request_sha256: String,
+    pub response_body: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a worker reads the time from, so tests can move it instead of sleeping.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +333,35 @@ mod tests {
         assert!(!should_disable(t0, t0 + chrono::Duration::days(4)));
         assert!(should_disable(t0, t0 + chrono::Duration::days(5)));
         assert!(!should_disable(t0, t0 - chrono::Duration::days(6)));
+    }
+
+    #[test]
+    fn the_catalogue_is_valid_json_with_examples_matching_their_schemas_keys() {
+        for e in super::CATALOGUE {
+            let schema: serde_json::Value = serde_json::from_str(e.schema).expect(e.name);
+            let example: serde_json::Value = serde_json::from_str(e.example).expect(e.name);
+            let props = schema["properties"].as_object().expect(e.name);
+            for key in example.as_object().expect(e.name).keys() {
+                assert!(props.contains_key(key), "{}: example key {key} not in the schema", e.name);
+            }
+            for req in schema["required"].as_array().expect(e.name) {
+                assert!(example.get(req.as_str().unwrap()).is_some(), "{}: example lacks {req}", e.name);
+            }
+        }
+        assert!(check_filter(&["contact.*".into(), "page.lead_captured".into()], super::CATALOGUE).is_ok());
+    }
+
+    #[test]
+    fn rate_limits_and_excerpts() {
+        assert_eq!(check_rate_limit(None).unwrap(), 10);
+        assert_eq!(check_rate_limit(Some(1000)).unwrap(), 1000);
+        for bad in [0, 1001] {
+            assert_eq!(check_rate_limit(Some(bad)).unwrap_err().code(), "messaging.webhook_rate_limit_invalid");
+        }
+        let long = "é".repeat(700);
+        let cut = excerpt(long.as_bytes());
+        assert!(cut.len() <= BODY_EXCERPT && cut.chars().all(|c| c == 'é'));
+        assert_eq!(webhook_id(uuid::Uuid::nil()), "msg_00000000000000000000000000000000");
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
-//! consumes: content's captured leads become contacts with a lead activity.
+//! consumes: content's captured leads become contacts with a lead activity; content's page events
+//! become webhook messages (`fanout`); `deliver` is the webhook delivery worker.
 
 pub mod deals;
+pub mod deliver;
+pub mod fanout;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use nexus_kernel::ids::EventId;
 use nexus_kernel::{Error, Locale, TenantId};
 use nexus_platform::consumer::{Event, EventHandler, HandleError};
 use nexus_platform::db::DbResultExt;
@@ -32,8 +37,8 @@ pub async fn contact_created(
         source: source.to_owned(),
         stage: stage.as_str().to_owned(),
     };
-    enqueue(conn, "nexus.messaging.contact.created", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.created", Some(tenant), &event).await.db()?;
+    contact_webhook(conn, tenant, "contact.created", id, contact).await
 }
 
 /// `contact.updated`: which attributes changed (no values: they are personal).
@@ -52,8 +57,8 @@ pub async fn contact_updated(
         old_stage: if stage_changed { old.as_str().to_owned() } else { String::new() },
         new_stage: if stage_changed { new.as_str().to_owned() } else { String::new() },
     };
-    enqueue(conn, "nexus.messaging.contact.updated", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.updated", Some(tenant), &event).await.db()?;
+    contact_webhook(conn, tenant, "contact.updated", id, contact).await
 }
 
 /// `contact.merged`.
@@ -63,15 +68,56 @@ pub async fn contacts_merged(conn: &mut PgConnection, tenant: TenantId, kept: Uu
         kept_id: kept.to_string(),
         merged_id: merged.to_string(),
     };
-    enqueue(conn, "nexus.messaging.contact.merged", Some(tenant), &event).await.db()?;
-    Ok(())
+    let id = enqueue(conn, "nexus.messaging.contact.merged", Some(tenant), &event).await.db()?;
+    let data = serde_json::json!({"kept_id": kept, "merged_id": merged});
+    webhook(conn, tenant, "contact.merged", id, &data).await
 }
 
 /// `contact.anonymized`: other services erase what they hold of the person.
 pub async fn contact_anonymized(conn: &mut PgConnection, tenant: TenantId, contact: Uuid) -> Result<(), Error> {
     let event = ev::ContactAnonymized { workspace_id: tenant.to_string(), contact_id: contact.to_string() };
-    enqueue(conn, "nexus.messaging.contact.anonymized", Some(tenant), &event).await.db()?;
+    let id = enqueue(conn, "nexus.messaging.contact.anonymized", Some(tenant), &event).await.db()?;
+    webhook(conn, tenant, "contact.anonymized", id, &serde_json::json!({"id": contact})).await
+}
+
+/// The workspace's webhook message of an event written just now (same transaction), keyed by
+/// the event's id.
+async fn webhook(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    event: EventId,
+    data: &serde_json::Value,
+) -> Result<(), Error> {
+    crate::app::webhooks::publish(conn, tenant, event_type, &format!("event:{event}"), data).await?;
     Ok(())
+}
+
+/// A contact event's webhook message carries the contact as it is now: the workspace's own
+/// systems are who the details are for.
+async fn contact_webhook(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    event: EventId,
+    contact: Uuid,
+) -> Result<(), Error> {
+    let c = crate::repo::contacts::get(conn, contact)
+        .await?
+        .ok_or_else(|| Error::internal(format!("{event_type}: contact {contact} not found")))?;
+    let data = serde_json::json!({
+        "id": c.id,
+        "name": c.name,
+        "phone": c.phone,
+        "email": c.email,
+        "language": c.language.map(|l| l.code()),
+        "tags": c.tags,
+        "stage": c.stage.as_str(),
+        "source": c.source,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    });
+    webhook(conn, tenant, event_type, event, &data).await
 }
 
 /// `contacts.imported`: one summary per import that wrote contacts, never one event per row
@@ -140,4 +186,28 @@ impl EventHandler for LeadHandler {
         };
         crate::app::leads::capture(tx, tenant, &lead).await.map_err(HandleError::from)
     }
+}
+
+/// Subject of [`ev::WebhookEndpointDisabled`].
+pub const ENDPOINT_DISABLED: &str = "nexus.messaging.webhook_endpoint.disabled";
+
+/// `webhook_endpoint.disabled`: an endpoint was given up on. Mailing the workspace's owners
+/// belongs to whoever consumes this.
+pub async fn endpoint_disabled(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    endpoint: Uuid,
+    url: &str,
+    reason: &str,
+    failing_since: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    let event = ev::WebhookEndpointDisabled {
+        workspace_id: tenant.to_string(),
+        endpoint_id: endpoint.to_string(),
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+        failing_since: failing_since.map(nexus_platform::grpc::ts),
+    };
+    enqueue(conn, ENDPOINT_DISABLED, Some(tenant), &event).await.db()?;
+    Ok(())
 }

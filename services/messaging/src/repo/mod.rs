@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod deals;
 pub mod imports;
 pub mod segments;
+pub mod webhooks;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.
 fn like_literal(s: &str) -> String {

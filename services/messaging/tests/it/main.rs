@@ -7,3 +7,4 @@ mod messages;
 mod schema;
 mod support;
 mod transfer;
+mod webhooks;

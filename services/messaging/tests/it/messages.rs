@@ -21,6 +21,8 @@ const ARGS: &[(&str, &str)] = &[
     ("type", "t"),
     ("max", "1"),
     ("min", "1"),
+    ("limit", "1"),
+    ("days", "30"),
     ("detail", "d"),
     ("op", "o"),
     ("name", "n"),

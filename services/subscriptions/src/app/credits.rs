@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, ErrorKind, Page, PageRequest, TenantId};
-use nexus_platform::db::{DbResultExt, Keyset, commit, system, tenant};
+use nexus_platform::db::{Keyset, commit, system, tenant};
 use sqlx::PgConnection;
 
 use super::Billing;
 use crate::domain::{self, Balance, LedgerEntry, Reservation};
-use crate::repo::credits::{Charged, Outcome, Settled};
+use crate::repo::credits::{Charged, Hold, Outcome, Settled};
 use crate::{events, repo};
 
 impl Billing {
@@ -101,7 +101,8 @@ impl Billing {
     }
 
     /// One autocommitted statement does the work: the balance row of a busy workspace stays
-    /// locked from its UPDATE to the commit, so no client round trip happens in between.
+    /// locked from its UPDATE to the commit, so no client round trip happens in between. Callers
+    /// of a busy workspace share that statement (see [`super::batch`]).
     async fn try_reserve(
         &self,
         workspace: TenantId,
@@ -110,8 +111,15 @@ impl Billing {
         key: &str,
         ttl: Duration,
     ) -> Result<Option<(Reservation, i64)>, Error> {
-        let mut conn = self.db.acquire().await.db()?;
-        repo::credits::reserve(&mut conn, workspace, action, amount, key, ttl).await
+        let hold = Hold {
+            id: uuid::Uuid::now_v7(),
+            action: action.to_owned(),
+            amount,
+            key: key.to_owned(),
+            ttl,
+            audit: nexus_platform::db::audit_settings(),
+        };
+        self.batches.reserve(&self.db, workspace, hold).await
     }
 
     /// Settles a reservation of the transaction's workspace; `None` when it was not held.

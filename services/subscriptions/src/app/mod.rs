@@ -5,6 +5,7 @@
 //! from an event body, so events arriving out of order cannot move us backwards). Without a Stripe
 //! key the same state machine runs on local sessions, so the product works offline.
 
+mod batch;
 mod catalogue;
 mod checkout;
 mod credits;
@@ -16,7 +17,7 @@ mod subscription;
 mod webhooks;
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use nexus_kernel::{Error, ErrorKind};
@@ -37,6 +38,8 @@ pub struct Billing {
     /// Credits per action, read from `price_table` at most every [`catalogue::PRICE_CACHE_TTL`]:
     /// every reservation needs its price, and the table changes by deployment, not by request.
     prices: RwLock<Option<(Instant, HashMap<String, i64>)>>,
+    /// Reservations of busy workspaces waiting to be sent together.
+    batches: Arc<batch::Batches>,
 }
 
 impl Billing {
@@ -46,7 +49,14 @@ impl Billing {
             cfg.base_url = config.stripe.base_url.clone();
             StripeClient::new(cfg, reqwest::Client::new())
         });
-        Self { db, cfg: config.billing.clone(), stripe, settings: config.stripe.clone(), prices: RwLock::new(None) }
+        Self {
+            db,
+            cfg: config.billing.clone(),
+            stripe,
+            settings: config.stripe.clone(),
+            prices: RwLock::new(None),
+            batches: Arc::default(),
+        }
     }
 
     fn stripe(&self) -> Result<&StripeClient, Error> {

@@ -92,27 +92,36 @@ pub async fn ledger(conn: &mut PgConnection, page: &Keyset) -> Result<Vec<Ledger
     Ok(rows(found))
 }
 
-/// `reserve_credits` (migrations 0003, 0005) in one autocommitted statement; `None`: too few credits
-/// (or no balance row yet), nothing kept.
+/// A reservation to make: its id, what it is for, and the audit settings of the request that
+/// asked for it (actor id, request id, client IP, traceparent, tracestate).
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub id: Uuid,
+    pub action: String,
+    pub amount: i64,
+    pub key: String,
+    pub ttl: Duration,
+    pub audit: [String; 5],
+}
+
+/// `reserve_credits` (migrations 0005, 0007) in one autocommitted statement; `None`: too few
+/// credits (or no balance row yet), nothing kept.
 pub async fn reserve(
     conn: &mut PgConnection,
     tenant: TenantId,
-    action: &str,
-    amount: i64,
-    key: &str,
-    ttl: Duration,
+    hold: &Hold,
 ) -> Result<Option<(Reservation, i64)>, Error> {
     let row: Result<PgRow, sqlx::Error> = sqlx::query(
         "SELECT r_id, r_action, r_amount, r_status, r_committed, r_expires_at, r_available \
          FROM reserve_credits($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(tenant.as_uuid())
-    .bind(Uuid::now_v7())
-    .bind(key)
-    .bind(action)
-    .bind(amount)
-    .bind(ttl.as_secs_f64())
-    .bind(nexus_platform::db::audit_settings().to_vec())
+    .bind(hold.id)
+    .bind(&hold.key)
+    .bind(&hold.action)
+    .bind(hold.amount)
+    .bind(hold.ttl.as_secs_f64())
+    .bind(&hold.audit[..])
     .fetch_one(conn)
     .await;
     match row {
@@ -120,6 +129,39 @@ pub async fn reserve(
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("NX402") => Ok(None),
         Err(e) => Err(nexus_platform::db::error(e)),
     }
+}
+
+/// `reserve_credits_many` (migration 0007): the holds of one workspace in one autocommitted
+/// statement, each answered as [`reserve`] would, in order.
+pub async fn reserve_many(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    holds: &[&Hold],
+) -> Result<Vec<Option<(Reservation, i64)>>, Error> {
+    let rows: Vec<PgRow> = sqlx::query(
+        "SELECT r_item, r_id, r_action, r_amount, r_status, r_committed, r_expires_at, r_available \
+         FROM reserve_credits_many($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(holds.iter().map(|h| h.id).collect::<Vec<_>>())
+    .bind(holds.iter().map(|h| h.key.as_str()).collect::<Vec<_>>())
+    .bind(holds.iter().map(|h| h.action.as_str()).collect::<Vec<_>>())
+    .bind(holds.iter().map(|h| h.amount).collect::<Vec<_>>())
+    .bind(holds.iter().map(|h| h.ttl.as_secs_f64()).collect::<Vec<_>>())
+    .bind(holds.iter().flat_map(|h| h.audit.iter().map(String::as_str)).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await
+    .db()?;
+    let mut out: Vec<Option<(Reservation, i64)>> = vec![None; holds.len()];
+    for r in rows {
+        let item: i32 = r.try_get("r_item").db()?;
+        let slot = usize::try_from(item - 1)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+            .ok_or_else(|| Error::internal(format!("reserve_credits_many answered for item {item}")))?;
+        *slot = Some((reservation(&r).db()?, r.try_get("r_available").db()?));
+    }
+    Ok(out)
 }
 
 /// How [`settle`] closes a reservation (see `settle_credits`, migration 0005).

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use nexus_kernel::WorkspaceId;
-use nexus_platform::identity::{Role, Scope};
+use nexus_platform::identity::{PrincipalKind, Role, Scope};
 use nexus_proto::nexus::subscriptions::v1 as pb;
 use nexus_testkit::eventually;
 use nexus_testkit::identity::authed;
@@ -485,4 +485,126 @@ async fn a_job_settled_after_its_hold_expired_is_still_charged_once() {
     let capped = eventually(Duration::from_secs(15), || async { svc.balance(&token).await.available == 0 }).await;
     assert!(capped, "{:?}", svc.balance(&token).await);
     assert_eq!(ledger_sum(&svc, ws).await, 0);
+}
+
+/// Callers of one busy workspace share statements (`reserve_credits_many`): each still gets its
+/// own answer, exactly the balance is reserved, a repeated key is one reservation, and each
+/// reservation is audited with the identity of the caller that made it. Another workspace
+/// reserving at the same time is untouched.
+#[tokio::test]
+async fn concurrent_callers_of_one_workspace_each_get_their_own_answer_and_audit() {
+    let svc = start().await;
+    let (ws, other) = (WorkspaceId::new(), WorkspaceId::new());
+    svc.add_credits(ws, 10).await;
+    assert_eq!(svc.balance(&svc.owner(other)).await.available, 50);
+    let key_token = |ws: WorkspaceId, i: usize| {
+        svc.issuer.token(ws, Role::Owner, PrincipalKind::ApiKey, vec![Scope::Write], &format!("caller-{i}"))
+    };
+    let channels: Vec<_> = (0..4).map(|_| svc.client()).collect();
+    let mut tasks = Vec::new();
+    // 80 one-credit callers, 10 more repeating caller 0's key, 5 asking for more than there is,
+    // and 20 callers of the other workspace.
+    for i in 0..115 {
+        let mut c = channels[i % channels.len()].clone();
+        let (target, who, key, credits) = match i {
+            0..80 => (ws, i, format!("job-{i}"), 1),
+            80..90 => (ws, 0, "job-0".to_owned(), 1),
+            90..95 => (ws, i, format!("big-{i}"), 1000),
+            _ => (other, i, format!("job-{i}"), 1),
+        };
+        let token = key_token(target, who);
+        tasks.push(tokio::spawn(async move {
+            let r = c.reserve(authed(reserve(credits, &key), &token)).await;
+            (target, key, r)
+        }));
+    }
+    let mut held: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for t in tasks {
+        let (target, key, r) = t.await.unwrap();
+        match r {
+            Ok(res) => held.entry(format!("{target}/{key}")).or_default().push(res.into_inner().id),
+            Err(e) => {
+                assert_eq!(code_of(&e), "subscriptions.insufficient_credits", "{key}: {e:?}");
+                assert_eq!(target, ws, "only the busy workspace runs short");
+            }
+        }
+    }
+    // Every caller of job-0 that was answered with a hold got the same one.
+    if let Some(zero) = held.get(&format!("{ws}/job-0")) {
+        assert!(zero.iter().all(|id| id == &zero[0]), "{zero:?}");
+    }
+    let mine: usize = held.keys().filter(|k| k.starts_with(&ws.to_string())).count();
+    assert_eq!(mine, 60, "exactly the balance is reserved");
+    assert!(held.keys().all(|k| !k.contains("/big-")), "a hold larger than the balance is refused");
+    let b = svc.balance(&svc.owner(ws)).await;
+    assert_eq!((b.available, b.reserved), (0, 60));
+    assert_eq!(ledger_sum(&svc, ws).await, 0);
+    let o = svc.balance(&svc.owner(other)).await;
+    assert_eq!((o.available, o.reserved), (30, 20), "the other workspace reserved its own");
+    assert_eq!(ledger_sum(&svc, other).await, 30);
+
+    // One audit record per reservation, naming the caller that asked for it.
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT audit->'after'->>'idempotency_key', actor_id FROM subscriptions.outbox \
+         WHERE tenant_id = $1 AND audit->>'table' = 'reservations'",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&svc.admin().await)
+    .await
+    .unwrap();
+    assert_eq!(audited.len(), 60);
+    for (key, actor) in audited {
+        let i: usize = key.strip_prefix("job-").and_then(|n| n.parse().ok()).expect("only job-N are held");
+        assert_eq!(actor, format!("key:caller-{i}"), "{key}");
+    }
+}
+
+/// `reserve_credits_many` (migration 0007) answers each item as `reserve_credits` would: held;
+/// refused for too few credits (no row, nothing of it kept, the others go on); or, for a key seen
+/// before, the same reservation charged once. Each item is audited with its own actor and request.
+#[tokio::test]
+async fn a_batch_of_reservations_answers_each_item_on_its_own() {
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    assert_eq!(svc.balance(&svc.owner(ws)).await.available, 50);
+    let pool = nexus_platform::db::connect("subscriptions", &svc.db.config("subscriptions")).await.unwrap();
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    let ctx: Vec<String> = (0..4)
+        .flat_map(|i| [format!("usr-{i}"), format!("req-{i}"), String::new(), String::new(), String::new()])
+        .collect();
+    let rows: Vec<(i32, uuid::Uuid, i64)> =
+        sqlx::query_as("SELECT r_item, r_id, r_available FROM reserve_credits_many($1, $2, $3, $4, $5, $6, $7)")
+            .bind(ws.as_uuid())
+            .bind(&ids)
+            .bind(vec!["a", "b", "a", "c"])
+            .bind(vec!["content.generation"; 4])
+            .bind(vec![10_i64, 100, 10, 5])
+            .bind(vec![600.0_f64; 4])
+            .bind(&ctx)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, vec![(1, ids[0], 40), (3, ids[0], 40), (4, ids[3], 35)]);
+    let b = svc.balance(&svc.owner(ws)).await;
+    assert_eq!((b.available, b.reserved), (35, 15));
+    assert_eq!(ledger_sum(&svc, ws).await, 35);
+    let admin = svc.admin().await;
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT idempotency_key FROM subscriptions.reservations WHERE tenant_id = $1 ORDER BY idempotency_key",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(kept, ["a", "c"], "the refused item left nothing");
+    let audited: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT audit->'after'->>'idempotency_key', actor_id, request_id FROM subscriptions.outbox \
+         WHERE tenant_id = $1 AND audit->>'table' = 'reservations' ORDER BY seq",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let want = |k: &str, i: usize| (k.to_owned(), format!("usr-{i}"), format!("req-{i}"));
+    assert_eq!(audited, [want("a", 0), want("c", 3)]);
 }

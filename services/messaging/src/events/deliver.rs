@@ -1,0 +1,528 @@
+//! The webhook delivery worker.
+//!
+//! The schedule lives in Postgres (`webhook_deliveries`), so deliveries survive restarts and
+//! crashes. A worker claims due rows with `FOR UPDATE SKIP LOCKED` and a lease (several workers
+//! and replicas share the work; a crashed worker's rows come due again when the lease runs out),
+//! signs each message the Standard Webhooks way, POSTs it through the safe outbound client
+//! without following redirects, and records the attempt, the delivery's next state and the
+//! endpoint's failure streak in one transaction.
+//!
+//! Guarantees: a delivery recorded as succeeded is never claimed again; a POST whose result was
+//! not committed (the process died in between) is sent again when the lease runs out — at least
+//! once, receivers dedupe by `webhook-id`; nothing due is lost.
+//!
+//! Rate limits are enforced in process, per endpoint (a GCRA token bucket): a delivery over
+//! the limit is put back without counting as an attempt. Each replica enforces the limit on
+//! what it sends, so R replicas together may send up to R times the limit; a shared Redis bucket
+//! would make it exact at the cost of a round trip per delivery, which one replica (the
+//! deployment today) does not need.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use nexus_kernel::{Error, TenantId};
+use nexus_platform::crypto::Sealer;
+use nexus_platform::db::{self, DbResultExt};
+use nexus_platform::outbound::{Limits, OutboundClient, OutboundConfig, OutboundError};
+use nexus_providers::standard_webhooks::{SigningSecret, signature_header};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::webhooks::secret_context;
+use crate::domain::webhooks::{
+    self as rules, ATTEMPTS_KEPT, Clock, FailReason, Outcome, RESPONSE_TIMEOUT, gap_before, should_disable,
+};
+use crate::repo::webhooks::{self as repo, Claimed, Finished, NewAttempt, Next};
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Deliveries on the wire at once: the worker claims more whenever half of them are done.
+    pub in_flight: usize,
+    /// Most deliveries claimed by one statement.
+    pub batch: i64,
+    /// How long a claim holds a delivery: longer than an attempt can take (timeout, rate wait,
+    /// recording).
+    pub lease: Duration,
+    /// Pause before looking again when nothing was due.
+    pub idle_poll: Duration,
+    /// An answer must come within this (the 15 s of the rules; tests shorten it).
+    pub timeout: Duration,
+    /// Longest wait for an endpoint's rate limit before the delivery is put back instead.
+    pub max_rate_wait: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            in_flight: 64,
+            batch: 64,
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(50),
+            timeout: RESPONSE_TIMEOUT,
+            max_rate_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Largest response read (only [`rules::BODY_EXCERPT`] of it is kept).
+const RESPONSE_MAX_BYTES: u64 = 64 * 1024;
+
+/// A per-endpoint GCRA limiter: `rate` per second with a burst of one second's worth.
+#[derive(Debug, Default)]
+struct Limiter {
+    next_free: Mutex<HashMap<Uuid, Instant>>,
+}
+
+impl Limiter {
+    /// Takes a slot for `endpoint` and answers how long to wait before using it, or `Err(wait)`
+    /// without taking one when the wait would exceed `max_wait`.
+    fn reserve(&self, endpoint: Uuid, rate: u32, max_wait: Duration) -> Result<Duration, Duration> {
+        let interval = Duration::from_secs(1) / rate.max(1);
+        let burst = Duration::from_secs(1).saturating_sub(interval);
+        let now = Instant::now();
+        let mut map = self.next_free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, t| *t > now);
+        }
+        let tat = map.get(&endpoint).copied().unwrap_or(now).max(now);
+        let wait = tat.saturating_duration_since(now + burst);
+        if wait > max_wait {
+            return Err(wait);
+        }
+        map.insert(endpoint, tat + interval);
+        Ok(wait)
+    }
+}
+
+/// Claims, sends and records webhook deliveries.
+#[derive(Clone)]
+pub struct Worker {
+    pool: PgPool,
+    http: OutboundClient,
+    sealer: Sealer,
+    clock: Arc<dyn Clock>,
+    cfg: WorkerConfig,
+    limiter: Arc<Limiter>,
+    /// Opened secrets by their sealed text (a rotation seals anew, so an entry never goes stale).
+    secrets: Arc<Mutex<HashMap<String, SigningSecret>>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// What one claimed delivery came to, before it is recorded.
+struct Done {
+    claimed: Claimed,
+    next: Next,
+    attempt: Option<Sent>,
+    started_at: DateTime<Utc>,
+}
+
+/// A request that went out (or was refused before it could).
+struct Sent {
+    outcome: &'static str,
+    status: Option<i32>,
+    duration_ms: i32,
+    headers: serde_json::Value,
+    sha256: String,
+    body_excerpt: String,
+}
+
+impl Worker {
+    /// A worker sending under `outbound`'s rules (its allowlist), never following redirects.
+    pub fn new(
+        pool: PgPool,
+        outbound: &OutboundConfig,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+        cfg: WorkerConfig,
+    ) -> Result<Self, nexus_platform::config::ConfigError> {
+        let mut outbound = outbound.clone();
+        outbound.timeout = outbound.timeout.max(cfg.timeout);
+        outbound.max_response_bytes = RESPONSE_MAX_BYTES;
+        let http = OutboundClient::without_redirects(&outbound)?;
+        Ok(Self { pool, http, sealer, clock, cfg, limiter: Arc::new(Limiter::default()), secrets: Arc::default() })
+    }
+
+    /// Delivers until `cancel`, then finishes and records what is in flight; sweeps attempts
+    /// and messages past 30 days every ten minutes.
+    ///
+    /// A pipeline: deliveries are claimed whenever half of `in_flight` is free, sent side by
+    /// side, and recorded by a separate task in groups of whatever has finished, so the wire is
+    /// never idle while Postgres records.
+    pub async fn run(self, cancel: CancellationToken) {
+        let sweeper = self.clone();
+        let sweep_cancel = cancel.clone();
+        let sweeping = tokio::spawn(async move {
+            loop {
+                if let Err(e) = sweeper.sweep().await {
+                    tracing::warn!(error = ?e, "webhook sweep failed; will retry");
+                }
+                tokio::select! {
+                    () = sweep_cancel.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(600)) => {}
+                }
+            }
+        });
+        let (finished, mut to_record) = tokio::sync::mpsc::channel::<Done>(self.cfg.in_flight.max(1) * 2);
+        let recorder = self.clone();
+        let recording = tokio::spawn(async move {
+            let mut group = Vec::new();
+            while to_record.recv_many(&mut group, 512).await > 0 {
+                if let Err(e) = recorder.record(std::mem::take(&mut group)).await {
+                    tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
+                }
+            }
+        });
+        Arc::new(self).pump(&cancel, &finished).await;
+        drop(finished);
+        let _ = recording.await;
+        let _ = sweeping.await;
+    }
+
+    /// Claims and sends; each delivery runs as its own task (so deliveries keep moving while the
+    /// next claim waits on Postgres) and hands its result to the recorder.
+    async fn pump(self: Arc<Self>, cancel: &CancellationToken, finished: &tokio::sync::mpsc::Sender<Done>) {
+        let capacity = self.cfg.in_flight.max(1);
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut backoff = self.cfg.idle_poll;
+        // When the last claim found nothing (or failed), the next waits for this.
+        let mut next_claim = tokio::time::Instant::now();
+        loop {
+            let room = capacity.saturating_sub(in_flight.len());
+            if !cancel.is_cancelled() && room * 2 >= capacity && tokio::time::Instant::now() >= next_claim {
+                match self.claim(i64::try_from(room).unwrap_or(i64::MAX).min(self.cfg.batch)).await {
+                    Ok(claimed) => {
+                        backoff = self.cfg.idle_poll;
+                        if claimed.is_empty() {
+                            next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
+                        }
+                        for c in claimed {
+                            let (me, finished) = (self.clone(), finished.clone());
+                            in_flight.spawn(async move {
+                                let done = me.attempt(c).await;
+                                // The recorder only stops after every sender is gone.
+                                let _ = finished.send(done).await;
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "claiming webhook deliveries failed; will retry");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        next_claim = tokio::time::Instant::now() + backoff;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep_until(next_claim) => {}
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                () = tokio::time::sleep_until(next_claim), if !cancel.is_cancelled() && in_flight.len() * 2 <= capacity => {}
+            }
+        }
+    }
+
+    /// Claims up to `limit` due deliveries for one lease.
+    async fn claim(&self, limit: i64) -> Result<Vec<Claimed>, Error> {
+        let now = self.clock.now();
+        let lease_until = now + chrono::Duration::from_std(self.cfg.lease).map_err(Error::internal)?;
+        let mut tx = db::system(&self.pool).await?;
+        // A claim lost to a database crash only makes its deliveries claimable again, which
+        // at-least-once delivery allows; it need not wait for the disk. Records of outcomes do.
+        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.db()?;
+        let claimed = repo::claim(&mut tx, now, lease_until, limit).await?;
+        db::commit(tx).await?;
+        Ok(claimed)
+    }
+
+    /// One round without the pipeline (tests step the worker with it): claims due deliveries,
+    /// sends them side by side and records them as they finish (whatever is ready together in
+    /// one transaction). Answers how many were claimed.
+    pub async fn tick(&self) -> Result<usize, Error> {
+        let claimed = self.claim(self.cfg.batch).await?;
+        let n = claimed.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut done = futures::stream::iter(claimed).map(|c| self.attempt(c)).buffer_unordered(n).ready_chunks(n);
+        let mut first_error = None;
+        while let Some(chunk) = done.next().await {
+            if let Err(e) = self.record(chunk).await {
+                tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Sends one claimed delivery (or decides not to).
+    async fn attempt(&self, c: Claimed) -> Done {
+        let started_at = self.clock.now();
+        if c.endpoint_status != rules::EndpointStatus::Enabled.as_str() {
+            return Done { claimed: c, next: Next::Cancelled, attempt: None, started_at };
+        }
+        let rate = u32::try_from(c.rate_limit).unwrap_or(1);
+        match self.limiter.reserve(c.endpoint_id, rate, self.cfg.max_rate_wait) {
+            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Ok(_) => {}
+            Err(wait) => {
+                let at = started_at + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::seconds(1));
+                return Done { claimed: c, next: Next::Deferred(at), attempt: None, started_at };
+            }
+        }
+        let sent = self.send(&c, started_at).await;
+        let next = if sent.outcome == "delivered" {
+            Next::Succeeded
+        } else {
+            let made = usize::try_from(c.attempts).unwrap_or(0) + 1;
+            match gap_before(made).and_then(|g| chrono::Duration::from_std(g).ok()) {
+                Some(gap) => Next::Retry(started_at + gap),
+                None => Next::Failed,
+            }
+        };
+        Done { claimed: c, next, attempt: Some(sent), started_at }
+    }
+
+    /// The secrets that sign now: the current one, and the previous one during its overlap.
+    fn secrets(&self, c: &Claimed, now: DateTime<Utc>) -> Result<Vec<SigningSecret>, Error> {
+        let open = |sealed: &str, column: &str| -> Result<SigningSecret, Error> {
+            let mut cache = self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(s) = cache.get(sealed) {
+                return Ok(s.clone());
+            }
+            let raw = self.sealer.open(sealed, &secret_context(column, c.endpoint_id)).map_err(Error::internal)?;
+            let text = String::from_utf8(raw).map_err(Error::internal)?;
+            let secret = SigningSecret::parse(&text).map_err(Error::internal)?;
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(sealed.to_owned(), secret.clone());
+            Ok(secret)
+        };
+        let mut out = vec![open(&c.secret_sealed, "secret")?];
+        if let (Some(prev), Some(until)) = (&c.previous_secret_sealed, c.previous_expires_at)
+            && until > now
+        {
+            out.push(open(prev, "previous_secret")?);
+        }
+        Ok(out)
+    }
+
+    async fn send(&self, c: &Claimed, now: DateTime<Utc>) -> Sent {
+        let body = rules::body(&c.event_type, c.message_created_at, &c.payload.0);
+        let sha256 = hex(&Sha256::digest(&body));
+        let id = rules::webhook_id(c.message_id);
+        let timestamp = now.timestamp();
+        let secrets = match self.secrets(c, now) {
+            Ok(s) => s,
+            Err(e) => {
+                // Our own keys failed us: nothing was sent; the attempt says so.
+                tracing::error!(error = ?e, endpoint = %c.endpoint_id, "cannot open a webhook secret");
+                return Sent {
+                    outcome: FailReason::Network.as_str(),
+                    status: None,
+                    duration_ms: 0,
+                    headers: serde_json::json!({}),
+                    sha256,
+                    body_excerpt: String::new(),
+                };
+            }
+        };
+        let refs: Vec<&SigningSecret> = secrets.iter().collect();
+        let signature = signature_header(&refs, &id, timestamp, &body);
+        let headers = serde_json::json!({
+            "content-type": "application/json",
+            "webhook-id": id,
+            "webhook-timestamp": timestamp.to_string(),
+            "webhook-signature": signature,
+        });
+        let req = self
+            .http
+            .http()
+            .post(&c.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", &signature)
+            .body(body);
+        let clock = Instant::now();
+        let result = self.http.send(req, Limits { max_bytes: RESPONSE_MAX_BYTES, timeout: self.cfg.timeout }).await;
+        let duration_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
+        let (outcome, status, body_excerpt) = match result {
+            Ok(resp) => {
+                let code = resp.status.as_u16();
+                let outcome = match rules::outcome(code) {
+                    Outcome::Delivered => "delivered",
+                    Outcome::Failed(reason) => reason.as_str(),
+                };
+                (outcome, Some(i32::from(code)), rules::excerpt(&resp.body))
+            }
+            Err(e) => {
+                let reason = match e {
+                    OutboundError::Blocked(_) | OutboundError::InvalidUrl(_) => FailReason::Refused,
+                    OutboundError::Timeout(_) => FailReason::Timeout,
+                    OutboundError::TooLarge { .. }
+                    | OutboundError::TooManyRedirects(_)
+                    | OutboundError::Transport(_) => FailReason::Network,
+                };
+                (reason.as_str(), None, e.to_string().chars().take(rules::BODY_EXCERPT).collect())
+            }
+        };
+        Sent { outcome, status, duration_ms, headers, sha256, body_excerpt }
+    }
+
+    /// Records finished deliveries in one transaction, a statement per kind of write whatever
+    /// their number: each delivery's next state (only while its lease is still ours), its
+    /// attempt, and its endpoint's failure streak — an endpoint failing for five days is
+    /// disabled and announced. A streak ends with any success in the batch.
+    async fn record(&self, done: Vec<Done>) -> Result<(), Error> {
+        let finished: Vec<Finished> = done
+            .iter()
+            .map(|d| Finished { id: d.claimed.id, lease: d.claimed.lease_token, next: d.next, at: d.started_at })
+            .collect();
+        let mut tx = db::system(&self.pool).await?;
+        let ours: HashSet<Uuid> = repo::finish(&mut tx, &finished).await?.into_iter().collect();
+        let recorded: Vec<&Done> = done.iter().filter(|d| ours.contains(&d.claimed.id)).collect();
+        if recorded.len() < done.len() {
+            tracing::info!(
+                lost = done.len() - recorded.len(),
+                "webhook delivery leases were taken over; not recording those"
+            );
+        }
+        let attempts: Vec<NewAttempt<'_>> = recorded
+            .iter()
+            .filter_map(|d| {
+                let (c, sent) = (&d.claimed, d.attempt.as_ref()?);
+                Some(NewAttempt {
+                    tenant: c.tenant_id,
+                    delivery_id: c.id,
+                    endpoint_id: c.endpoint_id,
+                    message_id: c.message_id,
+                    attempt: c.attempts + 1,
+                    outcome: sent.outcome,
+                    status_code: sent.status,
+                    duration_ms: sent.duration_ms,
+                    request_url: &c.url,
+                    request_headers: &sent.headers,
+                    request_sha256: &sent.sha256,
+                    response_body: &sent.body_excerpt,
+                    started_at: d.started_at,
+                })
+            })
+            .collect();
+        repo::insert_attempts(&mut tx, &attempts).await?;
+
+        let mut succeeded: Vec<Uuid> = Vec::new();
+        let mut failed: HashMap<Uuid, (DateTime<Utc>, Uuid)> = HashMap::new();
+        for d in recorded.iter().filter(|d| d.attempt.is_some()) {
+            let c = &d.claimed;
+            if d.next == Next::Succeeded {
+                succeeded.push(c.endpoint_id);
+            } else {
+                let e = failed.entry(c.endpoint_id).or_insert((d.started_at, c.tenant_id));
+                e.0 = e.0.min(d.started_at);
+            }
+        }
+        succeeded.sort_unstable();
+        succeeded.dedup();
+        failed.retain(|e, _| succeeded.binary_search(e).is_err());
+        repo::endpoints_succeeded(&mut tx, &succeeded).await?;
+        for (endpoint, (at, tenant)) in failed {
+            let Some((_, since)) = repo::endpoints_failed(&mut tx, &[endpoint], at).await?.pop() else { continue };
+            if should_disable(since, at)
+                && let Some(url) = repo::disable_endpoint(&mut tx, endpoint, "failing").await?
+            {
+                super::endpoint_disabled(&mut tx, TenantId::from_uuid(tenant), endpoint, &url, "failing", Some(since))
+                    .await?;
+                tracing::warn!(%endpoint, "webhook endpoint disabled after failing for five days");
+            }
+        }
+        db::commit(tx).await?;
+        for a in &attempts {
+            metrics::counter!("nexus_webhook_attempts_total", "outcome" => a.outcome.to_owned()).increment(1);
+        }
+        Ok(())
+    }
+
+    /// Deletes attempts older than 30 days (by the worker's clock), then messages older than
+    /// that (replays reach 30 days back) with their finished deliveries, in bounded batches.
+    /// Answers how many attempts went.
+    pub async fn sweep(&self) -> Result<u64, Error> {
+        let before = self.clock.now() - chrono::Duration::from_std(ATTEMPTS_KEPT).map_err(Error::internal)?;
+        let mut total = 0;
+        loop {
+            let mut tx = db::system(&self.pool).await?;
+            let n = repo::sweep_attempts(&mut tx, before, 5_000).await?;
+            db::commit(tx).await?;
+            total += n;
+            if n < 5_000 {
+                break;
+            }
+        }
+        loop {
+            let mut tx = db::system(&self.pool).await?;
+            let n = repo::sweep_messages(&mut tx, before, 1_000).await?;
+            db::commit(tx).await?;
+            if n < 1_000 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_allows_a_second_of_burst_then_spaces_requests() {
+        let l = Limiter::default();
+        let e = Uuid::now_v7();
+        let max = Duration::from_millis(500);
+        for _ in 0..10 {
+            assert_eq!(l.reserve(e, 10, max), Ok(Duration::ZERO));
+        }
+        // The eleventh waits about one interval; far beyond the burst it is put back.
+        let wait = l.reserve(e, 10, max).unwrap();
+        assert!(wait > Duration::from_millis(50) && wait <= Duration::from_millis(100), "{wait:?}");
+        for _ in 0..4 {
+            l.reserve(e, 10, max).unwrap();
+        }
+        assert!(l.reserve(e, 10, max).is_err());
+        // Another endpoint has its own bucket.
+        assert_eq!(l.reserve(Uuid::now_v7(), 10, max), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn digests_are_lower_hex() {
+        assert_eq!(hex(&Sha256::digest(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+}
