@@ -145,8 +145,40 @@ async fn a_csv_imports_with_its_bad_row_explained_and_exports_back() {
         (Some(0), Some(2), Some(0))
     );
 
-    // Another workspace sees neither the import nor the contacts.
+    // A segment's export holds only its contacts.
+    let resp = client()
+        .post(format!("{}/v1/contacts", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Dora Lima", "email": "dora@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = client()
+        .post(format!("{}/v1/segments", s.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Newsletter", "filter": {"tag": "newsletter"}}))
+        .send()
+        .await
+        .unwrap();
+    let (status, segment) = read(resp).await;
+    assert_eq!(status, 201, "{segment}");
+    let segment_id = segment["id"].as_str().unwrap();
+    let resp = client()
+        .get(format!("{}/v1/contacts/export?segment_id={segment_id}", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let part = resp.text().await.unwrap();
+    assert_eq!(part.lines().count(), 3, "{part}");
+    assert!(part.contains("ana@example.com") && !part.contains("dora@example.com"), "{part}");
+
+    // Another workspace sees neither the import, the segment nor the contacts.
     let other = signed_in_as(&s, "outsider", "en").await;
+    let (status, none) = get(&s, &other, &format!("/v1/contacts/export?segment_id={segment_id}")).await;
+    assert_eq!(status, 404, "{none}");
     let (status, none) = get(&s, &other, &format!("/v1/contacts/imports/{id}")).await;
     assert_eq!((status, none["error"]["code"].as_str()), (404, Some("messaging.import_not_found")), "{none}");
     let (status, none) = get(&s, &other, &format!("/v1/contacts/imports/{id}/errors")).await;
