@@ -26,21 +26,11 @@ pub const DEF: ServiceDef = ServiceDef {
     grpc_services: &["nexus.content.v1.Content", "nexus.webhooks.v1.WebhookReceiver"],
 };
 
-/// Serves the content service on `listeners` until `shutdown`.
+/// Serves the content service on `listeners` until `shutdown` (tests serve [`service`] instead).
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
-    run_with_keys(config, listeners, shutdown, None).await
-}
-
-/// [`run`] with an explicit source of token-verification keys (tests).
-pub async fn run_with_keys(
-    config: Config,
-    listeners: Listeners,
-    shutdown: CancellationToken,
-    keys: Option<Arc<dyn nexus_platform::identity::KeySource>>,
-) -> anyhow::Result<()> {
     let common = config.common.clone();
     let build = service(config)?;
-    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, keys, build).await
+    nexus_platform::app::serve_with_keys(DEF, common, listeners, shutdown, None, build).await
 }
 
 /// Checks `config` and returns what builds the service from the platform's infrastructure (its

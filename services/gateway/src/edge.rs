@@ -225,8 +225,14 @@ pub(crate) fn render_error(resp: Response, edge: &Edge, method: &axum::http::Met
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Stops requests that run past the configured time with `request.timeout`.
+/// Stops requests that run past the configured time with `request.timeout`. A CSV upload has
+/// its own, longer limit, which its route enforces while the file streams in.
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == "/v1/contacts/imports" {
+        limit.max(crate::upstream::UPLOAD_DEADLINE)
+    } else {
+        limit
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(ErrorKind::DeadlineExceeded, "request.timeout").into_response(),

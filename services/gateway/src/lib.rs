@@ -92,6 +92,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         pipeline::router(),
         deals::router(),
         segments::router(),
+        transfer::router(),
         track::router(),
         analytics_settings::router(),
         reports::router(),

@@ -7,6 +7,12 @@ use nexus_platform::grpc::{ContextChannel, context_channel};
 
 use crate::config::ServicesConfig;
 
+/// How long an upload may take from its first byte to the service's answer: the time the gateway
+/// gives the client to send the file, plus a margin for the service to finish. Only a last
+/// resort: the upload route ends slower uploads itself, in a way the service takes as a failure
+/// (a call cut by its deadline would look to the service like a file that ended).
+pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
 #[derive(Clone)]
 pub struct Upstreams {
     pub auth: ContextChannel,
@@ -14,6 +20,9 @@ pub struct Upstreams {
     pub content: ContextChannel,
     pub video: ContextChannel,
     pub messaging: ContextChannel,
+    /// Messaging again, for CSV uploads: a call lasts as long as the client takes to send the
+    /// file, so it has [`UPLOAD_DEADLINE`] instead of the usual per-call deadline.
+    pub messaging_uploads: ContextChannel,
     pub ads: ContextChannel,
     pub commerce: ContextChannel,
     pub analytics: ContextChannel,
@@ -30,6 +39,8 @@ impl Upstreams {
             content: ch("content", &cfg.content)?,
             video: ch("video", &cfg.video)?,
             messaging: ch("messaging", &cfg.messaging)?,
+            messaging_uploads: context_channel(&cfg.messaging, UPLOAD_DEADLINE)
+                .map_err(|e| anyhow::anyhow!("services.messaging: {:?}: {e}", cfg.messaging))?,
             ads: ch("ads", &cfg.ads)?,
             commerce: ch("commerce", &cfg.commerce)?,
             analytics: ch("analytics", &cfg.analytics)?,

@@ -10,6 +10,7 @@ use nexus_proto::nexus::analytics::v1::analytics_client::AnalyticsClient;
 use nexus_proto::nexus::auth::v1 as auth_pb;
 use nexus_proto::nexus::auth::v1::auth_client::AuthClient;
 use nexus_proto::nexus::content::v1::content_client::ContentClient;
+use nexus_proto::nexus::messaging::v1::contact_transfer_client::ContactTransferClient;
 use nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient;
 use nexus_proto::nexus::messaging::v1::crm_client::CrmClient;
 use nexus_proto::nexus::messaging::v1::webhooks_client::WebhooksClient;
@@ -40,6 +41,15 @@ pub(crate) fn content_client(state: &AppState) -> ContentClient<ContextChannel> 
 
 pub(crate) fn contacts_client(state: &AppState) -> ContactsClient<ContextChannel> {
     nexus_platform::sized!(ContactsClient::new(state.upstreams.messaging.clone()))
+}
+
+pub(crate) fn transfer_client(state: &AppState) -> ContactTransferClient<ContextChannel> {
+    nexus_platform::sized!(ContactTransferClient::new(state.upstreams.messaging.clone()))
+}
+
+/// [`transfer_client`] on the channel whose deadline allows for a client's upload.
+pub(crate) fn upload_client(state: &AppState) -> ContactTransferClient<ContextChannel> {
+    nexus_platform::sized!(ContactTransferClient::new(state.upstreams.messaging_uploads.clone()))
 }
 
 pub(crate) fn crm_client(state: &AppState) -> CrmClient<ContextChannel> {

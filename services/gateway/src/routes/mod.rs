@@ -28,6 +28,7 @@ pub mod reports;
 pub mod segments;
 pub mod sessions;
 pub mod track;
+pub mod transfer;
 pub mod webhook_endpoints;
 pub mod webhooks;
 pub mod workspaces;

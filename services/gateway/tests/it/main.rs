@@ -11,4 +11,5 @@ mod crm;
 mod edge;
 mod support;
 mod trace;
+mod transfer;
 mod webhook_endpoints;

@@ -62,13 +62,23 @@ fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageReque
     PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
-/// The data chunks after the options; a second options message or a broken stream ends the
-/// import with an error.
+/// The data chunks after the options, up to the `end` marker. A second options message, a
+/// broken stream, or one that closes without `end` (a cancelled upload looks closed to the
+/// server) ends the import with an error, so a partial file is never taken for the whole.
 fn data(rest: Streaming<pb::ImportChunk>) -> impl Stream<Item = Result<Bytes, Error>> + Send + 'static {
-    rest.map(|m| match m {
-        Ok(pb::ImportChunk { part: Some(Part::Data(d)) }) => Ok(d.into()),
-        Ok(_) => Err(Error::invalid("messaging.import_options_first").with_violation("options", "repeated")),
-        Err(s) => Err(Error::invalid("messaging.import_interrupted").with_source(s)),
+    futures::stream::unfold(Some(rest), |state| async move {
+        let mut rest = state?;
+        let interrupted = || Error::invalid("messaging.import_interrupted");
+        match rest.message().await {
+            Ok(Some(pb::ImportChunk { part: Some(Part::Data(d)) })) => Some((Ok(d.into()), Some(rest))),
+            Ok(Some(pb::ImportChunk { part: Some(Part::End(true)) })) => None,
+            Ok(Some(_)) => Some((
+                Err(Error::invalid("messaging.import_options_first").with_violation("options", "repeated")),
+                None,
+            )),
+            Ok(None) => Some((Err(interrupted()), None)),
+            Err(s) => Some((Err(interrupted().with_source(s)), None)),
+        }
     })
 }
 

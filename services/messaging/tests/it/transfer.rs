@@ -588,6 +588,11 @@ async fn import_and_export_over_grpc() {
         pb::ImportChunk { part: Some(pb::import_chunk::Part::Data(head.as_bytes().to_vec())) },
         pb::ImportChunk { part: Some(pb::import_chunk::Part::Data(tail.as_bytes().to_vec())) },
     ];
+    // Without the end marker the upload is taken as cut off: nothing is imported.
+    let cut = client.import_contacts(authed(futures::stream::iter(chunks.clone()), &token)).await.unwrap_err();
+    assert_eq!(cut.code(), tonic::Code::InvalidArgument, "{cut:?}");
+    let mut chunks = chunks;
+    chunks.push(pb::ImportChunk { part: Some(pb::import_chunk::Part::End(true)) });
     let done = client.import_contacts(authed(futures::stream::iter(chunks), &token)).await.unwrap().into_inner();
     assert_eq!((done.status.as_str(), done.total_rows, done.created, done.failed), ("succeeded", 2, 1, 1));
     let got = client.get_import(authed(pb::GetByIdRequest { id: done.id.clone() }, &token)).await.unwrap().into_inner();
