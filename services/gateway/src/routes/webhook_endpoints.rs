@@ -400,6 +400,10 @@ pub struct AttemptsQuery {
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(
+        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+    )]
     pub cursor: Option<String>,
 }
 
@@ -450,6 +454,10 @@ pub struct MessagesQuery {
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(
+        example = "eyJhdCI6IjIwMjYtMTEtMjVUMTA6MDA6MDBaIiwiaWQiOiIwMTkyZjBjNS1jMmI4LTdjMzEtYTFmMS1lNGYyYjFhMGM5ZDcifQ"
+    )]
     pub cursor: Option<String>,
 }
 
