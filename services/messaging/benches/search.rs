@@ -125,16 +125,50 @@ async fn main() {
         GOAL.as_millis(),
         if ratio >= 1.0 { "PASS" } else { "MISS" }
     );
-    // The plan of the slowest kind of query: a rare word with the common tag.
+    // Each kind of query timed alone under RLS, as the service runs it.
+    for (w, t) in
+        [("silva", "vip"), ("silva", "wholesale"), ("99999", "vip"), ("12345", "wholesale"), ("ana silva", "vip")]
+    {
+        let mut tx = nexus_platform::db::tenant(&app.pool, ws).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT id FROM contacts \
+             WHERE merged_into IS NULL AND tenant_id = '{}' AND search LIKE '%{w}%' AND tags @> ARRAY['{t}'] \
+             ORDER BY created_at DESC, id DESC LIMIT 21",
+            ws.as_uuid()
+        )))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        println!("{w} + {t}: {} | {}", plan.get(1).map(String::as_str).unwrap_or(""), plan.last().unwrap());
+    }
+    // The same query as the service's role sees it (RLS on), for the record.
+    {
+        let mut tx = nexus_platform::db::tenant(&app.pool, ws).await.unwrap();
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT id FROM contacts \
+             WHERE merged_into IS NULL AND tenant_id = $1 AND search LIKE '%silva%' AND tags @> ARRAY['vip'] \
+             ORDER BY created_at DESC, id DESC LIMIT 21",
+        )
+        .bind(ws.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        println!("plan under RLS (text 'silva' + tag 'vip'):\n  {}", plan.join("\n  "));
+    }
+    // The plan of each kind of query.
     let mut conn = admin.acquire().await.unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT id FROM messaging.contacts \
-         WHERE tenant_id = $1 AND merged_into IS NULL AND search LIKE '%99999%' AND tags @> ARRAY['vip'] \
-         ORDER BY created_at DESC, id DESC LIMIT 21",
-    )
-    .bind(ws.as_uuid())
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap();
-    println!("plan (text '99999' + tag 'vip'):\n  {}", plan.join("\n  "));
+    for (w, t) in [("silva", "vip"), ("99999", "vip"), ("garcía", "wholesale")] {
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN (ANALYZE, COSTS OFF) SELECT id FROM messaging.contacts \
+             WHERE tenant_id = $1 AND merged_into IS NULL AND search LIKE $2 AND tags @> ARRAY[$3] \
+             ORDER BY created_at DESC, id DESC LIMIT 21",
+        )
+        .bind(ws.as_uuid())
+        .bind(format!("%{w}%"))
+        .bind(t)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        println!("plan (text '{w}' + tag '{t}'):\n  {}", plan.join("\n  "));
+    }
 }

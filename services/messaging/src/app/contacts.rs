@@ -151,7 +151,7 @@ impl App {
             Some(raw) => Some(super::segments::filter_of(&mut tx, parse_id(raw, super::segments::NOT_FOUND)?).await?),
             None => None,
         };
-        let found = repo::contacts::search(&mut tx, &query, &keyset).await?;
+        let found = repo::contacts::search(&mut tx, p.workspace_id, &query, &keyset).await?;
         db::commit(tx).await?;
         Ok(found)
     }

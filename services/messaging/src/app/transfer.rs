@@ -236,7 +236,7 @@ struct Export {
 impl Export {
     async fn next_chunk(&mut self) -> Result<Bytes, Error> {
         let mut tx = db::tenant(&self.pool, self.tenant).await?;
-        let page = repo::contacts::export_page(&mut tx, &self.query, self.after, EXPORT_PAGE).await?;
+        let page = repo::contacts::export_page(&mut tx, self.tenant, &self.query, self.after, EXPORT_PAGE).await?;
         db::commit(tx).await?;
         self.done = i64::try_from(page.len()).unwrap_or(i64::MAX) < EXPORT_PAGE;
         self.after = page.last().map(|c| (c.created_at, c.id)).or(self.after);

@@ -124,9 +124,21 @@ pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<
 }
 
 /// One page of live contacts matching `q`, newest first.
-pub async fn search(conn: &mut PgConnection, q: &ContactQuery, keyset: &Keyset) -> Result<Page<Contact>, Error> {
+pub async fn search(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    q: &ContactQuery,
+    keyset: &Keyset,
+) -> Result<Page<Contact>, Error> {
+    // The workspace is named although RLS confines the query to it anyway: the policy's
+    // `tenant_id = … OR system` cannot serve as an index condition, and without one Postgres
+    // cannot walk `contacts_recent` newest first. And each search is planned for its own values:
+    // a cached generic plan cannot see how rare a word or a tag is, and walked the newest-first
+    // index through a million rows for a rare pair that two bitmap indexes answer at once.
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *conn).await.db()?;
     let mut b: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL AND tenant_id = "));
+    b.push_bind(tenant.as_uuid());
     push_query(&mut b, q);
     if let Some(after) = keyset.after {
         b.push(" AND (created_at, id) < (").push_bind(after.at).push(", ").push_bind(after.id).push(")");
@@ -164,12 +176,14 @@ pub(crate) fn push_query(b: &mut QueryBuilder<Postgres>, q: &ContactQuery) {
 /// while an export runs come at its end), without identities or consents: what an export writes.
 pub async fn export_page(
     conn: &mut PgConnection,
+    tenant: TenantId,
     q: &ContactQuery,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Contact>, Error> {
     let mut b: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL"));
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM contacts WHERE merged_into IS NULL AND tenant_id = "));
+    b.push_bind(tenant.as_uuid());
     push_query(&mut b, q);
     if let Some((at, id)) = after {
         b.push(" AND (created_at, id) > (").push_bind(at).push(", ").push_bind(id).push(")");
