@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{PageQuery, next_cursor, page_request, transfer_client as client, ts, upload_client};
+use super::common::{next_cursor, paging, transfer_client as client, ts, upload_client};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery};
@@ -275,6 +275,18 @@ fn data_messages(
     })
 }
 
+/// A page of an import's errors (they page by line, so their cursor differs from the lists').
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportErrorsQuery {
+    /// 1 to 100; default 20.
+    #[param(example = 20, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(example = "eyJsaW5lIjozLCJmaWVsZCI6InBob25lIn0")]
+    pub cursor: Option<String>,
+}
+
 /// Import contacts from a CSV file sent as the request body. Rows are matched to existing
 /// contacts by phone, then email; refused rows are counted and listed under the import's
 /// errors while the others are written. The import finishes within the call. At most 64 MiB
@@ -355,7 +367,7 @@ pub struct ImportErrorList {
 
 /// The rows an import refused, in line order.
 #[utoipa::path(get, path = "/v1/contacts/imports/{id}/errors", tag = "contacts", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7"), PageQuery),
+    params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7"), ImportErrorsQuery),
     responses((status = 200, description = "A page of refused rows", body = ImportErrorList),
         (status = 400, description = "Invalid page size or cursor", body = ErrorEnvelope),
         (status = 404, description = "No such import in this workspace", body = ErrorEnvelope)))]
@@ -363,9 +375,9 @@ pub async fn list_import_errors(
     State(state): State<AppState>,
     _a: Authenticated,
     ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ImportErrorsQuery>,
 ) -> Result<Json<ImportErrorList>, ApiError> {
-    let req = pb::ListImportErrorsRequest { import_id: id, page: page_request(q) };
+    let req = pb::ListImportErrorsRequest { import_id: id, page: paging(q.limit, q.cursor) };
     let r = client(&state).list_import_errors(req).await?.into_inner();
     Ok(Json(ImportErrorList {
         items: r

@@ -265,7 +265,7 @@ pub async fn rotate_secret(
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageBody {
+pub struct WebhookMessageBody {
     pub id: String,
     #[schema(example = "contact.created")]
     pub event_type: String,
@@ -276,13 +276,13 @@ pub struct MessageBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageList {
-    pub items: Vec<MessageBody>,
+pub struct WebhookMessageList {
+    pub items: Vec<WebhookMessageBody>,
     pub next_cursor: Option<String>,
 }
 
-fn message(m: pb::Message) -> MessageBody {
-    MessageBody {
+fn message(m: pb::Message) -> WebhookMessageBody {
+    WebhookMessageBody {
         id: m.id,
         event_type: m.event_type,
         payload: serde_json::from_str(&m.payload_json).unwrap_or(serde_json::Value::Null),
@@ -304,7 +304,7 @@ pub struct TestRequest {
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/test", tag = "webhook-endpoints", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
     request_body = TestRequest,
-    responses((status = 202, description = "The test message, scheduled for delivery", body = MessageBody), (status = 400, description = "Unknown event type", body = ErrorEnvelope),
+    responses((status = 202, description = "The test message, scheduled for delivery", body = WebhookMessageBody), (status = 400, description = "Unknown event type", body = ErrorEnvelope),
         (status = 403, description = "Only admins manage webhooks", body = ErrorEnvelope),
         (status = 404, description = "No such endpoint in this workspace", body = ErrorEnvelope),
         (status = 409, description = "The endpoint is disabled", body = ErrorEnvelope)))]
@@ -313,7 +313,7 @@ pub async fn send_test(
     _a: Authenticated,
     ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<TestRequest>,
-) -> Result<(StatusCode, Json<MessageBody>), ApiError> {
+) -> Result<(StatusCode, Json<WebhookMessageBody>), ApiError> {
     let req = pb::SendTestRequest { endpoint_id: id, event_type: b.event_type };
     Ok((StatusCode::ACCEPTED, Json(message(client(&state).send_test(req).await?.into_inner()))))
 }
@@ -463,14 +463,19 @@ pub struct MessagesQuery {
 
 /// The workspace's webhook messages (kept 30 days), newest first.
 #[utoipa::path(get, path = "/v1/webhook-messages", tag = "webhook-endpoints", security(("bearer" = []), ("api_key" = [])), params(MessagesQuery),
-    responses((status = 200, description = "A page of messages", body = MessageList), (status = 400, description = "Invalid page size or cursor", body = ErrorEnvelope),
+    responses((status = 200, description = "A page of messages", body = WebhookMessageList), (status = 400, description = "Invalid page size or cursor", body = ErrorEnvelope),
         (status = 403, description = "Only admins manage webhooks", body = ErrorEnvelope)))]
 pub async fn list_messages(
     State(state): State<AppState>,
     _a: Authenticated,
     ApiQuery(q): ApiQuery<MessagesQuery>,
-) -> Result<Json<MessageList>, ApiError> {
-    let req = pb::ListMessagesRequest { event_type: q.event_type.unwrap_or_default(), page: paging(q.limit, q.cursor) };
+) -> Result<Json<WebhookMessageList>, ApiError> {
+    let event_type = q.event_type.unwrap_or_default();
+    if event_type.chars().count() > 100 {
+        return Err(ApiError::new(nexus_kernel::ErrorKind::InvalidArgument, "request.invalid_query")
+            .with_param("detail", "event_type: at most 100 characters"));
+    }
+    let req = pb::ListMessagesRequest { event_type, page: paging(q.limit, q.cursor) };
     let r = client(&state).list_messages(req).await?.into_inner();
-    Ok(Json(MessageList { items: r.items.into_iter().map(message).collect(), next_cursor: next_cursor(r.page) }))
+    Ok(Json(WebhookMessageList { items: r.items.into_iter().map(message).collect(), next_cursor: next_cursor(r.page) }))
 }

@@ -161,7 +161,7 @@ impl App {
     ) -> Result<Page<ImportErrorView>, Error> {
         p.require(Action::Read)?;
         let id = parse_id(id, NOT_FOUND)?;
-        let after: Option<(i64, String)> = page.decode_cursor()?;
+        let after: Option<(i64, String)> = page.decode_cursor::<ErrorCursor>()?.map(|c| (c.line, c.field));
         let limit = if page.limit == 0 { PageRequest::DEFAULT_LIMIT } else { page.limit };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         repo::imports::get(&mut tx, id).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
@@ -177,7 +177,10 @@ impl App {
                 code: e.code,
             })
             .collect();
-        Ok(Page::from_overfetch(views, limit, |e: &ImportErrorView| (e.line, e.field.clone())))
+        Ok(Page::from_overfetch(views, limit, |e: &ImportErrorView| ErrorCursor {
+            line: e.line,
+            field: e.field.clone(),
+        }))
     }
 
     /// The contacts matching `query` (a saved segment by `segment_id`, or any search) as CSV
@@ -640,4 +643,12 @@ fn parse_csv(chunks: mpsc::Receiver<Result<Bytes, Error>>, out: &mpsc::Sender<Pa
     }
     let bytes = csv.get_ref().read;
     let _ = out.blocking_send(Parsed::Done(bytes));
+}
+
+/// Where a page of an import's errors ends (they are listed by line, then field). Named fields,
+/// like every cursor of the platform, rather than a tuple.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ErrorCursor {
+    line: i64,
+    field: String,
 }
