@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::crypto::Sealer;
-use nexus_platform::db::{self, DbResultExt};
+use nexus_platform::db;
 use nexus_platform::outbound::{Limits, OutboundClient, OutboundConfig, OutboundError};
 use nexus_providers::standard_webhooks::{SigningSecret, signature_header};
 use sha2::{Digest, Sha256};
@@ -246,7 +246,7 @@ impl Worker {
         let mut tx = db::system(&self.pool).await?;
         // A claim lost to a database crash only makes its deliveries claimable again, which
         // at-least-once delivery allows; it need not wait for the disk. Records of outcomes do.
-        sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await.db()?;
+        repo::commit_without_waiting(&mut tx).await?;
         let claimed = repo::claim(&mut tx, now, lease_until, limit).await?;
         db::commit(tx).await?;
         Ok(claimed)

@@ -401,6 +401,12 @@ pub struct Claimed {
 
 /// Takes up to `limit` due deliveries (oldest due first) for `lease_until`; a worker that dies
 /// leaves its rows due again when the lease runs out. Only unindexed columns change, so a claim
+/// Lets the transaction commit without waiting for its WAL to reach the disk (claims only).
+pub async fn commit_without_waiting(conn: &mut PgConnection) -> Result<(), Error> {
+    sqlx::query("SET LOCAL synchronous_commit = off").execute(conn).await.db()?;
+    Ok(())
+}
+
 /// is a heap-only update (the due index skips the few held rows).
 pub async fn claim(
     conn: &mut PgConnection,
