@@ -7,12 +7,30 @@ fields of every key kind (newest-first `at`/`id`, report offset `o`, the CRM tas
 `done`/`due_at`/`id`, an import's errors' `line`/`field`); each decoder reads its own.
 """
 
+import ast
 import base64
 import json
+import threading
 from datetime import datetime, timezone
 
 import schemathesis
 from hypothesis import strategies as st
+
+
+# CPython 3.11 keeps one AST-construction depth counter per interpreter, so two threads parsing at
+# once (hypothesis describes lambdas with `ast.parse`; contract.toml runs two workers) can trip
+# "SystemError: AST constructor recursion depth mismatch" — a run error, not an API failure. One
+# parse at a time keeps the workers and removes the race.
+_parse = ast.parse
+_parse_lock = threading.Lock()
+
+
+def _serial_parse(*args, **kwargs):
+    with _parse_lock:
+        return _parse(*args, **kwargs)
+
+
+ast.parse = _serial_parse
 
 
 def _encode(at, key_id, offset, done):

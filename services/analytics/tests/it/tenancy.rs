@@ -155,7 +155,9 @@ async fn operators_see_each_services_health_rates_and_latency() {
         }
         let s = c.fleet_status(authed(pb::Empty {}, &operator)).await.unwrap().into_inner();
         let analytics = s.services.iter().find(|x| x.name == "analytics").unwrap().clone();
-        if analytics.request_rate.is_some_and(|r| r > 0.0) && analytics.p95_latency_ms.is_some() {
+        // Readiness pings Postgres with a 1 s limit, so a loaded machine may briefly read
+        // "degraded"; the figures are what this test is about.
+        if analytics.status == "up" && analytics.request_rate.is_some_and(|r| r > 0.0) && analytics.p95_latency_ms.is_some() {
             status = Some(s);
             break;
         }
@@ -163,12 +165,11 @@ async fn operators_see_each_services_health_rates_and_latency() {
     }
     let s = status.expect("two scrapes of analytics with traffic between them");
     let analytics = s.services.iter().find(|x| x.name == "analytics").unwrap();
-    assert_eq!(analytics.status, "up");
-    assert!(analytics.error_rate.is_some_and(|e| (0.0..=1.0).contains(&e)));
-    assert!(analytics.p95_latency_ms.is_some_and(|p| p > 0.0 && p < 10_000.0));
+    assert!(analytics.error_rate.is_some_and(|e| (0.0..=1.0).contains(&e)), "{analytics:?}");
+    assert!(analytics.p95_latency_ms.is_some_and(|p| p > 0.0 && p < 10_000.0), "{analytics:?}");
     let video = s.services.iter().find(|x| x.name == "video").unwrap();
-    assert_eq!(video.status, "down");
-    assert!(video.request_rate.is_none() && !video.error.is_empty());
+    assert_eq!(video.status, "down", "{video:?}");
+    assert!(video.request_rate.is_none() && !video.error.is_empty(), "{video:?}");
 
     // Only operators: an admin of another workspace, or a viewer of the operators', is refused.
     for token in [svc.owner(WorkspaceId::new()), svc.token(operator_ws, Role::Viewer)] {
