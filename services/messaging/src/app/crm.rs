@@ -7,6 +7,7 @@ use nexus_platform::identity::{Action, Principal};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::members::require_member;
 use super::{App, parse_id};
 use crate::domain::activity::{Activity, ActivityInput, ActivityKind, NewActivity, TaskKey, member_id};
 use crate::domain::deal::{self, Deal, DealInput, PipelineStage};
@@ -36,6 +37,9 @@ impl App {
         let new = input.check(contact, p.actor(), p.user_id, Utc::now())?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         require_contact(&mut tx, contact).await?;
+        if let Some(assignee) = new.assignee_id {
+            require_member(&mut tx, p, assignee.as_uuid(), "assignee_id").await?;
+        }
         let added = repo::activities::record(&mut tx, p.workspace_id, &new)
             .await?
             .ok_or_else(|| Error::internal("activity without a source key was not inserted"))?;
@@ -121,6 +125,9 @@ impl App {
         };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         require_contact(&mut tx, contact_id).await?;
+        if let Some(owner) = draft.owner_id.flatten() {
+            require_member(&mut tx, p, owner.as_uuid(), "owner_id").await?;
+        }
         let stages = repo::deals::ensure_stages(&mut tx, p.workspace_id).await?;
         let stage = match draft.stage_id {
             Some(id) => stages.iter().find(|s| s.id == id).ok_or_else(|| Error::not_found(STAGE_NOT_FOUND))?,
@@ -201,6 +208,10 @@ impl App {
             d.expected_close = c;
         }
         if let Some(o) = draft.owner_id {
+            // Only a new owner is checked, as for contacts.
+            if let Some(owner) = o.filter(|o| d.owner_id != Some(*o)) {
+                require_member(&mut tx, p, owner.as_uuid(), "owner_id").await?;
+            }
             d.owner_id = o;
         }
         let saved = repo::deals::save(&mut tx, p.workspace_id, &d).await?;

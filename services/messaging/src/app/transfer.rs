@@ -131,6 +131,7 @@ impl App {
             app: self.clone(),
             tenant: p.workspace_id,
             actor: p.actor(),
+            caller: super::members::caller(p),
             id,
             dry_run: options.dry_run,
             consent,
@@ -297,6 +298,8 @@ struct Job {
     app: App,
     tenant: TenantId,
     actor: String,
+    /// The importing user, who may name themselves as owner.
+    caller: Option<Uuid>,
     id: Uuid,
     dry_run: bool,
     consent: Option<ImportConsent>,
@@ -321,9 +324,9 @@ impl Job {
                 }
             }
         });
-        let Job { app, tenant, actor, id, dry_run, consent, parse } = self;
+        let Job { app, tenant, actor, caller, id, dry_run, consent, parse } = self;
         let parser = tokio::task::spawn_blocking(move || parse_csv(chunk_rx, &batch_tx, parse));
-        let writer = Writer { pool: app.pool.clone(), tenant, actor, id, consent, counts: Counts::default() };
+        let writer = Writer { pool: app.pool.clone(), tenant, actor, caller, id, consent, counts: Counts::default() };
         let outcome = writer.write_all(&mut batch_rx, dry_run).await;
         drop(batch_rx);
         pump.abort();
@@ -354,6 +357,7 @@ struct Writer {
     pool: sqlx::PgPool,
     tenant: TenantId,
     actor: String,
+    caller: Option<Uuid>,
     id: Uuid,
     consent: Option<ImportConsent>,
     counts: Counts,
@@ -424,6 +428,24 @@ impl Writer {
                     errors.extend(e);
                 }
             }
+        }
+        // An owner must be a current member, as when contacts are created one by one.
+        let owners: Vec<Uuid> = ok.iter().filter_map(|r| r.owner_id).collect();
+        let strangers = super::members::not_members(tx, self.caller, &owners).await?;
+        if !strangers.is_empty() {
+            ok.retain(|r| match r.owner_id {
+                Some(o) if strangers.contains(&o) => {
+                    self.counts.failed += 1;
+                    errors.push(RowError {
+                        line: r.line,
+                        field: "owner_id".into(),
+                        code: super::members::NOT_A_MEMBER.into(),
+                        params: Vec::new(),
+                    });
+                    false
+                }
+                _ => true,
+            });
         }
         let phones: Vec<String> =
             ok.iter().filter_map(|r| r.draft.phone.as_ref().map(|p| p.as_str().to_owned())).collect();

@@ -1,10 +1,12 @@
 //! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
 //! consumes: content's captured leads become contacts with a lead activity; content's page events
-//! become webhook messages (`fanout`); `deliver` is the webhook delivery worker.
+//! become webhook messages (`fanout`); auth's sign-ups and membership changes keep the members
+//! projection (`members`); `deliver` is the webhook delivery worker.
 
 pub mod deals;
 pub mod deliver;
 pub mod fanout;
+pub mod members;
 
 use std::sync::Arc;
 

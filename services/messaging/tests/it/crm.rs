@@ -101,6 +101,7 @@ async fn tasks_are_listed_open_first_by_due_date_and_completed_once() {
     let ws = WorkspaceId::new();
     let ana = member(ws, Role::Member);
     let bia = member(ws, Role::Member);
+    b.join(&bia).await;
     let c = contact(&b, &ana, "Carla").await;
     let id = c.id.to_string();
     let now = Utc::now();

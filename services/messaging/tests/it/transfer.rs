@@ -515,7 +515,10 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     let b = book().await;
     let a = member(WorkspaceId::new(), Role::Owner);
     define_fields(&b.app, &a).await;
-    let owner_id = uuid::Uuid::now_v7();
+    // The contacts' owner is a member of both workspaces (an owner must be a current member).
+    let owner = member(a.workspace_id, Role::Member);
+    b.join(&owner).await;
+    let owner_id = owner.user_id.as_uuid();
     // Cells a spreadsheet would run as formulas, and enough rows for several export chunks.
     let mut csv = String::from(
         "name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes\n",
@@ -552,6 +555,7 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
 
     let fresh = member(WorkspaceId::new(), Role::Owner);
     define_fields(&b.app, &fresh).await;
+    b.join(&Principal { workspace_id: fresh.workspace_id, ..owner.clone() }).await;
     let again = import(&b.app, &fresh, ImportOptions::default(), &out).await.unwrap();
     assert_eq!((again.created, again.updated, again.failed), (1_203, 0, 0));
     let (left, right) = (everyone(&b.app, &a).await, everyone(&b.app, &fresh).await);
@@ -663,4 +667,28 @@ async fn a_segment_exports_only_its_contacts() {
     let q = ContactQuery { segment_id: Some(seg.id.to_string()), ..Default::default() };
     let e = b.app.export_contacts(&other, q).await.err().unwrap();
     assert_eq!((e.kind(), e.code()), (ErrorKind::NotFound, "messaging.segment_not_found"));
+}
+
+#[tokio::test]
+async fn imported_owners_must_be_current_members() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let bia = member(a.workspace_id, Role::Member);
+    b.join(&bia).await;
+    // A member of another workspace only.
+    let carl = member(WorkspaceId::new(), Role::Member);
+    b.join(&carl).await;
+    let stranger = uuid::Uuid::now_v7();
+    let csv = format!(
+        "name,owner_id\nMine,{}\nBia's,{}\nCarl's,{}\nNobody's,{stranger}\nUnowned,\n",
+        a.user_id.as_uuid(),
+        bia.user_id.as_uuid(),
+        carl.user_id.as_uuid()
+    );
+    let done = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!((done.total_rows, done.created, done.failed), (5, 3, 2));
+    let errors = all_errors(&b.app, &a, &done.id.to_string()).await;
+    let got: Vec<_> = errors.iter().map(|e| (e.line, e.field.as_str(), e.code.as_str())).collect();
+    assert_eq!(got, vec![(4, "owner_id", "messaging.not_a_member"), (5, "owner_id", "messaging.not_a_member")]);
+    assert!(!errors[0].message.is_empty() && !errors[0].message.contains("messaging"), "{:?}", errors[0]);
 }
