@@ -66,6 +66,12 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
             infra.spawn(consumer.run(infra.work.clone()));
         }
+        infra.spawn(app::transfer::run_import_sweeper(
+            (*app).clone(),
+            config.imports.stalled_after,
+            config.imports.sweep_every,
+            infra.work.clone(),
+        ));
         let hooks = webhooks(&config, infra)?;
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };

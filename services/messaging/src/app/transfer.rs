@@ -142,6 +142,16 @@ impl App {
         run.await.map_err(Error::internal)?
     }
 
+    /// Marks imports that have been `running` longer than `deadline` as failed
+    /// (`messaging.import_abandoned`): the process running one died, which left its record
+    /// behind (its rows went with its transaction). Answers how many.
+    pub async fn fail_stalled_imports(&self, deadline: std::time::Duration) -> Result<u64, Error> {
+        let mut tx = db::system(&self.pool).await?;
+        let n = repo::imports::fail_stalled(&mut tx, deadline, ABANDONED).await?;
+        db::commit(tx).await?;
+        Ok(n)
+    }
+
     #[tracing::instrument(skip_all, fields(import = %id))]
     pub async fn import(&self, p: &Principal, id: &str) -> Result<Import, Error> {
         p.require(Action::Read)?;
@@ -283,6 +293,30 @@ struct ParseSetup {
     mapping: Mapping,
     tags: Vec<String>,
     limits: Limits,
+}
+
+/// Why an import stopped that no process was running any more.
+pub const ABANDONED: &str = "messaging.import_abandoned";
+
+/// Every `every`, fails imports still running after `deadline` (see
+/// [`App::fail_stalled_imports`]) until `stop`.
+pub async fn run_import_sweeper(
+    app: App,
+    deadline: std::time::Duration,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match app.fail_stalled_imports(deadline).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(imports = n, "imports left running by a stopped process marked failed"),
+            Err(e) => tracing::warn!(error = ?e, "import sweep failed; will retry"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 /// What the parser hands to the writer.

@@ -20,6 +20,11 @@ pub async fn book() -> Book {
 }
 
 impl Book {
+    /// A pool of the database owner (RLS does not apply), to set up what no use case writes.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        self._db.admin_pool().await
+    }
+
     /// Records `p` as a current member of their workspace, as auth's events would.
     pub async fn join(&self, p: &Principal) {
         let mut tx = nexus_platform::db::tenant(&self.app.pool, p.workspace_id).await.unwrap();

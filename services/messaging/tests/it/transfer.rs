@@ -692,3 +692,45 @@ async fn imported_owners_must_be_current_members() {
     assert_eq!(got, vec![(4, "owner_id", "messaging.not_a_member"), (5, "owner_id", "messaging.not_a_member")]);
     assert!(!errors[0].message.is_empty() && !errors[0].message.contains("messaging"), "{:?}", errors[0]);
 }
+
+#[tokio::test]
+async fn imports_left_running_past_their_deadline_are_marked_failed_as_interrupted() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let other = member(WorkspaceId::new(), Role::Member);
+    // Three records a process left `running`: two long ago (in two workspaces), one just now.
+    let mut ids = Vec::new();
+    for p in [&a, &other, &a] {
+        let mut tx = nexus_platform::db::tenant(&b.app.pool, p.workspace_id).await.unwrap();
+        let id = uuid::Uuid::now_v7();
+        let empty = serde_json::json!({});
+        nexus_messaging::repo::imports::insert(&mut tx, p.workspace_id, id, false, &empty, &empty, &p.actor())
+            .await
+            .unwrap();
+        nexus_platform::db::commit(tx).await.unwrap();
+        ids.push(id);
+    }
+    let admin = b.admin_pool().await;
+    sqlx::query("UPDATE messaging.imports SET created_at = now() - interval '2 hours' WHERE id = ANY($1)")
+        .bind(&ids[..2])
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let deadline = Duration::from_secs(30 * 60);
+    assert_eq!(b.app.fail_stalled_imports(deadline).await.unwrap(), 2);
+    // Nothing left to do the second time.
+    assert_eq!(b.app.fail_stalled_imports(deadline).await.unwrap(), 0);
+
+    for (p, id) in [(&a, ids[0]), (&other, ids[1])] {
+        let got = b.app.import(p, &id.to_string()).await.unwrap();
+        assert_eq!(got.status, ImportStatus::Failed);
+        assert_eq!(got.error_code.as_deref(), Some("messaging.import_abandoned"));
+        assert!(got.finished_at.is_some());
+    }
+    let recent = b.app.import(&a, &ids[2].to_string()).await.unwrap();
+    assert_eq!((recent.status, recent.error_code), (ImportStatus::Running, None));
+    // The reason reads as a sentence in the caller's language.
+    let text = nexus_i18n::error_message(Locale::Es, "messaging.import_abandoned", &[], 409);
+    assert!(text.contains("interrumpió"), "{text}");
+}
