@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{App, parse_id};
-use crate::domain::contact::{Contact, ContactQuery};
+use crate::domain::contact::{Contact, ContactQuery, Stage};
 use crate::domain::fields::FieldDef;
 use crate::domain::import::{
     Counts, Import, ImportConsent, ImportRow, Limits, Mapping, RowError, STANDARD, Seen, Target, escape_cell,
@@ -516,6 +516,9 @@ impl Writer {
             }
         }
         repo::imports::insert_contacts(tx, self.tenant, &creates, IMPORT_SOURCE).await?;
+        let created: Vec<(Uuid, Stage)> =
+            creates.iter().map(|(id, r)| (*id, r.draft.stage.unwrap_or_default())).collect();
+        crate::events::contacts_created(tx, self.tenant, &created, IMPORT_SOURCE).await?;
         repo::imports::update_contacts(tx, &updates).await?;
         let written = || creates.iter().chain(updates.iter());
         let identities: Vec<(Uuid, String)> =

@@ -122,6 +122,27 @@ async fn contact_webhook(
     webhook(conn, tenant, event_type, event, &data).await
 }
 
+/// `contact.created` for each contact an import created, in one outbox statement: the same
+/// event as a contact created on its own, so consumers of it (analytics) see imported contacts.
+pub async fn contacts_created(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    created: &[(Uuid, Stage)],
+    source: &str,
+) -> Result<(), Error> {
+    let events: Vec<ev::ContactCreated> = created
+        .iter()
+        .map(|(contact, stage)| ev::ContactCreated {
+            workspace_id: tenant.to_string(),
+            contact_id: contact.to_string(),
+            source: source.to_owned(),
+            stage: stage.as_str().to_owned(),
+        })
+        .collect();
+    nexus_platform::outbox::enqueue_many(conn, "nexus.messaging.contact.created", Some(tenant), &events).await.db()?;
+    Ok(())
+}
+
 /// `contacts.imported`: one summary per import that wrote contacts, never one event per row
 /// (consumers that need the contacts ask for them, or export them).
 pub async fn contacts_imported(

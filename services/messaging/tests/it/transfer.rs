@@ -734,3 +734,50 @@ async fn imports_left_running_past_their_deadline_are_marked_failed_as_interrupt
     let text = nexus_i18n::error_message(Locale::Es, "messaging.import_abandoned", &[], 409);
     assert!(text.contains("interrumpió"), "{text}");
 }
+
+/// `contact.created` events in the outbox for `ws`, with their decoded payloads.
+async fn created_events(app: &App, ws: WorkspaceId) -> Vec<nexus_proto::events::ContactCreated> {
+    use prost::Message;
+    let mut tx = nexus_platform::db::system(&app.pool).await.unwrap();
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE subject = 'nexus.messaging.contact.created' AND tenant_id = $1 ORDER BY seq",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    rows.iter().map(|p| nexus_proto::events::ContactCreated::decode(p.as_slice()).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn each_imported_contact_is_announced_as_created_and_a_dry_run_announces_none() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let mut csv = String::from("name,email,stage\n");
+    for i in 0..100 {
+        csv.push_str(&format!("Person {i},p{i}@example.com,{}\n", if i % 2 == 0 { "customer" } else { "" }));
+    }
+    let dry = import(&b.app, &a, ImportOptions { dry_run: true, ..Default::default() }, &csv).await.unwrap();
+    assert_eq!(dry.created, 100);
+    assert!(created_events(&b.app, a.workspace_id).await.is_empty(), "a dry run announces nothing");
+
+    let done = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!(done.created, 100);
+    let events = created_events(&b.app, a.workspace_id).await;
+    assert_eq!(events.len(), 100);
+    let contacts = everyone(&b.app, &a).await;
+    assert_eq!(contacts.len(), 100);
+    let mut ids: Vec<&str> = events.iter().map(|e| e.contact_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "one event per contact");
+    assert!(events.iter().all(|e| e.source == "import" && e.workspace_id == a.workspace_id.to_string()));
+    assert_eq!(events.iter().filter(|e| e.stage == "customer").count(), 50);
+    assert_eq!(events.iter().filter(|e| e.stage == "lead").count(), 50);
+
+    // Importing the same file again updates them: nothing more is announced as created.
+    let again = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!((again.created, again.updated), (0, 100));
+    assert_eq!(created_events(&b.app, a.workspace_id).await.len(), 100);
+}
