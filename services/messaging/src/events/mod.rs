@@ -107,7 +107,12 @@ async fn contact_webhook(
     let c = crate::repo::contacts::get(conn, contact)
         .await?
         .ok_or_else(|| Error::internal(format!("{event_type}: contact {contact} not found")))?;
-    let data = serde_json::json!({
+    webhook(conn, tenant, event_type, event, &contact_data(&c)).await
+}
+
+/// What a contact event's webhook message says of the contact.
+fn contact_data(c: &crate::domain::contact::Contact) -> serde_json::Value {
+    serde_json::json!({
         "id": c.id,
         "name": c.name,
         "phone": c.phone,
@@ -118,12 +123,12 @@ async fn contact_webhook(
         "source": c.source,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
-    });
-    webhook(conn, tenant, event_type, event, &data).await
+    })
 }
 
-/// `contact.created` for each contact an import created, in one outbox statement: the same
-/// event as a contact created on its own, so consumers of it (analytics) see imported contacts.
+/// `contact.created` for each contact an import created, in one outbox statement, and its
+/// webhook messages in two more: the same event and messages as a contact created on its own,
+/// so analytics and the workspace's endpoints see imported contacts too.
 pub async fn contacts_created(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -139,7 +144,20 @@ pub async fn contacts_created(
             stage: stage.as_str().to_owned(),
         })
         .collect();
-    nexus_platform::outbox::enqueue_many(conn, "nexus.messaging.contact.created", Some(tenant), &events).await.db()?;
+    let ids = nexus_platform::outbox::enqueue_many(conn, "nexus.messaging.contact.created", Some(tenant), &events)
+        .await
+        .db()?;
+    let contacts = crate::repo::contacts::get_many(conn, &created.iter().map(|c| c.0).collect::<Vec<_>>()).await?;
+    let data: std::collections::HashMap<Uuid, serde_json::Value> =
+        contacts.iter().map(|c| (c.id, contact_data(c))).collect();
+    let mut items = Vec::with_capacity(created.len());
+    for ((contact, _), event) in created.iter().zip(&ids) {
+        let payload = data
+            .get(contact)
+            .ok_or_else(|| Error::internal(format!("contact.created: contact {contact} not found")))?;
+        items.push((format!("event:{event}"), payload.clone()));
+    }
+    crate::app::webhooks::publish_many(conn, tenant, "contact.created", &items).await?;
     Ok(())
 }
 

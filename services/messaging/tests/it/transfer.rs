@@ -758,9 +758,33 @@ async fn each_imported_contact_is_announced_as_created_and_a_dry_run_announces_n
     for i in 0..100 {
         csv.push_str(&format!("Person {i},p{i}@example.com,{}\n", if i % 2 == 0 { "customer" } else { "" }));
     }
+    // Two endpoints of the workspace: one takes contact events, the other only deals.
+    let admin = b.admin_pool().await;
+    let endpoints = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    for (id, types) in endpoints.iter().zip(["{contact.*}", "{deal.created}"]) {
+        sqlx::query(
+            "INSERT INTO messaging.webhook_endpoints (id, tenant_id, url, event_types, secret_sealed) \
+             VALUES ($1, $2, 'https://hooks.example.com/in', $3::text[], 'sealed')",
+        )
+        .bind(id)
+        .bind(a.workspace_id.as_uuid())
+        .bind(types)
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    let messages = |sql: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).bind(a.workspace_id.as_uuid()).fetch_one(&admin).await.unwrap() }
+    };
+    const MESSAGES: &str =
+        "SELECT count(*) FROM messaging.webhook_messages WHERE tenant_id = $1 AND event_type = 'contact.created'";
+    const DELIVERIES: &str = "SELECT count(*) FROM messaging.webhook_deliveries WHERE tenant_id = $1";
+
     let dry = import(&b.app, &a, ImportOptions { dry_run: true, ..Default::default() }, &csv).await.unwrap();
     assert_eq!(dry.created, 100);
     assert!(created_events(&b.app, a.workspace_id).await.is_empty(), "a dry run announces nothing");
+    assert_eq!((messages(MESSAGES).await, messages(DELIVERIES).await), (0, 0));
 
     let done = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
     assert_eq!(done.created, 100);
@@ -775,9 +799,49 @@ async fn each_imported_contact_is_announced_as_created_and_a_dry_run_announces_n
     assert!(events.iter().all(|e| e.source == "import" && e.workspace_id == a.workspace_id.to_string()));
     assert_eq!(events.iter().filter(|e| e.stage == "customer").count(), 50);
     assert_eq!(events.iter().filter(|e| e.stage == "lead").count(), 50);
+    // A webhook message per contact, keyed by its event, to the endpoint that takes contacts.
+    assert_eq!((messages(MESSAGES).await, messages(DELIVERIES).await), (100, 100));
+    let mut keys: Vec<String> = sqlx::query_scalar(
+        "SELECT m.event_key FROM messaging.webhook_messages m JOIN messaging.contacts c ON c.id::text = m.payload->>'id' \
+         WHERE m.tenant_id = $1",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let event_ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messaging.outbox WHERE tenant_id = $1 AND subject = 'nexus.messaging.contact.created'",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> =
+        event_ids.into_iter().map(|id| format!("event:{}", nexus_kernel::ids::EventId::from_uuid(id))).collect();
+    keys.sort();
+    expected.sort();
+    assert_eq!((keys.len(), keys), (100, expected), "one message per contact, keyed by its event");
+    let on_deals: i64 = sqlx::query_scalar("SELECT count(*) FROM messaging.webhook_deliveries WHERE endpoint_id = $1")
+        .bind(endpoints[1])
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(on_deals, 0);
+    // The message says what a contact created on its own says.
+    let input = ContactInput { name: Some("One by one"), ..Default::default() };
+    b.app.create_contact(&a, &input, &Map::new(), "").await.unwrap();
+    let shapes: Vec<Vec<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT array(SELECT jsonb_object_keys(payload) ORDER BY 1) FROM messaging.webhook_messages \
+         WHERE tenant_id = $1 AND event_type = 'contact.created'",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(shapes.len(), 1, "{shapes:?}");
 
     // Importing the same file again updates them: nothing more is announced as created.
     let again = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
     assert_eq!((again.created, again.updated), (0, 100));
-    assert_eq!(created_events(&b.app, a.workspace_id).await.len(), 100);
+    assert_eq!(created_events(&b.app, a.workspace_id).await.len(), 101);
 }
