@@ -90,14 +90,16 @@ impl App {
         Ok(found)
     }
 
-    /// The pipeline in order (the default one until the workspace saves its own).
+    /// The pipeline in order (the default one until the workspace saves its own). A read writes
+    /// nothing: a workspace that never wrote to its pipeline is shown the default one under the
+    /// ids its first write will store it with.
     #[tracing::instrument(skip_all)]
     pub async fn stages(&self, p: &Principal) -> Result<Vec<PipelineStage>, Error> {
         p.require(Action::Read)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let stages = repo::deals::ensure_stages(&mut tx, p.workspace_id).await?;
+        let stored = repo::deals::stages(&mut tx).await?;
         db::commit(tx).await?;
-        Ok(stages)
+        Ok(if stored.is_empty() { deal::default_pipeline(p.workspace_id.as_uuid()) } else { stored })
     }
 
     /// Replaces the pipeline: `(id, name, outcome)` in order; an id keeps that stage and its deals.
