@@ -186,7 +186,7 @@ mod tests {
             .into_iter()
             .filter(|(id, _)| id.starts_with("mail-") && (id.ends_with("-subject") || id.ends_with("-body")))
             .collect();
-        assert_eq!(templates.len(), 16);
+        assert_eq!(templates.len(), 18);
         for l in Locale::ALL {
             let role = try_message(l, "role-admin", &[]).unwrap_or_else(|| panic!("{l} lacks role-admin"));
             let args = mail_args(&role, ["47", "38", "13"]);
@@ -220,8 +220,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn every_webhook_disabled_reason_is_translated() {
+        let en = try_message(Locale::En, "mail-webhook_disabled-reason-failing", &[]).unwrap();
+        for l in Locale::ALL.into_iter().filter(|l| *l != Locale::En) {
+            let text = try_message(l, "mail-webhook_disabled-reason-failing", &[]).unwrap();
+            assert_ne!(text, en, "{l}");
+        }
+    }
+
     /// Sample values for every variable the mail templates use; `hms` = hours, minutes, days.
-    fn mail_args<'a>(role: &'a str, hms: [&'a str; 3]) -> [(&'a str, &'a str); 9] {
+    fn mail_args<'a>(role: &'a str, hms: [&'a str; 3]) -> [(&'a str, &'a str); 11] {
         [
             ("name", "Zoë Quill"),
             ("link", SAMPLE_LINK),
@@ -232,6 +241,8 @@ mod tests {
             ("workspace", "Acme Growth"),
             ("role", role),
             ("provider", "Google"),
+            ("url", "https://hooks.example.com/in"),
+            ("reason", "every delivery failed"),
         ]
     }
 

@@ -55,6 +55,45 @@ where
     Ok(id)
 }
 
+/// [`enqueue`] for many events of one subject and tenant in one statement (a bulk write such as
+/// an import announces each row without a round trip per row). Rows keep the order of
+/// `messages`; answers their ids in that order.
+pub async fn enqueue_many<M>(
+    conn: &mut PgConnection,
+    subject: &str,
+    tenant: Option<TenantId>,
+    messages: &[M],
+) -> Result<Vec<EventId>, sqlx::Error>
+where
+    M: Message + prost::Name,
+{
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<EventId> = messages.iter().map(|_| EventId::new()).collect();
+    let uuids: Vec<Uuid> = ids.iter().map(|i| i.as_uuid()).collect();
+    let payloads: Vec<Vec<u8>> = messages.iter().map(Message::encode_to_vec).collect();
+    let ctx = RequestContext::current();
+    let (traceparent, tracestate) = crate::telemetry::current_traceparent();
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, subject, event_type, payload, actor_id, request_id, traceparent, tracestate) \
+         SELECT e.id, $3, $4, $5, e.payload, $6, $7, $8, $9 \
+         FROM unnest($1::uuid[], $2::bytea[]) WITH ORDINALITY AS e(id, payload, n) ORDER BY e.n",
+    )
+    .bind(&uuids)
+    .bind(&payloads)
+    .bind(tenant.map(|t| t.as_uuid()))
+    .bind(subject)
+    .bind(M::full_name())
+    .bind(ctx.actor_id.clone().unwrap_or_default())
+    .bind(ctx.request_id_str())
+    .bind(traceparent)
+    .bind(tracestate)
+    .execute(conn)
+    .await?;
+    Ok(ids)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("outbox database: {0}")]

@@ -11,6 +11,7 @@ pub mod repo;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use nexus_platform::consumer::Consumer;
 use nexus_platform::crypto::Sealer;
 use nexus_platform::identity::KeySource;
 use nexus_platform::{Infra, Listeners, ServiceDef};
@@ -71,6 +72,9 @@ pub fn service(config: Config) -> anyhow::Result<Service> {
             })
             .collect();
         let mail_cfg = config.mail.clone();
+        let notices = Arc::new(events::notices::EndpointDisabledHandler { public_url: config.auth.public_url.clone() });
+        let spec = events::notices::spec(&config.common.nats);
+        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, notices).run(infra.work.clone()));
         let app = Arc::new(app::App::new(infra.db.clone(), keys, sealer, Arc::new(config), oidc)?);
         infra.spawn(app::mail::run_sender(infra.db.clone(), mail_cfg.clone(), infra.work.clone()));
         infra.spawn(app::mail::run_purger(infra.db.clone(), mail_cfg, infra.work.clone()));

@@ -1,6 +1,8 @@
 //! Messaging configuration (see `config.default.toml`).
 
-use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret};
+use std::time::Duration;
+
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
 use serde::Deserialize;
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
@@ -12,6 +14,7 @@ pub struct Config {
     pub messaging: MessagingConfig,
     pub leads: LeadsConfig,
     pub webhooks: WebhooksConfig,
+    pub imports: ImportsConfig,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -53,6 +56,17 @@ pub struct LeadsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct ImportsConfig {
+    /// An import still `running` after this long has lost its process and is marked failed.
+    /// Longer than the gateway's limit on an import request, with a margin.
+    #[serde(with = "humantime_secs")]
+    pub stalled_after: Duration,
+    /// How often to look for such imports.
+    #[serde(with = "humantime_secs")]
+    pub sweep_every: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct WebhooksConfig {
     /// Run the delivery worker in this process.
     pub deliver: bool,
@@ -73,6 +87,12 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
         if !(1..=4_096).contains(&self.webhooks.in_flight) {
             anyhow::bail!("webhooks.in_flight: {} is not between 1 and 4096", self.webhooks.in_flight);
+        }
+        if self.imports.stalled_after < Duration::from_secs(60) {
+            anyhow::bail!("imports.stalled_after: must be at least 1m (longer than any import runs)");
+        }
+        if self.imports.sweep_every.is_zero() {
+            anyhow::bail!("imports.sweep_every: must be more than 0");
         }
         if !(1..=1_000).contains(&self.webhooks.batch) {
             anyhow::bail!("webhooks.batch: {} is not between 1 and 1000", self.webhooks.batch);

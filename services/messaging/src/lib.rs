@@ -61,6 +61,17 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             let handler = Arc::new(events::LeadHandler { app: app.clone() });
             infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
+        let handler = Arc::new(events::members::MembersHandler);
+        for spec in events::members::specs(&config.common.nats) {
+            let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
+            infra.spawn(consumer.run(infra.work.clone()));
+        }
+        infra.spawn(app::transfer::run_import_sweeper(
+            (*app).clone(),
+            config.imports.stalled_after,
+            config.imports.sweep_every,
+            infra.work.clone(),
+        ));
         let hooks = webhooks(&config, infra)?;
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };

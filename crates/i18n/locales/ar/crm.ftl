@@ -9,6 +9,7 @@ messaging-invalid_amount = يجب أن يكون المبلغ صفرًا أو أ�
 messaging-invalid_close_date = يجب أن يكون تاريخ الإغلاق المتوقع تاريخًا مثل 2026-03-31.
 messaging-invalid_deal_title = يجب أن يتكون عنوان الصفقة من 1 إلى { $max } حرفًا دون أحرف تحكم.
 messaging-invalid_member_id = هذا ليس معرّف عضو في مساحة العمل.
+messaging-not_a_member = هذا الشخص ليس عضوًا في مساحة العمل (أو لم يعد كذلك). اختر عضوًا حاليًا.
 messaging-invalid_outcome = "{ $outcome }" ليست نتيجة مرحلة. استخدم open أو won أو lost.
 messaging-invalid_pipeline = يحتاج مسار المبيعات إلى ما بين 1 و{ $max } مرحلة، كل منها مرة واحدة.
 messaging-invalid_segment_filter = عامل تصفية الشريحة غير صالح: { $detail }.

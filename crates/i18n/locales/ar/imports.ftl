@@ -3,6 +3,7 @@ messaging-import_not_found = لم يتم العثور على عملية الاس
 messaging-invalid_import_status = يجب أن تكون حالة الاستيراد running أو succeeded أو failed.
 messaging-import_options_first = أرسل خيارات الاستيراد أولًا، مرة واحدة، ثم محتوى الملف.
 messaging-import_interrupted = انقطع الرفع قبل نهاية الملف. لم يُستورد أي شيء.
+messaging-import_abandoned = انقطع الاستيراد: توقف الخادم الذي كان يشغّله قبل أن ينتهي. لم يُستورد أي شيء؛ أرسل الملف مرة أخرى.
 messaging-import_empty = الملف فارغ: يحتاج إلى صف عناوين.
 messaging-import_too_large = حجم الملف أكبر من الحد البالغ { $max } بايت. لم يُستورد أي شيء.
 messaging-import_too_many_rows = يحتوي الملف على أكثر من { $max } صف. لم يُستورد أي شيء؛ قسّمه إلى ملفات أصغر.

@@ -86,6 +86,23 @@ mail-identity_linked-body =
 
     فريق NexusOne
 
+mail-webhook_disabled-subject = تم إيقاف نقطة نهاية webhook
+mail-webhook_disabled-body =
+    مرحبًا { $name }،
+
+    توقفنا عن إرسال الأحداث إلى نقطة نهاية webhook هذه في مساحة العمل الخاصة بك:
+    { $url }
+
+    السبب: { $reason }.
+
+    أصلح النظام المستقبِل، ثم أعد تفعيل نقطة النهاية من هنا:
+    { $link }
+
+    فريق NexusOne
+
+# الأسباب المذكورة في mail-webhook_disabled-body.
+mail-webhook_disabled-reason-failing = فشلت كل عمليات التسليم لمدة خمسة أيام
+
 role-owner = مالك
 role-admin = مسؤول
 role-member = عضو

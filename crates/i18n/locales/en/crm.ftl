@@ -9,6 +9,7 @@ messaging-invalid_amount = The amount must be zero or more, with no more decimal
 messaging-invalid_close_date = The expected close date must be a date such as 2026-03-31.
 messaging-invalid_deal_title = A deal title must be 1 to { $max } characters without control characters.
 messaging-invalid_member_id = This is not the id of a workspace member.
+messaging-not_a_member = This person is not a member of the workspace (or no longer is). Choose a current member.
 messaging-invalid_outcome = "{ $outcome }" is not a stage outcome. Use open, won or lost.
 messaging-invalid_pipeline = A pipeline needs between 1 and { $max } stages, each listed once.
 messaging-invalid_segment_filter = The segment filter is not valid: { $detail }.

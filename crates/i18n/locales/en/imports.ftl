@@ -3,6 +3,7 @@ messaging-import_not_found = The import was not found.
 messaging-invalid_import_status = The import status must be running, succeeded or failed.
 messaging-import_options_first = Send the import options first, once, and then the file's contents.
 messaging-import_interrupted = The upload was interrupted before the file ended. Nothing was imported.
+messaging-import_abandoned = The import was interrupted: the server running it stopped before it finished. Nothing was imported; send the file again.
 messaging-import_empty = The file is empty: it needs a header row.
 messaging-import_too_large = The file is larger than the limit of { $max } bytes. Nothing was imported.
 messaging-import_too_many_rows = The file has more than { $max } rows. Nothing was imported; split it into smaller files.

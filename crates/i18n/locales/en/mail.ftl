@@ -88,6 +88,23 @@ mail-identity_linked-body =
 
     The NexusOne team
 
+mail-webhook_disabled-subject = A webhook endpoint was turned off
+mail-webhook_disabled-body =
+    Hi { $name },
+
+    We stopped sending events to this webhook endpoint of your workspace:
+    { $url }
+
+    Why: { $reason }.
+
+    Fix the receiving side, then turn the endpoint back on here:
+    { $link }
+
+    The NexusOne team
+
+# Reasons named in mail-webhook_disabled-body.
+mail-webhook_disabled-reason-failing = every delivery failed for five days
+
 # Role names, as used inside mail-invite-body.
 role-owner = owner
 role-admin = admin

@@ -9,6 +9,7 @@ messaging-invalid_amount = El importe debe ser cero o más, sin más decimales d
 messaging-invalid_close_date = La fecha de cierre prevista debe ser una fecha como 2026-03-31.
 messaging-invalid_deal_title = El título de un negocio debe tener de 1 a { $max } caracteres, sin caracteres de control.
 messaging-invalid_member_id = Este no es el id de un miembro del espacio de trabajo.
+messaging-not_a_member = Esta persona no es miembro del espacio de trabajo (o ya no lo es). Elige un miembro actual.
 messaging-invalid_outcome = "{ $outcome }" no es un resultado de etapa. Usa open, won o lost.
 messaging-invalid_pipeline = Un embudo necesita entre 1 y { $max } etapas, cada una una sola vez.
 messaging-invalid_segment_filter = El filtro del segmento no es válido: { $detail }.

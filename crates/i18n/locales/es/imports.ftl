@@ -3,6 +3,7 @@ messaging-import_not_found = No se encontró la importación.
 messaging-invalid_import_status = El estado de la importación debe ser running, succeeded o failed.
 messaging-import_options_first = Envía primero las opciones de importación, una sola vez, y después el contenido del archivo.
 messaging-import_interrupted = La subida se interrumpió antes de terminar el archivo. No se importó nada.
+messaging-import_abandoned = La importación se interrumpió: el servidor que la ejecutaba se detuvo antes de terminar. No se importó nada; vuelve a enviar el archivo.
 messaging-import_empty = El archivo está vacío: necesita una fila de encabezado.
 messaging-import_too_large = El archivo supera el límite de { $max } bytes. No se importó nada.
 messaging-import_too_many_rows = El archivo tiene más de { $max } filas. No se importó nada; divídelo en archivos más pequeños.

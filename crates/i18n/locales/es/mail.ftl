@@ -86,6 +86,23 @@ mail-identity_linked-body =
 
     El equipo de NexusOne
 
+mail-webhook_disabled-subject = Se desactivó un endpoint de webhook
+mail-webhook_disabled-body =
+    Hola, { $name }:
+
+    Dejamos de enviar eventos a este endpoint de webhook de tu espacio de trabajo:
+    { $url }
+
+    Motivo: { $reason }.
+
+    Corrige el sistema receptor y vuelve a activar el endpoint aquí:
+    { $link }
+
+    El equipo de NexusOne
+
+# Motivos que nombra mail-webhook_disabled-body.
+mail-webhook_disabled-reason-failing = todas las entregas fallaron durante cinco días
+
 role-owner = propietario
 role-admin = administrador
 role-member = miembro

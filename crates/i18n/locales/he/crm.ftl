@@ -9,6 +9,7 @@ messaging-invalid_amount = הסכום חייב להיות אפס או יותר, 
 messaging-invalid_close_date = תאריך הסגירה הצפוי חייב להיות תאריך כמו 2026-03-31.
 messaging-invalid_deal_title = כותרת עסקה חייבת להכיל 1 עד { $max } תווים, ללא תווי בקרה.
 messaging-invalid_member_id = זה אינו מזהה של חבר בסביבת העבודה.
+messaging-not_a_member = האדם הזה אינו חבר בסביבת העבודה (או שכבר אינו חבר). בחרו חבר נוכחי.
 messaging-invalid_outcome = "{ $outcome }" אינו תוצאת שלב. השתמשו ב-open, won או lost.
 messaging-invalid_pipeline = משפך צריך בין 1 ל-{ $max } שלבים, כל אחד פעם אחת.
 messaging-invalid_segment_filter = המסנן של הפלח אינו תקין: { $detail }.

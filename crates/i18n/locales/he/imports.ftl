@@ -3,6 +3,7 @@ messaging-import_not_found = הייבוא לא נמצא.
 messaging-invalid_import_status = מצב הייבוא חייב להיות running, succeeded או failed.
 messaging-import_options_first = שלחו קודם את אפשרויות הייבוא, פעם אחת, ואחר כך את תוכן הקובץ.
 messaging-import_interrupted = ההעלאה נקטעה לפני סוף הקובץ. דבר לא יובא.
+messaging-import_abandoned = הייבוא נקטע: השרת שהריץ אותו נעצר לפני שהסתיים. שום דבר לא יובא; שלחו את הקובץ שוב.
 messaging-import_empty = הקובץ ריק: נדרשת בו שורת כותרת.
 messaging-import_too_large = הקובץ גדול מהמגבלה של { $max } בתים. דבר לא יובא.
 messaging-import_too_many_rows = בקובץ יותר מ-{ $max } שורות. דבר לא יובא; פצלו אותו לקבצים קטנים יותר.

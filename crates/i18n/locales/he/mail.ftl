@@ -86,6 +86,23 @@ mail-identity_linked-body =
 
     צוות NexusOne
 
+mail-webhook_disabled-subject = נקודת קצה של webhook הושבתה
+mail-webhook_disabled-body =
+    שלום { $name },
+
+    הפסקנו לשלוח אירועים לנקודת הקצה הזו של webhook בסביבת העבודה שלכם:
+    { $url }
+
+    הסיבה: { $reason }.
+
+    תקנו את המערכת המקבלת, ואז הפעילו מחדש את נקודת הקצה כאן:
+    { $link }
+
+    צוות NexusOne
+
+# סיבות שמופיעות ב-mail-webhook_disabled-body.
+mail-webhook_disabled-reason-failing = כל המשלוחים נכשלו במשך חמישה ימים
+
 role-owner = בעלים
 role-admin = מנהל
 role-member = חבר צוות

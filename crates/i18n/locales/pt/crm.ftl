@@ -9,6 +9,7 @@ messaging-invalid_amount = O valor deve ser zero ou mais, sem mais casas decimai
 messaging-invalid_close_date = A data prevista de fechamento deve ser uma data como 2026-03-31.
 messaging-invalid_deal_title = O título de um negócio deve ter de 1 a { $max } caracteres, sem caracteres de controle.
 messaging-invalid_member_id = Este não é o id de um membro do espaço de trabalho.
+messaging-not_a_member = Esta pessoa não é membro do espaço de trabalho (ou deixou de ser). Escolha um membro atual.
 messaging-invalid_outcome = "{ $outcome }" não é um resultado de etapa. Use open, won ou lost.
 messaging-invalid_pipeline = Um funil precisa de 1 a { $max } etapas, cada uma listada uma só vez.
 messaging-invalid_segment_filter = O filtro do segmento não é válido: { $detail }.

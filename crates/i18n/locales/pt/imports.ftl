@@ -3,6 +3,7 @@ messaging-import_not_found = A importação não foi encontrada.
 messaging-invalid_import_status = O estado da importação deve ser running, succeeded ou failed.
 messaging-import_options_first = Envie primeiro as opções de importação, uma única vez, e depois o conteúdo do arquivo.
 messaging-import_interrupted = O envio foi interrompido antes do fim do arquivo. Nada foi importado.
+messaging-import_abandoned = A importação foi interrompida: o servidor que a executava parou antes de terminar. Nada foi importado; envie o arquivo novamente.
 messaging-import_empty = O arquivo está vazio: ele precisa de uma linha de cabeçalho.
 messaging-import_too_large = O arquivo passa do limite de { $max } bytes. Nada foi importado.
 messaging-import_too_many_rows = O arquivo tem mais de { $max } linhas. Nada foi importado; divida-o em arquivos menores.

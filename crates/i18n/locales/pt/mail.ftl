@@ -86,6 +86,23 @@ mail-identity_linked-body =
 
     Equipe NexusOne
 
+mail-webhook_disabled-subject = Um endpoint de webhook foi desativado
+mail-webhook_disabled-body =
+    Olá, { $name },
+
+    Paramos de enviar eventos para este endpoint de webhook do seu espaço de trabalho:
+    { $url }
+
+    Motivo: { $reason }.
+
+    Corrija o sistema que recebe e reative o endpoint aqui:
+    { $link }
+
+    Equipe NexusOne
+
+# Motivos citados em mail-webhook_disabled-body.
+mail-webhook_disabled-reason-failing = todas as entregas falharam durante cinco dias
+
 role-owner = proprietário
 role-admin = administrador
 role-member = membro

@@ -11,7 +11,7 @@ use nexus_kernel::TenantId;
 use nexus_platform::consumer::{Consumer, ConsumerSpec, Event, EventHandler, HandleError, Outcome};
 use nexus_platform::db::begin_tenant;
 use nexus_platform::dlq::DeadLetterOps;
-use nexus_platform::outbox::{OutboxRelay, enqueue};
+use nexus_platform::outbox::{OutboxRelay, enqueue, enqueue_many};
 use nexus_proto::events::{AuditRecorded, Envelope};
 use nexus_testkit::{TestDb, TestNats, eventually};
 
@@ -68,6 +68,36 @@ async fn rolled_back_events_are_never_published_and_committed_ones_exactly_once_
     assert_eq!(env.source, "fixture");
     assert_eq!(AuditRecorded::decode(env.payload.as_slice()).unwrap().after_json, "committed");
     assert_eq!(raw.subject.as_str(), format!("{}nexus.fixture.note.created", nats.prefix));
+}
+
+#[tokio::test]
+async fn many_events_enqueued_in_one_statement_are_published_in_order_with_their_ids() {
+    let db = TestDb::new().await;
+    let nats = TestNats::new();
+    let bus = nats.bus().await;
+    let (_, pool) = migrated(&db).await;
+    let tenant = TenantId::new();
+
+    let mut tx = begin_tenant(&pool, tenant).await.unwrap();
+    let none = enqueue_many::<AuditRecorded>(&mut tx, "nexus.fixture.note.created", Some(tenant), &[]).await.unwrap();
+    assert!(none.is_empty());
+    let notes: Vec<AuditRecorded> = (0..5).map(|i| note_event(&format!("note {i}"))).collect();
+    let ids = enqueue_many(&mut tx, "nexus.fixture.note.created", Some(tenant), &notes).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ids.len(), 5);
+
+    let stored: Vec<(uuid::Uuid, Option<uuid::Uuid>, Vec<u8>)> =
+        sqlx::query_as("SELECT id, tenant_id, payload FROM outbox ORDER BY seq").fetch_all(&pool).await.unwrap();
+    let got: Vec<(uuid::Uuid, Option<uuid::Uuid>, String)> =
+        stored.into_iter().map(|(id, t, p)| (id, t, AuditRecorded::decode(p.as_slice()).unwrap().after_json)).collect();
+    let want: Vec<(uuid::Uuid, Option<uuid::Uuid>, String)> =
+        ids.iter().zip(&notes).map(|(id, n)| (id.as_uuid(), Some(tenant.as_uuid()), n.after_json.clone())).collect();
+    assert_eq!(got, want, "rows in the order given, under the ids answered");
+
+    let relay = OutboxRelay::new(pool.clone(), bus.clone(), "fixture", "fixture");
+    assert_eq!(stream_messages(&bus, "fixture").await, 0);
+    assert_eq!(relay.flush().await.unwrap(), 5);
+    assert_eq!(stream_messages(&bus, "fixture").await, 5);
 }
 
 #[tokio::test]

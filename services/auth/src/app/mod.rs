@@ -6,6 +6,7 @@ mod api_keys;
 pub mod keys;
 pub mod mail;
 mod mfa;
+pub mod notices;
 mod oauth;
 mod service_identity;
 mod sessions;

@@ -1,5 +1,8 @@
-//! The events auth emits, written to the outbox in the transaction of the change they announce.
-//! Auth consumes no events.
+//! The events auth emits, written to the outbox in the transaction of the change they announce,
+//! and the ones it consumes: messaging's `webhook_endpoint.disabled` becomes a mail to the
+//! workspace's owner and admins ([`notices`]).
+
+pub mod notices;
 
 use nexus_kernel::{Error, UserId, WorkspaceId};
 use nexus_platform::db::DbResultExt;

@@ -7,6 +7,7 @@ use nexus_platform::db::DbResultExt;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::mail::Recipient;
 use crate::domain::{InvitationView, MemberView, Membership, PendingInvitation};
 
 pub async fn insert(conn: &mut PgConnection, id: Uuid, name: &str, owner: Uuid) -> Result<(), Error> {
@@ -107,6 +108,28 @@ pub async fn members(conn: &mut PgConnection) -> Result<Vec<MemberView>, Error> 
     Ok(rows
         .into_iter()
         .map(|(user_id, email, name, role, joined_at)| MemberView { user_id, email, name, role, joined_at })
+        .collect())
+}
+
+/// Who answers for the transaction's workspace's integrations: its owner and admins (the roles
+/// that may change webhook endpoints), each in their language; people who asked for their
+/// account's deletion are left out.
+pub async fn integration_admins(conn: &mut PgConnection) -> Result<Vec<Recipient>, Error> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT u.email, u.name, s.locale FROM memberships m JOIN users u ON u.id = m.user_id \
+         LEFT JOIN user_settings s ON s.user_id = u.id \
+         WHERE m.role IN ('owner', 'admin') AND u.deletion_requested_at IS NULL ORDER BY m.created_at, u.id",
+    )
+    .fetch_all(conn)
+    .await
+    .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(email, name, locale)| Recipient {
+            email,
+            name,
+            locale: locale.and_then(|l| l.parse().ok()).unwrap_or_default(),
+        })
         .collect())
 }
 

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod mfa;
+mod notices;
 mod oauth;
 mod security;
 mod service_identity;

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::members::require_member;
 use super::{App, parse_id};
 use crate::domain::consent::{Channel, Consent, ConsentStatus, PROOF_MAX, Purpose};
 use crate::domain::contact::{Contact, ContactInput, ContactQuery, Email, IdentityKind, Region, Stage};
@@ -97,6 +98,9 @@ impl App {
         let draft = input.check(region.as_deref())?;
         if !crate::domain::contact::identifiable(&draft) {
             return Err(Error::invalid("messaging.contact_needs_identity").with_violation("name", "required"));
+        }
+        if let Some(owner) = owner_id {
+            require_member(&mut tx, p, owner, "owner_id").await?;
         }
         let defs = repo::book::fields(&mut tx).await?;
         let fields = checked_fields(&defs, fields)?;
@@ -227,6 +231,10 @@ impl App {
         }
         if merged_away(&mut tx, id).await? {
             return Err(Error::not_found(NOT_FOUND));
+        }
+        // Only a new owner is checked: keeping one who has since left is not this edit's doing.
+        if let Some(o) = owner.filter(|o| current.owner_id != Some(*o)) {
+            require_member(&mut tx, p, o, "owner_id").await?;
         }
         let defs = repo::book::fields(&mut tx).await?;
         let given = checked_fields(&defs, &patch.fields)?;

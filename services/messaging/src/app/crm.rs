@@ -7,6 +7,7 @@ use nexus_platform::identity::{Action, Principal};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::members::require_member;
 use super::{App, parse_id};
 use crate::domain::activity::{Activity, ActivityInput, ActivityKind, NewActivity, TaskKey, member_id};
 use crate::domain::deal::{self, Deal, DealInput, PipelineStage};
@@ -36,6 +37,9 @@ impl App {
         let new = input.check(contact, p.actor(), p.user_id, Utc::now())?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         require_contact(&mut tx, contact).await?;
+        if let Some(assignee) = new.assignee_id {
+            require_member(&mut tx, p, assignee.as_uuid(), "assignee_id").await?;
+        }
         let added = repo::activities::record(&mut tx, p.workspace_id, &new)
             .await?
             .ok_or_else(|| Error::internal("activity without a source key was not inserted"))?;
@@ -86,14 +90,16 @@ impl App {
         Ok(found)
     }
 
-    /// The pipeline in order (the default one until the workspace saves its own).
+    /// The pipeline in order (the default one until the workspace saves its own). A read writes
+    /// nothing: a workspace that never wrote to its pipeline is shown the default one under the
+    /// ids its first write will store it with.
     #[tracing::instrument(skip_all)]
     pub async fn stages(&self, p: &Principal) -> Result<Vec<PipelineStage>, Error> {
         p.require(Action::Read)?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let stages = repo::deals::ensure_stages(&mut tx, p.workspace_id).await?;
+        let stored = repo::deals::stages(&mut tx).await?;
         db::commit(tx).await?;
-        Ok(stages)
+        Ok(if stored.is_empty() { deal::default_pipeline(p.workspace_id.as_uuid()) } else { stored })
     }
 
     /// Replaces the pipeline: `(id, name, outcome)` in order; an id keeps that stage and its deals.
@@ -121,6 +127,9 @@ impl App {
         };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         require_contact(&mut tx, contact_id).await?;
+        if let Some(owner) = draft.owner_id.flatten() {
+            require_member(&mut tx, p, owner.as_uuid(), "owner_id").await?;
+        }
         let stages = repo::deals::ensure_stages(&mut tx, p.workspace_id).await?;
         let stage = match draft.stage_id {
             Some(id) => stages.iter().find(|s| s.id == id).ok_or_else(|| Error::not_found(STAGE_NOT_FOUND))?,
@@ -201,6 +210,10 @@ impl App {
             d.expected_close = c;
         }
         if let Some(o) = draft.owner_id {
+            // Only a new owner is checked, as for contacts.
+            if let Some(owner) = o.filter(|o| d.owner_id != Some(*o)) {
+                require_member(&mut tx, p, owner.as_uuid(), "owner_id").await?;
+            }
             d.owner_id = o;
         }
         let saved = repo::deals::save(&mut tx, p.workspace_id, &d).await?;

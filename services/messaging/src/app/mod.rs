@@ -4,6 +4,7 @@
 pub mod contacts;
 pub mod crm;
 pub mod leads;
+pub mod members;
 pub mod segments;
 pub mod transfer;
 pub mod webhooks;

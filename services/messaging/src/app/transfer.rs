@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{App, parse_id};
-use crate::domain::contact::{Contact, ContactQuery};
+use crate::domain::contact::{Contact, ContactQuery, Stage};
 use crate::domain::fields::FieldDef;
 use crate::domain::import::{
     Counts, Import, ImportConsent, ImportRow, Limits, Mapping, RowError, STANDARD, Seen, Target, escape_cell,
@@ -131,6 +131,7 @@ impl App {
             app: self.clone(),
             tenant: p.workspace_id,
             actor: p.actor(),
+            caller: super::members::caller(p),
             id,
             dry_run: options.dry_run,
             consent,
@@ -139,6 +140,16 @@ impl App {
         // On its own task: the import ends as succeeded or failed even if the caller goes away.
         let run = tokio::spawn(RequestContext::current().scope(job.run(data)));
         run.await.map_err(Error::internal)?
+    }
+
+    /// Marks imports that have been `running` longer than `deadline` as failed
+    /// (`messaging.import_abandoned`): the process running one died, which left its record
+    /// behind (its rows went with its transaction). Answers how many.
+    pub async fn fail_stalled_imports(&self, deadline: std::time::Duration) -> Result<u64, Error> {
+        let mut tx = db::system(&self.pool).await?;
+        let n = repo::imports::fail_stalled(&mut tx, deadline, ABANDONED).await?;
+        db::commit(tx).await?;
+        Ok(n)
     }
 
     #[tracing::instrument(skip_all, fields(import = %id))]
@@ -284,6 +295,30 @@ struct ParseSetup {
     limits: Limits,
 }
 
+/// Why an import stopped that no process was running any more.
+pub const ABANDONED: &str = "messaging.import_abandoned";
+
+/// Every `every`, fails imports still running after `deadline` (see
+/// [`App::fail_stalled_imports`]) until `stop`.
+pub async fn run_import_sweeper(
+    app: App,
+    deadline: std::time::Duration,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match app.fail_stalled_imports(deadline).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(imports = n, "imports left running by a stopped process marked failed"),
+            Err(e) => tracing::warn!(error = ?e, "import sweep failed; will retry"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
 /// What the parser hands to the writer.
 enum Parsed {
     Batch(Vec<Result<ImportRow, Vec<RowError>>>),
@@ -297,6 +332,8 @@ struct Job {
     app: App,
     tenant: TenantId,
     actor: String,
+    /// The importing user, who may name themselves as owner.
+    caller: Option<Uuid>,
     id: Uuid,
     dry_run: bool,
     consent: Option<ImportConsent>,
@@ -321,9 +358,9 @@ impl Job {
                 }
             }
         });
-        let Job { app, tenant, actor, id, dry_run, consent, parse } = self;
+        let Job { app, tenant, actor, caller, id, dry_run, consent, parse } = self;
         let parser = tokio::task::spawn_blocking(move || parse_csv(chunk_rx, &batch_tx, parse));
-        let writer = Writer { pool: app.pool.clone(), tenant, actor, id, consent, counts: Counts::default() };
+        let writer = Writer { pool: app.pool.clone(), tenant, actor, caller, id, consent, counts: Counts::default() };
         let outcome = writer.write_all(&mut batch_rx, dry_run).await;
         drop(batch_rx);
         pump.abort();
@@ -354,6 +391,7 @@ struct Writer {
     pool: sqlx::PgPool,
     tenant: TenantId,
     actor: String,
+    caller: Option<Uuid>,
     id: Uuid,
     consent: Option<ImportConsent>,
     counts: Counts,
@@ -425,6 +463,24 @@ impl Writer {
                 }
             }
         }
+        // An owner must be a current member, as when contacts are created one by one.
+        let owners: Vec<Uuid> = ok.iter().filter_map(|r| r.owner_id).collect();
+        let strangers = super::members::not_members(tx, self.caller, &owners).await?;
+        if !strangers.is_empty() {
+            ok.retain(|r| match r.owner_id {
+                Some(o) if strangers.contains(&o) => {
+                    self.counts.failed += 1;
+                    errors.push(RowError {
+                        line: r.line,
+                        field: "owner_id".into(),
+                        code: super::members::NOT_A_MEMBER.into(),
+                        params: Vec::new(),
+                    });
+                    false
+                }
+                _ => true,
+            });
+        }
         let phones: Vec<String> =
             ok.iter().filter_map(|r| r.draft.phone.as_ref().map(|p| p.as_str().to_owned())).collect();
         let emails: Vec<String> =
@@ -460,6 +516,9 @@ impl Writer {
             }
         }
         repo::imports::insert_contacts(tx, self.tenant, &creates, IMPORT_SOURCE).await?;
+        let created: Vec<(Uuid, Stage)> =
+            creates.iter().map(|(id, r)| (*id, r.draft.stage.unwrap_or_default())).collect();
+        crate::events::contacts_created(tx, self.tenant, &created, IMPORT_SOURCE).await?;
         repo::imports::update_contacts(tx, &updates).await?;
         let written = || creates.iter().chain(updates.iter());
         let identities: Vec<(Uuid, String)> =

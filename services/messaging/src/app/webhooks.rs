@@ -337,6 +337,43 @@ fn ensure_enabled(e: &Endpoint) -> Result<(), Error> {
     Ok(())
 }
 
+/// [`publish`] of many messages of one type, `(event key, payload)`, in two statements (a bulk
+/// write such as an import). Answers how many deliveries were scheduled.
+pub async fn publish_many(
+    conn: &mut PgConnection,
+    workspace: TenantId,
+    event_type: &str,
+    items: &[(String, serde_json::Value)],
+) -> Result<u64, Error> {
+    let kind = rules::event_type(event_type).ok_or_else(|| {
+        Error::invalid("messaging.unknown_event_type")
+            .with_param("type", event_type.chars().take(100).collect::<String>())
+    })?;
+    let mut messages = Vec::with_capacity(items.len());
+    for (key, payload) in items {
+        if key.is_empty() || key.len() > 200 {
+            return Err(Error::internal(format!("webhook event key of {} bytes", key.len())));
+        }
+        if serde_json::to_vec(payload).map_err(Error::internal)?.len() > rules::PAYLOAD_MAX_BYTES {
+            return Err(Error::new(ErrorKind::PayloadTooLarge, "messaging.webhook_payload_too_large")
+                .with_param("limit", rules::PAYLOAD_MAX_BYTES.to_string()));
+        }
+        messages.push((Uuid::now_v7(), key.clone(), payload.clone()));
+    }
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let inserted = repo::webhooks::insert_messages(conn, workspace, kind.name, &messages).await?;
+    let fanned = repo::webhooks::fan_out_many(conn, workspace, &inserted, kind.name).await?;
+    tracing::debug!(
+        messages = inserted.len(),
+        event_type = kind.name,
+        deliveries = fanned,
+        "webhook messages published"
+    );
+    Ok(fanned)
+}
+
 /// Makes a message of `event_type` for the workspace's endpoints, inside the caller's
 /// transaction, so the change it announces and its deliveries commit together (or not at all).
 /// `event_key` names the source event: the same key twice makes one message, so a consumer

@@ -56,6 +56,30 @@ pub const DEFAULT_PIPELINE: &[(&str, Outcome)] = &[
     ("Lost", Outcome::Lost),
 ];
 
+/// The id of the default pipeline's stage at `position` for `workspace`. The same id whether the
+/// stage is only shown (the workspace never wrote to its pipeline) or stored (at its first
+/// write), so an id read from the shown pipeline stays valid for the write that stores it.
+pub fn default_stage_id(workspace: uuid::Uuid, position: usize) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("nexus.messaging.pipeline.default:{workspace}:{position}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// [`DEFAULT_PIPELINE`] as `workspace` sees it before storing it.
+pub fn default_pipeline(workspace: uuid::Uuid) -> Vec<PipelineStage> {
+    DEFAULT_PIPELINE
+        .iter()
+        .enumerate()
+        .map(|(position, (name, outcome))| PipelineStage {
+            id: default_stage_id(workspace, position),
+            name: (*name).to_owned(),
+            outcome: *outcome,
+        })
+        .collect()
+}
+
 /// Checks a whole ordered pipeline: 1..=[`STAGES_MAX`] stages, names present, short, printable
 /// and unique (ignoring case), ids not repeated, and at least one open stage for new deals.
 pub fn check_pipeline(stages: &[(Option<&str>, &str, &str)]) -> Result<Vec<StageDraft>, Error> {

@@ -1,10 +1,12 @@
 //! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
 //! consumes: content's captured leads become contacts with a lead activity; content's page events
-//! become webhook messages (`fanout`); `deliver` is the webhook delivery worker.
+//! become webhook messages (`fanout`); auth's sign-ups and membership changes keep the members
+//! projection (`members`); `deliver` is the webhook delivery worker.
 
 pub mod deals;
 pub mod deliver;
 pub mod fanout;
+pub mod members;
 
 use std::sync::Arc;
 
@@ -105,7 +107,12 @@ async fn contact_webhook(
     let c = crate::repo::contacts::get(conn, contact)
         .await?
         .ok_or_else(|| Error::internal(format!("{event_type}: contact {contact} not found")))?;
-    let data = serde_json::json!({
+    webhook(conn, tenant, event_type, event, &contact_data(&c)).await
+}
+
+/// What a contact event's webhook message says of the contact.
+fn contact_data(c: &crate::domain::contact::Contact) -> serde_json::Value {
+    serde_json::json!({
         "id": c.id,
         "name": c.name,
         "phone": c.phone,
@@ -116,8 +123,42 @@ async fn contact_webhook(
         "source": c.source,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
-    });
-    webhook(conn, tenant, event_type, event, &data).await
+    })
+}
+
+/// `contact.created` for each contact an import created, in one outbox statement, and its
+/// webhook messages in two more: the same event and messages as a contact created on its own,
+/// so analytics and the workspace's endpoints see imported contacts too.
+pub async fn contacts_created(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    created: &[(Uuid, Stage)],
+    source: &str,
+) -> Result<(), Error> {
+    let events: Vec<ev::ContactCreated> = created
+        .iter()
+        .map(|(contact, stage)| ev::ContactCreated {
+            workspace_id: tenant.to_string(),
+            contact_id: contact.to_string(),
+            source: source.to_owned(),
+            stage: stage.as_str().to_owned(),
+        })
+        .collect();
+    let ids = nexus_platform::outbox::enqueue_many(conn, "nexus.messaging.contact.created", Some(tenant), &events)
+        .await
+        .db()?;
+    let contacts = crate::repo::contacts::get_many(conn, &created.iter().map(|c| c.0).collect::<Vec<_>>()).await?;
+    let data: std::collections::HashMap<Uuid, serde_json::Value> =
+        contacts.iter().map(|c| (c.id, contact_data(c))).collect();
+    let mut items = Vec::with_capacity(created.len());
+    for ((contact, _), event) in created.iter().zip(&ids) {
+        let payload = data
+            .get(contact)
+            .ok_or_else(|| Error::internal(format!("contact.created: contact {contact} not found")))?;
+        items.push((format!("event:{event}"), payload.clone()));
+    }
+    crate::app::webhooks::publish_many(conn, tenant, "contact.created", &items).await?;
+    Ok(())
 }
 
 /// `contacts.imported`: one summary per import that wrote contacts, never one event per row

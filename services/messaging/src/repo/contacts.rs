@@ -111,6 +111,17 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Contact>, E
     Ok(decorate(conn, vec![row]).await?.pop())
 }
 
+/// [`get`] of many contacts at once (those that exist), in no particular order.
+pub async fn get_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Contact>, Error> {
+    let rows: Vec<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contacts WHERE id = ANY($1)")))
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+    decorate(conn, rows).await
+}
+
 /// [`get`], locking the row for the rest of the transaction (updates, merges, erasure).
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Contact>, Error> {
     let row: Option<Row> =

@@ -6,7 +6,7 @@ use nexus_platform::db::{DbResultExt, Keyset};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::deal::{DEFAULT_PIPELINE, Deal, Outcome, PipelineStage, StageDraft};
+use crate::domain::deal::{Deal, Outcome, PipelineStage, StageDraft, default_pipeline};
 
 #[derive(sqlx::FromRow)]
 struct StageRow {
@@ -42,8 +42,8 @@ pub async fn stages(conn: &mut PgConnection) -> Result<Vec<PipelineStage>, Error
     rows.into_iter().map(StageRow::into_stage).collect()
 }
 
-/// The pipeline, created from [`DEFAULT_PIPELINE`] the first time a workspace needs one, so
-/// deals always point at stored stages.
+/// The pipeline, stored from [`DEFAULT_PIPELINE`] (with the ids reads showed it under) the
+/// first time a write needs one, so deals always point at stored stages.
 pub async fn ensure_stages(conn: &mut PgConnection, tenant: TenantId) -> Result<Vec<PipelineStage>, Error> {
     let found = stages(conn).await?;
     if !found.is_empty() {
@@ -54,8 +54,8 @@ pub async fn ensure_stages(conn: &mut PgConnection, tenant: TenantId) -> Result<
     if !found.is_empty() {
         return Ok(found);
     }
-    for (position, (name, outcome)) in DEFAULT_PIPELINE.iter().enumerate() {
-        insert_stage(conn, tenant, name, *outcome, position).await?;
+    for (position, stage) in default_pipeline(tenant.as_uuid()).iter().enumerate() {
+        insert_stage(conn, tenant, stage, position).await?;
     }
     stages(conn).await
 }
@@ -63,16 +63,15 @@ pub async fn ensure_stages(conn: &mut PgConnection, tenant: TenantId) -> Result<
 async fn insert_stage(
     conn: &mut PgConnection,
     tenant: TenantId,
-    name: &str,
-    outcome: Outcome,
+    stage: &PipelineStage,
     position: usize,
 ) -> Result<(), Error> {
     sqlx::query("INSERT INTO pipeline_stages (id, tenant_id, name, position, outcome) VALUES ($1, $2, $3, $4, $5)")
-        .bind(Uuid::now_v7())
+        .bind(stage.id)
         .bind(tenant.as_uuid())
-        .bind(name)
+        .bind(&stage.name)
         .bind(i32::try_from(position).unwrap_or(i32::MAX))
-        .bind(outcome.as_str())
+        .bind(stage.outcome.as_str())
         .execute(conn)
         .await
         .db()?;
@@ -126,7 +125,8 @@ pub async fn save_stages(
     }
     for (position, d) in drafts.iter().enumerate() {
         let Some(id) = d.id else {
-            insert_stage(conn, tenant, &d.name, d.outcome, position).await?;
+            let new = PipelineStage { id: Uuid::now_v7(), name: d.name.clone(), outcome: d.outcome };
+            insert_stage(conn, tenant, &new, position).await?;
             continue;
         };
         let was = existing.iter().find(|s| s.id == id).map(|s| s.outcome);

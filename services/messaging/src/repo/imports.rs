@@ -97,6 +97,22 @@ pub async fn progress(conn: &mut PgConnection, id: Uuid, c: Counts) -> Result<()
 }
 
 /// Ends a running import with its final counts (and, when it failed, why).
+/// Marks every import still `running` that started more than `older_than` ago as failed with
+/// `code` (every workspace's: a system transaction). Answers how many.
+pub async fn fail_stalled(conn: &mut PgConnection, older_than: std::time::Duration, code: &str) -> Result<u64, Error> {
+    let n = sqlx::query(
+        "UPDATE imports SET status = 'failed', error_code = $2, error_params = '{}', finished_at = now() \
+         WHERE status = 'running' AND created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(older_than.as_secs_f64())
+    .bind(code)
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected();
+    Ok(n)
+}
+
 pub async fn finish(
     conn: &mut PgConnection,
     id: Uuid,

@@ -6,6 +6,7 @@ pub mod book;
 pub mod contacts;
 pub mod deals;
 pub mod imports;
+pub mod members;
 pub mod segments;
 pub mod webhooks;
 

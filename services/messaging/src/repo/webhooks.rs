@@ -223,6 +223,55 @@ pub async fn insert_message(
     Ok(row.map(Message::from))
 }
 
+/// [`insert_message`] of many messages of one type in one statement: `(id, event key, payload)`.
+/// Answers the ids inserted (a key seen before inserts nothing).
+pub async fn insert_messages(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    messages: &[(Uuid, String, serde_json::Value)],
+) -> Result<Vec<Uuid>, Error> {
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.0).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.1.as_str()).collect();
+    let payloads: Vec<Json<&serde_json::Value>> = messages.iter().map(|m| Json(&m.2)).collect();
+    sqlx::query_scalar(
+        "INSERT INTO webhook_messages (id, tenant_id, event_type, event_key, payload) \
+         SELECT m.id, $1, $2, m.key, m.payload FROM unnest($3::uuid[], $4::text[], $5::jsonb[]) AS m(id, key, payload) \
+         ON CONFLICT (tenant_id, event_key) DO NOTHING RETURNING id",
+    )
+    .bind(tenant.as_uuid())
+    .bind(event_type)
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&payloads)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// [`fan_out`] of many messages of one type in one statement; answers how many deliveries.
+pub async fn fan_out_many(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    messages: &[Uuid],
+    event_type: &str,
+) -> Result<u64, Error> {
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_deliveries (id, tenant_id, endpoint_id, message_id) \
+         SELECT uuid_v7(), e.tenant_id, e.id, m.id FROM webhook_endpoints e CROSS JOIN unnest($2::uuid[]) AS m(id) \
+         WHERE e.tenant_id = $1 AND e.status = 'enabled' AND {} \
+         ON CONFLICT (endpoint_id, message_id) DO NOTHING",
+        filter_admits("e.event_types", "$3")
+    )))
+    .bind(tenant.as_uuid())
+    .bind(messages)
+    .bind(event_type)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(done.rows_affected())
+}
+
 /// The SQL test of the domain's `matches`: an endpoint's filter `f` (alias of its
 /// `event_types`) admits event type `$t`.
 fn filter_admits(types: &str, param: &str) -> String {

@@ -101,6 +101,7 @@ async fn tasks_are_listed_open_first_by_due_date_and_completed_once() {
     let ws = WorkspaceId::new();
     let ana = member(ws, Role::Member);
     let bia = member(ws, Role::Member);
+    b.join(&bia).await;
     let c = contact(&b, &ana, "Carla").await;
     let id = c.id.to_string();
     let now = Utc::now();
@@ -780,4 +781,48 @@ async fn the_crm_service_answers_over_grpc() {
         .items;
     assert!(timeline.iter().all(|a| a.kind == "deal") && timeline.len() == 2, "{timeline:?}");
     assert_eq!(serde_json::from_str::<Value>(&timeline[0].data_json).unwrap()["to"], json!("Won"));
+}
+
+#[tokio::test]
+async fn reading_the_pipeline_writes_nothing_and_its_ids_hold_at_the_first_write() {
+    let b = book().await;
+    let ws = WorkspaceId::new();
+    let viewer = member(ws, Role::Viewer);
+    let m = member(ws, Role::Member);
+    let c = contact(&b, &m, "Vera").await;
+    let admin = b.admin_pool().await;
+    let rows = |sql: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).bind(ws.as_uuid()).fetch_one(&admin).await.unwrap() }
+    };
+    const STAGES: &str = "SELECT count(*) FROM messaging.pipeline_stages WHERE tenant_id = $1";
+    const OUTBOX: &str = "SELECT count(*) FROM messaging.outbox WHERE tenant_id = $1";
+    let outbox_before = rows(OUTBOX).await;
+
+    let shown = b.app.stages(&viewer).await.unwrap();
+    assert_eq!(
+        shown.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        deal::DEFAULT_PIPELINE.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+    );
+    assert_eq!(b.app.stages(&viewer).await.unwrap(), shown, "the same ids on every read");
+    // Nothing stored, nothing audited.
+    assert_eq!((rows(STAGES).await, rows(OUTBOX).await), (0, outbox_before));
+    // Another workspace is shown other ids.
+    let elsewhere = b.app.stages(&member(WorkspaceId::new(), Role::Viewer)).await.unwrap();
+    assert!(elsewhere.iter().all(|s| !shown.iter().any(|t| t.id == s.id)));
+
+    // A deal placed in a stage the viewer was shown: the first write stores the pipeline under
+    // those ids.
+    let qualified = &shown[1];
+    let input = DealInput {
+        contact_id: &c.id.to_string(),
+        title: "First",
+        stage_id: &qualified.id.to_string(),
+        amount: Some((500, "USD")),
+        ..Default::default()
+    };
+    let d = b.app.create_deal(&m, &input).await.unwrap();
+    assert_eq!(d.stage_id, qualified.id);
+    assert_eq!(rows(STAGES).await, i64::try_from(shown.len()).unwrap());
+    assert_eq!(b.app.stages(&viewer).await.unwrap(), shown);
 }

@@ -3,6 +3,7 @@
 mod contacts;
 mod crm;
 mod leads;
+mod members;
 mod messages;
 mod schema;
 mod support;

@@ -19,6 +19,22 @@ pub async fn book() -> Book {
     Book { app: App { pool }, _db: db }
 }
 
+impl Book {
+    /// A pool of the database owner (RLS does not apply), to set up what no use case writes.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        self._db.admin_pool().await
+    }
+
+    /// Records `p` as a current member of their workspace, as auth's events would.
+    pub async fn join(&self, p: &Principal) {
+        let mut tx = nexus_platform::db::tenant(&self.app.pool, p.workspace_id).await.unwrap();
+        nexus_messaging::app::members::joined(&mut tx, p.workspace_id, p.user_id.as_uuid(), chrono::Utc::now())
+            .await
+            .unwrap();
+        nexus_platform::db::commit(tx).await.unwrap();
+    }
+}
+
 /// A signed-in member of `workspace` with `role`.
 pub fn member(workspace: WorkspaceId, role: Role) -> Principal {
     Principal {
@@ -99,8 +115,13 @@ impl Service {
 
     /// Waits until the durable consumer `durable` of content's stream acknowledged `n` messages.
     pub async fn wait_consumed(&self, durable: &str, n: u64) {
+        self.wait_consumed_of("content", durable, n).await;
+    }
+
+    /// Waits until the durable consumer `durable` of `producer`'s stream acknowledged `n` messages.
+    pub async fn wait_consumed_of(&self, producer: &str, durable: &str, n: u64) {
         let bus = self.bus().await;
-        let stream = bus.js.get_stream(bus.stream_name("content")).await.unwrap();
+        let stream = bus.js.get_stream(bus.stream_name(producer)).await.unwrap();
         for _ in 0..200 {
             let consumer: Result<async_nats::jetstream::consumer::PullConsumer, _> = stream.get_consumer(durable).await;
             if let Ok(mut consumer) = consumer

@@ -515,7 +515,10 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
     let b = book().await;
     let a = member(WorkspaceId::new(), Role::Owner);
     define_fields(&b.app, &a).await;
-    let owner_id = uuid::Uuid::now_v7();
+    // The contacts' owner is a member of both workspaces (an owner must be a current member).
+    let owner = member(a.workspace_id, Role::Member);
+    b.join(&owner).await;
+    let owner_id = owner.user_id.as_uuid();
     // Cells a spreadsheet would run as formulas, and enough rows for several export chunks.
     let mut csv = String::from(
         "name,phone,email,language,tags,stage,source,owner_id,fields.tier,fields.spend,fields.since,fields.notes\n",
@@ -552,6 +555,7 @@ async fn export_then_import_into_a_fresh_workspace_gives_the_same_contacts() {
 
     let fresh = member(WorkspaceId::new(), Role::Owner);
     define_fields(&b.app, &fresh).await;
+    b.join(&Principal { workspace_id: fresh.workspace_id, ..owner.clone() }).await;
     let again = import(&b.app, &fresh, ImportOptions::default(), &out).await.unwrap();
     assert_eq!((again.created, again.updated, again.failed), (1_203, 0, 0));
     let (left, right) = (everyone(&b.app, &a).await, everyone(&b.app, &fresh).await);
@@ -663,4 +667,181 @@ async fn a_segment_exports_only_its_contacts() {
     let q = ContactQuery { segment_id: Some(seg.id.to_string()), ..Default::default() };
     let e = b.app.export_contacts(&other, q).await.err().unwrap();
     assert_eq!((e.kind(), e.code()), (ErrorKind::NotFound, "messaging.segment_not_found"));
+}
+
+#[tokio::test]
+async fn imported_owners_must_be_current_members() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let bia = member(a.workspace_id, Role::Member);
+    b.join(&bia).await;
+    // A member of another workspace only.
+    let carl = member(WorkspaceId::new(), Role::Member);
+    b.join(&carl).await;
+    let stranger = uuid::Uuid::now_v7();
+    let csv = format!(
+        "name,owner_id\nMine,{}\nBia's,{}\nCarl's,{}\nNobody's,{stranger}\nUnowned,\n",
+        a.user_id.as_uuid(),
+        bia.user_id.as_uuid(),
+        carl.user_id.as_uuid()
+    );
+    let done = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!((done.total_rows, done.created, done.failed), (5, 3, 2));
+    let errors = all_errors(&b.app, &a, &done.id.to_string()).await;
+    let got: Vec<_> = errors.iter().map(|e| (e.line, e.field.as_str(), e.code.as_str())).collect();
+    assert_eq!(got, vec![(4, "owner_id", "messaging.not_a_member"), (5, "owner_id", "messaging.not_a_member")]);
+    assert!(!errors[0].message.is_empty() && !errors[0].message.contains("messaging"), "{:?}", errors[0]);
+}
+
+#[tokio::test]
+async fn imports_left_running_past_their_deadline_are_marked_failed_as_interrupted() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let other = member(WorkspaceId::new(), Role::Member);
+    // Three records a process left `running`: two long ago (in two workspaces), one just now.
+    let mut ids = Vec::new();
+    for p in [&a, &other, &a] {
+        let mut tx = nexus_platform::db::tenant(&b.app.pool, p.workspace_id).await.unwrap();
+        let id = uuid::Uuid::now_v7();
+        let empty = serde_json::json!({});
+        nexus_messaging::repo::imports::insert(&mut tx, p.workspace_id, id, false, &empty, &empty, &p.actor())
+            .await
+            .unwrap();
+        nexus_platform::db::commit(tx).await.unwrap();
+        ids.push(id);
+    }
+    let admin = b.admin_pool().await;
+    sqlx::query("UPDATE messaging.imports SET created_at = now() - interval '2 hours' WHERE id = ANY($1)")
+        .bind(&ids[..2])
+        .execute(&admin)
+        .await
+        .unwrap();
+
+    let deadline = Duration::from_secs(30 * 60);
+    assert_eq!(b.app.fail_stalled_imports(deadline).await.unwrap(), 2);
+    // Nothing left to do the second time.
+    assert_eq!(b.app.fail_stalled_imports(deadline).await.unwrap(), 0);
+
+    for (p, id) in [(&a, ids[0]), (&other, ids[1])] {
+        let got = b.app.import(p, &id.to_string()).await.unwrap();
+        assert_eq!(got.status, ImportStatus::Failed);
+        assert_eq!(got.error_code.as_deref(), Some("messaging.import_abandoned"));
+        assert!(got.finished_at.is_some());
+    }
+    let recent = b.app.import(&a, &ids[2].to_string()).await.unwrap();
+    assert_eq!((recent.status, recent.error_code), (ImportStatus::Running, None));
+    // The reason reads as a sentence in the caller's language.
+    let text = nexus_i18n::error_message(Locale::Es, "messaging.import_abandoned", &[], 409);
+    assert!(text.contains("interrumpió"), "{text}");
+}
+
+/// `contact.created` events in the outbox for `ws`, with their decoded payloads.
+async fn created_events(app: &App, ws: WorkspaceId) -> Vec<nexus_proto::events::ContactCreated> {
+    use prost::Message;
+    let mut tx = nexus_platform::db::system(&app.pool).await.unwrap();
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM outbox WHERE subject = 'nexus.messaging.contact.created' AND tenant_id = $1 ORDER BY seq",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    rows.iter().map(|p| nexus_proto::events::ContactCreated::decode(p.as_slice()).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn each_imported_contact_is_announced_as_created_and_a_dry_run_announces_none() {
+    let b = book().await;
+    let a = member(WorkspaceId::new(), Role::Member);
+    let mut csv = String::from("name,email,stage\n");
+    for i in 0..100 {
+        csv.push_str(&format!("Person {i},p{i}@example.com,{}\n", if i % 2 == 0 { "customer" } else { "" }));
+    }
+    // Two endpoints of the workspace: one takes contact events, the other only deals.
+    let admin = b.admin_pool().await;
+    let endpoints = [uuid::Uuid::now_v7(), uuid::Uuid::now_v7()];
+    for (id, types) in endpoints.iter().zip(["{contact.*}", "{deal.created}"]) {
+        sqlx::query(
+            "INSERT INTO messaging.webhook_endpoints (id, tenant_id, url, event_types, secret_sealed) \
+             VALUES ($1, $2, 'https://hooks.example.com/in', $3::text[], 'sealed')",
+        )
+        .bind(id)
+        .bind(a.workspace_id.as_uuid())
+        .bind(types)
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+    let messages = |sql: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).bind(a.workspace_id.as_uuid()).fetch_one(&admin).await.unwrap() }
+    };
+    const MESSAGES: &str =
+        "SELECT count(*) FROM messaging.webhook_messages WHERE tenant_id = $1 AND event_type = 'contact.created'";
+    const DELIVERIES: &str = "SELECT count(*) FROM messaging.webhook_deliveries WHERE tenant_id = $1";
+
+    let dry = import(&b.app, &a, ImportOptions { dry_run: true, ..Default::default() }, &csv).await.unwrap();
+    assert_eq!(dry.created, 100);
+    assert!(created_events(&b.app, a.workspace_id).await.is_empty(), "a dry run announces nothing");
+    assert_eq!((messages(MESSAGES).await, messages(DELIVERIES).await), (0, 0));
+
+    let done = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!(done.created, 100);
+    let events = created_events(&b.app, a.workspace_id).await;
+    assert_eq!(events.len(), 100);
+    let contacts = everyone(&b.app, &a).await;
+    assert_eq!(contacts.len(), 100);
+    let mut ids: Vec<&str> = events.iter().map(|e| e.contact_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 100, "one event per contact");
+    assert!(events.iter().all(|e| e.source == "import" && e.workspace_id == a.workspace_id.to_string()));
+    assert_eq!(events.iter().filter(|e| e.stage == "customer").count(), 50);
+    assert_eq!(events.iter().filter(|e| e.stage == "lead").count(), 50);
+    // A webhook message per contact, keyed by its event, to the endpoint that takes contacts.
+    assert_eq!((messages(MESSAGES).await, messages(DELIVERIES).await), (100, 100));
+    let mut keys: Vec<String> = sqlx::query_scalar(
+        "SELECT m.event_key FROM messaging.webhook_messages m JOIN messaging.contacts c ON c.id::text = m.payload->>'id' \
+         WHERE m.tenant_id = $1",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let event_ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM messaging.outbox WHERE tenant_id = $1 AND subject = 'nexus.messaging.contact.created'",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> =
+        event_ids.into_iter().map(|id| format!("event:{}", nexus_kernel::ids::EventId::from_uuid(id))).collect();
+    keys.sort();
+    expected.sort();
+    assert_eq!((keys.len(), keys), (100, expected), "one message per contact, keyed by its event");
+    let on_deals: i64 = sqlx::query_scalar("SELECT count(*) FROM messaging.webhook_deliveries WHERE endpoint_id = $1")
+        .bind(endpoints[1])
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(on_deals, 0);
+    // The message says what a contact created on its own says.
+    let input = ContactInput { name: Some("One by one"), ..Default::default() };
+    b.app.create_contact(&a, &input, &Map::new(), "").await.unwrap();
+    let shapes: Vec<Vec<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT array(SELECT jsonb_object_keys(payload) ORDER BY 1) FROM messaging.webhook_messages \
+         WHERE tenant_id = $1 AND event_type = 'contact.created'",
+    )
+    .bind(a.workspace_id.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(shapes.len(), 1, "{shapes:?}");
+
+    // Importing the same file again updates them: nothing more is announced as created.
+    let again = import(&b.app, &a, ImportOptions::default(), &csv).await.unwrap();
+    assert_eq!((again.created, again.updated), (0, 100));
+    assert_eq!(created_events(&b.app, a.workspace_id).await.len(), 101);
 }
