@@ -5,6 +5,7 @@ mod crm;
 mod leads;
 mod messages;
 mod schema;
+mod search;
 mod support;
 mod transfer;
 mod webhooks;

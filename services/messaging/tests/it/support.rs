@@ -19,6 +19,13 @@ pub async fn book() -> Book {
     Book { app: App { pool }, _db: db }
 }
 
+impl Book {
+    /// A superuser pool on the book's database, for looking past RLS and into the catalog.
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        self._db.admin_pool().await
+    }
+}
+
 /// A signed-in member of `workspace` with `role`.
 pub fn member(workspace: WorkspaceId, role: Role) -> Principal {
     Principal {
