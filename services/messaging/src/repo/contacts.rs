@@ -156,7 +156,7 @@ async fn search_indexed(
             return Ok(Vec::new());
         }
     }
-    let fields = (!fields.is_empty()).then(|| Json(serde_json::Value::Object(fields)));
+    let fields = (!fields.is_empty()).then_some(Json(serde_json::Value::Object(fields)));
     let limit = i32::try_from(keyset.fetch).unwrap_or(i32::MAX);
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM contacts \
