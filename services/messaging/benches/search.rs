@@ -215,7 +215,19 @@ async fn main() {
         }
     };
     let (times, rows) = run(mix, QUERIES).await;
+    // Each pair of the mix alone too (the mix cycles through them), so a slow tail has a name.
+    let mut by_pair: Vec<(Duration, String)> = (0..words.len() * tags.len())
+        .map(|k| {
+            let mut own: Vec<Duration> = times.iter().skip(k).step_by(words.len() * tags.len()).copied().collect();
+            own.sort();
+            (percentile(&own, 0.99), format!("'{}' + '{}'", words[k % words.len()], tags[k % tags.len()]))
+        })
+        .collect();
+    by_pair.sort();
     let p99 = report("tag + text (mixed words and tags)", times, rows);
+    let slowest: Vec<String> =
+        by_pair.iter().rev().take(4).map(|(d, pair)| format!("{pair} {:.1} ms", ms(*d))).collect();
+    println!("    slowest pairs by their own p99: {}", slowest.join(", "));
     for (kind, cases) in kinds {
         let (times, rows) = run(cases, PER_KIND).await;
         report(kind, times, rows);
