@@ -6,6 +6,7 @@ mod leads;
 mod members;
 mod messages;
 mod schema;
+mod search;
 mod support;
 mod transfer;
 mod webhooks;

@@ -20,7 +20,8 @@ pub async fn book() -> Book {
 }
 
 impl Book {
-    /// A pool of the database owner (RLS does not apply), to set up what no use case writes.
+    /// A superuser pool on the book's database (RLS does not apply): for setting up what no use
+    /// case writes, and for looking into the catalog.
     pub async fn admin_pool(&self) -> sqlx::PgPool {
         self._db.admin_pool().await
     }
