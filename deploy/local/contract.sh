@@ -42,9 +42,12 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # shellcheck source=deploy/local/services.sh
 . "$here/services.sh"
 # The first block of ports (below the kernel's ephemeral range) where the stack's ports and
-# NATS's are all free.
+# NATS's are all free; NEXUS_PORT_BASE, when set, names the only block to try (several checkouts
+# on one machine each keep their own block, and so their own database, which a run drops first).
 base=
-for candidate in 21000 22000 23000 24000 25000 26000 27000 28000; do
+candidates=(21000 22000 23000 24000 25000 26000 27000 28000)
+if [[ -n ${NEXUS_PORT_BASE:-} ]]; then candidates=("$NEXUS_PORT_BASE"); fi
+for candidate in "${candidates[@]}"; do
   ok=1
   for ((p = candidate; p < candidate + 2 * ${#NEXUS_NAMES[@]} + 1; p++)); do
     port_free "$p" || ok=0
@@ -54,7 +57,7 @@ for candidate in 21000 22000 23000 24000 25000 26000 27000 28000; do
     break
   fi
 done
-[[ -n $base ]] || die "no free block of ports (21000..28000 all taken)"
+[[ -n $base ]] || die "no free block of ports (tried ${candidates[*]})"
 export NEXUS_PORT_BASE=$base
 # Recompute the table's ports from the base.
 . "$here/services.sh"

@@ -130,10 +130,12 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
         }
         for p in op.parameters.iter_mut().flatten() {
             if let RefOr::T(p) = p
-                && p.name == "cursor"
                 && p.parameter_in == ParameterIn::Query
             {
-                describe_cursor(p);
+                if p.name == "cursor" {
+                    describe_cursor(p);
+                }
+                allow_empty_instant(p);
             }
         }
     };
@@ -164,10 +166,26 @@ fn describe_cursor(p: &mut utoipa::openapi::path::Parameter) {
     );
 }
 
+/// An optional query instant (`format: date-time`) may also be sent empty, which the services
+/// read as absent (`?to=` is "until now"): the schema says so, so an empty value is not taken for
+/// a malformed one.
+fn allow_empty_instant(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+
+    let instant = |s: &Option<RefOr<Schema>>| matches!(s, Some(RefOr::T(Schema::Object(o))) if o.format == Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)));
+    if p.required == utoipa::openapi::Required::True || !instant(&p.schema) {
+        return;
+    }
+    let Some(RefOr::T(date_time)) = p.schema.take() else { return };
+    let empty = ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^\s*$"));
+    p.schema = Some(AnyOfBuilder::new().item(date_time).item(empty).into());
+}
+
 /// Schemas of fields whose values are a fixed list the services check, stated once for every
 /// route that takes them (`#[schema(schema_with = …)]` / `#[param(schema_with = …)]`).
 pub mod vocab {
-    use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+    use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
     use utoipa::openapi::{Array, ArrayBuilder};
 
     /// ISO 4217 codes NexusOne prices and pays out in (`nexus_kernel::money`).
@@ -202,12 +220,255 @@ pub mod vocab {
         schema
     }
 
+    /// At least one scope: a key with none could do nothing.
     pub fn api_key_scopes() -> Array {
-        ArrayBuilder::new().items(one_of(API_KEY_SCOPES, "read, write or admin.")).build()
+        ArrayBuilder::new().items(one_of(API_KEY_SCOPES, "read, write or admin.")).min_items(Some(1)).build()
+    }
+
+    // The patterns below are written out again in `#[schema(pattern = …)]` attributes (utoipa
+    // takes only literals there); `every_text_pattern_is_one_of_these` keeps the copies equal.
+
+    /// Optional text as content checks it (`text_field`): no control characters but line breaks
+    /// and tabs.
+    pub const TEXT: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+    /// Required text as content checks it: as [`TEXT`], and something besides spaces.
+    pub const REQUIRED_TEXT: &str =
+        r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+    /// A name as auth checks it (`check_name`): something besides spaces, no control characters
+    /// at all (not even line breaks).
+    pub const NAME: &str = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+    /// An avatar (`check_avatar_url` of auth): empty, or an https URL with a DNS name. Host labels
+    /// take the ASCII characters URLs allow in hosts, the last one starts with a letter (so it
+    /// never reads as an IP address); the path (with a query) takes URL characters.
+    pub const AVATAR_URL: &str = r"^(https://([A-Za-z0-9!$&'()*+,;=_~-]+\.)+[A-Za-z][A-Za-z0-9!$&'()*+,;=_~-]*(/[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*)?)?$";
+    /// A write key's browser origin (`check_origins` of analytics): `http(s)://host[:port]`,
+    /// nothing after the host but an optional `/`; the host as in [`AVATAR_URL`].
+    pub const ORIGIN: &str =
+        r"^https?://([A-Za-z0-9!$&'()*+,;=_~-]+\.)+[A-Za-z][A-Za-z0-9!$&'()*+,;=_~-]*(:[1-9][0-9]{0,3})?/?$";
+    /// An optional event-name filter of the reports (`filter_name` of analytics): no control
+    /// characters (up to 200 characters, stated apart).
+    pub const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+    /// A funnel's steps (`check_funnel` of analytics): 2 to 10 comma-separated names, each with
+    /// something besides spaces and no control characters.
+    pub const FUNNEL_STEPS: &str = r"^[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*(,[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*){1,9}$";
+    /// Where a payment page sends the user back (`check_return_url` of subscriptions): empty, or
+    /// an http(s) URL without spaces or control characters (up to 2,048 characters, stated apart).
+    pub const RETURN_URL: &str = r"^(https?://[^\s\x00-\x1F\x7F-\x9F]*)?$";
+
+    /// An optional list of at most `max_items` texts of at most `max_len` characters each.
+    fn texts(max_items: usize, max_len: usize, description: &str) -> Array {
+        let item = ObjectBuilder::new().schema_type(Type::String).max_length(Some(max_len)).pattern(Some(TEXT)).build();
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .items(item)
+            .max_items(Some(max_items))
+            .description(Some(description))
+            .build()
+    }
+
+    /// An agent's knowledge (`nexus_content::domain::agents`).
+    pub fn agent_knowledge() -> Array {
+        texts(50, 2_000, "Up to 50 snippets of up to 2,000 characters the agent answers from.")
+    }
+
+    /// A brief's facts (`nexus_content::domain::generation::Brief`).
+    pub fn brief_facts() -> Array {
+        texts(10, 200, "Up to 10 facts of up to 200 characters each.")
+    }
+
+    /// Browser origins of a write key (`nexus_analytics::domain::workspace::check_origins`): up to
+    /// 20 `http(s)://host[:port]`, nothing after the host but an optional `/`. The host is a DNS
+    /// name here (the service also takes addresses, which no browser page should be served from).
+    pub fn origins() -> Array {
+        let origin = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(ORIGIN))
+            .examples(["https://shop.example.com"])
+            .build();
+        ArrayBuilder::new().items(origin).max_items(Some(20)).build()
+    }
+
+    /// An avatar URL, empty to remove it, or null (unchanged).
+    pub fn avatar_url_or_null() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .max_length(Some(2048))
+            .pattern(Some(AVATAR_URL))
+            .description(Some("https URL with a host name (up to 2,048 characters), or empty to remove."))
+            .examples(["https://cdn.example.com/ana.png"])
+            .build()
+    }
+
+    /// Plans a subscription can change to (the catalogue's codes); `free` cancels.
+    pub const PLANS: &[&str] = &["free", "pro", "premium"];
+
+    pub fn plan_code() -> Object {
+        let mut schema = one_of(PLANS, "free (cancels at the end of the period), pro or premium.");
+        schema.examples = vec!["premium".into()];
+        schema
+    }
+
+    /// IANA time zone names as the tz database (`chrono-tz`) spells them, or null (unchanged).
+    pub fn time_zone_or_null() -> Object {
+        let names = std::iter::once(serde_json::Value::Null)
+            .chain(chrono_tz::TZ_VARIANTS.iter().map(|tz| serde_json::Value::from(tz.name())));
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .enum_values(Some(names))
+            .description(Some("IANA time zone, e.g. `America/Sao_Paulo`."))
+            .examples(["Asia/Jerusalem"])
+            .build()
     }
 
     #[cfg(test)]
     mod tests {
+        /// Strings on both sides of each rule: spaces, line breaks, C0 and C1 controls, scripts.
+        const SAMPLES: &[&str] = &[
+            "",
+            " ",
+            "\t\n",
+            "Trail Runner X",
+            "  padded  ",
+            "two\nlines\tand a tab",
+            "\tleading tab",
+            "עברית",
+            "عربى",
+            "emoji 👟",
+            "\u{a0}no-break\u{a0}",
+            "\u{2003}",
+            "nul\u{0}",
+            "bell\u{7}x",
+            "x\u{1f}",
+            "c1\u{85}x",
+            "\u{85}",
+            "del\u{7f}",
+            "\u{9f}",
+        ];
+
+        fn agrees(pattern: &str, server: impl Fn(&str) -> bool) {
+            let re = regex::Regex::new(pattern).unwrap();
+            for s in SAMPLES {
+                // The schema may be stricter at the ends (the services trim first) but never laxer.
+                if re.is_match(s) {
+                    assert!(server(s), "{pattern} admits {s:?}, which the service refuses");
+                } else if s.trim() == *s {
+                    assert!(!server(s), "{pattern} refuses {s:?}, which the service accepts");
+                }
+            }
+        }
+
+        #[test]
+        fn text_patterns_agree_with_the_services() {
+            use nexus_content::domain::text_field;
+            agrees(super::TEXT, |s| text_field("f", s, 10_000, false).is_ok());
+            agrees(super::REQUIRED_TEXT, |s| text_field("f", s, 10_000, true).is_ok());
+            agrees(super::NAME, |s| nexus_auth::domain::check_name(s).is_ok());
+            use nexus_analytics::domain::report;
+            agrees(super::NAME, |s| report::check_property(s).is_ok());
+            agrees(super::PRINTABLE, |s| report::filter_name(s).is_ok());
+            let steps = regex::Regex::new(super::FUNNEL_STEPS).unwrap();
+            for (a, b) in SAMPLES.iter().zip(SAMPLES.iter().rev()) {
+                let joined = format!("{a},{b}");
+                let list: Vec<String> = joined.split(',').map(str::to_owned).collect();
+                if steps.is_match(&joined) {
+                    assert!(report::check_funnel(&list, 60).is_ok(), "{joined:?}");
+                } else if a.trim() == *a && b.trim() == *b {
+                    assert!(report::check_funnel(&list, 60).is_err(), "{joined:?}");
+                }
+            }
+            assert!(!steps.is_match("one"));
+            assert!(steps.is_match(&["s"; 10].join(",")) && !steps.is_match(&["s"; 11].join(",")));
+            let re = regex::Regex::new(super::RETURN_URL).unwrap();
+            for url in [
+                "",
+                "https://app.example.com/billing?x=1",
+                "http://localhost:3000/",
+                "https://",
+                "ftp://x.example",
+                "https://a b",
+                "https://a\u{85}",
+                "https://a\u{a0}b",
+                " https://a",
+            ] {
+                assert_eq!(re.is_match(url), nexus_subscriptions::domain::check_return_url(url).is_ok(), "{url:?}");
+            }
+        }
+
+        #[test]
+        fn url_patterns_admit_only_what_the_services_accept() {
+            let avatar = regex::Regex::new(super::AVATAR_URL).unwrap();
+            let origin = regex::Regex::new(super::ORIGIN).unwrap();
+            // Appending `*` is how a contract test makes a value break a pattern; hosts take it.
+            let hosts = ["cdn.example.com", "a.bc*", "x-1.y_z.Co", "a!$&'()*+,;=_~-.b0"];
+            for host in hosts {
+                for path in ["", "/", "/a/b.png?x", "/p*"] {
+                    let url = format!("https://{host}{path}");
+                    assert!(avatar.is_match(&url), "{url}");
+                    assert!(nexus_auth::domain::check_avatar_url(&url).is_ok(), "{url}");
+                }
+                for o in [format!("https://{host}"), format!("http://{host}:8080/")] {
+                    assert!(origin.is_match(&o), "{o}");
+                    let checked = nexus_analytics::domain::workspace::check_origins(std::slice::from_ref(&o));
+                    assert!(checked.is_ok(), "{o}");
+                }
+            }
+            for refused in ["http://a.bc", "https://a b.cc", "ftp://a.bc"] {
+                assert!(!avatar.is_match(refused), "{refused:?}");
+                assert!(nexus_auth::domain::check_avatar_url(refused).is_err(), "{refused:?}");
+            }
+            for refused in ["https://a.bc/x", "https://a.bc?x", "a.bc", "https://"] {
+                assert!(!origin.is_match(refused), "{refused:?}");
+            }
+            assert!(avatar.is_match(""));
+        }
+
+        /// The attributes' copies of the patterns stay equal to the ones tested above.
+        #[test]
+        fn every_text_pattern_is_one_of_these() {
+            let doc = serde_json::to_value(crate::openapi()).unwrap();
+            fn walk(v: &serde_json::Value, found: &mut Vec<String>) {
+                match v {
+                    serde_json::Value::Object(m) => {
+                        if let Some(serde_json::Value::String(p)) = m.get("pattern")
+                            && p.contains(r"\x7F-\x9F")
+                        {
+                            found.push(p.clone());
+                        }
+                        m.values().for_each(|v| walk(v, found));
+                    }
+                    serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, found)),
+                    _ => {}
+                }
+            }
+            let mut found = Vec::new();
+            walk(&doc, &mut found);
+            assert!(found.len() > 10, "{found:?}");
+            for p in found {
+                assert!(
+                    [
+                        super::TEXT,
+                        super::REQUIRED_TEXT,
+                        super::NAME,
+                        super::RETURN_URL,
+                        super::PRINTABLE,
+                        super::FUNNEL_STEPS
+                    ]
+                    .contains(&p.as_str()),
+                    "{p}"
+                );
+            }
+        }
+
+        #[test]
+        fn time_zones_are_the_ones_auth_accepts() {
+            let schema = serde_json::to_value(super::time_zone_or_null()).unwrap();
+            let names = schema["enum"].as_array().unwrap();
+            assert!(names.len() > 300);
+            for name in names.iter().filter_map(|n| n.as_str()) {
+                assert!(nexus_auth::domain::check_timezone(name).is_ok(), "{name}");
+            }
+        }
+
         #[test]
         fn the_currencies_are_the_ones_the_kernel_prices_in() {
             for code in super::CURRENCIES {

@@ -105,7 +105,8 @@ pub fn filter_name(name: &str) -> Result<Option<String>, Error> {
     if n.is_empty() {
         return Ok(None);
     }
-    if n.chars().count() > MAX_NAME {
+    // Control characters are refused as in tracked names (Postgres text cannot even hold NUL).
+    if n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
         return Err(unprocessable("analytics.invalid_event_name").with_param("max", MAX_NAME.to_string()));
     }
     Ok(Some(n.to_owned()))
@@ -114,7 +115,7 @@ pub fn filter_name(name: &str) -> Result<Option<String>, Error> {
 /// The property a breakdown groups by, trimmed.
 pub fn check_property(property: &str) -> Result<&str, Error> {
     let property = property.trim();
-    if property.is_empty() || property.chars().count() > MAX_PROPERTY {
+    if property.is_empty() || property.chars().count() > MAX_PROPERTY || property.chars().any(char::is_control) {
         return Err(unprocessable("analytics.invalid_property").with_param("max", MAX_PROPERTY.to_string()));
     }
     Ok(property)
@@ -161,7 +162,7 @@ pub fn check_funnel(steps: &[String], window_seconds: u64) -> Result<Vec<String>
         return Err(bad_steps());
     }
     let steps: Vec<String> = steps.iter().map(|s| s.trim().to_owned()).collect();
-    if steps.iter().any(|s| s.is_empty() || s.chars().count() > MAX_NAME) {
+    if steps.iter().any(|s| s.is_empty() || s.chars().count() > MAX_NAME || s.chars().any(char::is_control)) {
         return Err(bad_steps());
     }
     if window_seconds == 0 || window_seconds > MAX_WINDOW_DAYS * 86_400 {
@@ -302,5 +303,16 @@ mod tests {
         let r = parse_range("2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z", now, 30).unwrap();
         assert!(bucket_count_ok(&r, Interval::Day).is_ok());
         assert!(bucket_count_ok(&r, Interval::Hour).is_err());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused() {
+        assert_eq!(filter_name(" page.viewed\n").unwrap().as_deref(), Some("page.viewed"));
+        assert!(filter_name("page\u{0}viewed").is_err());
+        assert!(check_property("plan\u{7}").is_err());
+        assert!(check_property("\tplan ").is_ok());
+        let steps = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(check_funnel(&steps(&["a", "b\u{0}"]), 60).is_err());
+        assert!(check_funnel(&steps(&["a", " b "]), 60).is_ok());
     }
 }

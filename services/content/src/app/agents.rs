@@ -26,7 +26,8 @@ pub struct Reply {
 
 fn contact(id: &str) -> Result<String, Error> {
     let id = id.trim();
-    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+    // Counted in characters, as every text limit of the API is.
+    if id.is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
         return Err(Error::invalid("content.invalid_contact").with_violation("contact_id", "invalid"));
     }
     Ok(id.to_owned())
@@ -221,5 +222,21 @@ impl App {
         let rows = repo::messages(&mut tx, agent_id.as_uuid(), &contact_id, i64::from(limit)).await?;
         db::commit(tx).await?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact;
+
+    #[test]
+    fn contact_ids_are_counted_in_characters() {
+        assert_eq!(contact("  crm_42 ").unwrap(), "crm_42");
+        // 128 Hebrew letters are 256 bytes: still within the limit the API documents.
+        assert!(contact(&"ש".repeat(128)).is_ok());
+        assert!(contact(&"ש".repeat(129)).is_err());
+        for bad in ["", "   ", "tab\tinside", "nul\u{0}"] {
+            assert!(contact(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -28,11 +28,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[schema(example = json!({"name": "Nova", "instructions": "Answer briefly; offer a call for big orders.", "language": "pt",
     "knowledge": ["Entregamos em todo o Brasil em até 5 dias úteis.", "Trocas grátis em 30 dias."]}))]
 pub struct AgentRequest {
+    /// 1 to 80 characters, not only spaces; no control characters.
+    #[schema(
+        max_length = 80,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub name: String,
+    /// Up to 4,000 characters; no control characters but line breaks and tabs.
+    #[schema(max_length = 4000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub instructions: Option<String>,
-    /// en, es, pt, he or ar; default: your language.
+    /// en, es, pt, he or ar; empty or absent: your language.
+    #[schema(pattern = "^(|en|es|pt|he|ar)$")]
     pub language: Option<String>,
-    /// Up to 50 snippets of up to 2,000 characters the agent answers from.
+    #[schema(schema_with = crate::openapi::vocab::agent_knowledge)]
     pub knowledge: Option<Vec<String>>,
 }
 
@@ -146,7 +154,14 @@ pub async fn delete_agent(
 #[schema(example = json!({"contact_id": "crm_42", "message": "Vocês entregam em Recife?"}))]
 pub struct ChatRequest {
     /// Your id for the person (a CRM contact, a WhatsApp contact): history is kept per contact.
+    /// 1 to 128 characters, not only spaces; no control characters.
+    #[schema(max_length = 128, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub contact_id: String,
+    /// 1 to 4,000 characters, not only spaces; no control characters but line breaks and tabs.
+    #[schema(
+        max_length = 4000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub message: String,
 }
 

@@ -51,7 +51,10 @@ pub async fn get_write_key(State(state): State<AppState>, _a: Authenticated) -> 
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"allowed_origins": ["https://shop.example.com"]}))]
 pub struct RotateWriteKeyBody {
+    /// Up to 20 browser origins allowed to send with the new key (scheme, host and port only);
+    /// empty allows any.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::vocab::origins)]
     pub allowed_origins: Vec<String>,
 }
 

@@ -65,6 +65,8 @@ pub async fn list_api_keys(State(state): State<AppState>, _a: Authenticated) -> 
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Reporting dashboard", "scopes": ["read"], "expires_at": "2027-12-31T23:59:59Z"}))]
 pub struct CreateApiKeyBody {
+    /// 1 to 100 characters, not only spaces; no control characters.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: String,
     /// Any of `read`, `write`, `admin`.
     #[schema(schema_with = crate::openapi::vocab::api_key_scopes)]

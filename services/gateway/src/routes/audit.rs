@@ -30,9 +30,9 @@ pub struct AuditQuery {
     pub resource_type: Option<String>,
     #[param(example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")]
     pub resource_id: Option<String>,
-    #[param(example = "2026-11-01T00:00:00Z")]
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]

@@ -112,8 +112,11 @@ pub struct CheckoutBody {
     /// ISO 4217; default the subscription's currency (USD for new workspaces).
     #[schema(example = "USD")]
     pub currency: Option<String>,
-    /// Where Stripe sends the user after paying (default from configuration).
+    /// Where Stripe sends the user after paying (default from configuration): an http(s) URL of
+    /// up to 2,048 characters, without spaces.
+    #[schema(max_length = 2048, pattern = r"^(https?://[^\s\x00-\x1F\x7F-\x9F]*)?$")]
     pub success_url: Option<String>,
+    #[schema(max_length = 2048, pattern = r"^(https?://[^\s\x00-\x1F\x7F-\x9F]*)?$")]
     pub cancel_url: Option<String>,
 }
 
@@ -208,7 +211,9 @@ pub async fn complete_checkout(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalBody {
-    /// Where the portal sends the user back (default from configuration).
+    /// Where the portal sends the user back (default from configuration): an http(s) URL of up
+    /// to 2,048 characters, without spaces.
+    #[schema(max_length = 2048, pattern = r"^(https?://[^\s\x00-\x1F\x7F-\x9F]*)?$")]
     pub return_url: Option<String>,
 }
 
@@ -243,7 +248,7 @@ pub async fn portal(
 #[serde(deny_unknown_fields)]
 pub struct ChangePlanBody {
     /// Higher plans apply now (prorated); lower ones at the end of the period; `free` cancels.
-    #[schema(example = "premium")]
+    #[schema(schema_with = crate::openapi::vocab::plan_code)]
     pub plan: String,
 }
 

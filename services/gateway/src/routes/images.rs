@@ -24,10 +24,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[schema(example = json!({"purpose": "hero", "prompt": "trail running shoes on a rocky path at sunrise", "caption": "Trail Runner X", "language": "en"}))]
 pub struct ImageRequest {
     /// hero (1024 x 576 by default) or ad (1024 x 1024).
+    #[schema(pattern = "^(hero|ad)$")]
     pub purpose: String,
+    /// 1 to 1,000 characters, not only spaces; no control characters but line breaks and tabs.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub prompt: String,
-    /// Text drawn on local placeholders.
+    /// Text drawn on local placeholders: up to 120 characters.
+    #[schema(max_length = 120, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub caption: Option<String>,
+    /// en, es, pt, he or ar; empty or absent: your language.
+    #[schema(pattern = "^(|en|es|pt|he|ar)$")]
     pub language: Option<String>,
     /// 256 to 2048, multiples of 64.
     #[schema(minimum = 256, maximum = 2048, multiple_of = 64)]

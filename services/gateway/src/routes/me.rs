@@ -103,12 +103,15 @@ pub async fn me(State(state): State<AppState>, _a: Authenticated) -> Result<Json
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Ana Silva", "locale": "he", "timezone": "Asia/Jerusalem", "notifications": {"product_updates": false, "billing": true, "security": true, "weekly_report": true}}))]
 pub struct ProfileBody {
+    /// 1 to 100 characters, not only spaces; no control characters.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub name: Option<String>,
-    /// https URL, or empty to remove.
+    #[schema(schema_with = crate::openapi::vocab::avatar_url_or_null)]
     pub avatar_url: Option<String>,
     /// en, es, pt, he or ar: the language of everything NexusOne writes to you.
+    #[schema(pattern = "^(en|es|pt|he|ar)$")]
     pub locale: Option<String>,
-    /// IANA time zone, e.g. `America/Sao_Paulo`.
+    #[schema(schema_with = crate::openapi::vocab::time_zone_or_null)]
     pub timezone: Option<String>,
     pub notifications: Option<Notifications>,
 }

@@ -76,8 +76,10 @@ pub async fn list_members(State(state): State<AppState>, _a: Authenticated) -> R
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "rafael@example.com", "role": "member"}))]
 pub struct InviteBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    /// admin, member or viewer.
+    /// admin, member or viewer (a workspace has one owner: its creator).
+    #[schema(pattern = "^(admin|member|viewer)$")]
     pub role: String,
 }
 

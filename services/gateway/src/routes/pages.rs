@@ -138,14 +138,29 @@ pub(crate) fn page(p: pb::Page) -> PageBody {
 #[schema(example = json!({"title": "Spring sale", "language": "ar", "tone": "friendly", "product": "Trail Runner X",
     "audience": "weekend hikers", "facts": ["free returns for 30 days"], "call_to_action": "Book a fitting"}))]
 pub struct CreatePageRequest {
-    /// Shown in the browser tab; default: the product name.
+    /// Shown in the browser tab (up to 120 characters); default: the product name.
+    #[schema(max_length = 120, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub title: Option<String>,
+    /// en, es, pt, he or ar; empty or absent: your language.
+    #[schema(pattern = "^(|en|es|pt|he|ar)$")]
     pub language: Option<String>,
+    /// friendly (default), professional, playful, urgent or luxury.
+    #[schema(pattern = "^(|friendly|professional|playful|urgent|luxury)$")]
     pub tone: Option<String>,
+    /// 1 to 120 characters, not only spaces. Texts take no control characters but line breaks
+    /// and tabs.
+    #[schema(
+        max_length = 120,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
     pub product: String,
+    #[schema(max_length = 2000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub description: Option<String>,
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub audience: Option<String>,
+    #[schema(schema_with = crate::openapi::vocab::brief_facts)]
     pub facts: Option<Vec<String>>,
+    #[schema(max_length = 80, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub call_to_action: Option<String>,
 }
 
@@ -264,7 +279,7 @@ pub struct UpdateSectionRequest {
 
 /// Replace one section (hero, benefits, social_proof, faq, cta, lead_form), as a new version.
 #[utoipa::path(put, path = "/v1/pages/{id}/sections/{section}", tag = "pages", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "faq")),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "faq", pattern = "^(hero|benefits|social_proof|faq|cta|lead_form)$")),
     request_body = UpdateSectionRequest,
     responses((status = 200, description = "The page at its new version", body = PageBody), (status = 400, description = "Unknown section or invalid content", body = ErrorEnvelope),
         (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 404, description = "No such page in this workspace", body = ErrorEnvelope),
@@ -286,7 +301,7 @@ pub async fn update_section(
 
 /// Write one section anew from the page's brief (credits: content.generation), as a new version.
 #[utoipa::path(post, path = "/v1/pages/{id}/sections/{section}/regenerate", tag = "pages", security(("bearer" = []), ("api_key" = [])),
-    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "hero"),
+    params(("id" = String, Path, example = "pg_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"), ("section" = String, Path, example = "hero", pattern = "^(hero|benefits|social_proof|faq|cta|lead_form)$"),
         ("Idempotency-Key" = Option<String>, Header, example = "regen-hero-1")),
     responses((status = 200, description = "The page at its new version", body = PageBody), (status = 400, description = "Unknown section", body = ErrorEnvelope),
         (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 402, description = "Not enough credits", body = ErrorEnvelope),
@@ -305,7 +320,9 @@ pub async fn regenerate_section(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"slug": "spring-sale"}))]
 pub struct PublishRequest {
-    /// 3–60 of a-z, 0-9 and hyphens; required the first time, kept afterwards.
+    /// 3–60 of a-z, 0-9 and single inner hyphens (capitals are lower-cased), not a reserved
+    /// word; required the first time, kept afterwards.
+    #[schema(max_length = 60, pattern = "^([A-Za-z0-9]+(-[A-Za-z0-9]+)*)?$")]
     pub slug: Option<String>,
 }
 

@@ -30,19 +30,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct TimeSeriesQuery {
     /// RFC 3339, inclusive; default 30 days before `to`.
-    #[param(example = "2026-11-01T00:00:00Z")]
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
     /// RFC 3339, exclusive; default now.
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
     /// hour, day (default) or week.
-    #[param(example = "day")]
+    #[param(example = "day", pattern = "^(|hour|day|week)$")]
     pub interval: Option<String>,
     /// IANA zone for the buckets; default the workspace's.
     #[param(example = "America/Sao_Paulo")]
     pub tz: Option<String>,
-    /// Only events with this name.
-    #[param(example = "page.viewed")]
+    /// Only events with this name (up to 200 characters, no control characters).
+    #[param(example = "page.viewed", max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub event: Option<String>,
 }
 
@@ -104,12 +104,16 @@ pub async fn timeseries(
 #[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
     /// Step 1 must happen in [from, to).
-    #[param(example = "2026-11-01T00:00:00Z")]
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
-    /// 2 to 10 event names, comma-separated, in order.
-    #[param(example = "page.viewed,signup.started,signup.completed")]
+    /// 2 to 10 event names (up to 200 characters each, not only spaces, no control characters),
+    /// comma-separated, in order.
+    #[param(
+        example = "page.viewed,signup.started,signup.completed",
+        pattern = r"^[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*(,[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*){1,9}$"
+    )]
     pub steps: String,
     /// Seconds from step 1 within which the later steps count; default 7 days, at most 90.
     #[param(example = 86400, minimum = 1, maximum = 7776000)]
@@ -170,12 +174,12 @@ pub async fn funnel(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RevenueQuery {
-    #[param(example = "2026-11-01T00:00:00Z")]
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
     /// day (default), week or month.
-    #[param(example = "week")]
+    #[param(example = "week", pattern = "^(|day|week|month)$")]
     pub interval: Option<String>,
     #[param(example = "Asia/Jerusalem")]
     pub tz: Option<String>,
@@ -237,21 +241,60 @@ pub async fn revenue(
     }))
 }
 
+// One query type per breakdown, so each operation documents only the parameters it reads.
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct BreakdownQuery {
-    #[param(example = "2026-11-01T00:00:00Z")]
+pub struct TopEventsQuery {
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
-    /// Only events with this name (property and UTM breakdowns).
-    #[param(example = "order.completed")]
+    /// 1 to 100; default 20.
+    #[param(example = 20, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(example = "eyJvIjoyMH0")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PropertyQuery {
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
+    pub from: Option<String>,
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
+    pub to: Option<String>,
+    /// Only events with this name (up to 200 characters, no control characters).
+    #[param(example = "order.completed", max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub event: Option<String>,
-    /// Property to group by: required by the property breakdown (1 to 100 characters).
-    #[param(example = "plan")]
-    pub property: Option<String>,
-    /// source (default), medium, campaign, term or content (UTM breakdown).
-    #[param(example = "campaign")]
+    /// Property to group by: 1 to 100 characters, not only spaces, no control characters.
+    #[param(
+        example = "plan",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub property: String,
+    /// 1 to 100; default 20.
+    #[param(example = 20, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(example = "eyJvIjoyMH0")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UtmQuery {
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
+    pub from: Option<String>,
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
+    pub to: Option<String>,
+    /// Only events with this name (up to 200 characters, no control characters).
+    #[param(example = "order.completed", max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    pub event: Option<String>,
+    /// source (default), medium, campaign, term or content.
+    #[param(example = "campaign", pattern = "^(|source|medium|campaign|term|content)$")]
     pub dimension: Option<String>,
     /// 1 to 100; default 20.
     #[param(example = 20, maximum = 100)]
@@ -289,12 +332,12 @@ fn breakdown(r: pb::BreakdownResponse) -> BreakdownBody {
 }
 
 /// The most frequent events.
-#[utoipa::path(get, path = "/v1/analytics/top-events", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(BreakdownQuery),
-    responses((status = 200, description = "Events by count", body = BreakdownBody), (status = 400, description = "Bad page size or cursor", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/analytics/top-events", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(TopEventsQuery),
+    responses((status = 200, description = "Events by count", body = BreakdownBody), (status = 400, description = "Bad page size or cursor", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 422, description = "Bad range", body = ErrorEnvelope)))]
 pub async fn top_events(
     State(state): State<AppState>,
     _a: Authenticated,
-    ApiQuery(q): ApiQuery<BreakdownQuery>,
+    ApiQuery(q): ApiQuery<TopEventsQuery>,
 ) -> Result<Json<BreakdownBody>, ApiError> {
     let r = client(&state)
         .top_events(pb::TopEventsRequest { range: time_range(q.from, q.to), page: paging(q.limit, q.cursor) })
@@ -304,18 +347,18 @@ pub async fn top_events(
 }
 
 /// Events grouped by the value of one property.
-#[utoipa::path(get, path = "/v1/analytics/properties", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(BreakdownQuery),
-    responses((status = 200, description = "Values by count", body = BreakdownBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 422, description = "No or bad property name", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/v1/analytics/properties", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(PropertyQuery),
+    responses((status = 200, description = "Values by count", body = BreakdownBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 422, description = "Bad property name or range", body = ErrorEnvelope)))]
 pub async fn property_breakdown(
     State(state): State<AppState>,
     _a: Authenticated,
-    ApiQuery(q): ApiQuery<BreakdownQuery>,
+    ApiQuery(q): ApiQuery<PropertyQuery>,
 ) -> Result<Json<BreakdownBody>, ApiError> {
     let r = client(&state)
         .property_breakdown(pb::PropertyBreakdownRequest {
             range: time_range(q.from, q.to),
             event: q.event.unwrap_or_default(),
-            property: q.property.unwrap_or_default(),
+            property: q.property,
             page: paging(q.limit, q.cursor),
         })
         .await?
@@ -324,12 +367,12 @@ pub async fn property_breakdown(
 }
 
 /// Events grouped by a UTM field.
-#[utoipa::path(get, path = "/v1/analytics/utm", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(BreakdownQuery),
+#[utoipa::path(get, path = "/v1/analytics/utm", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(UtmQuery),
     responses((status = 200, description = "UTM values by count", body = BreakdownBody), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 422, description = "Unknown dimension", body = ErrorEnvelope)))]
 pub async fn utm_breakdown(
     State(state): State<AppState>,
     _a: Authenticated,
-    ApiQuery(q): ApiQuery<BreakdownQuery>,
+    ApiQuery(q): ApiQuery<UtmQuery>,
 ) -> Result<Json<BreakdownBody>, ApiError> {
     let r = client(&state)
         .utm_breakdown(pb::UtmBreakdownRequest {
@@ -346,9 +389,9 @@ pub async fn utm_breakdown(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RangeQuery {
-    #[param(example = "2026-11-01T00:00:00Z")]
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
     pub from: Option<String>,
-    #[param(example = "2026-11-25T00:00:00Z")]
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
     pub to: Option<String>,
 }
 
