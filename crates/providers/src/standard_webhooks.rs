@@ -12,10 +12,20 @@ use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
 
 /// A signing secret. Not shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SigningSecret {
     key: Vec<u8>,
+    /// The HMAC key schedule, computed once: a worker signs many messages with one secret.
+    hmac: ring::hmac::Key,
 }
+
+impl PartialEq for SigningSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.key.ct_eq(&other.key).into()
+    }
+}
+
+impl Eq for SigningSecret {}
 
 impl fmt::Debug for SigningSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,7 +43,7 @@ impl SigningSecret {
         let mut key = vec![0u8; Self::GENERATED_BYTES];
         // The system RNG failing leaves the process unable to do any cryptography at all.
         ring::rand::SystemRandom::new().fill(&mut key).expect("system random source");
-        SigningSecret { key }
+        SigningSecret::from_key(key)
     }
 
     /// Reads `whsec_<base64>` (the prefix may be left out).
@@ -43,7 +53,12 @@ impl SigningSecret {
         if key.is_empty() || key.len() > 64 {
             return Err(WebhookError::InvalidSecret);
         }
-        Ok(SigningSecret { key })
+        Ok(SigningSecret::from_key(key))
+    }
+
+    fn from_key(key: Vec<u8>) -> SigningSecret {
+        let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+        SigningSecret { key, hmac }
     }
 
     /// The `whsec_<base64>` form, shown to the endpoint's owner once and stored sealed.
@@ -53,7 +68,7 @@ impl SigningSecret {
 
     /// `v1,<base64>` of one message.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", STANDARD.encode(signature(&self.key, id, &timestamp.to_string(), body).as_ref()))
+        format!("v1,{}", STANDARD.encode(signature(&self.hmac, id, &timestamp.to_string(), body).as_ref()))
     }
 }
 
@@ -142,7 +157,7 @@ pub fn verify<H: WebhookHeaders + ?Sized>(
     let timestamp: i64 = ts.parse().map_err(|_| WebhookError::Malformed("timestamp is not a number"))?;
 
     let key = SigningSecret::parse(secret)?;
-    let expected = signature(&key.key, id, ts, body);
+    let expected = signature(&key.hmac, id, ts, body);
 
     let mut matched = subtle::Choice::from(0);
     let mut seen = 0;
@@ -171,9 +186,8 @@ pub fn verify<H: WebhookHeaders + ?Sized>(
     Ok(())
 }
 
-fn signature(key: &[u8], id: &str, ts: &str, body: &[u8]) -> ring::hmac::Tag {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    let mut ctx = ring::hmac::Context::with_key(&key);
+fn signature(key: &ring::hmac::Key, id: &str, ts: &str, body: &[u8]) -> ring::hmac::Tag {
+    let mut ctx = ring::hmac::Context::with_key(key);
     ctx.update(id.as_bytes());
     ctx.update(b".");
     ctx.update(ts.as_bytes());

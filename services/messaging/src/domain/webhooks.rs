@@ -183,12 +183,23 @@ pub const PAYLOAD_MAX_BYTES: usize = 256 * 1024;
 /// The body every attempt of a message sends (the Standard Webhooks payload shape): the same
 /// bytes each time, so the `webhook-id` and signature describe one thing.
 pub fn body(event_type: &str, created_at: chrono::DateTime<chrono::Utc>, data: &serde_json::Value) -> Vec<u8> {
-    let body = serde_json::json!({
-        "type": event_type,
-        "timestamp": created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
-    });
-    serde_json::to_vec(&body).unwrap_or_default()
+    body_of_raw(event_type, created_at, &data.to_string())
+}
+
+/// [`body`] around `data` that is already JSON text (as stored), so a delivery never parses
+/// and re-serializes the payload.
+pub fn body_of_raw(event_type: &str, created_at: chrono::DateTime<chrono::Utc>, data: &str) -> Vec<u8> {
+    let event_type = serde_json::to_string(event_type).unwrap_or_default();
+    let timestamp = created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut out = Vec::with_capacity(data.len() + event_type.len() + 64);
+    out.extend_from_slice(b"{\"type\":");
+    out.extend_from_slice(event_type.as_bytes());
+    out.extend_from_slice(b",\"timestamp\":\"");
+    out.extend_from_slice(timestamp.as_bytes());
+    out.extend_from_slice(b"\",\"data\":");
+    out.extend_from_slice(data.as_bytes());
+    out.push(b'}');
+    out
 }
 
 /// The `webhook-id` of a message: stable across attempts and replays, so receivers dedupe by it.

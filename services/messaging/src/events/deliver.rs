@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::crypto::Sealer;
-use nexus_platform::db;
+use nexus_platform::db::{self, DbResultExt};
 use nexus_platform::outbound::{Limits, OutboundClient, OutboundConfig, OutboundError};
 use nexus_providers::standard_webhooks::{SigningSecret, signature_header};
 use sha2::{Digest, Sha256};
@@ -63,7 +63,7 @@ impl Default for WorkerConfig {
             in_flight: 64,
             batch: 64,
             lease: Duration::from_secs(60),
-            idle_poll: Duration::from_millis(50),
+            idle_poll: Duration::from_millis(10),
             timeout: RESPONSE_TIMEOUT,
             max_rate_wait: Duration::from_secs(1),
         }
@@ -119,9 +119,58 @@ impl std::fmt::Debug for Worker {
     }
 }
 
+/// A message's body as every endpoint gets it: built, digested and named once per claim.
+struct Body {
+    bytes: bytes::Bytes,
+    sha256: String,
+    webhook_id: String,
+}
+
+/// A claimed delivery with its message's body.
+struct Job {
+    c: Claimed,
+    body: Arc<Body>,
+}
+
+/// Pairs each claimed delivery with its message's body, built once per message (a message
+/// goes to every endpoint that subscribed, in one claim as a rule).
+fn prepare(claimed: Vec<Claimed>) -> Vec<Job> {
+    let mut bodies: HashMap<Uuid, Arc<Body>> = HashMap::new();
+    claimed
+        .into_iter()
+        .map(|c| {
+            let body = bodies
+                .entry(c.message_id)
+                .or_insert_with(|| {
+                    let bytes = rules::body_of_raw(&c.event_type, c.message_created_at, &c.payload);
+                    Arc::new(Body {
+                        sha256: hex(&Sha256::digest(&bytes)),
+                        webhook_id: rules::webhook_id(c.message_id),
+                        bytes: bytes.into(),
+                    })
+                })
+                .clone();
+            Job { c, body }
+        })
+        .collect()
+}
+
+/// Most finished deliveries recorded by one transaction.
+const RECORD_GROUP: usize = 512;
+
+/// Groups recorded side by side: one waits for its commit to reach the disk while the next is
+/// written, and Postgres works on both with a core each.
+const RECORDERS: usize = 2;
+
+/// Tries to record a group this often: a group left unrecorded is sent again when its leases
+/// run out, so a passing failure (a deadlock between recorders disabling and finishing the
+/// same endpoint's deliveries, a dropped connection) is retried at once.
+const RECORD_TRIES: u32 = 3;
+
 /// What one claimed delivery came to, before it is recorded.
 struct Done {
     claimed: Claimed,
+    body: Arc<Body>,
     next: Next,
     attempt: Option<Sent>,
     started_at: DateTime<Utc>,
@@ -133,7 +182,6 @@ struct Sent {
     status: Option<i32>,
     duration_ms: i32,
     headers: serde_json::Value,
-    sha256: String,
     body_excerpt: String,
 }
 
@@ -156,9 +204,10 @@ impl Worker {
     /// Delivers until `cancel`, then finishes and records what is in flight; sweeps attempts
     /// and messages past 30 days every ten minutes.
     ///
-    /// A pipeline: deliveries are claimed whenever half of `in_flight` is free, sent side by
-    /// side, and recorded by a separate task in groups of whatever has finished, so the wire is
-    /// never idle while Postgres records.
+    /// A pipeline of three stages that never wait on one another: a claim runs in the
+    /// background while deliveries are on the wire (up to a batch is held claimed ahead, so the
+    /// wire never idles while Postgres answers), each delivery is sent by a task of its own, and
+    /// a recorder commits whatever has finished in groups.
     pub async fn run(self, cancel: CancellationToken) {
         let sweeper = self.clone();
         let sweep_cancel = cancel.clone();
@@ -173,15 +222,21 @@ impl Worker {
                 }
             }
         });
-        let (finished, mut to_record) = tokio::sync::mpsc::channel::<Done>(self.cfg.in_flight.max(1) * 2);
+        // Bounded: a recorder falling behind slows the senders down long before a lease (60 s)
+        // could run out on a delivery that was sent but not yet recorded.
+        let (finished, mut to_record) = tokio::sync::mpsc::channel::<Done>(self.cfg.in_flight.max(1) * 8);
         let recorder = self.clone();
         let recording = tokio::spawn(async move {
+            let mut running = tokio::task::JoinSet::new();
             let mut group = Vec::new();
-            while to_record.recv_many(&mut group, 512).await > 0 {
-                if let Err(e) = recorder.record(std::mem::take(&mut group)).await {
-                    tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
+            while to_record.recv_many(&mut group, RECORD_GROUP).await > 0 {
+                while running.len() >= RECORDERS {
+                    running.join_next().await;
                 }
+                let (me, group) = (recorder.clone(), std::mem::take(&mut group));
+                running.spawn(async move { me.record_retrying(group).await });
             }
+            while running.join_next().await.is_some() {}
         });
         Arc::new(self).pump(&cancel, &finished).await;
         drop(finished);
@@ -189,67 +244,99 @@ impl Worker {
         let _ = sweeping.await;
     }
 
-    /// Claims and sends; each delivery runs as its own task (so deliveries keep moving while the
-    /// next claim waits on Postgres) and hands its result to the recorder.
+    /// Keeps `in_flight` deliveries on the wire, each a task of its own that hands its result
+    /// to the recorder, and claims ahead in the background. On `cancel`, deliveries claimed but
+    /// not yet sent are put back (due at once, no attempt counted) and those on the wire finish.
     async fn pump(self: Arc<Self>, cancel: &CancellationToken, finished: &tokio::sync::mpsc::Sender<Done>) {
         let capacity = self.cfg.in_flight.max(1);
-        let mut in_flight = tokio::task::JoinSet::new();
+        let batch = usize::try_from(self.cfg.batch).unwrap_or(1).max(1);
+        let mut ready: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+        let mut sending = tokio::task::JoinSet::new();
+        let mut claiming: Option<tokio::task::JoinHandle<Result<Vec<Job>, Error>>> = None;
         let mut backoff = self.cfg.idle_poll;
         // When the last claim found nothing (or failed), the next waits for this.
         let mut next_claim = tokio::time::Instant::now();
         loop {
-            let room = capacity.saturating_sub(in_flight.len());
-            if !cancel.is_cancelled() && room * 2 >= capacity && tokio::time::Instant::now() >= next_claim {
-                match self.claim(i64::try_from(room).unwrap_or(i64::MAX).min(self.cfg.batch)).await {
-                    Ok(claimed) => {
-                        backoff = self.cfg.idle_poll;
-                        if claimed.is_empty() {
-                            next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
-                        }
-                        for c in claimed {
-                            let (me, finished) = (self.clone(), finished.clone());
-                            in_flight.spawn(async move {
-                                let done = me.attempt(c).await;
-                                // The recorder only stops after every sender is gone.
-                                let _ = finished.send(done).await;
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "claiming webhook deliveries failed; will retry");
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        next_claim = tokio::time::Instant::now() + backoff;
-                    }
-                }
+            while sending.len() < capacity
+                && let Some(job) = ready.pop_front()
+            {
+                let (me, finished) = (self.clone(), finished.clone());
+                sending.spawn(async move {
+                    let done = me.attempt(job).await;
+                    // The recorder only stops after every sender is gone.
+                    let _ = finished.send(done).await;
+                });
             }
-            if in_flight.is_empty() {
-                if cancel.is_cancelled() {
-                    return;
+            if cancel.is_cancelled() {
+                if let Some(claim) = claiming.take()
+                    && let Ok(Ok(jobs)) = claim.await
+                {
+                    ready.extend(jobs);
                 }
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = tokio::time::sleep_until(next_claim) => {}
+                let now = self.clock.now();
+                for job in ready.drain(..) {
+                    let put_back = Done {
+                        claimed: job.c,
+                        body: job.body,
+                        next: Next::Deferred(now),
+                        attempt: None,
+                        started_at: now,
+                    };
+                    let _ = finished.send(put_back).await;
                 }
-                continue;
+                while sending.join_next().await.is_some() {}
+                return;
+            }
+            // Claimed ahead: what is on the wire plus up to a batch waiting. A claim asks for at
+            // least half a batch unless the queue ran dry, so claims stay few and large.
+            let room = (capacity + batch).saturating_sub(sending.len() + ready.len());
+            if claiming.is_none()
+                && room > 0
+                && (room * 2 >= batch || ready.is_empty())
+                && tokio::time::Instant::now() >= next_claim
+            {
+                let me = self.clone();
+                let limit = i64::try_from(room.min(batch)).unwrap_or(i64::MAX);
+                claiming = Some(tokio::spawn(async move { me.claim(limit).await }));
             }
             tokio::select! {
-                _ = in_flight.join_next() => {}
-                () = tokio::time::sleep_until(next_claim), if !cancel.is_cancelled() && in_flight.len() * 2 <= capacity => {}
+                Some(_) = sending.join_next(), if !sending.is_empty() => {}
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Ok(jobs)) => {
+                            backoff = self.cfg.idle_poll;
+                            if jobs.is_empty() {
+                                next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
+                            }
+                            ready.extend(jobs);
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = ?e, "claiming webhook deliveries failed; will retry");
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            next_claim = tokio::time::Instant::now() + backoff;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = ?e, "a webhook claim task failed; will retry");
+                            next_claim = tokio::time::Instant::now() + backoff;
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(next_claim), if claiming.is_none() && ready.is_empty() => {}
+                () = cancel.cancelled() => {}
             }
         }
     }
 
-    /// Claims up to `limit` due deliveries for one lease.
-    async fn claim(&self, limit: i64) -> Result<Vec<Claimed>, Error> {
+    /// Claims up to `limit` due deliveries for one lease, each message's body prepared once for
+    /// all its endpoints.
+    async fn claim(&self, limit: i64) -> Result<Vec<Job>, Error> {
         let now = self.clock.now();
         let lease_until = now + chrono::Duration::from_std(self.cfg.lease).map_err(Error::internal)?;
-        let mut tx = db::system(&self.pool).await?;
-        // A claim lost to a database crash only makes its deliveries claimable again, which
-        // at-least-once delivery allows; it need not wait for the disk. Records of outcomes do.
-        repo::commit_without_waiting(&mut tx).await?;
-        let claimed = repo::claim(&mut tx, now, lease_until, limit).await?;
-        db::commit(tx).await?;
-        Ok(claimed)
+        let mut conn = self.pool.acquire().await.db()?;
+        let claimed = repo::claim(&mut conn, now, lease_until, limit).await?;
+        drop(conn);
+        Ok(prepare(claimed))
     }
 
     /// One round without the pipeline (tests step the worker with it): claims due deliveries,
@@ -264,7 +351,7 @@ impl Worker {
         let mut done = futures::stream::iter(claimed).map(|c| self.attempt(c)).buffer_unordered(n).ready_chunks(n);
         let mut first_error = None;
         while let Some(chunk) = done.next().await {
-            if let Err(e) = self.record(chunk).await {
+            if let Err(e) = self.record(&chunk).await {
                 tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
                 first_error.get_or_insert(e);
             }
@@ -276,10 +363,11 @@ impl Worker {
     }
 
     /// Sends one claimed delivery (or decides not to).
-    async fn attempt(&self, c: Claimed) -> Done {
+    async fn attempt(&self, job: Job) -> Done {
+        let Job { c, body } = job;
         let started_at = self.clock.now();
         if c.endpoint_status != rules::EndpointStatus::Enabled.as_str() {
-            return Done { claimed: c, next: Next::Cancelled, attempt: None, started_at };
+            return Done { claimed: c, body, next: Next::Cancelled, attempt: None, started_at };
         }
         let rate = u32::try_from(c.rate_limit).unwrap_or(1);
         match self.limiter.reserve(c.endpoint_id, rate, self.cfg.max_rate_wait) {
@@ -287,10 +375,10 @@ impl Worker {
             Ok(_) => {}
             Err(wait) => {
                 let at = started_at + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::seconds(1));
-                return Done { claimed: c, next: Next::Deferred(at), attempt: None, started_at };
+                return Done { claimed: c, body, next: Next::Deferred(at), attempt: None, started_at };
             }
         }
-        let sent = self.send(&c, started_at).await;
+        let sent = self.send(&c, &body, started_at).await;
         let next = if sent.outcome == "delivered" {
             Next::Succeeded
         } else {
@@ -300,7 +388,7 @@ impl Worker {
                 None => Next::Failed,
             }
         };
-        Done { claimed: c, next, attempt: Some(sent), started_at }
+        Done { claimed: c, body, next, attempt: Some(sent), started_at }
     }
 
     /// The secrets that sign now: the current one, and the previous one during its overlap.
@@ -328,10 +416,8 @@ impl Worker {
         Ok(out)
     }
 
-    async fn send(&self, c: &Claimed, now: DateTime<Utc>) -> Sent {
-        let body = rules::body(&c.event_type, c.message_created_at, &c.payload.0);
-        let sha256 = hex(&Sha256::digest(&body));
-        let id = rules::webhook_id(c.message_id);
+    async fn send(&self, c: &Claimed, body: &Body, now: DateTime<Utc>) -> Sent {
+        let id = &body.webhook_id;
         let timestamp = now.timestamp();
         let secrets = match self.secrets(c, now) {
             Ok(s) => s,
@@ -343,13 +429,12 @@ impl Worker {
                     status: None,
                     duration_ms: 0,
                     headers: serde_json::json!({}),
-                    sha256,
                     body_excerpt: String::new(),
                 };
             }
         };
         let refs: Vec<&SigningSecret> = secrets.iter().collect();
-        let signature = signature_header(&refs, &id, timestamp, &body);
+        let signature = signature_header(&refs, id, timestamp, &body.bytes);
         let headers = serde_json::json!({
             "content-type": "application/json",
             "webhook-id": id,
@@ -361,10 +446,11 @@ impl Worker {
             .http()
             .post(&c.url)
             .header("content-type", "application/json")
-            .header("webhook-id", &id)
+            .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", &signature)
-            .body(body);
+            // Shared, not copied: every endpoint of the message sends the same bytes.
+            .body(body.bytes.clone());
         let clock = Instant::now();
         let result = self.http.send(req, Limits { max_bytes: RESPONSE_MAX_BYTES, timeout: self.cfg.timeout }).await;
         let duration_ms = i32::try_from(clock.elapsed().as_millis()).unwrap_or(i32::MAX);
@@ -388,14 +474,14 @@ impl Worker {
                 (reason.as_str(), None, e.to_string().chars().take(rules::BODY_EXCERPT).collect())
             }
         };
-        Sent { outcome, status, duration_ms, headers, sha256, body_excerpt }
+        Sent { outcome, status, duration_ms, headers, body_excerpt }
     }
 
     /// Records finished deliveries in one transaction, a statement per kind of write whatever
     /// their number: each delivery's next state (only while its lease is still ours), its
     /// attempt, and its endpoint's failure streak — an endpoint failing for five days is
     /// disabled and announced. A streak ends with any success in the batch.
-    async fn record(&self, done: Vec<Done>) -> Result<(), Error> {
+    async fn record(&self, done: &[Done]) -> Result<(), Error> {
         let finished: Vec<Finished> = done
             .iter()
             .map(|d| Finished { id: d.claimed.id, lease: d.claimed.lease_token, next: d.next, at: d.started_at })
@@ -424,7 +510,7 @@ impl Worker {
                     duration_ms: sent.duration_ms,
                     request_url: &c.url,
                     request_headers: &sent.headers,
-                    request_sha256: &sent.sha256,
+                    request_sha256: &d.body.sha256,
                     response_body: &sent.body_excerpt,
                     started_at: d.started_at,
                 })
@@ -446,9 +532,10 @@ impl Worker {
         succeeded.sort_unstable();
         succeeded.dedup();
         failed.retain(|e, _| succeeded.binary_search(e).is_err());
-        repo::endpoints_succeeded(&mut tx, &succeeded).await?;
-        for (endpoint, (at, tenant)) in failed {
-            let Some((_, since)) = repo::endpoints_failed(&mut tx, &[endpoint], at).await?.pop() else { continue };
+        let outcomes: Vec<(Uuid, Option<DateTime<Utc>>)> =
+            succeeded.iter().map(|e| (*e, None)).chain(failed.iter().map(|(e, (at, _))| (*e, Some(*at)))).collect();
+        for (endpoint, since) in repo::endpoint_streaks(&mut tx, &outcomes).await? {
+            let Some(&(at, tenant)) = failed.get(&endpoint) else { continue };
             if should_disable(since, at)
                 && let Some(url) = repo::disable_endpoint(&mut tx, endpoint, "failing").await?
             {
@@ -462,6 +549,23 @@ impl Worker {
             metrics::counter!("nexus_webhook_attempts_total", "outcome" => a.outcome.to_owned()).increment(1);
         }
         Ok(())
+    }
+
+    /// [`Worker::record`], tried again on failure (its transaction rolled back whole, and a
+    /// lease still ours is still ours).
+    async fn record_retrying(&self, done: Vec<Done>) {
+        for n in 1..=RECORD_TRIES {
+            match self.record(&done).await {
+                Ok(()) => return,
+                Err(e) if n < RECORD_TRIES => {
+                    tracing::info!(error = ?e, try_ = n, "recording webhook attempts failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(n))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "recording webhook attempts failed; their leases will run out");
+                }
+            }
+        }
     }
 
     /// Deletes attempts older than 30 days (by the worker's clock), then messages older than

@@ -444,43 +444,28 @@ pub struct Claimed {
     pub previous_secret_sealed: Option<String>,
     pub previous_expires_at: Option<DateTime<Utc>>,
     pub event_type: String,
-    pub payload: Json<serde_json::Value>,
+    /// The message's `data` as JSON text: sent as it is, never parsed.
+    pub payload: String,
     pub message_created_at: DateTime<Utc>,
 }
 
 /// Takes up to `limit` due deliveries (oldest due first) for `lease_until`; a worker that dies
-/// leaves its rows due again when the lease runs out. Only unindexed columns change, so a claim
-/// Lets the transaction commit without waiting for its WAL to reach the disk (claims only).
-pub async fn commit_without_waiting(conn: &mut PgConnection) -> Result<(), Error> {
-    sqlx::query("SET LOCAL synchronous_commit = off").execute(conn).await.db()?;
-    Ok(())
-}
-
-/// is a heap-only update (the due index skips the few held rows).
+/// leaves its rows due again when the lease runs out. One autocommitted statement (migration
+/// 0003): it runs across workspaces and its commit does not wait for the disk. Only unindexed
+/// columns change, so a claim is a heap-only update (the due index skips the few held rows).
 pub async fn claim(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>, Error> {
-    sqlx::query_as(
-        "WITH due AS ( \
-           SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
-             AND (leased_until IS NULL OR leased_until <= $1) \
-           ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-         UPDATE webhook_deliveries d SET leased_until = $2, lease_token = gen_random_uuid() \
-         FROM due, webhook_endpoints e, webhook_messages m \
-         WHERE d.id = due.id AND e.id = d.endpoint_id AND m.id = d.message_id \
-         RETURNING d.id, d.tenant_id, d.endpoint_id, d.message_id, d.attempts, d.lease_token, e.url, \
-                   e.status AS endpoint_status, e.rate_limit, e.secret_sealed, e.previous_secret_sealed, \
-                   e.previous_expires_at, m.event_type, m.payload, m.created_at AS message_created_at",
-    )
-    .bind(now)
-    .bind(lease_until)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-    .db()
+    sqlx::query_as("SELECT * FROM claim_webhook_deliveries($1, $2, $3)")
+        .bind(now)
+        .bind(lease_until)
+        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+        .fetch_all(conn)
+        .await
+        .db()
 }
 
 /// Where a delivery goes after an attempt.
@@ -587,34 +572,29 @@ pub async fn insert_attempts(conn: &mut PgConnection, attempts: &[NewAttempt<'_>
     Ok(())
 }
 
-/// A success ends the endpoints' failure streaks.
-pub async fn endpoints_succeeded(conn: &mut PgConnection, endpoints: &[Uuid]) -> Result<(), Error> {
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL")
-        .bind(endpoints)
-        .execute(conn)
-        .await
-        .db()?;
-    Ok(())
-}
-
-/// A failure starts the streak of each endpoint where none runs; answers since when each has
-/// been failing.
-pub async fn endpoints_failed(
+/// Each endpoint's failure streak after a group of attempts (`None`: it succeeded, which ends
+/// the streak; `Some(at)`: it failed, which starts one at `at` where none runs). One statement
+/// over ids in ascending order, so recorders committing side by side lock endpoints in the same
+/// order; an endpoint that succeeded and was not failing is not touched at all. Answers since
+/// when each endpoint that failed has been failing.
+pub async fn endpoint_streaks(
     conn: &mut PgConnection,
-    endpoints: &[Uuid],
-    now: DateTime<Utc>,
+    outcomes: &[(Uuid, Option<DateTime<Utc>>)],
 ) -> Result<Vec<(Uuid, DateTime<Utc>)>, Error> {
-    if endpoints.is_empty() {
+    if outcomes.is_empty() {
         return Ok(Vec::new());
     }
+    let mut sorted = outcomes.to_vec();
+    sorted.sort_by_key(|(id, _)| *id);
     let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "UPDATE webhook_endpoints SET failing_since = coalesce(failing_since, $2) WHERE id = ANY($1)          RETURNING id, failing_since",
+        "UPDATE webhook_endpoints e SET failing_since = \
+           CASE WHEN u.failed_at IS NULL THEN NULL ELSE coalesce(e.failing_since, u.failed_at) END \
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, failed_at) \
+         WHERE e.id = u.id AND (u.failed_at IS NOT NULL OR e.failing_since IS NOT NULL) \
+         RETURNING e.id, e.failing_since",
     )
-    .bind(endpoints)
-    .bind(now)
+    .bind(sorted.iter().map(|(id, _)| *id).collect::<Vec<Uuid>>())
+    .bind(sorted.iter().map(|(_, at)| *at).collect::<Vec<Option<DateTime<Utc>>>>())
     .fetch_all(conn)
     .await
     .db()?;
