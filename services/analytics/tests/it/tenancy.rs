@@ -157,7 +157,10 @@ async fn operators_see_each_services_health_rates_and_latency() {
         let analytics = s.services.iter().find(|x| x.name == "analytics").unwrap().clone();
         // Readiness pings Postgres with a 1 s limit, so a loaded machine may briefly read
         // "degraded"; the figures are what this test is about.
-        if analytics.status == "up" && analytics.request_rate.is_some_and(|r| r > 0.0) && analytics.p95_latency_ms.is_some() {
+        if analytics.status == "up"
+            && analytics.request_rate.is_some_and(|r| r > 0.0)
+            && analytics.p95_latency_ms.is_some()
+        {
             status = Some(s);
             break;
         }

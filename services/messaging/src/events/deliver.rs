@@ -49,7 +49,8 @@ pub struct WorkerConfig {
     /// How long a claim holds a delivery: longer than an attempt can take (timeout, rate wait,
     /// recording).
     pub lease: Duration,
-    /// Pause before looking again when nothing was due.
+    /// Pause before looking again when nothing was due; it doubles while nothing is, up to
+    /// `IDLE_POLL_MAX`.
     pub idle_poll: Duration,
     /// An answer must come within this (the 15 s of the rules; tests shorten it).
     pub timeout: Duration,
@@ -155,6 +156,9 @@ fn prepare(claimed: Vec<Claimed>) -> Vec<Job> {
         .collect()
 }
 
+/// The longest wait between claims of a worker that keeps finding nothing due.
+const IDLE_POLL_MAX: Duration = Duration::from_millis(200);
+
 /// Most finished deliveries recorded by one transaction.
 const RECORD_GROUP: usize = 512;
 
@@ -254,6 +258,7 @@ impl Worker {
         let mut sending = tokio::task::JoinSet::new();
         let mut claiming: Option<tokio::task::JoinHandle<Result<Vec<Job>, Error>>> = None;
         let mut backoff = self.cfg.idle_poll;
+        let mut idle = self.cfg.idle_poll;
         // When the last claim found nothing (or failed), the next waits for this.
         let mut next_claim = tokio::time::Instant::now();
         loop {
@@ -305,10 +310,15 @@ impl Worker {
                     claiming = None;
                     match claimed {
                         Ok(Ok(jobs)) => {
-                            backoff = self.cfg.idle_poll;
                             if jobs.is_empty() {
-                                next_claim = tokio::time::Instant::now() + self.cfg.idle_poll;
+                                // An idle worker polls less and less often (up to IDLE_POLL_MAX),
+                                // so idle replicas cost Postgres little; any work resets it.
+                                next_claim = tokio::time::Instant::now() + idle;
+                                idle = (idle * 2).min(IDLE_POLL_MAX.max(self.cfg.idle_poll));
+                            } else {
+                                idle = self.cfg.idle_poll;
                             }
+                            backoff = self.cfg.idle_poll;
                             ready.extend(jobs);
                         }
                         Ok(Err(e)) => {
