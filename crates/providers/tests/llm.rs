@@ -414,9 +414,7 @@ async fn server_errors_are_retried_before_the_stream_starts() {
 #[tokio::test]
 async fn unreachable_server_is_unavailable() {
     nexus_testkit::init_tracing();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = nexus_testkit::unreachable_addr();
     let cfg = LlmConfig { max_retries: 1, ..LlmConfig::new(format!("http://{addr}/v1"), TEST_API_KEY, TEST_MODEL) };
     let client = OpenAiClient::new(cfg, reqwest::Client::new());
     let err = client.complete(&hello()).await.unwrap_err();

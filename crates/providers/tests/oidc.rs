@@ -336,10 +336,7 @@ async fn discovery_problems_are_discovery_errors() {
     assert!(matches!(client.authorization_request(REDIRECT).await, Err(OidcError::Discovery(_))));
 
     // Nothing listening.
-    let dead = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    let dead = format!("http://{}", nexus_testkit::unreachable_addr());
     let client = OidcClient::new(OidcConfig { issuer: dead, ..config(&fake) }, http());
     let err = client.authorization_request(REDIRECT).await.unwrap_err();
     assert!(matches!(err, OidcError::Discovery(_)), "{err:?}");

@@ -215,9 +215,7 @@ async fn bad_token_unknown_ids_and_unreachable() {
     let err = client.get_prediction("doesnotexist").await.unwrap_err();
     assert!(matches!(err, ReplicateError::NotFound { .. }), "{err:?}");
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = nexus_testkit::unreachable_addr();
     let gone = ReplicateClient::new(
         ReplicateConfig { base_url: format!("http://{addr}/v1"), ..config(&fake) },
         reqwest::Client::new(),

@@ -352,9 +352,7 @@ async fn our_bugs_map_to_internal_with_the_cause() {
 #[tokio::test]
 async fn unreachable_stripe_is_unavailable() {
     nexus_testkit::init_tracing();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let addr = nexus_testkit::unreachable_addr();
     let cfg = StripeConfig { base_url: format!("http://{addr}"), ..StripeConfig::new(TEST_API_KEY) };
     let client = StripeClient::new(cfg, reqwest::Client::new());
     let err: StripeError = client.retrieve_subscription("sub_1").await.unwrap_err();

@@ -56,3 +56,10 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// An address where nothing listens, for "the provider is unreachable" tests. A port taken from
+/// a listener that is then dropped is free for any parallel test to bind again (a fake server
+/// of another test may then answer); port 1 on loopback is bound by nothing here.
+pub fn unreachable_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 1))
+}
