@@ -11,8 +11,19 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A port for a binary to listen on, drawn at random below the kernel's ephemeral range
+/// (32768–60999 on Linux): a port the kernel handed out and we released could be taken by any
+/// outgoing connection (a Postgres, NATS or HTTP client) before the binary binds it. 10000–19999
+/// stays clear of the contract stack's ports (21000+) and of `make run`'s.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use rand::Rng;
+    let mut rng = rand::rng();
+    loop {
+        let port = rng.random_range(10_000..20_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub struct Proc {
