@@ -10,7 +10,7 @@ CARGO ?= cargo
 ARGS ?=
 LOCAL := deploy/local
 
-.PHONY: help run test contract lint deny fmt bench openapi build stack-up stack-down stack-status clean-local
+.PHONY: help run test contract manifests lint deny fmt bench openapi build stack-up stack-down stack-status clean-local
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ test: ## Postgres + NATS, build, run every test (nextest, else cargo test)
 
 contract: ## the API contract test alone: schemathesis over the whole local stack (make test runs it too)
 	@bash $(LOCAL)/contract.sh
+
+manifests: ## the Kubernetes manifest test alone: every overlay rendered, schema-validated and checked (make test runs it too)
+	@bash $(LOCAL)/manifests.sh
 
 lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

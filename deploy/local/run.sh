@@ -57,15 +57,13 @@ env_for() {
   if [[ -n $NEXUS_PORT_BASE ]]; then
     local m
     out+=("NEXUS_IDENTITY__AUTH_URL=http://127.0.0.1:${NEXUS_PORT[auth]}")
+    # Every service the binary's [services] section names (the gateway all; video and content
+    # subscriptions, ...), read from its config.default.toml so a new caller needs no line here.
+    for m in $(awk '/^\[/ { in_services = ($0 == "[services]") } in_services && /^[a-z_]+ *=/ { print $1 }' \
+      "$NEXUS_ROOT/services/$n/config.default.toml" 2>/dev/null); do
+      [[ -n ${NEXUS_PORT[$m]:-} ]] && out+=("NEXUS_SERVICES__${m^^}=http://127.0.0.1:${NEXUS_PORT[$m]}")
+    done
     case $n in
-      gateway)
-        for m in "${NEXUS_NAMES[@]}"; do
-          [[ $m == gateway ]] || out+=("NEXUS_SERVICES__${m^^}=http://127.0.0.1:${NEXUS_PORT[$m]}")
-        done
-        ;;
-      content)
-        out+=("NEXUS_SERVICES__SUBSCRIPTIONS=http://127.0.0.1:${NEXUS_PORT[subscriptions]}")
-        ;;
       auth)
         out+=("NEXUS_AUTH__PUBLIC_URL=http://127.0.0.1:${NEXUS_PORT[gateway]}")
         ;;

@@ -24,7 +24,8 @@ NEXUS_PORT_BASE=${NEXUS_PORT_BASE:-}
 
 NEXUS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 NEXUS_LOCAL=${NEXUS_LOCAL:-$NEXUS_ROOT/.local}
-NEXUS_BIN_DIR=${NEXUS_BIN_DIR:-$NEXUS_ROOT/target/debug}
+# Where cargo put the binaries: CARGO_TARGET_DIR when the build uses a shared target directory.
+NEXUS_BIN_DIR=${NEXUS_BIN_DIR:-${CARGO_TARGET_DIR:-$NEXUS_ROOT/target}/debug}
 
 declare -A NEXUS_PORT=() NEXUS_ADMIN_PORT=()
 NEXUS_NAMES=()

@@ -73,6 +73,11 @@ runner_log=$NEXUS_LOCAL/test-runner.log
 contract=0
 NEXUS_CONTRACT_BUILD=0 bash "$here/contract.sh" || contract=$?
 if ((contract)); then echo "contract test FAILED (exit $contract)" >&2; fi
+# The Kubernetes manifests (deploy/local/manifests.sh): schemas, invariants, planted breakages.
+manifests=0
+bash "$here/manifests.sh" || manifests=$?
+if ((manifests)); then echo "manifest test FAILED (exit $manifests)" >&2; fi
+if ((contract == 0 && manifests)); then contract=$manifests; fi
 summary=$(grep -E '^ *Summary .* tests? run|^test result:' "$runner_log" | tail -n 1 || true)
 if [[ -n $summary ]]; then echo "$summary"; fi
 if ((status == 0 && contract)); then status=$contract; fi

@@ -15,7 +15,7 @@ use crate::support::{Proc, free_port, migrate, service_env, wait_http_ok};
 type Env = Vec<(&'static str, String)>;
 
 /// Auth, subscriptions, content and the gateway, as `make run` starts them.
-struct Fleet {
+pub(crate) struct Fleet {
     db: TestDb,
     _nats: TestNats,
     _auth: Proc,
@@ -29,7 +29,7 @@ struct Fleet {
 }
 
 impl Fleet {
-    async fn start(content_extra: Env) -> Fleet {
+    pub(crate) async fn start(content_extra: Env) -> Fleet {
         nexus_testkit::init_tracing();
         let db = TestDb::new().await;
         let nats = TestNats::new();
@@ -89,7 +89,7 @@ impl Fleet {
     }
 
     /// Signs up a new user; returns the session body.
-    async fn signup(&self) -> Value {
+    pub(crate) async fn signup(&self) -> Value {
         let email = format!("e2e.credits.{}@example.com", uuid::Uuid::new_v4().simple());
         let resp = self
             .http
@@ -104,7 +104,7 @@ impl Fleet {
         session
     }
 
-    async fn generate(&self, token: &str, key: &str) -> reqwest::Response {
+    pub(crate) async fn generate(&self, token: &str, key: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/v1/content/generations", self.base))
             .bearer_auth(token)
@@ -115,6 +115,11 @@ impl Fleet {
             .unwrap()
     }
 
+    /// Stops every binary and hands back the database as they left it.
+    pub(crate) fn stop(self) -> TestDb {
+        self.db
+    }
+
     async fn balance(&self, token: &str) -> Value {
         let resp = self.http.get(format!("{}/v1/credits/balance", self.base)).bearer_auth(token).send().await.unwrap();
         assert_eq!(resp.status(), 200, "balance");
@@ -122,7 +127,7 @@ impl Fleet {
     }
 
     /// The balance once no hold is left (settlements arrive through the outbox).
-    async fn settled(&self, token: &str) -> Value {
+    pub(crate) async fn settled(&self, token: &str) -> Value {
         for _ in 0..300 {
             let b = self.balance(token).await;
             if b["reserved"] == 0 {
@@ -188,7 +193,7 @@ impl Fleet {
     }
 }
 
-fn token(session: &Value) -> String {
+pub(crate) fn token(session: &Value) -> String {
     session["access_token"].as_str().unwrap().to_owned()
 }
 

@@ -112,3 +112,58 @@ fn production_accepts_explicit_local_providers_and_real_keys() {
     let (code, stderr) = serve("nexus-auth", &[("NEXUS_ENVIRONMENT", "development")]);
     assert_ne!(code, Some(2), "{stderr}");
 }
+
+/// `ready` (the containers' health check) answers as the admin `/readyz` does: non-zero when
+/// nothing listens, and the same verdict as an HTTP client's while the binary runs.
+#[tokio::test]
+async fn the_ready_subcommand_reports_the_admin_readiness() {
+    nexus_testkit::init_tracing();
+    let ready = |admin: u16| {
+        Command::new(binary("nexus-gateway"))
+            .arg("ready")
+            .env("NEXUS_ADMIN__ADDR", format!("0.0.0.0:{admin}"))
+            .env("NEXUS_TELEMETRY__LOG_LEVEL", "error")
+            .output()
+            .expect("run ready")
+    };
+    let nobody = crate::support::free_port();
+    let out = ready(nobody);
+    assert!(!out.status.success(), "nothing listens: {}", String::from_utf8_lossy(&out.stderr));
+
+    let (http, admin) = (crate::support::free_port(), crate::support::free_port());
+    let _gateway = crate::support::Proc::spawn(
+        "nexus-gateway",
+        &[("NEXUS_HTTP__ADDR", format!("127.0.0.1:{http}")), ("NEXUS_ADMIN__ADDR", format!("127.0.0.1:{admin}"))],
+    );
+    assert!(crate::support::wait_http_ok(&format!("http://127.0.0.1:{admin}/livez"), Duration::from_secs(20)).await);
+    let status = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await.unwrap().status();
+    let out = ready(admin);
+    assert_eq!(out.status.success(), status == 200, "readyz {status}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `await-migrations` (the pods' init container) waits while the schema lacks any migration the
+/// binary embeds, and returns as soon as the migration Job has run.
+#[tokio::test]
+async fn await_migrations_waits_for_the_migration_job() {
+    nexus_testkit::init_tracing();
+    let db = nexus_testkit::TestDb::new().await;
+    let nats = nexus_testkit::TestNats::new();
+    let env =
+        crate::support::service_env(&db, &nats, "commerce", crate::support::free_port(), crate::support::free_port());
+    let wait = |timeout: &str| {
+        Command::new(binary("nexus-commerce"))
+            .args(["await-migrations", "--timeout", timeout])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("NEXUS_TELEMETRY__LOG_LEVEL", "error")
+            .output()
+            .expect("run await-migrations")
+    };
+    let before = wait("3s");
+    assert!(!before.status.success(), "nothing migrated yet: {}", String::from_utf8_lossy(&before.stderr));
+    assert!(String::from_utf8_lossy(&before.stderr).contains("still pending"));
+    crate::support::migrate("nexus-commerce", &env);
+    let started = Instant::now();
+    let after = wait("30s");
+    assert!(after.status.success(), "migrated: {}", String::from_utf8_lossy(&after.stderr));
+    assert!(started.elapsed() < Duration::from_secs(10), "returns at once once applied");
+}

@@ -3,6 +3,7 @@
 
 mod analytics;
 mod auth;
+mod backup;
 mod content;
 mod credits;
 mod environment;

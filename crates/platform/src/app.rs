@@ -59,6 +59,56 @@ pub enum Command {
     Config,
     /// Print the OpenAPI document (gateway only) and exit.
     Openapi,
+    /// Wait until every migration this binary embeds is applied (the Kubernetes init container:
+    /// a new version's pods start only after its migration Job ran), up to `--timeout`.
+    AwaitMigrations {
+        /// How long to wait, e.g. `10m`.
+        #[arg(long, default_value = "10m", value_parser = humantime_secs)]
+        timeout: Duration,
+    },
+    /// Ask the running binary's admin `/readyz` and exit 0 when it is ready (container health
+    /// checks: the images carry no HTTP client).
+    Ready,
+}
+
+/// `90s`, `10m`, `1h` (seconds when there is no unit).
+fn humantime_secs(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("not a duration: {s} (use s, m or h)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `GET /readyz` on the admin listener at `addr` (an unspecified address means this host);
+/// `Ok` on a 200 within two seconds.
+pub async fn probe_ready(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(format!("GET /readyz HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+        let mut head = [0u8; 16];
+        let n = stream.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..n]).into_owned())
+    };
+    let head = tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .map_err(|_| anyhow::anyhow!("{addr}/readyz did not answer within 2 s"))??;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    anyhow::ensure!(status == "200", "{addr}/readyz answered {status:?}");
+    Ok(())
 }
 
 /// Everything a service's code gets from the platform.
@@ -70,6 +120,9 @@ pub struct Infra {
     pub bus: Bus,
     /// Cancelled after the gRPC server has drained: background work (consumers) stops then.
     pub work: CancellationToken,
+    /// Cancelled when shutdown begins, before the server drains: long-lived streams end on it
+    /// so the drain does not wait for their clients to hang up.
+    pub stopping: CancellationToken,
     pub tasks: TaskTracker,
     /// Verifies bearer tokens; every RPC's principal comes from it.
     pub verifier: Arc<Verifier>,
@@ -152,6 +205,7 @@ where
         db: db.clone(),
         bus: bus.clone(),
         work: CancellationToken::new(),
+        stopping: shutdown.clone(),
         tasks: TaskTracker::new(),
         verifier: verifier.clone(),
         outbound,
@@ -301,6 +355,21 @@ where
                 Ok(())
             }
             Command::Openapi => Err(anyhow::anyhow!("only the gateway has an OpenAPI document")),
+            Command::Ready => probe_ready(config.as_ref().admin.addr).await,
+            Command::AwaitMigrations { timeout } => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                loop {
+                    match db::pending_migrations(def.name, &config.as_ref().database, def.migrations).await {
+                        Ok(p) if p.is_empty() => break Ok(()),
+                        Ok(p) => tracing::info!(pending = ?p, "waiting for the migration Job"),
+                        Err(e) => tracing::info!(error = %e, "waiting for the database"),
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break Err(anyhow::anyhow!("migrations still pending after {timeout:?}"));
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
             // `start` serves itself; it never passes `serve` on.
             Command::Serve => Ok(()),
         }
@@ -321,6 +390,8 @@ pub trait HttpBinaryConfig: DeserializeOwned + DevelopmentDefaults + std::fmt::D
     /// Checks what deserializing cannot; the message names the key.
     fn validate(&self) -> Result<(), String>;
     fn telemetry(&self) -> &TelemetryConfig;
+    /// Where the admin listener (`/livez`, `/readyz`, `/metrics`) is.
+    fn admin_addr(&self) -> std::net::SocketAddr;
 }
 
 /// Entry point of an HTTP binary without a database (the gateway): the same start as [`main`]
@@ -339,8 +410,10 @@ where
         return ExitCode::SUCCESS;
     }
     let other = |command: Command, config: C| async move {
-        if let Command::Config = command {
-            println!("{config:#?}");
+        match command {
+            Command::Config => println!("{config:#?}"),
+            Command::Ready => probe_ready(config.admin_addr()).await?,
+            _ => {}
         }
         Ok::<(), anyhow::Error>(())
     };

@@ -218,6 +218,11 @@ impl Consumer {
                 }
             };
             backoff = Duration::from_millis(200);
+            // Backlog and dead letters as gauges while this subscription lives (alerts on lag and
+            // a non-empty DLQ read them).
+            let watching = cancel.child_token();
+            let _stop_watching = watching.clone().drop_guard();
+            tokio::spawn(watch_backlog(consumer.clone(), self.bus.clone(), self.spec.durable.clone(), watching));
             loop {
                 let next = tokio::select! {
                     () = cancel.cancelled() => return,
@@ -415,6 +420,45 @@ impl Consumer {
             Outcome::Retried
         }
     }
+}
+
+/// How often a consumer's backlog and dead letters are read into gauges.
+const BACKLOG_EVERY: Duration = Duration::from_secs(15);
+
+/// Sets `nexus_consumer_pending` (messages not yet delivered), `nexus_consumer_ack_pending`
+/// (delivered, not yet acknowledged) and `nexus_consumer_dead_letters` (messages this consumer
+/// parked in the DLQ that are still there) every [`BACKLOG_EVERY`] until `stop`.
+async fn watch_backlog(mut consumer: PullConsumer, bus: Bus, durable: String, stop: CancellationToken) {
+    let dlq_subject = bus.dlq_subject(&durable);
+    loop {
+        match consumer.info().await {
+            Ok(info) => {
+                metrics::gauge!("nexus_consumer_pending", "consumer" => durable.clone()).set(info.num_pending as f64);
+                metrics::gauge!("nexus_consumer_ack_pending", "consumer" => durable.clone())
+                    .set(info.num_ack_pending as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, consumer = %durable, "consumer info unavailable"),
+        }
+        if let Some(n) = dead_letters(&bus, &dlq_subject).await {
+            metrics::gauge!("nexus_consumer_dead_letters", "consumer" => durable.clone()).set(n as f64);
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(BACKLOG_EVERY) => {}
+        }
+    }
+}
+
+/// Messages on one DLQ subject (the stream's per-subject counts); `None` when NATS cannot say.
+pub async fn dead_letters(bus: &Bus, dlq_subject: &str) -> Option<u64> {
+    use futures::TryStreamExt;
+    let stream = bus.js.get_stream(bus.stream_name("dlq")).await.ok()?;
+    let mut subjects = stream.info_with_subjects(dlq_subject).await.ok()?;
+    let mut total = 0;
+    while let Some((_, count)) = subjects.try_next().await.ok()? {
+        total += count as u64;
+    }
+    Some(total)
 }
 
 /// Refuses an event whose payload names a workspace other than the envelope's tenant (or names

@@ -309,10 +309,28 @@ pub fn context_channel(url: &str, deadline: Duration) -> Result<ContextChannel, 
 /// The status an RPC answers for `e`; internal failures are logged here (with the request's
 /// span), since their cause never crosses the boundary.
 pub fn status(e: nexus_kernel::Error) -> tonic::Status {
-    if e.kind() == nexus_kernel::ErrorKind::Internal {
-        tracing::error!(error = ?e, "request failed");
+    match e.kind() {
+        nexus_kernel::ErrorKind::Internal => tracing::error!(error = ?e, "request failed"),
+        // A transient failure with a cause (a lost connection, a lock or statement timeout) is
+        // answered 503 and retried; its cause is logged here, the only place it is still known.
+        nexus_kernel::ErrorKind::Unavailable if std::error::Error::source(&e).is_some() => {
+            tracing::warn!(error = ?e, "request failed, transiently");
+        }
+        _ => {}
     }
     e.into()
+}
+
+/// The page a request asks for: its size bounded and its opaque cursor checked (a bad one is
+/// `request.invalid_cursor`); absent, the first page of the default size.
+pub fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<nexus_kernel::PageRequest, tonic::Status> {
+    let p = p.unwrap_or_default();
+    nexus_kernel::PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
+}
+
+/// Where the next page starts, as every list response carries it (empty on the last page).
+pub fn page_info<T>(p: &nexus_kernel::Page<T>) -> Option<nexus_proto::common::PageInfo> {
+    Some(nexus_proto::common::PageInfo { next_cursor: p.next_cursor.clone().unwrap_or_default() })
 }
 
 /// A protobuf timestamp of `t`.

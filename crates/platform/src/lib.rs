@@ -8,6 +8,7 @@ pub mod bus;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod credits;
 pub mod crypto;
 pub mod db;
 pub mod dlq;
@@ -17,6 +18,13 @@ pub mod outbound;
 pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
+
+/// The allocator of every binary, test and benchmark that links the platform. Request handling
+/// allocates many small short-lived buffers across threads (hyper, tonic, serde, sqlx rows);
+/// mimalloc serves those from per-thread pages where glibc's malloc spent a fifth of an
+/// authenticated read's CPU in its arenas (profile of `make bench`'s reads benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use app::{Infra, Listeners, ServiceDef};
 pub use config::{CommonConfig, Secret};

@@ -126,6 +126,29 @@ impl RetryPolicy {
     }
 }
 
+/// `retryable` (sending again may work now: the provider's rate limit, or a 5xx or no answer
+/// at all, `status` 0) and `is_transient` (the same, or a timeout: the provider is busy or
+/// unreachable, try later; not the request or the account) of a provider's error enum whose
+/// variants include `$limited { .. }`, `Upstream { status, .. }` and `Timeout`.
+macro_rules! transient_errors {
+    ($ty:ident, $limited:ident) => {
+        impl $ty {
+            fn retryable(&self) -> bool {
+                match self {
+                    $ty::$limited { .. } => true,
+                    $ty::Upstream { status, .. } => *status == 0 || *status >= 500,
+                    _ => false,
+                }
+            }
+
+            pub fn is_transient(&self) -> bool {
+                self.retryable() || matches!(self, $ty::Timeout)
+            }
+        }
+    };
+}
+pub(crate) use transient_errors;
+
 /// The statuses worth sending again by default: 429 and 5xx (never another 4xx).
 pub(crate) fn retryable_status(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)

@@ -1,9 +1,20 @@
 //! Third-party API clients, one module per provider.
 
+pub mod aliexpress;
+pub mod cj;
+pub mod did;
+pub mod ecb;
+pub mod elevenlabs;
+pub mod google;
 mod http;
 pub mod llm;
+pub mod marketing;
+pub mod meta;
 pub mod oidc;
 pub mod replicate;
 pub mod runware;
+pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod tiktok;
+pub mod whatsapp;

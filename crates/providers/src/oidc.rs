@@ -263,10 +263,8 @@ impl OidcClient {
     /// Builds the URL to send the user to, with fresh `state`, `nonce` and PKCE verifier.
     pub async fn authorization_request(&self, redirect_uri: &str) -> Result<AuthorizationRequest, OidcError> {
         let disc = self.discovery().await?;
-        let state = random_token();
+        let Pkce { state, verifier: pkce_verifier, challenge } = Pkce::new();
         let nonce = random_token();
-        let pkce_verifier = random_token();
-        let challenge = pkce_challenge(&pkce_verifier);
 
         let mut url = url::Url::parse(&disc.authorization_endpoint)
             .map_err(|e| OidcError::Discovery(format!("bad authorization_endpoint: {e}")))?;
@@ -672,8 +670,38 @@ fn provider_error(json: &serde_json::Value) -> Option<(String, String)> {
     }
 }
 
+/// The secrets of one authorization-code round trip: a fresh `state` and a PKCE verifier with
+/// its S256 challenge. Sign-in here and plain OAuth 2.0 grants (the ads service's platform
+/// connections) share it; the caller keeps `state` hashed and `verifier` sealed until the
+/// callback.
+pub struct Pkce {
+    pub state: String,
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Self {
+        let verifier = random_token();
+        let challenge = pkce_challenge(&verifier);
+        Self { state: random_token(), verifier, challenge }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Pkce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pkce").field("state", &self.state).field("verifier", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
 /// 32 random bytes, base64url without padding (43 characters).
-fn random_token() -> String {
+pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
 }
 
@@ -733,6 +761,14 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_pkce_round_trip_has_a_matching_challenge_and_its_own_state() {
+        let p = Pkce::new();
+        assert_eq!(p.challenge, pkce_challenge(&p.verifier));
+        assert_ne!(p.state, p.verifier);
+        assert!(!format!("{p:?}").contains(&p.verifier));
     }
 
     fn token_with_header(header: &str) -> String {

@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nexus_kernel::{Error, UserId, WorkspaceId};
 use nexus_platform::identity::{AUDIENCE, Claims, ISSUER, KeySource, PrincipalKind, Role, Scope};
 
+#[derive(Clone)]
 pub struct TestIssuer {
     key: jsonwebtoken::EncodingKey,
     jwks: String,
@@ -106,4 +107,17 @@ pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
     r
+}
+
+/// A workspace member as a test calls the service: their workspace and token.
+pub struct Caller {
+    pub ws: WorkspaceId,
+    pub token: String,
+}
+
+impl Caller {
+    /// `msg` as this member sends it.
+    pub fn req<T>(&self, msg: T) -> tonic::Request<T> {
+        authed(msg, &self.token)
+    }
 }

@@ -5,18 +5,30 @@
 //! Postgres and NATS are the real servers (`make test` makes sure they run); nothing here mocks
 //! them.
 
+pub mod aliexpress;
+pub mod bench;
+pub mod cj;
 pub mod db;
+pub mod did;
+pub mod elevenlabs;
 pub mod fake;
 pub mod identity;
+pub mod messages;
+pub mod meta;
 pub mod nats;
 pub mod oidc;
 pub mod openai;
 pub mod proxy;
 pub mod replicate;
 pub mod runware;
+pub mod s3;
 pub mod service;
+pub mod service_auth;
+pub mod shopify;
 pub mod smtp;
 pub mod stripe;
+pub mod tiktok;
+pub mod whatsapp;
 
 pub use db::TestDb;
 pub use fake::FakeServer;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use nexus_analytics::app::Analytics;
 use nexus_kernel::WorkspaceId;
+use nexus_testkit::bench::{Goal, Result};
 use nexus_testkit::{TestDb, TestNats};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -221,7 +222,6 @@ async fn main() {
     latencies.sort();
     let accepted_rate = EVENTS as f64 / accepted_secs;
     let raw = raw_copy_rate(&admin, ws.as_uuid(), at).await;
-    let ratio = accepted_rate / raw;
     println!("raw COPY of the same {EVENTS} rows (baseline): {raw:.0} rows/s");
     println!(
         "tracked over HTTP, batches of {BATCH}, {CLIENTS} clients: {accepted_rate:.0} events/s durable (JetStream-acknowledged), \
@@ -233,6 +233,14 @@ async fn main() {
         "all {EVENTS} in Postgres after {stored_secs:.2} s: {:.0} events/s end to end",
         EVENTS as f64 / stored_secs
     );
-    println!("ratio accepted/raw COPY: {ratio:.2} (goal >= 0.40) {}", if ratio >= 0.4 { "PASS" } else { "MISS" });
+    Result {
+        bench: "analytics/ingest",
+        name: "events tracked over HTTP, durable",
+        value: accepted_rate,
+        unit: "events/s",
+        baseline: Some(("raw COPY of the same rows", raw, "rows/s")),
+        goal: Goal::AtLeast(0.4),
+    }
+    .report();
     stop.cancel();
 }

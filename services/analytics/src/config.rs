@@ -15,6 +15,7 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     pub ingest: IngestConfig,
     pub maintenance: MaintenanceConfig,
+    pub rollups: RollupsConfig,
     pub fleet: FleetConfig,
 }
 
@@ -79,6 +80,15 @@ pub struct MaintenanceConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RollupsConfig {
+    /// How often closed buckets' partial rows are folded into one.
+    #[serde(with = "humantime_secs")]
+    pub compact_interval: Duration,
+    /// Keys folded per transaction.
+    pub compact_batch: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct FleetConfig {
     #[serde(with = "humantime_secs")]
     pub scrape_interval: Duration,
@@ -107,6 +117,11 @@ impl Config {
             self.ingest.max_ack_pending >= self.ingest.fetch_messages as i64,
             "ingest.max_ack_pending: must be at least ingest.fetch_messages"
         );
+        anyhow::ensure!(
+            (1..=100_000).contains(&self.rollups.compact_batch),
+            "rollups.compact_batch: must be 1..=100000"
+        );
+        anyhow::ensure!(!self.rollups.compact_interval.is_zero(), "rollups.compact_interval: must be positive");
         anyhow::ensure!(self.maintenance.months_ahead <= 24, "maintenance.months_ahead: at most 24");
         anyhow::ensure!(!self.fleet.scrape_interval.is_zero(), "fleet.scrape_interval: must be positive");
         for ws in &self.fleet.operator_workspaces {

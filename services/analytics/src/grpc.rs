@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDateTime, Utc};
-use nexus_kernel::{Error, PageRequest, WorkspaceId};
+use nexus_kernel::{Error, WorkspaceId};
 use nexus_platform::RequestContext;
 use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::{Action, Principal, Role, principal};
@@ -17,6 +17,7 @@ use crate::app::track::{EventResult, Outcome, Tracker};
 use crate::domain::report::{self, AuditFilter, Breakdown, Range};
 use crate::domain::workspace::{WorkspaceSettings, WriteKey};
 use crate::domain::{Interval, RawEvent, Utm};
+use nexus_platform::grpc::page_request as page;
 
 pub struct AnalyticsService {
     pub tracker: Arc<Tracker>,
@@ -35,11 +36,6 @@ fn caller<T>(req: &Request<T>, action: Action) -> Result<Principal, Status> {
     let p = principal(req)?;
     p.require(action).map_err(status)?;
     Ok(p)
-}
-
-fn page(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
-    let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
 fn range(r: Option<pb::TimeRange>, default_days: i64) -> Result<Range, Status> {
@@ -295,6 +291,42 @@ impl Analytics for AnalyticsService {
         let range = range(req.into_inner().range, 30)?;
         let rows = self.app.feature_usage(p.workspace_id, range).await.map_err(status)?;
         Ok(Response::new(pb::FeatureUsageResponse { rows: rows.into_iter().map(feature_usage).collect() }))
+    }
+
+    async fn retention(&self, req: Request<pb::RetentionRequest>) -> R<pb::RetentionResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let range = range(r.range, 84)?;
+        let (cohorts, weeks) = self
+            .app
+            .retention(p.workspace_id, range, &r.start_event, &r.return_event, r.weeks)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RetentionResponse {
+            cohorts: cohorts
+                .into_iter()
+                .map(|c| pb::Cohort { week_start: c.week_start.to_string(), users: c.users, retained: c.retained })
+                .collect(),
+            weeks,
+        }))
+    }
+
+    async fn stickiness(&self, req: Request<pb::StickinessRequest>) -> R<pb::StickinessResponse> {
+        let p = caller(&req, Action::Read)?;
+        let r = req.into_inner();
+        let range = range(r.range, 30)?;
+        let points = self.app.stickiness(p.workspace_id, range, &r.event).await.map_err(status)?;
+        Ok(Response::new(pb::StickinessResponse {
+            points: points
+                .into_iter()
+                .map(|s| pb::StickinessPoint {
+                    day: s.day.to_string(),
+                    daily_users: s.daily_users,
+                    monthly_users: s.monthly_users,
+                    ratio: s.ratio,
+                })
+                .collect(),
+        }))
     }
 
     async fn search_audit(&self, req: Request<pb::AuditSearchRequest>) -> R<pb::AuditPage> {

@@ -26,6 +26,7 @@ use crate::app::Analytics;
 use crate::app::fleet::Monitor;
 use crate::app::ingest::IngestWriter;
 use crate::app::maintenance::Maintenance;
+use crate::app::rollups::Compactor;
 use crate::app::track::Tracker;
 
 pub use crate::config::{Config, DEFAULTS};
@@ -89,6 +90,8 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             default_retention_days: config.analytics.default_retention_days,
         };
         infra.spawn(maintenance.run(infra.work.clone()));
+        let compactor = Compactor { app: app.clone(), cfg: config.rollups.clone() };
+        infra.spawn(compactor.run(infra.work.clone()));
         infra.spawn(monitor.clone().run(infra.work.clone()));
         let service = grpc::AnalyticsService { tracker, app, monitor, operator_workspaces };
         Ok(Routes::new(nexus_platform::sized!(AnalyticsServer::new(service))))

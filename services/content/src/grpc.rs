@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use nexus_kernel::{Error, Locale, PageRequest};
+use nexus_kernel::{Error, Locale};
 use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::{Principal, principal};
 use nexus_proto::common::{PageInfo, TextDirection};
@@ -25,6 +25,7 @@ use crate::domain::agents::{Agent, AgentSpec, Message};
 use crate::domain::generation::{Brief, Generation, GenerationInput, RawBrief};
 use crate::domain::images::Image;
 use crate::domain::pages::{LeadInput, MagicPage};
+use nexus_platform::grpc::page_request;
 
 pub struct ContentService {
     pub app: Arc<App>,
@@ -37,11 +38,6 @@ fn dir(l: &str) -> i32 {
         Ok(nexus_kernel::TextDirection::Rtl) => TextDirection::Rtl as i32,
         _ => TextDirection::Ltr as i32,
     }
-}
-
-fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
-    let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
 fn usage(u: crate::domain::generation::Usage) -> pb::Usage {
@@ -65,7 +61,7 @@ fn generation(r: Generation) -> pb::Generation {
         credits: r.credits,
         title_limit: u32::try_from(r.title_limit).unwrap_or(0),
         body_limit: u32::try_from(r.body_limit).unwrap_or(0),
-        input_json: r.input.to_string(),
+        input_json: r.input_json,
         created_at: Some(ts(r.created_at)),
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::start_gateway;
+use nexus_testkit::bench::{Goal, Result};
 
 const CONCURRENCY: usize = 32;
 /// Baseline and candidate alternate in slices this long, so machine load weighs on both alike.
@@ -90,11 +91,15 @@ async fn main() {
         throughput(&url, None).await; // warm-up
         throughput(&url, Some(&token)).await;
         let (plain, authed) = interleaved(&url, &token).await;
-        let ratio = authed / plain;
-        println!(
-            "gateway identity, {label}: unauthenticated {plain:.0} req/s, authenticated {authed:.0} req/s, ratio {ratio:.2} (goal >= 0.84) {}",
-            if ratio >= 0.84 { "PASS" } else { "MISS" }
-        );
+        Result {
+            bench: "gateway/identity",
+            name: &format!("authenticated requests, {label}"),
+            value: authed,
+            unit: "req/s",
+            baseline: Some(("unauthenticated", plain, "req/s")),
+            goal: Goal::AtLeast(0.84),
+        }
+        .report();
     }
 
     let mut times = Vec::with_capacity(LOGINS);
@@ -112,9 +117,16 @@ async fn main() {
     }
     times.sort();
     let (p50, p99) = (percentile(&times, 0.5), percentile(&times, 0.99));
-    println!(
-        "login latency over {LOGINS}: p50 {p50:.1} ms, p99 {p99:.1} ms (goal p50 < 100 ms) {}",
-        if p50 < 100.0 { "PASS" } else { "MISS" }
-    );
+    println!("login latency over {LOGINS}: p50 {p50:.1} ms, p99 {p99:.1} ms");
+    let name = format!("login p50 over {LOGINS} (Argon2id)");
+    Result {
+        bench: "gateway/identity",
+        name: &name,
+        value: p50,
+        unit: "ms",
+        baseline: None,
+        goal: Goal::AtMost(100.0),
+    }
+    .report();
     stack.stop.cancel();
 }

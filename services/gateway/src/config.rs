@@ -85,6 +85,10 @@ impl nexus_platform::app::HttpBinaryConfig for GatewayConfig {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
     }
+
+    fn admin_addr(&self) -> std::net::SocketAddr {
+        self.admin.addr
+    }
 }
 
 impl DevelopmentDefaults for GatewayConfig {

@@ -125,7 +125,10 @@ impl From<tonic::Status> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Transient (a callee restarting, a provider not answering): the client retries.
+            tracing::warn!(error = ?self.error, "request failed, transiently");
+        } else if status.is_server_error() {
             // The cause chain goes to the log, never to the client.
             tracing::error!(error = ?self.error, "request failed");
         }
@@ -141,11 +144,12 @@ impl IntoResponse for ApiError {
 
 /// The envelope of an error in `locale`: the one renderer of every error body, JSON responses
 /// (through the edge) and event-stream `error` events alike. 5xx bodies say nothing internal:
-/// the generic message for the class, whatever the code was, except for the two codes a client
-/// acts on (retry).
+/// the generic message for the class, whatever the code was, except where the client acts on the
+/// code (retry): a 503 (its codes are written for users: what is not answering, try again) and a
+/// timeout.
 pub fn envelope(status: StatusCode, info: ErrorInfo, locale: Locale, request_id: &str) -> ErrorEnvelope {
     let (code, message) =
-        if status.is_server_error() && info.code != "service.unavailable" && info.code != "request.timeout" {
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE && info.code != "request.timeout" {
             ("internal".to_owned(), nexus_i18n::error_message(locale, "internal", &[], status.as_u16()))
         } else {
             let msg = nexus_i18n::error_message(locale, &info.code, &info.params, status.as_u16());

@@ -26,6 +26,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "contacts", description = "The contact book: contacts, custom fields, identities, consent"),
         (name = "crm", description = "The CRM: contact timelines and tasks, the sales pipeline and deals, saved segments"),
         (name = "webhook-endpoints", description = "Outbound webhooks to your own systems: signed (Standard Webhooks), retried for a day, replayable"),
+        (name = "ads", description = "Advertising: platform connections (Meta, TikTok, Google, the local sandbox) and marketing campaigns"),
+        (name = "commerce", description = "Dropshipping: supplier and store connections, catalogue, pricing, orders and fulfilment, sales and commissions"),
         (name = "analytics", description = "Event tracking (write key), reports and the audit trail"),
         (name = "operations", description = "Fleet health for platform operators"),
         (name = "local", description = "Offline helpers, only in local mode"),
@@ -137,6 +139,12 @@ pub fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
                 }
                 allow_empty_instant(p);
             }
+            if let RefOr::T(p) = p
+                && p.parameter_in == ParameterIn::Header
+                && p.name.eq_ignore_ascii_case("idempotency-key")
+            {
+                describe_idempotency_key(p);
+            }
         }
     };
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -164,6 +172,22 @@ fn describe_cursor(p: &mut utoipa::openapi::path::Parameter) {
          any other value is refused with 400 `request.invalid_cursor`."
             .into(),
     );
+}
+
+/// An `Idempotency-Key` as every service checks it: at most 200 printable characters (a header
+/// value cannot carry others, and the gateway passes only ASCII on). A required one is not blank.
+fn describe_idempotency_key(p: &mut utoipa::openapi::path::Parameter) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+    let required = p.required == utoipa::openapi::Required::True;
+    let pattern = if required { r"^[\x20-\x7E]*[\x21-\x7E][\x20-\x7E]*$" } else { r"^[\x20-\x7E]*$" };
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(required.then_some(1))
+        .max_length(Some(200))
+        .pattern(Some(pattern));
+    p.schema = Some(RefOr::T(schema.into()));
 }
 
 /// An optional query instant (`format: date-time`) may also be sent empty, which the services
@@ -248,6 +272,9 @@ pub mod vocab {
     /// An optional event-name filter of the reports (`filter_name` of analytics): no control
     /// characters (up to 200 characters, stated apart).
     pub const PRINTABLE: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+    /// An order customer's email as commerce checks it: empty, or printable with an `@` and no
+    /// spaces (the address is the store's to verify, not ours).
+    pub const ORDER_EMAIL: &str = r"^([^\s@\x00-\x1F\x7F-\x9F]*@[^\s\x00-\x1F\x7F-\x9F]*)?$";
     /// A funnel's steps (`check_funnel` of analytics): 2 to 10 comma-separated names, each with
     /// something besides spaces and no control characters.
     pub const FUNNEL_STEPS: &str = r"^[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*(,[^,\x00-\x1F\x7F-\x9F]*[^\s,\x00-\x1F\x7F-\x9F][^,\x00-\x1F\x7F-\x9F]*){1,9}$";
@@ -422,6 +449,17 @@ pub mod vocab {
             assert!(avatar.is_match(""));
         }
 
+        #[test]
+        fn order_emails_need_an_at_and_no_spaces() {
+            let re = regex::Regex::new(super::ORDER_EMAIL).unwrap();
+            for ok in ["", "ana@example.com", "x@y"] {
+                assert!(re.is_match(ok), "{ok:?}");
+            }
+            for bad in ["ana.example.com", "ana @example.com", "ana@exa mple.com", "a\u{85}@b", "a\t@b"] {
+                assert!(!re.is_match(bad), "{bad:?}");
+            }
+        }
+
         /// The attributes' copies of the patterns stay equal to the ones tested above.
         #[test]
         fn every_text_pattern_is_one_of_these() {
@@ -451,6 +489,7 @@ pub mod vocab {
                         super::NAME,
                         super::RETURN_URL,
                         super::PRINTABLE,
+                        super::ORDER_EMAIL,
                         super::FUNNEL_STEPS
                     ]
                     .contains(&p.as_str()),
@@ -475,5 +514,50 @@ pub mod vocab {
                 assert!(code.parse::<nexus_kernel::money::Currency>().is_ok(), "{code}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod schema_names {
+    /// utoipa names a component after its Rust type and keeps one of two same-named types without
+    /// a word: a route would then document another route's body (two `PublishRequest`s once made
+    /// product publishing ask for a page's `slug`). Every schema type has its own name.
+    #[test]
+    fn every_schema_type_has_its_own_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![];
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|x| x == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeMap::<String, String>::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut schema_pending = false;
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                    schema_pending = true;
+                } else if schema_pending
+                    && let Some(rest) = line.strip_prefix("pub struct ").or(line.strip_prefix("pub enum "))
+                {
+                    let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let here = file.display().to_string();
+                    if let Some(other) = seen.insert(name.clone(), here.clone()) {
+                        panic!("two schema types named {name}: {other} and {here}");
+                    }
+                    schema_pending = false;
+                } else if !line.starts_with("#[") && !line.starts_with("///") && !line.is_empty() {
+                    schema_pending = false;
+                }
+            }
+        }
+        assert!(seen.len() > 100, "found only {} schema types", seen.len());
     }
 }

@@ -13,6 +13,10 @@ use crate::config::ServicesConfig;
 /// (a call cut by its deadline would look to the service like a file that ended).
 pub const UPLOAD_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
+/// How long a live stream (the WhatsApp inbox feed) runs before it ends and the client
+/// reconnects, as event-stream clients do by themselves.
+pub const STREAM_DEADLINE: Duration = Duration::from_secs(60 * 60);
+
 #[derive(Clone)]
 pub struct Upstreams {
     pub auth: ContextChannel,
@@ -23,6 +27,8 @@ pub struct Upstreams {
     /// Messaging again, for CSV uploads: a call lasts as long as the client takes to send the
     /// file, so it has [`UPLOAD_DEADLINE`] instead of the usual per-call deadline.
     pub messaging_uploads: ContextChannel,
+    /// Messaging for live streams, with [`STREAM_DEADLINE`].
+    pub messaging_streams: ContextChannel,
     pub ads: ContextChannel,
     pub commerce: ContextChannel,
     pub analytics: ContextChannel,
@@ -40,6 +46,8 @@ impl Upstreams {
             video: ch("video", &cfg.video)?,
             messaging: ch("messaging", &cfg.messaging)?,
             messaging_uploads: context_channel(&cfg.messaging, UPLOAD_DEADLINE)
+                .map_err(|e| anyhow::anyhow!("services.messaging: {:?}: {e}", cfg.messaging))?,
+            messaging_streams: context_channel(&cfg.messaging, STREAM_DEADLINE)
                 .map_err(|e| anyhow::anyhow!("services.messaging: {:?}: {e}", cfg.messaging))?,
             ads: ch("ads", &cfg.ads)?,
             commerce: ch("commerce", &cfg.commerce)?,

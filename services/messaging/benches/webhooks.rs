@@ -31,6 +31,7 @@ use nexus_platform::crypto::Sealer;
 use nexus_platform::db;
 use nexus_platform::identity::{Principal, PrincipalKind, Role};
 use nexus_platform::outbound::{OutboundClient, OutboundConfig};
+use nexus_testkit::bench::{Goal, Result};
 use sqlx::PgPool;
 
 const CONCURRENCY: usize = 64;
@@ -213,12 +214,17 @@ async fn main() {
         full += signed;
     }
     let (floor, full) = (floor / ROUNDS as f64, full / ROUNDS as f64);
-    let ratio = full / floor;
-    println!(
-        "webhook delivery ({ENDPOINTS} endpoints, {CONCURRENCY} in flight, {} B bodies): plain HTTP {floor:.0} req/s, signed deliveries {full:.0}/s, ratio {ratio:.2} (goal >= {GOAL}) {}",
-        body.len(),
-        if ratio >= GOAL { "PASS" } else { "MISS" }
-    );
+    let name =
+        format!("signed webhook deliveries, {ENDPOINTS} endpoints, {CONCURRENCY} in flight, {} B bodies", body.len());
+    Result {
+        bench: "messaging/webhooks",
+        name: &name,
+        value: full,
+        unit: "deliveries/s",
+        baseline: Some(("plain HTTP to the same receiver", floor, "req/s")),
+        goal: Goal::AtLeast(GOAL),
+    }
+    .report();
 
     // Event → delivery latency with the worker running as in production, 100 events/s.
     *rx.arrivals.lock().unwrap() = Some(Vec::new());

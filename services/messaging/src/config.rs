@@ -15,6 +15,26 @@ pub struct Config {
     pub leads: LeadsConfig,
     pub webhooks: WebhooksConfig,
     pub imports: ImportsConfig,
+    pub whatsapp: WhatsAppConfig,
+    pub services: ServicesConfig,
+    pub broadcasts: BroadcastsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BroadcastsConfig {
+    /// Run the broadcast sender in this process (every replica may: claims do not overlap).
+    pub send: bool,
+    /// Messages per second per number unless a broadcast says otherwise (Meta's default is 80).
+    pub default_rate: i32,
+    /// Recipients claimed at once, and sends on the wire at once.
+    pub batch: i64,
+    pub in_flight: usize,
+    /// How long a claim lasts; a send still unfinished then is `unknown` and never resent.
+    #[serde(with = "humantime_secs")]
+    pub lease: Duration,
+    /// The pause when there is nothing to send.
+    #[serde(with = "humantime_secs")]
+    pub idle: Duration,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -39,7 +59,56 @@ impl DevelopmentDefaults for Config {
                 "the built-in development key is public; set NEXUS_MESSAGING__SEALING_KEYS_FILE",
             ));
         }
+        if self.whatsapp.app_secret.expose() == DEV_WHATSAPP_APP_SECRET {
+            found.push(DevelopmentOnly::new(
+                "whatsapp.app_secret",
+                "the built-in app secret is public; set NEXUS_WHATSAPP__APP_SECRET_FILE to the Meta app's secret",
+            ));
+        }
+        if self.whatsapp.verify_token.expose() == DEV_WHATSAPP_VERIFY_TOKEN {
+            found.push(DevelopmentOnly::new(
+                "whatsapp.verify_token",
+                "the built-in verify token is public; set NEXUS_WHATSAPP__VERIFY_TOKEN_FILE",
+            ));
+        }
+        if self.whatsapp.local == Some(true) {
+            found.push(DevelopmentOnly::new("whatsapp.local", "the local WhatsApp sandbox is for development"));
+        }
         found
+    }
+}
+
+/// Defaults in `config.default.toml`: public, so only for development.
+pub const DEV_WHATSAPP_APP_SECRET: &str = "nexus-development-whatsapp-app-secret";
+pub const DEV_WHATSAPP_VERIFY_TOKEN: &str = "nexus-development-verify-token";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WhatsAppConfig {
+    /// Graph API base with the pinned version.
+    pub base_url: String,
+    /// The Meta app's secret: the key of `X-Hub-Signature-256` on webhooks.
+    pub app_secret: Secret,
+    /// What Meta's webhook handshake must present.
+    pub verify_token: Secret,
+    /// Sandbox numbers (provider `local`) and the simulator; unset: in development only.
+    pub local: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    /// Credits and plan limits are held here before any provider call.
+    pub subscriptions: String,
+    /// Content's agents answer what bots' rules do not; empty: no AI replies.
+    #[serde(default)]
+    pub content: String,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Whether local sandbox numbers are allowed.
+    pub fn whatsapp_local(&self) -> bool {
+        self.whatsapp.local.unwrap_or(self.common.environment == Environment::Development)
     }
 }
 
@@ -96,6 +165,24 @@ impl Config {
         }
         if !(1..=1_000).contains(&self.webhooks.batch) {
             anyhow::bail!("webhooks.batch: {} is not between 1 and 1000", self.webhooks.batch);
+        }
+        if !(1..=1_000).contains(&self.broadcasts.default_rate) {
+            anyhow::bail!("broadcasts.default_rate: {} is not between 1 and 1000", self.broadcasts.default_rate);
+        }
+        if !(1..=1_000).contains(&self.broadcasts.batch) || !(1..=256).contains(&self.broadcasts.in_flight) {
+            anyhow::bail!("broadcasts.batch / broadcasts.in_flight: between 1 and 1000 / 256");
+        }
+        if self.broadcasts.lease < Duration::from_secs(1) || self.broadcasts.idle.is_zero() {
+            anyhow::bail!("broadcasts.lease: at least 1s; broadcasts.idle: more than 0");
+        }
+        if !self.whatsapp.base_url.starts_with("https://") && !self.whatsapp.base_url.starts_with("http://") {
+            anyhow::bail!("whatsapp.base_url: must be an http(s) URL");
+        }
+        if self.whatsapp.app_secret.expose().len() < 16 {
+            anyhow::bail!("whatsapp.app_secret: at least 16 characters");
+        }
+        if self.whatsapp.verify_token.expose().len() < 16 {
+            anyhow::bail!("whatsapp.verify_token: at least 16 characters");
         }
         Ok(())
     }

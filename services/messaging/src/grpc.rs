@@ -5,23 +5,12 @@ pub mod contacts;
 pub mod crm;
 pub mod transfer;
 pub mod webhooks;
+pub mod whatsapp;
 
-use nexus_kernel::{Page, PageRequest};
-use nexus_platform::grpc::status;
-use nexus_proto::common::PageInfo;
+use nexus_platform::grpc::{page_info, page_request as page};
 use tonic::{Response, Status};
 
 type R<T> = Result<Response<T>, Status>;
-
-/// The page a request asks for (size and opaque cursor checked).
-fn page(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
-    let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
-}
-
-fn page_info<T>(p: &Page<T>) -> Option<PageInfo> {
-    Some(PageInfo { next_cursor: p.next_cursor.clone().unwrap_or_default() })
-}
 
 /// A proto map of strings as JSON values (custom fields travel as strings; the field's kind
 /// decides how each is read).

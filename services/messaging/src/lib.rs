@@ -17,6 +17,8 @@ use nexus_proto::nexus::messaging::v1::contact_transfer_server::ContactTransferS
 use nexus_proto::nexus::messaging::v1::contacts_server::ContactsServer;
 use nexus_proto::nexus::messaging::v1::crm_server::CrmServer;
 use nexus_proto::nexus::messaging::v1::webhooks_server::WebhooksServer;
+use nexus_proto::nexus::messaging::v1::whats_app_server::WhatsAppServer;
+use nexus_proto::nexus::webhooks::v1::webhook_receiver_server::WebhookReceiverServer;
 use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
@@ -34,6 +36,8 @@ pub const DEF: ServiceDef = ServiceDef {
         "nexus.messaging.v1.Crm",
         "nexus.messaging.v1.ContactTransfer",
         "nexus.messaging.v1.Webhooks",
+        "nexus.messaging.v1.WhatsApp",
+        "nexus.webhooks.v1.WebhookReceiver",
     ],
 };
 
@@ -66,6 +70,11 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
             infra.spawn(consumer.run(infra.work.clone()));
         }
+        let handler = Arc::new(events::orders::OrdersHandler);
+        for spec in events::orders::specs(&config.common.nats) {
+            let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
+            infra.spawn(consumer.run(infra.work.clone()));
+        }
         infra.spawn(app::transfer::run_import_sweeper(
             (*app).clone(),
             config.imports.stalled_after,
@@ -73,6 +82,18 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             infra.work.clone(),
         ));
         let hooks = webhooks(&config, infra)?;
+        let wa = whatsapp(&config, infra)?;
+        if config.broadcasts.send {
+            let b = &config.broadcasts;
+            let cfg = app::broadcasts::SenderConfig {
+                default_rate: b.default_rate,
+                batch: b.batch,
+                in_flight: b.in_flight,
+                lease: b.lease,
+                idle: b.idle,
+            };
+            infra.spawn(app::broadcasts::run_sender(wa.clone(), cfg, infra.work.clone()));
+        }
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };
         let transfer = grpc::transfer::TransferService { app: app.clone() };
@@ -80,8 +101,48 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
         Ok(Routes::new(nexus_platform::sized!(ContactsServer::new(contacts)))
             .add_service(nexus_platform::sized!(CrmServer::new(crm)))
             .add_service(nexus_platform::sized!(ContactTransferServer::new(transfer)))
-            .add_service(nexus_platform::sized!(WebhooksServer::new(webhooks))))
+            .add_service(nexus_platform::sized!(WebhooksServer::new(webhooks)))
+            .add_service(nexus_platform::sized!(WhatsAppServer::new(grpc::whatsapp::WhatsAppService {
+                wa: wa.clone(),
+                default_rate: config.broadcasts.default_rate,
+            })))
+            .add_service(nexus_platform::sized!(WebhookReceiverServer::new(grpc::whatsapp::Webhooks { wa }))))
     })
+}
+
+/// The WhatsApp use cases: Meta's Cloud API (the token is each number's own), the local
+/// sandbox when allowed, and credits and plan limits through subscriptions.
+fn whatsapp(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::whatsapp::WhatsApp>> {
+    nexus_platform::install_crypto_provider();
+    let sealer = nexus_platform::crypto::Sealer::from_config(config.messaging.sealing_keys.expose())
+        .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
+    let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
+    let meta: Arc<dyn nexus_providers::whatsapp::WhatsApp> = Arc::new(nexus_providers::whatsapp::WhatsAppClient::new(
+        nexus_providers::whatsapp::WhatsAppConfig { base_url: config.whatsapp.base_url.clone() },
+        http,
+    ));
+    let credits =
+        Arc::new(nexus_platform::credits::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
+    let agents: Option<Arc<dyn app::bots::BotAgent>> = if config.services.content.is_empty() {
+        None
+    } else {
+        let channel = nexus_platform::grpc::context_channel(&config.services.content, config.services.timeout)
+            .map_err(|e| anyhow::anyhow!("services.content: {:?}: {e}", config.services.content))?;
+        Some(Arc::new(app::bots::ContentAgents { channel, tokens: infra.service_tokens.clone() }))
+    };
+    Ok(Arc::new(app::whatsapp::WhatsApp {
+        pool: infra.db.clone(),
+        sealer,
+        credits,
+        meta: Some(meta),
+        local: Arc::new(nexus_providers::whatsapp::LocalWhatsApp::new()),
+        allow_local: config.whatsapp_local(),
+        app_secret: config.whatsapp.app_secret.expose().to_owned(),
+        verify_token: config.whatsapp.verify_token.expose().to_owned(),
+        bus: Some(infra.bus.clone()),
+        stopping: infra.stopping.clone(),
+        agents,
+    }))
 }
 
 /// The webhook use cases, and — as configured — the delivery worker and the fan-out of

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nexus_kernel::WorkspaceId;
 use nexus_subscriptions::app::Billing;
 use nexus_testkit::TestDb;
+use nexus_testkit::bench::{Goal, Result};
 use sqlx::PgPool;
 
 const TASKS: usize = 16;
@@ -152,19 +153,28 @@ async fn main() {
     let (raw, hot_rate, spread_rate) = (raw.rate(), hot_rate.rate(), spread_rate.rate());
 
     let bad = overspent(&admin).await;
-    let ratio = hot_rate / raw;
     println!(
         "raw conditional UPDATE (baseline): {raw:.0} /s with {TASKS} concurrent callers ({ROUNDS} interleaved rounds of {}s each)",
         SLICE.as_secs()
     );
-    println!(
-        "reservations, one hot workspace: {hot_rate:.0} /s, ratio {ratio:.3} of raw (goal >= 0.500) {}",
-        if ratio >= 0.5 { "PASS" } else { "MISS" }
-    );
+    Result {
+        bench: "subscriptions/reserve",
+        name: "credit reservations, one hot workspace",
+        value: hot_rate,
+        unit: "/s",
+        baseline: Some(("raw conditional UPDATE", raw, "/s")),
+        goal: Goal::AtLeast(0.5),
+    }
+    .report();
     println!("reservations over 1,000 workspaces: {spread_rate:.0} /s, ratio {:.2} of raw", spread_rate / raw);
-    println!(
-        "workspaces overspent or out of balance with their ledger: {bad} {}",
-        if bad == 0 { "PASS" } else { "FAIL" }
-    );
+    Result {
+        bench: "subscriptions/reserve",
+        name: "workspaces overspent or out of balance with their ledger",
+        value: bad as f64,
+        unit: "workspaces",
+        baseline: None,
+        goal: Goal::AtMost(0.0),
+    }
+    .report();
     assert_eq!(bad, 0);
 }

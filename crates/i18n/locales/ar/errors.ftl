@@ -5,6 +5,7 @@ request-unprocessable = الطلب سليم البنية لكن لا يمكن م
 request-malformed_json = نص الطلب ليس JSON صالحًا.
 request-invalid_body = ينقص نصَّ الطلب حقلٌ أو يحتوي على حقل من نوع خاطئ ({ $detail }).
 request-invalid_query = ينقص سلسلةَ الاستعلام معاملٌ أو تحتوي على معامل غير صالح ({ $detail }).
+request-invalid_idempotency_key = يجب أن يحتوي الترويسة Idempotency-Key على 1 إلى 200 حرف ASCII قابل للطباعة.
 request-invalid_path = يحتوي العنوان على قيمة غير صالحة ({ $detail }).
 request-invalid_id = "{ $value }" ليس معرّفًا صالحًا.
 request-body_too_large = نص الطلب أكبر من الحد المسموح به وهو { $limit } بايت.
@@ -103,6 +104,7 @@ analytics-invalid_property = يجب أن يتكون اسم الخاصية من 1
 analytics-invalid_dimension = "{ $dimension }" ليس بُعد UTM. استخدم source أو medium أو campaign أو term أو content.
 analytics-invalid_funnel_steps = يحتاج القمع إلى ما بين 2 و{ $max } خطوات مسمّاة، ومن دون أحرف تحكم.
 analytics-invalid_window = يجب أن تكون نافذة التحويل بين ثانية واحدة و{ $days } يومًا.
+analytics-invalid_weeks = يغطي الاحتفاظ من أسبوع واحد إلى { $max } أسبوعًا.
 analytics-invalid_interval = يجب أن يكون الفاصل أحد القيم التالية: { $allowed }.
 analytics-operator_required = يمكن لمشغّلي المنصة فقط رؤية حالة الخدمات.
 

@@ -6,6 +6,7 @@ request-unprocessable = The request is well formed but cannot be processed.
 request-malformed_json = The request body is not valid JSON.
 request-invalid_body = The request body has a missing field or a field of the wrong type ({ $detail }).
 request-invalid_query = The query string has a missing or invalid parameter ({ $detail }).
+request-invalid_idempotency_key = The Idempotency-Key header must have 1 to 200 printable ASCII characters.
 request-invalid_path = The address contains an invalid value ({ $detail }).
 request-invalid_id = "{ $value }" is not a valid identifier.
 request-body_too_large = The request body is larger than the limit of { $limit } bytes.
@@ -104,6 +105,7 @@ analytics-invalid_property = The property name must be 1 to { $max } characters,
 analytics-invalid_dimension = "{ $dimension }" is not a UTM dimension. Use source, medium, campaign, term or content.
 analytics-invalid_funnel_steps = A funnel needs 2 to { $max } named steps, without control characters.
 analytics-invalid_window = The conversion window must be between 1 second and { $days } days.
+analytics-invalid_weeks = Retention covers 1 to { $max } weeks.
 analytics-invalid_interval = The interval must be one of: { $allowed }.
 analytics-operator_required = Only platform operators can see the fleet status.
 

@@ -5,6 +5,7 @@ request-unprocessable = La solicitud está bien formada, pero no se puede proces
 request-malformed_json = El cuerpo de la solicitud no es un JSON válido.
 request-invalid_body = Al cuerpo de la solicitud le falta un campo o tiene un campo de tipo incorrecto ({ $detail }).
 request-invalid_query = A la cadena de consulta le falta un parámetro o tiene uno no válido ({ $detail }).
+request-invalid_idempotency_key = La cabecera Idempotency-Key debe tener de 1 a 200 caracteres ASCII imprimibles.
 request-invalid_path = La dirección contiene un valor no válido ({ $detail }).
 request-invalid_id = "{ $value }" no es un identificador válido.
 request-body_too_large = El cuerpo de la solicitud supera el límite de { $limit } bytes.
@@ -103,6 +104,7 @@ analytics-invalid_property = El nombre de la propiedad debe tener entre 1 y { $m
 analytics-invalid_dimension = "{ $dimension }" no es una dimensión UTM. Usa source, medium, campaign, term o content.
 analytics-invalid_funnel_steps = Un embudo necesita entre 2 y { $max } pasos con nombre, sin caracteres de control.
 analytics-invalid_window = La ventana de conversión debe estar entre 1 segundo y { $days } días.
+analytics-invalid_weeks = La retención abarca de 1 a { $max } semanas.
 analytics-invalid_interval = El intervalo debe ser uno de: { $allowed }.
 analytics-operator_required = Solo los operadores de la plataforma pueden ver el estado de los servicios.
 

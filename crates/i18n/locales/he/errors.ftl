@@ -5,6 +5,7 @@ request-unprocessable = הבקשה בנויה כראוי אך לא ניתן לע
 request-malformed_json = גוף הבקשה אינו JSON תקין.
 request-invalid_body = בגוף הבקשה חסר שדה או שיש שדה מסוג שגוי ({ $detail }).
 request-invalid_query = במחרוזת השאילתה חסר פרמטר או שיש פרמטר לא תקין ({ $detail }).
+request-invalid_idempotency_key = הכותרת Idempotency-Key חייבת להכיל 1 עד 200 תווי ASCII מודפסים.
 request-invalid_path = הכתובת מכילה ערך לא תקין ({ $detail }).
 request-invalid_id = "{ $value }" אינו מזהה תקין.
 request-body_too_large = גוף הבקשה גדול מהמגבלה של { $limit } בתים.
@@ -103,6 +104,7 @@ analytics-invalid_property = שם המאפיין חייב להכיל בין 1 ל
 analytics-invalid_dimension = "{ $dimension }" אינו ממד UTM. השתמשו ב-source, medium, campaign, term או content.
 analytics-invalid_funnel_steps = משפך דורש בין 2 ל-{ $max } שלבים עם שם, ללא תווי בקרה.
 analytics-invalid_window = חלון ההמרה חייב להיות בין שנייה אחת ל-{ $days } ימים.
+analytics-invalid_weeks = השימור מכסה בין שבוע אחד ל-{ $max } שבועות.
 analytics-invalid_interval = המרווח חייב להיות אחד מאלה: { $allowed }.
 analytics-operator_required = רק מפעילי הפלטפורמה יכולים לראות את מצב השירותים.
 

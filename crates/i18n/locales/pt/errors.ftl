@@ -5,6 +5,7 @@ request-unprocessable = A solicitação está bem formada, mas não pode ser pro
 request-malformed_json = O corpo da solicitação não é um JSON válido.
 request-invalid_body = O corpo da solicitação tem um campo ausente ou de tipo errado ({ $detail }).
 request-invalid_query = A query string tem um parâmetro ausente ou inválido ({ $detail }).
+request-invalid_idempotency_key = O cabeçalho Idempotency-Key deve ter de 1 a 200 caracteres ASCII imprimíveis.
 request-invalid_path = O endereço contém um valor inválido ({ $detail }).
 request-invalid_id = "{ $value }" não é um identificador válido.
 request-body_too_large = O corpo da solicitação é maior que o limite de { $limit } bytes.
@@ -103,6 +104,7 @@ analytics-invalid_property = O nome da propriedade deve ter de 1 a { $max } cara
 analytics-invalid_dimension = "{ $dimension }" não é uma dimensão UTM. Use source, medium, campaign, term ou content.
 analytics-invalid_funnel_steps = Um funil precisa de 2 a { $max } etapas com nome, sem caracteres de controle.
 analytics-invalid_window = A janela de conversão deve ficar entre 1 segundo e { $days } dias.
+analytics-invalid_weeks = A retenção abrange de 1 a { $max } semanas.
 analytics-invalid_interval = O intervalo deve ser um destes: { $allowed }.
 analytics-operator_required = Somente operadores da plataforma podem ver o estado dos serviços.
 

@@ -299,6 +299,10 @@ async fn failing_messages_go_to_the_dead_letter_stream_and_replay_applies_them()
     assert_eq!(retried.deliveries, 3);
     assert!(retried.error.contains("downstream unavailable"));
     assert_eq!(applied_count(&pool).await, 0);
+    // What the DLQ alert reads: this consumer's parked messages, and none of another's.
+    let dlq = |c: &str| bus.dlq_subject(c);
+    assert_eq!(nexus_platform::consumer::dead_letters(&bus, &dlq("fixture-recorder")).await, Some(2));
+    assert_eq!(nexus_platform::consumer::dead_letters(&bus, &dlq("someone-else")).await, Some(0));
 
     // The operator fixes the cause and replays the good one.
     handler.broken.store(false, Ordering::SeqCst);
@@ -312,6 +316,7 @@ async fn failing_messages_go_to_the_dead_letter_stream_and_replay_applies_them()
     );
     let left = ops.list("fixture-recorder", 10).await.unwrap();
     assert_eq!(left.len(), 1, "only the undecodable message remains");
+    assert_eq!(nexus_platform::consumer::dead_letters(&bus, &dlq("fixture-recorder")).await, Some(1));
     stop.cancel();
     running.await.unwrap();
 }

@@ -124,3 +124,54 @@ async fn every_change_to_a_tenant_table_is_audited_in_the_same_transaction() {
     assert_eq!(rows[1].2["before"]["body"], "hello");
     assert_eq!(rows[1].2["after"]["body"], "changed");
 }
+
+/// Opening a transaction writes its settings as literals (one round trip): whatever a caller
+/// puts in them arrives verbatim, and nothing in them can end the literal and run SQL.
+#[tokio::test]
+async fn transaction_settings_arrive_verbatim_whatever_they_contain() {
+    let db = TestDb::new().await;
+    let (_, pool) = migrated(&db).await;
+    let tenant = TenantId::new();
+    let hostile = [
+        "plain",
+        "it's",
+        "back\\slash\\' then quote",
+        "'); DROP TABLE notes; --",
+        "E'\\x00\\n' $$ $tag$ ;",
+        "עברית والعربية 🎉",
+        "",
+    ];
+    for actor in hostile {
+        let ctx = RequestContext { actor_id: Some(actor.to_owned()), ..RequestContext::default() };
+        let got: (String, String, String) = ctx
+            .scope(async {
+                let mut tx = begin_tenant(&pool, tenant).await.unwrap();
+                let row = sqlx::query_as(
+                    "SELECT current_setting('nexus.actor_id'), current_setting('nexus.tenant_id'), \
+                            current_setting('nexus.system')",
+                )
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                row
+            })
+            .await;
+        assert_eq!(got, (actor.to_owned(), tenant.as_uuid().to_string(), String::new()), "actor {actor:?}");
+    }
+    // NUL cannot be stored in a Postgres setting: it is dropped, the rest arrives.
+    let ctx = RequestContext { actor_id: Some("a\0b".to_owned()), ..RequestContext::default() };
+    let actor: String = ctx
+        .scope(async {
+            let mut tx = begin_system(&pool).await.unwrap();
+            let a = sqlx::query_scalar("SELECT current_setting('nexus.actor_id')").fetch_one(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            a
+        })
+        .await;
+    assert_eq!(actor, "ab");
+    let admin = db.admin_pool().await;
+    let notes: bool =
+        sqlx::query_scalar("SELECT to_regclass('fixture.notes') IS NOT NULL").fetch_one(&admin).await.unwrap();
+    assert!(notes, "the table named in a hostile value still exists");
+}

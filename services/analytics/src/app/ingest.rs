@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Analytics;
 use crate::config::IngestConfig;
+use crate::domain::rollup;
 use crate::repo;
 use crate::repo::events::{Columns, Tracked};
 
@@ -269,9 +270,11 @@ impl IngestWriter {
         self.app.ensure_partitions(c.occurred_at().iter().copied()).await?;
         // Many workspaces in one transaction: a system transaction (the rows carry their tenant).
         let mut tx = db::system(&self.app.db).await?;
-        let inserted = repo::events::insert_tracked(&mut tx, c, self.cfg.batch_size).await?;
+        let stored = repo::events::insert_tracked(&mut tx, c, self.cfg.batch_size).await?;
+        // The rollups of exactly the new events, in the same transaction.
+        repo::rollups::append(&mut tx, &rollup::aggregate(c.facts(&stored))).await?;
         db::commit(tx).await?;
-        Ok(inserted)
+        Ok(stored.iter().filter(|&&s| s).count() as u64)
     }
 
     /// Dead-letters one event (as a batch of one); Err when it could not be parked, so its

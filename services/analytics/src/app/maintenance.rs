@@ -82,9 +82,10 @@ impl Maintenance {
         loop {
             let mut tx = db::system(&self.app.db).await?;
             let (n, ids) = repo::events::purge_chunk(&mut tx, tenant, days, CHUNK).await?;
+            let rolled = repo::rollups::purge_chunk(&mut tx, tenant, days, CHUNK).await?;
             db::commit(tx).await?;
             deleted += n;
-            if n < CHUNK as u64 && ids < CHUNK as u64 {
+            if n < CHUNK as u64 && ids < CHUNK as u64 && rolled < CHUNK as u64 {
                 break;
             }
         }

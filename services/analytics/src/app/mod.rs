@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod partitions;
 pub mod reports;
+pub mod rollups;
 pub mod settings;
 pub mod track;
 pub mod write_keys;

@@ -4,8 +4,12 @@
 
 pub mod event;
 pub mod fleet;
+pub mod funnel;
+pub mod hll;
 pub mod privacy;
 pub mod report;
+pub mod retention;
+pub mod rollup;
 pub mod workspace;
 
 pub use event::{

@@ -200,14 +200,193 @@ pub fn map_known(event: &Event) -> Option<Mapped> {
                 ..Mapped::default()
             }
         }
+        _ if t == ev::WhatsAppMessageReceived::full_name() => {
+            let e: ev::WhatsAppMessageReceived = decode(event)?;
+            Mapped {
+                properties: obj(json!({"message_id": e.message_id, "contact_id": e.contact_id,
+                    "number_id": e.number_id, "type": e.r#type})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::WhatsAppMessageSent::full_name() => {
+            let e: ev::WhatsAppMessageSent = decode(event)?;
+            Mapped {
+                properties: obj(json!({"message_id": e.message_id, "contact_id": e.contact_id,
+                    "number_id": e.number_id, "type": e.r#type, "broadcast_id": e.broadcast_id})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::WhatsAppMessageStatusChanged::full_name() => {
+            let e: ev::WhatsAppMessageStatusChanged = decode(event)?;
+            Mapped {
+                properties: obj(json!({"message_id": e.message_id, "contact_id": e.contact_id,
+                    "status": e.status, "error_code": e.error_code})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::WhatsAppBroadcastFinished::full_name() => {
+            let e: ev::WhatsAppBroadcastFinished = decode(event)?;
+            Mapped {
+                properties: obj(json!({"broadcast_id": e.broadcast_id, "status": e.status, "sent": e.sent,
+                    "failed": e.failed, "unknown": e.unknown, "credits_charged": e.credits_charged})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::WhatsAppBotHandoff::full_name() => {
+            let e: ev::WhatsAppBotHandoff = decode(event)?;
+            Mapped {
+                properties: obj(json!({"number_id": e.number_id, "contact_id": e.contact_id,
+                    "direction": e.direction})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsCampaignCreated::full_name() => {
+            let e: ev::AdsCampaignCreated = decode(event)?;
+            Mapped {
+                properties: obj(json!({"build_id": e.build_id, "campaign_id": e.campaign_id, "provider": e.provider,
+                    "ad_account": e.ad_account, "daily_budget_minor": e.daily_budget_minor, "currency": e.currency})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsCampaignFailed::full_name() => {
+            let e: ev::AdsCampaignFailed = decode(event)?;
+            Mapped {
+                properties: obj(json!({"build_id": e.build_id, "provider": e.provider, "step": e.step})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsCampaignStatusChanged::full_name() => {
+            let e: ev::AdsCampaignStatusChanged = decode(event)?;
+            Mapped {
+                properties: obj(json!({"build_id": e.build_id, "provider": e.provider,
+                    "old_status": e.old_status, "new_status": e.new_status})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsConnectionExpiring::full_name() => {
+            let e: ev::AdsConnectionExpiring = decode(event)?;
+            Mapped {
+                properties: obj(json!({"connection_id": e.connection_id, "provider": e.provider})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsConnectionExpired::full_name() => {
+            let e: ev::AdsConnectionExpired = decode(event)?;
+            Mapped {
+                properties: obj(json!({"connection_id": e.connection_id, "provider": e.provider})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::VideoRequested::full_name() => {
+            let e: ev::VideoRequested = decode(event)?;
+            Mapped {
+                properties: obj(json!({"video_id": e.video_id, "language": e.language, "aspect_ratio": e.aspect_ratio,
+                    "characters": e.characters, "estimated_credits": e.estimated_credits,
+                    "voice_provider": e.voice_provider, "provider": e.provider})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::VideoCompleted::full_name() => {
+            let e: ev::VideoCompleted = decode(event)?;
+            Mapped {
+                properties: obj(json!({"video_id": e.video_id, "language": e.language, "provider": e.provider,
+                    "duration_seconds": e.duration_seconds, "credits": e.credits,
+                    "characters_billed": e.characters_billed, "size_bytes": e.size_bytes})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::VideoFailed::full_name() => {
+            let e: ev::VideoFailed = decode(event)?;
+            Mapped {
+                properties: obj(json!({"video_id": e.video_id, "provider": e.provider, "status": e.status,
+                    "error_code": e.error_code})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::CommerceProductImported::full_name() => {
+            let e: ev::CommerceProductImported = decode(event)?;
+            Mapped {
+                properties: obj(json!({"product_id": e.product_id, "supplier": e.supplier,
+                    "supplier_product_id": e.supplier_product_id, "variants": e.variants})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::CommerceOrderCreated::full_name() => {
+            let e: ev::CommerceOrderCreated = decode(event)?;
+            // An order is not revenue until it is paid (the sale): only its size is kept here. The
+            // customer's email and phone are hashed by their keys; the name is not kept.
+            Mapped {
+                properties: obj(json!({"order_id": e.order_id, "source": e.source, "total": e.total,
+                    "currency": e.currency, "email": e.customer_email, "phone": e.customer_phone})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::CommerceOrderFulfilled::full_name() => {
+            let e: ev::CommerceOrderFulfilled = decode(event)?;
+            Mapped {
+                properties: obj(json!({"order_id": e.order_id, "supplier": e.supplier,
+                    "shipments": e.tracking_numbers.len()})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::CommerceSaleRecorded::full_name() => {
+            let e: ev::CommerceSaleRecorded = decode(event)?;
+            Mapped {
+                properties: obj(json!({"sale_id": e.sale_id, "order_id": e.order_id, "profit": e.profit,
+                    "reporting_revenue": e.reporting_revenue, "reporting_currency": e.reporting_currency})),
+                revenue: minor_units(&e.revenue, &e.currency),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::CommerceOrderRefunded::full_name() => {
+            let e: ev::CommerceOrderRefunded = decode(event)?;
+            // A refund takes back revenue: it counts negative in the revenue report.
+            Mapped {
+                properties: obj(json!({"order_id": e.order_id, "amount": e.amount})),
+                revenue: minor_units(&e.amount, &e.currency).map(|(m, c)| (-m, c)),
+                ..Mapped::default()
+            }
+        }
         _ => return None,
     };
     Some(m)
 }
 
+/// A decimal amount as services write it in events (`"19.99"`) in minor units of its currency,
+/// exactly (no floating point). `None` for an unknown currency, more decimals than it has, or
+/// anything but an optionally signed plain decimal.
+fn minor_units(amount: &str, currency: &str) -> Option<(i64, String)> {
+    let digits = usize::from(currency.parse::<nexus_kernel::Currency>().ok()?.minor_digits());
+    let (negative, unsigned) = match amount.trim().strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, amount.trim()),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 15 || !plain(whole) || !plain(fraction) || fraction.len() > digits {
+        return None;
+    }
+    let text = format!("{whole}{fraction:0<digits$}");
+    let minor: i64 = text.parse().ok()?;
+    Some((if negative { -minor } else { minor }, currency.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_become_exact_minor_units() {
+        assert_eq!(minor_units("19.99", "USD"), Some((1999, "USD".into())));
+        assert_eq!(minor_units("19.9", "USD"), Some((1990, "USD".into())));
+        assert_eq!(minor_units("20", "USD"), Some((2000, "USD".into())));
+        assert_eq!(minor_units("-5.5", "BRL"), Some((-550, "BRL".into())));
+        assert_eq!(minor_units("1500", "JPY"), Some((1500, "JPY".into())));
+        assert_eq!(minor_units("1.234", "KWD"), Some((1234, "KWD".into())));
+        for bad in [("1.5", "JPY"), ("1.999", "USD"), ("", "USD"), (".5", "USD"), ("1e3", "USD"), ("1", "XXX")] {
+            assert_eq!(minor_units(bad.0, bad.1), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn names_drop_the_namespace() {

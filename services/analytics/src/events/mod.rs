@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 use self::mapping::{event_name, map_known, occurred};
 use crate::app::Analytics;
 use crate::domain::workspace::SYSTEM_TENANT;
-use crate::domain::{self, Salt};
+use crate::domain::{self, Salt, rollup};
 use crate::repo;
 
 pub struct DomainHandler {
@@ -55,7 +55,7 @@ impl EventHandler for DomainHandler {
         let user = mapped.user_id.or_else(|| actor.starts_with("usr_").then(|| actor.clone()));
         let user_id = user.map(|u| domain::scrub_identity(&u, &salt));
         self.app.ensure_partitions([at]).await?;
-        repo::events::insert_domain(
+        let stored = repo::events::insert_domain(
             tx,
             repo::events::DomainEvent {
                 tenant,
@@ -63,12 +63,25 @@ impl EventHandler for DomainHandler {
                 name,
                 source,
                 occurred_at: at,
-                user_id,
+                user_id: user_id.clone(),
                 properties: &props,
-                revenue: mapped.revenue,
+                revenue: mapped.revenue.clone(),
             },
         )
         .await?;
+        // Its rollups in the same transaction; a redelivered event was not stored again.
+        if stored {
+            let fact = rollup::Fact {
+                tenant: tenant.as_uuid(),
+                at,
+                name,
+                user_id: user_id.as_deref(),
+                anonymous_id: None,
+                revenue: mapped.revenue.as_ref().map(|(a, c)| (*a, c.as_str())),
+                feature: (name == rollup::FEATURE_EVENT).then(|| rollup::Feature::from_properties(&props)),
+            };
+            repo::rollups::append(tx, &rollup::aggregate([fact])).await?;
+        }
         Ok(())
     }
 }

@@ -1,12 +1,16 @@
 //! `analytics_events` and `analytics_event_ids`: tracked events written in batches, domain
 //! events one by one, and retention purges.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::db::DbResultExt;
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::domain::rollup::{FEATURE_EVENT, Fact, Feature};
 
 /// One tracked event to store, borrowed from the message it came in (nothing is copied).
 pub struct Tracked<'a> {
@@ -116,18 +120,19 @@ const INSERT: &str = "WITH input AS ( \
      SELECT i.t, i.c, i.n, 'track', i.o, i.r, i.a, i.u, i.p::jsonb, i.rm, i.cur, i.us, i.um, i.uc, i.ut, i.uco, i.pu, \
             i.rf, i.ip::inet \
      FROM input i JOIN fresh f ON f.tenant_id = i.t AND f.client_event_id = i.c AND f.occurred_at = i.o \
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT DO NOTHING RETURNING tenant_id, client_event_id, occurred_at";
 
-/// Stores the batch, `batch_size` rows per statement; how many rows were new.
-pub async fn insert_tracked(conn: &mut PgConnection, c: &Columns<'_>, batch_size: usize) -> Result<u64, Error> {
-    let mut inserted = 0;
+/// Stores the batch, `batch_size` rows per statement; which rows were new (a row repeated
+/// within the batch is new once).
+pub async fn insert_tracked(conn: &mut PgConnection, c: &Columns<'_>, batch_size: usize) -> Result<Vec<bool>, Error> {
+    let mut stored = Vec::with_capacity(c.len());
     let step = batch_size.max(1);
     let mut from = 0;
     while from < c.len() {
         let to = (from + step).min(c.len());
         let r = from..to;
         let utm = |k: usize| &c.utm[k][r.clone()];
-        inserted += sqlx::query(INSERT)
+        let new: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(INSERT)
             .bind(&c.tenant[r.clone()])
             .bind(&c.client_event_id[r.clone()])
             .bind(&c.name[r.clone()])
@@ -146,13 +151,37 @@ pub async fn insert_tracked(conn: &mut PgConnection, c: &Columns<'_>, batch_size
             .bind(&c.page_url[r.clone()])
             .bind(&c.referrer[r.clone()])
             .bind(&c.ip[r.clone()])
-            .execute(&mut *conn)
+            .fetch_all(&mut *conn)
             .await
-            .db()?
-            .rows_affected();
+            .db()?;
+        let mut new: HashMap<(Uuid, String), DateTime<Utc>> = new.into_iter().map(|(t, c, o)| ((t, c), o)).collect();
+        for i in r {
+            let key = (c.tenant[i], c.client_event_id[i].to_owned());
+            let hit = new.get(&key) == Some(&c.occurred_at[i]);
+            if hit {
+                new.remove(&key);
+            }
+            stored.push(hit);
+        }
         from = to;
     }
-    Ok(inserted)
+    Ok(stored)
+}
+
+impl Columns<'_> {
+    /// What rollups count of the rows marked in `stored`.
+    pub fn facts<'s>(&'s self, stored: &'s [bool]) -> impl Iterator<Item = Fact<'s>> + 's {
+        (0..self.len()).filter(move |&i| stored.get(i) == Some(&true)).map(move |i| Fact {
+            tenant: self.tenant[i],
+            at: self.occurred_at[i],
+            name: self.name[i],
+            user_id: self.user_id[i],
+            anonymous_id: self.anonymous_id[i],
+            revenue: self.revenue_minor[i].zip(self.currency[i]),
+            feature: (self.name[i] == FEATURE_EVENT)
+                .then(|| Feature::from_properties(&serde_json::from_str(self.properties[i]).unwrap_or(Value::Null))),
+        })
+    }
 }
 
 /// One domain event of another service, already scrubbed.
@@ -168,9 +197,10 @@ pub struct DomainEvent<'a> {
     pub revenue: Option<(i64, String)>,
 }
 
-pub async fn insert_domain(conn: &mut PgConnection, e: DomainEvent<'_>) -> Result<(), Error> {
+/// Whether the event was new (a redelivered one is already stored).
+pub async fn insert_domain(conn: &mut PgConnection, e: DomainEvent<'_>) -> Result<bool, Error> {
     let (revenue_minor, currency) = e.revenue.unzip();
-    sqlx::query(
+    let r = sqlx::query(
         "INSERT INTO analytics_events (tenant_id, client_event_id, name, source, occurred_at, received_at, \
                 user_id, properties, revenue_minor, currency) \
          VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9) ON CONFLICT DO NOTHING",
@@ -187,7 +217,7 @@ pub async fn insert_domain(conn: &mut PgConnection, e: DomainEvent<'_>) -> Resul
     .execute(conn)
     .await
     .db()?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Deletes at most `chunk` of the workspace's events older than `days`, and as many of their

@@ -6,5 +6,6 @@ pub mod events;
 pub mod partitions;
 pub mod plans;
 pub mod reports;
+pub mod rollups;
 pub mod settings;
 pub mod write_keys;

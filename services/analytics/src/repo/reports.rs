@@ -117,7 +117,9 @@ pub async fn breakdown(
     Ok(rows.into_iter().map(|(key, events, unique_users)| Breakdown { key, events, unique_users }).collect())
 }
 
-/// Users (distinct) who reached each step: the steps in order (each strictly after the previous)
+/// The funnel by one self-join per step (the form reports had before [`funnel_paths`]; kept as
+/// the reference the tests and the benchmark compare with). Users (distinct) who reached each
+/// step: the steps in order (each strictly after the previous)
 /// with every step no later than `window_seconds` after their step 1, step 1 in the range.
 pub async fn funnel_counts(
     conn: &mut PgConnection,
@@ -158,6 +160,32 @@ pub async fn funnel_counts(
         q = q.bind(s);
     }
     q.fetch_one(conn).await.db()
+}
+
+/// Each user's step events in time order (names and times), for [`crate::domain::funnel`]: one
+/// scan of the steps' events, grouped by user.
+pub async fn funnel_paths(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    range: Range,
+    steps: &[String],
+    window_seconds: u64,
+) -> Result<Vec<(Vec<String>, Vec<DateTime<Utc>>)>, Error> {
+    sqlx::query_as(
+        "SELECT array_agg(name ORDER BY occurred_at), array_agg(occurred_at ORDER BY occurred_at) \
+         FROM analytics_events \
+         WHERE tenant_id = $1 AND name = ANY($4) AND occurred_at >= $2 \
+           AND occurred_at <= $3 + make_interval(secs => $5) AND coalesce(user_id, anonymous_id) IS NOT NULL \
+         GROUP BY coalesce(user_id, anonymous_id)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(range.from)
+    .bind(range.to)
+    .bind(steps)
+    .bind(window_seconds as f64)
+    .fetch_all(conn)
+    .await
+    .db()
 }
 
 /// Revenue per local bucket and currency, in bucket then currency order.
@@ -218,4 +246,71 @@ pub async fn feature_usage(
         .into_iter()
         .map(|(plan, feature, uses, credits, unique_users)| FeatureUsage { plan, feature, uses, credits, unique_users })
         .collect())
+}
+
+/// Retention counts: (cohort week, weeks since, users), weeks since −1 being the cohort's size.
+/// A user's cohort is the UTC (Monday) week of their first `start` event ever, if that falls in
+/// the range; they count in week k when they did `ret` in the k-th week after it.
+pub async fn retention(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    range: Range,
+    start: &str,
+    ret: &str,
+    weeks: i32,
+) -> Result<Vec<(chrono::NaiveDate, i32, i64)>, Error> {
+    sqlx::query_as(
+        "WITH firsts AS ( \
+           SELECT coalesce(user_id, anonymous_id) AS u, min(occurred_at) AS first FROM analytics_events \
+           WHERE tenant_id = $1 AND name = $4 AND occurred_at < $3 AND coalesce(user_id, anonymous_id) IS NOT NULL \
+           GROUP BY 1), \
+         cohort AS (SELECT u, date_trunc('week', first AT TIME ZONE 'UTC') AS wk FROM firsts WHERE first >= $2), \
+         returns AS ( \
+           SELECT DISTINCT coalesce(user_id, anonymous_id) AS u, date_trunc('week', occurred_at AT TIME ZONE 'UTC') AS wk \
+           FROM analytics_events \
+           WHERE tenant_id = $1 AND name = $5 AND coalesce(user_id, anonymous_id) IS NOT NULL \
+             AND occurred_at >= date_trunc('week', $2 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' \
+             AND occurred_at < $3 + make_interval(weeks => $6)) \
+         SELECT c.wk::date, (extract(epoch FROM r.wk - c.wk) / 604800)::int, count(*) \
+         FROM cohort c JOIN returns r ON r.u = c.u AND r.wk >= c.wk AND r.wk < c.wk + make_interval(weeks => $6) \
+         GROUP BY 1, 2 \
+         UNION ALL SELECT wk::date, -1, count(*) FROM cohort GROUP BY 1",
+    )
+    .bind(tenant.as_uuid())
+    .bind(range.from)
+    .bind(range.to)
+    .bind(start)
+    .bind(ret)
+    .bind(weeks)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Per UTC day of the range: distinct active users that day and in the 30 days ending with it.
+pub async fn stickiness(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    range: Range,
+    name: Option<&str>,
+) -> Result<Vec<(chrono::NaiveDate, i64, i64)>, Error> {
+    sqlx::query_as(
+        "WITH active AS ( \
+           SELECT DISTINCT coalesce(user_id, anonymous_id) AS u, (occurred_at AT TIME ZONE 'UTC')::date AS d \
+           FROM analytics_events \
+           WHERE tenant_id = $1 AND occurred_at >= date_trunc('day', $2 AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '29 days' \
+             AND occurred_at < $3 AND ($4::text IS NULL OR name = $4) AND coalesce(user_id, anonymous_id) IS NOT NULL), \
+         days AS ( \
+           SELECT generate_series(($2 AT TIME ZONE 'UTC')::date, (($3 - interval '1 microsecond') AT TIME ZONE 'UTC')::date, \
+                                  interval '1 day')::date AS d) \
+         SELECT days.d, count(DISTINCT a.u) FILTER (WHERE a.d = days.d), count(DISTINCT a.u) \
+         FROM days LEFT JOIN active a ON a.d BETWEEN days.d - 29 AND days.d GROUP BY 1 ORDER BY 1",
+    )
+    .bind(tenant.as_uuid())
+    .bind(range.from)
+    .bind(range.to)
+    .bind(name)
+    .fetch_all(conn)
+    .await
+    .db()
 }

@@ -210,3 +210,126 @@ async fn a_change_made_through_another_service_is_in_the_audit_trail_and_usage_p
     let r = &rows[0];
     assert_eq!((r.plan.as_str(), r.feature.as_str(), r.uses, r.credits), ("free", "content.generation", 1, 7));
 }
+
+#[tokio::test]
+async fn store_sales_count_as_revenue_once_refunds_take_it_back_and_other_services_events_are_described() {
+    let svc = start().await;
+    let bus = svc.bus().await;
+    bus.ensure_service_stream("commerce").await.unwrap();
+    bus.ensure_service_stream("video").await.unwrap();
+    let ws = WorkspaceId::new();
+    let sale_id = uuid::Uuid::now_v7();
+    let sale = ev::CommerceSaleRecorded {
+        workspace_id: ws.to_string(),
+        sale_id: "sale_1".into(),
+        order_id: "ord_1".into(),
+        revenue: "49.90".into(),
+        profit: "20.10".into(),
+        currency: "BRL".into(),
+        reporting_revenue: "9.98".into(),
+        reporting_profit: "4.02".into(),
+        reporting_currency: "USD".into(),
+    };
+    // Delivered twice: one sale.
+    publish(&bus, "nexus.commerce.sale.recorded", ws, sale_id, &sale).await;
+    publish(&bus, "nexus.commerce.sale.recorded", ws, sale_id, &sale).await;
+    let refund = ev::CommerceOrderRefunded {
+        workspace_id: ws.to_string(),
+        order_id: "ord_1".into(),
+        amount: "10.00".into(),
+        currency: "BRL".into(),
+        ..Default::default()
+    };
+    publish(&bus, "nexus.commerce.order.refunded", ws, uuid::Uuid::now_v7(), &refund).await;
+    // An order is not revenue until it sells; its customer's email is kept hashed only.
+    let order = ev::CommerceOrderCreated {
+        workspace_id: ws.to_string(),
+        order_id: "ord_1".into(),
+        source: "manual".into(),
+        total: "49.90".into(),
+        currency: "BRL".into(),
+        customer_email: "cliente@example.com".into(),
+        customer_name: "Maria Souza".into(),
+        ..Default::default()
+    };
+    publish(&bus, "nexus.commerce.order.created", ws, uuid::Uuid::now_v7(), &order).await;
+    let video = ev::VideoCompleted {
+        workspace_id: ws.to_string(),
+        video_id: "vid_1".into(),
+        language: "ar".into(),
+        provider: "local".into(),
+        duration_seconds: 4.5,
+        credits: 10,
+        characters_billed: 36,
+        size_bytes: 1000,
+    };
+    publish(&bus, "nexus.video.video.completed", ws, uuid::Uuid::now_v7(), &video).await;
+    bus.ensure_service_stream("messaging").await.unwrap();
+    let broadcast = ev::WhatsAppBroadcastFinished {
+        workspace_id: ws.to_string(),
+        broadcast_id: "bc_1".into(),
+        status: "finished".into(),
+        sent: 9_990,
+        failed: 10,
+        unknown: 0,
+        credits_charged: 9_990,
+    };
+    publish(&bus, "nexus.messaging.broadcast.finished", ws, uuid::Uuid::now_v7(), &broadcast).await;
+    bus.ensure_service_stream("ads").await.unwrap();
+    let campaign = ev::AdsCampaignCreated {
+        workspace_id: ws.to_string(),
+        build_id: "build_1".into(),
+        campaign_id: "cmp_1".into(),
+        provider: "meta".into(),
+        ad_account: "act_1".into(),
+        platform_campaign_id: "120000001".into(),
+        name: "Winter sale".into(),
+        daily_budget_minor: 2_500,
+        currency: "EUR".into(),
+    };
+    publish(&bus, "nexus.ads.campaign.created", ws, uuid::Uuid::now_v7(), &campaign).await;
+    svc.wait_for_events(ws, 6, 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(svc.count_events(ws).await, 6);
+
+    let token = svc.owner(ws);
+    let now = Utc::now();
+    let rev = svc
+        .client()
+        .revenue(authed(
+            pb::RevenueRequest {
+                range: Some(pb::TimeRange {
+                    from: (now - chrono::Duration::days(1)).to_rfc3339(),
+                    to: (now + chrono::Duration::minutes(1)).to_rfc3339(),
+                }),
+                interval: "day".into(),
+                time_zone: "UTC".into(),
+                currency: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let totals: Vec<(String, i64)> = rev.totals.iter().map(|m| (m.currency.clone(), m.amount_minor)).collect();
+    assert_eq!(totals, vec![("BRL".to_owned(), 4990 - 1000)]);
+
+    let admin = svc.admin().await;
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as("SELECT name, properties FROM analytics.analytics_events WHERE tenant_id = $1 ORDER BY name")
+            .bind(ws.as_uuid())
+            .fetch_all(&admin)
+            .await
+            .unwrap();
+    let props = |name: &str| rows.iter().find(|r| r.0 == name).map(|r| r.1.clone()).unwrap();
+    let order = props("commerce.order.created");
+    assert_eq!((order["total"].as_str(), order["currency"].as_str()), (Some("49.90"), Some("BRL")));
+    assert_eq!(order["email"].as_str().map(str::len), Some(64), "hashed: {order}");
+    assert!(!order.to_string().contains("cliente") && !order.to_string().contains("Maria"), "{order}");
+    let video = props("video.video.completed");
+    assert_eq!((video["duration_seconds"].as_f64(), video["credits"].as_i64()), (Some(4.5), Some(10)));
+    let campaign = props("ads.campaign.created");
+    assert_eq!((campaign["daily_budget_minor"].as_i64(), campaign["currency"].as_str()), (Some(2_500), Some("EUR")));
+    let broadcast = props("messaging.broadcast.finished");
+    assert_eq!((broadcast["sent"].as_i64(), broadcast["credits_charged"].as_i64()), (Some(9_990), Some(9_990)));
+}

@@ -4,5 +4,7 @@ mod domain_events;
 mod ingest;
 mod privacy;
 mod reports;
+mod retention;
+mod rollups;
 mod support;
 mod tenancy;

@@ -3,7 +3,6 @@
 //! was used or releases the hold.
 
 pub mod agents;
-pub mod credits;
 pub mod generations;
 pub mod generator;
 pub mod images;
@@ -28,7 +27,7 @@ use generator::TextGenerator;
 use local::LocalGenerator;
 
 pub use crate::events::{Outcome, settle_in};
-pub use credits::{Credits, GrpcCredits, Hold};
+pub use nexus_platform::credits::{Credits, GrpcCredits, Hold};
 
 pub struct App {
     pub pool: PgPool,

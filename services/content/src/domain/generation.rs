@@ -348,7 +348,8 @@ pub struct Generation {
     pub provider: String,
     pub model: String,
     pub prompt_version: String,
-    pub input: serde_json::Value,
+    /// The request as given, as JSON text (stored as jsonb; shown, never interpreted again).
+    pub input_json: String,
     pub variants: Vec<Variant>,
     pub title_limit: i32,
     pub body_limit: i32,

@@ -74,6 +74,7 @@ async fn job_finished(
         succeeded,
         credits,
         job: job.to_owned(),
+        ..Default::default()
     };
     enqueue(conn, JOB_FINISHED, Some(tenant), &event).await.db()?;
     Ok(())

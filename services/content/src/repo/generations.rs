@@ -20,7 +20,9 @@ struct Row {
     provider: String,
     model: String,
     prompt_version: String,
-    input: Json<serde_json::Value>,
+    /// The stored request as JSON text: it is only passed on, so it is never parsed here (a
+    /// page of 20 parsed and re-serialized it 20 times on every read).
+    input: String,
     variants: Json<Vec<Variant>>,
     title_limit: i32,
     body_limit: i32,
@@ -43,7 +45,7 @@ impl From<Row> for Generation {
             provider: r.provider,
             model: r.model,
             prompt_version: r.prompt_version,
-            input: r.input.0,
+            input_json: r.input,
             variants: r.variants.0,
             title_limit: r.title_limit,
             body_limit: r.body_limit,
@@ -58,7 +60,7 @@ impl From<Row> for Generation {
     }
 }
 
-const COLUMNS: &str = "id, kind, platform, language, tone, status, provider, model, prompt_version, input, variants, \
+const COLUMNS: &str = "id, kind, platform, language, tone, status, provider, model, prompt_version, input::text AS input, variants, \
     title_limit, body_limit, prompt_tokens, completion_tokens, total_tokens, credits, created_at";
 
 /// A generation to store.

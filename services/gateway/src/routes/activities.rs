@@ -34,8 +34,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ActivityBody {
     pub id: String,
     pub contact_id: String,
-    /// note, task and call are written by people; message, lead, purchase, stage_change,
-    /// consent, merge, import and deal by the platform.
+    /// note, task and call are written by people; message, lead, purchase, refund,
+    /// stage_change, consent, merge, import and deal by the platform.
     pub kind: String,
     pub body: String,
     /// Details of the kind (a deal's stage move, a purchase's amount …); `{}` when none.

@@ -205,7 +205,7 @@ pub async fn chat(
             agent_id: id,
             contact_id: b.contact_id,
             message: b.message,
-            idempotency_key: idempotency_key(&headers),
+            idempotency_key: idempotency_key(&headers)?,
         })
         .await?
         .into_inner();

@@ -183,7 +183,7 @@ pub async fn checkout(
         currency: b.currency.unwrap_or_default(),
         success_url: b.success_url.unwrap_or_default(),
         cancel_url: b.cancel_url.unwrap_or_default(),
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     let s = client(&state).create_checkout(req).await?.into_inner();
     Ok((StatusCode::CREATED, Json(checkout_body(s))))
@@ -282,7 +282,7 @@ pub async fn change_plan(
     headers: axum::http::HeaderMap,
     ApiJson(b): ApiJson<ChangePlanBody>,
 ) -> Result<Json<SubscriptionBody>, ApiError> {
-    let req = pb::ChangePlanRequest { plan_code: b.plan, idempotency_key: idempotency_key(&headers) };
+    let req = pb::ChangePlanRequest { plan_code: b.plan, idempotency_key: idempotency_key(&headers)? };
     Ok(Json(subscription_body(client(&state).change_plan(req).await?.into_inner())))
 }
 

@@ -14,7 +14,9 @@ use nexus_proto::nexus::messaging::v1::contact_transfer_client::ContactTransferC
 use nexus_proto::nexus::messaging::v1::contacts_client::ContactsClient;
 use nexus_proto::nexus::messaging::v1::crm_client::CrmClient;
 use nexus_proto::nexus::messaging::v1::webhooks_client::WebhooksClient;
+use nexus_proto::nexus::messaging::v1::whats_app_client::WhatsAppClient;
 use nexus_proto::nexus::subscriptions::v1::subscriptions_client::SubscriptionsClient;
+use nexus_proto::nexus::video::v1::video_client::VideoClient;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -39,6 +41,10 @@ pub(crate) fn content_client(state: &AppState) -> ContentClient<ContextChannel> 
     nexus_platform::sized!(ContentClient::new(state.upstreams.content.clone()))
 }
 
+pub(crate) fn video_client(state: &AppState) -> VideoClient<ContextChannel> {
+    nexus_platform::sized!(VideoClient::new(state.upstreams.video.clone()))
+}
+
 pub(crate) fn contacts_client(state: &AppState) -> ContactsClient<ContextChannel> {
     nexus_platform::sized!(ContactsClient::new(state.upstreams.messaging.clone()))
 }
@@ -60,8 +66,41 @@ pub(crate) fn webhooks_client(state: &AppState) -> WebhooksClient<ContextChannel
     nexus_platform::sized!(WebhooksClient::new(state.upstreams.messaging.clone()))
 }
 
+pub(crate) fn whatsapp_client(state: &AppState) -> WhatsAppClient<ContextChannel> {
+    nexus_platform::sized!(WhatsAppClient::new(state.upstreams.messaging.clone()))
+}
+
+/// [`whatsapp_client`] on the channel whose deadline allows for a live stream.
+pub(crate) fn whatsapp_stream_client(state: &AppState) -> WhatsAppClient<ContextChannel> {
+    nexus_platform::sized!(WhatsAppClient::new(state.upstreams.messaging_streams.clone()))
+}
+
 pub(crate) fn analytics_client(state: &AppState) -> AnalyticsClient<ContextChannel> {
     nexus_platform::sized!(AnalyticsClient::new(state.upstreams.analytics.clone()))
+}
+
+pub(crate) fn ads_client(state: &AppState) -> nexus_proto::nexus::ads::v1::ads_client::AdsClient<ContextChannel> {
+    nexus_platform::sized!(nexus_proto::nexus::ads::v1::ads_client::AdsClient::new(state.upstreams.ads.clone()))
+}
+
+pub(crate) fn commerce_client(
+    state: &AppState,
+) -> nexus_proto::nexus::commerce::v1::commerce_client::CommerceClient<ContextChannel> {
+    nexus_platform::sized!(nexus_proto::nexus::commerce::v1::commerce_client::CommerceClient::new(
+        state.upstreams.commerce.clone()
+    ))
+}
+
+/// An exact decimal amount of the commerce API (`"19.99"`), with its currency.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"value": "19.99", "currency": "USD"}))]
+pub struct AmountBody {
+    pub value: String,
+    pub currency: String,
+}
+
+pub(crate) fn amount(a: Option<nexus_proto::nexus::commerce::v1::Amount>) -> Option<AmountBody> {
+    a.map(|a| AmountBody { value: a.value, currency: a.currency })
 }
 
 // ---------- scalars ----------
@@ -83,8 +122,27 @@ pub(crate) fn non_empty(s: String) -> Option<String> {
 }
 
 /// The client's `Idempotency-Key`, if any (validated by the service).
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> String {
-    headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+/// A value with other than visible ASCII and spaces, or longer than 200, is refused here: passed
+/// on as absent, it would make a retry a second request.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(String::new()) };
+    match v.to_str() {
+        Ok(s) if s.len() <= 200 && s.bytes().all(|b| (0x20..0x7f).contains(&b)) => Ok(s.to_owned()),
+        _ => Err(ApiError::new(ErrorKind::InvalidArgument, "request.invalid_idempotency_key")
+            .with_field("Idempotency-Key", "invalid")),
+    }
+}
+
+/// One server-sent event as a client's parser reads it off the stream: its name and its data
+/// (the event's JSON body, as text). The operation's example shows the wire form.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerSentEvent {
+    /// The event's name (`status`, `done`, `delta`, `error`...).
+    pub event: String,
+    /// The event's body: JSON text.
+    pub data: String,
+    pub id: Option<String>,
+    pub retry: Option<u64>,
 }
 
 pub(crate) fn dir_name(d: i32) -> String {
@@ -308,6 +366,30 @@ pub(crate) fn session_body(s: auth_pb::AuthSession) -> SessionBody {
 pub struct TokenBody {
     /// The token from the emailed link.
     pub token: String,
+}
+
+/// Whether `format` asks for CSV (`csv`) rather than JSON (absent or `json`); 400 otherwise.
+pub fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
+    match format {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(_) => Err(ApiError::new(ErrorKind::InvalidArgument, "request.invalid_query")
+            .with_param("detail", "format must be json or csv")
+            .with_field("format", "invalid")),
+    }
+}
+
+/// A CSV download named `file`.
+pub fn csv_response(file: &str, body: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file}\"")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -106,7 +106,7 @@ pub struct GenerationBody {
     pub limits: LimitsBody,
     /// The request as given.
     #[schema(value_type = Object)]
-    pub input: serde_json::Value,
+    pub input: Box<serde_json::value::RawValue>,
     pub created_at: Option<String>,
 }
 
@@ -137,7 +137,8 @@ fn generation(g: pb::Generation) -> GenerationBody {
         },
         credits: g.credits,
         limits: LimitsBody { title: g.title_limit, body: g.body_limit },
-        input: serde_json::from_str(&g.input_json).unwrap_or(serde_json::Value::Null),
+        // Passed through as the service stored it: checked to be JSON, never rebuilt as a tree.
+        input: serde_json::value::RawValue::from_string(g.input_json).unwrap_or_default(),
         created_at: ts(g.created_at),
     }
 }
@@ -163,7 +164,7 @@ fn stream_error(status: tonic::Status, edge: Option<&Edge>, user_locale: Option<
     request_body = GenerationRequest,
     responses(
         (status = 201, description = "Generated and stored (JSON), or the event stream",
-            content((GenerationBody = "application/json"), (String = "text/event-stream", example = "event: delta\ndata: {\"variant\":0,\"field\":\"body\",\"text\":\"Meet \"}\n\nevent: done\ndata: {\"id\":\"gen_…\"}\n\n"))),
+            content((GenerationBody = "application/json"), (super::common::ServerSentEvent = "text/event-stream", example = "event: delta\ndata: {\"variant\":0,\"field\":\"body\",\"text\":\"Meet \"}\n\nevent: done\ndata: {\"id\":\"gen_…\"}\n\n"))),
         (status = 400, description = "Invalid kind, platform, language or field", body = ErrorEnvelope),
         (status = 401, description = "No valid token", body = ErrorEnvelope),
         (status = 402, description = "Not enough credits (nothing generated, nothing charged)", body = ErrorEnvelope),
@@ -189,7 +190,7 @@ pub async fn create_generation(
         call_to_action: body.call_to_action.unwrap_or_default(),
         variants: body.variants.unwrap_or(0),
         max_tokens: body.max_tokens.unwrap_or(0),
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     if !wants_stream(&headers) {
         let g = client(&state).generate(req).await?.into_inner();

@@ -94,7 +94,7 @@ pub async fn create_image(
         language: b.language.unwrap_or_default(),
         width: b.width.unwrap_or(0),
         height: b.height.unwrap_or(0),
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     Ok((StatusCode::CREATED, Json(image(client(&state).create_image(req).await?.into_inner()))))
 }

@@ -186,7 +186,7 @@ pub async fn create_page(
         audience: b.audience.unwrap_or_default(),
         facts: b.facts.unwrap_or_default(),
         call_to_action: b.call_to_action.unwrap_or_default(),
-        idempotency_key: idempotency_key(&headers),
+        idempotency_key: idempotency_key(&headers)?,
     };
     Ok((StatusCode::CREATED, Json(page(client(&state).create_page(req).await?.into_inner()))))
 }
@@ -312,7 +312,7 @@ pub async fn regenerate_section(
     headers: HeaderMap,
     ApiPath((id, section)): ApiPath<(String, String)>,
 ) -> Result<Json<PageBody>, ApiError> {
-    let req = pb::RegenerateSectionRequest { page_id: id, section, idempotency_key: idempotency_key(&headers) };
+    let req = pb::RegenerateSectionRequest { page_id: id, section, idempotency_key: idempotency_key(&headers)? };
     Ok(Json(page(client(&state).regenerate_section(req).await?.into_inner())))
 }
 

@@ -1,5 +1,5 @@
-//! `/v1/analytics/{timeseries,funnel,revenue,top-events,properties,utm,feature-usage}`: reports
-//! over the workspace's tracked events and metered feature use.
+//! `/v1/analytics/{timeseries,funnel,revenue,top-events,properties,utm,feature-usage,retention,
+//! stickiness}`: reports over the workspace's tracked events and metered feature use.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{MoneyBody, analytics_client as client, next_cursor, paging, time_range, ts};
+use super::common::{
+    MoneyBody, analytics_client as client, csv_response, next_cursor, paging, time_range, ts, wants_csv,
+};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::ApiQuery;
@@ -24,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(property_breakdown))
         .routes(routes!(utm_breakdown))
         .routes(routes!(feature_usage))
+        .routes(routes!(retention))
+        .routes(routes!(stickiness))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -435,4 +439,181 @@ pub async fn feature_usage(
             })
             .collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionQuery {
+    /// Cohorts whose first start event falls in [from, to) (at most 400 days; default the 12
+    /// weeks before `to`).
+    #[param(example = "2026-09-07T00:00:00Z", format = DateTime)]
+    pub from: Option<String>,
+    #[param(example = "2026-11-30T00:00:00Z", format = DateTime)]
+    pub to: Option<String>,
+    /// The event that puts a user in the cohort of its (UTC, Monday) week: their first one.
+    #[param(
+        example = "auth.user.signed_up",
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub start_event: String,
+    /// The event that counts as coming back; the same as `start_event` for a feature's own
+    /// retention.
+    #[param(
+        example = "content.generation.completed",
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub return_event: String,
+    /// Weeks since the cohort's week (1..26, default 12).
+    #[param(example = 12, minimum = 1, maximum = 26)]
+    pub weeks: Option<u32>,
+    /// `json` (default) or `csv`.
+    #[param(example = "csv", pattern = "^(json|csv)$")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CohortBody {
+    /// Monday of the cohort's week.
+    #[schema(example = "2026-09-07", format = Date)]
+    pub week_start: String,
+    #[schema(example = 120)]
+    pub users: i64,
+    /// Users of the cohort who came back in week k after their first (k = 0: the same week).
+    #[schema(example = json!([120, 54, 41, 38]))]
+    pub retained: Vec<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionBody {
+    #[schema(example = 12)]
+    pub weeks: u32,
+    pub cohorts: Vec<CohortBody>,
+}
+
+/// Weekly cohorts: users by the week of their first start event × the weeks since in which they
+/// did the return event. As JSON or CSV (`format=csv`).
+#[utoipa::path(get, path = "/v1/analytics/retention", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(RetentionQuery),
+    responses((status = 200, description = "One row per cohort week (JSON, or text/csv with format=csv)",
+            content((RetentionBody = "application/json"), (String = "text/csv", example = "week_start,users,week_0,week_1\n2026-09-07,120,120,54\n"))),
+        (status = 400, description = "Missing event or bad format", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope),
+        (status = 422, description = "Bad event name, weeks or range", body = ErrorEnvelope)))]
+pub async fn retention(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiQuery(q): ApiQuery<RetentionQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let csv = wants_csv(q.format.as_deref())?;
+    let r = client(&state)
+        .retention(pb::RetentionRequest {
+            range: time_range(q.from, q.to),
+            start_event: q.start_event,
+            return_event: q.return_event,
+            weeks: q.weeks.unwrap_or(0),
+        })
+        .await?
+        .into_inner();
+    if csv {
+        // Dates and numbers only: nothing a spreadsheet could take for a formula.
+        let mut out = String::from("week_start,users");
+        for k in 0..r.weeks {
+            out.push_str(&format!(",week_{k}"));
+        }
+        out.push('\n');
+        for c in &r.cohorts {
+            out.push_str(&format!("{},{}", c.week_start, c.users));
+            for n in &c.retained {
+                out.push_str(&format!(",{n}"));
+            }
+            out.push('\n');
+        }
+        return Ok(csv_response("retention.csv", out));
+    }
+    Ok(Json(RetentionBody {
+        weeks: r.weeks,
+        cohorts: r
+            .cohorts
+            .into_iter()
+            .map(|c| CohortBody { week_start: c.week_start, users: c.users, retained: c.retained })
+            .collect(),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StickinessQuery {
+    /// UTC days of [from, to) (at most 400; default the 30 days before `to`).
+    #[param(example = "2026-11-01T00:00:00Z", format = DateTime)]
+    pub from: Option<String>,
+    #[param(example = "2026-11-25T00:00:00Z", format = DateTime)]
+    pub to: Option<String>,
+    /// Only this event counts as activity (up to 200 characters, no control characters).
+    #[param(example = "page.viewed", max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
+    pub event: Option<String>,
+    /// `json` (default) or `csv`.
+    #[param(example = "json", pattern = "^(json|csv)$")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StickinessPointBody {
+    #[schema(example = "2026-11-24", format = Date)]
+    pub day: String,
+    #[schema(example = 42)]
+    pub daily_users: i64,
+    /// Distinct users of the 30 days ending with this one.
+    #[schema(example = 300)]
+    pub monthly_users: i64,
+    /// daily_users / monthly_users.
+    #[schema(example = 0.14)]
+    pub ratio: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StickinessBody {
+    pub points: Vec<StickinessPointBody>,
+}
+
+/// Stickiness: daily over 30-day active users, per UTC day. As JSON or CSV (`format=csv`).
+#[utoipa::path(get, path = "/v1/analytics/stickiness", tag = "analytics", security(("bearer" = []), ("api_key" = [])), params(StickinessQuery),
+    responses((status = 200, description = "One point per UTC day (JSON, or text/csv with format=csv)",
+            content((StickinessBody = "application/json"), (String = "text/csv", example = "day,daily_users,monthly_users,ratio\n2026-11-24,42,300,0.14\n"))),
+        (status = 400, description = "Bad format", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope),
+        (status = 422, description = "Bad event name or range", body = ErrorEnvelope)))]
+pub async fn stickiness(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiQuery(q): ApiQuery<StickinessQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let csv = wants_csv(q.format.as_deref())?;
+    let r = client(&state)
+        .stickiness(pb::StickinessRequest { range: time_range(q.from, q.to), event: q.event.unwrap_or_default() })
+        .await?
+        .into_inner();
+    if csv {
+        let mut out = String::from("day,daily_users,monthly_users,ratio\n");
+        for p in &r.points {
+            out.push_str(&format!("{},{},{},{:.4}\n", p.day, p.daily_users, p.monthly_users, p.ratio));
+        }
+        return Ok(csv_response("stickiness.csv", out));
+    }
+    Ok(Json(StickinessBody {
+        points: r
+            .points
+            .into_iter()
+            .map(|p| StickinessPointBody {
+                day: p.day,
+                daily_users: p.daily_users,
+                monthly_users: p.monthly_users,
+                ratio: p.ratio,
+            })
+            .collect(),
+    })
+    .into_response())
 }

@@ -177,6 +177,64 @@ async fn tracking_reports_and_audit_through_the_gateway() {
     let (_, utm) = s.get("/v1/analytics/utm?dimension=source", &[("authorization", &token)]).await;
     assert!(utm["rows"].as_array().unwrap().iter().any(|r| r["key"] == "facebook" && r["events"] == 1), "{utm}");
 
+    // Retention (a feature's own: the same start and return event) and stickiness, as JSON and CSV.
+    let (status, r) = s
+        .get(
+            "/v1/analytics/retention?start_event=page.viewed&return_event=page.viewed&weeks=2",
+            &[("authorization", &token)],
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["weeks"], 2);
+    assert_eq!(r["cohorts"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!((r["cohorts"][0]["users"].clone(), r["cohorts"][0]["retained"].clone()), (json!(1), json!([1, 0])));
+    let resp = client()
+        .get(format!(
+            "{}/v1/analytics/retention?start_event=page.viewed&return_event=page.viewed&weeks=2&format=csv",
+            s.base
+        ))
+        .header("authorization", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let week = r["cohorts"][0]["week_start"].as_str().unwrap().to_owned();
+    assert_eq!(resp.text().await.unwrap(), format!("week_start,users,week_0,week_1\n{week},1,1,0\n"));
+    let (status, st) = s.get("/v1/analytics/stickiness?event=page.viewed", &[("authorization", &token)]).await;
+    assert_eq!(status, 200, "{st}");
+    let points = st["points"].as_array().unwrap();
+    assert_eq!(points.len(), 31, "the 30 days before now, today included");
+    assert_eq!((points[30]["daily_users"].clone(), points[30]["monthly_users"].clone()), (json!(1), json!(1)));
+    let (_, theirs) = s.get("/v1/analytics/stickiness?event=page.viewed", &[("authorization", &other_token)]).await;
+    assert!(theirs["points"].as_array().unwrap().iter().all(|p| p["monthly_users"] == 0), "{theirs}");
+    for (query, status, code) in [
+        ("start_event=a&return_event=b&weeks=27", 422, "analytics.invalid_weeks"),
+        ("start_event=a&return_event=b&weeks=many", 400, "request.invalid_query"),
+        ("start_event=a", 400, "request.invalid_query"),
+        ("start_event=a&return_event=b&format=xml", 400, "request.invalid_query"),
+        ("start_event=%20&return_event=b", 422, "analytics.invalid_event_name"),
+        (
+            "start_event=a&return_event=b&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            422,
+            "analytics.range_too_large",
+        ),
+    ] {
+        let (got, r) = s.get(&format!("/v1/analytics/retention?{query}"), &[("authorization", &token)]).await;
+        assert_eq!((got, r["error"]["code"].as_str()), (status, Some(code)), "{query}: {r}");
+    }
+    // A signed-in user's own locale decides the language, whatever Accept-Language says.
+    let (status, r) = s
+        .get(
+            "/v1/analytics/retention?start_event=a&return_event=b&weeks=27",
+            &[("authorization", &token), ("accept-language", "es")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(r["error"]["message"].as_str().unwrap().contains("weeks"), "{r}");
+    let (status, _) = s.get("/v1/analytics/stickiness", &[]).await;
+    assert_eq!(status, 401);
+
     // Bad report input is a localized 4xx.
     let (status, r) = s.get("/v1/analytics/timeseries?tz=Nowhere/Land", &[("authorization", &token)]).await;
     assert_eq!((status, r["error"]["code"].as_str()), (422, Some("analytics.invalid_time_zone")));

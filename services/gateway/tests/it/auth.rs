@@ -119,7 +119,14 @@ async fn stack_services(
     }
     if messaging {
         // Webhook receivers of the tests listen on 127.0.0.1.
-        let extra = [with_auth[0].clone(), ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned())];
+        // Subscriptions (when running) answers messaging's plan limits and credits; content's
+        // agents answer its bots.
+        let extra = [
+            with_auth[0].clone(),
+            ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned()),
+            ("NEXUS_SERVICES__SUBSCRIPTIONS", cfg.services.subscriptions.clone()),
+            ("NEXUS_SERVICES__CONTENT", cfg.services.content.clone()),
+        ];
         let m_cfg: nexus_messaging::Config = service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();
         let db = m_cfg.common.database.clone();
@@ -184,6 +191,35 @@ impl Stack {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A new user invited into the workspace of `inviter` (an access token) with `role`, who
+    /// accepted the invitation from their local mailbox: what accepting answered (its
+    /// `access_token` acts in the workspace).
+    pub async fn join_as(&self, inviter: &str, role: &str) -> Value {
+        let invitee = email(role);
+        let (status, _) =
+            self.post("/v1/members/invitations", Some(inviter), json!({"email": invitee, "role": role})).await;
+        assert_eq!(status, 201);
+        // The invitee reads the invitation in their own local mailbox once signed up.
+        let v = self.sign_up(&invitee).await;
+        let bearer = format!("Bearer {}", v["access_token"].as_str().unwrap());
+        let (status, mail) = self.get("/v1/me/mail", &[("authorization", bearer.as_str())]).await;
+        assert_eq!(status, 200, "{mail}");
+        // Written in the inviter's language: found by its link's token (`nxi_`, not the sign-up
+        // mail's `nxv_`).
+        let invitation =
+            mail["items"].as_array().unwrap().iter().find(|m| m["body"].as_str().unwrap().contains("token=nxi_"));
+        let body = invitation.expect("invitation mail")["body"].as_str().unwrap();
+        // Up to the first character a URL token has not (some languages isolate the link with
+        // direction marks).
+        let url_char = |c: &char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '%');
+        let token: String = body[body.find("token=nxi_").unwrap() + 6..].chars().take_while(url_char).collect();
+        let (status, joined) = self
+            .post("/v1/invitations/accept", Some(v["access_token"].as_str().unwrap()), json!({"token": token}))
+            .await;
+        assert_eq!(status, 200, "{joined}");
+        joined
     }
 
     async fn users(&self) -> i64 {
@@ -407,21 +443,7 @@ async fn other_workspaces_are_404_and_viewers_cannot_invite_over_http() {
         s.post(&format!("/v1/workspaces/{}/switch", b["workspace"]["id"].as_str().unwrap()), Some(ta), json!({})).await;
     assert_eq!(status, 404);
 
-    let viewer = email("viewer");
-    let (status, _) = s.post("/v1/members/invitations", Some(ta), json!({"email": viewer, "role": "viewer"})).await;
-    assert_eq!(status, 201);
-    // The invitee reads the invitation in their own local mailbox once signed up.
-    let v = s.sign_up(&viewer).await;
-    let bearer = format!("Bearer {}", v["access_token"].as_str().unwrap());
-    let (status, mail) = s.get("/v1/me/mail", &[("authorization", bearer.as_str())]).await;
-    assert_eq!(status, 200, "{mail}");
-    let invitation =
-        mail["items"].as_array().unwrap().iter().find(|m| m["subject"].as_str().unwrap().contains("invited you"));
-    let body = invitation.expect("invitation mail")["body"].as_str().unwrap();
-    let token = body[body.find("token=").unwrap() + 6..].split_whitespace().next().unwrap().to_owned();
-    let (status, joined) =
-        s.post("/v1/invitations/accept", Some(v["access_token"].as_str().unwrap()), json!({"token": token})).await;
-    assert_eq!(status, 200, "{joined}");
+    let joined = s.join_as(ta, "viewer").await;
     let (status, denied) = s
         .post(
             "/v1/members/invitations",

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::auth::{Stack, email, stack_messaging};
 use crate::support::client;
 
-async fn call(s: &Stack, method: M, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+/// A JSON call as `token`: (status, body or null).
+pub(crate) async fn call(s: &Stack, method: M, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = client().request(method, format!("{}{path}", s.base)).bearer_auth(token);
     if let Some(b) = body {
         r = r.json(&b);
@@ -19,7 +20,7 @@ async fn call(s: &Stack, method: M, path: &str, token: &str, body: Option<Value>
     (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
 }
 
-fn code(v: &Value) -> Option<&str> {
+pub(crate) fn code(v: &Value) -> Option<&str> {
     v["error"]["code"].as_str()
 }
 

@@ -1,10 +1,12 @@
 //! Gateway tests: the edge stack on test routes, and the real application.
 
 mod account_security;
+mod ads;
 mod analytics;
 mod app;
 mod auth;
 mod billing;
+mod commerce;
 mod contacts;
 mod content;
 mod crm;
@@ -12,4 +14,6 @@ mod edge;
 mod support;
 mod trace;
 mod transfer;
+mod videos;
 mod webhook_endpoints;
+mod whatsapp;

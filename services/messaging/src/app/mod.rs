@@ -1,13 +1,19 @@
 //! Use cases of messaging. Each opens one tenant transaction, checks what the caller may do,
 //! calls `repo`, and writes its events into the outbox before committing.
 
+pub mod bots;
+pub mod broadcasts;
 pub mod contacts;
 pub mod crm;
+pub mod inbox;
 pub mod leads;
 pub mod members;
+pub mod purchases;
 pub mod segments;
+pub mod templates;
 pub mod transfer;
 pub mod webhooks;
+pub mod whatsapp;
 
 use sqlx::PgPool;
 

@@ -20,7 +20,10 @@ nexus_kernel::word_enum! {
         Message = "message",
         /// A lead captured on a published page (`page.lead_captured`).
         PageLead = "lead",
+        /// A store order of the contact (commerce's `order.created`).
         Purchase = "purchase",
+        /// Money given back on one of the contact's orders (commerce's `order.refunded`).
+        Refund = "refund",
         StageChange = "stage_change",
         Consent = "consent",
         Merge = "merge",
@@ -193,7 +196,7 @@ mod tests {
     #[test]
     fn people_write_notes_tasks_and_calls_only() {
         assert_eq!(check(&input("call")).unwrap().kind, ActivityKind::Call);
-        for platform in ["message", "lead", "purchase", "stage_change", "deal"] {
+        for platform in ["message", "lead", "purchase", "refund", "stage_change", "deal"] {
             assert_eq!(check(&input(platform)).unwrap_err().code(), "messaging.activity_kind_not_writable");
         }
         assert_eq!(check(&input("meeting")).unwrap_err().code(), "messaging.invalid_activity_kind");

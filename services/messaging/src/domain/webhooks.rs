@@ -168,6 +168,36 @@ pub const CATALOGUE: &[EventType] = &[
         schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["page_id","slug"],"properties":{"page_id":{"type":"string"},"slug":{"type":"string"}},"additionalProperties":false}"#,
         example: r#"{"page_id":"pg_0193a5e27c1d7b4e9a325f0c2d8e4b11","slug":"spring-sale"}"#,
     },
+    EventType {
+        name: "message.received",
+        description: "A contact sent a WhatsApp message to one of the workspace's numbers.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["message_id","contact_id","number_id","type"],"properties":{"message_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"number_id":{"type":"string","format":"uuid"},"type":{"type":"string"}}}"#,
+        example: r#"{"message_id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","number_id":"0193a5e1-1111-7222-8333-944455566677","type":"text"}"#,
+    },
+    EventType {
+        name: "message.sent",
+        description: "WhatsApp accepted a message to a contact (one-off, bot or broadcast).",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["message_id","contact_id","number_id","type"],"properties":{"message_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"number_id":{"type":"string","format":"uuid"},"type":{"type":"string"},"broadcast_id":{"type":"string"}}}"#,
+        example: r#"{"message_id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","number_id":"0193a5e1-1111-7222-8333-944455566677","type":"template","broadcast_id":""}"#,
+    },
+    EventType {
+        name: "message.status_changed",
+        description: "A sent WhatsApp message was delivered, read, or failed (with Meta's error code).",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["message_id","contact_id","status"],"properties":{"message_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"status":{"type":"string","enum":["delivered","read","failed"]},"error_code":{"type":"integer"}}}"#,
+        example: r#"{"message_id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","status":"read","error_code":0}"#,
+    },
+    EventType {
+        name: "broadcast.finished",
+        description: "A WhatsApp broadcast ended: every recipient done, or canceled.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["broadcast_id","status","sent","failed"],"properties":{"broadcast_id":{"type":"string","format":"uuid"},"status":{"type":"string","enum":["finished","canceled"]},"sent":{"type":"integer"},"failed":{"type":"integer"},"unknown":{"type":"integer"},"credits_charged":{"type":"integer"}}}"#,
+        example: r#"{"broadcast_id":"0193a5e2-7c1d-7b4e-9a32-5f0c2d8e4b11","status":"finished","sent":9980,"failed":20,"unknown":0,"credits_charged":9980}"#,
+    },
+    EventType {
+        name: "bot.handoff",
+        description: "A WhatsApp conversation went from the bot to a person, or back.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["number_id","contact_id","direction"],"properties":{"number_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"direction":{"type":"string","enum":["to_human","to_bot"]}}}"#,
+        example: r#"{"number_id":"0193a5e1-1111-7222-8333-944455566677","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","direction":"to_human"}"#,
+    },
 ];
 
 const CONTACT_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id","name","tags","stage","created_at","updated_at"],"properties":{"id":{"type":"string","format":"uuid"},"name":{"type":"string"},"phone":{"type":["string","null"],"description":"E.164"},"email":{"type":["string","null"],"format":"email"},"language":{"type":["string","null"],"enum":["en","es","pt","he","ar",null]},"tags":{"type":"array","items":{"type":"string"}},"stage":{"type":"string","enum":["subscriber","lead","qualified","opportunity","customer","evangelist","other"]},"source":{"type":"string"},"created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"}}}"#;

@@ -1,12 +1,16 @@
 //! Events messaging emits (into the outbox, inside the use case's transaction) and the events it
 //! consumes: content's captured leads become contacts with a lead activity; content's page events
 //! become webhook messages (`fanout`); auth's sign-ups and membership changes keep the members
-//! projection (`members`); `deliver` is the webhook delivery worker.
+//! projection (`members`); commerce's orders and refunds become purchase and refund activities of
+//! the buyer's contact (`orders`); `deliver` is the webhook delivery worker.
 
 pub mod deals;
 pub mod deliver;
 pub mod fanout;
+pub mod inbox;
 pub mod members;
+pub mod orders;
+pub mod whatsapp;
 
 use std::sync::Arc;
 

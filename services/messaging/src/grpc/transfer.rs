@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use nexus_kernel::{Error, PageRequest};
+use nexus_kernel::Error;
 use nexus_platform::grpc::{status, ts};
 use nexus_platform::identity::principal;
 use nexus_proto::common::PageInfo;
@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::app::transfer::{ConsentOption, ImportErrorView, ImportOptions};
 use crate::domain::contact::ContactQuery;
 use crate::domain::import::{Import, Limits};
+use nexus_platform::grpc::page_request;
 
 pub struct TransferService {
     pub app: std::sync::Arc<App>,
@@ -55,11 +56,6 @@ fn options(o: pb::ImportOptions) -> ImportOptions {
             proof: c.proof,
         }),
     }
-}
-
-fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<PageRequest, Status> {
-    let p = p.unwrap_or_default();
-    PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)
 }
 
 /// The data chunks after the options, up to the `end` marker. A second options message, a

@@ -3,12 +3,15 @@
 
 pub mod activities;
 pub mod book;
+pub mod broadcasts;
 pub mod contacts;
 pub mod deals;
 pub mod imports;
+pub mod inbox;
 pub mod members;
 pub mod segments;
 pub mod webhooks;
+pub mod whatsapp;
 
 /// `%`, `_` and `\` matched literally inside a `LIKE` pattern.
 fn like_literal(s: &str) -> String {

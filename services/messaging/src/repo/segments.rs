@@ -234,3 +234,33 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, Error> {
     let gone = sqlx::query("DELETE FROM segments WHERE id = $1").bind(id).execute(conn).await.db()?;
     Ok(gone.rows_affected() > 0)
 }
+
+/// Queues every live contact matching `f` with a phone, not opted out of WhatsApp and with
+/// WhatsApp marketing consent, as a recipient of the broadcast (once each); answers how many.
+pub async fn queue_broadcast(
+    conn: &mut PgConnection,
+    tenant: nexus_kernel::TenantId,
+    broadcast: Uuid,
+    f: &Filter,
+    at: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+        "INSERT INTO wa_broadcast_recipients (broadcast_id, contact_id, tenant_id, to_number, params, next_at) \
+         SELECT ",
+    );
+    qb.push_bind(broadcast)
+        .push(", contacts.id, ")
+        .push_bind(tenant.as_uuid())
+        .push(", ltrim(contacts.phone, '+'), jsonb_build_array(contacts.name, contacts.phone, contacts.fields), ")
+        .push_bind(at)
+        .push(
+            " FROM contacts WHERE contacts.merged_into IS NULL AND contacts.phone IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM consents c WHERE c.contact_id = contacts.id AND c.channel = 'whatsapp' \
+                             AND c.status = 'withdrawn') \
+             AND EXISTS (SELECT 1 FROM consents c WHERE c.contact_id = contacts.id AND c.channel = 'whatsapp' \
+                         AND c.purpose = 'marketing' AND c.status = 'granted') AND ",
+        );
+    push_filter(&mut qb, f);
+    qb.push(" ON CONFLICT (broadcast_id, contact_id) DO NOTHING");
+    Ok(qb.build().execute(conn).await.db()?.rows_affected())
+}

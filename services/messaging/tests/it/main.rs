@@ -1,12 +1,16 @@
 //! Integration tests of the messaging service against real Postgres.
 
+mod broadcasts;
 mod contacts;
 mod crm;
+mod inbox;
 mod leads;
 mod members;
 mod messages;
+mod orders;
 mod schema;
 mod search;
 mod support;
 mod transfer;
 mod webhooks;
+mod whatsapp;

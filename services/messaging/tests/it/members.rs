@@ -23,17 +23,7 @@ async fn publish<M: Message + Name>(
     at: chrono::DateTime<Utc>,
     msg: &M,
 ) {
-    let env = ev::Envelope {
-        event_id: event_id.to_string(),
-        tenant_id: ws.as_uuid().to_string(),
-        event_type: M::full_name(),
-        occurred_at: Some(nexus_platform::grpc::ts(at)),
-        schema_version: 1,
-        source: "auth".into(),
-        payload: msg.encode_to_vec(),
-        ..Default::default()
-    };
-    bus.js.publish(bus.subject(subject), env.encode_to_vec().into()).await.unwrap().await.unwrap();
+    publish_event(bus, ("auth", subject), ws, event_id, at, msg).await;
 }
 
 fn joined(ws: WorkspaceId, user: UserId) -> ev::MemberJoined {

@@ -140,3 +140,26 @@ impl Service {
         sqlx::query_scalar(sql).bind(ws.as_uuid()).fetch_one(&self.admin_pool).await.unwrap()
     }
 }
+
+/// Publishes `msg` as `source` would, on `subject`, under `event_id`. No message id: JetStream
+/// keeps every copy, so the consumer really sees each one.
+pub async fn publish_event<M: prost::Message + prost::Name>(
+    bus: &nexus_platform::bus::Bus,
+    (source, subject): (&str, &str),
+    ws: WorkspaceId,
+    event_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    msg: &M,
+) {
+    let env = nexus_proto::events::Envelope {
+        event_id: event_id.to_string(),
+        tenant_id: ws.as_uuid().to_string(),
+        event_type: M::full_name(),
+        occurred_at: Some(nexus_platform::grpc::ts(at)),
+        schema_version: 1,
+        source: source.into(),
+        payload: msg.encode_to_vec(),
+        ..Default::default()
+    };
+    bus.js.publish(bus.subject(subject), prost::Message::encode_to_vec(&env).into()).await.unwrap().await.unwrap();
+}

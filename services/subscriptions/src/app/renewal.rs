@@ -48,8 +48,10 @@ impl Billing {
 /// Gives back expired reservations and renews locally billed subscriptions, every `every`.
 pub async fn sweeper(billing: Arc<Billing>, every: Duration, stop: CancellationToken) {
     loop {
-        if let Err(e) = billing.expire_reservations().await {
-            tracing::warn!(error = %e, "reservation expiry sweep failed");
+        match billing.expire_reservations().await {
+            // Alerts fire when this stops moving (a stuck or failing sweeper leaves holds in place).
+            Ok(_) => metrics::gauge!("nexus_credits_sweep_last_success_seconds").set(unix_now_secs()),
+            Err(e) => tracing::warn!(error = %e, "reservation expiry sweep failed"),
         }
         if let Err(e) = billing.renew_due().await {
             tracing::warn!(error = %e, "renewal sweep failed");
@@ -59,4 +61,8 @@ pub async fn sweeper(billing: Arc<Billing>, every: Duration, stop: CancellationT
             () = tokio::time::sleep(every) => {}
         }
     }
+}
+
+fn unix_now_secs() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

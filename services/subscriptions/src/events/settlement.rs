@@ -13,7 +13,7 @@ use crate::app::Billing;
 
 /// Services whose jobs settle this way, each read by its own durable consumer
 /// (`subscriptions-settlement-<service>`, subject `nexus.<service>.job.finished`).
-pub const PRODUCERS: &[&str] = &["content"];
+pub const PRODUCERS: &[&str] = &["content", "video", "messaging"];
 
 pub struct Settlement {
     pub billing: Arc<Billing>,
@@ -31,6 +31,12 @@ impl EventHandler for Settlement {
                 .map_err(|_| HandleError::Permanent("job.finished without a workspace".into()))?,
         };
         nexus_platform::db::enter_tenant(&mut *tx, tenant).await.map_err(HandleError::from)?;
+        // A failed job gives back the use of a limited feature it counted (a video this month).
+        if !job.succeeded && !job.feature.is_empty() && !job.feature_use_key.is_empty() {
+            let released =
+                crate::repo::features::release_use(&mut *tx, tenant, &job.feature_use_key, &job.feature).await?;
+            tracing::info!(job = %job.job, feature = %job.feature, released, "failed job's feature use given back");
+        }
         let result = if job.succeeded {
             let credits = (job.credits > 0).then_some(job.credits);
             self.billing.commit_in(&mut *tx, tenant, &job.reservation_id, credits).await

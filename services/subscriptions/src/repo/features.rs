@@ -54,3 +54,25 @@ pub async fn count_use(
     .await
     .db()
 }
+
+/// Gives back the use recorded under `key` (a job that failed): forgets the key and takes one off
+/// the count of the period the use fell in. `false` when there was no such use (given back
+/// already, or never counted).
+pub async fn release_use(conn: &mut PgConnection, tenant: TenantId, key: &str, feature: &str) -> Result<bool, Error> {
+    let released: Option<i64> = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM feature_uses WHERE tenant_id = $1 AND idempotency_key = $2 AND feature = $3 \
+         RETURNING created_at) \
+         UPDATE feature_usage u SET used = u.used - 1 FROM gone \
+         WHERE u.tenant_id = $1 AND u.feature = $3 AND u.used > 0 AND u.period_start = \
+           (SELECT max(p.period_start) FROM feature_usage p \
+             WHERE p.tenant_id = $1 AND p.feature = $3 AND p.period_start <= gone.created_at) \
+         RETURNING u.used",
+    )
+    .bind(tenant.as_uuid())
+    .bind(key)
+    .bind(feature)
+    .fetch_optional(conn)
+    .await
+    .db()?;
+    Ok(released.is_some())
+}

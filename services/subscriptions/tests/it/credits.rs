@@ -428,6 +428,7 @@ async fn job_finished(svc: &Svc, ws: WorkspaceId, reservation: &str, credits: i6
         succeeded: true,
         credits,
         job: "content.generation:gen_test".into(),
+        ..Default::default()
     };
     let env = nexus_proto::events::Envelope {
         event_id: uuid::Uuid::now_v7().to_string(),
@@ -607,4 +608,59 @@ async fn a_batch_of_reservations_answers_each_item_on_its_own() {
     .unwrap();
     let want = |k: &str, i: usize| (k.to_owned(), format!("usr-{i}"), format!("req-{i}"));
     assert_eq!(audited, [want("a", 0), want("c", 3)]);
+}
+
+/// A video job that failed gives back its hold and the month's video it counted, once: the
+/// settlement names the feature use (`feature`, `feature_use_key`) next to the reservation.
+#[tokio::test]
+async fn a_failed_video_gives_back_its_credits_and_its_monthly_count_once() {
+    use prost::Message;
+    let svc = start().await;
+    let ws = WorkspaceId::new();
+    let token = svc.owner(ws);
+    let mut c = svc.client();
+    let r = c.reserve(authed(reserve(10, "video:v1"), &token)).await.unwrap().into_inner();
+    let use_video =
+        pb::UseEntitlementRequest { feature: "videos_per_month".into(), idempotency_key: "video:v1".into() };
+    assert_eq!(c.use_entitlement(authed(use_video, &token)).await.unwrap().into_inner().used, 1);
+    let used = || {
+        let req = authed(pb::EntitlementRequest { feature: "videos_per_month".into() }, &token);
+        let mut c = svc.client();
+        async move { c.check_entitlement(req).await.unwrap().into_inner().used }
+    };
+    let bus = svc.nats.bus().await;
+    bus.ensure_service_stream("video").await.unwrap();
+    let publish = |copy: &'static str| {
+        let job = nexus_proto::events::MeteredJobFinished {
+            workspace_id: ws.to_string(),
+            reservation_id: r.id.clone(),
+            succeeded: false,
+            credits: 0,
+            job: "video.render:vid_test".into(),
+            feature: "videos_per_month".into(),
+            feature_use_key: "video:v1".into(),
+        };
+        let env = nexus_proto::events::Envelope {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: ws.to_string(),
+            event_type: <nexus_proto::events::MeteredJobFinished as prost::Name>::full_name(),
+            payload: job.encode_to_vec(),
+            ..Default::default()
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", copy);
+        let (js, subject) = (bus.js.clone(), bus.subject("nexus.video.job.finished"));
+        async move { js.publish_with_headers(subject, headers, env.encode_to_vec().into()).await.unwrap().await.unwrap() }
+    };
+    publish("fail-1").await;
+    assert!(eventually(Duration::from_secs(15), || async { used().await == 0 }).await, "the month's video given back");
+    let b = svc.balance(&token).await;
+    assert_eq!((b.available, b.reserved), (50, 0), "the hold given back");
+    // Another video counts; the same settlement delivered again (another event id) must not
+    // give back that one.
+    let again = pb::UseEntitlementRequest { feature: "videos_per_month".into(), idempotency_key: "video:v2".into() };
+    assert_eq!(c.use_entitlement(authed(again, &token)).await.unwrap().into_inner().used, 1);
+    publish("fail-2").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(used().await, 1, "given back once only");
 }

@@ -155,8 +155,8 @@ async fn bad_signatures_are_refused_and_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("tampered body", tampered, Some(sign_webhook(&body, SECRET, now))),
         ("wrong secret", body.clone(), Some(sign_webhook(&body, "whsec_someone_else", now))),
-        ("stale timestamp", body.clone(), Some(sign_webhook(&body, SECRET, now - 301))),
-        ("future timestamp", body.clone(), Some(sign_webhook(&body, SECRET, now + 301))),
+        ("stale timestamp", body.clone(), Some(sign_webhook(&body, SECRET, now - 360))),
+        ("future timestamp", body.clone(), Some(sign_webhook(&body, SECRET, now + 360))),
         ("no header", body.clone(), None),
         ("garbage header", body.clone(), Some("hello".into())),
         ("v0 only", body.clone(), Some(format!("t={now},v0={}", webhook_v1(&body, SECRET, now)))),

@@ -1,0 +1,503 @@
+//! A fake Meta Graph API on port 0 (`reference/providers.md` §7), for platform connections:
+//! `GET /{version}/oauth/access_token` (an authorization code and its PKCE verifier for a
+//! short-lived token; `grant_type=fb_exchange_token` for a long-lived one with `expires_in`),
+//! `GET /me`, `/me/adaccounts`, `/me/accounts` (pages with their Instagram business accounts)
+//! and `DELETE /me/permissions`. User calls need the long-lived token and its
+//! `appsecret_proof`; anything else is answered with Meta's error envelope (code 190 for a
+//! refused token, 100 for a bad parameter).
+//!
+//! The campaign builder's objects: `POST /{act}/{campaigns|adsets|adcreatives|ads}` (form
+//! fields; answers `{"id"}`), `GET /{act}/{edge}?filtering=[{"field":"name","operator":"EQUAL",…}]`
+//! and `DELETE /{id}`. Knobs: a step made to fail ([`FakeMeta::fail_create`]), to create and
+//! lose its answer (HTTP 500, [`FakeMeta::lose_answer`]) or to create and answer late
+//! ([`FakeMeta::delay_answer`]); counts of objects created and still there per edge.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::FakeServer;
+use crate::fake::lock;
+
+pub const TEST_APP_ID: &str = "4242";
+pub const TEST_APP_SECRET: &str = "fake-meta-app-secret";
+/// The only code the fake accepts.
+pub const TEST_CODE: &str = "meta-code-ok";
+pub const TEST_USER_ID: &str = "10001";
+const SHORT_TOKEN: &str = "EAAfake-short";
+const LONG_TOKEN: &str = "EAAfake-long-lived";
+
+/// An object the builder created.
+#[derive(Debug, Clone)]
+pub struct FakeMetaObject {
+    pub id: String,
+    pub edge: String,
+    pub account: String,
+    pub fields: HashMap<String, String>,
+}
+
+struct State {
+    objects: Vec<FakeMetaObject>,
+    /// Creates per edge, deleted ones included.
+    created: HashMap<String, u32>,
+    fail: Option<String>,
+    lose: Option<String>,
+    delay: Option<(String, std::time::Duration)>,
+    seq: u64,
+    /// (object id, fields set) of every update.
+    updates: Vec<(String, Vec<String>)>,
+    /// (audience id, schema, rows) of every audience upload call.
+    audience_rows: Vec<(String, String, Vec<String>)>,
+    /// Usage percentage reported in the rate-limit headers of insights answers.
+    usage_percent: u32,
+    /// Rows per insights page.
+    insights_page: usize,
+    /// When each insights request arrived.
+    insights_calls: Vec<std::time::Instant>,
+    /// Every insights row served (ad id, day, row).
+    insights_served: Vec<serde_json::Value>,
+    /// Async report runs: (id, ad account, since, until, polls so far).
+    jobs: Vec<(String, String, String, String, u32)>,
+    /// Seconds a long-lived token lasts.
+    long_lived_secs: u64,
+    /// The PKCE verifiers codes were exchanged with.
+    verifiers: Vec<String>,
+    revoked: Vec<String>,
+    /// (method, path, status) of every request.
+    log: Vec<(String, String, u16)>,
+}
+
+pub struct FakeMeta {
+    /// The Graph root, for `meta.graph_url`.
+    pub base_url: String,
+    state: Arc<Mutex<State>>,
+    _server: FakeServer,
+}
+
+impl FakeMeta {
+    pub async fn start() -> FakeMeta {
+        let state = Arc::new(Mutex::new(State {
+            objects: Vec::new(),
+            created: HashMap::new(),
+            fail: None,
+            lose: None,
+            delay: None,
+            seq: 0,
+            updates: Vec::new(),
+            audience_rows: Vec::new(),
+            usage_percent: 10,
+            insights_page: 10,
+            insights_calls: Vec::new(),
+            insights_served: Vec::new(),
+            jobs: Vec::new(),
+            long_lived_secs: 60 * 86_400,
+            verifiers: Vec::new(),
+            revoked: Vec::new(),
+            log: Vec::new(),
+        }));
+        let router = Router::new().fallback(handle).with_state(state.clone());
+        let server = FakeServer::start(router).await;
+        FakeMeta { base_url: server.base_url.clone(), state, _server: server }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// How long the next long-lived tokens last.
+    pub fn set_long_lived_secs(&self, secs: u64) {
+        self.state().long_lived_secs = secs;
+    }
+
+    /// The PKCE verifiers sent with codes.
+    pub fn verifiers(&self) -> Vec<String> {
+        self.state().verifiers.clone()
+    }
+
+    /// Tokens whose permissions were revoked.
+    pub fn revoked(&self) -> Vec<String> {
+        self.state().revoked.clone()
+    }
+
+    /// Creates on `edge` (`campaigns`, `adsets`, `adcreatives`, `ads`) fail with code 100.
+    pub fn fail_create(&self, edge: &str) {
+        self.state().fail = Some(edge.to_owned());
+    }
+
+    /// The next create on `edge` happens but its answer is an HTTP 500.
+    pub fn lose_answer(&self, edge: &str) {
+        self.state().lose = Some(edge.to_owned());
+    }
+
+    /// Creates on `edge` happen at once and are answered after `wait`.
+    pub fn delay_answer(&self, edge: &str, wait: std::time::Duration) {
+        self.state().delay = Some((edge.to_owned(), wait));
+    }
+
+    /// Objects created on `edge`, deleted ones included.
+    pub fn created(&self, edge: &str) -> u32 {
+        self.state().created.get(edge).copied().unwrap_or(0)
+    }
+
+    /// Objects on `edge` that still exist.
+    pub fn live(&self, edge: &str) -> Vec<FakeMetaObject> {
+        self.state().objects.iter().filter(|o| o.edge == edge).cloned().collect()
+    }
+
+    /// (audience id, schema, rows) of every audience upload call, as received.
+    pub fn audience_rows(&self) -> Vec<(String, String, Vec<String>)> {
+        self.state().audience_rows.clone()
+    }
+
+    /// The usage insights answers report in `X-Business-Use-Case-Usage` and `X-Ad-Account-Usage`.
+    pub fn set_usage_percent(&self, percent: u32) {
+        self.state().usage_percent = percent;
+    }
+
+    /// When each insights request arrived (the spacing shows whether the client slowed down).
+    pub fn insights_calls(&self) -> Vec<std::time::Instant> {
+        self.state().insights_calls.clone()
+    }
+
+    /// Every insights row served.
+    pub fn insights_served(&self) -> Vec<serde_json::Value> {
+        self.state().insights_served.clone()
+    }
+
+    /// What Meta's review decided of every object on `edge`: its `effective_status` and the
+    /// `ad_review_feedback` reasons (`{"global": {policy: text}}`).
+    pub fn set_review(&self, edge: &str, effective_status: &str, feedback: &[(&str, &str)]) {
+        let reasons: serde_json::Map<String, serde_json::Value> =
+            feedback.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        for o in self.state().objects.iter_mut().filter(|o| o.edge == edge) {
+            o.fields.insert("effective_status".into(), effective_status.to_owned());
+            o.fields.insert("ad_review_feedback".into(), json!({"global": reasons}).to_string());
+        }
+    }
+
+    /// Async report runs started: (ad account, since, until, status polls).
+    pub fn report_jobs(&self) -> Vec<(String, String, String, u32)> {
+        self.state().jobs.iter().map(|j| (j.1.clone(), j.2.clone(), j.3.clone(), j.4)).collect()
+    }
+
+    /// (object id, fields set) of every update.
+    pub fn updates(&self) -> Vec<(String, Vec<String>)> {
+        self.state().updates.clone()
+    }
+
+    /// (method, path, status) of every request.
+    pub fn log(&self) -> Vec<(String, String, u16)> {
+        self.state().log.clone()
+    }
+}
+
+fn error(status: StatusCode, code: i64, message: &str) -> Response {
+    (
+        status,
+        axum::Json(
+            json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "fake"}}),
+        ),
+    )
+        .into_response()
+}
+
+fn proof(token: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, TEST_APP_SECRET.as_bytes());
+    hex::encode(ring::hmac::sign(&key, token.as_bytes()).as_ref())
+}
+
+async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let mut q: HashMap<String, String> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    q.extend(url::form_urlencoded::parse(&body).into_owned());
+    // "/v25.0/me/adaccounts" -> "/me/adaccounts"
+    let path = uri.path().splitn(3, '/').nth(2).map(|p| format!("/{p}")).unwrap_or_default();
+    let (resp, wait) = {
+        let mut st = lock(&state);
+        let out = route(&mut st, &method, &path, &q);
+        st.log.push((method.to_string(), path, out.0.status().as_u16()));
+        out
+    };
+    if let Some(w) = wait {
+        tokio::time::sleep(w).await;
+    }
+    resp
+}
+
+/// The answer, and how long to hold it (a successful create on the delayed edge is answered
+/// late).
+fn route(
+    st: &mut State,
+    method: &Method,
+    path: &str,
+    q: &HashMap<String, String>,
+) -> (Response, Option<std::time::Duration>) {
+    let resp = route_inner(st, method, path, q);
+    let edge = path.rsplit('/').next().unwrap_or("");
+    match &st.delay {
+        Some((e, wait)) if method == Method::POST && e == edge && resp.status().is_success() => (resp, Some(*wait)),
+        _ => (resp, None),
+    }
+}
+
+const EDGES: &[&str] = &["campaigns", "adsets", "adcreatives", "ads", "customaudiences"];
+
+fn route_inner(st: &mut State, method: &Method, path: &str, q: &HashMap<String, String>) -> Response {
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    if path == "/oauth/access_token" && method == Method::GET {
+        if get("client_id") != TEST_APP_ID || get("client_secret") != TEST_APP_SECRET {
+            return error(StatusCode::BAD_REQUEST, 101, "Error validating application");
+        }
+        if get("grant_type") == "fb_exchange_token" {
+            if get("fb_exchange_token") != SHORT_TOKEN {
+                return error(StatusCode::BAD_REQUEST, 190, "Invalid OAuth access token");
+            }
+            return axum::Json(
+                json!({"access_token": LONG_TOKEN, "token_type": "bearer", "expires_in": st.long_lived_secs}),
+            )
+            .into_response();
+        }
+        if get("code") != TEST_CODE || get("code_verifier").is_empty() || get("redirect_uri").is_empty() {
+            return error(StatusCode::BAD_REQUEST, 100, "Invalid verification code format.");
+        }
+        st.verifiers.push(get("code_verifier").to_owned());
+        return axum::Json(json!({"access_token": SHORT_TOKEN, "token_type": "bearer", "expires_in": 3600}))
+            .into_response();
+    }
+    let token = get("access_token");
+    if token != LONG_TOKEN || st.revoked.iter().any(|t| t == token) {
+        return error(StatusCode::BAD_REQUEST, 190, "Error validating access token");
+    }
+    if get("appsecret_proof") != proof(token) {
+        return error(StatusCode::BAD_REQUEST, 100, "Invalid appsecret_proof provided in the API argument");
+    }
+    match (method.as_str(), path) {
+        ("GET", "/me") => axum::Json(json!({"id": TEST_USER_ID, "name": "Ana Meta"})).into_response(),
+        ("GET", "/me/adaccounts") => axum::Json(json!({"data": [
+            {"id": "act_111", "name": "Ana US", "currency": "USD", "timezone_name": "America/Los_Angeles"},
+            {"id": "act_222", "name": "Ana ES", "currency": "EUR", "timezone_name": "Europe/Madrid"}
+        ], "paging": {"cursors": {"before": "a", "after": "b"}}}))
+        .into_response(),
+        ("GET", "/me/accounts") => axum::Json(json!({"data": [
+            {"id": "555", "name": "Ana's Bakery", "instagram_business_account": {"id": "1784", "username": "anasbakery"}}
+        ]}))
+        .into_response(),
+        ("DELETE", "/me/permissions") => {
+            st.revoked.push(token.to_owned());
+            axum::Json(json!({"success": true})).into_response()
+        }
+        _ => objects(st, method, path, q),
+    }
+}
+
+/// `/{act}/{edge}` (create, list by name) and `/{id}` (delete).
+fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, String>) -> Response {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("POST", [account, edge]) if account.starts_with("act_") && EDGES.contains(edge) => {
+            if st.fail.as_deref() == Some(*edge) {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+            }
+            let needs_status = !matches!(*edge, "adcreatives" | "customaudiences");
+            if q.get("name").is_none_or(String::is_empty)
+                || (needs_status && q.get("status").is_none_or(|s| s != "PAUSED" && s != "ACTIVE"))
+            {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: name and status are required");
+            }
+            st.seq += 1;
+            let id = format!("{}{:06}", 2300 + EDGES.iter().position(|e| e == edge).unwrap_or(0), st.seq);
+            let fields: HashMap<String, String> = q
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "access_token" | "appsecret_proof"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            st.objects.push(FakeMetaObject {
+                id: id.clone(),
+                edge: (*edge).to_owned(),
+                account: (*account).to_owned(),
+                fields,
+            });
+            *st.created.entry((*edge).to_owned()).or_default() += 1;
+            if st.lose.as_deref() == Some(*edge) {
+                st.lose = None;
+                return (StatusCode::INTERNAL_SERVER_ERROR, "upstream connect error").into_response();
+            }
+            axum::Json(json!({"id": id})).into_response()
+        }
+        ("GET", [account, edge]) if EDGES.contains(edge) => {
+            let wanted: Option<String> = q
+                .get("filtering")
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+                .and_then(|f| f[0]["value"].as_str().map(str::to_owned));
+            let data: Vec<serde_json::Value> = st
+                .objects
+                .iter()
+                .filter(|o| o.edge == *edge && o.account == *account)
+                .filter(|o| wanted.as_ref().is_none_or(|w| o.fields.get("name") == Some(w)))
+                .map(|o| json!({"id": o.id, "name": o.fields.get("name")}))
+                .collect();
+            axum::Json(json!({"data": data})).into_response()
+        }
+        ("POST", [account, "insights"]) if account.starts_with("act_") => {
+            let range: serde_json::Value =
+                q.get("time_range").and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+            let (Some(since), Some(until)) = (range["since"].as_str(), range["until"].as_str()) else {
+                return error(StatusCode::BAD_REQUEST, 100, "time_range is required");
+            };
+            st.seq += 1;
+            let run = format!("6120{:08}", st.seq);
+            st.jobs.push((run.clone(), (*account).to_owned(), since.to_owned(), until.to_owned(), 0));
+            axum::Json(json!({"report_run_id": run})).into_response()
+        }
+        ("GET", [object, "insights"]) => insights(st, object, q),
+        ("GET", [id]) if st.objects.iter().any(|o| o.id == *id) => {
+            let Some(o) = st.objects.iter().find(|o| o.id == *id) else {
+                return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
+            };
+            let status =
+                o.fields.get("effective_status").or_else(|| o.fields.get("status")).cloned().unwrap_or_default();
+            let mut v = json!({"id": id, "effective_status": status});
+            if let Some(f) =
+                o.fields.get("ad_review_feedback").and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+            {
+                v["ad_review_feedback"] = f;
+            }
+            axum::Json(v).into_response()
+        }
+        ("GET", [run]) if st.jobs.iter().any(|j| j.0 == *run) => {
+            let Some(job) = st.jobs.iter_mut().find(|j| j.0 == *run) else {
+                return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
+            };
+            // Running on the first poll, complete after.
+            job.4 += 1;
+            let (status, pct) = if job.4 < 2 { ("Job Running", 50) } else { ("Job Completed", 100) };
+            axum::Json(json!({"id": run, "async_status": status, "async_percent_completion": pct})).into_response()
+        }
+        ("POST", [id, "users"]) => {
+            if !st.objects.iter().any(|o| o.id == *id && o.edge == "customaudiences") {
+                return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
+            }
+            let payload: serde_json::Value =
+                q.get("payload").and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            let schema = payload["schema"].as_str().unwrap_or("").to_owned();
+            let rows: Vec<String> = payload["data"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if !matches!(schema.as_str(), "EMAIL" | "PHONE") || rows.is_empty() || rows.len() > 10_000 {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid payload");
+            }
+            let received = rows.len();
+            st.audience_rows.push(((*id).to_owned(), schema, rows));
+            axum::Json(json!({"audience_id": id, "num_received": received, "num_invalid_entries": 0})).into_response()
+        }
+        ("POST", [id]) => {
+            let Some(o) = st.objects.iter_mut().find(|o| o.id == *id) else {
+                return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
+            };
+            for (k, v) in q.iter().filter(|(k, _)| !matches!(k.as_str(), "access_token" | "appsecret_proof")) {
+                o.fields.insert(k.clone(), v.clone());
+            }
+            st.updates.push((
+                (*id).to_owned(),
+                q.keys().filter(|k| !matches!(k.as_str(), "access_token" | "appsecret_proof")).cloned().collect(),
+            ));
+            axum::Json(json!({"success": true})).into_response()
+        }
+        ("DELETE", [id]) => {
+            let before = st.objects.len();
+            st.objects.retain(|o| o.id != *id);
+            if st.objects.len() == before {
+                return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
+            }
+            axum::Json(json!({"success": true})).into_response()
+        }
+        _ => error(StatusCode::BAD_REQUEST, 100, "Unsupported request"),
+    }
+}
+
+/// Daily ad-level rows over `time_range` of a campaign's ads, an ad account's (`act_…`), or a
+/// report run's (its account and range), paged by an offset cursor, with rate-limit headers at
+/// the configured usage. Figures are deterministic per (ad, day).
+fn insights(st: &mut State, object: &str, q: &HashMap<String, String>) -> Response {
+    st.insights_calls.push(std::time::Instant::now());
+    let job = st.jobs.iter().find(|j| j.0 == object).cloned();
+    if job.as_ref().is_some_and(|j| j.4 < 2) {
+        return error(StatusCode::BAD_REQUEST, 100, "The report is not ready");
+    }
+    let range: serde_json::Value = match &job {
+        Some(j) => json!({"since": j.2, "until": j.3}),
+        None => q.get("time_range").and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default(),
+    };
+    let day = |k: &str| range[k].as_str().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let (Some(since), Some(until)) = (day("since"), day("until")) else {
+        return error(StatusCode::BAD_REQUEST, 100, "time_range is required");
+    };
+    let account = job.map(|j| j.1).or_else(|| object.starts_with("act_").then(|| object.to_owned()));
+    let campaigns: Vec<String> = match &account {
+        Some(a) => {
+            st.objects.iter().filter(|o| o.edge == "campaigns" && &o.account == a).map(|o| o.id.clone()).collect()
+        }
+        None => vec![object.to_owned()],
+    };
+    let adsets: Vec<(String, String)> = st
+        .objects
+        .iter()
+        .filter(|o| o.edge == "adsets")
+        .filter_map(|o| {
+            let c = o.fields.get("campaign_id").filter(|c| campaigns.contains(c))?;
+            Some((o.id.clone(), c.clone()))
+        })
+        .collect();
+    let ads: Vec<(String, String, String)> = st
+        .objects
+        .iter()
+        .filter(|o| o.edge == "ads")
+        .filter_map(|o| {
+            let a = o.fields.get("adset_id")?;
+            adsets.iter().find(|(id, _)| id == a).map(|(id, c)| (o.id.clone(), id.clone(), c.clone()))
+        })
+        .collect();
+    let mut rows = Vec::new();
+    let mut d = since;
+    while d <= until {
+        let n = (d - since).num_days();
+        for (i, (ad, adset, campaign)) in ads.iter().enumerate() {
+            let cents = 1234 + n * 37 + i as i64 * 5;
+            let revenue = cents * 3;
+            rows.push(json!({
+                "campaign_id": campaign, "adset_id": adset, "ad_id": ad,
+                "date_start": d.to_string(), "date_stop": d.to_string(),
+                "spend": format!("{}.{:02}", cents / 100, cents % 100),
+                "impressions": (1000 + n * 11).to_string(), "reach": (800 + n * 7).to_string(), "clicks": (40 + n).to_string(),
+                "actions": [{"action_type": "purchase", "value": (n % 3).to_string()}, {"action_type": "link_click", "value": "9"}],
+                "action_values": [{"action_type": "purchase", "value": format!("{}.{:02}", revenue / 100, revenue % 100)}],
+            }));
+        }
+        let Some(next) = d.succ_opt() else { break };
+        d = next;
+    }
+    let offset: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let page: Vec<serde_json::Value> = rows.iter().skip(offset).take(st.insights_page).cloned().collect();
+    st.insights_served.extend(page.iter().cloned());
+    let end = offset + page.len();
+    let mut body =
+        json!({"data": page, "paging": {"cursors": {"before": offset.to_string(), "after": end.to_string()}}});
+    if end < rows.len() {
+        body["paging"]["next"] = json!(format!("https://graph.facebook.com/{object}/insights?after={end}"));
+    }
+    let pct = st.usage_percent;
+    let buc = json!({"1234567890": [{"type": "ads_insights", "call_count": pct, "total_cputime": pct / 2, "total_time": pct / 2, "estimated_time_to_regain_access": 0}]});
+    let acc = json!({"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"});
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-business-use-case-usage", buc.to_string().parse().expect("header"));
+    h.insert("x-ad-account-usage", acc.to_string().parse().expect("header"));
+    resp
+}

@@ -1,0 +1,326 @@
+//! A fake WhatsApp Cloud API on port 0 (`reference/providers.md` §6).
+//!
+//! Like the contract where a client depends on it: `POST /{phone_number_id}/messages` with
+//! `Authorization: Bearer <token>` (190 `OAuthException` for another token), the body checked
+//! for `messaging_product: whatsapp`, `to` and a known `type` (100 otherwise), the accepted
+//! answer `{"messaging_product","contacts":[{"input","wa_id"}],"messages":[{"id":"wamid…"}]}`,
+//! and error bodies `{"error":{"message","type","code","error_data":{"details"},"fbtrace_id"}}`.
+//!
+//! Throttling: a per-number throughput limit (130429 above it, off unless set), and a share of
+//! calls answered 130429 at random (`throttle_share`), plus scripted failures for the next calls.
+//! Throttled and refused calls deliver nothing. Accepted messages are counted per recipient so a
+//! test can assert that every recipient got exactly one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::FakeServer;
+use crate::fake::lock;
+
+/// The access token the fake accepts.
+pub const TEST_TOKEN: &str = "EAAG-fake-whatsapp-token";
+/// The phone number id tests connect.
+pub const TEST_PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// A message the fake accepted.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub wamid: String,
+    pub phone_number_id: String,
+    pub to: String,
+    pub body: Value,
+}
+
+struct State {
+    accepted: Vec<Accepted>,
+    per_recipient: HashMap<String, usize>,
+    scripted: VecDeque<(u16, i64)>,
+    throttle_share: f64,
+    limit_per_second: Option<u32>,
+    window: (Instant, u32),
+    requests: usize,
+    throttled: usize,
+    delay: Duration,
+    /// (waba id, template object as GET lists it)
+    templates: Vec<(String, Value)>,
+}
+
+pub struct FakeWhatsApp {
+    /// `http://127.0.0.1:port`, for the client's base URL.
+    pub base_url: String,
+    state: Arc<Mutex<State>>,
+    _server: FakeServer,
+}
+
+impl FakeWhatsApp {
+    pub async fn start() -> FakeWhatsApp {
+        let state = Arc::new(Mutex::new(State {
+            accepted: Vec::new(),
+            per_recipient: HashMap::new(),
+            scripted: VecDeque::new(),
+            throttle_share: 0.0,
+            limit_per_second: None,
+            window: (Instant::now(), 0),
+            requests: 0,
+            throttled: 0,
+            delay: Duration::ZERO,
+            templates: Vec::new(),
+        }));
+        let router = Router::new().fallback(handle).with_state(state.clone());
+        let server = FakeServer::start(router).await;
+        FakeWhatsApp { base_url: server.base_url.clone(), state, _server: server }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Answers this share (0..1) of send calls with 130429, at random.
+    pub fn throttle_share(&self, share: f64) {
+        self.state().throttle_share = share.clamp(0.0, 1.0);
+    }
+
+    /// Refuses sends above `n` per second per fake (130429), as Meta does per number.
+    pub fn limit_per_second(&self, n: Option<u32>) {
+        self.state().limit_per_second = n;
+    }
+
+    /// Waits this long before answering each send (after deciding it).
+    pub fn set_delay(&self, d: Duration) {
+        self.state().delay = d;
+    }
+
+    /// The next `n` sends are answered with HTTP `status` and Meta error `code`.
+    pub fn fail_next(&self, n: usize, status: u16, code: i64) {
+        let mut st = self.state();
+        for _ in 0..n {
+            st.scripted.push_back((status, code));
+        }
+    }
+
+    /// Every accepted message, oldest first.
+    pub fn accepted(&self) -> Vec<Accepted> {
+        self.state().accepted.clone()
+    }
+
+    /// Messages accepted for `to` (digits, as sent).
+    pub fn count_to(&self, to: &str) -> usize {
+        self.state().per_recipient.get(to).copied().unwrap_or(0)
+    }
+
+    /// Accepted messages per recipient.
+    pub fn per_recipient(&self) -> HashMap<String, usize> {
+        self.state().per_recipient.clone()
+    }
+
+    /// Send calls seen (accepted or not).
+    pub fn requests(&self) -> usize {
+        self.state().requests
+    }
+
+    /// Plays Meta's review: the template `name` gets `status` (APPROVED, REJECTED, PAUSED, …).
+    pub fn set_template_status(&self, name: &str, status: &str, reason: Option<&str>) {
+        for (_, t) in self.state().templates.iter_mut().filter(|(_, t)| t["name"] == name) {
+            t["status"] = json!(status);
+            t["rejected_reason"] = reason.map_or(Value::Null, |r| json!(r));
+        }
+    }
+
+    /// Templates submitted and not deleted: (waba id, object).
+    pub fn templates(&self) -> Vec<(String, Value)> {
+        self.state().templates.clone()
+    }
+
+    /// Send calls answered 130429.
+    pub fn throttled(&self) -> usize {
+        self.state().throttled
+    }
+}
+
+fn error(status: u16, code: i64, message: &str) -> Response {
+    let body = json!({"error": {
+        "message": format!("(#{code}) {message}"),
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": message},
+        "fbtrace_id": "AFakeTrace"
+    }});
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+const TYPES: &[&str] = &[
+    "text",
+    "template",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "interactive",
+    "location",
+    "contacts",
+    "reaction",
+];
+
+async fn handle(
+    AxState(state): AxState<Arc<Mutex<State>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if let [.., waba, "message_templates"] = parts.as_slice() {
+        return templates(&state, &method, waba, uri.query().unwrap_or_default(), &headers, &body);
+    }
+    // The client's base URL may carry the version (`/v25.0`); the last two parts decide.
+    let [.., phone, "messages"] = parts.as_slice() else { return error(404, 100, "Unknown path") };
+    if method != Method::POST {
+        return error(405, 100, "Unsupported method");
+    }
+    let phone = (*phone).to_owned();
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {TEST_TOKEN}") {
+        return error(401, 190, "Error validating access token");
+    }
+    let Ok(msg) = serde_json::from_slice::<Value>(&body) else { return error(400, 100, "Invalid JSON") };
+    let to = msg.get("to").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind = msg.get("type").and_then(Value::as_str).unwrap_or("text");
+    if msg.get("messaging_product").and_then(Value::as_str) != Some("whatsapp")
+        || to.is_empty()
+        || !TYPES.contains(&kind)
+        || msg.get(kind).is_none()
+    {
+        return error(400, 100, "Invalid parameter");
+    }
+    let (decision, delay) = {
+        let mut st = lock(&state);
+        st.requests += 1;
+        let now = Instant::now();
+        if now.duration_since(st.window.0) >= Duration::from_secs(1) {
+            st.window = (now, 0);
+        }
+        st.window.1 += 1;
+        let over = st.limit_per_second.is_some_and(|n| st.window.1 > n);
+        let share = st.throttle_share;
+        let decision = if let Some((status, code)) = st.scripted.pop_front() {
+            Err((status, code))
+        } else if over || (share > 0.0 && rand::random::<f64>() < share) {
+            Err((400, 130_429))
+        } else {
+            let wamid = format!("wamid.{}", uuid::Uuid::new_v4().simple());
+            st.accepted.push(Accepted {
+                wamid: wamid.clone(),
+                phone_number_id: phone,
+                to: to.clone(),
+                body: msg.clone(),
+            });
+            *st.per_recipient.entry(to.clone()).or_default() += 1;
+            Ok(wamid)
+        };
+        if matches!(decision, Err((_, 130_429))) {
+            st.throttled += 1;
+        }
+        (decision, st.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match decision {
+        Ok(wamid) => {
+            let body = json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": wamid, "message_status": "accepted"}]
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap_or_default()
+        }
+        Err((status, code)) => {
+            let message = match code {
+                130_429 => "Rate limit hit",
+                131_056 => "(Business Account, Consumer Account) pair rate limit hit",
+                131_048 => "Spam rate limit hit",
+                131_047 => "Re-engagement message",
+                _ => "Request failed",
+            };
+            error(status, code, message)
+        }
+    }
+}
+
+fn ok(body: Value) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// `/{waba_id}/message_templates`: create (PENDING until the test plays the review), list, delete
+/// by name.
+fn templates(
+    state: &Mutex<State>,
+    method: &Method,
+    waba: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {TEST_TOKEN}") {
+        return error(401, 190, "Error validating access token");
+    }
+    let mut st = lock(state);
+    match *method {
+        Method::POST => {
+            let Ok(t) = serde_json::from_slice::<Value>(body) else { return error(400, 100, "Invalid JSON") };
+            let name = t.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let language = t.get("language").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let category = t.get("category").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if name.is_empty() || language.is_empty() || !t.get("components").is_some_and(Value::is_array) {
+                return error(400, 100, "Invalid parameter");
+            }
+            if st.templates.iter().any(|(w, x)| w == waba && x["name"] == name && x["language"] == language) {
+                return error(400, 2_388_024, "Content in this language already exists");
+            }
+            let id = format!("{}", 1_000_000 + st.templates.len());
+            let obj = json!({"id": id, "name": name, "language": language, "status": "PENDING", "category": category,
+                             "components": t["components"]});
+            st.templates.push((waba.to_owned(), obj));
+            ok(json!({"id": id, "status": "PENDING", "category": category}))
+        }
+        Method::GET => {
+            let data: Vec<Value> = st.templates.iter().filter(|(w, _)| w == waba).map(|(_, t)| t.clone()).collect();
+            ok(json!({"data": data, "paging": {}}))
+        }
+        Method::DELETE => {
+            let name = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            let before = st.templates.len();
+            st.templates.retain(|(w, t)| !(w == waba && t["name"] == name.as_str()));
+            if st.templates.len() == before {
+                return error(400, 100, "Template not found");
+            }
+            ok(json!({"success": true}))
+        }
+        _ => error(405, 100, "Unsupported method"),
+    }
+}

@@ -1,0 +1,116 @@
+//! Use cases. gRPC handlers call these with the verified caller; every state change commits
+//! with its outbox event. Platform calls happen outside transactions.
+
+pub mod ad_platform;
+pub mod audiences;
+pub mod builder;
+pub mod campaigns;
+pub mod connections;
+pub mod expiry;
+pub mod insights;
+pub mod management;
+pub mod platforms;
+pub mod sweep;
+
+use std::sync::Arc;
+
+use nexus_kernel::Error;
+use nexus_platform::Infra;
+use nexus_platform::crypto::Sealer;
+use nexus_platform::identity::{Action, Principal};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+
+pub struct App {
+    pub pool: PgPool,
+    pub cfg: Arc<Config>,
+    /// Seals platform tokens and pending PKCE verifiers at rest.
+    pub sealer: Sealer,
+    /// Platform APIs at configured base URLs.
+    pub http: reqwest::Client,
+    /// The platforms whose apps are configured.
+    pub meta: Option<nexus_providers::meta::MetaClient>,
+    pub tiktok: Option<nexus_providers::tiktok::TikTokClient>,
+    pub google: Option<nexus_providers::google::GoogleClient>,
+}
+
+impl App {
+    pub fn new(config: Config, infra: &Infra) -> anyhow::Result<App> {
+        let sealer = Sealer::from_config(config.ads.sealing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("ads.sealing_keys: {e}"))?;
+        nexus_platform::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(config.providers.timeout)
+            .build()?;
+        let (timeout, attempts) = (config.providers.timeout, config.providers.attempts);
+        let meta = (!config.meta.app_id.is_empty()).then(|| {
+            nexus_providers::meta::MetaClient::new(
+                nexus_providers::meta::MetaConfig {
+                    app_id: config.meta.app_id.clone(),
+                    app_secret: config.meta.app_secret.expose().to_owned(),
+                    graph_url: config.meta.graph_url.clone(),
+                    api_version: config.meta.api_version.clone(),
+                    timeout,
+                    attempts,
+                },
+                http.clone(),
+            )
+        });
+        let tiktok = (!config.tiktok.app_id.is_empty()).then(|| {
+            nexus_providers::tiktok::TikTokClient::new(
+                nexus_providers::tiktok::TikTokConfig {
+                    app_id: config.tiktok.app_id.clone(),
+                    secret: config.tiktok.secret.expose().to_owned(),
+                    base_url: config.tiktok.base_url.clone(),
+                    timeout,
+                    attempts,
+                },
+                http.clone(),
+            )
+        });
+        let google = (!config.google.client_id.is_empty()).then(|| {
+            nexus_providers::google::GoogleClient::new(
+                nexus_providers::google::GoogleConfig {
+                    client_id: config.google.client_id.clone(),
+                    client_secret: config.google.client_secret.expose().to_owned(),
+                    token_url: config.google.token_url.clone(),
+                    revoke_url: config.google.revoke_url.clone(),
+                    api_url: config.google.api_url.clone(),
+                    timeout,
+                    attempts,
+                },
+                http.clone(),
+            )
+        });
+        Ok(App { pool: infra.db.clone(), cfg: Arc::new(config), sealer, http, meta, tiktok, google })
+    }
+}
+
+impl App {
+    pub fn budget_guard(&self) -> crate::domain::builder::BudgetGuard {
+        let b = self.cfg.budget;
+        crate::domain::builder::BudgetGuard {
+            per_change_percent: b.max_increase_per_change_percent,
+            per_day_percent: b.max_increase_per_day_percent,
+            workspace_cap: b.workspace_daily_cap_minor,
+        }
+    }
+}
+
+/// The caller, allowed to do `action`.
+pub fn require(p: &Principal, action: Action) -> Result<(), Error> {
+    p.require(action)
+}
+
+/// An id of ours (`cmp_…`) as its UUID; anything else is not found (never a hint of another
+/// workspace's rows, which RLS hides anyway).
+pub fn id_of<T: std::str::FromStr>(
+    raw: &str,
+    not_found: &'static str,
+    uuid: impl Fn(&T) -> Uuid,
+) -> Result<Uuid, Error> {
+    raw.parse::<T>().map(|t| uuid(&t)).map_err(|_| Error::not_found(not_found))
+}

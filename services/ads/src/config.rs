@@ -1,0 +1,209 @@
+//! Ads service configuration (see `config.default.toml`).
+
+use std::time::Duration;
+
+use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+/// The sealing key in `config.default.toml`: public, so only for development.
+pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtYWRzLWRldmVsb3BtZW50LWtleS0zMmJ5dGU=";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    #[serde(flatten)]
+    pub common: CommonConfig,
+    pub ads: AdsConfig,
+    pub oauth: OAuthConfig,
+    pub sandbox: SandboxConfig,
+    pub meta: MetaSettings,
+    pub tiktok: TikTokSettings,
+    pub google: GoogleSettings,
+    pub expiry: ExpiryConfig,
+    pub budget: BudgetConfig,
+    pub insights: InsightsConfig,
+    pub providers: ProvidersConfig,
+}
+
+impl AsRef<CommonConfig> for Config {
+    fn as_ref(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
+impl DevelopmentDefaults for Config {
+    fn environment(&self) -> Environment {
+        self.common.environment
+    }
+
+    fn development_only(&self) -> Vec<DevelopmentOnly> {
+        let mut found = self.common.development_only();
+        if nexus_platform::crypto::uses_key(self.ads.sealing_keys.expose(), DEV_SEALING_KEY) {
+            found.push(DevelopmentOnly::new(
+                "ads.sealing_keys",
+                "the built-in development key is public; set NEXUS_ADS__SEALING_KEYS_FILE",
+            ));
+        }
+        if self.sandbox.enabled == Some(true) {
+            found.push(DevelopmentOnly::new(
+                "sandbox.enabled",
+                "the local ads sandbox creates nothing on the platforms; unset it in production",
+            ));
+        }
+        if self.oauth.redirect_allowlist.iter().any(|u| u.starts_with("http://")) {
+            found.push(DevelopmentOnly::new(
+                "oauth.redirect_allowlist",
+                "a plain-HTTP redirect address would expose authorization codes; list https addresses",
+            ));
+        }
+        found
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdsConfig {
+    /// Keys sealing platform tokens at rest.
+    pub sealing_keys: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OAuthConfig {
+    pub redirect_allowlist: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxConfig {
+    /// Unset: on in development only.
+    pub enabled: Option<bool>,
+}
+
+/// An id that may arrive as a number: platform app ids are digits, and the `NEXUS_…`
+/// environment layer reads digits as a number.
+fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::Text(s) => s,
+        Id::Number(n) => n.to_string(),
+    })
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetaSettings {
+    #[serde(deserialize_with = "id_text")]
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub api_version: String,
+    pub graph_url: String,
+    pub dialog_url: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TikTokSettings {
+    #[serde(deserialize_with = "id_text")]
+    pub app_id: String,
+    pub secret: Secret,
+    pub base_url: String,
+    pub auth_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    pub api_url: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExpiryConfig {
+    #[serde(with = "humantime_secs")]
+    pub interval: Duration,
+    #[serde(with = "humantime_secs")]
+    pub notice: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InsightsConfig {
+    pub backfill_days: u32,
+    #[serde(with = "humantime_secs")]
+    pub slowdown: Duration,
+    #[serde(with = "humantime_secs")]
+    pub sweep_interval: Duration,
+    #[serde(with = "humantime_secs")]
+    pub refresh_every: Duration,
+    pub recent_days: u32,
+    #[serde(with = "humantime_secs")]
+    pub lease: Duration,
+    pub async_over_days: u32,
+    #[serde(with = "humantime_secs")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct BudgetConfig {
+    pub max_increase_per_change_percent: u32,
+    pub max_increase_per_day_percent: u32,
+    pub workspace_daily_cap_minor: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProvidersConfig {
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+impl Config {
+    /// Checks what serde cannot, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        nexus_platform::crypto::Sealer::from_config(self.ads.sealing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("ads.sealing_keys: {e}"))?;
+        for u in &self.oauth.redirect_allowlist {
+            let parsed = reqwest::Url::parse(u).map_err(|e| anyhow::anyhow!("oauth.redirect_allowlist: {u:?}: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                anyhow::bail!("oauth.redirect_allowlist: {u:?} is not an http(s) address");
+            }
+        }
+        if !self.meta.app_id.is_empty() && self.meta.app_secret.is_empty() {
+            anyhow::bail!("meta.app_secret: needed with meta.app_id");
+        }
+        if !self.tiktok.app_id.is_empty() && self.tiktok.secret.is_empty() {
+            anyhow::bail!("tiktok.secret: needed with tiktok.app_id");
+        }
+        if !self.google.client_id.is_empty() && self.google.client_secret.is_empty() {
+            anyhow::bail!("google.client_secret: needed with google.client_id");
+        }
+        if !(1..=10).contains(&self.providers.attempts) {
+            anyhow::bail!("providers.attempts: {} is not between 1 and 10", self.providers.attempts);
+        }
+        if self.budget.workspace_daily_cap_minor < 0 {
+            anyhow::bail!("budget.workspace_daily_cap_minor: must not be negative");
+        }
+        let i = &self.insights;
+        if !(1..=90).contains(&i.backfill_days) || !(1..=90).contains(&i.recent_days) {
+            anyhow::bail!("insights.backfill_days and insights.recent_days: between 1 and 90");
+        }
+        if i.sweep_interval < Duration::from_secs(1) || i.lease < Duration::from_secs(10) {
+            anyhow::bail!("insights.sweep_interval (at least 1s) and insights.lease (at least 10s)");
+        }
+        if self.expiry.interval < Duration::from_secs(1) {
+            anyhow::bail!("expiry.interval: must be at least 1s");
+        }
+        Ok(())
+    }
+
+    /// Whether the offline `local` provider may be connected.
+    pub fn sandbox_enabled(&self) -> bool {
+        self.sandbox.enabled.unwrap_or(self.common.environment == Environment::Development)
+    }
+}

@@ -1,0 +1,28 @@
+//! Types and rules of the ads service, free of I/O: platform connections and their accounts,
+//! campaigns.
+
+pub mod audiences;
+pub mod builder;
+pub mod campaigns;
+pub mod connections;
+
+nexus_kernel::typed_id!(
+    /// A platform connection.
+    ConnectionId,
+    "conn"
+);
+nexus_kernel::typed_id!(
+    /// A marketing campaign (the umbrella).
+    CampaignId,
+    "cmp"
+);
+nexus_kernel::typed_id!(
+    /// An ad campaign build (the saga creating it on a platform).
+    BuildId,
+    "build"
+);
+nexus_kernel::typed_id!(
+    /// A custom audience uploaded to a platform.
+    AudienceId,
+    "aud"
+);

@@ -1,0 +1,120 @@
+//! The events the ads service emits, each written to the outbox in the transaction that makes
+//! its change (the platform relay publishes them on `nexus.ads.<entity>.<verb>`). Notices and
+//! outbound webhooks subscribe to them.
+
+use nexus_kernel::{Error, TenantId};
+use nexus_platform::db::DbResultExt;
+use nexus_platform::grpc::ts;
+use nexus_platform::outbox::enqueue;
+use nexus_proto::events;
+use sqlx::PgConnection;
+
+use crate::domain::{BuildId, CampaignId, ConnectionId};
+use crate::repo::builds::Build;
+use crate::repo::connections::Due;
+
+pub const CONNECTION_EXPIRING: &str = "nexus.ads.connection.expiring";
+pub const CONNECTION_EXPIRED: &str = "nexus.ads.connection.expired";
+pub const CAMPAIGN_CREATED: &str = "nexus.ads.campaign.created";
+pub const CAMPAIGN_FAILED: &str = "nexus.ads.campaign.failed";
+pub const CAMPAIGN_STATUS_CHANGED: &str = "nexus.ads.campaign.status_changed";
+pub const AD_REJECTED: &str = "nexus.ads.ad.rejected";
+
+pub async fn connection_expiring(conn: &mut PgConnection, tenant: TenantId, d: &Due) -> Result<(), Error> {
+    let e = events::AdsConnectionExpiring {
+        workspace_id: tenant.to_string(),
+        connection_id: ConnectionId::from_uuid(d.id).to_string(),
+        provider: d.provider.clone(),
+        expires_at: d.token_expires_at.map(ts),
+    };
+    enqueue(conn, CONNECTION_EXPIRING, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn connection_expired(conn: &mut PgConnection, tenant: TenantId, d: &Due) -> Result<(), Error> {
+    let e = events::AdsConnectionExpired {
+        workspace_id: tenant.to_string(),
+        connection_id: ConnectionId::from_uuid(d.id).to_string(),
+        provider: d.provider.clone(),
+        expired_at: d.token_expires_at.map(ts),
+    };
+    enqueue(conn, CONNECTION_EXPIRED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn campaign_created(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    b: &Build,
+    platform_campaign_id: &str,
+    name: &str,
+    daily_budget: i64,
+) -> Result<(), Error> {
+    let e = events::AdsCampaignCreated {
+        workspace_id: tenant.to_string(),
+        build_id: BuildId::from_uuid(b.id).to_string(),
+        campaign_id: b.campaign_id.map(|c| CampaignId::from_uuid(c).to_string()).unwrap_or_default(),
+        provider: b.provider.clone(),
+        ad_account: b.ad_account.clone(),
+        platform_campaign_id: platform_campaign_id.to_owned(),
+        name: name.to_owned(),
+        daily_budget_minor: daily_budget,
+        currency: b.currency.clone(),
+    };
+    enqueue(conn, CAMPAIGN_CREATED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn campaign_failed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    b: &Build,
+    step: &str,
+    error: &str,
+) -> Result<(), Error> {
+    let e = events::AdsCampaignFailed {
+        workspace_id: tenant.to_string(),
+        build_id: BuildId::from_uuid(b.id).to_string(),
+        provider: b.provider.clone(),
+        step: step.to_owned(),
+        error: error.to_owned(),
+    };
+    enqueue(conn, CAMPAIGN_FAILED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn campaign_status_changed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    b: &Build,
+    old: &str,
+    new: &str,
+) -> Result<(), Error> {
+    let e = events::AdsCampaignStatusChanged {
+        workspace_id: tenant.to_string(),
+        build_id: BuildId::from_uuid(b.id).to_string(),
+        provider: b.provider.clone(),
+        old_status: old.to_owned(),
+        new_status: new.to_owned(),
+    };
+    enqueue(conn, CAMPAIGN_STATUS_CHANGED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn ad_rejected(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    b: &Build,
+    platform_ad_id: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    let e = events::AdsAdRejected {
+        workspace_id: tenant.to_string(),
+        build_id: BuildId::from_uuid(b.id).to_string(),
+        provider: b.provider.clone(),
+        platform_ad_id: platform_ad_id.to_owned(),
+        reason: reason.to_owned(),
+    };
+    enqueue(conn, AD_REJECTED, Some(tenant), &e).await.db()?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! gRPC adapters: proto <-> app conversion. Permission checks live in the use cases; adapters
+//! only take the caller's principal from the request.
+
+use std::sync::Arc;
+
+use nexus_platform::grpc::{from_ts, status, ts};
+use nexus_platform::identity::principal;
+use nexus_proto::nexus::ads::v1::{self as pb, ads_server::Ads};
+use tonic::{Request, Response, Status};
+
+use crate::app::App;
+use crate::app::builder::{BuildRequest, BuildView, campaign_ref};
+use crate::domain::BuildId;
+use crate::domain::builder::BuildInput;
+use crate::domain::campaigns::{Campaign, CampaignSpec};
+use crate::domain::connections::{Account, Connection};
+use crate::domain::{CampaignId, ConnectionId};
+use nexus_platform::grpc::{page_info, page_request as page};
+
+pub struct AdsService {
+    pub app: Arc<App>,
+}
+
+type R<T> = Result<Response<T>, Status>;
+
+fn account(a: Account) -> pb::Account {
+    pb::Account {
+        external_id: a.external_id,
+        kind: a.kind.as_str().to_owned(),
+        name: a.name,
+        currency: a.currency,
+        time_zone: a.time_zone,
+        chosen: a.chosen,
+    }
+}
+
+fn connection(c: Connection) -> pb::Connection {
+    pb::Connection {
+        id: ConnectionId::from_uuid(c.id).to_string(),
+        provider: c.provider.as_str().to_owned(),
+        external_user: c.external_user,
+        display_name: c.display_name,
+        status: c.status,
+        token_expires_at: c.token_expires_at.map(ts),
+        scopes: c.scopes,
+        accounts: c.accounts.into_iter().map(account).collect(),
+        created_at: Some(ts(c.created_at)),
+    }
+}
+
+fn campaign(c: Campaign) -> pb::Campaign {
+    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    pb::Campaign {
+        id: CampaignId::from_uuid(c.id).to_string(),
+        name: c.spec.name,
+        goal: c.spec.goal,
+        budget_minor: c.spec.budget_minor,
+        currency: c.spec.currency.code().to_owned(),
+        start_date: date(c.spec.start_date),
+        end_date: date(c.spec.end_date),
+        description: c.spec.description,
+        status: c.status,
+        created_at: Some(ts(c.created_at)),
+        updated_at: Some(ts(c.updated_at)),
+    }
+}
+
+fn ad_build(v: BuildView) -> pb::AdBuild {
+    let b = v.build;
+    pb::AdBuild {
+        id: BuildId::from_uuid(b.id).to_string(),
+        provider: b.provider,
+        ad_account: b.ad_account,
+        currency: b.currency,
+        status: b.status,
+        error: b.error,
+        steps: v
+            .steps
+            .into_iter()
+            .map(|s| pb::AdBuildStep { step: s.step, platform_id: s.platform_id.unwrap_or_default(), status: s.status })
+            .collect(),
+        campaign_id: campaign_ref(b.campaign_id),
+        created_at: Some(ts(b.created_at)),
+        daily_budget: b.daily_budget,
+        delivery: b.delivery,
+    }
+}
+
+fn spec(c: Option<pb::CampaignInput>) -> Result<CampaignSpec, Status> {
+    let c = c.unwrap_or_default();
+    CampaignSpec::parse(&c.name, &c.goal, c.budget_minor, &c.currency, &c.start_date, &c.end_date, &c.description)
+        .map_err(status)
+}
+
+#[tonic::async_trait]
+impl Ads for AdsService {
+    async fn start_connection(&self, req: Request<pb::StartConnectionRequest>) -> R<pb::StartConnectionResponse> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let (authorize_url, state) =
+            self.app.start_connection(&p, &r.provider, r.redirect_uri.trim()).await.map_err(status)?;
+        Ok(Response::new(pb::StartConnectionResponse { authorize_url, state }))
+    }
+
+    async fn complete_connection(&self, req: Request<pb::CompleteConnectionRequest>) -> R<pb::Connection> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let c = self.app.complete_connection(&p, &r.provider, &r.code, &r.state).await.map_err(status)?;
+        Ok(Response::new(connection(c)))
+    }
+
+    async fn list_connections(&self, req: Request<pb::ListRequest>) -> R<pb::ConnectionList> {
+        let p = principal(&req)?;
+        let page_req = page(req.into_inner().page)?;
+        let found = self.app.list_connections(&p, &page_req).await.map_err(status)?;
+        let page = page_info(&found);
+        Ok(Response::new(pb::ConnectionList { connections: found.items.into_iter().map(connection).collect(), page }))
+    }
+
+    async fn get_connection(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Connection> {
+        let p = principal(&req)?;
+        Ok(Response::new(connection(self.app.connection(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn choose_accounts(&self, req: Request<pb::ChooseAccountsRequest>) -> R<pb::Connection> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(connection(self.app.choose_accounts(&p, &r.id, &r.external_ids).await.map_err(status)?)))
+    }
+
+    async fn disconnect(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Connection> {
+        let p = principal(&req)?;
+        Ok(Response::new(connection(self.app.disconnect(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn create_campaign(&self, req: Request<pb::CampaignInput>) -> R<pb::Campaign> {
+        let p = principal(&req)?;
+        let s = spec(Some(req.into_inner()))?;
+        Ok(Response::new(campaign(self.app.create_campaign(&p, s).await.map_err(status)?)))
+    }
+
+    async fn get_campaign(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Campaign> {
+        let p = principal(&req)?;
+        Ok(Response::new(campaign(self.app.campaign(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn list_campaigns(&self, req: Request<pb::ListRequest>) -> R<pb::CampaignList> {
+        let p = principal(&req)?;
+        let page_req = page(req.into_inner().page)?;
+        let found = self.app.list_campaigns(&p, &page_req).await.map_err(status)?;
+        let page = page_info(&found);
+        Ok(Response::new(pb::CampaignList { campaigns: found.items.into_iter().map(campaign).collect(), page }))
+    }
+
+    async fn update_campaign(&self, req: Request<pb::UpdateCampaignRequest>) -> R<pb::Campaign> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let s = spec(r.campaign)?;
+        Ok(Response::new(campaign(self.app.update_campaign(&p, &r.id, s).await.map_err(status)?)))
+    }
+
+    async fn build_ad_campaign(&self, req: Request<pb::BuildAdCampaignRequest>) -> R<pb::AdBuild> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let input = BuildInput {
+            name: r.name,
+            objective: r.objective,
+            optimization_goal: r.optimization_goal,
+            billing_event: r.billing_event,
+            special_ad_categories: r.special_ad_categories,
+            subject: r.subject,
+            daily_budget: r.daily_budget,
+            countries: r.countries,
+            age_min: r.age_min,
+            age_max: r.age_max,
+            start: r.start.as_ref().and_then(from_ts),
+            end: r.end.as_ref().and_then(from_ts),
+            page_id: r.page_id,
+            link: r.link,
+            primary_text: r.primary_text,
+            headline: r.headline,
+            description: r.description,
+            image_url: r.image_url,
+            activate: r.activate,
+        };
+        let req = BuildRequest {
+            request_key: r.request_key,
+            connection_id: r.connection_id,
+            ad_account: r.ad_account,
+            campaign_id: r.campaign_id,
+            input,
+        };
+        Ok(Response::new(ad_build(self.app.build_ad_campaign(&p, req).await.map_err(status)?)))
+    }
+
+    async fn get_ad_build(&self, req: Request<pb::GetByIdRequest>) -> R<pb::AdBuild> {
+        let p = principal(&req)?;
+        Ok(Response::new(ad_build(self.app.ad_build(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn update_ad_budget(&self, req: Request<pb::UpdateAdBudgetRequest>) -> R<pb::AdBuild> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(ad_build(self.app.update_budget(&p, &r.id, r.daily_budget).await.map_err(status)?)))
+    }
+
+    async fn set_ad_delivery(&self, req: Request<pb::SetAdDeliveryRequest>) -> R<pb::AdBuild> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        Ok(Response::new(ad_build(self.app.set_delivery(&p, &r.id, &r.delivery).await.map_err(status)?)))
+    }
+
+    async fn sync_insights(&self, req: Request<pb::SyncInsightsRequest>) -> R<pb::InsightsReport> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let s = self.app.sync_insights(&p, &r.id, r.days).await.map_err(status)?;
+        Ok(Response::new(pb::InsightsReport {
+            rows: s.rows,
+            days: s.days,
+            spend_minor: s.spend_minor,
+            revenue_minor: s.revenue_minor,
+            currency: s.currency,
+            time_zone: s.time_zone,
+            slowed: s.slowed,
+        }))
+    }
+
+    async fn create_audience(&self, req: Request<pb::CreateAudienceRequest>) -> R<pb::Audience> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let input = crate::app::audiences::AudienceRequest {
+            connection_id: r.connection_id,
+            ad_account: r.ad_account,
+            name: r.name,
+            emails: r.emails,
+            phones: r.phones,
+        };
+        let a = self.app.create_audience(&p, input).await.map_err(status)?;
+        Ok(Response::new(pb::Audience {
+            id: crate::domain::AudienceId::from_uuid(a.id).to_string(),
+            connection_id: ConnectionId::from_uuid(a.connection_id).to_string(),
+            ad_account: a.ad_account,
+            name: a.name,
+            platform_id: a.platform_id,
+            members: a.members,
+            dropped: a.dropped,
+            created_at: Some(ts(a.created_at)),
+        }))
+    }
+
+    async fn archive_campaign(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Campaign> {
+        let p = principal(&req)?;
+        Ok(Response::new(campaign(self.app.archive_campaign(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+}

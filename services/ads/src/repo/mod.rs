@@ -1,0 +1,10 @@
+//! Every SQL statement of the ads service. Functions take `&mut PgConnection` (a tenant
+//! transaction, or a system one for the expiry watch); row types stay private.
+
+pub mod audiences;
+pub mod builds;
+pub mod campaigns;
+pub mod connections;
+pub mod insights;
+pub mod oauth;
+pub mod syncs;

@@ -1,0 +1,14 @@
+//! Integration tests of the ads service against real Postgres and NATS.
+
+mod audiences;
+mod builder;
+mod campaigns;
+mod connections;
+mod insights;
+mod management;
+mod messages;
+mod platforms;
+mod schema;
+mod support;
+mod sweep;
+mod tiktok;

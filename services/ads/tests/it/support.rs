@@ -1,0 +1,214 @@
+//! The ads service running on port 0 against a fresh database and NATS prefix, with a token
+//! issuer whose tokens it accepts.
+
+use nexus_kernel::WorkspaceId;
+use nexus_platform::identity::Role;
+use nexus_proto::nexus::ads::v1 as pb;
+use nexus_proto::nexus::ads::v1::ads_client::AdsClient;
+use nexus_testkit::TestDb;
+use nexus_testkit::identity::TestIssuer;
+use tonic::transport::Channel;
+
+pub const REDIRECT: &str = "http://localhost:3000/connections/callback";
+
+pub struct Service {
+    pub running: nexus_testkit::RunningService,
+    pub issuer: TestIssuer,
+    pub admin_pool: sqlx::PgPool,
+    /// The running service's use cases.
+    pub app: std::sync::Arc<nexus_ads::app::App>,
+    pub meta: nexus_testkit::meta::FakeMeta,
+    pub tiktok: nexus_testkit::tiktok::FakeTikTok,
+    _nats: nexus_testkit::TestNats,
+    _db: TestDb,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.running.shutdown.cancel();
+    }
+}
+
+pub use nexus_testkit::identity::Caller;
+
+impl Service {
+    pub async fn start() -> Service {
+        Self::start_with(&[]).await
+    }
+
+    /// `extra`: more `NEXUS_*` settings.
+    pub async fn start_with(extra: &[(&str, String)]) -> Service {
+        nexus_testkit::init_tracing();
+        let db = TestDb::new().await;
+        let nats = nexus_testkit::TestNats::new();
+        let meta = nexus_testkit::meta::FakeMeta::start().await;
+        let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
+        let mut env: Vec<(&str, String)> = vec![
+            ("NEXUS_META__APP_ID", nexus_testkit::meta::TEST_APP_ID.into()),
+            ("NEXUS_META__APP_SECRET", nexus_testkit::meta::TEST_APP_SECRET.into()),
+            ("NEXUS_META__GRAPH_URL", meta.base_url.clone()),
+            ("NEXUS_TIKTOK__APP_ID", nexus_testkit::tiktok::TEST_APP_ID.into()),
+            ("NEXUS_TIKTOK__SECRET", nexus_testkit::tiktok::TEST_SECRET.into()),
+            ("NEXUS_TIKTOK__BASE_URL", tiktok.base_url.clone()),
+            ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
+            ("NEXUS_PROVIDERS__ATTEMPTS", "2".into()),
+            ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
+            // Tests run the sweep's rounds themselves.
+            ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
+            ("NEXUS_INSIGHTS__POLL_INTERVAL", "50ms".into()),
+        ];
+        env.extend(extra.iter().cloned());
+        let config: nexus_ads::Config =
+            nexus_testkit::service::service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &env);
+        let issuer = TestIssuer::new();
+        let shared = std::sync::Arc::new(std::sync::OnceLock::new());
+        let running = nexus_testkit::RunningService::start_with_keys(
+            nexus_ads::DEF,
+            config.common.clone(),
+            Some(issuer.keys()),
+            nexus_ads::service_sharing(config, shared.clone()).expect("config"),
+        )
+        .await;
+        // The service builds its use cases while it starts serving.
+        let mut waited = 0;
+        let app = loop {
+            if let Some(app) = shared.get() {
+                break app.clone();
+            }
+            assert!(waited < 200, "the service did not build its use cases");
+            waited += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        };
+        let admin_pool = db.admin_pool().await;
+        Service { running, issuer, admin_pool, app, meta, tiktok, _nats: nats, _db: db }
+    }
+
+    pub async fn client(&self) -> AdsClient<Channel> {
+        let ch = tonic::transport::Endpoint::from_shared(self.running.grpc_url()).unwrap().connect().await.unwrap();
+        AdsClient::new(ch)
+    }
+
+    /// A member of a new workspace with `role`.
+    pub fn caller(&self, role: Role) -> Caller {
+        let ws = WorkspaceId::new();
+        Caller { ws, token: self.issuer.user_token(ws, role) }
+    }
+
+    pub fn admin(&self) -> Caller {
+        self.caller(Role::Admin)
+    }
+
+    /// The same workspace, another role.
+    pub fn as_role(&self, c: &Caller, role: Role) -> Caller {
+        Caller { ws: c.ws, token: self.issuer.user_token(c.ws, role) }
+    }
+
+    /// Starts a connection and follows the returned address back with its code and state.
+    pub async fn connect_local(&self, c: &Caller) -> pb::Connection {
+        let started = self.begin(c, "local").await;
+        let (code, state) = code_and_state(&started.authorize_url);
+        assert_eq!(state, started.state);
+        self.complete(c, "local", &code, &state).await.unwrap()
+    }
+
+    /// Starts connecting `provider` (admins).
+    pub async fn begin(&self, c: &Caller, provider: &str) -> pb::StartConnectionResponse {
+        let req = pb::StartConnectionRequest { provider: provider.into(), redirect_uri: REDIRECT.into() };
+        self.client().await.start_connection(c.req(req)).await.unwrap().into_inner()
+    }
+
+    /// The callback with the platform's code and the state.
+    pub async fn complete(
+        &self,
+        c: &Caller,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<pb::Connection, tonic::Status> {
+        let req = pb::CompleteConnectionRequest { provider: provider.into(), code: code.into(), state: state.into() };
+        self.client().await.complete_connection(c.req(req)).await.map(tonic::Response::into_inner)
+    }
+
+    /// A scalar over the ads schema as the database owner (RLS does not apply).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&self.admin_pool).await.unwrap()
+    }
+
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.admin_pool).await.unwrap();
+    }
+
+    /// The caller's principal with `role`, for calling the use cases directly (as a process
+    /// about to be killed would).
+    pub fn principal(&self, c: &Caller, role: nexus_platform::identity::Role) -> nexus_platform::identity::Principal {
+        nexus_platform::identity::Principal {
+            user_id: nexus_kernel::UserId::new(),
+            workspace_id: c.ws,
+            role,
+            scopes: None,
+            session_id: "s".into(),
+            kind: nexus_platform::identity::PrincipalKind::User,
+            token_id: "t".into(),
+            expires_at: i64::MAX,
+            locale: None,
+            service: None,
+        }
+    }
+
+    /// Runs a build through the use cases and stops it, as a killed process would be, once
+    /// `reached()` holds (the platform created `step`'s object); the step stays `started`.
+    pub async fn build_killed_at(
+        &self,
+        c: &Caller,
+        req: nexus_ads::app::builder::BuildRequest,
+        step: &str,
+        reached: impl Fn() -> bool,
+    ) {
+        let (app, principal) = (self.app.clone(), self.principal(c, nexus_platform::identity::Role::Admin));
+        let running = tokio::spawn(async move { app.build_ad_campaign(&principal, req).await });
+        for _ in 0..200 {
+            if reached() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(reached(), "the platform never created the {step}");
+        running.abort();
+        let _ = running.await;
+        let sql = format!("SELECT count(*) FROM ads.ad_build_steps WHERE step = '{step}' AND status = 'started'");
+        assert_eq!(self.scalar(&sql).await, 1);
+    }
+
+    /// Syncs a build's insights over the default days.
+    pub async fn sync(&self, c: &Caller, build: &str) -> pb::InsightsReport {
+        let req = pb::SyncInsightsRequest { id: build.to_owned(), days: 0 };
+        self.client().await.sync_insights(c.req(req)).await.unwrap().into_inner()
+    }
+
+    /// Rows of the outbox with this subject.
+    pub async fn events(&self, subject: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM ads.outbox WHERE subject = $1")
+            .bind(subject)
+            .fetch_one(&self.admin_pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// `code` and `state` of an authorization address's (or a redirect's) query.
+pub fn code_and_state(url: &str) -> (String, String) {
+    let u = reqwest::Url::parse(url).unwrap();
+    let get = |k: &str| u.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap_or_default();
+    (get("code"), get("state"))
+}
+
+/// The error code an answer carries (the status message is the code).
+pub fn code(s: &tonic::Status) -> String {
+    s.message().to_owned()
+}
+
+/// Decimal text to cents, independently of the service's parser.
+pub fn cents(s: &str) -> i64 {
+    let (w, f) = s.split_once('.').unwrap_or((s, "0"));
+    w.parse::<i64>().unwrap() * 100 + format!("{f:0<2}")[..2].parse::<i64>().unwrap()
+}

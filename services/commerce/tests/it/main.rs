@@ -1,0 +1,13 @@
+//! Integration tests of the commerce service against real Postgres and NATS, with fake CJ,
+//! AliExpress and Shopify servers.
+
+mod dsers;
+mod fulfilment;
+mod local;
+mod messages;
+mod monitoring;
+mod rates;
+mod refunds;
+mod schema;
+mod support;
+mod webhooks;
