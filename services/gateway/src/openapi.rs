@@ -281,6 +281,13 @@ pub mod vocab {
     /// Where a payment page sends the user back (`check_return_url` of subscriptions): empty, or
     /// an http(s) URL without spaces or control characters (up to 2,048 characters, stated apart).
     pub const RETURN_URL: &str = r"^(https?://[^\s\x00-\x1F\x7F-\x9F]*)?$";
+    /// An https address as messaging checks a WhatsApp media link or template button: no spaces
+    /// or control characters.
+    pub const HTTPS_URL: &str = r"^https://[^\s\x00-\x1F\x7F-\x9F]+$";
+    /// Where a broadcast parameter comes from (`check_specs` of messaging): `name`, `phone`,
+    /// `field:<key>` (a custom field's key) or `text:<literal>` (one line with something besides
+    /// spaces).
+    pub const BROADCAST_PARAM: &str = r"^(name|phone|field:[a-z][a-z0-9_]{0,39}|text:[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*)$";
 
     /// An optional list of at most `max_items` texts of at most `max_len` characters each.
     fn texts(max_items: usize, max_len: usize, description: &str) -> Array {
@@ -291,6 +298,17 @@ pub mod vocab {
             .max_items(Some(max_items))
             .description(Some(description))
             .build()
+    }
+
+    /// A broadcast's parameter sources: at most 20, each a [`BROADCAST_PARAM`] (a literal up to
+    /// 1,024 characters).
+    pub fn broadcast_params() -> Array {
+        let item = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(1_029))
+            .pattern(Some(BROADCAST_PARAM))
+            .build();
+        ArrayBuilder::new().items(item).max_items(Some(20)).build()
     }
 
     /// An agent's knowledge (`nexus_content::domain::agents`).
@@ -333,6 +351,16 @@ pub mod vocab {
         let mut schema = one_of(PLANS, "free (cancels at the end of the period), pro or premium.");
         schema.examples = vec!["premium".into()];
         schema
+    }
+
+    /// IANA time zone names as the tz database (`chrono-tz`) spells them.
+    pub fn time_zone() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .description(Some("IANA time zone, e.g. `America/Sao_Paulo`."))
+            .examples(["Europe/Madrid"])
+            .build()
     }
 
     /// IANA time zone names as the tz database (`chrono-tz`) spells them, or null (unchanged).
@@ -460,6 +488,42 @@ pub mod vocab {
             }
         }
 
+        #[test]
+        fn whatsapp_patterns_admit_only_what_messaging_takes() {
+            use nexus_messaging::domain::broadcast::check_specs;
+            let param = regex::Regex::new(super::BROADCAST_PARAM).unwrap();
+            for sample in SAMPLES {
+                for spec in [format!("text:{sample}"), format!("field:{sample}"), (*sample).to_owned()] {
+                    if param.is_match(&spec) {
+                        assert!(check_specs(std::slice::from_ref(&spec)).is_ok(), "{spec:?}");
+                    }
+                }
+            }
+            for ok in ["name", "phone", "field:tier", "text:20% off", "text:עברית"] {
+                assert!(param.is_match(ok) && check_specs(&[ok.to_owned()]).is_ok(), "{ok:?}");
+            }
+            for bad in ["email", "field:", "text:", "text:  ", "text:a\nb", "other:x"] {
+                assert!(!param.is_match(bad) && check_specs(&[bad.to_owned()]).is_err(), "{bad:?}");
+            }
+            let url = regex::Regex::new(super::HTTPS_URL).unwrap();
+            for (link, ok) in [
+                ("https://cdn.example.com/a.jpg", true),
+                ("https://", false),
+                ("http://a.b/c", false),
+                ("https://a b", false),
+            ] {
+                assert_eq!(url.is_match(link), ok, "{link:?}");
+                let media = nexus_messaging::domain::whatsapp::Content::Media {
+                    kind: "image".into(),
+                    link: link.into(),
+                    caption: String::new(),
+                };
+                if ok {
+                    assert!(media.check().is_ok(), "{link:?}");
+                }
+            }
+        }
+
         /// The attributes' copies of the patterns stay equal to the ones tested above.
         #[test]
         fn every_text_pattern_is_one_of_these() {
@@ -490,7 +554,9 @@ pub mod vocab {
                         super::RETURN_URL,
                         super::PRINTABLE,
                         super::ORDER_EMAIL,
-                        super::FUNNEL_STEPS
+                        super::FUNNEL_STEPS,
+                        super::HTTPS_URL,
+                        super::BROADCAST_PARAM
                     ]
                     .contains(&p.as_str()),
                     "{p}"

@@ -21,6 +21,100 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_bot, set_bot)).routes(routes!(hand_back))
 }
 
+/// A rule: when an inbound message matches, the bot answers `reply` (or the menu).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotRuleBody {
+    /// keyword (the whole message, case and accents folded; up to 100 characters) or regex (up
+    /// to 200 bytes, compiled with a size limit).
+    #[schema(pattern = "^(keyword|regex)$")]
+    pub kind: String,
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    pub pattern: String,
+    /// The answer (up to 4,096 characters); absent with `menu` true: the menu answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
+    pub reply: Option<String>,
+    /// Answer the menu instead of a text (the bot needs a `menu` then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu: Option<bool>,
+}
+
+/// One choice of the menu: a reply button (menus of up to 3) or a list row (up to 10).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotMenuItemBody {
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    pub id: String,
+    /// Up to 20 characters in a menu of buttons, 24 in a list.
+    #[schema(max_length = 20, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    pub title: String,
+    /// What choosing it answers.
+    #[schema(
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
+    pub reply: String,
+}
+
+/// Opening hours of one weekday, in the bot's time zone.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotHoursBody {
+    /// 0 = Monday … 6 = Sunday.
+    #[schema(minimum = 0, maximum = 6)]
+    pub day: u32,
+    /// HH:MM, before `close`.
+    #[schema(example = "09:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub open: String,
+    #[schema(example = "18:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub close: String,
+}
+
+/// How the bot answers (`nexus_messaging::domain::bot::Bot`).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfigBody {
+    /// Tried in order; the first that matches answers (at most 100).
+    #[schema(max_items = 100)]
+    pub rules: Vec<BotRuleBody>,
+    /// The text above the menu's choices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1024, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
+    pub menu_text: Option<String>,
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub menu: Vec<BotMenuItemBody>,
+    /// IANA time zone of the business hours.
+    #[schema(schema_with = crate::openapi::vocab::time_zone)]
+    pub time_zone: String,
+    /// Empty: always open; otherwise closed outside these, answered by `away_message`.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub hours: Vec<BotHoursBody>,
+    /// Required with `hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
+    pub away_message: Option<String>,
+    /// The word that hands the conversation to a person, e.g. `agent`.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    pub handoff_keyword: String,
+    /// What the customer is told when a person takes over.
+    #[schema(
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
+    pub handoff_reply: String,
+    /// A content agent (`agt_…`) that answers what no rule matches; absent: such messages wait
+    /// for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
+    pub agent_id: Option<String>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"enabled": true, "config": {
@@ -32,12 +126,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct BotRequest {
     /// Absent: enabled.
     pub enabled: Option<bool>,
-    /// `rules` (`kind` keyword or regex, `pattern`, `reply`, or `menu` true to answer the menu),
-    /// `menu_text` and `menu` (up to 3 buttons or 10 list rows: `id`, `title`, `reply`),
-    /// `time_zone` and `hours` (`day` 0 = Monday … 6 = Sunday, `open`, `close` as HH:MM) with an
-    /// `away_message`, `handoff_keyword` and `handoff_reply`.
-    #[schema(value_type = Object)]
-    pub config: serde_json::Map<String, serde_json::Value>,
+    pub config: BotConfigBody,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -91,7 +180,7 @@ pub async fn set_bot(
 ) -> Result<Json<BotBody>, ApiError> {
     let req = pb::SetBotRequest {
         number_id: id.clone(),
-        config_json: serde_json::Value::Object(b.config).to_string(),
+        config_json: serde_json::to_string(&b.config).map_err(|e| ApiError::from(nexus_kernel::Error::internal(e)))?,
         enabled: b.enabled.unwrap_or(true),
     };
     client(&state).set_bot(req).await.map_err(|s| ApiError::from(s).renaming_field("config_json", "config"))?;

@@ -40,8 +40,10 @@ pub struct BroadcastRequest {
     pub template_name: String,
     #[schema(max_length = 16)]
     pub language: String,
-    /// One source per template parameter: `name`, `phone`, `field:<key>` or `text:<literal>`.
+    /// One source per template parameter (at most 20): `name`, `phone`, `field:<key>` (a custom
+    /// field's key) or `text:<literal>` (one line, not blank, up to 1,024 characters).
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::vocab::broadcast_params)]
     pub params: Vec<String>,
     /// When to start; absent: now.
     pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,

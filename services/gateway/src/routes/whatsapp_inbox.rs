@@ -50,9 +50,10 @@ pub struct TemplateSendBody {
 #[serde(deny_unknown_fields)]
 pub struct MediaSendBody {
     /// image, video, audio or document.
+    #[schema(pattern = "^(image|video|audio|document)$")]
     pub kind: String,
     /// An https address of the file.
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^https://[^\s\x00-\x1F\x7F-\x9F]+$")]
     pub link: String,
     /// Up to 1,024 characters (none for audio).
     #[schema(max_length = 1024)]
@@ -103,6 +104,7 @@ pub struct SendMessageRequest {
     pub media: Option<MediaSendBody>,
     pub interactive: Option<InteractiveSendBody>,
     /// transactional (default) or marketing (needs the contact's marketing consent).
+    #[schema(pattern = "^(|transactional|marketing)$")]
     pub purpose: Option<String>,
 }
 
@@ -246,7 +248,7 @@ pub async fn list_messages(
 #[into_params(parameter_in = Query)]
 pub struct ConversationsQuery {
     /// open (default), mine (open and assigned to me), unassigned (open), resolved or all.
-    #[param(example = "open")]
+    #[param(example = "open", pattern = "^(|open|mine|unassigned|resolved|all)$")]
     pub filter: Option<String>,
     /// Only this number's conversations.
     #[param(example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")]

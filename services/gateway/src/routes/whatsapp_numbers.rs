@@ -35,12 +35,12 @@ pub struct ConnectNumberRequest {
     /// Meta's id of the phone number (digits); a number belongs to one workspace only.
     #[schema(max_length = 64, pattern = "^[0-9]{1,64}$")]
     pub phone_number_id: String,
-    /// As customers see it.
-    #[schema(max_length = 32)]
+    /// As customers see it (not blank, no control characters).
+    #[schema(max_length = 32, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub display_phone_number: String,
     /// A Meta system-user token, sealed at rest and never returned. Absent or empty connects a
     /// `local` sandbox number (development only).
-    #[schema(max_length = 1024)]
+    #[schema(max_length = 1024, pattern = r"^\S*$")]
     pub access_token: Option<String>,
 }
 
@@ -156,6 +156,7 @@ pub struct SimulatedStatusBody {
     #[schema(max_length = 200)]
     pub wamid: String,
     /// sent, delivered, read or failed.
+    #[schema(pattern = "^(sent|delivered|read|failed)$")]
     pub status: String,
     /// Meta's error code of a failure, e.g. 131026.
     pub error_code: Option<i64>,

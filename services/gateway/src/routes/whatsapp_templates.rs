@@ -29,11 +29,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct TemplateButtonBody {
     /// quick_reply or url.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(quick_reply|url)$")]
     pub kind: String,
-    #[schema(max_length = 25)]
+    #[schema(max_length = 25, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub text: String,
-    /// For url buttons: an https address.
-    #[schema(max_length = 2000)]
+    /// For url buttons only: an https address.
+    #[schema(max_length = 2000, pattern = r"^https://[^\s\x00-\x1F\x7F-\x9F]+$")]
     pub url: Option<String>,
 }
 
@@ -47,23 +48,26 @@ pub struct TemplateRequest {
     /// Lowercase letters, digits and underscores.
     #[schema(max_length = 512, pattern = "^[a-z0-9_]+$")]
     pub name: String,
-    /// e.g. en_US, es, pt_BR.
-    #[schema(max_length = 16)]
+    /// Meta's language code, e.g. en_US, es, pt_BR.
+    #[schema(max_length = 16, pattern = "^[a-z]{2,3}(_[A-Z]{2})?$")]
     pub language: String,
     /// marketing, utility or authentication.
+    #[schema(pattern = "^(marketing|utility|authentication)$")]
     pub category: String,
-    #[schema(max_length = 60)]
+    /// One line, without parameters.
+    #[schema(max_length = 60, pattern = r"^[^{}\n]*$")]
     pub header: Option<String>,
     /// With `{{1}}`, `{{2}}`, … for parameters, numbered in order (up to 1,024 characters).
-    #[schema(max_length = 1024)]
+    #[schema(max_length = 1024, pattern = r"^\s*\S[\s\S]*$")]
     pub body: String,
-    #[schema(max_length = 60)]
+    /// Without parameters.
+    #[schema(max_length = 60, pattern = r"^[^{]*$")]
     pub footer: Option<String>,
     /// At most 10.
     #[serde(default)]
     #[schema(max_items = 10)]
     pub buttons: Vec<TemplateButtonBody>,
-    /// One example value per body parameter (Meta's reviewers read them).
+    /// One example value per body parameter (Meta's reviewers read them), none blank.
     #[serde(default)]
     pub body_examples: Vec<String>,
 }
@@ -85,8 +89,8 @@ pub struct WhatsAppTemplateBody {
     pub reason: String,
     /// How many `{{n}}` parameters the body takes.
     pub body_params: i32,
-    /// Header, body, footer and buttons as Meta takes them.
-    #[schema(value_type = Object)]
+    /// Header, body, footer and buttons as Meta takes them: one object each, in that order.
+    #[schema(value_type = Vec<Object>)]
     pub components: serde_json::Value,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
