@@ -33,10 +33,7 @@ pub struct BotRuleBody {
     pub pattern: String,
     /// The answer (up to 4,096 characters); absent with `menu` true: the menu answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(
-        max_length = 4096,
-        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
-    )]
+    #[schema(max_length = 4096, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$")]
     pub reply: Option<String>,
     /// Answer the menu instead of a text (the bot needs a `menu` then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,7 +47,7 @@ pub struct BotMenuItemBody {
     #[schema(max_length = 200, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub id: String,
     /// Up to 20 characters in a menu of buttons, 24 in a list.
-    #[schema(max_length = 20, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(max_length = 24, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub title: String,
     /// What choosing it answers.
     #[schema(

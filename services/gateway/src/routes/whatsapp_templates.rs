@@ -33,8 +33,8 @@ pub struct TemplateButtonBody {
     pub kind: String,
     #[schema(max_length = 25, pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$")]
     pub text: String,
-    /// For url buttons only: an https address.
-    #[schema(max_length = 2000, pattern = r"^https://[^\s\x00-\x1F\x7F-\x9F]+$")]
+    /// For url buttons only: an https address (empty or absent for quick replies).
+    #[schema(max_length = 2000, pattern = r"^(https://[^\s\x00-\x1F\x7F-\x9F]+)?$")]
     pub url: Option<String>,
 }
 
@@ -54,14 +54,14 @@ pub struct TemplateRequest {
     /// marketing, utility or authentication.
     #[schema(pattern = "^(marketing|utility|authentication)$")]
     pub category: String,
-    /// One line, without parameters.
+    /// One line, without parameters (no braces).
     #[schema(max_length = 60, pattern = r"^[^{}\n]*$")]
     pub header: Option<String>,
     /// With `{{1}}`, `{{2}}`, … for parameters, numbered in order (up to 1,024 characters).
-    #[schema(max_length = 1024, pattern = r"^\s*\S[\s\S]*$")]
+    #[schema(max_length = 1024)]
     pub body: String,
-    /// Without parameters.
-    #[schema(max_length = 60, pattern = r"^[^{]*$")]
+    /// Without parameters (no braces).
+    #[schema(max_length = 60, pattern = r"^[^{}]*$")]
     pub footer: Option<String>,
     /// At most 10.
     #[serde(default)]

@@ -564,6 +564,11 @@ impl WhatsApp {
                 if !digits(&from) || text.chars().count() > domain::TEXT_MAX {
                     return Err(Error::invalid("messaging.whatsapp_invalid_id").with_param("field", "from"));
                 }
+                for (field, value) in [("name", &name), ("message_id", &message_id), ("reply_id", &reply_id)] {
+                    if value.chars().count() > 200 {
+                        return Err(Error::invalid("messaging.whatsapp_invalid_id").with_param("field", field));
+                    }
+                }
                 let id =
                     if message_id.is_empty() { format!("wamid.sim.{}", Uuid::new_v4().simple()) } else { message_id };
                 let msg = if reply_id.is_empty() {
@@ -575,8 +580,15 @@ impl WhatsApp {
                 (json!({"contacts": [{"profile": {"name": name}, "wa_id": from}], "messages": [msg]}), id)
             }
             Simulated::Status { wamid, status, error_code } => {
-                let Ok(st) = status.parse::<Status>() else {
-                    return Err(Error::invalid("messaging.whatsapp_invalid_status").with_param("status", status));
+                if wamid.chars().count() > 200 {
+                    return Err(Error::invalid("messaging.whatsapp_invalid_id").with_param("field", "wamid"));
+                }
+                // Only the statuses Meta reports; the others are this service's own.
+                let st = match status.parse::<Status>() {
+                    Ok(st @ (Status::Sent | Status::Delivered | Status::Read | Status::Failed)) => st,
+                    _ => {
+                        return Err(Error::invalid("messaging.whatsapp_invalid_status").with_param("status", status));
+                    }
                 };
                 let mut s = json!({"id": wamid, "status": st.as_str(), "timestamp": now, "recipient_id": ""});
                 if let Some(code) = error_code.filter(|_| st == Status::Failed) {

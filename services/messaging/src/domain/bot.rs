@@ -6,7 +6,7 @@ use nexus_kernel::Error;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::consent::fold;
-use crate::domain::whatsapp::{Choice, Content};
+use crate::domain::whatsapp::{Choice, Content, one_line, plain_text};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
@@ -63,7 +63,17 @@ fn invalid(field: &str) -> Error {
     Error::invalid("messaging.whatsapp_bot_invalid").with_param("field", field)
 }
 
+/// Longest answer (WhatsApp's text limit), menu text (an interactive body) and list of hours.
+const REPLY_MAX: usize = 4_096;
+const MENU_TEXT_MAX: usize = 1_024;
+const HOURS_MAX: usize = 50;
+
+/// `HH:MM`, two digits each (chrono alone would also take `9:00`).
 fn time(s: &str) -> Option<NaiveTime> {
+    let b = s.as_bytes();
+    if b.len() != 5 || b[2] != b':' {
+        return None;
+    }
     NaiveTime::parse_from_str(s, "%H:%M").ok()
 }
 
@@ -73,31 +83,43 @@ impl Bot {
             return Err(invalid("rules"));
         }
         for r in &self.rules {
-            let ok = match r.kind.as_str() {
-                "keyword" => !fold(&r.pattern).is_empty() && r.pattern.chars().count() <= 100,
-                "regex" => {
-                    r.pattern.len() <= 200 && regex::RegexBuilder::new(&r.pattern).size_limit(1 << 16).build().is_ok()
-                }
-                _ => false,
-            };
-            let answer_ok = if r.menu {
-                !self.menu.is_empty()
-            } else {
-                !r.reply.trim().is_empty() && r.reply.chars().count() <= 4_096
-            };
+            let ok = one_line(&r.pattern)
+                && r.pattern.chars().count() <= 100
+                && match r.kind.as_str() {
+                    "keyword" => !fold(&r.pattern).is_empty(),
+                    "regex" => regex::RegexBuilder::new(&r.pattern).size_limit(1 << 16).build().is_ok(),
+                    _ => false,
+                };
+            let answer_ok = plain_text(&r.reply)
+                && r.reply.chars().count() <= REPLY_MAX
+                && if r.menu { !self.menu.is_empty() } else { !r.reply.trim().is_empty() };
             if !ok || !answer_ok {
                 return Err(invalid("rules"));
             }
         }
+        if !plain_text(&self.menu_text) || self.menu_text.chars().count() > MENU_TEXT_MAX {
+            return Err(invalid("menu_text"));
+        }
         if !self.menu.is_empty() {
             let content = self.menu_content();
             content.check().map_err(|_| invalid("menu"))?;
-            if self.menu.iter().any(|m| m.reply.trim().is_empty() || m.reply.chars().count() > 4_096) {
+            let item_ok = |m: &MenuItem| {
+                one_line(&m.id)
+                    && m.id.chars().count() <= 200
+                    && one_line(&m.title)
+                    && plain_text(&m.reply)
+                    && !m.reply.trim().is_empty()
+                    && m.reply.chars().count() <= REPLY_MAX
+            };
+            if !self.menu.iter().all(item_ok) {
                 return Err(invalid("menu"));
             }
         }
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
             return Err(invalid("time_zone"));
+        }
+        if self.hours.len() > HOURS_MAX {
+            return Err(invalid("hours"));
         }
         for h in &self.hours {
             match (time(&h.open), time(&h.close)) {
@@ -105,10 +127,17 @@ impl Bot {
                 _ => return Err(invalid("hours")),
             }
         }
-        if !self.hours.is_empty() && self.away_message.trim().is_empty() {
+        let away_ok = plain_text(&self.away_message) && self.away_message.chars().count() <= REPLY_MAX;
+        if !away_ok || (!self.hours.is_empty() && self.away_message.trim().is_empty()) {
             return Err(invalid("away_message"));
         }
-        if fold(&self.handoff_keyword).is_empty() || self.handoff_reply.trim().is_empty() {
+        let keyword_ok = one_line(&self.handoff_keyword)
+            && self.handoff_keyword.chars().count() <= 100
+            && !fold(&self.handoff_keyword).is_empty();
+        let reply_ok = plain_text(&self.handoff_reply)
+            && !self.handoff_reply.trim().is_empty()
+            && self.handoff_reply.chars().count() <= REPLY_MAX;
+        if !keyword_ok || !reply_ok {
             return Err(invalid("handoff"));
         }
         let id_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
@@ -252,5 +281,34 @@ mod tests {
             b.agent_id = bad.to_owned();
             assert_eq!(b.check().unwrap_err().code(), "messaging.whatsapp_bot_invalid", "{bad}");
         }
+    }
+
+    /// What the API document states of each field, the service holds too.
+    #[test]
+    fn every_text_is_bounded_and_printable() {
+        let refused = |f: &dyn Fn(&mut Bot)| {
+            let mut b = bot();
+            f(&mut b);
+            b.check().is_err()
+        };
+        assert!(refused(&|b| b.handoff_reply = "x".repeat(4_097)));
+        assert!(refused(&|b| b.handoff_keyword = "a".repeat(101)));
+        assert!(refused(&|b| b.handoff_keyword = "age\u{7}nt".into()));
+        assert!(refused(&|b| b.away_message = "x".repeat(4_097)));
+        assert!(refused(&|b| b.menu_text = "x".repeat(1_025)));
+        assert!(refused(&|b| b.rules[0].pattern = "pri\u{0}ce".into()));
+        assert!(refused(&|b| b.rules[0].pattern = "p".repeat(101)));
+        assert!(refused(&|b| b.rules[0].reply = "bell\u{7}".into()));
+        let hours = |open: &str, n: usize| {
+            let open = open.to_owned();
+            move |b: &mut Bot| {
+                b.away_message = "Closed.".into();
+                b.hours = vec![Hours { day: 1, open: open.clone(), close: "18:00".into() }; n];
+            }
+        };
+        assert!(!refused(&hours("09:00", 50)));
+        assert!(refused(&hours("9:00", 1)));
+        assert!(refused(&hours("09:00", 51)));
+        assert!(!refused(&|b| b.handoff_reply = "Two\nlines\tand a tab".into()));
     }
 }

@@ -18,8 +18,8 @@ pub fn check_specs(specs: &[String]) -> Result<(), Error> {
     for s in specs {
         let ok = match s.split_once(':') {
             None => matches!(s.as_str(), "name" | "phone"),
-            Some(("field", key)) => !key.is_empty() && key.len() <= 40,
-            Some(("text", lit)) => !lit.trim().is_empty() && lit.chars().count() <= 1_024 && !lit.contains('\n'),
+            Some(("field", key)) => crate::domain::fields::valid_key(key),
+            Some(("text", lit)) => crate::domain::whatsapp::one_line(lit) && lit.chars().count() <= 1_024,
             _ => false,
         };
         if !ok {

@@ -36,13 +36,17 @@ pub struct FieldDef {
     pub options: Vec<String>,
 }
 
+/// A custom field's key: a lowercase letter, then up to 39 lowercase letters, digits or `_`.
+pub fn valid_key(key: &str) -> bool {
+    (1..=40).contains(&key.len())
+        && key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 impl FieldDef {
     pub fn new(key: &str, label: &str, kind: FieldKind, options: &[String]) -> Result<FieldDef, Error> {
         let key = key.trim();
-        let key_ok = (1..=40).contains(&key.len())
-            && key.starts_with(|c: char| c.is_ascii_lowercase())
-            && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !key_ok {
+        if !valid_key(key) {
             return Err(Error::invalid("messaging.invalid_field_key").with_violation("key", "invalid"));
         }
         let label = label.trim();

@@ -116,11 +116,8 @@ impl Draft {
         if !valid_language(&self.language) {
             return Err(invalid("language"));
         }
-        if over(&self.header, HEADER_MAX) || self.header.contains('\n') {
-            return Err(invalid("header"));
-        }
-        if placeholders(&self.header).is_none_or(|p| !p.is_empty()) {
-            // Header parameters are not supported here: the body carries them.
+        // Header parameters are not supported here (the body carries them): no braces at all.
+        if over(&self.header, HEADER_MAX) || self.header.contains(['\n', '{', '}']) {
             return Err(invalid("header"));
         }
         if self.body.trim().is_empty() || over(&self.body, BODY_MAX) {
@@ -138,7 +135,7 @@ impl Draft {
         if self.body_examples.len() != params.len() || self.body_examples.iter().any(|e| e.trim().is_empty()) {
             return Err(invalid("body_examples"));
         }
-        if over(&self.footer, FOOTER_MAX) || self.footer.contains("{{") {
+        if over(&self.footer, FOOTER_MAX) || self.footer.contains(['{', '}']) {
             return Err(invalid("footer"));
         }
         if self.buttons.len() > BUTTONS_MAX {
@@ -151,10 +148,10 @@ impl Draft {
         for b in &self.buttons {
             let kind_ok = match b.kind.as_str() {
                 "quick_reply" => b.url.is_empty(),
-                "url" => b.url.starts_with("https://") && b.url.len() <= 2_000,
+                "url" => crate::domain::whatsapp::https_link(&b.url, crate::domain::whatsapp::LINK_MAX),
                 _ => false,
             };
-            if !kind_ok || b.text.trim().is_empty() || over(&b.text, BUTTON_TEXT_MAX) {
+            if !kind_ok || !crate::domain::whatsapp::one_line(&b.text) || over(&b.text, BUTTON_TEXT_MAX) {
                 return Err(invalid("buttons"));
             }
         }

@@ -12,6 +12,7 @@ use crate::domain::consent::{Channel, Consent, ConsentStatus, Purpose};
 pub const WINDOW_HOURS: i64 = 24;
 pub const TEXT_MAX: usize = 4_096;
 pub const CAPTION_MAX: usize = 1_024;
+pub const LINK_MAX: usize = 2_000;
 pub const BUTTONS_MAX: usize = 3;
 pub const BUTTON_TITLE_MAX: usize = 20;
 pub const ROWS_MAX: usize = 10;
@@ -86,6 +87,24 @@ fn blank(s: &str) -> bool {
     s.trim().is_empty()
 }
 
+/// An https address Meta can fetch: something after the scheme, no spaces or control characters,
+/// at most `max` characters.
+pub fn https_link(s: &str, max: usize) -> bool {
+    s.strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains(|c: char| c.is_whitespace() || c.is_control()))
+        && !over(s, max)
+}
+
+/// No control characters but tabs and line breaks (`TEXT` of the API document).
+pub fn plain_text(s: &str) -> bool {
+    !s.contains(|c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// One line with something besides spaces and no control characters (`NAME` of the API document).
+pub fn one_line(s: &str) -> bool {
+    !s.contains(char::is_control) && s.contains(|c: char| !c.is_whitespace())
+}
+
 impl Content {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -129,8 +148,7 @@ impl Content {
             }
             Self::Media { kind, link, caption } => {
                 let kind_ok = matches!(kind.as_str(), "image" | "video" | "audio" | "document");
-                let link_ok =
-                    link.starts_with("https://") && link.len() <= 2_048 && !link.contains(char::is_whitespace);
+                let link_ok = https_link(link, LINK_MAX);
                 if !kind_ok || !link_ok || over(caption, CAPTION_MAX) || (kind == "audio" && !caption.is_empty()) {
                     return Err(Error::invalid("messaging.whatsapp_media_invalid"));
                 }
