@@ -288,3 +288,18 @@ async fn the_simulator_attaches_media_that_is_stored_end_to_end() {
     assert_eq!(open(&s, &token, &id.to_string()).await.unwrap(), ("image/png".to_owned(), png));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test]
+async fn a_media_url_inside_our_network_is_refused_by_the_outbound_client() {
+    let root = store_root();
+    let root_s = root.display().to_string();
+    // No allowance for 127.0.0.1: the fake's media URL is what an attacker-chosen URL would be.
+    let s = start_with(&[("NEXUS_STORAGE__ROOT", root_s.as_str())]).await;
+    let token = s.owner(WorkspaceId::new());
+    let media_id = s.fake.add_media("image/jpeg", b"\xff\xd8\xff\xe0 private");
+    let id = receive_image(&s, &token, &media_id).await;
+    assert_eq!(settled(&s, &id).await, ("failed".to_owned(), Some("media_gone".to_owned())));
+    assert_eq!(s.fake.media_downloads(), 0);
+    assert_eq!(files_under(&root), 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
