@@ -17,6 +17,7 @@ pub mod identity;
 pub mod outbound;
 pub mod outbox;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 
 /// The allocator of every binary, test and benchmark that links the platform. Request handling

@@ -11,10 +11,19 @@
 //! - Errors: `{"error":{"message","type","code","error_data":{"details"}}}`; logic goes by
 //!   `code` (`error_subcode` is gone since v16).
 //! - Webhooks: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`.
+//! - Inbound media is two calls: `GET {base}/{media_id}` (bearer) answers
+//!   `{"url","mime_type","sha256","file_size","id"}`, then `GET <url>` with the same bearer
+//!   serves the bytes. The URL expires within minutes and the media id after some days, so the
+//!   bytes are copied in at once. Confidence: high for the two calls and the bearer on both
+//!   (Meta's Cloud API media reference, echoed by every SDK); `file_size` arrives as a number or
+//!   a string depending on the version, so both are read. The URL is Meta's choice, so it is
+//!   fetched with the platform's safe outbound client ([`WhatsAppClient::with_media_fetch`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value;
@@ -149,6 +158,48 @@ pub struct Account<'a> {
     pub token: &'a str,
 }
 
+/// What Meta says of a media object (`GET /{media_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MediaInfo {
+    #[serde(default)]
+    pub id: String,
+    /// Where the bytes are, for a few minutes (same bearer).
+    pub url: String,
+    #[serde(default)]
+    pub mime_type: String,
+    /// Lowercase hex SHA-256 of the bytes.
+    #[serde(default)]
+    pub sha256: String,
+    #[serde(default, deserialize_with = "number_or_string")]
+    pub file_size: u64,
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(n),
+        Raw::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+/// A media file's bytes as they arrive: never whole in memory.
+pub struct MediaDownload {
+    /// `Content-Length`, when announced.
+    pub length: Option<u64>,
+    pub body: BoxStream<'static, Result<bytes::Bytes, WhatsAppError>>,
+}
+
+impl std::fmt::Debug for MediaDownload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaDownload").field("length", &self.length).finish_non_exhaustive()
+    }
+}
+
 /// Sending through a business number and managing its account's templates: Meta, or the local
 /// sandbox.
 #[async_trait::async_trait]
@@ -162,19 +213,88 @@ pub trait WhatsApp: Send + Sync + 'static {
     async fn templates(&self, account: &Account<'_>) -> Result<Vec<TemplateState>, WhatsAppError>;
     /// `DELETE /{waba_id}/message_templates?name=` (every language of the name).
     async fn delete_template(&self, account: &Account<'_>, name: &str) -> Result<(), WhatsAppError>;
+    /// `GET /{media_id}` with the number's token: where an inbound media file is and what it is.
+    async fn media_info(&self, token: &str, media_id: &str) -> Result<MediaInfo, WhatsAppError>;
+    /// `GET <info.url>` with the same token, streamed; refused at once when the announced length
+    /// is above `max_bytes` (the caller counts what actually arrives).
+    async fn download_media(
+        &self,
+        token: &str,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<MediaDownload, WhatsAppError>;
 }
 
+/// Meta's media ids are digits; the sandbox's are `local.<hex>`.
+fn check_media_id(id: &str) -> Result<(), WhatsAppError> {
+    let ok =
+        !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+    if ok { Ok(()) } else { Err(WhatsAppError::InvalidArgument("media id".into())) }
+}
+
+/// A file above the caller's cap: answered like Meta's own refusal so it is never retried.
+pub fn media_too_large(max_bytes: u64) -> WhatsAppError {
+    WhatsAppError::InvalidArgument(format!("media larger than {max_bytes} bytes"))
+}
+
+/// Checks a URL before it is fetched (the platform's outbound check): `Err` carries the reason.
+pub type UrlGuard = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// The Cloud API client. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct WhatsAppClient {
     inner: Arc<Endpoint<WhatsAppConfig>>,
+    /// The safe outbound client and its URL check, for media URLs Meta chooses.
+    media: Option<(reqwest::Client, UrlGuard)>,
+}
+
+impl std::fmt::Debug for WhatsAppClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhatsAppClient").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 impl WhatsAppClient {
     pub fn new(cfg: WhatsAppConfig, http: reqwest::Client) -> Self {
         let base = cfg.base_url.clone();
         let retry = RetryPolicy::new(MAX_ATTEMPTS, Duration::from_secs(5));
-        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("whatsapp", "access token"))) }
+        Self { inner: Arc::new(Endpoint::new(cfg, &base, http, retry, ("whatsapp", "access token"))), media: None }
+    }
+
+    /// Media downloads go through `http` (the platform's outbound client, which checks every
+    /// address it connects to and every redirect) after `guard` passed the URL itself. Without
+    /// it media downloads are refused.
+    pub fn with_media_fetch(mut self, http: reqwest::Client, guard: UrlGuard) -> Self {
+        self.media = Some((http, guard));
+        self
+    }
+
+    /// One attempt at a media URL: connection failures and 5xx may be tried again (a GET).
+    async fn media_attempt(
+        http: &reqwest::Client,
+        url: &str,
+        token: &str,
+        max_bytes: u64,
+    ) -> Result<MediaDownload, Failed<WhatsAppError>> {
+        let resp = http.get(url).header(AUTHORIZATION, format!("Bearer {token}")).send().await.map_err(|e| {
+            Failed::new(WhatsAppError::Unknown(transport_reason(&e).to_owned()), !e.is_redirect(), None)
+        })?;
+        let status = resp.status().as_u16();
+        let wait = retry_after(resp.headers());
+        if !(200..300).contains(&status) {
+            let bytes = read_limited(resp, MAX_BODY_BYTES).await.unwrap_or_default();
+            let retry = status >= 500 || status == 429;
+            return Err(Failed::new(WhatsAppError::from_response(status, &bytes, wait), retry, wait));
+        }
+        let length = resp.content_length();
+        if length.is_some_and(|n| n > max_bytes) {
+            return Err(Failed::new(media_too_large(max_bytes), false, None));
+        }
+        let body = resp
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| WhatsAppError::Unknown(format!("media cut: {}", transport_reason(&e)))))
+            .boxed();
+        Ok(MediaDownload { length, body })
     }
 
     async fn attempt(&self, url: &str, token: &str, body: &Value) -> Result<Accepted, Failed<WhatsAppError>> {
@@ -336,6 +456,41 @@ impl WhatsApp for WhatsAppClient {
         Ok(())
     }
 
+    async fn media_info(&self, token: &str, media_id: &str) -> Result<MediaInfo, WhatsAppError> {
+        check_media_id(media_id)?;
+        let url = format!("{}/{media_id}", self.inner.base);
+        let info: MediaInfo = self.manage(reqwest::Method::GET, &url, token, None).await?;
+        if info.url.is_empty() {
+            return Err(WhatsAppError::Decode("media without a url".into()));
+        }
+        Ok(info)
+    }
+
+    async fn download_media(
+        &self,
+        token: &str,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<MediaDownload, WhatsAppError> {
+        let Some((http, guard)) = &self.media else {
+            return Err(WhatsAppError::InvalidArgument("media downloads need the outbound client".into()));
+        };
+        guard(&info.url).map_err(|why| WhatsAppError::InvalidArgument(format!("media url refused: {why}")))?;
+        if info.file_size > max_bytes {
+            return Err(media_too_large(max_bytes));
+        }
+        self.inner
+            .retry
+            .run(
+                |_| Self::media_attempt(http, &info.url, token, max_bytes),
+                |failed, d| {
+                    let (attempt, error, retry) = (d.attempt, &failed.error, d.retry);
+                    tracing::warn!(attempt, %error, retry, "whatsapp media download failed");
+                },
+            )
+            .await
+    }
+
     async fn send(&self, from: &Sender<'_>, payload: &Value) -> Result<Accepted, WhatsAppError> {
         check_id(from.phone_number_id)?;
         let url = format!("{}/{}/messages", self.inner.base, from.phone_number_id);
@@ -360,11 +515,29 @@ impl WhatsApp for WhatsAppClient {
 pub struct LocalWhatsApp {
     sent: std::sync::Mutex<Vec<(String, Value)>>,
     templates: std::sync::Mutex<Vec<(String, TemplateState)>>,
+    /// Media the simulator attached: id -> (mime type, bytes).
+    media: std::sync::Mutex<std::collections::VecDeque<(String, String, bytes::Bytes)>>,
 }
+
+/// Media the sandbox keeps for the simulator (each at most a few MiB): the oldest go first.
+const LOCAL_MEDIA_KEPT: usize = 64;
 
 impl LocalWhatsApp {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Keeps a file as Meta would keep an inbound media (what the simulator attaches): answers
+    /// its media id and the SHA-256 Meta would report.
+    pub fn attach_media(&self, mime_type: &str, data: bytes::Bytes) -> (String, String) {
+        let id = format!("local.{}", uuid::Uuid::new_v4().simple());
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &data));
+        let mut media = self.media.lock().unwrap_or_else(|p| p.into_inner());
+        if media.len() >= LOCAL_MEDIA_KEPT {
+            media.pop_front();
+        }
+        media.push_back((id.clone(), mime_type.to_owned(), data));
+        (id, sha)
     }
 
     /// What was sent, oldest first: (phone number id, body).
@@ -413,6 +586,42 @@ impl WhatsApp for LocalWhatsApp {
         let mut all = self.templates.lock().unwrap_or_else(|p| p.into_inner());
         all.retain(|(w, t)| !(w == account.waba_id && t.name == name));
         Ok(())
+    }
+
+    async fn media_info(&self, _token: &str, media_id: &str) -> Result<MediaInfo, WhatsAppError> {
+        let media = self.media.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((id, mime, data)) = media.iter().find(|(id, _, _)| id == media_id) else {
+            return Err(WhatsAppError::Api {
+                status: 404,
+                code: 100,
+                message: "Unknown media id (local sandbox)".into(),
+                details: String::new(),
+                retry_after: None,
+            });
+        };
+        Ok(MediaInfo {
+            id: id.clone(),
+            url: format!("local://media/{id}"),
+            mime_type: mime.clone(),
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, data)),
+            file_size: data.len() as u64,
+        })
+    }
+
+    async fn download_media(
+        &self,
+        _token: &str,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<MediaDownload, WhatsAppError> {
+        let media = self.media.lock().unwrap_or_else(|p| p.into_inner());
+        let data = media.iter().find(|(id, _, _)| *id == info.id).map(|(_, _, d)| d.clone());
+        let data = data.ok_or_else(|| WhatsAppError::InvalidArgument("unknown local media".into()))?;
+        if data.len() as u64 > max_bytes {
+            return Err(media_too_large(max_bytes));
+        }
+        let length = Some(data.len() as u64);
+        Ok(MediaDownload { length, body: futures::stream::once(async move { Ok(data) }).boxed() })
     }
 }
 

@@ -6,6 +6,10 @@
 //! answer `{"messaging_product","contacts":[{"input","wa_id"}],"messages":[{"id":"wamid…"}]}`,
 //! and error bodies `{"error":{"message","type","code","error_data":{"details"},"fbtrace_id"}}`.
 //!
+//! Media: `GET /{media_id}` answers `{"url","mime_type","sha256","file_size","id"}` and
+//! `GET /media-download/{media_id}` the bytes, both only with the bearer; a test adds files (or
+//! a lying checksum), scripts failures of the next downloads and counts them.
+//!
 //! Throttling: a per-number throughput limit (130429 above it, off unless set), and a share of
 //! calls answered 130429 at random (`throttle_share`), plus scripted failures for the next calls.
 //! Throttled and refused calls deliver nothing. Accepted messages are counted per recipient so a
@@ -51,6 +55,24 @@ struct State {
     delay: Duration,
     /// (waba id, template object as GET lists it)
     templates: Vec<(String, Value)>,
+    media: HashMap<String, Media>,
+    /// HTTP statuses answered by the next media calls (metadata or bytes).
+    media_failures: VecDeque<u16>,
+    media_downloads: usize,
+    /// Where media URLs point.
+    base_url: String,
+    /// Keep each accepted message (off: only counted, for runs of 100,000 sends).
+    keep_accepted: bool,
+    accepted_count: usize,
+}
+
+/// A file the fake serves as inbound media.
+#[derive(Debug, Clone)]
+struct Media {
+    mime_type: String,
+    /// What the metadata reports (a test may make it lie).
+    sha256: String,
+    data: Bytes,
 }
 
 pub struct FakeWhatsApp {
@@ -73,9 +95,16 @@ impl FakeWhatsApp {
             throttled: 0,
             delay: Duration::ZERO,
             templates: Vec::new(),
+            media: HashMap::new(),
+            media_failures: VecDeque::new(),
+            media_downloads: 0,
+            base_url: String::new(),
+            keep_accepted: true,
+            accepted_count: 0,
         }));
         let router = Router::new().fallback(handle).with_state(state.clone());
         let server = FakeServer::start(router).await;
+        lock(&state).base_url = server.base_url.clone();
         FakeWhatsApp { base_url: server.base_url.clone(), state, _server: server }
     }
 
@@ -104,6 +133,17 @@ impl FakeWhatsApp {
         for _ in 0..n {
             st.scripted.push_back((status, code));
         }
+    }
+
+    /// Whether accepted messages are kept for [`FakeWhatsApp::accepted`] (they are by default);
+    /// off, they are only counted, so a benchmark's memory is the sender's and not the fake's.
+    pub fn keep_accepted(&self, keep: bool) {
+        self.state().keep_accepted = keep;
+    }
+
+    /// Messages accepted so far, kept or not.
+    pub fn accepted_count(&self) -> usize {
+        self.state().accepted_count
     }
 
     /// Every accepted message, oldest first.
@@ -137,6 +177,35 @@ impl FakeWhatsApp {
     /// Templates submitted and not deleted: (waba id, object).
     pub fn templates(&self) -> Vec<(String, Value)> {
         self.state().templates.clone()
+    }
+
+    /// Serves `data` as an inbound media file; answers its media id (digits, like Meta's).
+    pub fn add_media(&self, mime_type: &str, data: &[u8]) -> String {
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, data));
+        self.add_media_claiming(mime_type, data, &sha)
+    }
+
+    /// Serves `data` while the metadata reports `sha256` (a mismatch when it is not the bytes').
+    pub fn add_media_claiming(&self, mime_type: &str, data: &[u8], sha256: &str) -> String {
+        let mut st = self.state();
+        let id = format!("{}", 7_000_000_000_u64 + st.media.len() as u64);
+        let media =
+            Media { mime_type: mime_type.to_owned(), sha256: sha256.to_owned(), data: Bytes::copy_from_slice(data) };
+        st.media.insert(id.clone(), media);
+        id
+    }
+
+    /// The next `n` media calls (metadata or bytes) are answered with HTTP `status`.
+    pub fn fail_next_media(&self, n: usize, status: u16) {
+        let mut st = self.state();
+        for _ in 0..n {
+            st.media_failures.push_back(status);
+        }
+    }
+
+    /// Media bytes served (whole files).
+    pub fn media_downloads(&self) -> usize {
+        self.state().media_downloads
     }
 
     /// Send calls answered 130429.
@@ -182,6 +251,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let parts: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if method == Method::GET
+        && let Some(answer) = media(&state, &parts, &headers)
+    {
+        return answer;
+    }
     if let [.., waba, "message_templates"] = parts.as_slice() {
         return templates(&state, &method, waba, uri.query().unwrap_or_default(), &headers, &body);
     }
@@ -221,12 +295,15 @@ async fn handle(
             Err((400, 130_429))
         } else {
             let wamid = format!("wamid.{}", uuid::Uuid::new_v4().simple());
-            st.accepted.push(Accepted {
-                wamid: wamid.clone(),
-                phone_number_id: phone,
-                to: to.clone(),
-                body: msg.clone(),
-            });
+            st.accepted_count += 1;
+            if st.keep_accepted {
+                st.accepted.push(Accepted {
+                    wamid: wamid.clone(),
+                    phone_number_id: phone,
+                    to: to.clone(),
+                    body: msg.clone(),
+                });
+            }
             *st.per_recipient.entry(to.clone()).or_default() += 1;
             Ok(wamid)
         };
@@ -262,6 +339,44 @@ async fn handle(
             error(status, code, message)
         }
     }
+}
+
+/// `GET /{media_id}` (metadata) and `GET /media-download/{media_id}` (bytes); `None` when the
+/// path names no known media.
+fn media(state: &Mutex<State>, parts: &[&str], headers: &HeaderMap) -> Option<Response> {
+    let (id, bytes) = match parts {
+        [.., "media-download", id] => (*id, true),
+        [.., id] => (*id, false),
+        [] => return None,
+    };
+    let mut st = lock(state);
+    let m = st.media.get(id).cloned()?;
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {TEST_TOKEN}") {
+        return Some(error(401, 190, "Error validating access token"));
+    }
+    if let Some(status) = st.media_failures.pop_front() {
+        return Some(error(status, 2, "Service temporarily unavailable"));
+    }
+    if bytes {
+        st.media_downloads += 1;
+        let resp = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, m.mime_type)
+            .header(header::CONTENT_LENGTH, m.data.len())
+            .body(Body::from(m.data))
+            .unwrap_or_default();
+        return Some(resp);
+    }
+    let base = st.base_url.clone();
+    Some(ok(json!({
+        "messaging_product": "whatsapp",
+        "url": format!("{base}/media-download/{id}"),
+        "mime_type": m.mime_type,
+        "sha256": m.sha256,
+        "file_size": m.data.len(),
+        "id": id,
+    })))
 }
 
 fn ok(body: Value) -> Response {

@@ -18,6 +18,15 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     pub services: ServicesConfig,
     pub broadcasts: BroadcastsConfig,
+    /// Where inbound WhatsApp media is kept (the platform's object storage).
+    pub storage: nexus_platform::storage::StorageConfig,
+    pub media: MediaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaConfig {
+    /// Run the media job (copying inbound media into storage) in this process.
+    pub download: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -94,6 +94,14 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             };
             infra.spawn(app::broadcasts::run_sender(wa.clone(), cfg, infra.work.clone()));
         }
+        if config.media.download {
+            let handler = Arc::new(events::media::MediaHandler {
+                wa: wa.clone(),
+                max_deliveries: config.common.nats.max_deliveries,
+            });
+            let spec = events::media::spec(&config.common.nats);
+            infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+        }
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };
         let transfer = grpc::transfer::TransferService { app: app.clone() };
@@ -117,10 +125,15 @@ fn whatsapp(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::whatsapp:
     let sealer = nexus_platform::crypto::Sealer::from_config(config.messaging.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("messaging.sealing_keys: {e}"))?;
     let http = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5)).build()?;
-    let meta: Arc<dyn nexus_providers::whatsapp::WhatsApp> = Arc::new(nexus_providers::whatsapp::WhatsAppClient::new(
-        nexus_providers::whatsapp::WhatsAppConfig { base_url: config.whatsapp.base_url.clone() },
-        http,
-    ));
+    // Media URLs are Meta's choice: fetched through the safe outbound client.
+    let meta: Arc<dyn nexus_providers::whatsapp::WhatsApp> = Arc::new(
+        nexus_providers::whatsapp::WhatsAppClient::new(
+            nexus_providers::whatsapp::WhatsAppConfig { base_url: config.whatsapp.base_url.clone() },
+            http,
+        )
+        .with_media_fetch(infra.outbound.http().clone(), infra.outbound.url_guard()),
+    );
+    let storage = Arc::new(nexus_platform::storage::Storage::new(&config.storage)?);
     let credits =
         Arc::new(nexus_platform::credits::GrpcCredits::new(&config.services.subscriptions, config.services.timeout)?);
     let agents: Option<Arc<dyn app::bots::BotAgent>> = if config.services.content.is_empty() {
@@ -142,6 +155,7 @@ fn whatsapp(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::whatsapp:
         bus: Some(infra.bus.clone()),
         stopping: infra.stopping.clone(),
         agents,
+        storage,
     }))
 }
 

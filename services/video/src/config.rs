@@ -1,6 +1,5 @@
 //! Video service configuration (see `config.default.toml`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_platform::config::{CommonConfig, DevelopmentDefaults, DevelopmentOnly, Environment, Secret, humantime_secs};
@@ -109,28 +108,8 @@ pub struct PipelineConfig {
     pub webhook_base: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct StorageConfig {
-    /// `local` (a directory, `root`) or `s3` (an S3-compatible bucket, `s3.*`).
-    pub backend: String,
-    pub root: PathBuf,
-    pub max_video_bytes: u64,
-    #[serde(with = "humantime_secs")]
-    pub download_timeout: Duration,
-    pub s3: S3Config,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Config {
-    pub bucket: String,
-    /// Empty: Amazon S3 of `region`; else an S3-compatible endpoint (MinIO, R2, ...), path-style.
-    pub endpoint: String,
-    pub region: String,
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
-    /// Plain `http://` endpoints (a store inside the cluster or a local one).
-    pub allow_http: bool,
-}
+/// `[storage]`: the platform's object storage (`max_video_bytes` is its `max_bytes`).
+pub use nexus_platform::storage::{S3Config, StorageConfig};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProviderChoice {

@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send_message))
         .routes(routes!(list_messages))
+        .routes(routes!(get_message_media))
         .routes(routes!(list_conversations))
         .routes(routes!(assign_conversation))
         .routes(routes!(resolve_conversation))
@@ -138,6 +139,23 @@ pub struct WhatsAppMessageBody {
     pub content: Option<serde_json::Value>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
+    /// The file an inbound image, video, audio, document or sticker carries, copied into our
+    /// storage when it arrived (`GET /v1/whatsapp/messages/{id}/media` serves it once stored).
+    pub media: Option<MessageMediaBody>,
+}
+
+/// Where an inbound message's file stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "stored", "mime_type": "image/jpeg", "size": 48213, "error": null}))]
+pub struct MessageMediaBody {
+    /// pending (being copied), stored, or failed.
+    #[schema(pattern = "^(pending|stored|failed)$")]
+    pub status: String,
+    pub mime_type: String,
+    /// Bytes, once stored.
+    pub size: Option<i64>,
+    /// Why the copy failed: sha256_mismatch, too_large, media_gone or download_failed.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -162,6 +180,12 @@ fn message(m: pb::WhatsAppMessage) -> WhatsAppMessageBody {
         content: serde_json::from_str(&m.content_json).ok(),
         created_at: ts(m.created_at),
         updated_at: ts(m.updated_at),
+        media: (!m.media_status.is_empty()).then(|| MessageMediaBody {
+            size: (m.media_status == "stored").then_some(m.media_size),
+            error: (!m.media_error.is_empty()).then_some(m.media_error),
+            status: m.media_status,
+            mime_type: m.media_mime_type,
+        }),
     }
 }
 
@@ -467,5 +491,47 @@ pub async fn inbox_events(
     let mut resp = Sse::new(open.chain(events).boxed()).keep_alive(KeepAlive::default()).into_response();
     resp.headers_mut().insert("x-accel-buffering", "no".parse().expect("static header"));
     resp.headers_mut().insert(axum::http::header::CACHE_CONTROL, "no-cache".parse().expect("static header"));
+    Ok(resp)
+}
+
+/// An inbound message's file (image, video, audio, document or sticker) with its own content
+/// type, streamed from our storage: WhatsApp's copy expires, ours does not.
+#[utoipa::path(get, path = "/v1/whatsapp/messages/{id}/media", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "The message", example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9e1")),
+    responses((status = 200, description = "The file, with the media type WhatsApp reported (image/jpeg, audio/ogg, application/pdf, …)", content_type = "*/*", body = Vec<u8>),
+        (status = 404, description = "No such message in this workspace, or it carries no media", body = ErrorEnvelope),
+        (status = 409, description = "The file is still being copied in (try again shortly), or the copy failed", body = ErrorEnvelope)))]
+pub async fn get_message_media(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{HeaderValue, header};
+    use futures::StreamExt as _;
+    let mut stream = client(&state).open_message_media(pb::GetByIdRequest { id }).await?.into_inner();
+    let head = stream
+        .message()
+        .await?
+        .and_then(|m| m.head)
+        .ok_or_else(|| ApiError::new(nexus_kernel::ErrorKind::Unavailable, "service.unavailable"))?;
+    // A failure mid-way cuts the body short of its Content-Length.
+    let body = stream.map(|m| match m {
+        Ok(chunk) => Ok(bytes::Bytes::from(chunk.data)),
+        Err(status) => Err(std::io::Error::other(status.message().to_owned())),
+    });
+    let mut resp = axum::response::Response::new(axum::body::Body::from_stream(body));
+    let h = resp.headers_mut();
+    let mut set = |name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    let ct = if head.content_type.is_empty() { "application/octet-stream".to_owned() } else { head.content_type };
+    set(header::CONTENT_TYPE, ct);
+    set(header::CONTENT_LENGTH, head.size.to_string());
+    set(header::CACHE_CONTROL, "private, max-age=300".into());
+    set(header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", head.filename));
+    // The content type is WhatsApp's word, not ours: browsers must not sniff another.
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff".into());
     Ok(resp)
 }

@@ -3,7 +3,7 @@
 //! inbound message or a status to a sandbox number through the signed webhook path.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use nexus_proto::nexus::messaging::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -17,11 +17,14 @@ use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath};
 use crate::identity::Authenticated;
 
+/// The simulator's body may carry a 1 MiB file in base64 (4/3 of it) besides the message.
+const SIMULATE_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(connect_number, list_numbers))
         .routes(routes!(get_number))
-        .routes(routes!(simulate))
+        .merge(OpenApiRouter::new().routes(routes!(simulate)).layer(DefaultBodyLimit::max(SIMULATE_BODY_LIMIT)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -146,6 +149,27 @@ pub struct SimulatedInboundBody {
     /// An interactive reply: the id of the button or list row chosen.
     #[schema(max_length = 200)]
     pub reply_id: Option<String>,
+    /// A file sent with the message (`text` is its caption); copied into storage like Meta's.
+    pub media: Option<SimulatedMediaBody>,
+}
+
+/// A small file the simulator attaches, as WhatsApp would hold it for us.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"kind": "image", "mime_type": "image/png", "data_base64": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="}))]
+pub struct SimulatedMediaBody {
+    #[schema(pattern = "^(image|video|audio|document|sticker)$")]
+    pub kind: String,
+    /// type/subtype, e.g. image/jpeg, audio/ogg, application/pdf.
+    #[schema(max_length = 100, pattern = "^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$")]
+    pub mime_type: String,
+    /// The file, standard base64: 1 byte to 1 MiB.
+    #[schema(
+        min_length = 4,
+        max_length = 1398104,
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+    )]
+    pub data_base64: String,
 }
 
 /// A status of a sent message as the simulator plays it.
@@ -187,7 +211,7 @@ pub struct SimulateResponse {
     params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
     request_body = SimulateRequest,
     responses((status = 200, description = "Delivered through the webhook path", body = SimulateResponse),
-        (status = 400, description = "Neither or both of inbound and status, a sender that is not digits, an unknown status", body = ErrorEnvelope),
+        (status = 400, description = "Neither or both of inbound and status, a sender that is not digits, an unknown status, media that is not a 1 byte to 1 MiB file of a media kind", body = ErrorEnvelope),
         (status = 403, description = "Viewers and read-only keys cannot write", body = ErrorEnvelope),
         (status = 404, description = "No such number in this workspace", body = ErrorEnvelope),
         (status = 409, description = "Not a local sandbox number", body = ErrorEnvelope)))]
@@ -200,6 +224,7 @@ pub async fn simulate(
     use pb::simulate_request::Event;
     let event = match (b.inbound, b.status) {
         (Some(i), None) => Event::Inbound(pb::SimulatedInbound {
+            media: i.media.map(simulated_media).transpose()?,
             from: i.from,
             name: i.name.unwrap_or_default(),
             text: i.text.unwrap_or_default(),
@@ -215,4 +240,13 @@ pub async fn simulate(
     };
     let r = client(&state).simulate(pb::SimulateRequest { number_id: id, event: Some(event) }).await?.into_inner();
     Ok(Json(SimulateResponse { http_status: r.http_status, message_id: r.message_id }))
+}
+
+/// The attachment's bytes; the messaging service checks kind, type and size.
+fn simulated_media(m: SimulatedMediaBody) -> Result<pb::SimulatedMedia, ApiError> {
+    use base64::Engine as _;
+    let data = base64::engine::general_purpose::STANDARD.decode(m.data_base64.as_bytes()).map_err(|_| {
+        nexus_kernel::Error::invalid("messaging.whatsapp_simulated_media_invalid").with_param("max", "1048576")
+    })?;
+    Ok(pb::SimulatedMedia { kind: m.kind, mime_type: m.mime_type, data })
 }

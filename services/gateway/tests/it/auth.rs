@@ -126,6 +126,14 @@ async fn stack_services(
             ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".to_owned()),
             ("NEXUS_SERVICES__SUBSCRIPTIONS", cfg.services.subscriptions.clone()),
             ("NEXUS_SERVICES__CONTENT", cfg.services.content.clone()),
+            // Inbound media of this test's messaging only.
+            (
+                "NEXUS_STORAGE__ROOT",
+                std::env::temp_dir()
+                    .join(format!("nexus-gw-media-{}", uuid::Uuid::new_v4().simple()))
+                    .display()
+                    .to_string(),
+            ),
         ];
         let m_cfg: nexus_messaging::Config = service_config("messaging", nexus_messaging::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();

@@ -439,3 +439,72 @@ async fn a_bot_with_rules_a_menu_and_an_ai_agent_answers_and_goes_quiet_after_ag
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(outs(4).await.len(), 4, "the bot stays silent after the handoff");
 }
+
+#[tokio::test]
+async fn a_simulated_image_is_stored_and_served_with_its_type_to_its_workspace_only() {
+    use base64::Engine as _;
+    let s = stack_messaging().await;
+    let (token, _) = owner(&s, "wa-media-a", "pt").await;
+    let (other, _) = owner(&s, "wa-media-b", "en").await;
+    let n = number(&s, &token, "5550500").await;
+    let png = b"\x89PNG\r\n\x1a\n a picture from a customer".to_vec();
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    let path = format!("/v1/whatsapp/numbers/{n}/simulate");
+
+    // Bad attachments: not base64, an unknown kind, a type that is not type/subtype.
+    for media in [
+        json!({"kind": "image", "mime_type": "image/png", "data_base64": "%%%%"}),
+        json!({"kind": "gif", "mime_type": "image/png", "data_base64": data}),
+        json!({"kind": "image", "mime_type": "png", "data_base64": data}),
+    ] {
+        let body = json!({"inbound": {"from": "5511999990007", "text": "look", "media": media}});
+        let (status, e) = call(&s, M::POST, &path, &token, Some(body)).await;
+        assert_eq!((status, code(&e)), (400, Some("messaging.whatsapp_simulated_media_invalid")), "{e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("base64"), "{e}");
+    }
+    let body = json!({"inbound": {"from": "5511999990007", "name": "Bea", "text": "look",
+                                  "media": {"kind": "image", "mime_type": "image/png", "data_base64": data}}});
+    let (status, r) = call(&s, M::POST, &path, &token, Some(body)).await;
+    assert_eq!((status, r["http_status"].as_u64()), (200, Some(200)), "{r}");
+    let (status, convs) = call(&s, M::GET, "/v1/whatsapp/conversations?filter=all", &token, None).await;
+    assert_eq!(status, 200, "{convs}");
+    let contact = convs["items"][0]["contact_id"].as_str().unwrap().to_owned();
+    let messages = format!("/v1/whatsapp/contacts/{contact}/messages");
+    let mut id = String::new();
+    for _ in 0..200 {
+        let (_, list) = call(&s, M::GET, &messages, &token, None).await;
+        let m = &list["items"][0];
+        if m["media"]["status"] == "stored" {
+            assert_eq!(
+                (m["type"].as_str(), m["media"]["mime_type"].as_str()),
+                (Some("image"), Some("image/png")),
+                "{m}"
+            );
+            assert_eq!(m["media"]["size"].as_u64(), Some(png.len() as u64));
+            id = m["id"].as_str().unwrap().to_owned();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!id.is_empty(), "the media was not stored");
+    let resp =
+        client().get(format!("{}/v1/whatsapp/messages/{id}/media", s.base)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), png);
+    // Another workspace, an unknown id: 404 in the caller's language.
+    for (t, i) in [(&other, id.as_str()), (&token, "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9e1")] {
+        let (status, e) = call(&s, M::GET, &format!("/v1/whatsapp/messages/{i}/media"), t, None).await;
+        assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_message_not_found")), "{e}");
+    }
+    // A text message has no file.
+    inbound(&s, &token, &n, "5511999990007", "and the price?").await;
+    let (_, list) = call(&s, M::GET, &messages, &token, None).await;
+    let text = list["items"].as_array().unwrap().iter().find(|m| m["type"] == "text").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, e) = call(&s, M::GET, &format!("/v1/whatsapp/messages/{text}/media"), &token, None).await;
+    assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_media_not_found")), "{e}");
+}

@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod crm;
 pub mod inbox;
 pub mod leads;
+pub mod media;
 pub mod members;
 pub mod purchases;
 pub mod segments;

@@ -56,6 +56,8 @@ pub struct WhatsApp {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Content's agents, for bots' AI replies (`None`: unmatched messages wait for a person).
     pub agents: Option<Arc<dyn super::bots::BotAgent>>,
+    /// Where inbound media is copied (`[storage]`).
+    pub storage: Arc<nexus_platform::storage::Storage>,
 }
 
 impl std::fmt::Debug for WhatsApp {
@@ -108,6 +110,11 @@ pub struct Message {
     pub provider: String,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+    /// Inbound media copied into storage: pending, stored or failed (empty without media).
+    pub media_status: String,
+    pub media_mime_type: String,
+    pub media_size: i64,
+    pub media_error: String,
 }
 
 fn message_view(m: MessageRow) -> Message {
@@ -126,6 +133,10 @@ fn message_view(m: MessageRow) -> Message {
         provider: m.provider,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        media_status: m.media_status.unwrap_or_default(),
+        media_mime_type: m.media_mime.unwrap_or_default(),
+        media_size: m.media_size.unwrap_or_default(),
+        media_error: m.media_error.unwrap_or_default(),
     }
 }
 
@@ -484,6 +495,11 @@ impl WhatsApp {
             return Ok(None);
         }
         repo::touch_conversation(&mut tx, tenant, number.id, contact, m.at).await?;
+        if let Some(media) = &m.media {
+            // Copied in at once by the media job: Meta's ids expire.
+            repo::set_media_pending(&mut tx, id, &media.id, &media.mime_type).await?;
+            events::media_pending(&mut tx, tenant, id).await?;
+        }
         record_activity(&mut tx, tenant, contact, id, "in", &m.text).await?;
         if m.kind == "text"
             && let Some((KeywordAction::OptOut, _)) = crate::domain::consent::keyword(&m.text)
@@ -560,7 +576,7 @@ impl WhatsApp {
         }
         let now = Utc::now().timestamp().to_string();
         let (value, id) = match event {
-            Simulated::Inbound { from, name, text, message_id, reply_id } => {
+            Simulated::Inbound { from, name, text, message_id, reply_id, media } => {
                 if !digits(&from) || text.chars().count() > domain::TEXT_MAX {
                     return Err(Error::invalid("messaging.whatsapp_invalid_id").with_param("field", "from"));
                 }
@@ -571,7 +587,18 @@ impl WhatsApp {
                 }
                 let id =
                     if message_id.is_empty() { format!("wamid.sim.{}", Uuid::new_v4().simple()) } else { message_id };
-                let msg = if reply_id.is_empty() {
+                let msg = if let Some(m) = media {
+                    domain::check_simulated_media(&m.kind, &m.mime_type, m.data.len())?;
+                    // Kept by the sandbox the way Meta keeps a customer's file until it is fetched.
+                    let (media_id, sha256) = self.local.attach_media(&m.mime_type, m.data.into());
+                    let mut file = json!({"id": media_id, "mime_type": m.mime_type, "sha256": sha256});
+                    if !text.is_empty() && m.kind != "audio" && m.kind != "sticker" {
+                        file["caption"] = json!(text);
+                    }
+                    let mut msg = json!({"from": from, "id": id, "timestamp": now, "type": m.kind});
+                    msg[m.kind.as_str()] = file;
+                    msg
+                } else if reply_id.is_empty() {
                     json!({"from": from, "id": id, "timestamp": now, "type": "text", "text": {"body": text}})
                 } else {
                     json!({"from": from, "id": id, "timestamp": now, "type": "interactive",
@@ -608,8 +635,27 @@ impl WhatsApp {
 /// What the simulator plays.
 #[derive(Debug, Clone)]
 pub enum Simulated {
-    Inbound { from: String, name: String, text: String, message_id: String, reply_id: String },
-    Status { wamid: String, status: String, error_code: Option<i64> },
+    Inbound {
+        from: String,
+        name: String,
+        text: String,
+        message_id: String,
+        reply_id: String,
+        media: Option<SimulatedMedia>,
+    },
+    Status {
+        wamid: String,
+        status: String,
+        error_code: Option<i64>,
+    },
+}
+
+/// A file the simulator attaches to an inbound message.
+#[derive(Debug, Clone)]
+pub struct SimulatedMedia {
+    pub kind: String,
+    pub mime_type: String,
+    pub data: Vec<u8>,
 }
 
 /// A refusal by Meta, as the caller sees it (the code explained in their language).

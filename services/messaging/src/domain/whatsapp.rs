@@ -311,6 +311,78 @@ pub struct Inbound {
     pub reply_id: String,
     pub at: DateTime<Utc>,
     pub raw: Value,
+    /// The file an image, video, audio, document or sticker message carries (Meta's media id).
+    pub media: Option<InboundMedia>,
+}
+
+/// Message types that carry a file.
+pub const MEDIA_KINDS: &[&str] = &["image", "video", "audio", "document", "sticker"];
+
+/// An inbound file as the webhook names it: Meta's media id, and the type and SHA-256 it
+/// announces (the metadata call says them again; the bytes are checked against that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMedia {
+    pub id: String,
+    pub mime_type: String,
+}
+
+/// Why a media copy failed, stored as its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaFailure {
+    /// The bytes do not have the SHA-256 Meta reported.
+    Sha256Mismatch,
+    /// Larger than the configured cap (announced or counted).
+    TooLarge,
+    /// Meta refused or no longer knows the media (expired id, 4xx).
+    Gone,
+    /// Passing failures until the job gave up.
+    DownloadFailed,
+}
+
+impl MediaFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256Mismatch => "sha256_mismatch",
+            Self::TooLarge => "too_large",
+            Self::Gone => "media_gone",
+            Self::DownloadFailed => "download_failed",
+        }
+    }
+
+    /// Whether the job may try again (an operator replaying its dead letter): only passing
+    /// failures.
+    pub fn retryable(code: &str) -> bool {
+        code == Self::DownloadFailed.as_str()
+    }
+}
+
+/// The largest file the simulator attaches.
+pub const SIMULATED_MEDIA_MAX: usize = 1024 * 1024;
+
+/// A simulated attachment: a media kind, a `type/subtype` media type, 1 byte to 1 MiB.
+pub fn check_simulated_media(kind: &str, mime_type: &str, len: usize) -> Result<(), Error> {
+    let mime_ok = mime_type.len() <= 100
+        && mime_type.split_once('/').is_some_and(|(a, b)| {
+            let token = |s: &str| {
+                !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-'))
+            };
+            token(a) && token(b)
+        });
+    if !MEDIA_KINDS.contains(&kind) || !mime_ok || len == 0 || len > SIMULATED_MEDIA_MAX {
+        return Err(Error::invalid("messaging.whatsapp_simulated_media_invalid")
+            .with_param("max", SIMULATED_MEDIA_MAX.to_string()));
+    }
+    Ok(())
+}
+
+/// The object key of a message's media: ids only, per workspace.
+pub fn media_key(tenant: uuid::Uuid, message: uuid::Uuid) -> String {
+    format!("whatsapp/{}/{}", tenant.simple(), message.simple())
+}
+
+/// A lowercase hex SHA-256 as Meta reports it.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A status of a message we sent.
@@ -385,6 +457,12 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, Error> {
                 if wamid.is_empty() || from.is_empty() {
                     continue;
                 }
+                let media = MEDIA_KINDS
+                    .contains(&kind.as_str())
+                    .then(|| m.get(kind.as_str()))
+                    .flatten()
+                    .map(|x| InboundMedia { id: s(x, "id"), mime_type: s(x, "mime_type") })
+                    .filter(|x| !x.id.is_empty());
                 out.messages.push(Inbound {
                     phone_number_id: phone.clone(),
                     wamid,
@@ -395,6 +473,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, Error> {
                     reply_id,
                     at,
                     raw: m.clone(),
+                    media,
                 });
             }
             for st in value.get("statuses").and_then(Value::as_array).into_iter().flatten() {

@@ -8,6 +8,7 @@ pub mod deals;
 pub mod deliver;
 pub mod fanout;
 pub mod inbox;
+pub mod media;
 pub mod members;
 pub mod orders;
 pub mod whatsapp;

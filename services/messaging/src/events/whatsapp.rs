@@ -111,6 +111,16 @@ pub async fn bot_handoff(conn: &mut PgConnection, tenant: TenantId, e: ev::Whats
     webhook(conn, tenant, "bot.handoff", key, data).await
 }
 
+/// Subject of [`ev::WhatsAppMediaPending`], consumed by messaging's own media job.
+pub const MEDIA_PENDING: &str = "nexus.messaging.message.media_pending";
+
+/// An inbound message's media waits to be copied into storage.
+pub async fn media_pending(conn: &mut PgConnection, tenant: TenantId, message: Uuid) -> Result<(), Error> {
+    let e = ev::WhatsAppMediaPending { workspace_id: tenant.to_string(), message_id: message.to_string() };
+    enqueue(conn, MEDIA_PENDING, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
 /// A shared-inbox change: live inbox streams follow it.
 pub async fn conversation_changed(
     conn: &mut PgConnection,

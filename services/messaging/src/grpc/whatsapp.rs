@@ -83,6 +83,10 @@ fn message(m: app::Message, locale: nexus_kernel::Locale) -> pb::WhatsAppMessage
         created_at: Some(ts(m.created_at)),
         updated_at: Some(ts(m.updated_at)),
         content_json: m.content.get("payload").map(|p| p.to_string()).unwrap_or_default(),
+        media_status: m.media_status,
+        media_mime_type: m.media_mime_type,
+        media_size: m.media_size,
+        media_error: m.media_error,
     }
 }
 
@@ -131,6 +135,7 @@ fn inbox_event(e: crate::app::inbox::InboxEvent) -> pb::InboxEvent {
 }
 
 type InboxStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::InboxEvent, tonic::Status>> + Send>>;
+type MediaStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::MediaChunk, tonic::Status>> + Send>>;
 
 fn content(c: Option<pb::send_message_request::Content>) -> Result<Content, Error> {
     use pb::send_message_request::Content as C;
@@ -215,6 +220,11 @@ impl WhatsAppRpc for WhatsAppService {
                 text: i.text,
                 message_id: i.message_id,
                 reply_id: i.reply_id,
+                media: i.media.map(|m| crate::app::whatsapp::SimulatedMedia {
+                    kind: m.kind,
+                    mime_type: m.mime_type,
+                    data: m.data,
+                }),
             },
             Some(Event::Status(s)) => Simulated::Status {
                 wamid: s.wamid,
@@ -324,6 +334,23 @@ impl WhatsAppRpc for WhatsAppService {
     }
 
     type WatchInboxStream = InboxStream;
+    type OpenMessageMediaStream = MediaStream;
+
+    async fn open_message_media(&self, req: Request<pb::GetByIdRequest>) -> R<Self::OpenMessageMediaStream> {
+        use futures::StreamExt as _;
+        let p = principal(&req)?;
+        let f = self.wa.open_media(&p, &req.get_ref().id).await.map_err(status)?;
+        let head = pb::MediaHead { content_type: f.content_type, size: f.size, filename: f.filename };
+        let first = futures::stream::once(async move { Ok(pb::MediaChunk { head: Some(head), data: Vec::new() }) });
+        let body = f.body.map(|chunk| match chunk {
+            Ok(data) => Ok(pb::MediaChunk { head: None, data: data.to_vec() }),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stored media failed");
+                Err(status(Error::unavailable("service.unavailable")))
+            }
+        });
+        Ok(Response::new(first.chain(body).boxed()))
+    }
 
     async fn watch_inbox(&self, req: Request<pb::Empty>) -> R<Self::WatchInboxStream> {
         use futures::StreamExt as _;

@@ -152,10 +152,15 @@ pub struct MessageRow {
     pub reservation: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// pending, stored or failed; `None` for a message without media.
+    pub media_status: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_size: Option<i64>,
+    pub media_error: Option<String>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, number_id, contact_id, direction, kind, content, status, wamid, error_code, provider, \
-                               reservation, created_at, updated_at";
+                               reservation, created_at, updated_at, media_status, media_mime, media_size, media_error";
 
 pub struct NewMessage<'a> {
     pub id: Uuid,
@@ -169,6 +174,94 @@ pub struct NewMessage<'a> {
     pub provider: &'a str,
     pub reservation: &'a str,
     pub at: DateTime<Utc>,
+}
+
+/// Marks an inserted inbound message as carrying media to copy in (`pending`).
+pub async fn set_media_pending(conn: &mut PgConnection, id: Uuid, media_id: &str, mime: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE wa_messages SET media_status = 'pending', media_id = $2, media_mime = $3 WHERE id = $1")
+        .bind(id)
+        .bind(media_id)
+        .bind(mime)
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// What the media job needs of a message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MediaRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub number_id: Uuid,
+    pub media_status: Option<String>,
+    pub media_id: Option<String>,
+    pub media_mime: Option<String>,
+    pub media_key: Option<String>,
+    pub media_size: Option<i64>,
+    pub media_error: Option<String>,
+    pub media_attempts: i32,
+}
+
+const MEDIA_COLUMNS: &str =
+    "id, tenant_id, number_id, media_status, media_id, media_mime, media_key, media_size, media_error, media_attempts";
+
+pub async fn media(conn: &mut PgConnection, id: Uuid) -> Result<Option<MediaRow>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {MEDIA_COLUMNS} FROM wa_messages WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .db()
+}
+
+/// Counts a download attempt (committed on its own, so a crash mid-download still counts it);
+/// answers the attempts so far.
+pub async fn count_media_attempt(conn: &mut PgConnection, id: Uuid) -> Result<i32, Error> {
+    sqlx::query_scalar(
+        "UPDATE wa_messages SET media_attempts = media_attempts + 1 WHERE id = $1 RETURNING media_attempts",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await
+    .db()
+}
+
+/// The media is in storage under `key`.
+pub async fn set_media_stored(
+    conn: &mut PgConnection,
+    id: Uuid,
+    key: &str,
+    sha256: &str,
+    size: i64,
+    mime: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE wa_messages SET media_status = 'stored', media_key = $2, media_sha256 = $3, media_size = $4, \
+         media_mime = $5, media_error = NULL, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(key)
+    .bind(sha256)
+    .bind(size)
+    .bind(mime)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// The media could not be copied in, for `reason` (a stable code).
+pub async fn set_media_failed(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE wa_messages SET media_status = 'failed', media_error = $2, updated_at = now() \
+         WHERE id = $1 AND media_status IS DISTINCT FROM 'stored'",
+    )
+    .bind(id)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
 }
 
 /// Inserts a message; `Ok(false)` when one with the same Meta id exists on the number (a

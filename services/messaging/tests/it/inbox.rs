@@ -30,6 +30,7 @@ async fn inbound(s: &Stack, token: &str, number: &str, from: &str, text: &str) -
             text: text.into(),
             message_id: String::new(),
             reply_id: String::new(),
+            media: None,
         })),
     };
     let r = s.wa().simulate(authed(req, token)).await.unwrap().into_inner();

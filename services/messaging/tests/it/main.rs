@@ -5,6 +5,7 @@ mod contacts;
 mod crm;
 mod inbox;
 mod leads;
+mod media;
 mod members;
 mod messages;
 mod orders;

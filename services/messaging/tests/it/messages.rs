@@ -30,6 +30,7 @@ const ARGS: &[(&str, &str)] = &[
     ("templates", "t"),
     ("category", "c"),
     ("code", "131047"),
+    ("reason", "sha256_mismatch"),
 ];
 
 #[test]

@@ -526,6 +526,7 @@ async fn the_local_sandbox_and_simulator_go_through_the_signed_webhook_path_once
                 text: text.into(),
                 message_id: id.into(),
                 reply_id: String::new(),
+                media: None,
             })),
         };
         let req = authed(req, &token);
@@ -721,6 +722,7 @@ async fn a_bot_answers_through_the_simulator_hands_off_on_agent_and_stays_silent
                 text: text.into(),
                 message_id: String::new(),
                 reply_id: reply_id.into(),
+                media: None,
             })),
         };
         let req = authed(req, &token);

@@ -115,7 +115,7 @@ impl App {
     /// the caller's.
     async fn open_stored(&self, key: &str, range: Option<ByteRange>) -> Result<Opened, Error> {
         self.storage
-            .open(key, range)
+            .open(key, range.map(|r| move |size| r.resolve(size)))
             .await
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => invalid_link(),

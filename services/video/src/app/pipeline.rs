@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::App;
-use super::storage::Storage;
+use super::storage;
 use crate::domain::music::Music;
 use crate::domain::{Aspect, Avatar, Status, VideoId, charge_for};
 use crate::events::{Settle, settle_in};
@@ -405,7 +405,7 @@ impl App {
         let Some(url) = job.result_url.clone() else {
             return Err(StepError::permanent("video.render_failed", "no result to store"));
         };
-        let key = Storage::key_for(job.tenant_id, job.id);
+        let key = storage::key_for(job.tenant_id, job.id);
         let work = tempfile::tempdir().map_err(|e| StepError::internal(&Error::internal(e)))?;
         let (size, rendered) = if url.starts_with(LOCAL_RESULT_PREFIX) {
             let rendered = self.render_locally(&job).await?;
@@ -449,7 +449,7 @@ impl App {
             size = self.put_file(&key, &mixed).await?;
             file = mixed;
         }
-        let thumbnail_key = Storage::thumbnail_key_for(job.tenant_id, job.id);
+        let thumbnail_key = storage::thumbnail_key_for(job.tenant_id, job.id);
         let described = async {
             let info = super::media::probe(&file).await?;
             let thumb = work.path().join("thumbnail.jpg");
