@@ -11,6 +11,11 @@
 //! - Errors: `{"error":{"message","type","code","error_data":{"details"}}}`; logic goes by
 //!   `code` (`error_subcode` is gone since v16).
 //! - Webhooks: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`.
+//! - A number's standing: `GET {base}/{phone_number_id}?fields=display_phone_number,quality_rating,
+//!   messaging_limit_tier`. How sure: the field names and values (GREEN/YELLOW/RED/UNKNOWN,
+//!   TIER_250/TIER_1K/…/TIER_UNLIMITED) agree across Meta's phone-number reference as quoted by
+//!   several BSP SDKs and docs; not checked against a live account here. Meta is moving the
+//!   limit to the business portfolio, so a missing tier is kept as unknown rather than refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,6 +147,25 @@ pub struct TemplateState {
     pub rejected_reason: Option<String>,
 }
 
+/// A number's standing as Meta reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NumberState {
+    #[serde(default)]
+    pub display_phone_number: String,
+    /// GREEN, YELLOW, RED or UNKNOWN.
+    #[serde(default)]
+    pub quality_rating: String,
+    /// TIER_250, TIER_1K, TIER_10K, TIER_100K, TIER_UNLIMITED (empty when Meta omits it).
+    #[serde(default)]
+    pub messaging_limit_tier: String,
+}
+
+/// Meta's code for an access token it refuses (expired, revoked, wrong app).
+pub const CODE_TOKEN: i64 = 190;
+/// Meta's code for an invalid parameter, e.g. an object id it does not know (or the token may
+/// not see).
+pub const CODE_INVALID_PARAMETER: i64 = 100;
+
 /// A business account's templates endpoint: `/{waba_id}/message_templates` with its token.
 #[derive(Clone)]
 pub struct Account<'a> {
@@ -162,6 +186,8 @@ pub trait WhatsApp: Send + Sync + 'static {
     async fn templates(&self, account: &Account<'_>) -> Result<Vec<TemplateState>, WhatsAppError>;
     /// `DELETE /{waba_id}/message_templates?name=` (every language of the name).
     async fn delete_template(&self, account: &Account<'_>, name: &str) -> Result<(), WhatsAppError>;
+    /// `GET /{phone_number_id}?fields=display_phone_number,quality_rating,messaging_limit_tier`.
+    async fn number_state(&self, from: &Sender<'_>) -> Result<NumberState, WhatsAppError>;
 }
 
 /// The Cloud API client. Cheap to clone.
@@ -336,6 +362,15 @@ impl WhatsApp for WhatsAppClient {
         Ok(())
     }
 
+    async fn number_state(&self, from: &Sender<'_>) -> Result<NumberState, WhatsAppError> {
+        check_id(from.phone_number_id)?;
+        let url = format!(
+            "{}/{}?fields=display_phone_number,quality_rating,messaging_limit_tier",
+            self.inner.base, from.phone_number_id
+        );
+        self.manage(reqwest::Method::GET, &url, from.token, None).await
+    }
+
     async fn send(&self, from: &Sender<'_>, payload: &Value) -> Result<Accepted, WhatsAppError> {
         check_id(from.phone_number_id)?;
         let url = format!("{}/{}/messages", self.inner.base, from.phone_number_id);
@@ -414,7 +449,20 @@ impl WhatsApp for LocalWhatsApp {
         all.retain(|(w, t)| !(w == account.waba_id && t.name == name));
         Ok(())
     }
+
+    /// The sandbox has no reviewer and no limits: every number is green at the first tier.
+    async fn number_state(&self, _from: &Sender<'_>) -> Result<NumberState, WhatsAppError> {
+        Ok(NumberState {
+            display_phone_number: String::new(),
+            quality_rating: LOCAL_QUALITY.into(),
+            messaging_limit_tier: LOCAL_TIER.into(),
+        })
+    }
 }
+
+/// What the local sandbox reports for every number.
+pub const LOCAL_QUALITY: &str = "GREEN";
+pub const LOCAL_TIER: &str = "TIER_1K";
 
 /// `X-Hub-Signature-256` of `body` under `app_secret`: `sha256=<lowercase hex>`.
 pub fn signature(app_secret: &str, body: &[u8]) -> String {

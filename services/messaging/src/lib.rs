@@ -94,6 +94,11 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             };
             infra.spawn(app::broadcasts::run_sender(wa.clone(), cfg, infra.work.clone()));
         }
+        infra.spawn(app::numbers::run_quality_refresh(
+            wa.clone(),
+            config.whatsapp.quality_refresh_every,
+            infra.work.clone(),
+        ));
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };
         let transfer = grpc::transfer::TransferService { app: app.clone() };

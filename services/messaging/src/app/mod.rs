@@ -8,6 +8,7 @@ pub mod crm;
 pub mod inbox;
 pub mod leads;
 pub mod members;
+pub mod numbers;
 pub mod purchases;
 pub mod segments;
 pub mod templates;

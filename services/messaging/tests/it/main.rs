@@ -7,6 +7,7 @@ mod inbox;
 mod leads;
 mod members;
 mod messages;
+mod numbers;
 mod orders;
 mod schema;
 mod search;
