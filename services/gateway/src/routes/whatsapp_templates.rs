@@ -236,11 +236,11 @@ pub async fn delete_template(
 #[schema(example = json!({"purpose": "Tell customers our winter sale starts on Friday with 20% off boots.",
     "category": "marketing", "language": "es"}))]
 pub struct DraftTextRequest {
-    /// What the message is for, in your words (not blank).
+    /// What the message is for, in your words (not blank; line breaks and tabs allowed).
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = r"^[^\x00-\x09\x0B-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x09\x0B-\x1F\x7F-\x9F]*$"
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
     )]
     pub purpose: String,
     /// marketing, utility or authentication.

@@ -94,7 +94,7 @@ impl WhatsApp {
         let purpose = brief.purpose.trim();
         if purpose.is_empty()
             || purpose.chars().count() > PURPOSE_MAX
-            || purpose.chars().any(|c| c.is_control() && c != '\n')
+            || purpose.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
         {
             return Err(Error::invalid("messaging.whatsapp_template_purpose_invalid"));
         }
