@@ -18,6 +18,11 @@
 //!   (Meta's Cloud API media reference, echoed by every SDK); `file_size` arrives as a number or
 //!   a string depending on the version, so both are read. The URL is Meta's choice, so it is
 //!   fetched with the platform's safe outbound client ([`WhatsAppClient::with_media_fetch`]).
+//! - A number's standing: `GET {base}/{phone_number_id}?fields=display_phone_number,quality_rating,
+//!   messaging_limit_tier`. How sure: the field names and values (GREEN/YELLOW/RED/UNKNOWN,
+//!   TIER_250/TIER_1K/…/TIER_UNLIMITED) agree across Meta's phone-number reference as quoted by
+//!   several BSP SDKs and docs; not checked against a live account here. Meta is moving the
+//!   limit to the business portfolio, so a missing tier is kept as unknown rather than refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,6 +156,25 @@ pub struct TemplateState {
     pub rejected_reason: Option<String>,
 }
 
+/// A number's standing as Meta reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NumberState {
+    #[serde(default)]
+    pub display_phone_number: String,
+    /// GREEN, YELLOW, RED or UNKNOWN.
+    #[serde(default)]
+    pub quality_rating: String,
+    /// TIER_250, TIER_1K, TIER_10K, TIER_100K, TIER_UNLIMITED (empty when Meta omits it).
+    #[serde(default)]
+    pub messaging_limit_tier: String,
+}
+
+/// Meta's code for an access token it refuses (expired, revoked, wrong app).
+pub const CODE_TOKEN: i64 = 190;
+/// Meta's code for an invalid parameter, e.g. an object id it does not know (or the token may
+/// not see).
+pub const CODE_INVALID_PARAMETER: i64 = 100;
+
 /// A business account's templates endpoint: `/{waba_id}/message_templates` with its token.
 #[derive(Clone)]
 pub struct Account<'a> {
@@ -223,6 +247,8 @@ pub trait WhatsApp: Send + Sync + 'static {
         info: &MediaInfo,
         max_bytes: u64,
     ) -> Result<MediaDownload, WhatsAppError>;
+    /// `GET /{phone_number_id}?fields=display_phone_number,quality_rating,messaging_limit_tier`.
+    async fn number_state(&self, from: &Sender<'_>) -> Result<NumberState, WhatsAppError>;
 }
 
 /// Meta's media ids are digits; the sandbox's are `local.<hex>`.
@@ -491,6 +517,15 @@ impl WhatsApp for WhatsAppClient {
             .await
     }
 
+    async fn number_state(&self, from: &Sender<'_>) -> Result<NumberState, WhatsAppError> {
+        check_id(from.phone_number_id)?;
+        let url = format!(
+            "{}/{}?fields=display_phone_number,quality_rating,messaging_limit_tier",
+            self.inner.base, from.phone_number_id
+        );
+        self.manage(reqwest::Method::GET, &url, from.token, None).await
+    }
+
     async fn send(&self, from: &Sender<'_>, payload: &Value) -> Result<Accepted, WhatsAppError> {
         check_id(from.phone_number_id)?;
         let url = format!("{}/{}/messages", self.inner.base, from.phone_number_id);
@@ -623,7 +658,20 @@ impl WhatsApp for LocalWhatsApp {
         let length = Some(data.len() as u64);
         Ok(MediaDownload { length, body: futures::stream::once(async move { Ok(data) }).boxed() })
     }
+
+    /// The sandbox has no reviewer and no limits: every number is green at the first tier.
+    async fn number_state(&self, _from: &Sender<'_>) -> Result<NumberState, WhatsAppError> {
+        Ok(NumberState {
+            display_phone_number: String::new(),
+            quality_rating: LOCAL_QUALITY.into(),
+            messaging_limit_tier: LOCAL_TIER.into(),
+        })
+    }
 }
+
+/// What the local sandbox reports for every number.
+pub const LOCAL_QUALITY: &str = "GREEN";
+pub const LOCAL_TIER: &str = "TIER_1K";
 
 /// `X-Hub-Signature-256` of `body` under `app_secret`: `sha256=<lowercase hex>`.
 pub fn signature(app_secret: &str, body: &[u8]) -> String {

@@ -9,6 +9,9 @@
 //! Media: `GET /{media_id}` answers `{"url","mime_type","sha256","file_size","id"}` and
 //! `GET /media-download/{media_id}` the bytes, both only with the bearer; a test adds files (or
 //! a lying checksum), scripts failures of the next downloads and counts them.
+//! A number's standing, `GET /{phone_number_id}?fields=…`: every digits id is a known number
+//! (GREEN, TIER_1K) unless the test changed it or made Meta forget it (100 then); 190 for
+//! another token.
 //!
 //! Throttling: a per-number throughput limit (130429 above it, off unless set), and a share of
 //! calls answered 130429 at random (`throttle_share`), plus scripted failures for the next calls.
@@ -64,6 +67,12 @@ struct State {
     /// Keep each accepted message (off: only counted, for runs of 100,000 sends).
     keep_accepted: bool,
     accepted_count: usize,
+    /// phone number id -> (quality rating, messaging tier), where a test set them.
+    numbers: HashMap<String, (String, String)>,
+    /// Ids Meta answers 100 for.
+    unknown: std::collections::HashSet<String>,
+    /// Standing reads seen.
+    reads: usize,
 }
 
 /// A file the fake serves as inbound media.
@@ -101,6 +110,9 @@ impl FakeWhatsApp {
             base_url: String::new(),
             keep_accepted: true,
             accepted_count: 0,
+            numbers: HashMap::new(),
+            unknown: Default::default(),
+            reads: 0,
         }));
         let router = Router::new().fallback(handle).with_state(state.clone());
         let server = FakeServer::start(router).await;
@@ -208,6 +220,21 @@ impl FakeWhatsApp {
         self.state().media_downloads
     }
 
+    /// Meta now reports this rating and tier for the number.
+    pub fn set_number_state(&self, phone_number_id: &str, quality: &str, tier: &str) {
+        self.state().numbers.insert(phone_number_id.to_owned(), (quality.to_owned(), tier.to_owned()));
+    }
+
+    /// Meta answers 100 (unknown object) for the number from now on.
+    pub fn forget_number(&self, phone_number_id: &str) {
+        self.state().unknown.insert(phone_number_id.to_owned());
+    }
+
+    /// Standing reads (`GET /{phone_number_id}`) seen, answered or refused.
+    pub fn number_reads(&self) -> usize {
+        self.state().reads
+    }
+
     /// Send calls answered 130429.
     pub fn throttled(&self) -> usize {
         self.state().throttled
@@ -258,6 +285,13 @@ async fn handle(
     }
     if let [.., waba, "message_templates"] = parts.as_slice() {
         return templates(&state, &method, waba, uri.query().unwrap_or_default(), &headers, &body);
+    }
+    if method == Method::GET
+        && let [.., phone] = parts.as_slice()
+        && !phone.is_empty()
+        && phone.bytes().all(|b| b.is_ascii_digit())
+    {
+        return number_state(&state, phone, &headers);
     }
     // The client's base URL may carry the version (`/v25.0`); the last two parts decide.
     let [.., phone, "messages"] = parts.as_slice() else { return error(404, 100, "Unknown path") };
@@ -385,6 +419,28 @@ fn ok(body: Value) -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_string()))
         .unwrap_or_default()
+}
+
+/// `GET /{phone_number_id}?fields=…`: the number's standing.
+fn number_state(state: &Mutex<State>, phone: &str, headers: &HeaderMap) -> Response {
+    let mut st = lock(state);
+    st.reads += 1;
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {TEST_TOKEN}") {
+        return error(401, 190, "Error validating access token: Session has expired");
+    }
+    if st.unknown.contains(phone) {
+        return error(
+            400,
+            100,
+            &format!(
+                "Unsupported get request. Object with ID '{phone}' does not exist, cannot be loaded due to missing permissions, or does not support this operation"
+            ),
+        );
+    }
+    let (quality, tier) = st.numbers.get(phone).cloned().unwrap_or_else(|| ("GREEN".into(), "TIER_1K".into()));
+    ok(json!({"display_phone_number": "+1 555-078-3881", "quality_rating": quality, "messaging_limit_tier": tier,
+              "id": phone}))
 }
 
 /// `/{waba_id}/message_templates`: create (PENDING until the test plays the review), list, delete

@@ -101,6 +101,9 @@ pub struct WhatsAppConfig {
     pub verify_token: Secret,
     /// Sandbox numbers (provider `local`) and the simulator; unset: in development only.
     pub local: Option<bool>,
+    /// How often each connected number's quality rating and messaging tier are read from Meta.
+    #[serde(with = "humantime_secs")]
+    pub quality_refresh_every: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +192,9 @@ impl Config {
         }
         if self.whatsapp.app_secret.expose().len() < 16 {
             anyhow::bail!("whatsapp.app_secret: at least 16 characters");
+        }
+        if self.whatsapp.quality_refresh_every < Duration::from_millis(100) {
+            anyhow::bail!("whatsapp.quality_refresh_every: at least 100ms");
         }
         if self.whatsapp.verify_token.expose().len() < 16 {
             anyhow::bail!("whatsapp.verify_token: at least 16 characters");

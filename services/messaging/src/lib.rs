@@ -102,6 +102,11 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
             let spec = events::media::spec(&config.common.nats);
             infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
         }
+        infra.spawn(app::numbers::run_quality_refresh(
+            wa.clone(),
+            config.whatsapp.quality_refresh_every,
+            infra.work.clone(),
+        ));
         let contacts = grpc::contacts::ContactsService { app: app.clone() };
         let crm = grpc::crm::CrmService { app: app.clone() };
         let transfer = grpc::transfer::TransferService { app: app.clone() };

@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::identity::Authenticated;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_bot, set_bot)).routes(routes!(hand_back))
+    OpenApiRouter::new().routes(routes!(get_bot, set_bot, delete_bot)).routes(routes!(hand_back))
 }
 
 /// A rule: when an inbound message matches, the bot answers `reply` (or the menu).
@@ -110,6 +110,15 @@ pub struct BotConfigBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
     pub agent_id: Option<String>,
+    /// The member (`usr_…`, a current member when saved) conversations handed to a person are
+    /// assigned to; absent: the member with the fewest open assigned conversations. A
+    /// conversation someone has already keeps its assignee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        example = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9aa",
+        pattern = "^(usr_)?([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
+    pub handoff_assignee: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -166,7 +175,7 @@ pub async fn get_bot(
     params(("id" = String, Path, description = "The number", example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
     request_body = BotRequest,
     responses((status = 200, description = "The bot as saved", body = BotBody),
-        (status = 400, description = "A rule, the menu, the hours or the time zone is invalid", body = ErrorEnvelope),
+        (status = 400, description = "A rule, the menu, the hours or the time zone is invalid, or the handoff assignee is not a current member", body = ErrorEnvelope),
         (status = 403, description = "Viewers and read-only keys cannot write", body = ErrorEnvelope),
         (status = 404, description = "No such number in this workspace", body = ErrorEnvelope)))]
 pub async fn set_bot(
@@ -182,6 +191,21 @@ pub async fn set_bot(
     };
     client(&state).set_bot(req).await.map_err(|s| ApiError::from(s).renaming_field("config_json", "config"))?;
     Ok(Json(bot(client(&state).get_bot(pb::TemplatesRequest { number_id: id }).await?.into_inner())))
+}
+
+/// Remove the number's bot; conversations it handed to people stay with them.
+#[utoipa::path(delete, path = "/v1/whatsapp/numbers/{id}/bot", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "The number", example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
+    responses((status = 204, description = "Removed"),
+        (status = 403, description = "Viewers and read-only keys cannot write", body = ErrorEnvelope),
+        (status = 404, description = "No such number in this workspace, or it has no bot", body = ErrorEnvelope)))]
+pub async fn delete_bot(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    client(&state).delete_bot(pb::TemplatesRequest { number_id: id }).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Give a conversation a person took over back to the bot.

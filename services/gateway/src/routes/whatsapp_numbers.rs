@@ -23,7 +23,8 @@ const SIMULATE_BODY_LIMIT: usize = 2 * 1024 * 1024;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(connect_number, list_numbers))
-        .routes(routes!(get_number))
+        .routes(routes!(get_number, disconnect_number))
+        .routes(routes!(refresh_number))
         .merge(OpenApiRouter::new().routes(routes!(simulate)).layer(DefaultBodyLimit::max(SIMULATE_BODY_LIMIT)))
 }
 
@@ -50,7 +51,8 @@ pub struct ConnectNumberRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"id": "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7", "waba_id": "102290129340398",
     "phone_number_id": "106540352242922", "display_phone_number": "+1 555 078 3881", "provider": "meta",
-    "quality_rating": "GREEN", "messaging_tier": "TIER_1K", "created_at": "2026-12-06T09:00:00+00:00"}))]
+    "quality_rating": "GREEN", "messaging_tier": "TIER_1K", "created_at": "2026-12-06T09:00:00+00:00",
+    "quality_checked_at": "2026-12-06T15:00:00+00:00"}))]
 pub struct WhatsAppNumberBody {
     pub id: String,
     pub waba_id: String,
@@ -63,6 +65,9 @@ pub struct WhatsAppNumberBody {
     /// Meta's messaging limit tier, e.g. TIER_250, TIER_1K, TIER_10K.
     pub messaging_tier: String,
     pub created_at: Option<String>,
+    /// When the rating and tier were last read from Meta (on connect, every few hours, on
+    /// demand with `/refresh`, and soon after Meta reports a change).
+    pub quality_checked_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,17 +85,20 @@ fn number(n: pb::WhatsAppNumber) -> WhatsAppNumberBody {
         quality_rating: n.quality_rating,
         messaging_tier: n.messaging_tier,
         created_at: ts(n.created_at),
+        quality_checked_at: ts(n.quality_checked_at),
     }
 }
 
 /// Connect a WhatsApp Business number (owners and admins). The plan limits how many (FREE 1,
-/// PRO 5, PREMIUM 20).
+/// PRO 5, PREMIUM 20). A Meta number's quality rating and tier are read from Meta first: a token
+/// or id Meta refuses connects nothing.
 #[utoipa::path(post, path = "/v1/whatsapp/numbers", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
     request_body = ConnectNumberRequest,
     responses((status = 201, description = "Connected", body = WhatsAppNumberBody),
-        (status = 400, description = "Ids not digits, display number empty or too long, token missing outside development", body = ErrorEnvelope),
+        (status = 400, description = "Ids not digits, display number empty or too long, token missing outside development, a token Meta refuses, or a phone number id Meta does not know", body = ErrorEnvelope),
         (status = 403, description = "Only owners and admins connect numbers", body = ErrorEnvelope),
-        (status = 409, description = "The plan's limit on numbers is reached, or the number is connected already", body = ErrorEnvelope)))]
+        (status = 409, description = "The plan's limit on numbers is reached, the number is connected already, or Meta refused the number for another reason", body = ErrorEnvelope),
+        (status = 503, description = "Meta did not answer; nothing was connected", body = ErrorEnvelope)))]
 pub async fn connect_number(
     State(state): State<AppState>,
     _a: Authenticated,
@@ -128,6 +136,40 @@ pub async fn get_number(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WhatsAppNumberBody>, ApiError> {
     Ok(Json(number(client(&state).get_number(pb::GetByIdRequest { id }).await?.into_inner())))
+}
+
+/// Disconnect a number (owners and admins): its scheduled, running and paused broadcasts are
+/// canceled (credits not spent given back), its bot removed and its token wiped. Its messages
+/// and conversations stay readable; it no longer counts toward the plan and may be connected
+/// again, here or in another workspace.
+#[utoipa::path(delete, path = "/v1/whatsapp/numbers/{id}", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
+    responses((status = 204, description = "Disconnected"),
+        (status = 403, description = "Only owners and admins disconnect numbers", body = ErrorEnvelope),
+        (status = 404, description = "No such connected number in this workspace", body = ErrorEnvelope)))]
+pub async fn disconnect_number(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    client(&state).disconnect_number(pb::GetByIdRequest { id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Read the number's quality rating and messaging tier from Meta now.
+#[utoipa::path(post, path = "/v1/whatsapp/numbers/{id}/refresh", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7")),
+    responses((status = 200, description = "The number with its standing as just read", body = WhatsAppNumberBody),
+        (status = 403, description = "Viewers and read-only keys cannot write", body = ErrorEnvelope),
+        (status = 404, description = "No such connected number in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "Meta refused the number's token or id; connect it again", body = ErrorEnvelope),
+        (status = 503, description = "Meta did not answer", body = ErrorEnvelope)))]
+pub async fn refresh_number(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WhatsAppNumberBody>, ApiError> {
+    Ok(Json(number(client(&state).refresh_number(pb::GetByIdRequest { id }).await?.into_inner())))
 }
 
 /// A customer's message as the simulator plays it.

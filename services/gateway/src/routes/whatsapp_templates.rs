@@ -3,14 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use nexus_proto::nexus::messaging::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{ts, whatsapp_client as client};
+use super::common::{idempotency_key, ts, whatsapp_client as client};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiPath};
@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_template, list_templates))
         .routes(routes!(sync_templates))
+        .routes(routes!(draft_template_text))
         .routes(routes!(get_template, delete_template))
         .routes(routes!(submit_template))
 }
@@ -227,4 +228,84 @@ pub async fn delete_template(
 ) -> Result<StatusCode, ApiError> {
     client(&state).delete_template(pb::GetByIdRequest { id }).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a template's body should say.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"purpose": "Tell customers our winter sale starts on Friday with 20% off boots.",
+    "category": "marketing", "language": "es"}))]
+pub struct DraftTextRequest {
+    /// What the message is for, in your words (not blank; line breaks and tabs allowed).
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$"
+    )]
+    pub purpose: String,
+    /// marketing, utility or authentication.
+    #[schema(pattern = "^(marketing|utility|authentication)$")]
+    pub category: String,
+    /// Meta's language code of the template; the text is written in its language (English,
+    /// Spanish, Portuguese, Hebrew or Arabic).
+    #[schema(max_length = 16, pattern = "^(en|es|pt|he|ar)(_[A-Z]{2})?$")]
+    pub language: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"body": "¡Hola {{1}}! Nuestras rebajas de invierno empiezan el viernes con un 20 % en botas. Responde SÍ y te enviamos los detalles.",
+    "body_examples": ["Lucía"], "language": "es", "category": "marketing",
+    "generation_id": "gen_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "credits": 1, "provider": "openai"}))]
+pub struct DraftTextBody {
+    /// With `{{1}}` where the customer's name goes; passes the template rules, ready for `body`.
+    pub body: String,
+    /// One example per parameter, in the template's language, ready for `body_examples`.
+    pub body_examples: Vec<String>,
+    pub language: String,
+    pub category: String,
+    /// Content's generation that wrote it, and the credits it cost.
+    pub generation_id: String,
+    pub credits: i64,
+    /// openai, or local (no key configured, development).
+    pub provider: String,
+}
+
+/// Have the content service write a template body (with `{{1}}` placeholders and example
+/// values, in the template's language) for a purpose; charged in credits like any generation.
+/// Nothing is stored: put the text in a new template's `body` and `body_examples`. The same
+/// Idempotency-Key (or, without one, the same request) answers the same text and charges once.
+#[utoipa::path(post, path = "/v1/whatsapp/numbers/{id}/templates/draft-text", tag = "whatsapp", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, description = "The number", example = "0192f0c5-c2b8-7c31-a1f1-e4f2b1a0c9d7"),
+        ("Idempotency-Key" = Option<String>, Header, example = "tpl-text-8812")),
+    request_body = DraftTextRequest,
+    responses((status = 200, description = "The text", body = DraftTextBody),
+        (status = 400, description = "Purpose blank or too long, an unknown category, a language content does not write, a bad Idempotency-Key", body = ErrorEnvelope),
+        (status = 402, description = "Not enough credits", body = ErrorEnvelope),
+        (status = 403, description = "Viewers and read-only keys cannot write", body = ErrorEnvelope),
+        (status = 404, description = "No such number in this workspace", body = ErrorEnvelope),
+        (status = 503, description = "The content service did not answer, or twice wrote text that breaks the template rules", body = ErrorEnvelope)))]
+pub async fn draft_template_text(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<DraftTextRequest>,
+) -> Result<Json<DraftTextBody>, ApiError> {
+    let req = pb::DraftTemplateTextRequest {
+        number_id: id,
+        purpose: b.purpose,
+        category: b.category,
+        language: b.language,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let r = client(&state).draft_template_text(req).await?.into_inner();
+    Ok(Json(DraftTextBody {
+        body: r.body,
+        body_examples: r.body_examples,
+        language: r.language,
+        category: r.category,
+        generation_id: r.generation_id,
+        credits: r.credits,
+        provider: r.provider,
+    }))
 }

@@ -82,7 +82,7 @@ async fn numbers_the_simulator_the_inbox_and_its_live_stream() {
     let (status, list) = call(&s, M::GET, "/v1/whatsapp/numbers", &token, None).await;
     assert_eq!((status, list["items"].as_array().unwrap().len()), (200, 1));
     let (status, got) = call(&s, M::GET, &format!("/v1/whatsapp/numbers/{n}"), &token, None).await;
-    assert_eq!((status, got["id"].as_str(), got["quality_rating"].as_str()), (200, Some(n.as_str()), Some("UNKNOWN")));
+    assert_eq!((status, got["id"].as_str(), got["quality_rating"].as_str()), (200, Some(n.as_str()), Some("GREEN")));
     for (path, t) in [(format!("/v1/whatsapp/numbers/{n}"), &other), ("/v1/whatsapp/numbers/nope".to_owned(), &token)] {
         let (status, e) = call(&s, M::GET, &path, t, None).await;
         assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_number_not_found")), "{path}");
@@ -507,4 +507,103 @@ async fn a_simulated_image_is_stored_and_served_with_its_type_to_its_workspace_o
         .to_owned();
     let (status, e) = call(&s, M::GET, &format!("/v1/whatsapp/messages/{text}/media"), &token, None).await;
     assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_media_not_found")), "{e}");
+}
+
+#[tokio::test]
+async fn a_number_is_refreshed_its_bot_deleted_template_text_written_and_the_number_disconnected() {
+    let s = stack_messaging().await;
+    let (token, me) = owner(&s, "wa-life", "pt").await;
+    let (other, _) = owner(&s, "wa-life-b", "en").await;
+    let n = number(&s, &token, "5550700").await;
+
+    // Refresh: the sandbox's own standing, read now.
+    let (status, r) = call(&s, M::POST, &format!("/v1/whatsapp/numbers/{n}/refresh"), &token, None).await;
+    assert_eq!(
+        (status, r["quality_rating"].as_str(), r["messaging_tier"].as_str()),
+        (200, Some("GREEN"), Some("TIER_1K"))
+    );
+    assert!(r["quality_checked_at"].is_string(), "{r}");
+    let (status, e) = call(&s, M::POST, &format!("/v1/whatsapp/numbers/{n}/refresh"), &other, None).await;
+    assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_number_not_found")));
+
+    // The bot names who takes handed-over conversations: a current member only.
+    let bot = |assignee: &str| {
+        json!({"config": {"rules": [], "time_zone": "UTC", "handoff_keyword": "agent",
+        "handoff_reply": "Um atendente responde já.", "handoff_assignee": assignee}})
+    };
+    let path = format!("/v1/whatsapp/numbers/{n}/bot");
+    let stranger = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9aa";
+    let (status, e) = call(&s, M::PUT, &path, &token, Some(bot(stranger))).await;
+    assert_eq!((status, code(&e)), (400, Some("messaging.not_a_member")), "{e}");
+    let (status, e) = call(&s, M::PUT, &path, &token, Some(bot("someone"))).await;
+    assert_eq!((status, code(&e)), (400, Some("messaging.whatsapp_bot_invalid")), "{e}");
+    let (status, b) = call(&s, M::PUT, &path, &token, Some(bot(&me))).await;
+    assert_eq!((status, b["config"]["handoff_assignee"].as_str()), (200, Some(me.as_str())), "{b}");
+    let (status, _) = call(&s, M::DELETE, &path, &other, None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&s, M::DELETE, &path, &token, None).await;
+    assert_eq!(status, 204);
+    let (status, e) = call(&s, M::DELETE, &path, &token, None).await;
+    assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_bot_not_found")));
+
+    // Template text from content, in the template's language, ready for a draft.
+    let text_path = format!("/v1/whatsapp/numbers/{n}/templates/draft-text");
+    let ask = json!({"purpose": "Avisar que a liquidação de inverno começa sexta com 20% em botas.",
+        "category": "marketing", "language": "pt_BR"});
+    let (status, t) = call(&s, M::POST, &text_path, &token, Some(ask.clone())).await;
+    assert_eq!(status, 200, "{t}");
+    let body = t["body"].as_str().unwrap();
+    let examples = t["body_examples"].as_array().unwrap();
+    assert_eq!(examples.len(), body.matches("{{").count(), "{t}");
+    let draft = json!({"name": "winter_sale", "language": "pt_BR", "category": "marketing", "body": body,
+        "body_examples": examples});
+    let (status, d) = call(&s, M::POST, &format!("/v1/whatsapp/numbers/{n}/templates"), &token, Some(draft)).await;
+    assert_eq!(status, 201, "the written text passes the template rules: {d}");
+    // The same ask again: the same text, charged once.
+    let (_, again) = call(&s, M::POST, &text_path, &token, Some(ask.clone())).await;
+    assert_eq!(again["generation_id"], t["generation_id"]);
+    for (bad, want) in [
+        (
+            json!({"purpose": "x", "category": "marketing", "language": "fr"}),
+            "messaging.whatsapp_template_language_unwritten",
+        ),
+        (
+            json!({"purpose": "   ", "category": "marketing", "language": "en"}),
+            "messaging.whatsapp_template_purpose_invalid",
+        ),
+        (
+            json!({"purpose": "x", "category": "promo", "language": "en"}),
+            "messaging.whatsapp_template_category_invalid",
+        ),
+    ] {
+        let (status, e) = call(&s, M::POST, &text_path, &token, Some(bad)).await;
+        assert_eq!((status, code(&e)), (400, Some(want)), "{e}");
+    }
+    let (status, e) =
+        call(&s, M::POST, &text_path, &token, Some(json!({"purpose": "x", "category": "marketing", "language": "fr"})))
+            .await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("português"), "in the caller's language: {status} {e}");
+    let (status, _) = call(&s, M::POST, &text_path, &other, Some(ask)).await;
+    assert_eq!(status, 404);
+
+    // Disconnected: gone from the list, free again, its history still readable.
+    let (status, _) = call(&s, M::DELETE, &format!("/v1/whatsapp/numbers/{n}"), &other, None).await;
+    assert_eq!(status, 404);
+    inbound(&s, &token, &n, "5511999990070", "Oi").await;
+    let (status, _) = call(&s, M::DELETE, &format!("/v1/whatsapp/numbers/{n}"), &token, None).await;
+    assert_eq!(status, 204);
+    let (_, list) = call(&s, M::GET, "/v1/whatsapp/numbers", &token, None).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    let (status, e) = call(
+        &s,
+        M::POST,
+        &format!("/v1/whatsapp/numbers/{n}/simulate"),
+        &token,
+        Some(json!({"inbound": {"from": "5511999990070", "text": "Oi"}})),
+    )
+    .await;
+    assert_eq!((status, code(&e)), (404, Some("messaging.whatsapp_number_not_found")));
+    let (_, inbox) = call(&s, M::GET, "/v1/whatsapp/conversations?filter=all", &token, None).await;
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1, "{inbox}");
+    number(&s, &token, "5550700").await;
 }

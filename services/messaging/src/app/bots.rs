@@ -7,6 +7,7 @@
 //! path.
 
 use chrono::Utc;
+use nexus_kernel::ids::UserId;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::credits::Hold;
 use nexus_platform::db;
@@ -21,6 +22,7 @@ use super::whatsapp::{HOLD_TTL, WhatsApp};
 use crate::domain::bot::{Bot, Decision};
 use crate::domain::whatsapp::{Content, Status};
 use crate::events::whatsapp::{self as events, SEND_ACTION};
+use crate::repo::inbox as inbox_repo;
 use crate::repo::whatsapp::{self as repo, NumberRow};
 
 impl WhatsApp {
@@ -35,7 +37,24 @@ impl WhatsApp {
         repo::number(&mut tx, number_id)
             .await?
             .ok_or_else(|| Error::not_found("messaging.whatsapp_number_not_found"))?;
+        if let Some(user) = bot.handoff_assignee()? {
+            super::members::require_member(&mut tx, p, user.as_uuid(), "handoff_assignee").await?;
+        }
         repo::upsert_bot(&mut tx, p.workspace_id, number_id, &config, enabled).await?;
+        db::commit(tx).await
+    }
+
+    /// Removes the number's bot; conversations it handed to people stay with them.
+    pub async fn delete_bot(&self, p: &Principal, number: &str) -> Result<(), Error> {
+        p.require(Action::Write)?;
+        let number_id = parse_id(number, "messaging.whatsapp_number_not_found")?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        repo::number(&mut tx, number_id)
+            .await?
+            .ok_or_else(|| Error::not_found("messaging.whatsapp_number_not_found"))?;
+        if !repo::delete_bot(&mut tx, number_id).await? {
+            return Err(Error::not_found("messaging.whatsapp_bot_not_found"));
+        }
         db::commit(tx).await
     }
 
@@ -66,6 +85,7 @@ impl WhatsApp {
             number_id: number_id.to_string(),
             contact_id: contact_id.to_string(),
             direction: "to_bot".into(),
+            assigned_to: String::new(),
         };
         events::bot_handoff(&mut tx, p.workspace_id, e).await?;
         db::commit(tx).await
@@ -83,19 +103,12 @@ impl WhatsApp {
         let content = match bot.decide(m.text, m.reply_id, Utc::now()) {
             Decision::Reply(c) => c,
             Decision::Handoff(reply) => {
-                repo::set_bot_paused(&mut tx, number.id, m.contact, true).await?;
-                let e = ev::WhatsAppBotHandoff {
-                    workspace_id: tenant.to_string(),
-                    number_id: number.id.to_string(),
-                    contact_id: m.contact.to_string(),
-                    direction: "to_human".into(),
-                };
-                events::bot_handoff(&mut tx, tenant, e).await?;
+                hand_off(&mut tx, tenant, number.id, m.contact, &bot).await?;
                 Content::Text(reply)
             }
             Decision::Fallback => {
                 db::commit(tx).await?;
-                return self.ai_reply(number, m, &bot.agent_id).await;
+                return self.ai_reply(number, m, &bot).await;
             }
         };
         db::commit(tx).await?;
@@ -105,20 +118,38 @@ impl WhatsApp {
     /// What no rule matched, answered by the bot's content agent (as the service, for the
     /// workspace) and sent metered like any message: its credits held first, settled with the
     /// outcome.
-    async fn ai_reply(&self, number: &NumberRow, m: &Inbound<'_>, agent_id: &str) -> Result<(), Error> {
+    ///
+    /// An agent that cannot answer (its call fails: no credits left, content unavailable, or it
+    /// answers nothing) hands the conversation to a person, as the handoff keyword does, rather
+    /// than leaving the contact without an answer.
+    async fn ai_reply(&self, number: &NumberRow, m: &Inbound<'_>, bot: &Bot) -> Result<(), Error> {
+        let agent_id = bot.agent_id.as_str();
         let Some(agents) = self.agents.as_ref().filter(|_| !agent_id.is_empty() && !m.text.trim().is_empty()) else {
             return Ok(());
         };
         let workspace = TenantId::from_uuid(number.tenant_id);
         // The message's own id keys the turn: a redelivery neither asks nor pays twice.
         let key = format!("whatsapp.bot:{}", m.message);
-        let reply = agents.reply(workspace, agent_id, m.contact, m.text, &key).await?;
+        let reply = match agents.reply(workspace, agent_id, m.contact, m.text, &key).await {
+            Ok(r) if !r.text.trim().is_empty() => r,
+            outcome => {
+                if let Err(e) = &outcome {
+                    tracing::warn!(error = ?e, "bot agent could not answer; handing over");
+                }
+                let mut tx = db::tenant(&self.pool, workspace).await?;
+                if let Ok(r) = &outcome {
+                    crate::repo::inbox::set_agent_conversation(&mut tx, number.id, m.contact, &r.conversation_id)
+                        .await?;
+                }
+                hand_off(&mut tx, workspace, number.id, m.contact, bot).await?;
+                db::commit(tx).await?;
+                let content = Content::Text(bot.handoff_reply.clone());
+                return self.bot_send(number, m.contact, m.from, &content, None).await;
+            }
+        };
         let mut tx = db::tenant(&self.pool, workspace).await?;
         crate::repo::inbox::set_agent_conversation(&mut tx, number.id, m.contact, &reply.conversation_id).await?;
         db::commit(tx).await?;
-        if reply.text.trim().is_empty() {
-            return Ok(());
-        }
         let text: String = reply.text.chars().take(crate::domain::whatsapp::TEXT_MAX).collect();
         let id = Uuid::now_v7();
         let job = format!("whatsapp.message:{id}");
@@ -189,6 +220,54 @@ impl WhatsApp {
     }
 }
 
+/// Hands the conversation to a person: the bot pauses on it, and — unless someone has it
+/// already — it is assigned to the bot's `handoff_assignee` while a current member, or else to the
+/// current member with the fewest open assigned conversations (ties: the longest-standing).
+/// Announced with the assignee in the caller's transaction.
+async fn hand_off(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    number: Uuid,
+    contact: Uuid,
+    bot: &Bot,
+) -> Result<(), Error> {
+    repo::set_bot_paused(tx, number, contact, true).await?;
+    let (before, _) = inbox_repo::lock(tx, number, contact).await?.unwrap_or((None, false));
+    let assignee = match before {
+        Some(u) => Some(u),
+        None => {
+            let configured = match bot.handoff_assignee().ok().flatten() {
+                Some(u) if crate::repo::members::is_member(tx, u.as_uuid()).await? => Some(u.as_uuid()),
+                _ => None,
+            };
+            let chosen = match configured {
+                Some(u) => Some(u),
+                None => inbox_repo::least_loaded_member(tx).await?,
+            };
+            if let Some(u) = chosen {
+                inbox_repo::set_assignee(tx, number, contact, Some(u)).await?;
+                let e = ev::WhatsAppConversationChanged {
+                    workspace_id: tenant.to_string(),
+                    number_id: number.to_string(),
+                    contact_id: contact.to_string(),
+                    change: "assigned".into(),
+                    assigned_to: UserId::from_uuid(u).to_string(),
+                };
+                events::conversation_changed(tx, tenant, e).await?;
+            }
+            chosen
+        }
+    };
+    let e = ev::WhatsAppBotHandoff {
+        workspace_id: tenant.to_string(),
+        number_id: number.to_string(),
+        contact_id: contact.to_string(),
+        direction: "to_human".into(),
+        assigned_to: assignee.map(|u| UserId::from_uuid(u).to_string()).unwrap_or_default(),
+    };
+    events::bot_handoff(tx, tenant, e).await
+}
+
 /// An inbound message a bot answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Inbound<'a> {
@@ -229,6 +308,29 @@ pub trait BotAgent: Send + Sync + 'static {
         workspace: TenantId,
         call: futures::future::BoxFuture<'_, Result<Hold, Error>>,
     ) -> Result<Hold, Error>;
+
+    /// Content writes a WhatsApp template body for `ask` (charged to `workspace` by content);
+    /// `key` makes a retried ask the same ask.
+    async fn write_template(&self, workspace: TenantId, ask: &TextAsk<'_>, key: &str) -> Result<Written, Error>;
+}
+
+/// What a template's body is asked to say.
+#[derive(Debug, Clone, Copy)]
+pub struct TextAsk<'a> {
+    pub purpose: &'a str,
+    /// marketing, utility or authentication.
+    pub category: &'a str,
+    /// en, es, pt, he or ar.
+    pub language: &'a str,
+}
+
+/// Content's text and what it charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub text: String,
+    pub generation_id: String,
+    pub credits: i64,
+    pub provider: String,
 }
 
 /// [`BotAgent`] over content's `Chat`, with the service's own tokens.
@@ -266,5 +368,32 @@ impl BotAgent for ContentAgents {
         call: futures::future::BoxFuture<'_, Result<Hold, Error>>,
     ) -> Result<Hold, Error> {
         self.tokens.context(Some(workspace)).await?.scope(call).await
+    }
+
+    async fn write_template(&self, workspace: TenantId, ask: &TextAsk<'_>, key: &str) -> Result<Written, Error> {
+        use nexus_proto::nexus::content::v1 as cpb;
+        // Content's brief names a product (120 characters at most): the purpose's first line.
+        let product: String = ask.purpose.lines().next().unwrap_or_default().chars().take(120).collect();
+        let tone = if ask.category == "marketing" { "friendly" } else { "professional" };
+        let req = cpb::GenerateRequest {
+            kind: "whatsapp_template".into(),
+            language: ask.language.to_owned(),
+            tone: tone.into(),
+            product: product.trim().to_owned(),
+            description: ask.purpose.to_owned(),
+            variants: 1,
+            idempotency_key: key.to_owned(),
+            ..Default::default()
+        };
+        let mut client = cpb::content_client::ContentClient::new(self.channel.clone());
+        let ctx = self.tokens.context(Some(workspace)).await?;
+        let g =
+            ctx.scope(client.generate(req)).await.map_err(|s| nexus_platform::grpc::upstream_error(&s))?.into_inner();
+        Ok(Written {
+            text: g.variants.into_iter().next().map(|v| v.body).unwrap_or_default(),
+            generation_id: g.id,
+            credits: g.credits,
+            provider: g.provider,
+        })
     }
 }

@@ -176,8 +176,7 @@ impl WhatsApp {
                 .with_param("status", row.status));
         }
         if to == "canceled" {
-            repo::cancel_queued(&mut tx, bid).await?;
-            finish_in(&mut tx, tenant, &row, "canceled").await?;
+            cancel_queued_in(&mut tx, tenant, &row).await?;
         }
         db::commit(tx).await?;
         self.broadcast(p, id).await
@@ -200,6 +199,29 @@ impl WhatsApp {
         db::commit(tx).await?;
         Ok(rows)
     }
+}
+
+/// The rest of a cancel once the broadcast is `canceled`: its queued recipients canceled, its
+/// hold settled (what was sent charged, the rest given back) and the end announced.
+async fn cancel_queued_in(tx: &mut sqlx::PgConnection, tenant: TenantId, b: &BroadcastRow) -> Result<(), Error> {
+    repo::cancel_queued(tx, b.id).await?;
+    finish_in(tx, tenant, b, "canceled").await
+}
+
+/// Cancels every broadcast of the number that has not ended, in the caller's transaction (a
+/// number being disconnected).
+pub(crate) async fn cancel_of_number(
+    tx: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    number: Uuid,
+) -> Result<usize, Error> {
+    let live = repo::live_of_number_for_update(tx, number).await?;
+    for b in &live {
+        if repo::transition(tx, b.id, &["scheduled", "running", "paused"], "canceled").await? {
+            cancel_queued_in(tx, tenant, b).await?;
+        }
+    }
+    Ok(live.len())
 }
 
 /// Ends a broadcast's hold (each sent message charged, the rest given back) and announces the

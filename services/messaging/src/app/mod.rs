@@ -9,6 +9,7 @@ pub mod inbox;
 pub mod leads;
 pub mod media;
 pub mod members;
+pub mod numbers;
 pub mod purchases;
 pub mod segments;
 pub mod templates;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::parse_id;
 use super::whatsapp::WhatsApp;
-use crate::domain::templates::{Draft, Review};
+use crate::domain::templates::{Category, Draft, Review, writing_language, written_body};
 use crate::repo::whatsapp::{self as repo, NumberRow, TemplateRow};
 
 /// A template as shown.
@@ -45,7 +45,7 @@ fn view(t: TemplateRow) -> Template {
     }
 }
 
-fn provider_error(e: nexus_providers::whatsapp::WhatsAppError) -> Error {
+pub(crate) fn provider_error(e: nexus_providers::whatsapp::WhatsAppError) -> Error {
     match e.code() {
         Some(code) => Error::new(ErrorKind::FailedPrecondition, crate::domain::whatsapp::meta_error_code(code))
             .with_param("code", code.to_string())
@@ -54,7 +54,94 @@ fn provider_error(e: nexus_providers::whatsapp::WhatsAppError) -> Error {
     }
 }
 
+/// What a template's body is for: content writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TextBrief<'a> {
+    pub purpose: &'a str,
+    pub category: Category,
+    /// Meta's language code of the template.
+    pub language: &'a str,
+    /// The caller's key; empty: one derived from the brief, so asking the same twice answers
+    /// the same text and charges once.
+    pub idempotency_key: &'a str,
+}
+
+/// A body content wrote, ready for a draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenText {
+    pub body: String,
+    pub body_examples: Vec<String>,
+    pub generation_id: String,
+    pub credits: i64,
+    pub provider: String,
+}
+
+/// The most a purpose may say.
+pub const PURPOSE_MAX: usize = 1_000;
+
 impl WhatsApp {
+    /// Content writes a template body for `brief` (charged in credits by content, as the service
+    /// acting for the workspace, like the bots' AI replies); nothing is stored. A body that does
+    /// not pass the template rules is asked for once more, then refused.
+    #[tracing::instrument(skip_all, fields(workspace = %p.workspace_id))]
+    pub async fn draft_template_text(
+        &self,
+        p: &Principal,
+        number: &str,
+        brief: &TextBrief<'_>,
+    ) -> Result<WrittenText, Error> {
+        p.require(Action::Write)?;
+        let purpose = brief.purpose.trim();
+        if purpose.is_empty()
+            || purpose.chars().count() > PURPOSE_MAX
+            || purpose.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Err(Error::invalid("messaging.whatsapp_template_purpose_invalid"));
+        }
+        if !crate::domain::templates::valid_language(brief.language) {
+            return Err(Error::invalid("messaging.whatsapp_template_field_invalid").with_param("field", "language"));
+        }
+        let Some(writing) = writing_language(brief.language) else {
+            return Err(Error::invalid("messaging.whatsapp_template_language_unwritten")
+                .with_param("language", brief.language.to_owned()));
+        };
+        let key = brief.idempotency_key.trim();
+        if key.len() > 200 {
+            return Err(Error::invalid("request.invalid_idempotency_key"));
+        }
+        let number = self.number_row(p, number).await?;
+        let writer = self.agents.as_ref().ok_or_else(|| Error::unavailable("messaging.whatsapp_unavailable"))?;
+        // Content keeps keys per workspace and short: the caller's key (or the brief) hashed.
+        let material = if key.is_empty() {
+            format!("brief\n{}\n{}\n{}\n{purpose}", number.id, brief.category.as_str(), brief.language)
+        } else {
+            format!("key\n{key}")
+        };
+        let digest = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(material.as_bytes())
+        };
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let key = format!("whatsapp.template_text:{hex}");
+        let ask = super::bots::TextAsk { purpose, category: brief.category.as_str(), language: writing };
+        for attempt in 0..2 {
+            // The second ask is a new generation: the first's answer is what its key returns.
+            let key = if attempt == 0 { key.clone() } else { format!("{key}:again") };
+            let written = writer.write_template(p.workspace_id, &ask, &key).await?;
+            if let Some((body, body_examples)) = written_body(&written.text, brief.language, brief.category) {
+                return Ok(WrittenText {
+                    body,
+                    body_examples,
+                    generation_id: written.generation_id,
+                    credits: written.credits,
+                    provider: written.provider,
+                });
+            }
+            tracing::warn!(attempt, "written template body does not pass the template rules");
+        }
+        Err(Error::unavailable("messaging.whatsapp_template_text_unusable"))
+    }
+
     async fn number_row(&self, p: &Principal, number: &str) -> Result<NumberRow, Error> {
         let id = parse_id(number, "messaging.whatsapp_number_not_found")?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
@@ -94,7 +181,10 @@ impl WhatsApp {
         let t = repo::template(&mut tx, id)
             .await?
             .ok_or_else(|| Error::not_found("messaging.whatsapp_template_not_found"))?;
-        let n = repo::number(&mut tx, t.number_id).await?.ok_or_else(|| Error::internal("template without number"))?;
+        // A disconnected number's templates are not found with it.
+        let n = repo::number(&mut tx, t.number_id)
+            .await?
+            .ok_or_else(|| Error::not_found("messaging.whatsapp_template_not_found"))?;
         db::commit(tx).await?;
         Ok((t, n))
     }

@@ -77,6 +77,7 @@ pub struct Number {
     pub quality_rating: String,
     pub messaging_tier: String,
     pub created_at: chrono::DateTime<Utc>,
+    pub quality_checked_at: Option<chrono::DateTime<Utc>>,
 }
 
 fn number_view(n: NumberRow) -> Number {
@@ -89,6 +90,7 @@ fn number_view(n: NumberRow) -> Number {
         quality_rating: n.quality_rating,
         messaging_tier: n.messaging_tier,
         created_at: n.created_at,
+        quality_checked_at: n.quality_checked_at,
     }
 }
 
@@ -203,6 +205,16 @@ impl WhatsApp {
             }
             "meta"
         };
+        let phone_number_id = input.phone_number_id.trim();
+        // Read once before anything is stored: a token or id Meta refuses connects nothing.
+        let standing = if provider == "meta" {
+            let meta = self.meta.as_ref().ok_or_else(|| Error::invalid("messaging.whatsapp_token_required"))?;
+            meta.number_state(&Sender { phone_number_id, token }).await.map_err(connect_refused)?
+        } else {
+            self.local.number_state(&Sender { phone_number_id, token }).await.map_err(connect_refused)?
+        };
+        let quality = domain::quality_rating(&standing.quality_rating);
+        let tier = domain::messaging_tier(&standing.messaging_limit_tier).unwrap_or_else(|| "TIER_250".into());
         // Asked before the transaction: a slow subscriptions service holds no lock here.
         let limit = self.credits.limit(NUMBERS_FEATURE).await?;
         let id = Uuid::now_v7();
@@ -218,10 +230,12 @@ impl WhatsApp {
         let new = repo::NewNumber {
             id,
             waba_id: input.waba_id.trim(),
-            phone_number_id: input.phone_number_id.trim(),
+            phone_number_id,
             display_phone_number: display,
             provider,
             token_sealed: &sealed,
+            quality_rating: quality,
+            messaging_tier: &tier,
         };
         if !repo::insert_number(&mut tx, tenant, &new).await? {
             return Err(Error::new(ErrorKind::Conflict, "messaging.whatsapp_number_taken"));
@@ -455,6 +469,9 @@ impl WhatsApp {
             let Some(number) = self.number_for(&s.phone_number_id).await? else { continue };
             applied += usize::from(self.apply_status(&number, &s).await?);
         }
+        for q in d.quality {
+            applied += usize::from(self.apply_quality_update(&q).await?);
+        }
         Ok(applied)
     }
 
@@ -667,6 +684,20 @@ fn refused(e: &wa::WhatsAppError) -> Error {
         Some(code) => Error::new(ErrorKind::FailedPrecondition, domain::meta_error_code(code))
             .with_param("code", code.to_string()),
         None => Error::unavailable("messaging.whatsapp_unavailable"),
+    }
+}
+
+/// Meta's answer to the standing read at connect, as the caller sees it: a token Meta refuses
+/// (190) or a number it does not know or the token may not see (100) is the caller's to fix;
+/// no answer is Meta being unavailable.
+fn connect_refused(e: wa::WhatsAppError) -> Error {
+    match e.code() {
+        Some(wa::CODE_TOKEN) => Error::invalid("messaging.whatsapp_token_refused").with_source(e),
+        Some(wa::CODE_INVALID_PARAMETER) => Error::invalid("messaging.whatsapp_number_unknown_to_meta").with_source(e),
+        Some(code) => Error::new(ErrorKind::FailedPrecondition, domain::meta_error_code(code))
+            .with_param("code", code.to_string())
+            .with_source(e),
+        None => Error::unavailable("messaging.whatsapp_unavailable").with_source(e),
     }
 }
 

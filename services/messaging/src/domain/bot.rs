@@ -57,6 +57,10 @@ pub struct Bot {
     /// for a person.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub agent_id: String,
+    /// The member (`usr_…`) handed conversations go to; empty: the member with the fewest open
+    /// assigned conversations.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub handoff_assignee: String,
 }
 
 fn invalid(field: &str) -> Error {
@@ -144,7 +148,17 @@ impl Bot {
         if self.agent_id.len() > 64 || !self.agent_id.chars().all(id_char) {
             return Err(invalid("agent_id"));
         }
+        self.handoff_assignee()?;
         Ok(())
+    }
+
+    /// The configured assignee of handed-over conversations, if any (its membership is the use
+    /// case's to check).
+    pub fn handoff_assignee(&self) -> Result<Option<nexus_kernel::ids::UserId>, Error> {
+        if self.handoff_assignee.is_empty() {
+            return Ok(None);
+        }
+        nexus_kernel::ids::UserId::parse(&self.handoff_assignee).map(Some).map_err(|_| invalid("handoff_assignee"))
     }
 
     /// The menu as an interactive message: buttons up to three items, a list beyond.
@@ -242,6 +256,7 @@ mod tests {
             handoff_keyword: "agent".into(),
             handoff_reply: "A person will answer soon.".into(),
             agent_id: String::new(),
+            handoff_assignee: String::new(),
         }
     }
 
@@ -270,6 +285,21 @@ mod tests {
         assert_eq!(b.decide("price", "", closed), Decision::Reply(Content::Text("We are closed.".into())));
         b.time_zone = "Mars/Base".into();
         assert!(b.check().is_err());
+    }
+
+    #[test]
+    fn a_handoff_assignee_is_a_user_id_or_nothing() {
+        let mut b = bot();
+        assert_eq!(b.handoff_assignee().unwrap(), None);
+        let user = nexus_kernel::ids::UserId::new();
+        b.handoff_assignee = user.to_string();
+        assert!(b.check().is_ok());
+        assert_eq!(b.handoff_assignee().unwrap(), Some(user));
+        for bad in ["usr_nonsense", "agt_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "someone"] {
+            b.handoff_assignee = bad.to_owned();
+            let e = b.check().unwrap_err();
+            assert_eq!(e.code(), "messaging.whatsapp_bot_invalid", "{bad}");
+        }
     }
 
     #[test]

@@ -205,9 +205,72 @@ pub fn check_send(review: Review, body_params: usize, given: usize) -> Result<()
     Ok(())
 }
 
+/// The language content writes for a template language (`pt_BR` → `pt`); `None` when content
+/// writes none of it.
+pub fn writing_language(template_language: &str) -> Option<&'static str> {
+    let lang = template_language.split('_').next().unwrap_or_default();
+    ["en", "es", "pt", "he", "ar"].into_iter().find(|l| *l == lang)
+}
+
+/// What the `{{1}}` of a written body stands for (content writes it where the customer's name
+/// goes), shown to Meta's reviewers as an example in the template's language.
+fn example_name(language: &str) -> &'static str {
+    match language {
+        "es" => "Lucía",
+        "pt" => "João",
+        "he" => "נועה",
+        "ar" => "ليلى",
+        _ => "Alex",
+    }
+}
+
+/// A body content wrote, made a template body: trimmed, with one example per placeholder, and
+/// passing every rule a draft must pass (`None` otherwise, e.g. a placeholder content was not
+/// asked for).
+pub fn written_body(body: &str, language: &str, category: Category) -> Option<(String, Vec<String>)> {
+    let body = body.trim().to_owned();
+    let writing = writing_language(language)?;
+    let params = placeholders(&body)?;
+    // Content is asked for the customer's name only; anything more has no example to give.
+    if params.len() > 1 || params.iter().any(|p| *p != 1) {
+        return None;
+    }
+    let examples: Vec<String> = params.iter().map(|_| example_name(writing).to_owned()).collect();
+    let draft = Draft {
+        name: "written".into(),
+        language: language.to_owned(),
+        category,
+        header: String::new(),
+        body: body.clone(),
+        footer: String::new(),
+        buttons: vec![],
+        body_examples: examples.clone(),
+    };
+    draft.check().ok()?;
+    Some((body, examples))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_bodies_get_examples_in_the_language_or_are_refused() {
+        let (body, ex) =
+            written_body("  Hi {{1}}! Our sale starts Friday. Reply YES for details. ", "es_MX", Category::Marketing)
+                .unwrap();
+        assert_eq!(
+            (body.as_str(), ex),
+            ("Hi {{1}}! Our sale starts Friday. Reply YES for details.", vec!["Lucía".to_owned()])
+        );
+        assert_eq!(written_body("Your order shipped.", "he", Category::Utility).unwrap().1, Vec::<String>::new());
+        assert!(written_body("Hi {{1}}, order {{2}} shipped.", "en", Category::Utility).is_none(), "unasked {{2}}");
+        assert!(written_body("{{1}}, hi", "en", Category::Utility).is_none(), "leading placeholder");
+        assert!(written_body(&"x".repeat(1_025), "en", Category::Utility).is_none());
+        assert!(written_body("Hello {{1}}.", "fr", Category::Utility).is_none(), "content writes no French");
+        assert_eq!(writing_language("pt_BR"), Some("pt"));
+        assert_eq!(writing_language("zh_CN"), None);
+    }
 
     fn draft(body: &str, examples: &[&str]) -> Draft {
         Draft {

@@ -195,8 +195,8 @@ pub const CATALOGUE: &[EventType] = &[
     EventType {
         name: "bot.handoff",
         description: "A WhatsApp conversation went from the bot to a person, or back.",
-        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["number_id","contact_id","direction"],"properties":{"number_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"direction":{"type":"string","enum":["to_human","to_bot"]}}}"#,
-        example: r#"{"number_id":"0193a5e1-1111-7222-8333-944455566677","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","direction":"to_human"}"#,
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["number_id","contact_id","direction"],"properties":{"number_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"direction":{"type":"string","enum":["to_human","to_bot"]},"assigned_to":{"type":"string","description":"to_human: the member (usr_…) the conversation is assigned to; empty when nobody could be"}}}"#,
+        example: r#"{"number_id":"0193a5e1-1111-7222-8333-944455566677","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","direction":"to_human","assigned_to":"usr_0193a5e055557666877798889990001a"}"#,
     },
 ];
 

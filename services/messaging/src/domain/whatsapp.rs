@@ -399,6 +399,37 @@ pub struct StatusUpdate {
 pub struct Delivery {
     pub messages: Vec<Inbound>,
     pub statuses: Vec<StatusUpdate>,
+    pub quality: Vec<QualityUpdate>,
+}
+
+/// Meta's `phone_number_quality_update`: the number named by its business account and display
+/// number; `event` (DOWNGRADE, UPGRADE, FLAGGED, UNFLAGGED, THROUGHPUT_UPGRADE, …) says that
+/// something changed, `current_limit` the tier now (empty when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualityUpdate {
+    pub waba_id: String,
+    /// Digits only.
+    pub display_digits: String,
+    pub event: String,
+    pub current_limit: String,
+}
+
+/// Meta's quality words; anything else is `UNKNOWN`.
+pub fn quality_rating(s: &str) -> &'static str {
+    match s.trim().to_ascii_uppercase().as_str() {
+        "GREEN" => "GREEN",
+        "YELLOW" => "YELLOW",
+        "RED" => "RED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// A messaging tier as Meta writes it (`TIER_250`, `TIER_1K`, `TIER_UNLIMITED`, …); `None` for
+/// anything else (the stored tier is kept then).
+pub fn messaging_tier(s: &str) -> Option<String> {
+    let t = s.trim().to_ascii_uppercase();
+    let rest = t.strip_prefix("TIER_")?;
+    (!rest.is_empty() && rest.len() <= 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).then_some(t)
 }
 
 fn s(v: &Value, key: &str) -> String {
@@ -416,6 +447,24 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, Error> {
     let entries = v.get("entry").and_then(Value::as_array).cloned().unwrap_or_default();
     for entry in &entries {
         for change in entry.get("changes").and_then(Value::as_array).into_iter().flatten() {
+            if change.get("field").and_then(Value::as_str) == Some("phone_number_quality_update") {
+                let value = change.get("value").cloned().unwrap_or_default();
+                let digits: String = s(&value, "display_phone_number").chars().filter(char::is_ascii_digit).collect();
+                // `current_limit` is being replaced by `max_daily_conversations_per_business`.
+                let mut limit = s(&value, "current_limit");
+                if limit.is_empty() {
+                    limit = s(&value, "max_daily_conversations_per_business");
+                }
+                if !digits.is_empty() {
+                    out.quality.push(QualityUpdate {
+                        waba_id: s(entry, "id"),
+                        display_digits: digits,
+                        event: s(&value, "event"),
+                        current_limit: limit,
+                    });
+                }
+                continue;
+            }
             if change.get("field").and_then(Value::as_str) != Some("messages") {
                 continue;
             }
@@ -510,6 +559,40 @@ pub fn envelope(waba_id: &str, phone_number_id: &str, display: &str, value: Valu
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quality_updates_are_read_by_business_account_and_display_number() {
+        let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398",
+            "changes": [{"field": "phone_number_quality_update", "value": {"display_phone_number": "+1 555-078-3881",
+                "event": "DOWNGRADE", "current_limit": "TIER_250"}},
+                {"field": "phone_number_quality_update", "value": {"display_phone_number": "15550783882",
+                "event": "UPGRADE", "max_daily_conversations_per_business": "TIER_10K"}},
+                {"field": "phone_number_quality_update", "value": {"event": "FLAGGED"}}]}]});
+        let d = parse_delivery(body.to_string().as_bytes()).unwrap();
+        assert_eq!(d.quality.len(), 2, "one without a number is skipped");
+        assert_eq!(
+            d.quality[0],
+            QualityUpdate {
+                waba_id: "102290129340398".into(),
+                display_digits: "15550783881".into(),
+                event: "DOWNGRADE".into(),
+                current_limit: "TIER_250".into()
+            }
+        );
+        assert_eq!(d.quality[1].current_limit, "TIER_10K");
+        assert!(d.messages.is_empty() && d.statuses.is_empty());
+    }
+
+    #[test]
+    fn ratings_and_tiers_are_meta_words_or_nothing() {
+        assert_eq!(quality_rating("green"), "GREEN");
+        assert_eq!(quality_rating("purple"), "UNKNOWN");
+        assert_eq!(messaging_tier("tier_1k").as_deref(), Some("TIER_1K"));
+        assert_eq!(messaging_tier("TIER_UNLIMITED").as_deref(), Some("TIER_UNLIMITED"));
+        for bad in ["", "TIER_", "1K", "TIER_<b>", "TIER_123456789012345678"] {
+            assert_eq!(messaging_tier(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

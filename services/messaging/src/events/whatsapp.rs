@@ -106,7 +106,8 @@ pub async fn broadcast_finished(
 
 pub async fn bot_handoff(conn: &mut PgConnection, tenant: TenantId, e: ev::WhatsAppBotHandoff) -> Result<(), Error> {
     enqueue(conn, "nexus.messaging.bot.handoff", Some(tenant), &e).await.db()?;
-    let data = serde_json::json!({"number_id": e.number_id, "contact_id": e.contact_id, "direction": e.direction});
+    let data = serde_json::json!({"number_id": e.number_id, "contact_id": e.contact_id, "direction": e.direction,
+                                  "assigned_to": e.assigned_to});
     let key = format!("wa:handoff:{}:{}:{}", e.contact_id, e.direction, uuid::Uuid::now_v7());
     webhook(conn, tenant, "bot.handoff", key, data).await
 }
@@ -128,5 +129,25 @@ pub async fn conversation_changed(
     e: ev::WhatsAppConversationChanged,
 ) -> Result<(), Error> {
     enqueue(conn, "nexus.messaging.conversation.changed", Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+/// A number's rating or tier changed as read from Meta.
+pub async fn quality_changed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    e: ev::WhatsAppNumberQualityChanged,
+) -> Result<(), Error> {
+    enqueue(conn, "nexus.messaging.number.quality_changed", Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+/// A number was disconnected.
+pub async fn number_disconnected(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    e: ev::WhatsAppNumberDisconnected,
+) -> Result<(), Error> {
+    enqueue(conn, "nexus.messaging.number.disconnected", Some(tenant), &e).await.db()?;
     Ok(())
 }

@@ -60,6 +60,7 @@ fn number(n: app::Number) -> pb::WhatsAppNumber {
         quality_rating: n.quality_rating,
         messaging_tier: n.messaging_tier,
         created_at: Some(ts(n.created_at)),
+        quality_checked_at: n.quality_checked_at.map(ts),
     }
 }
 
@@ -438,6 +439,46 @@ impl WhatsAppRpc for WhatsAppService {
         let p = principal(&req)?;
         self.wa.delete_template(&p, &req.into_inner().id).await.map_err(status)?;
         Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn refresh_number(&self, req: Request<pb::GetByIdRequest>) -> R<pb::WhatsAppNumber> {
+        let p = principal(&req)?;
+        let n = self.wa.refresh_number(&p, &req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(number(n)))
+    }
+
+    async fn disconnect_number(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.wa.disconnect_number(&p, &req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn delete_bot(&self, req: Request<pb::TemplatesRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.wa.delete_bot(&p, &req.into_inner().number_id).await.map_err(status)?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn draft_template_text(&self, req: Request<pb::DraftTemplateTextRequest>) -> R<pb::DraftedTemplateText> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let category = r.category.trim().parse::<Category>().map_err(status)?;
+        let brief = crate::app::templates::TextBrief {
+            purpose: &r.purpose,
+            category,
+            language: &r.language,
+            idempotency_key: &r.idempotency_key,
+        };
+        let t = self.wa.draft_template_text(&p, &r.number_id, &brief).await.map_err(status)?;
+        Ok(Response::new(pb::DraftedTemplateText {
+            body: t.body,
+            body_examples: t.body_examples,
+            language: r.language,
+            category: category.as_str().to_owned(),
+            generation_id: t.generation_id,
+            credits: t.credits,
+            provider: t.provider,
+        }))
     }
 }
 

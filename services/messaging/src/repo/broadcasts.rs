@@ -110,6 +110,18 @@ pub async fn transition(conn: &mut PgConnection, id: Uuid, from: &[&str], to: &s
     Ok(done.rows_affected() == 1)
 }
 
+/// The number's broadcasts that have not ended (scheduled, running or paused), locked.
+pub async fn live_of_number_for_update(conn: &mut PgConnection, number: Uuid) -> Result<Vec<BroadcastRow>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM wa_broadcasts WHERE number_id = $1 AND status IN ('scheduled', 'running', 'paused') \
+         ORDER BY id FOR UPDATE"
+    )))
+    .bind(number)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
 /// Recipients not yet started are canceled with their broadcast.
 pub async fn cancel_queued(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
     sqlx::query(

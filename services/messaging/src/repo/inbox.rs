@@ -161,3 +161,17 @@ pub async fn set_agent_conversation(
         .db()?;
     Ok(())
 }
+
+/// The current member with the fewest open conversations assigned; ties go to the
+/// longest-standing member (the earliest join), then the lowest id so the choice is stable.
+pub async fn least_loaded_member(conn: &mut PgConnection) -> Result<Option<Uuid>, Error> {
+    sqlx::query_scalar(
+        "SELECT m.user_id FROM members m \
+         LEFT JOIN wa_conversations c ON c.assigned_to = m.user_id AND NOT c.resolved \
+         WHERE m.active GROUP BY m.user_id, m.changed_at \
+         ORDER BY count(c.contact_id), m.changed_at, m.user_id LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await
+    .db()
+}

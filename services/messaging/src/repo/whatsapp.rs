@@ -22,10 +22,11 @@ pub struct NumberRow {
     pub quality_rating: String,
     pub messaging_tier: String,
     pub created_at: DateTime<Utc>,
+    pub quality_checked_at: Option<DateTime<Utc>>,
 }
 
 const NUMBER_COLUMNS: &str = "id, tenant_id, waba_id, phone_number_id, display_phone_number, provider, token_sealed, \
-                              quality_rating, messaging_tier, created_at";
+                              quality_rating, messaging_tier, created_at, quality_checked_at";
 
 pub struct NewNumber<'a> {
     pub id: Uuid,
@@ -34,6 +35,9 @@ pub struct NewNumber<'a> {
     pub display_phone_number: &'a str,
     pub provider: &'a str,
     pub token_sealed: &'a str,
+    /// As read from Meta at connect (the sandbox's own for local numbers).
+    pub quality_rating: &'a str,
+    pub messaging_tier: &'a str,
 }
 
 /// Serializes connects of one workspace, so two at once cannot both pass the plan's limit.
@@ -46,16 +50,18 @@ pub async fn lock_numbers(conn: &mut PgConnection, tenant: TenantId) -> Result<(
     Ok(())
 }
 
+/// Connected numbers (a disconnected one no longer counts toward the plan's limit).
 pub async fn count_numbers(conn: &mut PgConnection) -> Result<i64, Error> {
-    sqlx::query_scalar("SELECT count(*) FROM wa_numbers").fetch_one(conn).await.db()
+    sqlx::query_scalar("SELECT count(*) FROM wa_numbers WHERE disconnected_at IS NULL").fetch_one(conn).await.db()
 }
 
 /// Inserts a number; `Ok(false)` when Meta's phone number id is connected already (here or in
 /// another workspace).
 pub async fn insert_number(conn: &mut PgConnection, tenant: TenantId, n: &NewNumber<'_>) -> Result<bool, Error> {
     let done = sqlx::query(
-        "INSERT INTO wa_numbers (id, tenant_id, waba_id, phone_number_id, display_phone_number, provider, token_sealed) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (phone_number_id) DO NOTHING",
+        "INSERT INTO wa_numbers (id, tenant_id, waba_id, phone_number_id, display_phone_number, provider, token_sealed, \
+         quality_rating, messaging_tier, quality_checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now()) \
+         ON CONFLICT (phone_number_id) WHERE disconnected_at IS NULL DO NOTHING",
     )
     .bind(n.id)
     .bind(tenant.as_uuid())
@@ -64,6 +70,8 @@ pub async fn insert_number(conn: &mut PgConnection, tenant: TenantId, n: &NewNum
     .bind(n.display_phone_number)
     .bind(n.provider)
     .bind(n.token_sealed)
+    .bind(n.quality_rating)
+    .bind(n.messaging_tier)
     .execute(conn)
     .await
     .db()?;
@@ -71,27 +79,140 @@ pub async fn insert_number(conn: &mut PgConnection, tenant: TenantId, n: &NewNum
 }
 
 pub async fn numbers(conn: &mut PgConnection) -> Result<Vec<NumberRow>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {NUMBER_COLUMNS} FROM wa_numbers ORDER BY created_at, id")))
-        .fetch_all(conn)
-        .await
-        .db()
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE disconnected_at IS NULL ORDER BY created_at, id"
+    )))
+    .fetch_all(conn)
+    .await
+    .db()
 }
 
+/// A connected number (a disconnected one is not found: nothing is sent, simulated or templated
+/// on it; its history is read through its messages and conversations).
 pub async fn number(conn: &mut PgConnection, id: Uuid) -> Result<Option<NumberRow>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .db()
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE id = $1 AND disconnected_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .db()
 }
 
 /// The number Meta names in a webhook (a system transaction: the workspace is not known yet).
 pub async fn number_by_phone_id(conn: &mut PgConnection, phone_number_id: &str) -> Result<Option<NumberRow>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE phone_number_id = $1")))
-        .bind(phone_number_id)
-        .fetch_optional(conn)
-        .await
-        .db()
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE phone_number_id = $1 AND disconnected_at IS NULL"
+    )))
+    .bind(phone_number_id)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// The connected number (locked) for a disconnect; `None` when there is none.
+pub async fn number_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<NumberRow>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE id = $1 AND disconnected_at IS NULL FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// Marks the number disconnected and wipes its sealed token.
+pub async fn disconnect_number(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE wa_numbers SET disconnected_at = now(), token_sealed = '' WHERE id = $1 AND disconnected_at IS NULL",
+    )
+    .bind(id)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// Claims up to `limit` connected numbers whose standing was last read more than `every_secs`
+/// ago (system transaction, every workspace). The claim moves their check time to now, so another
+/// replica's sweep skips them from this commit on, and `SKIP LOCKED` keeps two sweeps from taking
+/// one row at the same moment.
+pub async fn claim_due_standing(conn: &mut PgConnection, every_secs: f64, limit: i64) -> Result<Vec<NumberRow>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE wa_numbers SET quality_checked_at = now() WHERE id IN ( \
+           SELECT id FROM wa_numbers WHERE disconnected_at IS NULL \
+             AND (quality_checked_at IS NULL OR quality_checked_at < now() - make_interval(secs => $1)) \
+           ORDER BY quality_checked_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING {NUMBER_COLUMNS}"
+    )))
+    .bind(every_secs)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Records the number's standing as just read; answers the rating and tier it had, or `None`
+/// when it was disconnected meanwhile. Locks the row, so concurrent refreshes apply one by one.
+/// `tier` `None` keeps the stored tier.
+pub async fn set_standing(
+    conn: &mut PgConnection,
+    id: Uuid,
+    quality: &str,
+    tier: Option<&str>,
+) -> Result<Option<(String, String)>, Error> {
+    sqlx::query_as(
+        "UPDATE wa_numbers n SET quality_rating = $2, messaging_tier = coalesce($3, old.messaging_tier), \
+         quality_checked_at = now() \
+         FROM (SELECT id, quality_rating, messaging_tier FROM wa_numbers WHERE id = $1 AND disconnected_at IS NULL \
+               FOR UPDATE) old \
+         WHERE n.id = old.id RETURNING old.quality_rating, old.messaging_tier",
+    )
+    .bind(id)
+    .bind(quality)
+    .bind(tier)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// The connected number of a business account by its display number's digits (Meta's quality
+/// webhook names no phone number id); system transaction.
+pub async fn number_by_display(
+    conn: &mut PgConnection,
+    waba_id: &str,
+    display_digits: &str,
+) -> Result<Option<NumberRow>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {NUMBER_COLUMNS} FROM wa_numbers WHERE waba_id = $1 AND disconnected_at IS NULL \
+         AND regexp_replace(display_phone_number, '[^0-9]', '', 'g') = $2 ORDER BY created_at LIMIT 1"
+    )))
+    .bind(waba_id)
+    .bind(display_digits)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// Applies Meta's quality webhook: the tier it names (`None`: kept), and the rating due for a
+/// read now (Meta says it changed but not to what). Answers the rating and tier it had, or
+/// `None` when the number is disconnected.
+pub async fn set_tier_and_due(
+    conn: &mut PgConnection,
+    id: Uuid,
+    tier: Option<&str>,
+) -> Result<Option<(String, String)>, Error> {
+    sqlx::query_as(
+        "UPDATE wa_numbers n SET messaging_tier = coalesce($2, old.messaging_tier), quality_checked_at = NULL \
+         FROM (SELECT id, quality_rating, messaging_tier FROM wa_numbers WHERE id = $1 AND disconnected_at IS NULL \
+               FOR UPDATE) old \
+         WHERE n.id = old.id RETURNING old.quality_rating, old.messaging_tier",
+    )
+    .bind(id)
+    .bind(tier)
+    .fetch_optional(conn)
+    .await
+    .db()
 }
 
 /// When the contact last wrote to the number.
@@ -527,6 +648,12 @@ pub async fn upsert_bot(
     .await
     .db()?;
     Ok(())
+}
+
+/// Removes the number's bot; whether it had one.
+pub async fn delete_bot(conn: &mut PgConnection, number: Uuid) -> Result<bool, Error> {
+    let done = sqlx::query("DELETE FROM wa_bots WHERE number_id = $1").bind(number).execute(conn).await.db()?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// The number's enabled bot, and whether a person took the contact's conversation over.

@@ -13,7 +13,7 @@ use tonic::Code;
 use crate::whatsapp::{Stack, start_with};
 
 /// `n` contacts tagged `bulk` with WhatsApp marketing consent, written as an import would.
-async fn contacts(s: &Stack, ws: WorkspaceId, n: i64) {
+pub(crate) async fn contacts(s: &Stack, ws: WorkspaceId, n: i64) {
     sqlx::query(
         "INSERT INTO messaging.contacts (id, tenant_id, name, phone, tags) \
          SELECT gen_random_uuid(), $1, 'Guest ' || i, '+3460' || lpad(i::text, 8, '0'), '{bulk}' \
@@ -35,7 +35,7 @@ async fn contacts(s: &Stack, ws: WorkspaceId, n: i64) {
 }
 
 /// Tops the workspace's credits up to `n` (a credit pack bought).
-async fn credits(s: &Stack, ws: WorkspaceId, token: &str, n: i64) {
+pub(crate) async fn credits(s: &Stack, ws: WorkspaceId, token: &str, n: i64) {
     s.balance(token).await;
     sqlx::query("UPDATE subscriptions.credit_balances SET available = $2 WHERE tenant_id = $1")
         .bind(ws.as_uuid())
@@ -45,13 +45,13 @@ async fn credits(s: &Stack, ws: WorkspaceId, token: &str, n: i64) {
         .unwrap();
 }
 
-async fn segment(s: &Stack, token: &str) -> String {
+pub(crate) async fn segment(s: &Stack, token: &str) -> String {
     let mut crm = CrmClient::new(nexus_platform::grpc::channel(&s.url(), Duration::from_secs(30)).unwrap());
     let input = pb::SegmentInput { id: String::new(), name: "Bulk".into(), filter_json: r#"{"tag": "bulk"}"#.into() };
     crm.save_segment(authed(input, token)).await.unwrap().into_inner().id
 }
 
-fn input(number: &str, segment: &str, rate: i32) -> pb::BroadcastInput {
+pub(crate) fn input(number: &str, segment: &str, rate: i32) -> pb::BroadcastInput {
     pb::BroadcastInput {
         number_id: number.into(),
         segment_id: segment.into(),

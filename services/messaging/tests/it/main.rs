@@ -8,6 +8,7 @@ mod leads;
 mod media;
 mod members;
 mod messages;
+mod numbers;
 mod orders;
 mod schema;
 mod search;

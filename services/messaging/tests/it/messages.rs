@@ -28,6 +28,7 @@ const ARGS: &[(&str, &str)] = &[
     ("target", "t"),
     ("header", "h"),
     ("templates", "t"),
+    ("language", "fr"),
     ("category", "c"),
     ("code", "131047"),
     ("reason", "sha256_mismatch"),
