@@ -227,10 +227,11 @@ impl Stack {
         self.client().get_video(authed(pb::GetByIdRequest { id: id.into() }, token)).await.unwrap().into_inner()
     }
 
-    /// Waits until the video is in `status` (panics after 20 s).
+    /// Waits until the video is in `status` (panics after 120 s: a render is ffmpeg work, slow on a
+    /// busy machine).
     pub async fn wait_for(&self, token: &str, id: &str, status: &str) -> pb::VideoRecord {
         let reached =
-            nexus_testkit::eventually(Duration::from_secs(20), || async { self.get(token, id).await.status == status })
+            nexus_testkit::eventually(Duration::from_secs(120), || async { self.get(token, id).await.status == status })
                 .await;
         let v = self.get(token, id).await;
         assert!(reached, "video never became {status}: {v:?}");
