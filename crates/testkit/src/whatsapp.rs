@@ -286,7 +286,9 @@ async fn handle(
     if let [.., waba, "message_templates"] = parts.as_slice() {
         return templates(&state, &method, waba, uri.query().unwrap_or_default(), &headers, &body);
     }
+    // A number's standing is read with `fields`; a bare object id is a media id (unknown: 100).
     if method == Method::GET
+        && uri.query().is_some_and(|q| q.contains("fields="))
         && let [.., phone] = parts.as_slice()
         && !phone.is_empty()
         && phone.bytes().all(|b| b.is_ascii_digit())

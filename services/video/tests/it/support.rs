@@ -230,9 +230,10 @@ impl Stack {
     /// Waits until the video is in `status` (panics after 120 s: a render is ffmpeg work, slow on a
     /// busy machine).
     pub async fn wait_for(&self, token: &str, id: &str, status: &str) -> pb::VideoRecord {
-        let reached =
-            nexus_testkit::eventually(Duration::from_secs(120), || async { self.get(token, id).await.status == status })
-                .await;
+        let reached = nexus_testkit::eventually(Duration::from_secs(120), || async {
+            self.get(token, id).await.status == status
+        })
+        .await;
         let v = self.get(token, id).await;
         assert!(reached, "video never became {status}: {v:?}");
         v
