@@ -111,12 +111,12 @@ pub struct BotConfigBody {
     #[schema(pattern = "^[A-Za-z0-9_-]{0,64}$")]
     pub agent_id: Option<String>,
     /// The member (`usr_…`, a current member when saved) conversations handed to a person are
-    /// assigned to; absent: the member with the fewest open assigned conversations. A
+    /// assigned to; absent or empty: the member with the fewest open assigned conversations. A
     /// conversation someone has already keeps its assignee.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         example = "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9aa",
-        pattern = "^(usr_)?([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+        pattern = "^((usr_)?([0-9a-fA-F]{32}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}))?$"
     )]
     pub handoff_assignee: Option<String>,
 }
