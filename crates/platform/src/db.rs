@@ -470,3 +470,19 @@ mod tests {
         }
     }
 }
+
+/// A stored record with its sealed credentials beside it, never inside it: views built from the
+/// record cannot carry the secret by mistake.
+pub struct WithSealed<T> {
+    pub record: T,
+    /// Sealed with [`crate::crypto::Sealer`]; open only where a provider call needs it.
+    pub credentials: String,
+}
+
+/// A row with a `credentials` column next to the columns of `T`.
+#[derive(sqlx::FromRow)]
+pub struct SealedRow<T> {
+    #[sqlx(flatten)]
+    pub row: T,
+    pub credentials: String,
+}

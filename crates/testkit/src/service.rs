@@ -147,3 +147,76 @@ impl RunningService {
         self.handle.await?
     }
 }
+
+/// A service under test: its own database and NATS prefix, served on port 0, accepting the
+/// tokens of `issuer`; cancelled when dropped. Services' test harnesses wrap it with their fakes.
+pub struct TestService {
+    pub running: RunningService,
+    pub issuer: crate::identity::TestIssuer,
+    /// A superuser pool on the service's database (RLS does not apply).
+    pub admin_pool: sqlx::PgPool,
+    pub nats: TestNats,
+    pub db: TestDb,
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        self.running.shutdown.cancel();
+    }
+}
+
+impl TestService {
+    /// A fresh database and NATS prefix for `def`: its config (from `defaults` and `env` as the
+    /// binary would load it) is handed to `build`, which returns the service's routes.
+    pub async fn start<C, F, B>(def: ServiceDef, defaults: &str, env: &[(&str, String)], build: F) -> TestService
+    where
+        C: serde::de::DeserializeOwned + AsRef<CommonConfig>,
+        F: FnOnce(C) -> B,
+        B: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static,
+    {
+        crate::init_tracing();
+        let db = TestDb::new().await;
+        let nats = TestNats::new();
+        let config: C = service_config(def.name, defaults, &db, &nats, env);
+        let common = config.as_ref().clone();
+        let issuer = crate::identity::TestIssuer::new();
+        let running = RunningService::start_with_keys(def, common, Some(issuer.keys()), build(config)).await;
+        let admin_pool = db.admin_pool().await;
+        TestService { running, issuer, admin_pool, nats, db }
+    }
+
+    /// A connected channel to the service's gRPC port.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.running.grpc_url()).expect("url").connect().await.expect("connect")
+    }
+
+    /// A member of a new workspace with `role`.
+    pub fn caller(&self, role: nexus_platform::identity::Role) -> crate::identity::Caller {
+        let ws = nexus_kernel::WorkspaceId::new();
+        crate::identity::Caller { ws, token: self.issuer.user_token(ws, role) }
+    }
+
+    /// An admin of a new workspace.
+    pub fn admin(&self) -> crate::identity::Caller {
+        self.caller(nexus_platform::identity::Role::Admin)
+    }
+
+    /// The same workspace, another role.
+    pub fn as_role(
+        &self,
+        c: &crate::identity::Caller,
+        role: nexus_platform::identity::Role,
+    ) -> crate::identity::Caller {
+        crate::identity::Caller { ws: c.ws, token: self.issuer.user_token(c.ws, role) }
+    }
+
+    /// A scalar read as the database owner.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&self.admin_pool).await.expect("scalar")
+    }
+
+    /// A statement run as the database owner.
+    pub async fn exec(&self, sql: &str) {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.admin_pool).await.expect("exec");
+    }
+}

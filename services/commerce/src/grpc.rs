@@ -224,17 +224,17 @@ fn refund(r: Refund, reporting: Currency) -> pb::Refund {
 }
 
 fn order(o: Order) -> pb::Order {
-    let cur = o.currency;
+    let (cur, t) = (o.totals.currency, o.totals);
     pb::Order {
         id: OrderId::from_uuid(o.id).to_string(),
         source: o.source,
         external_id: o.external_id,
         number: o.number,
         status: o.status.as_str().to_owned(),
-        subtotal: money(o.subtotal, cur),
-        shipping: money(o.shipping, cur),
-        taxes: money(o.taxes, cur),
-        total: money(o.total, cur),
+        subtotal: money(t.subtotal, cur),
+        shipping: money(t.shipping, cur),
+        taxes: money(t.taxes, cur),
+        total: money(t.total, cur),
         customer: Some(customer(o.customer)),
         lines: o
             .lines

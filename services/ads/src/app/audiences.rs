@@ -35,7 +35,7 @@ impl App {
         // Checked (and hashed) before any platform call.
         let hashed = hash_members(&req.emails, &req.phones)?;
         let stored = self.stored_connection(p, &req.connection_id).await?;
-        let c = &stored.connection;
+        let c = &stored.record;
         let platform = self.ad_platform(c.provider)?;
         let kind = ad_account_kind(c.provider);
         if !c.accounts.iter().any(|a| a.kind == kind && a.external_id == req.ad_account.trim() && a.chosen) {

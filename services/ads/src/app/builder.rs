@@ -52,7 +52,7 @@ impl App {
             return Err(Error::invalid("ads.request_key_invalid").with_violation("request_key", "invalid"));
         }
         let stored = self.stored_connection(p, &req.connection_id).await?;
-        let c = &stored.connection;
+        let c = &stored.record;
         let platform = self.ad_platform(c.provider)?;
         let kind = ad_account_kind(c.provider);
         let account = c

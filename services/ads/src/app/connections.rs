@@ -128,7 +128,7 @@ impl App {
         let stored =
             repo::connections::get(&mut tx, id).await?.ok_or_else(|| Error::internal("connection vanished"))?;
         db::commit(tx).await?;
-        Ok(stored.connection)
+        Ok(stored.record)
     }
 
     /// The workspace's connections, newest first (tokens never leave the service).
@@ -153,13 +153,13 @@ impl App {
         let stored = repo::connections::get(&mut tx, id).await?;
         db::commit(tx).await?;
         stored
-            .filter(|s| s.connection.status != status::DISCONNECTED)
+            .filter(|s| s.record.status != status::DISCONNECTED)
             .ok_or_else(|| Error::not_found("ads.connection_not_found"))
     }
 
     pub async fn connection(&self, p: &Principal, raw_id: &str) -> Result<Connection, Error> {
         require(p, Action::Read)?;
-        Ok(self.stored_connection(p, raw_id).await?.connection)
+        Ok(self.stored_connection(p, raw_id).await?.record)
     }
 
     /// Chooses the accounts campaigns and posts may use; every id must be one of the
@@ -171,7 +171,7 @@ impl App {
         external_ids: &[String],
     ) -> Result<Connection, Error> {
         require(p, Action::ManageMembers)?;
-        let c = self.stored_connection(p, raw_id).await?.connection;
+        let c = self.stored_connection(p, raw_id).await?.record;
         let mut wanted: Vec<String> = external_ids.iter().map(|s| s.trim().to_owned()).collect();
         wanted.sort();
         wanted.dedup();
@@ -186,7 +186,7 @@ impl App {
         let stored =
             repo::connections::get(&mut tx, c.id).await?.ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
         db::commit(tx).await?;
-        Ok(stored.connection)
+        Ok(stored.record)
     }
 
     /// Revokes the grant where the platform supports it, then forgets the tokens and accounts.
@@ -195,7 +195,7 @@ impl App {
     pub async fn disconnect(&self, p: &Principal, raw_id: &str) -> Result<Connection, Error> {
         require(p, Action::ManageMembers)?;
         let stored = self.stored_connection(p, raw_id).await?;
-        let c = stored.connection;
+        let c = stored.record;
         if let Ok(tokens) = self.open_tokens(c.id, &stored.credentials)
             && let Err(e) = self.revoke(c.provider, &tokens).await
         {

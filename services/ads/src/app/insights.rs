@@ -77,11 +77,11 @@ impl App {
             );
         }
         let conn = conn
-            .filter(|c| c.connection.status != crate::domain::connections::status::DISCONNECTED)
+            .filter(|c| c.record.status != crate::domain::connections::status::DISCONNECTED)
             .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.connection_required"))?;
-        let kind = ad_account_kind(conn.connection.provider);
+        let kind = ad_account_kind(conn.record.provider);
         let time_zone = conn
-            .connection
+            .record
             .accounts
             .iter()
             .find(|a| a.kind == kind && a.external_id == b.ad_account)

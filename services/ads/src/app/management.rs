@@ -30,7 +30,7 @@ impl App {
             );
         }
         let conn = conn
-            .filter(|c| c.connection.status != crate::domain::connections::status::DISCONNECTED)
+            .filter(|c| c.record.status != crate::domain::connections::status::DISCONNECTED)
             .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.connection_required"))?;
         let token = self.open_tokens(b.connection_id, &conn.credentials)?.access_token;
         Ok((b, token, steps))

@@ -89,7 +89,7 @@ impl App {
         let stored = repo::connections::get(&mut tx, c.connection_id).await?;
         db::commit(tx).await?;
         let stored = stored
-            .filter(|s| s.connection.status != status::DISCONNECTED)
+            .filter(|s| s.record.status != status::DISCONNECTED)
             .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.connection_required"))?;
         let token = self.open_tokens(c.connection_id, &stored.credentials)?.access_token;
         let provider: Provider = c.provider.parse()?;

@@ -72,13 +72,16 @@ pub const MAX_DESCRIPTION: usize = 255;
 const MAX_NAME: usize = 200;
 
 /// A checked build request (Meta: campaign, ad set, creative, ad).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildSpec {
     pub name: String,
     pub objective: String,
     pub optimization_goal: String,
     pub billing_event: String,
     pub special_ad_categories: Vec<String>,
+    /// What the ads promote (`general`, `housing`, …): some subjects need a special category.
+    #[serde(default)]
+    pub subject: String,
     /// Minor units of the ad account's currency.
     pub daily_budget: i64,
     pub countries: Vec<String>,
@@ -96,29 +99,9 @@ pub struct BuildSpec {
     pub activate: bool,
 }
 
-/// What a client sent.
-#[derive(Debug, Clone, Default)]
-pub struct BuildInput {
-    pub name: String,
-    pub objective: String,
-    pub optimization_goal: String,
-    pub billing_event: String,
-    pub special_ad_categories: Vec<String>,
-    pub subject: String,
-    pub daily_budget: i64,
-    pub countries: Vec<String>,
-    pub age_min: u32,
-    pub age_max: u32,
-    pub start: Option<DateTime<Utc>>,
-    pub end: Option<DateTime<Utc>>,
-    pub page_id: String,
-    pub link: String,
-    pub primary_text: String,
-    pub headline: String,
-    pub description: String,
-    pub image_url: String,
-    pub activate: bool,
-}
+/// What a client sent: the fields of a spec as given; [`BuildSpec::parse`] checks and normalizes
+/// them into the spec a build runs.
+pub type BuildInput = BuildSpec;
 
 fn invalid(field: &str, why: &str) -> Error {
     Error::invalid("ads.build_invalid").with_param("field", field).with_violation(field, why)
@@ -286,6 +269,7 @@ impl BuildSpec {
             optimization_goal: goal,
             billing_event: billing,
             special_ad_categories: categories,
+            subject: subject.to_owned(),
             daily_budget: i.daily_budget,
             countries,
             age_min,

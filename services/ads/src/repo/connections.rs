@@ -103,17 +103,8 @@ pub async fn list(conn: &mut PgConnection, keyset: &Keyset) -> Result<Page<Conne
 }
 
 /// A connection with its sealed credentials.
-pub struct Stored {
-    pub connection: Connection,
-    pub credentials: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct StoredRow {
-    #[sqlx(flatten)]
-    row: Row,
-    credentials: String,
-}
+pub type Stored = nexus_platform::db::WithSealed<Connection>;
+type StoredRow = nexus_platform::db::SealedRow<Row>;
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Stored>, Error> {
     let q = format!("SELECT {COLUMNS}, credentials FROM connections WHERE id = $1");
@@ -121,7 +112,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Stored>, Er
         sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(&mut *conn).await.db()?;
     let Some(r) = row else { return Ok(None) };
     let mut c = with_accounts(conn, vec![r.row]).await?;
-    Ok(c.pop().map(|connection| Stored { connection, credentials: r.credentials }))
+    Ok(c.pop().map(|connection| Stored { record: connection, credentials: r.credentials }))
 }
 
 /// What a completed authorization stores.

@@ -1,31 +1,26 @@
 //! The ads service running on port 0 against a fresh database and NATS prefix, with a token
 //! issuer whose tokens it accepts.
 
-use nexus_kernel::WorkspaceId;
-use nexus_platform::identity::Role;
 use nexus_proto::nexus::ads::v1 as pb;
 use nexus_proto::nexus::ads::v1::ads_client::AdsClient;
-use nexus_testkit::TestDb;
-use nexus_testkit::identity::TestIssuer;
+use nexus_testkit::service::TestService;
 use tonic::transport::Channel;
 
 pub const REDIRECT: &str = "http://localhost:3000/connections/callback";
 
 pub struct Service {
-    pub running: nexus_testkit::RunningService,
-    pub issuer: TestIssuer,
-    pub admin_pool: sqlx::PgPool,
+    pub under: TestService,
     /// The running service's use cases.
     pub app: std::sync::Arc<nexus_ads::app::App>,
     pub meta: nexus_testkit::meta::FakeMeta,
     pub tiktok: nexus_testkit::tiktok::FakeTikTok,
-    _nats: nexus_testkit::TestNats,
-    _db: TestDb,
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.running.shutdown.cancel();
+/// The harness's database, issuer and callers.
+impl std::ops::Deref for Service {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.under
     }
 }
 
@@ -38,9 +33,6 @@ impl Service {
 
     /// `extra`: more `NEXUS_*` settings.
     pub async fn start_with(extra: &[(&str, String)]) -> Service {
-        nexus_testkit::init_tracing();
-        let db = TestDb::new().await;
-        let nats = nexus_testkit::TestNats::new();
         let meta = nexus_testkit::meta::FakeMeta::start().await;
         let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
         let mut env: Vec<(&str, String)> = vec![
@@ -58,16 +50,11 @@ impl Service {
             ("NEXUS_INSIGHTS__POLL_INTERVAL", "50ms".into()),
         ];
         env.extend(extra.iter().cloned());
-        let config: nexus_ads::Config =
-            nexus_testkit::service::service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &env);
-        let issuer = TestIssuer::new();
         let shared = std::sync::Arc::new(std::sync::OnceLock::new());
-        let running = nexus_testkit::RunningService::start_with_keys(
-            nexus_ads::DEF,
-            config.common.clone(),
-            Some(issuer.keys()),
-            nexus_ads::service_sharing(config, shared.clone()).expect("config"),
-        )
+        let sharing = shared.clone();
+        let under = TestService::start(nexus_ads::DEF, nexus_ads::DEFAULTS, &env, |config: nexus_ads::Config| {
+            nexus_ads::service_sharing(config, sharing).expect("config")
+        })
         .await;
         // The service builds its use cases while it starts serving.
         let mut waited = 0;
@@ -79,28 +66,11 @@ impl Service {
             waited += 1;
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         };
-        let admin_pool = db.admin_pool().await;
-        Service { running, issuer, admin_pool, app, meta, tiktok, _nats: nats, _db: db }
+        Service { under, app, meta, tiktok }
     }
 
     pub async fn client(&self) -> AdsClient<Channel> {
-        let ch = tonic::transport::Endpoint::from_shared(self.running.grpc_url()).unwrap().connect().await.unwrap();
-        AdsClient::new(ch)
-    }
-
-    /// A member of a new workspace with `role`.
-    pub fn caller(&self, role: Role) -> Caller {
-        let ws = WorkspaceId::new();
-        Caller { ws, token: self.issuer.user_token(ws, role) }
-    }
-
-    pub fn admin(&self) -> Caller {
-        self.caller(Role::Admin)
-    }
-
-    /// The same workspace, another role.
-    pub fn as_role(&self, c: &Caller, role: Role) -> Caller {
-        Caller { ws: c.ws, token: self.issuer.user_token(c.ws, role) }
+        AdsClient::new(self.channel().await)
     }
 
     /// Starts a connection and follows the returned address back with its code and state.
@@ -127,15 +97,6 @@ impl Service {
     ) -> Result<pb::Connection, tonic::Status> {
         let req = pb::CompleteConnectionRequest { provider: provider.into(), code: code.into(), state: state.into() };
         self.client().await.complete_connection(c.req(req)).await.map(tonic::Response::into_inner)
-    }
-
-    /// A scalar over the ads schema as the database owner (RLS does not apply).
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&self.admin_pool).await.unwrap()
-    }
-
-    pub async fn exec(&self, sql: &str) {
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.admin_pool).await.unwrap();
     }
 
     /// The caller's principal with `role`, for calling the use cases directly (as a process

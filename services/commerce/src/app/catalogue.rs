@@ -16,7 +16,7 @@ use super::{App, require};
 use crate::domain::ProductId;
 use crate::domain::catalogue::{CatalogueItem, Product, Search, Variant};
 use crate::domain::connections::Role;
-use crate::domain::orders::{Line, Order, Status};
+use crate::domain::orders::{Line, Order, Status, Totals};
 use crate::domain::pricing::{PricingRule, Rounding, Scope, rule_for};
 use crate::{events, repo};
 
@@ -242,11 +242,13 @@ impl App {
             external_id: d.number.clone(),
             number: d.number,
             status: if d.paid { Status::Paid } else { Status::Pending },
-            currency: d.currency,
-            subtotal,
-            shipping: d.shipping,
-            taxes: Decimal::ZERO,
-            total: subtotal + d.shipping,
+            totals: Totals {
+                currency: d.currency,
+                subtotal,
+                shipping: d.shipping,
+                taxes: Decimal::ZERO,
+                total: subtotal + d.shipping,
+            },
             customer: d.customer,
             lines,
             external_updated_at: at,

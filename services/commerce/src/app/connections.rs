@@ -135,11 +135,11 @@ impl App {
             .await?
             .ok_or_else(|| Error::not_found("commerce.connection_not_found"))?;
         db::commit(tx).await?;
-        if stored.connection.status == "disconnected" {
+        if stored.record.status == "disconnected" {
             return Err(Error::not_found("commerce.connection_not_found"));
         }
         let creds = self.unseal(id, &stored.credentials)?;
-        Ok((stored.connection, creds))
+        Ok((stored.record, creds))
     }
 
     /// Calls the provider with the stored credentials and records how it went (refreshed

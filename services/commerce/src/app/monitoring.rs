@@ -55,7 +55,7 @@ impl App {
         let mut out = HashMap::new();
         for id in ids {
             if let Some(s) = repo::connections::get(&mut tx, *id).await?
-                && s.connection.status != "disconnected"
+                && s.record.status != "disconnected"
             {
                 out.insert(*id, self.unseal(*id, &s.credentials)?);
             }

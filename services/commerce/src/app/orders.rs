@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::suppliers::{Credentials, provider_of, shopify_error};
 use super::{App, require};
 use crate::domain::connections::Role;
-use crate::domain::orders::{Customer, Line, Order, Snapshot, Status};
+use crate::domain::orders::{Customer, Line, Order, Snapshot, Status, Totals};
 use crate::domain::{OrderId, VariantId};
 use crate::{events, repo};
 
@@ -146,11 +146,7 @@ impl App {
             external_id: key.to_owned(),
             number: String::new(),
             status: if n.paid { Status::Paid } else { Status::Pending },
-            currency,
-            subtotal,
-            shipping,
-            taxes,
-            total: subtotal + shipping + taxes,
+            totals: Totals { currency, subtotal, shipping, taxes, total: subtotal + shipping + taxes },
             customer: n.customer,
             lines,
             external_updated_at: now,
@@ -213,11 +209,7 @@ impl App {
                     external_id: s.external_id.clone(),
                     number: s.number.clone(),
                     status: s.status,
-                    currency: s.currency,
-                    subtotal: s.subtotal,
-                    shipping: s.shipping,
-                    taxes: s.taxes,
-                    total: s.total,
+                    totals: s.totals,
                     customer: s.customer.clone(),
                     lines: lines.clone(),
                     external_updated_at: s.updated_at,
@@ -235,7 +227,7 @@ impl App {
                     match order.status {
                         st if st.is_paid() => self.record_sale(tx, tenant, &order).await?,
                         Status::Refunded => {
-                            events::order_refunded(tx, tenant, &order, Uuid::now_v7(), order.total, true).await?
+                            events::order_refunded(tx, tenant, &order, Uuid::now_v7(), order.totals.total, true).await?
                         }
                         _ => {}
                     }
@@ -252,10 +244,7 @@ impl App {
         let before = o.status;
         o.status = before.merge(s.status);
         o.number = s.number;
-        o.subtotal = s.subtotal;
-        o.shipping = s.shipping;
-        o.taxes = s.taxes;
-        o.total = s.total;
+        o.totals = s.totals;
         o.customer = s.customer;
         o.lines = lines;
         o.external_updated_at = s.updated_at;

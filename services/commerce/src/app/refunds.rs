@@ -78,14 +78,15 @@ impl App {
                         .with_param("status", o.status.as_str()));
                 }
                 let prior = holding(&repo::refunds::of_order(&mut tx, o.id).await?);
-                let (amount, lines) = plan(o.total, o.currency, &o.lines, &prior, &req.amount, &req.lines)?;
+                let (amount, lines) =
+                    plan(o.totals.total, o.totals.currency, &o.lines, &prior, &req.amount, &req.lines)?;
                 let r = Refund {
                     id: Uuid::now_v7(),
                     order_id: o.id,
                     idempotency_key: key.to_owned(),
                     status: "pending".into(),
                     amount,
-                    currency: o.currency.code().to_owned(),
+                    currency: o.totals.currency.code().to_owned(),
                     lines: Json(lines),
                     reason: reason.to_owned(),
                     store_refund_id: None,
@@ -107,7 +108,7 @@ impl App {
         if let Some(Credentials::Shopify { shop, access_token }) = store {
             let input = RefundInput {
                 order_id: format!("gid://shopify/Order/{}", o.external_id),
-                amount: crate::domain::money::text(refund.amount, o.currency),
+                amount: crate::domain::money::text(refund.amount, o.totals.currency),
                 lines: refund
                     .lines
                     .0
@@ -175,7 +176,7 @@ impl App {
         if all.iter().any(|r| r.idempotency_key == key) {
             return Ok(());
         }
-        let left = crate::domain::refunds::remaining(o.total, &holding(&all));
+        let left = crate::domain::refunds::remaining(o.totals.total, &holding(&all));
         if left <= Decimal::ZERO {
             o.status = Status::Refunded;
             return repo::orders::update(tx, o).await;
@@ -186,7 +187,7 @@ impl App {
             idempotency_key: key.to_owned(),
             status: "pending".into(),
             amount: left,
-            currency: o.currency.code().to_owned(),
+            currency: o.totals.currency.code().to_owned(),
             lines: Json(Vec::new()),
             reason: String::new(),
             store_refund_id: None,
@@ -215,15 +216,15 @@ impl App {
         let Some(r) = all.iter().find(|r| r.id == refund && r.status == "pending").cloned() else { return Ok(()) };
         let done: Vec<&Refund> = all.iter().filter(|x| x.status == "completed").collect();
         let before: Decimal = done.iter().map(|x| x.amount).sum();
-        let portion = (before, r.amount, o.total);
-        let full = before + r.amount >= o.total;
+        let portion = (before, r.amount, o.totals.total);
+        let full = before + r.amount >= o.totals.total;
         let mut reversed = (Decimal::ZERO, Decimal::ZERO);
         if let Some(sale) = repo::sales::of_order(tx, o.id).await? {
             let (profit_before, reporting_before) = done.iter().fold((Decimal::ZERO, Decimal::ZERO), |(a, b), x| {
                 (a + x.profit_reversed, b + x.reporting_profit_reversed)
             });
             reversed = (
-                share(sale.profit, profit_before, portion, o.currency),
+                share(sale.profit, profit_before, portion, o.totals.currency),
                 share(sale.reporting_profit, reporting_before, portion, self.reporting),
             );
             let taken = repo::refunds::reversed_of_sale(tx, sale.id).await?;

@@ -40,19 +40,19 @@ impl App {
             })
             .collect();
         let charged = Charged {
-            currency: o.currency,
-            subtotal: o.subtotal,
-            shipping: o.shipping,
-            taxes: o.taxes,
+            currency: o.totals.currency,
+            subtotal: o.totals.subtotal,
+            shipping: o.totals.shipping,
+            taxes: o.totals.taxes,
             paid_on: paid_at.date_naive(),
         };
         let rates = self.rate_table();
         // The supplier's freight is known only once fulfilment chooses it; the sale counts none.
-        let figures = compute(&charged, &costs, Amount::zero(o.currency), &self.fees, &rates, self.reporting)?;
+        let figures = compute(&charged, &costs, Amount::zero(o.totals.currency), &self.fees, &rates, self.reporting)?;
         let sale = Sale {
             id: Uuid::now_v7(),
             order_id: o.id,
-            currency: o.currency.code().to_owned(),
+            currency: o.totals.currency.code().to_owned(),
             revenue: figures.revenue,
             product_cost: figures.product_cost,
             shipping_cost: figures.shipping_cost,
@@ -79,7 +79,7 @@ impl App {
                 .lines
                 .iter()
                 .map(|l| {
-                    let line = Amount { value: l.price * Decimal::from(l.quantity), currency: o.currency };
+                    let line = Amount { value: l.price * Decimal::from(l.quantity), currency: o.totals.currency };
                     Ok(CommissionLine {
                         product: l
                             .variant_id

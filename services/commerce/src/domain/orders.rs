@@ -92,6 +92,16 @@ pub struct Line {
 }
 
 /// An order as stored.
+/// What the buyer was charged, in the order's currency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub currency: Currency,
+    pub subtotal: Decimal,
+    pub shipping: Decimal,
+    pub taxes: Decimal,
+    pub total: Decimal,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Order {
     pub id: uuid::Uuid,
@@ -99,11 +109,7 @@ pub struct Order {
     pub external_id: String,
     pub number: String,
     pub status: Status,
-    pub currency: Currency,
-    pub subtotal: Decimal,
-    pub shipping: Decimal,
-    pub taxes: Decimal,
-    pub total: Decimal,
+    pub totals: Totals,
     pub customer: Customer,
     pub lines: Vec<Line>,
     pub external_updated_at: DateTime<Utc>,
@@ -123,11 +129,7 @@ pub struct Snapshot {
     pub external_id: String,
     pub number: String,
     pub status: Status,
-    pub currency: Currency,
-    pub subtotal: Decimal,
-    pub shipping: Decimal,
-    pub taxes: Decimal,
-    pub total: Decimal,
+    pub totals: Totals,
     pub customer: Customer,
     pub lines: Vec<Line>,
     pub updated_at: DateTime<Utc>,
@@ -231,11 +233,13 @@ pub fn parse_shopify_order(v: &Value) -> Result<Snapshot, Error> {
         external_id: id,
         number: text(v, "name"),
         status,
-        currency,
-        subtotal: money(v, "subtotal_price")?,
-        shipping,
-        taxes: money(v, "total_tax")?,
-        total: money(v, "total_price")?,
+        totals: Totals {
+            currency,
+            subtotal: money(v, "subtotal_price")?,
+            shipping,
+            taxes: money(v, "total_tax")?,
+            total: money(v, "total_price")?,
+        },
         customer: Customer {
             name,
             email: {
@@ -287,7 +291,7 @@ mod tests {
         let s = parse_shopify_order(&v).unwrap();
         assert_eq!(s.external_id, "820982911946154508");
         assert_eq!(s.status, Status::Paid);
-        assert_eq!(s.shipping, "4.99".parse().unwrap());
+        assert_eq!(s.totals.shipping, "4.99".parse().unwrap());
         assert_eq!(s.lines[0].quantity, 2);
         assert_eq!(s.affiliate.as_deref(), Some("aff-1"));
         assert_eq!(s.updated_at.to_rfc3339(), "2026-11-03T15:00:00+00:00");

@@ -54,22 +54,13 @@ pub async fn list(conn: &mut PgConnection, keyset: &Keyset) -> Result<Page<Conne
 }
 
 /// A connection with its sealed credentials.
-pub struct Stored {
-    pub connection: Connection,
-    pub credentials: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct StoredRow {
-    #[sqlx(flatten)]
-    row: Row,
-    credentials: String,
-}
+pub type Stored = nexus_platform::db::WithSealed<Connection>;
+type StoredRow = nexus_platform::db::SealedRow<Row>;
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Stored>, Error> {
     let q = format!("SELECT {COLUMNS}, credentials FROM connections WHERE id = $1");
     let row: Option<StoredRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(id).fetch_optional(conn).await.db()?;
-    row.map(|r| Ok(Stored { connection: r.row.into_connection()?, credentials: r.credentials })).transpose()
+    row.map(|r| Ok(Stored { record: r.row.into_connection()?, credentials: r.credentials })).transpose()
 }
 
 /// Inserts a connection, or replaces the credentials of the same account (a reconnect).

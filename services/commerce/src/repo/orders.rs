@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::orders::{Customer, Line, Order, Status};
+use crate::domain::orders::{Customer, Line, Order, Status, Totals};
 
 const COLUMNS: &str = "id, source, external_id, number, status, currency, subtotal, shipping, taxes, total, customer, lines, \
                        external_updated_at, supplier_order_id, supplier_pay_url, tracking, failure, affiliate, paid_at, \
@@ -48,11 +48,13 @@ impl Row {
             number: self.number,
             status: Status::parse(&self.status)
                 .ok_or_else(|| Error::internal(format!("stored status {}", self.status)))?,
-            currency: self.currency.parse()?,
-            subtotal: self.subtotal,
-            shipping: self.shipping,
-            taxes: self.taxes,
-            total: self.total,
+            totals: Totals {
+                currency: self.currency.parse()?,
+                subtotal: self.subtotal,
+                shipping: self.shipping,
+                taxes: self.taxes,
+                total: self.total,
+            },
             customer: self.customer.0,
             lines: self.lines.0,
             external_updated_at: self.external_updated_at,
@@ -125,11 +127,11 @@ pub async fn insert(
     .bind(&o.external_id)
     .bind(&o.number)
     .bind(o.status.as_str())
-    .bind(o.currency.code())
-    .bind(o.subtotal)
-    .bind(o.shipping)
-    .bind(o.taxes)
-    .bind(o.total)
+    .bind(o.totals.currency.code())
+    .bind(o.totals.subtotal)
+    .bind(o.totals.shipping)
+    .bind(o.totals.taxes)
+    .bind(o.totals.total)
     .bind(Json(&o.customer))
     .bind(Json(&o.lines))
     .bind(o.external_updated_at)
@@ -152,10 +154,10 @@ pub async fn update(conn: &mut PgConnection, o: &Order) -> Result<(), Error> {
     .bind(o.id)
     .bind(&o.number)
     .bind(o.status.as_str())
-    .bind(o.subtotal)
-    .bind(o.shipping)
-    .bind(o.taxes)
-    .bind(o.total)
+    .bind(o.totals.subtotal)
+    .bind(o.totals.shipping)
+    .bind(o.totals.taxes)
+    .bind(o.totals.total)
     .bind(Json(&o.customer))
     .bind(Json(&o.lines))
     .bind(o.external_updated_at)

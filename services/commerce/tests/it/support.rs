@@ -6,27 +6,24 @@ use nexus_platform::identity::Role;
 use nexus_proto::nexus::commerce::v1 as pb;
 use nexus_proto::nexus::commerce::v1::commerce_client::CommerceClient;
 use nexus_proto::nexus::webhooks::v1::webhook_receiver_client::WebhookReceiverClient;
-use nexus_testkit::TestDb;
 use nexus_testkit::aliexpress::FakeAliExpress;
 use nexus_testkit::cj::FakeCj;
-use nexus_testkit::identity::TestIssuer;
+use nexus_testkit::service::TestService;
 use nexus_testkit::shopify::FakeShopify;
 use tonic::transport::Channel;
 
 pub struct Service {
-    pub running: nexus_testkit::RunningService,
-    pub issuer: TestIssuer,
-    pub admin_pool: sqlx::PgPool,
+    pub under: TestService,
     pub cj: FakeCj,
     pub shopify: FakeShopify,
     pub aliexpress: FakeAliExpress,
-    _nats: nexus_testkit::TestNats,
-    _db: TestDb,
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.running.shutdown.cancel();
+/// The harness's database, issuer and callers.
+impl std::ops::Deref for Service {
+    type Target = TestService;
+    fn deref(&self) -> &TestService {
+        &self.under
     }
 }
 
@@ -39,9 +36,6 @@ impl Service {
 
     /// `extra`: more `NEXUS_*` settings.
     pub async fn start_with(extra: &[(&str, String)]) -> Service {
-        nexus_testkit::init_tracing();
-        let db = TestDb::new().await;
-        let nats = nexus_testkit::TestNats::new();
         let cj = FakeCj::start().await;
         let shopify = FakeShopify::start().await;
         let aliexpress = FakeAliExpress::start().await;
@@ -54,22 +48,11 @@ impl Service {
             ("NEXUS_PROVIDERS__ATTEMPTS", "2".into()),
         ];
         env.extend(extra.iter().cloned());
-        let config: nexus_commerce::Config =
-            nexus_testkit::service::service_config("commerce", nexus_commerce::DEFAULTS, &db, &nats, &env);
-        let issuer = TestIssuer::new();
-        let running = nexus_testkit::RunningService::start_with_keys(
-            nexus_commerce::DEF,
-            config.common.clone(),
-            Some(issuer.keys()),
-            nexus_commerce::service(config).expect("config"),
-        )
+        let under = TestService::start(nexus_commerce::DEF, nexus_commerce::DEFAULTS, &env, |config| {
+            nexus_commerce::service(config).expect("config")
+        })
         .await;
-        let admin_pool = db.admin_pool().await;
-        Service { running, issuer, admin_pool, cj, shopify, aliexpress, _nats: nats, _db: db }
-    }
-
-    async fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(self.running.grpc_url()).unwrap().connect().await.unwrap()
+        Service { under, cj, shopify, aliexpress }
     }
 
     pub async fn client(&self) -> CommerceClient<Channel> {
@@ -82,19 +65,8 @@ impl Service {
 
     /// A token of a new workspace's member with `role`.
     pub fn token(&self, role: Role) -> (WorkspaceId, String) {
-        let ws = WorkspaceId::new();
-        (ws, self.issuer.user_token(ws, role))
-    }
-
-    /// An admin of a new workspace.
-    pub fn admin(&self) -> Caller {
-        let (ws, token) = self.token(Role::Admin);
-        Caller { ws, token }
-    }
-
-    /// The same workspace, another role.
-    pub fn as_role(&self, c: &Caller, role: Role) -> Caller {
-        Caller { ws: c.ws, token: self.issuer.user_token(c.ws, role) }
+        let c = self.caller(role);
+        (c.ws, c.token)
     }
 
     pub async fn connect(&self, c: &Caller, r: pb::ConnectRequest) -> pb::Connection {
@@ -122,11 +94,6 @@ impl Service {
             ..Default::default()
         };
         self.connect(c, r).await
-    }
-
-    /// A scalar over the commerce schema as the database owner (RLS does not apply).
-    pub async fn scalar(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&self.admin_pool).await.unwrap()
     }
 
     /// Rows of the outbox with this subject.

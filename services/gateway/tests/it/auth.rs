@@ -48,7 +48,7 @@ pub async fn stack_all(auth_per_ip: u32, billing: bool, content: bool, analytics
 
 /// Billing, content and the messaging service (which consumes content's leads).
 pub async fn stack_messaging() -> Stack {
-    stack_services(1000, true, true, false, true, &[]).await
+    stack_of(Services { billing: true, content: true, messaging: true, ..Services::default() }).await
 }
 
 /// [`stack_all`] with extra environment for the auth service (e.g. OAuth providers).
@@ -59,17 +59,27 @@ pub async fn stack_env(
     analytics: bool,
     auth_env: &[(String, String)],
 ) -> Stack {
-    stack_services(auth_per_ip, billing, content, analytics, false, auth_env).await
+    stack_services(auth_per_ip, Services { billing, content, analytics, ..Services::default() }, auth_env).await
 }
 
-async fn stack_services(
-    auth_per_ip: u32,
-    billing: bool,
-    content: bool,
-    analytics: bool,
-    messaging: bool,
-    auth_env: &[(String, String)],
-) -> Stack {
+/// Which services run behind the gateway besides auth.
+#[derive(Clone, Copy, Default)]
+pub struct Services {
+    pub billing: bool,
+    pub content: bool,
+    pub analytics: bool,
+    pub messaging: bool,
+    pub ads: bool,
+    pub commerce: bool,
+}
+
+/// The gateway in front of auth and `services`, with the default per-IP limit of these tests.
+pub async fn stack_of(services: Services) -> Stack {
+    stack_services(1000, services, &[]).await
+}
+
+async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(String, String)]) -> Stack {
+    let Services { billing, content, analytics, messaging, ads, commerce } = services;
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -140,6 +150,21 @@ async fn stack_services(
         let db = m_cfg.common.database.clone();
         let m = RunningService::spawn(nexus_messaging::DEF, &db, |l, _| nexus_messaging::run(m_cfg, l, s)).await;
         cfg.services.messaging = m.grpc_url();
+    }
+    if ads {
+        let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &with_auth);
+        let s = stop.clone();
+        let db = a_cfg.common.database.clone();
+        let a = RunningService::spawn(nexus_ads::DEF, &db, |l, _| nexus_ads::run(a_cfg, l, s)).await;
+        cfg.services.ads = a.grpc_url();
+    }
+    if commerce {
+        let extra = [with_auth[0].clone(), ("NEXUS_MONITORING__ENABLED", "false".to_owned())];
+        let c_cfg: nexus_commerce::Config = service_config("commerce", nexus_commerce::DEFAULTS, &db, &nats, &extra);
+        let s = stop.clone();
+        let db = c_cfg.common.database.clone();
+        let c = RunningService::spawn(nexus_commerce::DEF, &db, |l, _| nexus_commerce::run(c_cfg, l, s)).await;
+        cfg.services.commerce = c.grpc_url();
     }
     cfg.services.auth = auth_url;
     cfg.rate_limit.auth_per_ip_per_minute = auth_per_ip;
@@ -228,6 +253,57 @@ impl Stack {
             .await;
         assert_eq!(status, 200, "{joined}");
         joined
+    }
+
+    /// `method` on `path` with an optional bearer, `Accept-Language` (none when empty) and JSON
+    /// body: the status and the body (JSON, or the text as a string).
+    pub async fn call_in(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        lang: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = client().request(method, format!("{}{path}", self.base));
+        if !lang.is_empty() {
+            r = r.header("accept-language", lang);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// [`Stack::call_in`] without a language.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_in(method, path, token, "", body).await
+    }
+
+    /// The access token of the owner of a new workspace who signed up in `lang` (the saved
+    /// language wins over `Accept-Language` later).
+    pub async fn owner(&self, lang: &str) -> String {
+        let body = json!({"email": email("owner"), "password": PASSWORD, "name": "Ana"});
+        let (status, body) = self.call_in(reqwest::Method::POST, "/v1/auth/signup", None, lang, Some(body)).await;
+        assert_eq!(status, 201, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A count read as the database owner (past RLS).
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db.admin_pool().await).await.unwrap()
     }
 
     async fn users(&self) -> i64 {

@@ -2,13 +2,10 @@
 //! REST; bad input answered with localized 4xx envelopes; Shopify webhooks at
 //! `/webhooks/shopify` verified by the commerce service (a forged one refused, nothing stored).
 
-use nexus_testkit::service::service_config;
-use nexus_testkit::{RunningService, TestDb, TestNats};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::auth::{PASSWORD, email};
-use crate::support::{client, config, serve};
+use crate::auth::{Services, Stack, stack_of};
+use crate::support::client;
 
 /// `X-Shopify-Hmac-Sha256`: base64 of HMAC-SHA256 over the raw body with the app secret.
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -17,127 +14,37 @@ fn sign(secret: &str, body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, body).as_ref())
 }
 
-struct CommerceStack {
-    base: String,
-    db: TestDb,
-    _nats: TestNats,
-    stop: CancellationToken,
-}
-
-impl Drop for CommerceStack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn stack() -> CommerceStack {
-    nexus_testkit::init_tracing();
-    let db = TestDb::new().await;
-    let nats = TestNats::new();
-    let stop = CancellationToken::new();
-    let auth_extra =
-        [("NEXUS_AUTH__ARGON2_MEMORY_KIB", "1024".to_owned()), ("NEXUS_AUTH__ARGON2_ITERATIONS", "1".to_owned())];
-    let auth_cfg: nexus_auth::Config = service_config("auth", nexus_auth::DEFAULTS, &db, &nats, &auth_extra);
-    let s = stop.clone();
-    let auth = RunningService::spawn(nexus_auth::DEF, &auth_cfg.common.database.clone(), |l, _| {
-        nexus_auth::run(auth_cfg, l, s)
-    })
-    .await;
-    let extra = [("NEXUS_IDENTITY__AUTH_URL", auth.grpc_url()), ("NEXUS_MONITORING__ENABLED", "false".to_owned())];
-    let c_cfg: nexus_commerce::Config = service_config("commerce", nexus_commerce::DEFAULTS, &db, &nats, &extra);
-    let s = stop.clone();
-    let c_db = c_cfg.common.database.clone();
-    let commerce = RunningService::spawn(nexus_commerce::DEF, &c_db, |l, _| nexus_commerce::run(c_cfg, l, s)).await;
-    let mut cfg = config();
-    cfg.services.auth = auth.grpc_url();
-    cfg.services.commerce = commerce.grpc_url();
-    let limits = nexus_gateway::edge::RateLimits::new(&cfg.rate_limit);
-    let base = serve(nexus_gateway::app(cfg, limits).unwrap()).await;
-    for _ in 0..100 {
-        if client().get(format!("{base}/.well-known/jwks.json")).send().await.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    CommerceStack { base, db, _nats: nats, stop }
-}
-
-impl CommerceStack {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = client().request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn owner(&self) -> String {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/v1/auth/signup",
-                None,
-                Some(json!({"email": email("shop"), "password": PASSWORD, "name": "Ana"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["access_token"].as_str().unwrap().to_owned()
-    }
-
-    /// A product of the local supplier imported over REST, priced in USD.
-    async fn imported_product(&self, token: &str) -> Value {
-        use reqwest::Method as M;
-        let (status, supplier) = self
-            .call(
-                M::POST,
-                "/v1/commerce/connections",
-                Some(token),
-                Some(json!({"provider": "local", "role": "supplier"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{supplier}");
-        let id = supplier["id"].as_str().unwrap();
-        let (status, found) = self
-            .call(M::GET, &format!("/v1/commerce/catalogue?connection_id={id}&keyword=mug"), Some(token), None)
-            .await;
-        assert_eq!(status, 200, "{found}");
-        assert_eq!(found["provider"], "local");
-        let pid = found["items"][0]["supplier_product_id"].as_str().unwrap();
-        let (status, product) = self
-            .call(
-                M::POST,
-                "/v1/commerce/catalogue/import",
-                Some(token),
-                Some(json!({"connection_id": id, "supplier_product_id": pid, "currency": "USD"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{product}");
-        product
-    }
-
-    async fn count(&self, sql: &'static str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.db.admin_pool().await).await.unwrap()
-    }
+/// A product of the local supplier imported over REST, priced in USD.
+async fn imported_product(s: &Stack, token: &str) -> Value {
+    use reqwest::Method as M;
+    let (status, supplier) = s
+        .call(M::POST, "/v1/commerce/connections", Some(token), Some(json!({"provider": "local", "role": "supplier"})))
+        .await;
+    assert_eq!(status, 201, "{supplier}");
+    let id = supplier["id"].as_str().unwrap();
+    let (status, found) =
+        s.call(M::GET, &format!("/v1/commerce/catalogue?connection_id={id}&keyword=mug"), Some(token), None).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["provider"], "local");
+    let pid = found["items"][0]["supplier_product_id"].as_str().unwrap();
+    let (status, product) = s
+        .call(
+            M::POST,
+            "/v1/commerce/catalogue/import",
+            Some(token),
+            Some(json!({"connection_id": id, "supplier_product_id": pid, "currency": "USD"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{product}");
+    product
 }
 
 #[tokio::test]
 async fn the_local_catalogue_over_rest_and_bad_input() {
     use reqwest::Method as M;
-    let s = stack().await;
-    let token = s.owner().await;
-    let product = s.imported_product(&token).await;
+    let s = stack_of(Services { commerce: true, ..Services::default() }).await;
+    let token = s.owner("").await;
+    let product = imported_product(&s, &token).await;
     assert_eq!(product["variants"][0]["price"]["currency"], "USD");
     assert!(product["variants"][0]["rate_day"].is_string());
 
@@ -165,7 +72,7 @@ async fn the_local_catalogue_over_rest_and_bad_input() {
     let (status, _) = s.call(M::GET, "/v1/commerce/products", None, None).await;
     assert_eq!(status, 401);
     // Another workspace sees none of it.
-    let other = s.owner().await;
+    let other = s.owner("").await;
     let (status, _) =
         s.call(M::GET, &format!("/v1/commerce/products/{}", product["id"].as_str().unwrap()), Some(&other), None).await;
     assert_eq!(status, 404);
@@ -174,7 +81,7 @@ async fn the_local_catalogue_over_rest_and_bad_input() {
 
 #[tokio::test]
 async fn shopify_webhooks_are_verified_by_the_commerce_service() {
-    let s = stack().await;
+    let s = stack_of(Services { commerce: true, ..Services::default() }).await;
     let body = br#"{"id": 1, "currency": "USD", "updated_at": "2026-11-03T10:00:00Z", "line_items": []}"#;
     let forged = sign("not-the-secret", body);
     let resp = client()
@@ -208,9 +115,9 @@ async fn shopify_webhooks_are_verified_by_the_commerce_service() {
 #[tokio::test]
 async fn partial_refunds_over_rest_and_bad_input() {
     use reqwest::Method as M;
-    let s = stack().await;
-    let token = s.owner().await;
-    let product = s.imported_product(&token).await;
+    let s = stack_of(Services { commerce: true, ..Services::default() }).await;
+    let token = s.owner("").await;
+    let product = imported_product(&s, &token).await;
     let variant = product["variants"][0]["id"].as_str().unwrap();
     let order = json!({"currency": "USD", "lines": [{"variant_id": variant, "quantity": 2, "price": "10.00"}],
         "shipping": "5.00", "paid": true});
@@ -267,7 +174,7 @@ async fn partial_refunds_over_rest_and_bad_input() {
     let big = json!({"amount": "1.00", "reason": "x".repeat(2_000_000)});
     assert_eq!(refund("r-big", big).await.unwrap().status().as_u16(), 413);
     // Another workspace: no such order.
-    let other = s.owner().await;
+    let other = s.owner("").await;
     let r = client().post(&path).bearer_auth(&other).header("idempotency-key", "o-1").json(&json!({"amount": "1.00"}));
     assert_eq!(r.send().await.unwrap().status().as_u16(), 404);
 
@@ -280,8 +187,8 @@ async fn partial_refunds_over_rest_and_bad_input() {
 #[tokio::test]
 async fn dsers_order_exports_over_rest_and_bad_input() {
     use reqwest::Method as M;
-    let s = stack().await;
-    let token = s.owner().await;
+    let s = stack_of(Services { commerce: true, ..Services::default() }).await;
+    let token = s.owner("").await;
     let csv = "Order No.,Customer Name,Product Title,SKU,Quantity,Price,Currency\n#1,Ana,Mug,MUG-1,1,9.90,USD\n#2,Bo,Mug,MUG-1,x,9.90,USD\n";
     let (status, report) = s.call(M::POST, "/v1/commerce/dsers/orders", Some(&token), Some(json!({"csv": csv}))).await;
     assert_eq!(status, 200, "{report}");
