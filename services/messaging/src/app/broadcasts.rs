@@ -7,18 +7,18 @@
 //! never called); a `sending` row whose lease ran out is `unknown` and never sent again. A
 //! stopping sender finishes the sends it started and starts no new one.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt as _;
 use nexus_kernel::{Error, ErrorKind, TenantId};
 use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
 use nexus_proto::events as ev;
 use nexus_providers::whatsapp::Sender;
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ use super::parse_id;
 use super::whatsapp::WhatsApp;
 use crate::domain::broadcast::{self as domain, Pace};
 use crate::domain::templates::{Review, check_send};
-use crate::domain::whatsapp::{Content, Status};
+use crate::domain::whatsapp::Content;
 use crate::events::whatsapp as events;
 use crate::repo::broadcasts::{self as repo, BroadcastRow, Claimed, Totals};
 use crate::repo::whatsapp as wa_repo;
@@ -248,34 +248,121 @@ async fn finish_in(tx: &mut sqlx::PgConnection, tenant: TenantId, b: &BroadcastR
 
 /// The broadcast sender: starts due broadcasts, recovers lost claims, finishes broadcasts with
 /// nothing left, and sends claimed recipients, paced per number. Every replica may run one.
+///
+/// Sends stay in flight continuously: the next batch is claimed while the last one's final
+/// sends are on the wire, and the database work around each send is grouped — the marks before
+/// calling Meta in one statement per workspace and transaction, the outcomes after it likewise —
+/// so a recipient costs a share of a commit, not two of its own. Each recipient is still
+/// committed `sending` before its call, and only then called.
 pub async fn run_sender(wa: Arc<WhatsApp>, cfg: SenderConfig, stop: CancellationToken) {
-    let paces: Arc<tokio::sync::Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>> = Arc::default();
+    let in_flight = cfg.in_flight.max(1);
+    let batch = usize::try_from(cfg.batch.max(1)).unwrap_or(1);
+    let (marks, marks_rx) = mpsc::channel(in_flight);
+    let (outcomes, outcomes_rx) = mpsc::channel(batch);
+    let marker = tokio::spawn(mark_in_groups(wa.clone(), marks_rx, in_flight, cfg.lease.as_secs_f64()));
+    let recorder = tokio::spawn(record_in_groups(wa.clone(), outcomes_rx, batch));
+    let ctx = Arc::new(Ctx { wa: wa.clone(), paces: Mutex::default(), stop: stop.clone(), marks, outcomes });
+    let mut queue: VecDeque<(Arc<Lines>, Job)> = VecDeque::new();
+    let mut claims: Vec<Uuid> = Vec::new();
+    let mut sends = tokio::task::JoinSet::new();
+    let mut next_claim = tokio::time::Instant::now();
     while !stop.is_cancelled() {
-        match tick(&wa, &cfg, &paces, &stop).await {
-            Ok(0) => {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(cfg.idle) => {}
+        // The next batch is claimed when the queue is down to what is in flight: claims wait
+        // their turn no longer than one batch takes (their lease runs from the claim).
+        if queue.len() < in_flight && tokio::time::Instant::now() >= next_claim {
+            match claim_batch(&wa, &cfg).await {
+                Ok((claim, lines, claimed)) => {
+                    if claimed.len() < batch {
+                        // Nothing more due now: look again after a pause.
+                        next_claim = tokio::time::Instant::now() + cfg.idle;
+                    }
+                    if !claimed.is_empty() {
+                        claims.push(claim);
+                    }
+                    let lines = Arc::new(lines);
+                    queue.extend(claimed.into_iter().map(|c| (lines.clone(), Job { claim, c })));
                 }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = ?e, "broadcast sender");
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = tokio::time::sleep(cfg.idle) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "broadcast sender");
+                    next_claim = tokio::time::Instant::now() + cfg.idle;
                 }
             }
         }
+        while sends.len() < in_flight
+            && let Some((lines, job)) = queue.pop_front()
+        {
+            let ctx = ctx.clone();
+            sends.spawn(async move {
+                if let Err(e) = send_one(&ctx, &lines, job).await {
+                    tracing::warn!(error = ?e, "broadcast send");
+                }
+            });
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(_) = sends.join_next(), if !sends.is_empty() => {}
+            () = tokio::time::sleep_until(next_claim), if queue.len() < in_flight => {}
+        }
+        if queue.is_empty() && sends.is_empty() {
+            // Every claim so far has started: none is left to give back.
+            claims.clear();
+        }
     }
+    // Stopping: the sends started finish (an unstarted one gives its recipient back), claims
+    // never started go back to the queue, and every outcome is committed before returning.
+    while sends.join_next().await.is_some() {}
+    drop(queue);
+    if !claims.is_empty()
+        && let Err(e) = release_all(&wa, &claims).await
+    {
+        tracing::warn!(error = ?e, "broadcast sender: unstarted claims wait for their lease");
+    }
+    drop(ctx);
+    let _ = marker.await;
+    let _ = recorder.await;
 }
 
-async fn tick(
-    wa: &Arc<WhatsApp>,
-    cfg: &SenderConfig,
-    paces: &Arc<tokio::sync::Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>>,
-    stop: &CancellationToken,
-) -> Result<usize, Error> {
+/// A claimed recipient and the claim it is held under.
+struct Job {
+    claim: Uuid,
+    c: Claimed,
+}
+
+/// What sending from a number needs, read and its token unsealed once per claimed batch.
+struct Line {
+    number: wa_repo::NumberRow,
+    provider: Arc<dyn nexus_providers::whatsapp::WhatsApp>,
+    token: String,
+}
+
+type Lines = HashMap<Uuid, Line>;
+
+/// What every send of the sender shares.
+struct Ctx {
+    wa: Arc<WhatsApp>,
+    paces: Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>,
+    stop: CancellationToken,
+    marks: mpsc::Sender<Mark>,
+    outcomes: mpsc::Sender<Recorded>,
+}
+
+/// A recipient to mark `sending`; the answer says whether it may be sent.
+struct Mark {
+    tenant: Uuid,
+    row: (Uuid, Uuid, Uuid, Uuid),
+    answer: oneshot::Sender<bool>,
+}
+
+/// A send's outcome waiting to be committed, with the message when Meta accepted it.
+struct Recorded {
+    tenant: Uuid,
+    outcome: repo::Outcome,
+    sent: Option<(repo::SentMessage, ev::WhatsAppMessageSent)>,
+}
+
+/// Housekeeping (due broadcasts started, lost claims recovered, ended ones finished), then a
+/// batch claimed with what its numbers need.
+async fn claim_batch(wa: &WhatsApp, cfg: &SenderConfig) -> Result<(Uuid, Lines, Vec<Claimed>), Error> {
     let mut tx = db::system(&wa.pool).await?;
     repo::start_due(&mut tx).await?;
     let (_, unknown) = repo::recover(&mut tx).await?;
@@ -297,39 +384,39 @@ async fn tick(
     let mut tx = db::system(&wa.pool).await?;
     let claim = Uuid::now_v7();
     let claimed = repo::claim(&mut tx, claim, cfg.batch, cfg.lease.as_secs_f64()).await?;
-    let mut numbers = HashMap::new();
+    let mut lines = HashMap::new();
     for c in &claimed {
-        if let std::collections::hash_map::Entry::Vacant(v) = numbers.entry(c.number_id)
-            && let Some(n) = wa_repo::number_any(&mut tx, c.number_id).await?
+        if let std::collections::hash_map::Entry::Vacant(v) = lines.entry(c.number_id)
+            && let Some(number) = wa_repo::number_any(&mut tx, c.number_id).await?
         {
-            v.insert(n);
+            match wa.provider_for(&number).and_then(|p| Ok((p, wa.number_token(&number)?))) {
+                Ok((provider, token)) => {
+                    v.insert(Line { number, provider, token });
+                }
+                // Its recipients stay claimed and go back to the queue when the lease ends.
+                Err(e) => tracing::warn!(number = %c.number_id, error = ?e, "broadcast number unusable"),
+            }
         }
     }
     db::commit(tx).await?;
-    let n = claimed.len();
-    let numbers = Arc::new(numbers);
-    futures::stream::iter(claimed)
-        .for_each_concurrent(cfg.in_flight, |c| {
-            let (wa, numbers, paces, stop) = (wa.clone(), numbers.clone(), paces.clone(), stop.clone());
-            async move {
-                if let Err(e) = send_one(&wa, &numbers, &paces, &stop, claim, c).await {
-                    tracing::warn!(error = ?e, "broadcast send");
-                }
-            }
-        })
-        .await;
-    Ok(n)
+    Ok((claim, lines, claimed))
+}
+
+async fn release_all(wa: &WhatsApp, claims: &[Uuid]) -> Result<(), Error> {
+    let mut tx = db::system(&wa.pool).await?;
+    repo::release_claims(&mut tx, claims).await?;
+    db::commit(tx).await
 }
 
 /// Waits for the number's next slot; `false` when the sender is stopping first.
 async fn pace(
-    paces: &tokio::sync::Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>,
+    paces: &Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>,
     number: Uuid,
     rate: i32,
     stop: &CancellationToken,
 ) -> bool {
     let slot = {
-        let mut all = paces.lock().await;
+        let mut all = paces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = tokio::time::Instant::now();
         let (p, next) = all.entry(number).or_insert_with(|| (Pace::new(rate.unsigned_abs()), now));
         let slot = (*next).max(now);
@@ -342,93 +429,186 @@ async fn pace(
     }
 }
 
-async fn send_one(
-    wa: &WhatsApp,
-    numbers: &HashMap<Uuid, wa_repo::NumberRow>,
-    paces: &tokio::sync::Mutex<HashMap<Uuid, (Pace, tokio::time::Instant)>>,
-    stop: &CancellationToken,
-    claim: Uuid,
-    c: Claimed,
-) -> Result<(), Error> {
-    let tenant = TenantId::from_uuid(c.tenant_id);
-    let Some(number) = numbers.get(&c.number_id) else { return Ok(()) };
+/// Up to `max` items: the first waited for, the rest those already waiting (`None`: closed).
+async fn gather<T>(rx: &mut mpsc::Receiver<T>, max: usize) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut all = vec![first];
+    while all.len() < max
+        && let Ok(next) = rx.try_recv()
+    {
+        all.push(next);
+    }
+    Some(all)
+}
+
+/// Items grouped by workspace (each group commits in its workspace's transaction).
+fn by_tenant<T>(items: Vec<T>, tenant: impl Fn(&T) -> Uuid) -> HashMap<Uuid, Vec<T>> {
+    let mut groups: HashMap<Uuid, Vec<T>> = HashMap::new();
+    for item in items {
+        groups.entry(tenant(&item)).or_default().push(item);
+    }
+    groups
+}
+
+/// Marks recipients `sending` in groups: whatever asked while the last group committed
+/// commits next, in one statement. A recipient is answered only once its mark is committed.
+async fn mark_in_groups(wa: Arc<WhatsApp>, mut rx: mpsc::Receiver<Mark>, max: usize, lease_secs: f64) {
+    while let Some(marks) = gather(&mut rx, max).await {
+        for (tenant, marks) in by_tenant(marks, |m| m.tenant) {
+            let rows: Vec<_> = marks.iter().map(|m| m.row).collect();
+            let marked = async {
+                let mut tx = db::tenant(&wa.pool, TenantId::from_uuid(tenant)).await?;
+                let marked = repo::mark_sending_many(&mut tx, &rows, lease_secs).await?;
+                db::commit(tx).await?;
+                Ok::<_, Error>(marked)
+            }
+            .await
+            .unwrap_or_else(|e| {
+                // Not committed as far as we know: none is sent (one that was is `unknown` later).
+                tracing::warn!(error = ?e, "broadcast marks");
+                Vec::new()
+            });
+            let marked: std::collections::HashSet<(Uuid, Uuid)> = marked.into_iter().collect();
+            for m in marks {
+                let _ = m.answer.send(marked.contains(&(m.row.1, m.row.2)));
+            }
+        }
+    }
+}
+
+/// Commits outcomes in groups: per workspace, the recipients' states, the sent messages, their
+/// events and webhooks, in one transaction. A failed commit is tried again (what it recorded is
+/// written once: only recipients still `sending` are recorded); a group that keeps failing stays
+/// `sending` and becomes `unknown` when its lease ends — never sent again.
+async fn record_in_groups(wa: Arc<WhatsApp>, mut rx: mpsc::Receiver<Recorded>, max: usize) {
+    while let Some(all) = gather(&mut rx, max).await {
+        for (tenant, group) in by_tenant(all, |r| r.tenant) {
+            let tenant = TenantId::from_uuid(tenant);
+            for attempt in 0..3u32 {
+                match record_group(&wa, tenant, &group).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, attempt, recipients = group.len(), "broadcast outcomes");
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn record_group(wa: &WhatsApp, tenant: TenantId, group: &[Recorded]) -> Result<(), Error> {
+    let outcomes: Vec<&repo::Outcome> = group.iter().map(|r| &r.outcome).collect();
+    let mut tx = db::tenant(&wa.pool, tenant).await?;
+    let recorded: std::collections::HashSet<(Uuid, Uuid)> =
+        repo::record_many(&mut tx, &outcomes).await?.into_iter().collect();
+    let (messages, events): (Vec<_>, Vec<_>) = group
+        .iter()
+        .filter(|r| recorded.contains(&(r.outcome.broadcast, r.outcome.contact)))
+        .filter_map(|r| r.sent.as_ref().map(|(m, e)| (m, e.clone())))
+        .unzip();
+    if !messages.is_empty() {
+        repo::insert_sent(&mut tx, tenant, &messages).await?;
+        events::messages_sent(&mut tx, tenant, &events).await?;
+    }
+    db::commit(tx).await
+}
+
+/// Sends one claimed recipient: paced, marked `sending` (committed), sent, and its outcome
+/// handed to the recorder.
+async fn send_one(ctx: &Ctx, lines: &Lines, job: Job) -> Result<(), Error> {
+    let Job { claim, c } = job;
+    let Some(line) = lines.get(&c.number_id) else { return Ok(()) };
     let params = domain::resolve(&c.param_specs.0, &c.params.0);
     let message_id = Uuid::now_v7();
-    // Paced before the transaction opens: no connection is held while waiting.
-    let go = !stop.is_cancelled() && pace(paces, c.number_id, c.rate, stop).await;
-    let mut tx = db::tenant(&wa.pool, tenant).await?;
-    if !go || !repo::mark_sending(&mut tx, claim, c.broadcast_id, c.contact_id, message_id).await? {
+    let go = !ctx.stop.is_cancelled() && pace(&ctx.paces, c.number_id, c.rate, &ctx.stop).await;
+    let marked = go && {
+        let (answer, answered) = oneshot::channel();
+        let mark = Mark { tenant: c.tenant_id, row: (claim, c.broadcast_id, c.contact_id, message_id), answer };
+        ctx.marks.send(mark).await.is_ok() && answered.await.unwrap_or(false)
+    };
+    if !marked {
         // Not started (stopping, paused, or the claim is gone): back to the queue if still ours.
+        let mut tx = db::tenant(&ctx.wa.pool, TenantId::from_uuid(c.tenant_id)).await?;
         repo::release(&mut tx, claim, c.broadcast_id, c.contact_id).await?;
         return db::commit(tx).await;
     }
-    db::commit(tx).await?;
+    let outcome = |state, error_code, next_at| repo::Outcome {
+        broadcast: c.broadcast_id,
+        contact: c.contact_id,
+        state,
+        error_code,
+        next_at,
+    };
     let Some(params) = params else {
-        let mut tx = db::tenant(&wa.pool, tenant).await?;
-        repo::record(&mut tx, c.broadcast_id, c.contact_id, "failed", None, None).await?;
-        return db::commit(tx).await;
+        return hand_over(ctx, c.tenant_id, outcome("failed", None, None), None).await;
     };
     let content = Content::Template { name: c.template_name.clone(), language: c.language.clone(), params };
     let mut payload = content.payload(&c.to_number);
     payload["biz_opaque_callback_data"] = json!(format!("b:{}:{}", c.broadcast_id, c.contact_id));
-    let provider = wa.provider_for(number)?;
-    let token = wa.number_token(number)?;
-    let result = provider.send(&Sender { phone_number_id: &number.phone_number_id, token: &token }, &payload).await;
-    let mut tx = db::tenant(&wa.pool, tenant).await?;
-    match result {
+    let from = Sender { phone_number_id: &line.number.phone_number_id, token: &line.token };
+    let result = line.provider.send(&from, &payload).await;
+    let pace_of = |f: fn(&mut Pace)| {
+        if let Some((p, _)) = ctx.paces.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_mut(&c.number_id)
+        {
+            f(p);
+        }
+    };
+    let (done, sent) = match result {
         Ok(accepted) => {
-            repo::record(&mut tx, c.broadcast_id, c.contact_id, "sent", None, None).await?;
-            let stored = json!({"summary": content.summary(), "payload": payload});
-            let m = wa_repo::NewMessage {
+            pace_of(Pace::succeeded);
+            let tenant = c.tenant_id.to_string();
+            let m = repo::SentMessage {
                 id: message_id,
-                number_id: number.id,
-                contact_id: c.contact_id,
-                direction: "out",
-                kind: "template",
-                content: &stored,
-                status: Status::Sent,
-                wamid: Some(&accepted.wamid),
-                provider: provider.name(),
-                reservation: "",
+                broadcast: c.broadcast_id,
+                number: line.number.id,
+                contact: c.contact_id,
+                content: json!({"summary": content.summary(), "payload": payload}),
+                wamid: accepted.wamid,
+                provider: line.provider.name(),
                 at: Utc::now(),
             };
-            wa_repo::insert_message(&mut tx, tenant, &m).await?;
-            wa_repo::tag_broadcast(&mut tx, message_id, c.broadcast_id).await?;
             let e = ev::WhatsAppMessageSent {
-                workspace_id: tenant.to_string(),
+                workspace_id: tenant,
                 message_id: message_id.to_string(),
                 contact_id: c.contact_id.to_string(),
-                number_id: number.id.to_string(),
+                number_id: line.number.id.to_string(),
                 r#type: "template".into(),
                 broadcast_id: c.broadcast_id.to_string(),
             };
-            events::message_sent(&mut tx, tenant, e).await?;
-            if let Some((p, _)) = paces.lock().await.get_mut(&c.number_id) {
-                p.succeeded();
-            }
+            (outcome("sent", None, None), Some((m, e)))
         }
         Err(e) if e.is_throttling() && c.attempts + 1 < domain::MAX_ATTEMPTS => {
             // Meta asked us to slow down: this recipient waits, and the whole number slows.
-            let next = Utc::now() + domain::retry_after(c.attempts);
-            repo::record(&mut tx, c.broadcast_id, c.contact_id, "queued", None, Some(next)).await?;
-            if let Some((p, _)) = paces.lock().await.get_mut(&c.number_id) {
-                p.throttled();
-            }
+            pace_of(Pace::throttled);
+            (outcome("queued", None, Some(Utc::now() + domain::retry_after(c.attempts))), None)
         }
         Err(e) if e.not_sent() => {
             let transient = matches!(e, nexus_providers::whatsapp::WhatsAppError::Unreachable(_))
                 || matches!(e, nexus_providers::whatsapp::WhatsAppError::Api { status, .. } if status >= 500);
             if transient && c.attempts + 1 < domain::MAX_ATTEMPTS {
-                let next = Utc::now() + domain::retry_after(c.attempts);
-                repo::record(&mut tx, c.broadcast_id, c.contact_id, "queued", None, Some(next)).await?;
+                (outcome("queued", None, Some(Utc::now() + domain::retry_after(c.attempts))), None)
             } else {
-                repo::record(&mut tx, c.broadcast_id, c.contact_id, "failed", e.code(), None).await?;
+                (outcome("failed", e.code(), None), None)
             }
         }
         Err(e) => {
             tracing::warn!(broadcast = %c.broadcast_id, error = %e, "broadcast send outcome unknown; not resent");
-            repo::record(&mut tx, c.broadcast_id, c.contact_id, "unknown", None, None).await?;
+            (outcome("unknown", None, None), None)
         }
-    }
-    db::commit(tx).await
+    };
+    hand_over(ctx, c.tenant_id, done, sent).await
+}
+
+/// Queues an outcome for the recorder (waiting while it is a batch behind).
+async fn hand_over(
+    ctx: &Ctx,
+    tenant: Uuid,
+    outcome: repo::Outcome,
+    sent: Option<(repo::SentMessage, ev::WhatsAppMessageSent)>,
+) -> Result<(), Error> {
+    ctx.outcomes
+        .send(Recorded { tenant, outcome, sent })
+        .await
+        .map_err(|_| Error::internal("broadcast recorder stopped"))
 }

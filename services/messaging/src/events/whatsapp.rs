@@ -82,6 +82,29 @@ pub async fn message_sent(conn: &mut PgConnection, tenant: TenantId, e: ev::What
     webhook(conn, tenant, "message.sent", format!("wa:sent:{}", e.message_id), data).await
 }
 
+/// [`message_sent`] of many messages of one workspace, in one statement each for the outbox
+/// and the webhooks (a broadcast's batch).
+pub async fn messages_sent(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    events: &[ev::WhatsAppMessageSent],
+) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    nexus_platform::outbox::enqueue_many(conn, "nexus.messaging.message.sent", Some(tenant), events).await.db()?;
+    let items: Vec<(String, serde_json::Value)> = events
+        .iter()
+        .map(|e| {
+            let data = serde_json::json!({"message_id": e.message_id, "contact_id": e.contact_id,
+                                          "number_id": e.number_id, "type": e.r#type, "broadcast_id": e.broadcast_id});
+            (format!("wa:sent:{}", e.message_id), data)
+        })
+        .collect();
+    crate::app::webhooks::publish_many(conn, tenant, "message.sent", &items).await?;
+    Ok(())
+}
+
 pub async fn status_changed(
     conn: &mut PgConnection,
     tenant: TenantId,

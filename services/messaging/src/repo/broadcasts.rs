@@ -297,6 +297,134 @@ pub async fn record(
     Ok(())
 }
 
+/// [`mark_sending`] of many recipients in one statement, each `(claim, broadcast, contact,
+/// message)`: answers the `(broadcast, contact)` marked; the others may not be sent. The lease
+/// runs `lease_secs` from the mark (a claim may have waited its turn): a send gets all of it.
+pub async fn mark_sending_many(
+    conn: &mut PgConnection,
+    rows: &[(Uuid, Uuid, Uuid, Uuid)],
+    lease_secs: f64,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let claims: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let broadcasts: Vec<Uuid> = rows.iter().map(|r| r.1).collect();
+    let contacts: Vec<Uuid> = rows.iter().map(|r| r.2).collect();
+    let messages: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
+    sqlx::query_as(
+        "UPDATE wa_broadcast_recipients r SET state = 'sending', attempts = r.attempts + 1, message_id = u.message, \
+           lease_until = greatest(r.lease_until, now() + make_interval(secs => $5)), updated_at = now() \
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[]) AS u(claim, broadcast, contact, message) \
+         WHERE r.broadcast_id = u.broadcast AND r.contact_id = u.contact AND r.state = 'claimed' \
+           AND r.claim_id = u.claim AND r.lease_until > now() \
+           AND EXISTS (SELECT 1 FROM wa_broadcasts b WHERE b.id = u.broadcast AND b.status = 'running') \
+         RETURNING r.broadcast_id, r.contact_id",
+    )
+    .bind(&claims)
+    .bind(&broadcasts)
+    .bind(&contacts)
+    .bind(&messages)
+    .bind(lease_secs)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Gives every unstarted recipient of these claims back to the queue (a stopping sender).
+pub async fn release_claims(conn: &mut PgConnection, claims: &[Uuid]) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "UPDATE wa_broadcast_recipients SET state = 'queued', lease_until = NULL, claim_id = NULL, updated_at = now() \
+         WHERE state = 'claimed' AND claim_id = ANY($1)",
+    )
+    .bind(claims)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(done.rows_affected())
+}
+
+/// How one recipient's send ended, for [`record_many`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub broadcast: Uuid,
+    pub contact: Uuid,
+    /// `sent`, `failed`, `unknown`, or `queued` again at `next_at`.
+    pub state: &'static str,
+    pub error_code: Option<i64>,
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// [`record`] of many recipients in one statement; answers the `(broadcast, contact)` recorded
+/// (still `sending` until now), so what follows a send is written once even when retried.
+pub async fn record_many(conn: &mut PgConnection, outcomes: &[&Outcome]) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let broadcasts: Vec<Uuid> = outcomes.iter().map(|o| o.broadcast).collect();
+    let contacts: Vec<Uuid> = outcomes.iter().map(|o| o.contact).collect();
+    let states: Vec<&str> = outcomes.iter().map(|o| o.state).collect();
+    let codes: Vec<Option<i64>> = outcomes.iter().map(|o| o.error_code).collect();
+    let next: Vec<Option<DateTime<Utc>>> = outcomes.iter().map(|o| o.next_at).collect();
+    sqlx::query_as(
+        "UPDATE wa_broadcast_recipients r SET state = u.state, error_code = u.code, next_at = coalesce(u.next_at, r.next_at), \
+           lease_until = NULL, updated_at = now() \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::timestamptz[]) AS u(broadcast, contact, state, code, next_at) \
+         WHERE r.broadcast_id = u.broadcast AND r.contact_id = u.contact AND r.state = 'sending' \
+         RETURNING r.broadcast_id, r.contact_id",
+    )
+    .bind(&broadcasts)
+    .bind(&contacts)
+    .bind(&states)
+    .bind(&codes)
+    .bind(&next)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// A broadcast message Meta accepted, for [`insert_sent`].
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    pub id: Uuid,
+    pub broadcast: Uuid,
+    pub number: Uuid,
+    pub contact: Uuid,
+    pub content: serde_json::Value,
+    pub wamid: String,
+    pub provider: &'static str,
+    pub at: DateTime<Utc>,
+}
+
+/// Stores sent broadcast messages (outbound templates, tagged with their broadcast) in one
+/// statement.
+pub async fn insert_sent(conn: &mut PgConnection, tenant: TenantId, sent: &[&SentMessage]) -> Result<(), Error> {
+    let ids: Vec<Uuid> = sent.iter().map(|m| m.id).collect();
+    let broadcasts: Vec<Uuid> = sent.iter().map(|m| m.broadcast).collect();
+    let numbers: Vec<Uuid> = sent.iter().map(|m| m.number).collect();
+    let contacts: Vec<Uuid> = sent.iter().map(|m| m.contact).collect();
+    let contents: Vec<Json<&serde_json::Value>> = sent.iter().map(|m| Json(&m.content)).collect();
+    let wamids: Vec<&str> = sent.iter().map(|m| m.wamid.as_str()).collect();
+    let providers: Vec<&str> = sent.iter().map(|m| m.provider).collect();
+    let at: Vec<DateTime<Utc>> = sent.iter().map(|m| m.at).collect();
+    sqlx::query(
+        "INSERT INTO wa_messages (id, tenant_id, number_id, contact_id, direction, kind, content, status, wamid, provider, \
+           reservation, broadcast_id, created_at, updated_at) \
+         SELECT u.id, $1, u.number, u.contact, 'out', 'template', u.content, 'sent', u.wamid, u.provider, '', u.broadcast, \
+           u.at, u.at \
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::jsonb[], $7::text[], $8::text[], $9::timestamptz[]) \
+           AS u(id, broadcast, number, contact, content, wamid, provider, at) \
+         ON CONFLICT (number_id, wamid) WHERE wamid IS NOT NULL DO NOTHING",
+    )
+    .bind(tenant.as_uuid())
+    .bind(&ids)
+    .bind(&broadcasts)
+    .bind(&numbers)
+    .bind(&contacts)
+    .bind(&contents)
+    .bind(&wamids)
+    .bind(&providers)
+    .bind(&at)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
 /// Gives claims whose lease ran out back to the queue (Meta was never called for them), and
 /// marks sends whose lease ran out mid-call `unknown`: Meta may have sent them, and a second
 /// send could reach the customer twice. Answers (requeued, unknown).

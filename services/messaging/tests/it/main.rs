@@ -13,6 +13,7 @@ mod orders;
 mod schema;
 mod search;
 mod support;
+mod templates;
 mod transfer;
 mod webhooks;
 mod whatsapp;
