@@ -10,6 +10,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$NEXUS_ROOT"
 
 bash "$here/stack.sh" up
+# The video pipeline's benchmark renders with ffmpeg (the fake D-ID serves real MP4s): say so up
+# front instead of failing after every other benchmark has run.
+for tool in ffmpeg ffprobe; do
+  command -v "$tool" >/dev/null || {
+    echo "make bench: $tool is missing (apt-get install ffmpeg; .ci/run installs it for make test)" >&2
+    exit 1
+  }
+done
 # Tests and benchmarks run under the development rules (built-in keys, local mail and billing).
 export NEXUS_ENVIRONMENT=${NEXUS_ENVIRONMENT:-development}
 mkdir -p .local/bench
