@@ -160,3 +160,24 @@ pub(crate) fn text(v: &Value, key: &str) -> String {
         _ => String::new(),
     }
 }
+
+/// What a published post has gathered so far, as the platform counts it (zero where the
+/// platform does not count that figure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Engagement {
+    pub likes: i64,
+    pub comments: i64,
+    pub shares: i64,
+    pub views: i64,
+}
+
+/// A post or video the platform shows on an account, as its recent-items listing returns it: how
+/// a publish whose answer was lost is found again (by its caption or title).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedItem {
+    pub id: String,
+    /// Where the public sees it (empty where the platform gives none).
+    pub permalink: String,
+    /// The caption, message or title.
+    pub text: String,
+}
