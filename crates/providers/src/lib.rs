@@ -7,6 +7,7 @@ pub mod ecb;
 pub mod elevenlabs;
 pub mod google;
 mod http;
+pub mod instagram;
 pub mod llm;
 pub mod marketing;
 pub mod meta;

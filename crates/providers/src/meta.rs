@@ -7,7 +7,10 @@
 //! - `{graph_url}/{version}/…`; the token travels as `access_token` with
 //!   `appsecret_proof = hex(HMAC-SHA256(app_secret, token))`.
 //! - Errors: `{"error":{"message","type","code","error_subcode"}}`; code 190 (and type
-//!   `OAuthException` with 102) is a refused token; 4, 17, 613 and 80000–80014 are throttling.
+//!   `OAuthException` with 102) is a refused token; 4, 17, 613 and 80000–80014 are throttling,
+//!   and so is 9 / 2207042 (Instagram's publishing limit).
+//!
+//! Instagram content publishing and Facebook Page posts: [`crate::instagram`].
 
 use std::fmt;
 use std::time::Duration;
@@ -17,7 +20,7 @@ use serde_json::Value;
 use crate::http::RetryPolicy;
 use crate::marketing::{PlatformError, call, text};
 
-const PLATFORM: &str = "Meta";
+pub(crate) const PLATFORM: &str = "Meta";
 /// Rows per audience upload call (Meta's limit).
 pub const AUDIENCE_BATCH: usize = 10_000;
 
@@ -76,10 +79,10 @@ pub struct MetaPage {
 }
 
 pub struct MetaClient {
-    cfg: MetaConfig,
-    base: String,
-    http: reqwest::Client,
-    retry: RetryPolicy,
+    pub(crate) cfg: MetaConfig,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl fmt::Debug for MetaClient {
@@ -89,12 +92,15 @@ impl fmt::Debug for MetaClient {
 }
 
 /// Meta's error envelope, judged.
-fn judge(status: u16, v: &Value) -> Option<(i64, String, bool, bool)> {
+pub(crate) fn judge(status: u16, v: &Value) -> Option<(i64, String, bool, bool)> {
     let e = v.get("error")?;
     let code = e.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let subcode = e.get("error_subcode").and_then(Value::as_i64).unwrap_or(0);
     let message = e.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
     let auth = code == 190 || code == 102 || status == 401;
-    let throttle = matches!(code, 4 | 17 | 32 | 613) || (80000..=80014).contains(&code);
+    // 9 / 2207042: the Instagram account's publishing limit (posts per 24 h) is reached.
+    let throttle =
+        matches!(code, 4 | 17 | 32 | 613) || (80000..=80014).contains(&code) || (code == 9 && subcode == 2_207_042);
     Some((code, message, auth, throttle))
 }
 
@@ -105,7 +111,7 @@ impl MetaClient {
         Self { cfg, base, http, retry }
     }
 
-    fn appsecret_proof(&self, token: &str) -> String {
+    pub(crate) fn appsecret_proof(&self, token: &str) -> String {
         appsecret_proof(&self.cfg.app_secret, token)
     }
 
@@ -157,7 +163,7 @@ impl MetaClient {
         Self::token_of(&self.get("/oauth/access_token", &q, "long-lived token").await?)
     }
 
-    async fn authed(
+    pub(crate) async fn authed(
         &self,
         token: &str,
         path: &str,
@@ -567,7 +573,7 @@ impl MetaClient {
     }
 }
 
-fn data(v: &Value) -> Vec<Value> {
+pub(crate) fn data(v: &Value) -> Vec<Value> {
     v.get("data").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
@@ -604,6 +610,9 @@ mod tests {
         assert!(judge(400, &e(190)).unwrap().2);
         assert!(judge(400, &e(17)).unwrap().3);
         assert!(judge(400, &e(80004)).unwrap().3);
+        let limit = serde_json::json!({"error": {"code": 9, "error_subcode": 2207042, "message": "m"}});
+        assert!(judge(400, &limit).unwrap().3);
+        assert!(!judge(400, &serde_json::json!({"error": {"code": 9, "message": "m"}})).unwrap().3);
         assert!(!judge(400, &e(100)).unwrap().2);
         assert!(judge(200, &serde_json::json!({"id": "1"})).is_none());
     }

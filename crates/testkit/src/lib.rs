@@ -15,6 +15,7 @@ pub mod fake;
 pub mod identity;
 pub mod messages;
 pub mod meta;
+pub mod meta_publish;
 pub mod nats;
 pub mod oidc;
 pub mod openai;

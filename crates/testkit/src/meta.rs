@@ -11,6 +11,10 @@
 //! and `DELETE /{id}`. Knobs: a step made to fail ([`FakeMeta::fail_create`]), to create and
 //! lose its answer (HTTP 500, [`FakeMeta::lose_answer`]) or to create and answer late
 //! ([`FakeMeta::delay_answer`]); counts of objects created and still there per edge.
+//!
+//! Instagram content publishing and Facebook Page posts (§8, §9c) are served by the same server,
+//! for the page and Instagram account `/me/accounts` lists; their routes, knobs and accessors
+//! are in [`crate::meta_publish`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,6 +28,8 @@ use serde_json::json;
 
 use crate::FakeServer;
 use crate::fake::lock;
+use crate::meta_publish::{Caller, Publishing};
+pub use crate::meta_publish::{FakeEngagement, LoseMode, TEST_IG_USER_ID, TEST_PAGE_ID};
 
 pub const TEST_APP_ID: &str = "4242";
 pub const TEST_APP_SECRET: &str = "fake-meta-app-secret";
@@ -42,7 +48,7 @@ pub struct FakeMetaObject {
     pub fields: HashMap<String, String>,
 }
 
-struct State {
+pub(crate) struct State {
     objects: Vec<FakeMetaObject>,
     /// Creates per edge, deleted ones included.
     created: HashMap<String, u32>,
@@ -71,6 +77,8 @@ struct State {
     revoked: Vec<String>,
     /// (method, path, status) of every request.
     log: Vec<(String, String, u16)>,
+    /// Instagram containers and media, page posts, and their knobs.
+    pub(crate) publishing: Publishing,
 }
 
 pub struct FakeMeta {
@@ -100,13 +108,14 @@ impl FakeMeta {
             verifiers: Vec::new(),
             revoked: Vec::new(),
             log: Vec::new(),
+            publishing: Publishing::default(),
         }));
         let router = Router::new().fallback(handle).with_state(state.clone());
         let server = FakeServer::start(router).await;
         FakeMeta { base_url: server.base_url.clone(), state, _server: server }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
@@ -197,14 +206,17 @@ impl FakeMeta {
     }
 }
 
-fn error(status: StatusCode, code: i64, message: &str) -> Response {
-    (
-        status,
-        axum::Json(
-            json!({"error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "fake"}}),
-        ),
-    )
-        .into_response()
+pub(crate) fn error(status: StatusCode, code: i64, message: &str) -> Response {
+    error_sub(status, code, None, message)
+}
+
+/// Meta's error envelope, with an `error_subcode` where Meta sends one.
+pub(crate) fn error_sub(status: StatusCode, code: i64, subcode: Option<i64>, message: &str) -> Response {
+    let mut e = json!({"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "fake"});
+    if let Some(s) = subcode {
+        e["error_subcode"] = json!(s);
+    }
+    (status, axum::Json(json!({ "error": e }))).into_response()
 }
 
 fn proof(token: &str) -> String {
@@ -239,6 +251,10 @@ fn route(
     q: &HashMap<String, String>,
 ) -> (Response, Option<std::time::Duration>) {
     let resp = route_inner(st, method, path, q);
+    // A publish whose answer is to be lost by timing out.
+    if let Some(wait) = st.publishing.hold.take() {
+        return (resp, Some(wait));
+    }
     let edge = path.rsplit('/').next().unwrap_or("");
     match &st.delay {
         Some((e, wait)) if method == Method::POST && e == edge && resp.status().is_success() => (resp, Some(*wait)),
@@ -271,11 +287,24 @@ fn route_inner(st: &mut State, method: &Method, path: &str, q: &HashMap<String, 
             .into_response();
     }
     let token = get("access_token");
-    if token != LONG_TOKEN || st.revoked.iter().any(|t| t == token) {
-        return error(StatusCode::BAD_REQUEST, 190, "Error validating access token");
+    // A page token dies with the user's grant.
+    let caller = match st.publishing.page_of(token) {
+        Some(page) if st.revoked.is_empty() => Caller::Page(page),
+        _ if token == LONG_TOKEN && !st.revoked.iter().any(|t| t == token) => Caller::User,
+        _ => return error(StatusCode::BAD_REQUEST, 190, "Error validating access token"),
+    };
+    if st.publishing.token_revoked {
+        return error(StatusCode::BAD_REQUEST, 190, "Error validating access token: The session has been invalidated");
     }
     if get("appsecret_proof") != proof(token) {
         return error(StatusCode::BAD_REQUEST, 100, "Invalid appsecret_proof provided in the API argument");
+    }
+    if let Some(resp) = crate::meta_publish::route(&mut st.publishing, method, path, q, &caller) {
+        return resp;
+    }
+    // The ad and account routes below are the user's.
+    if let Caller::Page(_) = caller {
+        return crate::meta_publish::needs_user_token();
     }
     match (method.as_str(), path) {
         ("GET", "/me") => axum::Json(json!({"id": TEST_USER_ID, "name": "Ana Meta"})).into_response(),
