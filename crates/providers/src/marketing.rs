@@ -86,36 +86,52 @@ async fn one(
     judge: Judge,
     req: reqwest::RequestBuilder,
 ) -> Result<Answer, (PlatformError, Option<Duration>)> {
-    let transport = |e: &reqwest::Error| {
-        if e.is_timeout() {
-            PlatformError::Timeout { platform }
-        } else {
-            tracing::debug!(reason = transport_reason(e), platform, "platform unreachable");
-            PlatformError::Upstream { platform, status: 0 }
-        }
-    };
+    let transport = |e: &reqwest::Error| transport_error(platform, e);
     let resp = req.send().await.map_err(|e| (transport(&e), None))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let wait = retry_after(&headers);
     let bytes = read_limited(resp, MAX_BODY_BYTES).await.map_err(|e| (transport(&e), None))?;
+    let json = judged(platform, judge, status, &bytes, wait).map_err(|e| (e, wait))?;
+    Ok(Answer { json, headers })
+}
+
+/// A request that got no (whole) answer: a timeout, or `Upstream` with status 0.
+pub(crate) fn transport_error(platform: &'static str, e: &reqwest::Error) -> PlatformError {
+    if e.is_timeout() {
+        PlatformError::Timeout { platform }
+    } else {
+        tracing::debug!(reason = transport_reason(e), platform, "platform unreachable");
+        PlatformError::Upstream { platform, status: 0 }
+    }
+}
+
+/// The body of an answer already read, or the error it stands for (429, the platform's refusal
+/// as `judge` reads it, another non-2xx status, or an unreadable body).
+pub(crate) fn judged(
+    platform: &'static str,
+    judge: Judge,
+    status: u16,
+    bytes: &[u8],
+    wait: Option<Duration>,
+) -> Result<Value, PlatformError> {
     if status == 429 {
-        return Err((PlatformError::RateLimited { platform, retry_after: wait }, wait));
+        return Err(PlatformError::RateLimited { platform, retry_after: wait });
     }
     let json: Value = if bytes.is_empty() {
         Value::Null
     } else {
-        match serde_json::from_slice(&bytes) {
+        match serde_json::from_slice(bytes) {
             Ok(v) => v,
             Err(_) if retryable_status(status) || !(200..300).contains(&status) => {
-                return Err((PlatformError::Upstream { platform, status }, wait));
+                return Err(PlatformError::Upstream { platform, status });
             }
-            Err(e) => return Err((PlatformError::Decode { platform, message: e.to_string() }, wait)),
+            Err(e) => return Err(PlatformError::Decode { platform, message: e.to_string() }),
         }
     };
     if let Some((code, message, auth, throttle)) = judge(status, &json) {
         let message = crate::llm::clip(&message);
-        let e = if throttle {
+        return Err(if throttle {
             PlatformError::RateLimited { platform, retry_after: wait.or(Some(Duration::from_secs(1))) }
         } else if auth {
             PlatformError::Auth { platform, message }
@@ -123,13 +139,12 @@ async fn one(
             PlatformError::Upstream { platform, status }
         } else {
             PlatformError::Api { platform, code, message }
-        };
-        return Err((e, wait));
+        });
     }
     if !(200..300).contains(&status) {
-        return Err((PlatformError::Upstream { platform, status }, wait));
+        return Err(PlatformError::Upstream { platform, status });
     }
-    Ok(Answer { json, headers })
+    Ok(json)
 }
 
 /// One daily row of insights at ad level, figures as the platform sends them (decimal text in

@@ -29,7 +29,9 @@ pub mod shopify;
 pub mod smtp;
 pub mod stripe;
 pub mod tiktok;
+pub mod tiktok_posts;
 pub mod whatsapp;
+pub mod youtube;
 
 pub use db::TestDb;
 pub use fake::FakeServer;

@@ -13,6 +13,9 @@
 //!   (ad, day).
 //! - Custom audiences: `POST /segment/audience/` (create) and `POST /segment/mapping/` (hashes).
 //!
+//! The Content Posting API (organic posts, `/v2/…`, the same token as a Bearer) is served here
+//! too, from [`crate::tiktok_posts`].
+//!
 //! Knobs: a kind made to fail ([`FakeTikTok::fail_create`]), to create and lose its answer
 //! ([`FakeTikTok::lose_answer`]) or answer late ([`FakeTikTok::delay_answer`]); the next
 //! requests throttled ([`FakeTikTok::throttle_next`]); counts of objects created and live.
@@ -49,7 +52,9 @@ pub struct FakeTikTokObject {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
+    /// The content posting routes' state.
+    pub(crate) posts: crate::tiktok_posts::Posts,
     log: Vec<(String, i64)>,
     objects: Vec<FakeTikTokObject>,
     created: HashMap<String, u32>,
@@ -84,7 +89,7 @@ impl FakeTikTok {
         FakeTikTok { base_url: server.base_url.clone(), state, _server: server }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
@@ -166,13 +171,16 @@ async fn handle(
     let path = uri.path().trim_start_matches("/open_api/v1.3").to_owned();
     let q: HashMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let (code, resp, wait) = {
+    let (resp, wait) = {
         let mut st = lock(&state);
-        let (code, resp, wait) = route(&mut st, &method, &path, &q, &headers, &body);
-        st.log.push((path, code));
-        (code, resp, wait)
+        if let Some(rest) = path.strip_prefix("/v2/") {
+            crate::tiktok_posts::route(&mut st.posts, TOKEN, rest, &headers, &body)
+        } else {
+            let (code, resp, wait) = route(&mut st, &method, &path, &q, &headers, &body);
+            st.log.push((path, code));
+            (resp, wait)
+        }
     };
-    let _ = code;
     if let Some(w) = wait {
         tokio::time::sleep(w).await;
     }
