@@ -113,6 +113,9 @@ fn count(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(|n| n.as_i64().or_else(|| n.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0)
 }
 
+/// The most items Graph returns per listing page.
+const GRAPH_PAGE: usize = 100;
+
 fn items(v: &Value, text_field: &str, link_field: &str) -> Vec<PublishedItem> {
     data(v).iter().map(|m| item(m, text_field, link_field)).filter(|m| !m.id.is_empty()).collect()
 }
@@ -188,7 +191,9 @@ impl MetaClient {
         self.recent(token, &format!("/{ig_user}/media"), limit, ("caption", "permalink"), "ig media list").await
     }
 
-    /// The first `limit` items of a listing, with (text field, link field).
+    /// The first `limit` items of a listing, newest first, with (text field, link field),
+    /// following Graph's `after` cursor 100 at a time (a lost publish is looked for among
+    /// everything posted since, however busy the account).
     async fn recent(
         &self,
         token: &str,
@@ -198,9 +203,26 @@ impl MetaClient {
         what: &'static str,
     ) -> Result<Vec<PublishedItem>, PlatformError> {
         let fields = format!("id,{text_field},{link_field}");
-        let limit = limit.to_string();
-        let v = self.authed(token, path, &[("fields", &fields), ("limit", &limit)], what).await?;
-        Ok(items(&v, text_field, link_field))
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        while out.len() < limit as usize {
+            let page = (limit as usize - out.len()).min(GRAPH_PAGE).to_string();
+            let mut q = vec![("fields", fields.as_str()), ("limit", page.as_str())];
+            if let Some(a) = &after {
+                q.push(("after", a.as_str()));
+            }
+            let v = self.authed(token, path, &q, what).await?;
+            let got = items(&v, text_field, link_field);
+            let more = v.pointer("/paging/next").is_some();
+            after = v.pointer("/paging/cursors/after").and_then(Value::as_str).map(str::to_owned);
+            let empty = got.is_empty();
+            out.extend(got);
+            if empty || !more || after.is_none() {
+                break;
+            }
+        }
+        out.truncate(limit as usize);
+        Ok(out)
     }
 
     /// One published media.

@@ -215,7 +215,7 @@ pub(crate) fn route(
         (_, [_, "media" | "media_publish" | "content_publishing_limit"]) if !user => needs_user_token(),
         (_, [ig, "media" | "media_publish" | "content_publishing_limit"]) if *ig != TEST_IG_USER_ID => missing(ig),
         ("POST", [ig, "media"]) => create_container(p, ig, q),
-        ("GET", [ig, "media"]) => listing(p, "instagram", ig, get("limit"), "caption", "permalink"),
+        ("GET", [ig, "media"]) => listing(p, "instagram", ig, get("limit"), get("after"), "caption", "permalink"),
         ("POST", [ig, "media_publish"]) => publish_container(p, ig, get("creation_id")),
         ("GET", [_, "content_publishing_limit"]) => {
             let config = json!({"quota_total": p.quota_total, "quota_duration": 86400});
@@ -224,7 +224,9 @@ pub(crate) fn route(
         (_, [page, "feed" | "photos" | "posts"]) if *page != TEST_PAGE_ID => missing(page),
         (_, [page, "feed" | "photos" | "posts"]) if !page_ok(page) => needs_page_token(),
         ("POST", [page, edge @ ("feed" | "photos")]) => publish_page(p, page, edge, q),
-        ("GET", [page, "posts"]) => listing(p, "facebook", page, get("limit"), "message", "permalink_url"),
+        ("GET", [page, "posts"]) => {
+            listing(p, "facebook", page, get("limit"), get("after"), "message", "permalink_url")
+        }
         ("POST", [on, "comments"]) => comment(p, on, get("message"), caller),
         ("GET", [id]) => read(p, id, caller)?,
         _ => return None,
@@ -380,18 +382,28 @@ fn publish_page(p: &mut Publishing, page: &str, edge: &str, q: &HashMap<String, 
     answer_published(p, v)
 }
 
-/// An account's posts, newest first.
-fn listing(p: &Publishing, platform: &str, account: &str, limit: &str, text: &str, link: &str) -> Response {
-    let limit: usize = limit.parse().unwrap_or(25);
-    let data: Vec<Value> = p
-        .posts
-        .iter()
-        .rev()
-        .filter(|m| m.platform == platform && m.account == account)
-        .take(limit)
-        .map(|m| json!({"id": m.id, text: m.text, link: m.permalink}))
-        .collect();
-    ok(json!({ "data": data }))
+/// An account's posts, newest first, at most 100 a page, with Graph's `after` cursor (here the
+/// offset) and a `next` link while more remain.
+fn listing(
+    p: &Publishing,
+    platform: &str,
+    account: &str,
+    limit: &str,
+    after: &str,
+    text: &str,
+    link: &str,
+) -> Response {
+    let limit: usize = limit.parse::<usize>().unwrap_or(25).clamp(1, 100);
+    let skip: usize = after.parse().unwrap_or(0);
+    let all: Vec<&_> = p.posts.iter().rev().filter(|m| m.platform == platform && m.account == account).collect();
+    let data: Vec<Value> =
+        all.iter().skip(skip).take(limit).map(|m| json!({"id": m.id, text: m.text, link: m.permalink})).collect();
+    let end = skip + data.len();
+    let mut body = json!({ "data": data, "paging": {"cursors": {"after": end.to_string()}} });
+    if end < all.len() {
+        body["paging"]["next"] = json!(format!("/{account}?after={end}"));
+    }
+    ok(body)
 }
 
 fn comment(p: &mut Publishing, on: &str, message: &str, caller: &Caller) -> Response {

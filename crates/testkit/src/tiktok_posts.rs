@@ -29,14 +29,8 @@ const MAX_TITLE_CHARS: usize = 2_200;
 const INITS_PER_MINUTE: usize = 6;
 const LIST_PAGE: u64 = 20;
 
-/// How an init whose post was made loses its answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoseMode {
-    /// The answer is held this long (longer than the client's timeout).
-    Timeout(Duration),
-    /// The answer is an HTTP 500.
-    Error500,
-}
+/// How an init whose post was made loses its answer (as at the fake Meta).
+pub use crate::meta_publish::LoseMode;
 
 struct Post {
     publish_id: String,

@@ -14,6 +14,10 @@
 //! - `GET /youtube/v3/videos?part=status,processingDetails|statistics&id=…`: `uploadStatus`
 //!   `uploaded`, then `processed` after [`FakeYouTube::processing_reads`] reads.
 //!
+//! Google's OAuth for a YouTube connection, on the same base URL: `POST /token` (the code
+//! [`TEST_CODE`] or a refresh token for the fake's token), `POST /revoke`, and
+//! `GET /youtube/v3/channels?mine=true` (channel [`TEST_CHANNEL_ID`]).
+//!
 //! Knobs: a chunk failed part-way ([`FakeYouTube::interrupt_at`], [`FakeYouTube::drop_at`]),
 //! sessions expired, the token revoked, the daily quota spent.
 
@@ -31,6 +35,13 @@ use crate::FakeServer;
 use crate::fake::lock;
 
 const CHUNK_UNIT: usize = 256 * 1024;
+
+/// The only authorization code the fake's token endpoint exchanges.
+pub const TEST_CODE: &str = "google-code-ok";
+pub const TEST_CLIENT_ID: &str = "fake-google-client";
+pub const TEST_CLIENT_SECRET: &str = "fake-google-secret";
+pub const TEST_CHANNEL_ID: &str = "UCfakechannel0001";
+const REFRESH_TOKEN: &str = "1//fake-google-refresh";
 
 /// How an interrupted chunk fails once its bytes up to the offset are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +185,12 @@ async fn handle(
     let q: HashMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let mut st = lock(&state);
+    if method == Method::POST && uri.path() == "/token" {
+        return token(&st, &body);
+    }
+    if method == Method::POST && uri.path() == "/revoke" {
+        return StatusCode::OK.into_response();
+    }
     let bearer =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if st.revoked || bearer != Some(st.token.as_str()) {
@@ -183,8 +200,31 @@ async fn handle(
         (Method::POST, "/upload/youtube/v3/videos") => start(&mut st, &q, &headers, &body),
         (Method::PUT, "/upload/youtube/v3/videos") => put(&mut st, &q, &headers, &body),
         (Method::GET, "/youtube/v3/videos") => read(&mut st, &q),
+        (Method::GET, "/youtube/v3/channels") => {
+            axum::Json(json!({"items": [{"id": TEST_CHANNEL_ID, "snippet": {"title": "Fake channel"}}]}))
+                .into_response()
+        }
         _ => google_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
     }
+}
+
+/// Google's token endpoint: the test code or the refresh token for the fake's access token
+/// (refused while revoked, as Google refuses a revoked grant).
+fn token(st: &State, body: &[u8]) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let ok = match get("grant_type") {
+        "authorization_code" => get("code") == TEST_CODE && !get("code_verifier").is_empty(),
+        "refresh_token" => get("refresh_token") == REFRESH_TOKEN,
+        _ => false,
+    };
+    if st.revoked || !ok {
+        let body = json!({"error": "invalid_grant", "error_description": "Bad Request"});
+        return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+    }
+    axum::Json(json!({"access_token": st.token, "refresh_token": REFRESH_TOKEN, "expires_in": 3599,
+        "token_type": "Bearer", "scope": "https://www.googleapis.com/auth/youtube.upload"}))
+    .into_response()
 }
 
 fn start(st: &mut State, q: &HashMap<String, String>, headers: &HeaderMap, body: &[u8]) -> Response {

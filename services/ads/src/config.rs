@@ -23,6 +23,7 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     pub budget: BudgetConfig,
     pub insights: InsightsConfig,
+    pub posts: PostsConfig,
     pub providers: ProvidersConfig,
 }
 
@@ -111,6 +112,8 @@ pub struct TikTokSettings {
     pub secret: Secret,
     pub base_url: String,
     pub auth_url: String,
+    /// The Content Posting API (organic posts), a different host from the Business API.
+    pub content_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +150,29 @@ pub struct InsightsConfig {
     pub async_over_days: u32,
     #[serde(with = "humantime_secs")]
     pub poll_interval: Duration,
+}
+
+/// The social media scheduler.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostsConfig {
+    #[serde(with = "humantime_secs")]
+    pub poll_interval: Duration,
+    pub batch: u32,
+    pub concurrency: u32,
+    /// Longer than any publish takes: a replica's claim outliving its work is what lets another
+    /// reconcile it.
+    #[serde(with = "humantime_secs")]
+    pub lease: Duration,
+    pub max_attempts: u32,
+    #[serde(with = "humantime_secs")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_secs")]
+    pub processing_poll: Duration,
+    #[serde(with = "humantime_secs")]
+    pub engagement_every: Duration,
+    #[serde(with = "humantime_secs")]
+    pub sandbox_processing: Duration,
+    pub youtube_chunk_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -10,11 +10,14 @@ use tonic::{Request, Response, Status};
 
 use crate::app::App;
 use crate::app::builder::{BuildRequest, BuildView, campaign_ref};
+use crate::app::posts::PostView;
 use crate::domain::BuildId;
 use crate::domain::builder::BuildInput;
 use crate::domain::campaigns::{Campaign, CampaignSpec};
 use crate::domain::connections::{Account, Connection};
-use crate::domain::{CampaignId, ConnectionId};
+use crate::domain::posts::PostSpec;
+use crate::domain::{CampaignId, ConnectionId, PostId, PostTargetId};
+use crate::repo::posts::Target;
 use nexus_platform::grpc::{page_info, page_request as page};
 
 pub struct AdsService {
@@ -251,5 +254,87 @@ impl Ads for AdsService {
     async fn archive_campaign(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Campaign> {
         let p = principal(&req)?;
         Ok(Response::new(campaign(self.app.archive_campaign(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn create_post(&self, req: Request<pb::CreatePostRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        let spec: PostSpec = serde_json::from_str(&req.into_inner().spec_json)
+            .map_err(|_| status(nexus_kernel::Error::invalid("ads.post_invalid").with_param("field", "body")))?;
+        Ok(Response::new(post(self.app.create_post(&p, spec).await.map_err(status)?)))
+    }
+
+    async fn get_post(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        Ok(Response::new(post(self.app.post(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn approve_post(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        Ok(Response::new(post(self.app.approve_post(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn reschedule_post(&self, req: Request<pb::ReschedulePostRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let at = r.scheduled_at.as_ref().and_then(from_ts).ok_or_else(|| {
+            status(nexus_kernel::Error::invalid("ads.post_invalid").with_param("field", "scheduled_at"))
+        })?;
+        Ok(Response::new(post(self.app.reschedule_post(&p, &r.id, at).await.map_err(status)?)))
+    }
+
+    async fn cancel_post(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        Ok(Response::new(post(self.app.cancel_post(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn post_calendar(&self, req: Request<pb::PostCalendarRequest>) -> R<pb::PostList> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let bad =
+            |f: &str| status(nexus_kernel::Error::invalid("ads.calendar_range_invalid").with_violation(f, "required"));
+        let from = r.from.as_ref().and_then(from_ts).ok_or_else(|| bad("from"))?;
+        let to = r.to.as_ref().and_then(from_ts).ok_or_else(|| bad("to"))?;
+        let posts = self.app.post_calendar(&p, from, to).await.map_err(status)?;
+        Ok(Response::new(pb::PostList { posts: posts.into_iter().map(post).collect() }))
+    }
+}
+
+fn post(v: PostView) -> pb::Post {
+    let p = v.post;
+    pb::Post {
+        id: PostId::from_uuid(p.id).to_string(),
+        status: p.status,
+        scheduled_at: p.scheduled_at.map(ts),
+        time_zone: p.time_zone,
+        body_json: p.body.to_string(),
+        campaign_id: p.campaign_id.map(|c| CampaignId::from_uuid(c).to_string()).unwrap_or_default(),
+        author: nexus_kernel::UserId::from_uuid(p.author).to_string(),
+        approved_by: p.approved_by.map(|u| nexus_kernel::UserId::from_uuid(u).to_string()).unwrap_or_default(),
+        targets: v.targets.into_iter().map(post_target).collect(),
+        created_at: Some(ts(p.created_at)),
+        updated_at: Some(ts(p.updated_at)),
+    }
+}
+
+fn post_target(t: Target) -> pb::PostTarget {
+    pb::PostTarget {
+        id: PostTargetId::from_uuid(t.id).to_string(),
+        connection_id: ConnectionId::from_uuid(t.connection_id).to_string(),
+        provider: t.provider,
+        platform: t.platform,
+        account: t.account,
+        variant_json: serde_json::to_string(&t.variant.0).unwrap_or_default(),
+        status: t.status,
+        due_at: t.due_at.map(ts),
+        attempts: u32::try_from(t.attempts).unwrap_or(0),
+        platform_post_id: t.platform_post_id.unwrap_or_default(),
+        permalink: t.permalink,
+        published_at: t.published_at.map(ts),
+        error_code: t.error_code,
+        error: t.error,
+        likes: t.likes,
+        comments: t.comments,
+        shares: t.shares,
+        views: t.views,
     }
 }

@@ -10,6 +10,8 @@ pub mod expiry;
 pub mod insights;
 pub mod management;
 pub mod platforms;
+pub mod posts;
+pub mod scheduler;
 pub mod sweep;
 
 use std::sync::Arc;
@@ -34,6 +36,12 @@ pub struct App {
     pub meta: Option<nexus_providers::meta::MetaClient>,
     pub tiktok: Option<nexus_providers::tiktok::TikTokClient>,
     pub google: Option<nexus_providers::google::GoogleClient>,
+    /// TikTok's Content Posting API (with the TikTok app) and YouTube uploads (with the Google
+    /// client), for the social scheduler.
+    pub tiktok_posts: Option<nexus_providers::tiktok_posts::TikTokPostClient>,
+    pub youtube: Option<nexus_providers::youtube::YouTubeClient>,
+    /// Fetches of user-chosen media URLs (videos uploaded to YouTube).
+    pub outbound: nexus_platform::outbound::OutboundClient,
 }
 
 impl App {
@@ -85,7 +93,41 @@ impl App {
                 http.clone(),
             )
         });
-        Ok(App { pool: infra.db.clone(), cfg: Arc::new(config), sealer, http, meta, tiktok, google })
+        let tiktok_posts = (!config.tiktok.app_id.is_empty()).then(|| {
+            nexus_providers::tiktok_posts::TikTokPostClient::new(
+                nexus_providers::tiktok_posts::TikTokPostConfig {
+                    base_url: config.tiktok.content_url.clone(),
+                    timeout,
+                    attempts,
+                },
+                http.clone(),
+            )
+        });
+        let youtube = (!config.google.client_id.is_empty()).then(|| {
+            let api = config.google.api_url.trim_end_matches('/');
+            nexus_providers::youtube::YouTubeClient::new(
+                nexus_providers::youtube::YouTubeConfig {
+                    upload_url: format!("{api}/upload/youtube/v3"),
+                    api_url: format!("{api}/youtube/v3"),
+                    timeout,
+                    attempts,
+                    chunk_size: config.posts.youtube_chunk_bytes,
+                },
+                http.clone(),
+            )
+        });
+        Ok(App {
+            pool: infra.db.clone(),
+            cfg: Arc::new(config),
+            sealer,
+            http,
+            meta,
+            tiktok,
+            google,
+            tiktok_posts,
+            youtube,
+            outbound: infra.outbound.clone(),
+        })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod audiences;
 pub mod builder;
 pub mod campaigns;
 pub mod connections;
+pub mod posts;
 
 nexus_kernel::typed_id!(
     /// A platform connection.
@@ -25,4 +26,14 @@ nexus_kernel::typed_id!(
     /// A custom audience uploaded to a platform.
     AudienceId,
     "aud"
+);
+nexus_kernel::typed_id!(
+    /// A social post (published on one or more accounts).
+    PostId,
+    "post"
+);
+nexus_kernel::typed_id!(
+    /// One publication of a post on one account.
+    PostTargetId,
+    "pubn"
 );

@@ -9,9 +9,10 @@ use nexus_platform::outbox::enqueue;
 use nexus_proto::events;
 use sqlx::PgConnection;
 
-use crate::domain::{BuildId, CampaignId, ConnectionId};
+use crate::domain::{BuildId, CampaignId, ConnectionId, PostId, PostTargetId};
 use crate::repo::builds::Build;
 use crate::repo::connections::Due;
+use crate::repo::posts::{Claimed, Target};
 
 pub const CONNECTION_EXPIRING: &str = "nexus.ads.connection.expiring";
 pub const CONNECTION_EXPIRED: &str = "nexus.ads.connection.expired";
@@ -19,6 +20,10 @@ pub const CAMPAIGN_CREATED: &str = "nexus.ads.campaign.created";
 pub const CAMPAIGN_FAILED: &str = "nexus.ads.campaign.failed";
 pub const CAMPAIGN_STATUS_CHANGED: &str = "nexus.ads.campaign.status_changed";
 pub const AD_REJECTED: &str = "nexus.ads.ad.rejected";
+pub const POST_SCHEDULED: &str = "nexus.ads.post.scheduled";
+pub const POST_PUBLISHED: &str = "nexus.ads.post.published";
+pub const POST_FAILED: &str = "nexus.ads.post.failed";
+pub const ACCOUNT_PAUSED: &str = "nexus.ads.account.paused";
 
 pub async fn connection_expiring(conn: &mut PgConnection, tenant: TenantId, d: &Due) -> Result<(), Error> {
     let e = events::AdsConnectionExpiring {
@@ -116,5 +121,75 @@ pub async fn ad_rejected(
         reason: reason.to_owned(),
     };
     enqueue(conn, AD_REJECTED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn post_scheduled(conn: &mut PgConnection, tenant: TenantId, t: &Target) -> Result<(), Error> {
+    let e = events::AdsPostScheduled {
+        workspace_id: tenant.to_string(),
+        post_id: PostId::from_uuid(t.post_id).to_string(),
+        target_id: PostTargetId::from_uuid(t.id).to_string(),
+        provider: t.provider.clone(),
+        platform: t.platform.clone(),
+        account: t.account.clone(),
+        scheduled_at: t.due_at.map(ts),
+    };
+    enqueue(conn, POST_SCHEDULED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn post_published(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    c: &Claimed,
+    platform_post_id: &str,
+    permalink: &str,
+    published_at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    let e = events::AdsPostPublished {
+        workspace_id: tenant.to_string(),
+        post_id: PostId::from_uuid(c.post_id).to_string(),
+        target_id: PostTargetId::from_uuid(c.id).to_string(),
+        provider: c.provider.clone(),
+        platform: c.platform.clone(),
+        account: c.account.clone(),
+        platform_post_id: platform_post_id.to_owned(),
+        permalink: permalink.to_owned(),
+        scheduled_at: c.due_at.map(ts),
+        published_at: Some(ts(published_at)),
+    };
+    enqueue(conn, POST_PUBLISHED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn post_failed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    c: &Claimed,
+    code: &str,
+    reason: &str,
+) -> Result<(), Error> {
+    let e = events::AdsPostFailed {
+        workspace_id: tenant.to_string(),
+        post_id: PostId::from_uuid(c.post_id).to_string(),
+        target_id: PostTargetId::from_uuid(c.id).to_string(),
+        provider: c.provider.clone(),
+        platform: c.platform.clone(),
+        account: c.account.clone(),
+        error_code: code.to_owned(),
+        reason: reason.to_owned(),
+    };
+    enqueue(conn, POST_FAILED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+pub async fn account_paused(conn: &mut PgConnection, tenant: TenantId, c: &Claimed, reason: &str) -> Result<(), Error> {
+    let e = events::AdsAccountPaused {
+        workspace_id: tenant.to_string(),
+        connection_id: ConnectionId::from_uuid(c.connection_id).to_string(),
+        provider: c.provider.clone(),
+        reason: reason.to_owned(),
+    };
+    enqueue(conn, ACCOUNT_PAUSED, Some(tenant), &e).await.db()?;
     Ok(())
 }

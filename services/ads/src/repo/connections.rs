@@ -135,7 +135,7 @@ pub async fn upsert(conn: &mut PgConnection, tenant: TenantId, c: &NewConnection
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (tenant_id, provider, external_user) DO UPDATE SET display_name = EXCLUDED.display_name, \
            credentials = EXCLUDED.credentials, scopes = EXCLUDED.scopes, token_expires_at = EXCLUDED.token_expires_at, \
-           status = 'active', expiring_notified_at = NULL, updated_at = now() \
+           status = 'active', expiring_notified_at = NULL, posting_paused_at = NULL, updated_at = now() \
          RETURNING id",
     )
     .bind(c.id)
@@ -160,7 +160,7 @@ pub async fn set_credentials(
 ) -> Result<(), Error> {
     sqlx::query(
         "UPDATE connections SET credentials = $2, token_expires_at = $3, status = 'active', \
-           expiring_notified_at = NULL, updated_at = now() WHERE id = $1",
+           expiring_notified_at = NULL, posting_paused_at = NULL, updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(credentials)

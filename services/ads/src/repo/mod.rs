@@ -7,4 +7,5 @@ pub mod campaigns;
 pub mod connections;
 pub mod insights;
 pub mod oauth;
+pub mod posts;
 pub mod syncs;

@@ -68,7 +68,7 @@ async fn a_state_is_used_once_by_the_workspace_that_started_it() {
 
 #[tokio::test]
 async fn bad_starts_are_refused_with_a_clear_code_and_nothing_stored() {
-    let s = Service::start().await;
+    let s = Service::start_with(&[("NEXUS_GOOGLE__CLIENT_ID", String::new())]).await;
     let admin = s.admin();
     let mut client = s.client().await;
     let start = |provider: &str, redirect: &str| pb::StartConnectionRequest {

@@ -8,6 +8,8 @@ mod insights;
 mod management;
 mod messages;
 mod platforms;
+mod posts;
+mod publishing;
 mod schema;
 mod support;
 mod sweep;

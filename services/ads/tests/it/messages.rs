@@ -18,6 +18,11 @@ const ARGS: &[(&str, &str)] = &[
     ("max", "255"),
     ("cap", "100.00"),
     ("status", "failed"),
+    ("platform", "instagram"),
+    ("format", "carousel"),
+    ("min", "2"),
+    ("max_mb", "8"),
+    ("options", "SELF_ONLY"),
 ];
 
 #[test]

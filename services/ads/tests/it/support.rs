@@ -14,7 +14,11 @@ pub struct Service {
     pub app: std::sync::Arc<nexus_ads::app::App>,
     pub meta: nexus_testkit::meta::FakeMeta,
     pub tiktok: nexus_testkit::tiktok::FakeTikTok,
+    pub youtube: nexus_testkit::youtube::FakeYouTube,
 }
+
+/// The access token the fake Google hands out and YouTube accepts.
+pub const YOUTUBE_TOKEN: &str = "ya29.fake-youtube-token";
 
 /// The harness's database, issuer and callers.
 impl std::ops::Deref for Service {
@@ -35,6 +39,7 @@ impl Service {
     pub async fn start_with(extra: &[(&str, String)]) -> Service {
         let meta = nexus_testkit::meta::FakeMeta::start().await;
         let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
+        let youtube = nexus_testkit::youtube::FakeYouTube::start(YOUTUBE_TOKEN).await;
         let mut env: Vec<(&str, String)> = vec![
             ("NEXUS_META__APP_ID", nexus_testkit::meta::TEST_APP_ID.into()),
             ("NEXUS_META__APP_SECRET", nexus_testkit::meta::TEST_APP_SECRET.into()),
@@ -42,6 +47,12 @@ impl Service {
             ("NEXUS_TIKTOK__APP_ID", nexus_testkit::tiktok::TEST_APP_ID.into()),
             ("NEXUS_TIKTOK__SECRET", nexus_testkit::tiktok::TEST_SECRET.into()),
             ("NEXUS_TIKTOK__BASE_URL", tiktok.base_url.clone()),
+            ("NEXUS_TIKTOK__CONTENT_URL", tiktok.base_url.clone()),
+            ("NEXUS_GOOGLE__CLIENT_ID", nexus_testkit::youtube::TEST_CLIENT_ID.into()),
+            ("NEXUS_GOOGLE__CLIENT_SECRET", nexus_testkit::youtube::TEST_CLIENT_SECRET.into()),
+            ("NEXUS_GOOGLE__TOKEN_URL", format!("{}/token", youtube.base_url)),
+            ("NEXUS_GOOGLE__REVOKE_URL", format!("{}/revoke", youtube.base_url)),
+            ("NEXUS_GOOGLE__API_URL", youtube.base_url.clone()),
             ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
             ("NEXUS_PROVIDERS__ATTEMPTS", "2".into()),
             ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
@@ -49,6 +60,8 @@ impl Service {
             ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
             ("NEXUS_INSIGHTS__POLL_INTERVAL", "50ms".into()),
         ];
+        // A setting given here replaces the default above.
+        env.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         env.extend(extra.iter().cloned());
         let shared = std::sync::Arc::new(std::sync::OnceLock::new());
         let sharing = shared.clone();
@@ -66,7 +79,7 @@ impl Service {
             waited += 1;
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         };
-        Service { under, app, meta, tiktok }
+        Service { under, app, meta, tiktok, youtube }
     }
 
     pub async fn client(&self) -> AdsClient<Channel> {

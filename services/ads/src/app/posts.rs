@@ -1,0 +1,275 @@
+//! Social posts: write one (checked against every target platform's limits now, not at publish
+//! time), propose it for approval or schedule it, approve, reschedule, cancel, read the calendar.
+//! Publishing is the scheduler's ([`super::scheduler`]).
+
+use chrono::{DateTime, Utc};
+use nexus_kernel::{Error, ErrorKind, TenantId};
+use nexus_platform::db;
+use nexus_platform::identity::{Action, Principal, Role};
+use uuid::Uuid;
+
+use super::{App, id_of, require};
+use crate::domain::connections::{Provider, status};
+use crate::domain::posts::{CreatorLimits, Platform, PostSpec, check, check_spec, post_status, target_status};
+use crate::domain::{CampaignId, ConnectionId, PostId};
+use crate::repo;
+use crate::repo::posts::{NewPost, NewTarget, Post, Target};
+
+fn post_id(raw: &str) -> Result<Uuid, Error> {
+    id_of::<PostId>(raw, "ads.post_not_found", PostId::as_uuid)
+}
+
+/// A post with its publications.
+#[derive(Debug, Clone)]
+pub struct PostView {
+    pub post: Post,
+    pub targets: Vec<Target>,
+}
+
+/// A target checked and ready to store.
+struct Checked {
+    connection: Uuid,
+    provider: Provider,
+    platform: Platform,
+    account: String,
+    variant: crate::domain::posts::Variant,
+}
+
+impl App {
+    /// Writes a post: a draft, a proposal (members), or scheduled (admins). Every target's
+    /// variant is checked against its platform's limits first; nothing is stored when one fails.
+    pub async fn create_post(&self, p: &Principal, spec: PostSpec) -> Result<PostView, Error> {
+        require(p, Action::Write)?;
+        let now = Utc::now();
+        check_spec(&spec, now)?;
+        let checked = self.check_targets(p.workspace_id, &spec).await?;
+        let campaign = match &spec.campaign_id {
+            Some(raw) => Some(id_of::<CampaignId>(raw, "ads.campaign_not_found", CampaignId::as_uuid)?),
+            None => None,
+        };
+        let admin = p.role >= Role::Admin;
+        let status = if spec.draft {
+            post_status::DRAFT
+        } else if admin {
+            post_status::SCHEDULED
+        } else {
+            post_status::PENDING_APPROVAL
+        };
+        let at = if spec.draft { spec.scheduled_at } else { Some(spec.scheduled_at.unwrap_or(now)) };
+        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": spec.media});
+        let time_zone = if spec.time_zone.is_empty() { "UTC" } else { spec.time_zone.as_str() };
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        if let Some(c) = campaign
+            && repo::campaigns::get(&mut tx, c).await?.is_none()
+        {
+            return Err(Error::not_found("ads.campaign_not_found"));
+        }
+        let new = NewPost {
+            id: Uuid::now_v7(),
+            campaign_id: campaign,
+            author: p.user_id.as_uuid(),
+            approved_by: (status == post_status::SCHEDULED).then(|| p.user_id.as_uuid()),
+            status,
+            scheduled_at: at,
+            time_zone,
+            body: &body,
+            request_key: spec.request_key.as_deref(),
+        };
+        let id = match repo::posts::insert(&mut tx, p.workspace_id, &new).await? {
+            Ok(id) => id,
+            Err(earlier) => {
+                // The same request again: the post it made, unchanged.
+                db::commit(tx).await?;
+                return self.post_view(p.workspace_id, earlier).await;
+            }
+        };
+        let targets: Vec<NewTarget<'_>> = checked
+            .iter()
+            .map(|c| NewTarget {
+                id: Uuid::now_v7(),
+                connection_id: c.connection,
+                provider: c.provider.as_str(),
+                platform: c.platform.as_str(),
+                account: &c.account,
+                variant: &c.variant,
+            })
+            .collect();
+        let due = (status == post_status::SCHEDULED).then_some(at).flatten();
+        repo::posts::insert_targets(&mut tx, p.workspace_id, id, due, &targets).await?;
+        let view = load(&mut tx, id).await?;
+        if status == post_status::SCHEDULED {
+            announce_scheduled(&mut tx, p.workspace_id, &view).await?;
+        }
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
+    /// Checks each target: its connection and account exist in this workspace, the account
+    /// posts somewhere, and the variant fits that platform.
+    async fn check_targets(&self, tenant: TenantId, spec: &PostSpec) -> Result<Vec<Checked>, Error> {
+        let mut out = Vec::with_capacity(spec.targets.len());
+        for (i, t) in spec.targets.iter().enumerate() {
+            let at = |e: Error| e.with_param("target", i.to_string());
+            let connection =
+                id_of::<ConnectionId>(&t.connection_id, "ads.connection_not_found", ConnectionId::as_uuid)?;
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let stored = repo::connections::get(&mut tx, connection).await?;
+            db::commit(tx).await?;
+            let stored = stored
+                .filter(|s| s.record.status != status::DISCONNECTED)
+                .ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
+            let platform = stored
+                .record
+                .accounts
+                .iter()
+                .filter(|a| a.external_id == t.account)
+                .find_map(|a| Platform::of_account(a.kind))
+                .ok_or_else(|| {
+                    Error::invalid("ads.account_unknown")
+                        .with_param("account", t.account.chars().take(80).collect::<String>())
+                        .with_violation(format!("targets[{i}].account"), "unknown")
+                })?;
+            let variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
+            let creator = match (stored.record.provider, platform) {
+                (Provider::TikTok, Platform::TikTok) => {
+                    let token = self.open_tokens(connection, &stored.credentials)?.access_token;
+                    self.creator_limits(&token).await.map_err(at)?
+                }
+                _ => CreatorLimits::default(),
+            };
+            check(platform, &variant, &creator, !spec.draft).map_err(at)?;
+            out.push(Checked {
+                connection,
+                provider: stored.record.provider,
+                platform,
+                account: t.account.clone(),
+                variant,
+            });
+        }
+        Ok(out)
+    }
+
+    /// What the TikTok creator may post now (their privacy options and longest video).
+    async fn creator_limits(&self, token: &str) -> Result<CreatorLimits, Error> {
+        let Some(client) = &self.tiktok_posts else { return Ok(CreatorLimits::default()) };
+        let info =
+            client.creator_info(token).await.map_err(|e| super::platforms::platform_error(Provider::TikTok, e))?;
+        Ok(CreatorLimits {
+            privacy_options: info.privacy_level_options,
+            max_duration_secs: info.max_video_post_duration_sec,
+        })
+    }
+
+    pub async fn post(&self, p: &Principal, raw_id: &str) -> Result<PostView, Error> {
+        require(p, Action::Read)?;
+        self.post_view(p.workspace_id, post_id(raw_id)?).await
+    }
+
+    async fn post_view(&self, tenant: TenantId, id: Uuid) -> Result<PostView, Error> {
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let view = load(&mut tx, id).await?;
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
+    /// An admin approves a proposed post: it is scheduled for its time (now, if that passed).
+    pub async fn approve_post(&self, p: &Principal, raw_id: &str) -> Result<PostView, Error> {
+        require(p, Action::Write)?;
+        if p.role < Role::Admin {
+            return Err(Error::forbidden("auth.role_insufficient"));
+        }
+        let id = post_id(raw_id)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let post =
+            repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+        if post.status != post_status::PENDING_APPROVAL && post.status != post_status::DRAFT {
+            return Err(not_changeable(&post.status));
+        }
+        let at = post.scheduled_at.filter(|t| *t > Utc::now()).unwrap_or_else(Utc::now);
+        repo::posts::set_schedule(&mut tx, id, post_status::SCHEDULED, Some(at), Some(p.user_id.as_uuid())).await?;
+        let view = load(&mut tx, id).await?;
+        announce_scheduled(&mut tx, p.workspace_id, &view).await?;
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
+    /// Moves a post that has not started publishing to another time (its approval stays).
+    pub async fn reschedule_post(&self, p: &Principal, raw_id: &str, at: DateTime<Utc>) -> Result<PostView, Error> {
+        require(p, Action::Write)?;
+        let id = post_id(raw_id)?;
+        if at < Utc::now() - chrono::Duration::minutes(5) {
+            return Err(Error::invalid("ads.post_time_past").with_violation("scheduled_at", "past"));
+        }
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let post =
+            repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+        if post.status == post_status::CANCELLED || repo::posts::any_started(&mut tx, id).await? {
+            return Err(not_changeable(&post.status));
+        }
+        let scheduled = post.status == post_status::SCHEDULED;
+        repo::posts::set_schedule(&mut tx, id, &post.status, Some(at), None).await?;
+        let view = load(&mut tx, id).await?;
+        if scheduled {
+            announce_scheduled(&mut tx, p.workspace_id, &view).await?;
+        }
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
+    /// Cancels what has not gone out yet; what was published stays published. A publication
+    /// in progress cannot be called back.
+    pub async fn cancel_post(&self, p: &Principal, raw_id: &str) -> Result<PostView, Error> {
+        require(p, Action::Write)?;
+        let id = post_id(raw_id)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let post =
+            repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+        let targets = repo::posts::targets(&mut tx, id).await?;
+        if post.status == post_status::CANCELLED || targets.iter().any(|t| t.status == target_status::PUBLISHING) {
+            return Err(not_changeable(&post.status));
+        }
+        repo::posts::set_schedule(&mut tx, id, post_status::CANCELLED, None, None).await?;
+        let view = load(&mut tx, id).await?;
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
+    /// The posts of `[from, to)` (at most 90 days), for the calendar.
+    pub async fn post_calendar(
+        &self,
+        p: &Principal,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<PostView>, Error> {
+        require(p, Action::Read)?;
+        if to <= from || to - from > chrono::Duration::days(92) {
+            return Err(Error::invalid("ads.calendar_range_invalid").with_violation("to", "range"));
+        }
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let posts = repo::posts::calendar(&mut tx, from, to, 2_000).await?;
+        let mut out = Vec::with_capacity(posts.len());
+        for post in posts {
+            let targets = repo::posts::targets(&mut tx, post.id).await?;
+            out.push(PostView { post, targets });
+        }
+        db::commit(tx).await?;
+        Ok(out)
+    }
+}
+
+fn not_changeable(status: &str) -> Error {
+    Error::new(ErrorKind::FailedPrecondition, "ads.post_not_changeable").with_param("status", status.to_owned())
+}
+
+async fn load(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<PostView, Error> {
+    let post = repo::posts::get(conn, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+    let targets = repo::posts::targets(conn, id).await?;
+    Ok(PostView { post, targets })
+}
+
+async fn announce_scheduled(conn: &mut sqlx::PgConnection, tenant: TenantId, view: &PostView) -> Result<(), Error> {
+    for t in view.targets.iter().filter(|t| t.status == target_status::SCHEDULED) {
+        crate::events::post_scheduled(conn, tenant, t).await?;
+    }
+    Ok(())
+}

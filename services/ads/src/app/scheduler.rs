@@ -1,0 +1,671 @@
+//! The social media scheduler: due publications of every workspace claimed (SKIP LOCKED, a
+//! lease, a claim number fencing every write) and published exactly once. Before any call that
+//! may publish, the target is checkpointed `publishing` with what is known (`sent`); a target
+//! found in that state — after a crash, a lost answer, a lease that ran out — is looked up on
+//! the platform (Instagram's container status, the page's or creator's recent posts, YouTube's
+//! upload session, TikTok's publish status) before anything is repeated. Token refusals pause the
+//! connection's queue; transient failures wait with backoff; a permanent refusal fails the post
+//! with the platform's reason and is never retried.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use nexus_kernel::{Error, TenantId};
+use nexus_platform::db;
+use nexus_providers::instagram::{ContainerStatus, IgContainer, IgKind, PagePost};
+use nexus_providers::marketing::PlatformError;
+use nexus_providers::tiktok_posts::{PublishState, TikTokPost};
+use nexus_providers::youtube::{UploadState, VideoMeta};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::App;
+use crate::domain::connections::Provider;
+use crate::domain::posts::{Format, MediaKind, Platform, Variant, backoff, target_status};
+use crate::repo;
+use crate::repo::posts::{Claimed, Later};
+
+/// How many of an account's latest posts are searched for a publish whose answer was lost (only
+/// then: the search pages through the platform's listing).
+const RECONCILE_DEPTH: u32 = 300;
+
+/// How long a throttled account waits when the platform does not say.
+const THROTTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs rounds until `stop`: at once again while rounds come back full, else every
+/// `posts.poll_interval`.
+pub async fn scheduler(app: Arc<App>, stop: CancellationToken) {
+    loop {
+        let full = match app.publish_due().await {
+            Ok(r) => r.claimed >= app.cfg.posts.batch,
+            Err(e) => {
+                tracing::warn!(error = ?e, "publishing round failed");
+                false
+            }
+        };
+        if !full {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(app.cfg.posts.poll_interval) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PublishRound {
+    pub claimed: u32,
+    pub published: u32,
+    pub failed: u32,
+    /// Waiting: still processing at the platform, or to be retried.
+    pub later: u32,
+    pub paused: u32,
+    /// Claims that ran out before the work was recorded (another replica has it now).
+    pub lost: u32,
+}
+
+/// Where a step leaves a publication.
+enum Step {
+    Published {
+        id: String,
+        permalink: String,
+    },
+    /// Not done yet (processing at the platform): look again after the pause, not an attempt.
+    Wait(Duration),
+    /// A transient failure: an attempt counted, tried again after a backoff (or `after`).
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+    /// The platform asked us to slow down (rate or publishing quota): tried again after its
+    /// wait, not counted as an attempt — throttling delays a post, it never fails one.
+    Throttled(Duration),
+    Failed {
+        code: String,
+        reason: String,
+    },
+    /// The platform refused the token: the connection's queue waits for a reconnect.
+    Pause(String),
+    /// The claim ran out; another replica has the target.
+    Lost,
+}
+
+/// A claimed publication and what is known of its publish.
+struct Job {
+    c: Claimed,
+    progress: Value,
+}
+
+impl Job {
+    fn sent(&self) -> bool {
+        self.progress.get("sent").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.progress.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    }
+
+    fn set(&mut self, key: &str, v: Value) {
+        if let Value::Object(m) = &mut self.progress {
+            m.insert(key.to_owned(), v);
+        } else {
+            self.progress = json!({ key: v });
+        }
+    }
+
+    fn variant(&self) -> &Variant {
+        &self.c.variant.0
+    }
+}
+
+/// How a failed call leaves the publication. `publishing`: the call may have published, so an
+/// unclear outcome is reconciled rather than failed.
+fn judged(e: &PlatformError, publishing: bool) -> Step {
+    match e {
+        PlatformError::Auth { message, .. } => Step::Pause(message.clone()),
+        PlatformError::RateLimited { retry_after, .. } => {
+            Step::Throttled(retry_after.unwrap_or(THROTTLE_WAIT).max(Duration::from_secs(1)))
+        }
+        PlatformError::Api { code, message, .. } => Step::Failed { code: code.to_string(), reason: message.clone() },
+        PlatformError::Timeout { .. } | PlatformError::Upstream { .. } | PlatformError::Decode { .. } => {
+            let error = if publishing { "outcome_unknown" } else { "platform_unavailable" };
+            Step::Retry { after: None, error: error.into() }
+        }
+    }
+}
+
+impl App {
+    /// One round: claims due publications and publishes them side by side.
+    pub async fn publish_due(&self) -> Result<PublishRound, Error> {
+        let cfg = &self.cfg.posts;
+        let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::minutes(10));
+        let mut sys = db::system(&self.pool).await?;
+        let claimed = repo::posts::claim(&mut sys, lease, i64::from(cfg.batch)).await?;
+        db::commit(sys).await?;
+        let mut round =
+            PublishRound { claimed: u32::try_from(claimed.len()).unwrap_or(u32::MAX), ..Default::default() };
+        let concurrency = usize::try_from(cfg.concurrency.max(1)).unwrap_or(1);
+        let mut done = futures::stream::iter(claimed).map(|c| self.publish_one(c)).buffer_unordered(concurrency);
+        while let Some(result) = done.next().await {
+            match result {
+                Ok(step) => match step {
+                    Step::Published { .. } => round.published += 1,
+                    Step::Failed { .. } => round.failed += 1,
+                    Step::Wait(_) | Step::Retry { .. } | Step::Throttled(_) => round.later += 1,
+                    Step::Pause(_) => round.paused += 1,
+                    Step::Lost => round.lost += 1,
+                },
+                Err(e) => {
+                    tracing::warn!(error = ?e, "a publication could not be recorded");
+                    round.later += 1;
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    /// Runs a claimed publication as far as it goes and records where it stands.
+    async fn publish_one(&self, c: Claimed) -> Result<Step, Error> {
+        let tenant = TenantId::from_uuid(c.tenant_id);
+        let progress = if c.progress.is_object() { c.progress.clone() } else { json!({}) };
+        let mut job = Job { c, progress };
+        let step = match self.step(tenant, &mut job).await {
+            Ok(step) => step,
+            Err(e) => {
+                tracing::warn!(error = ?e, "publishing step failed");
+                Step::Retry { after: None, error: e.code().to_owned() }
+            }
+        };
+        self.record(tenant, &mut job, step).await
+    }
+
+    async fn record(&self, tenant: TenantId, job: &mut Job, step: Step) -> Result<Step, Error> {
+        let cfg = &self.cfg.posts;
+        let c = &job.c;
+        let status = if job.sent() { target_status::PUBLISHING } else { target_status::SCHEDULED };
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let kept = match &step {
+            Step::Published { id, permalink } => {
+                match repo::posts::published(&mut tx, c.id, c.claims, id, permalink, &job.progress).await? {
+                    Some(at) => {
+                        crate::events::post_published(&mut tx, tenant, c, id, permalink, at).await?;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Step::Failed { code, reason } => {
+                let kept = repo::posts::failed(&mut tx, c.id, c.claims, code, reason).await?;
+                if kept {
+                    crate::events::post_failed(&mut tx, tenant, c, code, reason).await?;
+                }
+                kept
+            }
+            Step::Wait(after) => {
+                let next = Utc::now() + chrono::Duration::from_std(*after).unwrap_or_default();
+                let l = Later { next, status, progress: &job.progress, counted: false, error: "" };
+                repo::posts::later(&mut tx, c.id, c.claims, &l).await?
+            }
+            Step::Throttled(after) => {
+                let next = Utc::now() + chrono::Duration::from_std(*after).unwrap_or_default();
+                let l = Later { next, status, progress: &job.progress, counted: false, error: "rate_limited" };
+                repo::posts::later(&mut tx, c.id, c.claims, &l).await?
+            }
+            Step::Retry { after, error } => {
+                let attempts = u32::try_from(c.attempts).unwrap_or(0) + 1;
+                // An unclear outcome is looked up, however often: failing it could hide a post
+                // that went out.
+                if attempts >= cfg.max_attempts && !job.sent() {
+                    let code = "ads.post_retries_exhausted";
+                    let kept = repo::posts::failed(&mut tx, c.id, c.claims, code, error).await?;
+                    if kept {
+                        crate::events::post_failed(&mut tx, tenant, c, code, error).await?;
+                    }
+                    db::commit(tx).await?;
+                    return Ok(if kept {
+                        Step::Failed { code: code.into(), reason: error.clone() }
+                    } else {
+                        Step::Lost
+                    });
+                }
+                let wait = after.unwrap_or_else(|| backoff(cfg.retry_base, attempts.saturating_sub(1)));
+                let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let l = Later { next, status, progress: &job.progress, counted: true, error };
+                repo::posts::later(&mut tx, c.id, c.claims, &l).await?
+            }
+            Step::Pause(reason) => {
+                if repo::posts::pause_connection(&mut tx, c.connection_id).await? {
+                    crate::events::account_paused(&mut tx, tenant, c, reason).await?;
+                }
+                // Due again as soon as the connection is back; the claim skips it until then.
+                let l = Later {
+                    next: Utc::now(),
+                    status,
+                    progress: &job.progress,
+                    counted: false,
+                    error: "account_paused",
+                };
+                repo::posts::later(&mut tx, c.id, c.claims, &l).await?
+            }
+            Step::Lost => false,
+        };
+        db::commit(tx).await?;
+        if !kept {
+            return Ok(Step::Lost);
+        }
+        if let Step::Published { id, .. } = &step {
+            self.first_comment(job, id).await;
+        }
+        Ok(step)
+    }
+
+    /// Checkpoints what is known before a call that may publish (or after one that did part of
+    /// the work); `false`: the claim was lost, stop.
+    async fn checkpoint(&self, tenant: TenantId, job: &Job) -> Result<bool, Error> {
+        let status = if job.sent() { target_status::PUBLISHING } else { target_status::SCHEDULED };
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let kept = repo::posts::checkpoint(&mut tx, job.c.id, job.c.claims, status, &job.progress).await?;
+        db::commit(tx).await?;
+        Ok(kept)
+    }
+
+    /// Marks the publish call about to be made, durably; `false`: the claim was lost.
+    async fn sending(&self, tenant: TenantId, job: &mut Job) -> Result<bool, Error> {
+        job.set("sent", Value::Bool(true));
+        self.checkpoint(tenant, job).await
+    }
+
+    async fn step(&self, tenant: TenantId, job: &mut Job) -> Result<Step, Error> {
+        let provider: Provider = job.c.provider.parse()?;
+        let platform: Platform = job.c.platform.parse()?;
+        if provider == Provider::Local {
+            return self.step_local(tenant, job, platform).await;
+        }
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let stored = repo::connections::get(&mut tx, job.c.connection_id).await?;
+        db::commit(tx).await?;
+        let Some(stored) = stored else {
+            return Ok(Step::Failed { code: "ads.connection_required".into(), reason: "connection removed".into() });
+        };
+        let token = self.open_tokens(job.c.connection_id, &stored.credentials)?.access_token;
+        match platform {
+            Platform::Instagram => self.step_instagram(tenant, job, &token).await,
+            Platform::Facebook => self.step_facebook(tenant, job, &token).await,
+            Platform::TikTok => self.step_tiktok(tenant, job, &token).await,
+            Platform::YouTube => self.step_youtube(tenant, job, &token).await,
+        }
+    }
+
+    /// The sandbox: a publication "processes" for a moment (as an Instagram container or a
+    /// YouTube upload would), then appears on the local timeline, labelled `provider: local`.
+    async fn step_local(&self, tenant: TenantId, job: &mut Job, platform: Platform) -> Result<Step, Error> {
+        if job.text("stage").is_none() {
+            job.set("stage", json!("processing"));
+            if !self.sending(tenant, job).await? {
+                return Ok(Step::Lost);
+            }
+            return Ok(Step::Wait(self.cfg.posts.sandbox_processing));
+        }
+        let id = format!("local_{}", job.c.id.simple());
+        let permalink = format!("https://sandbox.nexus.local/{platform}/{id}");
+        Ok(Step::Published { id, permalink })
+    }
+
+    async fn step_instagram(&self, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
+        let Some(meta) = &self.meta else { return Ok(not_configured(Provider::Meta)) };
+        let ig_user = job.c.account.clone();
+        let caption = job.variant().full_caption();
+        if let Some(container) = job.text("container") {
+            let status = match meta.ig_container_status(token, &container).await {
+                Ok(s) => s,
+                Err(e) => return Ok(judged(&e, false)),
+            };
+            match status {
+                ContainerStatus::InProgress => return Ok(Step::Wait(self.cfg.posts.processing_poll)),
+                ContainerStatus::Error(reason) => {
+                    return Ok(Step::Failed { code: "ads.post_media_rejected".into(), reason });
+                }
+                ContainerStatus::Published => {
+                    return Ok(self.found_instagram(token, &ig_user, &caption, &container).await);
+                }
+                ContainerStatus::Expired => {
+                    // Unpublished and gone (24 h): make it again.
+                    job.set("container", Value::Null);
+                    job.set("sent", Value::Bool(false));
+                    return Ok(Step::Retry { after: Some(Duration::ZERO), error: "container_expired".into() });
+                }
+                // Made and not published (a publish call that failed before acting, or never
+                // sent): publishing it now is the first and only time.
+                ContainerStatus::Finished => {}
+            }
+        } else {
+            let v = job.variant().clone();
+            let container = if v.format == Format::Carousel {
+                let mut children: Vec<String> = job
+                    .progress
+                    .get("children")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default();
+                for m in v.media.iter().skip(children.len()) {
+                    let kind = if m.kind == MediaKind::Video { IgKind::CarouselVideo } else { IgKind::CarouselImage };
+                    let item = IgContainer {
+                        kind,
+                        media_url: Some(m.url.clone()),
+                        caption: None,
+                        children: vec![],
+                        share_to_feed: false,
+                    };
+                    match meta.ig_create_container(token, &ig_user, &item).await {
+                        Ok(id) => children.push(id),
+                        Err(e) => return Ok(judged(&e, false)),
+                    }
+                    job.set("children", json!(children));
+                    if !self.checkpoint(tenant, job).await? {
+                        return Ok(Step::Lost);
+                    }
+                }
+                IgContainer {
+                    kind: IgKind::Carousel,
+                    media_url: None,
+                    caption: Some(caption.clone()),
+                    children,
+                    share_to_feed: false,
+                }
+            } else {
+                let m = v.media.first();
+                let kind = match (v.format, m.map(|m| m.kind)) {
+                    (Format::Reel, _) => IgKind::Reel,
+                    (Format::Story, Some(MediaKind::Video)) => IgKind::VideoStory,
+                    (Format::Story, _) => IgKind::ImageStory,
+                    _ => IgKind::Image,
+                };
+                let caption = (v.format != Format::Story).then(|| caption.clone());
+                IgContainer {
+                    kind,
+                    media_url: m.map(|m| m.url.clone()),
+                    caption,
+                    children: vec![],
+                    share_to_feed: v.share_to_feed,
+                }
+            };
+            let id = match meta.ig_create_container(token, &ig_user, &container).await {
+                Ok(id) => id,
+                Err(e) => return Ok(judged(&e, false)),
+            };
+            job.set("container", json!(id));
+            if !self.checkpoint(tenant, job).await? {
+                return Ok(Step::Lost);
+            }
+            // Containers of videos process for a while; images are usually ready at once.
+            match meta.ig_container_status(token, &id).await {
+                Ok(ContainerStatus::Finished) => {}
+                Ok(ContainerStatus::Error(reason)) => {
+                    return Ok(Step::Failed { code: "ads.post_media_rejected".into(), reason });
+                }
+                Ok(_) => return Ok(Step::Wait(self.cfg.posts.processing_poll)),
+                Err(e) => return Ok(judged(&e, false)),
+            }
+        }
+        let Some(container) = job.text("container") else {
+            return Ok(Step::Retry { after: None, error: "container".into() });
+        };
+        if !self.sending(tenant, job).await? {
+            return Ok(Step::Lost);
+        }
+        match meta.ig_publish(token, &ig_user, &container).await {
+            Ok(media) => {
+                let permalink = meta.ig_media(token, &media).await.map(|m| m.permalink).unwrap_or_default();
+                Ok(Step::Published { id: media, permalink })
+            }
+            Err(e) => Ok(self.unsent_unless_unclear(job, &e)),
+        }
+    }
+
+    /// A container Instagram reports published: its media, found among the account's recent
+    /// posts by caption (the container's id stands in when the listing does not show it yet).
+    async fn found_instagram(&self, token: &str, ig_user: &str, caption: &str, container: &str) -> Step {
+        let Some(meta) = &self.meta else { return not_configured(Provider::Meta) };
+        match meta.ig_recent_media(token, ig_user, RECONCILE_DEPTH).await {
+            Ok(items) => match items.into_iter().find(|m| m.text == caption) {
+                Some(m) => Step::Published { id: m.id, permalink: m.permalink },
+                None => Step::Published { id: container.to_owned(), permalink: String::new() },
+            },
+            Err(e) => judged(&e, false),
+        }
+    }
+
+    /// A publish call that failed: when the platform refused it outright nothing went out (the
+    /// `sent` mark is cleared); when the outcome is unclear it stays, and the next attempt looks
+    /// the post up first.
+    fn unsent_unless_unclear(&self, job: &mut Job, e: &PlatformError) -> Step {
+        let step = judged(e, true);
+        let unclear =
+            matches!(e, PlatformError::Timeout { .. } | PlatformError::Upstream { .. } | PlatformError::Decode { .. });
+        if !unclear {
+            job.set("sent", Value::Bool(false));
+        }
+        if unclear {
+            // Looked up soon, not after a long backoff: the post may be live already.
+            return Step::Retry {
+                after: Some(self.cfg.posts.processing_poll.min(Duration::from_secs(60))),
+                error: "outcome_unknown".into(),
+            };
+        }
+        step
+    }
+
+    async fn step_facebook(&self, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
+        let Some(meta) = &self.meta else { return Ok(not_configured(Provider::Meta)) };
+        let page = job.c.account.clone();
+        let page_token = match meta.page_token(token, &page).await {
+            Ok(t) => t,
+            Err(e) => return Ok(judged(&e, false)),
+        };
+        let v = job.variant().clone();
+        let message = v.full_caption();
+        if job.sent() {
+            match meta.page_recent_posts(&page_token, &page, RECONCILE_DEPTH).await {
+                Ok(items) => {
+                    if let Some(p) = items.into_iter().find(|p| p.text == message) {
+                        return Ok(Step::Published { id: p.id, permalink: p.permalink });
+                    }
+                }
+                Err(e) => return Ok(judged(&e, false)),
+            }
+        }
+        if !self.sending(tenant, job).await? {
+            return Ok(Step::Lost);
+        }
+        let post = PagePost { message, link: v.link.clone(), photo_url: v.media.first().map(|m| m.url.clone()) };
+        match meta.page_publish(&page_token, &page, &post).await {
+            Ok(id) => {
+                let permalink = format!("https://www.facebook.com/{id}");
+                Ok(Step::Published { id, permalink })
+            }
+            Err(e) => Ok(self.unsent_unless_unclear(job, &e)),
+        }
+    }
+
+    async fn step_tiktok(&self, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
+        let Some(tiktok) = &self.tiktok_posts else { return Ok(not_configured(Provider::TikTok)) };
+        let v = job.variant().clone();
+        let title = v.full_caption();
+        if job.text("publish_id").is_none() && job.sent() {
+            // The init's answer was lost: the creator's recent videos say whether it went out.
+            match tiktok.recent_videos(token, RECONCILE_DEPTH).await {
+                Ok(items) => {
+                    if let Some(p) = items.into_iter().find(|p| p.text == title) {
+                        return Ok(Step::Published { id: p.id, permalink: p.permalink });
+                    }
+                    job.set("sent", Value::Bool(false));
+                }
+                Err(e) => return Ok(judged(&e, false)),
+            }
+        }
+        if job.text("publish_id").is_none() {
+            if !self.sending(tenant, job).await? {
+                return Ok(Step::Lost);
+            }
+            let post = TikTokPost {
+                title: title.clone(),
+                privacy_level: if v.privacy.is_empty() { "SELF_ONLY".into() } else { v.privacy.clone() },
+                disable_comment: false,
+                disable_duet: false,
+                disable_stitch: false,
+                video_url: v.media.first().map(|m| m.url.clone()).unwrap_or_default(),
+                to_inbox: v.to_inbox,
+            };
+            match tiktok.init(token, &post).await {
+                Ok(id) => {
+                    job.set("publish_id", json!(id));
+                    if !self.checkpoint(tenant, job).await? {
+                        return Ok(Step::Lost);
+                    }
+                }
+                Err(e) => return Ok(self.unsent_unless_unclear(job, &e)),
+            }
+        }
+        let Some(publish_id) = job.text("publish_id") else {
+            return Ok(Step::Retry { after: None, error: "publish_id".into() });
+        };
+        match tiktok.status(token, &publish_id).await {
+            Ok(PublishState::Processing) => Ok(Step::Wait(self.cfg.posts.processing_poll)),
+            Ok(PublishState::InInbox) => Ok(Step::Published { id: publish_id, permalink: String::new() }),
+            Ok(PublishState::Complete { post_ids }) => {
+                let id = post_ids.into_iter().next().unwrap_or(publish_id);
+                let permalink = format!("https://www.tiktok.com/video/{id}");
+                Ok(Step::Published { id, permalink })
+            }
+            Ok(PublishState::Failed(reason)) => Ok(Step::Failed { code: "ads.post_rejected".into(), reason }),
+            Err(e) => Ok(judged(&e, false)),
+        }
+    }
+
+    async fn step_youtube(&self, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
+        let Some(youtube) = &self.youtube else { return Ok(not_configured(Provider::Google)) };
+        let v = job.variant().clone();
+        let Some(media) = v.media.first().cloned() else {
+            return Ok(Step::Failed { code: "ads.post_media_count".into(), reason: "no video".into() });
+        };
+        let total = media.bytes;
+        let mut from = 0;
+        if let Some(session) = job.text("session") {
+            match youtube.upload_state(token, &session, total).await {
+                Ok(UploadState::Done { video_id }) => return Ok(youtube_published(video_id)),
+                Ok(UploadState::Incomplete { next_offset }) => from = next_offset,
+                Ok(UploadState::Expired) => {
+                    job.set("session", Value::Null);
+                    if !self.checkpoint(tenant, job).await? {
+                        return Ok(Step::Lost);
+                    }
+                }
+                Err(e) => return Ok(judged(&e, false)),
+            }
+        }
+        let bytes = match self.fetch_media(&media.url, total).await {
+            Ok(b) => b,
+            Err(step) => return Ok(step),
+        };
+        let session = match job.text("session") {
+            Some(s) => s,
+            None => {
+                let meta = VideoMeta {
+                    title: v.title.clone(),
+                    description: v.full_caption(),
+                    tags: v.tags.clone(),
+                    category_id: "22".into(),
+                    privacy: if v.privacy.is_empty() { "public".into() } else { v.privacy.clone() },
+                    publish_at: None,
+                    made_for_kids: false,
+                };
+                // A session holds no video until its bytes arrive, so a lost answer here only
+                // leaves an unused session behind.
+                let session = match youtube.start_upload(token, &meta, total, &media.content_type).await {
+                    Ok(s) => s,
+                    Err(e) => return Ok(judged(&e, false)),
+                };
+                job.set("session", json!(session));
+                job.set("sent", Value::Bool(true));
+                if !self.checkpoint(tenant, job).await? {
+                    return Ok(Step::Lost);
+                }
+                session
+            }
+        };
+        match youtube.upload(token, &session, &bytes, from).await {
+            Ok(UploadState::Done { video_id }) => Ok(youtube_published(video_id)),
+            Ok(UploadState::Incomplete { .. }) => {
+                Ok(Step::Retry { after: Some(Duration::ZERO), error: "upload_incomplete".into() })
+            }
+            Ok(UploadState::Expired) => {
+                job.set("session", Value::Null);
+                Ok(Step::Retry { after: Some(Duration::ZERO), error: "upload_session_expired".into() })
+            }
+            Err(e) => Ok(judged(&e, false)),
+        }
+    }
+
+    /// A video's bytes, through the safe outbound client (the URL is the user's).
+    async fn fetch_media(&self, url: &str, expected: u64) -> Result<bytes::Bytes, Step> {
+        let mut limits = self.outbound.limits();
+        limits.max_bytes = expected.max(1);
+        match self.outbound.get_with(url, limits).await {
+            Ok(f) if f.status.is_success() && f.body.len() as u64 == expected => Ok(f.body),
+            Ok(f) if f.status.is_success() => Err(Step::Failed {
+                code: "ads.post_media_changed".into(),
+                reason: format!("the video has {} bytes, {} were declared", f.body.len(), expected),
+            }),
+            Ok(f) => Err(Step::Retry { after: None, error: format!("media_http_{}", f.status.as_u16()) }),
+            Err(e) => Err(Step::Failed { code: "ads.post_media_unreachable".into(), reason: e.to_string() }),
+        }
+    }
+
+    /// The first comment under a just-published Instagram or Facebook post (best effort: the
+    /// post is out either way; a failure is logged).
+    async fn first_comment(&self, job: &Job, id: &str) {
+        let text = job.variant().first_comment.clone();
+        if text.is_empty() {
+            return;
+        }
+        let Some(meta) = &self.meta else { return };
+        let tenant = TenantId::from_uuid(job.c.tenant_id);
+        let token = match self.connection_token(tenant, job.c.connection_id).await {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let result = match job.c.platform.as_str() {
+            "instagram" => meta.ig_comment(&token, id, &text).await.map(drop),
+            "facebook" => match meta.page_token(&token, &job.c.account).await {
+                Ok(page_token) => meta.page_comment(&page_token, id, &text).await.map(drop),
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "the first comment could not be posted");
+        }
+    }
+
+    async fn connection_token(&self, tenant: TenantId, connection: uuid::Uuid) -> Result<String, Error> {
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let stored = repo::connections::get(&mut tx, connection).await?;
+        db::commit(tx).await?;
+        let stored = stored.ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
+        Ok(self.open_tokens(connection, &stored.credentials)?.access_token)
+    }
+}
+
+fn youtube_published(video_id: String) -> Step {
+    let permalink = format!("https://youtu.be/{video_id}");
+    Step::Published { id: video_id, permalink }
+}
+
+fn not_configured(provider: Provider) -> Step {
+    Step::Retry { after: Some(Duration::from_secs(3600)), error: format!("{provider}_not_configured") }
+}

@@ -1,0 +1,444 @@
+//! Social posts and their targets (one publication on one account), and the scheduler's claims:
+//! due targets of every workspace claimed with SKIP LOCKED and a lease; every write of a claimed
+//! target is fenced by its claim number, so a replica whose lease ran out records nothing.
+
+use chrono::{DateTime, Utc};
+use nexus_kernel::{Error, TenantId};
+use nexus_platform::db::DbResultExt;
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::posts::Variant;
+
+/// A post as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Post {
+    pub id: Uuid,
+    pub campaign_id: Option<Uuid>,
+    pub author: Uuid,
+    pub approved_by: Option<Uuid>,
+    pub status: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub time_zone: String,
+    pub body: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One publication of a post, as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Target {
+    pub id: Uuid,
+    pub post_id: Uuid,
+    pub connection_id: Uuid,
+    pub provider: String,
+    pub platform: String,
+    pub account: String,
+    pub variant: sqlx::types::Json<Variant>,
+    pub status: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub platform_post_id: Option<String>,
+    pub permalink: String,
+    pub published_at: Option<DateTime<Utc>>,
+    pub error_code: String,
+    pub error: String,
+    pub likes: i64,
+    pub comments: i64,
+    pub shares: i64,
+    pub views: i64,
+}
+
+const POST_COLUMNS: &str =
+    "id, campaign_id, author, approved_by, status, scheduled_at, time_zone, body, created_at, updated_at";
+const TARGET_COLUMNS: &str = "id, post_id, connection_id, provider, platform, account, variant, status, due_at, \
+     attempts, platform_post_id, permalink, published_at, error_code, error, likes, comments, shares, views";
+
+/// A post to insert with its targets.
+pub struct NewPost<'a> {
+    pub id: Uuid,
+    pub campaign_id: Option<Uuid>,
+    pub author: Uuid,
+    pub approved_by: Option<Uuid>,
+    pub status: &'a str,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub time_zone: &'a str,
+    pub body: &'a Value,
+    pub request_key: Option<&'a str>,
+}
+
+pub struct NewTarget<'a> {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    pub provider: &'a str,
+    pub platform: &'a str,
+    pub account: &'a str,
+    pub variant: &'a Variant,
+}
+
+/// Inserts a post: `Ok(id)`, or `Err(earlier)` when its request key was used before.
+pub async fn insert(conn: &mut PgConnection, tenant: TenantId, p: &NewPost<'_>) -> Result<Result<Uuid, Uuid>, Error> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO social_posts (id, tenant_id, campaign_id, author, approved_by, status, scheduled_at, time_zone, \
+           body, request_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (tenant_id, request_key) DO NOTHING RETURNING id",
+    )
+    .bind(p.id)
+    .bind(tenant.as_uuid())
+    .bind(p.campaign_id)
+    .bind(p.author)
+    .bind(p.approved_by)
+    .bind(p.status)
+    .bind(p.scheduled_at)
+    .bind(p.time_zone)
+    .bind(p.body)
+    .bind(p.request_key)
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    if let Some(id) = inserted {
+        return Ok(Ok(id));
+    }
+    let earlier: Uuid = sqlx::query_scalar("SELECT id FROM social_posts WHERE request_key = $1")
+        .bind(p.request_key)
+        .fetch_one(conn)
+        .await
+        .db()?;
+    Ok(Err(earlier))
+}
+
+/// Inserts the targets of a post (due when the post is scheduled).
+pub async fn insert_targets(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    post: Uuid,
+    due: Option<DateTime<Utc>>,
+    targets: &[NewTarget<'_>],
+) -> Result<(), Error> {
+    for t in targets {
+        sqlx::query(
+            "INSERT INTO social_post_targets (id, tenant_id, post_id, connection_id, provider, platform, account, \
+               variant, due_at, next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(t.id)
+        .bind(tenant.as_uuid())
+        .bind(post)
+        .bind(t.connection_id)
+        .bind(t.provider)
+        .bind(t.platform)
+        .bind(t.account)
+        .bind(sqlx::types::Json(t.variant))
+        .bind(due)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Post>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .db()
+}
+
+/// [`get`], locked for a change.
+pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Post>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .db()
+}
+
+pub async fn targets(conn: &mut PgConnection, post: Uuid) -> Result<Vec<Target>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TARGET_COLUMNS} FROM social_post_targets WHERE post_id = $1 ORDER BY id"
+    )))
+    .bind(post)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+pub async fn target(conn: &mut PgConnection, id: Uuid) -> Result<Option<Target>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TARGET_COLUMNS} FROM social_post_targets WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .db()
+}
+
+/// The posts scheduled (or drafted for a time) in `[from, to)`, oldest first, at most `limit`.
+pub async fn calendar(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Post>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {POST_COLUMNS} FROM social_posts WHERE scheduled_at >= $1 AND scheduled_at < $2 \
+         ORDER BY scheduled_at, id LIMIT $3"
+    )))
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Sets a post's status and time, and makes its unpublished targets due at that time (or not
+/// due: a draft, a post waiting for approval, a cancelled one). Published targets stay.
+pub async fn set_schedule(
+    conn: &mut PgConnection,
+    post: Uuid,
+    status: &str,
+    at: Option<DateTime<Utc>>,
+    approved_by: Option<Uuid>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE social_posts SET status = $2, scheduled_at = coalesce($3, scheduled_at), \
+           approved_by = coalesce($4, approved_by), updated_at = now() WHERE id = $1",
+    )
+    .bind(post)
+    .bind(status)
+    .bind(at)
+    .bind(approved_by)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    let (target_status, due) = match status {
+        "scheduled" => ("scheduled", at),
+        "cancelled" => ("cancelled", None),
+        _ => ("scheduled", None),
+    };
+    sqlx::query(
+        "UPDATE social_post_targets SET status = $2, due_at = $3, next_at = $3, attempts = 0, \
+           error_code = '', error = '', updated_at = now() \
+         WHERE post_id = $1 AND status IN ('scheduled', 'failed')",
+    )
+    .bind(post)
+    .bind(target_status)
+    .bind(due)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}
+
+/// Whether any target of the post may already be on its platform (publishing or published).
+pub async fn any_started(conn: &mut PgConnection, post: Uuid) -> Result<bool, Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM social_post_targets WHERE post_id = $1 AND status IN ('publishing', 'published'))",
+    )
+    .bind(post)
+    .fetch_one(conn)
+    .await
+    .db()
+}
+
+/// A target claimed by this replica, with what its publish needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub post_id: Uuid,
+    pub connection_id: Uuid,
+    pub provider: String,
+    pub platform: String,
+    pub account: String,
+    pub variant: sqlx::types::Json<Variant>,
+    pub status: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub claims: i32,
+    pub attempts: i32,
+    pub progress: Value,
+}
+
+/// Claims up to `limit` due targets of every workspace for `lease` (system transaction): of
+/// scheduled posts, on connections that are usable and not paused; rows another replica holds
+/// are skipped.
+pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<Claimed>, Error> {
+    let until: DateTime<Utc> = Utc::now() + lease;
+    sqlx::query_as(
+        "UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1 \
+         FROM (SELECT d.id FROM social_post_targets d \
+               JOIN social_posts p ON p.id = d.post_id AND p.status = 'scheduled' \
+               JOIN connections c ON c.id = d.connection_id \
+                 AND c.status IN ('active', 'expiring') AND c.posting_paused_at IS NULL \
+               WHERE d.status IN ('scheduled', 'publishing') AND d.next_at <= now() \
+                 AND (d.claimed_until IS NULL OR d.claimed_until < now()) \
+               ORDER BY d.next_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED) due \
+         WHERE t.id = due.id \
+         RETURNING t.id, t.tenant_id, t.post_id, t.connection_id, t.provider, t.platform, t.account, t.variant, \
+           t.status, t.due_at, t.claims, t.attempts, t.progress",
+    )
+    .bind(until)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Records what is known of the publish so far (`publishing`: a call may have happened),
+/// fenced by the claim; false when the claim was lost.
+pub async fn checkpoint(
+    conn: &mut PgConnection,
+    id: Uuid,
+    claims: i32,
+    status: &str,
+    progress: &Value,
+) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "UPDATE social_post_targets SET status = $3, progress = $4, updated_at = now() \
+         WHERE id = $1 AND claims = $2 AND status IN ('scheduled', 'publishing')",
+    )
+    .bind(id)
+    .bind(claims)
+    .bind(status)
+    .bind(progress)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Records the target published (fenced); false when the claim was lost.
+pub async fn published(
+    conn: &mut PgConnection,
+    id: Uuid,
+    claims: i32,
+    platform_id: &str,
+    permalink: &str,
+    progress: &Value,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    sqlx::query_scalar(
+        "UPDATE social_post_targets SET status = 'published', platform_post_id = $3, permalink = $4, \
+           progress = $5, published_at = now(), claimed_until = NULL, error_code = '', error = '', updated_at = now() \
+         WHERE id = $1 AND claims = $2 AND status IN ('scheduled', 'publishing') RETURNING published_at",
+    )
+    .bind(id)
+    .bind(claims)
+    .bind(platform_id)
+    .bind(permalink)
+    .bind(progress)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// Records the target failed for good with the platform's reason (fenced).
+pub async fn failed(conn: &mut PgConnection, id: Uuid, claims: i32, code: &str, reason: &str) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "UPDATE social_post_targets SET status = 'failed', claimed_until = NULL, error_code = $3, error = $4, \
+           updated_at = now() WHERE id = $1 AND claims = $2 AND status IN ('scheduled', 'publishing')",
+    )
+    .bind(id)
+    .bind(claims)
+    .bind(code)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Where a released claim leaves its target.
+pub struct Later<'a> {
+    pub next: DateTime<Utc>,
+    pub status: &'a str,
+    pub progress: &'a Value,
+    /// Whether an attempt is counted (a transient failure; not a wait for processing).
+    pub counted: bool,
+    pub error: &'a str,
+}
+
+/// Releases the claim until `l.next` with what is known (fenced).
+pub async fn later(conn: &mut PgConnection, id: Uuid, claims: i32, l: &Later<'_>) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "UPDATE social_post_targets SET next_at = $3, status = $4, progress = $5, claimed_until = NULL, \
+           attempts = attempts + $6::int, error = $7, updated_at = now() \
+         WHERE id = $1 AND claims = $2 AND status IN ('scheduled', 'publishing')",
+    )
+    .bind(id)
+    .bind(claims)
+    .bind(l.next)
+    .bind(l.status)
+    .bind(l.progress)
+    .bind(i32::from(l.counted))
+    .bind(l.error)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Pauses a connection's queue; true when it was not paused before (the notice is sent once).
+pub async fn pause_connection(conn: &mut PgConnection, connection: Uuid) -> Result<bool, Error> {
+    let r = sqlx::query(
+        "UPDATE connections SET posting_paused_at = now(), updated_at = now() \
+         WHERE id = $1 AND posting_paused_at IS NULL",
+    )
+    .bind(connection)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Published targets whose engagement is oldest (or never read), claimed for `lease`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Published {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub connection_id: Uuid,
+    pub provider: String,
+    pub platform: String,
+    pub account: String,
+    pub platform_post_id: String,
+}
+
+pub async fn claim_engagement(
+    conn: &mut PgConnection,
+    older_than: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Published>, Error> {
+    sqlx::query_as(
+        "UPDATE social_post_targets t SET engagement_at = now() \
+         FROM (SELECT id FROM social_post_targets WHERE status = 'published' \
+               AND (engagement_at IS NULL OR engagement_at < $1) \
+               ORDER BY engagement_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) d \
+         WHERE t.id = d.id \
+         RETURNING t.id, t.tenant_id, t.connection_id, t.provider, t.platform, t.account, \
+           coalesce(t.platform_post_id, '') AS platform_post_id",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+pub async fn set_engagement(
+    conn: &mut PgConnection,
+    id: Uuid,
+    e: &nexus_providers::marketing::Engagement,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE social_post_targets SET likes = $2, comments = $3, shares = $4, views = $5, engagement_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(e.likes)
+    .bind(e.comments)
+    .bind(e.shares)
+    .bind(e.views)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The social scheduler through the local sandbox: posts written, checked against the platforms'
+//! limits when scheduled (nothing stored when one fails), proposed by members and approved by
+//! admins, published once after the sandbox's processing, cancelled, and private to their
+//! workspace.
+
+use nexus_platform::identity::Role;
+use nexus_proto::nexus::ads::v1 as pb;
+use serde_json::{Value, json};
+
+use crate::support::{Caller, Service, code};
+
+/// Rounds are run by the tests; the sandbox processes at once.
+pub async fn start() -> Service {
+    Service::start_with(&[
+        ("NEXUS_POSTS__POLL_INTERVAL", "1h".into()),
+        ("NEXUS_POSTS__SANDBOX_PROCESSING", "0s".into()),
+    ])
+    .await
+}
+
+pub fn jpeg(url: &str) -> Value {
+    json!({"url": url, "kind": "image", "content_type": "image/jpeg", "bytes": 400_000, "width": 1080, "height": 1080})
+}
+
+pub fn mp4(url: &str, secs: f64) -> Value {
+    json!({"url": url, "kind": "video", "content_type": "video/mp4", "bytes": 3_000_000, "width": 1080, "height": 1920,
+        "duration_secs": secs})
+}
+
+pub async fn create(s: &Service, c: &Caller, spec: Value) -> Result<pb::Post, tonic::Status> {
+    let req = pb::CreatePostRequest { spec_json: spec.to_string() };
+    s.client().await.create_post(c.req(req)).await.map(tonic::Response::into_inner)
+}
+
+pub async fn get(s: &Service, c: &Caller, id: &str) -> Result<pb::Post, tonic::Status> {
+    s.client().await.get_post(c.req(pb::GetByIdRequest { id: id.into() })).await.map(tonic::Response::into_inner)
+}
+
+/// A post of `caption` to the sandbox's Instagram account.
+fn instagram(connection: &str, caption: &str) -> Value {
+    json!({"text": caption, "media": [jpeg("https://cdn.example.com/a.jpg")],
+        "targets": [{"connection_id": connection, "account": "local_ig_1"}]})
+}
+
+#[tokio::test]
+async fn a_sandbox_post_processes_then_publishes_once_labelled_local() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let post = create(&s, &admin, instagram(&conn.id, "Spring sale")).await.unwrap();
+    assert_eq!(post.status, "scheduled");
+    assert_eq!(post.targets.len(), 1);
+    assert_eq!((post.targets[0].platform.as_str(), post.targets[0].provider.as_str()), ("instagram", "local"));
+    assert_eq!(s.events("nexus.ads.post.scheduled").await, 1);
+
+    // First round: the sandbox "container" processes; the post is publishing, not published.
+    let r = s.app.publish_due().await.unwrap();
+    assert_eq!((r.claimed, r.published, r.later), (1, 0, 1));
+    let t = &get(&s, &admin, &post.id).await.unwrap().targets[0];
+    assert_eq!(t.status, "publishing");
+
+    let r = s.app.publish_due().await.unwrap();
+    assert_eq!((r.claimed, r.published), (1, 1));
+    let t = get(&s, &admin, &post.id).await.unwrap().targets.remove(0);
+    assert_eq!(t.status, "published");
+    assert!(t.platform_post_id.starts_with("local_"), "{}", t.platform_post_id);
+    assert!(t.permalink.starts_with("https://sandbox.nexus.local/instagram/"));
+    assert!(t.published_at.is_some());
+    assert_eq!(s.events("nexus.ads.post.published").await, 1);
+
+    // Nothing is due any more: later rounds publish nothing again.
+    for _ in 0..3 {
+        assert_eq!(s.app.publish_due().await.unwrap().claimed, 0);
+    }
+    assert_eq!(s.events("nexus.ads.post.published").await, 1);
+}
+
+#[tokio::test]
+async fn limits_are_checked_when_scheduling_and_nothing_is_stored() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let long = instagram(&conn.id, &"a".repeat(2_300));
+    let e = create(&s, &admin, long).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::InvalidArgument, "ads.text_too_long"));
+
+    let carousel = json!({"targets": [{"connection_id": conn.id, "account": "local_ig_1",
+        "variant": {"format": "carousel", "media": vec![jpeg("https://cdn.example.com/c.jpg"); 11]}}]});
+    assert_eq!(code(&create(&s, &admin, carousel).await.unwrap_err()), "ads.post_media_count");
+
+    // A 3-minute video as an Instagram story (60 s at most).
+    let story = json!({"targets": [{"connection_id": conn.id, "account": "local_ig_1",
+        "variant": {"format": "story", "media": [mp4("https://cdn.example.com/v.mp4", 180.0)]}}]});
+    assert_eq!(code(&create(&s, &admin, story).await.unwrap_err()), "ads.post_media_duration");
+
+    // One good target and one bad: neither is stored.
+    let mixed = json!({"text": "Hi", "targets": [
+        {"connection_id": conn.id, "account": "local_page_1"},
+        {"connection_id": conn.id, "account": "local_channel_1", "variant": {"media": [mp4("https://cdn.example.com/v.mp4", 30.0)]}}]});
+    let e = create(&s, &admin, mixed).await.unwrap_err();
+    assert_eq!(code(&e), "ads.post_format_unsupported");
+
+    // Wrong types and unknown accounts are refused too.
+    let e =
+        s.client().await.create_post(admin.req(pb::CreatePostRequest { spec_json: "{\"targets\": 5}".into() })).await;
+    assert_eq!(code(&e.unwrap_err()), "ads.post_invalid");
+    let unknown = json!({"text": "x", "targets": [{"connection_id": conn.id, "account": "someone_else"}]});
+    assert_eq!(code(&create(&s, &admin, unknown).await.unwrap_err()), "ads.account_unknown");
+    let past = json!({"text": "x", "scheduled_at": "2020-01-01T00:00:00Z",
+        "targets": [{"connection_id": conn.id, "account": "local_page_1"}]});
+    assert_eq!(code(&create(&s, &admin, past).await.unwrap_err()), "ads.post_time_past");
+
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 0);
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_post_targets").await, 0);
+}
+
+#[tokio::test]
+async fn a_members_post_waits_for_an_admins_approval() {
+    let s = start().await;
+    let admin = s.admin();
+    let member = s.as_role(&admin, Role::Member);
+    let conn = s.connect_local(&admin).await;
+    let post = create(&s, &member, instagram(&conn.id, "Proposed")).await.unwrap();
+    assert_eq!(post.status, "pending_approval");
+    assert_eq!(s.app.publish_due().await.unwrap().claimed, 0, "not due before approval");
+    assert_eq!(s.events("nexus.ads.post.scheduled").await, 0);
+
+    let e = s.client().await.approve_post(member.req(pb::GetByIdRequest { id: post.id.clone() })).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let approved = s
+        .client()
+        .await
+        .approve_post(admin.req(pb::GetByIdRequest { id: post.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status, "scheduled");
+    assert!(!approved.approved_by.is_empty());
+    s.app.publish_due().await.unwrap();
+    assert_eq!(s.app.publish_due().await.unwrap().published, 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_or_rescheduled_post_does_not_go_out_now() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let a = create(&s, &admin, instagram(&conn.id, "Cancelled")).await.unwrap();
+    let b = create(&s, &admin, instagram(&conn.id, "Later")).await.unwrap();
+    let cancelled =
+        s.client().await.cancel_post(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap().into_inner();
+    assert_eq!((cancelled.status.as_str(), cancelled.targets[0].status.as_str()), ("cancelled", "cancelled"));
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let req = pb::ReschedulePostRequest { id: b.id.clone(), scheduled_at: Some(nexus_platform::grpc::ts(tomorrow)) };
+    s.client().await.reschedule_post(admin.req(req)).await.unwrap();
+    assert_eq!(s.app.publish_due().await.unwrap().claimed, 0);
+
+    // The calendar shows tomorrow's post.
+    let now = chrono::Utc::now();
+    let req = pb::PostCalendarRequest {
+        from: Some(nexus_platform::grpc::ts(now)),
+        to: Some(nexus_platform::grpc::ts(now + chrono::Duration::days(7))),
+    };
+    let cal = s.client().await.post_calendar(admin.req(req)).await.unwrap().into_inner();
+    assert_eq!(cal.posts.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), vec![b.id.as_str()]);
+}
+
+#[tokio::test]
+async fn another_workspace_cannot_see_or_change_a_post() {
+    let s = start().await;
+    let admin = s.admin();
+    let other = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let post = create(&s, &admin, instagram(&conn.id, "Mine")).await.unwrap();
+    let id = || pb::GetByIdRequest { id: post.id.clone() };
+    assert_eq!(code(&get(&s, &other, &post.id).await.unwrap_err()), "ads.post_not_found");
+    assert_eq!(code(&s.client().await.cancel_post(other.req(id())).await.unwrap_err()), "ads.post_not_found");
+    assert_eq!(code(&s.client().await.approve_post(other.req(id())).await.unwrap_err()), "ads.post_not_found");
+    // Nor post through this workspace's connection.
+    let e = create(&s, &other, instagram(&conn.id, "Theirs")).await.unwrap_err();
+    assert_eq!(code(&e), "ads.connection_not_found");
+    let now = chrono::Utc::now();
+    let req = pb::PostCalendarRequest {
+        from: Some(nexus_platform::grpc::ts(now - chrono::Duration::days(1))),
+        to: Some(nexus_platform::grpc::ts(now + chrono::Duration::days(1))),
+    };
+    assert!(s.client().await.post_calendar(other.req(req)).await.unwrap().into_inner().posts.is_empty());
+    assert_eq!(get(&s, &admin, &post.id).await.unwrap().status, "scheduled");
+}
