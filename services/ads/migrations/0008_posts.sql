@@ -71,3 +71,16 @@ SELECT enable_tenant_table('social_post_targets');
 -- A connection whose token the platform refused while publishing: its queue waits (posts stay
 -- scheduled) until the workspace connects again, which clears this.
 ALTER TABLE connections ADD COLUMN posting_paused_at timestamptz;
+
+-- Read-only iCal feeds of a workspace's post calendar: the token is in the feed's address (for
+-- calendar apps, which send no headers), stored only as its SHA-256; revoking one stops it.
+CREATE TABLE calendar_feeds (
+    id          uuid PRIMARY KEY,
+    tenant_id   uuid        NOT NULL,
+    token_hash  bytea       NOT NULL UNIQUE,
+    name        text        NOT NULL DEFAULT '',
+    created_by  uuid        NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz
+);
+SELECT enable_tenant_table('calendar_feeds');

@@ -171,6 +171,8 @@ pub struct PostsConfig {
     #[serde(with = "humantime_secs")]
     pub engagement_every: Duration,
     #[serde(with = "humantime_secs")]
+    pub engagement_poll: Duration,
+    #[serde(with = "humantime_secs")]
     pub sandbox_processing: Duration,
     pub youtube_chunk_bytes: usize,
 }

@@ -16,7 +16,8 @@ use crate::domain::builder::BuildInput;
 use crate::domain::campaigns::{Campaign, CampaignSpec};
 use crate::domain::connections::{Account, Connection};
 use crate::domain::posts::PostSpec;
-use crate::domain::{CampaignId, ConnectionId, PostId, PostTargetId};
+use crate::domain::{CampaignId, ConnectionId, FeedId, PostId, PostTargetId};
+use crate::repo::feeds::Feed;
 use crate::repo::posts::Target;
 use nexus_platform::grpc::{page_info, page_request as page};
 
@@ -296,6 +297,38 @@ impl Ads for AdsService {
         let to = r.to.as_ref().and_then(from_ts).ok_or_else(|| bad("to"))?;
         let posts = self.app.post_calendar(&p, from, to).await.map_err(status)?;
         Ok(Response::new(pb::PostList { posts: posts.into_iter().map(post).collect() }))
+    }
+
+    async fn create_calendar_feed(&self, req: Request<pb::CreateCalendarFeedRequest>) -> R<pb::CalendarFeedCreated> {
+        let p = principal(&req)?;
+        let (f, token) = self.app.create_feed(&p, &req.into_inner().name).await.map_err(status)?;
+        Ok(Response::new(pb::CalendarFeedCreated { feed: Some(feed(f)), token }))
+    }
+
+    async fn list_calendar_feeds(&self, req: Request<pb::Empty>) -> R<pb::CalendarFeedList> {
+        let p = principal(&req)?;
+        let feeds = self.app.list_feeds(&p).await.map_err(status)?;
+        Ok(Response::new(pb::CalendarFeedList { feeds: feeds.into_iter().map(feed).collect() }))
+    }
+
+    async fn revoke_calendar_feed(&self, req: Request<pb::GetByIdRequest>) -> R<pb::CalendarFeed> {
+        let p = principal(&req)?;
+        Ok(Response::new(feed(self.app.revoke_feed(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    /// Public: no principal; the token is the key.
+    async fn calendar_ics(&self, req: Request<pb::CalendarIcsRequest>) -> R<pb::CalendarIcsResponse> {
+        let ics = self.app.feed_ics(&req.into_inner().token).await.map_err(status)?;
+        Ok(Response::new(pb::CalendarIcsResponse { ics }))
+    }
+}
+
+fn feed(f: Feed) -> pb::CalendarFeed {
+    pb::CalendarFeed {
+        id: FeedId::from_uuid(f.id).to_string(),
+        name: f.name,
+        created_at: Some(ts(f.created_at)),
+        revoked_at: f.revoked_at.map(ts),
     }
 }
 

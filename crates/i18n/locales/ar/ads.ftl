@@ -52,3 +52,4 @@ ads-post_media_rejected = لم تتمكن المنصة من معالجة الص�
 ads-post_media_unreachable = تعذّر تنزيل الصورة أو الفيديو الخاص بهذا المنشور من عنوانه.
 ads-post_rejected = رفضت المنصة هذا المنشور.
 ads-post_retries_exhausted = استمرت المنصة في الإخفاق؛ لم يُنشر هذا المنشور. حاول مرة أخرى لاحقًا.
+ads-feed_not_found = موجز التقويم هذا غير موجود أو تم إلغاؤه.

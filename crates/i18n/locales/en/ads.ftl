@@ -52,3 +52,4 @@ ads-post_media_rejected = The platform could not process the picture or video of
 ads-post_media_unreachable = The picture or video of this post could not be downloaded from its address.
 ads-post_rejected = The platform refused this post.
 ads-post_retries_exhausted = The platform kept failing; this post was not published. Try again later.
+ads-feed_not_found = This calendar feed does not exist or was revoked.

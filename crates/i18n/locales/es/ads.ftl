@@ -52,3 +52,4 @@ ads-post_media_rejected = La plataforma no pudo procesar la imagen o el vídeo d
 ads-post_media_unreachable = No se pudo descargar la imagen o el vídeo de esta publicación desde su dirección.
 ads-post_rejected = La plataforma rechazó esta publicación.
 ads-post_retries_exhausted = La plataforma siguió fallando; esta publicación no se publicó. Inténtalo más tarde.
+ads-feed_not_found = Este calendario compartido no existe o fue revocado.

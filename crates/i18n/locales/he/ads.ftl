@@ -52,3 +52,4 @@ ads-post_media_rejected = הפלטפורמה לא הצליחה לעבד את ה�
 ads-post_media_unreachable = לא ניתן היה להוריד את התמונה או הסרטון של הפוסט מהכתובת שלו.
 ads-post_rejected = הפלטפורמה דחתה את הפוסט.
 ads-post_retries_exhausted = הפלטפורמה המשיכה להיכשל; הפוסט לא פורסם. יש לנסות שוב מאוחר יותר.
+ads-feed_not_found = הזנת לוח השנה הזו אינה קיימת או שבוטלה.

@@ -52,3 +52,4 @@ ads-post_media_rejected = A plataforma não conseguiu processar a imagem ou o v�
 ads-post_media_unreachable = Não foi possível baixar a imagem ou o vídeo desta publicação do seu endereço.
 ads-post_rejected = A plataforma recusou esta publicação.
 ads-post_retries_exhausted = A plataforma continuou falhando; esta publicação não foi publicada. Tente novamente mais tarde.
+ads-feed_not_found = Este feed de calendário não existe ou foi revogado.

@@ -652,7 +652,7 @@ impl App {
         }
     }
 
-    async fn connection_token(&self, tenant: TenantId, connection: uuid::Uuid) -> Result<String, Error> {
+    pub(crate) async fn connection_token(&self, tenant: TenantId, connection: uuid::Uuid) -> Result<String, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let stored = repo::connections::get(&mut tx, connection).await?;
         db::commit(tx).await?;

@@ -5,6 +5,7 @@ pub mod audiences;
 pub mod builder;
 pub mod campaigns;
 pub mod connections;
+pub mod ical;
 pub mod posts;
 
 nexus_kernel::typed_id!(
@@ -36,4 +37,9 @@ nexus_kernel::typed_id!(
     /// One publication of a post on one account.
     PostTargetId,
     "pubn"
+);
+nexus_kernel::typed_id!(
+    /// A read-only iCal feed of the post calendar.
+    FeedId,
+    "feed"
 );

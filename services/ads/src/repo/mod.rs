@@ -5,6 +5,7 @@ pub mod audiences;
 pub mod builds;
 pub mod campaigns;
 pub mod connections;
+pub mod feeds;
 pub mod insights;
 pub mod oauth;
 pub mod posts;

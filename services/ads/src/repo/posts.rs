@@ -395,6 +395,7 @@ pub async fn pause_connection(conn: &mut PgConnection, connection: Uuid) -> Resu
 pub struct Published {
     pub id: Uuid,
     pub tenant_id: Uuid,
+    pub post_id: Uuid,
     pub connection_id: Uuid,
     pub provider: String,
     pub platform: String,
@@ -413,7 +414,7 @@ pub async fn claim_engagement(
                AND (engagement_at IS NULL OR engagement_at < $1) \
                ORDER BY engagement_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED) d \
          WHERE t.id = d.id \
-         RETURNING t.id, t.tenant_id, t.connection_id, t.provider, t.platform, t.account, \
+         RETURNING t.id, t.tenant_id, t.post_id, t.connection_id, t.provider, t.platform, t.account, \
            coalesce(t.platform_post_id, '') AS platform_post_id",
     )
     .bind(older_than)

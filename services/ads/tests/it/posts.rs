@@ -187,3 +187,51 @@ async fn another_workspace_cannot_see_or_change_a_post() {
     assert!(s.client().await.post_calendar(other.req(req)).await.unwrap().into_inner().posts.is_empty());
     assert_eq!(get(&s, &admin, &post.id).await.unwrap().status, "scheduled");
 }
+
+#[tokio::test]
+async fn an_ical_feed_shows_the_calendar_to_its_token_until_revoked() {
+    let s = start().await;
+    let admin = s.admin();
+    let other = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut spec = instagram(&conn.id, "Launch, at last; finally");
+    spec["scheduled_at"] = json!(tomorrow.to_rfc3339());
+    let post = create(&s, &admin, spec).await.unwrap();
+    create(&s, &other, instagram(&s.connect_local(&other).await.id, "Someone else's")).await.unwrap();
+
+    let req = pb::CreateCalendarFeedRequest { name: "Team calendar".into() };
+    let made = s.client().await.create_calendar_feed(admin.req(req)).await.unwrap().into_inner();
+    let feed = made.feed.unwrap();
+    assert!(made.token.len() >= 32, "a long random token");
+    // Anonymous: no caller token at all.
+    let ics = |token: &str| {
+        let (s, token) = (&s, token.to_owned());
+        async move {
+            let req = tonic::Request::new(pb::CalendarIcsRequest { token });
+            s.client().await.calendar_ics(req).await.map(|r| r.into_inner().ics)
+        }
+    };
+    let text = ics(&made.token).await.unwrap();
+    assert!(text.starts_with("BEGIN:VCALENDAR\r\n") && text.contains("X-WR-CALNAME:Team calendar"), "{text}");
+    assert!(text.contains(&format!("UID:{}@nexusone", post.id)), "{text}");
+    assert!(text.contains("SUMMARY:instagram: Launch\\, at last\\; finally"), "{text}");
+    assert!(!text.contains("Someone else"), "only this workspace's posts");
+    assert_eq!(code(&ics("not-a-token").await.unwrap_err()), "ads.feed_not_found");
+    // The token is kept only as a hash.
+    assert_eq!(
+        s.scalar(&format!("SELECT count(*) FROM ads.calendar_feeds WHERE token_hash::text LIKE '%{}%'", made.token))
+            .await,
+        0
+    );
+
+    // Another workspace cannot revoke it; its owner can, and it stops at once.
+    let id = || pb::GetByIdRequest { id: feed.id.clone() };
+    assert_eq!(code(&s.client().await.revoke_calendar_feed(other.req(id())).await.unwrap_err()), "ads.feed_not_found");
+    assert!(ics(&made.token).await.is_ok());
+    let revoked = s.client().await.revoke_calendar_feed(admin.req(id())).await.unwrap().into_inner();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(code(&ics(&made.token).await.unwrap_err()), "ads.feed_not_found");
+    let listed = s.client().await.list_calendar_feeds(admin.req(pb::Empty {})).await.unwrap().into_inner();
+    assert_eq!(listed.feeds.len(), 1);
+}

@@ -311,3 +311,52 @@ async fn five_hundred_posts_two_schedulers_one_killed_each_published_once() {
     assert_eq!(s.events("nexus.ads.post.published").await, 500);
     assert_eq!(s.scalar("SELECT count(DISTINCT platform_post_id) FROM ads.social_post_targets").await, 500);
 }
+
+#[tokio::test]
+async fn engagement_is_read_from_each_platform_and_sent_on() {
+    let s = start(&[("NEXUS_POSTS__ENGAGEMENT_EVERY", "1h".into())]).await;
+    let admin = s.admin();
+    let meta_conn = meta(&s, &admin).await;
+    let tiktok_conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let google_conn = connect(&s, &admin, "google", nexus_testkit::youtube::TEST_CODE).await;
+    let clip = vec![1u8; 2_048];
+    let host = video_host(&clip).await;
+    let ig = create(&s, &admin, ig_post(&meta_conn, "Counted")).await.unwrap();
+    let fb = create(&s, &admin, fb_post(&meta_conn, "Counted too")).await.unwrap();
+    let tiktok = json!({"targets": [target(&tiktok_conn, "7001", json!({"format": "video", "caption": "Counted tt",
+        "media": [mp4("https://cdn.example.com/t.mp4", 30.0)]}))]});
+    let tt = create(&s, &admin, tiktok).await.unwrap();
+    let yt =
+        create(&s, &admin, youtube_post(&google_conn, &format!("{}/launch.mp4", host.uri()), "Counted yt", clip.len()))
+            .await
+            .unwrap();
+    drain(&s, 4).await;
+    let id_of = |post: &str| {
+        let (s, admin, post) = (&s, &admin, post.to_owned());
+        async move { get(s, admin, &post).await.unwrap().targets.remove(0).platform_post_id }
+    };
+    let (ig_id, fb_id, tt_id, yt_id) =
+        (id_of(&ig.id).await, id_of(&fb.id).await, id_of(&tt.id).await, id_of(&yt.id).await);
+    let counts = nexus_testkit::meta::FakeEngagement { likes: 41, comments: 5, shares: 0, views: 900 };
+    s.meta.set_engagement(&ig_id, counts);
+    s.meta.set_engagement(&fb_id, nexus_testkit::meta::FakeEngagement { likes: 12, comments: 3, shares: 2, views: 0 });
+    s.tiktok.set_engagement(&tt_id, (70, 8, 4, 5_000));
+    s.youtube.set_statistics(&yt_id, (9, 1, 321));
+
+    let r = s.app.read_engagement().await.unwrap();
+    assert_eq!((r.read, r.failed), (4, 0));
+    let figures = |post: &str| {
+        let (s, admin, post) = (&s, &admin, post.to_owned());
+        async move {
+            let t = get(s, admin, &post).await.unwrap().targets.remove(0);
+            (t.likes, t.comments, t.shares, t.views)
+        }
+    };
+    assert_eq!(figures(&ig.id).await, (41, 5, 0, 900));
+    assert_eq!(figures(&fb.id).await, (12, 3, 2, 0));
+    assert_eq!(figures(&tt.id).await, (70, 8, 4, 5_000));
+    assert_eq!(figures(&yt.id).await, (9, 1, 0, 321));
+    assert_eq!(s.events("nexus.ads.post.engagement").await, 4);
+    // Read again only once the period has passed.
+    assert_eq!(s.app.read_engagement().await.unwrap().read, 0);
+}

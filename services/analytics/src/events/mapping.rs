@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use nexus_platform::consumer::Event;
+use nexus_platform::grpc::from_ts;
 use nexus_proto::events as ev;
 use prost::{Message, Name};
 use serde_json::{Value, json};
@@ -272,6 +273,53 @@ pub fn map_known(event: &Event) -> Option<Mapped> {
         }
         _ if t == ev::AdsConnectionExpired::full_name() => {
             let e: ev::AdsConnectionExpired = decode(event)?;
+            Mapped {
+                properties: obj(json!({"connection_id": e.connection_id, "provider": e.provider})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsPostScheduled::full_name() => {
+            let e: ev::AdsPostScheduled = decode(event)?;
+            Mapped {
+                properties: obj(json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsPostPublished::full_name() => {
+            let e: ev::AdsPostPublished = decode(event)?;
+            // How late the scheduler was, for the scheduling report.
+            let lateness_ms =
+                match (e.scheduled_at.as_ref().and_then(from_ts), e.published_at.as_ref().and_then(from_ts)) {
+                    (Some(due), Some(at)) => (at - due).num_milliseconds().max(0),
+                    _ => 0,
+                };
+            Mapped {
+                properties: obj(json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "platform_post_id": e.platform_post_id,
+                    "permalink": e.permalink, "lateness_ms": lateness_ms})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsPostFailed::full_name() => {
+            let e: ev::AdsPostFailed = decode(event)?;
+            Mapped {
+                properties: obj(json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "error_code": e.error_code})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsPostEngagement::full_name() => {
+            let e: ev::AdsPostEngagement = decode(event)?;
+            Mapped {
+                properties: obj(json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "platform_post_id": e.platform_post_id,
+                    "likes": e.likes, "comments": e.comments, "shares": e.shares, "views": e.views})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::AdsAccountPaused::full_name() => {
+            let e: ev::AdsAccountPaused = decode(event)?;
             Mapped {
                 properties: obj(json!({"connection_id": e.connection_id, "provider": e.provider})),
                 ..Mapped::default()

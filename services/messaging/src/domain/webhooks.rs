@@ -198,6 +198,30 @@ pub const CATALOGUE: &[EventType] = &[
         schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["number_id","contact_id","direction"],"properties":{"number_id":{"type":"string","format":"uuid"},"contact_id":{"type":"string","format":"uuid"},"direction":{"type":"string","enum":["to_human","to_bot"]},"assigned_to":{"type":"string","description":"to_human: the member (usr_…) the conversation is assigned to; empty when nobody could be"}}}"#,
         example: r#"{"number_id":"0193a5e1-1111-7222-8333-944455566677","contact_id":"0193a5e3-0a44-7f10-8d2b-61e9c3a7d020","direction":"to_human","assigned_to":"usr_0193a5e055557666877798889990001a"}"#,
     },
+    EventType {
+        name: "post.scheduled",
+        description: "A social post was scheduled (or rescheduled) on one account.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["post_id","target_id","platform","account"],"properties":{"post_id":{"type":"string"},"target_id":{"type":"string"},"provider":{"type":"string","enum":["meta","tiktok","google","local"]},"platform":{"type":"string","enum":["instagram","facebook","tiktok","youtube"]},"account":{"type":"string"},"scheduled_at":{"type":["string","null"],"format":"date-time"}}}"#,
+        example: r#"{"post_id":"post_0193a5e27c1d7b4e9a325f0c2d8e4b11","target_id":"pubn_0193a5e27c1d7b4e9a325f0c2d8e4b12","provider":"meta","platform":"instagram","account":"17841400000000000","scheduled_at":"2026-03-01T15:00:00+00:00"}"#,
+    },
+    EventType {
+        name: "post.published",
+        description: "A social post went out on one account (once per account), with its link.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["post_id","target_id","platform","account","platform_post_id"],"properties":{"post_id":{"type":"string"},"target_id":{"type":"string"},"provider":{"type":"string","enum":["meta","tiktok","google","local"]},"platform":{"type":"string","enum":["instagram","facebook","tiktok","youtube"]},"account":{"type":"string"},"platform_post_id":{"type":"string"},"permalink":{"type":"string"},"scheduled_at":{"type":["string","null"],"format":"date-time"},"published_at":{"type":["string","null"],"format":"date-time"}}}"#,
+        example: r#"{"post_id":"post_0193a5e27c1d7b4e9a325f0c2d8e4b11","target_id":"pubn_0193a5e27c1d7b4e9a325f0c2d8e4b12","provider":"meta","platform":"instagram","account":"17841400000000000","platform_post_id":"17895695668004550","permalink":"https://www.instagram.com/p/C4x9ZkLxyz/","scheduled_at":"2026-03-01T15:00:00+00:00","published_at":"2026-03-01T15:00:02+00:00"}"#,
+    },
+    EventType {
+        name: "post.failed",
+        description: "A social post could not go out on one account; the platform's reason is included and it is not retried.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["post_id","target_id","platform","account","error_code"],"properties":{"post_id":{"type":"string"},"target_id":{"type":"string"},"provider":{"type":"string","enum":["meta","tiktok","google","local"]},"platform":{"type":"string","enum":["instagram","facebook","tiktok","youtube"]},"account":{"type":"string"},"error_code":{"type":"string"},"reason":{"type":"string"}}}"#,
+        example: r#"{"post_id":"post_0193a5e27c1d7b4e9a325f0c2d8e4b11","target_id":"pubn_0193a5e27c1d7b4e9a325f0c2d8e4b12","provider":"tiktok","platform":"tiktok","account":"7001","error_code":"ads.post_rejected","reason":"video_pull_failed"}"#,
+    },
+    EventType {
+        name: "account.paused",
+        description: "A platform refused a connection's token while publishing: its posts wait, still scheduled, until the workspace connects again.",
+        schema: r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["connection_id","provider"],"properties":{"connection_id":{"type":"string"},"provider":{"type":"string","enum":["meta","tiktok","google","local"]},"reason":{"type":"string"}}}"#,
+        example: r#"{"connection_id":"conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7","provider":"meta","reason":"Error validating access token: The session has been invalidated."}"#,
+    },
 ];
 
 const CONTACT_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["id","name","tags","stage","created_at","updated_at"],"properties":{"id":{"type":"string","format":"uuid"},"name":{"type":"string"},"phone":{"type":["string","null"],"description":"E.164"},"email":{"type":["string","null"],"format":"email"},"language":{"type":["string","null"],"enum":["en","es","pt","he","ar",null]},"tags":{"type":"array","items":{"type":"string"}},"stage":{"type":"string","enum":["subscriber","lead","qualified","opportunity","customer","evangelist","other"]},"source":{"type":"string"},"created_at":{"type":"string","format":"date-time"},"updated_at":{"type":"string","format":"date-time"}}}"#;

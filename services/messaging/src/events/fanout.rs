@@ -1,11 +1,16 @@
 //! Other services' public events as webhook messages: content's page events become messages of
-//! the catalogue's `page.*` types for the workspace's endpoints. The message's event key is the
+//! the catalogue's `page.*` types, the ads scheduler's post and account events `post.*` and
+//! `account.paused`, for the workspace's endpoints. The message's event key is the
 //! event id, and the consumer's inbox records it in the same transaction, so a redelivered event
 //! makes no second message.
 
 use nexus_platform::config::NatsConfig;
 use nexus_platform::consumer::{ConsumerSpec, Event, EventHandler, HandleError};
-use nexus_proto::events::{PageLeadCaptured, PagePublished, PageUnpublished};
+use nexus_platform::grpc::from_ts;
+use nexus_proto::events::{
+    AdsAccountPaused, AdsPostFailed, AdsPostPublished, AdsPostScheduled, PageLeadCaptured, PagePublished,
+    PageUnpublished,
+};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -14,6 +19,11 @@ use crate::app::webhooks::publish;
 /// The durable consumer of content's page events.
 pub fn spec(nats: &NatsConfig) -> ConsumerSpec {
     ConsumerSpec::new("content", "messaging-webhooks-content", "nexus.content.page.>", nats)
+}
+
+/// The durable consumer of the ads service's events.
+pub fn ads_spec(nats: &NatsConfig) -> ConsumerSpec {
+    ConsumerSpec::new("ads", "messaging-webhooks-ads", "nexus.ads.>", nats)
 }
 
 pub struct ContentFanout;
@@ -42,9 +52,63 @@ impl EventHandler for ContentFanout {
             // Not a public event type: nothing to send.
             _ => return Ok(()),
         };
-        let tenant = event.tenant.ok_or_else(|| HandleError::Permanent(format!("{event_type} without a workspace")))?;
-        nexus_platform::db::enter_tenant(tx, tenant).await?;
-        publish(tx, tenant, event_type, &format!("event:{}", event.event_id), &data).await?;
-        Ok(())
+        fan_out(tx, event, event_type, &data).await
+    }
+}
+
+/// The message of `event` for the workspace's endpoints, once per event.
+async fn fan_out(
+    tx: &mut PgConnection,
+    event: &Event,
+    event_type: &str,
+    data: &serde_json::Value,
+) -> Result<(), HandleError> {
+    let tenant = event.tenant.ok_or_else(|| HandleError::Permanent(format!("{event_type} without a workspace")))?;
+    nexus_platform::db::enter_tenant(tx, tenant).await?;
+    publish(tx, tenant, event_type, &format!("event:{}", event.event_id), data).await?;
+    Ok(())
+}
+
+/// RFC 3339, or null when unset.
+fn time(t: Option<prost_types::Timestamp>) -> serde_json::Value {
+    t.as_ref().and_then(from_ts).map_or(serde_json::Value::Null, |t| json!(t.to_rfc3339()))
+}
+
+pub struct AdsFanout;
+
+#[async_trait::async_trait]
+impl EventHandler for AdsFanout {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        let (event_type, data) = match event.subject.as_str() {
+            "nexus.ads.post.scheduled" => {
+                let e: AdsPostScheduled = event.decode()?;
+                let data = json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "scheduled_at": time(e.scheduled_at)});
+                ("post.scheduled", data)
+            }
+            "nexus.ads.post.published" => {
+                let e: AdsPostPublished = event.decode()?;
+                let data = json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "platform_post_id": e.platform_post_id,
+                    "permalink": e.permalink, "scheduled_at": time(e.scheduled_at), "published_at": time(e.published_at)});
+                ("post.published", data)
+            }
+            "nexus.ads.post.failed" => {
+                let e: AdsPostFailed = event.decode()?;
+                let data = json!({"post_id": e.post_id, "target_id": e.target_id, "provider": e.provider,
+                    "platform": e.platform, "account": e.account, "error_code": e.error_code, "reason": e.reason});
+                ("post.failed", data)
+            }
+            "nexus.ads.account.paused" => {
+                let e: AdsAccountPaused = event.decode()?;
+                (
+                    "account.paused",
+                    json!({"connection_id": e.connection_id, "provider": e.provider, "reason": e.reason}),
+                )
+            }
+            // Not a public event type: nothing to send.
+            _ => return Ok(()),
+        };
+        fan_out(tx, event, event_type, &data).await
     }
 }
