@@ -570,6 +570,73 @@ async fn content_page_events_become_messages_once() {
 }
 
 #[tokio::test]
+async fn the_schedulers_post_events_become_messages_once() {
+    use nexus_platform::consumer::{Event, EventHandler};
+    use prost::Message as _;
+    let f = Fixture::new().await;
+    let rx = Receiver::start(&[], 200).await;
+    let (ws, p) = owner();
+    f.hooks.create_endpoint(&p, &input(&rx.url, &["post.*"])).await.unwrap();
+    let published = nexus_proto::events::AdsPostPublished {
+        workspace_id: ws.to_string(),
+        post_id: "post_1".into(),
+        target_id: "pubn_1".into(),
+        provider: "meta".into(),
+        platform: "instagram".into(),
+        account: "1784".into(),
+        platform_post_id: "17895695668004550".into(),
+        permalink: "https://www.instagram.com/p/abc/".into(),
+        published_at: Some(nexus_platform::grpc::ts(chrono::Utc::now())),
+        ..Default::default()
+    };
+    let paused = nexus_proto::events::AdsAccountPaused {
+        workspace_id: ws.to_string(),
+        connection_id: "conn_1".into(),
+        provider: "meta".into(),
+        reason: "token refused".into(),
+    };
+    let event = |subject: &str, event_type: String, payload: Vec<u8>| {
+        let event_id = uuid::Uuid::now_v7();
+        Event {
+            subject: subject.into(),
+            envelope: nexus_proto::events::Envelope {
+                event_id: event_id.to_string(),
+                tenant_id: ws.to_string(),
+                event_type,
+                payload,
+                ..Default::default()
+            },
+            event_id,
+            tenant: Some(ws),
+        }
+    };
+    let events = [
+        event(
+            "nexus.ads.post.published",
+            <nexus_proto::events::AdsPostPublished as prost::Name>::full_name(),
+            published.encode_to_vec(),
+        ),
+        event(
+            "nexus.ads.account.paused",
+            <nexus_proto::events::AdsAccountPaused as prost::Name>::full_name(),
+            paused.encode_to_vec(),
+        ),
+    ];
+    for e in events.iter().chain(events.iter()) {
+        let mut tx = db::system(&f.pool).await.unwrap();
+        nexus_messaging::events::fanout::AdsFanout.handle(&mut tx, e).await.unwrap();
+        db::commit(tx).await.unwrap();
+    }
+    let messages = f.hooks.messages(&p, "", &PageRequest::default()).await.unwrap().items;
+    assert_eq!(messages.len(), 2, "each event once");
+    let post = messages.iter().find(|m| m.payload["permalink"] == "https://www.instagram.com/p/abc/").unwrap();
+    assert_eq!(post.payload["platform"], "instagram");
+    // The endpoint subscribed to post.* only: the paused notice is not sent to it.
+    assert_eq!(f.drain(&f.worker()).await, 1);
+    assert_eq!(rx.got().len(), 1);
+}
+
+#[tokio::test]
 async fn workspaces_see_only_their_own_webhooks_and_bad_input_changes_nothing() {
     let f = Fixture::new().await;
     let rx_a = Receiver::start(&[], 200).await;
