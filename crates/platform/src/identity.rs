@@ -150,6 +150,14 @@ pub struct Principal {
     pub service: Option<String>,
 }
 
+/// The language to answer in when a request names none: the user's saved setting, else the
+/// request's negotiated locale, else English.
+pub fn caller_locale(p: Option<&Principal>) -> nexus_kernel::Locale {
+    p.and_then(|p| p.locale)
+        .or_else(|| crate::RequestContext::current().locale.and_then(|l| l.parse().ok()))
+        .unwrap_or_default()
+}
+
 impl Principal {
     /// The shared permission check: the role must reach the action's minimum, and an API key (or
     /// a service, which acts with `read` and `write` in one workspace) must also hold a scope that

@@ -14,7 +14,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-use nexus_kernel::{Error, ErrorKind, Locale, TenantId};
+use nexus_kernel::{Error, ErrorKind, TenantId};
 use nexus_platform::RequestContext;
 use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
@@ -108,12 +108,7 @@ pub fn require(p: &Principal, action: Action) -> Result<(), Error> {
     p.require(action)
 }
 
-/// The language to use when a request names none: the user's setting, else the negotiated one.
-pub fn caller_locale(p: Option<&Principal>) -> Locale {
-    p.and_then(|p| p.locale)
-        .or_else(|| RequestContext::current().locale.and_then(|l| l.parse().ok()))
-        .unwrap_or_default()
-}
+pub use nexus_platform::identity::caller_locale;
 
 /// Client idempotency keys: 1–200 printable characters.
 pub fn check_key(key: &str) -> Result<(), Error> {

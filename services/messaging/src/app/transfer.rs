@@ -15,7 +15,7 @@ use std::io::Read;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
-use nexus_kernel::{Error, Locale, Page, PageRequest, TenantId};
+use nexus_kernel::{Error, Page, PageRequest, TenantId};
 use nexus_platform::RequestContext;
 use nexus_platform::db::{self, DbResultExt};
 use nexus_platform::identity::{Action, Principal};
@@ -72,10 +72,7 @@ pub struct ImportErrorView {
     pub message: String,
 }
 
-/// The caller's language: the user's setting, else the request's negotiated locale, else English.
-fn caller_locale(p: &Principal) -> Locale {
-    p.locale.or_else(|| RequestContext::current().locale.and_then(|l| l.parse().ok())).unwrap_or_default()
-}
+use nexus_platform::identity::caller_locale;
 
 impl App {
     /// Imports contacts from CSV `data`. The options are checked (the mapping against the
@@ -178,7 +175,7 @@ impl App {
         repo::imports::get(&mut tx, id).await?.ok_or_else(|| Error::not_found(NOT_FOUND))?;
         let rows = repo::imports::errors(&mut tx, id, after.as_ref(), i64::from(limit) + 1).await?;
         db::commit(tx).await?;
-        let locale = caller_locale(p);
+        let locale = caller_locale(Some(p));
         let views = rows
             .into_iter()
             .map(|e| ImportErrorView {

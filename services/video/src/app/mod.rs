@@ -17,9 +17,7 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nexus_kernel::{Error, Locale};
-use nexus_platform::RequestContext;
-use nexus_platform::identity::Principal;
+use nexus_kernel::Error;
 use nexus_providers::did::Talks;
 use nexus_providers::elevenlabs::{SpeechSynth, Voice};
 use sqlx::PgPool;
@@ -48,12 +46,7 @@ pub struct App {
 /// How long the list of voices is kept before it is read again.
 pub const VOICES_TTL: Duration = Duration::from_secs(600);
 
-/// The language to use when a request names none: the user's setting, else the negotiated one.
-pub fn caller_locale(p: Option<&Principal>) -> Locale {
-    p.and_then(|p| p.locale)
-        .or_else(|| RequestContext::current().locale.and_then(|l| l.parse().ok()))
-        .unwrap_or_default()
-}
+pub use nexus_platform::identity::caller_locale;
 
 /// Client idempotency keys: at most 200 printable characters.
 pub fn check_key(key: &str) -> Result<(), Error> {
