@@ -84,3 +84,16 @@ CREATE TABLE calendar_feeds (
     revoked_at  timestamptz
 );
 SELECT enable_tenant_table('calendar_feeds');
+
+-- The posting queue: recurring slots (a weekday and a time in a time zone) that a post "added
+-- to the queue" takes, the earliest one no other post holds.
+CREATE TABLE post_queue_slots (
+    id          uuid PRIMARY KEY,
+    tenant_id   uuid     NOT NULL,
+    -- ISO weekday: 1 Monday … 7 Sunday.
+    weekday     smallint NOT NULL CHECK (weekday BETWEEN 1 AND 7),
+    time_of_day time     NOT NULL,
+    time_zone   text     NOT NULL,
+    UNIQUE (tenant_id, weekday, time_of_day, time_zone)
+);
+SELECT enable_tenant_table('post_queue_slots');

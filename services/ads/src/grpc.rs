@@ -15,7 +15,7 @@ use crate::domain::BuildId;
 use crate::domain::builder::BuildInput;
 use crate::domain::campaigns::{Campaign, CampaignSpec};
 use crate::domain::connections::{Account, Connection};
-use crate::domain::posts::PostSpec;
+use crate::domain::posts::{PostSpec, QueueSlot};
 use crate::domain::{CampaignId, ConnectionId, FeedId, PostId, PostTargetId};
 use crate::repo::feeds::Feed;
 use crate::repo::posts::Target;
@@ -299,6 +299,31 @@ impl Ads for AdsService {
         Ok(Response::new(pb::PostList { posts: posts.into_iter().map(post).collect() }))
     }
 
+    async fn list_queue_slots(&self, req: Request<pb::Empty>) -> R<pb::QueueSlots> {
+        let p = principal(&req)?;
+        let slots = self.app.queue_slots(&p).await.map_err(status)?;
+        Ok(Response::new(queue_slots(slots)))
+    }
+
+    async fn set_queue_slots(&self, req: Request<pb::QueueSlots>) -> R<pb::QueueSlots> {
+        let p = principal(&req)?;
+        let mut slots = Vec::new();
+        for (i, s) in req.into_inner().slots.into_iter().enumerate() {
+            let bad = |f: &str| {
+                status(
+                    nexus_kernel::Error::invalid("ads.post_invalid")
+                        .with_param("field", format!("slots[{i}].{f}"))
+                        .with_violation(format!("slots[{i}].{f}"), "invalid"),
+                )
+            };
+            let time = chrono::NaiveTime::parse_from_str(&s.time, "%H:%M").map_err(|_| bad("time"))?;
+            let weekday = u8::try_from(s.weekday).map_err(|_| bad("weekday"))?;
+            slots.push(QueueSlot { weekday, time, time_zone: s.time_zone });
+        }
+        let slots = self.app.set_queue_slots(&p, slots).await.map_err(status)?;
+        Ok(Response::new(queue_slots(slots)))
+    }
+
     async fn create_calendar_feed(&self, req: Request<pb::CreateCalendarFeedRequest>) -> R<pb::CalendarFeedCreated> {
         let p = principal(&req)?;
         let (f, token) = self.app.create_feed(&p, &req.into_inner().name).await.map_err(status)?;
@@ -320,6 +345,19 @@ impl Ads for AdsService {
     async fn calendar_ics(&self, req: Request<pb::CalendarIcsRequest>) -> R<pb::CalendarIcsResponse> {
         let ics = self.app.feed_ics(&req.into_inner().token).await.map_err(status)?;
         Ok(Response::new(pb::CalendarIcsResponse { ics }))
+    }
+}
+
+fn queue_slots(slots: Vec<QueueSlot>) -> pb::QueueSlots {
+    pb::QueueSlots {
+        slots: slots
+            .into_iter()
+            .map(|s| pb::QueueSlot {
+                weekday: u32::from(s.weekday),
+                time: s.time.format("%H:%M").to_string(),
+                time_zone: s.time_zone,
+            })
+            .collect(),
     }
 }
 

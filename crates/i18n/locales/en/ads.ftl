@@ -53,3 +53,4 @@ ads-post_media_unreachable = The picture or video of this post could not be down
 ads-post_rejected = The platform refused this post.
 ads-post_retries_exhausted = The platform kept failing; this post was not published. Try again later.
 ads-feed_not_found = This calendar feed does not exist or was revoked.
+ads-queue_full = The posting queue has no free slot in the next 12 weeks. Add slots or choose a time.

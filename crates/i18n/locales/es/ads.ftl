@@ -53,3 +53,4 @@ ads-post_media_unreachable = No se pudo descargar la imagen o el vídeo de esta 
 ads-post_rejected = La plataforma rechazó esta publicación.
 ads-post_retries_exhausted = La plataforma siguió fallando; esta publicación no se publicó. Inténtalo más tarde.
 ads-feed_not_found = Este calendario compartido no existe o fue revocado.
+ads-queue_full = La cola de publicaciones no tiene huecos libres en las próximas 12 semanas. Añade horarios o elige una hora.

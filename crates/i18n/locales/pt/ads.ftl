@@ -53,3 +53,4 @@ ads-post_media_unreachable = Não foi possível baixar a imagem ou o vídeo dest
 ads-post_rejected = A plataforma recusou esta publicação.
 ads-post_retries_exhausted = A plataforma continuou falhando; esta publicação não foi publicada. Tente novamente mais tarde.
 ads-feed_not_found = Este feed de calendário não existe ou foi revogado.
+ads-queue_full = A fila de publicações não tem horários livres nas próximas 12 semanas. Adicione horários ou escolha um horário.

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::{App, id_of, require};
 use crate::domain::connections::{Provider, status};
-use crate::domain::posts::{CreatorLimits, Platform, PostSpec, check, check_spec, post_status, target_status};
+use crate::domain::posts::{
+    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_slots, check_spec, post_status, target_status,
+};
 use crate::domain::{CampaignId, ConnectionId, PostId};
 use crate::repo;
 use crate::repo::posts::{NewPost, NewTarget, Post, Target};
@@ -55,10 +57,16 @@ impl App {
         } else {
             post_status::PENDING_APPROVAL
         };
-        let at = if spec.draft { spec.scheduled_at } else { Some(spec.scheduled_at.unwrap_or(now)) };
         let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": spec.media});
         let time_zone = if spec.time_zone.is_empty() { "UTC" } else { spec.time_zone.as_str() };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let at = if spec.queue {
+            Some(queue_slot(&mut tx, p.workspace_id, now).await?)
+        } else if spec.draft {
+            spec.scheduled_at
+        } else {
+            Some(spec.scheduled_at.unwrap_or(now))
+        };
         if let Some(c) = campaign
             && repo::campaigns::get(&mut tx, c).await?.is_none()
         {
@@ -254,6 +262,46 @@ impl App {
         }
         db::commit(tx).await?;
         Ok(out)
+    }
+}
+
+/// Weeks ahead the queue looks for a free slot.
+const QUEUE_WEEKS: u32 = 12;
+
+/// The earliest free slot of the workspace's queue, held (advisory lock) until the transaction
+/// ends.
+async fn queue_slot(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, Error> {
+    repo::posts::lock_queue(conn, tenant).await?;
+    let slots = repo::posts::slots(conn).await?;
+    let horizon = now + chrono::Duration::weeks(i64::from(QUEUE_WEEKS) + 1);
+    let held = repo::posts::held_times(conn, now, horizon).await?;
+    crate::domain::posts::next_free_slot(&slots, &held, now, QUEUE_WEEKS)
+        .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.queue_full"))
+}
+
+impl App {
+    pub async fn queue_slots(&self, p: &Principal) -> Result<Vec<QueueSlot>, Error> {
+        require(p, Action::Read)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let slots = repo::posts::slots(&mut tx).await?;
+        db::commit(tx).await?;
+        Ok(slots)
+    }
+
+    /// Replaces the queue's slots (posts already given a slot keep their time).
+    pub async fn set_queue_slots(&self, p: &Principal, slots: Vec<QueueSlot>) -> Result<Vec<QueueSlot>, Error> {
+        require(p, Action::Write)?;
+        check_slots(&slots)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        repo::posts::lock_queue(&mut tx, p.workspace_id).await?;
+        repo::posts::set_slots(&mut tx, p.workspace_id, &slots).await?;
+        let slots = repo::posts::slots(&mut tx).await?;
+        db::commit(tx).await?;
+        Ok(slots)
     }
 }
 

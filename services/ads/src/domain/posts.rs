@@ -637,6 +637,10 @@ pub struct PostSpec {
     /// Kept as a draft: neither scheduled nor proposed.
     #[serde(default)]
     pub draft: bool,
+    /// Takes the earliest free slot of the workspace's posting queue (instead of
+    /// `scheduled_at`).
+    #[serde(default)]
+    pub queue: bool,
     /// The same key returns the same post (imports and client retries).
     #[serde(default)]
     pub request_key: Option<String>,
@@ -662,6 +666,9 @@ pub fn check_spec(spec: &PostSpec, now: chrono::DateTime<chrono::Utc>) -> Result
     if !spec.time_zone.is_empty() && spec.time_zone.parse::<chrono_tz::Tz>().is_err() {
         return Err(invalid("time_zone", "unknown"));
     }
+    if spec.queue && spec.scheduled_at.is_some() {
+        return Err(invalid("queue", "with_scheduled_at"));
+    }
     if let Some(at) = spec.scheduled_at {
         // A little slack for clocks; a post an hour late was a mistake, not a wish.
         if at < now - chrono::Duration::minutes(5) {
@@ -678,4 +685,111 @@ pub fn check_spec(spec: &PostSpec, now: chrono::DateTime<chrono::Utc>) -> Result
 pub fn backoff(base: std::time::Duration, attempts: u32) -> std::time::Duration {
     let factor = 1u32.checked_shl(attempts.min(16)).unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(std::time::Duration::from_secs(86_400))
+}
+
+/// A recurring slot of the posting queue: every `weekday` (1 Monday … 7 Sunday) at `time` in
+/// `time_zone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueSlot {
+    pub weekday: u8,
+    pub time: chrono::NaiveTime,
+    pub time_zone: String,
+}
+
+/// The most slots a workspace keeps.
+pub const SLOTS_MAX: usize = 100;
+
+pub fn check_slots(slots: &[QueueSlot]) -> Result<(), Error> {
+    if slots.len() > SLOTS_MAX {
+        return Err(invalid("slots", "count"));
+    }
+    for (i, s) in slots.iter().enumerate() {
+        if !(1..=7).contains(&s.weekday) {
+            return Err(invalid(&format!("slots[{i}].weekday"), "range"));
+        }
+        if s.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(&format!("slots[{i}].time_zone"), "unknown"));
+        }
+    }
+    Ok(())
+}
+
+/// The earliest slot instant after `now` that no post holds (`taken`), looking `weeks` ahead. A
+/// slot time a daylight-saving change skips that day is skipped; one it repeats takes the first.
+pub fn next_free_slot(
+    slots: &[QueueSlot],
+    taken: &std::collections::HashSet<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    weeks: u32,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{Datelike, TimeZone};
+    let mut best: Option<chrono::DateTime<chrono::Utc>> = None;
+    for s in slots {
+        let Ok(tz) = s.time_zone.parse::<chrono_tz::Tz>() else { continue };
+        let today = now.with_timezone(&tz).date_naive();
+        for d in 0..i64::from(weeks) * 7 + 1 {
+            let day = today + chrono::Duration::days(d);
+            if day.weekday().number_from_monday() != u32::from(s.weekday) {
+                continue;
+            }
+            let Some(local) = tz.from_local_datetime(&day.and_time(s.time)).earliest() else { continue };
+            let at = local.with_timezone(&chrono::Utc);
+            if at > now && !taken.contains(&at) {
+                if best.is_none_or(|b| at < b) {
+                    best = Some(at);
+                }
+                break;
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use std::collections::HashSet;
+
+    use chrono::{NaiveTime, Utc};
+
+    use super::*;
+
+    fn slot(weekday: u8, h: u32, tz: &str) -> QueueSlot {
+        QueueSlot { weekday, time: NaiveTime::from_hms_opt(h, 0, 0).unwrap(), time_zone: tz.into() }
+    }
+
+    fn at(s: &str) -> chrono::DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_earliest_free_slot_in_its_own_time_zone() {
+        // Monday 2026-03-02 08:00 UTC.
+        let now = at("2026-03-02T08:00:00Z");
+        let slots = vec![slot(1, 9, "Europe/Madrid"), slot(3, 10, "America/Mexico_City")];
+        let none = HashSet::new();
+        // Monday 09:00 in Madrid (UTC+1) is 08:00 UTC: already now, not after; next is Wednesday 10:00 CST.
+        assert_eq!(next_free_slot(&slots, &none, now, 4), Some(at("2026-03-04T16:00:00Z")));
+        let taken: HashSet<_> = [at("2026-03-04T16:00:00Z")].into();
+        assert_eq!(next_free_slot(&slots, &taken, now, 4), Some(at("2026-03-09T08:00:00Z")));
+        assert_eq!(next_free_slot(&[], &none, now, 4), None);
+    }
+
+    #[test]
+    fn daylight_saving_moves_the_instant_not_the_local_time() {
+        // Sunday 2026-03-29: Madrid goes to UTC+2 at 02:00 (02:30 does not exist that day).
+        let now = at("2026-03-28T12:00:00Z");
+        let gap = vec![slot(7, 2, "Europe/Madrid")];
+        // 02:00 is skipped that day: the next Sunday's 02:00 (UTC+2).
+        let got = next_free_slot(&gap, &HashSet::new(), now, 4).unwrap();
+        assert_eq!(got, at("2026-04-05T00:00:00Z"));
+        let nine = vec![slot(1, 9, "Europe/Madrid")];
+        assert_eq!(next_free_slot(&nine, &HashSet::new(), now, 4), Some(at("2026-03-30T07:00:00Z")));
+    }
+
+    #[test]
+    fn slots_are_checked() {
+        assert!(check_slots(&[slot(8, 9, "UTC")]).is_err());
+        assert!(check_slots(&[slot(1, 9, "Mars/Olympus")]).is_err());
+        assert!(check_slots(&[slot(1, 9, "Asia/Jerusalem")]).is_ok());
+    }
 }

@@ -443,3 +443,73 @@ pub async fn set_engagement(
     .db()?;
     Ok(())
 }
+
+/// The workspace's queue slots.
+pub async fn slots(conn: &mut PgConnection) -> Result<Vec<crate::domain::posts::QueueSlot>, Error> {
+    let rows: Vec<(i16, chrono::NaiveTime, String)> =
+        sqlx::query_as("SELECT weekday, time_of_day, time_zone FROM post_queue_slots ORDER BY weekday, time_of_day")
+            .fetch_all(conn)
+            .await
+            .db()?;
+    Ok(rows
+        .into_iter()
+        .map(|(w, time, time_zone)| crate::domain::posts::QueueSlot {
+            weekday: u8::try_from(w).unwrap_or(1),
+            time,
+            time_zone,
+        })
+        .collect())
+}
+
+/// Replaces the workspace's queue slots.
+pub async fn set_slots(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    slots: &[crate::domain::posts::QueueSlot],
+) -> Result<(), Error> {
+    sqlx::query("DELETE FROM post_queue_slots").execute(&mut *conn).await.db()?;
+    for s in slots {
+        sqlx::query(
+            "INSERT INTO post_queue_slots (id, tenant_id, weekday, time_of_day, time_zone) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant.as_uuid())
+        .bind(i16::from(s.weekday))
+        .bind(s.time)
+        .bind(&s.time_zone)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    }
+    Ok(())
+}
+
+/// Holds the workspace's queue until the transaction ends, so two posts added at once do not
+/// take the same slot.
+pub async fn lock_queue(conn: &mut PgConnection, tenant: TenantId) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ads.post_queue:' || $1::text, 0))")
+        .bind(tenant.as_uuid())
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// The times held by posts waiting to go out (scheduled or proposed) in `[from, to)`.
+pub async fn held_times(
+    conn: &mut PgConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<std::collections::HashSet<DateTime<Utc>>, Error> {
+    let rows: Vec<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT scheduled_at FROM social_posts WHERE status IN ('scheduled', 'pending_approval') \
+           AND scheduled_at >= $1 AND scheduled_at < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+    .db()?;
+    Ok(rows.into_iter().collect())
+}

@@ -235,3 +235,46 @@ async fn an_ical_feed_shows_the_calendar_to_its_token_until_revoked() {
     let listed = s.client().await.list_calendar_feeds(admin.req(pb::Empty {})).await.unwrap().into_inner();
     assert_eq!(listed.feeds.len(), 1);
 }
+
+#[tokio::test]
+async fn posts_added_to_the_queue_take_the_earliest_free_slots() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let slot =
+        |weekday: u32, time: &str| pb::QueueSlot { weekday, time: time.into(), time_zone: "Europe/Madrid".into() };
+    let req = pb::QueueSlots { slots: vec![slot(2, "09:30"), slot(4, "18:00")] };
+    let set = s.client().await.set_queue_slots(admin.req(req)).await.unwrap().into_inner();
+    assert_eq!(set.slots.len(), 2);
+    let bad = pb::QueueSlots { slots: vec![slot(9, "09:30")] };
+    assert_eq!(code(&s.client().await.set_queue_slots(admin.req(bad)).await.unwrap_err()), "ads.post_invalid");
+
+    // Three posts queued at once: three different slots, in order.
+    let queued = |caption: &str| {
+        let mut spec = instagram(&conn.id, caption);
+        spec["queue"] = json!(true);
+        spec
+    };
+    let (a, b, c) = tokio::join!(
+        create(&s, &admin, queued("q1")),
+        create(&s, &admin, queued("q2")),
+        create(&s, &admin, queued("q3"))
+    );
+    let mut times: Vec<chrono::DateTime<chrono::Utc>> = [a, b, c]
+        .into_iter()
+        .map(|p| nexus_platform::grpc::from_ts(p.unwrap().scheduled_at.as_ref().unwrap()).unwrap())
+        .collect();
+    times.sort();
+    times.dedup();
+    assert_eq!(times.len(), 3, "no slot taken twice: {times:?}");
+    let madrid: chrono_tz::Tz = "Europe/Madrid".parse().unwrap();
+    for t in &times {
+        let local = t.with_timezone(&madrid);
+        let hm = local.format("%a %H:%M").to_string();
+        assert!(hm == "Tue 09:30" || hm == "Thu 18:00", "{hm}");
+    }
+    // Other workspaces have their own queue.
+    let other = s.admin();
+    let listed = s.client().await.list_queue_slots(other.req(pb::Empty {})).await.unwrap().into_inner();
+    assert!(listed.slots.is_empty());
+}
