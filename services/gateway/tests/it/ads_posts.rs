@@ -6,7 +6,7 @@ use reqwest::Method as M;
 use serde_json::{Value, json};
 
 use crate::ads::local_connection;
-use crate::auth::{Services, Stack, stack_of};
+use crate::auth::{Services, Stack, expired_copy, stack_of};
 
 const POSTS: &str = "SELECT count(*) FROM ads.social_posts";
 
@@ -149,6 +149,9 @@ async fn bad_posts_are_refused_with_localized_errors_and_nothing_stored() {
     let forged = format!("{}.{}.{}", parts[0], parts[1], other.rsplit('.').next().unwrap());
     let (status, e) = raw(&s, Some(&forged), page_post(&conn, "x").to_string()).await;
     assert_eq!(status, 401, "{e}");
+    let expired = expired_copy(&s, &token).await;
+    let (status, e) = raw(&s, Some(&expired), page_post(&conn, "x").to_string()).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (401, Some("auth.token_expired")), "{e}");
     assert_eq!(s.count(POSTS).await, 0, "nothing refused was stored");
 
     // Another workspace's post is not found; the calendar's range is bounded.
