@@ -113,6 +113,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ads_campaigns::router(),
         ads_builds::router(),
         ads_audiences::router(),
+        ads_posts::router(),
         whatsapp_numbers::router(),
         whatsapp_templates::router(),
         whatsapp_inbox::router(),

@@ -3,19 +3,19 @@
 
 use serde_json::json;
 
-use crate::auth::{Services, stack_of};
+use crate::auth::{Services, Stack, stack_of};
 
-#[tokio::test]
-async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals() {
+/// A local sandbox connection of the workspace of `token`, made over REST: start, follow the
+/// address, callback. Its accounts are `local_ig_1`, `local_page_1`, `local_adv_1` and
+/// `local_channel_1`.
+pub async fn local_connection(s: &Stack, token: &str) -> serde_json::Value {
     use reqwest::Method as M;
-    let s = stack_of(Services { ads: true, ..Services::default() }).await;
-    let token = s.owner("en").await;
     let redirect = "http://localhost:3000/connections/callback";
     let (status, started) = s
         .call_in(
             M::POST,
             "/v1/ads/connections/start",
-            Some(&token),
+            Some(token),
             "en",
             Some(json!({"provider": "local", "redirect_uri": redirect})),
         )
@@ -27,7 +27,7 @@ async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals()
         .call_in(
             M::POST,
             "/v1/ads/connections/callback",
-            Some(&token),
+            Some(token),
             "en",
             Some(json!({"provider": "local", "code": q("code"), "state": q("state")})),
         )
@@ -35,6 +35,15 @@ async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals()
     assert_eq!(status, 201, "{conn}");
     assert_eq!(conn["provider"], "local");
     assert!(conn["accounts"].as_array().unwrap().len() >= 4, "{conn}");
+    conn
+}
+
+#[tokio::test]
+async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals() {
+    use reqwest::Method as M;
+    let s = stack_of(Services { ads: true, ..Services::default() }).await;
+    let token = s.owner("en").await;
+    let conn = local_connection(&s, &token).await;
 
     let campaign = json!({"name": "Winter", "goal": "leads", "budget_minor": 50000, "currency": "EUR"});
     let (status, c) = s.call_in(M::POST, "/v1/ads/campaigns", Some(&token), "en", Some(campaign)).await;
@@ -56,7 +65,7 @@ async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals()
             "/v1/ads/connections/start",
             Some(&token),
             "en",
-            Some(json!({"provider": "myspace", "redirect_uri": redirect})),
+            Some(json!({"provider": "myspace", "redirect_uri": "http://localhost:3000/connections/callback"})),
         )
         .await;
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("ads.provider_unknown")), "{e}");

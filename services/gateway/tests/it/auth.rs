@@ -311,6 +311,24 @@ impl Stack {
     }
 }
 
+/// The auth service's signing keys, as it holds them: tokens they sign pass the gateway.
+async fn signing_keys(s: &Stack) -> nexus_auth::app::keys::SigningKeys {
+    let pool = nexus_platform::db::connect("auth", &s.db.config("auth")).await.unwrap();
+    let defaults: nexus_auth::Config =
+        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, Vec::new()).unwrap();
+    let sealer = nexus_platform::crypto::Sealer::from_config(defaults.auth.sealing_keys.expose()).unwrap();
+    nexus_auth::app::keys::SigningKeys::new(pool, sealer, std::time::Duration::from_secs(900))
+}
+
+/// `token`'s claims signed again by the auth service's own key, expired an hour ago.
+pub async fn expired_copy(s: &Stack, token: &str) -> String {
+    let payload = URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap();
+    let mut claims: nexus_platform::identity::Claims = serde_json::from_slice(&payload).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    (claims.iat, claims.exp) = (now - 7200, now - 3600);
+    signing_keys(s).await.sign(&claims).await.unwrap()
+}
+
 pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -574,12 +592,7 @@ async fn expired_and_foreign_key_tokens_are_refused_at_the_gateway() {
         svc: String::new(),
     };
     // The service's own key, as the auth service holds it, signs an expired token.
-    let db_cfg = s.db.config("auth");
-    let pool = nexus_platform::db::connect("auth", &db_cfg).await.unwrap();
-    let defaults: nexus_auth::Config =
-        nexus_platform::config::load_from_env("auth", nexus_auth::DEFAULTS, None, Vec::new()).unwrap();
-    let sealer = nexus_platform::crypto::Sealer::from_config(defaults.auth.sealing_keys.expose()).unwrap();
-    let keys = nexus_auth::app::keys::SigningKeys::new(pool, sealer, std::time::Duration::from_secs(900));
+    let keys = signing_keys(&s).await;
     let expired = keys.sign(&claims(now - 3600)).await.unwrap();
     let fresh = keys.sign(&claims(now + 600)).await.unwrap();
     let (status, _) = s.get("/v1/me", &[("authorization", &bearer(&fresh))]).await;

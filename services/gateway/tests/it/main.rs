@@ -2,6 +2,7 @@
 
 mod account_security;
 mod ads;
+mod ads_posts;
 mod analytics;
 mod app;
 mod auth;
