@@ -299,6 +299,28 @@ impl Ads for AdsService {
         Ok(Response::new(pb::PostList { posts: posts.into_iter().map(post).collect() }))
     }
 
+    async fn import_posts(&self, req: Request<pb::ImportPostsRequest>) -> R<pb::ImportPostsReport> {
+        let p = principal(&req)?;
+        let locale = nexus_platform::identity::caller_locale(Some(&p));
+        let r = req.into_inner();
+        let report = self.app.import_posts(&p, &r.csv, r.dry_run).await.map_err(status)?;
+        Ok(Response::new(pb::ImportPostsReport {
+            rows: report.rows,
+            created: report.created,
+            errors: report
+                .errors
+                .into_iter()
+                .map(|e| pb::ImportRowError {
+                    message: nexus_i18n::error_message(locale, &e.code, &e.params, 400),
+                    line: e.line,
+                    field: e.field,
+                    code: e.code,
+                })
+                .collect(),
+            post_ids: report.posts.into_iter().map(|id| PostId::from_uuid(id).to_string()).collect(),
+        }))
+    }
+
     async fn list_queue_slots(&self, req: Request<pb::Empty>) -> R<pb::QueueSlots> {
         let p = principal(&req)?;
         let slots = self.app.queue_slots(&p).await.map_err(status)?;

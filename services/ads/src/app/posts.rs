@@ -10,12 +10,15 @@ use uuid::Uuid;
 
 use super::{App, id_of, require};
 use crate::domain::connections::{Provider, status};
+use crate::domain::post_import::{self, RowError};
 use crate::domain::posts::{
-    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_slots, check_spec, post_status, target_status,
+    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_slots, check_spec, check_time, post_status,
+    target_status,
 };
 use crate::domain::{CampaignId, ConnectionId, PostId};
 use crate::repo;
 use crate::repo::posts::{NewPost, NewTarget, Post, Target};
+use sha2::{Digest, Sha256};
 
 fn post_id(raw: &str) -> Result<Uuid, Error> {
     id_of::<PostId>(raw, "ads.post_not_found", PostId::as_uuid)
@@ -26,6 +29,15 @@ fn post_id(raw: &str) -> Result<Uuid, Error> {
 pub struct PostView {
     pub post: Post,
     pub targets: Vec<Target>,
+}
+
+/// What an import did: rows read, posts created (or that would be, in a dry run), rows refused.
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    pub rows: u32,
+    pub created: u32,
+    pub errors: Vec<RowError>,
+    pub posts: Vec<Uuid>,
 }
 
 /// A target checked and ready to store.
@@ -112,6 +124,72 @@ impl App {
         Ok(view)
     }
 
+    /// Checks a post as [`App::create_post`] would, storing nothing (an import's dry run).
+    pub async fn check_post(&self, p: &Principal, spec: &PostSpec) -> Result<(), Error> {
+        require(p, Action::Write)?;
+        check_spec(spec, Utc::now())?;
+        self.check_targets(p.workspace_id, spec).await.map(drop)
+    }
+
+    /// Posts from a CSV file, one a row (see [`crate::domain::post_import`]): each row created
+    /// (or, in a dry run, checked) on its own, refused rows named by line, column and reason. The
+    /// rows' request keys come from the file's digest, so importing the same file again creates
+    /// nothing twice.
+    pub async fn import_posts(&self, p: &Principal, text: &str, dry_run: bool) -> Result<ImportReport, Error> {
+        require(p, Action::Write)?;
+        if text.len() > post_import::BYTES_MAX {
+            return Err(Error::invalid("ads.import_too_large")
+                .with_param("max_mb", (post_import::BYTES_MAX / (1024 * 1024)).to_string()));
+        }
+        let digest = hex::encode(&Sha256::digest(text.as_bytes())[..12]);
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+        let mut records = reader.records();
+        let head = match records.next() {
+            Some(Ok(h)) => h,
+            _ => return Err(Error::invalid("ads.import_column_missing").with_param("column", "connection_id")),
+        };
+        let at = post_import::header(&head)?;
+        let mut report = ImportReport::default();
+        for record in records {
+            report.rows += 1;
+            if report.rows as usize > post_import::ROWS_MAX {
+                return Err(
+                    Error::invalid("ads.import_too_many_rows").with_param("max", post_import::ROWS_MAX.to_string())
+                );
+            }
+            let row = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(0, csv::Position::line);
+                    report.errors.push(RowError::of(line, &Error::invalid("ads.import_row_unreadable")));
+                    continue;
+                }
+            };
+            let line = row.position().map_or(0, csv::Position::line);
+            let spec = match post_import::row_spec(&at, &row, format!("import:{digest}:{line}")) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.errors.push(RowError::of(line, &e));
+                    continue;
+                }
+            };
+            let done = if dry_run {
+                self.check_post(p, &spec).await.map(|()| None)
+            } else {
+                self.create_post(p, spec).await.map(|v| Some(v.post.id))
+            };
+            match done {
+                Ok(id) => {
+                    report.created += 1;
+                    report.posts.extend(id);
+                }
+                Err(e) if e.kind() == ErrorKind::Internal || e.kind() == ErrorKind::PermissionDenied => return Err(e),
+                Err(e) => report.errors.push(RowError::of(line, &e)),
+            }
+        }
+        Ok(report)
+    }
+
     /// Checks each target: its connection and account exist in this workspace, the account
     /// posts somewhere, and the variant fits that platform.
     async fn check_targets(&self, tenant: TenantId, spec: &PostSpec) -> Result<Vec<Checked>, Error> {
@@ -193,6 +271,17 @@ impl App {
         if post.status != post_status::PENDING_APPROVAL && post.status != post_status::DRAFT {
             return Err(not_changeable(&post.status));
         }
+        // A draft was checked as a draft: what only scheduled posts must meet is checked now.
+        for (i, t) in repo::posts::targets(&mut tx, id).await?.iter().enumerate() {
+            let platform: Platform = t.platform.parse()?;
+            let creator = if t.provider == Provider::TikTok.as_str() {
+                let token = self.connection_token(p.workspace_id, t.connection_id).await?;
+                self.creator_limits(&token).await?
+            } else {
+                CreatorLimits::default()
+            };
+            check(platform, &t.variant.0, &creator, true).map_err(|e| e.with_param("target", i.to_string()))?;
+        }
         let at = post.scheduled_at.filter(|t| *t > Utc::now()).unwrap_or_else(Utc::now);
         repo::posts::set_schedule(&mut tx, id, post_status::SCHEDULED, Some(at), Some(p.user_id.as_uuid())).await?;
         let view = load(&mut tx, id).await?;
@@ -205,9 +294,7 @@ impl App {
     pub async fn reschedule_post(&self, p: &Principal, raw_id: &str, at: DateTime<Utc>) -> Result<PostView, Error> {
         require(p, Action::Write)?;
         let id = post_id(raw_id)?;
-        if at < Utc::now() - chrono::Duration::minutes(5) {
-            return Err(Error::invalid("ads.post_time_past").with_violation("scheduled_at", "past"));
-        }
+        check_time(at, Utc::now())?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let post =
             repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
@@ -242,7 +329,7 @@ impl App {
         Ok(view)
     }
 
-    /// The posts of `[from, to)` (at most 90 days), for the calendar.
+    /// The posts of `[from, to)` (at most 92 days), for the calendar.
     pub async fn post_calendar(
         &self,
         p: &Principal,

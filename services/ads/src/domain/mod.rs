@@ -6,6 +6,7 @@ pub mod builder;
 pub mod campaigns;
 pub mod connections;
 pub mod ical;
+pub mod post_import;
 pub mod posts;
 
 nexus_kernel::typed_id!(

@@ -99,6 +99,7 @@ pub enum MediaKind {
 /// A picture or video to post, with what the limits are checked against (from the content or
 /// video service that made it, or measured at upload).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Media {
     pub url: String,
     pub kind: MediaKind,
@@ -116,6 +117,7 @@ pub struct Media {
 
 /// One post as it goes out on one platform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Variant {
     #[serde(default)]
     pub format: Format,
@@ -618,6 +620,7 @@ mod tests {
 /// A post as a client sends it: shared text, link and media, and the accounts it goes to with
 /// each one's variant (empty fields taken from the shared ones).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct PostSpec {
     #[serde(default)]
     pub text: String,
@@ -647,6 +650,7 @@ pub struct PostSpec {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub connection_id: String,
     /// The page, Instagram account, advertiser or channel id on the platform.
@@ -670,13 +674,19 @@ pub fn check_spec(spec: &PostSpec, now: chrono::DateTime<chrono::Utc>) -> Result
         return Err(invalid("queue", "with_scheduled_at"));
     }
     if let Some(at) = spec.scheduled_at {
-        // A little slack for clocks; a post an hour late was a mistake, not a wish.
-        if at < now - chrono::Duration::minutes(5) {
-            return Err(Error::invalid("ads.post_time_past").with_violation("scheduled_at", "past"));
-        }
-        if at > now + chrono::Duration::days(400) {
-            return Err(invalid("scheduled_at", "too_far"));
-        }
+        check_time(at, now)?;
+    }
+    Ok(())
+}
+
+/// A publishing time: not past (a little slack for clocks: a post an hour late was a mistake,
+/// not a wish) and within 400 days.
+pub fn check_time(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> Result<(), Error> {
+    if at < now - chrono::Duration::minutes(5) {
+        return Err(Error::invalid("ads.post_time_past").with_violation("scheduled_at", "past"));
+    }
+    if at > now + chrono::Duration::days(400) {
+        return Err(invalid("scheduled_at", "too_far"));
     }
     Ok(())
 }

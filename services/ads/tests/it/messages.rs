@@ -23,6 +23,7 @@ const ARGS: &[(&str, &str)] = &[
     ("min", "2"),
     ("max_mb", "8"),
     ("options", "SELF_ONLY"),
+    ("column", "colour"),
 ];
 
 #[test]

@@ -104,6 +104,9 @@ async fn limits_are_checked_when_scheduling_and_nothing_is_stored() {
     let e =
         s.client().await.create_post(admin.req(pb::CreatePostRequest { spec_json: "{\"targets\": 5}".into() })).await;
     assert_eq!(code(&e.unwrap_err()), "ads.post_invalid");
+    let typo =
+        json!({"text": "x", "colour": "red", "targets": [{"connection_id": conn.id, "account": "local_page_1"}]});
+    assert_eq!(code(&create(&s, &admin, typo).await.unwrap_err()), "ads.post_invalid");
     let unknown = json!({"text": "x", "targets": [{"connection_id": conn.id, "account": "someone_else"}]});
     assert_eq!(code(&create(&s, &admin, unknown).await.unwrap_err()), "ads.account_unknown");
     let past = json!({"text": "x", "scheduled_at": "2020-01-01T00:00:00Z",
@@ -277,4 +280,50 @@ async fn posts_added_to_the_queue_take_the_earliest_free_slots() {
     let other = s.admin();
     let listed = s.client().await.list_queue_slots(other.req(pb::Empty {})).await.unwrap().into_inner();
     assert!(listed.slots.is_empty());
+}
+
+#[tokio::test]
+async fn a_csv_import_creates_good_rows_names_bad_ones_and_runs_dry_first() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let long = "a".repeat(2_300);
+    let csv = format!(
+        "connection_id,account,scheduled_at,time_zone,format,caption,title,media_url,media_type,media_bytes,media_width,media_height,media_duration\n\
+         {c},local_ig_1,2027-05-01 09:30,Europe/Madrid,feed,Hello,,https://cdn.example.com/a.jpg,image/jpeg,1000,1080,1080,\n\
+         {c},local_ig_1,,,feed,{long},,https://cdn.example.com/a.jpg,image/jpeg,1000,1080,1080,\n\
+         {c},local_page_1,,,,Page post,,,,,,,\n\
+         {c},nobody,,,,Who?,,,,,,,\n\
+         {c},local_channel_1,,,video,Desc,Launch,https://cdn.example.com/v.mp4,video/mp4,5000,,,42\n",
+        c = conn.id
+    );
+    let import = |dry_run: bool| {
+        let (s, admin, csv) = (&s, &admin, csv.clone());
+        async move {
+            let mut req = admin.req(pb::ImportPostsRequest { csv, dry_run });
+            req.metadata_mut().insert("x-nexus-locale", "es".parse().unwrap());
+            s.client().await.import_posts(req).await.unwrap().into_inner()
+        }
+    };
+    let dry = import(true).await;
+    assert_eq!((dry.rows, dry.created, dry.errors.len()), (5, 3, 2));
+    assert!(dry.post_ids.is_empty());
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 0, "a dry run stores nothing");
+    let lines: Vec<(u64, &str)> = dry.errors.iter().map(|e| (e.line, e.code.as_str())).collect();
+    assert_eq!(lines, vec![(3, "ads.text_too_long"), (5, "ads.account_unknown")]);
+    assert!(dry.errors[0].message.contains("2200"), "{}", dry.errors[0].message);
+    assert!(dry.errors[1].message.contains("no es una cuenta"), "in Spanish: {}", dry.errors[1].message);
+
+    let done = import(false).await;
+    assert_eq!((done.created, done.errors.len(), done.post_ids.len()), (3, 2, 3));
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 3);
+    let madrid = get(&s, &admin, &done.post_ids[0]).await.unwrap();
+    assert_eq!(
+        madrid.scheduled_at.unwrap().seconds,
+        "2027-05-01T07:30:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp()
+    );
+    // The same file again: nothing twice.
+    let again = import(false).await;
+    assert_eq!(again.post_ids, done.post_ids);
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 3);
 }
