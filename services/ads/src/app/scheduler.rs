@@ -7,6 +7,7 @@
 //! connection's queue; transient failures wait with backoff; a permanent refusal fails the post
 //! with the platform's reason and is never retried.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use nexus_providers::tiktok_posts::{PublishState, TikTokPost};
 use nexus_providers::youtube::{UploadState, VideoMeta};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::App;
 use crate::domain::connections::Provider;
@@ -99,11 +101,18 @@ enum Step {
 struct Job {
     c: Claimed,
     progress: Value,
+    /// Marked `sent` by this round, before any call: nothing to look up, nothing to mark again.
+    fresh: bool,
 }
 
 impl Job {
     fn sent(&self) -> bool {
         self.progress.get("sent").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// A publish call of an earlier claim may have happened: look the post up first.
+    fn unclear(&self) -> bool {
+        self.sent() && !self.fresh
     }
 
     fn text(&self, key: &str) -> Option<String> {
@@ -139,49 +148,168 @@ fn judged(e: &PlatformError, publishing: bool) -> Step {
     }
 }
 
+/// What a round shares between its publications: each connection's token, opened once, and
+/// page tokens as Meta hands them out.
+struct RoundCtx {
+    tokens: HashMap<Uuid, String>,
+    page_tokens: std::sync::Mutex<HashMap<(Uuid, String), String>>,
+}
+
+fn tally(round: &mut PublishRound, recorded: Result<Step, Error>) {
+    match recorded {
+        Ok(Step::Published { .. }) => round.published += 1,
+        Ok(Step::Failed { .. }) => round.failed += 1,
+        Ok(Step::Wait(_) | Step::Retry { .. } | Step::Throttled(_)) => round.later += 1,
+        Ok(Step::Pause(_)) => round.paused += 1,
+        Ok(Step::Lost) => round.lost += 1,
+        Err(e) => {
+            tracing::warn!(error = ?e, "a publication could not be recorded");
+            round.later += 1;
+        }
+    }
+}
+
+/// Whether a publication goes out in one call that is found again by looking (a Facebook page
+/// post, a TikTok init): those are marked `sent` together before the round's calls.
+fn single_call(c: &Claimed, progress: &Value) -> bool {
+    let fresh = !progress.get("sent").and_then(Value::as_bool).unwrap_or(false) && progress.get("publish_id").is_none();
+    fresh && c.provider != "local" && matches!(c.platform.as_str(), "facebook" | "tiktok")
+}
+
+/// Marks the single-call publications `sent` in one statement (fenced by their claims); the
+/// jobs, and how many claims were already lost.
+async fn mark_sent(sys: &mut sqlx::PgConnection, claimed: Vec<Claimed>) -> Result<(Vec<Job>, usize), Error> {
+    let mut jobs: Vec<Job> = claimed
+        .into_iter()
+        .map(|c| {
+            let progress = if c.progress.is_object() { c.progress.clone() } else { json!({}) };
+            Job { c, progress, fresh: false }
+        })
+        .collect();
+    let marking: Vec<(Uuid, i32)> =
+        jobs.iter().filter(|j| single_call(&j.c, &j.progress)).map(|j| (j.c.id, j.c.claims)).collect();
+    if marking.is_empty() {
+        return Ok((jobs, 0));
+    }
+    let kept = repo::posts::mark_sent(sys, &marking).await?;
+    let mut lost = 0;
+    jobs.retain_mut(|j| {
+        if !single_call(&j.c, &j.progress) {
+            return true;
+        }
+        if kept.contains(&j.c.id) {
+            j.set("sent", Value::Bool(true));
+            j.fresh = true;
+            true
+        } else {
+            lost += 1;
+            false
+        }
+    });
+    Ok((jobs, lost))
+}
+
 impl App {
-    /// One round: claims due publications and publishes them side by side.
+    /// One round: claims due publications, opens each connection's token once, marks the
+    /// single-call publications `sent` in one statement, publishes side by side, and records
+    /// the published ones per workspace in one transaction (the rest one by one).
     pub async fn publish_due(&self) -> Result<PublishRound, Error> {
         let cfg = &self.cfg.posts;
         let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::minutes(10));
         let mut sys = db::system(&self.pool).await?;
         let claimed = repo::posts::claim(&mut sys, lease, i64::from(cfg.batch)).await?;
+        let tokens = self.tokens_of(&mut sys, &claimed).await?;
+        let (jobs, lost) = mark_sent(&mut sys, claimed).await?;
         db::commit(sys).await?;
-        let mut round =
-            PublishRound { claimed: u32::try_from(claimed.len()).unwrap_or(u32::MAX), ..Default::default() };
+        let mut round = PublishRound {
+            claimed: u32::try_from(jobs.len() + lost).unwrap_or(u32::MAX),
+            lost: u32::try_from(lost).unwrap_or(u32::MAX),
+            ..Default::default()
+        };
+        let ctx = RoundCtx { tokens, page_tokens: std::sync::Mutex::new(HashMap::new()) };
         let concurrency = usize::try_from(cfg.concurrency.max(1)).unwrap_or(1);
-        let mut done = futures::stream::iter(claimed).map(|c| self.publish_one(c)).buffer_unordered(concurrency);
-        while let Some(result) = done.next().await {
-            match result {
-                Ok(step) => match step {
-                    Step::Published { .. } => round.published += 1,
-                    Step::Failed { .. } => round.failed += 1,
-                    Step::Wait(_) | Step::Retry { .. } | Step::Throttled(_) => round.later += 1,
-                    Step::Pause(_) => round.paused += 1,
-                    Step::Lost => round.lost += 1,
-                },
+        let ctx = &ctx;
+        let mut done = futures::stream::iter(jobs)
+            .map(|mut job| async move {
+                let tenant = TenantId::from_uuid(job.c.tenant_id);
+                let step = match self.step(ctx, tenant, &mut job).await {
+                    Ok(step) => step,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "publishing step failed");
+                        Step::Retry { after: None, error: e.code().to_owned() }
+                    }
+                };
+                (job, step)
+            })
+            .buffer_unordered(concurrency);
+        let mut published: HashMap<Uuid, Vec<(Job, String, String)>> = HashMap::new();
+        while let Some((mut job, step)) = done.next().await {
+            if let Step::Published { id, permalink } = step {
+                published.entry(job.c.tenant_id).or_default().push((job, id, permalink));
+                continue;
+            }
+            let tenant = TenantId::from_uuid(job.c.tenant_id);
+            tally(&mut round, self.record(tenant, &mut job, step).await);
+        }
+        for (tenant, done) in published {
+            match self.record_published(TenantId::from_uuid(tenant), &done).await {
+                Ok(kept) => {
+                    round.published += kept;
+                    round.lost += u32::try_from(done.len()).unwrap_or(0).saturating_sub(kept);
+                }
                 Err(e) => {
-                    tracing::warn!(error = ?e, "a publication could not be recorded");
-                    round.later += 1;
+                    tracing::warn!(error = ?e, "published posts could not be recorded");
+                    round.later += u32::try_from(done.len()).unwrap_or(0);
                 }
             }
         }
         Ok(round)
     }
 
-    /// Runs a claimed publication as far as it goes and records where it stands.
-    async fn publish_one(&self, c: Claimed) -> Result<Step, Error> {
-        let tenant = TenantId::from_uuid(c.tenant_id);
-        let progress = if c.progress.is_object() { c.progress.clone() } else { json!({}) };
-        let mut job = Job { c, progress };
-        let step = match self.step(tenant, &mut job).await {
-            Ok(step) => step,
-            Err(e) => {
-                tracing::warn!(error = ?e, "publishing step failed");
-                Step::Retry { after: None, error: e.code().to_owned() }
-            }
-        };
-        self.record(tenant, &mut job, step).await
+    /// Each claimed connection's access token, opened once (none for a removed connection).
+    async fn tokens_of(
+        &self,
+        sys: &mut sqlx::PgConnection,
+        claimed: &[Claimed],
+    ) -> Result<HashMap<Uuid, String>, Error> {
+        let mut ids: Vec<Uuid> = claimed.iter().filter(|c| c.provider != "local").map(|c| c.connection_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sealed = repo::posts::credentials(sys, &ids).await?;
+        let mut out = HashMap::with_capacity(sealed.len());
+        for (id, credentials) in sealed {
+            out.insert(id, self.open_tokens(id, &credentials)?.access_token);
+        }
+        Ok(out)
+    }
+
+    /// Records a workspace's published targets and their events in one transaction; how many
+    /// were still this replica's to record. First comments follow.
+    async fn record_published(&self, tenant: TenantId, done: &[(Job, String, String)]) -> Result<u32, Error> {
+        let rows: Vec<repo::posts::Done<'_>> = done
+            .iter()
+            .map(|(j, id, permalink)| repo::posts::Done {
+                id: j.c.id,
+                claims: j.c.claims,
+                platform_id: id,
+                permalink,
+                progress: &j.progress,
+            })
+            .collect();
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let recorded = repo::posts::published_many(&mut tx, &rows).await?;
+        let events: Vec<_> = done
+            .iter()
+            .filter_map(|(j, id, permalink)| {
+                recorded.get(&j.c.id).map(|at| crate::events::post_published_event(tenant, &j.c, id, permalink, *at))
+            })
+            .collect();
+        crate::events::posts_published(&mut tx, tenant, &events).await?;
+        db::commit(tx).await?;
+        for (j, id, _) in done.iter().filter(|(j, _, _)| recorded.contains_key(&j.c.id)) {
+            self.first_comment(j, id).await;
+        }
+        Ok(u32::try_from(recorded.len()).unwrap_or(u32::MAX))
     }
 
     async fn record(&self, tenant: TenantId, job: &mut Job, step: Step) -> Result<Step, Error> {
@@ -193,7 +321,8 @@ impl App {
             Step::Published { id, permalink } => {
                 match repo::posts::published(&mut tx, c.id, c.claims, id, permalink, &job.progress).await? {
                     Some(at) => {
-                        crate::events::post_published(&mut tx, tenant, c, id, permalink, at).await?;
+                        let e = crate::events::post_published_event(tenant, c, id, permalink, at);
+                        crate::events::posts_published(&mut tx, tenant, &[e]).await?;
                         true
                     }
                     None => false,
@@ -276,26 +405,25 @@ impl App {
 
     /// Marks the publish call about to be made, durably; `false`: the claim was lost.
     async fn sending(&self, tenant: TenantId, job: &mut Job) -> Result<bool, Error> {
+        if job.fresh {
+            return Ok(true);
+        }
         job.set("sent", Value::Bool(true));
         self.checkpoint(tenant, job).await
     }
 
-    async fn step(&self, tenant: TenantId, job: &mut Job) -> Result<Step, Error> {
+    async fn step(&self, ctx: &RoundCtx, tenant: TenantId, job: &mut Job) -> Result<Step, Error> {
         let provider: Provider = job.c.provider.parse()?;
         let platform: Platform = job.c.platform.parse()?;
         if provider == Provider::Local {
             return self.step_local(tenant, job, platform).await;
         }
-        let mut tx = db::tenant(&self.pool, tenant).await?;
-        let stored = repo::connections::get(&mut tx, job.c.connection_id).await?;
-        db::commit(tx).await?;
-        let Some(stored) = stored else {
+        let Some(token) = ctx.tokens.get(&job.c.connection_id).cloned() else {
             return Ok(Step::Failed { code: "ads.connection_required".into(), reason: "connection removed".into() });
         };
-        let token = self.open_tokens(job.c.connection_id, &stored.credentials)?.access_token;
         match platform {
             Platform::Instagram => self.step_instagram(tenant, job, &token).await,
-            Platform::Facebook => self.step_facebook(tenant, job, &token).await,
+            Platform::Facebook => self.step_facebook(ctx, tenant, job, &token).await,
             Platform::TikTok => self.step_tiktok(tenant, job, &token).await,
             Platform::YouTube => self.step_youtube(tenant, job, &token).await,
         }
@@ -460,16 +588,30 @@ impl App {
         step
     }
 
-    async fn step_facebook(&self, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
+    async fn step_facebook(&self, ctx: &RoundCtx, tenant: TenantId, job: &mut Job, token: &str) -> Result<Step, Error> {
         let Some(meta) = &self.meta else { return Ok(not_configured(Provider::Meta)) };
         let page = job.c.account.clone();
-        let page_token = match meta.page_token(token, &page).await {
-            Ok(t) => t,
-            Err(e) => return Ok(judged(&e, false)),
+        let key = (job.c.connection_id, page.clone());
+        let cached = ctx.page_tokens.lock().ok().and_then(|m| m.get(&key).cloned());
+        let page_token = match cached {
+            Some(t) => t,
+            None => match meta.page_token(token, &page).await {
+                Ok(t) => {
+                    if let Ok(mut m) = ctx.page_tokens.lock() {
+                        m.insert(key, t.clone());
+                    }
+                    t
+                }
+                Err(e) => {
+                    // No publish call was made: nothing to look up later.
+                    job.set("sent", Value::Bool(false));
+                    return Ok(judged(&e, false));
+                }
+            },
         };
         let v = job.variant().clone();
         let message = v.full_caption();
-        if job.sent() {
+        if job.unclear() {
             match meta.page_recent_posts(&page_token, &page, RECONCILE_DEPTH).await {
                 Ok(items) => {
                     if let Some(p) = items.into_iter().find(|p| p.text == message) {
@@ -496,7 +638,7 @@ impl App {
         let Some(tiktok) = &self.tiktok_posts else { return Ok(not_configured(Provider::TikTok)) };
         let v = job.variant().clone();
         let title = v.full_caption();
-        if job.text("publish_id").is_none() && job.sent() {
+        if job.text("publish_id").is_none() && job.unclear() {
             // The init's answer was lost: the creator's recent videos say whether it went out.
             match tiktok.recent_videos(token, RECONCILE_DEPTH).await {
                 Ok(items) => {
@@ -522,12 +664,9 @@ impl App {
                 to_inbox: v.to_inbox,
             };
             match tiktok.init(token, &post).await {
-                Ok(id) => {
-                    job.set("publish_id", json!(id));
-                    if !self.checkpoint(tenant, job).await? {
-                        return Ok(Step::Lost);
-                    }
-                }
+                // Kept with the outcome below; a crash before that is reconciled through the
+                // creator's recent videos.
+                Ok(id) => job.set("publish_id", json!(id)),
                 Err(e) => return Ok(self.unsent_unless_unclear(job, &e)),
             }
         }

@@ -139,15 +139,15 @@ pub async fn post_scheduled(conn: &mut PgConnection, tenant: TenantId, t: &Targe
     Ok(())
 }
 
-pub async fn post_published(
-    conn: &mut PgConnection,
+/// The `post.published` event of a claimed target.
+pub fn post_published_event(
     tenant: TenantId,
     c: &Claimed,
     platform_post_id: &str,
     permalink: &str,
     published_at: chrono::DateTime<chrono::Utc>,
-) -> Result<(), Error> {
-    let e = events::AdsPostPublished {
+) -> events::AdsPostPublished {
+    events::AdsPostPublished {
         workspace_id: tenant.to_string(),
         post_id: PostId::from_uuid(c.post_id).to_string(),
         target_id: PostTargetId::from_uuid(c.id).to_string(),
@@ -158,8 +158,16 @@ pub async fn post_published(
         permalink: permalink.to_owned(),
         scheduled_at: c.due_at.map(ts),
         published_at: Some(ts(published_at)),
-    };
-    enqueue(conn, POST_PUBLISHED, Some(tenant), &e).await.db()?;
+    }
+}
+
+/// A workspace's `post.published` events, in one statement.
+pub async fn posts_published(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    events: &[events::AdsPostPublished],
+) -> Result<(), Error> {
+    nexus_platform::outbox::enqueue_many(conn, POST_PUBLISHED, Some(tenant), events).await.db()?;
     Ok(())
 }
 

@@ -331,6 +331,79 @@ pub async fn published(
     .db()
 }
 
+/// The sealed credentials of these connections (system transaction; removed ones are absent).
+pub async fn credentials(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as("SELECT id, credentials FROM connections WHERE id = ANY($1) AND status <> 'disconnected'")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+        .db()
+}
+
+/// Marks these claimed targets `publishing` with `sent` before their publish calls, in one
+/// statement fenced by each one's claim; the ids still held.
+pub async fn mark_sent(
+    conn: &mut PgConnection,
+    claimed: &[(Uuid, i32)],
+) -> Result<std::collections::HashSet<Uuid>, Error> {
+    let (ids, claims): (Vec<Uuid>, Vec<i32>) = claimed.iter().copied().unzip();
+    let kept: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE social_post_targets t SET status = 'publishing', \
+           progress = t.progress || '{\"sent\": true}'::jsonb, updated_at = now() \
+         FROM unnest($1::uuid[], $2::int[]) AS u(id, claims) \
+         WHERE t.id = u.id AND t.claims = u.claims AND t.status IN ('scheduled', 'publishing') RETURNING t.id",
+    )
+    .bind(&ids)
+    .bind(&claims)
+    .fetch_all(conn)
+    .await
+    .db()?;
+    Ok(kept.into_iter().collect())
+}
+
+/// A claimed target found published.
+pub struct Done<'a> {
+    pub id: Uuid,
+    pub claims: i32,
+    pub platform_id: &'a str,
+    pub permalink: &'a str,
+    pub progress: &'a Value,
+}
+
+/// Records many targets published in one statement (fenced by each one's claim); when each
+/// still held was recorded.
+pub async fn published_many(
+    conn: &mut PgConnection,
+    done: &[Done<'_>],
+) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>, Error> {
+    let ids: Vec<Uuid> = done.iter().map(|d| d.id).collect();
+    let claims: Vec<i32> = done.iter().map(|d| d.claims).collect();
+    let platform_ids: Vec<&str> = done.iter().map(|d| d.platform_id).collect();
+    let permalinks: Vec<&str> = done.iter().map(|d| d.permalink).collect();
+    let progress: Vec<&Value> = done.iter().map(|d| d.progress).collect();
+    let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "UPDATE social_post_targets t SET status = 'published', platform_post_id = u.platform_id, \
+           permalink = u.permalink, progress = u.progress, published_at = now(), claimed_until = NULL, \
+           error_code = '', error = '', updated_at = now() \
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[]) \
+           AS u(id, claims, platform_id, permalink, progress) \
+         WHERE t.id = u.id AND t.claims = u.claims AND t.status IN ('scheduled', 'publishing') \
+         RETURNING t.id, t.published_at",
+    )
+    .bind(&ids)
+    .bind(&claims)
+    .bind(&platform_ids)
+    .bind(&permalinks)
+    .bind(&progress)
+    .fetch_all(conn)
+    .await
+    .db()?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Records the target failed for good with the platform's reason (fenced).
 pub async fn failed(conn: &mut PgConnection, id: Uuid, claims: i32, code: &str, reason: &str) -> Result<bool, Error> {
     let r = sqlx::query(
