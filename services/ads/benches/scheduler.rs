@@ -56,6 +56,8 @@ async fn start(meta: &FakeMeta, pool: usize) -> (TestService, Arc<App>) {
         ("NEXUS_META__GRAPH_URL", meta.base_url.clone()),
         ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
         ("NEXUS_POSTS__POLL_INTERVAL", "1h".into()),
+        // The fake has one page: the per-account cap would measure the cap, not the scheduler.
+        ("NEXUS_POSTS__PER_ACCOUNT", "1000".into()),
         ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
         ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
         ("NEXUS_DATABASE__MAX_CONNECTIONS", pool.to_string()),

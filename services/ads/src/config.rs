@@ -159,6 +159,8 @@ pub struct PostsConfig {
     pub poll_interval: Duration,
     pub batch: u32,
     pub concurrency: u32,
+    /// Publications of one account in flight at once.
+    pub per_account: u32,
     /// Longer than any publish takes: a replica's claim outliving its work is what lets another
     /// reconcile it.
     #[serde(with = "humantime_secs")]

@@ -153,6 +153,8 @@ fn judged(e: &PlatformError, publishing: bool) -> Step {
 struct RoundCtx {
     tokens: HashMap<Uuid, String>,
     page_tokens: std::sync::Mutex<HashMap<(Uuid, String), String>>,
+    /// Publications of one account in flight.
+    accounts: HashMap<(Uuid, String), Arc<tokio::sync::Semaphore>>,
 }
 
 fn tally(round: &mut PublishRound, recorded: Result<Step, Error>) {
@@ -226,12 +228,26 @@ impl App {
             lost: u32::try_from(lost).unwrap_or(u32::MAX),
             ..Default::default()
         };
-        let ctx = RoundCtx { tokens, page_tokens: std::sync::Mutex::new(HashMap::new()) };
+        // At most `per_account` publications of one account at a time, whatever the round's
+        // concurrency: one busy account does not take every slot, nor hammer its platform.
+        let per_account = usize::try_from(cfg.per_account.max(1)).unwrap_or(1);
+        let mut accounts: HashMap<(Uuid, String), Arc<tokio::sync::Semaphore>> = HashMap::new();
+        for j in &jobs {
+            accounts
+                .entry((j.c.connection_id, j.c.account.clone()))
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(per_account)));
+        }
+        let ctx = RoundCtx { tokens, page_tokens: std::sync::Mutex::new(HashMap::new()), accounts };
         let concurrency = usize::try_from(cfg.concurrency.max(1)).unwrap_or(1);
         let ctx = &ctx;
         let mut done = futures::stream::iter(jobs)
             .map(|mut job| async move {
                 let tenant = TenantId::from_uuid(job.c.tenant_id);
+                let gate = ctx.accounts.get(&(job.c.connection_id, job.c.account.clone())).cloned();
+                let _permit = match &gate {
+                    Some(g) => g.acquire().await.ok(),
+                    None => None,
+                };
                 let step = match self.step(ctx, tenant, &mut job).await {
                     Ok(step) => step,
                     Err(e) => {
