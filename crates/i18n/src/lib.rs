@@ -186,7 +186,7 @@ mod tests {
             .into_iter()
             .filter(|(id, _)| id.starts_with("mail-") && (id.ends_with("-subject") || id.ends_with("-body")))
             .collect();
-        assert_eq!(templates.len(), 18);
+        assert_eq!(templates.len(), 22);
         for l in Locale::ALL {
             let role = try_message(l, "role-admin", &[]).unwrap_or_else(|| panic!("{l} lacks role-admin"));
             let args = mail_args(&role, ["47", "38", "13"]);
@@ -230,7 +230,7 @@ mod tests {
     }
 
     /// Sample values for every variable the mail templates use; `hms` = hours, minutes, days.
-    fn mail_args<'a>(role: &'a str, hms: [&'a str; 3]) -> [(&'a str, &'a str); 11] {
+    fn mail_args<'a>(role: &'a str, hms: [&'a str; 3]) -> [(&'a str, &'a str); 13] {
         [
             ("name", "Zoë Quill"),
             ("link", SAMPLE_LINK),
@@ -243,6 +243,8 @@ mod tests {
             ("provider", "Google"),
             ("url", "https://hooks.example.com/in"),
             ("reason", "every delivery failed"),
+            ("platform", "Instagram"),
+            ("account", "17841405822304914"),
         ]
     }
 
@@ -259,10 +261,16 @@ mod tests {
                 "mail-password_changed-body",
                 "mail-account_locked-body",
                 "mail-identity_linked-body",
+                "mail-ads_post_failed-body",
+                "mail-ads_account_paused-body",
             ] {
                 let text = try_message(l, id, &args).unwrap();
                 assert!(text.contains(SAMPLE_LINK), "{l} {id}: {text}");
                 assert!(text.lines().any(|line| line == SAMPLE_LINK), "{l} {id}: {text}");
+                // A platform's own (left-to-right) text stands on a line of its own too.
+                if id.starts_with("mail-ads_") {
+                    assert!(text.lines().any(|line| line == "every delivery failed"), "{l} {id}: {text}");
+                }
                 // No bidi controls sneak in (isolation is off; pages add their own markup).
                 assert!(
                     !text.chars().any(|c| matches!(

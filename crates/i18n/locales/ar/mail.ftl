@@ -103,6 +103,35 @@ mail-webhook_disabled-body =
 # الأسباب المذكورة في mail-webhook_disabled-body.
 mail-webhook_disabled-reason-failing = فشلت كل عمليات التسليم لمدة خمسة أيام
 
+mail-ads_post_failed-subject = تعذّر نشر منشور على { $platform } في الحساب { $account }
+mail-ads_post_failed-body =
+    مرحبًا { $name }،
+
+    تعذّر علينا نشر منشور مجدول على { $platform } في هذا الحساب:
+    { $account }
+
+    رفضت المنصة المنشور وذكرت ما يلي:
+    { $reason }
+
+    لن نعيد المحاولة من تلقاء أنفسنا. راجع المنشور وأعد جدولته من هنا:
+    { $link }
+
+    فريق NexusOne
+
+mail-ads_account_paused-subject = أعد ربط { $provider } لاستئناف منشوراتك المجدولة
+mail-ads_account_paused-body =
+    مرحبًا { $name }،
+
+    لم يعد الحساب على { $provider } يقبل صلاحية الوصول التي منحتها مساحة العمل لـ NexusOne، لذا أوقفنا مؤقتًا المنشورات المجدولة على هذا الاتصال. ستبقى مجدولة ولن يضيع شيء.
+
+    ردّ المنصة:
+    { $reason }
+
+    أعد ربط { $provider } من هنا، وسيُستأنف النشر من حيث توقف:
+    { $link }
+
+    فريق NexusOne
+
 role-owner = مالك
 role-admin = مسؤول
 role-member = عضو

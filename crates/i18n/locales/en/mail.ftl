@@ -105,6 +105,35 @@ mail-webhook_disabled-body =
 # Reasons named in mail-webhook_disabled-body.
 mail-webhook_disabled-reason-failing = every delivery failed for five days
 
+mail-ads_post_failed-subject = Your post was not published on { $platform } ({ $account })
+mail-ads_post_failed-body =
+    Hi { $name },
+
+    A scheduled post could not be published on { $platform }, on this account:
+    { $account }
+
+    The platform turned it down with this message:
+    { $reason }
+
+    We won't try again on our own. Review the post and schedule it again here:
+    { $link }
+
+    The NexusOne team
+
+mail-ads_account_paused-subject = Reconnect { $provider } to resume your scheduled posts
+mail-ads_account_paused-body =
+    Hi { $name },
+
+    { $provider } no longer accepts the access your workspace gave NexusOne, so we paused the posts scheduled on this connection. They stay scheduled; nothing is lost.
+
+    What the platform said:
+    { $reason }
+
+    Connect { $provider } again here, and publishing picks up where it stopped:
+    { $link }
+
+    The NexusOne team
+
 # Role names, as used inside mail-invite-body.
 role-owner = owner
 role-admin = admin

@@ -103,6 +103,35 @@ mail-webhook_disabled-body =
 # Motivos que nombra mail-webhook_disabled-body.
 mail-webhook_disabled-reason-failing = todas las entregas fallaron durante cinco días
 
+mail-ads_post_failed-subject = Tu publicación no salió en { $platform } ({ $account })
+mail-ads_post_failed-body =
+    Hola, { $name }:
+
+    No pudimos publicar en { $platform } una de tus publicaciones programadas, en esta cuenta:
+    { $account }
+
+    La plataforma la rechazó con este mensaje:
+    { $reason }
+
+    No volveremos a intentarlo por nuestra cuenta. Revisa la publicación y prográmala de nuevo aquí:
+    { $link }
+
+    El equipo de NexusOne
+
+mail-ads_account_paused-subject = Vuelve a conectar { $provider } para reanudar tus publicaciones programadas
+mail-ads_account_paused-body =
+    Hola, { $name }:
+
+    { $provider } ya no acepta el acceso que tu espacio de trabajo le dio a NexusOne, así que pausamos las publicaciones programadas en esta conexión. Siguen programadas y no se ha perdido nada.
+
+    Esto respondió la plataforma:
+    { $reason }
+
+    Vuelve a conectar { $provider } aquí y la publicación seguirá donde se detuvo:
+    { $link }
+
+    El equipo de NexusOne
+
 role-owner = propietario
 role-admin = administrador
 role-member = miembro

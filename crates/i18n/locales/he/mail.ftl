@@ -103,6 +103,35 @@ mail-webhook_disabled-body =
 # סיבות שמופיעות ב-mail-webhook_disabled-body.
 mail-webhook_disabled-reason-failing = כל המשלוחים נכשלו במשך חמישה ימים
 
+mail-ads_post_failed-subject = פוסט לא פורסם ב-{ $platform } בחשבון { $account }
+mail-ads_post_failed-body =
+    שלום { $name },
+
+    לא הצלחנו לפרסם פוסט מתוזמן ב-{ $platform }, בחשבון הזה:
+    { $account }
+
+    הפלטפורמה דחתה אותו עם ההודעה הזו:
+    { $reason }
+
+    לא ננסה שוב מעצמנו. בדקו את הפוסט ותזמנו אותו מחדש כאן:
+    { $link }
+
+    צוות NexusOne
+
+mail-ads_account_paused-subject = חברו מחדש את { $provider } כדי שהפוסטים המתוזמנים יפורסמו
+mail-ads_account_paused-body =
+    שלום { $name },
+
+    החשבון ב-{ $provider } כבר לא מקבל את ההרשאה שסביבת העבודה שלכם נתנה ל-NexusOne, ולכן השהינו את הפוסטים המתוזמנים בחיבור הזה. הם נשארים מתוזמנים, ושום דבר לא אבד.
+
+    מה שהפלטפורמה השיבה:
+    { $reason }
+
+    חברו את { $provider } מחדש כאן, והפרסום ימשיך מהמקום שבו נעצר:
+    { $link }
+
+    צוות NexusOne
+
 role-owner = בעלים
 role-admin = מנהל
 role-member = חבר צוות

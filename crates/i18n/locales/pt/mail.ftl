@@ -103,6 +103,35 @@ mail-webhook_disabled-body =
 # Motivos citados em mail-webhook_disabled-body.
 mail-webhook_disabled-reason-failing = todas as entregas falharam durante cinco dias
 
+mail-ads_post_failed-subject = Seu post não foi publicado no { $platform } ({ $account })
+mail-ads_post_failed-body =
+    Olá, { $name },
+
+    Não conseguimos publicar um post agendado no { $platform }, nesta conta:
+    { $account }
+
+    A plataforma recusou o post com esta mensagem:
+    { $reason }
+
+    Não vamos tentar de novo por conta própria. Revise o post e agende-o outra vez aqui:
+    { $link }
+
+    Equipe NexusOne
+
+mail-ads_account_paused-subject = Conecte de novo sua conta { $provider } para retomar os posts agendados
+mail-ads_account_paused-body =
+    Olá, { $name },
+
+    Sua conta { $provider } deixou de aceitar o acesso que seu espaço de trabalho concedeu ao NexusOne, então pausamos os posts agendados nesta conexão. Eles continuam agendados; nada foi perdido.
+
+    Resposta da plataforma:
+    { $reason }
+
+    Conecte sua conta { $provider } de novo aqui, e as publicações continuam de onde pararam:
+    { $link }
+
+    Equipe NexusOne
+
 role-owner = proprietário
 role-admin = administrador
 role-member = membro

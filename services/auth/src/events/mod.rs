@@ -1,6 +1,7 @@
 //! The events auth emits, written to the outbox in the transaction of the change they announce,
-//! and the ones it consumes: messaging's `webhook_endpoint.disabled` becomes a mail to the
-//! workspace's owner and admins ([`notices`]).
+//! and the ones it consumes: messaging's `webhook_endpoint.disabled` and the ads scheduler's
+//! `post.failed` and `account.paused` become mail to the workspace's owner and admins
+//! ([`notices`]).
 
 pub mod notices;
 
