@@ -76,8 +76,10 @@ pub fn service(config: Config) -> anyhow::Result<Service> {
         let spec = events::notices::spec(&config.common.nats);
         infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, notices).run(infra.work.clone()));
         let ads_notices = Arc::new(events::notices::AdsNoticesHandler { public_url: config.auth.public_url.clone() });
-        let spec = events::notices::ads_spec(&config.common.nats);
-        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, ads_notices).run(infra.work.clone()));
+        for spec in events::notices::ads_specs(&config.common.nats) {
+            let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, ads_notices.clone());
+            infra.spawn(consumer.run(infra.work.clone()));
+        }
         let app = Arc::new(app::App::new(infra.db.clone(), keys, sealer, Arc::new(config), oidc)?);
         infra.spawn(app::mail::run_sender(infra.db.clone(), mail_cfg.clone(), infra.work.clone()));
         infra.spawn(app::mail::run_purger(infra.db.clone(), mail_cfg, infra.work.clone()));

@@ -191,9 +191,11 @@ fn webhooks(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::webhooks:
         let spec = events::fanout::spec(&config.common.nats);
         let handler = Arc::new(events::fanout::ContentFanout);
         infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
-        let spec = events::fanout::ads_spec(&config.common.nats);
         let handler = Arc::new(events::fanout::AdsFanout);
-        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
+        for spec in events::fanout::ads_specs(&config.common.nats) {
+            let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
+            infra.spawn(consumer.run(infra.work.clone()));
+        }
     }
     Ok(hooks)
 }

@@ -1,7 +1,7 @@
 //! Engagement of published posts (likes, comments, shares, views), read from the platforms on a
 //! schedule — each post again once its last reading is `posts.engagement_every` old, claimed
 //! across replicas with SKIP LOCKED — stored on the post and sent to analytics as
-//! `post.engagement` (totals: the latest reading wins).
+//! `post_engagement.measured` (totals: the latest reading wins).
 
 use std::sync::Arc;
 

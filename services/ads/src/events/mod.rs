@@ -24,7 +24,8 @@ pub const POST_SCHEDULED: &str = "nexus.ads.post.scheduled";
 pub const POST_PUBLISHED: &str = "nexus.ads.post.published";
 pub const POST_FAILED: &str = "nexus.ads.post.failed";
 pub const ACCOUNT_PAUSED: &str = "nexus.ads.account.paused";
-pub const POST_ENGAGEMENT: &str = "nexus.ads.post.engagement";
+/// Not under `post.>`: readings arrive all day, and consumers of post events need not see them.
+pub const POST_ENGAGEMENT: &str = "nexus.ads.post_engagement.measured";
 
 pub async fn connection_expiring(conn: &mut PgConnection, tenant: TenantId, d: &Due) -> Result<(), Error> {
     let e = events::AdsConnectionExpiring {

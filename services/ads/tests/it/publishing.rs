@@ -356,7 +356,7 @@ async fn engagement_is_read_from_each_platform_and_sent_on() {
     assert_eq!(figures(&fb.id).await, (12, 3, 2, 0));
     assert_eq!(figures(&tt.id).await, (70, 8, 4, 5_000));
     assert_eq!(figures(&yt.id).await, (9, 1, 0, 321));
-    assert_eq!(s.events("nexus.ads.post.engagement").await, 4);
+    assert_eq!(s.events("nexus.ads.post_engagement.measured").await, 4);
     // Read again only once the period has passed.
     assert_eq!(s.app.read_engagement().await.unwrap().read, 0);
 }

@@ -1,5 +1,5 @@
 //! Consumer `auth-webhook-notices`: messaging's `webhook_endpoint.disabled` becomes a mail to
-//! the workspace's owner and admins; consumer `auth-ads-notices` does the same for the ads
+//! the workspace's owner and admins; consumers `auth-ads-post-failed` and `auth-ads-account-paused` do the same for the ads
 //! scheduler's `post.failed` and `account.paused`. The platform inbox records the event id in the
 //! transaction that queues the mail, so a redelivered event mails nobody twice.
 
@@ -48,11 +48,15 @@ impl EventHandler for EndpointDisabledHandler {
 pub const POST_FAILED: &str = "nexus.ads.post.failed";
 pub const ACCOUNT_PAUSED: &str = "nexus.ads.account.paused";
 
-pub const ADS_DURABLE: &str = "auth-ads-notices";
+/// The durable consumer of one of ads' notice subjects. One consumer each (a JetStream 2.9
+/// consumer takes one filter): a consumer of `nexus.ads.>` would also receive, and record in
+/// its inbox, every other ads event (engagement readings arrive all day).
+pub fn ads_durable(subject: &str) -> &'static str {
+    if subject == POST_FAILED { "auth-ads-post-failed" } else { "auth-ads-account-paused" }
+}
 
-/// One consumer of all of ads' events (a spec takes one filter); the handler skips the others.
-pub fn ads_spec(nats: &NatsConfig) -> ConsumerSpec {
-    ConsumerSpec::new("ads", ADS_DURABLE, "nexus.ads.>", nats)
+pub fn ads_specs(nats: &NatsConfig) -> [ConsumerSpec; 2] {
+    [POST_FAILED, ACCOUNT_PAUSED].map(|subject| ConsumerSpec::new("ads", ads_durable(subject), subject, nats))
 }
 
 pub struct AdsNoticesHandler {

@@ -4,7 +4,7 @@
 //! wrote reaches the mail as one line of inert text.
 
 use chrono::Utc;
-use nexus_auth::events::notices::{ACCOUNT_PAUSED, ADS_DURABLE, DURABLE, ENDPOINT_DISABLED, POST_FAILED};
+use nexus_auth::events::notices::{ACCOUNT_PAUSED, DURABLE, ENDPOINT_DISABLED, POST_FAILED, ads_durable};
 use nexus_kernel::WorkspaceId;
 use nexus_proto::events as ev;
 use nexus_proto::nexus::auth::v1 as pb;
@@ -182,8 +182,8 @@ fn assert_inert(m: &pb::LocalMail) {
     assert!(m.body.lines().any(|l| l == quoted), "{}", m.body);
 }
 
-/// Delivers the ads event `make(ws)` twice (one event id) and an ads event that is no notice,
-/// then the same event for another workspace. Checks who got mail linking to `link`: the
+/// Delivers the ads event `make(ws)` twice (one event id) and an ads event that is no notice
+/// (its consumer does not even receive it), then the same event for another workspace. Checks who got mail linking to `link`: the
 /// owner and each admin once, in their language; the member and the other workspace's owner
 /// nothing, until the other workspace's own event mails its owner alone. Returns the Spanish
 /// and the Arabic admin's mail.
@@ -201,7 +201,7 @@ async fn ads_notice<M: Message + Name>(
     publish(&bus, ("ads", subject), p.ws, event_id, &make(p.ws)).await;
     let scheduled = ev::AdsPostScheduled { workspace_id: p.ws.to_string(), ..Default::default() };
     publish(&bus, ("ads", "nexus.ads.post.scheduled"), p.ws, uuid::Uuid::now_v7(), &scheduled).await;
-    wait_consumed(&bus, "ads", ADS_DURABLE, 3).await;
+    wait_consumed(&bus, "ads", ads_durable(subject), 2).await;
 
     let mut got = Vec::new();
     for (to, locale) in [(&p.owner, "pt"), (&p.es_admin, "es"), (&p.ar_admin, "ar")] {
@@ -217,7 +217,7 @@ async fn ads_notice<M: Message + Name>(
     }
 
     publish(&bus, ("ads", subject), p.other_ws, uuid::Uuid::now_v7(), &make(p.other_ws)).await;
-    wait_consumed(&bus, "ads", ADS_DURABLE, 4).await;
+    wait_consumed(&bus, "ads", ads_durable(subject), 3).await;
     assert_eq!(linking(&auth, &p.other, link).await.len(), 1);
     for to in [&p.owner, &p.es_admin, &p.ar_admin] {
         assert_eq!(linking(&auth, to, link).await.len(), 1, "{to} got mail for another workspace");

@@ -21,9 +21,13 @@ pub fn spec(nats: &NatsConfig) -> ConsumerSpec {
     ConsumerSpec::new("content", "messaging-webhooks-content", "nexus.content.page.>", nats)
 }
 
-/// The durable consumer of the ads service's events.
-pub fn ads_spec(nats: &NatsConfig) -> ConsumerSpec {
-    ConsumerSpec::new("ads", "messaging-webhooks-ads", "nexus.ads.>", nats)
+/// The durable consumers of the ads service's public events: posts and accounts (one filter
+/// each on JetStream 2.9; engagement readings and campaign internals are not received).
+pub fn ads_specs(nats: &NatsConfig) -> [ConsumerSpec; 2] {
+    [
+        ConsumerSpec::new("ads", "messaging-webhooks-ads-posts", "nexus.ads.post.>", nats),
+        ConsumerSpec::new("ads", "messaging-webhooks-ads-accounts", "nexus.ads.account.>", nats),
+    ]
 }
 
 pub struct ContentFanout;
