@@ -1,8 +1,9 @@
 //! The NexusOne gateway: the only public HTTP surface. It serves the REST API under `/v1`, the
 //! OpenAPI document (`/openapi.json`) and its docs page (`/docs`), auth's key set
-//! (`/.well-known/jwks.json`), provider webhooks (`/webhooks/{provider}`) and published landing
-//! pages (`/p/{slug}`). It owns its JSON types and talks to the services over gRPC; generated
-//! proto types never reach the public API. It owns no data.
+//! (`/.well-known/jwks.json`), provider webhooks (`/webhooks/{provider}`), published landing
+//! pages (`/p/{slug}`) and the post calendar's iCal feeds (`/ical/{token}`). It owns its JSON
+//! types and talks to the services over gRPC; generated proto types never reach the public API.
+//! It owns no data.
 //!
 //! - [`routes`]: one module per resource (URL prefix), each with its `router()` merged in
 //!   [`api_router`]; request and response pieces several of them use are in `routes::common`.
@@ -114,6 +115,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ads_builds::router(),
         ads_audiences::router(),
         ads_posts::router(),
+        ads_scheduler::router(),
         whatsapp_numbers::router(),
         whatsapp_templates::router(),
         whatsapp_inbox::router(),

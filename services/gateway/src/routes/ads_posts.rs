@@ -149,6 +149,10 @@ pub struct PostRequest {
     /// Kept as a draft: neither scheduled nor proposed.
     #[serde(default)]
     pub draft: bool,
+    /// Take the earliest free slot of the posting queue (`/v1/ads/queue/slots`) instead of
+    /// `scheduled_at` (send one or the other).
+    #[serde(default)]
+    pub queue: bool,
     /// Your key for this post; the same key returns the same post (client retries, imports).
     #[schema(max_length = 200)]
     pub request_key: Option<String>,
@@ -302,9 +306,10 @@ fn instant(raw: &str, code: &'static str, field: &str) -> Result<chrono::DateTim
 /// Write a post: scheduled (admins), proposed for approval (members) or a draft.
 #[utoipa::path(post, path = "/v1/ads/posts", tag = "ads", security(("bearer" = []), ("api_key" = [])), request_body = PostRequest,
     responses((status = 201, description = "Written (or the earlier post of the same request key)", body = PostBody),
-        (status = 400, description = "A variant does not fit its platform (caption too long, media count or type, format, privacy…), an unknown account, a past time", body = ErrorEnvelope),
+        (status = 400, description = "A variant does not fit its platform (caption too long, media count or type, format, privacy…), an unknown account, a past time, `queue` with `scheduled_at`", body = ErrorEnvelope),
         (status = 403, description = "Viewers cannot write posts", body = ErrorEnvelope),
         (status = 404, description = "No such connection or campaign in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "`queue`: the posting queue has no free slot in the next 12 weeks", body = ErrorEnvelope),
         (status = 422, description = "A field of the wrong type, or one that does not exist (named in the error)", body = ErrorEnvelope)))]
 pub async fn create_post(
     State(state): State<AppState>,

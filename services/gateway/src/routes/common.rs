@@ -3,6 +3,7 @@
 //! import from here only, never from one another.
 
 use axum::http::HeaderMap;
+use nexus_platform::RequestContext;
 use nexus_platform::grpc::ContextChannel;
 use nexus_proto::common::{Money, PageInfo, PageRequest};
 use nexus_proto::nexus::analytics::v1::TimeRange;
@@ -28,6 +29,12 @@ use crate::edge::Edge;
 use crate::error::ApiError;
 
 // ---------- upstream clients ----------
+
+/// The context of a call to a public RPC: no caller token goes out, whatever the request
+/// carried (public by design: the address is the key).
+pub(crate) fn anonymous() -> RequestContext {
+    RequestContext { bearer: None, ..RequestContext::current() }
+}
 
 pub(crate) fn auth_client(state: &AppState) -> AuthClient<ContextChannel> {
     nexus_platform::sized!(AuthClient::new(state.upstreams.auth.clone()))
@@ -377,6 +384,31 @@ pub fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
             .with_param("detail", "format must be json or csv")
             .with_field("format", "invalid")),
     }
+}
+
+/// `text/csv`, with no charset or UTF-8 (the services read UTF-8 only).
+pub(crate) fn is_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            m.type_() == mime::TEXT
+                && m.subtype() == "csv"
+                && m.get_param(mime::CHARSET)
+                    .is_none_or(|c| c == mime::UTF_8 || c.as_str().eq_ignore_ascii_case("utf8"))
+        })
+}
+
+/// The document's schema of a CSV file: a binary string, described, with an example file.
+pub(crate) fn csv_schema(description: &str, example: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+        .description(Some(description))
+        .examples([serde_json::json!(example)])
+        .into()
 }
 
 /// A CSV download named `file`.

@@ -7,6 +7,7 @@ pub mod ads_builds;
 pub mod ads_campaigns;
 pub mod ads_connections;
 pub mod ads_posts;
+pub mod ads_scheduler;
 pub mod agents;
 pub mod analytics_settings;
 pub mod api_keys;

@@ -6,14 +6,13 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nexus_kernel::ErrorKind;
-use nexus_platform::RequestContext;
 use nexus_proto::nexus::content::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::content_client as client;
+use super::common::{anonymous, content_client as client};
 use crate::AppState;
 use crate::edge::Edge;
 use crate::error::{ApiError, ErrorEnvelope};
@@ -26,11 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Nothing but the page's own inline styles, its own images and its own form.
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
     base-uri 'none'; frame-ancestors 'none'";
-
-/// Calls to the public RPCs go out without any caller token: they are public by design.
-fn anonymous() -> RequestContext {
-    RequestContext { bearer: None, ..RequestContext::current() }
-}
 
 fn set(resp: &mut Response, name: header::HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {

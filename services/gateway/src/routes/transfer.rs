@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{next_cursor, paging, transfer_client as client, ts, upload_client};
+use super::common::{csv_schema, is_csv, next_cursor, paging, transfer_client as client, ts, upload_client};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery};
@@ -52,13 +52,10 @@ pub struct CsvFile;
 
 impl utoipa::PartialSchema for CsvFile {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
-            .description(Some("CSV, UTF-8, comma-separated; the first row names the columns."))
-            .examples([serde_json::json!("name,phone,email\nAna Silva,+5511987654321,ana@example.com\n")])
-            .into()
+        csv_schema(
+            "CSV, UTF-8, comma-separated; the first row names the columns.",
+            "name,phone,email\nAna Silva,+5511987654321,ana@example.com\n",
+        )
     }
 }
 
@@ -177,20 +174,6 @@ impl ImportQuery {
         });
         Ok(pb::ImportOptions { mapping, dry_run: self.dry_run.unwrap_or(false), tags, consent })
     }
-}
-
-/// `text/csv`, with no charset or UTF-8 (the service reads UTF-8 only).
-fn is_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<mime::Mime>().ok())
-        .is_some_and(|m| {
-            m.type_() == mime::TEXT
-                && m.subtype() == "csv"
-                && m.get_param(mime::CHARSET)
-                    .is_none_or(|c| c == mime::UTF_8 || c.as_str().eq_ignore_ascii_case("utf8"))
-        })
 }
 
 fn too_large() -> ApiError {

@@ -26,16 +26,7 @@ async fn create(s: &Stack, token: &str, lang: &str, body: Value) -> (u16, Value)
 
 /// `body` sent as it is (not re-encoded), with an optional bearer.
 async fn raw(s: &Stack, token: Option<&str>, body: String) -> (u16, Value) {
-    let mut r = crate::support::client()
-        .post(format!("{}/v1/ads/posts", s.base))
-        .header("content-type", "application/json")
-        .body(body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null))
+    s.post_raw("/v1/ads/posts", token, "application/json", "", body).await
 }
 
 #[tokio::test]

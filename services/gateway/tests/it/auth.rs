@@ -281,6 +281,28 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// `body` POSTed to `path` as it is (not re-encoded) as `content_type`, with an optional bearer
+    /// and `Accept-Language` (none when empty): the status and the JSON body (null when not JSON).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        lang: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut r = client().post(format!("{}{path}", self.base)).header("content-type", content_type).body(body);
+        if !lang.is_empty() {
+            r = r.header("accept-language", lang);
+        }
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, serde_json::from_str(&resp.text().await.unwrap()).unwrap_or(Value::Null))
+    }
+
     /// [`Stack::call_in`] without a language.
     pub async fn call(
         &self,

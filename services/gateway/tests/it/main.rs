@@ -3,6 +3,7 @@
 mod account_security;
 mod ads;
 mod ads_posts;
+mod ads_scheduler;
 mod analytics;
 mod app;
 mod auth;
