@@ -171,49 +171,21 @@ fn tally(round: &mut PublishRound, recorded: Result<Step, Error>) {
     }
 }
 
-/// Whether a publication goes out in one call that is found again by looking (a Facebook page
-/// post, a TikTok init): those are marked `sent` together before the round's calls.
-fn single_call(c: &Claimed, progress: &Value) -> bool {
-    let fresh = !progress.get("sent").and_then(Value::as_bool).unwrap_or(false) && progress.get("publish_id").is_none();
-    fresh && c.provider != "local" && matches!(c.platform.as_str(), "facebook" | "tiktok")
-}
-
-/// Marks the single-call publications `sent` in one statement (fenced by their claims); the
-/// jobs, and how many claims were already lost.
-async fn mark_sent(sys: &mut sqlx::PgConnection, claimed: Vec<Claimed>) -> Result<(Vec<Job>, usize), Error> {
-    let mut jobs: Vec<Job> = claimed
+/// The round's jobs, as claimed.
+fn jobs_of(claimed: Vec<Claimed>) -> Vec<Job> {
+    claimed
         .into_iter()
         .map(|c| {
             let progress = if c.progress.is_object() { c.progress.clone() } else { json!({}) };
-            Job { c, progress, fresh: false }
+            let fresh = c.marked;
+            Job { c, progress, fresh }
         })
-        .collect();
-    let marking: Vec<(Uuid, i32)> =
-        jobs.iter().filter(|j| single_call(&j.c, &j.progress)).map(|j| (j.c.id, j.c.claims)).collect();
-    if marking.is_empty() {
-        return Ok((jobs, 0));
-    }
-    let kept = repo::posts::mark_sent(sys, &marking).await?;
-    let mut lost = 0;
-    jobs.retain_mut(|j| {
-        if !single_call(&j.c, &j.progress) {
-            return true;
-        }
-        if kept.contains(&j.c.id) {
-            j.set("sent", Value::Bool(true));
-            j.fresh = true;
-            true
-        } else {
-            lost += 1;
-            false
-        }
-    });
-    Ok((jobs, lost))
+        .collect()
 }
 
 impl App {
-    /// One round: claims due publications, opens each connection's token once, marks the
-    /// single-call publications `sent` in one statement, publishes side by side, and records
+    /// One round: claims due publications (marking the single-call ones `sent` in the same
+    /// statement), opens each connection's token once, publishes side by side, and records
     /// the published ones per workspace in one transaction (the rest one by one).
     pub async fn publish_due(&self) -> Result<PublishRound, Error> {
         let cfg = &self.cfg.posts;
@@ -221,13 +193,9 @@ impl App {
         let mut sys = db::system(&self.pool).await?;
         let claimed = repo::posts::claim(&mut sys, lease, i64::from(cfg.batch)).await?;
         let tokens = self.tokens_of(&mut sys, &claimed).await?;
-        let (jobs, lost) = mark_sent(&mut sys, claimed).await?;
         db::commit(sys).await?;
-        let mut round = PublishRound {
-            claimed: u32::try_from(jobs.len() + lost).unwrap_or(u32::MAX),
-            lost: u32::try_from(lost).unwrap_or(u32::MAX),
-            ..Default::default()
-        };
+        let jobs = jobs_of(claimed);
+        let mut round = PublishRound { claimed: u32::try_from(jobs.len()).unwrap_or(u32::MAX), ..Default::default() };
         // At most `per_account` publications of one account at a time, whatever the round's
         // concurrency: one busy account does not take every slot, nor hammer its platform.
         let per_account = usize::try_from(cfg.per_account.max(1)).unwrap_or(1);

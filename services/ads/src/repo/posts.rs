@@ -257,16 +257,25 @@ pub struct Claimed {
     pub claims: i32,
     pub attempts: i32,
     pub progress: Value,
+    /// Marked `sent` by this claim (see [`claim`]).
+    pub marked: bool,
 }
 
 /// Claims up to `limit` due targets of every workspace for `lease` (system transaction): of
 /// scheduled posts, on connections that are usable and not paused; rows another replica holds
-/// are skipped.
+/// are skipped. A publication that goes out in one call found again by looking (a Facebook page
+/// post, a TikTok init) and has not been sent is marked `sent` by the same statement, before any
+/// call: `marked` tells the caller it needs no lookup and no mark of its own.
 pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<Claimed>, Error> {
     let until: DateTime<Utc> = Utc::now() + lease;
     sqlx::query_as(
-        "UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1 \
-         FROM (SELECT d.id FROM social_post_targets d \
+        "UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1, \
+           status = CASE WHEN due.single THEN 'publishing' ELSE t.status END, \
+           progress = CASE WHEN due.single THEN t.progress || '{\"sent\": true}'::jsonb ELSE t.progress END \
+         FROM (SELECT d.id, d.provider <> 'local' AND d.platform IN ('facebook', 'tiktok') \
+                 AND coalesce((d.progress->>'sent')::boolean, false) = false \
+                 AND NOT d.progress ? 'publish_id' AS single \
+               FROM social_post_targets d \
                JOIN social_posts p ON p.id = d.post_id AND p.status = 'scheduled' \
                JOIN connections c ON c.id = d.connection_id \
                  AND c.status IN ('active', 'expiring') AND c.posting_paused_at IS NULL \
@@ -275,7 +284,7 @@ pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64)
                ORDER BY d.next_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED) due \
          WHERE t.id = due.id \
          RETURNING t.id, t.tenant_id, t.post_id, t.connection_id, t.provider, t.platform, t.account, t.variant, \
-           t.status, t.due_at, t.claims, t.attempts, t.progress",
+           t.status, t.due_at, t.claims, t.attempts, t.progress, due.single AS marked",
     )
     .bind(until)
     .bind(limit)
@@ -341,27 +350,6 @@ pub async fn credentials(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(U
         .fetch_all(conn)
         .await
         .db()
-}
-
-/// Marks these claimed targets `publishing` with `sent` before their publish calls, in one
-/// statement fenced by each one's claim; the ids still held.
-pub async fn mark_sent(
-    conn: &mut PgConnection,
-    claimed: &[(Uuid, i32)],
-) -> Result<std::collections::HashSet<Uuid>, Error> {
-    let (ids, claims): (Vec<Uuid>, Vec<i32>) = claimed.iter().copied().unzip();
-    let kept: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE social_post_targets t SET status = 'publishing', \
-           progress = t.progress || '{\"sent\": true}'::jsonb, updated_at = now() \
-         FROM unnest($1::uuid[], $2::int[]) AS u(id, claims) \
-         WHERE t.id = u.id AND t.claims = u.claims AND t.status IN ('scheduled', 'publishing') RETURNING t.id",
-    )
-    .bind(&ids)
-    .bind(&claims)
-    .fetch_all(conn)
-    .await
-    .db()?;
-    Ok(kept.into_iter().collect())
 }
 
 /// A claimed target found published.
