@@ -331,13 +331,7 @@ impl Ads for AdsService {
         let p = principal(&req)?;
         let mut slots = Vec::new();
         for (i, s) in req.into_inner().slots.into_iter().enumerate() {
-            let bad = |f: &str| {
-                status(
-                    nexus_kernel::Error::invalid("ads.post_invalid")
-                        .with_param("field", format!("slots[{i}].{f}"))
-                        .with_violation(format!("slots[{i}].{f}"), "invalid"),
-                )
-            };
+            let bad = |f: &str| status(crate::domain::posts::slot_invalid(i, f));
             let time = chrono::NaiveTime::parse_from_str(&s.time, "%H:%M").map_err(|_| bad("time"))?;
             let weekday = u8::try_from(s.weekday).map_err(|_| bad("weekday"))?;
             slots.push(QueueSlot { weekday, time, time_zone: s.time_zone });

@@ -59,3 +59,6 @@ ads-import_column_missing = يحتاج الملف إلى عمود "{ $column }" 
 ads-import_too_large = حجم الملف أكبر من { $max_mb } ميغابايت.
 ads-import_too_many_rows = يتسع الملف لـ{ $max } منشور على الأكثر.
 ads-import_row_unreadable = تعذّرت قراءة هذا السطر بصيغة CSV.
+ads-queue_slot_invalid = في الخانة { $slot } قيمة { $field } غير صالحة (اليوم من 1 إلى 7، الوقت HH:MM، منطقة زمنية مثل Europe/Madrid).
+ads-queue_slots_too_many = تتسع قائمة الانتظار لـ{ $max } خانة على الأكثر.
+ads-feed_name_invalid = يتكون اسم موجز التقويم من { $max } حرفًا على الأكثر، دون فواصل أسطر.

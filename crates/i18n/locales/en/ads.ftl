@@ -59,3 +59,6 @@ ads-import_column_missing = The file needs a "{ $column }" column (the first lin
 ads-import_too_large = The file is larger than { $max_mb } MB.
 ads-import_too_many_rows = A file holds at most { $max } posts.
 ads-import_row_unreadable = This line could not be read as CSV.
+ads-queue_slot_invalid = Slot { $slot } has a { $field } that is not valid (weekday 1 to 7, time HH:MM, a time zone such as Europe/Madrid).
+ads-queue_slots_too_many = The queue takes at most { $max } slots.
+ads-feed_name_invalid = A calendar feed's name has at most { $max } characters, without line breaks.

@@ -59,3 +59,6 @@ ads-import_column_missing = El archivo necesita una columna "{ $column }" (la pr
 ads-import_too_large = El archivo pesa más de { $max_mb } MB.
 ads-import_too_many_rows = Un archivo admite como máximo { $max } publicaciones.
 ads-import_row_unreadable = Esta línea no se pudo leer como CSV.
+ads-queue_slot_invalid = El horario { $slot } tiene un { $field } no válido (día de 1 a 7, hora HH:MM, una zona horaria como Europe/Madrid).
+ads-queue_slots_too_many = La cola admite como máximo { $max } horarios.
+ads-feed_name_invalid = El nombre de un calendario compartido tiene como máximo { $max } caracteres, sin saltos de línea.

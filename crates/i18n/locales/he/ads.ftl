@@ -59,3 +59,6 @@ ads-import_column_missing = הקובץ צריך עמודה "{ $column }" (השו
 ads-import_too_large = הקובץ גדול מ-{ $max_mb } MB.
 ads-import_too_many_rows = קובץ יכול להכיל לכל היותר { $max } פוסטים.
 ads-import_row_unreadable = לא ניתן היה לקרוא שורה זו כ-CSV.
+ads-queue_slot_invalid = במשבצת { $slot } השדה { $field } אינו תקין (יום 1 עד 7, שעה HH:MM, אזור זמן כמו Europe/Madrid).
+ads-queue_slots_too_many = התור מקבל לכל היותר { $max } משבצות.
+ads-feed_name_invalid = שם של הזנת לוח שנה הוא לכל היותר { $max } תווים, ללא שורות חדשות.

@@ -59,3 +59,6 @@ ads-import_column_missing = O arquivo precisa de uma coluna "{ $column }" (a pri
 ads-import_too_large = O arquivo tem mais de { $max_mb } MB.
 ads-import_too_many_rows = Um arquivo aceita no máximo { $max } publicações.
 ads-import_row_unreadable = Esta linha não pôde ser lida como CSV.
+ads-queue_slot_invalid = O horário { $slot } tem um { $field } inválido (dia de 1 a 7, hora HH:MM, um fuso horário como Europe/Madrid).
+ads-queue_slots_too_many = A fila aceita no máximo { $max } horários.
+ads-feed_name_invalid = O nome de um feed de calendário tem no máximo { $max } caracteres, sem quebras de linha.

@@ -50,10 +50,26 @@ pub struct RowError {
 }
 
 impl RowError {
+    /// The row's error, naming the file's column rather than the post's field path.
     pub fn of(line: u64, e: &Error) -> RowError {
         let field = e.param("field").map(str::to_owned).or_else(|| e.violations().first().map(|v| v.field.clone()));
-        RowError { line, field: field.unwrap_or_default(), code: e.code().to_owned(), params: e.params().to_vec() }
+        let field = match e.code() {
+            "ads.connection_not_found" => "connection_id".to_owned(),
+            "ads.account_unknown" => "account".to_owned(),
+            _ => column_of(field.as_deref().unwrap_or("")),
+        };
+        RowError { line, field, code: e.code().to_owned(), params: e.params().to_vec() }
     }
+}
+
+/// The column a post field came from (`targets[0].account` → `account`, `media[1].url` →
+/// `media_url`).
+fn column_of(field: &str) -> String {
+    let field = field.strip_prefix("targets[0].").unwrap_or(field);
+    if field.starts_with("media[") {
+        return "media_url".to_owned();
+    }
+    field.to_owned()
 }
 
 fn bad(field: &str, why: &str) -> Error {
@@ -223,6 +239,10 @@ mod tests {
              c,a,,,,,maybe\n",
         );
         let field = |i: usize| row_spec(&at, &rows[i], "k".into()).unwrap_err().param("field").map(str::to_owned);
+        let e = Error::invalid("ads.account_unknown").with_violation("targets[0].account", "unknown");
+        assert_eq!(RowError::of(3, &e).field, "account");
+        let e = Error::invalid("ads.post_media_type").with_param("field", "media[1]");
+        assert_eq!(RowError::of(3, &e).field, "media_url");
         assert_eq!(field(0).as_deref(), Some("media_bytes"));
         assert_eq!(field(1).as_deref(), Some("format"));
         assert_eq!(field(2).as_deref(), Some("queue"));

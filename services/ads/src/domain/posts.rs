@@ -711,17 +711,25 @@ pub const SLOTS_MAX: usize = 100;
 
 pub fn check_slots(slots: &[QueueSlot]) -> Result<(), Error> {
     if slots.len() > SLOTS_MAX {
-        return Err(invalid("slots", "count"));
+        return Err(Error::invalid("ads.queue_slots_too_many").with_param("max", SLOTS_MAX.to_string()));
     }
     for (i, s) in slots.iter().enumerate() {
         if !(1..=7).contains(&s.weekday) {
-            return Err(invalid(&format!("slots[{i}].weekday"), "range"));
+            return Err(slot_invalid(i, "weekday"));
         }
         if s.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(invalid(&format!("slots[{i}].time_zone"), "unknown"));
+            return Err(slot_invalid(i, "time_zone"));
         }
     }
     Ok(())
+}
+
+/// Slot `i`'s `field` (weekday 1–7, time HH:MM, an IANA time zone) is not valid.
+pub fn slot_invalid(i: usize, field: &str) -> Error {
+    Error::invalid("ads.queue_slot_invalid")
+        .with_param("slot", (i + 1).to_string())
+        .with_param("field", field.to_owned())
+        .with_violation(format!("slots[{i}].{field}"), "invalid")
 }
 
 /// The earliest slot instant after `now` that no post holds (`taken`), looking `weeks` ahead. A

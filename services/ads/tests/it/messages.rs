@@ -24,6 +24,7 @@ const ARGS: &[(&str, &str)] = &[
     ("max_mb", "8"),
     ("options", "SELF_ONLY"),
     ("column", "colour"),
+    ("slot", "1"),
 ];
 
 #[test]

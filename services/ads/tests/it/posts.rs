@@ -250,7 +250,7 @@ async fn posts_added_to_the_queue_take_the_earliest_free_slots() {
     let set = s.client().await.set_queue_slots(admin.req(req)).await.unwrap().into_inner();
     assert_eq!(set.slots.len(), 2);
     let bad = pb::QueueSlots { slots: vec![slot(9, "09:30")] };
-    assert_eq!(code(&s.client().await.set_queue_slots(admin.req(bad)).await.unwrap_err()), "ads.post_invalid");
+    assert_eq!(code(&s.client().await.set_queue_slots(admin.req(bad)).await.unwrap_err()), "ads.queue_slot_invalid");
 
     // Three posts queued at once: three different slots, in order.
     let queued = |caption: &str| {

@@ -139,7 +139,7 @@ async fn queue_slots_are_set_and_listed_and_a_queued_post_takes_one() {
         (json!({"weekday": 2, "time": "10:00", "time_zone": "Mars/Olympus"}), "slots[0].time_zone"),
     ] {
         let (status, e) = s.call(M::PUT, "/v1/ads/queue/slots", Some(&token), Some(json!({"slots": [slot]}))).await;
-        assert_eq!((status, code(&e)), (400, Some("ads.post_invalid")), "{e}");
+        assert_eq!((status, code(&e)), (400, Some("ads.queue_slot_invalid")), "{e}");
         assert_eq!(e["error"]["fields"][0]["field"], field, "{e}");
     }
     let (status, e) =
