@@ -58,10 +58,26 @@ async fn start(meta: &FakeMeta, pool: usize) -> (TestService, Arc<App>) {
         ("NEXUS_POSTS__POLL_INTERVAL", "1h".into()),
         // The fake has one page: the per-account cap would measure the cap, not the scheduler.
         ("NEXUS_POSTS__PER_ACCOUNT", "1000".into()),
+        // The defaults unless set, to compare settings: NEXUS_BENCH_SCHEDULER_BATCH / _CONCURRENCY.
+        ("NEXUS_POSTS__BATCH", std::env::var("NEXUS_BENCH_SCHEDULER_BATCH").unwrap_or_else(|_| "1000".into())),
+        (
+            "NEXUS_POSTS__CONCURRENCY",
+            std::env::var("NEXUS_BENCH_SCHEDULER_CONCURRENCY").unwrap_or_else(|_| "128".into()),
+        ),
         ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
         ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
         ("NEXUS_DATABASE__MAX_CONNECTIONS", pool.to_string()),
     ];
+    // The configured defaults unless set, to compare settings.
+    let mut env = env;
+    for (var, key) in [
+        ("NEXUS_BENCH_SCHEDULER_BATCH", "NEXUS_POSTS__BATCH"),
+        ("NEXUS_BENCH_SCHEDULER_CONCURRENCY", "NEXUS_POSTS__CONCURRENCY"),
+    ] {
+        if let Ok(v) = std::env::var(var) {
+            env.push((key, v));
+        }
+    }
     let shared = Arc::new(OnceLock::new());
     let sharing = shared.clone();
     let s = TestService::start(nexus_ads::DEF, nexus_ads::DEFAULTS, &env, |config: nexus_ads::Config| {

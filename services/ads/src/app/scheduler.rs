@@ -171,6 +171,19 @@ fn tally(round: &mut PublishRound, recorded: Result<Step, Error>) {
     }
 }
 
+/// A publication the platform confirmed, waiting to be recorded with others.
+struct Published {
+    job: Job,
+    id: String,
+    permalink: String,
+    /// When the platform confirmed it (the post's published time, not the record's).
+    at: chrono::DateTime<Utc>,
+}
+
+/// How long confirmed publications wait to be recorded together, and how many at most.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const FLUSH_AT: usize = 500;
+
 /// The round's jobs, as claimed.
 fn jobs_of(claimed: Vec<Claimed>) -> Vec<Job> {
     claimed
@@ -226,28 +239,53 @@ impl App {
                 (job, step)
             })
             .buffer_unordered(concurrency);
-        let mut published: HashMap<Uuid, Vec<(Job, String, String)>> = HashMap::new();
-        while let Some((mut job, step)) = done.next().await {
-            if let Step::Published { id, permalink } = step {
-                published.entry(job.c.tenant_id).or_default().push((job, id, permalink));
-                continue;
+        // Published posts are recorded together, but never held long: a slow upload in the
+        // round must not delay the record (and the events) of posts already live.
+        let mut published: Vec<Published> = Vec::new();
+        let mut since_flush = tokio::time::Instant::now();
+        loop {
+            let next = tokio::time::timeout(FLUSH_EVERY, done.next()).await;
+            let finished = matches!(next, Ok(None));
+            if let Ok(Some((mut job, step))) = next {
+                if let Step::Published { id, permalink } = step {
+                    published.push(Published { job, id, permalink, at: Utc::now() });
+                } else {
+                    let tenant = TenantId::from_uuid(job.c.tenant_id);
+                    tally(&mut round, self.record(tenant, &mut job, step).await);
+                }
             }
-            let tenant = TenantId::from_uuid(job.c.tenant_id);
-            tally(&mut round, self.record(tenant, &mut job, step).await);
+            let due = since_flush.elapsed() >= FLUSH_EVERY || published.len() >= FLUSH_AT;
+            if (finished || due) && !published.is_empty() {
+                self.flush_published(std::mem::take(&mut published), &mut round).await;
+            }
+            if due {
+                since_flush = tokio::time::Instant::now();
+            }
+            if finished {
+                return Ok(round);
+            }
         }
-        for (tenant, done) in published {
+    }
+
+    /// Records published posts, per workspace in one transaction each.
+    async fn flush_published(&self, published: Vec<Published>, round: &mut PublishRound) {
+        let mut by_tenant: HashMap<Uuid, Vec<Published>> = HashMap::new();
+        for p in published {
+            by_tenant.entry(p.job.c.tenant_id).or_default().push(p);
+        }
+        for (tenant, done) in by_tenant {
+            let n = u32::try_from(done.len()).unwrap_or(0);
             match self.record_published(TenantId::from_uuid(tenant), &done).await {
                 Ok(kept) => {
                     round.published += kept;
-                    round.lost += u32::try_from(done.len()).unwrap_or(0).saturating_sub(kept);
+                    round.lost += n.saturating_sub(kept);
                 }
                 Err(e) => {
                     tracing::warn!(error = ?e, "published posts could not be recorded");
-                    round.later += u32::try_from(done.len()).unwrap_or(0);
+                    round.later += n;
                 }
             }
         }
-        Ok(round)
     }
 
     /// Each claimed connection's access token, opened once (none for a removed connection).
@@ -269,29 +307,32 @@ impl App {
 
     /// Records a workspace's published targets and their events in one transaction; how many
     /// were still this replica's to record. First comments follow.
-    async fn record_published(&self, tenant: TenantId, done: &[(Job, String, String)]) -> Result<u32, Error> {
+    async fn record_published(&self, tenant: TenantId, done: &[Published]) -> Result<u32, Error> {
         let rows: Vec<repo::posts::Done<'_>> = done
             .iter()
-            .map(|(j, id, permalink)| repo::posts::Done {
-                id: j.c.id,
-                claims: j.c.claims,
-                platform_id: id,
-                permalink,
-                progress: &j.progress,
+            .map(|p| repo::posts::Done {
+                id: p.job.c.id,
+                claims: p.job.c.claims,
+                platform_id: &p.id,
+                permalink: &p.permalink,
+                progress: &p.job.progress,
+                at: p.at,
             })
             .collect();
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let recorded = repo::posts::published_many(&mut tx, &rows).await?;
         let events: Vec<_> = done
             .iter()
-            .filter_map(|(j, id, permalink)| {
-                recorded.get(&j.c.id).map(|at| crate::events::post_published_event(tenant, &j.c, id, permalink, *at))
+            .filter_map(|p| {
+                recorded
+                    .get(&p.job.c.id)
+                    .map(|at| crate::events::post_published_event(tenant, &p.job.c, &p.id, &p.permalink, *at))
             })
             .collect();
         crate::events::posts_published(&mut tx, tenant, &events).await?;
         db::commit(tx).await?;
-        for (j, id, _) in done.iter().filter(|(j, _, _)| recorded.contains_key(&j.c.id)) {
-            self.first_comment(j, id).await;
+        for p in done.iter().filter(|p| recorded.contains_key(&p.job.c.id)) {
+            self.first_comment(&p.job, &p.id).await;
         }
         Ok(u32::try_from(recorded.len()).unwrap_or(u32::MAX))
     }

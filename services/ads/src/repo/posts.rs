@@ -359,6 +359,8 @@ pub struct Done<'a> {
     pub platform_id: &'a str,
     pub permalink: &'a str,
     pub progress: &'a Value,
+    /// When the platform confirmed it.
+    pub at: DateTime<Utc>,
 }
 
 /// Records many targets published in one statement (fenced by each one's claim); when each
@@ -372,12 +374,13 @@ pub async fn published_many(
     let platform_ids: Vec<&str> = done.iter().map(|d| d.platform_id).collect();
     let permalinks: Vec<&str> = done.iter().map(|d| d.permalink).collect();
     let progress: Vec<&Value> = done.iter().map(|d| d.progress).collect();
+    let at: Vec<DateTime<Utc>> = done.iter().map(|d| d.at).collect();
     let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "UPDATE social_post_targets t SET status = 'published', platform_post_id = u.platform_id, \
-           permalink = u.permalink, progress = u.progress, published_at = now(), claimed_until = NULL, \
+           permalink = u.permalink, progress = u.progress, published_at = u.at, claimed_until = NULL, \
            error_code = '', error = '', updated_at = now() \
-         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[]) \
-           AS u(id, claims, platform_id, permalink, progress) \
+         FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) \
+           AS u(id, claims, platform_id, permalink, progress, at) \
          WHERE t.id = u.id AND t.claims = u.claims AND t.status IN ('scheduled', 'publishing') \
          RETURNING t.id, t.published_at",
     )
@@ -386,6 +389,7 @@ pub async fn published_many(
     .bind(&platform_ids)
     .bind(&permalinks)
     .bind(&progress)
+    .bind(&at)
     .fetch_all(conn)
     .await
     .db()?;
