@@ -259,14 +259,20 @@ impl Ads for AdsService {
 
     async fn create_post(&self, req: Request<pb::CreatePostRequest>) -> R<pb::Post> {
         let p = principal(&req)?;
-        let spec: PostSpec = serde_json::from_str(&req.into_inner().spec_json)
-            .map_err(|_| status(nexus_kernel::Error::invalid("ads.post_invalid").with_param("field", "body")))?;
+        let spec = post_spec(&req.into_inner().spec_json)?;
         Ok(Response::new(post(self.app.create_post(&p, spec).await.map_err(status)?)))
     }
 
     async fn get_post(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Post> {
         let p = principal(&req)?;
         Ok(Response::new(post(self.app.post(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn update_post(&self, req: Request<pb::UpdatePostRequest>) -> R<pb::Post> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let spec = post_spec(&r.spec_json)?;
+        Ok(Response::new(post(self.app.update_post(&p, &r.id, spec).await.map_err(status)?)))
     }
 
     async fn approve_post(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Post> {
@@ -384,6 +390,11 @@ fn feed(f: Feed) -> pb::CalendarFeed {
         created_at: Some(ts(f.created_at)),
         revoked_at: f.revoked_at.map(ts),
     }
+}
+
+fn post_spec(json: &str) -> Result<PostSpec, Status> {
+    serde_json::from_str(json)
+        .map_err(|_| status(nexus_kernel::Error::invalid("ads.post_invalid").with_param("field", "body")))
 }
 
 fn post(v: PostView) -> pb::Post {

@@ -290,6 +290,80 @@ impl App {
         Ok(view)
     }
 
+    /// Replaces a post that has not started publishing: its text, media, accounts and their
+    /// variants, time and campaign, checked as a new one. A member's change to an approved post
+    /// sends it back for approval; an admin's keeps it scheduled.
+    pub async fn update_post(&self, p: &Principal, raw_id: &str, spec: PostSpec) -> Result<PostView, Error> {
+        require(p, Action::Write)?;
+        let id = post_id(raw_id)?;
+        let now = Utc::now();
+        check_spec(&spec, now)?;
+        if spec.queue || spec.request_key.is_some() {
+            return Err(Error::invalid("ads.post_invalid")
+                .with_param("field", "queue")
+                .with_violation("queue", "update"));
+        }
+        // The post first: another workspace's id is "not found" whatever the body says.
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        repo::posts::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+        db::commit(tx).await?;
+        let checked = self.check_targets(p.workspace_id, &spec).await?;
+        let campaign = match &spec.campaign_id {
+            Some(raw) => Some(id_of::<CampaignId>(raw, "ads.campaign_not_found", CampaignId::as_uuid)?),
+            None => None,
+        };
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let post =
+            repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
+        if post.status == post_status::CANCELLED || repo::posts::any_started(&mut tx, id).await? {
+            return Err(not_changeable(&post.status));
+        }
+        if let Some(c) = campaign
+            && repo::campaigns::get(&mut tx, c).await?.is_none()
+        {
+            return Err(Error::not_found("ads.campaign_not_found"));
+        }
+        let status = if spec.draft {
+            post_status::DRAFT
+        } else if p.role >= Role::Admin {
+            post_status::SCHEDULED
+        } else {
+            post_status::PENDING_APPROVAL
+        };
+        let at = if spec.draft { spec.scheduled_at } else { Some(spec.scheduled_at.unwrap_or(now)) };
+        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": spec.media});
+        let time_zone = if spec.time_zone.is_empty() { "UTC" } else { spec.time_zone.as_str() };
+        let approved_by = (status == post_status::SCHEDULED).then(|| p.user_id.as_uuid());
+        let change = repo::posts::PostChange {
+            campaign_id: campaign,
+            status,
+            scheduled_at: at,
+            time_zone,
+            body: &body,
+            approved_by,
+        };
+        repo::posts::replace(&mut tx, id, &change).await?;
+        let targets: Vec<NewTarget<'_>> = checked
+            .iter()
+            .map(|c| NewTarget {
+                id: Uuid::now_v7(),
+                connection_id: c.connection,
+                provider: c.provider.as_str(),
+                platform: c.platform.as_str(),
+                account: &c.account,
+                variant: &c.variant,
+            })
+            .collect();
+        let due = (status == post_status::SCHEDULED).then_some(at).flatten();
+        repo::posts::insert_targets(&mut tx, p.workspace_id, id, due, &targets).await?;
+        let view = load(&mut tx, id).await?;
+        if status == post_status::SCHEDULED {
+            announce_scheduled(&mut tx, p.workspace_id, &view).await?;
+        }
+        db::commit(tx).await?;
+        Ok(view)
+    }
+
     /// Moves a post that has not started publishing to another time (its approval stays).
     pub async fn reschedule_post(&self, p: &Principal, raw_id: &str, at: DateTime<Utc>) -> Result<PostView, Error> {
         require(p, Action::Write)?;

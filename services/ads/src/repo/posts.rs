@@ -230,6 +230,37 @@ pub async fn set_schedule(
     Ok(())
 }
 
+/// What replacing a post changes.
+pub struct PostChange<'a> {
+    pub campaign_id: Option<Uuid>,
+    pub status: &'a str,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub time_zone: &'a str,
+    pub body: &'a Value,
+    pub approved_by: Option<Uuid>,
+}
+
+/// Replaces a post's fields and drops its targets (none has started: the caller checked, under
+/// the post's lock); the new ones are inserted next.
+pub async fn replace(conn: &mut PgConnection, post: Uuid, c: &PostChange<'_>) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE social_posts SET campaign_id = $2, status = $3, scheduled_at = $4, time_zone = $5, body = $6, \
+           approved_by = $7, updated_at = now() WHERE id = $1",
+    )
+    .bind(post)
+    .bind(c.campaign_id)
+    .bind(c.status)
+    .bind(c.scheduled_at)
+    .bind(c.time_zone)
+    .bind(c.body)
+    .bind(c.approved_by)
+    .execute(&mut *conn)
+    .await
+    .db()?;
+    sqlx::query("DELETE FROM social_post_targets WHERE post_id = $1").bind(post).execute(conn).await.db()?;
+    Ok(())
+}
+
 /// Whether any target of the post may already be on its platform (publishing or published).
 pub async fn any_started(conn: &mut PgConnection, post: Uuid) -> Result<bool, Error> {
     sqlx::query_scalar(

@@ -327,3 +327,38 @@ async fn a_csv_import_creates_good_rows_names_bad_ones_and_runs_dry_first() {
     assert_eq!(again.post_ids, done.post_ids);
     assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 3);
 }
+
+#[tokio::test]
+async fn a_post_not_yet_published_can_be_replaced_and_a_members_change_needs_approval_again() {
+    let s = start().await;
+    let admin = s.admin();
+    let member = s.as_role(&admin, Role::Member);
+    let other = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut spec = instagram(&conn.id, "First draft");
+    spec["scheduled_at"] = json!(tomorrow.to_rfc3339());
+    let post = create(&s, &admin, spec).await.unwrap();
+    let update = |c: &Caller, spec: Value| {
+        let req = pb::UpdatePostRequest { id: post.id.clone(), spec_json: spec.to_string() };
+        let (s, req) = (&s, c.req(req));
+        async move { s.client().await.update_post(req).await.map(tonic::Response::into_inner) }
+    };
+    let mut both = json!({"text": "Final words", "scheduled_at": tomorrow.to_rfc3339(), "targets": [
+        {"connection_id": conn.id, "account": "local_page_1"},
+        {"connection_id": conn.id, "account": "local_ig_1", "variant": {"media": [jpeg("https://cdn.example.com/b.jpg")]}}]});
+    let changed = update(&admin, both.clone()).await.unwrap();
+    assert_eq!((changed.status.as_str(), changed.targets.len()), ("scheduled", 2));
+    assert!(changed.targets.iter().all(|t| t.variant_json.contains("Final words")));
+    // Checked as a new post: nothing changes when it fails.
+    both["targets"][1]["variant"]["caption"] = json!("x".repeat(2_300));
+    assert_eq!(code(&update(&admin, both.clone()).await.unwrap_err()), "ads.text_too_long");
+    assert_eq!(get(&s, &admin, &post.id).await.unwrap().targets.len(), 2);
+    // A member's change waits for an admin again; another workspace cannot change it at all.
+    both["targets"][1]["variant"]["caption"] = json!("Member's wording");
+    assert_eq!(update(&member, both.clone()).await.unwrap().status, "pending_approval");
+    assert_eq!(code(&update(&other, both.clone()).await.unwrap_err()), "ads.post_not_found");
+    // Once publishing has started it cannot be replaced.
+    s.exec("UPDATE ads.social_post_targets SET status = 'published'").await;
+    assert_eq!(code(&update(&admin, both).await.unwrap_err()), "ads.post_not_changeable");
+}
