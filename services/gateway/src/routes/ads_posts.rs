@@ -20,7 +20,7 @@ use crate::identity::Authenticated;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_post))
-        .routes(routes!(get_post))
+        .routes(routes!(get_post, update_post))
         .routes(routes!(approve_post))
         .routes(routes!(reschedule_post))
         .routes(routes!(cancel_post))
@@ -323,6 +323,30 @@ pub async fn create_post(
     let spec_json = serde_json::to_string(&b).unwrap_or_default();
     let p = client(&state).create_post(pb::CreatePostRequest { spec_json }).await?.into_inner();
     Ok((StatusCode::CREATED, Json(post(p))))
+}
+
+/// Replace a post that has not started publishing: checked as a new one (a member's change to
+/// an approved post goes back for approval).
+#[utoipa::path(put, path = "/v1/ads/posts/{id}", tag = "ads", security(("bearer" = []), ("api_key" = [])), request_body = PostRequest,
+    params(("id" = String, Path, example = "post_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 200, description = "Replaced", body = PostBody),
+        (status = 400, description = "A variant does not fit its platform, an unknown account, a past time, or `queue`/`request_key` (not for a change)", body = ErrorEnvelope),
+        (status = 403, description = "Viewers cannot change posts", body = ErrorEnvelope),
+        (status = 404, description = "No such post, connection or campaign in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "Cancelled, or publishing has started", body = ErrorEnvelope),
+        (status = 422, description = "A field of the wrong type, or one that does not exist (named in the error)", body = ErrorEnvelope)))]
+pub async fn update_post(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<PostRequest>,
+) -> Result<Json<PostBody>, ApiError> {
+    if let Some(at) = &b.scheduled_at {
+        instant(at, "ads.post_invalid", "scheduled_at")?;
+    }
+    let spec_json = serde_json::to_string(&b).unwrap_or_default();
+    let p = client(&state).update_post(pb::UpdatePostRequest { id, spec_json }).await?.into_inner();
+    Ok(Json(post(p)))
 }
 
 /// A post with each account's publication.

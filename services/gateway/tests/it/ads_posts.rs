@@ -67,6 +67,18 @@ async fn posts_are_scheduled_read_on_the_calendar_rescheduled_cancelled_and_appr
     assert!((moved_at - wanted).num_seconds().abs() < 1, "{moved}");
     assert_eq!(moved["status"], "scheduled");
 
+    // Replaced whole before it goes out: its text and accounts change; a typo in a field does not pass.
+    let replacement = json!({"text": "Rewritten", "scheduled_at": later,
+        "targets": [{"connection_id": moved["targets"][0]["connection_id"], "account": "local_page_1"}]});
+    let (status, replaced) =
+        s.call(M::PUT, &format!("/v1/ads/posts/{id}"), Some(&token), Some(replacement.clone())).await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["targets"][0]["variant"]["caption"], "Rewritten", "{replaced}");
+    let mut typo = replacement;
+    typo["txet"] = json!("x");
+    let (status, e) = s.call(M::PUT, &format!("/v1/ads/posts/{id}"), Some(&token), Some(typo)).await;
+    assert_eq!(status, 422, "{e}");
+
     let (status, cancelled) = s.call(M::POST, &format!("/v1/ads/posts/{id}/cancel"), Some(&token), None).await;
     assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
     let (status, again) = s.call(M::POST, &format!("/v1/ads/posts/{id}/cancel"), Some(&token), None).await;
