@@ -139,6 +139,7 @@ pub struct PostRequest {
     #[schema(min_items = 1, max_items = 20)]
     pub targets: Vec<PostTargetRequest>,
     /// RFC 3339, within 400 days; absent: as soon as possible (a draft stays unscheduled).
+    #[schema(format = DateTime)]
     pub scheduled_at: Option<String>,
     /// The calendar's IANA time zone; absent: UTC.
     #[serde(default)]
@@ -163,6 +164,7 @@ pub struct PostRequest {
 #[schema(example = json!({"scheduled_at": "2026-12-11T18:30:00Z"}))]
 pub struct RescheduleRequest {
     /// RFC 3339; not in the past.
+    #[schema(format = DateTime)]
     pub scheduled_at: String,
 }
 
@@ -170,10 +172,10 @@ pub struct RescheduleRequest {
 #[into_params(parameter_in = Query)]
 pub struct CalendarQuery {
     /// RFC 3339, included.
-    #[param(example = "2026-12-01T00:00:00Z")]
+    #[param(example = "2026-12-01T00:00:00Z", format = DateTime)]
     pub from: String,
     /// RFC 3339, excluded; at most 92 days after `from`.
-    #[param(example = "2027-01-01T00:00:00Z")]
+    #[param(example = "2027-01-01T00:00:00Z", format = DateTime)]
     pub to: String,
 }
 

@@ -117,7 +117,7 @@ pub struct QueueSlotsBody {
 pub struct CalendarFeedRequest {
     /// Shown as the calendar's name; empty: "NexusOne posts".
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub name: String,
 }
 
