@@ -103,23 +103,7 @@ impl App {
                 return self.post_view(p.workspace_id, earlier).await;
             }
         };
-        let targets: Vec<NewTarget<'_>> = checked
-            .iter()
-            .map(|c| NewTarget {
-                id: Uuid::now_v7(),
-                connection_id: c.connection,
-                provider: c.provider.as_str(),
-                platform: c.platform.as_str(),
-                account: &c.account,
-                variant: &c.variant,
-            })
-            .collect();
-        let due = (status == post_status::SCHEDULED).then_some(at).flatten();
-        repo::posts::insert_targets(&mut tx, p.workspace_id, id, due, &targets).await?;
-        let view = load(&mut tx, id).await?;
-        if status == post_status::SCHEDULED {
-            announce_scheduled(&mut tx, p.workspace_id, &view).await?;
-        }
+        let view = store_targets(&mut tx, p.workspace_id, id, status, at, &checked).await?;
         db::commit(tx).await?;
         Ok(view)
     }
@@ -343,23 +327,7 @@ impl App {
             approved_by,
         };
         repo::posts::replace(&mut tx, id, &change).await?;
-        let targets: Vec<NewTarget<'_>> = checked
-            .iter()
-            .map(|c| NewTarget {
-                id: Uuid::now_v7(),
-                connection_id: c.connection,
-                provider: c.provider.as_str(),
-                platform: c.platform.as_str(),
-                account: &c.account,
-                variant: &c.variant,
-            })
-            .collect();
-        let due = (status == post_status::SCHEDULED).then_some(at).flatten();
-        repo::posts::insert_targets(&mut tx, p.workspace_id, id, due, &targets).await?;
-        let view = load(&mut tx, id).await?;
-        if status == post_status::SCHEDULED {
-            announce_scheduled(&mut tx, p.workspace_id, &view).await?;
-        }
+        let view = store_targets(&mut tx, p.workspace_id, id, status, at, &checked).await?;
         db::commit(tx).await?;
         Ok(view)
     }
@@ -468,6 +436,36 @@ impl App {
 
 fn not_changeable(status: &str) -> Error {
     Error::new(ErrorKind::FailedPrecondition, "ads.post_not_changeable").with_param("status", status.to_owned())
+}
+
+/// Stores a post's checked targets (due at `at` when it is scheduled, announced then) and reads
+/// the post back.
+async fn store_targets(
+    conn: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    id: Uuid,
+    status: &str,
+    at: Option<DateTime<Utc>>,
+    checked: &[Checked],
+) -> Result<PostView, Error> {
+    let targets: Vec<NewTarget<'_>> = checked
+        .iter()
+        .map(|c| NewTarget {
+            id: Uuid::now_v7(),
+            connection_id: c.connection,
+            provider: c.provider.as_str(),
+            platform: c.platform.as_str(),
+            account: &c.account,
+            variant: &c.variant,
+        })
+        .collect();
+    let due = (status == post_status::SCHEDULED).then_some(at).flatten();
+    repo::posts::insert_targets(conn, tenant, id, due, &targets).await?;
+    let view = load(conn, id).await?;
+    if status == post_status::SCHEDULED {
+        announce_scheduled(conn, tenant, &view).await?;
+    }
+    Ok(view)
 }
 
 async fn load(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<PostView, Error> {
