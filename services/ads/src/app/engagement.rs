@@ -22,16 +22,26 @@ use crate::repo::posts::Published;
 /// Posts read per round.
 const BATCH: i64 = 50;
 
-/// Runs a round every `posts.engagement_poll` until `stop`.
+/// Runs rounds until `stop`: again at once while they come back full (a backlog), else after
+/// `posts.engagement_poll`.
 pub async fn reader(app: Arc<App>, stop: CancellationToken) {
+    let mut full = false;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(app.cfg.posts.engagement_poll) => {}
+        if !full {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(app.cfg.posts.engagement_poll) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
         }
-        if let Err(e) = app.read_engagement().await {
-            tracing::warn!(error = ?e, "engagement round failed");
-        }
+        full = match app.read_engagement().await {
+            Ok(r) => i64::from(r.read + r.failed) >= BATCH,
+            Err(e) => {
+                tracing::warn!(error = ?e, "engagement round failed");
+                false
+            }
+        };
     }
 }
 
