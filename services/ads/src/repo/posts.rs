@@ -138,16 +138,16 @@ pub async fn insert_targets(
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Post>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .db()
+    post(conn, id, "").await
 }
 
 /// [`get`], locked for a change.
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Post>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1 FOR UPDATE")))
+    post(conn, id, " FOR UPDATE").await
+}
+
+async fn post(conn: &mut PgConnection, id: Uuid, lock: &'static str) -> Result<Option<Post>, Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {POST_COLUMNS} FROM social_posts WHERE id = $1{lock}")))
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -162,14 +162,6 @@ pub async fn targets(conn: &mut PgConnection, post: Uuid) -> Result<Vec<Target>,
     .fetch_all(conn)
     .await
     .db()
-}
-
-pub async fn target(conn: &mut PgConnection, id: Uuid) -> Result<Option<Target>, Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TARGET_COLUMNS} FROM social_post_targets WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
-        .db()
 }
 
 /// The posts scheduled (or drafted for a time) in `[from, to)`, oldest first, at most `limit`.
