@@ -25,6 +25,7 @@ pub struct Config {
     pub insights: InsightsConfig,
     pub posts: PostsConfig,
     pub providers: ProvidersConfig,
+    pub services: ServicesConfig,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -184,6 +185,15 @@ pub struct BudgetConfig {
     pub max_increase_per_change_percent: u32,
     pub max_increase_per_day_percent: u32,
     pub workspace_daily_cap_minor: i64,
+}
+
+/// Other NexusOne services this one calls (empty: not called).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    /// Posts that name a video (`video_id`) read it here.
+    pub video: String,
+    #[serde(with = "humantime_secs")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

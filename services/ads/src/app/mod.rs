@@ -11,6 +11,7 @@ pub mod expiry;
 pub mod feeds;
 pub mod insights;
 pub mod management;
+pub mod media_refs;
 pub mod platforms;
 pub mod posts;
 pub mod scheduler;
@@ -44,6 +45,8 @@ pub struct App {
     pub youtube: Option<nexus_providers::youtube::YouTubeClient>,
     /// Fetches of user-chosen media URLs (videos uploaded to YouTube).
     pub outbound: nexus_platform::outbound::OutboundClient,
+    /// The video service, for posts that name one of its videos.
+    pub videos: Option<Arc<dyn media_refs::Videos>>,
 }
 
 impl App {
@@ -118,6 +121,13 @@ impl App {
                 http.clone(),
             )
         });
+        let videos: Option<Arc<dyn media_refs::Videos>> = if config.services.video.is_empty() {
+            None
+        } else {
+            let channel = nexus_platform::grpc::context_channel(&config.services.video, config.services.timeout)
+                .map_err(|e| anyhow::anyhow!("services.video: {:?}: {e}", config.services.video))?;
+            Some(Arc::new(media_refs::VideoService { channel, tokens: infra.service_tokens.clone() }))
+        };
         Ok(App {
             pool: infra.db.clone(),
             cfg: Arc::new(config),
@@ -129,6 +139,7 @@ impl App {
             tiktok_posts,
             youtube,
             outbound: infra.outbound.clone(),
+            videos,
         })
     }
 }

@@ -178,6 +178,7 @@ impl App {
     /// posts somewhere, and the variant fits that platform.
     async fn check_targets(&self, tenant: TenantId, spec: &PostSpec) -> Result<Vec<Checked>, Error> {
         let mut out = Vec::with_capacity(spec.targets.len());
+        let mut facts = super::media_refs::FactsCache::new();
         for (i, t) in spec.targets.iter().enumerate() {
             let at = |e: Error| e.with_param("target", i.to_string());
             let connection =
@@ -199,7 +200,8 @@ impl App {
                         .with_param("account", t.account.chars().take(80).collect::<String>())
                         .with_violation(format!("targets[{i}].account"), "unknown")
                 })?;
-            let variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
+            let mut variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
+            self.media_facts_of(tenant, &mut variant.media, &mut facts).await.map_err(at)?;
             let creator = match (stored.record.provider, platform) {
                 (Provider::TikTok, Platform::TikTok) => {
                     let token = self.open_tokens(connection, &stored.credentials)?.access_token;

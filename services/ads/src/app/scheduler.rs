@@ -440,6 +440,11 @@ impl App {
     async fn step(&self, ctx: &RoundCtx, tenant: TenantId, job: &mut Job) -> Result<Step, Error> {
         let provider: Provider = job.c.provider.parse()?;
         let platform: Platform = job.c.platform.parse()?;
+        // Referenced media get a fresh link now, before anything is sent in this step (the
+        // sandbox too: an item deleted since scheduling fails there as it would on a platform).
+        if let Err(e) = self.media_links_of(tenant, &mut job.c.variant.0.media).await {
+            return Ok(media_unavailable(e));
+        }
         if provider == Provider::Local {
             return self.step_local(tenant, job, platform).await;
         }
@@ -828,6 +833,17 @@ impl App {
 fn youtube_published(video_id: String) -> Step {
     let permalink = format!("https://youtu.be/{video_id}");
     Step::Published { id: video_id, permalink }
+}
+
+/// A referenced item that can no longer be linked: gone (deleted since scheduling) fails the
+/// post with that reason; anything else (the service down) is tried again.
+fn media_unavailable(e: Error) -> Step {
+    match e.kind() {
+        nexus_kernel::ErrorKind::NotFound | nexus_kernel::ErrorKind::InvalidArgument => {
+            Step::Failed { code: "ads.post_media_not_found".into(), reason: format!("media gone: {}", e.code()) }
+        }
+        _ => Step::Retry { after: None, error: format!("media link: {}", e.code()) },
+    }
 }
 
 fn not_configured(provider: Provider) -> Step {

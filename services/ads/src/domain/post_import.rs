@@ -1,12 +1,16 @@
 //! Posts from a CSV file, one row a post on one account: the columns read by name (any order,
 //! case-insensitive), each row turned into a [`PostSpec`] or refused with its line, field and
-//! reason. Several pictures or videos go in one cell separated by `|`, their details aligned.
+//! reason. Several pictures or videos go in one cell separated by `|`, their details aligned; a
+//! `media_url` of `video:<id>` or `media:<id>` names a video of the video service or an upload
+//! of the media library instead (its details come from there).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use nexus_kernel::Error;
 
+#[cfg(test)]
+use super::posts::MediaSource;
 use super::posts::{Format, Media, MediaKind, PostSpec, TargetSpec, Variant};
 
 /// The most rows a file may hold.
@@ -157,6 +161,15 @@ pub fn row_spec(at: &HashMap<String, usize>, row: &csv::StringRecord, request_ke
     );
     let mut media = Vec::with_capacity(urls.len());
     for (i, url) in urls.iter().enumerate() {
+        // `video:vid_…` and `media:<id>` name items whose facts the services hold.
+        if let Some(id) = url.strip_prefix("video:") {
+            media.push(Media { video_id: Some(id.to_owned()), ..Media::default() });
+            continue;
+        }
+        if let Some(id) = url.strip_prefix("media:") {
+            media.push(Media { media_id: Some(id.to_owned()), ..Media::default() });
+            continue;
+        }
         let content_type = aligned(&types, i).unwrap_or("").to_ascii_lowercase();
         let kind = if content_type.starts_with("video/") {
             MediaKind::Video
@@ -173,6 +186,7 @@ pub fn row_spec(at: &HashMap<String, usize>, row: &csv::StringRecord, request_ke
             width: number(&widths, i, "media_width")?.unwrap_or(0),
             height: number(&heights, i, "media_height")?.unwrap_or(0),
             duration_secs: number(&durations, i, "media_duration")?.unwrap_or(0.0),
+            ..Media::default()
         });
     }
     let words = |v: &str| v.split([' ', ',']).map(str::trim).filter(|w| !w.is_empty()).map(str::to_owned).collect();
@@ -228,6 +242,20 @@ mod tests {
         assert_eq!((v.format, v.hashtags.clone()), (Format::Carousel, vec!["sale".to_owned(), "spring".to_owned()]));
         assert_eq!(v.media.iter().map(|m| m.bytes).collect::<Vec<_>>(), vec![1000, 2000]);
         assert!(v.media.iter().all(|m| m.width == 1080 && m.kind == MediaKind::Image));
+    }
+
+    #[test]
+    fn video_and_library_references_need_no_details() {
+        let (at, rows) = parse(
+            "connection_id,account,format,media_url,media_type,media_bytes\n\
+             conn_1,adv_1,video,video:vid_1|media:med_2|https://a/3.mp4,||video/mp4,||9000\n",
+        );
+        let spec = row_spec(&at, &rows[0], "k".into()).unwrap();
+        let m = &spec.targets[0].variant.media;
+        assert_eq!(m[0].reference(), Some((MediaSource::Video, "vid_1")));
+        assert_eq!(m[1].reference(), Some((MediaSource::Library, "med_2")));
+        assert!(m[0].url.is_empty() && m[1].url.is_empty());
+        assert_eq!((m[2].reference(), m[2].bytes, m[2].kind), (None, 9000, MediaKind::Video));
     }
 
     #[test]

@@ -89,22 +89,34 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaKind {
+    #[default]
     Image,
     Video,
 }
 
-/// A picture or video to post, with what the limits are checked against (from the content or
-/// video service that made it, or measured at upload).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A picture or video to post, with what the limits are checked against. Exactly one source: a
+/// URL (with its facts declared by the caller), a video of the video service (`video_id`), or an
+/// item of the workspace's media library (`media_id`). A referenced item's facts are read from
+/// the service that holds it when the post is written (what the caller declares is replaced), and
+/// its URL is a fresh signed link made at publish time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Media {
+    #[serde(default)]
     pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    #[serde(default)]
     pub kind: MediaKind,
     /// `image/jpeg`, `video/mp4`, …
+    #[serde(default)]
     pub content_type: String,
+    #[serde(default)]
     pub bytes: u64,
     #[serde(default)]
     pub width: u32,
@@ -113,6 +125,42 @@ pub struct Media {
     /// Videos only.
     #[serde(default)]
     pub duration_secs: f64,
+}
+
+/// Where a referenced media item lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaSource {
+    /// A finished video of the video service (`vid_…`).
+    Video,
+    /// An upload in the workspace's media library.
+    Library,
+}
+
+impl Media {
+    /// The item this media names instead of a URL (both named: neither is taken, the check
+    /// refuses it).
+    pub fn reference(&self) -> Option<(MediaSource, &str)> {
+        match (&self.video_id, &self.media_id) {
+            (Some(v), None) => Some((MediaSource::Video, v.as_str())),
+            (None, Some(m)) => Some((MediaSource::Library, m.as_str())),
+            _ => None,
+        }
+    }
+
+    /// Takes a referenced item's measured facts, keeping the reference.
+    pub fn with_facts(&self, facts: &Media) -> Media {
+        Media {
+            url: String::new(),
+            video_id: self.video_id.clone(),
+            media_id: self.media_id.clone(),
+            kind: facts.kind,
+            content_type: facts.content_type.clone(),
+            bytes: facts.bytes,
+            width: facts.width,
+            height: facts.height,
+            duration_secs: facts.duration_secs,
+        }
+    }
 }
 
 /// One post as it goes out on one platform.
@@ -339,6 +387,9 @@ pub fn check(platform: Platform, v: &Variant, creator: &CreatorLimits, scheduled
     {
         return Err(invalid("link", "invalid"));
     }
+    for (i, m) in v.media.iter().enumerate() {
+        check_source(m, &format!("media[{i}]"))?;
+    }
     check_media_count(platform, v)?;
     for (i, m) in v.media.iter().enumerate() {
         check_media(platform, v.format, m, creator, &format!("media[{i}]"))?;
@@ -424,6 +475,16 @@ fn media_type(platform: Platform, format: Format, field: &str) -> Error {
         .with_violation(field.to_owned(), "type")
 }
 
+/// Exactly one source: a web address, or one reference (its facts read from its service).
+fn check_source(m: &Media, field: &str) -> Result<(), Error> {
+    match (m.url.is_empty(), m.reference()) {
+        (true, Some(_)) => Ok(()),
+        (false, None) if m.url.starts_with("https://") || m.url.starts_with("http://") => Ok(()),
+        // Neither or more than one, or not a web address.
+        _ => Err(invalid(&format!("{field}.url"), "invalid")),
+    }
+}
+
 fn check_media(
     platform: Platform,
     format: Format,
@@ -431,9 +492,6 @@ fn check_media(
     creator: &CreatorLimits,
     field: &str,
 ) -> Result<(), Error> {
-    if !m.url.starts_with("https://") && !m.url.starts_with("http://") {
-        return Err(invalid(&format!("{field}.url"), "invalid"));
-    }
     let s = spec(platform, format, m.kind, creator).ok_or_else(|| media_type(platform, format, field))?;
     let ct = m.content_type.to_ascii_lowercase();
     if !s.types.iter().any(|t| if t.ends_with('/') { ct.starts_with(t) } else { ct == *t }) {
@@ -502,6 +560,7 @@ mod tests {
             width: w,
             height: h,
             duration_secs: 0.0,
+            ..Media::default()
         }
     }
 
@@ -514,12 +573,30 @@ mod tests {
             width: 1080,
             height: 1920,
             duration_secs: secs,
+            ..Media::default()
         }
     }
 
     fn ig(format: Format, media: Vec<Media>, caption: &str) -> Result<(), Error> {
         let v = Variant { format, media, caption: caption.into(), ..Variant::default() };
         check(Platform::Instagram, &v, &CreatorLimits::default(), true)
+    }
+
+    #[test]
+    fn media_come_from_exactly_one_source() {
+        let reel = |m: Media| ig(Format::Reel, vec![m], "x");
+        let referenced = Media { url: String::new(), video_id: Some("vid_1".into()), ..mp4(20.0) };
+        assert!(reel(referenced.clone()).is_ok());
+        let both = Media { url: "https://cdn.example.com/v.mp4".into(), ..referenced.clone() };
+        assert_eq!(reel(both).unwrap_err().param("field"), Some("media[0].url"));
+        let two_refs = Media { media_id: Some("med_1".into()), ..referenced.clone() };
+        assert_eq!(reel(two_refs).unwrap_err().param("field"), Some("media[0].url"));
+        assert_eq!(
+            reel(Media { video_id: None, ..referenced.clone() }).unwrap_err().param("field"),
+            Some("media[0].url")
+        );
+        // A reference's facts are still checked (the service measured them).
+        assert_eq!(reel(Media { duration_secs: 1.0, ..referenced }).unwrap_err().code(), "ads.post_media_duration");
     }
 
     #[test]

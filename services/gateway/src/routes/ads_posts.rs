@@ -37,6 +37,10 @@ pub enum MediaKind {
     Video,
 }
 
+fn image() -> MediaKind {
+    MediaKind::Image
+}
+
 /// The shape of a post on its platform: Instagram takes feed, reel, story and carousel; Facebook
 /// pages feed; TikTok and YouTube video.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
@@ -50,15 +54,30 @@ pub enum PostFormat {
     Video,
 }
 
+/// One picture or video, from exactly one source: a URL with its facts declared, a finished video
+/// of the video service (`video_id`), or an upload of the media library (`media_id`). For the
+/// last two the service reads the facts itself (anything declared is replaced) and makes a fresh
+/// link when the post is published.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://cdn.example.com/winter.jpg", "kind": "image", "content_type": "image/jpeg", "bytes": 482113, "width": 1080, "height": 1350}))]
 pub struct PostMedia {
-    /// https address the platform downloads from.
+    /// https address the platform downloads from (empty with `video_id` or `media_id`).
+    #[serde(default)]
     pub url: String,
+    /// A finished video of `/v1/videos`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "vid_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub video_id: Option<String>,
+    /// An upload of `/v1/ads/media`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    #[serde(default = "image")]
     pub kind: MediaKind,
     /// `image/jpeg`, `image/png`, `video/mp4`, `video/quicktime`…
+    #[serde(default)]
     pub content_type: String,
+    #[serde(default)]
     pub bytes: u64,
     #[serde(default)]
     pub width: u32,

@@ -166,7 +166,9 @@ fn slots(s: pb::QueueSlots) -> QueueSlotsBody {
 /// `hashtags` (separated by spaces or commas), `first_comment`, `link`, `title`, `tags`
 /// (comma-separated), `privacy`, and the media: `media_url`, `media_type` (`image/jpeg`,
 /// `video/mp4`…), `media_bytes`, `media_width`, `media_height`, `media_duration`, several media
-/// separated by `|` with their details in the same order (one value applies to all).
+/// separated by `|` with their details in the same order (one value applies to all). A
+/// `media_url` of `video:vid_…` (a finished video of `/v1/videos`) or `media:<id>` (an upload of
+/// `/v1/ads/media`) needs no details: the service reads them.
 ///
 /// ```csv
 /// connection_id,account,scheduled_at,time_zone,queue,format,caption,hashtags

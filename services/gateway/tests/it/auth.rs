@@ -71,6 +71,9 @@ pub struct Services {
     pub messaging: bool,
     pub ads: bool,
     pub commerce: bool,
+    /// The video service with its local voice and renderer (needs `billing` for its credits);
+    /// ads, when running, reads its videos.
+    pub video: bool,
 }
 
 /// The gateway in front of auth and `services`, with the default per-IP limit of these tests.
@@ -79,7 +82,7 @@ pub async fn stack_of(services: Services) -> Stack {
 }
 
 async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(String, String)]) -> Stack {
-    let Services { billing, content, analytics, messaging, ads, commerce } = services;
+    let Services { billing, content, analytics, messaging, ads, commerce, video } = services;
     nexus_testkit::init_tracing();
     let db = TestDb::new().await;
     let nats = TestNats::new();
@@ -151,8 +154,34 @@ async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(Strin
         let m = RunningService::spawn(nexus_messaging::DEF, &db, |l, _| nexus_messaging::run(m_cfg, l, s)).await;
         cfg.services.messaging = m.grpc_url();
     }
+    if video {
+        let extra = [
+            with_auth[0].clone(),
+            ("NEXUS_SERVICES__SUBSCRIPTIONS", cfg.services.subscriptions.clone()),
+            ("NEXUS_VOICE__PROVIDER", "local".to_owned()),
+            ("NEXUS_RENDER__PROVIDER", "local".to_owned()),
+            ("NEXUS_PIPELINE__IDLE_POLL", "50ms".to_owned()),
+            (
+                "NEXUS_STORAGE__ROOT",
+                std::env::temp_dir()
+                    .join(format!("nexus-gw-video-{}", uuid::Uuid::new_v4().simple()))
+                    .display()
+                    .to_string(),
+            ),
+        ];
+        let v_cfg: nexus_video::Config = service_config("video", nexus_video::DEFAULTS, &db, &nats, &extra);
+        let s = stop.clone();
+        let db = v_cfg.common.database.clone();
+        let v = RunningService::spawn(nexus_video::DEF, &db, |l, _| nexus_video::run(v_cfg, l, s)).await;
+        cfg.services.video = v.grpc_url();
+    }
     if ads {
-        let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &with_auth);
+        // Posts may name the video service's videos (when it runs here).
+        let extra = [
+            with_auth[0].clone(),
+            ("NEXUS_SERVICES__VIDEO", if video { cfg.services.video.clone() } else { String::new() }),
+        ];
+        let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();
         let db = a_cfg.common.database.clone();
         let a = RunningService::spawn(nexus_ads::DEF, &db, |l, _| nexus_ads::run(a_cfg, l, s)).await;
