@@ -111,6 +111,12 @@ impl FakeYouTube {
         self.state().revoked = false;
     }
 
+    /// The access token expires: from now on only `token` is accepted, and the token endpoint
+    /// hands it out for the refresh token (as Google issues a new access token every hour).
+    pub fn rotate_token(&self, token: &str) {
+        token.clone_into(&mut self.state().token);
+    }
+
     /// Session starts and data reads are refused 403 `quotaExceeded` while `on`.
     pub fn quota_exceeded(&self, on: bool) {
         self.state().quota_exceeded = on;

@@ -166,6 +166,9 @@ pub struct PostsConfig {
     /// reconcile it.
     #[serde(with = "humantime_secs")]
     pub lease: Duration,
+    /// A renewable token running out within this is renewed before a round uses it.
+    #[serde(with = "humantime_secs")]
+    pub token_margin: Duration,
     pub max_attempts: u32,
     #[serde(with = "humantime_secs")]
     pub retry_base: Duration,

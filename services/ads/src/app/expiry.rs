@@ -51,7 +51,7 @@ impl App {
             match expiry_step(provider, d.token_expires_at, d.warned, now, notice) {
                 ExpiryStep::Nothing => {}
                 ExpiryStep::Refresh => match self.refresh_connection(tenant, d.id, provider).await {
-                    Ok(()) => round.refreshed += 1,
+                    Ok(_) => round.refreshed += 1,
                     Err(e) => {
                         tracing::warn!(provider = %provider, code = e.code(), "refreshing a platform token failed");
                         // A token that could not be renewed is reported like any other.
@@ -92,7 +92,13 @@ impl App {
         Ok(first)
     }
 
-    async fn refresh_connection(&self, tenant: TenantId, id: uuid::Uuid, provider: Provider) -> Result<(), Error> {
+    /// Renews the connection's token at the platform and stores it; the fresh tokens.
+    pub(crate) async fn refresh_connection(
+        &self,
+        tenant: TenantId,
+        id: uuid::Uuid,
+        provider: Provider,
+    ) -> Result<super::platforms::Tokens, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let stored =
             repo::connections::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
@@ -103,6 +109,6 @@ impl App {
         let mut tx = db::tenant(&self.pool, tenant).await?;
         repo::connections::set_credentials(&mut tx, id, &sealed, expires_at).await?;
         db::commit(tx).await?;
-        Ok(())
+        Ok(fresh)
     }
 }

@@ -205,8 +205,9 @@ impl App {
         let lease = chrono::Duration::from_std(cfg.lease).unwrap_or(chrono::Duration::minutes(10));
         let mut sys = db::system(&self.pool).await?;
         let claimed = repo::posts::claim(&mut sys, lease, i64::from(cfg.batch)).await?;
-        let tokens = self.tokens_of(&mut sys, &claimed).await?;
+        let (mut tokens, stale) = self.tokens_of(&mut sys, &claimed).await?;
         db::commit(sys).await?;
+        self.renew_stale(&mut tokens, stale).await;
         let jobs = jobs_of(claimed);
         let mut round = PublishRound { claimed: u32::try_from(jobs.len()).unwrap_or(u32::MAX), ..Default::default() };
         // At most `per_account` publications of one account at a time, whatever the round's
@@ -289,20 +290,47 @@ impl App {
     }
 
     /// Each claimed connection's access token, opened once (none for a removed connection).
+    /// The claimed publications' access tokens, and the connections whose token runs out within
+    /// `posts.token_margin` and can be renewed (Google's last an hour: a stale one would be
+    /// refused and pause the account).
     async fn tokens_of(
         &self,
         sys: &mut sqlx::PgConnection,
         claimed: &[Claimed],
-    ) -> Result<HashMap<Uuid, String>, Error> {
+    ) -> Result<(HashMap<Uuid, String>, Vec<(TenantId, Uuid, Provider)>), Error> {
         let mut ids: Vec<Uuid> = claimed.iter().filter(|c| c.provider != "local").map(|c| c.connection_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let sealed = repo::posts::credentials(sys, &ids).await?;
+        let soon = Utc::now() + chrono::Duration::from_std(self.cfg.posts.token_margin).unwrap_or_default();
         let mut out = HashMap::with_capacity(sealed.len());
-        for (id, credentials) in sealed {
-            out.insert(id, self.open_tokens(id, &credentials)?.access_token);
+        let mut stale = Vec::new();
+        for c in sealed {
+            out.insert(c.id, self.open_tokens(c.id, &c.credentials)?.access_token);
+            if let Ok(provider) = c.provider.parse::<Provider>()
+                && provider.refreshes()
+                && c.token_expires_at.is_some_and(|at| at <= soon)
+            {
+                stale.push((TenantId::from_uuid(c.tenant_id), c.id, provider));
+            }
         }
-        Ok(out)
+        Ok((out, stale))
+    }
+
+    /// Renews tokens about to run out before they are used. One that cannot be renewed is used as
+    /// it is: the platform's answer decides (a refusal pauses the account, as before), and the
+    /// expiry watch reports the connection.
+    async fn renew_stale(&self, tokens: &mut HashMap<Uuid, String>, stale: Vec<(TenantId, Uuid, Provider)>) {
+        for (tenant, id, provider) in stale {
+            match self.refresh_connection(tenant, id, provider).await {
+                Ok(fresh) => {
+                    tokens.insert(id, fresh.access_token);
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %provider, code = e.code(), "renewing a token before publishing failed")
+                }
+            }
+        }
     }
 
     /// Records a workspace's published targets and their events in one transaction; how many
@@ -826,6 +854,14 @@ impl App {
         let stored = repo::connections::get(&mut tx, connection).await?;
         db::commit(tx).await?;
         let stored = stored.ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
+        let soon = Utc::now() + chrono::Duration::from_std(self.cfg.posts.token_margin).unwrap_or_default();
+        let provider = stored.record.provider;
+        if provider.refreshes()
+            && stored.record.token_expires_at.is_some_and(|at| at <= soon)
+            && let Ok(fresh) = self.refresh_connection(tenant, connection, provider).await
+        {
+            return Ok(fresh.access_token);
+        }
         Ok(self.open_tokens(connection, &stored.credentials)?.access_token)
     }
 }

@@ -363,16 +363,29 @@ pub async fn published(
     .db()
 }
 
+/// A connection's sealed credentials and when its token expires.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealedCredentials {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub provider: String,
+    pub credentials: String,
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
 /// The sealed credentials of these connections (system transaction; removed ones are absent).
-pub async fn credentials(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, Error> {
+pub async fn credentials(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<SealedCredentials>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as("SELECT id, credentials FROM connections WHERE id = ANY($1) AND status <> 'disconnected'")
-        .bind(ids)
-        .fetch_all(conn)
-        .await
-        .db()
+    sqlx::query_as(
+        "SELECT id, tenant_id, provider, credentials, token_expires_at FROM connections \
+         WHERE id = ANY($1) AND status <> 'disconnected'",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+    .db()
 }
 
 /// A claimed target found published.

@@ -237,6 +237,30 @@ async fn an_interrupted_youtube_upload_resumes_from_the_offset_youtube_reports()
     assert_eq!(t.permalink, format!("https://youtu.be/{}", t.platform_post_id));
 }
 
+#[tokio::test]
+async fn a_token_about_to_run_out_is_renewed_before_publishing_not_refused_into_a_pause() {
+    let s = start(&[]).await;
+    let admin = s.admin();
+    let conn = connect(&s, &admin, "google", nexus_testkit::youtube::TEST_CODE).await;
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let host = video_host(&bytes).await;
+    let post = create(&s, &admin, youtube_post(&conn, &format!("{}/launch.mp4", host.uri()), "Renewed", bytes.len()))
+        .await
+        .unwrap();
+    // Google's hour is nearly up: the stored token is one YouTube no longer takes.
+    s.youtube.rotate_token("ya29.the-next-hour");
+    s.exec("UPDATE ads.connections SET token_expires_at = now() + interval '1 minute'").await;
+    drain(&s, 4).await;
+    let t = get(&s, &admin, &post.id).await.unwrap().targets.remove(0);
+    assert_eq!(t.status, "published", "renewed first, not paused: {t:?}");
+    assert_eq!(s.youtube.video_count(), 1);
+    let paused = s.scalar("SELECT count(*) FROM ads.connections WHERE posting_paused_at IS NOT NULL").await;
+    assert_eq!(paused, 0);
+    let renewed =
+        s.scalar("SELECT count(*) FROM ads.connections WHERE token_expires_at > now() + interval '30 minutes'").await;
+    assert_eq!(renewed, 1, "the renewed token and its expiry are stored");
+}
+
 /// 500 posts due at once across the four platforms; two schedulers claim side by side and one
 /// is killed mid-way; its claims run out and the other reconciles them. Each fake counts
 /// exactly one publish per post.
