@@ -18,6 +18,7 @@ pub mod shopify;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod tiktok;
+pub mod tiktok_login;
 pub mod tiktok_posts;
 pub mod whatsapp;
 pub mod youtube;

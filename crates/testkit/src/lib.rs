@@ -29,6 +29,7 @@ pub mod shopify;
 pub mod smtp;
 pub mod stripe;
 pub mod tiktok;
+pub mod tiktok_login;
 pub mod tiktok_posts;
 pub mod whatsapp;
 pub mod youtube;

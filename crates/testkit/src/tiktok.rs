@@ -55,6 +55,8 @@ pub struct FakeTikTokObject {
 pub(crate) struct State {
     /// The content posting routes' state.
     pub(crate) posts: crate::tiktok_posts::Posts,
+    /// Login Kit grants of creators.
+    pub(crate) login: crate::tiktok_login::Login,
     log: Vec<(String, i64)>,
     objects: Vec<FakeTikTokObject>,
     created: HashMap<String, u32>,
@@ -91,6 +93,16 @@ impl FakeTikTok {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// The latest creator token its Login Kit issued.
+    pub fn creator_token(&self) -> Option<String> {
+        self.state().login.latest()
+    }
+
+    /// Creator token renewals answered.
+    pub fn creator_refreshes(&self) -> u32 {
+        self.state().login.refreshes
     }
 
     /// (path, code answered) of every request.
@@ -174,7 +186,18 @@ async fn handle(
     let (resp, wait) = {
         let mut st = lock(&state);
         if let Some(rest) = path.strip_prefix("/v2/") {
-            crate::tiktok_posts::route(&mut st.posts, TOKEN, rest, &headers, &body)
+            if let Some(resp) = crate::tiktok_login::route(&mut st.login, rest, &headers, &body) {
+                return resp;
+            }
+            // A creator's Login Kit token posts; so does the Business token, which the posting
+            // code still uses until creators connect through Login Kit.
+            let bearer =
+                headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            let token = match bearer {
+                Some(t) if st.login.accepts(t) => t.to_owned(),
+                _ => TOKEN.to_owned(),
+            };
+            crate::tiktok_posts::route(&mut st.posts, &token, rest, &headers, &body)
         } else {
             let (code, resp, wait) = route(&mut st, &method, &path, &q, &headers, &body);
             st.log.push((path, code));
