@@ -116,12 +116,28 @@ fn count(v: &Value, pointer: &str) -> i64 {
 /// The most items Graph returns per listing page.
 const GRAPH_PAGE: usize = 100;
 
-fn items(v: &Value, text_field: &str, link_field: &str) -> Vec<PublishedItem> {
-    data(v).iter().map(|m| item(m, text_field, link_field)).filter(|m| !m.id.is_empty()).collect()
+/// The fields of a listing's items: (text, link, creation time).
+type ItemFields<'a> = (&'a str, &'a str, &'a str);
+
+fn items(v: &Value, fields: ItemFields<'_>) -> Vec<PublishedItem> {
+    data(v).iter().map(|m| item(m, fields)).filter(|m| !m.id.is_empty()).collect()
 }
 
-fn item(m: &Value, text_field: &str, link_field: &str) -> PublishedItem {
-    PublishedItem { id: text(m, "id"), permalink: text(m, link_field), text: text(m, text_field) }
+fn item(m: &Value, (text_field, link_field, time_field): ItemFields<'_>) -> PublishedItem {
+    PublishedItem {
+        id: text(m, "id"),
+        permalink: text(m, link_field),
+        text: text(m, text_field),
+        created_at: graph_time(&text(m, time_field)),
+    }
+}
+
+/// Graph's times (`2026-12-07T09:12:44+0000`; RFC 3339 accepted too).
+fn graph_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
 }
 
 impl MetaClient {
@@ -188,10 +204,11 @@ impl MetaClient {
         ig_user: &str,
         limit: u32,
     ) -> Result<Vec<PublishedItem>, PlatformError> {
-        self.recent(token, &format!("/{ig_user}/media"), limit, ("caption", "permalink"), "ig media list").await
+        let fields = ("caption", "permalink", "timestamp");
+        self.recent(token, &format!("/{ig_user}/media"), limit, fields, "ig media list").await
     }
 
-    /// The first `limit` items of a listing, newest first, with (text field, link field),
+    /// The first `limit` items of a listing, newest first, with (text, link, time) fields,
     /// following Graph's `after` cursor 100 at a time (a lost publish is looked for among
     /// everything posted since, however busy the account).
     async fn recent(
@@ -199,10 +216,11 @@ impl MetaClient {
         token: &str,
         path: &str,
         limit: u32,
-        (text_field, link_field): (&str, &str),
+        item_fields: ItemFields<'_>,
         what: &'static str,
     ) -> Result<Vec<PublishedItem>, PlatformError> {
-        let fields = format!("id,{text_field},{link_field}");
+        let (text_field, link_field, time_field) = item_fields;
+        let fields = format!("id,{text_field},{link_field},{time_field}");
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         while out.len() < limit as usize {
@@ -212,7 +230,7 @@ impl MetaClient {
                 q.push(("after", a.as_str()));
             }
             let v = self.authed(token, path, &q, what).await?;
-            let got = items(&v, text_field, link_field);
+            let got = items(&v, item_fields);
             let more = v.pointer("/paging/next").is_some();
             after = v.pointer("/paging/cursors/after").and_then(Value::as_str).map(str::to_owned);
             let empty = got.is_empty();
@@ -227,9 +245,10 @@ impl MetaClient {
 
     /// One published media.
     pub async fn ig_media(&self, token: &str, media_id: &str) -> Result<PublishedItem, PlatformError> {
-        let v = self.authed(token, &format!("/{media_id}"), &[("fields", "id,caption,permalink")], "ig media").await?;
+        let q = [("fields", "id,caption,permalink,timestamp")];
+        let v = self.authed(token, &format!("/{media_id}"), &q, "ig media").await?;
         id_of(&v)?;
-        Ok(item(&v, "caption", "permalink"))
+        Ok(item(&v, ("caption", "permalink", "timestamp")))
     }
 
     /// (posts published in the last 24 h, posts allowed per 24 h); the allowance is read, not
@@ -306,7 +325,7 @@ impl MetaClient {
         limit: u32,
     ) -> Result<Vec<PublishedItem>, PlatformError> {
         let path = format!("/{page_id}/posts");
-        self.recent(page_token, &path, limit, ("message", "permalink_url"), "page posts").await
+        self.recent(page_token, &path, limit, ("message", "permalink_url", "created_time"), "page posts").await
     }
 
     /// Reactions (as likes), comments and shares of a page post.

@@ -195,4 +195,7 @@ pub struct PublishedItem {
     pub permalink: String,
     /// The caption, message or title.
     pub text: String,
+    /// When the platform says it was made (absent where it gives no time): a twin with the same
+    /// caption made before the publish was sent is not it.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -235,12 +235,16 @@ impl TikTokPostClient {
             if let Some(c) = &cursor {
                 body["cursor"] = c.clone();
             }
-            let d = self.post(token, "video/list/?fields=id,title,share_url", &body, self.retry, "video list").await?;
+            let path = "video/list/?fields=id,title,share_url,create_time";
+            let d = self.post(token, path, &body, self.retry, "video list").await?;
             let videos = d.get("videos").and_then(Value::as_array).cloned().unwrap_or_default();
             items.extend(videos.iter().map(|v| PublishedItem {
                 id: text(v, "id"),
                 permalink: text(v, "share_url"),
                 text: text(v, "title"),
+                // Unix seconds.
+                created_at:
+                    v.get("create_time").and_then(Value::as_i64).and_then(|t| chrono::DateTime::from_timestamp(t, 0)),
             }));
             cursor = d.get("cursor").cloned();
             if videos.is_empty() || !flag(&d, "has_more") || cursor.is_none() {

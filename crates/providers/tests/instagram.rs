@@ -78,6 +78,9 @@ async fn an_image_is_published_and_listed_newest_first() {
     let recent = meta.ig_recent_media(&token, IG, 10).await.unwrap();
     let ids: Vec<&str> = recent.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, [m2.as_str(), m1.as_str()]);
+    // Dated as made (Graph's `timestamp`), to tell a post from an older twin.
+    let now = chrono::Utc::now();
+    assert!(recent.iter().all(|i| i.created_at.is_some_and(|t| (now - t).num_seconds().abs() < 60)), "{recent:?}");
     assert_eq!(meta.ig_recent_media(&token, IG, 1).await.unwrap().len(), 1);
 
     assert_eq!(fake.publish_count(), 2);
@@ -281,6 +284,7 @@ async fn page_posts_with_the_page_token() {
     let listed: Vec<(&str, &str)> = recent.iter().map(|p| (p.id.as_str(), p.text.as_str())).collect();
     assert_eq!(listed, [(p2.as_str(), "Croissants"), (p1.as_str(), "Fresh bread")]);
     assert!(recent[0].permalink.starts_with("https://facebook.local/"));
+    assert!(recent.iter().all(|p| p.created_at.is_some()), "created_time read: {recent:?}");
     assert_eq!(fake.published()[1], ("facebook".into(), PAGE.into(), p2.clone(), "Croissants".into()));
 
     fake.set_engagement(&p1, FakeEngagement { likes: 12, comments: 3, shares: 4, views: 0 });

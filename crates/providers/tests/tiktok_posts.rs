@@ -80,6 +80,8 @@ async fn a_direct_post_processes_then_completes_and_is_listed() {
     assert_eq!(recent.len(), 1);
     assert_eq!((recent[0].id.as_str(), recent[0].text.as_str()), (post_ids[0].as_str(), "Spring launch #nexus"));
     assert!(recent[0].permalink.ends_with(&format!("/video/{}", post_ids[0])), "{}", recent[0].permalink);
+    let made = recent[0].created_at.expect("create_time read");
+    assert!((chrono::Utc::now() - made).num_seconds().abs() < 60, "{made}");
 
     let e = s.client.engagement(&s.token, &post_ids[0]).await.unwrap();
     assert_eq!(e, s.client.engagement(&s.token, &post_ids[0]).await.unwrap(), "deterministic");

@@ -230,6 +230,10 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, method: Method, uri:
     q.extend(url::form_urlencoded::parse(&body).into_owned());
     // "/v25.0/me/adaccounts" -> "/me/adaccounts"
     let path = uri.path().splitn(3, '/').nth(2).map(|p| format!("/{p}")).unwrap_or_default();
+    let slow = lock(&state).publishing.slow_for(&method, &path);
+    if let Some(w) = slow {
+        tokio::time::sleep(w).await;
+    }
     let (resp, wait) = {
         let mut st = lock(&state);
         let out = route(&mut st, &method, &path, &q);

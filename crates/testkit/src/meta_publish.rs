@@ -27,7 +27,10 @@
 //!
 //! Knobs: [`FakeMeta::lose_publish`] (the next publishes, Instagram or page, happen but their
 //! answer is lost: held past the client's timeout or answered 500),
-//! [`FakeMeta::publish_rate_limited`] (code 4), [`FakeMeta::set_quota_total`],
+//! [`FakeMeta::publish_rate_limited`] (code 4), [`FakeMeta::set_quota_total`] (refusals counted:
+//! [`FakeMeta::quota_refusals`]), [`FakeMeta::slow_publishes`] (a publish waits before it
+//! happens), [`FakeMeta::post_on_page`] (a post made outside the API), [`FakeMeta::age_posts`]
+//! (listings give `timestamp` / `created_time`),
 //! [`FakeMeta::revoke_token`] / [`FakeMeta::restore_token`] (every user and page call is code
 //! 190), [`FakeMeta::set_engagement`]. Accessors: [`FakeMeta::published`],
 //! [`FakeMeta::publish_count`], [`FakeMeta::comments`], [`FakeMeta::engagement`].
@@ -104,6 +107,8 @@ struct Post {
     id: String,
     text: String,
     permalink: String,
+    /// Listed as `timestamp` (Instagram) or `created_time` (pages).
+    created: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) struct Publishing {
@@ -116,12 +121,16 @@ pub(crate) struct Publishing {
     lose_mode: LoseMode,
     rate_limited: u32,
     quota_total: u32,
+    /// Instagram publishes refused for the quota.
+    quota_refusals: u32,
     pub(crate) token_revoked: bool,
     engagement: HashMap<String, FakeEngagement>,
     /// (media or post id, message).
     comments: Vec<(String, String)>,
     /// How long to hold the answer being made (a publish whose answer is lost by timing out).
     pub(crate) hold: Option<Duration>,
+    /// How long a publish waits before it happens (a slow platform).
+    pub(crate) slow: Option<Duration>,
 }
 
 impl Default for Publishing {
@@ -135,10 +144,12 @@ impl Default for Publishing {
             lose_mode: LoseMode::Error500,
             rate_limited: 0,
             quota_total: 100,
+            quota_refusals: 0,
             token_revoked: false,
             engagement: HashMap::new(),
             comments: Vec::new(),
             hold: None,
+            slow: None,
         }
     }
 }
@@ -148,6 +159,14 @@ fn page_token(page: &str) -> String {
 }
 
 impl Publishing {
+    /// How long a request waits before it is judged: a publish (Instagram or page) while
+    /// [`FakeMeta::slow_publishes`] holds them.
+    pub(crate) fn slow_for(&self, method: &Method, path: &str) -> Option<Duration> {
+        let publish = method == Method::POST
+            && (path.ends_with("/media_publish") || path.ends_with("/feed") || path.ends_with("/photos"));
+        if publish { self.slow } else { None }
+    }
+
     /// The page whose token this is.
     pub(crate) fn page_of(&self, token: &str) -> Option<String> {
         (token == page_token(TEST_PAGE_ID)).then(|| TEST_PAGE_ID.to_owned())
@@ -215,7 +234,9 @@ pub(crate) fn route(
         (_, [_, "media" | "media_publish" | "content_publishing_limit"]) if !user => needs_user_token(),
         (_, [ig, "media" | "media_publish" | "content_publishing_limit"]) if *ig != TEST_IG_USER_ID => missing(ig),
         ("POST", [ig, "media"]) => create_container(p, ig, q),
-        ("GET", [ig, "media"]) => listing(p, "instagram", ig, get("limit"), get("after"), "caption", "permalink"),
+        ("GET", [ig, "media"]) => {
+            listing(p, ("instagram", ig), get("limit"), get("after"), ("caption", "permalink", "timestamp"))
+        }
         ("POST", [ig, "media_publish"]) => publish_container(p, ig, get("creation_id")),
         ("GET", [_, "content_publishing_limit"]) => {
             let config = json!({"quota_total": p.quota_total, "quota_duration": 86400});
@@ -225,7 +246,7 @@ pub(crate) fn route(
         (_, [page, "feed" | "photos" | "posts"]) if !page_ok(page) => needs_page_token(),
         ("POST", [page, edge @ ("feed" | "photos")]) => publish_page(p, page, edge, q),
         ("GET", [page, "posts"]) => {
-            listing(p, "facebook", page, get("limit"), get("after"), "message", "permalink_url")
+            listing(p, ("facebook", page), get("limit"), get("after"), ("message", "permalink_url", "created_time"))
         }
         ("POST", [on, "comments"]) => comment(p, on, get("message"), caller),
         ("GET", [id]) => read(p, id, caller)?,
@@ -344,6 +365,7 @@ fn publish_container(p: &mut Publishing, ig: &str, creation_id: &str) -> Respons
     }
     let caption = c.fields.get("caption").cloned().unwrap_or_default();
     if p.instagram_published() >= p.quota_total as usize {
+        p.quota_refusals += 1;
         let message = "The account has reached its limit of posts published through the API in 24 hours";
         return error_sub(StatusCode::BAD_REQUEST, 9, Some(2_207_042), message);
     }
@@ -352,7 +374,15 @@ fn publish_container(p: &mut Publishing, ig: &str, creation_id: &str) -> Respons
         c.stage = Stage::Published;
     }
     let permalink = format!("https://instagram.local/p/{id}");
-    p.posts.push(Post { platform: "instagram", account: ig.to_owned(), id: id.clone(), text: caption, permalink });
+    let created = chrono::Utc::now();
+    p.posts.push(Post {
+        platform: "instagram",
+        account: ig.to_owned(),
+        id: id.clone(),
+        text: caption,
+        permalink,
+        created,
+    });
     answer_published(p, json!({ "id": id }))
 }
 
@@ -374,7 +404,8 @@ fn publish_page(p: &mut Publishing, page: &str, edge: &str, q: &HashMap<String, 
     };
     let post = format!("{page}_{}", p.next_id("1"));
     let permalink = format!("https://facebook.local/{page}/posts/{post}");
-    p.posts.push(Post { platform: "facebook", account: page.to_owned(), id: post.clone(), text, permalink });
+    let created = chrono::Utc::now();
+    p.posts.push(Post { platform: "facebook", account: page.to_owned(), id: post.clone(), text, permalink, created });
     let v = match photo {
         Some(photo) => json!({"id": photo, "post_id": post}),
         None => json!({ "id": post }),
@@ -383,21 +414,26 @@ fn publish_page(p: &mut Publishing, page: &str, edge: &str, q: &HashMap<String, 
 }
 
 /// An account's posts, newest first, at most 100 a page, with Graph's `after` cursor (here the
-/// offset) and a `next` link while more remain.
+/// offset) and a `next` link while more remain; `(text, link, time)` name the fields.
 fn listing(
     p: &Publishing,
-    platform: &str,
-    account: &str,
+    (platform, account): (&str, &str),
     limit: &str,
     after: &str,
-    text: &str,
-    link: &str,
+    (text, link, time): (&str, &str, &str),
 ) -> Response {
     let limit: usize = limit.parse::<usize>().unwrap_or(25).clamp(1, 100);
     let skip: usize = after.parse().unwrap_or(0);
     let all: Vec<&_> = p.posts.iter().rev().filter(|m| m.platform == platform && m.account == account).collect();
-    let data: Vec<Value> =
-        all.iter().skip(skip).take(limit).map(|m| json!({"id": m.id, text: m.text, link: m.permalink})).collect();
+    let data: Vec<Value> = all
+        .iter()
+        .skip(skip)
+        .take(limit)
+        .map(|m| {
+            let created = m.created.format("%Y-%m-%dT%H:%M:%S%z").to_string();
+            json!({"id": m.id, text: m.text, link: m.permalink, time: created})
+        })
+        .collect();
     let end = skip + data.len();
     let mut body = json!({ "data": data, "paging": {"cursors": {"after": end.to_string()}} });
     if end < all.len() {
@@ -488,6 +524,35 @@ impl FakeMeta {
     /// Instagram publishes allowed (default 100); past it a publish is code 9 / 2207042.
     pub fn set_quota_total(&self, n: u32) {
         self.state().publishing.quota_total = n;
+    }
+
+    /// Instagram publishes refused so far for the quota.
+    pub fn quota_refusals(&self) -> u32 {
+        self.state().publishing.quota_refusals
+    }
+
+    /// Every publish (Instagram or page) waits `wait` before it happens, until set to zero.
+    pub fn slow_publishes(&self, wait: Duration) {
+        self.state().publishing.slow = (!wait.is_zero()).then_some(wait);
+    }
+
+    /// A post made on the page outside the API (someone in the page's own tools); its id.
+    pub fn post_on_page(&self, message: &str) -> String {
+        let mut st = self.state();
+        let p = &mut st.publishing;
+        let id = format!("{TEST_PAGE_ID}_{}", p.next_id("1"));
+        let permalink = format!("https://facebook.local/{TEST_PAGE_ID}/posts/{id}");
+        let (account, text, created) = (TEST_PAGE_ID.to_owned(), message.to_owned(), chrono::Utc::now());
+        p.posts.push(Post { platform: "facebook", account, id: id.clone(), text, permalink, created });
+        id
+    }
+
+    /// Every post made so far is dated `by` earlier (made that long ago).
+    pub fn age_posts(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or_default();
+        for p in &mut self.state().publishing.posts {
+            p.created -= by;
+        }
     }
 
     /// Every user and page call answers code 190 until [`FakeMeta::restore_token`].

@@ -8,12 +8,13 @@
 //! - `post/publish/video/init/` and `post/publish/inbox/video/init/`: `PULL_FROM_URL` only; a
 //!   direct post's privacy must be one of the options (an inbox draft's is chosen in the app) and
 //!   a title at most 2,200 characters, else `invalid_params`. 6 inits a minute per token, then
-//!   `rate_limit_exceeded` (429) unless [`FakeTikTok::unlimited_posts`].
+//!   `rate_limit_exceeded` (429, counted: [`FakeTikTok::rate_limited_inits`]) unless
+//!   [`FakeTikTok::unlimited_posts`]; the minute can be shortened ([`FakeTikTok::set_init_window`]).
 //! - `post/publish/status/fetch/`: `PROCESSING_DOWNLOAD` for the first
 //!   [`FakeTikTok::processing_reads`] reads, then `PUBLISH_COMPLETE` with the post id (or
 //!   `SEND_TO_USER_INBOX` for a draft, `FAILED` when the video URL contains "bad").
 //! - `video/list/`: the direct posts (failed ones aside), newest first, from the moment of the
-//!   init; `video/query/`: their counts, derived from the id unless set.
+//!   init, with `create_time` (Unix seconds; [`FakeTikTok::age_videos`] dates them earlier); `video/query/`: their counts, derived from the id unless set.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -40,6 +41,7 @@ struct Post {
     to_inbox: bool,
     failed: bool,
     reads: u32,
+    created: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) struct Posts {
@@ -49,6 +51,9 @@ pub(crate) struct Posts {
     unlimited: bool,
     /// Init times per token, for the per-minute limit.
     inits: HashMap<String, Vec<Instant>>,
+    /// The limit's "minute".
+    init_window: Duration,
+    rate_limited: u32,
     lose: Option<(u32, LoseMode)>,
     revoked: bool,
     next_error: Option<(String, u16)>,
@@ -64,6 +69,8 @@ impl Default for Posts {
             processing_reads: 0,
             unlimited: false,
             inits: HashMap::new(),
+            init_window: Duration::from_secs(60),
+            rate_limited: 0,
             lose: None,
             revoked: false,
             next_error: None,
@@ -87,6 +94,24 @@ impl FakeTikTok {
     /// Lifts the 6 inits a minute per token (load tests).
     pub fn unlimited_posts(&self) {
         self.state().posts.unlimited = true;
+    }
+
+    /// The 6 inits are allowed per `window` instead of per minute (fast tests of the limit).
+    pub fn set_init_window(&self, window: Duration) {
+        self.state().posts.init_window = window;
+    }
+
+    /// Inits refused so far for the rate limit.
+    pub fn rate_limited_inits(&self) -> u32 {
+        self.state().posts.rate_limited
+    }
+
+    /// Every video made so far is dated `by` earlier (made that long ago).
+    pub fn age_videos(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or_default();
+        for p in &mut self.state().posts.items {
+            p.created -= by;
+        }
     }
 
     /// The next `n` inits make their post but lose the answer as `mode` says.
@@ -204,8 +229,10 @@ pub(crate) fn route(
 fn init(p: &mut Posts, token: &str, b: &Value, to_inbox: bool) -> (Response, Option<Duration>) {
     let now = Instant::now();
     let recent = p.inits.entry(token.to_owned()).or_default();
-    recent.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+    let window = p.init_window;
+    recent.retain(|t| now.duration_since(*t) < window);
     if !p.unlimited && recent.len() >= INITS_PER_MINUTE {
+        p.rate_limited += 1;
         return (refuse(429, "rate_limit_exceeded", "API rate limit exceeded, please retry later."), None);
     }
     recent.push(now);
@@ -230,7 +257,9 @@ fn init(p: &mut Posts, token: &str, b: &Value, to_inbox: bool) -> (Response, Opt
     let publish_id = format!("v_pub_url~v2.{}", 7_300_000_000u64 + p.seq);
     let failed = url.contains("bad");
     let post_id = if to_inbox || failed { String::new() } else { format!("7{:018}", p.seq) };
-    p.items.push(Post { publish_id: publish_id.clone(), post_id, title: title.to_owned(), to_inbox, failed, reads: 0 });
+    let created = chrono::Utc::now();
+    let title = title.to_owned();
+    p.items.push(Post { publish_id: publish_id.clone(), post_id, title, to_inbox, failed, reads: 0, created });
     let answer = ok(json!({"publish_id": publish_id}));
     match p.lose.take() {
         Some((n, mode)) => {
@@ -277,7 +306,7 @@ fn list(p: &Posts, b: &Value) -> Response {
         .take(usize::try_from(max).unwrap_or(usize::MAX))
         .map(|x| {
             let share = format!("https://www.tiktok.com/@fake_creator/video/{}", x.post_id);
-            json!({"id": x.post_id, "title": x.title, "share_url": share})
+            json!({"id": x.post_id, "title": x.title, "share_url": share, "create_time": x.created.timestamp()})
         })
         .collect();
     let next = skip + page.len() as u64;

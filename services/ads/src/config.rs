@@ -181,6 +181,14 @@ pub struct PostsConfig {
     #[serde(with = "humantime_secs")]
     pub sandbox_processing: Duration,
     pub youtube_chunk_bytes: usize,
+    /// TikTok post inits of one creator per `tiktok_window`.
+    pub tiktok_inits_per_minute: u32,
+    #[serde(with = "humantime_secs")]
+    pub tiktok_window: Duration,
+    /// Instagram API publishes of one account per `instagram_window`.
+    pub instagram_daily_posts: u32,
+    #[serde(with = "humantime_secs")]
+    pub instagram_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -241,6 +249,13 @@ impl Config {
         }
         if self.expiry.interval < Duration::from_secs(1) {
             anyhow::bail!("expiry.interval: must be at least 1s");
+        }
+        let p = &self.posts;
+        if p.tiktok_inits_per_minute == 0 || p.instagram_daily_posts == 0 {
+            anyhow::bail!("posts.tiktok_inits_per_minute and posts.instagram_daily_posts: at least 1");
+        }
+        if p.tiktok_window < Duration::from_secs(1) || p.instagram_window < Duration::from_secs(1) {
+            anyhow::bail!("posts.tiktok_window and posts.instagram_window: at least 1s");
         }
         Ok(())
     }

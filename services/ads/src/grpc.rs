@@ -422,6 +422,7 @@ fn post_target(t: Target) -> pb::PostTarget {
         platform: t.platform,
         account: t.account,
         variant_json: serde_json::to_string(&t.variant.0).unwrap_or_default(),
+        publish_at: t.variant.0.publish_at.map(ts),
         status: t.status,
         due_at: t.due_at.map(ts),
         attempts: u32::try_from(t.attempts).unwrap_or(0),

@@ -6,17 +6,25 @@
 //! upload session, TikTok's publish status) before anything is repeated. Token refusals pause the
 //! connection's queue; transient failures wait with backoff; a permanent refusal fails the post
 //! with the platform's reason and is never retried.
+//!
+//! While a round runs, a heartbeat extends the leases of its unfinished publications every
+//! lease / 3 (fenced by the claim number), so a slow upload or platform does not hand a target
+//! to another replica; only a replica frozen past its lease does. A post found by caption on a
+//! listing is told from its twins: not one another target of the account already holds, nor
+//! one made before the publish was first sent. Per-account limits (TikTok's inits a minute,
+//! Instagram's posts a day) are counted in the database before the call, under a per-account
+//! lock, so every replica together stays below them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::db;
 use nexus_providers::instagram::{ContainerStatus, IgContainer, IgKind, PagePost};
-use nexus_providers::marketing::PlatformError;
+use nexus_providers::marketing::{PlatformError, PublishedItem};
 use nexus_providers::tiktok_posts::{PublishState, TikTokPost};
 use nexus_providers::youtube::{UploadState, VideoMeta};
 use serde_json::{Value, json};
@@ -27,7 +35,7 @@ use super::App;
 use crate::domain::connections::Provider;
 use crate::domain::posts::{Format, MediaKind, Platform, Variant, backoff, target_status};
 use crate::repo;
-use crate::repo::posts::{Claimed, Later};
+use crate::repo::posts::{Admission, Claimed, Later};
 
 /// How many of an account's latest posts are searched for a publish whose answer was lost (only
 /// then: the search pages through the platform's listing).
@@ -35,6 +43,9 @@ const RECONCILE_DEPTH: u32 = 300;
 
 /// How long a throttled account waits when the platform does not say.
 const THROTTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// How much earlier than our first send a platform's clock may date the post it made.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(2);
 
 /// Runs rounds until `stop`: at once again while rounds come back full, else every
 /// `posts.poll_interval`.
@@ -117,6 +128,11 @@ impl Job {
 
     fn text(&self, key: &str) -> Option<String> {
         self.progress.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    }
+
+    /// When the publish call was first sent (kept across claims; absent before any).
+    fn first_sent(&self) -> Option<DateTime<Utc>> {
+        self.text("sent_at").and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc))
     }
 
     fn set(&mut self, key: &str, v: Value) {
@@ -209,6 +225,12 @@ impl App {
         db::commit(sys).await?;
         self.renew_stale(&mut tokens, stale).await;
         let jobs = jobs_of(claimed);
+        // The round's unfinished publications and their claims, whose leases the heartbeat
+        // extends (queued ones too: a claim that ran out while waiting would let another
+        // replica repeat a call this one is about to make).
+        let mut held: HashMap<Uuid, i32> = jobs.iter().map(|j| (j.c.id, j.c.claims)).collect();
+        let beat_every = cfg.lease / 3;
+        let mut last_beat = tokio::time::Instant::now();
         let mut round = PublishRound { claimed: u32::try_from(jobs.len()).unwrap_or(u32::MAX), ..Default::default() };
         // At most `per_account` publications of one account at a time, whatever the round's
         // concurrency: one busy account does not take every slot, nor hammer its platform.
@@ -251,13 +273,21 @@ impl App {
                 if let Step::Published { id, permalink } = step {
                     published.push(Published { job, id, permalink, at: Utc::now() });
                 } else {
+                    held.remove(&job.c.id);
                     let tenant = TenantId::from_uuid(job.c.tenant_id);
                     tally(&mut round, self.record(tenant, &mut job, step).await);
                 }
             }
             let due = since_flush.elapsed() >= FLUSH_EVERY || published.len() >= FLUSH_AT;
             if (finished || due) && !published.is_empty() {
+                for p in &published {
+                    held.remove(&p.job.c.id);
+                }
                 self.flush_published(std::mem::take(&mut published), &mut round).await;
+            }
+            if !finished && last_beat.elapsed() >= beat_every {
+                self.heartbeat(&mut held, lease).await;
+                last_beat = tokio::time::Instant::now();
             }
             if due {
                 since_flush = tokio::time::Instant::now();
@@ -265,6 +295,31 @@ impl App {
             if finished {
                 return Ok(round);
             }
+        }
+    }
+
+    /// Extends the leases of the round's unfinished publications, each fenced by its claim; a
+    /// claim found gone is dropped from the beat (another replica has it, and this one's
+    /// fenced writes will be refused).
+    async fn heartbeat(&self, held: &mut HashMap<Uuid, i32>, lease: chrono::Duration) {
+        if held.is_empty() {
+            return;
+        }
+        let claims: Vec<(Uuid, i32)> = held.iter().map(|(id, claims)| (*id, *claims)).collect();
+        let until = Utc::now() + lease;
+        let extended = async {
+            let mut sys = db::system(&self.pool).await?;
+            let kept = repo::posts::extend_claims(&mut sys, &claims, until).await?;
+            db::commit(sys).await?;
+            Ok::<_, Error>(kept)
+        }
+        .await;
+        match extended {
+            Ok(kept) => {
+                let kept: std::collections::HashSet<Uuid> = kept.into_iter().collect();
+                held.retain(|id, _| kept.contains(id));
+            }
+            Err(e) => tracing::warn!(error = ?e, "the round's claims could not be extended"),
         }
     }
 
@@ -462,7 +517,62 @@ impl App {
             return Ok(true);
         }
         job.set("sent", Value::Bool(true));
+        if job.first_sent().is_none() {
+            job.set("sent_at", json!(Utc::now().to_rfc3339()));
+        }
         self.checkpoint(tenant, job).await
+    }
+
+    /// Asks for one publish call under the account's limit (TikTok inits, Instagram publishes),
+    /// counted across replicas; `None`: go ahead (marked sent now), else the step to take.
+    async fn admit(&self, job: &Job, platform: Platform) -> Result<Option<Step>, Error> {
+        let cfg = &self.cfg.posts;
+        let (limit, window) = match platform {
+            Platform::TikTok => (cfg.tiktok_inits_per_minute, cfg.tiktok_window),
+            Platform::Instagram => (cfg.instagram_daily_posts, cfg.instagram_window),
+            Platform::Facebook | Platform::YouTube => return Ok(None),
+        };
+        let mut sys = db::system(&self.pool).await?;
+        let key = (platform.as_str(), job.c.account.as_str());
+        let admission = repo::posts::admit(&mut sys, job.c.id, job.c.claims, key, limit, window).await?;
+        db::commit(sys).await?;
+        Ok(match admission {
+            Admission::Sent => None,
+            // At least a moment, so the wait is never a busy loop.
+            Admission::Wait(wait) => Some(Step::Throttled(wait.max(Duration::from_millis(100)))),
+            Admission::Lost => Some(Step::Lost),
+        })
+    }
+
+    /// The listing's post that is this publication's: its text, not a post another target of
+    /// the account already holds (a twin with the same caption), and not made before the
+    /// publish was first sent (a clock's skew allowed). Newest first, as listed.
+    async fn find_own(
+        &self,
+        tenant: TenantId,
+        job: &Job,
+        items: Vec<PublishedItem>,
+        text: &str,
+    ) -> Result<Option<PublishedItem>, Error> {
+        let since = job.first_sent().map(|t| t - CLOCK_SKEW);
+        let mut same: Vec<PublishedItem> = items
+            .into_iter()
+            .filter(|p| p.text == text)
+            .filter(|p| match (since, p.created_at) {
+                (Some(since), Some(made)) => made >= since,
+                _ => true,
+            })
+            .collect();
+        if same.is_empty() {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = same.iter().map(|p| p.id.as_str()).collect();
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let key = (job.c.platform.as_str(), job.c.account.as_str());
+        let taken = repo::posts::held_by_others(&mut tx, job.c.id, key, &ids).await?;
+        db::commit(tx).await?;
+        same.retain(|p| !taken.contains(&p.id));
+        Ok(same.into_iter().next())
     }
 
     async fn step(&self, ctx: &RoundCtx, tenant: TenantId, job: &mut Job) -> Result<Step, Error> {
@@ -517,7 +627,7 @@ impl App {
                     return Ok(Step::Failed { code: "ads.post_media_rejected".into(), reason });
                 }
                 ContainerStatus::Published => {
-                    return Ok(self.found_instagram(token, &ig_user, &caption, &container).await);
+                    return self.found_instagram(tenant, job, token, &caption, &container).await;
                 }
                 ContainerStatus::Expired => {
                     // Unpublished and gone (24 h): make it again.
@@ -601,6 +711,11 @@ impl App {
         let Some(container) = job.text("container") else {
             return Ok(Step::Retry { after: None, error: "container".into() });
         };
+        // The account's daily quota, counted here rather than learnt from a refusal (an
+        // unpublished container keeps; one that expires meanwhile is made again).
+        if let Some(step) = self.admit(job, Platform::Instagram).await? {
+            return Ok(step);
+        }
         if !self.sending(tenant, job).await? {
             return Ok(Step::Lost);
         }
@@ -615,14 +730,21 @@ impl App {
 
     /// A container Instagram reports published: its media, found among the account's recent
     /// posts by caption (the container's id stands in when the listing does not show it yet).
-    async fn found_instagram(&self, token: &str, ig_user: &str, caption: &str, container: &str) -> Step {
-        let Some(meta) = &self.meta else { return not_configured(Provider::Meta) };
-        match meta.ig_recent_media(token, ig_user, RECONCILE_DEPTH).await {
-            Ok(items) => match items.into_iter().find(|m| m.text == caption) {
+    async fn found_instagram(
+        &self,
+        tenant: TenantId,
+        job: &Job,
+        token: &str,
+        caption: &str,
+        container: &str,
+    ) -> Result<Step, Error> {
+        let Some(meta) = &self.meta else { return Ok(not_configured(Provider::Meta)) };
+        match meta.ig_recent_media(token, &job.c.account, RECONCILE_DEPTH).await {
+            Ok(items) => Ok(match self.find_own(tenant, job, items, caption).await? {
                 Some(m) => Step::Published { id: m.id, permalink: m.permalink },
                 None => Step::Published { id: container.to_owned(), permalink: String::new() },
-            },
-            Err(e) => judged(&e, false),
+            }),
+            Err(e) => Ok(judged(&e, false)),
         }
     }
 
@@ -672,7 +794,7 @@ impl App {
         if job.unclear() {
             match meta.page_recent_posts(&page_token, &page, RECONCILE_DEPTH).await {
                 Ok(items) => {
-                    if let Some(p) = items.into_iter().find(|p| p.text == message) {
+                    if let Some(p) = self.find_own(tenant, job, items, &message).await? {
                         return Ok(Step::Published { id: p.id, permalink: p.permalink });
                     }
                 }
@@ -700,7 +822,7 @@ impl App {
             // The init's answer was lost: the creator's recent videos say whether it went out.
             match tiktok.recent_videos(token, RECONCILE_DEPTH).await {
                 Ok(items) => {
-                    if let Some(p) = items.into_iter().find(|p| p.text == title) {
+                    if let Some(p) = self.find_own(tenant, job, items, &title).await? {
                         return Ok(Step::Published { id: p.id, permalink: p.permalink });
                     }
                     job.set("sent", Value::Bool(false));
@@ -709,6 +831,12 @@ impl App {
             }
         }
         if job.text("publish_id").is_none() {
+            // The creator's inits a minute, counted here rather than learnt from a refusal.
+            if let Some(step) = self.admit(job, Platform::TikTok).await? {
+                // No init was made: the claim's mark is undone.
+                job.set("sent", Value::Bool(false));
+                return Ok(step);
+            }
             if !self.sending(tenant, job).await? {
                 return Ok(Step::Lost);
             }
@@ -772,13 +900,14 @@ impl App {
         let session = match job.text("session") {
             Some(s) => s,
             None => {
+                let (privacy, publish_at) = youtube_release(&v, Utc::now());
                 let meta = VideoMeta {
                     title: v.title.clone(),
                     description: v.full_caption(),
                     tags: v.tags.clone(),
                     category_id: "22".into(),
-                    privacy: if v.privacy.is_empty() { "public".into() } else { v.privacy.clone() },
-                    publish_at: None,
+                    privacy,
+                    publish_at,
                     made_for_kids: false,
                 };
                 // A session holds no video until its bytes arrive, so a lost answer here only
@@ -866,6 +995,18 @@ impl App {
     }
 }
 
+/// The privacy status and release time a YouTube upload is sent with: private until
+/// `publish_at`, when YouTube makes it public; a `publish_at` that passed while the post waited
+/// (a late retry, a reschedule) is public now, as it would have become.
+fn youtube_release(v: &Variant, now: DateTime<Utc>) -> (String, Option<DateTime<Utc>>) {
+    match v.publish_at {
+        Some(at) if at > now => ("private".into(), Some(at)),
+        Some(_) => ("public".into(), None),
+        None if v.privacy.is_empty() => ("public".into(), None),
+        None => (v.privacy.clone(), None),
+    }
+}
+
 fn youtube_published(video_id: String) -> Step {
     let permalink = format!("https://youtu.be/{video_id}");
     Step::Published { id: video_id, permalink }
@@ -884,4 +1025,22 @@ fn media_unavailable(e: Error) -> Step {
 
 fn not_configured(provider: Provider) -> Step {
     Step::Retry { after: Some(Duration::from_secs(3600)), error: format!("{provider}_not_configured") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_youtube_release_time_is_sent_private_until_it_passes() {
+        let now = Utc::now();
+        let at = now + chrono::Duration::hours(3);
+        let v = Variant { publish_at: Some(at), ..Variant::default() };
+        assert_eq!(youtube_release(&v, now), ("private".to_owned(), Some(at)));
+        // Passed while the post waited: public now, as it would have become.
+        assert_eq!(youtube_release(&v, at + chrono::Duration::seconds(1)), ("public".to_owned(), None));
+        let unlisted = Variant { privacy: "unlisted".into(), ..Variant::default() };
+        assert_eq!(youtube_release(&unlisted, now), ("unlisted".to_owned(), None));
+        assert_eq!(youtube_release(&Variant::default(), now), ("public".to_owned(), None));
+    }
 }

@@ -203,6 +203,7 @@ pub fn row_spec(at: &HashMap<String, usize>, row: &csv::StringRecord, request_ke
         privacy: get("privacy").to_owned(),
         to_inbox: false,
         share_to_feed: false,
+        publish_at: None,
     };
     Ok(PostSpec {
         targets: vec![TargetSpec {

@@ -198,6 +198,10 @@ pub struct Variant {
     /// Instagram reels: also shown in the feed.
     #[serde(default)]
     pub share_to_feed: bool,
+    /// YouTube only: uploaded private, made public by YouTube at this time (after the post's
+    /// own time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Variant {
@@ -357,6 +361,7 @@ pub fn check(platform: Platform, v: &Variant, creator: &CreatorLimits, scheduled
         Platform::Facebook => &[Format::Feed],
         Platform::TikTok | Platform::YouTube => &[Format::Video],
     };
+    check_publish_at_platform(platform, v)?;
     if !allowed.contains(&v.format) {
         return Err(Error::invalid("ads.post_format_unsupported")
             .with_param("platform", platform.as_str())
@@ -418,6 +423,10 @@ pub fn check(platform: Platform, v: &Variant, creator: &CreatorLimits, scheduled
             if scheduled && !v.privacy.is_empty() && v.privacy != "private" && v.privacy != "public" {
                 return Err(privacy_invalid("private, public".into()));
             }
+            // YouTube releases only a private video at `publishAt`.
+            if v.publish_at.is_some() && !v.privacy.is_empty() && v.privacy != "private" {
+                return Err(Error::invalid("ads.post_publish_at_private").with_violation("publish_at", "not_private"));
+            }
         }
         Platform::TikTok => {
             if !v.privacy.is_empty() && !creator.privacy_options.contains(&v.privacy) {
@@ -429,6 +438,36 @@ pub fn check(platform: Platform, v: &Variant, creator: &CreatorLimits, scheduled
                 return Err(invalid("title", "unsupported"));
             }
         }
+    }
+    Ok(())
+}
+
+/// Only YouTube releases a video at a set time.
+fn check_publish_at_platform(platform: Platform, v: &Variant) -> Result<(), Error> {
+    if v.publish_at.is_some() && platform != Platform::YouTube {
+        return Err(Error::invalid("ads.post_publish_at_unsupported")
+            .with_param("platform", platform.as_str())
+            .with_violation("publish_at", "unsupported"));
+    }
+    Ok(())
+}
+
+/// The furthest ahead a release time may be (as a post's own time).
+pub const PUBLISH_AT_MAX_DAYS: i64 = 400;
+
+/// A YouTube release time: after the post goes out (its time, or now for a post going out as
+/// soon as possible) — YouTube refuses a `publishAt` already past at upload — and within the
+/// calendar's reach.
+fn check_publish_at_time(
+    at: chrono::DateTime<chrono::Utc>,
+    goes_out: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    let after = goes_out.map_or(now, |t| t.max(now));
+    if at <= after || at > now + chrono::Duration::days(PUBLISH_AT_MAX_DAYS) {
+        return Err(Error::invalid("ads.post_publish_at_time")
+            .with_param("max_days", PUBLISH_AT_MAX_DAYS.to_string())
+            .with_violation("publish_at", "out_of_range"));
     }
     Ok(())
 }
@@ -752,6 +791,11 @@ pub fn check_spec(spec: &PostSpec, now: chrono::DateTime<chrono::Utc>) -> Result
     }
     if let Some(at) = spec.scheduled_at {
         check_time(at, now)?;
+    }
+    for (i, t) in spec.targets.iter().enumerate() {
+        if let Some(at) = t.variant.publish_at {
+            check_publish_at_time(at, spec.scheduled_at, now).map_err(|e| e.with_param("target", i.to_string()))?;
+        }
     }
     Ok(())
 }

@@ -288,13 +288,15 @@ pub struct Claimed {
 /// scheduled posts, on connections that are usable and not paused; rows another replica holds
 /// are skipped. A publication that goes out in one call found again by looking (a Facebook page
 /// post, a TikTok init) and has not been sent is marked `sent` by the same statement, before any
-/// call: `marked` tells the caller it needs no lookup and no mark of its own.
+/// call (with `sent_at`, its first send, kept once set): `marked` tells the caller it needs no
+/// lookup and no mark of its own.
 pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<Claimed>, Error> {
     let until: DateTime<Utc> = Utc::now() + lease;
     sqlx::query_as(
         "UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1, \
            status = CASE WHEN due.single THEN 'publishing' ELSE t.status END, \
-           progress = CASE WHEN due.single THEN t.progress || '{\"sent\": true}'::jsonb ELSE t.progress END \
+           progress = CASE WHEN due.single THEN t.progress || jsonb_build_object('sent', true, \
+             'sent_at', coalesce(t.progress->'sent_at', to_jsonb(now()))) ELSE t.progress END \
          FROM (SELECT d.id, d.provider <> 'local' AND d.platform IN ('facebook', 'tiktok') \
                  AND coalesce((d.progress->>'sent')::boolean, false) = false \
                  AND NOT d.progress ? 'publish_id' AS single \
@@ -314,6 +316,124 @@ pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64)
     .fetch_all(conn)
     .await
     .db()
+}
+
+/// Extends the leases of claims this replica still holds (system transaction), each fenced by
+/// its claim number; the ids still held (a missing one was taken over or finished).
+pub async fn extend_claims(
+    conn: &mut PgConnection,
+    held: &[(Uuid, i32)],
+    until: DateTime<Utc>,
+) -> Result<Vec<Uuid>, Error> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = held.iter().map(|h| h.0).collect();
+    let claims: Vec<i32> = held.iter().map(|h| h.1).collect();
+    sqlx::query_scalar(
+        "UPDATE social_post_targets t SET claimed_until = $3 \
+         FROM unnest($1::uuid[], $2::int[]) AS u(id, claims) \
+         WHERE t.id = u.id AND t.claims = u.claims AND t.status IN ('scheduled', 'publishing') \
+         RETURNING t.id",
+    )
+    .bind(&ids)
+    .bind(&claims)
+    .bind(until)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Added to a limit's window (see [`admit`]).
+pub const LIMIT_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a publish call may be sent now under an account's limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Counted: the target is marked sent now.
+    Sent,
+    /// At the limit: the wait until the oldest counted send leaves the window.
+    Wait(std::time::Duration),
+    /// The claim was lost.
+    Lost,
+}
+
+/// One publish call on `account` of `platform` under a limit of `limit` calls per `window`, for
+/// every replica (system transaction; the database clock is the shared one, read as it runs,
+/// not as of the transaction's start): under the account's lock, held to the end of the
+/// transaction so replicas count one at a time, counts the account's targets sent within the
+/// window and, below the limit, marks this one sent now (fenced by its claim). The window is
+/// stretched by [`LIMIT_MARGIN`]: the platform starts its clock when the call arrives, a moment
+/// after the mark.
+pub async fn admit(
+    conn: &mut PgConnection,
+    id: Uuid,
+    claims: i32,
+    (platform, account): (&str, &str),
+    limit: u32,
+    window: std::time::Duration,
+) -> Result<Admission, Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ads.post_limit:' || $1 || ':' || $2, 0))")
+        .bind(platform)
+        .bind(account)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    let window = (window + LIMIT_MARGIN).as_secs_f64();
+    // Seconds until each counted send leaves the window, soonest first.
+    let leaving: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM sent_at + make_interval(secs => $3) - clock_timestamp())::float8 \
+         FROM social_post_targets WHERE platform = $1 AND account = $2 AND id <> $4 \
+           AND sent_at > clock_timestamp() - make_interval(secs => $3) ORDER BY sent_at",
+    )
+    .bind(platform)
+    .bind(account)
+    .bind(window)
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    if leaving.len() >= limit {
+        // Enough of them must leave that this one fits.
+        let secs = leaving[leaving.len() - limit].max(0.0);
+        return Ok(Admission::Wait(std::time::Duration::from_secs_f64(secs)));
+    }
+    let r = sqlx::query(
+        "UPDATE social_post_targets SET sent_at = clock_timestamp() \
+         WHERE id = $1 AND claims = $2 AND status IN ('scheduled', 'publishing')",
+    )
+    .bind(id)
+    .bind(claims)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(if r.rows_affected() == 1 { Admission::Sent } else { Admission::Lost })
+}
+
+/// Which of these platform ids another target of the account already holds: a listing's post
+/// that is a twin's (same caption) and not this target's.
+pub async fn held_by_others(
+    conn: &mut PgConnection,
+    id: Uuid,
+    (platform, account): (&str, &str),
+    candidates: &[&str],
+) -> Result<std::collections::HashSet<String>, Error> {
+    if candidates.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT platform_post_id FROM social_post_targets \
+         WHERE platform = $1 AND account = $2 AND id <> $3 AND platform_post_id = ANY($4)",
+    )
+    .bind(platform)
+    .bind(account)
+    .bind(id)
+    .bind(candidates)
+    .fetch_all(conn)
+    .await
+    .db()?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records what is known of the publish so far (`publishing`: a call may have happened),

@@ -10,6 +10,7 @@ mod messages;
 mod platforms;
 mod posts;
 mod publishing;
+mod scheduling;
 mod schema;
 mod support;
 mod sweep;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::posts::{create, get, jpeg, mp4};
 use crate::support::{Caller, Service, code};
 
-async fn start(extra: &[(&str, String)]) -> Service {
+pub(crate) async fn start(extra: &[(&str, String)]) -> Service {
     let mut env: Vec<(&str, String)> = vec![
         ("NEXUS_POSTS__POLL_INTERVAL", "1h".into()),
         ("NEXUS_POSTS__PROCESSING_POLL", "0s".into()),
@@ -24,30 +24,30 @@ async fn start(extra: &[(&str, String)]) -> Service {
     Service::start_with(&env).await
 }
 
-async fn connect(s: &Service, admin: &Caller, provider: &str, code: &str) -> String {
+pub(crate) async fn connect(s: &Service, admin: &Caller, provider: &str, code: &str) -> String {
     let started = s.begin(admin, provider).await;
     s.complete(admin, provider, code, &started.state).await.unwrap().id
 }
 
-async fn meta(s: &Service, admin: &Caller) -> String {
+pub(crate) async fn meta(s: &Service, admin: &Caller) -> String {
     connect(s, admin, "meta", nexus_testkit::meta::TEST_CODE).await
 }
 
-fn target(connection: &str, account: &str, variant: Value) -> Value {
+pub(crate) fn target(connection: &str, account: &str, variant: Value) -> Value {
     json!({"connection_id": connection, "account": account, "variant": variant})
 }
 
-fn ig_post(connection: &str, caption: &str) -> Value {
+pub(crate) fn ig_post(connection: &str, caption: &str) -> Value {
     json!({"text": caption, "media": [jpeg("https://cdn.example.com/a.jpg")],
         "targets": [target(connection, TEST_IG_USER_ID, json!({}))]})
 }
 
-fn fb_post(connection: &str, message: &str) -> Value {
+pub(crate) fn fb_post(connection: &str, message: &str) -> Value {
     json!({"text": message, "link": "https://shop.example.com/spring", "targets": [target(connection, TEST_PAGE_ID, json!({}))]})
 }
 
 /// Runs rounds until nothing is claimed (at most `max`).
-async fn drain(s: &Service, max: usize) {
+pub(crate) async fn drain(s: &Service, max: usize) {
     for _ in 0..max {
         if s.app.publish_due().await.unwrap().claimed == 0 {
             return;
@@ -55,7 +55,7 @@ async fn drain(s: &Service, max: usize) {
     }
 }
 
-async fn status_of(s: &Service, c: &Caller, post: &str) -> String {
+pub(crate) async fn status_of(s: &Service, c: &Caller, post: &str) -> String {
     get(s, c, post).await.unwrap().targets[0].status.clone()
 }
 
@@ -199,7 +199,7 @@ async fn tiktok_posts_follow_the_creator_and_a_lost_init_is_not_repeated() {
 }
 
 /// A server of one video's bytes.
-async fn video_host(bytes: &[u8]) -> MockServer {
+pub(crate) async fn video_host(bytes: &[u8]) -> MockServer {
     let host = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/launch.mp4"))
@@ -209,7 +209,7 @@ async fn video_host(bytes: &[u8]) -> MockServer {
     host
 }
 
-fn youtube_post(connection: &str, url: &str, title: &str, bytes: usize) -> Value {
+pub(crate) fn youtube_post(connection: &str, url: &str, title: &str, bytes: usize) -> Value {
     json!({"targets": [target(connection, nexus_testkit::youtube::TEST_CHANNEL_ID, json!({"format": "video",
         "title": title, "caption": "Our launch", "tags": ["launch"],
         "media": [{"url": url, "kind": "video", "content_type": "video/mp4", "bytes": bytes, "duration_secs": 42.0}]}))]})
@@ -271,6 +271,9 @@ async fn five_hundred_posts_two_schedulers_one_killed_each_published_once() {
             ("NEXUS_POSTS__LEASE", "4s".into()),
             ("NEXUS_POSTS__BATCH", "25".into()),
             ("NEXUS_POSTS__CONCURRENCY", "8".into()),
+            // The accounts' own limits are another test's subject.
+            ("NEXUS_POSTS__TIKTOK_INITS_PER_MINUTE", "1000".into()),
+            ("NEXUS_POSTS__INSTAGRAM_DAILY_POSTS", "1000".into()),
         ])
         .await,
     );

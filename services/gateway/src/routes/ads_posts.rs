@@ -125,6 +125,11 @@ pub struct PostVariantRequest {
     /// Instagram reels: also shown in the feed.
     #[serde(default)]
     pub share_to_feed: bool,
+    /// YouTube only, RFC 3339: uploaded private and made public by YouTube at this time; after
+    /// the post's `scheduled_at` (or now), within 400 days; privacy empty or `private`.
+    #[schema(format = DateTime, example = "2026-12-12T15:00:00Z")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -315,6 +320,19 @@ fn post(p: pb::Post) -> PostBody {
     }
 }
 
+/// The request's times are RFC 3339 instants (a localized 400 naming the field otherwise).
+fn check_instants(b: &PostRequest) -> Result<(), ApiError> {
+    if let Some(at) = &b.scheduled_at {
+        instant(at, "ads.post_invalid", "scheduled_at")?;
+    }
+    for (i, t) in b.targets.iter().enumerate() {
+        if let Some(at) = &t.variant.publish_at {
+            instant(at, "ads.post_invalid", &format!("targets[{i}].variant.publish_at"))?;
+        }
+    }
+    Ok(())
+}
+
 /// An RFC 3339 instant of a request, or a localized 400 naming `field`.
 fn instant(raw: &str, code: &'static str, field: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
     chrono::DateTime::parse_from_rfc3339(raw.trim()).map(|t| t.with_timezone(&chrono::Utc)).map_err(|_| {
@@ -337,9 +355,7 @@ pub async fn create_post(
     _a: Authenticated,
     ApiJson(b): ApiJson<PostRequest>,
 ) -> Result<(StatusCode, Json<PostBody>), ApiError> {
-    if let Some(at) = &b.scheduled_at {
-        instant(at, "ads.post_invalid", "scheduled_at")?;
-    }
+    check_instants(&b)?;
     // Every field is a plain JSON value: serializing cannot fail.
     let spec_json = serde_json::to_string(&b).unwrap_or_default();
     let p = client(&state).create_post(pb::CreatePostRequest { spec_json }).await?.into_inner();
@@ -362,9 +378,7 @@ pub async fn update_post(
     ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<PostRequest>,
 ) -> Result<Json<PostBody>, ApiError> {
-    if let Some(at) = &b.scheduled_at {
-        instant(at, "ads.post_invalid", "scheduled_at")?;
-    }
+    check_instants(&b)?;
     let spec_json = serde_json::to_string(&b).unwrap_or_default();
     let p = client(&state).update_post(pb::UpdatePostRequest { id, spec_json }).await?.into_inner();
     Ok(Json(post(p)))

@@ -179,3 +179,40 @@ async fn bad_posts_are_refused_with_localized_errors_and_nothing_stored() {
 fn urlencode(t: &str) -> String {
     t.replace('+', "%2B")
 }
+
+#[tokio::test]
+async fn a_youtube_release_time_goes_through_and_misplaced_ones_are_refused() {
+    let s = stack_of(Services { ads: true, ..Services::default() }).await;
+    let token = s.owner("es").await;
+    let conn = local_connection(&s, &token).await;
+    let video = |publish_at: &str| {
+        json!({"scheduled_at": at(1), "targets": [{"connection_id": conn["id"], "account": "local_channel_1",
+            "variant": {"format": "video", "title": "Premiere", "publish_at": publish_at,
+                "media": [{"url": "https://cdn.example.com/v.mp4", "kind": "video", "content_type": "video/mp4",
+                    "bytes": 5_000_000, "width": 1920, "height": 1080, "duration_secs": 42.0}]}}]})
+    };
+    let release = at(3);
+    let (status, p) = create(&s, &token, "es", video(&release)).await;
+    assert_eq!(status, 201, "{p}");
+    let shown = p["targets"][0]["variant"]["publish_at"].as_str().expect("shown with the variant");
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(shown).unwrap().timestamp(),
+        chrono::DateTime::parse_from_rfc3339(&release).unwrap().timestamp()
+    );
+
+    // Not a time: the gateway names the field.
+    let (status, e) = create(&s, &token, "es", video("el martes")).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("ads.post_invalid")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("publish_at"), "{e}");
+    // Before the post goes out, or on a platform that cannot release later: the service refuses,
+    // in the caller's language, naming the field.
+    let (status, e) = create(&s, &token, "es", video(&at(0))).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("ads.post_publish_at_time")), "{e}");
+    let page = json!({"text": "x", "targets": [{"connection_id": conn["id"], "account": "local_page_1",
+        "variant": {"publish_at": release}}]});
+    let (status, e) = create(&s, &token, "es", page).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("ads.post_publish_at_unsupported")), "{e}");
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("publish_at") && message.contains("no admite"), "{message}");
+    assert_eq!(s.count(POSTS).await, 1);
+}
