@@ -12,8 +12,8 @@ use super::{App, id_of, require};
 use crate::domain::connections::{Provider, status};
 use crate::domain::post_import::{self, RowError};
 use crate::domain::posts::{
-    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_slots, check_spec, check_time, post_status,
-    target_status,
+    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec, check_time,
+    post_status, target_status,
 };
 use crate::domain::{CampaignId, ConnectionId, PostId};
 use crate::repo;
@@ -344,6 +344,13 @@ impl App {
             repo::posts::get_for_update(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
         if post.status == post_status::CANCELLED || repo::posts::any_started(&mut tx, id).await? {
             return Err(not_changeable(&post.status));
+        }
+        // A YouTube release time must stay after the upload.
+        for (i, t) in repo::posts::targets(&mut tx, id).await?.iter().enumerate() {
+            if let Some(release) = t.variant.0.publish_at {
+                check_publish_at_time(release, Some(at), Utc::now())
+                    .map_err(|e| e.with_param("target", i.to_string()))?;
+            }
         }
         let scheduled = post.status == post_status::SCHEDULED;
         repo::posts::set_schedule(&mut tx, id, &post.status, Some(at), None).await?;

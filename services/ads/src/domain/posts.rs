@@ -458,7 +458,7 @@ pub const PUBLISH_AT_MAX_DAYS: i64 = 400;
 /// A YouTube release time: after the post goes out (its time, or now for a post going out as
 /// soon as possible) — YouTube refuses a `publishAt` already past at upload — and within the
 /// calendar's reach.
-fn check_publish_at_time(
+pub fn check_publish_at_time(
     at: chrono::DateTime<chrono::Utc>,
     goes_out: Option<chrono::DateTime<chrono::Utc>>,
     now: chrono::DateTime<chrono::Utc>,

@@ -251,6 +251,14 @@ async fn publish_at_is_refused_where_youtube_would_not_take_it() {
     // Private (or left empty) and after the post's time: taken.
     let ok = create(&s, &admin, video(json!({"privacy": "private", "publish_at": rfc(soon)}))).await.unwrap();
     assert_eq!(ok.targets[0].publish_at.as_ref().map(|t| t.seconds), Some(soon.timestamp()));
+    // Moved past its release time, the upload would come too late: refused, the post unchanged.
+    let moved = |at: chrono::DateTime<chrono::Utc>| nexus_proto::nexus::ads::v1::ReschedulePostRequest {
+        id: ok.id.clone(),
+        scheduled_at: Some(nexus_platform::grpc::ts(at)),
+    };
+    let e = s.client().await.reschedule_post(admin.req(moved(soon + chrono::Duration::hours(2)))).await.unwrap_err();
+    assert_eq!(code(&e), "ads.post_publish_at_time");
+    s.client().await.reschedule_post(admin.req(moved(soon - chrono::Duration::hours(2)))).await.unwrap();
 }
 
 #[test]
