@@ -115,6 +115,12 @@ pub struct TikTokSettings {
     pub auth_url: String,
     /// The Content Posting API (organic posts), a different host from the Business API.
     pub content_url: String,
+    /// Login Kit (creators' own tokens, which organic posts need). Empty key: creators cannot
+    /// be connected.
+    pub client_key: String,
+    pub client_secret: Secret,
+    pub login_url: String,
+    pub creator_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,6 +233,9 @@ impl Config {
         }
         if !self.meta.app_id.is_empty() && self.meta.app_secret.is_empty() {
             anyhow::bail!("meta.app_secret: needed with meta.app_id");
+        }
+        if !self.tiktok.client_key.is_empty() && self.tiktok.client_secret.is_empty() {
+            anyhow::bail!("tiktok.client_secret: needed with tiktok.client_key");
         }
         if !self.tiktok.app_id.is_empty() && self.tiktok.secret.is_empty() {
             anyhow::bail!("tiktok.secret: needed with tiktok.app_id");

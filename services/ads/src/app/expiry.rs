@@ -40,7 +40,8 @@ impl App {
     /// One round over every workspace's connections due within the notice period.
     pub async fn watch_expiry(&self) -> Result<Round, Error> {
         let now = Utc::now();
-        let notice = chrono::Duration::from_std(self.cfg.expiry.notice).unwrap_or(chrono::Duration::days(7));
+        let notice_std = self.cfg.expiry.notice;
+        let notice = chrono::Duration::from_std(notice_std).unwrap_or(chrono::Duration::days(7));
         let mut sys = db::system(&self.pool).await?;
         let due = repo::connections::due(&mut sys, now + notice, BATCH).await?;
         db::commit(sys).await?;
@@ -50,7 +51,7 @@ impl App {
             let tenant = TenantId::from_uuid(d.tenant_id);
             match expiry_step(provider, d.token_expires_at, d.warned, now, notice) {
                 ExpiryStep::Nothing => {}
-                ExpiryStep::Refresh => match self.refresh_connection(tenant, d.id, provider).await {
+                ExpiryStep::Refresh => match self.refresh_connection(tenant, d.id, provider, notice_std).await {
                     Ok(_) => round.refreshed += 1,
                     Err(e) => {
                         tracing::warn!(provider = %provider, code = e.code(), "refreshing a platform token failed");
@@ -92,21 +93,31 @@ impl App {
         Ok(first)
     }
 
-    /// Renews the connection's token at the platform and stores it; the fresh tokens.
+    /// Renews the connection's token at the platform and stores it; the fresh tokens. Renewals
+    /// of one connection take turns and each reads the stored tokens after its turn comes: TikTok
+    /// rotates refresh tokens, so a renewal racing another with the same refresh token would be
+    /// refused. A token still valid beyond `min_valid` (another replica renewed it meanwhile) is
+    /// kept.
     pub(crate) async fn refresh_connection(
         &self,
         tenant: TenantId,
         id: uuid::Uuid,
         provider: Provider,
+        min_valid: std::time::Duration,
     ) -> Result<super::platforms::Tokens, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
+        repo::connections::lock_renewal(&mut tx, id).await?;
         let stored =
             repo::connections::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
-        db::commit(tx).await?;
         let tokens = self.open_tokens(id, &stored.credentials)?;
+        let keep = Utc::now() + chrono::Duration::from_std(min_valid).unwrap_or_default();
+        if stored.record.token_expires_at.is_some_and(|at| at > keep) {
+            db::commit(tx).await?;
+            return Ok(tokens);
+        }
+        // The platform call happens inside the turn (one short request, rarely).
         let (fresh, expires_at) = self.refresh(provider, &tokens).await?;
         let sealed = self.seal_tokens(id, &fresh)?;
-        let mut tx = db::tenant(&self.pool, tenant).await?;
         repo::connections::set_credentials(&mut tx, id, &sealed, expires_at).await?;
         db::commit(tx).await?;
         Ok(fresh)

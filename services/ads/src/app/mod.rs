@@ -42,6 +42,8 @@ pub struct App {
     /// TikTok's Content Posting API (with the TikTok app) and YouTube uploads (with the Google
     /// client), for the social scheduler.
     pub tiktok_posts: Option<nexus_providers::tiktok_posts::TikTokPostClient>,
+    /// TikTok Login Kit: creators' own tokens (with the client key).
+    pub tiktok_login: Option<nexus_providers::tiktok_login::TikTokLoginClient>,
     pub youtube: Option<nexus_providers::youtube::YouTubeClient>,
     /// Fetches of user-chosen media URLs (videos uploaded to YouTube).
     pub outbound: nexus_platform::outbound::OutboundClient,
@@ -98,7 +100,20 @@ impl App {
                 http.clone(),
             )
         });
-        let tiktok_posts = (!config.tiktok.app_id.is_empty()).then(|| {
+        let tiktok_login = (!config.tiktok.client_key.is_empty()).then(|| {
+            nexus_providers::tiktok_login::TikTokLoginClient::new(
+                nexus_providers::tiktok_login::TikTokLoginConfig {
+                    client_key: config.tiktok.client_key.clone(),
+                    client_secret: config.tiktok.client_secret.expose().to_owned(),
+                    authorize_url: config.tiktok.login_url.clone(),
+                    api_url: config.tiktok.content_url.clone(),
+                    timeout,
+                    attempts,
+                },
+                http.clone(),
+            )
+        });
+        let tiktok_posts = (!config.tiktok.app_id.is_empty() || !config.tiktok.client_key.is_empty()).then(|| {
             nexus_providers::tiktok_posts::TikTokPostClient::new(
                 nexus_providers::tiktok_posts::TikTokPostConfig {
                     base_url: config.tiktok.content_url.clone(),
@@ -137,6 +152,7 @@ impl App {
             tiktok,
             google,
             tiktok_posts,
+            tiktok_login,
             youtube,
             outbound: infra.outbound.clone(),
             videos,

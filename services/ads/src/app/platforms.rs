@@ -110,6 +110,7 @@ impl App {
             }
             Provider::Meta => !self.cfg.meta.app_id.is_empty(),
             Provider::TikTok => !self.cfg.tiktok.app_id.is_empty(),
+            Provider::TikTokCreator => !self.cfg.tiktok.client_key.is_empty(),
             Provider::Google => !self.cfg.google.client_id.is_empty(),
         };
         if ok { Ok(()) } else { Err(not_configured(provider)) }
@@ -143,6 +144,16 @@ impl App {
                 let t = &self.cfg.tiktok;
                 let mut u = parse(&t.auth_url)?;
                 u.query_pairs_mut().append_pair("app_id", &t.app_id).append_pair("redirect_uri", redirect_uri);
+                u
+            }
+            Provider::TikTokCreator => {
+                let t = &self.cfg.tiktok;
+                let mut u = parse(&t.login_url)?;
+                u.query_pairs_mut()
+                    .append_pair("client_key", &t.client_key)
+                    .append_pair("scope", &t.creator_scopes.join(","))
+                    .append_pair("response_type", "code")
+                    .append_pair("redirect_uri", redirect_uri);
                 u
             }
             Provider::Google => {
@@ -245,6 +256,21 @@ impl App {
                     accounts: choose_lone(accounts),
                 })
             }
+            Provider::TikTokCreator => {
+                let login = self.tiktok_login.as_ref().ok_or_else(|| not_configured(provider))?;
+                let e = |e| platform_error(provider, e);
+                let g = login.exchange_code(code, redirect_uri).await.map_err(e)?;
+                let me = login.profile(&g.access_token).await.map_err(e)?;
+                let name = if me.username.is_empty() { me.display_name.clone() } else { format!("@{}", me.username) };
+                Ok(Grant {
+                    external_user: me.open_id.clone(),
+                    display_name: me.display_name,
+                    scopes: g.scope,
+                    tokens: Tokens { access_token: g.access_token, refresh_token: g.refresh_token },
+                    expires_at: expiry(g.expires_in),
+                    accounts: vec![account(AccountKind::Creator, &me.open_id, &name, "", "")],
+                })
+            }
             Provider::Google => {
                 let google = self.google.as_ref().ok_or_else(|| not_configured(provider))?;
                 let e = |e| platform_error(provider, e);
@@ -277,6 +303,12 @@ impl App {
                     if t.refresh_token.is_empty() { tokens.refresh_token.clone() } else { t.refresh_token };
                 Ok((Tokens { access_token: t.access_token, refresh_token }, expiry(t.expires_in)))
             }
+            // Refresh tokens rotate: the new one replaces the one sent, which stops working.
+            Provider::TikTokCreator if !tokens.refresh_token.is_empty() => {
+                let login = self.tiktok_login.as_ref().ok_or_else(|| not_configured(provider))?;
+                let g = login.refresh(&tokens.refresh_token).await.map_err(|e| platform_error(provider, e))?;
+                Ok((Tokens { access_token: g.access_token, refresh_token: g.refresh_token }, expiry(g.expires_in)))
+            }
             other => Err(Error::new(ErrorKind::FailedPrecondition, "ads.refresh_unsupported")
                 .with_param("provider", other.as_str())),
         }
@@ -290,6 +322,13 @@ impl App {
             Provider::Local | Provider::TikTok => Ok(()),
             Provider::Meta => self
                 .meta
+                .as_ref()
+                .ok_or_else(|| not_configured(provider))?
+                .revoke(&tokens.access_token)
+                .await
+                .map_err(e),
+            Provider::TikTokCreator => self
+                .tiktok_login
                 .as_ref()
                 .ok_or_else(|| not_configured(provider))?
                 .revoke(&tokens.access_token)

@@ -203,8 +203,9 @@ impl App {
             let mut variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
             self.media_facts_of(tenant, &mut variant.media, &mut facts).await.map_err(at)?;
             let creator = match (stored.record.provider, platform) {
-                (Provider::TikTok, Platform::TikTok) => {
-                    let token = self.open_tokens(connection, &stored.credentials)?.access_token;
+                (Provider::TikTok | Provider::TikTokCreator, Platform::TikTok) => {
+                    // A creator's token may be near its end: renewed first where it can be.
+                    let token = self.connection_token(tenant, connection).await?;
                     self.creator_limits(&token).await.map_err(at)?
                 }
                 _ => CreatorLimits::default(),
@@ -260,7 +261,7 @@ impl App {
         // A draft was checked as a draft: what only scheduled posts must meet is checked now.
         for (i, t) in repo::posts::targets(&mut tx, id).await?.iter().enumerate() {
             let platform: Platform = t.platform.parse()?;
-            let creator = if t.provider == Provider::TikTok.as_str() {
+            let creator = if platform == Platform::TikTok && t.provider != Provider::Local.as_str() {
                 let token = self.connection_token(p.workspace_id, t.connection_id).await?;
                 self.creator_limits(&token).await?
             } else {

@@ -377,7 +377,7 @@ impl App {
     /// expiry watch reports the connection.
     async fn renew_stale(&self, tokens: &mut HashMap<Uuid, String>, stale: Vec<(TenantId, Uuid, Provider)>) {
         for (tenant, id, provider) in stale {
-            match self.refresh_connection(tenant, id, provider).await {
+            match self.refresh_connection(tenant, id, provider, self.cfg.posts.token_margin).await {
                 Ok(fresh) => {
                     tokens.insert(id, fresh.access_token);
                 }
@@ -987,7 +987,7 @@ impl App {
         let provider = stored.record.provider;
         if provider.refreshes()
             && stored.record.token_expires_at.is_some_and(|at| at <= soon)
-            && let Ok(fresh) = self.refresh_connection(tenant, connection, provider).await
+            && let Ok(fresh) = self.refresh_connection(tenant, connection, provider, self.cfg.posts.token_margin).await
         {
             return Ok(fresh.access_token);
         }

@@ -14,6 +14,8 @@ pub enum Provider {
     Meta,
     /// TikTok API for Business.
     TikTok,
+    /// A TikTok creator through Login Kit: the user token organic posts need.
+    TikTokCreator,
     /// YouTube through Google OAuth.
     Google,
     /// The offline sandbox: records what would be created, nothing leaves the service.
@@ -25,15 +27,16 @@ impl Provider {
         match self {
             Provider::Meta => "meta",
             Provider::TikTok => "tiktok",
+            Provider::TikTokCreator => "tiktok_creator",
             Provider::Google => "google",
             Provider::Local => "local",
         }
     }
 
-    /// Whether an expiring token can be renewed without the user (Google's refresh token); the
-    /// others are reported so the user connects again.
+    /// Whether an expiring token can be renewed without the user (Google's and TikTok Login
+    /// Kit's refresh tokens); the others are reported so the user connects again.
     pub fn refreshes(self) -> bool {
-        matches!(self, Provider::Google)
+        matches!(self, Provider::Google | Provider::TikTokCreator)
     }
 }
 
@@ -49,6 +52,7 @@ impl FromStr for Provider {
         match s {
             "meta" => Ok(Provider::Meta),
             "tiktok" => Ok(Provider::TikTok),
+            "tiktok_creator" => Ok(Provider::TikTokCreator),
             "google" => Ok(Provider::Google),
             "local" => Ok(Provider::Local),
             other => Err(Error::invalid("ads.provider_unknown")
@@ -66,6 +70,8 @@ pub enum AccountKind {
     Instagram,
     Advertiser,
     Channel,
+    /// A TikTok creator account (Login Kit).
+    Creator,
 }
 
 impl AccountKind {
@@ -76,6 +82,7 @@ impl AccountKind {
             AccountKind::Instagram => "instagram",
             AccountKind::Advertiser => "advertiser",
             AccountKind::Channel => "channel",
+            AccountKind::Creator => "creator",
         }
     }
 }
@@ -89,6 +96,7 @@ impl FromStr for AccountKind {
             "instagram" => AccountKind::Instagram,
             "advertiser" => AccountKind::Advertiser,
             "channel" => AccountKind::Channel,
+            "creator" => AccountKind::Creator,
             other => return Err(Error::internal(format!("stored account kind {other}"))),
         })
     }

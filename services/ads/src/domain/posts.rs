@@ -36,7 +36,7 @@ impl Platform {
         match kind {
             AccountKind::Instagram => Some(Platform::Instagram),
             AccountKind::Page => Some(Platform::Facebook),
-            AccountKind::Advertiser => Some(Platform::TikTok),
+            AccountKind::Advertiser | AccountKind::Creator => Some(Platform::TikTok),
             AccountKind::Channel => Some(Platform::YouTube),
             AccountKind::AdAccount => None,
         }

@@ -299,3 +299,13 @@ pub async fn mark_expired(conn: &mut PgConnection, id: Uuid) -> Result<bool, Err
     .db()?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Takes this connection's renewal turn until the transaction ends.
+pub async fn lock_renewal(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ads.renewal:' || $1::text, 0))")
+        .bind(id)
+        .execute(conn)
+        .await
+        .db()
+        .map(drop)
+}

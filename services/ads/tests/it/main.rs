@@ -4,6 +4,7 @@ mod audiences;
 mod builder;
 mod campaigns;
 mod connections;
+mod creators;
 mod insights;
 mod management;
 mod messages;

@@ -48,6 +48,8 @@ impl Service {
             ("NEXUS_TIKTOK__SECRET", nexus_testkit::tiktok::TEST_SECRET.into()),
             ("NEXUS_TIKTOK__BASE_URL", tiktok.base_url.clone()),
             ("NEXUS_TIKTOK__CONTENT_URL", tiktok.base_url.clone()),
+            ("NEXUS_TIKTOK__CLIENT_KEY", nexus_testkit::tiktok_login::TEST_CLIENT_KEY.into()),
+            ("NEXUS_TIKTOK__CLIENT_SECRET", nexus_testkit::tiktok_login::TEST_CLIENT_SECRET.into()),
             ("NEXUS_GOOGLE__CLIENT_ID", nexus_testkit::youtube::TEST_CLIENT_ID.into()),
             ("NEXUS_GOOGLE__CLIENT_SECRET", nexus_testkit::youtube::TEST_CLIENT_SECRET.into()),
             ("NEXUS_GOOGLE__TOKEN_URL", format!("{}/token", youtube.base_url)),

@@ -31,8 +31,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"provider": "meta", "redirect_uri": "https://app.example.com/connections/callback"}))]
 pub struct StartRequest {
-    /// meta, tiktok, google or local.
-    #[schema(pattern = "^(meta|tiktok|google|local)$")]
+    /// meta, tiktok (TikTok for Business: advertisers), tiktok_creator (a creator through
+    /// TikTok Login Kit: organic posts), google or local.
+    #[schema(pattern = "^(meta|tiktok|tiktok_creator|google|local)$")]
     pub provider: String,
     /// Where the platform sends the user back; one of the server's allowed addresses.
     #[schema(max_length = 500)]
@@ -63,7 +64,7 @@ pub struct CallbackRequest {
 pub struct AccountBody {
     #[schema(example = "act_1234567890")]
     pub external_id: String,
-    /// ad_account, page, instagram, advertiser or channel.
+    /// ad_account, page, instagram, advertiser, channel or creator.
     pub kind: String,
     pub name: String,
     /// ISO-4217, for ad accounts and advertisers.
@@ -77,7 +78,7 @@ pub struct AccountBody {
 pub struct AdConnectionBody {
     #[schema(example = "conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
     pub id: String,
-    /// meta, tiktok, google or local.
+    /// meta, tiktok, tiktok_creator, google or local.
     pub provider: String,
     pub external_user: String,
     pub display_name: String,

@@ -215,7 +215,7 @@ pub struct PostTargetBody {
     #[schema(example = "pubn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
     pub id: String,
     pub connection_id: String,
-    /// meta, tiktok, google or local (the sandbox).
+    /// meta, tiktok, tiktok_creator, google or local (the sandbox).
     pub provider: String,
     /// instagram, facebook, tiktok or youtube.
     pub platform: String,
