@@ -11,6 +11,7 @@ pub mod expiry;
 pub mod feeds;
 pub mod insights;
 pub mod management;
+pub mod media;
 pub mod platforms;
 pub mod posts;
 pub mod scheduler;
@@ -44,6 +45,10 @@ pub struct App {
     pub youtube: Option<nexus_providers::youtube::YouTubeClient>,
     /// Fetches of user-chosen media URLs (videos uploaded to YouTube).
     pub outbound: nexus_platform::outbound::OutboundClient,
+    /// Where uploaded post media are kept.
+    pub storage: nexus_platform::storage::Storage,
+    /// Signs and checks the links to post media.
+    pub media_links: nexus_platform::links::LinkKeys,
 }
 
 impl App {
@@ -118,6 +123,9 @@ impl App {
                 http.clone(),
             )
         });
+        let storage = nexus_platform::storage::Storage::new(&config.storage)?;
+        let media_links = nexus_platform::links::LinkKeys::parse(config.media.signing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
         Ok(App {
             pool: infra.db.clone(),
             cfg: Arc::new(config),
@@ -129,6 +137,8 @@ impl App {
             tiktok_posts,
             youtube,
             outbound: infra.outbound.clone(),
+            storage,
+            media_links,
         })
     }
 }

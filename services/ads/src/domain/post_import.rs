@@ -173,6 +173,8 @@ pub fn row_spec(at: &HashMap<String, usize>, row: &csv::StringRecord, request_ke
             width: number(&widths, i, "media_width")?.unwrap_or(0),
             height: number(&heights, i, "media_height")?.unwrap_or(0),
             duration_secs: number(&durations, i, "media_duration")?.unwrap_or(0.0),
+            video_id: None,
+            media_id: None,
         });
     }
     let words = |v: &str| v.split([' ', ',']).map(str::trim).filter(|w| !w.is_empty()).map(str::to_owned).collect();

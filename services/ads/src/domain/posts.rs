@@ -113,6 +113,10 @@ pub struct Media {
     /// Videos only.
     #[serde(default)]
     pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
 }
 
 /// One post as it goes out on one platform.
@@ -502,6 +506,8 @@ mod tests {
             width: w,
             height: h,
             duration_secs: 0.0,
+            video_id: None,
+            media_id: None,
         }
     }
 
@@ -514,6 +520,8 @@ mod tests {
             width: 1080,
             height: 1920,
             duration_secs: secs,
+            video_id: None,
+            media_id: None,
         }
     }
 

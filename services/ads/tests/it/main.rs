@@ -6,6 +6,7 @@ mod campaigns;
 mod connections;
 mod insights;
 mod management;
+mod media;
 mod messages;
 mod platforms;
 mod posts;

@@ -25,6 +25,7 @@ const ARGS: &[(&str, &str)] = &[
     ("options", "SELF_ONLY"),
     ("column", "colour"),
     ("slot", "1"),
+    ("size", "1000"),
 ];
 
 #[test]

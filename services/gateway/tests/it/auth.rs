@@ -152,7 +152,10 @@ async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(Strin
         cfg.services.messaging = m.grpc_url();
     }
     if ads {
-        let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &with_auth);
+        // Uploaded post media of this test's ads only.
+        let store = std::env::temp_dir().join(format!("nexus-gw-ads-{}", uuid::Uuid::new_v4().simple()));
+        let extra = [with_auth[0].clone(), ("NEXUS_STORAGE__ROOT", store.display().to_string())];
+        let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();
         let db = a_cfg.common.database.clone();
         let a = RunningService::spawn(nexus_ads::DEF, &db, |l, _| nexus_ads::run(a_cfg, l, s)).await;
