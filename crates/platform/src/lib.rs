@@ -14,6 +14,7 @@ pub mod db;
 pub mod dlq;
 pub mod grpc;
 pub mod identity;
+pub mod links;
 pub mod outbound;
 pub mod outbox;
 pub mod shutdown;

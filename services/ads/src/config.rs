@@ -26,6 +26,28 @@ pub struct Config {
     pub posts: PostsConfig,
     pub providers: ProvidersConfig,
     pub services: ServicesConfig,
+    pub storage: StorageConfig,
+    pub media: MediaConfig,
+}
+
+/// `[storage]`: the platform's object storage, where uploaded post media are kept.
+pub use nexus_platform::storage::{S3Config, StorageConfig};
+
+/// The development key of media links, refused in production.
+pub const DEV_MEDIA_LINK_KEY: &str = "dev:bmV4dXMtYWRzLWRldmVsb3BtZW50LW1lZGlhLWxpbmtz";
+
+/// The media library of social posts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MediaConfig {
+    pub max_image_bytes: u64,
+    pub max_video_bytes: u64,
+    /// How long a signed link to an item works (the platforms fetch at publish time).
+    #[serde(with = "humantime_secs")]
+    pub link_ttl: Duration,
+    /// `kid:base64(≥ 32 bytes)`, comma-separated; the first signs.
+    pub signing_keys: Secret,
+    /// Where the gateway serves `GET …/{token}`.
+    pub base_url: String,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -57,6 +79,12 @@ impl DevelopmentDefaults for Config {
             found.push(DevelopmentOnly::new(
                 "oauth.redirect_allowlist",
                 "a plain-HTTP redirect address would expose authorization codes; list https addresses",
+            ));
+        }
+        if nexus_platform::crypto::uses_key(self.media.signing_keys.expose(), DEV_MEDIA_LINK_KEY) {
+            found.push(DevelopmentOnly::new(
+                "media.signing_keys",
+                "the built-in development key signs media links; set NEXUS_MEDIA__SIGNING_KEYS_FILE",
             ));
         }
         found
@@ -265,6 +293,20 @@ impl Config {
         }
         if p.tiktok_window < Duration::from_secs(1) || p.instagram_window < Duration::from_secs(1) {
             anyhow::bail!("posts.tiktok_window and posts.instagram_window: at least 1s");
+        }
+        let m = &self.media;
+        nexus_platform::links::LinkKeys::parse(m.signing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
+        if m.max_image_bytes == 0 || m.max_video_bytes == 0 {
+            anyhow::bail!("media.max_image_bytes and media.max_video_bytes: must be more than 0");
+        }
+        if m.link_ttl < Duration::from_secs(60) {
+            anyhow::bail!("media.link_ttl: must be at least 1m");
+        }
+        let base =
+            reqwest::Url::parse(&m.base_url).map_err(|e| anyhow::anyhow!("media.base_url: {:?}: {e}", m.base_url))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            anyhow::bail!("media.base_url: {:?} is not an http(s) address", m.base_url);
         }
         Ok(())
     }

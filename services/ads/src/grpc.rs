@@ -1,12 +1,17 @@
 //! gRPC adapters: proto <-> app conversion. Permission checks live in the use cases; adapters
 //! only take the caller's principal from the request.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures::{Stream, StreamExt as _};
 
 use nexus_platform::grpc::{from_ts, status, ts};
 use nexus_platform::identity::principal;
-use nexus_proto::nexus::ads::v1::{self as pb, ads_server::Ads};
-use tonic::{Request, Response, Status};
+use nexus_platform::links::ByteRange;
+use nexus_proto::common::{FileChunk, FileHead, OpenFileRequest};
+use nexus_proto::nexus::ads::v1::{self as pb, ads_server::Ads, upload_media_chunk::Part};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::app::App;
 use crate::app::builder::{BuildRequest, BuildView, campaign_ref};
@@ -15,8 +20,10 @@ use crate::domain::BuildId;
 use crate::domain::builder::BuildInput;
 use crate::domain::campaigns::{Campaign, CampaignSpec};
 use crate::domain::connections::{Account, Connection};
+use crate::domain::media::MediaItem;
+use crate::domain::posts::MediaKind;
 use crate::domain::posts::{PostSpec, QueueSlot};
-use crate::domain::{CampaignId, ConnectionId, FeedId, PostId, PostTargetId};
+use crate::domain::{CampaignId, ConnectionId, FeedId, MediaId, PostId, PostTargetId};
 use crate::repo::feeds::Feed;
 use crate::repo::posts::Target;
 use nexus_platform::grpc::{page_info, page_request as page};
@@ -368,6 +375,106 @@ impl Ads for AdsService {
         let ics = self.app.feed_ics(&req.into_inner().token).await.map_err(status)?;
         Ok(Response::new(pb::CalendarIcsResponse { ics }))
     }
+
+    async fn upload_media(&self, req: Request<Streaming<pb::UploadMediaChunk>>) -> R<pb::MediaItem> {
+        let p = principal(&req)?;
+        let mut stream = req.into_inner();
+        let head_first =
+            || status(nexus_kernel::Error::invalid("ads.media_head_first").with_violation("head", "missing"));
+        let first = stream.message().await?.ok_or_else(head_first)?;
+        let Some(Part::Head(head)) = first.part else { return Err(head_first()) };
+        let item =
+            self.app.upload_media(&p, &head.name, &head.content_type, upload_data(stream)).await.map_err(status)?;
+        Ok(Response::new(media_item(&self.app, item)?))
+    }
+
+    async fn list_media(&self, req: Request<pb::ListRequest>) -> R<pb::MediaList> {
+        let p = principal(&req)?;
+        let page_req = page(req.into_inner().page)?;
+        let found = self.app.list_media(&p, &page_req).await.map_err(status)?;
+        let page = page_info(&found);
+        let items = found.items.into_iter().map(|m| media_item(&self.app, m)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(pb::MediaList { items, page }))
+    }
+
+    async fn get_media(&self, req: Request<pb::GetByIdRequest>) -> R<pb::MediaItem> {
+        let p = principal(&req)?;
+        let item = self.app.media_item(&p, &req.get_ref().id).await.map_err(status)?;
+        Ok(Response::new(media_item(&self.app, item)?))
+    }
+
+    async fn delete_media(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.app.delete_media(&p, &req.get_ref().id).await.map_err(status)?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    type OpenMediaStream = Pin<Box<dyn Stream<Item = Result<FileChunk, Status>> + Send + 'static>>;
+
+    async fn open_media(&self, req: Request<OpenFileRequest>) -> R<Self::OpenMediaStream> {
+        let r = req.into_inner();
+        let range = ByteRange::requested(r.has_range, r.start, r.end, r.suffix_length);
+        let d = self.app.open_media(&r.token, range).await.map_err(status)?;
+        let head = FileHead {
+            content_type: d.content_type,
+            total_size: d.opened.size,
+            start: d.opened.range.0,
+            end: d.opened.range.1,
+            partial: d.partial,
+            filename: d.filename,
+        };
+        let first = futures::stream::once(async move { Ok(FileChunk { head: Some(head), data: Vec::new() }) });
+        let body = d.opened.body.map(|chunk| match chunk {
+            Ok(data) => Ok(FileChunk { head: None, data: data.to_vec() }),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading stored media failed");
+                Err(status(nexus_kernel::Error::unavailable("service.unavailable")))
+            }
+        });
+        Ok(Response::new(Box::pin(first.chain(body))))
+    }
+}
+
+/// The bytes after the head, up to the `end` marker. A second head, a broken stream, or one
+/// that closes without `end` (a cancelled upload looks closed to the server) fails the upload,
+/// so a partial file is never stored as the whole.
+fn upload_data(
+    rest: Streaming<pb::UploadMediaChunk>,
+) -> impl Stream<Item = Result<bytes::Bytes, nexus_kernel::Error>> + Send + 'static {
+    futures::stream::unfold(Some(rest), |state| async move {
+        let mut rest = state?;
+        let interrupted = || nexus_kernel::Error::invalid("ads.media_upload_interrupted");
+        match rest.message().await {
+            Ok(Some(pb::UploadMediaChunk { part: Some(Part::Data(d)) })) => Some((Ok(d.into()), Some(rest))),
+            Ok(Some(pb::UploadMediaChunk { part: Some(Part::End(true)) })) => None,
+            Ok(Some(_)) => Some((
+                Err(nexus_kernel::Error::invalid("ads.media_head_first").with_violation("head", "repeated")),
+                None,
+            )),
+            Ok(None) => Some((Err(interrupted()), None)),
+            Err(s) => Some((Err(interrupted().with_source(s)), None)),
+        }
+    })
+}
+
+fn media_item(app: &App, m: MediaItem) -> Result<pb::MediaItem, Status> {
+    Ok(pb::MediaItem {
+        id: MediaId::from_uuid(m.id).to_string(),
+        name: m.name,
+        kind: match m.facts.kind {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+        }
+        .into(),
+        content_type: m.facts.content_type,
+        bytes: m.bytes,
+        width: m.facts.width,
+        height: m.facts.height,
+        duration_secs: m.facts.duration_secs,
+        sha256: m.sha256,
+        url: app.media_url(m.id).map_err(status)?,
+        created_at: Some(ts(m.created_at)),
+    })
 }
 
 fn queue_slots(slots: Vec<QueueSlot>) -> pb::QueueSlots {

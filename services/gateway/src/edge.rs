@@ -225,10 +225,15 @@ pub(crate) fn render_error(resp: Response, edge: &Edge, method: &axum::http::Met
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Stops requests that run past the configured time with `request.timeout`. A CSV upload has
-/// its own, longer limit, which its route enforces while the file streams in.
+/// Paths whose POST streams a file in: their routes enforce their own, longer limit while it
+/// arrives.
+const UPLOAD_PATHS: [&str; 2] = ["/v1/contacts/imports", "/v1/ads/media"];
+
+/// Stops requests that run past the configured time with `request.timeout`. A CSV import and a
+/// post media upload have their own, longer limit, which their routes enforce while the file
+/// streams in.
 pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == "/v1/contacts/imports" {
+    let limit = if req.method() == axum::http::Method::POST && UPLOAD_PATHS.contains(&req.uri().path()) {
         limit.max(crate::upstream::UPLOAD_DEADLINE)
     } else {
         limit

@@ -116,6 +116,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         ads_audiences::router(),
         ads_posts::router(),
         ads_scheduler::router(),
+        ads_media::router(),
         whatsapp_numbers::router(),
         whatsapp_templates::router(),
         whatsapp_inbox::router(),

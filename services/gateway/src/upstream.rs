@@ -30,6 +30,8 @@ pub struct Upstreams {
     /// Messaging for live streams, with [`STREAM_DEADLINE`].
     pub messaging_streams: ContextChannel,
     pub ads: ContextChannel,
+    /// Ads again, for media uploads, with [`UPLOAD_DEADLINE`] (as `messaging_uploads`).
+    pub ads_uploads: ContextChannel,
     pub commerce: ContextChannel,
     pub analytics: ContextChannel,
 }
@@ -50,6 +52,8 @@ impl Upstreams {
             messaging_streams: context_channel(&cfg.messaging, STREAM_DEADLINE)
                 .map_err(|e| anyhow::anyhow!("services.messaging: {:?}: {e}", cfg.messaging))?,
             ads: ch("ads", &cfg.ads)?,
+            ads_uploads: context_channel(&cfg.ads, UPLOAD_DEADLINE)
+                .map_err(|e| anyhow::anyhow!("services.ads: {:?}: {e}", cfg.ads))?,
             commerce: ch("commerce", &cfg.commerce)?,
             analytics: ch("analytics", &cfg.analytics)?,
         })

@@ -63,7 +63,7 @@ impl DevelopmentDefaults for Config {
                 "auto with no did.api_key falls back to the local renderer; set the key or render.provider = \"local\"",
             ));
         }
-        if self.downloads.signing_keys.expose().split(',').any(|k| k.trim() == DEV_LINK_KEY) {
+        if nexus_platform::crypto::uses_key(self.downloads.signing_keys.expose(), DEV_LINK_KEY) {
             found.push(DevelopmentOnly::new(
                 "downloads.signing_keys",
                 "the built-in development key signs download links; set your own keys",

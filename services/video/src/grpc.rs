@@ -167,17 +167,14 @@ impl VideoApi for VideoService {
         Ok(Response::new(pb::DownloadLink { url: link.url, token: link.token, expires_at: Some(ts(link.expires_at)) }))
     }
 
-    type OpenDownloadStream = Pin<Box<dyn Stream<Item = Result<pb::DownloadChunk, Status>> + Send + 'static>>;
+    type OpenDownloadStream =
+        Pin<Box<dyn Stream<Item = Result<nexus_proto::common::FileChunk, Status>> + Send + 'static>>;
 
-    async fn open_download(&self, req: Request<pb::OpenDownloadRequest>) -> R<Self::OpenDownloadStream> {
+    async fn open_download(&self, req: Request<nexus_proto::common::OpenFileRequest>) -> R<Self::OpenDownloadStream> {
         let r = req.into_inner();
-        let range = match (r.has_range, r.suffix_length) {
-            (false, _) => None,
-            (true, n) if n > 0 => Some(ByteRange::Suffix(n)),
-            (true, _) => Some(ByteRange::From { start: r.start, end: r.end }),
-        };
+        let range = ByteRange::requested(r.has_range, r.start, r.end, r.suffix_length);
         let d = self.app.open_download(&r.token, range).await.map_err(status)?;
-        let head = pb::DownloadHead {
+        let head = nexus_proto::common::FileHead {
             content_type: d.content_type,
             total_size: d.opened.size,
             start: d.opened.range.0,
@@ -185,9 +182,12 @@ impl VideoApi for VideoService {
             partial: d.partial,
             filename: d.filename,
         };
-        let first = futures::stream::once(async move { Ok(pb::DownloadChunk { head: Some(head), data: Vec::new() }) });
+        let first =
+            futures::stream::once(
+                async move { Ok(nexus_proto::common::FileChunk { head: Some(head), data: Vec::new() }) },
+            );
         let body = d.opened.body.map(|chunk| match chunk {
-            Ok(data) => Ok(pb::DownloadChunk { head: None, data: data.to_vec() }),
+            Ok(data) => Ok(nexus_proto::common::FileChunk { head: None, data: data.to_vec() }),
             Err(e) => {
                 tracing::warn!(error = %e, "reading a stored video failed");
                 Err(status(nexus_kernel::Error::unavailable("service.unavailable")))

@@ -139,13 +139,3 @@ fn named(e: Error, field: &str) -> Error {
         _ => e,
     }
 }
-
-// TEMP until the media library lands.
-impl App {
-    pub async fn media_facts(&self, _tenant: TenantId, _id: &str) -> Result<Media, Error> {
-        Err(Error::not_found("ads.post_not_found"))
-    }
-    pub async fn media_link(&self, _tenant: TenantId, _id: &str) -> Result<String, Error> {
-        Err(Error::not_found("ads.post_not_found"))
-    }
-}

@@ -11,6 +11,7 @@ pub mod expiry;
 pub mod feeds;
 pub mod insights;
 pub mod management;
+pub mod media;
 pub mod media_refs;
 pub mod platforms;
 pub mod posts;
@@ -49,6 +50,10 @@ pub struct App {
     pub outbound: nexus_platform::outbound::OutboundClient,
     /// The video service, for posts that name one of its videos.
     pub videos: Option<Arc<dyn media_refs::Videos>>,
+    /// Where uploaded post media are kept.
+    pub storage: nexus_platform::storage::Storage,
+    /// Signs and checks the links to post media.
+    pub media_links: nexus_platform::links::LinkKeys,
 }
 
 impl App {
@@ -143,6 +148,9 @@ impl App {
                 .map_err(|e| anyhow::anyhow!("services.video: {:?}: {e}", config.services.video))?;
             Some(Arc::new(media_refs::VideoService { channel, tokens: infra.service_tokens.clone() }))
         };
+        let storage = nexus_platform::storage::Storage::new(&config.storage)?;
+        let media_links = nexus_platform::links::LinkKeys::parse(config.media.signing_keys.expose())
+            .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
         Ok(App {
             pool: infra.db.clone(),
             cfg: Arc::new(config),
@@ -156,6 +164,8 @@ impl App {
             youtube,
             outbound: infra.outbound.clone(),
             videos,
+            storage,
+            media_links,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod builder;
 pub mod campaigns;
 pub mod connections;
 pub mod ical;
+pub mod media;
 pub mod post_import;
 pub mod posts;
 
@@ -38,6 +39,11 @@ nexus_kernel::typed_id!(
     /// One publication of a post on one account.
     PostTargetId,
     "pubn"
+);
+nexus_kernel::typed_id!(
+    /// A picture or video of the workspace's media library, for posts.
+    MediaId,
+    "media"
 );
 nexus_kernel::typed_id!(
     /// A read-only iCal feed of the post calendar.

@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod connections;
 pub mod feeds;
 pub mod insights;
+pub mod media;
 pub mod oauth;
 pub mod posts;
 pub mod syncs;

@@ -7,6 +7,7 @@ mod connections;
 mod creators;
 mod insights;
 mod management;
+mod media;
 mod messages;
 mod platforms;
 mod posts;

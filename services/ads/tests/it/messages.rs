@@ -26,6 +26,7 @@ const ARGS: &[(&str, &str)] = &[
     ("column", "colour"),
     ("slot", "1"),
     ("max_days", "400"),
+    ("size", "1000"),
 ];
 
 #[test]

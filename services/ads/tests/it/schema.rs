@@ -11,7 +11,7 @@ async fn every_table_is_under_rls_and_audited() {
         nexus_platform::db::migrate("ads", &cfg, Some(&nexus_ads::MIGRATIONS)).await.unwrap();
     }
     let tables = nexus_testkit::db::assert_tenant_tables_protected(&db.admin_pool().await, "ads").await;
-    for t in ["oauth_states", "connections", "connection_accounts", "campaigns"] {
+    for t in ["oauth_states", "connections", "connection_accounts", "campaigns", "post_media"] {
         assert!(tables.iter().any(|x| x == t), "{t} is not a protected tenant table: {tables:?}");
     }
 }
@@ -29,7 +29,7 @@ async fn a_production_start_refuses_the_development_defaults() {
         &[("NEXUS_ENVIRONMENT", "production".into()), ("NEXUS_SANDBOX__ENABLED", "true".into())],
     );
     let keys: Vec<String> = cfg.development_only().into_iter().map(|d| d.key.to_string()).collect();
-    for k in ["ads.sealing_keys", "sandbox.enabled", "oauth.redirect_allowlist"] {
+    for k in ["ads.sealing_keys", "sandbox.enabled", "oauth.redirect_allowlist", "media.signing_keys"] {
         assert!(keys.iter().any(|x| x == k), "{k} not refused: {keys:?}");
     }
     // Unset, the sandbox is off in production.

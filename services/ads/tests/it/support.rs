@@ -15,6 +15,8 @@ pub struct Service {
     pub meta: nexus_testkit::meta::FakeMeta,
     pub tiktok: nexus_testkit::tiktok::FakeTikTok,
     pub youtube: nexus_testkit::youtube::FakeYouTube,
+    /// The service's storage root (uploaded media), removed with the service.
+    pub store: tempfile::TempDir,
 }
 
 /// The access token the fake Google hands out and YouTube accepts.
@@ -40,7 +42,9 @@ impl Service {
         let meta = nexus_testkit::meta::FakeMeta::start().await;
         let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
         let youtube = nexus_testkit::youtube::FakeYouTube::start(YOUTUBE_TOKEN).await;
+        let store = tempfile::tempdir().expect("storage root");
         let mut env: Vec<(&str, String)> = vec![
+            ("NEXUS_STORAGE__ROOT", store.path().display().to_string()),
             ("NEXUS_META__APP_ID", nexus_testkit::meta::TEST_APP_ID.into()),
             ("NEXUS_META__APP_SECRET", nexus_testkit::meta::TEST_APP_SECRET.into()),
             ("NEXUS_META__GRAPH_URL", meta.base_url.clone()),
@@ -81,7 +85,7 @@ impl Service {
             waited += 1;
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         };
-        Service { under, app, meta, tiktok, youtube }
+        Service { under, app, meta, tiktok, youtube, store }
     }
 
     pub async fn client(&self) -> AdsClient<Channel> {

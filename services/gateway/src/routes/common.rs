@@ -90,6 +90,13 @@ pub(crate) fn ads_client(state: &AppState) -> nexus_proto::nexus::ads::v1::ads_c
     nexus_platform::sized!(nexus_proto::nexus::ads::v1::ads_client::AdsClient::new(state.upstreams.ads.clone()))
 }
 
+/// [`ads_client`] on the channel whose deadline allows for a client's upload.
+pub(crate) fn ads_upload_client(
+    state: &AppState,
+) -> nexus_proto::nexus::ads::v1::ads_client::AdsClient<ContextChannel> {
+    nexus_platform::sized!(nexus_proto::nexus::ads::v1::ads_client::AdsClient::new(state.upstreams.ads_uploads.clone()))
+}
+
 pub(crate) fn commerce_client(
     state: &AppState,
 ) -> nexus_proto::nexus::commerce::v1::commerce_client::CommerceClient<ContextChannel> {
@@ -424,6 +431,249 @@ pub fn csv_response(file: &str, body: String) -> axum::response::Response {
         .into_response()
 }
 
+// ---------- streamed uploads ----------
+
+/// Largest data message sent upstream; HTTP frames are usually far smaller, but one frame must
+/// never approach the gRPC message limit.
+const UPLOAD_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How long a client has to send a file; slower uploads are refused (and nothing is kept).
+pub const UPLOAD_TIME: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Why an upload stopped before the end of the file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cut {
+    Broken,
+    TooSlow,
+}
+
+/// How one service's upload messages are made from the request body.
+pub(crate) struct UploadParts<M> {
+    pub data: fn(bytes::Bytes) -> M,
+    /// Sent once the body is complete: only it finishes an upload.
+    pub end: fn() -> M,
+    /// A message the service refuses at once.
+    pub broken: fn() -> M,
+    /// Past this the body is not read further.
+    pub max_bytes: u64,
+}
+
+/// The upload as it goes upstream.
+struct Upload<M> {
+    body: axum::body::BodyDataStream,
+    read: u64,
+    pending: bytes::Bytes,
+    last: bool,
+    deadline: tokio::time::Instant,
+    cut: Option<tokio::sync::oneshot::Sender<Cut>>,
+    parts: UploadParts<M>,
+}
+
+/// The request body as data messages, as the client sends it, read as it arrives (never whole).
+///
+/// Past the size limit, the chunk that crossed it still goes and the stream ends: the service
+/// then counts more than it takes and refuses the file with its own 413, and the gateway reads
+/// no further.
+///
+/// An upload that breaks off or runs out of time must never look finished, or the part received
+/// would be taken for the whole file. Only the `end` message, sent once the body is complete,
+/// finishes an upload; a stream that stops without it is refused by the service. On a broken
+/// body the stream sends the `broken` message, which the service refuses at once; `cut` tells
+/// the handler why.
+pub(crate) fn upload_messages<M: Send + 'static>(
+    body: axum::body::Body,
+    deadline: tokio::time::Instant,
+    cut: tokio::sync::oneshot::Sender<Cut>,
+    parts: UploadParts<M>,
+) -> impl futures::Stream<Item = M> + Send + 'static {
+    let start = Upload {
+        body: body.into_data_stream(),
+        read: 0,
+        pending: bytes::Bytes::new(),
+        last: false,
+        deadline,
+        cut: Some(cut),
+        parts,
+    };
+    futures::stream::unfold(start, |mut u| async move {
+        use futures::StreamExt as _;
+        loop {
+            if !u.pending.is_empty() {
+                let piece = u.pending.split_to(u.pending.len().min(UPLOAD_CHUNK_BYTES));
+                return Some(((u.parts.data)(piece), u));
+            }
+            if u.last {
+                return None;
+            }
+            let why = match tokio::time::timeout_at(u.deadline, u.body.next()).await {
+                // The whole file arrived: say so (a stream that just closes keeps nothing).
+                Ok(None) => {
+                    u.last = true;
+                    return Some(((u.parts.end)(), u));
+                }
+                Ok(Some(Ok(frame))) => {
+                    u.read += frame.len() as u64;
+                    u.last = u.read > u.parts.max_bytes;
+                    u.pending = frame;
+                    continue;
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::info!(error = %e, read = u.read, "upload broke off");
+                    Cut::Broken
+                }
+                Err(_) => {
+                    tracing::info!(read = u.read, "upload too slow");
+                    Cut::TooSlow
+                }
+            };
+            if let Some(tx) = u.cut.take() {
+                let _ = tx.send(why);
+            }
+            u.last = true;
+            return Some(((u.parts.broken)(), u));
+        }
+    })
+}
+
+/// Runs an upload call to its end on a task of its own, so it is never cancelled half-way (see
+/// [`upload_messages`]): if the handler is dropped (the client went away), the upload still
+/// ends with the service's refusal. A body that broke off is `interrupted`, one too slow a
+/// timeout, whatever the service answered.
+pub(crate) async fn finish_upload<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+    mut cut: tokio::sync::oneshot::Receiver<Cut>,
+    interrupted: &'static str,
+) -> Result<T, ApiError> {
+    use tracing::Instrument as _;
+    let call = tokio::spawn(RequestContext::current().scope(call).in_current_span());
+    let answer = call.await.map_err(|e| ApiError::from(nexus_kernel::Error::internal(e)))?;
+    match cut.try_recv() {
+        Ok(Cut::Broken) => Err(ApiError::new(ErrorKind::InvalidArgument, interrupted)),
+        Ok(Cut::TooSlow) => Err(ApiError::new(ErrorKind::DeadlineExceeded, "request.timeout")),
+        Err(_) => Ok(answer?.into_inner()),
+    }
+}
+
+// ---------- files behind signed links ----------
+
+/// One byte range a request asks for (RFC 9110 §14.1.2): `start-[end]`, or the last `suffix`
+/// bytes when that is not 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RangeAsk {
+    pub start: u64,
+    pub end: Option<u64>,
+    pub suffix: u64,
+}
+
+/// A `Range` header's one byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n`. Anything else
+/// (other units, several ranges, malformed) is ignored and the whole file is sent, as the RFC
+/// allows.
+fn parse_range(headers: &HeaderMap) -> Option<RangeAsk> {
+    let v = headers.get(axum::http::header::RANGE)?.to_str().ok()?;
+    parse_range_value(v)
+}
+
+fn parse_range_value(v: &str) -> Option<RangeAsk> {
+    let spec = v.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        let s = s.trim();
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, false) => Some(RangeAsk { start: 0, end: None, suffix: num(b)? }),
+        (false, true) => Some(RangeAsk { start: num(a)?, end: None, suffix: 0 }),
+        (false, false) => {
+            let (start, end) = (num(a)?, num(b)?);
+            (end >= start).then_some(RangeAsk { start, end: Some(end), suffix: 0 })
+        }
+        (true, true) => None,
+    }
+}
+
+/// A service's refusal of a range outside the file (`video.range_not_satisfiable`,
+/// `ads.media_range_not_satisfiable`, with the file's size) as HTTP 416 with `Content-Range: bytes */size`; other refusals as they are.
+fn open_refusal(status: tonic::Status) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    let error = nexus_platform::grpc::upstream_error(&status);
+    let mut resp = axum::response::IntoResponse::into_response(ApiError::from(status));
+    if error.code().ends_with("range_not_satisfiable") {
+        let size = error.params().iter().find(|(k, _)| k == "size").map(|(_, v)| v.clone()).unwrap_or_default();
+        *resp.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            resp.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
+/// A file behind a signed link: the request's one byte range (if any) handed to `open` (the
+/// owning service's public RPC), then [`file_response`]; a range outside the file is 416.
+pub(crate) async fn serve_file<Fut>(
+    token: String,
+    headers: &HeaderMap,
+    open: impl FnOnce(nexus_proto::common::OpenFileRequest) -> Fut,
+) -> Result<axum::response::Response, ApiError>
+where
+    Fut: std::future::Future<
+            Output = Result<tonic::Response<tonic::Streaming<nexus_proto::common::FileChunk>>, tonic::Status>,
+        >,
+{
+    use nexus_proto::common::OpenFileRequest;
+    let req = match parse_range(headers) {
+        Some(r) => OpenFileRequest { token, has_range: true, start: r.start, end: r.end, suffix_length: r.suffix },
+        None => OpenFileRequest { token, ..Default::default() },
+    };
+    match open(req).await {
+        Ok(stream) => file_response(stream.into_inner()).await,
+        Err(status) => Ok(open_refusal(status)),
+    }
+}
+
+/// A service's file stream as the response: the first message's head is awaited before
+/// answering, so a failure to start is an error rather than a 200 with a broken body; then the
+/// bytes as they come, with the file's type, length, range and name. An upstream failure
+/// mid-way cuts the body short (the client sees fewer bytes than Content-Length and can resume
+/// with a range).
+async fn file_response(
+    mut stream: tonic::Streaming<nexus_proto::common::FileChunk>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use futures::StreamExt as _;
+    let head = stream
+        .message()
+        .await?
+        .and_then(|m| m.head)
+        .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, "service.unavailable"))?;
+    let body = stream.map(|m| m.map(|c| c.data));
+    let length = if head.total_size == 0 { 0 } else { head.end - head.start + 1 };
+    let body = body.map(|m| match m {
+        Ok(data) => Ok(bytes::Bytes::from(data)),
+        Err(status) => Err(std::io::Error::other(status.message().to_owned())),
+    });
+    let mut resp = axum::response::Response::new(axum::body::Body::from_stream(body));
+    *resp.status_mut() = if head.partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+    let h = resp.headers_mut();
+    let ct = if head.content_type.is_empty() { "application/octet-stream".to_owned() } else { head.content_type };
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    set(h, header::CONTENT_TYPE, ct);
+    set(h, header::CONTENT_LENGTH, length.to_string());
+    set(h, header::ACCEPT_RANGES, "bytes".into());
+    set(h, header::CACHE_CONTROL, "private, max-age=300".into());
+    set(h, header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", head.filename));
+    if head.partial {
+        set(h, header::CONTENT_RANGE, format!("bytes {}-{}/{}", head.start, head.end, head.total_size));
+    }
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,5 +707,19 @@ mod tests {
         assert_eq!(DecimalMoneyBody::from(m).amount, "1999.90");
         assert_eq!(body("1.999", "USD").to_proto().unwrap_err().code(), "messaging.invalid_amount");
         assert_eq!(body("1", "XYZ").to_proto().unwrap_err().code(), "money.unsupported_currency");
+    }
+
+    #[test]
+    fn ranges_parse_like_rfc_9110() {
+        let r = parse_range_value("bytes=0-99").unwrap();
+        assert_eq!((r.start, r.end, r.suffix), (0, Some(99), 0));
+        let r = parse_range_value("bytes=100-").unwrap();
+        assert_eq!((r.start, r.end), (100, None));
+        assert_eq!(parse_range_value("bytes=-500").unwrap().suffix, 500);
+        for ignored in
+            ["bytes=0-1,5-9", "items=0-1", "bytes=9-1", "bytes=-", "bytes=a-b", "bytes=99999999999999999999-"]
+        {
+            assert!(parse_range_value(ignored).is_none(), "{ignored}");
+        }
     }
 }

@@ -6,6 +6,7 @@ pub mod ads_audiences;
 pub mod ads_builds;
 pub mod ads_campaigns;
 pub mod ads_connections;
+pub mod ads_media;
 pub mod ads_posts;
 pub mod ads_scheduler;
 pub mod agents;

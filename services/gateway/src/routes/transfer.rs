@@ -3,28 +3,28 @@
 //! arrives, and an export goes to the client page by page; neither file is ever held whole.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use axum::Json;
-use axum::body::{Body, BodyDataStream};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use nexus_kernel::ErrorKind;
-use nexus_platform::RequestContext;
 use nexus_proto::nexus::messaging::v1 as pb;
 use nexus_proto::nexus::messaging::v1::import_chunk::Part;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{csv_schema, is_csv, next_cursor, paging, transfer_client as client, ts, upload_client};
+use super::common::{
+    UPLOAD_TIME, UploadParts, csv_schema, finish_upload, is_csv, next_cursor, paging, transfer_client as client, ts,
+    upload_client, upload_messages,
+};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiPath, ApiQuery};
@@ -32,9 +32,6 @@ use crate::identity::Authenticated;
 
 /// The largest file an import takes: the messaging service's own limit (64 MiB).
 pub const MAX_IMPORT_BYTES: u64 = 64 * 1024 * 1024;
-/// Largest data message sent upstream; HTTP frames are usually far smaller, but one frame must
-/// never approach the gRPC message limit.
-const CHUNK_BYTES: usize = 1024 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     // The import reads its body as a stream and counts it against MAX_IMPORT_BYTES itself: the
@@ -181,81 +178,15 @@ fn too_large() -> ApiError {
         .with_param("max", MAX_IMPORT_BYTES.to_string())
 }
 
-/// How long a client has to send its file; slower uploads are refused (and nothing imported).
-pub const UPLOAD_TIME: Duration = Duration::from_secs(10 * 60);
-
-/// Why an upload stopped before the end of the file.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    Broken,
-    TooSlow,
-}
-
-/// The upload as it goes upstream.
-struct Upload {
-    body: BodyDataStream,
-    read: u64,
-    pending: Bytes,
-    last: bool,
-    deadline: Instant,
-    cut: Option<oneshot::Sender<Cut>>,
-}
-
-/// The request body as data messages, as the client sends it.
-///
-/// Past the size limit, the chunk that crossed it still goes and the stream ends: the service
-/// then counts more than it takes and refuses the file with its own 413 (recording the import
-/// as failed), and the gateway reads no further.
-///
-/// An upload that breaks off or runs out of time must never look finished, or the part received
-/// would be imported as the whole file. Only the `end` marker, sent once the body is complete,
-/// finishes an import; a stream that stops without it is refused by the service. On a broken
-/// body the stream sends a message with no part, which the service refuses at once, failing and
-/// rolling back the import; `cut` tells the handler why.
-fn data_messages(
-    body: Body,
-    deadline: Instant,
-    cut: oneshot::Sender<Cut>,
-) -> impl Stream<Item = pb::ImportChunk> + Send + 'static {
-    let start =
-        Upload { body: body.into_data_stream(), read: 0, pending: Bytes::new(), last: false, deadline, cut: Some(cut) };
-    futures::stream::unfold(start, |mut u| async move {
-        loop {
-            if !u.pending.is_empty() {
-                let piece = u.pending.split_to(u.pending.len().min(CHUNK_BYTES));
-                return Some((pb::ImportChunk { part: Some(Part::Data(piece.to_vec())) }, u));
-            }
-            if u.last {
-                return None;
-            }
-            let why = match tokio::time::timeout_at(u.deadline, u.body.next()).await {
-                // The whole file arrived: say so (a stream that just closes imports nothing).
-                Ok(None) => {
-                    u.last = true;
-                    return Some((pb::ImportChunk { part: Some(Part::End(true)) }, u));
-                }
-                Ok(Some(Ok(frame))) => {
-                    u.read += frame.len() as u64;
-                    u.last = u.read > MAX_IMPORT_BYTES;
-                    u.pending = frame;
-                    continue;
-                }
-                Ok(Some(Err(e))) => {
-                    tracing::info!(error = %e, read = u.read, "import upload broke off");
-                    Cut::Broken
-                }
-                Err(_) => {
-                    tracing::info!(read = u.read, "import upload too slow");
-                    Cut::TooSlow
-                }
-            };
-            if let Some(tx) = u.cut.take() {
-                let _ = tx.send(why);
-            }
-            u.last = true;
-            return Some((pb::ImportChunk { part: None }, u));
-        }
-    })
+/// The import's messages, one a piece of the body (see [`upload_messages`]).
+fn import_parts() -> UploadParts<pb::ImportChunk> {
+    UploadParts {
+        data: |piece| pb::ImportChunk { part: Some(Part::Data(piece.to_vec())) },
+        end: || pb::ImportChunk { part: Some(Part::End(true)) },
+        // No part: the service refuses it at once, failing and rolling back the import.
+        broken: || pb::ImportChunk { part: None },
+        max_bytes: MAX_IMPORT_BYTES,
+    }
 }
 
 /// A page of an import's errors (they page by line, so their cursor differs from the lists').
@@ -299,21 +230,18 @@ pub async fn import_contacts(
         return Err(too_large());
     }
     let options = q.options()?;
-    let (cut_tx, mut cut_rx) = oneshot::channel();
+    let (cut_tx, cut_rx) = oneshot::channel();
     let first = pb::ImportChunk { part: Some(Part::Options(options)) };
-    let messages =
-        futures::stream::once(async move { first }).chain(data_messages(body, Instant::now() + UPLOAD_TIME, cut_tx));
+    let messages = futures::stream::once(async move { first }).chain(upload_messages(
+        body,
+        Instant::now() + UPLOAD_TIME,
+        cut_tx,
+        import_parts(),
+    ));
     let mut upstream = upload_client(&state);
-    // On a task of its own, so the call is never cancelled half-way (see `data_messages`): if
-    // this handler is dropped (the client went away), the upload still ends with the refusal.
     let call = async move { upstream.import_contacts(messages).await };
-    let call = tokio::spawn(RequestContext::current().scope(call).in_current_span());
-    let answer = call.await.map_err(|e| ApiError::from(nexus_kernel::Error::internal(e)))?;
-    match cut_rx.try_recv() {
-        Ok(Cut::Broken) => Err(ApiError::new(ErrorKind::InvalidArgument, "messaging.import_interrupted")),
-        Ok(Cut::TooSlow) => Err(ApiError::new(ErrorKind::DeadlineExceeded, "request.timeout")),
-        Err(_) => Ok((StatusCode::CREATED, Json(import(answer?.into_inner())))),
-    }
+    let done = finish_upload(call, cut_rx, "messaging.import_interrupted").await?;
+    Ok((StatusCode::CREATED, Json(import(done))))
 }
 
 /// An import's status and counts (while it runs, the counts move).

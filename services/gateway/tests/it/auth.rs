@@ -176,10 +176,13 @@ async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(Strin
         cfg.services.video = v.grpc_url();
     }
     if ads {
-        // Posts may name the video service's videos (when it runs here).
+        // Posts may name the video service's videos (when it runs here); uploaded post media
+        // of this test's ads only.
+        let store = std::env::temp_dir().join(format!("nexus-gw-ads-{}", uuid::Uuid::new_v4().simple()));
         let extra = [
             with_auth[0].clone(),
             ("NEXUS_SERVICES__VIDEO", if video { cfg.services.video.clone() } else { String::new() }),
+            ("NEXUS_STORAGE__ROOT", store.display().to_string()),
         ];
         let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &extra);
         let s = stop.clone();

@@ -46,7 +46,7 @@ impl App {
         }
         let ttl = chrono::Duration::from_std(self.cfg.downloads.ttl).map_err(Error::internal)?;
         let expires_at = Utc::now() + ttl;
-        let token = self.links.sign(id.as_uuid(), expires_at);
+        let token = self.links.sign_id(&id.to_string(), expires_at);
         let url = format!("{}/{token}", self.cfg.downloads.base_url.trim_end_matches('/'));
         Ok(Link { url, token, expires_at })
     }

@@ -78,7 +78,7 @@ async fn avatars_are_checked_private_and_handed_to_d_id_by_signed_link() {
     let link = source.strip_prefix("http://127.0.0.1:8080/v1/media/avatars/").expect("an avatar link");
     let mut stream = s
         .client()
-        .open_download(pb::OpenDownloadRequest { token: link.into(), ..Default::default() })
+        .open_download(nexus_proto::common::OpenFileRequest { token: link.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -91,7 +91,10 @@ async fn avatars_are_checked_private_and_handed_to_d_id_by_signed_link() {
     assert_eq!(got, png);
 
     s.client().delete_avatar(authed(pb::GetByIdRequest { id: a.id.clone() }, &token)).await.unwrap();
-    let gone = s.client().open_download(pb::OpenDownloadRequest { token: link.into(), ..Default::default() }).await;
+    let gone = s
+        .client()
+        .open_download(nexus_proto::common::OpenFileRequest { token: link.into(), ..Default::default() })
+        .await;
     assert_eq!(code_of(&gone.unwrap_err()), "video.download_link_invalid");
 }
 

@@ -12,7 +12,10 @@ use nexus_video::domain::links::LinkKeys;
 use crate::support::{self, code_of, request};
 
 /// Reads a download: its head and all its bytes.
-async fn read(s: &support::Stack, req: pb::OpenDownloadRequest) -> Result<(pb::DownloadHead, Vec<u8>), tonic::Status> {
+async fn read(
+    s: &support::Stack,
+    req: nexus_proto::common::OpenFileRequest,
+) -> Result<(nexus_proto::common::FileHead, Vec<u8>), tonic::Status> {
     let mut stream = s.client().open_download(req).await?.into_inner();
     let head = stream.message().await?.and_then(|m| m.head).expect("a head first");
     let mut data = Vec::new();
@@ -29,8 +32,8 @@ fn files_in(dir: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-fn whole(token: &str) -> pb::OpenDownloadRequest {
-    pb::OpenDownloadRequest { token: token.into(), ..Default::default() }
+fn whole(token: &str) -> nexus_proto::common::OpenFileRequest {
+    nexus_proto::common::OpenFileRequest { token: token.into(), ..Default::default() }
 }
 
 #[tokio::test]
@@ -56,22 +59,23 @@ async fn links_serve_whole_files_and_ranges_and_refuse_forgeries() {
     assert_eq!(all.len(), 300_000);
     assert_eq!(&all[4..8], b"ftyp");
 
-    let range = pb::OpenDownloadRequest { has_range: true, start: 1000, end: Some(1999), ..whole(&link.token) };
+    let range =
+        nexus_proto::common::OpenFileRequest { has_range: true, start: 1000, end: Some(1999), ..whole(&link.token) };
     let (head, part) = read(&s, range).await.unwrap();
     assert_eq!((head.start, head.end, head.partial), (1000, 1999, true));
     assert_eq!(part, all[1000..2000]);
-    let suffix = pb::OpenDownloadRequest { has_range: true, suffix_length: 10, ..whole(&link.token) };
+    let suffix = nexus_proto::common::OpenFileRequest { has_range: true, suffix_length: 10, ..whole(&link.token) };
     let (head, tail) = read(&s, suffix).await.unwrap();
     assert_eq!((head.start, tail.as_slice()), (299_990, &all[299_990..]));
-    let past = pb::OpenDownloadRequest { has_range: true, start: 300_000, ..whole(&link.token) };
+    let past = nexus_proto::common::OpenFileRequest { has_range: true, start: 300_000, ..whole(&link.token) };
     assert_eq!(code_of(&read(&s, past).await.unwrap_err()), "video.range_not_satisfiable");
 
     // Tampered, expired, and signed with a key we do not hold: all refused alike.
-    let id = nexus_video::domain::VideoId::parse(&v.id).unwrap().as_uuid();
+    let id = nexus_video::domain::VideoId::parse(&v.id).unwrap().to_string();
     let dev = LinkKeys::parse(nexus_video::config::DEV_LINK_KEY).unwrap();
-    let expired = dev.sign(id, Utc::now() - chrono::Duration::seconds(1));
+    let expired = dev.sign_id(&id, Utc::now() - chrono::Duration::seconds(1));
     let stranger = LinkKeys::parse("dev:c29tZWJvZHktZWxzZXMta2V5LWZvci12aWRlby1saW5rcw==").unwrap();
-    let forged = stranger.sign(id, Utc::now() + chrono::Duration::minutes(5));
+    let forged = stranger.sign_id(&id, Utc::now() + chrono::Duration::minutes(5));
     let mut tampered = link.token.clone();
     tampered.replace_range(4..5, if &tampered[4..5] == "a" { "b" } else { "a" });
     for bad in [expired, forged, tampered, "junk".into(), String::new()] {
@@ -143,7 +147,7 @@ async fn thumbnails_are_served_by_their_own_signed_links() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "320,180", "one frame of the video");
-    let range = pb::OpenDownloadRequest { has_range: true, start: 0, end: Some(9), ..whole(&thumb) };
+    let range = nexus_proto::common::OpenFileRequest { has_range: true, start: 0, end: Some(9), ..whole(&thumb) };
     assert_eq!(read(&s, range).await.unwrap().1, jpeg[..10]);
 
     // A tampered thumbnail link is refused; a video's link does not open the thumbnail.

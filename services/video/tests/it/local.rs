@@ -50,7 +50,7 @@ async fn download(s: &support::Stack, token: &str, id: &str) -> std::path::PathB
     let link = s.client().create_download_link(authed(pb::GetByIdRequest { id: id.into() }, token)).await.unwrap();
     let mut stream = s
         .client()
-        .open_download(pb::OpenDownloadRequest { token: link.into_inner().token, ..Default::default() })
+        .open_download(nexus_proto::common::OpenFileRequest { token: link.into_inner().token, ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -29,7 +29,10 @@ fn storage_with(extra: &[(&str, String)]) -> anyhow::Result<Storage> {
     Storage::new(&cfg.storage)
 }
 
-async fn read(s: &support::Stack, req: pb::OpenDownloadRequest) -> (pb::DownloadHead, Vec<u8>) {
+async fn read(
+    s: &support::Stack,
+    req: nexus_proto::common::OpenFileRequest,
+) -> (nexus_proto::common::FileHead, Vec<u8>) {
     let mut stream = s.client().open_download(req).await.unwrap().into_inner();
     let head = stream.message().await.unwrap().and_then(|m| m.head).expect("a head first");
     let mut data = Vec::new();
@@ -74,8 +77,8 @@ async fn videos_are_stored_in_s3_in_parts_served_by_range_and_deleted() {
         .await
         .unwrap()
         .into_inner();
-    let whole = pb::OpenDownloadRequest { token: link.token.clone(), ..Default::default() };
-    let range = pb::OpenDownloadRequest {
+    let whole = nexus_proto::common::OpenFileRequest { token: link.token.clone(), ..Default::default() };
+    let range = nexus_proto::common::OpenFileRequest {
         has_range: true,
         start: 5 * 1024 * 1024 - 10,
         end: Some(5 * 1024 * 1024 + 9),
@@ -84,7 +87,7 @@ async fn videos_are_stored_in_s3_in_parts_served_by_range_and_deleted() {
     let (head, bytes) = read(&s, range).await;
     assert_eq!((head.total_size, head.partial), (size as u64, true));
     assert_eq!(bytes, stored[5 * 1024 * 1024 - 10..5 * 1024 * 1024 + 10], "a range across two parts");
-    let suffix = pb::OpenDownloadRequest { has_range: true, suffix_length: 100, ..whole.clone() };
+    let suffix = nexus_proto::common::OpenFileRequest { has_range: true, suffix_length: 100, ..whole.clone() };
     assert_eq!(read(&s, suffix).await.1, stored[size - 100..]);
     assert!(fake.requests().iter().any(|r| r.method == "GET" && r.status == 206));
 
