@@ -117,7 +117,6 @@ impl utoipa::PartialSchema for MediaFile {
             .schema_type(Type::String)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
             .description(Some("The file's bytes as they are; Content-Type names its type."))
-            .examples([serde_json::json!("<the MP4 bytes>")])
             .into()
     }
 }
