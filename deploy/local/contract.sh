@@ -7,6 +7,7 @@
 # The stack gets its own ports (NEXUS_PORT_BASE), database and NATS, so it runs beside a
 # `make run`. Knobs: NEXUS_CONTRACT_EXAMPLES (per operation, default 25), NEXUS_CONTRACT_SEED
 # (default 20261206), NEXUS_CONTRACT_BUILD=0 skips the cargo build (test.sh already built).
+# NEXUS_CONTRACT_ONLY='^POST /v1/ads/media$' tries only the operations whose names match.
 # Reports (JUnit, NDJSON) land in .local/contract/report.
 set -euo pipefail
 
@@ -173,8 +174,14 @@ last_session=(--include-name "$sign_out_one" --include-name "$sign_out")
 # leaves its entry unseen: NEXUS_CONTRACT_BASELINE_UPDATE=1 records this run's failures into it.
 baseline=(--baseline "$here/contract-baseline.json")
 if [[ ${NEXUS_CONTRACT_BASELINE_UPDATE:-0} == 1 ]]; then baseline+=(--baseline-update); fi
+passes=(main last_key last_session)
+# NEXUS_CONTRACT_ONLY (a regex over "METHOD /path") runs those operations alone, in one pass.
+if [[ -n ${NEXUS_CONTRACT_ONLY:-} ]]; then
+  only=(--include-name-regex "$NEXUS_CONTRACT_ONLY")
+  passes=(only)
+fi
 status=0
-for pass in main last_key last_session; do
+for pass in "${passes[@]}"; do
   declare -n filter=$pass
   say "pass: $pass"
   # No example database: with one, earlier runs' failures are replayed first and a run on a

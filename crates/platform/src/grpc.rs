@@ -323,6 +323,33 @@ pub fn status(e: nexus_kernel::Error) -> tonic::Status {
 
 /// The page a request asks for: its size bounded and its opaque cursor checked (a bad one is
 /// `request.invalid_cursor`); absent, the first page of the default size.
+/// A file download as the `FileChunk` stream every `Open…` call answers: the head first, then
+/// the bytes. A read that fails midway ends the stream with 503 (`what` names the file in the log).
+pub fn file_stream(
+    d: crate::storage::Download,
+    what: &'static str,
+) -> Pin<Box<dyn futures::Stream<Item = Result<nexus_proto::common::FileChunk, tonic::Status>> + Send + 'static>> {
+    use futures::StreamExt as _;
+    use nexus_proto::common::{FileChunk, FileHead};
+    let head = FileHead {
+        content_type: d.content_type,
+        total_size: d.opened.size,
+        start: d.opened.range.0,
+        end: d.opened.range.1,
+        partial: d.partial,
+        filename: d.filename,
+    };
+    let first = futures::stream::once(async move { Ok(FileChunk { head: Some(head), data: Vec::new() }) });
+    let body = d.opened.body.map(move |chunk| match chunk {
+        Ok(data) => Ok(FileChunk { head: None, data: data.to_vec() }),
+        Err(e) => {
+            tracing::warn!(error = %e, what, "reading a stored file failed");
+            Err(status(nexus_kernel::Error::unavailable("service.unavailable")))
+        }
+    });
+    Box::pin(first.chain(body))
+}
+
 pub fn page_request(p: Option<nexus_proto::common::PageRequest>) -> Result<nexus_kernel::PageRequest, tonic::Status> {
     let p = p.unwrap_or_default();
     nexus_kernel::PageRequest::new(Some(p.page_size), Some(p.cursor)).map_err(status)

@@ -94,6 +94,15 @@ pub struct Opened {
     pub body: BoxStream<'static, object_store::Result<bytes::Bytes>>,
 }
 
+/// A stored file opened for a signed link's download: whole or one byte range of it, with the
+/// name and type it is served under.
+pub struct Download {
+    pub opened: Opened,
+    pub partial: bool,
+    pub filename: String,
+    pub content_type: String,
+}
+
 impl Storage {
     pub fn new(cfg: &StorageConfig) -> anyhow::Result<Self> {
         let (store, part_bytes): (Arc<dyn ObjectStore>, usize) = match cfg.backend.as_str() {
@@ -308,6 +317,29 @@ impl Storage {
             self.store.get_opts(&path, options).await?.into_stream()
         };
         Ok(Ok(Opened { size, range: (start, end), body }))
+    }
+
+    /// [`Storage::open`] for a download a signed link asked for: a file that is gone answers
+    /// `gone()` (the link's own refusal, so a deleted file looks like a dead link), a range past
+    /// its end `range_code` naming the size, anything else 503.
+    pub async fn open_download(
+        &self,
+        key: &str,
+        range: Option<crate::links::ByteRange>,
+        gone: fn() -> nexus_kernel::Error,
+        range_code: &'static str,
+    ) -> Result<Opened, nexus_kernel::Error> {
+        self.open(key, range.map(|r| move |size| r.resolve(size)))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => gone(),
+                other => nexus_kernel::Error::unavailable("service.unavailable").with_source(other),
+            })?
+            .map_err(|size| {
+                nexus_kernel::Error::invalid(range_code)
+                    .with_param("size", size.to_string())
+                    .with_violation("range", "not_satisfiable")
+            })
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {

@@ -189,13 +189,13 @@ async fn handle(
             if let Some(resp) = crate::tiktok_login::route(&mut st.login, rest, &headers, &body) {
                 return resp;
             }
-            // A creator's Login Kit token posts; so does the Business token, which the posting
-            // code still uses until creators connect through Login Kit.
+            // Only a creator's Login Kit token posts; the Business token (an advertiser's) is
+            // refused as TikTok refuses it.
             let bearer =
                 headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
             let token = match bearer {
                 Some(t) if st.login.accepts(t) => t.to_owned(),
-                _ => TOKEN.to_owned(),
+                _ => String::new(),
             };
             crate::tiktok_posts::route(&mut st.posts, &token, rest, &headers, &body)
         } else {

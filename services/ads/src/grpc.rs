@@ -4,12 +4,12 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 
-use nexus_platform::grpc::{from_ts, status, ts};
+use nexus_platform::grpc::{file_stream, from_ts, status, ts};
 use nexus_platform::identity::principal;
 use nexus_platform::links::ByteRange;
-use nexus_proto::common::{FileChunk, FileHead, OpenFileRequest};
+use nexus_proto::common::{FileChunk, OpenFileRequest};
 use nexus_proto::nexus::ads::v1::{self as pb, ads_server::Ads, upload_media_chunk::Part};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -415,23 +415,7 @@ impl Ads for AdsService {
         let r = req.into_inner();
         let range = ByteRange::requested(r.has_range, r.start, r.end, r.suffix_length);
         let d = self.app.open_media(&r.token, range).await.map_err(status)?;
-        let head = FileHead {
-            content_type: d.content_type,
-            total_size: d.opened.size,
-            start: d.opened.range.0,
-            end: d.opened.range.1,
-            partial: d.partial,
-            filename: d.filename,
-        };
-        let first = futures::stream::once(async move { Ok(FileChunk { head: Some(head), data: Vec::new() }) });
-        let body = d.opened.body.map(|chunk| match chunk {
-            Ok(data) => Ok(FileChunk { head: None, data: data.to_vec() }),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading stored media failed");
-                Err(status(nexus_kernel::Error::unavailable("service.unavailable")))
-            }
-        });
-        Ok(Response::new(Box::pin(first.chain(body))))
+        Ok(Response::new(file_stream(d, "post media")))
     }
 }
 

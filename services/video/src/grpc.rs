@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 
 use nexus_kernel::Locale;
 use nexus_platform::grpc::{status, ts};
@@ -174,26 +174,7 @@ impl VideoApi for VideoService {
         let r = req.into_inner();
         let range = ByteRange::requested(r.has_range, r.start, r.end, r.suffix_length);
         let d = self.app.open_download(&r.token, range).await.map_err(status)?;
-        let head = nexus_proto::common::FileHead {
-            content_type: d.content_type,
-            total_size: d.opened.size,
-            start: d.opened.range.0,
-            end: d.opened.range.1,
-            partial: d.partial,
-            filename: d.filename,
-        };
-        let first =
-            futures::stream::once(
-                async move { Ok(nexus_proto::common::FileChunk { head: Some(head), data: Vec::new() }) },
-            );
-        let body = d.opened.body.map(|chunk| match chunk {
-            Ok(data) => Ok(nexus_proto::common::FileChunk { head: None, data: data.to_vec() }),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading a stored video failed");
-                Err(status(nexus_kernel::Error::unavailable("service.unavailable")))
-            }
-        });
-        Ok(Response::new(Box::pin(first.chain(body))))
+        Ok(Response::new(nexus_platform::grpc::file_stream(d, "video")))
     }
 
     async fn delete_video(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {

@@ -1,5 +1,6 @@
 # ads: platform connections, campaigns
 ads-account_unknown = "{ $account }" ليس حسابًا في هذا الاتصال.
+ads-account_cannot_post = "{ $account }" حساب إعلانات على TikTok ولا يمكنه نشر المنشورات. اربط حساب صانع المحتوى على TikTok (تسجيل الدخول إلى TikTok) وانشر من خلاله.
 ads-campaign_archived = هذه الحملة مؤرشفة ولم يعد من الممكن تغييرها.
 ads-campaign_invalid = الحقل "{ $field }" في الحملة غير صالح.
 ads-campaign_not_found = هذه الحملة غير موجودة.

@@ -1,5 +1,6 @@
 # ads: platform connections, campaigns
 ads-account_unknown = "{ $account }" is not an account of this connection.
+ads-account_cannot_post = "{ $account }" is a TikTok ad account, which cannot publish posts. Connect the TikTok creator account (TikTok login) and post as it.
 ads-campaign_archived = This campaign is archived and can no longer be changed.
 ads-campaign_invalid = The campaign's "{ $field }" is not valid.
 ads-campaign_not_found = This campaign does not exist.

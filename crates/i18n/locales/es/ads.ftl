@@ -1,5 +1,6 @@
 # ads: platform connections, campaigns
 ads-account_unknown = "{ $account }" no es una cuenta de esta conexión.
+ads-account_cannot_post = "{ $account }" es una cuenta publicitaria de TikTok, que no puede publicar posts. Conecta la cuenta de creador de TikTok (inicio de sesión de TikTok) y publica con ella.
 ads-campaign_archived = Esta campaña está archivada y ya no se puede modificar.
 ads-campaign_invalid = El campo "{ $field }" de la campaña no es válido.
 ads-campaign_not_found = Esta campaña no existe.

@@ -1,5 +1,6 @@
 # ads: platform connections, campaigns
 ads-account_unknown = "{ $account }" אינו חשבון של החיבור הזה.
+ads-account_cannot_post = "{ $account }" הוא חשבון פרסום של TikTok, שאינו יכול לפרסם פוסטים. חברו את חשבון היוצר ב-TikTok (התחברות TikTok) ופרסמו דרכו.
 ads-campaign_archived = הקמפיין הזה בארכיון ולא ניתן עוד לשנות אותו.
 ads-campaign_invalid = השדה "{ $field }" של הקמפיין אינו תקין.
 ads-campaign_not_found = הקמפיין הזה אינו קיים.

@@ -1,5 +1,6 @@
 # ads: platform connections, campaigns
 ads-account_unknown = "{ $account }" não é uma conta desta conexão.
+ads-account_cannot_post = "{ $account }" é uma conta de anúncios do TikTok, que não pode publicar posts. Conecte a conta de criador do TikTok (login do TikTok) e publique com ela.
 ads-campaign_archived = Esta campanha está arquivada e não pode mais ser alterada.
 ads-campaign_invalid = O campo "{ $field }" da campanha não é válido.
 ads-campaign_not_found = Esta campanha não existe.

@@ -10,7 +10,7 @@ use nexus_kernel::{Error, ErrorKind, Page, PageRequest, TenantId};
 use nexus_platform::db::{self, Keyset};
 use nexus_platform::identity::{Action, Principal};
 use nexus_platform::links::ByteRange;
-use nexus_platform::storage::Opened;
+use nexus_platform::storage::Download;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -43,14 +43,6 @@ fn extension(content_type: &str) -> &'static str {
         "video/quicktime" => "mov",
         _ => "mp4",
     }
-}
-
-/// An opened item: its bytes (or a range of them), type and file name.
-pub struct MediaDownload {
-    pub opened: Opened,
-    pub partial: bool,
-    pub filename: String,
-    pub content_type: String,
 }
 
 /// What an upload's bytes showed as they passed.
@@ -227,7 +219,7 @@ impl App {
 
     /// Opens the item a signed link names, whole or a byte range of it.
     #[tracing::instrument(skip_all)]
-    pub async fn open_media(&self, token: &str, range: Option<ByteRange>) -> Result<MediaDownload, Error> {
+    pub async fn open_media(&self, token: &str, range: Option<ByteRange>) -> Result<Download, Error> {
         let id = self.media_links.verify_id(token, Utc::now()).map_err(|why| {
             tracing::info!(?why, "media link refused");
             invalid_link()
@@ -240,18 +232,9 @@ impl App {
         let item = item.ok_or_else(invalid_link)?;
         let opened = self
             .storage
-            .open(&item.storage_key, range.map(|r| move |size| r.resolve(size)))
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => invalid_link(),
-                other => Error::unavailable("service.unavailable").with_source(other),
-            })?
-            .map_err(|size| {
-                Error::invalid("ads.media_range_not_satisfiable")
-                    .with_param("size", size.to_string())
-                    .with_violation("range", "not_satisfiable")
-            })?;
-        Ok(MediaDownload {
+            .open_download(&item.storage_key, range, invalid_link, "ads.media_range_not_satisfiable")
+            .await?;
+        Ok(Download {
             opened,
             partial: range.is_some(),
             filename: format!("{id}.{}", extension(&item.facts.content_type)),

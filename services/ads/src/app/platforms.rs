@@ -62,6 +62,7 @@ fn local_accounts() -> Vec<Account> {
         account(AccountKind::Page, "local_page_1", "Local page (sandbox)", "", ""),
         account(AccountKind::Instagram, "local_ig_1", "Local Instagram (sandbox)", "", ""),
         account(AccountKind::Advertiser, "local_adv_1", "Local advertiser (sandbox)", "EUR", "Europe/Madrid"),
+        account(AccountKind::Creator, "local_creator_1", "Local TikTok creator (sandbox)", "", ""),
         account(AccountKind::Channel, "local_channel_1", "Local channel (sandbox)", "", ""),
     ]
 }

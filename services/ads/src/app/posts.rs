@@ -9,7 +9,7 @@ use nexus_platform::identity::{Action, Principal, Role};
 use uuid::Uuid;
 
 use super::{App, id_of, require};
-use crate::domain::connections::{Provider, status};
+use crate::domain::connections::{AccountKind, Provider, status};
 use crate::domain::post_import::{self, RowError};
 use crate::domain::posts::{
     CreatorLimits, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec, check_time,
@@ -189,21 +189,28 @@ impl App {
             let stored = stored
                 .filter(|s| s.record.status != status::DISCONNECTED)
                 .ok_or_else(|| Error::not_found("ads.connection_not_found"))?;
-            let platform = stored
-                .record
-                .accounts
-                .iter()
-                .filter(|a| a.external_id == t.account)
-                .find_map(|a| Platform::of_account(a.kind))
-                .ok_or_else(|| {
-                    Error::invalid("ads.account_unknown")
-                        .with_param("account", t.account.chars().take(80).collect::<String>())
-                        .with_violation(format!("targets[{i}].account"), "unknown")
-                })?;
+            let account = stored.record.accounts.iter().find(|a| a.external_id == t.account);
+            let named = || t.account.chars().take(80).collect::<String>();
+            let platform = match account {
+                None => None,
+                // An advertiser is a real account of the connection, but one TikTok lets no post
+                // through: said as such, not as an unknown account.
+                Some(a) if a.kind == AccountKind::Advertiser => {
+                    return Err(Error::invalid("ads.account_cannot_post")
+                        .with_param("account", named())
+                        .with_violation(format!("targets[{i}].account"), "not_postable"));
+                }
+                Some(a) => Platform::of_account(a.kind),
+            }
+            .ok_or_else(|| {
+                Error::invalid("ads.account_unknown")
+                    .with_param("account", named())
+                    .with_violation(format!("targets[{i}].account"), "unknown")
+            })?;
             let mut variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
             self.media_facts_of(tenant, &mut variant.media, &mut facts).await.map_err(at)?;
             let creator = match (stored.record.provider, platform) {
-                (Provider::TikTok | Provider::TikTokCreator, Platform::TikTok) => {
+                (Provider::TikTokCreator, Platform::TikTok) => {
                     // A creator's token may be near its end: renewed first where it can be.
                     let token = self.connection_token(tenant, connection).await?;
                     self.creator_limits(&token).await.map_err(at)?
@@ -225,8 +232,10 @@ impl App {
     /// What the TikTok creator may post now (their privacy options and longest video).
     async fn creator_limits(&self, token: &str) -> Result<CreatorLimits, Error> {
         let Some(client) = &self.tiktok_posts else { return Ok(CreatorLimits::default()) };
-        let info =
-            client.creator_info(token).await.map_err(|e| super::platforms::platform_error(Provider::TikTok, e))?;
+        let info = client
+            .creator_info(token)
+            .await
+            .map_err(|e| super::platforms::platform_error(Provider::TikTokCreator, e))?;
         Ok(CreatorLimits {
             privacy_options: info.privacy_level_options,
             max_duration_secs: info.max_video_post_duration_sec,

@@ -30,15 +30,16 @@ impl Platform {
         }
     }
 
-    /// The platform an account of a connection posts to (ad accounts post nowhere). TikTok
-    /// posts go out as the advertiser's creator account.
+    /// The platform an account of a connection posts to. Ad accounts and TikTok advertisers post
+    /// nowhere: TikTok's Content Posting API takes only a creator's own Login Kit token
+    /// (`tiktok_creator`), never a Business advertiser's.
     pub fn of_account(kind: AccountKind) -> Option<Platform> {
         match kind {
             AccountKind::Instagram => Some(Platform::Instagram),
             AccountKind::Page => Some(Platform::Facebook),
-            AccountKind::Advertiser | AccountKind::Creator => Some(Platform::TikTok),
+            AccountKind::Creator => Some(Platform::TikTok),
             AccountKind::Channel => Some(Platform::YouTube),
-            AccountKind::AdAccount => None,
+            AccountKind::AdAccount | AccountKind::Advertiser => None,
         }
     }
 }

@@ -69,3 +69,28 @@ async fn renewals_of_a_creators_rotating_token_take_turns_and_none_is_refused() 
     let warned = s.scalar("SELECT count(*) FROM ads.connections WHERE status <> 'active'").await;
     assert_eq!(warned, 0);
 }
+
+#[tokio::test]
+async fn a_tiktok_advertiser_cannot_be_posted_to_and_nothing_reaches_tiktok() {
+    let s = Service::start().await;
+    let admin = s.admin();
+    let started = s.begin(&admin, "tiktok").await;
+    let business = s.complete(&admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE, &started.state).await.unwrap();
+    let post = json!({"text": "As the advertiser", "targets": [{"connection_id": business.id, "account": "7001",
+        "variant": {"format": "video", "privacy": "SELF_ONLY", "media": [mp4("https://cdn.example.com/v.mp4", 30.0)]}}]});
+    let e = create(&s, &admin, post).await.unwrap_err();
+    assert_eq!(code(&e), "ads.account_cannot_post", "{e:?}");
+    // Nothing stored, and TikTok was not asked anything about posting.
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.social_posts").await, 0);
+    assert_eq!(s.tiktok.post_count(), 0);
+    assert!(!s.tiktok.log().iter().any(|(p, _)| p.contains("post/publish")), "{:?}", s.tiktok.log());
+
+    // The sandbox's creator posts; its advertiser does not.
+    let local = s.connect_local(&admin).await;
+    let to = |account: &str| {
+        json!({"text": "Local", "targets": [{"connection_id": local.id, "account": account,
+        "variant": {"format": "video", "privacy": "SELF_ONLY", "media": [mp4("https://cdn.example.com/v.mp4", 30.0)]}}]})
+    };
+    assert_eq!(code(&create(&s, &admin, to("local_adv_1")).await.unwrap_err()), "ads.account_cannot_post");
+    create(&s, &admin, to("local_creator_1")).await.unwrap();
+}

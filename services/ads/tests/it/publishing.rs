@@ -175,10 +175,10 @@ async fn a_permanent_refusal_fails_the_post_with_the_platforms_reason_and_is_not
 async fn tiktok_posts_follow_the_creator_and_a_lost_init_is_not_repeated() {
     let s = start(&[]).await;
     let admin = s.admin();
-    let conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let conn = connect(&s, &admin, "tiktok_creator", nexus_testkit::tiktok_login::TEST_CREATOR_CODE).await;
     s.tiktok.set_max_duration(60);
     let video = |caption: &str, secs: f64| {
-        json!({"targets": [target(&conn, "7001", json!({"format": "video", "caption": caption,
+        json!({"targets": [target(&conn, nexus_testkit::tiktok_login::TEST_OPEN_ID, json!({"format": "video", "caption": caption,
             "privacy": "SELF_ONLY", "media": [mp4("https://cdn.example.com/t.mp4", secs)]}))]})
     };
     // The creator's limit, read from TikTok when scheduling.
@@ -279,7 +279,7 @@ async fn five_hundred_posts_two_schedulers_one_killed_each_published_once() {
     );
     let admin = s.admin();
     let meta_conn = meta(&s, &admin).await;
-    let tiktok_conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let tiktok_conn = connect(&s, &admin, "tiktok_creator", nexus_testkit::tiktok_login::TEST_CREATOR_CODE).await;
     let google_conn = connect(&s, &admin, "google", nexus_testkit::youtube::TEST_CODE).await;
     s.tiktok.unlimited_posts();
     // Instagram allows 100 API posts a day by default; this account may post them all.
@@ -290,7 +290,7 @@ async fn five_hundred_posts_two_schedulers_one_killed_each_published_once() {
     for i in 0..125 {
         create(&s, &admin, ig_post(&meta_conn, &format!("ig-{i}"))).await.unwrap();
         create(&s, &admin, fb_post(&meta_conn, &format!("fb-{i}"))).await.unwrap();
-        let tiktok = json!({"targets": [target(&tiktok_conn, "7001", json!({"format": "video", "caption": format!("tt-{i}"),
+        let tiktok = json!({"targets": [target(&tiktok_conn, nexus_testkit::tiktok_login::TEST_OPEN_ID, json!({"format": "video", "caption": format!("tt-{i}"),
             "media": [mp4("https://cdn.example.com/t.mp4", 30.0)]}))]});
         create(&s, &admin, tiktok).await.unwrap();
         create(&s, &admin, youtube_post(&google_conn, &clip_url, &format!("yt-{i}"), clip.len())).await.unwrap();
@@ -344,13 +344,13 @@ async fn engagement_is_read_from_each_platform_and_sent_on() {
     let s = start(&[("NEXUS_POSTS__ENGAGEMENT_EVERY", "1h".into())]).await;
     let admin = s.admin();
     let meta_conn = meta(&s, &admin).await;
-    let tiktok_conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let tiktok_conn = connect(&s, &admin, "tiktok_creator", nexus_testkit::tiktok_login::TEST_CREATOR_CODE).await;
     let google_conn = connect(&s, &admin, "google", nexus_testkit::youtube::TEST_CODE).await;
     let clip = vec![1u8; 2_048];
     let host = video_host(&clip).await;
     let ig = create(&s, &admin, ig_post(&meta_conn, "Counted")).await.unwrap();
     let fb = create(&s, &admin, fb_post(&meta_conn, "Counted too")).await.unwrap();
-    let tiktok = json!({"targets": [target(&tiktok_conn, "7001", json!({"format": "video", "caption": "Counted tt",
+    let tiktok = json!({"targets": [target(&tiktok_conn, nexus_testkit::tiktok_login::TEST_OPEN_ID, json!({"format": "video", "caption": "Counted tt",
         "media": [mp4("https://cdn.example.com/t.mp4", 30.0)]}))]});
     let tt = create(&s, &admin, tiktok).await.unwrap();
     let yt =

@@ -106,7 +106,7 @@ async fn a_lost_page_post_is_not_confused_with_its_twins() {
 }
 
 fn tiktok_video(connection: &str, caption: &str) -> Value {
-    json!({"targets": [target(connection, "7001", json!({"format": "video", "caption": caption,
+    json!({"targets": [target(connection, nexus_testkit::tiktok_login::TEST_OPEN_ID, json!({"format": "video", "caption": caption,
         "privacy": "SELF_ONLY", "media": [mp4("https://cdn.example.com/t.mp4", 30.0)]}))]})
 }
 
@@ -114,7 +114,7 @@ fn tiktok_video(connection: &str, caption: &str) -> Value {
 async fn a_lost_tiktok_init_is_not_confused_with_its_twin() {
     let s = start(&[]).await;
     let admin = s.admin();
-    let conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let conn = connect(&s, &admin, "tiktok_creator", nexus_testkit::tiktok_login::TEST_CREATOR_CODE).await;
     let (_, second_id) = twins(&s, &admin, tiktok_video(&conn, "Twin video")).await;
     let posts = s.tiktok.posts();
     assert_eq!(posts.len(), 2, "the second video went out, once");
@@ -127,7 +127,7 @@ async fn tiktok_inits_stay_under_the_creators_limit_across_rounds() {
     // The fake's minute shortened alike: 6 inits per 2 s, then `rate_limit_exceeded`.
     s.tiktok.set_init_window(Duration::from_secs(2));
     let admin = s.admin();
-    let conn = connect(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE).await;
+    let conn = connect(&s, &admin, "tiktok_creator", nexus_testkit::tiktok_login::TEST_CREATOR_CODE).await;
     for i in 0..10 {
         create(&s, &admin, tiktok_video(&conn, &format!("Burst {i}"))).await.unwrap();
     }

@@ -140,7 +140,8 @@ fn upload_parts() -> UploadParts<pb::UploadMediaChunk> {
 /// that does not arrive whole stores nothing.
 #[utoipa::path(post, path = "/v1/ads/media", tag = "ads", security(("bearer" = []), ("api_key" = [])),
     params(UploadQuery),
-    request_body(content = MediaFile, content_type = "video/mp4", description = "The file (image/jpeg, image/png, image/webp, video/mp4 or video/quicktime)"),
+    request_body(content = MediaFile, content_type = "video/mp4", description = "The file (image/jpeg, image/png, image/webp, video/mp4 or video/quicktime)",
+        example = "<the MP4 bytes>"),
     responses((status = 201, description = "Stored and measured", body = MediaBody),
         (status = 400, description = "A name missing or too long, a file cut short or unreadable as its type, or an upload that broke off", body = ErrorEnvelope),
         (status = 401, description = "No valid token", body = ErrorEnvelope),

@@ -137,7 +137,7 @@ pub struct PostVariantRequest {
 #[schema(example = json!({"connection_id": "conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "account": "17841400000000000", "variant": {"format": "feed"}}))]
 pub struct PostTargetRequest {
     pub connection_id: String,
-    /// The connection's Instagram account, page, TikTok advertiser or YouTube channel id.
+    /// The connection's Instagram account, page, TikTok creator (open id) or YouTube channel id.
     pub account: String,
     #[serde(default)]
     pub variant: PostVariantRequest,

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::auth::{Services, Stack, stack_of};
 
 /// A local sandbox connection of the workspace of `token`, made over REST: start, follow the
-/// address, callback. Its accounts are `local_ig_1`, `local_page_1`, `local_adv_1` and
+/// address, callback. Its accounts are `local_ig_1`, `local_page_1`, `local_adv_1` (ads only), `local_creator_1` and
 /// `local_channel_1`.
 pub async fn local_connection(s: &Stack, token: &str) -> serde_json::Value {
     use reqwest::Method as M;

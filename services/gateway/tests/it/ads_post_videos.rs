@@ -39,7 +39,7 @@ async fn wait_video(s: &Stack, token: &str, id: &str) -> Value {
 
 fn tiktok_post(conn: &Value, video: &str, scheduled_at: Option<String>) -> Value {
     let mut p = json!({"text": "Coats are in",
-        "targets": [{"connection_id": conn["id"], "account": "local_adv_1",
+        "targets": [{"connection_id": conn["id"], "account": "local_creator_1",
             "variant": {"format": "video", "media": [{"video_id": video}]}}]});
     if let Some(at) = scheduled_at {
         p["scheduled_at"] = json!(at);

@@ -21,12 +21,7 @@ pub struct Link {
 }
 
 /// An opened download: the file's bytes (or a range of them) and its name.
-pub struct Download {
-    pub opened: Opened,
-    pub partial: bool,
-    pub filename: String,
-    pub content_type: String,
-}
+pub use nexus_platform::storage::Download;
 
 fn invalid_link() -> Error {
     Error::new(ErrorKind::PermissionDenied, "video.download_link_invalid")
@@ -114,18 +109,7 @@ impl App {
     /// A stored object for a signed link: gone is the link's problem, a range outside the file
     /// the caller's.
     async fn open_stored(&self, key: &str, range: Option<ByteRange>) -> Result<Opened, Error> {
-        self.storage
-            .open(key, range.map(|r| move |size| r.resolve(size)))
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => invalid_link(),
-                other => Error::unavailable("service.unavailable").with_source(other),
-            })?
-            .map_err(|size| {
-                Error::invalid("video.range_not_satisfiable")
-                    .with_param("size", size.to_string())
-                    .with_violation("range", "not_satisfiable")
-            })
+        self.storage.open_download(key, range, invalid_link, "video.range_not_satisfiable").await
     }
 
     /// An uploaded avatar behind a signed link (what a remote renderer fetches).
