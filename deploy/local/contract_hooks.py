@@ -62,3 +62,17 @@ schemathesis.openapi.media_type(
         st.binary(max_size=256),
     ),
 )
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema):
+    """The document's example of a raw file body is text (JSON holds no bytes), and a body of a
+    media type with its own strategy must be bytes: the generated files above stand in for it."""
+    for item in raw_schema.get("paths", {}).values():
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            content = op.get("requestBody", {}).get("content", {})
+            if "video/mp4" in content:
+                content["video/mp4"].pop("example", None)
+                content["video/mp4"].pop("examples", None)
