@@ -17,7 +17,7 @@
 //! - `GET /{ig_user}/media` (newest first, `limit`), `GET /{media}` (`id`, `caption`,
 //!   `permalink` = `https://instagram.local/p/<id>`, `like_count`, `comments_count`, `views`
 //!   when set), `GET /{ig_user}/content_publishing_limit` (`quota_usage` = Instagram
-//!   publishes, `config.quota_total` 100), `POST /{media}/comments`.
+//!   publishes here and [`FakeMeta::publish_elsewhere`], `config.quota_total` 100), `POST /{media}/comments`.
 //!
 //! Pages: `GET /{page}?fields=access_token` (user token) answers the page token, which the rest
 //! need (a user token there is code 200): `POST /{page}/feed` (`message`, `link`),
@@ -121,6 +121,8 @@ pub(crate) struct Publishing {
     lose_mode: LoseMode,
     rate_limited: u32,
     quota_total: u32,
+    /// Instagram posts other tools published through the API (they count against the quota).
+    published_elsewhere: u32,
     /// Instagram publishes refused for the quota.
     quota_refusals: u32,
     pub(crate) token_revoked: bool,
@@ -144,6 +146,7 @@ impl Default for Publishing {
             lose_mode: LoseMode::Error500,
             rate_limited: 0,
             quota_total: 100,
+            published_elsewhere: 0,
             quota_refusals: 0,
             token_revoked: false,
             engagement: HashMap::new(),
@@ -180,6 +183,11 @@ impl Publishing {
     /// Instagram publishes so far (the publishing limit's usage).
     fn instagram_published(&self) -> usize {
         self.posts.iter().filter(|m| m.platform == "instagram").count()
+    }
+
+    /// The account's quota used: its API publishes here and those other tools made.
+    fn quota_used(&self) -> usize {
+        self.instagram_published() + self.published_elsewhere as usize
     }
 
     fn post(&self, id: &str) -> Option<&Post> {
@@ -240,7 +248,7 @@ pub(crate) fn route(
         ("POST", [ig, "media_publish"]) => publish_container(p, ig, get("creation_id")),
         ("GET", [_, "content_publishing_limit"]) => {
             let config = json!({"quota_total": p.quota_total, "quota_duration": 86400});
-            ok(json!({"data": [{"quota_usage": p.instagram_published(), "config": config}]}))
+            ok(json!({"data": [{"quota_usage": p.quota_used(), "config": config}]}))
         }
         (_, [page, "feed" | "photos" | "posts"]) if *page != TEST_PAGE_ID => missing(page),
         (_, [page, "feed" | "photos" | "posts"]) if !page_ok(page) => needs_page_token(),
@@ -364,7 +372,7 @@ fn publish_container(p: &mut Publishing, ig: &str, creation_id: &str) -> Respons
         return error_sub(StatusCode::BAD_REQUEST, 9007, Some(2_207_027), "The media is not ready for publishing");
     }
     let caption = c.fields.get("caption").cloned().unwrap_or_default();
-    if p.instagram_published() >= p.quota_total as usize {
+    if p.quota_used() >= p.quota_total as usize {
         p.quota_refusals += 1;
         let message = "The account has reached its limit of posts published through the API in 24 hours";
         return error_sub(StatusCode::BAD_REQUEST, 9, Some(2_207_042), message);
@@ -524,6 +532,11 @@ impl FakeMeta {
     /// Instagram publishes allowed (default 100); past it a publish is code 9 / 2207042.
     pub fn set_quota_total(&self, n: u32) {
         self.state().publishing.quota_total = n;
+    }
+
+    /// `n` Instagram posts published by other tools: they use the account's quota.
+    pub fn publish_elsewhere(&self, n: u32) {
+        self.state().publishing.published_elsewhere += n;
     }
 
     /// Instagram publishes refused so far for the quota.

@@ -223,6 +223,9 @@ pub struct PostsConfig {
     pub instagram_daily_posts: u32,
     #[serde(with = "humantime_secs")]
     pub instagram_window: Duration,
+    /// How long an account Instagram reports at its quota waits before the next look.
+    #[serde(with = "humantime_secs")]
+    pub instagram_quota_recheck: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -291,8 +294,11 @@ impl Config {
         if p.tiktok_inits_per_minute == 0 || p.instagram_daily_posts == 0 {
             anyhow::bail!("posts.tiktok_inits_per_minute and posts.instagram_daily_posts: at least 1");
         }
-        if p.tiktok_window < Duration::from_secs(1) || p.instagram_window < Duration::from_secs(1) {
-            anyhow::bail!("posts.tiktok_window and posts.instagram_window: at least 1s");
+        if p.tiktok_window < Duration::from_secs(1)
+            || p.instagram_window < Duration::from_secs(1)
+            || p.instagram_quota_recheck < Duration::from_secs(1)
+        {
+            anyhow::bail!("posts.tiktok_window, instagram_window and instagram_quota_recheck: at least 1s");
         }
         let m = &self.media;
         nexus_platform::links::LinkKeys::parse(m.signing_keys.expose())

@@ -525,7 +525,8 @@ impl App {
 
     /// Asks for one publish call under the account's limit (TikTok inits, Instagram publishes),
     /// counted across replicas; `None`: go ahead (marked sent now), else the step to take.
-    async fn admit(&self, job: &Job, platform: Platform) -> Result<Option<Step>, Error> {
+    /// `reported`: the platform's own (used, allowed) reading of the account.
+    async fn admit(&self, job: &Job, platform: Platform, reported: Option<(u32, u32)>) -> Result<Option<Step>, Error> {
         let cfg = &self.cfg.posts;
         let (limit, window) = match platform {
             Platform::TikTok => (cfg.tiktok_inits_per_minute, cfg.tiktok_window),
@@ -534,12 +535,13 @@ impl App {
         };
         let mut sys = db::system(&self.pool).await?;
         let key = (platform.as_str(), job.c.account.as_str());
-        let admission = repo::posts::admit(&mut sys, job.c.id, job.c.claims, key, limit, window).await?;
+        let admission = repo::posts::admit(&mut sys, job.c.id, job.c.claims, key, (limit, window), reported).await?;
         db::commit(sys).await?;
         Ok(match admission {
             Admission::Sent => None,
             // At least a moment, so the wait is never a busy loop.
             Admission::Wait(wait) => Some(Step::Throttled(wait.max(Duration::from_millis(100)))),
+            Admission::Full => Some(Step::Throttled(self.cfg.posts.instagram_quota_recheck)),
             Admission::Lost => Some(Step::Lost),
         })
     }
@@ -712,8 +714,20 @@ impl App {
             return Ok(Step::Retry { after: None, error: "container".into() });
         };
         // The account's daily quota, counted here rather than learnt from a refusal (an
-        // unpublished container keeps; one that expires meanwhile is made again).
-        if let Some(step) = self.admit(job, Platform::Instagram).await? {
+        // unpublished container keeps; one that expires meanwhile is made again). Instagram's own
+        // count comes first: posts other tools made count against the same quota.
+        let reported = match meta.ig_publishing_limit(token, &ig_user).await {
+            Ok((used, total)) if total > 0 && used >= total => {
+                return Ok(Step::Throttled(self.cfg.posts.instagram_quota_recheck));
+            }
+            Ok((used, total)) => (total > 0).then_some((used, total)),
+            Err(e) => {
+                // Unread, the own count still keeps the configured limit.
+                tracing::info!(error = %e, "instagram publishing limit not read");
+                None
+            }
+        };
+        if let Some(step) = self.admit(job, Platform::Instagram, reported).await? {
             return Ok(step);
         }
         if !self.sending(tenant, job).await? {
@@ -832,7 +846,7 @@ impl App {
         }
         if job.text("publish_id").is_none() {
             // The creator's inits a minute, counted here rather than learnt from a refusal.
-            if let Some(step) = self.admit(job, Platform::TikTok).await? {
+            if let Some(step) = self.admit(job, Platform::TikTok, None).await? {
                 // No init was made: the claim's mark is undone.
                 job.set("sent", Value::Bool(false));
                 return Ok(step);

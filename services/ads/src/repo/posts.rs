@@ -354,6 +354,9 @@ pub enum Admission {
     Sent,
     /// At the limit: the wait until the oldest counted send leaves the window.
     Wait(std::time::Duration),
+    /// The platform reports the account's quota used up by posts made elsewhere too: no send of
+    /// ours leaving the window is known to free a place.
+    Full,
     /// The claim was lost.
     Lost,
 }
@@ -365,13 +368,17 @@ pub enum Admission {
 /// window and, below the limit, marks this one sent now (fenced by its claim). The window is
 /// stretched by [`LIMIT_MARGIN`]: the platform starts its clock when the call arrives, a moment
 /// after the mark.
+///
+/// `reported`: the platform's own (used, allowed) reading of the account, which counts posts other
+/// tools made. Those (its count less the account's publishes of ours within the window) take
+/// their places out of the allowance first.
 pub async fn admit(
     conn: &mut PgConnection,
     id: Uuid,
     claims: i32,
     (platform, account): (&str, &str),
-    limit: u32,
-    window: std::time::Duration,
+    (limit, window): (u32, std::time::Duration),
+    reported: Option<(u32, u32)>,
 ) -> Result<Admission, Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('ads.post_limit:' || $1 || ':' || $2, 0))")
         .bind(platform)
@@ -393,7 +400,25 @@ pub async fn admit(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    let mut limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+    if let Some((used, allowed)) = reported {
+        let ours: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM social_post_targets WHERE platform = $1 AND account = $2 \
+               AND status = 'published' AND sent_at > clock_timestamp() - make_interval(secs => $3)",
+        )
+        .bind(platform)
+        .bind(account)
+        .bind(window)
+        .fetch_one(&mut *conn)
+        .await
+        .db()?;
+        let elsewhere = u64::from(used).saturating_sub(u64::try_from(ours).unwrap_or(0));
+        let room = u64::from(allowed).saturating_sub(elsewhere);
+        if room == 0 {
+            return Ok(Admission::Full);
+        }
+        limit = limit.min(usize::try_from(room).unwrap_or(usize::MAX));
+    }
     if leaving.len() >= limit {
         // Enough of them must leave that this one fits.
         let secs = leaving[leaving.len() - limit].max(0.0);

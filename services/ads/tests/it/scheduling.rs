@@ -151,8 +151,8 @@ async fn tiktok_inits_stay_under_the_creators_limit_across_rounds() {
 
 #[tokio::test]
 async fn instagram_publishes_stay_under_the_accounts_daily_quota() {
+    // Instagram reports room for more; the configured count across replicas still holds.
     let s = start(&[("NEXUS_POSTS__INSTAGRAM_DAILY_POSTS", "3".into())]).await;
-    s.meta.set_quota_total(3);
     let admin = s.admin();
     let conn = meta(&s, &admin).await;
     for i in 0..5 {
@@ -165,6 +165,26 @@ async fn instagram_publishes_stay_under_the_accounts_daily_quota() {
     // The other two wait for the oldest publish to leave the 24 h window; nothing failed.
     let waiting = "SELECT count(*) FROM ads.social_post_targets WHERE status = 'scheduled' \
         AND error = 'rate_limited' AND attempts = 0 AND next_at > now() + interval '23 hours'";
+    assert_eq!(s.scalar(waiting).await, 2);
+    assert_eq!(s.events("nexus.ads.post.failed").await, 0);
+}
+
+#[tokio::test]
+async fn instagram_posts_other_tools_made_count_against_the_quota() {
+    let s = start(&[]).await;
+    s.meta.set_quota_total(3);
+    s.meta.publish_elsewhere(2);
+    let admin = s.admin();
+    let conn = meta(&s, &admin).await;
+    for i in 0..3 {
+        create(&s, &admin, ig_post(&conn, &format!("Shared quota {i}"))).await.unwrap();
+    }
+    drain(&s, 5).await;
+    // One slot was left: one publish, and the other two wait for Instagram's count to fall
+    // instead of being refused by it.
+    assert_eq!((s.meta.publish_count(), s.meta.quota_refusals()), (1, 0));
+    let waiting = "SELECT count(*) FROM ads.social_post_targets WHERE status = 'scheduled' \
+        AND error = 'rate_limited' AND attempts = 0 AND next_at > now() + interval '10 minutes'";
     assert_eq!(s.scalar(waiting).await, 2);
     assert_eq!(s.events("nexus.ads.post.failed").await, 0);
 }
