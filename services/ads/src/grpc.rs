@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use futures::Stream;
 
+use nexus_kernel::Locale;
 use nexus_platform::grpc::{file_stream, from_ts, status, ts};
-use nexus_platform::identity::principal;
+use nexus_platform::identity::{caller_locale, principal};
 use nexus_platform::links::ByteRange;
 use nexus_proto::common::{FileChunk, OpenFileRequest};
 use nexus_proto::nexus::ads::v1::{self as pb, ads_server::Ads, upload_media_chunk::Part};
@@ -76,8 +77,10 @@ fn campaign(c: Campaign) -> pb::Campaign {
     }
 }
 
-fn ad_build(v: BuildView) -> pb::AdBuild {
+fn ad_build(v: BuildView, locale: Locale) -> pb::AdBuild {
     let b = v.build;
+    let review_message =
+        crate::domain::builder::review_message(locale, &b.provider, &b.review_status, &b.review_reason);
     pb::AdBuild {
         id: BuildId::from_uuid(b.id).to_string(),
         provider: b.provider,
@@ -94,6 +97,11 @@ fn ad_build(v: BuildView) -> pb::AdBuild {
         created_at: Some(ts(b.created_at)),
         daily_budget: b.daily_budget,
         delivery: b.delivery,
+        platform_status: b.platform_status,
+        review_status: b.review_status,
+        review_reason: b.review_reason,
+        review_message,
+        status_synced_at: b.status_synced_at.map(ts),
     }
 }
 
@@ -201,24 +209,33 @@ impl Ads for AdsService {
             campaign_id: r.campaign_id,
             input,
         };
-        Ok(Response::new(ad_build(self.app.build_ad_campaign(&p, req).await.map_err(status)?)))
+        Ok(Response::new(ad_build(self.app.build_ad_campaign(&p, req).await.map_err(status)?, caller_locale(Some(&p)))))
     }
 
     async fn get_ad_build(&self, req: Request<pb::GetByIdRequest>) -> R<pb::AdBuild> {
         let p = principal(&req)?;
-        Ok(Response::new(ad_build(self.app.ad_build(&p, &req.into_inner().id).await.map_err(status)?)))
+        Ok(Response::new(ad_build(
+            self.app.ad_build(&p, &req.into_inner().id).await.map_err(status)?,
+            caller_locale(Some(&p)),
+        )))
     }
 
     async fn update_ad_budget(&self, req: Request<pb::UpdateAdBudgetRequest>) -> R<pb::AdBuild> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(ad_build(self.app.update_budget(&p, &r.id, r.daily_budget).await.map_err(status)?)))
+        Ok(Response::new(ad_build(
+            self.app.update_budget(&p, &r.id, r.daily_budget).await.map_err(status)?,
+            caller_locale(Some(&p)),
+        )))
     }
 
     async fn set_ad_delivery(&self, req: Request<pb::SetAdDeliveryRequest>) -> R<pb::AdBuild> {
         let p = principal(&req)?;
         let r = req.into_inner();
-        Ok(Response::new(ad_build(self.app.set_delivery(&p, &r.id, &r.delivery).await.map_err(status)?)))
+        Ok(Response::new(ad_build(
+            self.app.set_delivery(&p, &r.id, &r.delivery).await.map_err(status)?,
+            caller_locale(Some(&p)),
+        )))
     }
 
     async fn sync_insights(&self, req: Request<pb::SyncInsightsRequest>) -> R<pb::InsightsReport> {
@@ -314,7 +331,7 @@ impl Ads for AdsService {
 
     async fn import_posts(&self, req: Request<pb::ImportPostsRequest>) -> R<pb::ImportPostsReport> {
         let p = principal(&req)?;
-        let locale = nexus_platform::identity::caller_locale(Some(&p));
+        let locale = caller_locale(Some(&p));
         let r = req.into_inner();
         let report = self.app.import_posts(&p, &r.csv, r.dry_run).await.map_err(status)?;
         Ok(Response::new(pb::ImportPostsReport {

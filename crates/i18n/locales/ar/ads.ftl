@@ -78,3 +78,6 @@ ads-media_link_invalid = رابط الوسائط هذا غير صالح أو ا�
 ads-media_range_not_satisfiable = النطاق المطلوب خارج الملف ({ $size } بايت).
 ads-media_head_first = يبدأ الرفع باسم الملف ونوعه، مرة واحدة.
 ads-media_upload_interrupted = توقف الرفع قبل وصول الملف كاملًا؛ لم يُحفظ شيء.
+ads-review-pending = لم تنتهِ { $platform } بعد من مراجعة هذا الإعلان.
+ads-review-approved = وافقت { $platform } على هذا الإعلان.
+ads-review-rejected = رفضت { $platform } هذا الإعلان: { $reason }. غيّر ما يشير إليه السبب واحفظ الإعلان لتتم مراجعته من جديد.

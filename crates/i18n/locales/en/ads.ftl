@@ -78,3 +78,6 @@ ads-media_link_invalid = This media link is not valid or has expired.
 ads-media_range_not_satisfiable = The requested range is outside the file ({ $size } bytes).
 ads-media_head_first = An upload starts with the name and type of the file, once.
 ads-media_upload_interrupted = The upload stopped before the whole file arrived; nothing was stored.
+ads-review-pending = { $platform } has not finished reviewing this ad yet.
+ads-review-approved = { $platform } approved this ad.
+ads-review-rejected = { $platform } rejected this ad: { $reason }. Change what the reason names and save the ad to have it reviewed again.

@@ -78,3 +78,6 @@ ads-media_link_invalid = Este enlace multimedia no es válido o ha caducado.
 ads-media_range_not_satisfiable = El rango pedido está fuera del archivo ({ $size } bytes).
 ads-media_head_first = Una subida empieza con el nombre y el tipo del archivo, una sola vez.
 ads-media_upload_interrupted = La subida se detuvo antes de que llegara todo el archivo; no se guardó nada.
+ads-review-pending = { $platform } aún no ha terminado de revisar este anuncio.
+ads-review-approved = { $platform } aprobó este anuncio.
+ads-review-rejected = { $platform } rechazó este anuncio: { $reason }. Cambia lo que indica el motivo y guarda el anuncio para que se revise de nuevo.

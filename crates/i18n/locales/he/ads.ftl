@@ -78,3 +78,6 @@ ads-media_link_invalid = קישור המדיה הזה אינו תקף או שפ�
 ads-media_range_not_satisfiable = הטווח המבוקש מחוץ לקובץ ({ $size } בתים).
 ads-media_head_first = העלאה מתחילה בשם ובסוג של הקובץ, פעם אחת.
 ads-media_upload_interrupted = ההעלאה נעצרה לפני שכל הקובץ הגיע; דבר לא נשמר.
+ads-review-pending = { $platform } עדיין לא סיימה לבדוק את המודעה הזו.
+ads-review-approved = { $platform } אישרה את המודעה הזו.
+ads-review-rejected = { $platform } דחתה את המודעה הזו: { $reason }. שנו את מה שהסיבה מציינת ושמרו את המודעה כדי שתיבדק שוב.

@@ -78,3 +78,6 @@ ads-media_link_invalid = Este link de mídia não é válido ou expirou.
 ads-media_range_not_satisfiable = O intervalo pedido está fora do arquivo ({ $size } bytes).
 ads-media_head_first = Um envio começa com o nome e o tipo do arquivo, uma única vez.
 ads-media_upload_interrupted = O envio parou antes de o arquivo inteiro chegar; nada foi guardado.
+ads-review-pending = { $platform } ainda não terminou de revisar este anúncio.
+ads-review-approved = { $platform } aprovou este anúncio.
+ads-review-rejected = { $platform } rejeitou este anúncio: { $reason }. Altere o que o motivo indica e salve o anúncio para que seja revisado novamente.

@@ -22,6 +22,9 @@ use crate::domain::connections::{AccountKind, Provider};
 pub enum AdPlatform<'a> {
     Meta(&'a MetaClient),
     TikTok(&'a TikTokClient),
+    /// The sandbox (`provider: local`): nothing leaves the service. Objects get ids made from
+    /// the build, the review passes, and insights are plausible figures steady for an ad and day.
+    Local,
 }
 
 /// One daily ad-level row, figures as the platform sent them.
@@ -91,6 +94,7 @@ impl App {
         match provider {
             Provider::Meta => self.meta.as_ref().map(AdPlatform::Meta).ok_or_else(|| not_configured(provider)),
             Provider::TikTok => self.tiktok.as_ref().map(AdPlatform::TikTok).ok_or_else(|| not_configured(provider)),
+            Provider::Local if self.cfg.sandbox_enabled() => Ok(AdPlatform::Local),
             other => Err(Error::new(ErrorKind::FailedPrecondition, "ads.builder_unsupported")
                 .with_param("provider", other.as_str())),
         }
@@ -273,6 +277,7 @@ impl AdPlatform<'_> {
         match self {
             AdPlatform::Meta(_) => Provider::Meta,
             AdPlatform::TikTok(_) => Provider::TikTok,
+            AdPlatform::Local => Provider::Local,
         }
     }
 
@@ -314,6 +319,7 @@ impl AdPlatform<'_> {
                     other => other,
                 }
             }
+            AdPlatform::Local => Ok(local_id(step, build)),
         }
     }
 
@@ -328,6 +334,8 @@ impl AdPlatform<'_> {
         match self {
             AdPlatform::Meta(m) => m.find_by_name(token, account, meta_object(step), name).await,
             AdPlatform::TikTok(t) => t.find_by_name(token, account, tiktok_object(step), name).await,
+            // Its creates always answer (with the same id again): nothing is ever half made.
+            AdPlatform::Local => Ok(None),
         }
     }
 
@@ -338,6 +346,7 @@ impl AdPlatform<'_> {
             AdPlatform::TikTok(t) => {
                 t.set_status(token, account, tiktok_object(step), &[id.to_owned()], "DELETE").await
             }
+            AdPlatform::Local => Ok(()),
         }
     }
 
@@ -353,6 +362,7 @@ impl AdPlatform<'_> {
         match self {
             AdPlatform::Meta(m) => m.update(token, holder, &[("daily_budget", minor.to_string())]).await,
             AdPlatform::TikTok(t) => t.update_budget(token, account, holder, &main_units(minor, currency)).await,
+            AdPlatform::Local => Ok(()),
         }
     }
 
@@ -379,6 +389,7 @@ impl AdPlatform<'_> {
                 let status = if delivery == "active" { "ENABLE" } else { "DISABLE" };
                 t.set_status(token, account, tiktok_object(step), &[id.to_owned()], status).await
             }
+            AdPlatform::Local => Ok(()),
         }
     }
 
@@ -416,6 +427,15 @@ impl AdPlatform<'_> {
                     regain_after: p.regain_after,
                 })
             }
+            // One page: a campaign's ad, every day of the range (the account as a whole has no
+            // rows of its own in the sandbox; its campaigns are synced one by one).
+            (AdPlatform::Local, Cursor::After(_)) => {
+                let rows = match scope {
+                    Scope::Campaign(c) => local_rows(c, since, until),
+                    Scope::Account | Scope::Run(_) => Vec::new(),
+                };
+                Ok(PlatformPage { rows, next: None, usage_percent: 0, regain_after: None })
+            }
             _ => Err(PlatformError::Decode { platform: "ads", message: "cursor of another platform".into() }),
         }
     }
@@ -430,6 +450,7 @@ impl AdPlatform<'_> {
         ad: &str,
     ) -> Result<(String, &'static str, String), PlatformError> {
         let ((campaign_status, _), (ad_status, reason)) = match self {
+            AdPlatform::Local => (("SANDBOX".to_owned(), String::new()), ("APPROVED".to_owned(), String::new())),
             AdPlatform::Meta(m) => (m.object_status(token, campaign).await?, m.object_status(token, ad).await?),
             AdPlatform::TikTok(t) => (
                 t.object_status(token, account, TikTokObject::Campaign, campaign).await?,
@@ -443,7 +464,7 @@ impl AdPlatform<'_> {
     /// Where a provider's insights start.
     pub fn first_page(&self) -> Cursor {
         match self {
-            AdPlatform::Meta(_) => Cursor::After(None),
+            AdPlatform::Meta(_) | AdPlatform::Local => Cursor::After(None),
             AdPlatform::TikTok(_) => Cursor::Page(1),
         }
     }
@@ -477,8 +498,48 @@ impl AdPlatform<'_> {
                 }
                 Ok(audience)
             }
+            AdPlatform::Local => Ok(format!("local_audience_{}", session)),
         }
     }
+}
+
+/// The sandbox's id of a build's step: `local_<step>_<build>`, so a campaign's ad is known from
+/// the campaign's id.
+fn local_id(step: &str, build: Uuid) -> String {
+    format!("local_{step}_{}", build.simple())
+}
+
+/// Plausible daily figures of the sandbox campaign `campaign` between two days (inclusive):
+/// steady for an ad and day, whole units of any currency (the sandbox has no cents).
+fn local_rows(campaign: &str, since: &str, until: &str) -> Vec<PlatformRow> {
+    let Some(build) = campaign.strip_prefix("local_campaign_") else { return Vec::new() };
+    let (Ok(mut day), Ok(last)) =
+        (chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d"), chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d"))
+    else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    while day <= last && rows.len() < 400 {
+        let date = day.format("%Y-%m-%d").to_string();
+        let h = format!("{build}{date}").bytes().fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let impressions = 800 + (h % 1_700) as i64;
+        let clicks = impressions * (10 + (h / 7 % 25) as i64) / 1_000;
+        let conversions = clicks / (12 + (h / 11 % 10) as i64);
+        rows.push(PlatformRow {
+            campaign_id: campaign.to_owned(),
+            adset_id: format!("local_adset_{build}"),
+            ad_id: format!("local_ad_{build}"),
+            date,
+            spend: (5 + clicks / 3).to_string(),
+            impressions,
+            reach: impressions * 7 / 10,
+            clicks,
+            conversions,
+            revenue: (conversions * 30).to_string(),
+        });
+        day = day.succ_opt().unwrap_or(last + chrono::Duration::days(1));
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -90,6 +90,10 @@ impl App {
             delivery: "paused".into(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            platform_status: String::new(),
+            review_status: "pending".into(),
+            review_reason: String::new(),
+            status_synced_at: None,
         };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let build = repo::builds::insert_or_get(&mut tx, p.workspace_id, &row).await?;

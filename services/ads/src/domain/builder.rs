@@ -315,6 +315,23 @@ pub fn tag(build: uuid::Uuid, step: &str, name: &str) -> String {
     format!("{short} [nx:{}:{step}]", build.simple())
 }
 
+/// A build's ad review said in `locale`: the platform by name, and a rejection with the
+/// platform's reasons (its own words, which it gives in English) and what to do next.
+pub fn review_message(locale: nexus_kernel::Locale, provider: &str, review: &str, reason: &str) -> String {
+    let platform = match provider {
+        "meta" => "Meta",
+        "tiktok" => "TikTok",
+        _ => "Sandbox",
+    };
+    let id = match review {
+        "approved" => "ads-review-approved",
+        "rejected" => "ads-review-rejected",
+        _ => "ads-review-pending",
+    };
+    let reason: String = reason.chars().take(500).collect();
+    nexus_i18n::try_message(locale, id, &[("platform", platform), ("reason", reason.as_str())]).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

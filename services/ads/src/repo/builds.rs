@@ -22,6 +22,11 @@ pub struct Build {
     pub delivery: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What the platform last said (the sweep refreshes it): delivery status and ad review.
+    pub platform_status: String,
+    pub review_status: String,
+    pub review_reason: String,
+    pub status_synced_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -33,7 +38,8 @@ pub struct Step {
 }
 
 const COLUMNS: &str = "id, request_key, connection_id, campaign_id, provider, ad_account, currency, spec, status, error, \
-                       daily_budget, delivery, created_at, updated_at";
+                       daily_budget, delivery, created_at, updated_at, platform_status, review_status, review_reason, \
+                       status_synced_at";
 
 /// Inserts a build, or returns the one this request key started (a retry resumes it).
 pub async fn insert_or_get(conn: &mut PgConnection, tenant: TenantId, b: &Build) -> Result<Build, Error> {

@@ -23,7 +23,7 @@ pub async fn schedule_chosen(conn: &mut PgConnection, tenant: TenantId, connecti
          SELECT $1, a.connection_id, c.provider, a.external_id, a.currency, a.time_zone \
          FROM connection_accounts a JOIN connections c ON c.id = a.connection_id \
          WHERE a.connection_id = $2 AND a.chosen AND a.kind IN ('ad_account', 'advertiser') \
-           AND c.provider IN ('meta', 'tiktok') \
+           AND c.provider IN ('meta', 'tiktok', 'local') \
          ON CONFLICT (connection_id, ad_account) DO NOTHING",
     )
     .bind(tenant.as_uuid())

@@ -12,6 +12,7 @@ mod messages;
 mod platforms;
 mod posts;
 mod publishing;
+mod sandbox_ads;
 mod scheduling;
 mod schema;
 mod support;

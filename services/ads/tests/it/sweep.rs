@@ -113,6 +113,17 @@ async fn the_sweep_refreshes_reviews_and_announces_a_rejected_ad_once() {
     assert_eq!(status, "rejected");
     assert!(reason.contains("Misleading claims") && reason.contains("cannot show"), "{reason}");
     assert_eq!(s.events("nexus.ads.ad.rejected").await, 1, "announced once");
+
+    // The API shows the review, said in the caller's language with Meta's own reasons.
+    let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM ads.ad_builds").fetch_one(&s.admin_pool).await.unwrap();
+    let mut req = admin.req(pb::GetByIdRequest { id: nexus_ads::domain::BuildId::from_uuid(id).to_string() });
+    req.metadata_mut().insert("x-nexus-locale", "es".parse().unwrap());
+    let b = s.client().await.get_ad_build(req).await.unwrap().into_inner();
+    assert_eq!((b.platform_status.as_str(), b.review_status.as_str()), ("PAUSED", "rejected"));
+    assert_eq!(b.review_reason, reason);
+    assert!(b.review_message.starts_with("Meta rechazó este anuncio: "), "{}", b.review_message);
+    assert!(b.review_message.contains("Misleading claims"), "{}", b.review_message);
+    assert!(b.status_synced_at.is_some());
 }
 
 #[tokio::test]

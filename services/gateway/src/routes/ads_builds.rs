@@ -106,6 +106,23 @@ pub struct BuildBody {
     pub daily_budget: i64,
     /// paused, active or archived.
     pub delivery: String,
+    /// The campaign's delivery status as the platform words it, as of `status_synced_at`
+    /// (empty before the first sync).
+    #[schema(example = "ACTIVE")]
+    pub platform_status: String,
+    /// The ad's review: pending, approved or rejected.
+    #[schema(example = "rejected")]
+    pub review_status: String,
+    /// A rejection's reasons in the platform's own words.
+    #[schema(example = "Misleading claims: The ad promises results it cannot show.")]
+    pub review_reason: String,
+    /// The review said in the caller's language, naming a rejection's reasons.
+    #[schema(
+        example = "Meta rejected this ad: Misleading claims: The ad promises results it cannot show. Change what the reason names and save the ad to have it reviewed again."
+    )]
+    pub review_message: String,
+    /// When the platform was last asked.
+    pub status_synced_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -142,6 +159,11 @@ fn build(b: pb::AdBuild) -> BuildBody {
         created_at: ts(b.created_at),
         daily_budget: b.daily_budget,
         delivery: b.delivery,
+        platform_status: b.platform_status,
+        review_status: b.review_status,
+        review_reason: b.review_reason,
+        review_message: b.review_message,
+        status_synced_at: ts(b.status_synced_at),
     }
 }
 
