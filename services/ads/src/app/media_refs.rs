@@ -150,27 +150,20 @@ impl App {
                     f
                 }
             };
+            // An imported image becomes the library item's reference here.
             *m = m.with_facts(&facts);
-            if facts.media_id.is_some() {
-                // An imported image: the library item from now on.
-                m.image_id = None;
-                m.media_id.clone_from(&facts.media_id);
-            }
         }
         Ok(())
     }
 
-    /// The shared media of a post as stored: each content image named by the library item it
-    /// became while its targets were checked.
+    /// The shared media of a post as stored: each content image as the library item (with its
+    /// facts) it became while the targets were checked.
     pub(crate) fn imported(media: &[Media], cache: &FactsCache) -> Vec<Media> {
         media
             .iter()
-            .map(|m| {
-                let item = m.image_id.as_ref().and_then(|id| cache.get(&(MediaSource::Image, id.clone())));
-                match item.and_then(|f| f.media_id.clone()) {
-                    Some(media_id) => Media { image_id: None, media_id: Some(media_id), ..m.clone() },
-                    None => m.clone(),
-                }
+            .map(|m| match m.image_id.as_ref().and_then(|id| cache.get(&(MediaSource::Image, id.clone()))) {
+                Some(facts) if m.url.is_empty() => m.with_facts(facts),
+                _ => m.clone(),
             })
             .collect()
     }

@@ -146,8 +146,9 @@ impl App {
         let tokens = &infra.service_tokens;
         let videos: Option<Arc<dyn media_refs::Videos>> = service_channel(&config, "video", &config.services.video)?
             .map(|channel| Arc::new(media_refs::VideoService { channel, tokens: tokens.clone() }) as _);
-        let images: Option<Arc<dyn media_refs::Images>> = service_channel(&config, "content", &config.services.content)?
-            .map(|channel| Arc::new(media_refs::ContentImages { channel, tokens: tokens.clone() }) as _);
+        let images: Option<Arc<dyn media_refs::Images>> =
+            service_channel(&config, "content", &config.services.content)?
+                .map(|channel| Arc::new(media_refs::ContentImages { channel, tokens: tokens.clone() }) as _);
         let storage = nexus_platform::storage::Storage::new(&config.storage)?;
         let media_links = nexus_platform::links::LinkKeys::parse(config.media.signing_keys.expose())
             .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
@@ -183,7 +184,11 @@ impl App {
 }
 
 /// A channel to the service `[services] <key>` names; `None` when it names none.
-fn service_channel(config: &Config, key: &str, url: &str) -> anyhow::Result<Option<nexus_platform::grpc::ContextChannel>> {
+fn service_channel(
+    config: &Config,
+    key: &str,
+    url: &str,
+) -> anyhow::Result<Option<nexus_platform::grpc::ContextChannel>> {
     if url.is_empty() {
         return Ok(None);
     }

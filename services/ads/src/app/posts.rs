@@ -12,8 +12,8 @@ use super::{App, id_of, require};
 use crate::domain::connections::{Provider, status};
 use crate::domain::post_import::{self, RowError};
 use crate::domain::posts::{
-    CreatorLimits, Media, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec, check_time,
-    post_status, target_status,
+    CreatorLimits, Media, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec,
+    check_time, post_status, target_status,
 };
 use crate::domain::{CampaignId, ConnectionId, PostId};
 use crate::repo;

@@ -154,13 +154,15 @@ impl Media {
         }
     }
 
-    /// Takes a referenced item's measured facts, keeping the reference.
+    /// Takes a referenced item's measured facts, keeping the reference; a content image whose
+    /// facts are a library item's (it was imported) becomes that item's reference.
     pub fn with_facts(&self, facts: &Media) -> Media {
+        let imported = self.image_id.is_some() && facts.media_id.is_some();
         Media {
             url: String::new(),
             video_id: self.video_id.clone(),
-            media_id: self.media_id.clone(),
-            image_id: self.image_id.clone(),
+            media_id: if imported { facts.media_id.clone() } else { self.media_id.clone() },
+            image_id: if imported { None } else { self.image_id.clone() },
             kind: facts.kind,
             content_type: facts.content_type.clone(),
             bytes: facts.bytes,
@@ -643,6 +645,11 @@ mod tests {
         let image = Media { url: String::new(), image_id: Some("img_1".into()), ..jpeg(1080, 1080) };
         assert_eq!(image.reference(), Some((MediaSource::Image, "img_1")));
         assert!(ig(Format::Feed, vec![image.clone()], "x").is_ok());
+        // Imported: the library item's reference and facts from then on.
+        let item = Media { url: String::new(), media_id: Some("med_9".into()), ..jpeg(1080, 1350) };
+        let took = image.with_facts(&item);
+        assert_eq!((took.reference(), took.height), (Some((MediaSource::Library, "med_9")), 1350));
+        assert_eq!(took.image_id, None);
         let library_and_image = Media { media_id: Some("med_1".into()), ..image };
         assert_eq!(ig(Format::Feed, vec![library_and_image], "x").unwrap_err().param("field"), Some("media[0].url"));
         assert_eq!(
