@@ -143,12 +143,14 @@ impl App {
         p.require(Action::Read)?;
         let id = parse_id(id, ImageId::parse, "content.image_not_found")?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-        let image = repo::get(&mut tx, id.as_uuid()).await?.ok_or_else(|| Error::not_found("content.image_not_found"))?;
+        let image =
+            repo::get(&mut tx, id.as_uuid()).await?.ok_or_else(|| Error::not_found("content.image_not_found"))?;
         let file = repo::finished(&mut tx, id.as_uuid()).await?;
         db::commit(tx).await?;
         let Some((content_type, data)) = file else {
-            return Err(Error::new(ErrorKind::FailedPrecondition, "content.image_not_ready")
-                .with_param("status", image.status));
+            return Err(
+                Error::new(ErrorKind::FailedPrecondition, "content.image_not_ready").with_param("status", image.status)
+            );
         };
         Ok(ImageFile { content_type, data, image })
     }
