@@ -207,7 +207,9 @@ fn finish_rec(rec: &mut PredictionRec, outcome: &Outcome, base: &str) {
     match outcome {
         Outcome::Succeed(output) => {
             rec.obj["status"] = json!("succeeded");
-            rec.obj["output"] = output.clone().unwrap_or_else(|| json!([format!("{base}/files/{id}/out-0.png")]));
+            // Files are named for the format the input asked for (PNG when it names none).
+            let ext = rec.obj["input"]["output_format"].as_str().unwrap_or("png").to_owned();
+            rec.obj["output"] = output.clone().unwrap_or_else(|| json!([format!("{base}/files/{id}/out-0.{ext}")]));
         }
         Outcome::Fail(error) => {
             rec.obj["status"] = json!("failed");

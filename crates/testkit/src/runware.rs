@@ -363,7 +363,13 @@ impl State {
                 let seed = t["seed"].as_u64().map(|s| s + i).unwrap_or_else(|| rand::random_range(1..1_000_000_000));
                 let mut item = json!({"taskType": "imageInference", "taskUUID": task_uuid, "imageUUID": image_uuid,
                     "seed": seed, "NSFWContent": false});
-                let bytes = format!("fake {format} image {image_uuid}");
+                // Not a picture, but it starts as one of its format does (readers sniff it).
+                let magic: &[u8] = match format {
+                    "JPG" => b"\xFF\xD8\xFF\xE0",
+                    "PNG" => b"\x89PNG\r\n\x1a\n",
+                    _ => b"RIFF\0\0\0\0WEBP",
+                };
+                let bytes = [magic, format!("fake {format} image {image_uuid}").as_bytes()].concat();
                 match output_type {
                     "base64Data" => item["imageBase64Data"] = json!(STANDARD.encode(&bytes)),
                     "dataURI" => {

@@ -240,6 +240,8 @@ pub struct BudgetConfig {
 pub struct ServicesConfig {
     /// Posts that name a video (`video_id`) read it here.
     pub video: String,
+    /// Posts that name an image of the content service (`image_id`) read its file here.
+    pub content: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
 }

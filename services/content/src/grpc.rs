@@ -357,6 +357,18 @@ impl Content for ContentService {
         Ok(Response::new(image(self.app.get_image(&p, &req.into_inner().id).await.map_err(status)?)))
     }
 
+    async fn read_image(&self, req: Request<pb::GetByIdRequest>) -> R<pb::ImageFile> {
+        let p = principal(&req)?;
+        let f = self.app.read_image(&p, &req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(pb::ImageFile {
+            content_type: f.content_type,
+            data: f.data,
+            width: u32::try_from(f.image.width).unwrap_or(0),
+            height: u32::try_from(f.image.height).unwrap_or(0),
+            prompt: f.image.prompt,
+        }))
+    }
+
     async fn create_agent(&self, req: Request<pb::AgentInput>) -> R<pb::Agent> {
         let p = principal(&req)?;
         let spec = agent_spec(&p, Some(req.into_inner())).map_err(status)?;

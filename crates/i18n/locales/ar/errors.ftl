@@ -69,6 +69,7 @@ content-invalid_email = أدخل بريدًا إلكترونيًا صالحًا.
 content-invalid_phone = أدخل رقم هاتف صالحًا.
 content-lead_contact_required = اترك بريدًا إلكترونيًا أو رقم هاتف لنتمكن من الرد عليك.
 content-image_not_found = هذه الصورة غير موجودة.
+content-image_not_ready = هذه الصورة لم تكتمل بعد.
 content-unknown_purpose = "{ $purpose }" ليس استخدامًا للصورة. استخدم hero أو ad.
 content-invalid_image_size = يجب أن تكون أبعاد الصورة من مضاعفات 64 بين 256 و2048 بكسل.
 content-image_too_large = الصورة أكبر من الحد المسموح وهو { $limit } بايت.

@@ -70,6 +70,7 @@ content-invalid_email = Enter a valid email address.
 content-invalid_phone = Enter a valid phone number.
 content-lead_contact_required = Leave an email address or a phone number so we can get back to you.
 content-image_not_found = This image does not exist.
+content-image_not_ready = This image is not finished yet.
 content-unknown_purpose = "{ $purpose }" is not an image purpose. Use hero or ad.
 content-invalid_image_size = Image sides must be multiples of 64 between 256 and 2048 pixels.
 content-image_too_large = The image is larger than the limit of { $limit } bytes.

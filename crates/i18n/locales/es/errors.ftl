@@ -69,6 +69,7 @@ content-invalid_email = Introduce un correo electrónico válido.
 content-invalid_phone = Introduce un número de teléfono válido.
 content-lead_contact_required = Deja un correo o un teléfono para que podamos responderte.
 content-image_not_found = Esta imagen no existe.
+content-image_not_ready = Esta imagen aún no está terminada.
 content-unknown_purpose = "{ $purpose }" no es un uso de imagen. Usa hero o ad.
 content-invalid_image_size = Los lados de la imagen deben ser múltiplos de 64 entre 256 y 2048 píxeles.
 content-image_too_large = La imagen supera el límite de { $limit } bytes.

@@ -69,6 +69,7 @@ content-invalid_email = הזינו כתובת אימייל תקינה.
 content-invalid_phone = הזינו מספר טלפון תקין.
 content-lead_contact_required = השאירו אימייל או טלפון כדי שנוכל לחזור אליכם.
 content-image_not_found = התמונה הזו לא קיימת.
+content-image_not_ready = התמונה הזו עדיין לא מוכנה.
 content-unknown_purpose = "{ $purpose }" אינו שימוש של תמונה. השתמשו ב-hero או ad.
 content-invalid_image_size = צלעות התמונה צריכות להיות כפולות של 64 בין 256 ל-2048 פיקסלים.
 content-image_too_large = התמונה גדולה מהמגבלה של { $limit } בתים.

@@ -69,6 +69,7 @@ content-invalid_email = Informe um e-mail válido.
 content-invalid_phone = Informe um número de telefone válido.
 content-lead_contact_required = Deixe um e-mail ou telefone para podermos responder.
 content-image_not_found = Esta imagem não existe.
+content-image_not_ready = Esta imagem ainda não está pronta.
 content-unknown_purpose = "{ $purpose }" não é um uso de imagem. Use hero ou ad.
 content-invalid_image_size = Os lados da imagem devem ser múltiplos de 64 entre 256 e 2048 pixels.
 content-image_too_large = A imagem passa do limite de { $limit } bytes.

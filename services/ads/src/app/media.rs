@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::{App, id_of, require};
 use crate::domain::MediaId;
-use crate::domain::media::{Limits, MediaItem, Probe, check_name, too_large};
-use crate::domain::posts::Media;
+use crate::domain::media::{Limits, MAX_NAME_CHARS, MediaItem, Probe, check_name, too_large};
+use crate::domain::posts::{Media, MediaKind};
 use crate::repo;
 
 fn media_id(raw: &str) -> Result<Uuid, Error> {
@@ -43,6 +43,29 @@ fn extension(content_type: &str) -> &'static str {
         "video/quicktime" => "mov",
         _ => "mp4",
     }
+}
+
+/// A library item as a post's media: its facts and `media_id` (url left empty).
+fn post_media(item: MediaItem) -> Media {
+    Media {
+        kind: item.facts.kind,
+        content_type: item.facts.content_type,
+        bytes: item.bytes,
+        width: item.facts.width,
+        height: item.facts.height,
+        duration_secs: item.facts.duration_secs,
+        media_id: Some(MediaId::from_uuid(item.id).to_string()),
+        ..Media::default()
+    }
+}
+
+/// An imported image's name: its prompt on one line, cut to the name limit (its id when the
+/// prompt leaves nothing).
+fn image_name(prompt: &str, image_id: &str) -> String {
+    let line: String = prompt.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let name: String = line.chars().take(MAX_NAME_CHARS).collect();
+    if name.is_empty() { image_id.chars().take(MAX_NAME_CHARS).collect() } else { name }
 }
 
 /// What an upload's bytes showed as they passed.
@@ -80,9 +103,27 @@ impl App {
     {
         require(p, Action::Write)?;
         let name = check_name(name)?;
+        self.store_media(p.workspace_id, p.user_id.as_uuid(), name, content_type, data, None).await
+    }
+
+    /// Stores a file while measuring it (see [`App::upload_media`]). `source_image`: the content
+    /// image it is imported from; when a live item of that image is already there (a concurrent
+    /// import won), that item is the answer and this copy is dropped.
+    async fn store_media<S>(
+        &self,
+        tenant: TenantId,
+        created_by: Uuid,
+        name: String,
+        content_type: &str,
+        data: S,
+        source_image: Option<&str>,
+    ) -> Result<MediaItem, Error>
+    where
+        S: Stream<Item = Result<Bytes, Error>> + Send,
+    {
         let limits = self.media_limits();
         let id = Uuid::now_v7();
-        let key = storage_key(p.workspace_id, id);
+        let key = storage_key(tenant, id);
         let mut m = Measuring { probe: Probe::new(content_type, limits), hash: Sha256::new(), refusal: None };
         let body = data.map(|chunk| {
             let checked = chunk.and_then(|b| {
@@ -125,20 +166,72 @@ impl App {
             bytes,
             sha256: hex::encode(m.hash.finalize()),
             storage_key: key.clone(),
-            created_by: p.user_id.as_uuid(),
+            created_by,
             created_at: Utc::now(),
         };
         let saved = async {
-            let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
-            let saved = repo::media::insert(&mut tx, p.workspace_id, &item).await?;
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let mut saved = repo::media::insert(&mut tx, tenant, &item, source_image).await?;
+            if let (None, Some(image)) = (&saved, source_image) {
+                saved = repo::media::by_source_image(&mut tx, image).await?;
+            }
             db::commit(tx).await?;
-            Ok::<_, Error>(saved)
+            // Lost to an import that was deleted at once: rare enough to ask for a retry.
+            saved.ok_or_else(|| Error::unavailable("service.unavailable"))
         }
         .await;
-        if saved.is_err() {
+        if !saved.as_ref().is_ok_and(|s| s.id == id) {
             self.drop_stored(&key).await;
         }
         saved
+    }
+
+    /// A finished image of the content service as post media. With `by` (who writes the post)
+    /// it is imported into the library once per image (the item imported before is reused; its
+    /// name is the image's prompt) and named by its `media_id` from then on; without (a dry run)
+    /// it is only measured, nothing is stored. A file the library does not take (a hero's SVG)
+    /// keeps its reference and content's word of what it is, which the platforms' check refuses
+    /// by its type.
+    pub(crate) async fn image_facts(&self, tenant: TenantId, image_id: &str, by: Option<Uuid>) -> Result<Media, Error> {
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        let imported = repo::media::by_source_image(&mut tx, image_id).await?;
+        db::commit(tx).await?;
+        if let Some(item) = imported {
+            return Ok(post_media(item));
+        }
+        let images = self.images.as_ref().ok_or_else(|| Error::unavailable("service.unavailable"))?;
+        let file = images.read(tenant, image_id).await?;
+        let mut probe = Probe::new(&file.content_type, self.media_limits());
+        let facts = match probe.push(&file.data).and_then(|()| probe.finish()) {
+            Ok(facts) => facts,
+            Err(e) if e.kind() == ErrorKind::UnsupportedMediaType => {
+                return Ok(Media {
+                    image_id: Some(image_id.to_owned()),
+                    kind: MediaKind::Image,
+                    content_type: file.content_type,
+                    bytes: file.data.len() as u64,
+                    width: file.width,
+                    height: file.height,
+                    ..Media::default()
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(by) = by else {
+            return Ok(Media {
+                image_id: Some(image_id.to_owned()),
+                kind: facts.kind,
+                content_type: facts.content_type,
+                bytes: file.data.len() as u64,
+                width: facts.width,
+                height: facts.height,
+                ..Media::default()
+            });
+        };
+        let name = check_name(&image_name(&file.prompt, image_id))?;
+        let data = futures::stream::iter([Ok(Bytes::from(file.data))]);
+        let item = self.store_media(tenant, by, name, &file.content_type, data, Some(image_id)).await?;
+        Ok(post_media(item))
     }
 
     async fn drop_stored(&self, key: &str) {
@@ -197,18 +290,7 @@ impl App {
     /// The stored item's facts as a post's media (url left empty), for checking a post's limits
     /// at scheduling. Not found / deleted / other tenant -> Error::not_found("ads.media_not_found").
     pub async fn media_facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error> {
-        let item = self.live_media(tenant, id).await?;
-        Ok(Media {
-            url: String::new(),
-            kind: item.facts.kind,
-            content_type: item.facts.content_type,
-            bytes: item.bytes,
-            width: item.facts.width,
-            height: item.facts.height,
-            duration_secs: item.facts.duration_secs,
-            video_id: None,
-            media_id: Some(MediaId::from_uuid(item.id).to_string()),
-        })
+        Ok(post_media(self.live_media(tenant, id).await?))
     }
 
     /// A fresh signed public URL of the item, valid for `media.link_ttl` (publish time).
@@ -240,5 +322,19 @@ impl App {
             filename: format!("{id}.{}", extension(&item.facts.content_type)),
             content_type: item.facts.content_type,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imported_images_are_named_after_their_prompt_on_one_line_within_the_limit() {
+        assert_eq!(image_name("  Winter coats\n\ton a\u{7}street ", "img_1"), "Winter coats on a street");
+        let long = "é".repeat(MAX_NAME_CHARS + 50);
+        assert_eq!(image_name(&long, "img_1").chars().count(), MAX_NAME_CHARS);
+        assert!(check_name(&image_name(&long, "img_1")).is_ok());
+        assert_eq!(image_name(" \n ", "img_1"), "img_1");
     }
 }

@@ -50,6 +50,8 @@ pub struct App {
     pub outbound: nexus_platform::outbound::OutboundClient,
     /// The video service, for posts that name one of its videos.
     pub videos: Option<Arc<dyn media_refs::Videos>>,
+    /// The content service, for posts that name one of its images.
+    pub images: Option<Arc<dyn media_refs::Images>>,
     /// Where uploaded post media are kept.
     pub storage: nexus_platform::storage::Storage,
     /// Signs and checks the links to post media.
@@ -141,13 +143,12 @@ impl App {
                 http.clone(),
             )
         });
-        let videos: Option<Arc<dyn media_refs::Videos>> = if config.services.video.is_empty() {
-            None
-        } else {
-            let channel = nexus_platform::grpc::context_channel(&config.services.video, config.services.timeout)
-                .map_err(|e| anyhow::anyhow!("services.video: {:?}: {e}", config.services.video))?;
-            Some(Arc::new(media_refs::VideoService { channel, tokens: infra.service_tokens.clone() }))
-        };
+        let tokens = &infra.service_tokens;
+        let videos: Option<Arc<dyn media_refs::Videos>> = service_channel(&config, "video", &config.services.video)?
+            .map(|channel| Arc::new(media_refs::VideoService { channel, tokens: tokens.clone() }) as _);
+        let images: Option<Arc<dyn media_refs::Images>> =
+            service_channel(&config, "content", &config.services.content)?
+                .map(|channel| Arc::new(media_refs::ContentImages { channel, tokens: tokens.clone() }) as _);
         let storage = nexus_platform::storage::Storage::new(&config.storage)?;
         let media_links = nexus_platform::links::LinkKeys::parse(config.media.signing_keys.expose())
             .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
@@ -164,6 +165,7 @@ impl App {
             youtube,
             outbound: infra.outbound.clone(),
             videos,
+            images,
             storage,
             media_links,
         })
@@ -179,6 +181,20 @@ impl App {
             workspace_cap: b.workspace_daily_cap_minor,
         }
     }
+}
+
+/// A channel to the service `[services] <key>` names; `None` when it names none.
+fn service_channel(
+    config: &Config,
+    key: &str,
+    url: &str,
+) -> anyhow::Result<Option<nexus_platform::grpc::ContextChannel>> {
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let channel = nexus_platform::grpc::context_channel(url, config.services.timeout)
+        .map_err(|e| anyhow::anyhow!("services.{key}: {url:?}: {e}"))?;
+    Ok(Some(channel))
 }
 
 /// The caller, allowed to do `action`.

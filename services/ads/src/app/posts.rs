@@ -12,8 +12,8 @@ use super::{App, id_of, require};
 use crate::domain::connections::{AccountKind, Provider, status};
 use crate::domain::post_import::{self, RowError};
 use crate::domain::posts::{
-    CreatorLimits, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec, check_time,
-    post_status, target_status,
+    CreatorLimits, Media, Platform, PostSpec, QueueSlot, check, check_publish_at_time, check_slots, check_spec,
+    check_time, post_status, target_status,
 };
 use crate::domain::{CampaignId, ConnectionId, PostId};
 use crate::repo;
@@ -56,7 +56,7 @@ impl App {
         require(p, Action::Write)?;
         let now = Utc::now();
         check_spec(&spec, now)?;
-        let checked = self.check_targets(p.workspace_id, &spec).await?;
+        let (checked, media) = self.check_targets(p.workspace_id, &spec, Some(p.user_id.as_uuid())).await?;
         let campaign = match &spec.campaign_id {
             Some(raw) => Some(id_of::<CampaignId>(raw, "ads.campaign_not_found", CampaignId::as_uuid)?),
             None => None,
@@ -69,7 +69,7 @@ impl App {
         } else {
             post_status::PENDING_APPROVAL
         };
-        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": spec.media});
+        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": media});
         let time_zone = if spec.time_zone.is_empty() { "UTC" } else { spec.time_zone.as_str() };
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let at = if spec.queue {
@@ -112,7 +112,7 @@ impl App {
     pub async fn check_post(&self, p: &Principal, spec: &PostSpec) -> Result<(), Error> {
         require(p, Action::Write)?;
         check_spec(spec, Utc::now())?;
-        self.check_targets(p.workspace_id, spec).await.map(drop)
+        self.check_targets(p.workspace_id, spec, None).await.map(drop)
     }
 
     /// Posts from a CSV file, one a row (see [`crate::domain::post_import`]): each row created
@@ -175,8 +175,15 @@ impl App {
     }
 
     /// Checks each target: its connection and account exist in this workspace, the account
-    /// posts somewhere, and the variant fits that platform.
-    async fn check_targets(&self, tenant: TenantId, spec: &PostSpec) -> Result<Vec<Checked>, Error> {
+    /// posts somewhere, and the variant fits that platform. Content images the post names are
+    /// imported into the library for `by` (see [`App::media_facts_of`]); with the targets comes
+    /// the post's shared media as stored (an imported image named by its item).
+    async fn check_targets(
+        &self,
+        tenant: TenantId,
+        spec: &PostSpec,
+        by: Option<Uuid>,
+    ) -> Result<(Vec<Checked>, Vec<Media>), Error> {
         let mut out = Vec::with_capacity(spec.targets.len());
         let mut facts = super::media_refs::FactsCache::new();
         for (i, t) in spec.targets.iter().enumerate() {
@@ -208,7 +215,7 @@ impl App {
                     .with_violation(format!("targets[{i}].account"), "unknown")
             })?;
             let mut variant = t.variant.clone().with_defaults(&spec.text, spec.link.as_deref(), &spec.media);
-            self.media_facts_of(tenant, &mut variant.media, &mut facts).await.map_err(at)?;
+            self.media_facts_of(tenant, &mut variant.media, &mut facts, by).await.map_err(at)?;
             let creator = match (stored.record.provider, platform) {
                 (Provider::TikTokCreator, Platform::TikTok) => {
                     // A creator's token may be near its end: renewed first where it can be.
@@ -226,7 +233,7 @@ impl App {
                 variant,
             });
         }
-        Ok(out)
+        Ok((out, Self::imported(&spec.media, &facts)))
     }
 
     /// What the TikTok creator may post now (their privacy options and longest video).
@@ -303,7 +310,7 @@ impl App {
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         repo::posts::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("ads.post_not_found"))?;
         db::commit(tx).await?;
-        let checked = self.check_targets(p.workspace_id, &spec).await?;
+        let (checked, media) = self.check_targets(p.workspace_id, &spec, Some(p.user_id.as_uuid())).await?;
         let campaign = match &spec.campaign_id {
             Some(raw) => Some(id_of::<CampaignId>(raw, "ads.campaign_not_found", CampaignId::as_uuid)?),
             None => None,
@@ -327,7 +334,7 @@ impl App {
             post_status::PENDING_APPROVAL
         };
         let at = if spec.draft { spec.scheduled_at } else { Some(spec.scheduled_at.unwrap_or(now)) };
-        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": spec.media});
+        let body = serde_json::json!({"text": spec.text, "link": spec.link, "media": media});
         let time_zone = if spec.time_zone.is_empty() { "UTC" } else { spec.time_zone.as_str() };
         let approved_by = (status == post_status::SCHEDULED).then(|| p.user_id.as_uuid());
         let change = repo::posts::PostChange {

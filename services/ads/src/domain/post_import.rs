@@ -161,13 +161,17 @@ pub fn row_spec(at: &HashMap<String, usize>, row: &csv::StringRecord, request_ke
     );
     let mut media = Vec::with_capacity(urls.len());
     for (i, url) in urls.iter().enumerate() {
-        // `video:vid_…` and `media:<id>` name items whose facts the services hold.
+        // `video:vid_…`, `media:<id>` and `image:img_…` name items whose facts the services hold.
         if let Some(id) = url.strip_prefix("video:") {
             media.push(Media { video_id: Some(id.to_owned()), ..Media::default() });
             continue;
         }
         if let Some(id) = url.strip_prefix("media:") {
             media.push(Media { media_id: Some(id.to_owned()), ..Media::default() });
+            continue;
+        }
+        if let Some(id) = url.strip_prefix("image:") {
+            media.push(Media { image_id: Some(id.to_owned()), ..Media::default() });
             continue;
         }
         let content_type = aligned(&types, i).unwrap_or("").to_ascii_lowercase();
@@ -246,10 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn video_and_library_references_need_no_details() {
+    fn video_library_and_image_references_need_no_details() {
         let (at, rows) = parse(
             "connection_id,account,format,media_url,media_type,media_bytes\n\
-             conn_1,adv_1,video,video:vid_1|media:med_2|https://a/3.mp4,||video/mp4,||9000\n",
+             conn_1,adv_1,video,video:vid_1|media:med_2|https://a/3.mp4|image:img_4,||video/mp4|,||9000|\n",
         );
         let spec = row_spec(&at, &rows[0], "k".into()).unwrap();
         let m = &spec.targets[0].variant.media;
@@ -257,6 +261,7 @@ mod tests {
         assert_eq!(m[1].reference(), Some((MediaSource::Library, "med_2")));
         assert!(m[0].url.is_empty() && m[1].url.is_empty());
         assert_eq!((m[2].reference(), m[2].bytes, m[2].kind), (None, 9000, MediaKind::Video));
+        assert_eq!(m[3].reference(), Some((MediaSource::Image, "img_4")));
     }
 
     #[test]

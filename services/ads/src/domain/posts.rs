@@ -99,10 +99,12 @@ pub enum MediaKind {
 }
 
 /// A picture or video to post, with what the limits are checked against. Exactly one source: a
-/// URL (with its facts declared by the caller), a video of the video service (`video_id`), or an
-/// item of the workspace's media library (`media_id`). A referenced item's facts are read from
-/// the service that holds it when the post is written (what the caller declares is replaced), and
-/// its URL is a fresh signed link made at publish time.
+/// URL (with its facts declared by the caller), a video of the video service (`video_id`), an
+/// item of the workspace's media library (`media_id`) or a finished image of the content service
+/// (`image_id`). A referenced item's facts are read from the service that holds it when the post
+/// is written (what the caller declares is replaced), and its URL is a fresh signed link made at
+/// publish time. A content image is imported into the library when the post is written, and is
+/// from then on the `media_id` of that item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Media {
@@ -112,6 +114,8 @@ pub struct Media {
     pub video_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     #[serde(default)]
     pub kind: MediaKind,
     /// `image/jpeg`, `video/mp4`, …
@@ -135,25 +139,31 @@ pub enum MediaSource {
     Video,
     /// An upload in the workspace's media library.
     Library,
+    /// A finished image of the content service (`img_…`), imported into the library.
+    Image,
 }
 
 impl Media {
-    /// The item this media names instead of a URL (both named: neither is taken, the check
-    /// refuses it).
+    /// The item this media names instead of a URL (more than one named: none is taken, the
+    /// check refuses it).
     pub fn reference(&self) -> Option<(MediaSource, &str)> {
-        match (&self.video_id, &self.media_id) {
-            (Some(v), None) => Some((MediaSource::Video, v.as_str())),
-            (None, Some(m)) => Some((MediaSource::Library, m.as_str())),
+        match (&self.video_id, &self.media_id, &self.image_id) {
+            (Some(v), None, None) => Some((MediaSource::Video, v.as_str())),
+            (None, Some(m), None) => Some((MediaSource::Library, m.as_str())),
+            (None, None, Some(i)) => Some((MediaSource::Image, i.as_str())),
             _ => None,
         }
     }
 
-    /// Takes a referenced item's measured facts, keeping the reference.
+    /// Takes a referenced item's measured facts, keeping the reference; a content image whose
+    /// facts are a library item's (it was imported) becomes that item's reference.
     pub fn with_facts(&self, facts: &Media) -> Media {
+        let imported = self.image_id.is_some() && facts.media_id.is_some();
         Media {
             url: String::new(),
             video_id: self.video_id.clone(),
-            media_id: self.media_id.clone(),
+            media_id: if imported { facts.media_id.clone() } else { self.media_id.clone() },
+            image_id: if imported { None } else { self.image_id.clone() },
             kind: facts.kind,
             content_type: facts.content_type.clone(),
             bytes: facts.bytes,
@@ -631,6 +641,18 @@ mod tests {
         assert_eq!(reel(both).unwrap_err().param("field"), Some("media[0].url"));
         let two_refs = Media { media_id: Some("med_1".into()), ..referenced.clone() };
         assert_eq!(reel(two_refs).unwrap_err().param("field"), Some("media[0].url"));
+        let video_and_image = Media { image_id: Some("img_1".into()), ..referenced.clone() };
+        assert_eq!(reel(video_and_image).unwrap_err().param("field"), Some("media[0].url"));
+        let image = Media { url: String::new(), image_id: Some("img_1".into()), ..jpeg(1080, 1080) };
+        assert_eq!(image.reference(), Some((MediaSource::Image, "img_1")));
+        assert!(ig(Format::Feed, vec![image.clone()], "x").is_ok());
+        // Imported: the library item's reference and facts from then on.
+        let item = Media { url: String::new(), media_id: Some("med_9".into()), ..jpeg(1080, 1350) };
+        let took = image.with_facts(&item);
+        assert_eq!((took.reference(), took.height), (Some((MediaSource::Library, "med_9")), 1350));
+        assert_eq!(took.image_id, None);
+        let library_and_image = Media { media_id: Some("med_1".into()), ..image };
+        assert_eq!(ig(Format::Feed, vec![library_and_image], "x").unwrap_err().param("field"), Some("media[0].url"));
         assert_eq!(
             reel(Media { video_id: None, ..referenced.clone() }).unwrap_err().param("field"),
             Some("media[0].url")

@@ -62,14 +62,23 @@ fn kind_text(k: MediaKind) -> &'static str {
     }
 }
 
-pub async fn insert(conn: &mut PgConnection, tenant: TenantId, m: &MediaItem) -> Result<MediaItem, Error> {
+/// Stores an item; `source_image` names the content image it was imported from. `None` when a
+/// live item of that image is already there (a concurrent import stored it first).
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    m: &MediaItem,
+    source_image: Option<&str>,
+) -> Result<Option<MediaItem>, Error> {
     let q = format!(
         "INSERT INTO post_media (id, tenant_id, name, kind, content_type, bytes, width, height, duration_secs, \
-           storage_key, sha256, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+           storage_key, sha256, created_by, source_image) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (tenant_id, source_image) WHERE source_image IS NOT NULL AND deleted_at IS NULL DO NOTHING \
          RETURNING {COLUMNS}"
     );
     let side = |n: u32| i32::try_from(n).map_err(|_| Error::invalid("ads.media_unreadable"));
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(q))
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(q))
         .bind(m.id)
         .bind(tenant.as_uuid())
         .bind(&m.name)
@@ -82,10 +91,18 @@ pub async fn insert(conn: &mut PgConnection, tenant: TenantId, m: &MediaItem) ->
         .bind(&m.storage_key)
         .bind(&m.sha256)
         .bind(m.created_by)
-        .fetch_one(conn)
+        .bind(source_image)
+        .fetch_optional(conn)
         .await
         .db()?;
-    row.into_item()
+    row.map(Row::into_item).transpose()
+}
+
+/// The live item imported from a content image.
+pub async fn by_source_image(conn: &mut PgConnection, image_id: &str) -> Result<Option<MediaItem>, Error> {
+    let q = format!("SELECT {COLUMNS} FROM post_media WHERE source_image = $1 AND deleted_at IS NULL");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(image_id).fetch_optional(conn).await.db()?;
+    row.map(Row::into_item).transpose()
 }
 
 /// A live (not deleted) item; `lock` holds it against a concurrent delete.

@@ -1,14 +1,16 @@
-//! Images for pages and ads. With no image provider configured, a local SVG placeholder is
-//! made at once (deterministic, captioned in the page's language), so pages work offline.
+//! Images for pages and ads. With no image provider configured, a local placeholder is made at
+//! once (deterministic), so pages and posts work offline: a hero is an SVG captioned in the
+//! page's language; an ad is a JPEG (what Instagram takes), drawn from its prompt.
 
 use nexus_kernel::{Error, ErrorKind};
 use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
 
-use super::providers::Started;
+use super::providers::{ImageFormat, Started};
 use super::{App, Outcome, caller_locale, check_key, fresh, settle_in};
 use crate::domain::generation::parse_language;
 use crate::domain::images::{Image, side};
+use crate::domain::render::jpeg::ad_placeholder;
 use crate::domain::render::svg::placeholder;
 use crate::domain::{ImageId, parse_id, text_field};
 use crate::repo::images::{self as repo, NewImage};
@@ -65,7 +67,7 @@ impl App {
         let stored = async {
             // A provider's image arrives later (webhook or poll); a placeholder is ready now.
             let (provider, status, content_type, data, external_id) = match &self.images {
-                Some(p) => match p.start(&prompt, width, height).await? {
+                Some(p) => match p.start(&prompt, width, height, ImageFormat::of_purpose(&purpose)).await? {
                     Started::Pending(job) => (p.name(), "pending", String::new(), None, Some(job)),
                     Started::Done(job, source) => {
                         let (content_type, data) = self.fetch(source).await.map_err(|why| {
@@ -76,13 +78,17 @@ impl App {
                     }
                 },
                 None => {
-                    let text = if caption.is_empty() { &prompt } else { &caption };
-                    let svg = placeholder(&prompt, text, language, width, height).into_bytes();
-                    if svg.len() > self.cfg.images.max_bytes {
+                    let (content_type, data) = if purpose == "ad" {
+                        ("image/jpeg", ad_placeholder(&prompt, width, height)?)
+                    } else {
+                        let text = if caption.is_empty() { &prompt } else { &caption };
+                        ("image/svg+xml", placeholder(&prompt, text, language, width, height).into_bytes())
+                    };
+                    if data.len() > self.cfg.images.max_bytes {
                         return Err(Error::new(ErrorKind::PayloadTooLarge, "content.image_too_large")
                             .with_param("limit", self.cfg.images.max_bytes.to_string()));
                     }
-                    ("local", "succeeded", "image/svg+xml".to_owned(), Some(svg), None)
+                    ("local", "succeeded", content_type.to_owned(), Some(data), None)
                 }
             };
             let mut tx = db::tenant(&self.pool, tenant).await?;
@@ -129,4 +135,31 @@ impl App {
         db::commit(tx).await?;
         row.ok_or_else(|| Error::not_found("content.image_not_found"))
     }
+
+    /// A finished image's file, for a service that takes it elsewhere. Unknown or another
+    /// workspace's: not found; still drawing or failed: `content.image_not_ready`.
+    #[tracing::instrument(skip_all, fields(image = %id))]
+    pub async fn read_image(&self, p: &Principal, id: &str) -> Result<ImageFile, Error> {
+        p.require(Action::Read)?;
+        let id = parse_id(id, ImageId::parse, "content.image_not_found")?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let image =
+            repo::get(&mut tx, id.as_uuid()).await?.ok_or_else(|| Error::not_found("content.image_not_found"))?;
+        let file = repo::finished(&mut tx, id.as_uuid()).await?;
+        db::commit(tx).await?;
+        let Some((content_type, data)) = file else {
+            return Err(
+                Error::new(ErrorKind::FailedPrecondition, "content.image_not_ready").with_param("status", image.status)
+            );
+        };
+        Ok(ImageFile { content_type, data, image })
+    }
+}
+
+/// A finished image with its bytes.
+#[derive(Debug, Clone)]
+pub struct ImageFile {
+    pub content_type: String,
+    pub data: Vec<u8>,
+    pub image: Image,
 }

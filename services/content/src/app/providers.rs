@@ -60,6 +60,20 @@ pub struct RunwareImages {
     pub webhook_url: Option<String>,
 }
 
+/// The file type a provider is asked for: ads are posted to platforms that take JPEG only
+/// (Instagram); heroes stay PNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+}
+
+impl ImageFormat {
+    pub fn of_purpose(purpose: &str) -> Self {
+        if purpose == "ad" { Self::Jpeg } else { Self::Png }
+    }
+}
+
 pub enum ImageProvider {
     Replicate(ReplicateImages),
     Runware(RunwareImages),
@@ -82,7 +96,9 @@ fn result_source(r: &ImageResult) -> Outcome {
         let data = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|_| "malformed image data".to_owned())?;
-        return Ok(Source::Bytes { content_type: "image/png".into(), data });
+        // Inline data carries no type: its first bytes tell it (the format the task asked for).
+        let content_type = if data.starts_with(&[0xFF, 0xD8, 0xFF]) { "image/jpeg" } else { "image/png" };
+        return Ok(Source::Bytes { content_type: content_type.into(), data });
     }
     r.image_url.clone().map(Source::Url).ok_or_else(|| "no image in the result".to_owned())
 }
@@ -149,12 +165,17 @@ impl ImageProvider {
     }
 
     /// Starts a job for an image.
-    pub async fn start(&self, prompt: &str, width: u32, height: u32) -> Result<Started, Error> {
+    pub async fn start(&self, prompt: &str, width: u32, height: u32, format: ImageFormat) -> Result<Started, Error> {
         match self {
             Self::Replicate(r) => {
+                let output_format = match format {
+                    ImageFormat::Png => "png",
+                    ImageFormat::Jpeg => "jpg",
+                };
                 let mut req = CreatePrediction::new(
                     r.target.clone(),
-                    json!({"prompt": prompt, "width": width, "height": height, "num_outputs": 1, "output_format": "png"}),
+                    json!({"prompt": prompt, "width": width, "height": height, "num_outputs": 1,
+                        "output_format": output_format}),
                 );
                 if let Some(url) = &r.webhook_url {
                     req = req.with_completion_webhook(url);
@@ -163,7 +184,10 @@ impl ImageProvider {
             }
             Self::Runware(r) => {
                 let mut task = ImageInference::new(prompt, &r.model, width, height);
-                task.output_format = OutputFormat::Png;
+                task.output_format = match format {
+                    ImageFormat::Png => OutputFormat::Png,
+                    ImageFormat::Jpeg => OutputFormat::Jpg,
+                };
                 let id = task.task_uuid.to_string();
                 match &r.webhook_url {
                     Some(url) => {

@@ -1,4 +1,5 @@
-//! Images through Replicate (the fake): polling, signed webhooks, failures and size caps.
+//! Images through Replicate (the fake): polling, signed webhooks, failures and size caps; the
+//! local pictures (an ad is a real JPEG) and reading a finished image's file (`ReadImage`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,6 +91,63 @@ async fn without_webhooks_predictions_are_polled_and_the_output_copied() {
     })
     .await;
     assert!(charged, "the hold became a charge: {:?}", s.balance(&token).await);
+}
+
+fn read(id: &str, token: &str) -> tonic::Request<pb::GetByIdRequest> {
+    authed(pb::GetByIdRequest { id: id.into() }, token)
+}
+
+#[tokio::test]
+async fn read_image_gives_a_local_ad_as_jpeg_bytes_to_its_workspace_only() {
+    let s = start().await;
+    let token = s.owner(WorkspaceId::new());
+    let ask = pb::CreateImageRequest {
+        purpose: "ad".into(),
+        prompt: "winter coats on a snowy street".into(),
+        width: 1088,
+        height: 1344,
+        ..Default::default()
+    };
+    let img = s.client().create_image(authed(ask, &token)).await.unwrap().into_inner();
+    assert_eq!(
+        (img.provider.as_str(), img.status.as_str(), img.content_type.as_str()),
+        ("local", "succeeded", "image/jpeg")
+    );
+    let file = s.client().read_image(read(&img.id, &token)).await.unwrap().into_inner();
+    assert_eq!(file.content_type, "image/jpeg");
+    assert!(file.data.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    assert_eq!(file.data.len() as i64, img.size_bytes);
+    let size = imagesize::blob_size(&file.data).expect("a readable picture");
+    assert_eq!((size.width, size.height), (1088, 1344), "the requested size");
+    assert_eq!((file.width, file.height, file.prompt.as_str()), (1088, 1344, "winter coats on a snowy street"));
+
+    // A hero stays an SVG placeholder.
+    let hero = s.client().create_image(authed(image("a shop front"), &token)).await.unwrap().into_inner();
+    let file = s.client().read_image(read(&hero.id, &token)).await.unwrap().into_inner();
+    assert_eq!(file.content_type, "image/svg+xml");
+    assert!(file.data.starts_with(b"<svg"));
+
+    // Another workspace, an unknown id, a malformed one: not found.
+    let other = s.owner(WorkspaceId::new());
+    for (id, who) in [(img.id.as_str(), &other), ("img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", &token), ("nope", &token)] {
+        let e = s.client().read_image(read(id, who)).await.unwrap_err();
+        assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::NotFound, "content.image_not_found"), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_pending_image_is_not_ready_and_ads_ask_replicate_for_jpeg() {
+    let (s, fake, _files) = with_replicate(&[("NEXUS_IMAGES__POLL_AFTER", "1h".into())]).await;
+    let token = s.owner(WorkspaceId::new());
+    let ad = pb::CreateImageRequest { purpose: "ad".into(), prompt: "a red bag".into(), ..Default::default() };
+    let img = s.client().create_image(authed(ad, &token)).await.unwrap().into_inner();
+    assert_eq!(img.status, "pending");
+    let e = s.client().read_image(read(&img.id, &token)).await.unwrap_err();
+    assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::FailedPrecondition, "content.image_not_ready"));
+    s.client().create_image(authed(image("a hero"), &token)).await.unwrap();
+    let asked = fake.requests_to("POST", "/v1/models/black-forest-labs/flux-schnell/predictions");
+    let formats: Vec<_> = asked.iter().map(|r| r.body["input"]["output_format"].clone()).collect();
+    assert_eq!(formats, vec![json!("jpg"), json!("png")], "ads as JPEG, heroes as PNG");
 }
 
 fn delivery(headers: HashMap<String, String>, body: Vec<u8>) -> DeliverWebhookRequest {
@@ -241,6 +299,18 @@ mod runware {
             (Some("imageInference"), Some("base64Data"))
         );
         assert_eq!((task["width"].as_u64(), task["height"].as_u64()), (Some(1024), Some(576)));
+    }
+
+    #[tokio::test]
+    async fn ads_come_back_as_jpeg() {
+        let (s, fake) = with_runware(&[]).await;
+        let token = s.owner(WorkspaceId::new());
+        let ad = pb::CreateImageRequest { purpose: "ad".into(), prompt: "a blue bag".into(), ..Default::default() };
+        let img = s.client().create_image(authed(ad, &token)).await.unwrap().into_inner();
+        assert_eq!((img.status.as_str(), img.content_type.as_str()), ("succeeded", "image/jpeg"));
+        assert_eq!(fake.requests()[0].body[0]["outputFormat"], "JPG");
+        let file = s.client().read_image(read(&img.id, &token)).await.unwrap().into_inner();
+        assert!(file.data.starts_with(&[0xFF, 0xD8, 0xFF]));
     }
 
     #[tokio::test]

@@ -55,14 +55,16 @@ pub enum PostFormat {
 }
 
 /// One picture or video, from exactly one source: a URL with its facts declared, a finished video
-/// of the video service (`video_id`), or an upload of the media library (`media_id`). For the
-/// last two the service reads the facts itself (anything declared is replaced) and makes a fresh
-/// link when the post is published.
+/// of the video service (`video_id`), an upload of the media library (`media_id`), or a finished
+/// image of `/v1/images` (`image_id`). For the references the service reads the facts itself
+/// (anything declared is replaced) and makes a fresh link when the post is published. An image is
+/// imported into the media library when the post is written (once: later posts reuse the item)
+/// and the stored post names it by `media_id`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"url": "https://cdn.example.com/winter.jpg", "kind": "image", "content_type": "image/jpeg", "bytes": 482113, "width": 1080, "height": 1350}))]
 pub struct PostMedia {
-    /// https address the platform downloads from (empty with `video_id` or `media_id`).
+    /// https address the platform downloads from (empty with `video_id`, `media_id` or `image_id`).
     #[serde(default)]
     pub url: String,
     /// A finished video of `/v1/videos`.
@@ -72,6 +74,11 @@ pub struct PostMedia {
     /// An upload of `/v1/ads/media`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_id: Option<String>,
+    /// A finished image of `/v1/images` (JPEG, PNG or WebP: an `ad` image; a `hero` is an SVG
+    /// placeholder when made locally, which no platform takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub image_id: Option<String>,
     #[serde(default = "image")]
     pub kind: MediaKind,
     /// `image/jpeg`, `image/png`, `video/mp4`, `video/quicktime`…

@@ -167,8 +167,9 @@ fn slots(s: pb::QueueSlots) -> QueueSlotsBody {
 /// (comma-separated), `privacy`, and the media: `media_url`, `media_type` (`image/jpeg`,
 /// `video/mp4`…), `media_bytes`, `media_width`, `media_height`, `media_duration`, several media
 /// separated by `|` with their details in the same order (one value applies to all). A
-/// `media_url` of `video:vid_…` (a finished video of `/v1/videos`) or `media:<id>` (an upload of
-/// `/v1/ads/media`) needs no details: the service reads them.
+/// `media_url` of `video:vid_…` (a finished video of `/v1/videos`), `media:<id>` (an upload of
+/// `/v1/ads/media`) or `image:img_…` (a finished image of `/v1/images`, imported into the media
+/// library) needs no details: the service reads them.
 ///
 /// ```csv
 /// connection_id,account,scheduled_at,time_zone,queue,format,caption,hashtags

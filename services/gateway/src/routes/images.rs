@@ -23,7 +23,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"purpose": "hero", "prompt": "trail running shoes on a rocky path at sunrise", "caption": "Trail Runner X", "language": "en"}))]
 pub struct ImageRequest {
-    /// hero (1024 x 576 by default) or ad (1024 x 1024).
+    /// hero (1024 x 576 by default; a local placeholder is an SVG) or ad (1024 x 1024; JPEG, to be
+    /// named by a social post's media `image_id`).
     #[schema(pattern = "^(hero|ad)$")]
     pub purpose: String,
     /// 1 to 1,000 characters, not only spaces; no control characters but line breaks and tabs.
@@ -77,6 +78,8 @@ fn image(i: pb::Image) -> ImageBody {
 }
 
 /// Create a hero or ad image (credits: content.image). Use its id as a page's hero `image_id`.
+///
+/// An ad image (a JPEG) can also be named by a social post's media `image_id`.
 #[utoipa::path(post, path = "/v1/images", tag = "content", security(("bearer" = []), ("api_key" = [])),
     params(("Idempotency-Key" = Option<String>, Header, example = "hero-spring")), request_body = ImageRequest,
     responses((status = 201, description = "Created (pending while a provider works on it)", body = ImageBody), (status = 400, description = "Invalid purpose, size or prompt", body = ErrorEnvelope),

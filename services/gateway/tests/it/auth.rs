@@ -72,7 +72,7 @@ pub struct Services {
     pub ads: bool,
     pub commerce: bool,
     /// The video service with its local voice and renderer (needs `billing` for its credits);
-    /// ads, when running, reads its videos.
+    /// ads, when running, reads its videos (and content's images, when content runs).
     pub video: bool,
 }
 
@@ -176,12 +176,13 @@ async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(Strin
         cfg.services.video = v.grpc_url();
     }
     if ads {
-        // Posts may name the video service's videos (when it runs here); uploaded post media
-        // of this test's ads only.
+        // Posts may name the video service's videos and content's images (when they run here);
+        // uploaded post media of this test's ads only.
         let store = std::env::temp_dir().join(format!("nexus-gw-ads-{}", uuid::Uuid::new_v4().simple()));
         let extra = [
             with_auth[0].clone(),
             ("NEXUS_SERVICES__VIDEO", if video { cfg.services.video.clone() } else { String::new() }),
+            ("NEXUS_SERVICES__CONTENT", if content { cfg.services.content.clone() } else { String::new() }),
             ("NEXUS_STORAGE__ROOT", store.display().to_string()),
         ];
         let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &extra);

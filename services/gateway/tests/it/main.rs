@@ -3,6 +3,7 @@
 mod account_security;
 mod ads;
 mod ads_media;
+mod ads_post_images;
 mod ads_post_videos;
 mod ads_posts;
 mod ads_scheduler;

@@ -1,7 +1,8 @@
 //! What the content service renders for the public web: published pages as HTML and image
-//! placeholders as SVG. Every piece of user text goes through [`escape`].
+//! placeholders as SVG (hero) or JPEG (ad). Every piece of user text goes through [`escape`].
 
 pub mod html;
+pub mod jpeg;
 pub mod svg;
 
 /// Escapes text for HTML and XML, in element content and in quoted attribute values alike.

@@ -8,7 +8,7 @@ use super::escape;
 use crate::domain::text::fit;
 
 /// Pairs of colours that keep white text readable.
-const PALETTES: [(&str, &str); 8] = [
+pub(super) const PALETTES: [(&str, &str); 8] = [
     ("#4338ca", "#db2777"),
     ("#0f766e", "#2563eb"),
     ("#7c3aed", "#c026d3"),
