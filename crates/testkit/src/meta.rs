@@ -38,6 +38,8 @@ pub const TEST_CODE: &str = "meta-code-ok";
 pub const TEST_USER_ID: &str = "10001";
 const SHORT_TOKEN: &str = "EAAfake-short";
 const LONG_TOKEN: &str = "EAAfake-long-lived";
+/// The most rows Meta answers in one insights page.
+const MAX_INSIGHTS_PAGE: usize = 500;
 
 /// An object the builder created.
 #[derive(Debug, Clone)]
@@ -62,12 +64,16 @@ pub(crate) struct State {
     audience_rows: Vec<(String, String, Vec<String>)>,
     /// Usage percentage reported in the rate-limit headers of insights answers.
     usage_percent: u32,
-    /// Rows per insights page.
+    /// Rows per insights page (at most the `limit` asked for).
     insights_page: usize,
+    /// When set, an ad account's insights are this many generated rows, not its built ads'.
+    insights_generated: Option<usize>,
     /// When each insights request arrived.
     insights_calls: Vec<std::time::Instant>,
-    /// Every insights row served (ad id, day, row).
+    /// Every insights row served (ad id, day, row); generated rows are only counted.
     insights_served: Vec<serde_json::Value>,
+    /// How many insights rows were served, generated ones included.
+    insights_served_count: usize,
     /// Async report runs: (id, ad account, since, until, polls so far).
     jobs: Vec<(String, String, String, String, u32)>,
     /// Seconds a long-lived token lasts.
@@ -101,8 +107,10 @@ impl FakeMeta {
             audience_rows: Vec::new(),
             usage_percent: 10,
             insights_page: 10,
+            insights_generated: None,
             insights_calls: Vec::new(),
             insights_served: Vec::new(),
+            insights_served_count: 0,
             jobs: Vec::new(),
             long_lived_secs: 60 * 86_400,
             verifiers: Vec::new(),
@@ -174,9 +182,28 @@ impl FakeMeta {
         self.state().insights_calls.clone()
     }
 
-    /// Every insights row served.
+    /// Every insights row served (generated rows are only counted: [`FakeMeta::insights_served_count`]).
     pub fn insights_served(&self) -> Vec<serde_json::Value> {
         self.state().insights_served.clone()
+    }
+
+    /// How many insights rows were served, generated ones included.
+    pub fn insights_served_count(&self) -> usize {
+        self.state().insights_served_count
+    }
+
+    /// Rows per insights page (10 unless set), never more than the `limit` asked for nor
+    /// Meta's 500.
+    pub fn set_insights_page(&self, rows: usize) {
+        self.state().insights_page = rows.clamp(1, MAX_INSIGHTS_PAGE);
+    }
+
+    /// Makes every ad account's insights (and its report runs') `rows` generated daily rows
+    /// instead of its built ads': as many ads (ids from `9000000000`) as spread `rows` over the
+    /// days asked, one campaign and ad set, figures deterministic per (ad, day) as for built
+    /// ads. Each page is generated when asked for, and its rows counted, not kept.
+    pub fn generate_insights(&self, rows: usize) {
+        self.state().insights_generated = Some(rows);
     }
 
     /// What Meta's review decided of every object on `edge`: its `effective_status` and the
@@ -473,9 +500,60 @@ fn insights(st: &mut State, object: &str, q: &HashMap<String, String>) -> Respon
         return error(StatusCode::BAD_REQUEST, 100, "time_range is required");
     };
     let account = job.map(|j| j.1).or_else(|| object.starts_with("act_").then(|| object.to_owned()));
-    let campaigns: Vec<String> = match &account {
+    let days = usize::try_from((until - since).num_days() + 1).unwrap_or(0);
+    let offset: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25).min(MAX_INSIGHTS_PAGE);
+    let take = st.insights_page.min(limit).max(1);
+    let (page, total) = match (st.insights_generated, &account) {
+        (Some(total), Some(_)) => {
+            let ads = total.div_ceil(days.max(1)).max(1);
+            let end = (offset + take).min(total);
+            let page: Vec<serde_json::Value> = (offset.min(end)..end)
+                .map(|k| {
+                    let i = k % ads;
+                    let ad = format!("{}", 9_000_000_000u64 + i as u64);
+                    insight_row("7000000001", "8000000001", &ad, since, k / ads, i)
+                })
+                .collect();
+            (page, total)
+        }
+        _ => {
+            let ads = built_ads(st, object, account.as_deref());
+            let rows: Vec<serde_json::Value> = (0..days)
+                .flat_map(|n| {
+                    ads.iter()
+                        .enumerate()
+                        .map(move |(i, (ad, adset, campaign))| insight_row(campaign, adset, ad, since, n, i))
+                })
+                .collect();
+            let page: Vec<serde_json::Value> = rows.iter().skip(offset).take(take).cloned().collect();
+            st.insights_served.extend(page.iter().cloned());
+            (page, rows.len())
+        }
+    };
+    st.insights_served_count += page.len();
+    let end = offset + page.len();
+    let mut body =
+        json!({"data": page, "paging": {"cursors": {"before": offset.to_string(), "after": end.to_string()}}});
+    if end < total {
+        body["paging"]["next"] = json!(format!("https://graph.facebook.com/{object}/insights?after={end}"));
+    }
+    let pct = st.usage_percent;
+    let buc = json!({"1234567890": [{"type": "ads_insights", "call_count": pct, "total_cputime": pct / 2, "total_time": pct / 2, "estimated_time_to_regain_access": 0}]});
+    let acc = json!({"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"});
+    let mut resp = axum::Json(body).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-business-use-case-usage", buc.to_string().parse().expect("header"));
+    h.insert("x-ad-account-usage", acc.to_string().parse().expect("header"));
+    resp
+}
+
+/// (ad, ad set, campaign) of the ads built under a campaign, or under every campaign of an
+/// ad account.
+fn built_ads(st: &State, object: &str, account: Option<&str>) -> Vec<(String, String, String)> {
+    let campaigns: Vec<String> = match account {
         Some(a) => {
-            st.objects.iter().filter(|o| o.edge == "campaigns" && &o.account == a).map(|o| o.id.clone()).collect()
+            st.objects.iter().filter(|o| o.edge == "campaigns" && o.account == a).map(|o| o.id.clone()).collect()
         }
         None => vec![object.to_owned()],
     };
@@ -488,49 +566,35 @@ fn insights(st: &mut State, object: &str, q: &HashMap<String, String>) -> Respon
             Some((o.id.clone(), c.clone()))
         })
         .collect();
-    let ads: Vec<(String, String, String)> = st
-        .objects
+    st.objects
         .iter()
         .filter(|o| o.edge == "ads")
         .filter_map(|o| {
             let a = o.fields.get("adset_id")?;
             adsets.iter().find(|(id, _)| id == a).map(|(id, c)| (o.id.clone(), id.clone(), c.clone()))
         })
-        .collect();
-    let mut rows = Vec::new();
-    let mut d = since;
-    while d <= until {
-        let n = (d - since).num_days();
-        for (i, (ad, adset, campaign)) in ads.iter().enumerate() {
-            let cents = 1234 + n * 37 + i as i64 * 5;
-            let revenue = cents * 3;
-            rows.push(json!({
-                "campaign_id": campaign, "adset_id": adset, "ad_id": ad,
-                "date_start": d.to_string(), "date_stop": d.to_string(),
-                "spend": format!("{}.{:02}", cents / 100, cents % 100),
-                "impressions": (1000 + n * 11).to_string(), "reach": (800 + n * 7).to_string(), "clicks": (40 + n).to_string(),
-                "actions": [{"action_type": "purchase", "value": (n % 3).to_string()}, {"action_type": "link_click", "value": "9"}],
-                "action_values": [{"action_type": "purchase", "value": format!("{}.{:02}", revenue / 100, revenue % 100)}],
-            }));
-        }
-        let Some(next) = d.succ_opt() else { break };
-        d = next;
-    }
-    let offset: usize = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
-    let page: Vec<serde_json::Value> = rows.iter().skip(offset).take(st.insights_page).cloned().collect();
-    st.insights_served.extend(page.iter().cloned());
-    let end = offset + page.len();
-    let mut body =
-        json!({"data": page, "paging": {"cursors": {"before": offset.to_string(), "after": end.to_string()}}});
-    if end < rows.len() {
-        body["paging"]["next"] = json!(format!("https://graph.facebook.com/{object}/insights?after={end}"));
-    }
-    let pct = st.usage_percent;
-    let buc = json!({"1234567890": [{"type": "ads_insights", "call_count": pct, "total_cputime": pct / 2, "total_time": pct / 2, "estimated_time_to_regain_access": 0}]});
-    let acc = json!({"acc_id_util_pct": pct, "reset_time_duration": 0, "ads_api_access_tier": "standard_access"});
-    let mut resp = axum::Json(body).into_response();
-    let h = resp.headers_mut();
-    h.insert("x-business-use-case-usage", buc.to_string().parse().expect("header"));
-    h.insert("x-ad-account-usage", acc.to_string().parse().expect("header"));
-    resp
+        .collect()
+}
+
+/// The daily row of the `i`-th ad on the `n`-th day after `since`.
+fn insight_row(
+    campaign: &str,
+    adset: &str,
+    ad: &str,
+    since: chrono::NaiveDate,
+    n: usize,
+    i: usize,
+) -> serde_json::Value {
+    let d = (since + chrono::Duration::days(n as i64)).to_string();
+    let n = n as i64;
+    let cents = 1234 + n * 37 + i as i64 * 5;
+    let revenue = cents * 3;
+    json!({
+        "campaign_id": campaign, "adset_id": adset, "ad_id": ad,
+        "date_start": d, "date_stop": d,
+        "spend": format!("{}.{:02}", cents / 100, cents % 100),
+        "impressions": (1000 + n * 11).to_string(), "reach": (800 + n * 7).to_string(), "clicks": (40 + n).to_string(),
+        "actions": [{"action_type": "purchase", "value": (n % 3).to_string()}, {"action_type": "link_click", "value": "9"}],
+        "action_values": [{"action_type": "purchase", "value": format!("{}.{:02}", revenue / 100, revenue % 100)}],
+    })
 }

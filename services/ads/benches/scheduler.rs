@@ -17,8 +17,10 @@
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
+mod support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,11 +29,9 @@ use nexus_ads::app::App;
 use nexus_ads::domain::ConnectionId;
 use nexus_ads::domain::posts::PostSpec;
 use nexus_platform::identity::{Principal, PrincipalKind, Role};
-use nexus_proto::nexus::ads::v1 as pb;
-use nexus_proto::nexus::ads::v1::ads_client::AdsClient;
 use nexus_providers::instagram::PagePost;
 use nexus_testkit::bench::{Goal, Result};
-use nexus_testkit::meta::{FakeMeta, TEST_APP_ID, TEST_APP_SECRET, TEST_CODE, TEST_PAGE_ID};
+use nexus_testkit::meta::{FakeMeta, TEST_PAGE_ID};
 use nexus_testkit::service::TestService;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -47,29 +47,16 @@ fn env_or(key: &str, default: usize) -> usize {
     std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// The ads service against the fake Meta, its own scheduler idle (an hour between polls after
-/// its first, empty round) so that only the bench's replicas publish.
+/// The ads service against the fake Meta, its own scheduler idle so that only the bench's
+/// replicas publish.
 async fn start(meta: &FakeMeta, pool: usize) -> (TestService, Arc<App>) {
-    let env: Vec<(&str, String)> = vec![
-        ("NEXUS_META__APP_ID", TEST_APP_ID.into()),
-        ("NEXUS_META__APP_SECRET", TEST_APP_SECRET.into()),
-        ("NEXUS_META__GRAPH_URL", meta.base_url.clone()),
-        ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
-        ("NEXUS_POSTS__POLL_INTERVAL", "1h".into()),
+    let mut env: Vec<(&str, String)> = vec![
         // The fake has one page: the per-account cap would measure the cap, not the scheduler.
         ("NEXUS_POSTS__PER_ACCOUNT", "1000".into()),
-        // The defaults unless set, to compare settings: NEXUS_BENCH_SCHEDULER_BATCH / _CONCURRENCY.
-        ("NEXUS_POSTS__BATCH", std::env::var("NEXUS_BENCH_SCHEDULER_BATCH").unwrap_or_else(|_| "1000".into())),
-        (
-            "NEXUS_POSTS__CONCURRENCY",
-            std::env::var("NEXUS_BENCH_SCHEDULER_CONCURRENCY").unwrap_or_else(|_| "128".into()),
-        ),
-        ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
-        ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
-        ("NEXUS_DATABASE__MAX_CONNECTIONS", pool.to_string()),
+        ("NEXUS_POSTS__BATCH", "1000".into()),
+        ("NEXUS_POSTS__CONCURRENCY", "128".into()),
     ];
-    // The configured defaults unless set, to compare settings.
-    let mut env = env;
+    // The defaults unless set, to compare settings.
     for (var, key) in [
         ("NEXUS_BENCH_SCHEDULER_BATCH", "NEXUS_POSTS__BATCH"),
         ("NEXUS_BENCH_SCHEDULER_CONCURRENCY", "NEXUS_POSTS__CONCURRENCY"),
@@ -78,32 +65,7 @@ async fn start(meta: &FakeMeta, pool: usize) -> (TestService, Arc<App>) {
             env.push((key, v));
         }
     }
-    let shared = Arc::new(OnceLock::new());
-    let sharing = shared.clone();
-    let s = TestService::start(nexus_ads::DEF, nexus_ads::DEFAULTS, &env, |config: nexus_ads::Config| {
-        nexus_ads::service_sharing(config, sharing).expect("config")
-    })
-    .await;
-    // The service builds its use cases while it starts serving.
-    for _ in 0..200 {
-        if let Some(app) = shared.get() {
-            return (s, Arc::clone(app));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the service did not build its use cases");
-}
-
-/// Connects Meta through the fake's OAuth; answers the connection's id.
-async fn connect_meta(s: &TestService, admin: &nexus_testkit::identity::Caller) -> String {
-    let mut client = AdsClient::new(s.channel().await);
-    let req = pb::StartConnectionRequest {
-        provider: "meta".into(),
-        redirect_uri: "http://localhost:3000/connections/callback".into(),
-    };
-    let started = client.start_connection(admin.req(req)).await.unwrap().into_inner();
-    let req = pb::CompleteConnectionRequest { provider: "meta".into(), code: TEST_CODE.into(), state: started.state };
-    client.complete_connection(admin.req(req)).await.unwrap().into_inner().id
+    support::start(meta, pool, &env).await
 }
 
 fn principal(admin: &nexus_testkit::identity::Caller) -> Principal {
@@ -230,7 +192,7 @@ async fn main() {
     );
     let admin = s.admin();
     let p = principal(&admin);
-    let conn = connect_meta(&s, &admin).await;
+    let conn = support::connect_meta(&s, &admin).await;
     let token = user_token(&s, &app, &conn).await;
 
     // Warm-up: connections, plans, the first claims and calls.
