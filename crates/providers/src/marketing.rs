@@ -147,6 +147,19 @@ pub(crate) fn judged(
     Ok(json)
 }
 
+/// An interest an ad can target, as a platform's targeting search answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interest {
+    /// The platform's id, what an ad set's (Meta) or ad group's (TikTok) targeting names.
+    pub id: String,
+    pub name: String,
+    /// The categories above it, outermost first (Meta's `path`; empty at TikTok).
+    pub path: Vec<String>,
+    /// The platform's estimate of the people it reaches, when it gives one.
+    pub audience_min: Option<i64>,
+    pub audience_max: Option<i64>,
+}
+
 /// One daily row of insights at ad level, figures as the platform sends them (decimal text in
 /// the account's currency for money).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::http::RetryPolicy;
-use crate::marketing::{PlatformError, call, text};
+use crate::marketing::{Interest, PlatformError, call, text};
 
 pub(crate) const PLATFORM: &str = "Meta";
 /// Rows per audience upload call (Meta's limit).
@@ -478,6 +478,28 @@ impl MetaClient {
     }
 
     /// The id of the ad account's object of `kind` named exactly `name`, if there is one.
+    /// Interests matching `q` (Meta's targeting search, `type=adinterest`), at most `limit`.
+    pub async fn search_interests(&self, token: &str, q: &str, limit: u32) -> Result<Vec<Interest>, PlatformError> {
+        let limit = limit.clamp(1, 100).to_string();
+        let v =
+            self.authed(token, "/search", &[("type", "adinterest"), ("q", q), ("limit", &limit)], "interests").await?;
+        Ok(data(&v)
+            .iter()
+            .filter(|o| !text(o, "id").is_empty())
+            .map(|o| Interest {
+                id: text(o, "id"),
+                name: text(o, "name"),
+                path: o
+                    .get("path")
+                    .and_then(Value::as_array)
+                    .map(|p| p.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                audience_min: o.get("audience_size_lower_bound").and_then(Value::as_i64),
+                audience_max: o.get("audience_size_upper_bound").and_then(Value::as_i64),
+            })
+            .collect())
+    }
+
     pub async fn find_by_name(
         &self,
         token: &str,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http::RetryPolicy;
-use crate::marketing::{InsightRow, PlatformError, call, text};
+use crate::marketing::{InsightRow, Interest, PlatformError, call, text};
 
 const PLATFORM: &str = "TikTok";
 const TOKEN_CODES: &[i64] = &[40102, 40104, 40105];
@@ -286,6 +286,33 @@ impl TikTokClient {
         let v = self.get(token, &format!("{}/get/", kind.path()), &q, "lookup").await?;
         let list = v.pointer("/data/list").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(list.iter().find(|o| text(o, kind.name_field()) == name).map(|o| text(o, kind.id_field())))
+    }
+
+    /// TikTok's interest categories (`/tool/interest_category/`) whose name contains `q`, any
+    /// case; TikTok lists them all and has no search of its own.
+    pub async fn search_interests(
+        &self,
+        token: &str,
+        advertiser: &str,
+        q: &str,
+        limit: u32,
+    ) -> Result<Vec<Interest>, PlatformError> {
+        let query = [("advertiser_id", advertiser.to_owned())];
+        let v = self.get(token, "/tool/interest_category/", &query, "interests").await?;
+        let all = v.pointer("/data/interest_categories").and_then(Value::as_array).cloned().unwrap_or_default();
+        let q = q.to_lowercase();
+        Ok(all
+            .iter()
+            .filter(|c| text(c, "interest_category_name").to_lowercase().contains(&q))
+            .take(usize::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .map(|c| Interest {
+                id: text(c, "interest_category_id"),
+                name: text(c, "interest_category_name"),
+                path: Vec::new(),
+                audience_min: None,
+                audience_max: None,
+            })
+            .collect())
     }
 
     /// An object's `secondary_status` and, for a rejected ad, TikTok's reason (`reject_info`).

@@ -352,8 +352,40 @@ fn route_inner(st: &mut State, method: &Method, path: &str, q: &HashMap<String, 
             st.revoked.push(token.to_owned());
             axum::Json(json!({"success": true})).into_response()
         }
+        ("GET", "/search") => interests(q),
         _ => objects(st, method, path, q),
     }
+}
+
+/// The interests the fake's targeting search knows: (id, name, path, audience lower bound).
+pub const INTERESTS: &[(&str, &str, &[&str], i64)] = &[
+    ("6003107902433", "Golf", &["Interests", "Sports and outdoors", "Sports"], 120_000_000),
+    ("6003384248805", "Baking", &["Interests", "Food and drink", "Cooking"], 95_000_000),
+    ("6003020834693", "Bakeries", &["Interests", "Food and drink", "Restaurants"], 40_000_000),
+    ("6003139266461", "Coffee", &["Interests", "Food and drink", "Beverages"], 300_000_000),
+];
+
+/// `GET /search?type=adinterest&q=`: the known interests whose name contains `q` (any case),
+/// at most `limit`; another type or no `q` is code 100, as Meta answers.
+fn interests(q: &HashMap<String, String>) -> Response {
+    if q.get("type").map(String::as_str) != Some("adinterest") {
+        return error(StatusCode::BAD_REQUEST, 100, "(#100) Param type must be one of {adinterest, ...}");
+    }
+    let Some(text) = q.get("q").filter(|t| !t.trim().is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, 100, "(#100) The parameter q is required");
+    };
+    let limit = q.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(25);
+    let text = text.to_lowercase();
+    let data: Vec<serde_json::Value> = INTERESTS
+        .iter()
+        .filter(|(_, name, _, _)| name.to_lowercase().contains(&text))
+        .take(limit)
+        .map(|(id, name, path, low)| {
+            json!({"id": id, "name": name, "path": path, "audience_size_lower_bound": low,
+                "audience_size_upper_bound": low + low / 5, "topic": path.get(1)})
+        })
+        .collect();
+    axum::Json(json!({"data": data})).into_response()
 }
 
 /// `/{act}/{edge}` (create, list by name) and `/{id}` (delete).

@@ -39,6 +39,9 @@ pub const TEST_SECRET: &str = "fake-tiktok-secret";
 pub const TEST_AUTH_CODE: &str = "tiktok-code-ok";
 const TOKEN: &str = "act.fake-tiktok-token";
 const KINDS: &[&str] = &["campaign", "adgroup", "ad"];
+/// The interest categories `/tool/interest_category/` lists: (id, name).
+pub const INTEREST_CATEGORIES: &[(&str, &str)] =
+    &[("10000", "Games"), ("11000", "Food & Beverage"), ("12000", "Baking & Desserts"), ("13000", "Sports")];
 
 /// An object the builder created: its kind, id, advertiser and the body it was created with
 /// (updates applied).
@@ -250,6 +253,16 @@ fn route(
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
+        ("GET", ["tool", "interest_category"]) => {
+            let list: Vec<Value> = INTEREST_CATEGORIES
+                .iter()
+                .map(|(id, name)| {
+                    json!({"interest_category_id": id, "interest_category_name": name, "level": 1,
+                    "sub_category_ids": []})
+                })
+                .collect();
+            ok(json!({"interest_categories": list}))
+        }
         ("GET", ["advertiser", "info"]) => {
             let ids: Vec<String> =
                 q.get("advertiser_ids").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();

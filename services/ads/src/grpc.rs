@@ -192,6 +192,7 @@ impl Ads for AdsService {
             countries: r.countries,
             age_min: r.age_min,
             age_max: r.age_max,
+            interests: r.interests,
             start: r.start.as_ref().and_then(from_ts),
             end: r.end.as_ref().and_then(from_ts),
             page_id: r.page_id,
@@ -210,6 +211,24 @@ impl Ads for AdsService {
             input,
         };
         Ok(Response::new(ad_build(self.app.build_ad_campaign(&p, req).await.map_err(status)?, caller_locale(Some(&p)))))
+    }
+
+    async fn search_interests(&self, req: Request<pb::SearchInterestsRequest>) -> R<pb::InterestList> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let found =
+            self.app.search_interests(&p, &r.connection_id, &r.ad_account, &r.query, r.limit).await.map_err(status)?;
+        let interests = found
+            .into_iter()
+            .map(|i| pb::Interest {
+                id: i.id,
+                name: i.name,
+                path: i.path,
+                audience_min: i.audience_min.unwrap_or(0),
+                audience_max: i.audience_max.unwrap_or(0),
+            })
+            .collect();
+        Ok(Response::new(pb::InterestList { interests }))
     }
 
     async fn get_ad_build(&self, req: Request<pb::GetByIdRequest>) -> R<pb::AdBuild> {

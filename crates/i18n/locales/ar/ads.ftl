@@ -81,3 +81,4 @@ ads-media_upload_interrupted = توقف الرفع قبل وصول الملف ك
 ads-review-pending = لم تنتهِ { $platform } بعد من مراجعة هذا الإعلان.
 ads-review-approved = وافقت { $platform } على هذا الإعلان.
 ads-review-rejected = رفضت { $platform } هذا الإعلان: { $reason }. غيّر ما يشير إليه السبب واحفظ الإعلان لتتم مراجعته من جديد.
+ads-interest_query_invalid = ابحث عن الاهتمامات بما بين 1 و{ $max } حرفًا، واطلب 100 نتيجة على الأكثر.

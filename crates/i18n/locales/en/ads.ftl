@@ -81,3 +81,4 @@ ads-media_upload_interrupted = The upload stopped before the whole file arrived;
 ads-review-pending = { $platform } has not finished reviewing this ad yet.
 ads-review-approved = { $platform } approved this ad.
 ads-review-rejected = { $platform } rejected this ad: { $reason }. Change what the reason names and save the ad to have it reviewed again.
+ads-interest_query_invalid = Search interests with 1 to { $max } characters, and ask for at most 100 results.

@@ -81,3 +81,4 @@ ads-media_upload_interrupted = La subida se detuvo antes de que llegara todo el 
 ads-review-pending = { $platform } aún no ha terminado de revisar este anuncio.
 ads-review-approved = { $platform } aprobó este anuncio.
 ads-review-rejected = { $platform } rechazó este anuncio: { $reason }. Cambia lo que indica el motivo y guarda el anuncio para que se revise de nuevo.
+ads-interest_query_invalid = Busca intereses con entre 1 y { $max } caracteres, y pide como máximo 100 resultados.

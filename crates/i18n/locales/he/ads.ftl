@@ -81,3 +81,4 @@ ads-media_upload_interrupted = ההעלאה נעצרה לפני שכל הקוב�
 ads-review-pending = { $platform } עדיין לא סיימה לבדוק את המודעה הזו.
 ads-review-approved = { $platform } אישרה את המודעה הזו.
 ads-review-rejected = { $platform } דחתה את המודעה הזו: { $reason }. שנו את מה שהסיבה מציינת ושמרו את המודעה כדי שתיבדק שוב.
+ads-interest_query_invalid = חפשו תחומי עניין עם 1 עד { $max } תווים, ובקשו לכל היותר 100 תוצאות.

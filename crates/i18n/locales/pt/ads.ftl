@@ -81,3 +81,4 @@ ads-media_upload_interrupted = O envio parou antes de o arquivo inteiro chegar; 
 ads-review-pending = { $platform } ainda não terminou de revisar este anúncio.
 ads-review-approved = { $platform } aprovou este anúncio.
 ads-review-rejected = { $platform } rejeitou este anúncio: { $reason }. Altere o que o motivo indica e salve o anúncio para que seja revisado novamente.
+ads-interest_query_invalid = Pesquise interesses com 1 a { $max } caracteres e peça no máximo 100 resultados.

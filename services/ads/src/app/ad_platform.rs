@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use nexus_kernel::{Currency, Error, ErrorKind};
-use nexus_providers::marketing::PlatformError;
+use nexus_providers::marketing::{Interest, PlatformError};
 use nexus_providers::meta::{MetaClient, MetaObject};
 use nexus_providers::tiktok::{DUPLICATED_REQUEST, TikTokClient, TikTokObject, request_id};
 use serde_json::{Value, json};
@@ -139,11 +139,15 @@ fn meta_fields(step: &str, name: &str, spec: &BuildSpec, ids: &HashMap<String, S
             ("buying_type", "AUCTION".into()),
         ],
         "adset" => {
-            let targeting = json!({
+            let mut targeting = json!({
                 "geo_locations": {"countries": spec.countries},
                 "age_min": spec.age_min,
                 "age_max": spec.age_max,
             });
+            if !spec.interests.is_empty() {
+                let interests: Vec<Value> = spec.interests.iter().map(|id| json!({"id": id})).collect();
+                targeting["flexible_spec"] = json!([{"interests": interests}]);
+            }
             let mut f = vec![
                 ("name", name.to_owned()),
                 ("campaign_id", id("campaign")),
@@ -234,6 +238,7 @@ fn tiktok_body(
                 // ISO codes: TikTok's own region ids come from /tool/region/ (not looked up here).
                 "location_ids": spec.countries,
                 "age_groups": age_groups(spec.age_min, spec.age_max),
+                "interest_category_ids": spec.interests,
                 "budget_mode": "BUDGET_MODE_DAY",
                 "budget": budget,
                 "optimization_goal": spec.optimization_goal,
@@ -461,6 +466,35 @@ impl AdPlatform<'_> {
         Ok((campaign_status, review, if review == "rejected" { reason } else { String::new() }))
     }
 
+    /// Interests an ad can target whose name matches `q`, at most `limit`.
+    pub async fn search_interests(
+        &self,
+        token: &str,
+        account: &str,
+        q: &str,
+        limit: u32,
+    ) -> Result<Vec<Interest>, PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.search_interests(token, q, limit).await,
+            AdPlatform::TikTok(t) => t.search_interests(token, account, q, limit).await,
+            AdPlatform::Local => {
+                let q = q.to_lowercase();
+                Ok(LOCAL_INTERESTS
+                    .iter()
+                    .filter(|(_, name, _)| name.to_lowercase().contains(&q))
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .map(|(id, name, size)| Interest {
+                        id: (*id).to_owned(),
+                        name: (*name).to_owned(),
+                        path: vec!["Interests".to_owned(), "Sandbox".to_owned()],
+                        audience_min: Some(*size),
+                        audience_max: Some(size + size / 5),
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// Where a provider's insights start.
     pub fn first_page(&self) -> Cursor {
         match self {
@@ -502,6 +536,16 @@ impl AdPlatform<'_> {
         }
     }
 }
+
+/// The sandbox's interests: (id, name, audience lower bound).
+const LOCAL_INTERESTS: &[(&str, &str, i64)] = &[
+    ("900001", "Baking", 1_200_000),
+    ("900002", "Coffee", 3_400_000),
+    ("900003", "Fitness", 2_100_000),
+    ("900004", "Fashion", 2_800_000),
+    ("900005", "Travel", 2_500_000),
+    ("900006", "Home and garden", 1_600_000),
+];
 
 /// The sandbox's id of a build's step: `local_<step>_<build>`, so a campaign's ad is known from
 /// the campaign's id.

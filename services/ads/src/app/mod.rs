@@ -17,6 +17,7 @@ pub mod platforms;
 pub mod posts;
 pub mod scheduler;
 pub mod sweep;
+pub mod targeting;
 
 use std::sync::Arc;
 

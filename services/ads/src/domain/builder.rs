@@ -70,6 +70,7 @@ pub const MAX_PRIMARY_TEXT: usize = 2200;
 pub const MAX_HEADLINE: usize = 255;
 pub const MAX_DESCRIPTION: usize = 255;
 const MAX_NAME: usize = 200;
+pub const MAX_INTERESTS: usize = 25;
 
 /// A checked build request (Meta: campaign, ad set, creative, ad).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,6 +88,10 @@ pub struct BuildSpec {
     pub countries: Vec<String>,
     pub age_min: u32,
     pub age_max: u32,
+    /// Interest ids from the platform's targeting search (`search_interests`), at most
+    /// [`MAX_INTERESTS`]; people matching any of them.
+    #[serde(default)]
+    pub interests: Vec<String>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
     pub page_id: String,
@@ -247,6 +252,15 @@ impl BuildSpec {
         {
             return Err(invalid("end", "before_start"));
         }
+        let mut interests: Vec<String> = i.interests.iter().map(|s| s.trim().to_owned()).collect();
+        interests.sort();
+        interests.dedup();
+        // Both platforms' interest ids are numbers (sent as text).
+        if interests.len() > MAX_INTERESTS
+            || interests.iter().any(|s| s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(invalid("interests", "invalid"));
+        }
         let page_id = text(&i.page_id, "page_id", 64, true)?;
         let link = i.link.trim().to_owned();
         let parsed = reqwest::Url::parse(&link).map_err(|_| invalid("link", "invalid"))?;
@@ -274,6 +288,7 @@ impl BuildSpec {
             countries,
             age_min,
             age_max,
+            interests,
             start: i.start,
             end: i.end,
             page_id,

@@ -17,4 +17,5 @@ mod scheduling;
 mod schema;
 mod support;
 mod sweep;
+mod targeting;
 mod tiktok;

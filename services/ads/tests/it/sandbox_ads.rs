@@ -3,23 +3,10 @@
 
 use nexus_proto::nexus::ads::v1 as pb;
 
-use crate::support::{Service, code};
+use crate::support::{Service, code, traffic_build};
 
 fn request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
-    pb::BuildAdCampaignRequest {
-        request_key: key.into(),
-        connection_id: connection.into(),
-        ad_account: "act_local_1".into(),
-        name: "Offline winter sale".into(),
-        objective: "OUTCOME_TRAFFIC".into(),
-        optimization_goal: "LINK_CLICKS".into(),
-        daily_budget: 2500,
-        countries: vec!["US".into()],
-        page_id: "local_page_1".into(),
-        link: "https://shop.example.com/".into(),
-        primary_text: "Sale".into(),
-        ..Default::default()
-    }
+    traffic_build(connection, "act_local_1", "local_page_1", key)
 }
 
 #[tokio::test]

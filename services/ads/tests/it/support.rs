@@ -192,3 +192,21 @@ pub fn cents(s: &str) -> i64 {
     let (w, f) = s.split_once('.').unwrap_or((s, "0"));
     w.parse::<i64>().unwrap() * 100 + format!("{f:0<2}")[..2].parse::<i64>().unwrap()
 }
+
+/// A traffic campaign's build request in `account` of `connection`, speaking as `page`.
+pub fn traffic_build(connection: &str, account: &str, page: &str, key: &str) -> pb::BuildAdCampaignRequest {
+    pb::BuildAdCampaignRequest {
+        request_key: key.into(),
+        connection_id: connection.into(),
+        ad_account: account.into(),
+        name: format!("Traffic {key}"),
+        objective: "OUTCOME_TRAFFIC".into(),
+        optimization_goal: "LINK_CLICKS".into(),
+        daily_budget: 2500,
+        countries: vec!["US".into()],
+        page_id: page.into(),
+        link: "https://shop.example.com/".into(),
+        primary_text: "Sale".into(),
+        ..Default::default()
+    }
+}

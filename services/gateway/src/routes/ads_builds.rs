@@ -7,14 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use nexus_proto::nexus::ads::v1 as pb;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{ads_client as client, ts};
 use crate::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Authenticated;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_budget))
         .routes(routes!(set_delivery))
         .routes(routes!(sync_insights))
+        .routes(routes!(search_interests))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -63,6 +64,9 @@ pub struct BuildRequest {
     pub countries: Vec<String>,
     pub age_min: Option<u32>,
     pub age_max: Option<u32>,
+    /// Interest ids found with `GET /v1/ads/interests` (at most 25): people matching any of them.
+    #[schema(max_items = 25, example = json!(["6003107902433"]))]
+    pub interests: Option<Vec<String>>,
     /// RFC 3339.
     pub start: Option<String>,
     pub end: Option<String>,
@@ -206,6 +210,7 @@ pub async fn create_build(
         countries: b.countries,
         age_min: b.age_min.unwrap_or(0),
         age_max: b.age_max.unwrap_or(0),
+        interests: b.interests.unwrap_or_default(),
         start: timestamp(b.start, "start")?,
         end: timestamp(b.end, "end")?,
         page_id: b.page_id,
@@ -311,4 +316,83 @@ pub async fn sync_insights(
         time_zone: r.time_zone,
         slowed: r.slowed,
     }))
+}
+
+/// What to search interests for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InterestQuery {
+    /// The connection whose platform is searched.
+    #[param(example = "conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub connection_id: String,
+    /// The ad account (Meta) or advertiser (TikTok) the build will run in.
+    #[param(example = "act_1234567890")]
+    pub ad_account: String,
+    /// 1 to 100 characters of the interest's name (not only spaces, no control characters).
+    #[param(
+        example = "golf",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub q: String,
+    /// 1 to 100 (25 when absent).
+    #[param(example = 25, minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InterestBody {
+    /// What a build's `interests` names.
+    #[schema(example = "6003107902433")]
+    pub id: String,
+    #[schema(example = "Golf")]
+    pub name: String,
+    /// Its categories, outermost first (Meta only).
+    #[schema(example = json!(["Interests", "Sports and outdoors", "Sports"]))]
+    pub path: Vec<String>,
+    /// The platform's estimate of the people it reaches, when it gives one.
+    pub audience_min: Option<i64>,
+    pub audience_max: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InterestList {
+    pub interests: Vec<InterestBody>,
+}
+
+/// Interests an ad can target, searched on the ad account's platform by name (the sandbox has
+/// its own short list).
+#[utoipa::path(get, path = "/v1/ads/interests", tag = "ads", security(("bearer" = []), ("api_key" = [])),
+    params(InterestQuery),
+    responses((status = 200, description = "Matching interests, the platform's best first", body = InterestList),
+        (status = 400, description = "A search text empty or too long, a limit over 100, or an ad account not of the connection", body = ErrorEnvelope),
+        (status = 404, description = "No such connection in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "The platform refused the search", body = ErrorEnvelope),
+        (status = 503, description = "The platform did not answer", body = ErrorEnvelope)))]
+pub async fn search_interests(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiQuery(q): ApiQuery<InterestQuery>,
+) -> Result<Json<InterestList>, ApiError> {
+    let req = pb::SearchInterestsRequest {
+        connection_id: q.connection_id,
+        ad_account: q.ad_account,
+        query: q.q,
+        limit: q.limit.unwrap_or(0),
+    };
+    let found = client(&state).search_interests(req).await?.into_inner();
+    let interests = found
+        .interests
+        .into_iter()
+        .map(|i| InterestBody {
+            id: i.id,
+            name: i.name,
+            path: i.path,
+            audience_min: (i.audience_min > 0).then_some(i.audience_min),
+            audience_max: (i.audience_max > 0).then_some(i.audience_max),
+        })
+        .collect();
+    Ok(Json(InterestList { interests }))
 }

@@ -82,3 +82,29 @@ async fn a_sandbox_connection_and_a_campaign_over_rest_with_localized_refusals()
     assert_eq!(status, 404);
     assert_eq!(s.count("SELECT count(*) FROM ads.campaigns").await, 1);
 }
+
+#[tokio::test]
+async fn sandbox_interests_are_searched_over_rest_and_bad_searches_are_refused() {
+    use reqwest::Method as M;
+    let s = stack_of(Services { ads: true, ..Services::default() }).await;
+    let token = s.owner("en").await;
+    let conn = local_connection(&s, &token).await;
+    let id = conn["id"].as_str().unwrap();
+    let url = |q: &str| format!("/v1/ads/interests?connection_id={id}&ad_account=act_local_1&{q}");
+
+    let (status, found) = s.call_in(M::GET, &url("q=coffee&limit=5"), Some(&token), "en", None).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["interests"][0]["name"], "Coffee", "{found}");
+    assert!(found["interests"][0]["audience_min"].as_i64().unwrap() > 0);
+
+    let es = s.owner("es").await;
+    let (status, e) = s.call_in(M::GET, &url("q=%20%20"), Some(&es), "es", None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("ads.interest_query_invalid")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("Busca intereses"), "{e}");
+    let (status, e) = s.call_in(M::GET, &url("q=golf&limit=abc"), Some(&token), "en", None).await;
+    assert_eq!(status, 400, "{e}");
+    let (status, _) = s.call_in(M::GET, &url("q=golf"), None, "en", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = s.call_in(M::GET, &url("q=golf"), Some(&s.owner("en").await), "en", None).await;
+    assert_eq!(status, 404, "another workspace's connection");
+}
