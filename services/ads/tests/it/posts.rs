@@ -73,6 +73,17 @@ async fn a_sandbox_post_processes_then_publishes_once_labelled_local() {
         assert_eq!(s.app.publish_due().await.unwrap().claimed, 0);
     }
     assert_eq!(s.events("nexus.ads.post.published").await, 1);
+
+    // Audited: the target's creation and each change of status. Not audited: the scheduler's
+    // leases and checkpoints, nor the engagement figures read back later.
+    let audited = "SELECT count(*) FROM ads.outbox WHERE audit->>'table' = 'social_post_targets'";
+    let statuses = "SELECT count(*) FROM ads.outbox WHERE audit->>'table' = 'social_post_targets' \
+        AND (audit->>'operation' = 'INSERT' OR audit->'before'->>'status' <> audit->'after'->>'status')";
+    assert_eq!((s.scalar(audited).await, s.scalar(statuses).await), (3, 3));
+    s.exec("UPDATE ads.social_post_targets SET engagement_at = NULL").await;
+    s.app.read_engagement().await.unwrap();
+    assert!(s.scalar("SELECT count(*) FROM ads.social_post_targets WHERE likes > 0").await == 1);
+    assert_eq!(s.scalar(audited).await, 3);
 }
 
 #[tokio::test]
