@@ -1,15 +1,16 @@
 //! TikTok Content Posting client against the fake TikTok (real HTTP on 127.0.0.1, port 0), with
-//! the token its OAuth flow hands out.
+//! the creator token its Login Kit flow hands out.
 
 use std::time::Duration;
 
 use nexus_providers::marketing::{Engagement, PlatformError};
-use nexus_providers::tiktok::{TikTokClient, TikTokConfig};
+use nexus_providers::tiktok_login::{TikTokLoginClient, TikTokLoginConfig};
 use nexus_providers::tiktok_posts::{
     INVALID_PARAMS, PublishState, SPAM_RISK_WAIT, TikTokPost, TikTokPostClient, TikTokPostConfig, UNKNOWN_CODE,
     VIDEO_NOT_FOUND,
 };
-use nexus_testkit::tiktok::{FakeTikTok, TEST_APP_ID, TEST_AUTH_CODE, TEST_SECRET};
+use nexus_testkit::tiktok::FakeTikTok;
+use nexus_testkit::tiktok_login::{TEST_CLIENT_KEY, TEST_CLIENT_SECRET, TEST_CREATOR_CODE};
 use nexus_testkit::tiktok_posts::LoseMode;
 
 struct Setup {
@@ -22,14 +23,20 @@ async fn setup_with(timeout: Duration) -> Setup {
     nexus_testkit::init_tracing();
     let fake = FakeTikTok::start().await;
     let http = reqwest::Client::new();
-    let business = TikTokConfig {
-        app_id: TEST_APP_ID.into(),
-        secret: TEST_SECRET.into(),
-        base_url: fake.base_url.clone(),
+    // Posting takes a creator's own Login Kit token (the Business token is refused).
+    let login = TikTokLoginConfig {
+        client_key: TEST_CLIENT_KEY.into(),
+        client_secret: TEST_CLIENT_SECRET.into(),
+        authorize_url: "https://www.tiktok.com/v2/auth/authorize/".into(),
+        api_url: fake.base_url.clone(),
         timeout: Duration::from_secs(5),
         attempts: 1,
     };
-    let token = TikTokClient::new(business, http.clone()).access_token(TEST_AUTH_CODE).await.unwrap().access_token;
+    let token = TikTokLoginClient::new(login, http.clone())
+        .exchange_code(TEST_CREATOR_CODE, "https://app.example.com/connections/callback")
+        .await
+        .unwrap()
+        .access_token;
     let cfg = TikTokPostConfig { base_url: fake.base_url.clone(), timeout, attempts: 3 };
     Setup { client: TikTokPostClient::new(cfg, http), fake, token }
 }
