@@ -257,7 +257,9 @@ pub async fn get_order(
 #[schema(example = json!({"supplier_connection_id": "conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "logistic_name": "CJPacket Ordinary", "pay_with": "balance"}))]
 pub struct FulfilRequest {
     pub supplier_connection_id: String,
-    /// A freight option; absent: the supplier's standard one.
+    /// A freight option (at most 100 characters, no control characters); absent: the
+    /// supplier's standard one.
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub logistic_name: Option<String>,
     /// balance (pay from the supplier balance) or page (answer the supplier's pay link).
     #[schema(pattern = "^(balance|page)$")]
@@ -268,7 +270,9 @@ pub struct FulfilRequest {
 /// `fulfilment_failed` with the reason, a refund request and an alert.
 #[utoipa::path(post, path = "/v1/commerce/orders/{id}/fulfil", tag = "commerce", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, example = "ord_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")), request_body = FulfilRequest,
-    responses((status = 200, description = "The order after the attempt", body = OrderBody), (status = 404, description = "No such order or supplier", body = ErrorEnvelope),
+    responses((status = 200, description = "The order after the attempt", body = OrderBody),
+        (status = 400, description = "A logistic name too long or with control characters, or pay_with not balance or page", body = ErrorEnvelope),
+        (status = 404, description = "No such order or supplier", body = ErrorEnvelope),
         (status = 409, description = "The order is not paid, or already fulfilled", body = ErrorEnvelope), (status = 422, description = "An order line is not from this supplier", body = ErrorEnvelope)))]
 pub async fn fulfil_order(
     State(state): State<AppState>,
