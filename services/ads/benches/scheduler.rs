@@ -3,7 +3,8 @@
 //! Candidate: N Facebook page posts (`NEXUS_BENCH_SCHEDULER_POSTS`, default 10,000) created
 //! through `App::create_post`, all due at the same instant, published by R replicas' scheduler
 //! loops (`NEXUS_BENCH_SCHEDULER_REPLICAS`, default 2; the production `scheduler` with the
-//! configured batch and concurrency, one pool per replica's worth of connections) against the
+//! configured batch, concurrency and rounds side by side, one pool per replica's worth of
+//! connections) against the
 //! fake Meta, which answers at once. Each post costs two fake calls (`page_token`,
 //! `page_publish`) and the scheduler's claim, connection read, checkpoint and record. The clock
 //! starts at the due instant and stops when every post is recorded published.
@@ -60,6 +61,7 @@ async fn start(meta: &FakeMeta, pool: usize) -> (TestService, Arc<App>) {
     for (var, key) in [
         ("NEXUS_BENCH_SCHEDULER_BATCH", "NEXUS_POSTS__BATCH"),
         ("NEXUS_BENCH_SCHEDULER_CONCURRENCY", "NEXUS_POSTS__CONCURRENCY"),
+        ("NEXUS_BENCH_SCHEDULER_ROUNDS", "NEXUS_POSTS__ROUNDS"),
     ] {
         if let Ok(v) = std::env::var(var) {
             env.push((key, v));
@@ -181,12 +183,13 @@ async fn main() {
     // Each replica is a process with the platform's default pool of 16; here they share one.
     let (s, app) = start(&meta, 16 * replicas).await;
     let posts = &app.cfg.posts;
-    let in_flight = replicas * usize::try_from(posts.concurrency.max(1)).unwrap();
+    let in_flight = replicas * usize::try_from(posts.concurrency.max(1) * posts.rounds.max(1)).unwrap();
     println!(
-        "config: {replicas} replicas, posts.batch {}, posts.concurrency {} ({in_flight} publishes in flight), \
-         lease {:?}, pool {} connections; fake Meta answering at once",
+        "config: {replicas} replicas, posts.batch {}, posts.concurrency {} x posts.rounds {} ({in_flight} \
+         publishes in flight), lease {:?}, pool {} connections; fake Meta answering at once",
         posts.batch,
         posts.concurrency,
+        posts.rounds,
         posts.lease,
         16 * replicas
     );
@@ -254,7 +257,10 @@ async fn main() {
         "p99 lateness under {LATENESS_GOAL_MS:.0} ms with {n} posts due at once needs at least {:.0} posts/s",
         0.99 * n as f64 / (LATENESS_GOAL_MS / 1000.0)
     );
-    let name = format!("{n} due Facebook page posts, {replicas} replicas x {} in flight", posts.concurrency);
+    let name = format!(
+        "{n} due Facebook page posts, {replicas} replicas x {} rounds x {} in flight",
+        posts.rounds, posts.concurrency
+    );
     Result {
         bench: BENCH,
         name: &name,

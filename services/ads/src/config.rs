@@ -194,8 +194,10 @@ pub struct PostsConfig {
     pub poll_interval: Duration,
     pub batch: u32,
     pub concurrency: u32,
-    /// Publications of one account in flight at once.
+    /// Publications of one account in flight at once, in a round.
     pub per_account: u32,
+    /// Rounds a replica runs side by side.
+    pub rounds: u32,
     /// Longer than any publish takes: a replica's claim outliving its work is what lets another
     /// reconcile it.
     #[serde(with = "humantime_secs")]
@@ -293,6 +295,9 @@ impl Config {
             anyhow::bail!("expiry.interval: must be at least 1s");
         }
         let p = &self.posts;
+        if !(1..=16).contains(&p.rounds) {
+            anyhow::bail!("posts.rounds: 1 to 16 rounds side by side");
+        }
         if p.tiktok_inits_per_minute == 0 || p.instagram_daily_posts == 0 {
             anyhow::bail!("posts.tiktok_inits_per_minute and posts.instagram_daily_posts: at least 1");
         }

@@ -47,9 +47,21 @@ const THROTTLE_WAIT: Duration = Duration::from_secs(60);
 /// How much earlier than our first send a platform's clock may date the post it made.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(2);
 
+/// Runs `posts.rounds` loops of rounds side by side until `stop` (claims skip what another
+/// holds, so they never share a publication): while one claims or records, another publishes.
+pub async fn scheduler(app: Arc<App>, stop: CancellationToken) {
+    let loops: Vec<_> =
+        (0..app.cfg.posts.rounds.max(1)).map(|_| tokio::spawn(rounds(app.clone(), stop.clone()))).collect();
+    for l in loops {
+        if let Err(e) = l.await {
+            tracing::error!(error = %e, "a scheduler loop ended abnormally");
+        }
+    }
+}
+
 /// Runs rounds until `stop`: at once again while rounds come back full, else every
 /// `posts.poll_interval`.
-pub async fn scheduler(app: Arc<App>, stop: CancellationToken) {
+async fn rounds(app: Arc<App>, stop: CancellationToken) {
     loop {
         let full = match app.publish_due().await {
             Ok(r) => r.claimed >= app.cfg.posts.batch,
@@ -80,6 +92,17 @@ pub struct PublishRound {
     pub paused: u32,
     /// Claims that ran out before the work was recorded (another replica has it now).
     pub lost: u32,
+}
+
+impl PublishRound {
+    fn add(&mut self, o: PublishRound) {
+        self.claimed += o.claimed;
+        self.published += o.published;
+        self.failed += o.failed;
+        self.later += o.later;
+        self.paused += o.paused;
+        self.lost += o.lost;
+    }
 }
 
 /// Where a step leaves a publication.
@@ -199,6 +222,8 @@ struct Published {
 /// How long confirmed publications wait to be recorded together, and how many at most.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 const FLUSH_AT: usize = 500;
+/// Records written at once while the round goes on publishing.
+const FLUSHES: usize = 2;
 
 /// The round's jobs, as claimed.
 fn jobs_of(claimed: Vec<Claimed>) -> Vec<Job> {
@@ -263,27 +288,39 @@ impl App {
             })
             .buffer_unordered(concurrency);
         // Published posts are recorded together, but never held long: a slow upload in the
-        // round must not delay the record (and the events) of posts already live.
+        // round must not delay the record (and the events) of posts already live. Records are
+        // written while publishing goes on (at most `FLUSHES` at a time), not in between.
         let mut published: Vec<Published> = Vec::new();
+        let mut flushing = futures::stream::FuturesUnordered::new();
         let mut since_flush = tokio::time::Instant::now();
+        let mut finished = false;
         loop {
-            let next = tokio::time::timeout(FLUSH_EVERY, done.next()).await;
-            let finished = matches!(next, Ok(None));
-            if let Ok(Some((mut job, step))) = next {
-                if let Step::Published { id, permalink } = step {
-                    published.push(Published { job, id, permalink, at: Utc::now() });
-                } else {
-                    held.remove(&job.c.id);
-                    let tenant = TenantId::from_uuid(job.c.tenant_id);
-                    tally(&mut round, self.record(tenant, &mut job, step).await);
+            tokio::select! {
+                next = tokio::time::timeout(FLUSH_EVERY, done.next()), if !finished => {
+                    finished = matches!(next, Ok(None));
+                    if let Ok(Some((mut job, step))) = next {
+                        if let Step::Published { id, permalink } = step {
+                            published.push(Published { job, id, permalink, at: Utc::now() });
+                        } else {
+                            held.remove(&job.c.id);
+                            let tenant = TenantId::from_uuid(job.c.tenant_id);
+                            tally(&mut round, self.record(tenant, &mut job, step).await);
+                        }
+                    }
                 }
+                Some(flushed) = flushing.next(), if !flushing.is_empty() => round.add(flushed),
             }
             let due = since_flush.elapsed() >= FLUSH_EVERY || published.len() >= FLUSH_AT;
             if (finished || due) && !published.is_empty() {
                 for p in &published {
                     held.remove(&p.job.c.id);
                 }
-                self.flush_published(std::mem::take(&mut published), &mut round).await;
+                while flushing.len() >= FLUSHES {
+                    if let Some(flushed) = flushing.next().await {
+                        round.add(flushed);
+                    }
+                }
+                flushing.push(self.flush_published(std::mem::take(&mut published)));
             }
             if !finished && last_beat.elapsed() >= beat_every {
                 self.heartbeat(&mut held, lease).await;
@@ -292,7 +329,10 @@ impl App {
             if due {
                 since_flush = tokio::time::Instant::now();
             }
-            if finished {
+            if finished && published.is_empty() {
+                while let Some(flushed) = flushing.next().await {
+                    round.add(flushed);
+                }
                 return Ok(round);
             }
         }
@@ -323,8 +363,9 @@ impl App {
         }
     }
 
-    /// Records published posts, per workspace in one transaction each.
-    async fn flush_published(&self, published: Vec<Published>, round: &mut PublishRound) {
+    /// Records published posts, per workspace in one transaction each; answers the tally.
+    async fn flush_published(&self, published: Vec<Published>) -> PublishRound {
+        let mut round = PublishRound::default();
         let mut by_tenant: HashMap<Uuid, Vec<Published>> = HashMap::new();
         for p in published {
             by_tenant.entry(p.job.c.tenant_id).or_default().push(p);
@@ -342,9 +383,9 @@ impl App {
                 }
             }
         }
+        round
     }
 
-    /// Each claimed connection's access token, opened once (none for a removed connection).
     /// The claimed publications' access tokens, and the connections whose token runs out within
     /// `posts.token_margin` and can be renewed (Google's last an hour: a stale one would be
     /// refused and pause the account).

@@ -52,7 +52,13 @@ pub struct Target {
 
 const POST_COLUMNS: &str =
     "id, campaign_id, author, approved_by, status, scheduled_at, time_zone, body, created_at, updated_at";
-const TARGET_COLUMNS: &str = "id, post_id, connection_id, provider, platform, account, variant, status, due_at, \
+/// A target whose publish call may be under way while its status still reads `scheduled`: a
+/// single-call publication marked sent by its claim (see [`claim`]). Shown, and guarded, as
+/// `publishing`.
+const SENDING: &str = "(status = 'scheduled' AND coalesce((progress->>'sent')::boolean, false))";
+const TARGET_COLUMNS: &str = "id, post_id, connection_id, provider, platform, account, variant, \
+     CASE WHEN status = 'scheduled' AND coalesce((progress->>'sent')::boolean, false) THEN 'publishing' \
+       ELSE status END AS status, due_at, \
      attempts, platform_post_id, permalink, published_at, error_code, error, likes, comments, shares, views";
 
 /// A post to insert with its targets.
@@ -208,11 +214,11 @@ pub async fn set_schedule(
         "cancelled" => ("cancelled", None),
         _ => ("scheduled", None),
     };
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE social_post_targets SET status = $2, due_at = $3, next_at = $3, attempts = 0, \
            error_code = '', error = '', updated_at = now() \
-         WHERE post_id = $1 AND status IN ('scheduled', 'failed')",
-    )
+         WHERE post_id = $1 AND status IN ('scheduled', 'failed') AND NOT {SENDING}"
+    )))
     .bind(post)
     .bind(target_status)
     .bind(due)
@@ -255,9 +261,10 @@ pub async fn replace(conn: &mut PgConnection, post: Uuid, c: &PostChange<'_>) ->
 
 /// Whether any target of the post may already be on its platform (publishing or published).
 pub async fn any_started(conn: &mut PgConnection, post: Uuid) -> Result<bool, Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM social_post_targets WHERE post_id = $1 AND status IN ('publishing', 'published'))",
-    )
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM social_post_targets WHERE post_id = $1 \
+           AND (status IN ('publishing', 'published') OR {SENDING}))"
+    )))
     .bind(post)
     .fetch_one(conn)
     .await
@@ -289,25 +296,35 @@ pub struct Claimed {
 /// are skipped. A publication that goes out in one call found again by looking (a Facebook page
 /// post, a TikTok init) and has not been sent is marked `sent` by the same statement, before any
 /// call (with `sent_at`, its first send, kept once set): `marked` tells the caller it needs no
-/// lookup and no mark of its own.
+/// lookup and no mark of its own. That mark is made in the progress alone, its status left
+/// `scheduled` (read and guarded as `publishing`, see [`SENDING`]): a change of status would be
+/// an audit event per publication for a state that lasts one call, and most of a claim's cost.
+///
+/// The due rows are read in `next_at` order from the due index, the post's and connection's
+/// conditions checked per row as it is read (scalar subqueries the planner cannot turn into
+/// joins), so a claim reads about `limit` rows however many are due. Written as joins, the
+/// planner (blind to selectivity behind the row-level security predicate) joined every due
+/// target to its post and sorted them all, each round. JIT is off for the statement: the
+/// estimate of that scan is high enough to trigger compilation costing more than the claim.
 pub async fn claim(conn: &mut PgConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<Claimed>, Error> {
     let until: DateTime<Utc> = Utc::now() + lease;
+    sqlx::query("SET LOCAL jit = off").execute(&mut *conn).await.db()?;
     sqlx::query_as(
-        "UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1, \
-           status = CASE WHEN due.single THEN 'publishing' ELSE t.status END, \
-           progress = CASE WHEN due.single THEN t.progress || jsonb_build_object('sent', true, \
-             'sent_at', coalesce(t.progress->'sent_at', to_jsonb(now()))) ELSE t.progress END \
-         FROM (SELECT d.id, d.provider <> 'local' AND d.platform IN ('facebook', 'tiktok') \
+        "WITH due AS MATERIALIZED ( \
+           SELECT d.id, d.provider <> 'local' AND d.platform IN ('facebook', 'tiktok') \
                  AND coalesce((d.progress->>'sent')::boolean, false) = false \
                  AND NOT d.progress ? 'publish_id' AS single \
-               FROM social_post_targets d \
-               JOIN social_posts p ON p.id = d.post_id AND p.status = 'scheduled' \
-               JOIN connections c ON c.id = d.connection_id \
-                 AND c.status IN ('active', 'expiring') AND c.posting_paused_at IS NULL \
-               WHERE d.status IN ('scheduled', 'publishing') AND d.next_at <= now() \
-                 AND (d.claimed_until IS NULL OR d.claimed_until < now()) \
-               ORDER BY d.next_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED) due \
-         WHERE t.id = due.id \
+           FROM social_post_targets d \
+           WHERE d.status IN ('scheduled', 'publishing') AND d.next_at <= now() \
+             AND (d.claimed_until IS NULL OR d.claimed_until < now()) \
+             AND (SELECT p.status = 'scheduled' FROM social_posts p WHERE p.id = d.post_id) \
+             AND (SELECT c.status IN ('active', 'expiring') AND c.posting_paused_at IS NULL \
+                  FROM connections c WHERE c.id = d.connection_id) \
+           ORDER BY d.next_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED) \
+         UPDATE social_post_targets t SET claimed_until = $1, claims = t.claims + 1, \
+           progress = CASE WHEN due.single THEN t.progress || jsonb_build_object('sent', true, \
+             'sent_at', coalesce(t.progress->'sent_at', to_jsonb(now()))) ELSE t.progress END \
+         FROM due WHERE t.id = due.id \
          RETURNING t.id, t.tenant_id, t.post_id, t.connection_id, t.provider, t.platform, t.account, t.variant, \
            t.status, t.due_at, t.claims, t.attempts, t.progress, due.single AS marked",
     )
