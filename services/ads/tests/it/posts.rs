@@ -373,3 +373,44 @@ async fn a_post_not_yet_published_can_be_replaced_and_a_members_change_needs_app
     s.exec("UPDATE ads.social_post_targets SET status = 'published'").await;
     assert_eq!(code(&update(&admin, both).await.unwrap_err()), "ads.post_not_changeable");
 }
+
+/// A claim marks a single-call publication sent in its progress, leaving the status `scheduled`
+/// (no audit event for a state that lasts one call): it is shown as publishing and can no longer
+/// be cancelled, moved or replaced, as a target in `publishing` cannot.
+#[tokio::test]
+async fn a_publication_marked_sent_by_its_claim_is_publishing_and_cannot_be_called_back() {
+    let s = start().await;
+    let admin = s.admin();
+    let conn = s.connect_local(&admin).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let mut spec = json!({"text": "On its way", "scheduled_at": tomorrow.to_rfc3339(),
+        "targets": [{"connection_id": conn.id, "account": "local_page_1"}]});
+    let post = create(&s, &admin, spec.clone()).await.unwrap();
+    let audits = s.events("nexus.ads.audit.recorded").await;
+    // What the claim of a due page post writes, and nothing else.
+    s.exec(
+        "UPDATE ads.social_post_targets SET claims = claims + 1, claimed_until = now() + interval '10 minutes', \
+         progress = progress || jsonb_build_object('sent', true, 'sent_at', to_jsonb(now()))",
+    )
+    .await;
+    assert_eq!(s.events("nexus.ads.audit.recorded").await, audits, "the mark is bookkeeping, not audited");
+    assert_eq!(get(&s, &admin, &post.id).await.unwrap().targets[0].status, "publishing");
+
+    let id = || pb::GetByIdRequest { id: post.id.clone() };
+    let cancel = s.client().await.cancel_post(admin.req(id())).await.unwrap_err();
+    assert_eq!(code(&cancel), "ads.post_not_changeable");
+    let later = tomorrow + chrono::Duration::days(1);
+    let req = pb::ReschedulePostRequest { id: post.id.clone(), scheduled_at: Some(nexus_platform::grpc::ts(later)) };
+    assert_eq!(code(&s.client().await.reschedule_post(admin.req(req)).await.unwrap_err()), "ads.post_not_changeable");
+    spec["text"] = json!("Changed words");
+    let req = pb::UpdatePostRequest { id: post.id.clone(), spec_json: spec.to_string() };
+    assert_eq!(code(&s.client().await.update_post(admin.req(req)).await.unwrap_err()), "ads.post_not_changeable");
+    // Nothing changed underneath: still one target, scheduled for tomorrow, marked sent.
+    let left = s
+        .scalar(
+            "SELECT count(*) FROM ads.social_post_targets WHERE status = 'scheduled' AND due_at > now() \
+             AND (progress->>'sent')::boolean",
+        )
+        .await;
+    assert_eq!(left, 1);
+}
