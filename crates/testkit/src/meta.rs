@@ -62,6 +62,8 @@ pub(crate) struct State {
     updates: Vec<(String, Vec<String>)>,
     /// (audience id, schema, rows) of every audience upload call.
     audience_rows: Vec<(String, String, Vec<String>)>,
+    /// (audience id, the call's `session` object) of every audience upload call.
+    audience_sessions: Vec<(String, serde_json::Value)>,
     /// Usage percentage reported in the rate-limit headers of insights answers.
     usage_percent: u32,
     /// Rows per insights page (at most the `limit` asked for).
@@ -105,6 +107,7 @@ impl FakeMeta {
             seq: 0,
             updates: Vec::new(),
             audience_rows: Vec::new(),
+            audience_sessions: Vec::new(),
             usage_percent: 10,
             insights_page: 10,
             insights_generated: None,
@@ -170,6 +173,12 @@ impl FakeMeta {
     /// (audience id, schema, rows) of every audience upload call, as received.
     pub fn audience_rows(&self) -> Vec<(String, String, Vec<String>)> {
         self.state().audience_rows.clone()
+    }
+
+    /// (audience id, `session` object: session_id, batch_seq, last_batch_flag,
+    /// estimated_num_total) of every audience upload call, as received.
+    pub fn audience_sessions(&self) -> Vec<(String, serde_json::Value)> {
+        self.state().audience_sessions.clone()
     }
 
     /// The usage insights answers report in `X-Business-Use-Case-Usage` and `X-Ad-Account-Usage`.
@@ -388,6 +397,19 @@ fn interests(q: &HashMap<String, String>) -> Response {
     axum::Json(json!({"data": data})).into_response()
 }
 
+/// A lookalike's origin is a custom audience of the same ad account, and its spec a ratio of
+/// 0.01 to 0.20 with a country or a list of countries.
+fn lookalike_ok(st: &State, account: &str, q: &HashMap<String, String>) -> bool {
+    let origin = q.get("origin_audience_id").map(String::as_str).unwrap_or("");
+    let origin_ok = st.objects.iter().any(|o| o.id == origin && o.edge == "customaudiences" && o.account == account);
+    let spec: serde_json::Value =
+        q.get("lookalike_spec").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let ratio_ok = spec["ratio"].as_f64().is_some_and(|r| (0.01..=0.20).contains(&r));
+    let country_ok = spec["country"].as_str().is_some_and(|c| c.len() == 2)
+        || spec["location_spec"]["geo_locations"]["countries"].as_array().is_some_and(|a| !a.is_empty());
+    origin_ok && ratio_ok && country_ok
+}
+
 /// `/{act}/{edge}` (create, list by name) and `/{id}` (delete).
 fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, String>) -> Response {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -401,6 +423,12 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
                 || (needs_status && q.get("status").is_none_or(|s| s != "PAUSED" && s != "ACTIVE"))
             {
                 return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: name and status are required");
+            }
+            if *edge == "customaudiences"
+                && q.get("subtype").is_some_and(|s| s == "LOOKALIKE")
+                && !lookalike_ok(st, account, q)
+            {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: origin_audience_id or lookalike_spec");
             }
             st.seq += 1;
             let id = format!("{}{:06}", 2300 + EDGES.iter().position(|e| e == edge).unwrap_or(0), st.seq);
@@ -485,7 +513,13 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
             if !matches!(schema.as_str(), "EMAIL" | "PHONE") || rows.is_empty() || rows.len() > 10_000 {
                 return error(StatusCode::BAD_REQUEST, 100, "Invalid payload");
             }
+            let session: serde_json::Value =
+                q.get("session").and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            if session["session_id"].as_u64().is_none() || session["batch_seq"].as_u64().is_none_or(|n| n == 0) {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid session");
+            }
             let received = rows.len();
+            st.audience_sessions.push(((*id).to_owned(), session));
             st.audience_rows.push(((*id).to_owned(), schema, rows));
             axum::Json(json!({"audience_id": id, "num_received": received, "num_invalid_entries": 0})).into_response()
         }

@@ -23,6 +23,7 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     pub budget: BudgetConfig,
     pub insights: InsightsConfig,
+    pub audiences: AudiencesConfig,
     pub posts: PostsConfig,
     pub providers: ProvidersConfig,
     pub services: ServicesConfig,
@@ -187,6 +188,14 @@ pub struct InsightsConfig {
     pub poll_interval: Duration,
 }
 
+/// Custom audiences made from a contact-book segment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AudiencesConfig {
+    /// How often such an audience is read again from its segment and replaced at the platform.
+    #[serde(with = "humantime_secs")]
+    pub refresh_every: Duration,
+}
+
 /// The social media scheduler.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PostsConfig {
@@ -242,6 +251,8 @@ pub struct ServicesConfig {
     pub video: String,
     /// Posts that name an image of the content service (`image_id`) read its file here.
     pub content: String,
+    /// Audiences made from a contact-book segment read its contacts here.
+    pub messaging: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
 }
@@ -288,6 +299,9 @@ impl Config {
         }
         if i.sweep_interval < Duration::from_secs(1) || i.lease < Duration::from_secs(10) {
             anyhow::bail!("insights.sweep_interval (at least 1s) and insights.lease (at least 10s)");
+        }
+        if self.audiences.refresh_every < Duration::from_secs(60) {
+            anyhow::bail!("audiences.refresh_every: must be at least 1m");
         }
         if self.expiry.interval < Duration::from_secs(1) {
             anyhow::bail!("expiry.interval: must be at least 1s");
