@@ -608,13 +608,15 @@ impl MetaClient {
                 last: n + 1 == batches.len(),
                 estimated_total: hashes.len() as u64,
             };
-            self.add_audience_batch(token, audience, schema, batch, place).await?;
+            self.add_audience_batch(token, audience, schema, batch, place, false).await?;
         }
         Ok(())
     }
 
-    /// Adds one batch (at most [`AUDIENCE_BATCH`] hashes of one schema) of an upload session
-    /// whose size is not known in advance (read page by page from the contact book).
+    /// Sends one batch (at most [`AUDIENCE_BATCH`] hashes of one schema) of an upload session
+    /// whose size is not known in advance (read page by page from the contact book): added to
+    /// the audience (`/users`), or, with `replace`, part of a replacement of all its members
+    /// (`/usersreplace`: Meta swaps the members once the session's last batch arrives).
     pub async fn add_audience_batch(
         &self,
         token: &str,
@@ -622,8 +624,10 @@ impl MetaClient {
         schema: &str,
         hashes: &[String],
         place: UploadBatch,
+        replace: bool,
     ) -> Result<(), PlatformError> {
-        let url = format!("{}/{}/users", self.base, audience);
+        let edge = if replace { "usersreplace" } else { "users" };
+        let url = format!("{}/{}/{edge}", self.base, audience);
         let proof = self.appsecret_proof(token);
         let payload = serde_json::json!({"schema": schema, "data": hashes});
         let session = serde_json::json!({

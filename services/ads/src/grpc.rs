@@ -310,6 +310,11 @@ impl Ads for AdsService {
         Ok(Response::new(audience(self.app.create_lookalike(&p, &r.id, ask).await.map_err(status)?)))
     }
 
+    async fn refresh_audience(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Audience> {
+        let p = principal(&req)?;
+        Ok(Response::new(audience(self.app.refresh_audience(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
     async fn delete_audience(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
         let p = principal(&req)?;
         self.app.delete_audience(&p, &req.into_inner().id).await.map_err(status)?;

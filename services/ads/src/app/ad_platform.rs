@@ -563,10 +563,34 @@ impl AdPlatform<'_> {
         place: UploadBatch,
     ) -> Result<(), PlatformError> {
         match self {
-            AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place).await,
+            AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place, false).await,
             AdPlatform::TikTok(t) => t.add_audience_members(token, account, audience, kind.tiktok(), hashes).await,
             AdPlatform::Local => Ok(()),
         }
+    }
+
+    /// Sends one batch of a replacement of an audience's members (one session across both
+    /// kinds; the members are swapped when its last batch arrives). Only Meta and the sandbox
+    /// replace: see [`AdPlatform::replaces_members`].
+    pub async fn replace_audience_batch(
+        &self,
+        token: &str,
+        audience: &str,
+        kind: HashKind,
+        hashes: &[String],
+        place: UploadBatch,
+    ) -> Result<(), PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place, true).await,
+            AdPlatform::TikTok(_) | AdPlatform::Local => Ok(()),
+        }
+    }
+
+    /// Whether an audience's members can be replaced here. TikTok's segment API (what its
+    /// audiences are made with) adds and removes known members only, so a TikTok audience is
+    /// not refreshed.
+    pub fn replaces_members(&self) -> bool {
+        !matches!(self, AdPlatform::TikTok(_))
     }
 
     /// Creates a lookalike of the platform audience `origin`; its id (the sandbox's is made from

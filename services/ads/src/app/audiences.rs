@@ -10,6 +10,7 @@ use nexus_platform::identity::{Action, Principal};
 use uuid::Uuid;
 
 use super::ad_platform::{AdPlatform, HashKind, ad_account_kind};
+use super::contact_book::ContactBook;
 use super::platforms::platform_error;
 use super::{App, id_of, require};
 use crate::domain::AudienceId;
@@ -53,10 +54,11 @@ pub struct Upload {
     pub excluded: u64,
 }
 
-/// Where a segment's hashes go: one platform audience, one batcher (and Meta upload session)
-/// per kind of hash. The platform audience is created with the first batch, so a segment with
-/// no usable contact creates nothing.
-struct Sink<'a> {
+/// Where a segment's hashes go: one platform audience, one batcher per kind of hash, and Meta's
+/// upload sessions (one per kind when adding; one for both when replacing, whose last batch is
+/// what swaps the members). A new platform audience is created with the first batch, so a
+/// segment with no usable contact creates nothing.
+pub(super) struct Sink<'a> {
     platform: AdPlatform<'a>,
     token: &'a str,
     account: &'a str,
@@ -65,35 +67,63 @@ struct Sink<'a> {
     audience: Option<String>,
     /// The estimated total Meta's session asks for (the segment's size).
     estimated: u64,
-    emails: (Batcher, u64, u32),
-    phones: (Batcher, u64, u32),
+    replace: bool,
+    emails: Batcher,
+    phones: Batcher,
+    sessions: [u64; 2],
+    seqs: [u32; 2],
 }
 
-impl Sink<'_> {
-    async fn push(&mut self, kind: HashKind, hash: String) -> Result<(), Error> {
-        let full = self.batcher(kind).0.push(hash);
+impl<'a> Sink<'a> {
+    pub(super) fn new(t: Target<'a>, audience: Option<String>, estimated: u64, replace: bool) -> Self {
+        let batch = match t.platform {
+            AdPlatform::TikTok(_) => nexus_providers::tiktok::AUDIENCE_BATCH,
+            _ => nexus_providers::meta::AUDIENCE_BATCH,
+        };
+        let session = u64::from(rand_session());
+        Sink {
+            platform: t.platform,
+            token: t.token,
+            account: t.account,
+            name: t.name,
+            local_key: t.local_key,
+            audience,
+            estimated,
+            replace,
+            emails: Batcher::new(batch),
+            phones: Batcher::new(batch),
+            sessions: [session, session + 1],
+            seqs: [0, 0],
+        }
+    }
+
+    pub(super) async fn push(&mut self, kind: HashKind, hash: String) -> Result<(), Error> {
+        let full = match kind {
+            HashKind::Email => self.emails.push(hash),
+            HashKind::Phone => self.phones.push(hash),
+        };
         match full {
             Some(batch) => self.send(kind, &batch, false).await,
             None => Ok(()),
         }
     }
 
-    /// Sends what is held as each session's last batch; the platform audience's id, if any was
-    /// created.
-    async fn finish(mut self) -> Result<Option<String>, Error> {
-        for kind in [HashKind::Email, HashKind::Phone] {
-            if let Some(batch) = self.batcher(kind).0.finish() {
-                self.send(kind, &batch, true).await?;
-            }
+    /// Sends what is held as the last batches; the platform audience's id, if there is one and
+    /// anything was sent.
+    pub(super) async fn finish(mut self) -> Result<Option<String>, Error> {
+        let (emails, phones) = (self.emails.finish(), self.phones.finish());
+        if emails.is_none() && phones.is_none() {
+            return Ok(None);
+        }
+        if let Some(batch) = emails {
+            // Replacing, the session's last batch is the very last one sent.
+            let last = !self.replace || phones.is_none();
+            self.send(HashKind::Email, &batch, last).await?;
+        }
+        if let Some(batch) = phones {
+            self.send(HashKind::Phone, &batch, true).await?;
         }
         Ok(self.audience)
-    }
-
-    fn batcher(&mut self, kind: HashKind) -> &mut (Batcher, u64, u32) {
-        match kind {
-            HashKind::Email => &mut self.emails,
-            HashKind::Phone => &mut self.phones,
-        }
     }
 
     async fn send(&mut self, kind: HashKind, batch: &[String], last: bool) -> Result<(), Error> {
@@ -102,25 +132,26 @@ impl Sink<'_> {
         let audience = match &self.audience {
             Some(a) => a.clone(),
             None => {
-                let a = self
-                    .platform
-                    .create_audience(self.token, self.account, self.name, self.local_key)
-                    .await
-                    .map_err(e)?;
+                let a = self.platform.create_audience(self.token, self.account, self.name, self.local_key).await;
+                let a = a.map_err(e)?;
                 self.audience = Some(a.clone());
                 a
             }
         };
-        let estimated = self.estimated;
-        let (_, session, seq) = self.batcher(kind);
-        *seq += 1;
+        let slot = if self.replace || kind == HashKind::Email { 0 } else { 1 };
+        self.seqs[slot] += 1;
         let place = nexus_providers::meta::UploadBatch {
-            session_id: *session,
-            seq: *seq,
+            session_id: self.sessions[slot],
+            seq: self.seqs[slot],
             last,
-            estimated_total: estimated.max(batch.len() as u64),
+            estimated_total: self.estimated.max(batch.len() as u64),
         };
-        self.platform.add_audience_batch(self.token, self.account, &audience, kind, batch, place).await.map_err(e)
+        let sent = if self.replace {
+            self.platform.replace_audience_batch(self.token, &audience, kind, batch, place).await
+        } else {
+            self.platform.add_audience_batch(self.token, self.account, &audience, kind, batch, place).await
+        };
+        sent.map_err(e)
     }
 }
 
@@ -134,7 +165,8 @@ impl App {
                 .with_violation("name", "length"));
         }
         let segment = req.segment_id.trim();
-        if !segment.is_empty() && !(req.emails.is_empty() && req.phones.is_empty()) {
+        let members_sent = !(req.emails.is_empty() && req.phones.is_empty());
+        if !segment.is_empty() && members_sent {
             return Err(Error::invalid("ads.audience_invalid")
                 .with_param("field", "segment_id")
                 .with_violation("segment_id", "with_members"));
@@ -190,7 +222,8 @@ impl App {
             ratio_percent: 0,
         };
         let every = chrono::Duration::from_std(self.cfg.audiences.refresh_every).unwrap_or(chrono::Duration::hours(24));
-        let next = (!segment.is_empty()).then(|| now + every);
+        // Refreshed on schedule where the platform can replace the members.
+        let next = (!segment.is_empty() && platform.replaces_members()).then(|| now + every);
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let stored = repo::audiences::insert(&mut tx, p.workspace_id, &row, next).await?;
         db::commit(tx).await?;
@@ -200,63 +233,20 @@ impl App {
     /// Reads a segment page by page into a new platform audience; its id and the counts. A
     /// segment without one usable, consenting contact is refused and creates nothing.
     async fn upload_segment(&self, tenant: TenantId, segment: &str, t: Target<'_>) -> Result<(String, Upload), Error> {
-        let book = self
-            .contact_book
-            .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.segments_unavailable"))?;
+        let book = self.book()?;
         let estimated = book.segment_size(tenant, segment).await?;
-        let session = u64::from(rand_session());
-        let batch = match t.platform {
-            AdPlatform::TikTok(_) => nexus_providers::tiktok::AUDIENCE_BATCH,
-            _ => nexus_providers::meta::AUDIENCE_BATCH,
-        };
-        let mut sink = Sink {
-            platform: t.platform,
-            token: t.token,
-            account: t.account,
-            name: t.name,
-            local_key: t.local_key,
-            audience: None,
-            estimated,
-            // One upload session per kind of hash.
-            emails: (Batcher::new(batch), session, 0),
-            phones: (Batcher::new(batch), session + 1, 0),
-        };
-        let mut counts = Upload::default();
-        let mut cursor = String::new();
-        loop {
-            let (contacts, next) = book.page(tenant, segment, &cursor).await?;
-            for contact in contacts {
-                if !may_target(&contact) {
-                    counts.excluded += 1;
-                    continue;
-                }
-                for (kind, raw) in [(HashKind::Email, &contact.email), (HashKind::Phone, &contact.phone)] {
-                    if raw.trim().is_empty() {
-                        continue;
-                    }
-                    let normalized = match kind {
-                        HashKind::Email => normalize_email(raw),
-                        HashKind::Phone => normalize_phone(raw),
-                    };
-                    match normalized {
-                        Some(n) => {
-                            sink.push(kind, sha256_hex(&n)).await?;
-                            counts.members += 1;
-                        }
-                        None => counts.dropped += 1,
-                    }
-                }
-            }
-            if next.is_empty() {
-                break;
-            }
-            cursor = next;
-        }
+        let mut sink = Sink::new(t, None, estimated, false);
+        let counts = pour(book, tenant, segment, &mut sink).await?;
         match sink.finish().await? {
             Some(audience) => Ok((audience, counts)),
             None => Err(Error::invalid("ads.audience_empty").with_violation("segment_id", "empty")),
         }
+    }
+
+    pub(super) fn book(&self) -> Result<&dyn ContactBook, Error> {
+        self.contact_book
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.segments_unavailable"))
     }
 
     pub async fn audience(&self, p: &Principal, raw_id: &str) -> Result<Audience, Error> {
@@ -286,6 +276,8 @@ impl App {
         ask: LookalikeRequest,
     ) -> Result<Audience, Error> {
         require(p, Action::Write)?;
+        // Checked before anything is looked up; the default name needs the source's.
+        lookalike_spec("", &ask.name, &ask.countries, ask.ratio_percent)?;
         let source = self.audience(p, raw_source).await?;
         let spec = lookalike_spec(&source.name, &ask.name, &ask.countries, ask.ratio_percent)?;
         if source.kind != "custom" {
@@ -360,15 +352,15 @@ impl App {
 }
 
 /// The platform audience a segment is read into.
-struct Target<'a> {
-    platform: AdPlatform<'a>,
-    token: &'a str,
-    account: &'a str,
-    name: &'a str,
-    local_key: Uuid,
+pub(super) struct Target<'a> {
+    pub platform: AdPlatform<'a>,
+    pub token: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+    pub local_key: Uuid,
 }
 
-fn audience_id(raw: &str) -> Result<Uuid, Error> {
+pub(super) fn audience_id(raw: &str) -> Result<Uuid, Error> {
     id_of::<AudienceId>(raw, NOT_FOUND, AudienceId::as_uuid)
 }
 
@@ -376,4 +368,45 @@ fn audience_id(raw: &str) -> Result<Uuid, Error> {
 fn rand_session() -> u32 {
     let b = Uuid::new_v4().into_bytes();
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Reads every page of a segment into `sink`: each consenting contact's email and phone,
+/// normalized and hashed. What was sent, dropped and left out.
+pub(super) async fn pour(
+    book: &dyn ContactBook,
+    tenant: TenantId,
+    segment: &str,
+    sink: &mut Sink<'_>,
+) -> Result<Upload, Error> {
+    let mut counts = Upload::default();
+    let mut cursor = String::new();
+    loop {
+        let (contacts, next) = book.page(tenant, segment, &cursor).await?;
+        for contact in contacts {
+            if !may_target(&contact) {
+                counts.excluded += 1;
+                continue;
+            }
+            for (kind, raw) in [(HashKind::Email, &contact.email), (HashKind::Phone, &contact.phone)] {
+                if raw.trim().is_empty() {
+                    continue;
+                }
+                let normalized = match kind {
+                    HashKind::Email => normalize_email(raw),
+                    HashKind::Phone => normalize_phone(raw),
+                };
+                match normalized {
+                    Some(n) => {
+                        sink.push(kind, sha256_hex(&n)).await?;
+                        counts.members += 1;
+                    }
+                    None => counts.dropped += 1,
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(counts);
+        }
+        cursor = next;
+    }
 }

@@ -2,6 +2,7 @@
 //! with its outbox event. Platform calls happen outside transactions.
 
 pub mod ad_platform;
+pub mod audience_refresh;
 pub mod audiences;
 pub mod builder;
 pub mod campaigns;

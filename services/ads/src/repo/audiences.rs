@@ -94,3 +94,80 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, Error> {
     let done = sqlx::query("DELETE FROM audiences WHERE id = $1").bind(id).execute(conn).await.db()?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Claims up to `limit` segment audiences of every workspace whose refresh is due, for `lease`
+/// (system transaction): rows another replica holds (locked now, or leased) are skipped.
+/// (workspace, id) of each.
+pub async fn claim_due(
+    conn: &mut PgConnection,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    let until: DateTime<Utc> = Utc::now() + lease;
+    sqlx::query_as(
+        "UPDATE audiences a SET lease_until = $1, refresh_status = 'refreshing' \
+         FROM (SELECT id FROM audiences \
+               WHERE next_refresh_at <= now() AND (lease_until IS NULL OR lease_until < now()) \
+               ORDER BY next_refresh_at LIMIT $2 FOR UPDATE SKIP LOCKED) d \
+         WHERE a.id = d.id RETURNING a.tenant_id, a.id",
+    )
+    .bind(until)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .db()
+}
+
+/// Claims one segment audience for a refresh asked for now; None when it is not one made from a
+/// segment, or another refresh holds it.
+pub async fn claim_one(conn: &mut PgConnection, id: Uuid, lease: chrono::Duration) -> Result<Option<Audience>, Error> {
+    let until: DateTime<Utc> = Utc::now() + lease;
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE audiences SET lease_until = $2, refresh_status = 'refreshing' \
+         WHERE id = $1 AND segment_id <> '' AND (lease_until IS NULL OR lease_until < now()) RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(until)
+    .fetch_optional(conn)
+    .await
+    .db()
+}
+
+/// What a refresh found: the counts when it succeeded, the error code when it failed.
+#[derive(Debug, Clone)]
+pub enum Refreshed {
+    Done { members: i32, dropped: i32, excluded: i32 },
+    Failed(String),
+}
+
+/// Releases a refresh's claim with its outcome and the next refresh's time (None: never).
+pub async fn finish_refresh(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: &Refreshed,
+    next: Option<DateTime<Utc>>,
+) -> Result<Option<Audience>, Error> {
+    let (ok, members, dropped, excluded, error) = match outcome {
+        Refreshed::Done { members, dropped, excluded } => (true, *members, *dropped, *excluded, ""),
+        Refreshed::Failed(code) => (false, 0, 0, 0, code.as_str()),
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE audiences SET lease_until = NULL, next_refresh_at = $3, \
+           refresh_status = CASE WHEN $2 THEN 'ready' ELSE 'failed' END, refresh_error = $7, \
+           refreshed_at = CASE WHEN $2 THEN now() ELSE refreshed_at END, \
+           members = CASE WHEN $2 THEN $4 ELSE members END, \
+           dropped = CASE WHEN $2 THEN $5 ELSE dropped END, \
+           excluded = CASE WHEN $2 THEN $6 ELSE excluded END \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(ok)
+    .bind(next)
+    .bind(members)
+    .bind(dropped)
+    .bind(excluded)
+    .bind(error)
+    .fetch_optional(conn)
+    .await
+    .db()
+}

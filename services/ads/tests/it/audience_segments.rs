@@ -228,7 +228,12 @@ async fn a_tiktok_segment_audience_is_uploaded_and_deleted_at_tiktok() {
         rows.iter().filter(|r| r.1 == schema && r.0 == a.platform_id).flat_map(|r| r.2.clone()).collect()
     };
     assert_eq!((of("EMAIL_SHA256"), of("PHONE_SHA256")), (want_emails, want_phones));
-    assert_eq!(s.tiktok.audiences(), [a.platform_id.clone()]);
+    assert_eq!(s.tiktok.audiences(), std::slice::from_ref(&a.platform_id));
+    // TikTok's segment API cannot replace members: not scheduled, and refused when asked for.
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at IS NOT NULL").await, 0);
+    let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::FailedPrecondition, "ads.audience_refresh_unsupported"));
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at IS NOT NULL").await, 0);
     s.client().await.delete_audience(admin.req(pb::GetByIdRequest { id: a.id })).await.unwrap();
     assert!(s.tiktok.audiences().is_empty());
 }
@@ -335,4 +340,110 @@ async fn tiktok_and_sandbox_lookalikes_are_recorded() {
         (got.countries, got.ratio_percent, got.origin_id),
         (vec!["DE".to_owned(), "FR".to_owned()], 2, source.id)
     );
+}
+
+fn vip(name: &str, email: &str, phone: &str) -> mpb::ContactInput {
+    mpb::ContactInput {
+        name: name.into(),
+        email: email.into(),
+        phone: phone.into(),
+        tags: vec!["vip".into()],
+        ..Default::default()
+    }
+}
+
+fn hashed(members: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    members.iter().map(|(schema, v)| ((*schema).to_owned(), sha(v))).collect()
+}
+
+#[tokio::test]
+async fn a_refresh_replaces_the_members_once_across_sweeps_and_records_failures() {
+    let (s, book) = with_book().await;
+    let (admin, other) = (s.admin(), s.admin());
+    let conn = meta_account(&s, &admin).await;
+    let ws = admin.ws;
+    let c1 = book.contact(ws, vip("Ana", "ana@example.com", ""), &[("email", "granted")]).await;
+    let c2 = book.contact(ws, vip("Luis", "", "+34 600 000 002"), &[("sms", "granted")]).await;
+    let c3 = book.contact(ws, vip("Eva", "eva@example.com", ""), &[("email", "granted")]).await;
+    let segment = book.segment(ws, json!({"tag": "vip"})).await;
+    let a = s.client().await.create_audience(admin.req(from_segment(&conn, "act_111", &segment))).await.unwrap();
+    let a = a.into_inner();
+    let members = |id: &str| s.meta.audience_members(id);
+    assert_eq!(
+        members(&a.platform_id),
+        hashed(&[("EMAIL", "ana@example.com"), ("PHONE", "34600000002"), ("EMAIL", "eva@example.com")])
+    );
+    // Not due yet: nothing to do.
+    assert_eq!(s.app.sweep_audiences().await.unwrap(), 0);
+
+    // Eva withdraws, Rui joins; the refresh is due.
+    book.consent(ws, &c3, "email", "withdrawn").await;
+    let c4 = book.contact(ws, vip("Rui", "rui@example.com", "+351 912 000 004"), &[("whatsapp", "granted")]).await;
+    s.exec("UPDATE ads.audiences SET next_refresh_at = now() - interval '1 second'").await;
+    let (one, two) = tokio::join!(s.app.sweep_audiences(), s.app.sweep_audiences());
+    assert_eq!(one.unwrap() + two.unwrap(), 1, "refreshed once");
+    let want = hashed(&[
+        ("EMAIL", "ana@example.com"),
+        ("PHONE", "34600000002"),
+        ("EMAIL", "rui@example.com"),
+        ("PHONE", "351912000004"),
+    ]);
+    assert_eq!(members(&a.platform_id), want);
+    // One replacement session, its last batch the last call.
+    let sessions = s.meta.replace_sessions();
+    assert!(sessions.iter().all(|(id, _)| *id == a.platform_id));
+    let ids: BTreeSet<u64> = sessions.iter().map(|(_, x)| x["session_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), 1);
+    let lasts: Vec<bool> = sessions.iter().map(|(_, x)| x["last_batch_flag"].as_bool().unwrap()).collect();
+    assert_eq!(lasts, [false, true]);
+    let seqs: Vec<u64> = sessions.iter().map(|(_, x)| x["batch_seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    let got = s.client().await.get_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap();
+    let got = got.into_inner();
+    assert_eq!((got.members, got.excluded, got.refresh_status.as_str()), (4, 1, "ready"));
+    assert!(got.refreshed_at.unwrap().seconds >= a.refreshed_at.unwrap().seconds);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at > now() + interval '23 hours'").await,
+        1
+    );
+    assert_eq!(s.events("nexus.ads.audience.refreshed").await, 1);
+    assert_eq!(s.app.sweep_audiences().await.unwrap(), 0);
+
+    // Asked for now: refreshed at once; another workspace's caller finds nothing.
+    book.consent(ws, &c4, "whatsapp", "withdrawn").await;
+    let e = s.client().await.refresh_audience(other.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::NotFound, "ads.audience_not_found"));
+    assert_eq!(s.meta.replace_sessions().len(), 2);
+    let now = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap();
+    assert_eq!(now.into_inner().members, 2);
+    assert_eq!(members(&a.platform_id), hashed(&[("EMAIL", "ana@example.com"), ("PHONE", "34600000002")]));
+    // Held by a refresh under way: refused.
+    s.exec("UPDATE ads.audiences SET lease_until = now() + interval '1 hour'").await;
+    let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::AlreadyExists, "ads.audience_refreshing"));
+    s.exec("UPDATE ads.audiences SET lease_until = NULL").await;
+
+    // Nobody consents any more: the refresh fails, the platform keeps the old members, and it
+    // is tried again at the next round.
+    book.consent(ws, &c1, "email", "withdrawn").await;
+    book.consent(ws, &c2, "sms", "withdrawn").await;
+    s.exec("UPDATE ads.audiences SET next_refresh_at = now() - interval '1 second'").await;
+    assert_eq!(s.app.sweep_audiences().await.unwrap(), 0);
+    let got = s.client().await.get_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap();
+    let got = got.into_inner();
+    assert_eq!(
+        (got.refresh_status.as_str(), got.refresh_error.as_str(), got.members),
+        ("failed", "ads.audience_empty", 2)
+    );
+    assert_eq!(members(&a.platform_id).len(), 2);
+    assert_eq!(s.events("nexus.ads.audience.refresh_failed").await, 1);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at < now() + interval '1 hour'").await,
+        1
+    );
+
+    // An audience of members sent by a client has no segment to read.
+    let plain = members_audience(&s, &admin, &conn, "act_111").await;
+    let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: plain.id })).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::InvalidArgument, "ads.audience_not_refreshable"));
 }

@@ -291,3 +291,20 @@ impl ContactBook {
             .id
     }
 }
+
+impl ContactBook {
+    /// Records a contact's marketing consent on `channel` (granted or withdrawn).
+    pub async fn consent(&self, ws: nexus_kernel::WorkspaceId, id: &str, channel: &str, status: &str) {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::contacts_client::ContactsClient::new(self.messaging.channel().await);
+        let req = mpb::SetConsentRequest {
+            contact_id: id.to_owned(),
+            channel: channel.into(),
+            purpose: "marketing".into(),
+            status: status.into(),
+            source: "form".into(),
+            proof: String::new(),
+        };
+        client.set_consent(nexus_testkit::identity::authed(req, &self.token(ws))).await.expect("consent");
+    }
+}

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_audience, list_audiences))
         .routes(routes!(get_audience, delete_audience))
         .routes(routes!(create_lookalike))
+        .routes(routes!(refresh_audience))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,4 +222,23 @@ pub async fn create_lookalike(
     };
     let a = client(&state).create_lookalike(req).await?.into_inner();
     Ok((StatusCode::CREATED, Json(body(a))))
+}
+
+/// Read an audience's contact segment again now and replace its members at the platform (this
+/// also happens on schedule).
+#[utoipa::path(post, path = "/v1/ads/audiences/{id}/refresh", tag = "ads", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "aud_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")),
+    responses((status = 200, description = "Refreshed", body = AudienceBody),
+        (status = 400, description = "Not made from a segment (`ads.audience_not_refreshable`), or no consenting contact left", body = ErrorEnvelope),
+        (status = 401, description = "No valid token", body = ErrorEnvelope),
+        (status = 403, description = "Viewers cannot refresh", body = ErrorEnvelope),
+        (status = 404, description = "No such audience in this workspace", body = ErrorEnvelope),
+        (status = 409, description = "Being refreshed already (`ads.audience_refreshing`), its platform cannot replace members, its connection was removed, or the platform refused", body = ErrorEnvelope),
+        (status = 503, description = "The platform or the contact book is unavailable", body = ErrorEnvelope)))]
+pub async fn refresh_audience(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AudienceBody>, ApiError> {
+    Ok(Json(body(client(&state).refresh_audience(pb::GetByIdRequest { id }).await?.into_inner())))
 }

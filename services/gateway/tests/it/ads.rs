@@ -147,10 +147,12 @@ async fn an_audience_from_a_contact_segment_over_rest_listed_read_and_deleted() 
     // A segment and members at once: refused, localized.
     let mut both = req.clone();
     both["emails"] = json!(["ana@example.com"]);
-    let (st, e) = s.call_in(M::POST, "/v1/ads/audiences", Some(&token), "es", Some(both.clone())).await;
+    // (Checked before the connection is looked up, so callers of other workspaces, speaking
+    // Spanish and Arabic, are told the same.)
+    let (st, e) = s.call_in(M::POST, "/v1/ads/audiences", Some(&s.owner("es").await), "es", Some(both.clone())).await;
     assert_eq!((st, e["error"]["code"].as_str()), (400, Some("ads.audience_invalid")), "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("no es válido"), "{e}");
-    let (st, e) = s.call_in(M::POST, "/v1/ads/audiences", Some(&token), "ar", Some(both)).await;
+    let (st, e) = s.call_in(M::POST, "/v1/ads/audiences", Some(&s.owner("ar").await), "ar", Some(both)).await;
     assert_eq!(st, 400);
     assert!(e["error"]["message"].as_str().unwrap().contains("غير صالح"), "{e}");
 
@@ -163,6 +165,42 @@ async fn an_audience_from_a_contact_segment_over_rest_listed_read_and_deleted() 
     assert_eq!(st, 404);
     let (st, _) = s.call_in(M::GET, &format!("/v1/ads/audiences/{id}"), Some(&token), "en", None).await;
     assert_eq!(st, 200);
+
+    // Refreshed now (the sandbox replaces nothing but counts again).
+    let (st, r) = s.call_in(M::POST, &format!("/v1/ads/audiences/{id}/refresh"), Some(&token), "en", None).await;
+    assert_eq!((st, r["members"].as_i64(), r["refresh_status"].as_str()), (200, Some(2), Some("ready")), "{r}");
+    let (st, _) = s.call_in(M::POST, &format!("/v1/ads/audiences/{id}/refresh"), Some(&es), "es", None).await;
+    assert_eq!(st, 404);
+
+    // Lookalikes: bad ratio and country refused before anything is looked up, localized; a good
+    // one made in the sandbox.
+    let path = format!("/v1/ads/audiences/{id}/lookalikes");
+    let (st, e) =
+        s.call_in(M::POST, &path, Some(&es), "es", Some(json!({"countries": ["US"], "ratio_percent": 11}))).await;
+    assert_eq!((st, e["error"]["code"].as_str()), (400, Some("ads.lookalike_ratio_invalid")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("de cada país"), "{e}");
+    let (st, e) = s
+        .call_in(
+            M::POST,
+            &path,
+            Some(&s.owner("ar").await),
+            "ar",
+            Some(json!({"countries": ["XX"], "ratio_percent": 2})),
+        )
+        .await;
+    assert_eq!((st, e["error"]["code"].as_str()), (400, Some("ads.lookalike_country_unknown")), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("ليس رمز بلد"), "{e}");
+    let (st, e) =
+        s.call_in(M::POST, &path, Some(&es), "es", Some(json!({"countries": ["US"], "ratio_percent": 2}))).await;
+    assert_eq!(st, 404, "{e}");
+    let (st, lk) = s
+        .call_in(M::POST, &path, Some(&token), "en", Some(json!({"countries": ["us", "MX"], "ratio_percent": 2})))
+        .await;
+    assert_eq!(st, 201, "{lk}");
+    assert_eq!(
+        (lk["kind"].as_str(), lk["origin_id"].clone(), lk["countries"].clone()),
+        (Some("lookalike"), a["id"].clone(), json!(["MX", "US"]))
+    );
 
     let (st, _) = s.call_in(M::DELETE, &format!("/v1/ads/audiences/{id}"), Some(&token), "en", None).await;
     assert_eq!(st, 204);
