@@ -24,6 +24,16 @@ pub(crate) const PLATFORM: &str = "Meta";
 /// Rows per audience upload call (Meta's limit).
 pub const AUDIENCE_BATCH: usize = 10_000;
 
+/// One call's place in a multi-batch audience upload (Meta's `session` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadBatch {
+    pub session_id: u64,
+    /// From 1.
+    pub seq: u32,
+    pub last: bool,
+    pub estimated_total: u64,
+}
+
 #[derive(Clone)]
 pub struct MetaConfig {
     pub app_id: String,
@@ -547,6 +557,39 @@ impl MetaClient {
         Ok(id)
     }
 
+    /// Creates a lookalike of the custom audience `origin` in the ad account; its id.
+    /// `spec` is Meta's `lookalike_spec` (`{"ratio": 0.01..0.20, "country": "US"}`, or a
+    /// `location_spec` for several countries).
+    pub async fn create_lookalike(
+        &self,
+        token: &str,
+        ad_account: &str,
+        name: &str,
+        origin: &str,
+        spec: &Value,
+    ) -> Result<String, PlatformError> {
+        let url = format!("{}/{}/customaudiences", self.base, ad_account);
+        let proof = self.appsecret_proof(token);
+        let form = [
+            ("name", name.to_owned()),
+            ("subtype", "LOOKALIKE".to_owned()),
+            ("origin_audience_id", origin.to_owned()),
+            ("lookalike_spec", spec.to_string()),
+            ("access_token", token.to_owned()),
+            ("appsecret_proof", proof),
+        ];
+        // A create is not repeated on an unknown outcome (it would make a second audience).
+        let once = RetryPolicy::new(1, Duration::ZERO);
+        let v = call(PLATFORM, once, self.cfg.timeout, "customaudiences", judge, || self.http.post(&url).form(&form))
+            .await?
+            .json;
+        let id = text(&v, "id");
+        if id.is_empty() {
+            return Err(PlatformError::Decode { platform: PLATFORM, message: "no id in the answer".into() });
+        }
+        Ok(id)
+    }
+
     /// Adds SHA-256 hashes of one schema (`EMAIL` or `PHONE`) to an audience, at most
     /// [`AUDIENCE_BATCH`] per call, as one upload session.
     pub async fn add_audience_users(
@@ -557,27 +600,51 @@ impl MetaClient {
         hashes: &[String],
         session_id: u64,
     ) -> Result<(), PlatformError> {
-        let url = format!("{}/{}/users", self.base, audience);
-        let proof = self.appsecret_proof(token);
         let batches: Vec<&[String]> = hashes.chunks(AUDIENCE_BATCH).collect();
         for (n, batch) in batches.iter().enumerate() {
-            let payload = serde_json::json!({"schema": schema, "data": batch});
-            let session = serde_json::json!({
-                "session_id": session_id,
-                "batch_seq": n + 1,
-                "last_batch_flag": n + 1 == batches.len(),
-                "estimated_num_total": hashes.len(),
-            });
-            let form = [
-                ("payload", payload.to_string()),
-                ("session", session.to_string()),
-                ("access_token", token.to_owned()),
-                ("appsecret_proof", proof.clone()),
-            ];
-            // Adding the same hashes twice leaves the audience as it was: retried like a read.
-            call(PLATFORM, self.retry, self.cfg.timeout, "audience users", judge, || self.http.post(&url).form(&form))
-                .await?;
+            let place = UploadBatch {
+                session_id,
+                seq: u32::try_from(n + 1).unwrap_or(u32::MAX),
+                last: n + 1 == batches.len(),
+                estimated_total: hashes.len() as u64,
+            };
+            self.add_audience_batch(token, audience, schema, batch, place, false).await?;
         }
+        Ok(())
+    }
+
+    /// Sends one batch (at most [`AUDIENCE_BATCH`] hashes of one schema) of an upload session
+    /// whose size is not known in advance (read page by page from the contact book): added to
+    /// the audience (`/users`), or, with `replace`, part of a replacement of all its members
+    /// (`/usersreplace`: Meta swaps the members once the session's last batch arrives).
+    pub async fn add_audience_batch(
+        &self,
+        token: &str,
+        audience: &str,
+        schema: &str,
+        hashes: &[String],
+        place: UploadBatch,
+        replace: bool,
+    ) -> Result<(), PlatformError> {
+        let edge = if replace { "usersreplace" } else { "users" };
+        let url = format!("{}/{}/{edge}", self.base, audience);
+        let proof = self.appsecret_proof(token);
+        let payload = serde_json::json!({"schema": schema, "data": hashes});
+        let session = serde_json::json!({
+            "session_id": place.session_id,
+            "batch_seq": place.seq,
+            "last_batch_flag": place.last,
+            "estimated_num_total": place.estimated_total,
+        });
+        let form = [
+            ("payload", payload.to_string()),
+            ("session", session.to_string()),
+            ("access_token", token.to_owned()),
+            ("appsecret_proof", proof),
+        ];
+        // Adding the same hashes twice leaves the audience as it was: retried like a read.
+        call(PLATFORM, self.retry, self.cfg.timeout, "audience users", judge, || self.http.post(&url).form(&form))
+            .await?;
         Ok(())
     }
 

@@ -473,6 +473,45 @@ impl TikTokClient {
         }
         Ok(())
     }
+
+    /// Creates a lookalike of the custom audience `source` (`/dmp/custom_audience/lookalike/create/`)
+    /// in `locations`, `size` NARROW, BALANCED or BROAD; its id.
+    pub async fn create_lookalike(
+        &self,
+        token: &str,
+        advertiser: &str,
+        name: &str,
+        source: &str,
+        locations: &[String],
+        size: &str,
+    ) -> Result<String, PlatformError> {
+        let body = json!({
+            "advertiser_id": advertiser,
+            "custom_audience_name": name,
+            "lookalike_spec": {
+                "source_audience_id": source,
+                "location_ids": locations,
+                "audience_size": size,
+                "include_source": false,
+            },
+        });
+        let v = self.post(token, "dmp/custom_audience/lookalike/create/", &body, true, "lookalike").await?;
+        let id = v.get("data").map(|d| text(d, "custom_audience_id")).unwrap_or_default();
+        if id.is_empty() {
+            return Err(PlatformError::Decode { platform: PLATFORM, message: "no custom_audience_id".into() });
+        }
+        Ok(id)
+    }
+
+    /// Deletes a custom audience (`/dmp/custom_audience/delete/`); one already gone counts as
+    /// deleted.
+    pub async fn delete_audience(&self, token: &str, advertiser: &str, audience: &str) -> Result<(), PlatformError> {
+        let body = json!({"advertiser_id": advertiser, "custom_audience_ids": [audience]});
+        match self.post(token, "dmp/custom_audience/delete/", &body, false, "audience delete").await {
+            Ok(_) | Err(PlatformError::Api { code: NOT_EXIST, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A TikTok `request_id` (a numeric string) for a key: the same key, the same id.

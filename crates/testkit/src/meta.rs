@@ -12,6 +12,12 @@
 //! lose its answer (HTTP 500, [`FakeMeta::lose_answer`]) or to create and answer late
 //! ([`FakeMeta::delay_answer`]); counts of objects created and still there per edge.
 //!
+//! Custom audiences: `POST /{act}/customaudiences` (`subtype=CUSTOM`, or `LOOKALIKE` with an
+//! `origin_audience_id` of the account and a `lookalike_spec`), `POST /{id}/users` (hashes
+//! added, one `session` per upload) and `POST /{id}/usersreplace` (the members swapped for the
+//! session's batches when its `last_batch_flag` batch arrives); every call and each audience's
+//! members are kept for tests.
+//!
 //! Instagram content publishing and Facebook Page posts (§8, §9c) are served by the same server,
 //! for the page and Instagram account `/me/accounts` lists; their routes, knobs and accessors
 //! are in [`crate::meta_publish`].
@@ -62,6 +68,14 @@ pub(crate) struct State {
     updates: Vec<(String, Vec<String>)>,
     /// (audience id, schema, rows) of every audience upload call.
     audience_rows: Vec<(String, String, Vec<String>)>,
+    /// (audience id, the call's `session` object) of every audience upload call.
+    audience_sessions: Vec<(String, serde_json::Value)>,
+    /// (audience id, `session`) of every `usersreplace` call.
+    replace_sessions: Vec<(String, serde_json::Value)>,
+    /// Replacements under way: (audience, session) -> the members sent so far.
+    replacing: HashMap<(String, u64), std::collections::BTreeSet<(String, String)>>,
+    /// Each audience's members now: (schema, hash).
+    audience_members: HashMap<String, std::collections::BTreeSet<(String, String)>>,
     /// Usage percentage reported in the rate-limit headers of insights answers.
     usage_percent: u32,
     /// Rows per insights page (at most the `limit` asked for).
@@ -105,6 +119,10 @@ impl FakeMeta {
             seq: 0,
             updates: Vec::new(),
             audience_rows: Vec::new(),
+            audience_sessions: Vec::new(),
+            replace_sessions: Vec::new(),
+            replacing: HashMap::new(),
+            audience_members: HashMap::new(),
             usage_percent: 10,
             insights_page: 10,
             insights_generated: None,
@@ -170,6 +188,23 @@ impl FakeMeta {
     /// (audience id, schema, rows) of every audience upload call, as received.
     pub fn audience_rows(&self) -> Vec<(String, String, Vec<String>)> {
         self.state().audience_rows.clone()
+    }
+
+    /// (audience id, `session` object) of every `usersreplace` call, as received.
+    pub fn replace_sessions(&self) -> Vec<(String, serde_json::Value)> {
+        self.state().replace_sessions.clone()
+    }
+
+    /// An audience's members now, (schema, hash): what was added, or what the last completed
+    /// replacement sent.
+    pub fn audience_members(&self, audience: &str) -> std::collections::BTreeSet<(String, String)> {
+        self.state().audience_members.get(audience).cloned().unwrap_or_default()
+    }
+
+    /// (audience id, `session` object: session_id, batch_seq, last_batch_flag,
+    /// estimated_num_total) of every audience upload call, as received.
+    pub fn audience_sessions(&self) -> Vec<(String, serde_json::Value)> {
+        self.state().audience_sessions.clone()
     }
 
     /// The usage insights answers report in `X-Business-Use-Case-Usage` and `X-Ad-Account-Usage`.
@@ -388,6 +423,19 @@ fn interests(q: &HashMap<String, String>) -> Response {
     axum::Json(json!({"data": data})).into_response()
 }
 
+/// A lookalike's origin is a custom audience of the same ad account, and its spec a ratio of
+/// 0.01 to 0.20 with a country or a list of countries.
+fn lookalike_ok(st: &State, account: &str, q: &HashMap<String, String>) -> bool {
+    let origin = q.get("origin_audience_id").map(String::as_str).unwrap_or("");
+    let origin_ok = st.objects.iter().any(|o| o.id == origin && o.edge == "customaudiences" && o.account == account);
+    let spec: serde_json::Value =
+        q.get("lookalike_spec").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let ratio_ok = spec["ratio"].as_f64().is_some_and(|r| (0.01..=0.20).contains(&r));
+    let country_ok = spec["country"].as_str().is_some_and(|c| c.len() == 2)
+        || spec["location_spec"]["geo_locations"]["countries"].as_array().is_some_and(|a| !a.is_empty());
+    origin_ok && ratio_ok && country_ok
+}
+
 /// `/{act}/{edge}` (create, list by name) and `/{id}` (delete).
 fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, String>) -> Response {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -401,6 +449,12 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
                 || (needs_status && q.get("status").is_none_or(|s| s != "PAUSED" && s != "ACTIVE"))
             {
                 return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: name and status are required");
+            }
+            if *edge == "customaudiences"
+                && q.get("subtype").is_some_and(|s| s == "LOOKALIKE")
+                && !lookalike_ok(st, account, q)
+            {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: origin_audience_id or lookalike_spec");
             }
             st.seq += 1;
             let id = format!("{}{:06}", 2300 + EDGES.iter().position(|e| e == edge).unwrap_or(0), st.seq);
@@ -471,7 +525,7 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
             let (status, pct) = if job.4 < 2 { ("Job Running", 50) } else { ("Job Completed", 100) };
             axum::Json(json!({"id": run, "async_status": status, "async_percent_completion": pct})).into_response()
         }
-        ("POST", [id, "users"]) => {
+        ("POST", [id, edge @ ("users" | "usersreplace")]) => {
             if !st.objects.iter().any(|o| o.id == *id && o.edge == "customaudiences") {
                 return error(StatusCode::BAD_REQUEST, 100, "Object with ID does not exist");
             }
@@ -485,9 +539,33 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
             if !matches!(schema.as_str(), "EMAIL" | "PHONE") || rows.is_empty() || rows.len() > 10_000 {
                 return error(StatusCode::BAD_REQUEST, 100, "Invalid payload");
             }
+            let session: serde_json::Value =
+                q.get("session").and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+            let (Some(session_id), Some(seq)) = (session["session_id"].as_u64(), session["batch_seq"].as_u64()) else {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid session");
+            };
+            if seq == 0 {
+                return error(StatusCode::BAD_REQUEST, 100, "Invalid session");
+            }
             let received = rows.len();
-            st.audience_rows.push(((*id).to_owned(), schema, rows));
-            axum::Json(json!({"audience_id": id, "num_received": received, "num_invalid_entries": 0})).into_response()
+            let last = session["last_batch_flag"].as_bool().unwrap_or(false);
+            let members: Vec<(String, String)> = rows.iter().map(|r| (schema.clone(), r.clone())).collect();
+            if *edge == "users" {
+                st.audience_members.entry((*id).to_owned()).or_default().extend(members);
+                st.audience_sessions.push(((*id).to_owned(), session));
+                st.audience_rows.push(((*id).to_owned(), schema, rows));
+            } else {
+                // The members are swapped when the session's last batch arrives.
+                let pending = st.replacing.entry(((*id).to_owned(), session_id)).or_default();
+                pending.extend(members);
+                st.replace_sessions.push(((*id).to_owned(), session));
+                if last {
+                    let new = st.replacing.remove(&((*id).to_owned(), session_id)).unwrap_or_default();
+                    st.audience_members.insert((*id).to_owned(), new);
+                }
+            }
+            axum::Json(json!({"audience_id": id, "session_id": session_id, "num_received": received, "num_invalid_entries": 0}))
+                .into_response()
         }
         ("POST", [id]) => {
             let Some(o) = st.objects.iter_mut().find(|o| o.id == *id) else {

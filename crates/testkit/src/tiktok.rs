@@ -11,7 +11,8 @@
 //!   `POST /adgroup/budget/update/`, `POST /file/image/ad/upload/` (by URL).
 //! - `GET /report/integrated/get/`: daily ad-level rows of a campaign, paged, deterministic per
 //!   (ad, day).
-//! - Custom audiences: `POST /segment/audience/` (create) and `POST /segment/mapping/` (hashes).
+//! - Custom audiences: `POST /segment/audience/` (create), `POST /segment/mapping/` (hashes),
+//!   `POST /dmp/custom_audience/lookalike/create/` and `POST /dmp/custom_audience/delete/`.
 //!
 //! The Content Posting API (organic posts, `/v2/…`, the same token as a Bearer) is served here
 //! too, from [`crate::tiktok_posts`].
@@ -73,6 +74,8 @@ pub(crate) struct State {
     /// (audience id, schema, hashes) of every mapping call.
     audience_rows: Vec<(String, String, Vec<String>)>,
     audiences: Vec<String>,
+    /// Bodies of the lookalikes created.
+    lookalikes: Vec<Value>,
     report_page_size: usize,
     report_served: Vec<Value>,
     /// (kind, ids, status) of every status update.
@@ -151,6 +154,16 @@ impl FakeTikTok {
     /// (audience id, schema, hashes) of every audience mapping call.
     pub fn audience_rows(&self) -> Vec<(String, String, Vec<String>)> {
         self.state().audience_rows.clone()
+    }
+
+    /// The body of every lookalike created, as received.
+    pub fn lookalikes(&self) -> Vec<Value> {
+        self.state().lookalikes.clone()
+    }
+
+    /// The custom audiences that exist (created and not deleted).
+    pub fn audiences(&self) -> Vec<String> {
+        self.state().audiences.clone()
     }
 
     /// Every report row served.
@@ -358,6 +371,38 @@ fn route(
             ok(json!({"audience_id": id}))
         }
         ("POST", ["segment", "mapping"]) => mapping(st, &b),
+        ("POST", ["dmp", "custom_audience", "lookalike", "create"]) => {
+            let spec = &b["lookalike_spec"];
+            let source = spec["source_audience_id"].as_str().unwrap_or("");
+            if b["custom_audience_name"].as_str().is_none_or(str::is_empty)
+                || !matches!(spec["audience_size"].as_str(), Some("NARROW" | "BALANCED" | "BROAD"))
+                || spec["location_ids"].as_array().is_none_or(Vec::is_empty)
+            {
+                return fail(40002, "custom_audience_name, audience_size and location_ids are required");
+            }
+            if !st.audiences.iter().any(|a| a == source) {
+                return fail(40007, "The source audience does not exist");
+            }
+            st.seq += 1;
+            let id = format!("{}", 9_200_000 + st.seq);
+            st.audiences.push(id.clone());
+            st.lookalikes.push(b.clone());
+            ok(json!({"custom_audience_id": id}))
+        }
+        ("POST", ["dmp", "custom_audience", "delete"]) => {
+            let ids: Vec<String> = b["custom_audience_ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            if b["advertiser_id"].as_str().is_none_or(str::is_empty) || ids.is_empty() {
+                return fail(40002, "advertiser_id and custom_audience_ids are required");
+            }
+            if !ids.iter().all(|id| st.audiences.contains(id)) {
+                return fail(40007, "The audience does not exist");
+            }
+            st.audiences.retain(|a| !ids.contains(a));
+            ok(json!({}))
+        }
         _ => fail(40002, "unknown endpoint"),
     }
 }

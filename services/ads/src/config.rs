@@ -23,6 +23,7 @@ pub struct Config {
     pub expiry: ExpiryConfig,
     pub budget: BudgetConfig,
     pub insights: InsightsConfig,
+    pub audiences: AudiencesConfig,
     pub posts: PostsConfig,
     pub providers: ProvidersConfig,
     pub services: ServicesConfig,
@@ -187,6 +188,20 @@ pub struct InsightsConfig {
     pub poll_interval: Duration,
 }
 
+/// Custom audiences made from a contact-book segment.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AudiencesConfig {
+    /// How often such an audience is read again from its segment and replaced at the platform.
+    #[serde(with = "humantime_secs")]
+    pub refresh_every: Duration,
+    /// How often due refreshes are looked for (and a failed one tried again).
+    #[serde(with = "humantime_secs")]
+    pub sweep_interval: Duration,
+    /// Longer than any refresh takes: a replica's claim outliving its work lets another take it.
+    #[serde(with = "humantime_secs")]
+    pub lease: Duration,
+}
+
 /// The social media scheduler.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PostsConfig {
@@ -244,6 +259,8 @@ pub struct ServicesConfig {
     pub video: String,
     /// Posts that name an image of the content service (`image_id`) read its file here.
     pub content: String,
+    /// Audiences made from a contact-book segment read its contacts here.
+    pub messaging: String,
     #[serde(with = "humantime_secs")]
     pub timeout: Duration,
 }
@@ -290,6 +307,13 @@ impl Config {
         }
         if i.sweep_interval < Duration::from_secs(1) || i.lease < Duration::from_secs(10) {
             anyhow::bail!("insights.sweep_interval (at least 1s) and insights.lease (at least 10s)");
+        }
+        let a = &self.audiences;
+        if a.refresh_every < Duration::from_secs(60) || a.sweep_interval < Duration::from_secs(1) {
+            anyhow::bail!("audiences.refresh_every (at least 1m) and audiences.sweep_interval (at least 1s)");
+        }
+        if a.lease < Duration::from_secs(60) {
+            anyhow::bail!("audiences.lease: must be at least 1m");
         }
         if self.expiry.interval < Duration::from_secs(1) {
             anyhow::bail!("expiry.interval: must be at least 1s");

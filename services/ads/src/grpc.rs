@@ -281,18 +281,44 @@ impl Ads for AdsService {
             name: r.name,
             emails: r.emails,
             phones: r.phones,
+            segment_id: r.segment_id,
         };
-        let a = self.app.create_audience(&p, input).await.map_err(status)?;
-        Ok(Response::new(pb::Audience {
-            id: crate::domain::AudienceId::from_uuid(a.id).to_string(),
-            connection_id: ConnectionId::from_uuid(a.connection_id).to_string(),
-            ad_account: a.ad_account,
-            name: a.name,
-            platform_id: a.platform_id,
-            members: a.members,
-            dropped: a.dropped,
-            created_at: Some(ts(a.created_at)),
-        }))
+        Ok(Response::new(audience(self.app.create_audience(&p, input).await.map_err(status)?)))
+    }
+
+    async fn list_audiences(&self, req: Request<pb::ListRequest>) -> R<pb::AudienceList> {
+        let p = principal(&req)?;
+        let page_req = page(req.into_inner().page)?;
+        let found = self.app.list_audiences(&p, &page_req).await.map_err(status)?;
+        let page = page_info(&found);
+        Ok(Response::new(pb::AudienceList { items: found.items.into_iter().map(audience).collect(), page }))
+    }
+
+    async fn get_audience(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Audience> {
+        let p = principal(&req)?;
+        Ok(Response::new(audience(self.app.audience(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn create_lookalike(&self, req: Request<pb::CreateLookalikeRequest>) -> R<pb::Audience> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let ask = crate::app::audiences::LookalikeRequest {
+            name: r.name,
+            countries: r.countries,
+            ratio_percent: r.ratio_percent,
+        };
+        Ok(Response::new(audience(self.app.create_lookalike(&p, &r.id, ask).await.map_err(status)?)))
+    }
+
+    async fn refresh_audience(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Audience> {
+        let p = principal(&req)?;
+        Ok(Response::new(audience(self.app.refresh_audience(&p, &req.into_inner().id).await.map_err(status)?)))
+    }
+
+    async fn delete_audience(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Empty> {
+        let p = principal(&req)?;
+        self.app.delete_audience(&p, &req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(pb::Empty {}))
     }
 
     async fn archive_campaign(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Campaign> {
@@ -562,5 +588,27 @@ fn post_target(t: Target) -> pb::PostTarget {
         comments: t.comments,
         shares: t.shares,
         views: t.views,
+    }
+}
+
+fn audience(a: crate::repo::audiences::Audience) -> pb::Audience {
+    pb::Audience {
+        id: crate::domain::AudienceId::from_uuid(a.id).to_string(),
+        connection_id: ConnectionId::from_uuid(a.connection_id).to_string(),
+        ad_account: a.ad_account,
+        name: a.name,
+        platform_id: a.platform_id,
+        members: a.members,
+        dropped: a.dropped,
+        created_at: Some(ts(a.created_at)),
+        segment_id: a.segment_id,
+        excluded: a.excluded,
+        refresh_status: a.refresh_status,
+        refresh_error: a.refresh_error,
+        refreshed_at: a.refreshed_at.map(ts),
+        kind: a.kind,
+        origin_id: a.origin_id.map(|o| crate::domain::AudienceId::from_uuid(o).to_string()).unwrap_or_default(),
+        countries: a.countries,
+        ratio_percent: a.ratio_percent,
     }
 }

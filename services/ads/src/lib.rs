@@ -52,6 +52,7 @@ pub fn service_sharing(
         let _ = shared.set(app.clone());
         infra.spawn(app::expiry::watcher(app.clone(), infra.work.clone()));
         infra.spawn(app::sweep::sweeper(app.clone(), infra.work.clone()));
+        infra.spawn(app::audience_refresh::sweeper(app.clone(), infra.work.clone()));
         infra.spawn(app::scheduler::scheduler(app.clone(), infra.work.clone()));
         infra.spawn(app::engagement::reader(app.clone(), infra.work.clone()));
         Ok(Routes::new(nexus_platform::sized!(AdsServer::new(grpc::AdsService { app }))))

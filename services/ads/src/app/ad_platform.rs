@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use nexus_kernel::{Currency, Error, ErrorKind};
 use nexus_providers::marketing::{Interest, PlatformError};
-use nexus_providers::meta::{MetaClient, MetaObject};
+use nexus_providers::meta::{MetaClient, MetaObject, UploadBatch};
 use nexus_providers::tiktok::{DUPLICATED_REQUEST, TikTokClient, TikTokObject, request_id};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::App;
+use crate::domain::audiences::LookalikeSpec;
 use crate::domain::builder::{BuildSpec, main_units, steps_of};
 use crate::domain::connections::{AccountKind, Provider};
 
@@ -533,6 +534,126 @@ impl AdPlatform<'_> {
                 Ok(audience)
             }
             AdPlatform::Local => Ok(format!("local_audience_{}", session)),
+        }
+    }
+
+    /// Creates an empty customer-list audience; its id (the sandbox's is made from `local_key`).
+    pub async fn create_audience(
+        &self,
+        token: &str,
+        account: &str,
+        name: &str,
+        local_key: Uuid,
+    ) -> Result<String, PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.create_audience(token, account, name).await,
+            AdPlatform::TikTok(t) => t.create_audience(token, account, name).await,
+            AdPlatform::Local => Ok(format!("local_audience_{}", local_key.simple())),
+        }
+    }
+
+    /// Adds one batch of hashes of one kind to an audience (`place` is Meta's upload session).
+    pub async fn add_audience_batch(
+        &self,
+        token: &str,
+        account: &str,
+        audience: &str,
+        kind: HashKind,
+        hashes: &[String],
+        place: UploadBatch,
+    ) -> Result<(), PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place, false).await,
+            AdPlatform::TikTok(t) => t.add_audience_members(token, account, audience, kind.tiktok(), hashes).await,
+            AdPlatform::Local => Ok(()),
+        }
+    }
+
+    /// Sends one batch of a replacement of an audience's members (one session across both
+    /// kinds; the members are swapped when its last batch arrives). Only Meta and the sandbox
+    /// replace: see [`AdPlatform::replaces_members`].
+    pub async fn replace_audience_batch(
+        &self,
+        token: &str,
+        audience: &str,
+        kind: HashKind,
+        hashes: &[String],
+        place: UploadBatch,
+    ) -> Result<(), PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place, true).await,
+            AdPlatform::TikTok(_) | AdPlatform::Local => Ok(()),
+        }
+    }
+
+    /// Whether an audience's members can be replaced here. TikTok's segment API (what its
+    /// audiences are made with) adds and removes known members only, so a TikTok audience is
+    /// not refreshed.
+    pub fn replaces_members(&self) -> bool {
+        !matches!(self, AdPlatform::TikTok(_))
+    }
+
+    /// Creates a lookalike of the platform audience `origin`; its id (the sandbox's is made from
+    /// `local_key`). Meta takes the ratio as a fraction; TikTok takes a size band instead
+    /// (1–3 %: NARROW, 4–6 %: BALANCED, 7–10 %: BROAD).
+    pub async fn create_lookalike(
+        &self,
+        token: &str,
+        account: &str,
+        origin: &str,
+        spec: &LookalikeSpec,
+        local_key: Uuid,
+    ) -> Result<String, PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => {
+                let ratio = f64::from(spec.ratio_percent) / 100.0;
+                let lookalike = match spec.countries.as_slice() {
+                    [one] => json!({"ratio": ratio, "country": one}),
+                    many => json!({"ratio": ratio, "location_spec": {"geo_locations": {"countries": many}}}),
+                };
+                m.create_lookalike(token, account, &spec.name, origin, &lookalike).await
+            }
+            AdPlatform::TikTok(t) => {
+                let size = match spec.ratio_percent {
+                    ..=3 => "NARROW",
+                    4..=6 => "BALANCED",
+                    _ => "BROAD",
+                };
+                t.create_lookalike(token, account, &spec.name, origin, &spec.countries, size).await
+            }
+            AdPlatform::Local => Ok(format!("local_lookalike_{}", local_key.simple())),
+        }
+    }
+
+    /// Deletes an audience at the platform; one already gone counts as deleted.
+    pub async fn delete_audience(&self, token: &str, account: &str, audience: &str) -> Result<(), PlatformError> {
+        match self {
+            AdPlatform::Meta(m) => m.delete(token, audience).await,
+            AdPlatform::TikTok(t) => t.delete_audience(token, account, audience).await,
+            AdPlatform::Local => Ok(()),
+        }
+    }
+}
+
+/// What an audience's hashes are of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    Email,
+    Phone,
+}
+
+impl HashKind {
+    fn meta(self) -> &'static str {
+        match self {
+            HashKind::Email => "EMAIL",
+            HashKind::Phone => "PHONE",
+        }
+    }
+
+    fn tiktok(self) -> &'static str {
+        match self {
+            HashKind::Email => "EMAIL_SHA256",
+            HashKind::Phone => "PHONE_SHA256",
         }
     }
 }

@@ -2,10 +2,12 @@
 //! with its outbox event. Platform calls happen outside transactions.
 
 pub mod ad_platform;
+pub mod audience_refresh;
 pub mod audiences;
 pub mod builder;
 pub mod campaigns;
 pub mod connections;
+pub mod contact_book;
 pub mod engagement;
 pub mod expiry;
 pub mod feeds;
@@ -53,6 +55,8 @@ pub struct App {
     pub videos: Option<Arc<dyn media_refs::Videos>>,
     /// The content service, for posts that name one of its images.
     pub images: Option<Arc<dyn media_refs::Images>>,
+    /// The contact book (messaging), for audiences made from a saved segment.
+    pub contact_book: Option<Arc<dyn contact_book::ContactBook>>,
     /// Where uploaded post media are kept.
     pub storage: nexus_platform::storage::Storage,
     /// Signs and checks the links to post media.
@@ -150,6 +154,9 @@ impl App {
         let images: Option<Arc<dyn media_refs::Images>> =
             service_channel(&config, "content", &config.services.content)?
                 .map(|channel| Arc::new(media_refs::ContentImages { channel, tokens: tokens.clone() }) as _);
+        let contact_book: Option<Arc<dyn contact_book::ContactBook>> =
+            service_channel(&config, "messaging", &config.services.messaging)?
+                .map(|channel| Arc::new(contact_book::MessagingContacts { channel, tokens: tokens.clone() }) as _);
         let storage = nexus_platform::storage::Storage::new(&config.storage)?;
         let media_links = nexus_platform::links::LinkKeys::parse(config.media.signing_keys.expose())
             .map_err(|e| anyhow::anyhow!("media.signing_keys: {e}"))?;
@@ -167,6 +174,7 @@ impl App {
             outbound: infra.outbound.clone(),
             videos,
             images,
+            contact_book,
             storage,
             media_links,
         })

@@ -20,6 +20,8 @@ pub const CAMPAIGN_CREATED: &str = "nexus.ads.campaign.created";
 pub const CAMPAIGN_FAILED: &str = "nexus.ads.campaign.failed";
 pub const CAMPAIGN_STATUS_CHANGED: &str = "nexus.ads.campaign.status_changed";
 pub const AD_REJECTED: &str = "nexus.ads.ad.rejected";
+pub const AUDIENCE_REFRESHED: &str = "nexus.ads.audience.refreshed";
+pub const AUDIENCE_REFRESH_FAILED: &str = "nexus.ads.audience.refresh_failed";
 pub const POST_SCHEDULED: &str = "nexus.ads.post.scheduled";
 pub const POST_PUBLISHED: &str = "nexus.ads.post.published";
 pub const POST_FAILED: &str = "nexus.ads.post.failed";
@@ -123,6 +125,26 @@ pub async fn ad_rejected(
         reason: reason.to_owned(),
     };
     enqueue(conn, AD_REJECTED, Some(tenant), &e).await.db()?;
+    Ok(())
+}
+
+/// A segment audience's refresh: done, or failed (its error code kept on the row).
+pub async fn audience_refreshed(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    a: &crate::repo::audiences::Audience,
+) -> Result<(), Error> {
+    let e = events::AdsAudienceRefreshed {
+        workspace_id: tenant.to_string(),
+        audience_id: crate::domain::AudienceId::from_uuid(a.id).to_string(),
+        segment_id: a.segment_id.clone(),
+        platform_id: a.platform_id.clone(),
+        members: a.members,
+        excluded: a.excluded,
+        error: a.refresh_error.clone(),
+    };
+    let subject = if a.refresh_status == "failed" { AUDIENCE_REFRESH_FAILED } else { AUDIENCE_REFRESHED };
+    enqueue(conn, subject, Some(tenant), &e).await.db()?;
     Ok(())
 }
 

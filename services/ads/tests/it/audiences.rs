@@ -29,6 +29,7 @@ async fn an_audience_upload_contains_only_normalized_sha256_hashes() {
             "nope".into(),
         ],
         phones: vec!["+52 1 55 1234 5678".into(), "0034 600 111 222".into(), "600111222".into()],
+        ..Default::default()
     };
     let a = s.client().await.create_audience(admin.req(req)).await.unwrap().into_inner();
     assert_eq!((a.members, a.dropped), (4, 2));
@@ -57,6 +58,7 @@ async fn an_audience_upload_contains_only_normalized_sha256_hashes() {
         name: "Empty".into(),
         emails: vec!["x".into()],
         phones: vec![],
+        ..Default::default()
     };
     let e = s.client().await.create_audience(admin.req(req)).await.unwrap_err();
     assert_eq!(code(&e), "ads.audience_empty");

@@ -1,5 +1,6 @@
 //! Integration tests of the ads service against real Postgres and NATS.
 
+mod audience_segments;
 mod audiences;
 mod builder;
 mod campaigns;

@@ -27,6 +27,7 @@ const ARGS: &[(&str, &str)] = &[
     ("slot", "1"),
     ("max_days", "400"),
     ("size", "1000"),
+    ("country", "XX"),
 ];
 
 #[test]

@@ -210,3 +210,101 @@ pub fn traffic_build(connection: &str, account: &str, page: &str, key: &str) -> 
         ..Default::default()
     }
 }
+
+/// The messaging service (the contact book audiences read) on its own database, and auth's
+/// service-credential exchange signing with the issuer messaging trusts, so the ads service
+/// under test calls it as itself, acting for the workspace.
+pub struct ContactBook {
+    pub messaging: TestService,
+    pub auth: nexus_testkit::service_auth::FakeServiceAuth,
+}
+
+impl ContactBook {
+    pub async fn start() -> ContactBook {
+        let messaging = TestService::start(
+            nexus_messaging::DEF,
+            nexus_messaging::DEFAULTS,
+            &[],
+            |config: nexus_messaging::Config| nexus_messaging::service(config).expect("messaging config"),
+        )
+        .await;
+        let auth = nexus_testkit::service_auth::FakeServiceAuth::start(messaging.issuer.clone()).await;
+        ContactBook { messaging, auth }
+    }
+
+    /// The ads settings that reach this contact book.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("NEXUS_SERVICES__MESSAGING", self.messaging.running.grpc_url()),
+            ("NEXUS_IDENTITY__AUTH_URL", self.auth.url.clone()),
+        ]
+    }
+
+    fn token(&self, ws: nexus_kernel::WorkspaceId) -> String {
+        self.messaging.issuer.user_token(ws, nexus_platform::identity::Role::Admin)
+    }
+
+    /// A contact of the workspace with marketing consent on `consents` (channel, status) in order.
+    pub async fn contact(
+        &self,
+        ws: nexus_kernel::WorkspaceId,
+        input: nexus_proto::nexus::messaging::v1::ContactInput,
+        consents: &[(&str, &str)],
+    ) -> String {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::contacts_client::ContactsClient::new(self.messaging.channel().await);
+        let token = self.token(ws);
+        let c =
+            client.create_contact(nexus_testkit::identity::authed(input, &token)).await.expect("contact").into_inner();
+        for (channel, status) in consents {
+            let req = mpb::SetConsentRequest {
+                contact_id: c.id.clone(),
+                channel: (*channel).into(),
+                purpose: "marketing".into(),
+                status: (*status).into(),
+                source: "form".into(),
+                proof: "Yes, send me offers".into(),
+            };
+            client.set_consent(nexus_testkit::identity::authed(req, &token)).await.expect("consent");
+        }
+        c.id
+    }
+
+    /// Erases a contact's personal fields.
+    pub async fn anonymize(&self, ws: nexus_kernel::WorkspaceId, id: &str) {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::contacts_client::ContactsClient::new(self.messaging.channel().await);
+        let req = mpb::GetByIdRequest { id: id.to_owned() };
+        client.anonymize_contact(nexus_testkit::identity::authed(req, &self.token(ws))).await.expect("anonymize");
+    }
+
+    /// A saved segment of the workspace's contacts.
+    pub async fn segment(&self, ws: nexus_kernel::WorkspaceId, filter: serde_json::Value) -> String {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::crm_client::CrmClient::new(self.messaging.channel().await);
+        let req = mpb::SegmentInput { id: String::new(), name: "Segment".into(), filter_json: filter.to_string() };
+        client
+            .save_segment(nexus_testkit::identity::authed(req, &self.token(ws)))
+            .await
+            .expect("segment")
+            .into_inner()
+            .id
+    }
+}
+
+impl ContactBook {
+    /// Records a contact's marketing consent on `channel` (granted or withdrawn).
+    pub async fn consent(&self, ws: nexus_kernel::WorkspaceId, id: &str, channel: &str, status: &str) {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::contacts_client::ContactsClient::new(self.messaging.channel().await);
+        let req = mpb::SetConsentRequest {
+            contact_id: id.to_owned(),
+            channel: channel.into(),
+            purpose: "marketing".into(),
+            status: status.into(),
+            source: "form".into(),
+            proof: String::new(),
+        };
+        client.set_consent(nexus_testkit::identity::authed(req, &self.token(ws))).await.expect("consent");
+    }
+}

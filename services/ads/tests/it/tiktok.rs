@@ -259,6 +259,7 @@ async fn a_tiktok_audience_carries_only_normalized_sha256_hashes() {
         name: "Repeat buyers".into(),
         emails: vec![" Ana.Perez@Example.com".into(), "luis@example.org".into(), "bad".into()],
         phones: vec!["+52 1 55 1234 5678".into()],
+        ..Default::default()
     };
     let a = s.client().await.create_audience(admin.req(req)).await.unwrap().into_inner();
     assert_eq!((a.members, a.dropped), (3, 1));

@@ -183,6 +183,8 @@ async fn stack_services(auth_per_ip: u32, services: Services, auth_env: &[(Strin
             with_auth[0].clone(),
             ("NEXUS_SERVICES__VIDEO", if video { cfg.services.video.clone() } else { String::new() }),
             ("NEXUS_SERVICES__CONTENT", if content { cfg.services.content.clone() } else { String::new() }),
+            // Audiences may be made from the contact book's segments (when messaging runs here).
+            ("NEXUS_SERVICES__MESSAGING", if messaging { cfg.services.messaging.clone() } else { String::new() }),
             ("NEXUS_STORAGE__ROOT", store.display().to_string()),
         ];
         let a_cfg: nexus_ads::Config = service_config("ads", nexus_ads::DEFAULTS, &db, &nats, &extra);
