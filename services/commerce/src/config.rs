@@ -28,6 +28,17 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub monitoring: MonitoringConfig,
     pub sales: SalesConfig,
+    pub services: ServicesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    /// The content service, which translates product texts (called with the caller's token);
+    /// empty: products cannot be localized.
+    pub content: String,
+    /// A model translates: longer than a plain call.
+    #[serde(with = "humantime_secs")]
+    pub content_timeout: Duration,
 }
 
 impl AsRef<CommonConfig> for Config {

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::catalogue::{Product, Variant};
+use crate::domain::catalogue::{Product, ProductText, Variant};
 
 const PRODUCT_COLUMNS: &str = "id, connection_id, supplier, supplier_product_id, title, description, category, images, \
                                status, store_product_id, created_at, updated_at";
@@ -90,6 +90,7 @@ fn product(r: ProductRow, variants: Vec<Variant>) -> Product {
         status: r.status,
         store_product_id: r.store_product_id,
         variants,
+        translations: Vec::new(),
         created_at: r.created_at,
         updated_at: r.updated_at,
     }
@@ -98,19 +99,92 @@ fn product(r: ProductRow, variants: Vec<Variant>) -> Product {
 async fn with_variants(conn: &mut PgConnection, rows: Vec<ProductRow>) -> Result<Vec<Product>, Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let q = format!("SELECT {VARIANT_COLUMNS} FROM product_variants WHERE product_id = ANY($1) ORDER BY sku, id");
-    let vrows: Vec<VariantRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(&ids).fetch_all(conn).await.db()?;
+    let vrows: Vec<VariantRow> = sqlx::query_as(sqlx::AssertSqlSafe(q)).bind(&ids).fetch_all(&mut *conn).await.db()?;
     let mut by_product: BTreeMap<Uuid, Vec<Variant>> = BTreeMap::new();
     for v in vrows {
         let (pid, v) = v.into_variant()?;
         by_product.entry(pid).or_default().push(v);
     }
+    let mut texts = translations(conn, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
             let vs = by_product.remove(&r.id).unwrap_or_default();
-            product(r, vs)
+            let ts = texts.remove(&r.id).unwrap_or_default();
+            Product { translations: ts, ..product(r, vs) }
         })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct TextRow {
+    product_id: Uuid,
+    language: String,
+    title: String,
+    description: String,
+    provider: String,
+    model: String,
+    updated_at: DateTime<Utc>,
+}
+
+/// The translations of these products, by product, in language order.
+async fn translations(conn: &mut PgConnection, ids: &[Uuid]) -> Result<BTreeMap<Uuid, Vec<ProductText>>, Error> {
+    let rows: Vec<TextRow> = sqlx::query_as(
+        "SELECT product_id, language, title, description, provider, model, updated_at FROM product_translations \
+         WHERE product_id = ANY($1) ORDER BY product_id, language",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+    .db()?;
+    let mut out: BTreeMap<Uuid, Vec<ProductText>> = BTreeMap::new();
+    for r in rows {
+        let language = r.language.parse().map_err(|_| Error::internal(format!("stored language {}", r.language)))?;
+        out.entry(r.product_id).or_default().push(ProductText {
+            language,
+            title: r.title,
+            description: r.description,
+            provider: r.provider,
+            model: r.model,
+            updated_at: r.updated_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Stores a product's texts in these languages (replacing those it had in them).
+pub async fn put_translations(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    product: Uuid,
+    texts: &[ProductText],
+) -> Result<(), Error> {
+    let ids: Vec<Uuid> = texts.iter().map(|_| Uuid::now_v7()).collect();
+    let languages: Vec<&str> = texts.iter().map(|t| t.language.code()).collect();
+    let titles: Vec<&str> = texts.iter().map(|t| t.title.as_str()).collect();
+    let descriptions: Vec<&str> = texts.iter().map(|t| t.description.as_str()).collect();
+    let providers: Vec<&str> = texts.iter().map(|t| t.provider.as_str()).collect();
+    let models: Vec<&str> = texts.iter().map(|t| t.model.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO product_translations (id, tenant_id, product_id, language, title, description, provider, model) \
+         SELECT t.id, $1, $2, t.language, t.title, t.description, t.provider, t.model \
+         FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+           AS t(id, language, title, description, provider, model) \
+         ON CONFLICT (product_id, language) DO UPDATE SET title = excluded.title, description = excluded.description, \
+           provider = excluded.provider, model = excluded.model, updated_at = now()",
+    )
+    .bind(tenant.as_uuid())
+    .bind(product)
+    .bind(&ids)
+    .bind(&languages)
+    .bind(&titles)
+    .bind(&descriptions)
+    .bind(&providers)
+    .bind(&models)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(())
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Product>, Error> {
