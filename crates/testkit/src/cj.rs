@@ -77,6 +77,10 @@ struct State {
     failures: VecDeque<Failure>,
     order_failure: Option<(i64, String)>,
     products: Vec<FakeCjProduct>,
+    /// Where each product (`pid`) and variant (`vid`) is in `products`: a catalogue of tens of
+    /// thousands answers in constant time, as CJ's does.
+    by_pid: HashMap<String, usize>,
+    by_vid: HashMap<String, (usize, usize)>,
     orders: Vec<FakeCjOrder>,
     token_calls: Vec<String>,
     /// (path, token sent, whether it was accepted)
@@ -93,18 +97,22 @@ pub struct FakeCj {
 
 impl FakeCj {
     pub async fn start() -> FakeCj {
-        let state = Arc::new(Mutex::new(State {
+        let mut state = State {
             access_ttl: Duration::from_secs(15 * 86_400),
             access: HashMap::new(),
             refresh: HashMap::new(),
             failures: VecDeque::new(),
             order_failure: None,
-            products: sample_products(),
+            products: Vec::new(),
+            by_pid: HashMap::new(),
+            by_vid: HashMap::new(),
             orders: Vec::new(),
             token_calls: Vec::new(),
             calls: Vec::new(),
             seq: 0,
-        }));
+        };
+        state.add(sample_products());
+        let state = Arc::new(Mutex::new(state));
         let router = Router::new().fallback(handle).with_state(state.clone());
         let server = FakeServer::start(router).await;
         FakeCj { base_url: format!("{}/api2.0/v1", server.base_url), state, _server: server }
@@ -150,17 +158,25 @@ impl FakeCj {
         self.state().products.clone()
     }
 
+    /// Adds products to the catalogue (a `pid` or `vid` already sold is taken by the newer one).
+    pub fn add_products(&self, products: Vec<FakeCjProduct>) {
+        self.state().add(products);
+    }
+
     /// Sets a variant's price (USD) and stock.
     pub fn set_variant(&self, vid: &str, price: &str, stock: i64) {
         let mut st = self.state();
-        for p in &mut st.products {
-            for v in &mut p.variants {
-                if v.vid == vid {
-                    v.price = price.to_owned();
-                    v.stock = stock;
-                }
-            }
+        if let Some(&(p, v)) = st.by_vid.get(vid) {
+            let v = &mut st.products[p].variants[v];
+            v.price = price.to_owned();
+            v.stock = stock;
         }
+    }
+
+    /// Forgets the log of authenticated calls (a long benchmark's log would be most of its memory).
+    pub fn clear_calls(&self) {
+        let mut st = self.state();
+        st.calls = Vec::new();
     }
 
     /// Marks an order shipped with a tracking number.
@@ -174,6 +190,27 @@ impl FakeCj {
 
     pub fn envelope_error(code: i64, message: &str) -> Value {
         json!({"code": code, "result": false, "message": message, "data": null, "requestId": "req-fake"})
+    }
+}
+
+impl State {
+    fn add(&mut self, products: Vec<FakeCjProduct>) {
+        for p in products {
+            let at = self.products.len();
+            self.by_pid.insert(p.pid.clone(), at);
+            for (i, v) in p.variants.iter().enumerate() {
+                self.by_vid.insert(v.vid.clone(), (at, i));
+            }
+            self.products.push(p);
+        }
+    }
+
+    fn product(&self, pid: &str) -> Option<&FakeCjProduct> {
+        self.by_pid.get(pid).map(|&i| &self.products[i])
+    }
+
+    fn variant(&self, vid: &str) -> Option<&FakeCjVariant> {
+        self.by_vid.get(vid).map(|&(p, v)| &self.products[p].variants[v])
     }
 }
 
@@ -274,8 +311,6 @@ async fn handle(
     if !valid {
         return err(1600001, "Invalid token");
     }
-    let find_variant =
-        |st: &State, vid: &str| st.products.iter().flat_map(|p| p.variants.iter()).find(|v| v.vid == vid).cloned();
     match (method.as_str(), path.as_str()) {
         ("GET", "/product/list") => {
             let keyword = query.get("productNameEn").map(|s| s.to_lowercase()).unwrap_or_default();
@@ -296,7 +331,7 @@ async fn handle(
         }
         ("GET", "/product/query") => {
             let pid = query.get("pid").cloned().unwrap_or_default();
-            let Some(p) = st.products.iter().find(|p| p.pid == pid) else {
+            let Some(p) = st.product(&pid) else {
                 return err(1600100, "Param error: product not found");
             };
             let variants: Vec<Value> = p
@@ -316,7 +351,7 @@ async fn handle(
         }
         ("GET", "/product/stock/queryByVid") => {
             let vid = query.get("vid").cloned().unwrap_or_default();
-            match find_variant(&st, &vid) {
+            match st.variant(&vid) {
                 Some(v) => ok(json!([{"vid": v.vid, "areaEn": "China Warehouse", "storageNum": v.stock}])),
                 None => err(1600100, "Param error: variant not found"),
             }
@@ -339,7 +374,7 @@ async fn handle(
             let products = json_body.get("products").cloned().unwrap_or(Value::Null);
             let known = products.as_array().is_some_and(|a| {
                 !a.is_empty()
-                    && a.iter().all(|p| find_variant(&st, p.get("vid").and_then(Value::as_str).unwrap_or("")).is_some())
+                    && a.iter().all(|p| st.variant(p.get("vid").and_then(Value::as_str).unwrap_or("")).is_some())
             });
             if !known {
                 return err(1600100, "Param error: products");

@@ -28,6 +28,17 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub monitoring: MonitoringConfig,
     pub sales: SalesConfig,
+    pub services: ServicesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    /// The content service, which translates product texts (called with the caller's token);
+    /// empty: products cannot be localized.
+    pub content: String,
+    /// A model translates: longer than a plain call.
+    #[serde(with = "humantime_secs")]
+    pub content_timeout: Duration,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -122,6 +133,10 @@ pub struct MonitoringConfig {
     pub enabled: bool,
     #[serde(with = "humantime_secs")]
     pub interval: Duration,
+    /// Products read, checked and written per batch.
+    pub page_size: u32,
+    /// Supplier calls in flight at once during a sweep.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +193,12 @@ impl Config {
         self.sales.fees()?;
         if self.monitoring.interval < Duration::from_secs(1) {
             anyhow::bail!("monitoring.interval: must be at least 1s");
+        }
+        if !(1..=1000).contains(&self.monitoring.page_size) {
+            anyhow::bail!("monitoring.page_size: {} is not between 1 and 1000", self.monitoring.page_size);
+        }
+        if !(1..=64).contains(&self.monitoring.concurrency) {
+            anyhow::bail!("monitoring.concurrency: {} is not between 1 and 64", self.monitoring.concurrency);
         }
         Ok(())
     }

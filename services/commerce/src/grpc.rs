@@ -100,6 +100,18 @@ fn product(p: Product) -> pb::Product {
         status: p.status,
         store_product_id: p.store_product_id.unwrap_or_default(),
         variants: p.variants.into_iter().map(variant).collect(),
+        translations: p
+            .translations
+            .into_iter()
+            .map(|t| pb::ProductTranslation {
+                language: t.language.code().to_owned(),
+                title: t.title,
+                description: t.description,
+                provider: t.provider,
+                model: t.model,
+                updated_at: Some(ts(t.updated_at)),
+            })
+            .collect(),
         created_at: Some(ts(p.created_at)),
         updated_at: Some(ts(p.updated_at)),
     }
@@ -311,6 +323,7 @@ impl Commerce for CommerceService {
             app_key: r.app_key,
             app_secret: r.app_secret,
             auth_code: r.auth_code,
+            languages: r.languages,
         };
         Ok(Response::new(connection(self.app.connect(&p, input).await.map_err(status)?)))
     }
@@ -377,6 +390,14 @@ impl Commerce for CommerceService {
         let p = principal(&req)?;
         let r = req.into_inner();
         let out = self.app.publish_product(&p, &r.product_id, &r.store_connection_id).await.map_err(status)?;
+        Ok(Response::new(product(out)))
+    }
+
+    async fn localize_product(&self, req: Request<pb::LocalizeProductRequest>) -> R<pb::Product> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let out =
+            self.app.localize_product(&p, &r.product_id, &r.languages, &r.source_language).await.map_err(status)?;
         Ok(Response::new(product(out)))
     }
 

@@ -11,7 +11,7 @@ pub mod events;
 pub mod grpc;
 pub mod repo;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use nexus_platform::{Infra, Listeners, ServiceDef};
 use nexus_proto::nexus::commerce::v1::commerce_server::CommerceServer;
@@ -42,11 +42,21 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
 /// use cases over `infra.db`, the monitoring sweep and rates refresher on the platform's task
 /// tracker, and the gRPC routes. Tests hand it to `RunningService`.
 pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
+    service_sharing(config, Arc::new(OnceLock::new()))
+}
+
+/// [`service`], also handing the use cases to `shared` once built (the benchmarks run the
+/// monitoring sweep on demand through it).
+pub fn service_sharing(
+    config: Config,
+    shared: Arc<OnceLock<Arc<app::App>>>,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
     config.validate()?;
     Ok(move |infra: &Infra| {
         let monitoring = config.monitoring.enabled;
         let ecb = config.rates.provider == "ecb";
         let app = Arc::new(app::App::new(config, infra)?);
+        let _ = shared.set(app.clone());
         if monitoring {
             infra.spawn(app::monitoring::sweeper(app.clone(), infra.work.clone()));
         }

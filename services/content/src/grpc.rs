@@ -25,6 +25,7 @@ use crate::domain::agents::{Agent, AgentSpec, Message};
 use crate::domain::generation::{Brief, Generation, GenerationInput, RawBrief};
 use crate::domain::images::Image;
 use crate::domain::pages::{LeadInput, MagicPage};
+use crate::domain::translation::TranslationInput;
 use nexus_platform::grpc::page_request;
 
 pub struct ContentService {
@@ -202,6 +203,28 @@ impl Content for ContentService {
             let _ = out_tx.send(last).await;
         }));
         Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+
+    async fn translate(&self, req: Request<pb::TranslateRequest>) -> R<pb::Translation> {
+        let p = principal(&req)?;
+        let r = req.into_inner();
+        let input = TranslationInput::parse(&r.texts, &r.source_language, &r.target_languages).map_err(status)?;
+        let out = self.app.translate(&p, input).await.map_err(status)?;
+        Ok(Response::new(pb::Translation {
+            provider: out.provider.to_owned(),
+            model: out.model,
+            translations: out
+                .translations
+                .into_iter()
+                .map(|t| pb::TranslatedTexts {
+                    language: t.language.code().to_owned(),
+                    dir: dir(t.language.code()),
+                    texts: t.texts,
+                })
+                .collect(),
+            usage: Some(usage(out.usage)),
+            credits: out.credits,
+        }))
     }
 
     async fn get_generation(&self, req: Request<pb::GetByIdRequest>) -> R<pb::Generation> {

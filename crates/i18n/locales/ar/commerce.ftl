@@ -41,3 +41,5 @@ commerce-beneficiary_invalid = يجب ألا يتجاوز اسم المستفي�
 commerce-dsers_file_invalid = تعذّرت قراءة ملف DSers: { $detail }.
 commerce-refund_invalid = الحقل "{ $field }" في الاسترداد غير صالح. حدّد مبلغًا أو بعض بنود الطلب، وليس كليهما.
 commerce-refund_exceeds_remaining = الاسترداد أكبر مما تبقى قابلًا للاسترداد في هذا الطلب ({ $remaining } { $currency }).
+commerce-language_invalid = يجب أن تكون اللغات من بين { $languages }، وكل لغة مرة واحدة.
+commerce-localization_unavailable = لا يمكن توطين المنتجات الآن: خدمة الترجمة غير متاحة. حاول مرة أخرى لاحقًا.

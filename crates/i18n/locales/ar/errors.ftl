@@ -53,6 +53,7 @@ content-platform_not_applicable = لا يمكن اختيار منصة لـ { $ki
 content-too_many_variants = اطلب { $max } نسخ كحد أقصى.
 content-max_tokens_too_large = يمكن أن يكون حد الرموز { $max } كحد أقصى.
 content-invalid_idempotency_key = يجب ألا يتجاوز مفتاح عدم التكرار 200 حرف قابل للطباعة.
+content-translation_invalid = الحقل "{ $field }" في الترجمة غير صالح: أدخل من 1 إلى 20 نصًا لا يتجاوز كل منها 20000 حرف، ولغة المصدر ومن 1 إلى 5 لغات أخرى، كل واحدة من en وes وpt وhe وar مرة واحدة.
 content-idempotency_key_reused = مفتاح عدم التكرار هذا يخص طلبًا سابقًا لم يكتمل. أرسل الطلب مجددًا بمفتاح جديد.
 content-generation_not_found = هذا المحتوى المُنشأ غير موجود.
 content-stream_cancelled = توقف الإنشاء قبل أن يكتمل.

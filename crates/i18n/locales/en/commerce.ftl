@@ -41,3 +41,5 @@ commerce-beneficiary_invalid = The beneficiary must have at most 200 printable c
 commerce-dsers_file_invalid = The DSers file cannot be read: { $detail }.
 commerce-refund_invalid = The refund's "{ $field }" is not valid. Give an amount or some of the order's lines, not both.
 commerce-refund_exceeds_remaining = The refund is more than remains refundable on this order ({ $remaining } { $currency }).
+commerce-language_invalid = Languages must be among { $languages }, each named once.
+commerce-localization_unavailable = Products cannot be localized right now: the translation service is not available. Try again later.

@@ -54,6 +54,7 @@ content-platform_not_applicable = A platform cannot be chosen for { $kind }.
 content-too_many_variants = Ask for at most { $max } variants.
 content-max_tokens_too_large = The token limit can be at most { $max }.
 content-invalid_idempotency_key = The idempotency key must be at most 200 printable characters.
+content-translation_invalid = The translation's "{ $field }" is not valid: give 1 to 20 texts of at most 20,000 characters, a source language and 1 to 5 other languages, each of en, es, pt, he, ar once.
 content-idempotency_key_reused = This idempotency key belongs to an earlier request that did not finish. Send the request again with a new key.
 content-generation_not_found = This generation does not exist.
 content-stream_cancelled = The generation stopped before it was complete.

@@ -41,3 +41,5 @@ commerce-beneficiary_invalid = El beneficiario debe tener como máximo 200 carac
 commerce-dsers_file_invalid = No se puede leer el archivo de DSers: { $detail }.
 commerce-refund_invalid = El campo "{ $field }" del reembolso no es válido. Indica un importe o algunas líneas del pedido, no ambos.
 commerce-refund_exceeds_remaining = El reembolso supera lo que aún se puede reembolsar de este pedido ({ $remaining } { $currency }).
+commerce-language_invalid = Los idiomas deben estar entre { $languages }, cada uno una sola vez.
+commerce-localization_unavailable = Ahora no se pueden localizar productos: el servicio de traducción no está disponible. Inténtalo más tarde.

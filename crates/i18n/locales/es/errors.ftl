@@ -53,6 +53,7 @@ content-platform_not_applicable = No se puede elegir una plataforma para { $kind
 content-too_many_variants = Pide como máximo { $max } variantes.
 content-max_tokens_too_large = El límite de tokens puede ser como máximo { $max }.
 content-invalid_idempotency_key = La clave de idempotencia debe tener como máximo 200 caracteres imprimibles.
+content-translation_invalid = El campo "{ $field }" de la traducción no es válido: indica de 1 a 20 textos de hasta 20.000 caracteres, un idioma de origen y de 1 a 5 idiomas distintos, cada uno de en, es, pt, he, ar una sola vez.
 content-idempotency_key_reused = Esta clave de idempotencia pertenece a una solicitud anterior que no terminó. Vuelve a enviarla con una clave nueva.
 content-generation_not_found = Esta generación no existe.
 content-stream_cancelled = La generación se detuvo antes de completarse.

@@ -41,3 +41,5 @@ commerce-beneficiary_invalid = שם המוטב יכול להכיל עד 200 תו
 commerce-dsers_file_invalid = לא ניתן לקרוא את קובץ ה-DSers: { $detail }.
 commerce-refund_invalid = השדה "{ $field }" של ההחזר אינו תקין. יש לציין סכום או חלק משורות ההזמנה, לא את שניהם.
 commerce-refund_exceeds_remaining = ההחזר גבוה ממה שנותר להחזיר בהזמנה הזו ({ $remaining } { $currency }).
+commerce-language_invalid = השפות חייבות להיות מתוך { $languages }, כל אחת פעם אחת.
+commerce-localization_unavailable = לא ניתן לתרגם מוצרים כעת: שירות התרגום אינו זמין. נסו שוב מאוחר יותר.

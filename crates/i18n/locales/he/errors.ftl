@@ -53,6 +53,7 @@ content-platform_not_applicable = אי אפשר לבחור פלטפורמה עב
 content-too_many_variants = בקשו עד { $max } גרסאות.
 content-max_tokens_too_large = מגבלת הטוקנים יכולה להיות לכל היותר { $max }.
 content-invalid_idempotency_key = מפתח האידמפוטנטיות יכול להכיל עד 200 תווים מודפסים.
+content-translation_invalid = השדה "{ $field }" של התרגום אינו תקין: יש לציין 1 עד 20 טקסטים של עד 20,000 תווים, שפת מקור ו-1 עד 5 שפות אחרות, כל אחת מ-en, es, pt, he, ar פעם אחת.
 content-idempotency_key_reused = מפתח האידמפוטנטיות שייך לבקשה קודמת שלא הסתיימה. שלחו שוב עם מפתח חדש.
 content-generation_not_found = היצירה הזו לא קיימת.
 content-stream_cancelled = היצירה נעצרה לפני שהושלמה.

@@ -41,3 +41,5 @@ commerce-beneficiary_invalid = O beneficiário deve ter no máximo 200 caractere
 commerce-dsers_file_invalid = Não foi possível ler o arquivo do DSers: { $detail }.
 commerce-refund_invalid = O campo "{ $field }" do reembolso não é válido. Informe um valor ou algumas linhas do pedido, não ambos.
 commerce-refund_exceeds_remaining = O reembolso é maior do que ainda pode ser reembolsado neste pedido ({ $remaining } { $currency }).
+commerce-language_invalid = Os idiomas devem estar entre { $languages }, cada um uma única vez.
+commerce-localization_unavailable = Não é possível localizar produtos agora: o serviço de tradução não está disponível. Tente novamente mais tarde.

@@ -53,6 +53,7 @@ content-platform_not_applicable = Não é possível escolher uma plataforma para
 content-too_many_variants = Peça no máximo { $max } variações.
 content-max_tokens_too_large = O limite de tokens pode ser no máximo { $max }.
 content-invalid_idempotency_key = A chave de idempotência deve ter no máximo 200 caracteres imprimíveis.
+content-translation_invalid = O campo "{ $field }" da tradução não é válido: informe de 1 a 20 textos de até 20.000 caracteres, um idioma de origem e de 1 a 5 outros idiomas, cada um de en, es, pt, he, ar uma única vez.
 content-idempotency_key_reused = Esta chave de idempotência pertence a uma solicitação anterior que não terminou. Envie de novo com uma chave nova.
 content-generation_not_found = Esta geração não existe.
 content-stream_cancelled = A geração parou antes de terminar.

@@ -150,6 +150,7 @@ impl App {
             images: sp.images.iter().take(20).cloned().collect(),
             status: if variants.iter().all(|v| v.stock == 0) { "out_of_stock".into() } else { "draft".into() },
             store_product_id: None,
+            translations: Vec::new(),
             variants,
             created_at: now,
             updated_at: now,

@@ -22,6 +22,8 @@ pub struct ConnectInput {
     pub app_key: String,
     pub app_secret: String,
     pub auth_code: String,
+    /// A store's languages (of en, es, pt, he, ar): products are localized into them.
+    pub languages: Vec<String>,
 }
 
 fn required(v: &str, field: &str) -> Result<String, Error> {
@@ -44,6 +46,7 @@ impl App {
     pub async fn connect(&self, p: &Principal, input: ConnectInput) -> Result<Connection, Error> {
         require(p, Action::ManageMembers)?;
         let provider: Provider = input.provider.trim().parse()?;
+        let languages = crate::domain::catalogue::languages(&input.languages)?;
         let id = Uuid::now_v7();
         let (role, account, creds, expires) = match provider {
             Provider::Local => {
@@ -113,6 +116,14 @@ impl App {
             Ok(s) => s,
             Err(e) => return Err(e),
         };
+        if role == Role::Store {
+            let codes: Vec<&str> = languages.iter().map(|l| l.code()).collect();
+            repo::connections::set_languages(&mut tx, stored.id, &codes).await?;
+        } else if !languages.is_empty() {
+            return Err(Error::invalid("commerce.language_invalid")
+                .with_param("languages", "en, es, pt, he, ar")
+                .with_violation("languages", "invalid"));
+        }
         db::commit(tx).await?;
         Ok(stored)
     }

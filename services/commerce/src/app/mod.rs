@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod connections;
+pub mod localization;
 pub mod monitoring;
 pub mod orders;
 pub mod pricing;
@@ -13,6 +14,7 @@ pub mod sales;
 pub mod suppliers;
 pub mod webhooks;
 
+use nexus_platform::grpc::ContextChannel;
 use std::sync::{Arc, RwLock};
 
 use nexus_kernel::{Currency, Error};
@@ -45,6 +47,8 @@ pub struct App {
     pub store_http: reqwest::Client,
     pub reporting: Currency,
     pub fees: Fees,
+    /// The content service (`services.content`), which translates product texts; `None`: unset.
+    pub content: Option<ContextChannel>,
 }
 
 impl App {
@@ -66,7 +70,15 @@ impl App {
             .parse()
             .map_err(|_| anyhow::anyhow!("commerce.reporting_currency: unsupported"))?;
         let fees = config.sales.fees()?;
+        let content = match config.services.content.trim() {
+            "" => None,
+            url => Some(
+                nexus_platform::grpc::context_channel(url, config.services.content_timeout)
+                    .map_err(|e| anyhow::anyhow!("services.content: {url:?}: {e}"))?,
+            ),
+        };
         Ok(App {
+            content,
             pool: infra.db.clone(),
             store_http: infra.outbound.http().clone(),
             cfg: Arc::new(config),

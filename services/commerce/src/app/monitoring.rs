@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::db;
 use nexus_platform::identity::{Action, Principal};
@@ -22,6 +24,9 @@ use crate::domain::catalogue::{Product, SupplierProduct};
 use crate::domain::pricing::{PricingRule, margin_percent, reprice, rule_for};
 use crate::repo::products::VariantChange;
 use crate::{events, repo};
+
+/// A page's supplier products, by (supplier connection, supplier product id).
+type Fetched = HashMap<(Uuid, String), SupplierProduct>;
 
 /// What a sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,152 +69,261 @@ impl App {
         Ok(out)
     }
 
-    /// One workspace's sweep.
+    /// One workspace's sweep, a page of products at a time: the page's supplier products
+    /// fetched `monitoring.concurrency` at once, then its changes stored in one transaction of a
+    /// few statements for the page (a catalogue of tens of thousands of products is checked in
+    /// the time its supplier calls take, and held in memory one page at a time).
     pub async fn monitor_workspace(&self, tenant: TenantId) -> Result<Report, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
-        let products = repo::products::monitored(&mut tx).await?;
         let rules: Vec<PricingRule> = repo::rules::pricing_rules(&mut tx).await?.into_iter().map(|(_, r)| r).collect();
+        let ids = repo::products::monitored_connections(&mut tx).await?;
         db::commit(tx).await?;
-        let mut ids: Vec<Uuid> = products.iter().map(|p| p.connection_id).collect();
-        ids.sort();
-        ids.dedup();
         let creds = self.credentials(tenant, &ids).await?;
+        let page_size = self.cfg.monitoring.page_size;
         let mut report = Report::default();
-        let mut fetched: HashMap<(Uuid, String), SupplierProduct> = HashMap::new();
-        for product in &products {
-            let Some(c) = creds.get(&product.connection_id) else { continue };
-            let key = (product.connection_id, product.supplier_product_id.clone());
-            if !fetched.contains_key(&key) {
-                match self.supplier_product(c, &product.supplier_product_id).await {
-                    Ok(sp) => {
-                        fetched.insert(key.clone(), sp);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = ?e, product = %product.id, "supplier product not checked");
-                        continue;
+        let mut after = None;
+        // While one page's results are written, the next page's supplier calls are made.
+        let mut written: Option<(Vec<Product>, Fetched)> = None;
+        loop {
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let page = repo::products::monitored_page(&mut tx, tenant, after, i64::from(page_size)).await?;
+            db::commit(tx).await?;
+            let last_page = page.len() < page_size as usize;
+            if let Some(last) = page.last() {
+                after = Some((last.created_at, last.id));
+            }
+            let previous = written.take();
+            let store = async {
+                let (done, fetched) = previous.as_ref()?;
+                Some((done.len(), self.apply_checks(tenant, done, fetched, &rules).await))
+            };
+            let (fetched, stored) = tokio::join!(self.fetch_page(&creds, &page), store);
+            match stored {
+                Some((_, Ok(r))) => report.add(r),
+                Some((n, Err(e))) => {
+                    tracing::warn!(error = ?e, products = n, "monitoring results of a page not stored")
+                }
+                None => {}
+            }
+            if page.is_empty() {
+                break;
+            }
+            written = Some((page, fetched));
+            if last_page {
+                // The last page's results, with nothing more to fetch.
+                if let Some((done, fetched)) = written.take() {
+                    match self.apply_checks(tenant, &done, &fetched, &rules).await {
+                        Ok(r) => report.add(r),
+                        Err(e) => {
+                            tracing::warn!(error = ?e, products = done.len(), "monitoring results of a page not stored")
+                        }
                     }
                 }
-            }
-            let sp = &fetched[&key];
-            match self.apply_check(tenant, product, sp, &rules).await {
-                Ok(r) => report.add(r),
-                Err(e) => tracing::warn!(error = ?e, product = %product.id, "monitoring result not stored"),
+                break;
             }
         }
         Ok(report)
     }
 
-    async fn apply_check(
+    /// The supplier's side of a page's products, each supplier product asked once; a product
+    /// whose supplier cannot answer is left out (and checked again next sweep).
+    async fn fetch_page(&self, creds: &HashMap<Uuid, Credentials>, page: &[Product]) -> Fetched {
+        let mut keys: Vec<(Uuid, &str)> = page
+            .iter()
+            .filter(|p| creds.contains_key(&p.connection_id))
+            .map(|p| (p.connection_id, p.supplier_product_id.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // A plain loop over a set of calls in flight (no stream combinator closures: the sweep's
+        // future must stay `Send` for the task that runs it).
+        let limit = self.cfg.monitoring.concurrency;
+        let mut keys = keys.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        let mut answers = Vec::new();
+        loop {
+            while in_flight.len() < limit {
+                let Some((connection, id)) = keys.next() else { break };
+                in_flight.push(self.fetch_one(&creds[&connection], connection, id));
+            }
+            match in_flight.next().await {
+                Some(answer) => answers.push(answer),
+                None => break,
+            }
+        }
+        let mut fetched = HashMap::with_capacity(answers.len());
+        for (connection, id, answer) in answers {
+            match answer {
+                Ok(sp) => {
+                    fetched.insert((connection, id.to_owned()), sp);
+                }
+                Err(e) => tracing::warn!(error = ?e, supplier_product = id, "supplier product not checked"),
+            }
+        }
+        fetched
+    }
+
+    async fn fetch_one<'a>(
+        &self,
+        creds: &Credentials,
+        connection: Uuid,
+        id: &'a str,
+    ) -> (Uuid, &'a str, Result<SupplierProduct, Error>) {
+        (connection, id, self.supplier_product(creds, id).await)
+    }
+
+    /// A page's checks against what the supplier answered, stored in one transaction; then the
+    /// products whose price or stock moved pushed to their store.
+    async fn apply_checks(
         &self,
         tenant: TenantId,
-        product: &Product,
-        sp: &SupplierProduct,
+        page: &[Product],
+        fetched: &Fetched,
         rules: &[PricingRule],
     ) -> Result<Report, Error> {
         let rates = self.rate_table();
         let today = Utc::now().date_naive();
-        let pid = ProductId::from_uuid(product.id).to_string();
+        let rate_source = self.rate_source();
         let mut report = Report::default();
-        let mut repriced = false;
-        let mut restocked = false;
+        let mut changes = Vec::new();
+        let mut statuses = Vec::new();
+        let mut to_push = Vec::new();
         let mut tx = db::tenant(&self.pool, tenant).await?;
-        for v in &product.variants {
-            let Some(sv) = sp.variants.iter().find(|s| s.supplier_variant_id == v.supplier_variant_id) else {
+        for product in page {
+            let Some(sp) = fetched.get(&(product.connection_id, product.supplier_product_id.clone())) else {
                 continue;
             };
-            report.variants_checked += 1;
-            let rule = rule_for(rules, &pid, &product.category)
-                .filter(|r| r.currency == v.price_currency)
-                .cloned()
-                .unwrap_or_else(|| builtin_rule(v.price_currency));
-            let conversion = rates.conversion(sv.currency, v.price_currency, today)?;
-            let cost_in_store = conversion.apply_exact(sv.cost);
-            let cost_changed = sv.cost != v.cost || sv.currency != v.cost_currency;
-            let stock_changed = sv.stock != v.stock;
-            if !cost_changed && !stock_changed {
-                continue;
-            }
-            let (new_price, compare_at) = if cost_changed {
-                let out = reprice(&rule, v.price, cost_in_store);
-                let detail = json!({
-                    "product_id": pid, "sku": v.sku, "old_cost": v.cost.to_string(), "new_cost": sv.cost.to_string(),
-                    "cost_currency": sv.currency.code(), "price": v.price.to_string(), "new_price": out.new_price.to_string(),
-                    "currency": v.price_currency.code(),
-                    "margin_percent": margin_percent(v.price, cost_in_store).map(|m| m.to_string()),
-                    "threshold_percent": rule.min_margin_percent.to_string(),
+            let pid = ProductId::from_uuid(product.id).to_string();
+            let mut moved = false;
+            for v in &product.variants {
+                let Some(sv) = sp.variants.iter().find(|s| s.supplier_variant_id == v.supplier_variant_id) else {
+                    continue;
+                };
+                report.variants_checked += 1;
+                let cost_changed = sv.cost != v.cost || sv.currency != v.cost_currency;
+                let stock_changed = sv.stock != v.stock;
+                if !cost_changed && !stock_changed {
+                    continue;
+                }
+                let rule = rule_for(rules, &pid, &product.category)
+                    .filter(|r| r.currency == v.price_currency)
+                    .cloned()
+                    .unwrap_or_else(|| builtin_rule(v.price_currency));
+                // A variant whose currencies have no rate today is left for a later sweep; its
+                // page-mates are still checked.
+                let conversion = match rates.conversion(sv.currency, v.price_currency, today) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, variant = %v.id, "no rate to check a variant's cost with");
+                        continue;
+                    }
+                };
+                let cost_in_store = conversion.apply_exact(sv.cost);
+                let (new_price, compare_at) = if cost_changed {
+                    let out = reprice(&rule, v.price, cost_in_store);
+                    let detail = json!({
+                        "product_id": pid, "sku": v.sku, "old_cost": v.cost.to_string(), "new_cost": sv.cost.to_string(),
+                        "cost_currency": sv.currency.code(), "price": v.price.to_string(), "new_price": out.new_price.to_string(),
+                        "currency": v.price_currency.code(),
+                        "margin_percent": margin_percent(v.price, cost_in_store).map(|m| m.to_string()),
+                        "threshold_percent": rule.min_margin_percent.to_string(),
+                    });
+                    if out.margin_alert
+                        && repo::alerts::raise(&mut tx, tenant, "margin_below_threshold", v.id, &detail).await?
+                    {
+                        report.alerts_raised += 1;
+                    }
+                    if !out.margin_alert {
+                        repo::alerts::resolve(&mut tx, "margin_below_threshold", v.id).await?;
+                    }
+                    if out.capped && repo::alerts::raise(&mut tx, tenant, "price_limit_reached", v.id, &detail).await? {
+                        report.alerts_raised += 1;
+                    }
+                    (out.new_price, out.compare_at)
+                } else {
+                    (v.price, None)
+                };
+                if new_price != v.price || cost_changed {
+                    events::price_changed(&mut tx, tenant, product.id, v, (sv.cost, new_price), "monitoring").await?;
+                }
+                if new_price != v.price {
+                    report.prices_changed += 1;
+                }
+                moved |= new_price != v.price || stock_changed;
+                if sv.stock == 0 && v.stock > 0 {
+                    report.out_of_stock += 1;
+                    events::stock_out(&mut tx, tenant, product.id, v).await?;
+                    let detail = json!({"product_id": pid, "sku": v.sku});
+                    if repo::alerts::raise(&mut tx, tenant, "out_of_stock", v.id, &detail).await? {
+                        report.alerts_raised += 1;
+                    }
+                } else if sv.stock > 0 && v.stock == 0 {
+                    repo::alerts::resolve(&mut tx, "out_of_stock", v.id).await?;
+                }
+                changes.push(VariantChange {
+                    variant: v,
+                    new_cost: sv.cost,
+                    new_price,
+                    new_compare_at: compare_at,
+                    new_stock: sv.stock,
+                    rate: conversion.rate,
+                    rate_day: conversion.day,
+                    rate_source,
+                    reason: "monitoring",
                 });
-                if out.margin_alert
-                    && repo::alerts::raise(&mut tx, tenant, "margin_below_threshold", v.id, &detail).await?
-                {
-                    report.alerts_raised += 1;
-                }
-                if !out.margin_alert {
-                    repo::alerts::resolve(&mut tx, "margin_below_threshold", v.id).await?;
-                }
-                if out.capped && repo::alerts::raise(&mut tx, tenant, "price_limit_reached", v.id, &detail).await? {
-                    report.alerts_raised += 1;
-                }
-                (out.new_price, out.compare_at)
-            } else {
-                (v.price, None)
-            };
-            let change = VariantChange {
-                variant: v,
-                new_cost: sv.cost,
-                new_price,
-                new_compare_at: compare_at,
-                new_stock: sv.stock,
-                rate: conversion.rate,
-                rate_day: conversion.day,
-                rate_source: self.rate_source(),
-                reason: "monitoring",
-            };
-            repo::products::change_variant(&mut tx, tenant, &change).await?;
-            if new_price != v.price || cost_changed {
-                events::price_changed(&mut tx, tenant, product.id, v, (sv.cost, new_price), "monitoring").await?;
             }
-            if new_price != v.price {
-                report.prices_changed += 1;
-                repriced = true;
+            let all_out = product.variants.iter().all(|v| {
+                sp.variants.iter().find(|s| s.supplier_variant_id == v.supplier_variant_id).map_or(v.stock, |s| s.stock)
+                    == 0
+            });
+            let status = match (all_out, product.store_product_id.is_some()) {
+                (true, _) => "out_of_stock",
+                (false, true) => "published",
+                (false, false) => "draft",
+            };
+            if status != product.status {
+                statuses.push((product.id, status));
             }
-            restocked |= sv.stock != v.stock;
-            if sv.stock == 0 && v.stock > 0 {
-                report.out_of_stock += 1;
-                events::stock_out(&mut tx, tenant, product.id, v).await?;
-                let detail = json!({"product_id": pid, "sku": v.sku});
-                if repo::alerts::raise(&mut tx, tenant, "out_of_stock", v.id, &detail).await? {
-                    report.alerts_raised += 1;
-                }
-            } else if sv.stock > 0 && v.stock == 0 {
-                repo::alerts::resolve(&mut tx, "out_of_stock", v.id).await?;
+            if moved {
+                to_push.push(product.id);
             }
         }
-        let all_out = product.variants.iter().all(|v| {
-            sp.variants.iter().find(|s| s.supplier_variant_id == v.supplier_variant_id).map_or(v.stock, |s| s.stock)
-                == 0
-        });
-        let status = match (all_out, product.store_product_id.is_some()) {
-            (true, _) => "out_of_stock",
-            (false, true) => "published",
-            (false, false) => "draft",
-        };
-        repo::products::set_status(&mut tx, product.id, status).await?;
-        let store = repo::products::store_of(&mut tx, product.id).await?;
+        repo::products::change_variants(&mut tx, tenant, &changes).await?;
+        repo::products::set_statuses(&mut tx, &statuses).await?;
+        let stores = if to_push.is_empty() { Vec::new() } else { repo::products::stores_of(&mut tx, &to_push).await? };
         db::commit(tx).await?;
-        // The store gets the new prices and stock once, after they are stored (the push sets
-        // them, so repeating it changes nothing).
-        if (repriced || restocked)
-            && let Some(store) = store
-        {
-            let creds = self.credentials(tenant, &[store]).await?;
-            let mut tx = db::tenant(&self.pool, tenant).await?;
-            let fresh = repo::products::get(&mut tx, product.id).await?;
-            db::commit(tx).await?;
-            if let (Some(c), Some(fresh)) = (creds.get(&store), fresh) {
-                self.push(c, &fresh).await?;
-            }
-        }
+        self.push_changed(tenant, &stores).await;
         Ok(report)
+    }
+
+    /// The stores get the new prices and stock once, after they are stored (the push sets them,
+    /// so repeating it changes nothing); a push that fails is logged and made again next time the
+    /// figures move.
+    async fn push_changed(&self, tenant: TenantId, stores: &[(Uuid, Uuid)]) {
+        if stores.is_empty() {
+            return;
+        }
+        let pushed = async {
+            let mut ids: Vec<Uuid> = stores.iter().map(|s| s.1).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let creds = self.credentials(tenant, &ids).await?;
+            let products: Vec<Uuid> = stores.iter().map(|s| s.0).collect();
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let fresh = repo::products::get_many(&mut tx, &products).await?;
+            db::commit(tx).await?;
+            let store_of: HashMap<Uuid, Uuid> = stores.iter().copied().collect();
+            for product in &fresh {
+                let Some(c) = store_of.get(&product.id).and_then(|s| creds.get(s)) else { continue };
+                if let Err(e) = self.push(c, product).await {
+                    tracing::warn!(error = ?e, product = %product.id, "monitored changes not pushed to the store");
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        if let Err(e) = pushed.await {
+            tracing::warn!(error = ?e, "monitored changes not pushed to the stores");
+        }
     }
 
     /// Every workspace with products, one after the other.

@@ -224,8 +224,12 @@ impl App {
                 };
                 if repo::orders::insert(tx, tenant, Some(connection), &order).await? {
                     events::order_created(tx, tenant, &order).await?;
+                    let mut order = order;
                     match order.status {
-                        st if st.is_paid() => self.record_sale(tx, tenant, &order).await?,
+                        st if st.is_paid() => {
+                            self.record_sale(tx, tenant, &order).await?;
+                            self.record_store_refunds(tx, tenant, &mut order, &s.refunds).await?;
+                        }
                         Status::Refunded => {
                             events::order_refunded(tx, tenant, &order, Uuid::now_v7(), order.totals.total, true).await?
                         }
@@ -238,6 +242,9 @@ impl App {
             }
         };
         let mut o = existing.ok_or_else(|| Error::internal("order vanished while locked"))?;
+        // Every payload lists all the store's refunds so far: an older one delivered late still
+        // records those not seen yet (the others are known by their id).
+        self.record_store_refunds(tx, tenant, &mut o, &s.refunds).await?;
         if s.updated_at <= o.external_updated_at {
             return Ok(o);
         }
@@ -255,6 +262,7 @@ impl App {
         repo::orders::update(tx, &o).await?;
         if o.status.is_paid() && !before.is_paid() {
             self.record_sale(tx, tenant, &o).await?;
+            self.record_store_refunds(tx, tenant, &mut o, &s.refunds).await?;
         }
         if o.status == Status::Refunded && before != Status::Refunded {
             // The store refunded what remained (here, or in its admin).

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::suppliers::{Credentials, shopify_error};
 use super::{App, require};
 use crate::domain::OrderId;
-use crate::domain::orders::{Order, Status};
+use crate::domain::orders::{Order, Status, StoreRefund};
 use crate::domain::refunds::{Prior, RefundLine, plan, share};
 use crate::repo::refunds::Refund;
 use crate::{events, repo};
@@ -35,6 +35,26 @@ pub struct RefundRequest {
 
 fn text_ok(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
+/// A new refund of `o` holding `amount`, before the store or the books have it.
+fn pending(o: &Order, key: impl Into<String>, amount: Decimal, lines: Vec<RefundLine>, reason: String) -> Refund {
+    Refund {
+        id: Uuid::now_v7(),
+        order_id: o.id,
+        idempotency_key: key.into(),
+        status: "pending".into(),
+        amount,
+        currency: o.totals.currency.code().to_owned(),
+        lines: Json(lines),
+        reason,
+        store_refund_id: None,
+        failure: String::new(),
+        profit_reversed: Decimal::ZERO,
+        reporting_profit_reversed: Decimal::ZERO,
+        created_at: Utc::now(),
+        completed_at: None,
+    }
 }
 
 /// The refunds holding part of an order (pending or completed).
@@ -80,22 +100,7 @@ impl App {
                 let prior = holding(&repo::refunds::of_order(&mut tx, o.id).await?);
                 let (amount, lines) =
                     plan(o.totals.total, o.totals.currency, &o.lines, &prior, &req.amount, &req.lines)?;
-                let r = Refund {
-                    id: Uuid::now_v7(),
-                    order_id: o.id,
-                    idempotency_key: key.to_owned(),
-                    status: "pending".into(),
-                    amount,
-                    currency: o.totals.currency.code().to_owned(),
-                    lines: Json(lines),
-                    reason: reason.to_owned(),
-                    store_refund_id: None,
-                    failure: String::new(),
-                    profit_reversed: Decimal::ZERO,
-                    reporting_profit_reversed: Decimal::ZERO,
-                    created_at: Utc::now(),
-                    completed_at: None,
-                };
+                let r = pending(&o, key, amount, lines, reason.to_owned());
                 repo::refunds::insert(&mut tx, tenant, &r).await?;
                 r
             }
@@ -181,24 +186,42 @@ impl App {
             o.status = Status::Refunded;
             return repo::orders::update(tx, o).await;
         }
-        let r = Refund {
-            id: Uuid::now_v7(),
-            order_id: o.id,
-            idempotency_key: key.to_owned(),
-            status: "pending".into(),
-            amount: left,
-            currency: o.totals.currency.code().to_owned(),
-            lines: Json(Vec::new()),
-            reason: String::new(),
-            store_refund_id: None,
-            failure: String::new(),
-            profit_reversed: Decimal::ZERO,
-            reporting_profit_reversed: Decimal::ZERO,
-            created_at: Utc::now(),
-            completed_at: None,
-        };
+        let r = pending(o, key, left, Vec::new(), String::new());
         repo::refunds::insert(tx, tenant, &r).await?;
         self.complete_refund(tx, tenant, o, r.id, None).await
+    }
+
+    /// Records the refunds the store made of `o` (locked, paid), each once: keyed by the store's
+    /// refund id, and not at all when it is one of ours coming back (we keep the store's id of
+    /// what we sent). Each takes back its share of profit and commissions as ours do; a refund
+    /// listed by an older payload delivered late is one of those already recorded.
+    pub(crate) async fn record_store_refunds(
+        &self,
+        tx: &mut PgConnection,
+        tenant: TenantId,
+        o: &mut Order,
+        refunds: &[StoreRefund],
+    ) -> Result<(), Error> {
+        for sr in refunds {
+            if !o.status.is_paid() {
+                break;
+            }
+            let all = repo::refunds::of_order(tx, o.id).await?;
+            let key = format!("store:refund:{}", sr.id);
+            if all.iter().any(|r| r.idempotency_key == key || r.store_refund_id.as_deref().is_some_and(|x| sr.is(x))) {
+                continue;
+            }
+            let left = crate::domain::refunds::remaining(o.totals.total, &holding(&all));
+            if sr.amount > left {
+                // Ours still pending at the store for that money: it completes as this refund.
+                tracing::warn!(order = %o.id, refund = sr.id, "a store refund larger than what remains is not recorded");
+                continue;
+            }
+            let r = pending(o, key, sr.amount, sr.lines.clone(), sr.note.chars().take(500).collect());
+            repo::refunds::insert(tx, tenant, &r).await?;
+            self.complete_refund(tx, tenant, o, r.id, Some(&sr.id)).await?;
+        }
+        Ok(())
     }
 
     /// Completes a pending refund of `o` (locked): its share of the sale's profit and of each

@@ -133,8 +133,39 @@ pub struct Product {
     pub status: String,
     pub store_product_id: Option<String>,
     pub variants: Vec<Variant>,
+    /// The title and description in the store's other languages.
+    pub translations: Vec<ProductText>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A product's title and description in one language, and who wrote them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductText {
+    pub language: nexus_kernel::Locale,
+    pub title: String,
+    pub description: String,
+    pub provider: String,
+    pub model: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The languages a request names: each one of the five product locales, once.
+pub fn languages(raw: &[String]) -> Result<Vec<nexus_kernel::Locale>, nexus_kernel::Error> {
+    let bad = || {
+        nexus_kernel::Error::invalid("commerce.language_invalid")
+            .with_param("languages", "en, es, pt, he, ar")
+            .with_violation("languages", "invalid")
+    };
+    let mut out: Vec<nexus_kernel::Locale> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let l: nexus_kernel::Locale = r.trim().parse().map_err(|_| bad())?;
+        if out.contains(&l) {
+            return Err(bad());
+        }
+        out.push(l);
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, PartialEq)]

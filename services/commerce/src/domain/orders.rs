@@ -136,6 +136,67 @@ pub struct Snapshot {
     /// When the buyer paid (the day whose rates convert the sale).
     pub processed_at: DateTime<Utc>,
     pub affiliate: Option<String>,
+    /// Every refund the store made of the order so far (Shopify sends them all each time).
+    pub refunds: Vec<StoreRefund>,
+}
+
+/// A refund made at the store, as its order payload lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRefund {
+    /// Shopify's refund id (numeric, as text).
+    pub id: String,
+    /// The money given back: its successful `refund` transactions, in the order's currency.
+    pub amount: Decimal,
+    /// The order's lines it took back: their index in the order's lines, and units.
+    pub lines: Vec<super::refunds::RefundLine>,
+    pub note: String,
+}
+
+impl StoreRefund {
+    /// Whether a refund we sent to the store came back as this one (`refundCreate` answers the
+    /// refund's GID, the webhook its numeric id).
+    pub fn is(&self, store_refund_id: &str) -> bool {
+        store_refund_id.rsplit('/').next() == Some(self.id.as_str())
+    }
+}
+
+/// The refunds of a Shopify order payload (`refunds[]`, each with `transactions[]` and
+/// `refund_line_items[]`); a refund that gave no money back (a restock only) is left out.
+fn store_refunds(v: &Value, lines: &[Line]) -> Result<Vec<StoreRefund>, Error> {
+    let Some(all) = v.get("refunds").and_then(Value::as_array) else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for r in all.iter().take(250) {
+        let id = text(r, "id");
+        if id.is_empty() || id.len() > 100 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("refunds.id"));
+        }
+        let mut amount = Decimal::ZERO;
+        for t in r.get("transactions").and_then(Value::as_array).into_iter().flatten() {
+            if text(t, "kind") == "refund" && text(t, "status") == "success" {
+                amount += money(t, "amount").map_err(|_| bad("refunds.transactions.amount"))?;
+            }
+        }
+        if amount <= Decimal::ZERO {
+            continue;
+        }
+        let mut refunded = Vec::new();
+        for l in r.get("refund_line_items").and_then(Value::as_array).into_iter().flatten() {
+            let item = text(l, "line_item_id");
+            let quantity = l
+                .get("quantity")
+                .and_then(Value::as_u64)
+                .and_then(|q| u32::try_from(q).ok())
+                .ok_or_else(|| bad("refunds.refund_line_items.quantity"))?;
+            // A line we do not have (a payload cut at 250 lines) refunds money, not a line.
+            if let Some(line) = lines.iter().position(|x| !item.is_empty() && x.store_line_id == item)
+                && quantity > 0
+            {
+                refunded.push(super::refunds::RefundLine { line, quantity });
+            }
+        }
+        out.push(StoreRefund { id, amount, lines: refunded, note: text(r, "note") });
+    }
+    Ok(out)
 }
 
 fn bad(what: &str) -> Error {
@@ -229,6 +290,7 @@ pub fn parse_shopify_order(v: &Value) -> Result<Snapshot, Error> {
         .map(|n| text(n, "value"))
         .filter(|s| !s.is_empty());
     let updated_at = time(v, "updated_at")?;
+    let refunds = store_refunds(v, &lines)?;
     Ok(Snapshot {
         external_id: id,
         number: text(v, "name"),
@@ -258,6 +320,7 @@ pub fn parse_shopify_order(v: &Value) -> Result<Snapshot, Error> {
         updated_at,
         processed_at: time(v, "processed_at").unwrap_or(updated_at),
         affiliate,
+        refunds,
     })
 }
 
@@ -308,5 +371,38 @@ mod tests {
         let mut zero = v.clone();
         zero["line_items"][0]["quantity"] = json!(0);
         assert!(parse_shopify_order(&zero).is_err());
+    }
+
+    #[test]
+    fn reads_the_store_refunds_with_their_money_and_lines() {
+        let v = json!({
+            "id": 1, "currency": "USD", "financial_status": "partially_refunded", "total_price": "44.97",
+            "updated_at": "2026-11-04T10:00:00Z",
+            "line_items": [{"id": 11, "sku": "A", "quantity": 2, "price": "19.99"}, {"id": 12, "sku": "B", "quantity": 1, "price": "5.00"}],
+            "refunds": [
+                {"id": 901, "note": "damaged", "refund_line_items": [{"line_item_id": 12, "quantity": 1}],
+                 "transactions": [{"kind": "refund", "status": "success", "amount": "5.00"},
+                                  {"kind": "refund", "status": "failure", "amount": "5.00"}]},
+                {"id": 902, "refund_line_items": [{"line_item_id": 11, "quantity": 1}], "transactions": []},
+                {"id": 903, "transactions": [{"kind": "refund", "status": "success", "amount": "2.50"},
+                                             {"kind": "refund", "status": "success", "amount": "0.49"}]},
+            ],
+        });
+        let s = parse_shopify_order(&v).unwrap();
+        assert_eq!(s.status, Status::Paid);
+        let got: Vec<(&str, String, usize)> =
+            s.refunds.iter().map(|r| (r.id.as_str(), r.amount.to_string(), r.lines.len())).collect();
+        // 902 gave no money back (a restock only); failed transactions are not money back.
+        assert_eq!(got, vec![("901", "5.00".to_owned(), 1), ("903", "2.99".to_owned(), 0)]);
+        assert_eq!(s.refunds[0].lines[0], crate::domain::refunds::RefundLine { line: 1, quantity: 1 });
+        assert!(s.refunds[0].is("gid://shopify/Refund/901") && s.refunds[0].is("901") && !s.refunds[0].is("9010"));
+        for (key, value) in [("id", json!("x")), ("id", json!(null))] {
+            let mut broken = v.clone();
+            broken["refunds"][0][key] = value;
+            assert!(parse_shopify_order(&broken).is_err(), "{key}");
+        }
+        let mut negative = v.clone();
+        negative["refunds"][0]["transactions"][0]["amount"] = json!("-5.00");
+        assert!(parse_shopify_order(&negative).is_err());
     }
 }

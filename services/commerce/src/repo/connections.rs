@@ -132,3 +132,24 @@ pub async fn tenant_of_shop(conn: &mut PgConnection, shop: &str) -> Result<Optio
     .await
     .db()
 }
+
+/// Sets the languages a store sells in.
+pub async fn set_languages(conn: &mut PgConnection, id: Uuid, languages: &[&str]) -> Result<(), Error> {
+    sqlx::query("UPDATE connections SET languages = $2 WHERE id = $1")
+        .bind(id)
+        .bind(languages)
+        .execute(conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// The languages the workspace's connected stores sell in, each once.
+pub async fn store_languages(conn: &mut PgConnection) -> Result<Vec<String>, Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT l FROM connections, unnest(languages) AS l WHERE role = 'store' AND status <> 'disconnected' ORDER BY l",
+    )
+    .fetch_all(conn)
+    .await
+    .db()
+}

@@ -4,6 +4,7 @@
 mod dsers;
 mod fulfilment;
 mod local;
+mod localization;
 mod messages;
 mod monitoring;
 mod rates;

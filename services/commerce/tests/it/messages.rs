@@ -26,6 +26,7 @@ const ARGS: &[(&str, &str)] = &[
     ("status", "s"),
     ("sku", "k"),
     ("remaining", "4.98"),
+    ("languages", "en, es"),
 ];
 
 #[test]

@@ -201,3 +201,129 @@ async fn bad_refunds_change_nothing_and_a_refused_one_releases_its_amount() {
     let ok = c.create_refund(admin.req(refund_of(&id, "r-2", "44.97", &[]))).await.unwrap().into_inner();
     assert_eq!(ok.status, "completed");
 }
+
+/// The order payload at `updated_at` with `financial` status and these store refunds:
+/// (Shopify refund id, money back, units of line 1 taken back).
+fn with_refunds(financial: &str, updated_at: &str, refunds: &[(u64, &str, u32)]) -> serde_json::Value {
+    let mut v = order(financial, updated_at);
+    v["refunds"] = refunds
+        .iter()
+        .map(|&(id, amount, units)| {
+            let lines: Vec<serde_json::Value> = (units > 0)
+                .then(|| serde_json::json!({"line_item_id": 1, "quantity": units, "restock_type": "return"}))
+                .into_iter()
+                .collect();
+            serde_json::json!({
+                "id": id, "order_id": 5_550_001_u64, "note": "store refund", "refund_line_items": lines,
+                "transactions": [{"id": id + 1, "kind": "refund", "status": "success", "amount": amount, "currency": "USD"}],
+            })
+        })
+        .collect();
+    v
+}
+
+async fn refunds_here(s: &Service, admin: &Caller, id: &str) -> Vec<pb::Refund> {
+    let mut c = s.client().await;
+    c.list_refunds(admin.req(pb::GetByIdRequest { id: id.into() })).await.unwrap().into_inner().refunds
+}
+
+async fn reversals(s: &Service) -> Vec<Decimal> {
+    sqlx::query_scalar("SELECT amount FROM commerce.commission_reversals ORDER BY amount")
+        .fetch_all(&s.admin_pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_partial_refund_made_at_the_store_is_recorded_once_and_a_full_one_later_takes_the_rest() {
+    let s = Service::start().await;
+    let admin = s.admin();
+    let id = paid_store_order(&s, &admin).await;
+    let (profit, reporting_profit, commission) = sale_figures(&s).await;
+    // 10.00 refunded here first: it comes back in the store's payloads with the store's id.
+    let mut c = s.client().await;
+    let ours = c.create_refund(admin.req(refund_of(&id, "k-1", "10.00", &[]))).await.unwrap().into_inner();
+    let ours_id: u64 = ours.store_refund_id.rsplit('/').next().unwrap().parse().unwrap();
+
+    // One unit (19.99) refunded in the store's admin: delivered twice (two deliveries, the
+    // second a later version of the order) and once more as the same delivery.
+    let partial =
+        with_refunds("partially_refunded", "2026-11-04T10:00:00Z", &[(ours_id, "10.00", 0), (7001, "19.99", 1)]);
+    for (wh, updated) in [("wh-pr-1", "2026-11-04T10:00:00Z"), ("wh-pr-2", "2026-11-04T11:00:00Z")] {
+        let mut p = partial.clone();
+        p["updated_at"] = updated.into();
+        let (status, body) = deliver(&s, signed("orders/updated", wh, &p)).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("paid")), "{body}");
+    }
+    let (_, body) = deliver(&s, signed("orders/updated", "wh-pr-2", &partial)).await;
+    assert_eq!(body["duplicate"], true);
+    let all = refunds_here(&s, &admin, &id).await;
+    assert_eq!(all.len(), 2, "ours and the store's, once each: {all:?}");
+    let store = all.iter().find(|r| r.store_refund_id == "7001").expect("the store's refund");
+    assert_eq!((store.status.as_str(), value(&store.amount)), ("completed", d("19.99")));
+    assert_eq!(value(&store.profit_reversed), cents(profit * d("19.99") / d("44.97")));
+    assert_eq!(value(&store.reporting_profit_reversed), cents(reporting_profit * d("19.99") / d("44.97")));
+    // Shares of the 4.50 commission: 1.00 for our 10.00, 2.00 for the store's 19.99.
+    assert_eq!(reversals(&s).await, vec![d("1.00"), d("2.00")]);
+    assert_eq!(s.events("commerce.order.refunded").await, 2);
+    let o = c.get_order(admin.req(pb::GetByIdRequest { id: id.clone() })).await.unwrap().into_inner();
+    assert_eq!(o.status, "paid");
+    // The refunded line's unit cannot be refunded here a second time.
+    let e = c.create_refund(admin.req(refund_of(&id, "k-line", "", &[(0, 2)]))).await.unwrap_err();
+    assert_eq!(code(&e), "commerce.refund_invalid");
+
+    // Refunded in full at the store later: what is left (14.98) goes with the rest of the
+    // profit and commission.
+    let full = with_refunds("refunded", "2026-11-05T10:00:00Z", &[(ours_id, "10.00", 0), (7001, "19.99", 1)]);
+    let (_, body) = deliver(&s, signed("orders/updated", "wh-full", &full)).await;
+    assert_eq!(body["status"], "refunded");
+    let all = refunds_here(&s, &admin, &id).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all.iter().map(|r| value(&r.amount)).sum::<Decimal>(), d("44.97"));
+    let rest = all.iter().find(|r| r.store_refund_id.is_empty() && r.id != ours.id).expect("the rest");
+    assert_eq!(value(&rest.amount), d("14.98"));
+    assert_eq!(all.iter().map(|r| value(&r.profit_reversed)).sum::<Decimal>(), profit);
+    assert_eq!(all.iter().map(|r| value(&r.reporting_profit_reversed)).sum::<Decimal>(), reporting_profit);
+    assert_eq!(reversals(&s).await, vec![d("1.00"), d("1.50"), d("2.00")]);
+    assert_eq!(reversals(&s).await.into_iter().sum::<Decimal>(), commission);
+    assert_eq!(s.scalar("SELECT count(*) FROM commerce.dropshipping_sales WHERE status = 'reversed'").await, 1);
+    assert_eq!(s.events("commerce.order.refunded").await, 3);
+    // Only our own refund went to the store.
+    assert_eq!(s.shopify.refunds().len(), 1);
+}
+
+#[tokio::test]
+async fn store_refunds_delivered_out_of_order_end_in_the_same_figures() {
+    let s = Service::start().await;
+    let admin = s.admin();
+    let id = paid_store_order(&s, &admin).await;
+    let (profit, reporting_profit, commission) = sale_figures(&s).await;
+    // The full refund's payload (both refunds) arrives before the partial one's.
+    let full = with_refunds("refunded", "2026-11-05T10:00:00Z", &[(7001, "19.99", 1), (7002, "24.98", 1)]);
+    let partial = with_refunds("partially_refunded", "2026-11-04T10:00:00Z", &[(7001, "19.99", 1)]);
+    let (_, body) = deliver(&s, signed("orders/updated", "wh-full", &full)).await;
+    assert_eq!(body["status"], "refunded");
+    let (_, body) = deliver(&s, signed("orders/updated", "wh-partial", &partial)).await;
+    assert_eq!(body["status"], "refunded", "the older version changes nothing");
+    let all = refunds_here(&s, &admin, &id).await;
+    let mut ids: Vec<&str> = all.iter().map(|r| r.store_refund_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["7001", "7002"]);
+    let first = &all.iter().find(|r| r.store_refund_id == "7001").unwrap();
+    assert_eq!(value(&first.profit_reversed), cents(profit * d("19.99") / d("44.97")));
+    assert_eq!(all.iter().map(|r| value(&r.profit_reversed)).sum::<Decimal>(), profit);
+    assert_eq!(all.iter().map(|r| value(&r.reporting_profit_reversed)).sum::<Decimal>(), reporting_profit);
+    // 2.00 for 19.99 of 44.97, the rest (2.50) with the refund that completes the order.
+    assert_eq!(reversals(&s).await, vec![d("2.00"), d("2.50")]);
+    assert_eq!(reversals(&s).await.into_iter().sum::<Decimal>(), commission);
+    assert_eq!(s.events("commerce.order.refunded").await, 2);
+    let o = s.client().await.get_order(admin.req(pb::GetByIdRequest { id })).await.unwrap().into_inner();
+    assert_eq!(o.status, "refunded");
+
+    // A store refund id that is not a number: refused, nothing recorded.
+    let mut bad = with_refunds("partially_refunded", "2026-11-06T10:00:00Z", &[(7003, "1.00", 0)]);
+    bad["refunds"][0]["id"] = "x'; --".into();
+    let (status, _) = deliver(&s, signed("orders/updated", "wh-bad", &bad)).await;
+    assert_eq!(status, 422);
+    assert_eq!(s.scalar("SELECT count(*) FROM commerce.refunds").await, 2);
+}

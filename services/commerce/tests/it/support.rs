@@ -110,3 +110,59 @@ impl Service {
 pub fn code(s: &tonic::Status) -> String {
     s.message().to_owned()
 }
+
+/// The content service (no model: local, labelled translations) charging a subscriptions
+/// service, both on a database of their own and trusting the commerce harness's tokens; they
+/// stop when this is dropped.
+pub struct Content {
+    stop: tokio_util::sync::CancellationToken,
+    _db: nexus_testkit::TestDb,
+}
+
+impl Drop for Content {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The commerce service with `services.content` pointing at a running content service.
+pub async fn start_with_content() -> (Service, Content) {
+    use nexus_testkit::service::service_config;
+    let content_listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let content_url = format!("http://{}", content_listeners.grpc.local_addr().unwrap());
+    let s = Service::start_with(&[("NEXUS_SERVICES__CONTENT", content_url.clone())]).await;
+    let db = nexus_testkit::TestDb::new().await;
+    let nats = nexus_testkit::TestNats::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+
+    let subs: nexus_subscriptions::Config =
+        service_config("subscriptions", nexus_subscriptions::DEFAULTS, &db, &nats, &[]);
+    nexus_platform::db::migrate("subscriptions", &subs.common.database, Some(&nexus_subscriptions::MIGRATIONS))
+        .await
+        .unwrap();
+    let subs_listeners = nexus_platform::Listeners::ephemeral().await.unwrap();
+    let subs_url = format!("http://{}", subs_listeners.grpc.local_addr().unwrap());
+    let (keys, token) = (s.issuer.keys(), stop.clone());
+    tokio::spawn(async move { nexus_subscriptions::run_with_keys(subs, subs_listeners, token, Some(keys)).await });
+
+    let cfg: nexus_content::Config =
+        service_config("content", nexus_content::DEFAULTS, &db, &nats, &[("NEXUS_SERVICES__SUBSCRIPTIONS", subs_url)]);
+    nexus_platform::db::migrate("content", &cfg.common.database, nexus_content::DEF.migrations).await.unwrap();
+    let (keys, token, common) = (s.issuer.keys(), stop.clone(), cfg.common.clone());
+    let build = nexus_content::service(cfg).unwrap();
+    tokio::spawn(async move {
+        nexus_platform::app::serve_with_keys(nexus_content::DEF, common, content_listeners, token, Some(keys), build)
+            .await
+    });
+    let channel = nexus_platform::grpc::channel(&content_url, std::time::Duration::from_secs(10)).unwrap();
+    let mut content = nexus_proto::nexus::content::v1::content_client::ContentClient::new(channel);
+    for _ in 0..200 {
+        let answer =
+            content.get_published_page(nexus_proto::nexus::content::v1::GetPublishedPageRequest::default()).await;
+        if !matches!(&answer, Err(e) if e.code() == tonic::Code::Unavailable) {
+            return (s, Content { stop, _db: db });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the content service did not start");
+}

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, GenerationInput, Usage, Variant};
 use crate::domain::pages::Sections;
+use crate::domain::translation::{Translated, TranslationInput};
 
 /// A piece of streamed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,9 @@ pub trait TextGenerator: Send + Sync + 'static {
     /// All sections of a landing page. `variation` changes the wording between calls
     /// (regenerating a section), deterministically.
     async fn page(&self, brief: &Brief, variation: u32) -> Result<(Sections, Usage, String), Error>;
+
+    /// `input`'s texts in each target language, with the usage and the model that made them.
+    async fn translate(&self, input: &TranslationInput) -> Result<(Vec<Translated>, Usage, String), Error>;
 
     /// An agent's reply to `message` after `history`, using `snippets` of its knowledge.
     async fn reply(

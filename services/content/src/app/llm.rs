@@ -18,6 +18,7 @@ use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, GenerationInput, Usage, Variant};
 use crate::domain::pages::{FormField, Sections};
 use crate::domain::prompts;
+use crate::domain::translation::{Translated, TranslationInput};
 
 pub struct LlmGenerator {
     pub model: Arc<dyn ChatModel>,
@@ -95,6 +96,28 @@ fn sections_schema() -> Value {
         "required": ["hero", "benefits", "social_proof", "faq", "cta", "submit_label"],
         "additionalProperties": false
     })
+}
+
+fn translations_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {"translations": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"language": {"type": "string"}, "texts": {"type": "array", "items": {"type": "string"}}},
+            "required": ["language", "texts"], "additionalProperties": false}}},
+        "required": ["translations"], "additionalProperties": false
+    })
+}
+
+#[derive(Deserialize)]
+struct TranslationsOut {
+    translations: Vec<TranslatedOut>,
+}
+
+#[derive(Deserialize)]
+struct TranslatedOut {
+    language: String,
+    texts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -291,6 +314,46 @@ impl TextGenerator for LlmGenerator {
         sections.validate().map_err(|e| failed(format!("page does not fit the schema: {e}")))?;
         let model = if done.model.is_empty() { self.model.name().to_owned() } else { done.model.clone() };
         Ok((sections, usage(done.usage, &req, None), model))
+    }
+
+    async fn translate(&self, input: &TranslationInput) -> Result<(Vec<Translated>, Usage, String), Error> {
+        let targets: Vec<String> =
+            input.targets.iter().map(|l| format!("{} ({})", language_name(*l), l.code())).collect();
+        let texts = serde_json::to_string(&input.texts).map_err(|e| failed(e.to_string()))?;
+        let (system, user) = prompts::translate().messages(&[
+            ("source_name", language_name(input.source)),
+            ("source", input.source.code()),
+            ("targets", &targets.join(", ")),
+            ("texts", &texts),
+        ]);
+        let mut req = ChatRequest::new(vec![ChatMessage::system(system), ChatMessage::user(user)]);
+        req.max_tokens = Some(input.output_tokens(self.default_max_tokens));
+        req.response_format =
+            ResponseFormat::JsonSchema { name: "translations".into(), schema: translations_schema(), strict: true };
+        let done = self.model.complete(&req).await?;
+        let out: TranslationsOut = serde_json::from_str(&done.content).map_err(|e| failed(e.to_string()))?;
+        // Every language asked for, each with as many texts as given: anything else is a model
+        // that did not follow the schema's intent, and nothing of it is used.
+        let mut translated = Vec::with_capacity(input.targets.len());
+        for &language in &input.targets {
+            let found = out
+                .translations
+                .iter()
+                .find(|t| t.language == language.code())
+                .ok_or_else(|| failed(format!("no {} translation", language.code())))?;
+            if found.texts.len() != input.texts.len() {
+                return Err(failed(format!("{} texts in {}", found.texts.len(), language.code())));
+            }
+            let texts = found
+                .texts
+                .iter()
+                .zip(&input.texts)
+                .map(|(t, source)| if source.trim().is_empty() { String::new() } else { t.trim().to_owned() })
+                .collect();
+            translated.push(Translated { language, texts });
+        }
+        let model = if done.model.is_empty() { self.model.name().to_owned() } else { done.model.clone() };
+        Ok((translated, usage(done.usage, &req, None), model))
     }
 
     async fn reply(

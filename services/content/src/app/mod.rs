@@ -10,6 +10,7 @@ pub mod llm;
 pub mod local;
 pub mod pages;
 pub mod providers;
+pub mod translations;
 pub mod webhooks;
 
 use std::sync::Arc;

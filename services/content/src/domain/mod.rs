@@ -8,6 +8,7 @@ pub mod pages;
 pub mod prompts;
 pub mod render;
 pub mod text;
+pub mod translation;
 
 use nexus_kernel::Error;
 

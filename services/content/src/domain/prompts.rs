@@ -35,6 +35,10 @@ pub fn page() -> Prompt {
     prompt!("page", "v1")
 }
 
+pub fn translate() -> Prompt {
+    prompt!("translate", "v1")
+}
+
 pub fn agent() -> Prompt {
     prompt!("agent", "v1")
 }

@@ -7,3 +7,4 @@ mod llm;
 mod pages;
 mod settlement;
 mod support;
+mod translations;

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_products))
         .routes(routes!(get_product))
         .routes(routes!(publish_product))
+        .routes(routes!(localize_product))
         .routes(routes!(import_dsers))
         .routes(routes!(import_dsers_orders))
 }
@@ -239,7 +240,24 @@ pub struct ProductBody {
     pub status: String,
     pub store_product_id: Option<String>,
     pub variants: Vec<ProductVariantBody>,
+    /// The title and description in the store's other languages (`POST …/localize`).
+    pub translations: Vec<ProductTranslationBody>,
     pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductTranslationBody {
+    /// en, es, pt, he or ar.
+    #[schema(example = "es")]
+    pub language: String,
+    pub title: String,
+    pub description: String,
+    /// openai (a model translated) or local (no model configured: the source text under a
+    /// "[<language>]" label, not a translation).
+    #[schema(example = "openai")]
+    pub provider: String,
+    pub model: String,
     pub updated_at: Option<String>,
 }
 
@@ -276,6 +294,18 @@ fn product(p: pb::Product) -> ProductBody {
                 rate_day: v.rate_day,
                 rate_source: v.rate_source,
                 stock: v.stock,
+            })
+            .collect(),
+        translations: p
+            .translations
+            .into_iter()
+            .map(|t| ProductTranslationBody {
+                language: t.language,
+                title: t.title,
+                description: t.description,
+                provider: t.provider,
+                model: t.model,
+                updated_at: ts(t.updated_at),
             })
             .collect(),
         created_at: ts(p.created_at),
@@ -344,4 +374,40 @@ pub async fn publish_product(
 ) -> Result<Json<ProductBody>, ApiError> {
     let req = pb::PublishProductRequest { product_id: id, store_connection_id: b.store_connection_id };
     Ok(Json(product(client(&state).publish_product(req).await?.into_inner())))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"languages": ["es", "ar"]}))]
+pub struct ProductLocalizeRequest {
+    /// Each of en, es, pt, he, ar once; absent or empty: the languages of the workspace's stores.
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub languages: Vec<String>,
+    /// The language of the imported title and description; absent: en.
+    #[schema(example = "en")]
+    pub source_language: Option<String>,
+}
+
+/// Translate a product's title and description into the store's languages (content service;
+/// credits: content.generation). Stored with the product; the store push keeps the source texts.
+#[utoipa::path(post, path = "/v1/commerce/products/{id}/localize", tag = "commerce", security(("bearer" = []), ("api_key" = [])),
+    params(("id" = String, Path, example = "prod_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")), request_body = ProductLocalizeRequest,
+    responses((status = 200, description = "Localized", body = ProductBody),
+        (status = 400, description = "A language not among en, es, pt, he, ar, named twice, or none to localize into", body = ErrorEnvelope),
+        (status = 402, description = "Not enough credits", body = ErrorEnvelope),
+        (status = 404, description = "No such product in this workspace", body = ErrorEnvelope),
+        (status = 503, description = "The translation service is not available", body = ErrorEnvelope)))]
+pub async fn localize_product(
+    State(state): State<AppState>,
+    _a: Authenticated,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(b): ApiJson<ProductLocalizeRequest>,
+) -> Result<Json<ProductBody>, ApiError> {
+    let req = pb::LocalizeProductRequest {
+        product_id: id,
+        languages: b.languages,
+        source_language: b.source_language.unwrap_or_default(),
+    };
+    Ok(Json(product(client(&state).localize_product(req).await?.into_inner())))
 }

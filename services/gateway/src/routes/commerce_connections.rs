@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"provider": "shopify", "shop_domain": "acme-store.myshopify.com", "access_token": "shpat_0123456789abcdef"}))]
+#[schema(example = json!({"provider": "shopify", "shop_domain": "acme-store.myshopify.com", "access_token": "shpat_0123456789abcdef", "languages": ["es", "ar"]}))]
 pub struct ConnectionRequest {
     /// cj, aliexpress, shopify or local.
     #[schema(pattern = "^(cj|aliexpress|shopify|local)$")]
@@ -46,6 +46,10 @@ pub struct ConnectionRequest {
     pub app_secret: Option<String>,
     #[schema(max_length = 500)]
     pub auth_code: Option<String>,
+    /// A store's languages (each of en, es, pt, he, ar once): its products are localized into them.
+    #[serde(default)]
+    #[schema(max_items = 5)]
+    pub languages: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,7 +92,7 @@ fn connection(c: pb::Connection) -> ConnectionBody {
 /// Connect a supplier or store (admins). The credentials are tried with the provider first.
 #[utoipa::path(post, path = "/v1/commerce/connections", tag = "commerce", security(("bearer" = []), ("api_key" = [])),
     request_body = ConnectionRequest,
-    responses((status = 201, description = "Connected", body = ConnectionBody), (status = 400, description = "Unknown provider or missing credentials", body = ErrorEnvelope),
+    responses((status = 201, description = "Connected", body = ConnectionBody), (status = 400, description = "Unknown provider, missing credentials, or a language not among en, es, pt, he, ar", body = ErrorEnvelope),
         (status = 403, description = "Only admins connect suppliers and stores", body = ErrorEnvelope), (status = 409, description = "The provider refused the credentials, or the store is connected to another workspace", body = ErrorEnvelope)))]
 pub async fn create_connection(
     State(state): State<AppState>,
@@ -104,6 +108,7 @@ pub async fn create_connection(
         app_key: b.app_key.unwrap_or_default(),
         app_secret: b.app_secret.unwrap_or_default(),
         auth_code: b.auth_code.unwrap_or_default(),
+        languages: b.languages,
     };
     Ok((StatusCode::CREATED, Json(connection(client(&state).create_connection(req).await?.into_inner()))))
 }

@@ -15,8 +15,11 @@ use crate::domain::agents::{AgentSpec, Turn};
 use crate::domain::generation::{Brief, ContentKind, GenerationInput, Tone, Usage, Variant, estimate_tokens};
 use crate::domain::pages::{Benefit, CallToAction, Faq, FormField, Hero, LeadForm, Sections, Testimonial};
 use crate::domain::text::fit;
+use crate::domain::translation::{Translated, TranslationInput};
 
 pub const MODEL: &str = "local-templates-v1";
+/// What the local provider's "translations" are: labelled copies of the source text.
+pub const UNTRANSLATED_MODEL: &str = "local-untranslated-v1";
 
 #[derive(Debug, Deserialize)]
 struct Defaults {
@@ -409,6 +412,26 @@ impl TextGenerator for LocalGenerator {
         let sections = self.sections(brief, variation);
         let text = serde_json::to_string(&sections).unwrap_or_default();
         Ok((sections, usage_of(&serde_json::to_string(brief).unwrap_or_default(), &text), MODEL.to_owned()))
+    }
+
+    /// No translation without a model: each text comes back as it was, under a label naming
+    /// the language it was asked in, so it cannot pass for a translation anywhere it is shown.
+    async fn translate(&self, input: &TranslationInput) -> Result<(Vec<Translated>, Usage, String), Error> {
+        let out: Vec<Translated> = input
+            .targets
+            .iter()
+            .map(|&language| Translated {
+                language,
+                texts: input
+                    .texts
+                    .iter()
+                    .map(|t| if t.trim().is_empty() { String::new() } else { format!("[{}] {t}", language.code()) })
+                    .collect(),
+            })
+            .collect();
+        let prompt: String = input.texts.concat();
+        let completion: String = out.iter().flat_map(|t| t.texts.iter().map(String::as_str)).collect();
+        Ok((out, usage_of(&prompt, &completion), UNTRANSLATED_MODEL.to_owned()))
     }
 
     async fn reply(
