@@ -537,24 +537,12 @@ impl MetaClient {
 
     /// Creates an empty customer-list audience; answers its id.
     pub async fn create_audience(&self, token: &str, ad_account: &str, name: &str) -> Result<String, PlatformError> {
-        let url = format!("{}/{}/customaudiences", self.base, ad_account);
-        let proof = self.appsecret_proof(token);
-        let form = [
+        let fields = [
             ("name", name.to_owned()),
             ("subtype", "CUSTOM".to_owned()),
             ("customer_file_source", "USER_PROVIDED_ONLY".to_owned()),
-            ("access_token", token.to_owned()),
-            ("appsecret_proof", proof),
         ];
-        let once = RetryPolicy::new(1, Duration::ZERO);
-        let v = call(PLATFORM, once, self.cfg.timeout, "customaudiences", judge, || self.http.post(&url).form(&form))
-            .await?
-            .json;
-        let id = text(&v, "id");
-        if id.is_empty() {
-            return Err(PlatformError::Decode { platform: PLATFORM, message: "no id in the answer".into() });
-        }
-        Ok(id)
+        self.post_audience(token, ad_account, &fields).await
     }
 
     /// Creates a lookalike of the custom audience `origin` in the ad account; its id.
@@ -568,17 +556,28 @@ impl MetaClient {
         origin: &str,
         spec: &Value,
     ) -> Result<String, PlatformError> {
-        let url = format!("{}/{}/customaudiences", self.base, ad_account);
-        let proof = self.appsecret_proof(token);
-        let form = [
+        let fields = [
             ("name", name.to_owned()),
             ("subtype", "LOOKALIKE".to_owned()),
             ("origin_audience_id", origin.to_owned()),
             ("lookalike_spec", spec.to_string()),
-            ("access_token", token.to_owned()),
-            ("appsecret_proof", proof),
         ];
-        // A create is not repeated on an unknown outcome (it would make a second audience).
+        self.post_audience(token, ad_account, &fields).await
+    }
+
+    /// `POST /act_…/customaudiences` with `fields`; the new audience's id. A create is not
+    /// repeated on an unknown outcome (it would make a second audience).
+    async fn post_audience(
+        &self,
+        token: &str,
+        ad_account: &str,
+        fields: &[(&str, String)],
+    ) -> Result<String, PlatformError> {
+        let url = format!("{}/{}/customaudiences", self.base, ad_account);
+        let proof = self.appsecret_proof(token);
+        let mut form: Vec<(&str, String)> = fields.to_vec();
+        form.push(("access_token", token.to_owned()));
+        form.push(("appsecret_proof", proof));
         let once = RetryPolicy::new(1, Duration::ZERO);
         let v = call(PLATFORM, once, self.cfg.timeout, "customaudiences", judge, || self.http.post(&url).form(&form))
             .await?
