@@ -72,7 +72,7 @@ impl App {
     /// One workspace's sweep, a page of products at a time: the page's supplier products
     /// fetched `monitoring.concurrency` at once, then its changes stored in one transaction of a
     /// few statements for the page (a catalogue of tens of thousands of products is checked in
-    /// the time its supplier calls take, and held in memory one page at a time).
+    /// the time its supplier calls take, and held in memory a few pages at a time).
     pub async fn monitor_workspace(&self, tenant: TenantId) -> Result<Report, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let rules: Vec<PricingRule> = repo::rules::pricing_rules(&mut tx).await?.into_iter().map(|(_, r)| r).collect();
@@ -80,48 +80,40 @@ impl App {
         db::commit(tx).await?;
         let creds = self.credentials(tenant, &ids).await?;
         let page_size = self.cfg.monitoring.page_size;
-        let mut report = Report::default();
-        let mut after = None;
-        // While one page's results are written, the next page's supplier calls are made.
-        let mut written: Option<(Vec<Product>, Fetched)> = None;
-        loop {
-            let mut tx = db::tenant(&self.pool, tenant).await?;
-            let page = repo::products::monitored_page(&mut tx, tenant, after, i64::from(page_size)).await?;
-            db::commit(tx).await?;
-            let last_page = page.len() < page_size as usize;
-            if let Some(last) = page.last() {
+        // The supplier calls and the writes run side by side, handing pages over a channel of
+        // one: while a page's results are written the next page is fetched, and neither waits
+        // for the other's page to finish unless it is a whole page ahead.
+        let (pages, mut fetched_pages) = tokio::sync::mpsc::channel::<(Vec<Product>, Fetched)>(1);
+        let fetching = async move {
+            let mut after = None;
+            loop {
+                let mut tx = db::tenant(&self.pool, tenant).await?;
+                let page = repo::products::monitored_page(&mut tx, tenant, after, i64::from(page_size)).await?;
+                db::commit(tx).await?;
+                let Some(last) = page.last() else { break };
                 after = Some((last.created_at, last.id));
-            }
-            let previous = written.take();
-            let store = async {
-                let (done, fetched) = previous.as_ref()?;
-                Some((done.len(), self.apply_checks(tenant, done, fetched, &rules).await))
-            };
-            let (fetched, stored) = tokio::join!(self.fetch_page(&creds, &page), store);
-            match stored {
-                Some((_, Ok(r))) => report.add(r),
-                Some((n, Err(e))) => {
-                    tracing::warn!(error = ?e, products = n, "monitoring results of a page not stored")
+                let last_page = page.len() < page_size as usize;
+                let fetched = self.fetch_page(&creds, &page).await;
+                if pages.send((page, fetched)).await.is_err() || last_page {
+                    break;
                 }
-                None => {}
             }
-            if page.is_empty() {
-                break;
-            }
-            written = Some((page, fetched));
-            if last_page {
-                // The last page's results, with nothing more to fetch.
-                if let Some((done, fetched)) = written.take() {
-                    match self.apply_checks(tenant, &done, &fetched, &rules).await {
-                        Ok(r) => report.add(r),
-                        Err(e) => {
-                            tracing::warn!(error = ?e, products = done.len(), "monitoring results of a page not stored")
-                        }
+            Ok::<(), Error>(())
+        };
+        let storing = async {
+            let mut report = Report::default();
+            while let Some((page, fetched)) = fetched_pages.recv().await {
+                match self.apply_checks(tenant, &page, &fetched, &rules).await {
+                    Ok(r) => report.add(r),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, products = page.len(), "monitoring results of a page not stored");
                     }
                 }
-                break;
             }
-        }
+            report
+        };
+        let (fetched, report) = tokio::join!(fetching, storing);
+        fetched?;
         Ok(report)
     }
 
@@ -188,7 +180,10 @@ impl App {
         let mut changes = Vec::new();
         let mut statuses = Vec::new();
         let mut to_push = Vec::new();
-        let mut tx = db::tenant(&self.pool, tenant).await?;
+        // The page's alerts and events are gathered and written a statement per kind, not per
+        // variant: a sweep's cost is then its supplier calls, not its round trips.
+        let (mut raise, mut resolve) = (Vec::new(), Vec::new());
+        let (mut price_events, mut stock_events) = (Vec::new(), Vec::new());
         for product in page {
             let Some(sp) = fetched.get(&(product.connection_id, product.supplier_product_id.clone())) else {
                 continue;
@@ -228,23 +223,20 @@ impl App {
                         "margin_percent": margin_percent(v.price, cost_in_store).map(|m| m.to_string()),
                         "threshold_percent": rule.min_margin_percent.to_string(),
                     });
-                    if out.margin_alert
-                        && repo::alerts::raise(&mut tx, tenant, "margin_below_threshold", v.id, &detail).await?
-                    {
-                        report.alerts_raised += 1;
+                    if out.margin_alert {
+                        raise.push(("margin_below_threshold", v.id, detail.clone()));
+                    } else {
+                        resolve.push(("margin_below_threshold", v.id));
                     }
-                    if !out.margin_alert {
-                        repo::alerts::resolve(&mut tx, "margin_below_threshold", v.id).await?;
-                    }
-                    if out.capped && repo::alerts::raise(&mut tx, tenant, "price_limit_reached", v.id, &detail).await? {
-                        report.alerts_raised += 1;
+                    if out.capped {
+                        raise.push(("price_limit_reached", v.id, detail));
                     }
                     (out.new_price, out.compare_at)
                 } else {
                     (v.price, None)
                 };
                 if new_price != v.price || cost_changed {
-                    events::price_changed(&mut tx, tenant, product.id, v, (sv.cost, new_price), "monitoring").await?;
+                    price_events.push(events::price_changed(tenant, product.id, v, (sv.cost, new_price), "monitoring"));
                 }
                 if new_price != v.price {
                     report.prices_changed += 1;
@@ -252,13 +244,10 @@ impl App {
                 moved |= new_price != v.price || stock_changed;
                 if sv.stock == 0 && v.stock > 0 {
                     report.out_of_stock += 1;
-                    events::stock_out(&mut tx, tenant, product.id, v).await?;
-                    let detail = json!({"product_id": pid, "sku": v.sku});
-                    if repo::alerts::raise(&mut tx, tenant, "out_of_stock", v.id, &detail).await? {
-                        report.alerts_raised += 1;
-                    }
+                    stock_events.push(events::stock_out(tenant, product.id, v));
+                    raise.push(("out_of_stock", v.id, json!({"product_id": pid, "sku": v.sku})));
                 } else if sv.stock > 0 && v.stock == 0 {
-                    repo::alerts::resolve(&mut tx, "out_of_stock", v.id).await?;
+                    resolve.push(("out_of_stock", v.id));
                 }
                 changes.push(VariantChange {
                     variant: v,
@@ -288,6 +277,11 @@ impl App {
                 to_push.push(product.id);
             }
         }
+        let mut tx = db::tenant(&self.pool, tenant).await?;
+        report.alerts_raised += repo::alerts::raise_many(&mut tx, tenant, &raise).await?;
+        repo::alerts::resolve_many(&mut tx, tenant, &resolve).await?;
+        events::price_changes(&mut tx, tenant, &price_events).await?;
+        events::stock_outs(&mut tx, tenant, &stock_events).await?;
         repo::products::change_variants(&mut tx, tenant, &changes).await?;
         repo::products::set_statuses(&mut tx, &statuses).await?;
         let stores = if to_push.is_empty() { Vec::new() } else { repo::products::stores_of(&mut tx, &to_push).await? };

@@ -5,7 +5,7 @@
 
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::db::DbResultExt;
-use nexus_platform::outbox::enqueue;
+use nexus_platform::outbox::{enqueue, enqueue_many};
 use nexus_proto::events;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
@@ -45,15 +45,15 @@ pub async fn product_imported(conn: &mut PgConnection, tenant: TenantId, p: &Pro
     Ok(())
 }
 
-pub async fn price_changed(
-    conn: &mut PgConnection,
+/// A variant's cost or price moved: its event, written with its page-mates' by [`price_changes`].
+pub fn price_changed(
     tenant: TenantId,
     product: Uuid,
     v: &Variant,
     (new_cost, new_price): (Decimal, Decimal),
     reason: &str,
-) -> Result<(), Error> {
-    let e = events::CommercePriceChanged {
+) -> events::CommercePriceChanged {
+    events::CommercePriceChanged {
         workspace_id: tenant.to_string(),
         product_id: pid(product),
         variant_id: crate::domain::VariantId::from_uuid(v.id).to_string(),
@@ -63,19 +63,36 @@ pub async fn price_changed(
         old_cost: v.cost.to_string(),
         new_cost: new_cost.to_string(),
         reason: reason.to_owned(),
-    };
-    enqueue(conn, PRICE_CHANGED, Some(tenant), &e).await.db()?;
+    }
+}
+
+/// Writes [`price_changed`] events, one statement for all.
+pub async fn price_changes(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    changes: &[events::CommercePriceChanged],
+) -> Result<(), Error> {
+    enqueue_many(conn, PRICE_CHANGED, Some(tenant), changes).await.db()?;
     Ok(())
 }
 
-pub async fn stock_out(conn: &mut PgConnection, tenant: TenantId, product: Uuid, v: &Variant) -> Result<(), Error> {
-    let e = events::CommerceStockOut {
+/// A variant ran out: its event, written with its page-mates' by [`stock_outs`].
+pub fn stock_out(tenant: TenantId, product: Uuid, v: &Variant) -> events::CommerceStockOut {
+    events::CommerceStockOut {
         workspace_id: tenant.to_string(),
         product_id: pid(product),
         variant_id: crate::domain::VariantId::from_uuid(v.id).to_string(),
         sku: v.sku.clone(),
-    };
-    enqueue(conn, STOCK_OUT, Some(tenant), &e).await.db()?;
+    }
+}
+
+/// Writes [`stock_out`] events, one statement for all.
+pub async fn stock_outs(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    outs: &[events::CommerceStockOut],
+) -> Result<(), Error> {
+    enqueue_many(conn, STOCK_OUT, Some(tenant), outs).await.db()?;
     Ok(())
 }
 

@@ -40,14 +40,61 @@ pub async fn raise(
     Ok(n == 1)
 }
 
-/// Resolves the open alert of a kind for a subject (the problem went away).
-pub async fn resolve(conn: &mut PgConnection, kind: &str, subject: Uuid) -> Result<(), Error> {
-    sqlx::query("UPDATE alerts SET resolved_at = now() WHERE kind = $1 AND subject_id = $2 AND resolved_at IS NULL")
-        .bind(kind)
-        .bind(subject)
-        .execute(conn)
-        .await
-        .db()?;
+/// [`raise`] for many `(kind, subject, detail)` in one statement (a monitoring page's alerts);
+/// answers how many were raised (those already open are left as they are).
+pub async fn raise_many(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    alerts: &[(&str, Uuid, serde_json::Value)],
+) -> Result<u32, Error> {
+    if alerts.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = alerts.iter().map(|_| Uuid::now_v7()).collect();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.0).collect();
+    let subjects: Vec<Uuid> = alerts.iter().map(|a| a.1).collect();
+    let details: Vec<&serde_json::Value> = alerts.iter().map(|a| &a.2).collect();
+    let n = sqlx::query(
+        "INSERT INTO alerts (id, tenant_id, kind, subject_id, detail) \
+         SELECT a.id, $1, a.kind, a.subject, a.detail FROM unnest($2::uuid[], $3::text[], $4::uuid[], $5::jsonb[]) \
+           AS a(id, kind, subject, detail) \
+         ON CONFLICT (tenant_id, kind, subject_id) WHERE resolved_at IS NULL DO NOTHING",
+    )
+    .bind(tenant.as_uuid())
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&subjects)
+    .bind(&details)
+    .execute(conn)
+    .await
+    .db()?
+    .rows_affected();
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Resolves the open alerts of many `(kind, subject)` (their problems went away), in one
+/// statement. Each pair is looked up through the open-alerts index on its own: the tenant is
+/// spelled out (RLS holds it too) and `OFFSET 0` keeps the lookup from being folded into a join,
+/// because a plan cached while the table was still empty would otherwise walk every alert of the
+/// workspace for each page a sweep resolves.
+pub async fn resolve_many(conn: &mut PgConnection, tenant: TenantId, alerts: &[(&str, Uuid)]) -> Result<(), Error> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.0).collect();
+    let subjects: Vec<Uuid> = alerts.iter().map(|a| a.1).collect();
+    sqlx::query(
+        "UPDATE alerts SET resolved_at = now() WHERE id IN ( \
+           SELECT o.id FROM unnest($1::text[], $2::uuid[]) AS r(kind, subject) CROSS JOIN LATERAL ( \
+             SELECT a.id FROM alerts a \
+             WHERE a.tenant_id = $3 AND a.kind = r.kind AND a.subject_id = r.subject AND a.resolved_at IS NULL OFFSET 0) o)",
+    )
+    .bind(&kinds)
+    .bind(&subjects)
+    .bind(tenant.as_uuid())
+    .execute(conn)
+    .await
+    .db()?;
     Ok(())
 }
 

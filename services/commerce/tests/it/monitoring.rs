@@ -112,4 +112,18 @@ async fn running_out_of_stock_alerts_once() {
     let r = c.run_monitoring(admin.req(pb::Empty {})).await.unwrap().into_inner();
     assert_eq!((r.out_of_stock, r.alerts_raised), (0, 0));
     assert_eq!(s.events("commerce.stock.out").await, 1);
+
+    // Back in stock: the alert is resolved (once), and running out again raises a new one.
+    let open = "SELECT count(*) FROM commerce.alerts WHERE kind = 'out_of_stock' AND resolved_at IS NULL";
+    assert_eq!(s.scalar(open).await, 1);
+    s.cj.set_variant(&v.supplier_variant_id, "11.50", 7);
+    let r = c.run_monitoring(admin.req(pb::Empty {})).await.unwrap().into_inner();
+    assert_eq!((r.out_of_stock, r.alerts_raised), (0, 0));
+    assert_eq!(s.scalar(open).await, 0);
+    assert_eq!(s.scalar("SELECT count(*) FROM commerce.alerts WHERE resolved_at IS NOT NULL").await, 1);
+    s.cj.set_variant(&v.supplier_variant_id, "11.50", 0);
+    let r = c.run_monitoring(admin.req(pb::Empty {})).await.unwrap().into_inner();
+    assert_eq!((r.out_of_stock, r.alerts_raised), (1, 1));
+    assert_eq!(s.scalar(open).await, 1);
+    assert_eq!(s.events("commerce.stock.out").await, 2);
 }
