@@ -544,3 +544,22 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn reseal_takes_a_batch_size_and_an_optional_batch_limit() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["nexus-x"].iter().chain(args)).map(|c| c.command);
+        assert!(matches!(parse(&["reseal"]), Ok(Some(Command::Reseal { batch_size: 500, max_batches: None }))));
+        assert!(matches!(
+            parse(&["reseal", "--batch-size", "50", "--max-batches", "3"]),
+            Ok(Some(Command::Reseal { batch_size: 50, max_batches: Some(3) }))
+        ));
+        assert!(parse(&["reseal", "--batch-size", "lots"]).is_err());
+        assert!(parse(&["reseal", "--max-batches", "-1"]).is_err());
+    }
+}
