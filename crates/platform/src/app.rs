@@ -1,4 +1,4 @@
-//! How a NexusOne binary runs: `serve` (default), `migrate`, `config` and `openapi`
+//! How a NexusOne binary runs: `serve` (default), `migrate`, `config`, `openapi` and `reseal`
 //! subcommands, config, telemetry and signals ([`main`] for services, [`http_main`] for the
 //! HTTP gateway, one start for both), and [`serve`], which wires Postgres, NATS, the outbox
 //! relay, health, reflection, the dead-letter RPCs, the admin server and graceful shutdown
