@@ -1,4 +1,4 @@
-//! How a NexusOne binary runs: `serve` (default), `migrate`, `config` and `openapi`
+//! How a NexusOne binary runs: `serve` (default), `migrate`, `config`, `openapi` and `reseal`
 //! subcommands, config, telemetry and signals ([`main`] for services, [`http_main`] for the
 //! HTTP gateway, one start for both), and [`serve`], which wires Postgres, NATS, the outbox
 //! relay, health, reflection, the dead-letter RPCs, the admin server and graceful shutdown
@@ -37,6 +37,8 @@ pub struct ServiceDef {
     pub migrations: Option<&'static Migrator>,
     /// Fully qualified gRPC service names reported by the health service.
     pub grpc_services: &'static [&'static str],
+    /// Every column the service seals, for `reseal` (empty: it keeps no secrets).
+    pub sealed: &'static [crate::reseal::SealedColumn],
 }
 
 #[derive(Debug, Parser)]
@@ -65,6 +67,16 @@ pub enum Command {
         /// How long to wait, e.g. `10m`.
         #[arg(long, default_value = "10m", value_parser = humantime_secs)]
         timeout: Duration,
+    },
+    /// Re-seal every secret the service stores under its newest sealing key (online, in batches;
+    /// a rerun continues). Exits non-zero if any value opens with no configured key.
+    Reseal {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u32,
+        /// Stop after this many batches per column (a rerun continues).
+        #[arg(long)]
+        max_batches: Option<u64>,
     },
     /// Ask the running binary's admin `/readyz` and exit 0 when it is ready (container health
     /// checks: the images carry no HTTP client).
@@ -339,7 +351,7 @@ async fn provision_stream(bus: Bus, service: &'static str, stop: CancellationTok
 /// flattened in); `run` serves it until the token is cancelled.
 pub fn main<C, F, Fut>(def: ServiceDef, service_defaults: &str, run: F) -> ExitCode
 where
-    C: DeserializeOwned + AsRef<CommonConfig> + DevelopmentDefaults,
+    C: DeserializeOwned + AsRef<CommonConfig> + DevelopmentDefaults + crate::crypto::SealingConfig,
     F: FnOnce(C, CancellationToken) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
@@ -356,6 +368,9 @@ where
             }
             Command::Openapi => Err(anyhow::anyhow!("only the gateway has an OpenAPI document")),
             Command::Ready => probe_ready(config.as_ref().admin.addr).await,
+            Command::Reseal { batch_size, max_batches } => {
+                reseal(def, &config, crate::reseal::ResealOptions { batch_size, max_batches }).await
+            }
             Command::AwaitMigrations { timeout } => {
                 let deadline = tokio::time::Instant::now() + timeout;
                 loop {
@@ -385,6 +400,46 @@ where
     )
 }
 
+/// `reseal`: every column `def` declares, under the newest of the configured keys, through the
+/// service's own pool (its role, so RLS still applies; the runner's system transactions are the
+/// sweepers' way across workspaces).
+#[allow(clippy::print_stdout)] // the summary is the subcommand's output
+async fn reseal<C>(def: ServiceDef, config: &C, options: crate::reseal::ResealOptions) -> anyhow::Result<()>
+where
+    C: AsRef<CommonConfig> + crate::crypto::SealingConfig,
+{
+    let keys = config.sealing_keys().filter(|_| !def.sealed.is_empty());
+    let Some(keys) = keys else {
+        println!("nexus-{}: no sealed secrets to re-seal", def.name);
+        return Ok(());
+    };
+    let sealer = crate::crypto::Sealer::from_config(keys.expose())
+        .map_err(|e| anyhow::anyhow!("{}.sealing_keys: {e}", def.name))?;
+    let pool = db::connect(def.name, &config.as_ref().database).await?;
+    let report = crate::reseal::reseal(&pool, &sealer, def.sealed, options).await;
+    pool.close().await;
+    let report = report?;
+    for c in &report.columns {
+        println!(
+            "{}.{}: {} pending, {} re-sealed under v{}, {} failed{}{}",
+            c.table,
+            c.column,
+            c.pending,
+            c.resealed,
+            sealer.current_version(),
+            c.failed.len(),
+            if c.failed.is_empty() { String::new() } else { format!(" (rows {})", c.failed.join(", ")) },
+            if c.interrupted { "; stopped at --max-batches, run again to continue" } else { "" },
+        );
+    }
+    anyhow::ensure!(
+        report.failed() == 0,
+        "{} sealed value(s) open with no configured key (listed above); the rest were re-sealed",
+        report.failed()
+    );
+    Ok(())
+}
+
 /// What [`http_main`] needs of an HTTP binary's configuration.
 pub trait HttpBinaryConfig: DeserializeOwned + DevelopmentDefaults + std::fmt::Debug {
     /// Checks what deserializing cannot; the message names the key.
@@ -412,6 +467,7 @@ where
     let other = |command: Command, config: C| async move {
         match command {
             Command::Config => println!("{config:#?}"),
+            Command::Reseal { .. } => println!("nexus-{name}: no sealed secrets to re-seal"),
             Command::Ready => probe_ready(config.admin_addr()).await?,
             _ => {}
         }
@@ -487,4 +543,23 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn reseal_takes_a_batch_size_and_an_optional_batch_limit() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["nexus-x"].iter().chain(args)).map(|c| c.command);
+        assert!(matches!(parse(&["reseal"]), Ok(Some(Command::Reseal { batch_size: 500, max_batches: None }))));
+        assert!(matches!(
+            parse(&["reseal", "--batch-size", "50", "--max-batches", "3"]),
+            Ok(Some(Command::Reseal { batch_size: 50, max_batches: Some(3) }))
+        ));
+        assert!(parse(&["reseal", "--batch-size", "lots"]).is_err());
+        assert!(parse(&["reseal", "--max-batches", "-1"]).is_err());
+    }
 }

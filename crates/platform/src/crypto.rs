@@ -61,14 +61,19 @@ impl Sealer {
 
     /// Parses `"1:<base64>,2:<base64>"` as found in config.
     pub fn from_config(spec: &str) -> Result<Self, SealError> {
-        let mut keys = Vec::new();
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (v, k) = part.split_once(':').ok_or(SealError::Malformed)?;
-            let v: u32 = v.trim().parse().map_err(|_| SealError::Malformed)?;
-            keys.push((v, k));
-        }
-        let borrowed: Vec<(u32, &str)> = keys.iter().map(|(v, k)| (*v, *k)).collect();
+        Self::from_source(&ConfigKeys(spec))
+    }
+
+    /// The master keys `source` provides.
+    pub fn from_source(source: &dyn MasterKeySource) -> Result<Self, SealError> {
+        let keys = source.master_keys()?;
+        let borrowed: Vec<(u32, &str)> = keys.iter().map(|(v, k)| (*v, k.expose())).collect();
         Self::new(&borrowed)
+    }
+
+    /// The version new values are sealed under (the highest configured).
+    pub fn current_version(&self) -> u32 {
+        self.current
     }
 
     /// A fresh random key, base64 (for `make run` and tests).
@@ -114,6 +119,38 @@ impl Sealer {
     /// Opens with any known key and seals again with the current one.
     pub fn reseal(&self, sealed: &str, context: &str) -> Result<String, SealError> {
         Ok(self.seal(&self.open(sealed, context)?, context))
+    }
+}
+
+/// Where master keys come from. The configuration (a `*_sealing_keys` value, from a `*_FILE` in
+/// production) is the one implementation; a KMS would be another, handing over the same
+/// versioned keys (or unwrapping them) without the service learning where they are kept.
+pub trait MasterKeySource {
+    /// Every key that may open a stored value, by version; the highest seals.
+    fn master_keys(&self) -> Result<Vec<(u32, crate::Secret)>, SealError>;
+}
+
+/// Master keys written in config as `"1:<base64>,2:<base64>"` (local and production alike).
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigKeys<'a>(pub &'a str);
+
+impl MasterKeySource for ConfigKeys<'_> {
+    fn master_keys(&self) -> Result<Vec<(u32, crate::Secret)>, SealError> {
+        let mut keys = Vec::new();
+        for part in self.0.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (v, k) = part.split_once(':').ok_or(SealError::Malformed)?;
+            let v: u32 = v.trim().parse().map_err(|_| SealError::Malformed)?;
+            keys.push((v, crate::Secret::new(k.to_owned())));
+        }
+        Ok(keys)
+    }
+}
+
+/// What `reseal` needs of a binary's configuration: its sealing keys, if it has any.
+pub trait SealingConfig {
+    /// The `*_sealing_keys` value (`None`: the service seals nothing).
+    fn sealing_keys(&self) -> Option<&crate::Secret> {
+        None
     }
 }
 
@@ -166,6 +203,17 @@ mod tests {
         assert!(uses_key(&format!("1:{other}, 7:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis="), dev));
         assert!(!uses_key(&format!("1:{other}"), dev));
         assert!(!uses_key("", dev));
+    }
+
+    #[test]
+    fn config_is_a_master_key_source() {
+        let (k1, k2) = (Sealer::generate_key(), Sealer::generate_key());
+        let spec = format!("2:{k2}, 1:{k1}");
+        let keys = ConfigKeys(&spec).master_keys().unwrap();
+        assert_eq!(keys.iter().map(|(v, k)| (*v, k.expose().to_owned())).collect::<Vec<_>>(), [(2, k2), (1, k1)]);
+        assert_eq!(Sealer::from_source(&ConfigKeys(&spec)).unwrap().current_version(), 2, "the highest seals");
+        assert_eq!(ConfigKeys("x").master_keys().unwrap_err(), SealError::Malformed);
+        assert_eq!(ConfigKeys("one:abc").master_keys().unwrap_err(), SealError::Malformed);
     }
 
     #[test]

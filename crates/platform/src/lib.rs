@@ -17,6 +17,7 @@ pub mod identity;
 pub mod links;
 pub mod outbound;
 pub mod outbox;
+pub mod reseal;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

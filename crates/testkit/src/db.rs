@@ -50,6 +50,39 @@ impl TestDb {
         }
     }
 
+    /// `pg_dump` of the whole database (every schema, schema and data, plain SQL): what a backup
+    /// or a stolen dump would show.
+    pub fn dump(&self) -> String {
+        let out = std::process::Command::new("pg_dump")
+            .args(["--no-owner", "--no-privileges", "--dbname"])
+            .arg(self.url_for(self.admin.get_username()))
+            .output()
+            .expect("pg_dump (installed with Postgres) on PATH");
+        assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("pg_dump writes UTF-8")
+    }
+
+    /// Fails if a dump of this database shows any of `secrets` in clear, or base64- or
+    /// hex-encoded (an encoding is not encryption). Returns the dump's size, so callers can see
+    /// it held data at all.
+    pub fn assert_dump_hides(&self, secrets: &[&str]) -> usize {
+        use base64::Engine as _;
+        let dump = self.dump();
+        for secret in secrets {
+            assert!(secret.len() >= 8, "too short to search for meaningfully: {secret:?}");
+            let forms = [
+                (*secret).to_owned(),
+                base64::engine::general_purpose::STANDARD.encode(secret),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+                hex::encode(secret),
+            ];
+            for form in forms {
+                assert!(!dump.contains(&form), "the database dump shows a secret ({} chars) as {form:?}", secret.len());
+            }
+        }
+        dump.len()
+    }
+
     /// A superuser pool on this database, for assertions that must see past RLS.
     pub async fn admin_pool(&self) -> PgPool {
         PgPool::connect(&self.url_for(self.admin.get_username())).await.expect("admin pool")

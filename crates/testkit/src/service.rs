@@ -185,6 +185,26 @@ impl TestService {
         TestService { running, issuer, admin_pool, nats, db }
     }
 
+    /// A second instance of the service on the same database and NATS prefix under other
+    /// settings (`env` as in [`TestService::start`]; e.g. other sealing keys after a rotation),
+    /// accepting the same issuer's tokens; stopped by its own `shutdown`.
+    pub async fn another<C, F, B>(
+        &self,
+        def: ServiceDef,
+        defaults: &str,
+        env: &[(&str, String)],
+        build: F,
+    ) -> RunningService
+    where
+        C: serde::de::DeserializeOwned + AsRef<CommonConfig>,
+        F: FnOnce(C) -> B,
+        B: FnOnce(&Infra) -> anyhow::Result<tonic::service::Routes> + Send + 'static,
+    {
+        let config: C = service_config(def.name, defaults, &self.db, &self.nats, env);
+        let common = config.as_ref().clone();
+        RunningService::start_with_keys(def, common, Some(self.issuer.keys()), build(config)).await
+    }
+
     /// A connected channel to the service's gRPC port.
     pub async fn channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(self.running.grpc_url()).expect("url").connect().await.expect("connect")

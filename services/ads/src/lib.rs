@@ -22,8 +22,12 @@ pub use crate::config::{Config, DEFAULTS};
 /// The service's own migrations (after the platform's: outbox, inbox, audit, tenant tables).
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "ads", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.ads.v1.Ads"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "ads",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.ads.v1.Ads"],
+    sealed: app::sealed::COLUMNS,
+};
 
 /// Serves the ads service on `listeners` until `shutdown` (tests serve [`service`] instead).
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -28,6 +28,12 @@ impl AsRef<CommonConfig> for Config {
 /// The sealing key in `config.default.toml`: public, so only for development.
 pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtYW5hbHl0aWNzLWRldmVsb3BtZW50LWtleSE=";
 
+impl nexus_platform::crypto::SealingConfig for Config {
+    fn sealing_keys(&self) -> Option<&nexus_platform::Secret> {
+        Some(&self.analytics.sealing_keys)
+    }
+}
+
 impl DevelopmentDefaults for Config {
     fn environment(&self) -> Environment {
         self.common.environment

@@ -33,8 +33,12 @@ pub use crate::config::{Config, DEFAULTS};
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "analytics", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.analytics.v1.Analytics"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "analytics",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.analytics.v1.Analytics"],
+    sealed: app::sealed::COLUMNS,
+};
 
 /// Services whose events analytics consumes (each has its stream `NEXUS_<SERVICE>`). A stream
 /// that does not exist yet is created, so analytics may start before its producers.

@@ -58,6 +58,12 @@ impl AsRef<CommonConfig> for Config {
 /// The sealing key in `config.default.toml`: public, so only for development.
 pub const DEV_SEALING_KEY: &str = "1:bmV4dXMtbG9jYWwtZGV2ZWxvcG1lbnQta2V5LTMyYis=";
 
+impl nexus_platform::crypto::SealingConfig for Config {
+    fn sealing_keys(&self) -> Option<&nexus_platform::Secret> {
+        Some(&self.auth.sealing_keys)
+    }
+}
+
 impl DevelopmentDefaults for Config {
     fn environment(&self) -> Environment {
         self.common.environment

@@ -25,8 +25,12 @@ pub use crate::config::{Config, DEFAULTS};
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "auth", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.auth.v1.Auth"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "auth",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.auth.v1.Auth"],
+    sealed: app::sealed::COLUMNS,
+};
 
 /// Serves the auth service on `listeners` until `shutdown`.
 pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {

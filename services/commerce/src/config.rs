@@ -47,6 +47,12 @@ impl AsRef<CommonConfig> for Config {
     }
 }
 
+impl nexus_platform::crypto::SealingConfig for Config {
+    fn sealing_keys(&self) -> Option<&nexus_platform::Secret> {
+        Some(&self.commerce.sealing_keys)
+    }
+}
+
 impl DevelopmentDefaults for Config {
     fn environment(&self) -> Environment {
         self.common.environment

@@ -29,6 +29,7 @@ pub const DEF: ServiceDef = ServiceDef {
     name: "commerce",
     migrations: Some(&MIGRATIONS),
     grpc_services: &["nexus.commerce.v1.Commerce", "nexus.webhooks.v1.WebhookReceiver"],
+    sealed: app::sealed::COLUMNS,
 };
 
 /// Serves the commerce service on `listeners` until `shutdown` (tests serve [`service`] instead).

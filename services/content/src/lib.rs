@@ -24,6 +24,7 @@ pub const DEF: ServiceDef = ServiceDef {
     name: "content",
     migrations: Some(&MIGRATIONS),
     grpc_services: &["nexus.content.v1.Content", "nexus.webhooks.v1.WebhookReceiver"],
+    sealed: &[],
 };
 
 /// Serves the content service on `listeners` until `shutdown` (tests serve [`service`] instead).

@@ -39,6 +39,7 @@ pub const DEF: ServiceDef = ServiceDef {
         "nexus.messaging.v1.WhatsApp",
         "nexus.webhooks.v1.WebhookReceiver",
     ],
+    sealed: app::sealed::COLUMNS,
 };
 
 /// Serves the messaging service on `listeners` until `shutdown` (tests serve [`service`] instead).

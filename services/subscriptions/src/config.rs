@@ -23,6 +23,9 @@ impl AsRef<CommonConfig> for Config {
     }
 }
 
+/// Keeps no sealed secrets: `reseal` has nothing to do.
+impl nexus_platform::crypto::SealingConfig for Config {}
+
 impl DevelopmentDefaults for Config {
     fn environment(&self) -> Environment {
         self.common.environment

@@ -25,6 +25,7 @@ pub const DEF: ServiceDef = ServiceDef {
     name: "subscriptions",
     migrations: Some(&MIGRATIONS),
     grpc_services: &["nexus.subscriptions.v1.Subscriptions", "nexus.webhooks.v1.WebhookReceiver"],
+    sealed: &[],
 };
 
 /// Serves the subscriptions service on `listeners` until `shutdown`.

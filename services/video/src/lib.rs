@@ -26,6 +26,7 @@ pub const DEF: ServiceDef = ServiceDef {
     name: "video",
     migrations: Some(&MIGRATIONS),
     grpc_services: &["nexus.video.v1.Video", "nexus.webhooks.v1.WebhookReceiver"],
+    sealed: &[],
 };
 
 /// Serves the video service on `listeners` until `shutdown` (tests serve [`service`] instead).

@@ -7,8 +7,12 @@ use nexus_testkit::TestDb;
 
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./tests/fixtures/migrations");
 
-pub const DEF: ServiceDef =
-    ServiceDef { name: "fixture", migrations: Some(&MIGRATIONS), grpc_services: &["nexus.ops.v1.DeadLetters"] };
+pub const DEF: ServiceDef = ServiceDef {
+    name: "fixture",
+    migrations: Some(&MIGRATIONS),
+    grpc_services: &["nexus.ops.v1.DeadLetters"],
+    sealed: &[],
+};
 
 /// A migrated fixture schema and a pool connected as its service role.
 pub async fn migrated(db: &TestDb) -> (DatabaseConfig, PgPool) {

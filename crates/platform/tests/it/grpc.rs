@@ -24,6 +24,7 @@ const DEF: ServiceDef = ServiceDef {
     name: "fixture",
     migrations: Some(&MIGRATIONS),
     grpc_services: &["nexus.webhooks.v1.WebhookReceiver"],
+    sealed: &[],
 };
 
 /// Echoes the body; `provider = "slow"` sleeps for the number of milliseconds in `query` first.

@@ -7,4 +7,5 @@ mod health;
 mod identity;
 mod outbound;
 mod outbox;
+mod reseal;
 mod rls;

@@ -20,11 +20,11 @@ fn state_hash(state: &str) -> Vec<u8> {
 }
 
 /// Sealing contexts bind a sealed value to its row: a copy pasted elsewhere does not open.
-fn verifier_context(state_hash: &[u8]) -> String {
+pub(crate) fn verifier_context(state_hash: &[u8]) -> String {
     format!("ads.oauth_states:{}", hex::encode(state_hash))
 }
 
-fn tokens_context(id: Uuid) -> String {
+pub(crate) fn tokens_context(id: Uuid) -> String {
     format!("ads.connections:{id}")
 }
 

@@ -18,6 +18,7 @@ pub mod media_refs;
 pub mod platforms;
 pub mod posts;
 pub mod scheduler;
+pub mod sealed;
 pub mod sweep;
 pub mod targeting;
 

@@ -13,6 +13,7 @@ mod messages;
 mod platforms;
 mod posts;
 mod publishing;
+mod reseal;
 mod sandbox_ads;
 mod scheduling;
 mod schema;

@@ -8,6 +8,7 @@ pub mod maintenance;
 pub mod partitions;
 pub mod reports;
 pub mod rollups;
+pub mod sealed;
 pub mod settings;
 pub mod track;
 pub mod write_keys;

@@ -4,6 +4,7 @@ mod domain_events;
 mod ingest;
 mod privacy;
 mod reports;
+mod reseal;
 mod retention;
 mod rollups;
 mod support;

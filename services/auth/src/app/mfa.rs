@@ -17,7 +17,7 @@ pub struct Enrollment {
     pub qr_svg: String,
 }
 
-fn mfa_context(user: uuid::Uuid) -> String {
+pub(crate) fn mfa_context(user: uuid::Uuid) -> String {
     format!("auth.users.mfa:{user}")
 }
 

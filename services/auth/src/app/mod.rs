@@ -8,6 +8,7 @@ pub mod mail;
 mod mfa;
 pub mod notices;
 mod oauth;
+pub mod sealed;
 mod service_identity;
 mod sessions;
 mod workspaces;

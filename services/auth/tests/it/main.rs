@@ -4,6 +4,7 @@ mod accounts;
 mod mfa;
 mod notices;
 mod oauth;
+mod reseal;
 mod security;
 mod service_identity;
 mod smtp;

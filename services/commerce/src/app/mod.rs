@@ -11,6 +11,7 @@ pub mod pricing;
 pub mod rates;
 pub mod refunds;
 pub mod sales;
+pub mod sealed;
 pub mod suppliers;
 pub mod webhooks;
 

@@ -31,7 +31,7 @@ pub enum Credentials {
     Local,
 }
 
-fn context(connection: Uuid) -> String {
+pub(crate) fn context(connection: Uuid) -> String {
     format!("commerce.connection:{connection}")
 }
 

@@ -9,6 +9,7 @@ mod messages;
 mod monitoring;
 mod rates;
 mod refunds;
+mod reseal;
 mod schema;
 mod support;
 mod webhooks;

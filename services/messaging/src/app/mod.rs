@@ -11,6 +11,7 @@ pub mod media;
 pub mod members;
 pub mod numbers;
 pub mod purchases;
+pub mod sealed;
 pub mod segments;
 pub mod templates;
 pub mod transfer;

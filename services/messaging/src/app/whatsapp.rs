@@ -174,7 +174,7 @@ fn digits(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn token_context(number: Uuid) -> String {
+pub(crate) fn token_context(number: Uuid) -> String {
     format!("wa_number:{number}")
 }
 

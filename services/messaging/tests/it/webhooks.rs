@@ -55,6 +55,8 @@ struct Fixture {
     pool: PgPool,
     admin: PgPool,
     sealer: Sealer,
+    /// The material of the sealer's only key (version 1), for rotation tests.
+    key: String,
     clock: Arc<TestClock>,
     hooks: Webhooks,
 }
@@ -67,7 +69,8 @@ impl Fixture {
         db::migrate("messaging", &cfg, Some(&nexus_messaging::MIGRATIONS)).await.unwrap();
         let pool = db::connect("messaging", &cfg).await.unwrap();
         let admin = db.admin_pool().await;
-        let sealer = Sealer::new(&[(1, &Sealer::generate_key())]).unwrap();
+        let key = Sealer::generate_key();
+        let sealer = Sealer::new(&[(1, &key)]).unwrap();
         let clock = TestClock::new();
         let hooks = Webhooks {
             pool: pool.clone(),
@@ -76,7 +79,7 @@ impl Fixture {
             allow_http: false,
             clock: clock.clone(),
         };
-        Fixture { db, pool, admin, sealer, clock, hooks }
+        Fixture { db, pool, admin, sealer, key, clock, hooks }
     }
 
     /// The use cases under another outbound configuration.
@@ -852,4 +855,57 @@ async fn the_grpc_service_manages_endpoints_and_answers_bad_input_with_4xx_statu
     client.delete_endpoint(authed(pb::GetByIdRequest { id: id.clone() }, &admin)).await.unwrap();
     let status = client.get_endpoint(authed(pb::GetByIdRequest { id }, &admin)).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn after_a_reseal_every_endpoint_secret_signs_under_the_new_key_alone() {
+    let f = Fixture::new().await;
+    let rx = Receiver::start(&[], 200).await;
+    // Two workspaces, each endpoint with a current and a previous (rotated) secret, all under key 1.
+    let mut endpoints = Vec::new();
+    for _ in 0..2 {
+        let (ws, p) = owner();
+        let (e, first) = f.hooks.create_endpoint(&p, &input(&rx.url, &["contact.*"])).await.unwrap();
+        let (_, second) = f.hooks.rotate_secret(&p, &e.id.to_string()).await.unwrap();
+        endpoints.push((ws, p, e.id.to_string(), first, second));
+    }
+    let k2 = Sealer::generate_key();
+    let rotated = Sealer::new(&[(1, &f.key), (2, &k2)]).unwrap();
+    let options = nexus_platform::reseal::ResealOptions { batch_size: 1, max_batches: None };
+    let report = nexus_platform::reseal::reseal(&f.pool, &rotated, nexus_messaging::DEF.sealed, options).await.unwrap();
+    assert_eq!((report.resealed(), report.failed()), (4, 0), "{report:?}");
+    assert_eq!(
+        f.count("SELECT count(*) FROM messaging.webhook_endpoints WHERE secret_sealed LIKE 'v1.%' OR previous_secret_sealed LIKE 'v1.%'").await,
+        0,
+        "nothing left under the old key"
+    );
+    assert_eq!(
+        f.count("SELECT count(*) FROM messaging.webhook_endpoints WHERE secret_sealed LIKE 'v2.%' AND previous_secret_sealed LIKE 'v2.%'").await,
+        2
+    );
+
+    // The delivery worker signs with both secrets through a sealer that has only the new key.
+    let only_new = Sealer::new(&[(2, &k2)]).unwrap();
+    let cfg = WorkerConfig { timeout: Duration::from_secs(5), ..Default::default() };
+    let w = Worker::new(f.pool.clone(), &local_outbound(), only_new.clone(), f.clock.clone(), cfg).unwrap();
+    for (n, (ws, ..)) in endpoints.iter().enumerate() {
+        assert!(f.publish(*ws, "contact.created", &format!("evt-{n}"), contact(n)).await);
+    }
+    assert_eq!(f.drain(&w).await, 2);
+    let got = rx.got();
+    assert_eq!(got.len(), 2);
+    for (_, _, _, first, second) in &endpoints {
+        let signed = got.iter().filter(|r| independently_verified(first, r) && independently_verified(second, r));
+        assert_eq!(signed.count(), 1, "each endpoint's request carries both of its secrets' signatures");
+    }
+    // Rotating again opens the current secret with the new key alone.
+    let hooks = Webhooks { sealer: only_new, ..f.hooks.clone() };
+    let mut secrets = Vec::new();
+    for (_, p, id, first, second) in &endpoints {
+        let third = hooks.rotate_secret(p, id).await.unwrap().1;
+        secrets.extend([first.clone(), second.clone(), third]);
+    }
+    // No endpoint secret, current or previous, shows in a dump of the database.
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert!(f.db.assert_dump_hides(&secrets) > 0);
 }

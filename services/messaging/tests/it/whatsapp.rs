@@ -772,3 +772,34 @@ async fn a_bot_answers_through_the_simulator_hands_off_on_agent_and_stays_silent
     let req = pb::ResumeBotRequest { number_id: number.clone(), contact_id: contact.to_string() };
     assert_eq!(s.wa().resume_bot(authed(req, &other)).await.unwrap_err().code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn a_number_token_resealed_under_a_new_key_still_sends_with_it_alone_and_never_shows_in_a_dump() {
+    use nexus_platform::crypto::Sealer;
+    use nexus_platform::reseal::{ResealOptions, reseal};
+    let (k1, k2) = (Sealer::generate_key(), Sealer::generate_key());
+    let mut s = start_with(&[("NEXUS_MESSAGING__SEALING_KEYS", &format!("1:{k1}"))]).await;
+    let ws = WorkspaceId::new();
+    let token = s.owner(ws);
+    let number = s.connect(&token, TEST_PHONE_NUMBER_ID, TEST_TOKEN).await.unwrap().id;
+    assert_eq!(s.count("SELECT count(*) FROM messaging.wa_numbers WHERE token_sealed LIKE 'v1.%'").await, 1);
+
+    let pool = nexus_platform::db::connect("messaging", &s.db.config("messaging")).await.unwrap();
+    let rotated = Sealer::from_config(&format!("1:{k1},2:{k2}")).unwrap();
+    let report = reseal(&pool, &rotated, nexus_messaging::DEF.sealed, ResealOptions::default()).await.unwrap();
+    assert_eq!((report.resealed(), report.failed()), (1, 0), "{report:?}");
+    assert_eq!(s.count("SELECT count(*) FROM messaging.wa_numbers WHERE token_sealed LIKE 'v1.%'").await, 0);
+
+    // Messaging restarted with only key 2 opens the token to send.
+    s.stop_messaging().await;
+    s.extra.retain(|(k, _)| k != "NEXUS_MESSAGING__SEALING_KEYS");
+    s.extra.push(("NEXUS_MESSAGING__SEALING_KEYS".into(), format!("2:{k2}")));
+    s.start_messaging().await;
+    let contact = s.contact(&token, "+34612341111", Some("granted")).await;
+    s.last_inbound(&number, &contact, chrono::Duration::hours(1)).await;
+    let sent = s.send_text(&token, &number, &contact, "Your order shipped").await.unwrap();
+    assert_eq!(sent.status, "sent");
+    assert_eq!(s.fake.count_to("34612341111"), 1);
+
+    assert!(s.db.assert_dump_hides(&[TEST_TOKEN]) > 0);
+}
