@@ -26,6 +26,8 @@ pub trait Videos: Send + Sync {
     async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error>;
     /// A fresh download link of the video.
     async fn link(&self, tenant: TenantId, id: &str) -> Result<String, Error>;
+    /// A fresh link to the finished video's thumbnail (a JPEG of one frame).
+    async fn thumbnail(&self, tenant: TenantId, id: &str) -> Result<String, Error>;
 }
 
 /// [`Videos`] over the video service's gRPC API, with this service's own tokens.
@@ -58,6 +60,20 @@ impl Videos for VideoService {
             duration_secs: v.duration_seconds,
             ..Media::default()
         })
+    }
+
+    async fn thumbnail(&self, tenant: TenantId, id: &str) -> Result<String, Error> {
+        let mut client = vpb::video_client::VideoClient::new(self.channel.clone());
+        let ctx = self.tokens.context(Some(tenant)).await?;
+        let v = ctx
+            .scope(client.get_video(vpb::GetByIdRequest { id: id.to_owned() }))
+            .await
+            .map_err(|s| upstream_error(&s))?
+            .into_inner();
+        if v.thumbnail_url.is_empty() {
+            return Err(Error::invalid("ads.post_media_not_ready").with_param("status", v.status));
+        }
+        Ok(v.thumbnail_url)
     }
 
     async fn link(&self, tenant: TenantId, id: &str) -> Result<String, Error> {

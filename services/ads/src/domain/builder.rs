@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use nexus_kernel::{Currency, Error};
 
 use super::connections::Provider;
+use super::posts::{Media, MediaKind, MediaSource};
 
 /// Meta objectives (ODAX) and the optimization goals each accepts.
 const META_GOALS: &[(&str, &[&str])] = &[
@@ -73,7 +74,7 @@ const MAX_NAME: usize = 200;
 pub const MAX_INTERESTS: usize = 25;
 
 /// A checked build request (Meta: campaign, ad set, creative, ad).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BuildSpec {
     pub name: String,
     pub objective: String,
@@ -100,6 +101,19 @@ pub struct BuildSpec {
     pub headline: String,
     pub description: String,
     pub image_url: String,
+    /// The creative's picture or video named instead of `image_url` (at most one of the four):
+    /// a finished image of the content service, an item of the media library, or a finished
+    /// video of the video service. Uploaded to the ad account by the build's `media` step.
+    #[serde(default)]
+    pub image_id: String,
+    #[serde(default)]
+    pub media_id: String,
+    #[serde(default)]
+    pub video_id: String,
+    /// The named item as measured by the service that holds it (a content image as the library
+    /// item it was imported as): set once checked, before the build starts.
+    #[serde(default)]
+    pub creative: Option<Media>,
     /// Leave the objects paused (the default) or start them at once.
     pub activate: bool,
 }
@@ -268,8 +282,19 @@ impl BuildSpec {
             return Err(invalid("link", "not_https"));
         }
         let image_url = i.image_url.trim().to_owned();
-        if image_url.is_empty() && provider == Provider::TikTok {
+        let (image_id, media_id, video_id) =
+            (i.image_id.trim().to_owned(), i.media_id.trim().to_owned(), i.video_id.trim().to_owned());
+        let named = [&image_url, &image_id, &media_id, &video_id].iter().filter(|v| !v.is_empty()).count();
+        if named > 1 {
+            return Err(invalid("image_url", "one_source"));
+        }
+        if named == 0 && provider == Provider::TikTok {
             return Err(invalid("image_url", "required"));
+        }
+        for (field, id) in [("image_id", &image_id), ("media_id", &media_id), ("video_id", &video_id)] {
+            if id.len() > 64 || id.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+                return Err(invalid(field, "invalid"));
+            }
         }
         if !image_url.is_empty() {
             let u = reqwest::Url::parse(&image_url).map_err(|_| invalid("image_url", "invalid"))?;
@@ -297,15 +322,156 @@ impl BuildSpec {
             headline: text(&i.headline, "headline", MAX_HEADLINE, false)?,
             description: text(&i.description, "description", MAX_DESCRIPTION, false)?,
             image_url,
+            image_id,
+            media_id,
+            video_id,
+            creative: None,
             activate: i.activate,
         })
     }
+
+    /// The item the creative names instead of a URL, and the field that names it.
+    pub fn media_ref(&self) -> Option<(MediaSource, &str, &'static str)> {
+        [
+            (MediaSource::Image, self.image_id.as_str(), "image_id"),
+            (MediaSource::Library, self.media_id.as_str(), "media_id"),
+            (MediaSource::Video, self.video_id.as_str(), "video_id"),
+        ]
+        .into_iter()
+        .find(|(_, id, _)| !id.is_empty())
+    }
+
+    /// Whether the ads can only run a video (TikTok's video views, Meta's ThruPlay).
+    fn needs_video(&self) -> bool {
+        self.objective == "VIDEO_VIEWS" || self.optimization_goal == "THRUPLAY" || self.billing_event == "THRUPLAY"
+    }
 }
 
-/// The steps of a Meta build, in order (rollback runs them backwards).
-pub const META_STEPS: &[&str] = &["campaign", "adset", "creative", "ad"];
+/// What a platform takes as an ad's picture or video.
+struct CreativeLimits {
+    types: &'static [&'static str],
+    max_bytes: u64,
+    /// Videos only.
+    min_secs: f64,
+    max_secs: f64,
+    min_ratio: f64,
+    max_ratio: f64,
+    /// The shorter side's fewest pixels.
+    min_side: u32,
+}
+
+const MB: u64 = 1024 * 1024;
+
+fn creative_limits(provider: Provider, kind: MediaKind) -> CreativeLimits {
+    match (provider, kind) {
+        // TikTok's in-feed video: 5–60 s, 9:16 to 16:9, 540 px on the short side, 500 MB.
+        (Provider::TikTok, MediaKind::Video) => CreativeLimits {
+            types: &["video/mp4", "video/quicktime"],
+            max_bytes: 500 * MB,
+            min_secs: 5.0,
+            max_secs: 60.0,
+            min_ratio: 9.0 / 16.0,
+            max_ratio: 16.0 / 9.0,
+            min_side: 540,
+        },
+        (Provider::TikTok, MediaKind::Image) => CreativeLimits {
+            types: &["image/jpeg", "image/png"],
+            max_bytes: 10 * MB,
+            min_secs: 0.0,
+            max_secs: 0.0,
+            min_ratio: 9.0 / 16.0,
+            max_ratio: 16.0 / 9.0,
+            min_side: 540,
+        },
+        // Meta's feed video: up to 241 minutes and 4 GB, 9:16 to 16:9.
+        (_, MediaKind::Video) => CreativeLimits {
+            types: &["video/mp4", "video/quicktime"],
+            max_bytes: 4096 * MB,
+            min_secs: 1.0,
+            max_secs: 241.0 * 60.0,
+            min_ratio: 9.0 / 16.0,
+            max_ratio: 16.0 / 9.0,
+            min_side: 120,
+        },
+        // Meta's link ad picture: 4:5 to 1.91:1, 30 MB, at least 600 px.
+        (_, MediaKind::Image) => CreativeLimits {
+            types: &["image/jpeg", "image/png"],
+            max_bytes: 30 * MB,
+            min_secs: 0.0,
+            max_secs: 0.0,
+            min_ratio: 0.8,
+            max_ratio: 1.91,
+            min_side: 600,
+        },
+    }
+}
+
+/// Whether the measured item `m` (named by `field`) can be the creative of `spec`'s ads on
+/// `provider`'s platform: kind, type, size, duration, shape.
+pub fn check_creative(provider: Provider, spec: &BuildSpec, m: &Media, field: &str) -> Result<(), Error> {
+    if m.kind == MediaKind::Image && spec.needs_video() {
+        return Err(invalid(field, "video_required"));
+    }
+    let l = creative_limits(provider, m.kind);
+    if !l.types.contains(&m.content_type.to_ascii_lowercase().as_str()) {
+        return Err(invalid(field, "type"));
+    }
+    if m.bytes == 0 || m.bytes > l.max_bytes {
+        return Err(Error::invalid("ads.post_media_too_large")
+            .with_param("field", field)
+            .with_param("max_mb", (l.max_bytes / MB).to_string())
+            .with_violation(field, "size"));
+    }
+    if m.kind == MediaKind::Video && (m.duration_secs < l.min_secs || m.duration_secs > l.max_secs) {
+        return Err(Error::invalid("ads.post_media_duration")
+            .with_param("field", field)
+            .with_param("min", format!("{}", l.min_secs))
+            .with_param("max", format!("{}", l.max_secs))
+            .with_violation(field, "duration"));
+    }
+    if m.width.min(m.height) < l.min_side {
+        return Err(invalid(field, "too_small"));
+    }
+    let ratio = f64::from(m.width) / f64::from(m.height);
+    // A hair of tolerance: 1080×566 rounds to 1.91.
+    if ratio < l.min_ratio - 0.005 || ratio > l.max_ratio + 0.005 {
+        return Err(Error::invalid("ads.post_aspect_ratio")
+            .with_param("field", field)
+            .with_param("min", format!("{:.2}", l.min_ratio))
+            .with_param("max", format!("{:.2}", l.max_ratio))
+            .with_violation(field, "aspect_ratio"));
+    }
+    Ok(())
+}
+
+/// What the build's `media` step put in the ad account's library: a picture (Meta's image hash
+/// or TikTok's image id), or a video with the picture shown before it plays. Kept as the step's
+/// platform id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Uploaded {
+    /// The picture, or the video's cover.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
+}
+
+impl Uploaded {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(raw: &str) -> Option<Uploaded> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
+/// The steps of a Meta build, in order (rollback runs them backwards). `media` (the creative's
+/// file uploaded to the ad account) is only taken when the request names an item.
+pub const META_STEPS: &[&str] = &["media", "campaign", "adset", "creative", "ad"];
 /// The steps of a TikTok build (the creative is part of the ad there).
-pub const TIKTOK_STEPS: &[&str] = &["campaign", "adgroup", "ad"];
+pub const TIKTOK_STEPS: &[&str] = &["media", "campaign", "adgroup", "ad"];
+/// The step uploading the creative's picture or video.
+pub const MEDIA_STEP: &str = "media";
 
 /// The steps of a build on `provider`'s platform.
 pub fn steps_of(provider: &str) -> &'static [&'static str] {

@@ -24,7 +24,7 @@ async fn start() -> Service {
     .await
 }
 
-fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for b in data {
         crc ^= u32::from(*b);

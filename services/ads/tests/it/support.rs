@@ -39,6 +39,11 @@ impl Service {
 
     /// `extra`: more `NEXUS_*` settings.
     pub async fn start_with(extra: &[(&str, String)]) -> Service {
+        Self::start_with_media(extra, nexus_ads::MediaServices::default()).await
+    }
+
+    /// [`Service::start_with`], with stand-ins for the video and content services.
+    pub async fn start_with_media(extra: &[(&str, String)], media: nexus_ads::MediaServices) -> Service {
         let meta = nexus_testkit::meta::FakeMeta::start().await;
         let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
         let youtube = nexus_testkit::youtube::FakeYouTube::start(YOUTUBE_TOKEN).await;
@@ -72,7 +77,7 @@ impl Service {
         let shared = std::sync::Arc::new(std::sync::OnceLock::new());
         let sharing = shared.clone();
         let under = TestService::start(nexus_ads::DEF, nexus_ads::DEFAULTS, &env, |config: nexus_ads::Config| {
-            nexus_ads::service_sharing(config, sharing).expect("config")
+            nexus_ads::service_with(config, sharing, media).expect("config")
         })
         .await;
         // The service builds its use cases while it starts serving.
