@@ -384,6 +384,7 @@ impl TikTokClient {
 
     /// Uploads a file into the advertiser's library by file (`upload_type` UPLOAD_BY_FILE, the
     /// file's MD5 as its signature, which TikTok checks against what arrived); the answer's data.
+    #[allow(clippy::too_many_arguments)]
     async fn upload_file(
         &self,
         token: &str,

@@ -596,6 +596,68 @@ mod tests {
     }
 
     #[test]
+    fn one_creative_source_at_most_and_items_checked_against_the_platform() {
+        let two = BuildInput { image_url: "https://cdn.example.com/a.jpg".into(), image_id: "img_1".into(), ..ok() };
+        assert_eq!(BuildSpec::parse(&two, Currency::USD).unwrap_err().code(), "ads.build_invalid");
+        let by_id = BuildSpec::parse(&BuildInput { video_id: " vid_1 ".into(), ..ok() }, Currency::USD).unwrap();
+        assert_eq!(by_id.media_ref(), Some((MediaSource::Video, "vid_1", "video_id")));
+        // TikTok takes an item instead of a URL.
+        let tt = BuildInput {
+            objective: "VIDEO_VIEWS".into(),
+            optimization_goal: "VIDEO_VIEW".into(),
+            daily_budget: 2000,
+            media_id: "media_1".into(),
+            ..ok()
+        };
+        let spec = BuildSpec::parse_for(&tt, Currency::USD, Provider::TikTok).unwrap();
+        let video = Media {
+            kind: MediaKind::Video,
+            content_type: "video/mp4".into(),
+            bytes: 5 * MB,
+            width: 1080,
+            height: 1920,
+            duration_secs: 15.0,
+            ..Media::default()
+        };
+        assert!(check_creative(Provider::TikTok, &spec, &video, "media_id").is_ok());
+        let code = |m: &Media, p: Provider| check_creative(p, &spec, m, "media_id").unwrap_err().code().to_owned();
+        assert_eq!(code(&Media { duration_secs: 61.0, ..video.clone() }, Provider::TikTok), "ads.post_media_duration");
+        assert_eq!(code(&Media { bytes: 501 * MB, ..video.clone() }, Provider::TikTok), "ads.post_media_too_large");
+        assert_eq!(
+            code(&Media { width: 1920, height: 600, ..video.clone() }, Provider::TikTok),
+            "ads.post_aspect_ratio"
+        );
+        assert_eq!(
+            code(&Media { content_type: "video/webm".into(), ..video.clone() }, Provider::TikTok),
+            "ads.build_invalid"
+        );
+        // Video views run videos only.
+        let picture = Media {
+            kind: MediaKind::Image,
+            content_type: "image/png".into(),
+            duration_secs: 0.0,
+            width: 1080,
+            height: 1080,
+            ..video.clone()
+        };
+        let e = check_creative(Provider::TikTok, &spec, &picture, "media_id").unwrap_err();
+        assert_eq!(
+            (e.code(), e.params().iter().find(|(k, _)| k == "field").map(|(_, v)| v.as_str())),
+            ("ads.build_invalid", Some("media_id"))
+        );
+        // Meta: 4:5 to 1.91:1 pictures of 600 px or more.
+        let traffic = BuildSpec::parse(&ok(), Currency::USD).unwrap();
+        assert!(check_creative(Provider::Meta, &traffic, &picture, "image_id").is_ok());
+        let small = Media { width: 500, height: 500, ..picture.clone() };
+        assert_eq!(
+            check_creative(Provider::Meta, &traffic, &small, "image_id").unwrap_err().code(),
+            "ads.build_invalid"
+        );
+        let up = Uploaded { image: "h".into(), video: Some("v".into()) };
+        assert_eq!(Uploaded::decode(&up.encode()), Some(up));
+    }
+
+    #[test]
     fn tags_carry_the_build() {
         let id = uuid::Uuid::now_v7();
         assert!(tag(id, "adset", "Winter").ends_with(&format!("[nx:{}:adset]", id.simple())));
