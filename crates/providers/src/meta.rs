@@ -553,8 +553,7 @@ impl MetaClient {
         ];
         let form = crate::multipart::Form::new(&fields, "source", "video.mp4", content_type, file);
         let once = RetryPolicy::new(1, Duration::ZERO);
-        // A large file takes longer than one API call: the timeout grows with it (1 MB/s floor).
-        let timeout = self.cfg.timeout + Duration::from_secs(form.len() / 1_000_000);
+        let timeout = form.timeout(self.cfg.timeout);
         let v = call(PLATFORM, once, timeout, "advideos", judge, || form.attach(self.http.post(&url))).await?.json;
         let id = text(&v, "id");
         if id.is_empty() {

@@ -77,6 +77,12 @@ impl Form {
         false
     }
 
+    /// A call's timeout for sending this body: a large file takes longer than one API call, so
+    /// `base` grows by a second per MB (a 1 MB/s floor).
+    pub fn timeout(&self, base: std::time::Duration) -> std::time::Duration {
+        base + std::time::Duration::from_secs(self.len() / 1_000_000)
+    }
+
     /// A fresh body (a file is opened again).
     pub fn body(&self) -> reqwest::Body {
         let head = futures::stream::iter([Ok::<Bytes, std::io::Error>(self.head.clone())]);

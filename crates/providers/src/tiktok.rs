@@ -406,8 +406,7 @@ impl TikTokClient {
         let form = crate::multipart::Form::new(&fields, part, file_name, content_type, file);
         // Sent once: a lost answer is looked up by the file's signature before a second try.
         let once = RetryPolicy::new(1, Duration::ZERO);
-        // A large file takes longer than one API call: the timeout grows with it (1 MB/s floor).
-        let timeout = self.cfg.timeout + Duration::from_secs(form.len() / 1_000_000);
+        let timeout = form.timeout(self.cfg.timeout);
         let v = call(PLATFORM, once, timeout, kind, judge, || {
             form.attach(self.http.post(&url).header("Access-Token", token))
         })

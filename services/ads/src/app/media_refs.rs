@@ -36,16 +36,23 @@ pub struct VideoService {
     pub tokens: Arc<ServiceTokens>,
 }
 
-#[async_trait::async_trait]
-impl Videos for VideoService {
-    async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error> {
+impl VideoService {
+    /// The video as the video service shows it to the workspace.
+    async fn record(&self, tenant: TenantId, id: &str) -> Result<vpb::VideoRecord, Error> {
         let mut client = vpb::video_client::VideoClient::new(self.channel.clone());
         let ctx = self.tokens.context(Some(tenant)).await?;
-        let v = ctx
+        Ok(ctx
             .scope(client.get_video(vpb::GetByIdRequest { id: id.to_owned() }))
             .await
             .map_err(|s| upstream_error(&s))?
-            .into_inner();
+            .into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Videos for VideoService {
+    async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error> {
+        let v = self.record(tenant, id).await?;
         if v.status != "done" {
             return Err(Error::invalid("ads.post_media_not_ready").with_param("status", v.status));
         }
@@ -63,13 +70,7 @@ impl Videos for VideoService {
     }
 
     async fn thumbnail(&self, tenant: TenantId, id: &str) -> Result<String, Error> {
-        let mut client = vpb::video_client::VideoClient::new(self.channel.clone());
-        let ctx = self.tokens.context(Some(tenant)).await?;
-        let v = ctx
-            .scope(client.get_video(vpb::GetByIdRequest { id: id.to_owned() }))
-            .await
-            .map_err(|s| upstream_error(&s))?
-            .into_inner();
+        let v = self.record(tenant, id).await?;
         if v.thumbnail_url.is_empty() {
             return Err(Error::invalid("ads.post_media_not_ready").with_param("status", v.status));
         }

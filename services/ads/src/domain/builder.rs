@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use nexus_kernel::{Currency, Error};
 
 use super::connections::Provider;
-use super::posts::{Media, MediaKind, MediaSource};
+use super::posts::{MB, Media, MediaKind, MediaSource, Spec, check_measures};
 
 /// Meta objectives (ODAX) and the optimization goals each accepts.
 const META_GOALS: &[(&str, &[&str])] = &[
@@ -347,62 +347,56 @@ impl BuildSpec {
     }
 }
 
-/// What a platform takes as an ad's picture or video.
-struct CreativeLimits {
-    types: &'static [&'static str],
-    max_bytes: u64,
-    /// Videos only.
-    min_secs: f64,
-    max_secs: f64,
-    min_ratio: f64,
-    max_ratio: f64,
-    /// The shorter side's fewest pixels.
-    min_side: u32,
-}
-
-const MB: u64 = 1024 * 1024;
-
-fn creative_limits(provider: Provider, kind: MediaKind) -> CreativeLimits {
+/// What a platform takes as an ad's picture or video, and the fewest pixels of its shorter side.
+fn creative_limits(provider: Provider, kind: MediaKind) -> (Spec, u32) {
     match (provider, kind) {
         // TikTok's in-feed video: 5–60 s, 9:16 to 16:9, 540 px on the short side, 500 MB.
-        (Provider::TikTok, MediaKind::Video) => CreativeLimits {
-            types: &["video/mp4", "video/quicktime"],
-            max_bytes: 500 * MB,
-            min_secs: 5.0,
-            max_secs: 60.0,
-            min_ratio: 9.0 / 16.0,
-            max_ratio: 16.0 / 9.0,
-            min_side: 540,
-        },
-        (Provider::TikTok, MediaKind::Image) => CreativeLimits {
-            types: &["image/jpeg", "image/png"],
-            max_bytes: 10 * MB,
-            min_secs: 0.0,
-            max_secs: 0.0,
-            min_ratio: 9.0 / 16.0,
-            max_ratio: 16.0 / 9.0,
-            min_side: 540,
-        },
+        (Provider::TikTok, MediaKind::Video) => (
+            Spec {
+                types: &["video/mp4", "video/quicktime"],
+                max_bytes: 500 * MB,
+                min_secs: 5.0,
+                max_secs: 60.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            540,
+        ),
+        (Provider::TikTok, MediaKind::Image) => (
+            Spec {
+                types: &["image/jpeg", "image/png"],
+                max_bytes: 10 * MB,
+                min_secs: 0.0,
+                max_secs: 0.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            540,
+        ),
         // Meta's feed video: up to 241 minutes and 4 GB, 9:16 to 16:9.
-        (_, MediaKind::Video) => CreativeLimits {
-            types: &["video/mp4", "video/quicktime"],
-            max_bytes: 4096 * MB,
-            min_secs: 1.0,
-            max_secs: 241.0 * 60.0,
-            min_ratio: 9.0 / 16.0,
-            max_ratio: 16.0 / 9.0,
-            min_side: 120,
-        },
+        (_, MediaKind::Video) => (
+            Spec {
+                types: &["video/mp4", "video/quicktime"],
+                max_bytes: 4096 * MB,
+                min_secs: 1.0,
+                max_secs: 241.0 * 60.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            120,
+        ),
         // Meta's link ad picture: 4:5 to 1.91:1, 30 MB, at least 600 px.
-        (_, MediaKind::Image) => CreativeLimits {
-            types: &["image/jpeg", "image/png"],
-            max_bytes: 30 * MB,
-            min_secs: 0.0,
-            max_secs: 0.0,
-            min_ratio: 0.8,
-            max_ratio: 1.91,
-            min_side: 600,
-        },
+        (_, MediaKind::Image) => (
+            Spec {
+                types: &["image/jpeg", "image/png"],
+                max_bytes: 30 * MB,
+                min_secs: 0.0,
+                max_secs: 0.0,
+                min_ratio: 0.8,
+                max_ratio: 1.91,
+            },
+            600,
+        ),
     }
 }
 
@@ -412,34 +406,13 @@ pub fn check_creative(provider: Provider, spec: &BuildSpec, m: &Media, field: &s
     if m.kind == MediaKind::Image && spec.needs_video() {
         return Err(invalid(field, "video_required"));
     }
-    let l = creative_limits(provider, m.kind);
+    let (l, min_side) = creative_limits(provider, m.kind);
     if !l.types.contains(&m.content_type.to_ascii_lowercase().as_str()) {
         return Err(invalid(field, "type"));
     }
-    if m.bytes == 0 || m.bytes > l.max_bytes {
-        return Err(Error::invalid("ads.post_media_too_large")
-            .with_param("field", field)
-            .with_param("max_mb", (l.max_bytes / MB).to_string())
-            .with_violation(field, "size"));
-    }
-    if m.kind == MediaKind::Video && (m.duration_secs < l.min_secs || m.duration_secs > l.max_secs) {
-        return Err(Error::invalid("ads.post_media_duration")
-            .with_param("field", field)
-            .with_param("min", format!("{}", l.min_secs))
-            .with_param("max", format!("{}", l.max_secs))
-            .with_violation(field, "duration"));
-    }
-    if m.width.min(m.height) < l.min_side {
+    check_measures(&l, m, field)?;
+    if m.width.min(m.height) < min_side {
         return Err(invalid(field, "too_small"));
-    }
-    let ratio = f64::from(m.width) / f64::from(m.height);
-    // A hair of tolerance: 1080×566 rounds to 1.91.
-    if ratio < l.min_ratio - 0.005 || ratio > l.max_ratio + 0.005 {
-        return Err(Error::invalid("ads.post_aspect_ratio")
-            .with_param("field", field)
-            .with_param("min", format!("{:.2}", l.min_ratio))
-            .with_param("max", format!("{:.2}", l.max_ratio))
-            .with_violation(field, "aspect_ratio"));
     }
     Ok(())
 }

@@ -14,7 +14,9 @@ use nexus_kernel::{Error, Locale, TenantId};
 use nexus_proto::nexus::ads::v1 as pb;
 use nexus_testkit::fake::{FakeServer, md5_hex};
 
-use crate::support::{Caller, Service, code};
+use crate::builder::meta_account;
+use crate::support::{Caller, Service, code, in_process};
+use crate::tiktok::tiktok_account;
 
 /// A PNG of `w`×`h` as far as any reader of its header can tell (only the header is read).
 fn png(w: u32, h: u32) -> Vec<u8> {
@@ -147,80 +149,14 @@ async fn start() -> (Service, Arc<FakeMediaServices>) {
     (Service::start_with_media(&[], media).await, fakes)
 }
 
-async fn meta_account(s: &Service, admin: &Caller) -> String {
-    let started = s.begin(admin, "meta").await;
-    let c = s.complete(admin, "meta", nexus_testkit::meta::TEST_CODE, &started.state).await.unwrap();
-    let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["act_111".into(), "555".into()] };
-    s.client().await.choose_accounts(admin.req(req)).await.unwrap();
-    c.id
-}
-
-async fn tiktok_account(s: &Service, admin: &Caller) -> String {
-    let started = s.begin(admin, "tiktok").await;
-    let c = s.complete(admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE, &started.state).await.unwrap();
-    let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["7002".into()] };
-    s.client().await.choose_accounts(admin.req(req)).await.unwrap();
-    c.id
-}
-
+/// The Meta builder tests' request.
 fn meta_request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
-    pb::BuildAdCampaignRequest {
-        request_key: key.into(),
-        connection_id: connection.into(),
-        ad_account: "act_111".into(),
-        name: "Winter coats".into(),
-        objective: "OUTCOME_TRAFFIC".into(),
-        optimization_goal: "LINK_CLICKS".into(),
-        daily_budget: 2500,
-        countries: vec!["US".into()],
-        page_id: "555".into(),
-        link: "https://shop.example.com/winter".into(),
-        primary_text: "Warm coats, free returns".into(),
-        headline: "Winter sale".into(),
-        ..Default::default()
-    }
+    crate::builder::request(connection, key)
 }
 
+/// The TikTok builder tests' request, without its picture address.
 fn tiktok_request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
-    pb::BuildAdCampaignRequest {
-        request_key: key.into(),
-        connection_id: connection.into(),
-        ad_account: "7002".into(),
-        name: "Summer drop".into(),
-        objective: "TRAFFIC".into(),
-        optimization_goal: "CLICK".into(),
-        daily_budget: 2500,
-        countries: vec!["US".into()],
-        page_id: "identity-77".into(),
-        link: "https://shop.example.com/summer".into(),
-        primary_text: "New summer colours".into(),
-        ..Default::default()
-    }
-}
-
-/// The use case's request for a gRPC one (to run a build in process and kill it).
-fn in_process(r: &pb::BuildAdCampaignRequest) -> nexus_ads::app::builder::BuildRequest {
-    nexus_ads::app::builder::BuildRequest {
-        request_key: r.request_key.clone(),
-        connection_id: r.connection_id.clone(),
-        ad_account: r.ad_account.clone(),
-        campaign_id: String::new(),
-        input: nexus_ads::domain::builder::BuildInput {
-            name: r.name.clone(),
-            objective: r.objective.clone(),
-            optimization_goal: r.optimization_goal.clone(),
-            daily_budget: r.daily_budget,
-            countries: r.countries.clone(),
-            page_id: r.page_id.clone(),
-            link: r.link.clone(),
-            primary_text: r.primary_text.clone(),
-            headline: r.headline.clone(),
-            image_id: r.image_id.clone(),
-            media_id: r.media_id.clone(),
-            video_id: r.video_id.clone(),
-            ..Default::default()
-        },
-    }
+    pb::BuildAdCampaignRequest { image_url: String::new(), ..crate::tiktok::request(connection, key) }
 }
 
 async fn build(s: &Service, c: &Caller, req: pb::BuildAdCampaignRequest) -> Result<pb::AdBuild, tonic::Status> {
