@@ -1,8 +1,10 @@
 //! Campaign creatives from the platform's own media, uploaded to the ad account by the build's
 //! `media` step: a content image to Meta's image library (its exact bytes; the creative names
 //! the hash Meta answered), a finished video to TikTok by file with its MD5 and a SINGLE_VIDEO
-//! ad; a build killed mid-upload and retried uploads once; another workspace's item is not
-//! found and nothing reaches the platform; an item that does not fit is refused before any call.
+//! ad, and to Meta with its thumbnail as a video creative; an upload the platform refuses fails
+//! the build before any campaign; a build killed mid-upload and retried uploads once; another
+//! workspace's item is not found and nothing reaches the platform; an item that does not fit is
+//! refused before any call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -240,6 +242,50 @@ async fn a_tiktok_build_with_a_video_uploads_it_by_file_with_its_md5_and_makes_a
     assert_eq!(creative["ad_format"], "SINGLE_VIDEO");
     assert_eq!(creative["video_id"], videos[0].id.as_str());
     assert_eq!(creative["image_ids"][0], covers[0].id.as_str());
+}
+
+#[tokio::test]
+async fn a_meta_build_with_a_video_uploads_it_and_its_thumbnail_and_the_creative_is_a_video() {
+    let (s, fakes) = start().await;
+    let admin = s.admin();
+    let data = video_bytes(200_000);
+    fakes.add_video(admin.ws, "vid_meta", FakeVideo { data: data.clone(), seconds: 30.0 });
+    let conn = meta_account(&s, &admin).await;
+    let b =
+        build(&s, &admin, pb::BuildAdCampaignRequest { video_id: "vid_meta".into(), ..meta_request(&conn, "mv-1") })
+            .await
+            .unwrap();
+    assert_eq!(b.status, "built");
+    let videos = s.meta.videos();
+    assert_eq!(videos.len(), 1);
+    assert!(videos[0].data == data, "the whole video arrived in the multipart body");
+    let images = s.meta.images();
+    assert_eq!((images.len(), images[0].data.as_slice()), (1, THUMBNAIL));
+    let creative = &s.meta.live("adcreatives")[0];
+    let story: serde_json::Value = serde_json::from_str(&creative.fields["object_story_spec"]).unwrap();
+    assert_eq!(story["video_data"]["video_id"], videos[0].id.as_str());
+    assert_eq!(story["video_data"]["image_hash"], images[0].id.as_str());
+    assert_eq!(story["video_data"]["call_to_action"]["value"]["link"], "https://shop.example.com/winter");
+    assert!(story["link_data"].is_null());
+}
+
+#[tokio::test]
+async fn an_upload_the_platform_refuses_fails_the_build_before_any_campaign() {
+    let (s, fakes) = start().await;
+    let admin = s.admin();
+    fakes.add_video(admin.ws, "vid_refused", FakeVideo { data: video_bytes(30_000), seconds: 12.0 });
+    let conn = tiktok_account(&s, &admin).await;
+    s.tiktok.fail_create("video");
+    let r = pb::BuildAdCampaignRequest { video_id: "vid_refused".into(), ..tiktok_request(&conn, "t-refused") };
+    let e = build(&s, &admin, r.clone()).await.unwrap_err();
+    assert_eq!((e.code(), code(&e)), (tonic::Code::FailedPrecondition, "ads.build_failed".to_owned()));
+    assert_eq!(s.tiktok.created("campaign"), 0);
+    assert!(s.tiktok.files("video").is_empty());
+    assert_eq!(s.events("nexus.ads.campaign.failed").await, 1);
+    // The same request again: its outcome, nothing sent.
+    let b = build(&s, &admin, r).await.unwrap();
+    assert_eq!((b.status.as_str(), b.error.as_str()), ("failed", "ads.build_failed"));
+    assert!(s.tiktok.files("video").is_empty());
 }
 
 #[tokio::test]
