@@ -289,6 +289,39 @@ async fn an_upload_the_platform_refuses_fails_the_build_before_any_campaign() {
 }
 
 #[tokio::test]
+async fn a_library_video_runs_on_tiktok_with_the_cover_tiktok_drew_and_is_refused_on_meta() {
+    let (s, _fakes) = start().await;
+    let admin = s.admin();
+    let movie = nexus_ads::domain::media::samples::mp4(720, 1280, 10, 60_000, false, false);
+    let item = crate::media::upload(&s, &admin, "Teaser", "video/mp4", &movie).await.unwrap();
+    let tiktok = tiktok_account(&s, &admin).await;
+    let b =
+        build(&s, &admin, pb::BuildAdCampaignRequest { media_id: item.id.clone(), ..tiktok_request(&tiktok, "l-1") })
+            .await
+            .unwrap();
+    assert_eq!(b.status, "built");
+    let videos = s.tiktok.files("video");
+    assert_eq!(videos.len(), 1);
+    assert!(videos[0].data == movie, "the stored file, byte for byte");
+    assert_eq!(videos[0].signature, md5_hex(&movie));
+    let creative = &s.tiktok.live("ad")[0].fields["creatives"][0];
+    assert_eq!(
+        (creative["ad_format"].as_str(), creative["video_id"].as_str()),
+        (Some("SINGLE_VIDEO"), Some(videos[0].id.as_str()))
+    );
+    assert!(creative["image_ids"][0].as_str().is_some_and(|c| !c.is_empty()));
+
+    // Meta needs a thumbnail the library does not have.
+    let meta = meta_account(&s, &admin).await;
+    let before = s.meta.log().len();
+    let e = build(&s, &admin, pb::BuildAdCampaignRequest { media_id: item.id, ..meta_request(&meta, "l-2") })
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), code(&e)), (tonic::Code::InvalidArgument, "ads.build_invalid".to_owned()));
+    assert_eq!(s.meta.log().len(), before);
+}
+
+#[tokio::test]
 async fn a_build_killed_during_the_upload_and_retried_uploads_once() {
     let (s, fakes) = start().await;
     let admin = s.admin();
