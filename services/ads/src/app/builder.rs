@@ -186,13 +186,10 @@ impl App {
             };
             let id = match found {
                 Some(id) => id,
-                None => match if upload {
-                    let account = &build.ad_account;
-                    self.upload_creative(tenant, platform, token, account, build.id, &name, spec, started_before)
-                        .await?
-                } else {
-                    platform.create_step(token, &build.ad_account, build.id, step, &name, spec, currency, &ids).await
-                } {
+                None => match self
+                    .make_step(tenant, platform, token, build, step, &name, spec, currency, &ids, started_before)
+                    .await?
+                {
                     Ok(id) => id,
                     Err(e) if outcome_unknown(&e) => return Err(platform_error(provider, e)),
                     Err(e) => {
@@ -222,6 +219,30 @@ impl App {
         events::campaign_created(&mut tx, tenant, build, &campaign, &spec.name, spec.daily_budget).await?;
         db::commit(tx).await?;
         Ok(())
+    }
+
+    /// Makes a step's object on the platform, or for the `media` step uploads the creative's file
+    /// (`look_first`: looked up before it is sent again). The outer error is ours (the step
+    /// stays started); the inner one the platform's.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_step(
+        &self,
+        tenant: TenantId,
+        platform: AdPlatform<'_>,
+        token: &str,
+        build: &Build,
+        step: &str,
+        name: &str,
+        spec: &BuildSpec,
+        currency: Currency,
+        ids: &HashMap<String, String>,
+        look_first: bool,
+    ) -> Result<Result<String, PlatformError>, Error> {
+        let account = &build.ad_account;
+        if step == MEDIA_STEP {
+            return self.upload_creative(tenant, platform, token, account, build.id, name, spec, look_first).await;
+        }
+        Ok(platform.create_step(token, account, build.id, step, name, spec, currency, ids).await)
     }
 
     /// Deletes what the build created, last first; each deletion is recorded as it happens.
