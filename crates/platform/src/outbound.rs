@@ -488,6 +488,49 @@ impl OutboundClient {
         self.execute_request(built, limits).await
     }
 
+    /// GET `url` into the file at `path`, part by part (a large video is never held in memory),
+    /// with the checks and limits of [`OutboundClient::get_with`]; the answer's status and the
+    /// bytes written (none when the status is not a success).
+    pub async fn download_to_file(
+        &self,
+        url: &str,
+        limits: Limits,
+        path: &std::path::Path,
+    ) -> Result<(reqwest::StatusCode, u64), OutboundError> {
+        use tokio::io::AsyncWriteExt as _;
+        let url = self.check_url(url)?;
+        let timed = |e: reqwest::Error| match classify(e) {
+            OutboundError::Transport("timed out") => OutboundError::Timeout(limits.timeout),
+            other => other,
+        };
+        let disk = |_: std::io::Error| OutboundError::Transport("local file");
+        let work = async {
+            let mut resp = self.http.get(url).timeout(limits.timeout).send().await.map_err(timed)?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Ok((status, 0));
+            }
+            if resp.content_length().is_some_and(|n| n > limits.max_bytes) {
+                return Err(OutboundError::TooLarge { limit: limits.max_bytes });
+            }
+            let mut out = tokio::fs::File::create(path).await.map_err(disk)?;
+            let mut written = 0u64;
+            while let Some(chunk) = resp.chunk().await.map_err(timed)? {
+                written += chunk.len() as u64;
+                if written > limits.max_bytes {
+                    return Err(OutboundError::TooLarge { limit: limits.max_bytes });
+                }
+                out.write_all(&chunk).await.map_err(disk)?;
+            }
+            out.flush().await.map_err(disk)?;
+            Ok((status, written))
+        };
+        match tokio::time::timeout(limits.timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(OutboundError::Timeout(limits.timeout)),
+        }
+    }
+
     async fn execute(&self, req: reqwest::RequestBuilder, limits: Limits) -> Result<Fetched, OutboundError> {
         let built = req.build().map_err(|e| OutboundError::InvalidUrl(e.to_string()))?;
         self.execute_request(built, limits).await

@@ -11,6 +11,7 @@ pub mod instagram;
 pub mod llm;
 pub mod marketing;
 pub mod meta;
+pub mod multipart;
 pub mod oidc;
 pub mod replicate;
 pub mod runware;

@@ -447,6 +447,8 @@ pub enum MetaObject {
     AdSet,
     Creative,
     Ad,
+    /// A video of the ad account's library (`advideos`).
+    Video,
 }
 
 impl MetaObject {
@@ -457,6 +459,7 @@ impl MetaObject {
             MetaObject::AdSet => "adsets",
             MetaObject::Creative => "adcreatives",
             MetaObject::Ad => "ads",
+            MetaObject::Video => "advideos",
         }
     }
 }
@@ -483,6 +486,78 @@ impl MetaClient {
         let id = text(&v, "id");
         if id.is_empty() {
             return Err(PlatformError::Decode { platform: PLATFORM, message: "no id in the answer".into() });
+        }
+        Ok(id)
+    }
+
+    /// Uploads a picture into the ad account's image library (`POST /act_…/adimages`, the file
+    /// as base64 `bytes`); answers its hash, which creatives name it by. The library keys
+    /// pictures by their content (the hash is the file's MD5), so sending the same picture again
+    /// makes nothing new: retried like a read.
+    pub async fn upload_image(
+        &self,
+        token: &str,
+        ad_account: &str,
+        name: &str,
+        data: &[u8],
+    ) -> Result<String, PlatformError> {
+        use base64::Engine as _;
+        let url = format!("{}/{}/adimages", self.base, ad_account);
+        let form = vec![
+            ("name".to_owned(), name.to_owned()),
+            ("bytes".to_owned(), base64::engine::general_purpose::STANDARD.encode(data)),
+            ("access_token".to_owned(), token.to_owned()),
+            ("appsecret_proof".to_owned(), self.appsecret_proof(token)),
+        ];
+        let v = call(PLATFORM, self.retry, self.cfg.timeout, "adimages", judge, || self.http.post(&url).form(&form))
+            .await?
+            .json;
+        let hash = v
+            .get("images")
+            .and_then(Value::as_object)
+            .and_then(|m| m.values().next())
+            .map(|i| text(i, "hash"))
+            .unwrap_or_default();
+        if hash.is_empty() {
+            return Err(PlatformError::Decode { platform: PLATFORM, message: "no image hash in the answer".into() });
+        }
+        Ok(hash)
+    }
+
+    /// Whether the ad account's image library holds the picture with `hash`.
+    pub async fn has_image(&self, token: &str, ad_account: &str, hash: &str) -> Result<bool, PlatformError> {
+        let hashes = serde_json::json!([hash]).to_string();
+        let path = format!("/{ad_account}/adimages");
+        let v = self.authed(token, &path, &[("fields", "hash"), ("hashes", &hashes)], "image lookup").await?;
+        Ok(data(&v).iter().any(|i| text(i, "hash") == hash))
+    }
+
+    /// Uploads a video into the ad account's library (`POST /act_…/advideos`, multipart
+    /// `source`, streamed from `file`), named `name` so an upload whose answer was lost can be
+    /// found ([`MetaClient::find_by_name`] with [`MetaObject::Video`]); answers its id. Sent
+    /// once, like a create.
+    pub async fn upload_video(
+        &self,
+        token: &str,
+        ad_account: &str,
+        name: &str,
+        content_type: &str,
+        file: crate::multipart::FileBody,
+    ) -> Result<String, PlatformError> {
+        let url = format!("{}/{}/advideos", self.base, ad_account);
+        let fields = [
+            ("access_token", token.to_owned()),
+            ("appsecret_proof", self.appsecret_proof(token)),
+            ("name", name.to_owned()),
+            ("title", name.to_owned()),
+        ];
+        let form = crate::multipart::Form::new(&fields, "source", "video.mp4", content_type, file);
+        let once = RetryPolicy::new(1, Duration::ZERO);
+        let timeout = form.timeout(self.cfg.timeout);
+        let v = call(PLATFORM, once, timeout, "advideos", judge, || form.attach(self.http.post(&url))).await?.json;
+        let id = text(&v, "id");
+        if id.is_empty() {
+            return Err(PlatformError::Decode { platform: PLATFORM, message: "no video id in the answer".into() });
         }
         Ok(id)
     }

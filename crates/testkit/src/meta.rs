@@ -8,7 +8,10 @@
 //!
 //! The campaign builder's objects: `POST /{act}/{campaigns|adsets|adcreatives|ads}` (form
 //! fields; answers `{"id"}`), `GET /{act}/{edge}?filtering=[{"field":"name","operator":"EQUAL",…}]`
-//! and `DELETE /{id}`. Knobs: a step made to fail ([`FakeMeta::fail_create`]), to create and
+//! and `DELETE /{id}`. Creative media: `POST /{act}/adimages` (`bytes`, base64; answers
+//! `{"images":{name:{hash,url}}}`, the hash the picture's MD5), `GET /{act}/adimages?hashes=`,
+//! `POST /{act}/advideos` (multipart `source`, named; listed by name like the objects); a
+//! creative's `image_hash` / `video_data.video_id` must name an upload of its account. Knobs: a step made to fail ([`FakeMeta::fail_create`]), to create and
 //! lose its answer (HTTP 500, [`FakeMeta::lose_answer`]) or to create and answer late
 //! ([`FakeMeta::delay_answer`]); counts of objects created and still there per edge.
 //!
@@ -46,6 +49,16 @@ const SHORT_TOKEN: &str = "EAAfake-short";
 const LONG_TOKEN: &str = "EAAfake-long-lived";
 /// The most rows Meta answers in one insights page.
 const MAX_INSIGHTS_PAGE: usize = 500;
+
+/// A picture or video uploaded to an ad account.
+#[derive(Debug, Clone)]
+pub struct FakeMetaFile {
+    pub account: String,
+    /// The picture's hash, or the video's id.
+    pub id: String,
+    pub name: String,
+    pub data: Vec<u8>,
+}
 
 /// An object the builder created.
 #[derive(Debug, Clone)]
@@ -97,6 +110,11 @@ pub(crate) struct State {
     revoked: Vec<String>,
     /// (method, path, status) of every request.
     log: Vec<(String, String, u16)>,
+    /// Pictures and videos uploaded (one entry per upload call).
+    images: Vec<FakeMetaFile>,
+    videos: Vec<FakeMetaFile>,
+    /// The file part of the multipart request being answered.
+    upload: Option<Vec<u8>>,
     /// Instagram containers and media, page posts, and their knobs.
     pub(crate) publishing: Publishing,
 }
@@ -134,6 +152,9 @@ impl FakeMeta {
             verifiers: Vec::new(),
             revoked: Vec::new(),
             log: Vec::new(),
+            images: Vec::new(),
+            videos: Vec::new(),
+            upload: None,
             publishing: Publishing::default(),
         }));
         let router = Router::new().fallback(handle).with_state(state.clone());
@@ -143,6 +164,16 @@ impl FakeMeta {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
+    }
+
+    /// Every picture upload call received, in order.
+    pub fn images(&self) -> Vec<FakeMetaFile> {
+        self.state().images.clone()
+    }
+
+    /// Every video upload call received, in order.
+    pub fn videos(&self) -> Vec<FakeMetaFile> {
+        self.state().videos.clone()
     }
 
     /// How long the next long-lived tokens last.
@@ -286,10 +317,30 @@ fn proof(token: &str) -> String {
     hex::encode(ring::hmac::sign(&key, token.as_bytes()).as_ref())
 }
 
-async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn handle(
+    AxState(state): AxState<Arc<Mutex<State>>>,
+    method: Method,
+    uri: Uri,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut q: HashMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    q.extend(url::form_urlencoded::parse(&body).into_owned());
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut upload = None;
+    match crate::fake::multipart(content_type, &body) {
+        Some(parts) => {
+            for p in parts {
+                if p.filename.is_some() {
+                    upload = Some(p.data);
+                } else {
+                    q.insert(p.name.clone(), p.text());
+                }
+            }
+        }
+        None => q.extend(url::form_urlencoded::parse(&body).into_owned()),
+    }
+    lock(&state).upload = upload;
     // "/v25.0/me/adaccounts" -> "/me/adaccounts"
     let path = uri.path().splitn(3, '/').nth(2).map(|p| format!("/{p}")).unwrap_or_default();
     let slow = lock(&state).publishing.slow_for(&method, &path);
@@ -440,9 +491,29 @@ fn lookalike_ok(st: &State, account: &str, q: &HashMap<String, String>) -> bool 
 fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, String>) -> Response {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
+        ("POST", [account, edge @ ("adimages" | "advideos")]) if account.starts_with("act_") => {
+            upload(st, account, edge, q)
+        }
+        ("GET", [account, "adimages"]) => {
+            let hashes: Vec<String> = q.get("hashes").and_then(|h| serde_json::from_str(h).ok()).unwrap_or_default();
+            let mut data: Vec<serde_json::Value> = Vec::new();
+            for i in st.images.iter().filter(|i| i.account == *account && hashes.contains(&i.id)) {
+                if !data.iter().any(|d| d["hash"] == i.id.as_str()) {
+                    data.push(json!({"hash": i.id, "name": i.name}));
+                }
+            }
+            axum::Json(json!({"data": data})).into_response()
+        }
         ("POST", [account, edge]) if account.starts_with("act_") && EDGES.contains(edge) => {
             if st.fail.as_deref() == Some(*edge) {
                 return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+            }
+            if *edge == "adcreatives" && !creative_media_ok(st, account, q) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    100,
+                    "Invalid parameter: image_hash or video_id not in the ad account",
+                );
             }
             let needs_status = !matches!(*edge, "adcreatives" | "customaudiences");
             if q.get("name").is_none_or(String::is_empty)
@@ -476,7 +547,7 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
             }
             axum::Json(json!({"id": id})).into_response()
         }
-        ("GET", [account, edge]) if EDGES.contains(edge) => {
+        ("GET", [account, edge]) if EDGES.contains(edge) || *edge == "advideos" => {
             let wanted: Option<String> = q
                 .get("filtering")
                 .and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok())
@@ -590,6 +661,59 @@ fn objects(st: &mut State, method: &Method, path: &str, q: &HashMap<String, Stri
         }
         _ => error(StatusCode::BAD_REQUEST, 100, "Unsupported request"),
     }
+}
+
+/// A creative's picture hash and video (if any) are uploads of its ad account.
+fn creative_media_ok(st: &State, account: &str, q: &HashMap<String, String>) -> bool {
+    let spec: serde_json::Value =
+        q.get("object_story_spec").and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let image_ok = |h: &serde_json::Value| match h.as_str() {
+        None => true,
+        Some(h) => st.images.iter().any(|i| i.account == account && i.id == h),
+    };
+    let video_ok = match spec["video_data"]["video_id"].as_str() {
+        None => spec["video_data"].is_null(),
+        Some(v) => st.videos.iter().any(|f| f.account == account && f.id == v),
+    };
+    image_ok(&spec["link_data"]["image_hash"]) && image_ok(&spec["video_data"]["image_hash"]) && video_ok
+}
+
+/// `POST /{act}/adimages` (`bytes`, base64) and `/{act}/advideos` (multipart `source`).
+fn upload(st: &mut State, account: &str, edge: &str, q: &HashMap<String, String>) -> Response {
+    use base64::Engine as _;
+    let name = q.get("name").cloned().unwrap_or_default();
+    let data = if edge == "adimages" {
+        q.get("bytes").and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+    } else {
+        st.upload.take()
+    };
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: the file is required");
+    };
+    if name.is_empty() {
+        return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter: name is required");
+    }
+    if st.fail.as_deref() == Some(edge) {
+        return error(StatusCode::BAD_REQUEST, 100, "Invalid parameter");
+    }
+    *st.created.entry(edge.to_owned()).or_default() += 1;
+    let answer = if edge == "adimages" {
+        let hash = crate::fake::md5_hex(&data);
+        st.images.push(FakeMetaFile { account: account.to_owned(), id: hash.clone(), name: name.clone(), data });
+        json!({"images": {name.clone(): {"hash": hash, "url": format!("https://scontent.example/{hash}.jpg")}}})
+    } else {
+        st.seq += 1;
+        let id = format!("2390{:06}", st.seq);
+        st.videos.push(FakeMetaFile { account: account.to_owned(), id: id.clone(), name: name.clone(), data });
+        let fields = HashMap::from([("name".to_owned(), name)]);
+        st.objects.push(FakeMetaObject { id: id.clone(), edge: edge.to_owned(), account: account.to_owned(), fields });
+        json!({"id": id})
+    };
+    if st.lose.as_deref() == Some(edge) {
+        st.lose = None;
+        return (StatusCode::INTERNAL_SERVER_ERROR, "upstream connect error").into_response();
+    }
+    axum::Json(answer).into_response()
 }
 
 /// Daily ad-level rows over `time_range` of a campaign's ads, an ad account's (`act_…`), or a

@@ -9,6 +9,11 @@
 //!   refused with 40050), `GET /{kind}/get/?filtering={"<kind>_name": …}` (loose match, as
 //!   TikTok's), `POST /{kind}/status/update/` (`ENABLE`, `DISABLE`, `DELETE`),
 //!   `POST /adgroup/budget/update/`, `POST /file/image/ad/upload/` (by URL).
+//! - Creative media by file: `POST /file/{image|video}/ad/upload/` (multipart, `upload_type`
+//!   UPLOAD_BY_FILE, `image_file`/`video_file` and its MD5 as `image_signature` /
+//!   `video_signature`: a signature that does not match the bytes is 40002) and
+//!   `GET /file/{image|video}/ad/search/` (the advertiser's files with their signatures). An ad
+//!   names an uploaded image (SINGLE_IMAGE) or an uploaded video and cover (SINGLE_VIDEO).
 //! - `GET /report/integrated/get/`: daily ad-level rows of a campaign, paged, deterministic per
 //!   (ad, day).
 //! - Custom audiences: `POST /segment/audience/` (create), `POST /segment/mapping/` (hashes),
@@ -44,6 +49,18 @@ const KINDS: &[&str] = &["campaign", "adgroup", "ad"];
 pub const INTEREST_CATEGORIES: &[(&str, &str)] =
     &[("10000", "Games"), ("11000", "Food & Beverage"), ("12000", "Baking & Desserts"), ("13000", "Sports")];
 
+/// A picture or video uploaded by file.
+#[derive(Debug, Clone)]
+pub struct FakeTikTokFile {
+    /// `image` or `video`.
+    pub kind: String,
+    pub id: String,
+    pub advertiser: String,
+    pub file_name: String,
+    pub signature: String,
+    pub data: Vec<u8>,
+}
+
 /// An object the builder created: its kind, id, advertiser and the body it was created with
 /// (updates applied).
 #[derive(Debug, Clone)]
@@ -71,6 +88,8 @@ pub(crate) struct State {
     throttle: u32,
     seq: u64,
     images: Vec<String>,
+    /// Pictures and videos uploaded by file.
+    files: Vec<FakeTikTokFile>,
     /// (audience id, schema, hashes) of every mapping call.
     audience_rows: Vec<(String, String, Vec<String>)>,
     audiences: Vec<String>,
@@ -116,12 +135,18 @@ impl FakeTikTok {
         self.state().log.clone()
     }
 
-    /// Creates of `kind` (`campaign`, `adgroup`, `ad`) fail with 40002.
+    /// Pictures or videos (`kind` `image`, `video`) uploaded by file, in order.
+    pub fn files(&self, kind: &str) -> Vec<FakeTikTokFile> {
+        self.state().files.iter().filter(|f| f.kind == kind).cloned().collect()
+    }
+
+    /// Creates of `kind` (`campaign`, `adgroup`, `ad`; `image`, `video`: uploads by file)
+    /// fail with 40002.
     pub fn fail_create(&self, kind: &str) {
         self.state().fail = Some(kind.to_owned());
     }
 
-    /// The next create of `kind` happens but its answer is an HTTP 502.
+    /// The next create (or upload by file) of `kind` happens but its answer is an HTTP 502.
     pub fn lose_answer(&self, kind: &str) {
         self.state().lose = Some(kind.to_owned());
     }
@@ -261,10 +286,16 @@ fn route(
         st.throttle -= 1;
         return fail(40100, "Too many requests. Please retry in some time.");
     }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let (true, ["file", kind @ ("image" | "video"), "ad", "upload"]) = (method == Method::POST, parts.as_slice())
+        && let Some(form) = crate::fake::multipart(content_type, body)
+    {
+        return upload_file(st, kind, &form);
+    }
     if method == Method::POST && b.is_null() {
         return fail(40002, "The request body is not valid JSON");
     }
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["tool", "interest_category"]) => {
             let list: Vec<Value> = INTEREST_CATEGORIES
@@ -360,6 +391,19 @@ fn route(
             st.images.push(id.clone());
             ok(json!({"image_id": id, "image_url": url, "width": 1200, "height": 628}))
         }
+        ("GET", ["file", kind @ ("image" | "video"), "ad", "search"]) => {
+            let adv = q.get("advertiser_id").cloned().unwrap_or_default();
+            let list: Vec<Value> = st
+                .files
+                .iter()
+                .rev()
+                .filter(|f| f.kind == *kind && f.advertiser == adv)
+                .map(|f| json!({ format!("{kind}_id"): f.id, "file_name": f.file_name, "signature": f.signature, "size": f.data.len() }))
+                .collect();
+            ok(
+                json!({"list": list, "page_info": {"page": 1, "page_size": 100, "total_number": list.len(), "total_page": 1}}),
+            )
+        }
         ("GET", ["report", "integrated", "get"]) => report(st, q),
         ("POST", ["segment", "audience"]) => {
             if b["action"] != "create" || b["custom_audience_name"].as_str().is_none_or(str::is_empty) {
@@ -448,6 +492,18 @@ fn create(st: &mut State, kind: &str, b: &Value) -> Out {
             {
                 return fail(40002, "creatives need identity_id, ad_text and an uploaded image");
             }
+            let video = c["video_id"].as_str();
+            let video_known = |v: &str| st.files.iter().any(|f| f.kind == "video" && f.id == v);
+            match (c["ad_format"].as_str(), video) {
+                (Some("SINGLE_IMAGE"), None) => {}
+                (Some("SINGLE_VIDEO"), Some(v)) if video_known(v) => {}
+                _ => {
+                    return fail(
+                        40002,
+                        "ad_format must match the creative: SINGLE_IMAGE, or SINGLE_VIDEO with an uploaded video_id",
+                    );
+                }
+            }
             c["ad_name"].as_str()
         }
     };
@@ -471,6 +527,52 @@ fn create(st: &mut State, kind: &str, b: &Value) -> Out {
         return (0, (axum::http::StatusCode::BAD_GATEWAY, "upstream error").into_response(), None);
     }
     let data = if kind == "ad" { json!({"ad_ids": [id]}) } else { json!({ format!("{kind}_id"): id }) };
+    let wait = st.delay.as_ref().filter(|(k, _)| k == kind).map(|(_, w)| *w);
+    (0, answer(0, "OK", data), wait)
+}
+
+/// `POST /file/{image|video}/ad/upload/` by file: the signature must be the file's MD5.
+fn upload_file(st: &mut State, kind: &str, form: &[crate::fake::FormPart]) -> Out {
+    let field = |n: &str| form.iter().find(|p| p.name == n);
+    let text = |n: &str| field(n).map(|p| p.text()).unwrap_or_default();
+    let Some(file) = field(&format!("{kind}_file")).filter(|f| f.filename.is_some() && !f.data.is_empty()) else {
+        return fail(40002, "the file is required");
+    };
+    if text("upload_type") != "UPLOAD_BY_FILE" || text("advertiser_id").is_empty() {
+        return fail(40002, "upload_type UPLOAD_BY_FILE and advertiser_id are required");
+    }
+    let signature = text(&format!("{kind}_signature"));
+    if signature != crate::fake::md5_hex(&file.data) {
+        return fail(40002, "The file signature does not match the file");
+    }
+    if st.fail.as_deref() == Some(kind) {
+        return fail(40002, "Invalid parameter");
+    }
+    st.seq += 1;
+    let id = format!("ad-{kind}-{}", st.seq);
+    let file_name = text("file_name");
+    st.files.push(FakeTikTokFile {
+        kind: kind.to_owned(),
+        id: id.clone(),
+        advertiser: text("advertiser_id"),
+        file_name: file_name.clone(),
+        signature: signature.clone(),
+        data: file.data.clone(),
+    });
+    if kind == "image" {
+        st.images.push(id.clone());
+    }
+    *st.created.entry(format!("{kind}_file")).or_default() += 1;
+    if st.lose.as_deref() == Some(kind) {
+        st.lose = None;
+        return (0, (axum::http::StatusCode::BAD_GATEWAY, "upstream error").into_response(), None);
+    }
+    let data = if kind == "video" {
+        json!([{"video_id": id, "file_name": file_name, "signature": signature, "size": file.data.len(),
+            "video_cover_url": format!("https://p16-sign.tiktokcdn.example/cover-{id}.jpg")}])
+    } else {
+        json!({"image_id": id, "file_name": file_name, "signature": signature, "size": file.data.len()})
+    };
     let wait = st.delay.as_ref().filter(|(k, _)| k == kind).map(|(_, w)| *w);
     (0, answer(0, "OK", data), wait)
 }

@@ -201,6 +201,10 @@ impl Ads for AdsService {
             headline: r.headline,
             description: r.description,
             image_url: r.image_url,
+            image_id: r.image_id,
+            media_id: r.media_id,
+            video_id: r.video_id,
+            creative: None,
             activate: r.activate,
         };
         let req = BuildRequest {

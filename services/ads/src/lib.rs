@@ -50,9 +50,33 @@ pub fn service_sharing(
     config: Config,
     shared: Arc<OnceLock<Arc<app::App>>>,
 ) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
+    service_with(config, shared, MediaServices::default())
+}
+
+/// The video and content services as the use cases see them, in place of the configured gRPC
+/// ones (tests stand in for them; a field left `None` keeps the configured one).
+#[derive(Default, Clone)]
+pub struct MediaServices {
+    pub videos: Option<Arc<dyn app::media_refs::Videos>>,
+    pub images: Option<Arc<dyn app::media_refs::Images>>,
+}
+
+/// [`service_sharing`] with `media` in place of the configured media services.
+pub fn service_with(
+    config: Config,
+    shared: Arc<OnceLock<Arc<app::App>>>,
+    media: MediaServices,
+) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::Result<Routes> + Send + 'static> {
     config.validate()?;
     Ok(move |infra: &Infra| {
-        let app = Arc::new(app::App::new(config, infra)?);
+        let mut app = app::App::new(config, infra)?;
+        if media.videos.is_some() {
+            app.videos = media.videos;
+        }
+        if media.images.is_some() {
+            app.images = media.images;
+        }
+        let app = Arc::new(app);
         let _ = shared.set(app.clone());
         infra.spawn(app::expiry::watcher(app.clone(), infra.work.clone()));
         infra.spawn(app::sweep::sweeper(app.clone(), infra.work.clone()));

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::App;
 use crate::domain::audiences::LookalikeSpec;
-use crate::domain::builder::{BuildSpec, main_units, steps_of};
+use crate::domain::builder::{BuildSpec, MEDIA_STEP, Uploaded, main_units, steps_of};
 use crate::domain::connections::{AccountKind, Provider};
 
 /// A platform client.
@@ -178,13 +178,36 @@ fn meta_fields(step: &str, name: &str, spec: &BuildSpec, ids: &HashMap<String, S
             if !spec.description.is_empty() {
                 link["description"] = json!(spec.description);
             }
-            if !spec.image_url.is_empty() {
-                link["picture"] = json!(spec.image_url);
-            }
-            vec![
-                ("name", name.to_owned()),
-                ("object_story_spec", json!({"page_id": spec.page_id, "link_data": link}).to_string()),
-            ]
+            let uploaded = ids.get(MEDIA_STEP).and_then(|raw| Uploaded::decode(raw));
+            let story = match uploaded {
+                // A video ad: the video with its thumbnail, the link as its button.
+                Some(Uploaded { image, video: Some(video) }) => {
+                    let mut v = json!({
+                        "video_id": video,
+                        "image_hash": image,
+                        "message": spec.primary_text,
+                        "call_to_action": {"type": "LEARN_MORE", "value": {"link": spec.link}},
+                    });
+                    if !spec.headline.is_empty() {
+                        v["title"] = json!(spec.headline);
+                    }
+                    if !spec.description.is_empty() {
+                        v["link_description"] = json!(spec.description);
+                    }
+                    json!({"page_id": spec.page_id, "video_data": v})
+                }
+                Some(Uploaded { image, video: None }) => {
+                    link["image_hash"] = json!(image);
+                    json!({"page_id": spec.page_id, "link_data": link})
+                }
+                None => {
+                    if !spec.image_url.is_empty() {
+                        link["picture"] = json!(spec.image_url);
+                    }
+                    json!({"page_id": spec.page_id, "link_data": link})
+                }
+            };
+            vec![("name", name.to_owned()), ("object_story_spec", story.to_string())]
         }
         _ => vec![
             ("name", name.to_owned()),
@@ -261,10 +284,8 @@ fn tiktok_body(
             }
             b
         }
-        _ => json!({
-            "adgroup_id": id("adgroup"),
-            "operation_status": status,
-            "creatives": [{
+        _ => {
+            let mut creative = json!({
                 "ad_name": name,
                 "ad_format": "SINGLE_IMAGE",
                 "identity_type": "CUSTOMIZED_USER",
@@ -273,8 +294,14 @@ fn tiktok_body(
                 "image_ids": [image],
                 "landing_page_url": spec.link,
                 "call_to_action": "LEARN_MORE",
-            }],
-        }),
+            });
+            // A video ad shows its cover (`image`) before it plays.
+            if let Some(video) = ids.get(MEDIA_STEP).and_then(|raw| Uploaded::decode(raw)).and_then(|u| u.video) {
+                creative["ad_format"] = json!("SINGLE_VIDEO");
+                creative["video_id"] = json!(video);
+            }
+            json!({"adgroup_id": id("adgroup"), "operation_status": status, "creatives": [creative]})
+        }
     }
 }
 
@@ -309,10 +336,13 @@ impl AdPlatform<'_> {
                 m.create(token, account, meta_object(step), &meta_fields(step, name, spec, ids)).await
             }
             AdPlatform::TikTok(t) => {
-                let image = if step == "ad" {
-                    t.upload_image_by_url(token, account, &spec.image_url, &format!("{name}.img")).await?
-                } else {
-                    String::new()
+                let image = match ids.get(MEDIA_STEP).and_then(|raw| Uploaded::decode(raw)) {
+                    // The build's media step uploaded the picture (or the video's cover).
+                    Some(u) if step == "ad" => u.image,
+                    None if step == "ad" => {
+                        t.upload_image_by_url(token, account, &spec.image_url, &format!("{name}.img")).await?
+                    }
+                    _ => String::new(),
                 };
                 let body = tiktok_body(step, name, spec, currency, ids, &image);
                 let kind = tiktok_object(step);

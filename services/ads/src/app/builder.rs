@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::ad_platform::{AdPlatform, ad_account_kind};
 use super::platforms::platform_error;
 use super::{App, id_of, require};
-use crate::domain::builder::{BuildInput, BuildSpec, steps_of, tag};
+use crate::domain::builder::{BuildInput, BuildSpec, MEDIA_STEP, steps_of, tag};
 use crate::domain::{BuildId, CampaignId};
 use crate::repo::builds::{Build, Step};
 use crate::{events, repo};
@@ -70,6 +70,8 @@ impl App {
         })?;
         // Everything the platform would refuse is refused here, before any call.
         let spec = BuildSpec::parse_for(&req.input, currency, c.provider)?;
+        // A creative named by id is read and checked here too (another workspace's: not found).
+        let spec = self.creative_of(p, spec, c.provider).await?;
         let campaign_id = if req.campaign_id.trim().is_empty() {
             None
         } else {
@@ -156,13 +158,22 @@ impl App {
             }
         }
         for step in platform.steps() {
-            if ids.contains_key(*step) {
+            let upload = *step == MEDIA_STEP;
+            if ids.contains_key(*step) || (upload && spec.creative.is_none()) {
                 continue;
             }
             let name = tag(build.id, step, &spec.name);
             let started_before = recorded.iter().any(|s| s.step == *step);
             // An earlier attempt may have created it without learning so.
-            let found = if started_before {
+            let found = if upload {
+                // Looked up (by the file's signature) while uploading.
+                if !started_before {
+                    let mut tx = db::tenant(&self.pool, tenant).await?;
+                    repo::builds::step_started(&mut tx, tenant, build.id, step, &name).await?;
+                    db::commit(tx).await?;
+                }
+                None
+            } else if started_before {
                 platform
                     .find_step(token, &build.ad_account, step, &name)
                     .await
@@ -175,9 +186,9 @@ impl App {
             };
             let id = match found {
                 Some(id) => id,
-                None => match platform
-                    .create_step(token, &build.ad_account, build.id, step, &name, spec, currency, &ids)
-                    .await
+                None => match self
+                    .make_step(tenant, platform, token, build, step, &name, spec, currency, &ids, started_before)
+                    .await?
                 {
                     Ok(id) => id,
                     Err(e) if outcome_unknown(&e) => return Err(platform_error(provider, e)),
@@ -210,6 +221,30 @@ impl App {
         Ok(())
     }
 
+    /// Makes a step's object on the platform, or for the `media` step uploads the creative's file
+    /// (`look_first`: looked up before it is sent again). The outer error is ours (the step
+    /// stays started); the inner one the platform's.
+    #[allow(clippy::too_many_arguments)]
+    async fn make_step(
+        &self,
+        tenant: TenantId,
+        platform: AdPlatform<'_>,
+        token: &str,
+        build: &Build,
+        step: &str,
+        name: &str,
+        spec: &BuildSpec,
+        currency: Currency,
+        ids: &HashMap<String, String>,
+        look_first: bool,
+    ) -> Result<Result<String, PlatformError>, Error> {
+        let account = &build.ad_account;
+        if step == MEDIA_STEP {
+            return self.upload_creative(tenant, platform, token, account, build.id, name, spec, look_first).await;
+        }
+        Ok(platform.create_step(token, account, build.id, step, name, spec, currency, ids).await)
+    }
+
     /// Deletes what the build created, last first; each deletion is recorded as it happens.
     async fn roll_back(
         &self,
@@ -221,7 +256,8 @@ impl App {
         spec: &BuildSpec,
     ) -> Result<(), Error> {
         let e = |e| platform_error(platform.provider(), e);
-        for step in platform.steps().iter().rev() {
+        // Uploaded media stay in the ad account's library (see `App::upload_creative`).
+        for step in platform.steps().iter().rev().filter(|s| **s != MEDIA_STEP) {
             let id = match ids.get(*step) {
                 Some(id) => Some(id.clone()),
                 // A step whose create was refused made nothing; one left unknown is looked up.

@@ -245,7 +245,7 @@ impl App {
         self.live_media(p.workspace_id, raw_id).await
     }
 
-    async fn live_media(&self, tenant: TenantId, raw_id: &str) -> Result<MediaItem, Error> {
+    pub(crate) async fn live_media(&self, tenant: TenantId, raw_id: &str) -> Result<MediaItem, Error> {
         let id = media_id(raw_id)?;
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let item = repo::media::get(&mut tx, id, false).await?;

@@ -26,6 +26,8 @@ pub trait Videos: Send + Sync {
     async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error>;
     /// A fresh download link of the video.
     async fn link(&self, tenant: TenantId, id: &str) -> Result<String, Error>;
+    /// A fresh link to the finished video's thumbnail (a JPEG of one frame).
+    async fn thumbnail(&self, tenant: TenantId, id: &str) -> Result<String, Error>;
 }
 
 /// [`Videos`] over the video service's gRPC API, with this service's own tokens.
@@ -34,16 +36,23 @@ pub struct VideoService {
     pub tokens: Arc<ServiceTokens>,
 }
 
-#[async_trait::async_trait]
-impl Videos for VideoService {
-    async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error> {
+impl VideoService {
+    /// The video as the video service shows it to the workspace.
+    async fn record(&self, tenant: TenantId, id: &str) -> Result<vpb::VideoRecord, Error> {
         let mut client = vpb::video_client::VideoClient::new(self.channel.clone());
         let ctx = self.tokens.context(Some(tenant)).await?;
-        let v = ctx
+        Ok(ctx
             .scope(client.get_video(vpb::GetByIdRequest { id: id.to_owned() }))
             .await
             .map_err(|s| upstream_error(&s))?
-            .into_inner();
+            .into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Videos for VideoService {
+    async fn facts(&self, tenant: TenantId, id: &str) -> Result<Media, Error> {
+        let v = self.record(tenant, id).await?;
         if v.status != "done" {
             return Err(Error::invalid("ads.post_media_not_ready").with_param("status", v.status));
         }
@@ -58,6 +67,14 @@ impl Videos for VideoService {
             duration_secs: v.duration_seconds,
             ..Media::default()
         })
+    }
+
+    async fn thumbnail(&self, tenant: TenantId, id: &str) -> Result<String, Error> {
+        let v = self.record(tenant, id).await?;
+        if v.thumbnail_url.is_empty() {
+            return Err(Error::invalid("ads.post_media_not_ready").with_param("status", v.status));
+        }
+        Ok(v.thumbnail_url)
     }
 
     async fn link(&self, tenant: TenantId, id: &str) -> Result<String, Error> {

@@ -8,6 +8,7 @@ pub mod builder;
 pub mod campaigns;
 pub mod connections;
 pub mod contact_book;
+pub mod creatives;
 pub mod engagement;
 pub mod expiry;
 pub mod feeds;

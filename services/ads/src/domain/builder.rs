@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use nexus_kernel::{Currency, Error};
 
 use super::connections::Provider;
+use super::posts::{MB, Media, MediaKind, MediaSource, Spec, check_measures};
 
 /// Meta objectives (ODAX) and the optimization goals each accepts.
 const META_GOALS: &[(&str, &[&str])] = &[
@@ -73,7 +74,7 @@ const MAX_NAME: usize = 200;
 pub const MAX_INTERESTS: usize = 25;
 
 /// A checked build request (Meta: campaign, ad set, creative, ad).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BuildSpec {
     pub name: String,
     pub objective: String,
@@ -100,6 +101,19 @@ pub struct BuildSpec {
     pub headline: String,
     pub description: String,
     pub image_url: String,
+    /// The creative's picture or video named instead of `image_url` (at most one of the four):
+    /// a finished image of the content service, an item of the media library, or a finished
+    /// video of the video service. Uploaded to the ad account by the build's `media` step.
+    #[serde(default)]
+    pub image_id: String,
+    #[serde(default)]
+    pub media_id: String,
+    #[serde(default)]
+    pub video_id: String,
+    /// The named item as measured by the service that holds it (a content image as the library
+    /// item it was imported as): set once checked, before the build starts.
+    #[serde(default)]
+    pub creative: Option<Media>,
     /// Leave the objects paused (the default) or start them at once.
     pub activate: bool,
 }
@@ -268,8 +282,19 @@ impl BuildSpec {
             return Err(invalid("link", "not_https"));
         }
         let image_url = i.image_url.trim().to_owned();
-        if image_url.is_empty() && provider == Provider::TikTok {
+        let (image_id, media_id, video_id) =
+            (i.image_id.trim().to_owned(), i.media_id.trim().to_owned(), i.video_id.trim().to_owned());
+        let named = [&image_url, &image_id, &media_id, &video_id].iter().filter(|v| !v.is_empty()).count();
+        if named > 1 {
+            return Err(invalid("image_url", "one_source"));
+        }
+        if named == 0 && provider == Provider::TikTok {
             return Err(invalid("image_url", "required"));
+        }
+        for (field, id) in [("image_id", &image_id), ("media_id", &media_id), ("video_id", &video_id)] {
+            if id.len() > 64 || id.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+                return Err(invalid(field, "invalid"));
+            }
         }
         if !image_url.is_empty() {
             let u = reqwest::Url::parse(&image_url).map_err(|_| invalid("image_url", "invalid"))?;
@@ -297,15 +322,129 @@ impl BuildSpec {
             headline: text(&i.headline, "headline", MAX_HEADLINE, false)?,
             description: text(&i.description, "description", MAX_DESCRIPTION, false)?,
             image_url,
+            image_id,
+            media_id,
+            video_id,
+            creative: None,
             activate: i.activate,
         })
     }
+
+    /// The item the creative names instead of a URL, and the field that names it.
+    pub fn media_ref(&self) -> Option<(MediaSource, &str, &'static str)> {
+        [
+            (MediaSource::Image, self.image_id.as_str(), "image_id"),
+            (MediaSource::Library, self.media_id.as_str(), "media_id"),
+            (MediaSource::Video, self.video_id.as_str(), "video_id"),
+        ]
+        .into_iter()
+        .find(|(_, id, _)| !id.is_empty())
+    }
+
+    /// Whether the ads can only run a video (TikTok's video views, Meta's ThruPlay).
+    fn needs_video(&self) -> bool {
+        self.objective == "VIDEO_VIEWS" || self.optimization_goal == "THRUPLAY" || self.billing_event == "THRUPLAY"
+    }
 }
 
-/// The steps of a Meta build, in order (rollback runs them backwards).
-pub const META_STEPS: &[&str] = &["campaign", "adset", "creative", "ad"];
+/// What a platform takes as an ad's picture or video, and the fewest pixels of its shorter side.
+fn creative_limits(provider: Provider, kind: MediaKind) -> (Spec, u32) {
+    match (provider, kind) {
+        // TikTok's in-feed video: 5–60 s, 9:16 to 16:9, 540 px on the short side, 500 MB.
+        (Provider::TikTok, MediaKind::Video) => (
+            Spec {
+                types: &["video/mp4", "video/quicktime"],
+                max_bytes: 500 * MB,
+                min_secs: 5.0,
+                max_secs: 60.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            540,
+        ),
+        (Provider::TikTok, MediaKind::Image) => (
+            Spec {
+                types: &["image/jpeg", "image/png"],
+                max_bytes: 10 * MB,
+                min_secs: 0.0,
+                max_secs: 0.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            540,
+        ),
+        // Meta's feed video: up to 241 minutes and 4 GB, 9:16 to 16:9.
+        (_, MediaKind::Video) => (
+            Spec {
+                types: &["video/mp4", "video/quicktime"],
+                max_bytes: 4096 * MB,
+                min_secs: 1.0,
+                max_secs: 241.0 * 60.0,
+                min_ratio: 9.0 / 16.0,
+                max_ratio: 16.0 / 9.0,
+            },
+            120,
+        ),
+        // Meta's link ad picture: 4:5 to 1.91:1, 30 MB, at least 600 px.
+        (_, MediaKind::Image) => (
+            Spec {
+                types: &["image/jpeg", "image/png"],
+                max_bytes: 30 * MB,
+                min_secs: 0.0,
+                max_secs: 0.0,
+                min_ratio: 0.8,
+                max_ratio: 1.91,
+            },
+            600,
+        ),
+    }
+}
+
+/// Whether the measured item `m` (named by `field`) can be the creative of `spec`'s ads on
+/// `provider`'s platform: kind, type, size, duration, shape.
+pub fn check_creative(provider: Provider, spec: &BuildSpec, m: &Media, field: &str) -> Result<(), Error> {
+    if m.kind == MediaKind::Image && spec.needs_video() {
+        return Err(invalid(field, "video_required"));
+    }
+    let (l, min_side) = creative_limits(provider, m.kind);
+    if !l.types.contains(&m.content_type.to_ascii_lowercase().as_str()) {
+        return Err(invalid(field, "type"));
+    }
+    check_measures(&l, m, field)?;
+    if m.width.min(m.height) < min_side {
+        return Err(invalid(field, "too_small"));
+    }
+    Ok(())
+}
+
+/// What the build's `media` step put in the ad account's library: a picture (Meta's image hash
+/// or TikTok's image id), or a video with the picture shown before it plays. Kept as the step's
+/// platform id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Uploaded {
+    /// The picture, or the video's cover.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
+}
+
+impl Uploaded {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(raw: &str) -> Option<Uploaded> {
+        serde_json::from_str(raw).ok()
+    }
+}
+
+/// The steps of a Meta build, in order (rollback runs them backwards). `media` (the creative's
+/// file uploaded to the ad account) is only taken when the request names an item.
+pub const META_STEPS: &[&str] = &["media", "campaign", "adset", "creative", "ad"];
 /// The steps of a TikTok build (the creative is part of the ad there).
-pub const TIKTOK_STEPS: &[&str] = &["campaign", "adgroup", "ad"];
+pub const TIKTOK_STEPS: &[&str] = &["media", "campaign", "adgroup", "ad"];
+/// The step uploading the creative's picture or video.
+pub const MEDIA_STEP: &str = "media";
 
 /// The steps of a build on `provider`'s platform.
 pub fn steps_of(provider: &str) -> &'static [&'static str] {
@@ -427,6 +566,68 @@ mod tests {
         };
         assert_eq!(code(politics), "ads.build_invalid");
         assert_eq!(main_units(2550, Currency::USD), "25.50");
+    }
+
+    #[test]
+    fn one_creative_source_at_most_and_items_checked_against_the_platform() {
+        let two = BuildInput { image_url: "https://cdn.example.com/a.jpg".into(), image_id: "img_1".into(), ..ok() };
+        assert_eq!(BuildSpec::parse(&two, Currency::USD).unwrap_err().code(), "ads.build_invalid");
+        let by_id = BuildSpec::parse(&BuildInput { video_id: " vid_1 ".into(), ..ok() }, Currency::USD).unwrap();
+        assert_eq!(by_id.media_ref(), Some((MediaSource::Video, "vid_1", "video_id")));
+        // TikTok takes an item instead of a URL.
+        let tt = BuildInput {
+            objective: "VIDEO_VIEWS".into(),
+            optimization_goal: "VIDEO_VIEW".into(),
+            daily_budget: 2000,
+            media_id: "media_1".into(),
+            ..ok()
+        };
+        let spec = BuildSpec::parse_for(&tt, Currency::USD, Provider::TikTok).unwrap();
+        let video = Media {
+            kind: MediaKind::Video,
+            content_type: "video/mp4".into(),
+            bytes: 5 * MB,
+            width: 1080,
+            height: 1920,
+            duration_secs: 15.0,
+            ..Media::default()
+        };
+        assert!(check_creative(Provider::TikTok, &spec, &video, "media_id").is_ok());
+        let code = |m: &Media, p: Provider| check_creative(p, &spec, m, "media_id").unwrap_err().code().to_owned();
+        assert_eq!(code(&Media { duration_secs: 61.0, ..video.clone() }, Provider::TikTok), "ads.post_media_duration");
+        assert_eq!(code(&Media { bytes: 501 * MB, ..video.clone() }, Provider::TikTok), "ads.post_media_too_large");
+        assert_eq!(
+            code(&Media { width: 1920, height: 600, ..video.clone() }, Provider::TikTok),
+            "ads.post_aspect_ratio"
+        );
+        assert_eq!(
+            code(&Media { content_type: "video/webm".into(), ..video.clone() }, Provider::TikTok),
+            "ads.build_invalid"
+        );
+        // Video views run videos only.
+        let picture = Media {
+            kind: MediaKind::Image,
+            content_type: "image/png".into(),
+            duration_secs: 0.0,
+            width: 1080,
+            height: 1080,
+            ..video.clone()
+        };
+        let e = check_creative(Provider::TikTok, &spec, &picture, "media_id").unwrap_err();
+        assert_eq!(
+            (e.code(), e.params().iter().find(|(k, _)| k == "field").map(|(_, v)| v.as_str())),
+            ("ads.build_invalid", Some("media_id"))
+        );
+        // Meta: 4:5 to 1.91:1 pictures of 600 px or more.
+        let traffic = BuildSpec::parse(&ok(), Currency::USD).unwrap();
+        assert!(check_creative(Provider::Meta, &traffic, &picture, "image_id").is_ok());
+        let small = Media { width: 500, height: 500, ..picture.clone() };
+        assert_eq!(
+            check_creative(Provider::Meta, &traffic, &small, "image_id").unwrap_err().code(),
+            "ads.build_invalid"
+        );
+        let up = Uploaded { image: "h".into(), video: Some("v".into()) };
+        assert_eq!(Uploaded::decode(&up.encode()), Some(up));
     }
 
     #[test]

@@ -267,19 +267,19 @@ impl Default for CreatorLimits {
     }
 }
 
-const MB: u64 = 1024 * 1024;
+pub(crate) const MB: u64 = 1024 * 1024;
 
 /// Limits of one kind of media on one platform and format (Instagram's, Facebook's, TikTok's
-/// and YouTube's published media specifications).
-struct Spec {
-    types: &'static [&'static str],
-    max_bytes: u64,
+/// and YouTube's published media specifications; the ad builder's creatives too).
+pub(crate) struct Spec {
+    pub(crate) types: &'static [&'static str],
+    pub(crate) max_bytes: u64,
     /// Seconds (videos).
-    min_secs: f64,
-    max_secs: f64,
+    pub(crate) min_secs: f64,
+    pub(crate) max_secs: f64,
     /// Width ÷ height (0: any).
-    min_ratio: f64,
-    max_ratio: f64,
+    pub(crate) min_ratio: f64,
+    pub(crate) max_ratio: f64,
 }
 
 const JPEG: &[&str] = &["image/jpeg"];
@@ -547,6 +547,11 @@ fn check_media(
     if !s.types.iter().any(|t| if t.ends_with('/') { ct.starts_with(t) } else { ct == *t }) {
         return Err(media_type(platform, format, field));
     }
+    check_measures(&s, m, field)
+}
+
+/// A measured item's size, duration (videos) and shape against `s`, refusals naming `field`.
+pub(crate) fn check_measures(s: &Spec, m: &Media, field: &str) -> Result<(), Error> {
     if m.bytes == 0 || m.bytes > s.max_bytes {
         return Err(Error::invalid("ads.post_media_too_large")
             .with_param("field", field.to_owned())

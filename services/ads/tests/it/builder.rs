@@ -11,7 +11,7 @@ use crate::support::{Caller, Service, code};
 const EDGES: [&str; 4] = ["campaigns", "adsets", "adcreatives", "ads"];
 
 /// A Meta connection with the USD ad account chosen; its id.
-async fn meta_account(s: &Service, admin: &Caller) -> String {
+pub(crate) async fn meta_account(s: &Service, admin: &Caller) -> String {
     let started = s.begin(admin, "meta").await;
     let c = s.complete(admin, "meta", nexus_testkit::meta::TEST_CODE, &started.state).await.unwrap();
     let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["act_111".into(), "555".into()] };
@@ -19,7 +19,7 @@ async fn meta_account(s: &Service, admin: &Caller) -> String {
     c.id
 }
 
-fn request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
+pub(crate) fn request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
     pb::BuildAdCampaignRequest {
         request_key: key.into(),
         connection_id: connection.into(),

@@ -5,6 +5,7 @@ mod audiences;
 mod builder;
 mod campaigns;
 mod connections;
+mod creatives;
 mod creators;
 mod insights;
 mod management;

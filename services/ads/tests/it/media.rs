@@ -24,7 +24,7 @@ async fn start() -> Service {
     .await
 }
 
-fn crc32(data: &[u8]) -> u32 {
+pub(crate) fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for b in data {
         crc ^= u32::from(*b);
@@ -79,7 +79,13 @@ async fn send(s: &Service, c: &Caller, msgs: Vec<pb::UploadMediaChunk>) -> Resul
     s.client().await.upload_media(req).await.map(tonic::Response::into_inner)
 }
 
-async fn upload(s: &Service, c: &Caller, name: &str, ct: &str, data: &[u8]) -> Result<pb::MediaItem, tonic::Status> {
+pub(crate) async fn upload(
+    s: &Service,
+    c: &Caller,
+    name: &str,
+    ct: &str,
+    data: &[u8],
+) -> Result<pb::MediaItem, tonic::Status> {
     send(s, c, messages(name, ct, data, 1000, true)).await
 }
 

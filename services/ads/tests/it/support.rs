@@ -39,6 +39,11 @@ impl Service {
 
     /// `extra`: more `NEXUS_*` settings.
     pub async fn start_with(extra: &[(&str, String)]) -> Service {
+        Self::start_with_media(extra, nexus_ads::MediaServices::default()).await
+    }
+
+    /// [`Service::start_with`], with stand-ins for the video and content services.
+    pub async fn start_with_media(extra: &[(&str, String)], media: nexus_ads::MediaServices) -> Service {
         let meta = nexus_testkit::meta::FakeMeta::start().await;
         let tiktok = nexus_testkit::tiktok::FakeTikTok::start().await;
         let youtube = nexus_testkit::youtube::FakeYouTube::start(YOUTUBE_TOKEN).await;
@@ -72,7 +77,7 @@ impl Service {
         let shared = std::sync::Arc::new(std::sync::OnceLock::new());
         let sharing = shared.clone();
         let under = TestService::start(nexus_ads::DEF, nexus_ads::DEFAULTS, &env, |config: nexus_ads::Config| {
-            nexus_ads::service_sharing(config, sharing).expect("config")
+            nexus_ads::service_with(config, sharing, media).expect("config")
         })
         .await;
         // The service builds its use cases while it starts serving.
@@ -176,6 +181,34 @@ impl Service {
 }
 
 /// `code` and `state` of an authorization address's (or a redirect's) query.
+/// The use case's request for a gRPC one (to run a build in process and kill it).
+pub fn in_process(r: &pb::BuildAdCampaignRequest) -> nexus_ads::app::builder::BuildRequest {
+    nexus_ads::app::builder::BuildRequest {
+        request_key: r.request_key.clone(),
+        connection_id: r.connection_id.clone(),
+        ad_account: r.ad_account.clone(),
+        campaign_id: String::new(),
+        input: nexus_ads::domain::builder::BuildInput {
+            name: r.name.clone(),
+            objective: r.objective.clone(),
+            optimization_goal: r.optimization_goal.clone(),
+            daily_budget: r.daily_budget,
+            countries: r.countries.clone(),
+            age_min: r.age_min,
+            age_max: r.age_max,
+            page_id: r.page_id.clone(),
+            link: r.link.clone(),
+            primary_text: r.primary_text.clone(),
+            headline: r.headline.clone(),
+            image_url: r.image_url.clone(),
+            image_id: r.image_id.clone(),
+            media_id: r.media_id.clone(),
+            video_id: r.video_id.clone(),
+            ..Default::default()
+        },
+    }
+}
+
 pub fn code_and_state(url: &str) -> (String, String) {
     let u = reqwest::Url::parse(url).unwrap();
     let get = |k: &str| u.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned()).unwrap_or_default();

@@ -15,7 +15,7 @@ use crate::support::{Caller, Service, cents, code};
 const KINDS: [&str; 3] = ["campaign", "adgroup", "ad"];
 
 /// A TikTok connection with the USD advertiser chosen; its id.
-async fn tiktok_account(s: &Service, admin: &Caller) -> String {
+pub(crate) async fn tiktok_account(s: &Service, admin: &Caller) -> String {
     let started = s.begin(admin, "tiktok").await;
     let c = s.complete(admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE, &started.state).await.unwrap();
     let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["7002".into()] };
@@ -23,7 +23,7 @@ async fn tiktok_account(s: &Service, admin: &Caller) -> String {
     c.id
 }
 
-fn request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
+pub(crate) fn request(connection: &str, key: &str) -> pb::BuildAdCampaignRequest {
     pb::BuildAdCampaignRequest {
         request_key: key.into(),
         connection_id: connection.into(),
@@ -108,26 +108,7 @@ async fn a_tiktok_build_killed_mid_step_and_retried_creates_nothing_twice() {
     let conn = tiktok_account(&s, &admin).await;
     s.tiktok.delay_answer("adgroup", Duration::from_secs(30));
     let r = request(&conn, "t-kill");
-    let req = nexus_ads::app::builder::BuildRequest {
-        request_key: r.request_key.clone(),
-        connection_id: conn.clone(),
-        ad_account: r.ad_account.clone(),
-        campaign_id: String::new(),
-        input: nexus_ads::domain::builder::BuildInput {
-            name: r.name.clone(),
-            objective: r.objective.clone(),
-            optimization_goal: r.optimization_goal.clone(),
-            daily_budget: r.daily_budget,
-            countries: r.countries.clone(),
-            age_min: r.age_min,
-            age_max: r.age_max,
-            page_id: r.page_id.clone(),
-            link: r.link.clone(),
-            primary_text: r.primary_text.clone(),
-            image_url: r.image_url.clone(),
-            ..Default::default()
-        },
-    };
+    let req = crate::support::in_process(&r);
     s.build_killed_at(&admin, req, "adgroup", || s.tiktok.created("adgroup") == 1).await;
     s.tiktok.delay_answer("none", Duration::ZERO);
     let b = build(&s, &admin, request(&conn, "t-kill")).await.unwrap();

@@ -31,7 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"request_key": "winter-2026-01", "connection_id": "conn_0192f0c5c2b87c31a1f1e4f2b1a0c9d7", "ad_account": "act_1234567890",
     "name": "Winter coats", "objective": "OUTCOME_TRAFFIC", "optimization_goal": "LINK_CLICKS", "daily_budget": 2500, "countries": ["US", "CA"],
-    "age_min": 25, "age_max": 54, "page_id": "1029384756", "link": "https://shop.example.com/winter", "primary_text": "Warm coats, free returns", "headline": "Winter sale"}))]
+    "age_min": 25, "age_max": 54, "page_id": "1029384756", "link": "https://shop.example.com/winter", "primary_text": "Warm coats, free returns", "headline": "Winter sale",
+    "image_id": "img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"}))]
 pub struct BuildRequest {
     /// Your key for this request; send the same one to retry.
     #[schema(
@@ -79,14 +80,27 @@ pub struct BuildRequest {
     pub headline: Option<String>,
     #[schema(max_length = 255)]
     pub description: Option<String>,
+    /// The creative's picture by https address (Meta fetches it; TikTok uploads it by URL).
     pub image_url: Option<String>,
+    /// Instead of `image_url` (one of the four at most): a finished image of the content
+    /// service (`img_…`), uploaded to the ad account by the build.
+    #[schema(example = "img_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub image_id: Option<String>,
+    /// A media-library item (`media_…`), picture or video (videos on TikTok only: Meta needs a
+    /// thumbnail the library does not have).
+    #[schema(example = "media_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub media_id: Option<String>,
+    /// A finished video of the video service (`vid_…`), uploaded with its thumbnail as cover.
+    #[schema(example = "vid_0192f0c5c2b87c31a1f1e4f2b1a0c9d7")]
+    pub video_id: Option<String>,
     /// Start delivering at once instead of leaving everything paused.
     pub activate: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BuildStepBody {
-    /// campaign, adset, creative or ad.
+    /// media (the creative's file uploaded to the ad account), campaign, adset (TikTok: adgroup),
+    /// creative or ad.
     pub step: String,
     pub platform_id: String,
     /// started, created or deleted.
@@ -187,7 +201,7 @@ fn timestamp(raw: Option<String>, field: &str) -> Result<Option<prost_types::Tim
 #[utoipa::path(post, path = "/v1/ads/builds", tag = "ads", security(("bearer" = []), ("api_key" = [])), request_body = BuildRequest,
     responses((status = 201, description = "Built (or the earlier outcome of the same request key)", body = BuildBody),
         (status = 400, description = "Refused before any platform call: budget under the minimum, missing special category, incompatible goal, text too long…", body = ErrorEnvelope),
-        (status = 404, description = "No such connection in this workspace", body = ErrorEnvelope),
+        (status = 404, description = "No such connection, or no such image, media item or video, in this workspace", body = ErrorEnvelope),
         (status = 409, description = "The platform refused a step; what was created was removed", body = ErrorEnvelope),
         (status = 503, description = "The platform did not answer; retry with the same request key", body = ErrorEnvelope)))]
 pub async fn create_build(
@@ -219,6 +233,9 @@ pub async fn create_build(
         headline: b.headline.unwrap_or_default(),
         description: b.description.unwrap_or_default(),
         image_url: b.image_url.unwrap_or_default(),
+        image_id: b.image_id.unwrap_or_default(),
+        media_id: b.media_id.unwrap_or_default(),
+        video_id: b.video_id.unwrap_or_default(),
         activate: b.activate.unwrap_or(false),
     };
     Ok((StatusCode::CREATED, Json(build(client(&state).build_ad_campaign(req).await?.into_inner()))))

@@ -2,6 +2,7 @@
 
 mod account_security;
 mod ads;
+mod ads_creatives;
 mod ads_media;
 mod ads_post_images;
 mod ads_post_videos;
