@@ -8,6 +8,10 @@
 //!   `Retry-After` when given, else after the time the bucket needs to refill the query's cost.
 //! - Other top-level `errors` and the mutations' `userErrors` are errors of the request; 401
 //!   (token), 402 (frozen shop), 403, 404, 423 (locked shop) are mapped; 5xx is retried.
+//! - Translations (not in providers.md; Shopify's "Manage translated content" guide):
+//!   `translatableResource` gives each field's `digest`, `translationsRegister` takes
+//!   `{locale, key, value, translatableContentDigest}`; `shopLocales` lists the locales the shop
+//!   has enabled (a translation into another is refused). Needs the `write_translations` scope.
 //! - Webhooks: [`verify_webhook`] checks `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw
 //!   body keyed with the app's client secret) against each configured secret (rotation).
 
@@ -151,6 +155,16 @@ productSet(input: $input, identifier: $identifier, synchronous: true) { \
 product { id handle variants(first: 250) { nodes { id sku inventoryItem { id } } } } \
 userErrors { field message code } } }";
 
+/// The shop's enabled locales and a resource's translatable fields with their digests (a
+/// translation names the digest of the text it translates, so Shopify can mark it outdated when
+/// the text changes).
+const TRANSLATABLE: &str = "query($id: ID!) { shopLocales { locale primary published } \
+translatableResource(resourceId: $id) { resourceId translatableContent { key digest locale } } }";
+
+const TRANSLATIONS_REGISTER: &str = "mutation($id: ID!, $translations: [TranslationInput!]!) { \
+translationsRegister(resourceId: $id, translations: $translations) { translations { key locale } \
+userErrors { field message code } } }";
+
 const FULFILLMENT_ORDERS: &str = "query($id: ID!) { order(id: $id) { id fulfillmentOrders(first: 20) { \
 nodes { id status } } } }";
 
@@ -183,6 +197,34 @@ userErrors { field message } } }";
 
 /// A partial refund to send: money back through the order's payment, and the line items it
 /// is for (none when refunding an amount only).
+/// A locale the shop has enabled (`published`: shown to buyers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopLocale {
+    pub locale: String,
+    pub primary: bool,
+    pub published: bool,
+}
+
+/// What [`ShopifyClient::translatable`] answers.
+#[derive(Debug, Clone, Default)]
+pub struct Translatable {
+    pub locales: Vec<ShopLocale>,
+    /// Field key → digest of its current text.
+    pub digests: std::collections::BTreeMap<String, String>,
+}
+
+/// One translated field for [`ShopifyClient::register_translations`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationInput {
+    /// The shop's locale (`es`, `pt-BR`, …).
+    pub locale: String,
+    /// `title` or `body_html`.
+    pub key: String,
+    pub value: String,
+    /// The digest of the text translated, from [`Translatable::digests`].
+    pub digest: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundInput {
     /// `gid://shopify/Order/…`.
@@ -327,6 +369,58 @@ impl ShopifyClient {
             })
             .collect();
         Ok(ShopifyProduct { id: text(p, "id"), handle: text(p, "handle"), variants })
+    }
+
+    /// The shop's enabled locales and the digests of `resource`'s translatable fields (by key:
+    /// `title`, `body_html`, …).
+    pub async fn translatable(&self, resource: &str) -> Result<Translatable, ShopifyError> {
+        let data = self.graphql(TRANSLATABLE, json!({"id": resource})).await?;
+        let locales = data
+            .get("shopLocales")
+            .and_then(Value::as_array)
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| ShopLocale {
+                        locale: text(l, "locale"),
+                        primary: l.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                        published: l.get("published").and_then(Value::as_bool).unwrap_or(false),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let r = data
+            .get("translatableResource")
+            .filter(|r| !r.is_null())
+            .ok_or_else(|| ShopifyError::UserErrors("the resource has nothing to translate".into()))?;
+        let digests = r
+            .get("translatableContent")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| !text(c, "digest").is_empty())
+                    .map(|c| (text(c, "key"), text(c, "digest")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Translatable { locales, digests })
+    }
+
+    /// Registers translations of `resource`'s fields (setting the same ones again changes
+    /// nothing); answers how many Shopify took.
+    pub async fn register_translations(
+        &self,
+        resource: &str,
+        translations: &[TranslationInput],
+    ) -> Result<usize, ShopifyError> {
+        let list: Vec<Value> = translations
+            .iter()
+            .map(|t| json!({"locale": t.locale, "key": t.key, "value": t.value, "translatableContentDigest": t.digest}))
+            .collect();
+        let data = self.graphql(TRANSLATIONS_REGISTER, json!({"id": resource, "translations": list})).await?;
+        let payload =
+            data.get("translationsRegister").ok_or_else(|| ShopifyError::Decode("no translationsRegister".into()))?;
+        user_errors(payload)?;
+        Ok(payload.get("translations").and_then(Value::as_array).map_or(0, Vec::len))
     }
 
     /// Fulfils every open fulfillment order of `order_id` with a tracking number.

@@ -98,3 +98,34 @@ async fn a_wrong_token_is_refused_without_retries() {
     assert!(matches!(e, ShopifyError::Auth), "{e:?}");
     assert_eq!(fake.log().len(), 1);
 }
+
+#[tokio::test]
+async fn translations_name_the_digest_of_the_text_they_translate() {
+    use nexus_providers::shopify::TranslationInput;
+    use sha2::Digest as _;
+    nexus_testkit::init_tracing();
+    let fake = FakeShopify::start().await;
+    let c = client(&fake, TEST_ACCESS_TOKEN);
+    let p = c.product_set("nx-translated", product()).await.unwrap();
+    let t = c.translatable(&p.id).await.unwrap();
+    // The shop's locales, and the title's digest: the SHA-256 of the text pushed.
+    let locales: Vec<(&str, bool)> = t.locales.iter().map(|l| (l.locale.as_str(), l.primary)).collect();
+    assert_eq!(locales, vec![("en", true), ("es", false), ("pt-BR", false), ("ar", false)]);
+    let title = hex::encode(sha2::Sha256::digest(b"Fake product 1"));
+    assert_eq!(t.digests.get("title"), Some(&title));
+    let es = |digest: &str, locale: &str| TranslationInput {
+        locale: locale.into(),
+        key: "title".into(),
+        value: "Producto falso 1".into(),
+        digest: digest.into(),
+    };
+    assert_eq!(c.register_translations(&p.id, &[es(&title, "es")]).await.unwrap(), 1);
+    // A digest of other text, a locale the shop has not enabled: refused, nothing stored.
+    for bad in [es(&hex::encode(sha2::Sha256::digest(b"old title")), "es"), es(&title, "he")] {
+        let e = c.register_translations(&p.id, &[bad]).await.unwrap_err();
+        assert!(matches!(e, ShopifyError::UserErrors(_)), "{e:?}");
+    }
+    assert_eq!(fake.translations().len(), 1);
+    // Another product id: nothing to translate.
+    assert!(c.translatable("gid://shopify/Product/1").await.is_err());
+}

@@ -10,8 +10,11 @@
 //! order is refused), `order { transactions }` (one successful SALE through the `bogus` gateway)
 //! and `refundCreate`: it requires `@idempotent(key:)` (2026-04), answers the first refund again
 //! for a repeated key, and refuses with a user error a refund above what remains of an order
-//! whose total the test set ([`FakeShopify::set_order_total`]). Anything else is a top-level
-//! GraphQL error.
+//! whose total the test set ([`FakeShopify::set_order_total`]); `translatableResource` with
+//! `shopLocales` (the shop's locales: en primary, es and pt-BR published, ar enabled but not
+//! published, he not enabled; [`FakeShopify::set_locales`]) and `translationsRegister`, which
+//! refuses a locale the shop has not enabled or its primary one, and a digest other than the
+//! SHA-256 of the field's current text. Anything else is a top-level GraphQL error.
 //!
 //! Throttling knobs: [`FakeShopify::throttle_next`] answers HTTP 429 (with `Retry-After`) or
 //! HTTP 200 with the `THROTTLED` error and cost data whose refill time is short.
@@ -64,7 +67,19 @@ pub struct FakeShopifyRefund {
     pub lines: Vec<(String, u64)>,
 }
 
+/// A translation the store holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeShopifyTranslation {
+    pub product_id: String,
+    pub locale: String,
+    pub key: String,
+    pub value: String,
+}
+
 struct State {
+    /// (locale, primary, published)
+    locales: Vec<(String, bool, bool)>,
+    translations: Vec<FakeShopifyTranslation>,
     refunds: Vec<FakeShopifyRefund>,
     order_totals: HashMap<String, Decimal>,
     throttles: VecDeque<Throttle>,
@@ -89,6 +104,13 @@ pub struct FakeShopify {
 impl FakeShopify {
     pub async fn start() -> FakeShopify {
         let state = Arc::new(Mutex::new(State {
+            locales: vec![
+                ("en".into(), true, true),
+                ("es".into(), false, true),
+                ("pt-BR".into(), false, true),
+                ("ar".into(), false, false),
+            ],
+            translations: Vec::new(),
             refunds: Vec::new(),
             order_totals: HashMap::new(),
             throttles: VecDeque::new(),
@@ -118,6 +140,16 @@ impl FakeShopify {
     /// (operation, status) of every request.
     pub fn log(&self) -> Vec<(String, u16)> {
         self.state().log.clone()
+    }
+
+    /// The shop's locales: (locale, primary, published).
+    pub fn set_locales(&self, locales: &[(&str, bool, bool)]) {
+        self.state().locales = locales.iter().map(|(l, p, x)| ((*l).to_owned(), *p, *x)).collect();
+    }
+
+    /// The translations registered, in order.
+    pub fn translations(&self) -> Vec<FakeShopifyTranslation> {
+        self.state().translations.clone()
     }
 
     pub fn products(&self) -> Vec<FakeShopifyProduct> {
@@ -166,7 +198,10 @@ fn answer(data: Value) -> Response {
 }
 
 fn operation(query: &str) -> &'static str {
+    // First the operations whose queries contain another's name (`shopLocales` holds `shop`).
     let ops = [
+        "translationsRegister",
+        "translatableResource",
         "refundCreate",
         "transactions",
         "orderCancel",
@@ -258,6 +293,20 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, uri: Uri, headers: H
                 {"id": format!("gid://shopify/OrderTransaction/{n}2"), "kind": "SALE", "status": "SUCCESS", "gateway": "bogus"}]}}))
         }
         "refundCreate" => refund_create(&mut st, &query, &vars),
+        "translatableResource" => {
+            let id = vars.get("id").and_then(Value::as_str).unwrap_or_default();
+            let locales: Vec<Value> =
+                st.locales.iter().map(|(l, p, x)| json!({"locale": l, "primary": p, "published": x})).collect();
+            let resource = st.products.values().find(|p| p.id == id).map(|p| {
+                let content: Vec<Value> = product_texts(&p.input)
+                    .into_iter()
+                    .map(|(key, text)| json!({"key": key, "digest": digest(&text), "locale": "en"}))
+                    .collect();
+                json!({"resourceId": id, "translatableContent": content})
+            });
+            answer(json!({"shopLocales": locales, "translatableResource": resource}))
+        }
+        "translationsRegister" => translations_register(&mut st, &vars),
         "productSet" => {
             let handle = vars.pointer("/identifier/handle").and_then(Value::as_str).unwrap_or_default().to_owned();
             let input = vars.get("input").cloned().unwrap_or(Value::Null);
@@ -316,6 +365,65 @@ async fn handle(AxState(state): AxState<Arc<Mutex<State>>>, uri: Uri, headers: H
         }
         _ => (StatusCode::OK, axum::Json(json!({"errors": [{"message": "Field 'unknown' doesn't exist on type 'QueryRoot'"}], "extensions": cost(1, 999)}))).into_response(),
     }
+}
+
+/// A product's translatable fields as Shopify keys them.
+fn product_texts(input: &Value) -> Vec<(&'static str, String)> {
+    [("title", "title"), ("body_html", "descriptionHtml")]
+        .into_iter()
+        .filter_map(|(key, field)| {
+            input.get(field).and_then(Value::as_str).filter(|t| !t.is_empty()).map(|t| (key, t.to_owned()))
+        })
+        .collect()
+}
+
+fn digest(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn translations_register(st: &mut State, vars: &Value) -> Response {
+    let refuse = |field: &str, message: &str, code: &str| {
+        answer(json!({"translationsRegister": {"translations": null, "userErrors": [
+            {"field": ["translations", field], "message": message, "code": code}]}}))
+    };
+    let id = vars.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let Some(product) = st.products.values().find(|p| p.id == id) else {
+        return refuse("resourceId", "Resource does not exist", "RESOURCE_NOT_FOUND");
+    };
+    let texts = product_texts(&product.input);
+    let list = vars.get("translations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut taken = Vec::new();
+    for t in &list {
+        let field = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (locale, key, value, given) =
+            (field("locale"), field("key"), field("value"), field("translatableContentDigest"));
+        match st.locales.iter().find(|(l, _, _)| *l == locale) {
+            None => return refuse("locale", "Locale is not enabled for the shop", "INVALID_LOCALE_FOR_SHOP"),
+            Some((_, true, _)) => {
+                return refuse("locale", "Locale cannot be the shop's primary locale", "INVALID_LOCALE_FOR_SHOP");
+            }
+            Some(_) => {}
+        }
+        match texts.iter().find(|(k, _)| *k == key) {
+            None => return refuse("key", "Key is not translatable", "INVALID_KEY_FOR_MODEL"),
+            Some((_, text)) if digest(text) != given => {
+                return refuse(
+                    "translatableContentDigest",
+                    "Translatable content hash is invalid",
+                    "INVALID_TRANSLATABLE_CONTENT",
+                );
+            }
+            Some(_) => {}
+        }
+        taken.push(FakeShopifyTranslation { product_id: id.clone(), locale, key, value });
+    }
+    let answered: Vec<Value> = taken.iter().map(|t| json!({"key": t.key, "locale": t.locale})).collect();
+    for t in taken {
+        st.translations.retain(|x| !(x.product_id == t.product_id && x.locale == t.locale && x.key == t.key));
+        st.translations.push(t);
+    }
+    answer(json!({"translationsRegister": {"translations": answered, "userErrors": []}}))
 }
 
 fn refund_error(field: &str, message: &str) -> Response {

@@ -7,6 +7,7 @@ use chrono::Utc;
 use nexus_kernel::{Currency, Error, ErrorKind, Page, PageRequest, TenantId};
 use nexus_platform::db::{self, Keyset};
 use nexus_platform::identity::{Action, Principal};
+use nexus_providers::shopify::{ShopifyClient, TranslationInput};
 use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
@@ -369,6 +370,7 @@ impl App {
                     "files": files,
                 });
                 let pushed = client.product_set(&handle, input).await.map_err(shopify_error)?;
+                push_translations(&client, &pushed.id, product).await?;
                 let by_sku: BTreeMap<&str, &str> =
                     pushed.variants.iter().map(|(id, sku, _)| (sku.as_str(), id.as_str())).collect();
                 let ids = product
@@ -381,4 +383,51 @@ impl App {
             _ => Err(Error::invalid("commerce.connection_not_store")),
         }
     }
+}
+
+/// The product's stored translations registered at the store, for each locale the shop has
+/// enabled in that language (`pt` goes to `pt-BR` and `pt-PT` alike) other than its primary one
+/// (which holds the product's own texts). A language the shop has not enabled is left out and
+/// logged: Shopify refuses translations into it. Registering the same texts again changes
+/// nothing, so every push sends them (a push after a title change refreshes their digests).
+async fn push_translations(client: &ShopifyClient, resource: &str, product: &Product) -> Result<(), Error> {
+    if product.translations.is_empty() {
+        return Ok(());
+    }
+    let shop = client.translatable(resource).await.map_err(shopify_error)?;
+    let mut inputs = Vec::new();
+    let mut not_enabled = Vec::new();
+    for text in &product.translations {
+        let code = text.language.code();
+        let locales: Vec<&str> = shop
+            .locales
+            .iter()
+            .filter(|l| {
+                !l.primary && (l.locale == code || l.locale.strip_prefix(code).is_some_and(|r| r.starts_with('-')))
+            })
+            .map(|l| l.locale.as_str())
+            .collect();
+        if locales.is_empty() {
+            not_enabled.push(code);
+        }
+        for locale in locales {
+            for (key, value) in [("title", &text.title), ("body_html", &text.description)] {
+                if let Some(digest) = shop.digests.get(key).filter(|_| !value.is_empty()) {
+                    inputs.push(TranslationInput {
+                        locale: locale.to_owned(),
+                        key: key.to_owned(),
+                        value: value.clone(),
+                        digest: digest.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if !not_enabled.is_empty() {
+        tracing::info!(product = %product.id, languages = ?not_enabled, "translations not sent: the shop has not enabled these languages");
+    }
+    if !inputs.is_empty() {
+        client.register_translations(resource, &inputs).await.map_err(shopify_error)?;
+    }
+    Ok(())
 }

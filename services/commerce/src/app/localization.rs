@@ -1,8 +1,8 @@
 //! Localizing products: the title and description translated by the content service into the
 //! store's languages (its `Translate` call, made with the caller's token so the workspace's
-//! credits pay for it), stored per language with the product and returned with it. The store
-//! push keeps sending the source texts: Shopify's translations API is not among the calls this
-//! service makes (reference/providers.md §12).
+//! credits pay for it), stored per language with the product and returned with it. A product
+//! already in a store is pushed again at once, and every push registers its translations with
+//! Shopify (`translationsRegister`) for the languages the shop has enabled.
 
 use chrono::Utc;
 use nexus_kernel::{Error, ErrorKind, Locale};
@@ -93,7 +93,11 @@ impl App {
         repo::products::put_translations(&mut tx, p.workspace_id, id, &texts).await?;
         let product =
             repo::products::get(&mut tx, id).await?.ok_or_else(|| Error::not_found("commerce.product_not_found"))?;
+        let stores = repo::products::stores_of(&mut tx, &[id]).await?;
         db::commit(tx).await?;
+        // In a store already: its translations go there now (a failed push is logged, and made
+        // again with the next change).
+        self.push_changed(p.workspace_id, &stores).await;
         Ok(product)
     }
 }

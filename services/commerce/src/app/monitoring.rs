@@ -293,7 +293,7 @@ impl App {
     /// The stores get the new prices and stock once, after they are stored (the push sets them,
     /// so repeating it changes nothing); a push that fails is logged and made again next time the
     /// figures move.
-    async fn push_changed(&self, tenant: TenantId, stores: &[(Uuid, Uuid)]) {
+    pub(super) async fn push_changed(&self, tenant: TenantId, stores: &[(Uuid, Uuid)]) {
         if stores.is_empty() {
             return;
         }

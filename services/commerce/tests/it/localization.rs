@@ -106,3 +106,84 @@ async fn store_languages_are_checked_and_localizing_needs_some() {
     assert_eq!(e.code(), tonic::Code::Unavailable);
     assert_eq!(s.scalar("SELECT count(*) FROM commerce.product_translations").await, 0);
 }
+
+/// A Shopify product's translations reach the store: registered for the shop's enabled locales
+/// of each language (`pt` → `pt-BR`), against the digests of the texts pushed, again with each
+/// push; a language the shop has not enabled (he) is left out without failing the push.
+#[tokio::test]
+async fn translations_of_a_published_product_are_registered_at_the_shop() {
+    let (s, _content) = start_with_content().await;
+    let admin = s.admin();
+    let mut c = s.client().await;
+    let supplier = s.connect_local(&admin, "supplier").await;
+    let store = s
+        .connect(
+            &admin,
+            pb::ConnectRequest {
+                provider: "shopify".into(),
+                shop_domain: nexus_testkit::shopify::TEST_SHOP.into(),
+                access_token: nexus_testkit::shopify::TEST_ACCESS_TOKEN.into(),
+                languages: vec!["es".into(), "pt".into(), "he".into()],
+                ..Default::default()
+            },
+        )
+        .await;
+    let product = c
+        .import_product(admin.req(pb::ImportProductRequest {
+            connection_id: supplier.id,
+            supplier_product_id: "LOC0001".into(),
+            currency: "USD".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    // Published before it is localized: nothing to translate yet, nothing registered.
+    c.publish_product(
+        admin.req(pb::PublishProductRequest { product_id: product.id.clone(), store_connection_id: store.id.clone() }),
+    )
+    .await
+    .unwrap();
+    assert!(s.shopify.translations().is_empty());
+    assert!(!s.shopify.log().iter().any(|(op, _)| op == "translatableResource"));
+
+    // Localizing a product already in the store sends its translations at once.
+    let localized = c.localize_product(admin.req(localize(&product.id, &[]))).await.unwrap().into_inner();
+    assert_eq!(localized.translations.len(), 3);
+    let shop_product = s.shopify.products()[0].id.clone();
+    let mut got: Vec<(String, String, String)> =
+        s.shopify.translations().into_iter().map(|t| (t.locale, t.key, t.value)).collect();
+    got.sort();
+    let mut want = vec![
+        ("es".to_owned(), "title".to_owned(), format!("[es] {}", product.title)),
+        ("pt-BR".to_owned(), "title".to_owned(), format!("[pt] {}", product.title)),
+    ];
+    if !product.description.is_empty() {
+        want.push(("es".into(), "body_html".into(), format!("[es] {}", product.description)));
+        want.push(("pt-BR".into(), "body_html".into(), format!("[pt] {}", product.description)));
+    }
+    want.sort();
+    assert_eq!(got, want);
+    assert!(s.shopify.translations().iter().all(|t| t.product_id == shop_product));
+    assert_eq!(s.shopify.products()[0].sets, 2, "the product was pushed again with its translations");
+
+    // Publishing again registers the same translations again: nothing more at the shop.
+    c.publish_product(
+        admin.req(pb::PublishProductRequest { product_id: product.id.clone(), store_connection_id: store.id.clone() }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.shopify.translations().len(), want.len());
+    let registered =
+        s.shopify.log().iter().filter(|(op, status)| op == "translationsRegister" && *status == 200).count();
+    assert_eq!(registered, 2);
+
+    // A shop that has enabled none of the languages: the push still succeeds, nothing is sent.
+    s.shopify.set_locales(&[("en", true, true)]);
+    c.publish_product(
+        admin.req(pb::PublishProductRequest { product_id: product.id.clone(), store_connection_id: store.id.clone() }),
+    )
+    .await
+    .unwrap();
+    let registered = s.shopify.log().iter().filter(|(op, _)| op == "translationsRegister").count();
+    assert_eq!(registered, 2);
+}
