@@ -244,6 +244,29 @@ pub mod vocab {
         schema
     }
 
+    /// The five locales products and stores are written in (`nexus_kernel::Locale`).
+    pub const LOCALES: &[&str] = &["en", "es", "pt", "he", "ar"];
+
+    /// Languages of a store or a product's translations: each of the five locales at most once.
+    fn languages(description: &str) -> Array {
+        ArrayBuilder::new()
+            .items(one_of(LOCALES, "en, es, pt, he or ar."))
+            .max_items(Some(LOCALES.len()))
+            .unique_items(true)
+            .description(Some(description))
+            .build()
+    }
+
+    /// A store's languages.
+    pub fn store_languages() -> Array {
+        languages("A store's languages, each at most once: its products are localized into them.")
+    }
+
+    /// The languages a product is localized into.
+    pub fn translation_languages() -> Array {
+        languages("Each at most once; absent or empty: the languages of the workspace's stores.")
+    }
+
     /// At least one scope: a key with none could do nothing.
     pub fn api_key_scopes() -> Array {
         ArrayBuilder::new().items(one_of(API_KEY_SCOPES, "read, write or admin.")).min_items(Some(1)).build()

@@ -382,7 +382,7 @@ pub async fn publish_product(
 pub struct ProductLocalizeRequest {
     /// Each of en, es, pt, he, ar once; absent or empty: the languages of the workspace's stores.
     #[serde(default)]
-    #[schema(max_items = 5)]
+    #[schema(schema_with = crate::openapi::vocab::translation_languages)]
     pub languages: Vec<String>,
     /// The language of the imported title and description; absent: en.
     #[schema(example = "en")]

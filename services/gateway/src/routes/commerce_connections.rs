@@ -48,7 +48,7 @@ pub struct ConnectionRequest {
     pub auth_code: Option<String>,
     /// A store's languages (each of en, es, pt, he, ar once): its products are localized into them.
     #[serde(default)]
-    #[schema(max_items = 5)]
+    #[schema(schema_with = crate::openapi::vocab::store_languages)]
     pub languages: Vec<String>,
 }
 
