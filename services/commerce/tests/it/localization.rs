@@ -24,6 +24,11 @@ async fn imported(s: &Service, admin: &Caller, languages: &[&str]) -> pb::Produc
         ..Default::default()
     };
     s.connect(admin, store).await;
+    import_local(s, admin).await
+}
+
+/// A product imported from a new local supplier connection.
+async fn import_local(s: &Service, admin: &Caller) -> pb::Product {
     let supplier = s.connect_local(admin, "supplier").await;
     s.client()
         .await
@@ -115,7 +120,6 @@ async fn translations_of_a_published_product_are_registered_at_the_shop() {
     let (s, _content) = start_with_content().await;
     let admin = s.admin();
     let mut c = s.client().await;
-    let supplier = s.connect_local(&admin, "supplier").await;
     let store = s
         .connect(
             &admin,
@@ -128,15 +132,7 @@ async fn translations_of_a_published_product_are_registered_at_the_shop() {
             },
         )
         .await;
-    let product = c
-        .import_product(admin.req(pb::ImportProductRequest {
-            connection_id: supplier.id,
-            supplier_product_id: "LOC0001".into(),
-            currency: "USD".into(),
-        }))
-        .await
-        .unwrap()
-        .into_inner();
+    let product = import_local(&s, &admin).await;
     // Published before it is localized: nothing to translate yet, nothing registered.
     c.publish_product(
         admin.req(pb::PublishProductRequest { product_id: product.id.clone(), store_connection_id: store.id.clone() }),
