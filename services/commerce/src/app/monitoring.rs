@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use nexus_kernel::{Error, TenantId};
@@ -84,19 +84,24 @@ impl App {
         // one: while a page's results are written the next page is fetched, and neither waits
         // for the other's page to finish unless it is a whole page ahead.
         let (pages, mut fetched_pages) = tokio::sync::mpsc::channel::<(Vec<Product>, Fetched)>(1);
+        let read = |after: Option<(DateTime<Utc>, Uuid)>| async move {
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let page = repo::products::monitored_page(&mut tx, tenant, after, i64::from(page_size)).await?;
+            db::commit(tx).await?;
+            Ok::<Vec<Product>, Error>(page)
+        };
         let fetching = async move {
-            let mut after = None;
-            loop {
-                let mut tx = db::tenant(&self.pool, tenant).await?;
-                let page = repo::products::monitored_page(&mut tx, tenant, after, i64::from(page_size)).await?;
-                db::commit(tx).await?;
-                let Some(last) = page.last() else { break };
-                after = Some((last.created_at, last.id));
+            let mut page = read(None).await?;
+            // The next page is read while this one's supplier calls are made.
+            while let Some(last) = page.last() {
                 let last_page = page.len() < page_size as usize;
-                let fetched = self.fetch_page(&creds, &page).await;
-                if pages.send((page, fetched)).await.is_err() || last_page {
+                let after = Some((last.created_at, last.id));
+                let next = async move { if last_page { Ok(Vec::new()) } else { read(after).await } };
+                let (fetched, next) = tokio::join!(self.fetch_page(&creds, &page), next);
+                if pages.send((page, fetched)).await.is_err() {
                     break;
                 }
+                page = next?;
             }
             Ok::<(), Error>(())
         };
