@@ -48,7 +48,7 @@ impl Report {
 
 impl App {
     /// Checks the caller's workspace now.
-    pub async fn run_monitoring(&self, p: &Principal) -> Result<Report, Error> {
+    pub async fn run_monitoring(self: &Arc<Self>, p: &Principal) -> Result<Report, Error> {
         require(p, Action::Write)?;
         let report = self.monitor_workspace(p.workspace_id).await?;
         self.sync_tracking(p.workspace_id).await?;
@@ -73,7 +73,7 @@ impl App {
     /// fetched `monitoring.concurrency` at once, then its changes stored in one transaction of a
     /// few statements for the page (a catalogue of tens of thousands of products is checked in
     /// the time its supplier calls take, and held in memory a few pages at a time).
-    pub async fn monitor_workspace(&self, tenant: TenantId) -> Result<Report, Error> {
+    pub async fn monitor_workspace(self: &Arc<Self>, tenant: TenantId) -> Result<Report, Error> {
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let rules: Vec<PricingRule> = repo::rules::pricing_rules(&mut tx).await?.into_iter().map(|(_, r)| r).collect();
         let ids = repo::products::monitored_connections(&mut tx).await?;
@@ -105,10 +105,13 @@ impl App {
             }
             Ok::<(), Error>(())
         };
-        let storing = async {
+        // The writes run in a task of their own, so their work never holds up the polling of
+        // the supplier calls in flight.
+        let app = Arc::clone(self);
+        let storing = tokio::spawn(async move {
             let mut report = Report::default();
             while let Some((page, fetched)) = fetched_pages.recv().await {
-                match self.apply_checks(tenant, &page, &fetched, &rules).await {
+                match app.apply_checks(tenant, &page, &fetched, &rules).await {
                     Ok(r) => report.add(r),
                     Err(e) => {
                         tracing::warn!(error = ?e, products = page.len(), "monitoring results of a page not stored");
@@ -116,8 +119,9 @@ impl App {
                 }
             }
             report
-        };
-        let (fetched, report) = tokio::join!(fetching, storing);
+        });
+        let fetched = fetching.await;
+        let report = storing.await.map_err(|e| Error::internal(format!("monitoring writes stopped: {e}")))?;
         fetched?;
         Ok(report)
     }
@@ -326,7 +330,7 @@ impl App {
     }
 
     /// Every workspace with products, one after the other.
-    pub async fn sweep(&self) -> Result<Report, Error> {
+    pub async fn sweep(self: &Arc<Self>) -> Result<Report, Error> {
         let mut tx = db::system(&self.pool).await?;
         let tenants = repo::products::tenants(&mut tx).await?;
         db::commit(tx).await?;
