@@ -556,11 +556,37 @@ impl TikTokClient {
         schema: &str,
         hashes: &[String],
     ) -> Result<(), PlatformError> {
+        self.map_audience_members("add", token, advertiser, audience, schema, hashes).await
+    }
+
+    /// Removes SHA-256 hashes of one schema from an audience (the segment API cannot replace an
+    /// audience's members, so a refresh adds and removes the difference).
+    pub async fn remove_audience_members(
+        &self,
+        token: &str,
+        advertiser: &str,
+        audience: &str,
+        schema: &str,
+        hashes: &[String],
+    ) -> Result<(), PlatformError> {
+        self.map_audience_members("delete", token, advertiser, audience, schema, hashes).await
+    }
+
+    async fn map_audience_members(
+        &self,
+        action: &str,
+        token: &str,
+        advertiser: &str,
+        audience: &str,
+        schema: &str,
+        hashes: &[String],
+    ) -> Result<(), PlatformError> {
         for batch in hashes.chunks(AUDIENCE_BATCH) {
             let data: Vec<Value> = batch.iter().map(|h| json!([{"id": h, "audience_ids": [audience]}])).collect();
             let body =
-                json!({"advertiser_ids": [advertiser], "action": "add", "id_schema": [schema], "batch_data": data});
-            // Adding the same hashes twice leaves the audience as it was: retried like a read.
+                json!({"advertiser_ids": [advertiser], "action": action, "id_schema": [schema], "batch_data": data});
+            // Adding a member twice, or removing one that is gone, leaves the audience as it was:
+            // retried like a read.
             self.post(token, "segment/mapping/", &body, false, "audience members").await?;
         }
         Ok(())

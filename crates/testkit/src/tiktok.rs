@@ -26,7 +26,7 @@
 //! ([`FakeTikTok::lose_answer`]) or answer late ([`FakeTikTok::delay_answer`]); the next
 //! requests throttled ([`FakeTikTok::throttle_next`]); counts of objects created and live.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -90,8 +90,14 @@ pub(crate) struct State {
     images: Vec<String>,
     /// Pictures and videos uploaded by file.
     files: Vec<FakeTikTokFile>,
-    /// (audience id, schema, hashes) of every mapping call.
+    /// (audience id, schema, hashes) of every mapping call that added.
     audience_rows: Vec<(String, String, Vec<String>)>,
+    /// (audience id, schema, hashes) of every mapping call that removed.
+    audience_removals: Vec<(String, String, Vec<String>)>,
+    /// What each audience holds now: (schema, hash).
+    audience_members: HashMap<String, BTreeSet<(String, String)>>,
+    /// Mapping calls of this action (`add`, `delete`) fail with 50000, after `.1` more succeed.
+    fail_mapping: Option<(String, u32)>,
     audiences: Vec<String>,
     /// Bodies of the lookalikes created.
     lookalikes: Vec<Value>,
@@ -176,9 +182,25 @@ impl FakeTikTok {
             .collect()
     }
 
-    /// (audience id, schema, hashes) of every audience mapping call.
+    /// (audience id, schema, hashes) of every audience mapping call that added.
     pub fn audience_rows(&self) -> Vec<(String, String, Vec<String>)> {
         self.state().audience_rows.clone()
+    }
+
+    /// (audience id, schema, hashes) of every audience mapping call that removed.
+    pub fn audience_removals(&self) -> Vec<(String, String, Vec<String>)> {
+        self.state().audience_removals.clone()
+    }
+
+    /// What an audience holds now: (schema, hash) of each member.
+    pub fn audience_members(&self, audience: &str) -> BTreeSet<(String, String)> {
+        self.state().audience_members.get(audience).cloned().unwrap_or_default()
+    }
+
+    /// Mapping calls of `action` (`add`, `delete`) fail with 50000 once `after` more have
+    /// succeeded; `None` ends it.
+    pub fn fail_mapping(&self, action: Option<(&str, u32)>) {
+        self.state().fail_mapping = action.map(|(a, n)| (a.to_owned(), n));
     }
 
     /// The body of every lookalike created, as received.
@@ -643,7 +665,8 @@ fn report(st: &mut State, q: &HashMap<String, String>) -> Out {
 
 fn mapping(st: &mut State, b: &Value) -> Out {
     let schema = b["id_schema"][0].as_str().unwrap_or("").to_owned();
-    if b["action"] != "add" || !matches!(schema.as_str(), "EMAIL_SHA256" | "PHONE_SHA256") {
+    let action = b["action"].as_str().unwrap_or("").to_owned();
+    if !matches!(action.as_str(), "add" | "delete") || !matches!(schema.as_str(), "EMAIL_SHA256" | "PHONE_SHA256") {
         return fail(40002, "action and id_schema are invalid");
     }
     let Some(batch) = b["batch_data"].as_array() else {
@@ -663,8 +686,25 @@ fn mapping(st: &mut State, b: &Value) -> Out {
         }
         by_audience.entry(aud.to_owned()).or_default().push(id.to_owned());
     }
+    if let Some((failing, after)) = &mut st.fail_mapping
+        && *failing == action
+    {
+        if *after == 0 {
+            return fail(50000, "System error, please retry later");
+        }
+        *after -= 1;
+    }
     for (aud, ids) in by_audience {
-        st.audience_rows.push((aud, schema.clone(), ids));
+        let held = st.audience_members.entry(aud.clone()).or_default();
+        for id in &ids {
+            if action == "add" {
+                held.insert((schema.clone(), id.clone()));
+            } else {
+                held.remove(&(schema.clone(), id.clone()));
+            }
+        }
+        let log = if action == "add" { &mut st.audience_rows } else { &mut st.audience_removals };
+        log.push((aud, schema.clone(), ids));
     }
     ok(json!({}))
 }

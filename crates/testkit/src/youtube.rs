@@ -71,6 +71,9 @@ struct State {
     token: String,
     base: String,
     revoked: bool,
+    /// The `code_verifier` of every code exchanged, and every token revoked at `/revoke`.
+    verifiers: Vec<String>,
+    revocations: Vec<String>,
     quota_exceeded: bool,
     seq: u64,
     sessions: HashMap<String, Session>,
@@ -109,6 +112,16 @@ impl FakeYouTube {
 
     pub fn restore(&self) {
         self.state().revoked = false;
+    }
+
+    /// The PKCE `code_verifier` of every authorization code exchanged, in order.
+    pub fn verifiers(&self) -> Vec<String> {
+        self.state().verifiers.clone()
+    }
+
+    /// Every token sent to `/revoke`, in order.
+    pub fn revocations(&self) -> Vec<String> {
+        self.state().revocations.clone()
     }
 
     /// The access token expires: from now on only `token` is accepted, and the token endpoint
@@ -192,9 +205,17 @@ async fn handle(
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
     let mut st = lock(&state);
     if method == Method::POST && uri.path() == "/token" {
-        return token(&st, &body);
+        return token(&mut st, &body);
     }
     if method == Method::POST && uri.path() == "/revoke" {
+        // Revoking either token ends the whole grant, as at Google.
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+        let Some(token) = form.get("token").filter(|t| **t == st.token || *t == REFRESH_TOKEN).cloned() else {
+            let body = json!({"error": "invalid_token", "error_description": "Token expired or revoked"});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        };
+        st.revocations.push(token);
+        st.revoked = true;
         return StatusCode::OK.into_response();
     }
     let bearer =
@@ -215,12 +236,17 @@ async fn handle(
 }
 
 /// Google's token endpoint: the test code or the refresh token for the fake's access token
-/// (refused while revoked, as Google refuses a revoked grant).
-fn token(st: &State, body: &[u8]) -> Response {
+/// (a refresh is refused while revoked, as Google refuses a revoked grant; a code is a new
+/// consent, so a new grant).
+fn token(st: &mut State, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let ok = match get("grant_type") {
-        "authorization_code" => get("code") == TEST_CODE && !get("code_verifier").is_empty(),
+        "authorization_code" if get("code") == TEST_CODE && !get("code_verifier").is_empty() => {
+            st.verifiers.push(get("code_verifier").to_owned());
+            st.revoked = false;
+            true
+        }
         "refresh_token" => get("refresh_token") == REFRESH_TOKEN,
         _ => false,
     };

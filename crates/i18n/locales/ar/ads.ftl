@@ -37,7 +37,6 @@ ads-audience_too_large = يقبل رفع الجمهور { $max } عضوًا كح
 ads-audience_not_found = هذا الجمهور غير موجود.
 ads-audience_not_refreshable = هذا الجمهور لم يُنشأ من شريحة جهات اتصال، لذلك لا يُحدَّث.
 ads-audience_refreshing = يجري تحديث هذا الجمهور الآن. حاول مرة أخرى عند انتهائه.
-ads-audience_refresh_unsupported = لا يمكن بعد استبدال أعضاء جماهير { $provider } هنا؛ أنشئ جمهورًا جديدًا من الشريحة.
 ads-segments_unavailable = لا يمكن الآن إنشاء جماهير من شريحة جهات اتصال. حاول مرة أخرى لاحقًا.
 ads-lookalike_ratio_invalid = يصل الجمهور المشابه إلى ما بين { $min } و{ $max } % من كل بلد.
 ads-lookalike_countries_invalid = يحتاج الجمهور المشابه إلى ما بين 1 و{ $max } من البلدان.

@@ -37,7 +37,6 @@ ads-audience_too_large = An audience upload takes at most { $max } members.
 ads-audience_not_found = This audience does not exist.
 ads-audience_not_refreshable = This audience is not made from a contact segment, so it is not refreshed.
 ads-audience_refreshing = This audience is being refreshed. Try again when it is done.
-ads-audience_refresh_unsupported = { $provider } audiences cannot have their members replaced here yet; make a new audience from the segment.
 ads-segments_unavailable = Audiences cannot be made from a contact segment right now. Try again later.
 ads-lookalike_ratio_invalid = A lookalike reaches { $min } to { $max } % of each country.
 ads-lookalike_countries_invalid = A lookalike needs 1 to { $max } countries.

@@ -37,7 +37,6 @@ ads-audience_too_large = Una carga de audiencia admite como máximo { $max } mie
 ads-audience_not_found = Esta audiencia no existe.
 ads-audience_not_refreshable = Esta audiencia no se creó a partir de un segmento de contactos, así que no se actualiza.
 ads-audience_refreshing = Esta audiencia se está actualizando. Inténtalo de nuevo cuando termine.
-ads-audience_refresh_unsupported = Todavía no se pueden reemplazar aquí los miembros de las audiencias de { $provider }; crea una nueva audiencia a partir del segmento.
 ads-segments_unavailable = Ahora no se pueden crear audiencias a partir de un segmento de contactos. Inténtalo más tarde.
 ads-lookalike_ratio_invalid = Una audiencia similar alcanza del { $min } al { $max } % de cada país.
 ads-lookalike_countries_invalid = Una audiencia similar necesita de 1 a { $max } países.

@@ -37,7 +37,6 @@ ads-audience_too_large = העלאת קהל מקבלת לכל היותר { $max }
 ads-audience_not_found = הקהל הזה לא קיים.
 ads-audience_not_refreshable = הקהל הזה לא נוצר מפלח אנשי קשר, ולכן אינו מתעדכן.
 ads-audience_refreshing = הקהל הזה מתעדכן כעת. נסו שוב כשהעדכון יסתיים.
-ads-audience_refresh_unsupported = עדיין לא ניתן להחליף כאן את החברים בקהלים של { $provider }; צרו קהל חדש מהפלח.
 ads-segments_unavailable = כרגע לא ניתן ליצור קהלים מפלח אנשי קשר. נסו שוב מאוחר יותר.
 ads-lookalike_ratio_invalid = קהל דומה מגיע ל־{ $min } עד { $max } % מכל מדינה.
 ads-lookalike_countries_invalid = קהל דומה צריך בין 1 ל־{ $max } מדינות.

@@ -37,7 +37,6 @@ ads-audience_too_large = Um envio de público aceita no máximo { $max } membros
 ads-audience_not_found = Este público não existe.
 ads-audience_not_refreshable = Este público não foi criado a partir de um segmento de contatos, por isso não é atualizado.
 ads-audience_refreshing = Este público está sendo atualizado. Tente novamente quando terminar.
-ads-audience_refresh_unsupported = Ainda não é possível substituir aqui os membros dos públicos de { $provider }; crie um novo público a partir do segmento.
 ads-segments_unavailable = Agora não é possível criar públicos a partir de um segmento de contatos. Tente novamente mais tarde.
 ads-lookalike_ratio_invalid = Um público semelhante alcança de { $min } a { $max } % de cada país.
 ads-lookalike_countries_invalid = Um público semelhante precisa de 1 a { $max } países.

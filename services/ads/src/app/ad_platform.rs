@@ -601,7 +601,7 @@ impl AdPlatform<'_> {
 
     /// Sends one batch of a replacement of an audience's members (one session across both
     /// kinds; the members are swapped when its last batch arrives). Only Meta and the sandbox
-    /// replace: see [`AdPlatform::replaces_members`].
+    /// replace; TikTok audiences are kept by difference (`audience_diff`).
     pub async fn replace_audience_batch(
         &self,
         token: &str,
@@ -614,13 +614,6 @@ impl AdPlatform<'_> {
             AdPlatform::Meta(m) => m.add_audience_batch(token, audience, kind.meta(), hashes, place, true).await,
             AdPlatform::TikTok(_) | AdPlatform::Local => Ok(()),
         }
-    }
-
-    /// Whether an audience's members can be replaced here. TikTok's segment API (what its
-    /// audiences are made with) adds and removes known members only, so a TikTok audience is
-    /// not refreshed.
-    pub fn replaces_members(&self) -> bool {
-        !matches!(self, AdPlatform::TikTok(_))
     }
 
     /// Creates a lookalike of the platform audience `origin`; its id (the sandbox's is made from
@@ -680,7 +673,7 @@ impl HashKind {
         }
     }
 
-    fn tiktok(self) -> &'static str {
+    pub(super) fn tiktok(self) -> &'static str {
         match self {
             HashKind::Email => "EMAIL_SHA256",
             HashKind::Phone => "PHONE_SHA256",

@@ -1,6 +1,7 @@
 //! Audiences made from a contact-book segment are read from it again every
 //! `audiences.refresh_every` and their members replaced at the platform (Meta: one
-//! `usersreplace` session; the sandbox records the counts). Due audiences are claimed across
+//! `usersreplace` session; TikTok: the difference added and removed, `audience_diff`; the
+//! sandbox records the counts). Due audiences are claimed across
 //! workspaces and replicas (SKIP LOCKED, with a lease), so two replicas never refresh the same
 //! one; a refresh can also be asked for now. A failed refresh keeps the audience's members and
 //! is tried again after `audiences.sweep_interval`.
@@ -14,12 +15,12 @@ use nexus_platform::identity::{Action, Principal};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::ad_platform::AdPlatform;
+use super::audience_diff::{DiffSink, DiffTarget};
 use super::audiences::{Sink, Target, pour};
 use super::{App, require};
 use crate::repo;
 use crate::repo::audiences::{Audience, Refreshed};
-
-const UNSUPPORTED: &str = "ads.audience_refresh_unsupported";
 
 /// Audiences claimed per round.
 const BATCH: i64 = 10;
@@ -96,10 +97,7 @@ impl App {
             }
             Err(e) => (Refreshed::Failed(e.code().to_owned()), cfg.sweep_interval),
         };
-        let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
-        // A platform that cannot replace members is not tried again on schedule.
-        let unsupported = matches!(&outcome, Refreshed::Failed(code) if code == UNSUPPORTED);
-        let next = (!unsupported).then_some(next);
+        let next = Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)));
         let mut tx = db::tenant(&self.pool, tenant).await?;
         let row = repo::audiences::finish_refresh(&mut tx, a.id, &outcome, next).await?;
         if let Some(row) = &row {
@@ -120,13 +118,31 @@ impl App {
             .ok_or_else(|| Error::new(ErrorKind::FailedPrecondition, "ads.connection_required"))?;
         let provider = stored.record.provider;
         let platform = self.ad_platform(provider)?;
-        if !platform.replaces_members() {
-            return Err(
-                Error::new(ErrorKind::FailedPrecondition, UNSUPPORTED).with_param("provider", provider.as_str())
-            );
-        }
         let token = self.open_tokens(stored.record.id, &stored.credentials)?.access_token;
         let book = self.book()?;
+        if let AdPlatform::TikTok(tiktok) = platform {
+            let mut tx = db::tenant(&self.pool, tenant).await?;
+            let generation = repo::audience_members::next_generation(&mut tx, a.id).await?;
+            db::commit(tx).await?;
+            let generation = generation.ok_or_else(|| Error::not_found("ads.audience_not_found"))?;
+            let target = DiffTarget {
+                pool: &self.pool,
+                tenant,
+                key: a.id,
+                generation,
+                tiktok,
+                token: &token,
+                advertiser: &a.ad_account,
+                name: &a.name,
+                audience: Some(a.platform_id.clone()),
+            };
+            let mut sink = DiffSink::new(target);
+            let counts = pour(book, tenant, &a.segment_id, &mut sink).await?;
+            return match sink.finish().await? {
+                Some(_) => Ok(counts),
+                None => Err(Error::invalid("ads.audience_empty").with_violation("segment_id", "empty")),
+            };
+        }
         let estimated = book.segment_size(tenant, &a.segment_id).await?;
         let target = Target { platform, token: &token, account: &a.ad_account, name: &a.name, local_key: Uuid::nil() };
         let mut sink = Sink::new(target, Some(a.platform_id.clone()), estimated, true);

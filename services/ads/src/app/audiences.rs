@@ -2,7 +2,8 @@
 //! service, uploaded to a chosen Meta ad account (batches of one session) or TikTok advertiser.
 //! The members come from the client, or from a saved segment of the contact book (messaging),
 //! read page by page and sent in platform batches as they fill, so a segment of any size is
-//! never held whole; its contacts without marketing consent are left out.
+//! never held whole; its contacts without marketing consent are left out. A TikTok audience
+//! made from a segment is kept by difference (`audience_diff`).
 
 use nexus_kernel::{Error, ErrorKind, Page, PageRequest, TenantId};
 use nexus_platform::db::{self, Keyset};
@@ -10,6 +11,7 @@ use nexus_platform::identity::{Action, Principal};
 use uuid::Uuid;
 
 use super::ad_platform::{AdPlatform, HashKind, ad_account_kind};
+use super::audience_diff::{DiffSink, DiffTarget};
 use super::contact_book::ContactBook;
 use super::platforms::platform_error;
 use super::{App, id_of, require};
@@ -74,6 +76,24 @@ pub(super) struct Sink<'a> {
     seqs: [u32; 2],
 }
 
+/// Where [`pour`] sends a segment's hashes.
+pub(super) trait HashSink {
+    async fn push(&mut self, kind: HashKind, hash: String) -> Result<(), Error>;
+}
+
+impl HashSink for Sink<'_> {
+    async fn push(&mut self, kind: HashKind, hash: String) -> Result<(), Error> {
+        let full = match kind {
+            HashKind::Email => self.emails.push(hash),
+            HashKind::Phone => self.phones.push(hash),
+        };
+        match full {
+            Some(batch) => self.send(kind, &batch, false).await,
+            None => Ok(()),
+        }
+    }
+}
+
 impl<'a> Sink<'a> {
     pub(super) fn new(t: Target<'a>, audience: Option<String>, estimated: u64, replace: bool) -> Self {
         let batch = match t.platform {
@@ -94,17 +114,6 @@ impl<'a> Sink<'a> {
             phones: Batcher::new(batch),
             sessions: [session, session + 1],
             seqs: [0, 0],
-        }
-    }
-
-    pub(super) async fn push(&mut self, kind: HashKind, hash: String) -> Result<(), Error> {
-        let full = match kind {
-            HashKind::Email => self.emails.push(hash),
-            HashKind::Phone => self.phones.push(hash),
-        };
-        match full {
-            Some(batch) => self.send(kind, &batch, false).await,
-            None => Ok(()),
         }
     }
 
@@ -222,8 +231,7 @@ impl App {
             ratio_percent: 0,
         };
         let every = chrono::Duration::from_std(self.cfg.audiences.refresh_every).unwrap_or(chrono::Duration::hours(24));
-        // Refreshed on schedule where the platform can replace the members.
-        let next = (!segment.is_empty() && platform.replaces_members()).then(|| now + every);
+        let next = (!segment.is_empty()).then(|| now + every);
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         let stored = repo::audiences::insert(&mut tx, p.workspace_id, &row, next).await?;
         db::commit(tx).await?;
@@ -231,13 +239,46 @@ impl App {
     }
 
     /// Reads a segment page by page into a new platform audience; its id and the counts. A
-    /// segment without one usable, consenting contact is refused and creates nothing.
+    /// segment without one usable, consenting contact is refused and creates nothing. A TikTok
+    /// audience's hashes are kept (under the audience's id `t.local_key`) for its refreshes.
     async fn upload_segment(&self, tenant: TenantId, segment: &str, t: Target<'_>) -> Result<(String, Upload), Error> {
         let book = self.book()?;
-        let estimated = book.segment_size(tenant, segment).await?;
-        let mut sink = Sink::new(t, None, estimated, false);
-        let counts = pour(book, tenant, segment, &mut sink).await?;
-        match sink.finish().await? {
+        let (counts, audience) = match t.platform {
+            AdPlatform::TikTok(tiktok) => {
+                let key = t.local_key;
+                let target = DiffTarget {
+                    pool: &self.pool,
+                    tenant,
+                    key,
+                    // Below the first refresh's stamp, so what it does not find is removed.
+                    generation: 0,
+                    tiktok,
+                    token: t.token,
+                    advertiser: t.account,
+                    name: t.name,
+                    audience: None,
+                };
+                let mut sink = DiffSink::new(target);
+                let poured = match pour(book, tenant, segment, &mut sink).await {
+                    Ok(counts) => sink.finish().await.map(|a| (counts, a)),
+                    Err(e) => Err(e),
+                };
+                if poured.is_err() || matches!(poured, Ok((_, None))) {
+                    // No audience row will name these hashes.
+                    let mut tx = db::tenant(&self.pool, tenant).await?;
+                    repo::audience_members::forget_all(&mut tx, key).await?;
+                    db::commit(tx).await?;
+                }
+                poured?
+            }
+            _ => {
+                let estimated = book.segment_size(tenant, segment).await?;
+                let mut sink = Sink::new(t, None, estimated, false);
+                let counts = pour(book, tenant, segment, &mut sink).await?;
+                (counts, sink.finish().await?)
+            }
+        };
+        match audience {
             Some(audience) => Ok((audience, counts)),
             None => Err(Error::invalid("ads.audience_empty").with_violation("segment_id", "empty")),
         }
@@ -346,6 +387,7 @@ impl App {
             .map_err(|e| platform_error(provider, e))?;
         let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
         repo::audiences::delete(&mut tx, a.id).await?;
+        repo::audience_members::forget_all(&mut tx, a.id).await?;
         db::commit(tx).await?;
         Ok(())
     }
@@ -376,7 +418,7 @@ pub(super) async fn pour(
     book: &dyn ContactBook,
     tenant: TenantId,
     segment: &str,
-    sink: &mut Sink<'_>,
+    sink: &mut impl HashSink,
 ) -> Result<Upload, Error> {
     let mut counts = Upload::default();
     let mut cursor = String::new();

@@ -2,6 +2,7 @@
 //! with its outbox event. Platform calls happen outside transactions.
 
 pub mod ad_platform;
+mod audience_diff;
 pub mod audience_refresh;
 pub mod audiences;
 pub mod builder;

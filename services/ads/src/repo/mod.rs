@@ -1,6 +1,7 @@
 //! Every SQL statement of the ads service. Functions take `&mut PgConnection` (a tenant
 //! transaction, or a system one for the expiry watch); row types stay private.
 
+pub mod audience_members;
 pub mod audiences;
 pub mod builds;
 pub mod campaigns;

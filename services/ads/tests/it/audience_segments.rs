@@ -22,12 +22,17 @@ async fn with_book() -> (Service, ContactBook) {
     (s, book)
 }
 
-async fn meta_account(s: &Service, admin: &Caller) -> String {
-    let started = s.begin(admin, "meta").await;
-    let c = s.complete(admin, "meta", nexus_testkit::meta::TEST_CODE, &started.state).await.unwrap();
-    let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["act_111".into()] };
+/// A connection of `provider` with `account` chosen; its id.
+async fn connected(s: &Service, admin: &Caller, provider: &str, code: &str, account: &str) -> String {
+    let started = s.begin(admin, provider).await;
+    let c = s.complete(admin, provider, code, &started.state).await.unwrap();
+    let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec![account.into()] };
     s.client().await.choose_accounts(admin.req(req)).await.unwrap();
     c.id
+}
+
+async fn meta_account(s: &Service, admin: &Caller) -> String {
+    connected(s, admin, "meta", nexus_testkit::meta::TEST_CODE, "act_111").await
 }
 
 fn from_segment(connection: &str, account: &str, segment: &str) -> pb::CreateAudienceRequest {
@@ -211,31 +216,86 @@ async fn a_segment_without_consenting_contacts_creates_nothing() {
     assert!(s.meta.audience_rows().is_empty());
 }
 
+/// TikTok's segment API cannot replace an audience's members: a refresh sends the difference,
+/// and a failed call is repaired by the next refresh.
 #[tokio::test]
-async fn a_tiktok_segment_audience_is_uploaded_and_deleted_at_tiktok() {
+async fn a_tiktok_segment_audience_is_refreshed_by_difference_and_repaired_after_a_failure() {
     let (s, book) = with_book().await;
     let admin = s.admin();
-    let started = s.begin(&admin, "tiktok").await;
-    let c = s.complete(&admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE, &started.state).await.unwrap();
-    let req = pb::ChooseAccountsRequest { id: c.id.clone(), external_ids: vec!["7002".into()] };
-    s.client().await.choose_accounts(admin.req(req)).await.unwrap();
-    let (want_emails, want_phones, _) = fill(&book, admin.ws, 12).await;
-    let segment = book.segment(admin.ws, json!({"tag": "vip"})).await;
-    let a = s.client().await.create_audience(admin.req(from_segment(&c.id, "7002", &segment))).await.unwrap();
+    let ws = admin.ws;
+    let conn = connected(&s, &admin, "tiktok", nexus_testkit::tiktok::TEST_AUTH_CODE, "7002").await;
+    let (want_emails, want_phones, _) = fill(&book, ws, 12).await;
+    let ana = book.contact(ws, vip("Ana", "ana@example.com", ""), &[("email", "granted")]).await;
+    let segment = book.segment(ws, json!({"tag": "vip"})).await;
+    let a = s.client().await.create_audience(admin.req(from_segment(&conn, "7002", &segment))).await.unwrap();
     let a = a.into_inner();
-    let rows = s.tiktok.audience_rows();
-    let of = |schema: &str| -> BTreeSet<String> {
-        rows.iter().filter(|r| r.1 == schema && r.0 == a.platform_id).flat_map(|r| r.2.clone()).collect()
-    };
-    assert_eq!((of("EMAIL_SHA256"), of("PHONE_SHA256")), (want_emails, want_phones));
+    let mut want: BTreeSet<(String, String)> =
+        want_emails.into_iter().map(|h| ("EMAIL_SHA256".to_owned(), h)).collect();
+    want.extend(want_phones.into_iter().map(|h| ("PHONE_SHA256".to_owned(), h)));
+    want.insert(("EMAIL_SHA256".into(), sha("ana@example.com")));
+    let holds = || s.tiktok.audience_members(&a.platform_id);
+    assert_eq!(holds(), want);
     assert_eq!(s.tiktok.audiences(), std::slice::from_ref(&a.platform_id));
-    // TikTok's segment API cannot replace members: not scheduled, and refused when asked for.
-    assert_eq!(s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at IS NOT NULL").await, 0);
-    let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap_err();
-    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::FailedPrecondition, "ads.audience_refresh_unsupported"));
-    assert_eq!(s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at IS NOT NULL").await, 0);
+    let stored = "SELECT count(*) FROM ads.audience_members WHERE held";
+    assert_eq!(s.scalar(stored).await, want.len() as i64);
+    // Scheduled like any segment audience.
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.audiences WHERE next_refresh_at IS NOT NULL").await, 1);
+    let refresh =
+        || async { s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await };
+
+    // Nothing changed: nothing is sent.
+    let adds = s.tiktok.audience_rows().len();
+    assert_eq!(refresh().await.unwrap().into_inner().members, want.len() as i32);
+    assert_eq!((s.tiktok.audience_rows().len(), s.tiktok.audience_removals().len()), (adds, 0));
+
+    // Ana withdraws and Rui joins: only they are sent.
+    book.consent(ws, &ana, "email", "withdrawn").await;
+    let rui = book.contact(ws, vip("Rui", "rui@example.com", "+351 912 000 004"), &[("whatsapp", "granted")]).await;
+    refresh().await.unwrap();
+    let removals = s.tiktok.audience_removals();
+    assert_eq!(removals, [(a.platform_id.clone(), "EMAIL_SHA256".to_owned(), vec![sha("ana@example.com")])]);
+    let sent: BTreeSet<(String, String)> =
+        s.tiktok.audience_rows()[adds..].iter().flat_map(|r| r.2.iter().map(|h| (r.1.clone(), h.clone()))).collect();
+    let joined = BTreeSet::from([
+        ("EMAIL_SHA256".to_owned(), sha("rui@example.com")),
+        ("PHONE_SHA256".to_owned(), sha("351912000004")),
+    ]);
+    assert_eq!(sent, joined);
+    want.remove(&("EMAIL_SHA256".into(), sha("ana@example.com")));
+    want.extend(joined.iter().cloned());
+    assert_eq!(holds(), want);
+
+    // An add TikTok fails: the refresh fails and TikTok lacks Eva; the next refresh sends her.
+    let eva = book.contact(ws, vip("Eva", "eva@example.com", ""), &[("email", "granted")]).await;
+    s.tiktok.fail_mapping(Some(("add", 0)));
+    assert!(refresh().await.is_err());
+    let got = s.client().await.get_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap();
+    assert_eq!(got.into_inner().refresh_status, "failed");
+    assert!(!holds().contains(&("EMAIL_SHA256".into(), sha("eva@example.com"))));
+    s.tiktok.fail_mapping(None);
+    refresh().await.unwrap();
+    want.insert(("EMAIL_SHA256".into(), sha("eva@example.com")));
+    assert_eq!(holds(), want);
+
+    // A removal TikTok fails: Rui and Eva stay until the next refresh removes them.
+    book.consent(ws, &rui, "whatsapp", "withdrawn").await;
+    book.consent(ws, &eva, "email", "withdrawn").await;
+    s.tiktok.fail_mapping(Some(("delete", 1)));
+    assert!(refresh().await.is_err());
+    s.tiktok.fail_mapping(None);
+    let got = refresh().await.unwrap().into_inner();
+    for gone in joined.iter().chain([&("EMAIL_SHA256".to_owned(), sha("eva@example.com"))]) {
+        want.remove(gone);
+    }
+    assert_eq!(holds(), want);
+    assert_eq!((got.members, got.refresh_status.as_str()), (want.len() as i32, "ready"));
+    assert_eq!(s.scalar(stored).await, want.len() as i64);
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.audience_members").await, want.len() as i64);
+
+    // Deleted: at TikTok, and its hashes are forgotten.
     s.client().await.delete_audience(admin.req(pb::GetByIdRequest { id: a.id })).await.unwrap();
     assert!(s.tiktok.audiences().is_empty());
+    assert_eq!(s.scalar("SELECT count(*) FROM ads.audience_members").await, 0);
 }
 
 /// A custom audience of members sent by the client.

@@ -199,3 +199,66 @@ async fn a_token_expiring_in_six_days_is_reported_once_then_expired() {
     assert_eq!(app.watch_expiry().await.unwrap().warned, 1);
     assert_eq!(s.events("nexus.ads.connection.expiring").await, 2);
 }
+
+/// Google's consent asks for offline access with PKCE; the watch renews its hourly token with
+/// the refresh token (no notice), reports a grant Google no longer honours as expiring, and
+/// disconnecting revokes the grant at Google.
+#[tokio::test]
+async fn a_google_connection_is_renewed_by_the_watch_and_revoked_at_google_on_disconnect() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let s = Service::start().await;
+    let admin = s.admin();
+    let started = s.begin(&admin, "google").await;
+    let url = reqwest::Url::parse(&started.authorize_url).unwrap();
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
+    assert_eq!(
+        (get("access_type"), get("prompt"), get("code_challenge_method"), get("state")),
+        ("offline", "consent", "S256", started.state.as_str())
+    );
+    assert!(get("scope").contains("https://www.googleapis.com/auth/youtube.upload"), "{q:?}");
+    let c = s.complete(&admin, "google", nexus_testkit::youtube::TEST_CODE, &started.state).await.unwrap();
+    // The verifier sent with the code is the one the challenge was made from.
+    let verifiers = s.youtube.verifiers();
+    assert_eq!(verifiers.len(), 1);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifiers[0].as_bytes()));
+    assert_eq!(challenge, get("code_challenge"));
+    assert_eq!(c.status, "active");
+    assert!(c.accounts.iter().any(|a| a.external_id == nexus_testkit::youtube::TEST_CHANNEL_ID && a.chosen));
+
+    // The hour is nearly up: renewed with the refresh token, nothing to tell the user.
+    s.youtube.rotate_token("ya29.the-next-hour");
+    s.exec("UPDATE ads.connections SET token_expires_at = now() + interval '5 minutes'").await;
+    let round = s.app.watch_expiry().await.unwrap();
+    assert_eq!((round.refreshed, round.warned, round.expired), (1, 0, 0));
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM ads.connections WHERE token_expires_at > now() + interval '50 minutes'").await,
+        1
+    );
+    assert_eq!(s.events("nexus.ads.connection.expiring").await, 0);
+    let mut client = s.client().await;
+    let shown = client.get_connection(admin.req(pb::GetByIdRequest { id: c.id.clone() })).await.unwrap().into_inner();
+    assert_eq!(shown.status, "active");
+
+    // The user revoked access at Google: the renewal is refused, so the connection is reported.
+    s.youtube.revoke();
+    s.exec("UPDATE ads.connections SET token_expires_at = now() + interval '5 minutes'").await;
+    let round = s.app.watch_expiry().await.unwrap();
+    assert_eq!((round.refreshed, round.warned), (0, 1));
+    assert_eq!(s.events("nexus.ads.connection.expiring").await, 1);
+    let shown = client.get_connection(admin.req(pb::GetByIdRequest { id: c.id.clone() })).await.unwrap().into_inner();
+    assert_eq!(shown.status, "expiring");
+
+    // Connected again (a new consent), then disconnected: the grant is revoked at Google.
+    let again = s.begin(&admin, "google").await;
+    let c2 = s.complete(&admin, "google", nexus_testkit::youtube::TEST_CODE, &again.state).await.unwrap();
+    assert_eq!((c2.id.as_str(), c2.status.as_str()), (c.id.as_str(), "active"));
+    assert!(s.youtube.revocations().is_empty());
+    let gone = client.disconnect(admin.req(pb::GetByIdRequest { id: c.id.clone() })).await.unwrap().into_inner();
+    assert_eq!(gone.status, "disconnected");
+    assert_eq!(s.youtube.revocations(), ["1//fake-google-refresh"]);
+    // Nothing is left to renew or report.
+    s.exec("UPDATE ads.connections SET token_expires_at = now() + interval '5 minutes'").await;
+    assert_eq!(s.app.watch_expiry().await.unwrap(), Default::default());
+}
