@@ -6,7 +6,7 @@ Usage: manifest_check.py K8S_DIR RENDERED_DIR [--self-test]
 RENDERED_DIR holds <overlay>.yaml, each the output of `kubectl kustomize k8s/overlays/<overlay>`.
 Every resource is validated against the Kubernetes JSON schemas (kubernetes-validate, strict: no
 unknown fields), then the rendered YAML is read for the fleet's invariants:
-- every pod (Deployments, Jobs, CronJobs) runs as non-root, with a read-only root filesystem, no
+- every pod (Deployments, StatefulSets, Jobs, CronJobs) runs as non-root, with a read-only root filesystem, no
   privilege escalation, all capabilities dropped, and CPU and memory requests and limits;
 - every Deployment has liveness and readiness probes on its `admin` port (/livez, /readyz);
 - every Secret file a pod reads is listed in k8s/SECRETS.md, and every row there is read;
@@ -54,7 +54,7 @@ def documented_secrets(k8s_dir):
 
 def pod_specs(doc):
     kind = doc.get("kind")
-    if kind in ("Deployment", "Job"):
+    if kind in ("Deployment", "Job", "StatefulSet"):
         return [doc["spec"]["template"]["spec"]]
     if kind == "CronJob":
         return [doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
@@ -234,6 +234,20 @@ def check(overlay, docs, documented, root=".", alerts=None):
             if not waits:
                 errors.append(f"{overlay}: {dep} does not wait for its migrations (init container await-migrations)")
 
+    # The NATS server: JetStream on its persistent volume, clients limited to the service users.
+    nats = by_kind.get("StatefulSet", {}).get("nats")
+    if nats is None:
+        errors.append(f"{overlay}: no NATS StatefulSet")
+    else:
+        claims = [c["metadata"]["name"] for c in nats["spec"].get("volumeClaimTemplates", [])]
+        mounts = {m["name"]: m["mountPath"] for c in nats["spec"]["template"]["spec"]["containers"] for m in c.get("volumeMounts", [])}
+        conf = next((cm["data"].get("nats.conf", "") for n, cm in by_kind.get("ConfigMap", {}).items() if n.startswith("nats-config")), "")
+        store = re.search(r"store_dir:\s*(\S+)", conf)
+        if not store or not any(mounts.get(c) == store.group(1) for c in claims):
+            errors.append(f"{overlay}: NATS keeps JetStream off its persistent volume")
+        if "include ./nexus-authorization.conf" not in conf:
+            errors.append(f"{overlay}: NATS runs without the per-service users")
+
     callers = expected_callers(root)
     for svc, expected in callers.items():
         allowed = allowed_callers(docs, svc)
@@ -376,6 +390,18 @@ def breakages(docs):
             "a Deployment that does not wait for its migrations",
             "does not wait for its migrations",
             lambda ds: app(ds, "messaging").pop("initContainers"),
+        ),
+        broken(
+            "NATS without its persistent volume",
+            "JetStream off its persistent volume",
+            lambda ds: next(d for d in ds if d.get("kind") == "StatefulSet" and d["metadata"]["name"] == "nats")["spec"].pop("volumeClaimTemplates"),
+        ),
+        broken(
+            "a NATS pod that may run as root",
+            "may run as root",
+            lambda ds: next(d for d in ds if d.get("kind") == "StatefulSet" and d["metadata"]["name"] == "nats")["spec"]["template"]["spec"][
+                "securityContext"
+            ].pop("runAsNonRoot"),
         ),
         broken(
             "prod running as development",
