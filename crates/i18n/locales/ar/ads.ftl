@@ -32,6 +32,7 @@ ads-connection_required = أُزيل اتصال هذه الحملة الإعلا
 ads-delivery_invalid = يجب أن تكون الحالة paused أو active أو archived.
 ads-workspace_cap_exceeded = سيؤدي هذا إلى تجاوز الحد اليومي لإنفاق الإعلانات في مساحة العمل البالغ { $cap } { $currency }.
 ads-audience_empty = لا أحد من الأعضاء عنوان بريد إلكتروني أو رقم هاتف مع رمز البلد.
+ads-do_not_sell = اختارت مساحة العمل هذه «عدم البيع أو المشاركة» لجهات اتصالها، لذلك لا تُرسل أي جهة اتصال إلى منصة إعلانات. أوقف هذا الخيار في إعدادات دفتر جهات الاتصال لإنشاء الجماهير.
 ads-audience_invalid = الحقل "{ $field }" في الجمهور غير صالح.
 ads-audience_too_large = يقبل رفع الجمهور { $max } عضوًا كحد أقصى.
 ads-audience_not_found = هذا الجمهور غير موجود.

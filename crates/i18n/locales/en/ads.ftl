@@ -32,6 +32,7 @@ ads-connection_required = This ad campaign's connection was removed. Connect the
 ads-delivery_invalid = The state must be paused, active or archived.
 ads-workspace_cap_exceeded = This would take the workspace's daily ad spend above its cap of { $cap } { $currency }.
 ads-audience_empty = None of the members is an email address or a phone number with its country code.
+ads-do_not_sell = This workspace chose "do not sell or share" for its contacts, so no contact is sent to an ad platform. Turn it off in the contact book settings to build audiences.
 ads-audience_invalid = The audience's "{ $field }" is not valid.
 ads-audience_too_large = An audience upload takes at most { $max } members.
 ads-audience_not_found = This audience does not exist.

@@ -32,6 +32,7 @@ ads-connection_required = Se eliminó la conexión de esta campaña publicitaria
 ads-delivery_invalid = El estado debe ser paused, active o archived.
 ads-workspace_cap_exceeded = Esto superaría el límite diario de gasto publicitario del espacio de trabajo, { $cap } { $currency }.
 ads-audience_empty = Ninguno de los miembros es un correo electrónico o un teléfono con su código de país.
+ads-do_not_sell = Este espacio de trabajo eligió «no vender ni compartir» sus contactos, así que ningún contacto se envía a una plataforma de anuncios. Desactívalo en los ajustes de la agenda para crear audiencias.
 ads-audience_invalid = El campo "{ $field }" de la audiencia no es válido.
 ads-audience_too_large = Una carga de audiencia admite como máximo { $max } miembros.
 ads-audience_not_found = Esta audiencia no existe.

@@ -32,6 +32,7 @@ ads-connection_required = החיבור של קמפיין המודעות הזה �
 ads-delivery_invalid = המצב חייב להיות paused,‏ active או archived.
 ads-workspace_cap_exceeded = הפעולה תעלה את הוצאת המודעות היומית של סביבת העבודה מעל התקרה של { $cap } { $currency }.
 ads-audience_empty = אף אחד מהחברים אינו כתובת דוא"ל או מספר טלפון עם קידומת מדינה.
+ads-do_not_sell = סביבת העבודה הזו בחרה "לא למכור ולא לשתף" את אנשי הקשר שלה, ולכן אף איש קשר לא נשלח לפלטפורמת פרסום. כבו את האפשרות בהגדרות ספר אנשי הקשר כדי לבנות קהלים.
 ads-audience_invalid = השדה "{ $field }" של הקהל אינו תקין.
 ads-audience_too_large = העלאת קהל מקבלת לכל היותר { $max } חברים.
 ads-audience_not_found = הקהל הזה לא קיים.

@@ -32,6 +32,7 @@ ads-connection_required = A conexão desta campanha de anúncios foi removida. C
 ads-delivery_invalid = O estado deve ser paused, active ou archived.
 ads-workspace_cap_exceeded = Isso ultrapassaria o limite diário de gastos com anúncios do espaço de trabalho, { $cap } { $currency }.
 ads-audience_empty = Nenhum dos membros é um e-mail ou um telefone com o código do país.
+ads-do_not_sell = Este espaço de trabalho escolheu "não vender nem compartilhar" seus contatos, então nenhum contato é enviado a uma plataforma de anúncios. Desative isso nas configurações da agenda para criar públicos.
 ads-audience_invalid = O campo "{ $field }" do público não é válido.
 ads-audience_too_large = Um envio de público aceita no máximo { $max } membros.
 ads-audience_not_found = Este público não existe.

@@ -120,6 +120,9 @@ impl App {
         let platform = self.ad_platform(provider)?;
         let token = self.open_tokens(stored.record.id, &stored.credentials)?.access_token;
         let book = self.book()?;
+        // Opted out since: the platform keeps the members it has until the audience is deleted
+        // or the setting is turned off again.
+        self.sharing_allowed(tenant).await?;
         if let AdPlatform::TikTok(tiktok) = platform {
             let mut tx = db::tenant(&self.pool, tenant).await?;
             let generation = repo::audience_members::next_generation(&mut tx, a.id).await?;

@@ -182,6 +182,7 @@ impl App {
         }
         // Checked (and hashed) before any platform call.
         let hashed = if segment.is_empty() { Some(hash_members(&req.emails, &req.phones)?) } else { None };
+        self.sharing_allowed(p.workspace_id).await?;
         let stored = self.stored_connection(p, &req.connection_id).await?;
         let c = &stored.record;
         let platform = self.ad_platform(c.provider)?;
@@ -281,6 +282,18 @@ impl App {
         match audience {
             Some(audience) => Ok((audience, counts)),
             None => Err(Error::invalid("ads.audience_empty").with_violation("segment_id", "empty")),
+        }
+    }
+
+    /// Refuses when the workspace said "do not sell or share" (CCPA) in its contact book: no
+    /// contact of it goes to an ad platform. Without a contact book (no messaging service
+    /// configured) there is no such setting to read, and only members sent by a client exist.
+    pub(super) async fn sharing_allowed(&self, tenant: TenantId) -> Result<(), Error> {
+        match &self.contact_book {
+            Some(book) if book.do_not_sell(tenant).await? => {
+                Err(Error::new(ErrorKind::FailedPrecondition, "ads.do_not_sell"))
+            }
+            _ => Ok(()),
         }
     }
 

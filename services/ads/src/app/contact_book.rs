@@ -24,6 +24,8 @@ pub trait ContactBook: Send + Sync {
     /// empty after the last page.
     async fn page(&self, tenant: TenantId, segment: &str, cursor: &str)
     -> Result<(Vec<SegmentContact>, String), Error>;
+    /// Whether the workspace said "do not sell or share" (CCPA) for its whole contact book.
+    async fn do_not_sell(&self, tenant: TenantId) -> Result<bool, Error>;
 }
 
 /// [`ContactBook`] over the messaging service's gRPC API, with this service's own tokens.
@@ -74,5 +76,12 @@ impl ContactBook for MessagingContacts {
             })
             .collect();
         Ok((contacts, found.page.map(|p| p.next_cursor).unwrap_or_default()))
+    }
+
+    async fn do_not_sell(&self, tenant: TenantId) -> Result<bool, Error> {
+        let mut client = mpb::contacts_client::ContactsClient::new(self.channel.clone());
+        let ctx = self.tokens.context(Some(tenant)).await?;
+        let s = ctx.scope(client.get_settings(mpb::Empty {})).await.map_err(|s| upstream_error(&s))?.into_inner();
+        Ok(s.do_not_sell.unwrap_or(false))
     }
 }

@@ -158,7 +158,8 @@ pub struct ConsentMark {
 
 /// Whether a contact may be put in an ad audience. Advertising to someone is marketing, so the
 /// contact must have granted marketing consent on some channel and withdrawn it on none (a
-/// withdrawal anywhere is taken as "no marketing"); an anonymized (erased) contact never is.
+/// withdrawal anywhere is taken as "no marketing"; withdrawn on the channel `ads` it is the
+/// contact's "do not sell or share"); an anonymized (erased) contact never is.
 pub fn may_target(c: &SegmentContact) -> bool {
     let marketing = |status: &str| c.consents.iter().any(|k| k.purpose == "marketing" && k.status == status);
     !c.anonymized && marketing("granted") && !marketing("withdrawn")

@@ -507,3 +507,54 @@ async fn a_refresh_replaces_the_members_once_across_sweeps_and_records_failures(
     let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: plain.id })).await.unwrap_err();
     assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::InvalidArgument, "ads.audience_not_refreshable"));
 }
+
+/// "Do not sell or share" (CCPA): a contact who withdrew the channel `ads` is left out of every
+/// audience; a workspace that opted out as a whole sends nobody to a platform (refused before
+/// any call), and its audiences' refreshes fail, leaving the platform as it was.
+#[tokio::test]
+async fn do_not_sell_keeps_contacts_out_of_the_ad_platforms() {
+    let (s, book) = with_book().await;
+    let admin = s.admin();
+    let ws = admin.ws;
+    let conn = meta_account(&s, &admin).await;
+    let ana = book.contact(ws, vip("Ana", "ana@example.com", ""), &[("email", "granted")]).await;
+    book.contact(ws, vip("Eva", "eva@example.com", ""), &[("email", "granted")]).await;
+    book.consent(ws, &ana, "ads", "withdrawn").await;
+    let segment = book.segment(ws, json!({"tag": "vip"})).await;
+    let a = s.client().await.create_audience(admin.req(from_segment(&conn, "act_111", &segment))).await.unwrap();
+    let a = a.into_inner();
+    assert_eq!(s.meta.audience_members(&a.platform_id), hashed(&[("EMAIL", "eva@example.com")]));
+    assert_eq!((a.members, a.excluded), (1, 1));
+
+    // The whole workspace opts out: nothing is created, nothing refreshed.
+    book.do_not_sell(ws, true).await;
+    let calls = s.meta.log().len();
+    let e = s.client().await.create_audience(admin.req(from_segment(&conn, "act_111", &segment))).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_str()), (tonic::Code::FailedPrecondition, "ads.do_not_sell"));
+    let listed = pb::CreateAudienceRequest {
+        connection_id: conn.clone(),
+        ad_account: "act_111".into(),
+        name: "Typed in".into(),
+        emails: vec!["rui@example.com".into()],
+        ..Default::default()
+    };
+    let e = s.client().await.create_audience(admin.req(listed)).await.unwrap_err();
+    assert_eq!(code(&e), "ads.do_not_sell");
+    let e = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap_err();
+    assert_eq!(code(&e), "ads.do_not_sell");
+    assert_eq!(s.meta.log().len(), calls, "no platform call: {:?}", &s.meta.log()[calls..]);
+    let got = s.client().await.get_audience(admin.req(pb::GetByIdRequest { id: a.id.clone() })).await.unwrap();
+    let got = got.into_inner();
+    assert_eq!((got.refresh_status.as_str(), got.refresh_error.as_str()), ("failed", "ads.do_not_sell"));
+    assert_eq!(s.meta.audience_members(&a.platform_id).len(), 1);
+    use nexus_kernel::Locale;
+    let es = nexus_i18n::error_message(Locale::Es, "ads.do_not_sell", &[], 409);
+    assert!(es.contains("no vender ni compartir"), "{es}");
+    let ar = nexus_i18n::error_message(Locale::Ar, "ads.do_not_sell", &[], 409);
+    assert!(ar.contains("عدم البيع أو المشاركة"), "{ar}");
+
+    // Turned off again: the refresh goes through.
+    book.do_not_sell(ws, false).await;
+    let now = s.client().await.refresh_audience(admin.req(pb::GetByIdRequest { id: a.id })).await.unwrap();
+    assert_eq!(now.into_inner().refresh_status, "ready");
+}

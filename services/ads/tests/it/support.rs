@@ -66,6 +66,8 @@ impl Service {
             ("NEXUS_GOOGLE__API_URL", youtube.base_url.clone()),
             ("NEXUS_OUTBOUND__ALLOW_PRIVATE_CIDRS", "127.0.0.0/8".into()),
             ("NEXUS_PROVIDERS__ATTEMPTS", "2".into()),
+            // No contact book unless a test starts one (`ContactBook::env`).
+            ("NEXUS_SERVICES__MESSAGING", String::new()),
             ("NEXUS_EXPIRY__INTERVAL", "1h".into()),
             // Tests run the sweep's rounds themselves.
             ("NEXUS_INSIGHTS__SWEEP_INTERVAL", "1h".into()),
@@ -326,6 +328,16 @@ impl ContactBook {
 }
 
 impl ContactBook {
+    /// Turns the workspace's "do not sell or share" on or off.
+    pub async fn do_not_sell(&self, ws: nexus_kernel::WorkspaceId, on: bool) {
+        use nexus_proto::nexus::messaging::v1 as mpb;
+        let mut client = mpb::contacts_client::ContactsClient::new(self.messaging.channel().await);
+        let req = mpb::BookSettings { do_not_sell: Some(on), ..Default::default() };
+        let set =
+            client.update_settings(nexus_testkit::identity::authed(req, &self.token(ws))).await.expect("settings");
+        assert_eq!(set.into_inner().do_not_sell, Some(on));
+    }
+
     /// Records a contact's marketing consent on `channel` (granted or withdrawn).
     pub async fn consent(&self, ws: nexus_kernel::WorkspaceId, id: &str, channel: &str, status: &str) {
         use nexus_proto::nexus::messaging::v1 as mpb;

@@ -201,6 +201,23 @@ pub fn map_known(event: &Event) -> Option<Mapped> {
                 ..Mapped::default()
             }
         }
+        _ if t == ev::ConsentChanged::full_name() => {
+            // Channel `ads` withdrawn is a contact's "do not sell or share".
+            let e: ev::ConsentChanged = decode(event)?;
+            Mapped {
+                properties: obj(json!({"contact_id": e.contact_id, "channel": e.channel, "purpose": e.purpose,
+                    "status": e.status, "source": e.source})),
+                ..Mapped::default()
+            }
+        }
+        _ if t == ev::DoNotSellChanged::full_name() => {
+            let e: ev::DoNotSellChanged = decode(event)?;
+            Mapped {
+                properties: obj(json!({"do_not_sell": e.do_not_sell})),
+                user_id: non_empty(e.actor_id),
+                ..Mapped::default()
+            }
+        }
         _ if t == ev::WhatsAppMessageReceived::full_name() => {
             let e: ev::WhatsAppMessageReceived = decode(event)?;
             Mapped {

@@ -333,3 +333,42 @@ async fn store_sales_count_as_revenue_once_refunds_take_it_back_and_other_servic
     let broadcast = props("messaging.broadcast.finished");
     assert_eq!((broadcast["sent"].as_i64(), broadcast["credits_charged"].as_i64()), (Some(9_990), Some(9_990)));
 }
+
+/// "Do not sell or share" (CCPA) is recorded: the workspace's setting with who changed it, and a
+/// contact's opt-out (its consent on the channel `ads` withdrawn).
+#[tokio::test]
+async fn do_not_sell_choices_are_recorded() {
+    let svc = start().await;
+    let bus = svc.bus().await;
+    bus.ensure_service_stream("messaging").await.unwrap();
+    let ws = WorkspaceId::new();
+    let setting = ev::DoNotSellChanged {
+        workspace_id: ws.to_string(),
+        do_not_sell: true,
+        actor_id: "usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7".into(),
+    };
+    publish(&bus, "nexus.messaging.book.do_not_sell_changed", ws, uuid::Uuid::now_v7(), &setting).await;
+    let consent = ev::ConsentChanged {
+        workspace_id: ws.to_string(),
+        contact_id: "ct_0192f0c5c2b87c31a1f1e4f2b1a0c9d8".into(),
+        channel: "ads".into(),
+        purpose: "marketing".into(),
+        status: "withdrawn".into(),
+        source: "form".into(),
+    };
+    publish(&bus, "nexus.messaging.contact.consent_changed", ws, uuid::Uuid::now_v7(), &consent).await;
+    svc.wait_for_events(ws, 2, 30).await;
+    let admin = svc.admin().await;
+    let rows: Vec<(String, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT name, user_id, properties FROM analytics.analytics_events WHERE tenant_id = $1 ORDER BY name",
+    )
+    .bind(ws.as_uuid())
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["messaging.book.do_not_sell_changed", "messaging.contact.consent_changed"]);
+    assert_eq!(rows[0].1.as_deref(), Some("usr_0192f0c5c2b87c31a1f1e4f2b1a0c9d7"));
+    assert_eq!(rows[0].2, serde_json::json!({"do_not_sell": true}));
+    assert_eq!((rows[1].2["channel"].as_str(), rows[1].2["status"].as_str()), (Some("ads"), Some("withdrawn")));
+}

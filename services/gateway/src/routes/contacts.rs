@@ -44,7 +44,8 @@ pub struct IdentityBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConsentBody {
-    /// whatsapp, email or sms.
+    /// whatsapp, email, sms or ads (the ad platforms; withdrawn: the contact's "do not sell or
+    /// share").
     pub channel: String,
     /// marketing or transactional.
     pub purpose: String,
@@ -197,36 +198,63 @@ impl ContactRequest {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"default_region": "BR"}))]
+#[schema(example = json!({"default_region": "BR", "do_not_sell": true}))]
 pub struct BookSettingsBody {
     /// ISO 3166 alpha-2 region for numbers typed without a country code; empty: none.
     #[schema(example = "BR", pattern = "^([A-Za-z]{2})?$")]
     pub default_region: String,
+    /// "Do not sell or share" (CCPA) for the whole workspace: no contact is sent to an ad
+    /// platform (custom audiences are refused, and their refreshes fail). Absent: unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub do_not_sell: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"default_region": "BR", "do_not_sell": true, "do_not_sell_changed_at": "2026-12-01T10:00:00Z"}))]
+pub struct BookSettingsView {
+    /// ISO 3166 alpha-2 region for numbers typed without a country code; empty: none.
+    pub default_region: String,
+    /// "Do not sell or share" (CCPA) for the whole workspace.
+    pub do_not_sell: bool,
+    /// When `do_not_sell` last changed (RFC 3339); absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub do_not_sell_changed_at: Option<String>,
+}
+
+impl From<pb::BookSettings> for BookSettingsView {
+    fn from(s: pb::BookSettings) -> Self {
+        BookSettingsView {
+            default_region: s.default_region,
+            do_not_sell: s.do_not_sell.unwrap_or(false),
+            do_not_sell_changed_at: ts(s.do_not_sell_changed_at),
+        }
+    }
 }
 
 /// The contact book's settings.
 #[utoipa::path(get, path = "/v1/contacts/settings", tag = "contacts", security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "Settings", body = BookSettingsBody)))]
+    responses((status = 200, description = "Settings", body = BookSettingsView)))]
 pub async fn get_settings(
     State(state): State<AppState>,
     _a: Authenticated,
-) -> Result<Json<BookSettingsBody>, ApiError> {
+) -> Result<Json<BookSettingsView>, ApiError> {
     let s = client(&state).get_settings(pb::Empty {}).await?.into_inner();
-    Ok(Json(BookSettingsBody { default_region: s.default_region }))
+    Ok(Json(s.into()))
 }
 
 /// Change the contact book's settings.
 #[utoipa::path(put, path = "/v1/contacts/settings", tag = "contacts", security(("bearer" = []), ("api_key" = [])),
     request_body = BookSettingsBody,
-    responses((status = 200, description = "Settings", body = BookSettingsBody), (status = 400, description = "Unknown region", body = ErrorEnvelope),
+    responses((status = 200, description = "Settings", body = BookSettingsView), (status = 400, description = "Unknown region", body = ErrorEnvelope),
         (status = 403, description = "Viewers cannot change settings", body = ErrorEnvelope)))]
 pub async fn update_settings(
     State(state): State<AppState>,
     _a: Authenticated,
     ApiJson(b): ApiJson<BookSettingsBody>,
-) -> Result<Json<BookSettingsBody>, ApiError> {
-    let s = client(&state).update_settings(pb::BookSettings { default_region: b.default_region }).await?.into_inner();
-    Ok(Json(BookSettingsBody { default_region: s.default_region }))
+) -> Result<Json<BookSettingsView>, ApiError> {
+    let req = pb::BookSettings { default_region: b.default_region, do_not_sell: b.do_not_sell, ..Default::default() };
+    let s = client(&state).update_settings(req).await?.into_inner();
+    Ok(Json(s.into()))
 }
 
 /// Add a contact (one live contact per phone and per email).
@@ -399,7 +427,9 @@ pub async fn add_identity(
 #[schema(example = json!({"channel": "whatsapp", "purpose": "marketing", "status": "granted", "source": "form",
     "proof": "I agree to receive offers on WhatsApp."}))]
 pub struct ConsentRequest {
-    #[schema(pattern = "^(whatsapp|email|sms)$")]
+    /// whatsapp, email, sms or ads (the ad platforms: `ads` withdrawn is the contact's "do not
+    /// sell or share", CCPA; no custom audience will hold the contact).
+    #[schema(pattern = "^(whatsapp|email|sms|ads)$")]
     pub channel: String,
     #[schema(pattern = "^(marketing|transactional)$")]
     pub purpose: String,

@@ -115,9 +115,9 @@ pub struct ImportQuery {
         max_length = 20000
     )]
     pub mapping: Option<String>,
-    /// Record consent for every imported contact on this channel (whatsapp, email or sms); with
-    /// `consent_purpose`.
-    #[param(example = "whatsapp", pattern = "^(|whatsapp|email|sms)$")]
+    /// Record consent for every imported contact on this channel (whatsapp, email, sms or ads);
+    /// with `consent_purpose`.
+    #[param(example = "whatsapp", pattern = "^(|whatsapp|email|sms|ads)$")]
     pub consent_channel: Option<String>,
     #[param(example = "marketing", pattern = "^(|marketing|transactional)$")]
     pub consent_purpose: Option<String>,

@@ -37,6 +37,28 @@ impl App {
         Ok(Some(region).filter(|r| !r.is_empty()))
     }
 
+    /// The workspace's "do not sell or share" (CCPA) and when it last changed.
+    #[tracing::instrument(skip_all)]
+    pub async fn do_not_sell(&self, p: &Principal) -> Result<(bool, Option<chrono::DateTime<chrono::Utc>>), Error> {
+        p.require(Action::Read)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        let setting = repo::book::do_not_sell(&mut tx).await?;
+        db::commit(tx).await?;
+        Ok(setting)
+    }
+
+    /// Turns the workspace's "do not sell or share" on or off (like the book's other settings);
+    /// a change is announced (`book.do_not_sell_changed`) in the same transaction.
+    #[tracing::instrument(skip_all, fields(on))]
+    pub async fn set_do_not_sell(&self, p: &Principal, on: bool) -> Result<(), Error> {
+        p.require(Action::Write)?;
+        let mut tx = db::tenant(&self.pool, p.workspace_id).await?;
+        if repo::book::save_do_not_sell(&mut tx, p.workspace_id, on).await? {
+            events::do_not_sell_changed(&mut tx, p, on).await?;
+        }
+        db::commit(tx).await
+    }
+
     #[tracing::instrument(skip_all, fields(key = %key))]
     pub async fn define_field(
         &self,

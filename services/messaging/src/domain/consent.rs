@@ -4,13 +4,15 @@ use nexus_kernel::Locale;
 use unicode_normalization::UnicodeNormalization;
 
 nexus_kernel::word_enum! {
-    /// A way of reaching a contact.
+    /// A way of reaching a contact. `ads` is the ad platforms (the contact hashed into a custom
+    /// audience): withdrawn, it is the contact's "do not sell or share" (CCPA).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     #[serde(rename_all = "lowercase")]
     pub enum Channel: invalid "messaging.invalid_channel", param "channel" {
         Whatsapp = "whatsapp",
         Email = "email",
         Sms = "sms",
+        Ads = "ads",
     }
 }
 

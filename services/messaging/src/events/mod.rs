@@ -186,6 +186,21 @@ pub async fn contacts_imported(
     Ok(())
 }
 
+/// `book.do_not_sell_changed`.
+pub async fn do_not_sell_changed(
+    conn: &mut PgConnection,
+    p: &nexus_platform::identity::Principal,
+    on: bool,
+) -> Result<(), Error> {
+    let event = ev::DoNotSellChanged {
+        workspace_id: p.workspace_id.to_string(),
+        do_not_sell: on,
+        actor_id: p.user_id.to_string(),
+    };
+    enqueue(conn, "nexus.messaging.book.do_not_sell_changed", Some(p.workspace_id), &event).await.db()?;
+    Ok(())
+}
+
 /// `contact.consent_changed`.
 pub async fn consent_changed(
     conn: &mut PgConnection,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use nexus_platform::grpc::{status, ts};
-use nexus_platform::identity::principal;
+use nexus_platform::identity::{Principal, principal};
 use nexus_proto::nexus::messaging::v1::{self as pb, contacts_server::Contacts};
 use tonic::{Request, Response};
 
@@ -69,18 +69,32 @@ fn input(c: &pb::ContactInput) -> ContactInput<'_> {
     }
 }
 
+impl ContactsService {
+    async fn settings(&self, p: &Principal, region: Option<String>) -> R<pb::BookSettings> {
+        let (do_not_sell, changed_at) = self.app.do_not_sell(p).await.map_err(status)?;
+        Ok(Response::new(pb::BookSettings {
+            default_region: region.unwrap_or_default(),
+            do_not_sell: Some(do_not_sell),
+            do_not_sell_changed_at: changed_at.map(ts),
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl Contacts for ContactsService {
     async fn get_settings(&self, req: Request<pb::Empty>) -> R<pb::BookSettings> {
         let p = principal(&req)?;
         let region = self.app.default_region(&p).await.map_err(status)?;
-        Ok(Response::new(pb::BookSettings { default_region: region.unwrap_or_default() }))
+        self.settings(&p, region).await
     }
 
     async fn update_settings(&self, req: Request<pb::BookSettings>) -> R<pb::BookSettings> {
         let p = principal(&req)?;
         let region = self.app.set_default_region(&p, &req.get_ref().default_region).await.map_err(status)?;
-        Ok(Response::new(pb::BookSettings { default_region: region.unwrap_or_default() }))
+        if let Some(on) = req.get_ref().do_not_sell {
+            self.app.set_do_not_sell(&p, on).await.map_err(status)?;
+        }
+        self.settings(&p, region).await
     }
 
     async fn create_contact(&self, req: Request<pb::ContactInput>) -> R<pb::Contact> {

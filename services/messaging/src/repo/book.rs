@@ -1,5 +1,6 @@
 //! The contact book's settings and custom field definitions.
 
+use chrono::{DateTime, Utc};
 use nexus_kernel::{Error, TenantId};
 use nexus_platform::db::DbResultExt;
 use sqlx::PgConnection;
@@ -10,6 +11,35 @@ pub async fn default_region(conn: &mut PgConnection) -> Result<Option<String>, E
     let r: Option<String> =
         sqlx::query_scalar("SELECT default_region FROM book_settings").fetch_optional(conn).await.db()?;
     Ok(r.filter(|r| !r.is_empty()))
+}
+
+/// The workspace's "do not sell or share" setting and when it last changed.
+pub async fn do_not_sell(conn: &mut PgConnection) -> Result<(bool, Option<DateTime<Utc>>), Error> {
+    let row: Option<(bool, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT do_not_sell, do_not_sell_changed_at FROM book_settings")
+            .fetch_optional(conn)
+            .await
+            .db()?;
+    Ok(row.unwrap_or((false, None)))
+}
+
+/// Sets "do not sell or share"; whether it changed (a concurrent change waits for the row and
+/// then finds nothing left to change).
+pub async fn save_do_not_sell(conn: &mut PgConnection, tenant: TenantId, on: bool) -> Result<bool, Error> {
+    sqlx::query("INSERT INTO book_settings (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING")
+        .bind(tenant.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    let changed = sqlx::query(
+        "UPDATE book_settings SET do_not_sell = $1, do_not_sell_changed_at = now(), updated_at = now() \
+         WHERE do_not_sell IS DISTINCT FROM $1",
+    )
+    .bind(on)
+    .execute(conn)
+    .await
+    .db()?;
+    Ok(changed.rows_affected() > 0)
 }
 
 pub async fn save_default_region(conn: &mut PgConnection, tenant: TenantId, region: &str) -> Result<(), Error> {

@@ -133,3 +133,53 @@ async fn viewers_read_but_do_not_write() {
         b.app.search_contacts(&viewer, ContactQuery::default(), &Map::new(), &PageRequest::default()).await.unwrap();
     assert_eq!(seen.items.len(), 1);
 }
+
+/// "Do not sell or share" (CCPA): per contact, a consent on the channel `ads` withdrawn, kept
+/// with its source and proof; per workspace, a setting of the book, announced once per change
+/// and changed by members only.
+#[tokio::test]
+async fn do_not_sell_is_recorded_per_contact_and_per_workspace() {
+    use nexus_messaging::app::contacts::ConsentChange;
+    let b = book().await;
+    let ws = WorkspaceId::new();
+    let ana = member(ws, Role::Member);
+    let input = ContactInput { name: Some("Rui"), email: Some("rui@example.com"), ..Default::default() };
+    let c = b.app.create_contact(&ana, &input, &Map::new(), "").await.unwrap();
+    let opt_out = ConsentChange {
+        channel: "ads",
+        purpose: "marketing",
+        status: "withdrawn",
+        source: "privacy_form",
+        proof: "Do Not Sell or Share My Personal Information",
+    };
+    let c = b.app.set_consent(&ana, &c.id.to_string(), &opt_out).await.unwrap();
+    let ads: Vec<_> = c.consents.iter().filter(|k| k.channel.as_str() == "ads").collect();
+    assert_eq!(ads.len(), 1);
+    assert_eq!((ads[0].status.as_str(), ads[0].proof.as_str()), ("withdrawn", opt_out.proof));
+    let fax = ConsentChange { channel: "fax", ..opt_out };
+    assert_eq!(b.app.set_consent(&ana, &c.id.to_string(), &fax).await.unwrap_err().code(), "messaging.invalid_channel");
+
+    let admin = b.admin_pool().await;
+    let events = "SELECT count(*) FROM messaging.outbox WHERE subject = 'nexus.messaging.book.do_not_sell_changed'";
+    let count = |sql: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&admin).await.unwrap() }
+    };
+    assert_eq!(b.app.do_not_sell(&ana).await.unwrap(), (false, None));
+    // Off is the default: saying so again changes nothing.
+    b.app.set_do_not_sell(&ana, false).await.unwrap();
+    assert_eq!(count(events).await, 0);
+    b.app.set_do_not_sell(&ana, true).await.unwrap();
+    b.app.set_do_not_sell(&ana, true).await.unwrap();
+    let (on, at) = b.app.do_not_sell(&ana).await.unwrap();
+    assert!(on && at.is_some());
+    assert_eq!(count(events).await, 1, "announced once");
+    // Viewers cannot change it; another workspace does not see it.
+    let viewer = member(ws, Role::Viewer);
+    assert_eq!(b.app.set_do_not_sell(&viewer, false).await.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert!(b.app.do_not_sell(&viewer).await.unwrap().0);
+    assert_eq!(b.app.do_not_sell(&member(WorkspaceId::new(), Role::Owner)).await.unwrap(), (false, None));
+    b.app.set_do_not_sell(&ana, false).await.unwrap();
+    assert!(!b.app.do_not_sell(&ana).await.unwrap().0);
+    assert_eq!(count(events).await, 2);
+}
