@@ -123,6 +123,16 @@ async fn all_scores(svc: &Svc, token: &str, platform: bool) -> Vec<pb::ChurnScor
     }
 }
 
+async fn retrain(svc: &Svc, token: &str, platform: bool) -> Result<pb::ChurnModel, tonic::Status> {
+    let r = svc.client().retrain_churn(authed(pb::ChurnModelRequest { platform }, token)).await?;
+    Ok(r.into_inner())
+}
+
+async fn model(svc: &Svc, token: &str, platform: bool) -> Result<pb::ChurnModel, tonic::Status> {
+    let r = svc.client().get_churn_model(authed(pb::ChurnModelRequest { platform }, token)).await?;
+    Ok(r.into_inner())
+}
+
 /// The service with its churn scheduler stopped: the tests run rounds themselves.
 async fn start_quiet(operator: Option<WorkspaceId>) -> Svc {
     start_with(Options {
@@ -149,15 +159,10 @@ async fn a_planted_signal_is_learned_scored_and_announced_once_per_crossing() {
     assert!(seeded.fading.len() >= 20, "{}", seeded.fading.len());
 
     // Nothing trained yet: said as such, and no scores.
-    let e = svc.client().get_churn_model(authed(pb::ChurnModelRequest { platform: false }, &owner)).await.unwrap_err();
+    let e = model(&svc, &owner, false).await.unwrap_err();
     assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::NotFound, "analytics.churn_not_trained"));
 
-    let m = svc
-        .client()
-        .retrain_churn(authed(pb::ChurnModelRequest { platform: false }, &owner))
-        .await
-        .unwrap()
-        .into_inner();
+    let m = retrain(&svc, &owner, false).await.unwrap();
     assert_eq!((m.status.as_str(), m.code.as_str(), m.population.as_str()), ("trained", "", "customers"), "{m:?}");
     let bins: Vec<String> = m
         .calibration
@@ -223,10 +228,10 @@ async fn a_planted_signal_is_learned_scored_and_announced_once_per_crossing() {
     assert_eq!(names, scores.iter().take(5).map(|s| s.subject.as_str()).collect::<Vec<_>>());
 
     // Asking again at once is refused; so is a viewer.
-    let e = svc.client().retrain_churn(authed(pb::ChurnModelRequest { platform: false }, &owner)).await.unwrap_err();
+    let e = retrain(&svc, &owner, false).await.unwrap_err();
     assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::ResourceExhausted, "analytics.churn_retrain_too_soon"));
     let viewer = svc.token(ws, Role::Viewer);
-    let e = svc.client().retrain_churn(authed(pb::ChurnModelRequest { platform: false }, &viewer)).await.unwrap_err();
+    let e = retrain(&svc, &viewer, false).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
 
     // The next daily run scores again (the model is fresh, so no training): the same users
@@ -284,11 +289,11 @@ async fn a_planted_signal_is_learned_scored_and_announced_once_per_crossing() {
 
     // Another workspace sees nothing of it.
     let other = svc.owner(WorkspaceId::new());
-    let e = svc.client().get_churn_model(authed(pb::ChurnModelRequest { platform: false }, &other)).await.unwrap_err();
+    let e = model(&svc, &other, false).await.unwrap_err();
     assert_eq!(code_of(&e), "analytics.churn_not_trained");
     assert!(all_scores(&svc, &other, false).await.is_empty());
     // Nor is the platform's population open to a workspace owner.
-    let e = svc.client().get_churn_model(authed(pb::ChurnModelRequest { platform: true }, &owner)).await.unwrap_err();
+    let e = model(&svc, &owner, true).await.unwrap_err();
     assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::PermissionDenied, "analytics.operator_required"));
 }
 
@@ -298,23 +303,13 @@ async fn too_little_data_is_said_plainly_and_gives_no_scores() {
     let ws = WorkspaceId::new();
     let owner = svc.owner(ws);
     seed(&svc, ws, 40, 5).await;
-    let m = svc
-        .client()
-        .retrain_churn(authed(pb::ChurnModelRequest { platform: false }, &owner))
-        .await
-        .unwrap()
-        .into_inner();
+    let m = retrain(&svc, &owner, false).await.unwrap();
     assert_eq!((m.status.as_str(), m.code.as_str()), ("not_enough_data", "analytics.churn_not_enough_data"), "{m:?}");
     assert_eq!((m.subjects, m.min_subjects, m.min_per_class), (40, 100, 10));
     assert!(m.calibration.is_empty() && m.coefficients.is_empty() && m.auc == 0.0);
     assert!(all_scores(&svc, &owner, false).await.is_empty());
     // The same answer later, from the stored training.
-    let again = svc
-        .client()
-        .get_churn_model(authed(pb::ChurnModelRequest { platform: false }, &owner))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = model(&svc, &owner, false).await.unwrap();
     assert_eq!(again.status, "not_enough_data");
 }
 
@@ -330,7 +325,7 @@ async fn one_run_at_a_time_and_operators_only_for_the_platform() {
         .execute(&svc.admin().await)
         .await
         .unwrap();
-    let e = svc.client().retrain_churn(authed(pb::ChurnModelRequest { platform: false }, &owner)).await.unwrap_err();
+    let e = retrain(&svc, &owner, false).await.unwrap_err();
     assert_eq!((e.code(), code_of(&e).as_str()), (tonic::Code::AlreadyExists, "analytics.churn_training_in_progress"));
 
     // The platform's population (its workspaces): three are far too few for a model.
@@ -338,12 +333,7 @@ async fn one_run_at_a_time_and_operators_only_for_the_platform() {
         insert(&svc, w, &[("u".into(), "page.viewed", Utc::now() - chrono::Duration::days(40))]).await;
     }
     let operator = svc.token(operator_ws, Role::Admin);
-    let m = svc
-        .client()
-        .retrain_churn(authed(pb::ChurnModelRequest { platform: true }, &operator))
-        .await
-        .unwrap()
-        .into_inner();
+    let m = retrain(&svc, &operator, true).await.unwrap();
     assert_eq!((m.population.as_str(), m.status.as_str()), ("platform", "not_enough_data"), "{m:?}");
     assert!(m.subjects >= 3);
     for token in [owner.clone(), svc.token(operator_ws, Role::Viewer)] {
@@ -355,8 +345,7 @@ async fn one_run_at_a_time_and_operators_only_for_the_platform() {
         assert_eq!(code_of(&e), "analytics.operator_required");
     }
     // The workspace's own model is not the platform's.
-    let e =
-        svc.client().get_churn_model(authed(pb::ChurnModelRequest { platform: false }, &operator)).await.unwrap_err();
+    let e = model(&svc, &operator, false).await.unwrap_err();
     assert_eq!(code_of(&e), "analytics.churn_not_trained");
 }
 
