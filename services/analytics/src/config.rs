@@ -17,6 +17,7 @@ pub struct Config {
     pub maintenance: MaintenanceConfig,
     pub rollups: RollupsConfig,
     pub fleet: FleetConfig,
+    pub churn: ChurnConfig,
 }
 
 impl AsRef<CommonConfig> for Config {
@@ -106,6 +107,58 @@ pub struct FleetConfig {
     pub services: BTreeMap<String, String>,
 }
 
+/// Churn risk (see `domain/churn.rs` and docs/decisions.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChurnConfig {
+    pub enabled: bool,
+    /// How often due workspaces are looked for.
+    #[serde(with = "humantime_secs")]
+    pub check_interval: Duration,
+    /// How often each population is scored.
+    #[serde(with = "humantime_secs")]
+    pub score_interval: Duration,
+    /// A model older than this is trained again before scoring.
+    #[serde(with = "humantime_secs")]
+    pub retrain_interval: Duration,
+    /// A retrain on request is refused until this long after the last training.
+    #[serde(with = "humantime_secs")]
+    pub retrain_min_interval: Duration,
+    /// How long a claimed workspace stays claimed if its replica dies mid-run.
+    #[serde(with = "humantime_secs")]
+    pub lease: Duration,
+    /// Features look at this many days of activity; a subject is in the population when it was
+    /// active in them.
+    pub observation_days: u32,
+    /// A subject active in the observation window and silent for this many days after it churned.
+    pub outcome_days: u32,
+    pub min_subjects: usize,
+    pub min_per_class: usize,
+    pub holdout_percent: u8,
+    pub l2: f64,
+    pub learning_rate: f64,
+    pub iterations: usize,
+    /// A score at or above this is high risk (`churn_risk.high` once per crossing).
+    pub high_threshold: f64,
+    pub top_factors: usize,
+    /// Event names that mean a payment failed.
+    pub failed_payment_events: Vec<String>,
+    /// Event-name prefixes that are support signals (a ticket, a hand-off to a person).
+    pub support_event_prefixes: Vec<String>,
+}
+
+impl ChurnConfig {
+    pub fn train_config(&self) -> crate::domain::churn::TrainConfig {
+        crate::domain::churn::TrainConfig {
+            l2: self.l2,
+            learning_rate: self.learning_rate,
+            iterations: self.iterations,
+            min_subjects: self.min_subjects,
+            min_per_class: self.min_per_class,
+            holdout_percent: self.holdout_percent,
+        }
+    }
+}
+
 impl Config {
     /// Checks what serde cannot, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -130,6 +183,20 @@ impl Config {
         anyhow::ensure!(!self.rollups.compact_interval.is_zero(), "rollups.compact_interval: must be positive");
         anyhow::ensure!(self.maintenance.months_ahead <= 24, "maintenance.months_ahead: at most 24");
         anyhow::ensure!(!self.fleet.scrape_interval.is_zero(), "fleet.scrape_interval: must be positive");
+        let c = &self.churn;
+        anyhow::ensure!((1..=365).contains(&c.observation_days), "churn.observation_days: must be 1..=365");
+        anyhow::ensure!((1..=365).contains(&c.outcome_days), "churn.outcome_days: must be 1..=365");
+        anyhow::ensure!((1..=90).contains(&c.holdout_percent), "churn.holdout_percent: must be 1..=90");
+        anyhow::ensure!(c.min_subjects >= 10, "churn.min_subjects: at least 10");
+        anyhow::ensure!(c.min_per_class >= 2, "churn.min_per_class: at least 2");
+        anyhow::ensure!(c.l2 >= 0.0 && c.l2.is_finite(), "churn.l2: must be a non-negative number");
+        anyhow::ensure!(c.learning_rate > 0.0 && c.learning_rate <= 10.0, "churn.learning_rate: must be in (0, 10]");
+        anyhow::ensure!((1..=100_000).contains(&c.iterations), "churn.iterations: must be 1..=100000");
+        anyhow::ensure!(c.high_threshold > 0.0 && c.high_threshold < 1.0, "churn.high_threshold: must be in (0, 1)");
+        anyhow::ensure!((1..=crate::domain::churn::N).contains(&c.top_factors), "churn.top_factors: must be 1..=8");
+        for d in [c.check_interval, c.score_interval, c.lease] {
+            anyhow::ensure!(!d.is_zero(), "churn intervals and lease: must be positive");
+        }
         for ws in &self.fleet.operator_workspaces {
             nexus_kernel::WorkspaceId::parse(ws)
                 .map_err(|_| anyhow::anyhow!("fleet.operator_workspaces: {ws:?} is not a workspace id"))?;

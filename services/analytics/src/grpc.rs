@@ -12,8 +12,10 @@ use nexus_proto::nexus::analytics::v1::{self as pb, analytics_server::Analytics}
 use tonic::{Request, Response, Status};
 
 use crate::app::Analytics as App;
+use crate::app::churn::{Churn, ModelState, ModelView, ScoreView};
 use crate::app::fleet::Monitor;
 use crate::app::track::{EventResult, Outcome, Tracker};
+use crate::domain::churn::{self, Population};
 use crate::domain::report::{self, AuditFilter, Breakdown, Range};
 use crate::domain::workspace::{WorkspaceSettings, WriteKey};
 use crate::domain::{Interval, RawEvent, Utm};
@@ -23,6 +25,7 @@ pub struct AnalyticsService {
     pub tracker: Arc<Tracker>,
     pub app: Arc<App>,
     pub monitor: Arc<Monitor>,
+    pub churn: Arc<Churn>,
     pub operator_workspaces: Vec<WorkspaceId>,
 }
 
@@ -146,6 +149,93 @@ fn interval(s: &str, default: Interval, allowed: &[Interval]) -> Result<Interval
 impl AnalyticsService {
     fn client_ip() -> Option<std::net::IpAddr> {
         RequestContext::current().client_ip
+    }
+
+    /// Operators are the owners and admins of the platform's own workspaces (configured).
+    fn operator<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
+        let p = principal(req)?;
+        if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
+            return Err(status(Error::forbidden("analytics.operator_required")));
+        }
+        Ok(p)
+    }
+
+    /// The caller and the population it asks about: its customers (`action` on its workspace),
+    /// or the platform's workspaces (operators only).
+    fn churn_caller<T>(
+        &self,
+        req: &Request<T>,
+        platform: bool,
+        action: Action,
+    ) -> Result<(Principal, Population), Status> {
+        if platform {
+            Ok((self.operator(req)?, Population::Platform))
+        } else {
+            Ok((caller(req, action)?, Population::Customers))
+        }
+    }
+}
+
+fn churn_model(m: ModelView) -> pb::ChurnModel {
+    let mut out = pb::ChurnModel {
+        population: m.population.as_str().to_owned(),
+        trained_at: Some(ts(m.trained_at)),
+        subjects: m.subjects,
+        churned: m.churned,
+        observation_days: m.observation_days,
+        outcome_days: m.outcome_days,
+        high_threshold: m.high_threshold,
+        ..Default::default()
+    };
+    match m.state {
+        ModelState::Trained { model, quality } => {
+            out.status = "trained".into();
+            out.auc = quality.auc;
+            out.brier = quality.brier;
+            out.calibration = quality
+                .bins
+                .into_iter()
+                .map(|b| pb::ChurnCalibrationBin {
+                    lower: b.lower,
+                    upper: b.upper,
+                    count: b.count,
+                    mean_predicted: b.mean_predicted,
+                    observed_rate: b.observed_rate,
+                })
+                .collect();
+            out.train_subjects = quality.train_subjects;
+            out.test_subjects = quality.test_subjects;
+            out.intercept = model.intercept;
+            out.coefficients = (0..model.features.len())
+                .map(|j| pb::ChurnCoefficient {
+                    feature: model.features[j].clone(),
+                    coefficient: model.coefficients[j],
+                    mean: model.means[j],
+                    std: model.stds[j],
+                })
+                .collect();
+        }
+        ModelState::NotEnoughData(s) => {
+            out.status = "not_enough_data".into();
+            out.code = churn::NOT_ENOUGH_DATA.into();
+            out.min_subjects = s.min_subjects;
+            out.min_per_class = s.min_per_class;
+        }
+    }
+    out
+}
+
+fn churn_score(s: ScoreView) -> pb::ChurnScore {
+    pb::ChurnScore {
+        subject: s.subject,
+        score: s.score,
+        high: s.high,
+        factors: s
+            .factors
+            .into_iter()
+            .map(|f| pb::ChurnFactor { feature: f.feature, value: f.value, contribution: f.contribution })
+            .collect(),
+        scored_at: Some(ts(s.scored_at)),
     }
 }
 
@@ -359,11 +449,7 @@ impl Analytics for AnalyticsService {
     }
 
     async fn fleet_status(&self, req: Request<pb::Empty>) -> R<pb::FleetStatusResponse> {
-        let p = principal(&req)?;
-        // Operators are the owners and admins of the platform's own workspaces (configured).
-        if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
-            return Err(status(Error::forbidden("analytics.operator_required")));
-        }
+        self.operator(&req)?;
         Ok(Response::new(pb::FleetStatusResponse {
             services: self
                 .monitor
@@ -381,5 +467,26 @@ impl Analytics for AnalyticsService {
                 .collect(),
             scrape_interval_seconds: u32::try_from(self.monitor.interval().as_secs()).unwrap_or(u32::MAX),
         }))
+    }
+
+    async fn get_churn_model(&self, req: Request<pb::ChurnModelRequest>) -> R<pb::ChurnModel> {
+        let (p, population) = self.churn_caller(&req, req.get_ref().platform, Action::Read)?;
+        Ok(Response::new(churn_model(self.churn.model(p.workspace_id, population).await.map_err(status)?)))
+    }
+
+    async fn list_churn_scores(&self, req: Request<pb::ChurnScoresRequest>) -> R<pb::ChurnScoresResponse> {
+        let (p, population) = self.churn_caller(&req, req.get_ref().platform, Action::Read)?;
+        let r = req.into_inner();
+        let page = page(r.page)?;
+        let scores = self.churn.scores(p.workspace_id, population, r.min_score, &page).await.map_err(status)?;
+        Ok(Response::new(pb::ChurnScoresResponse {
+            page: Some(PageInfo { next_cursor: scores.next_cursor.unwrap_or_default() }),
+            items: scores.items.into_iter().map(churn_score).collect(),
+        }))
+    }
+
+    async fn retrain_churn(&self, req: Request<pb::ChurnModelRequest>) -> R<pb::ChurnModel> {
+        let (p, population) = self.churn_caller(&req, req.get_ref().platform, Action::Write)?;
+        Ok(Response::new(churn_model(self.churn.retrain(p.workspace_id, population).await.map_err(status)?)))
     }
 }

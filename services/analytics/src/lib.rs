@@ -2,7 +2,7 @@
 //! key (accepted once JetStream persisted it, written to Postgres in batches by a durable
 //! consumer), every service's domain and audit events, monthly-partitioned storage with
 //! per-workspace retention, privacy by construction (truncated IPs, salted hashes of emails and
-//! phones), reports, and the fleet monitor.
+//! phones), reports, churn risk, and the fleet monitor.
 
 pub mod app;
 pub mod config;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::app::Analytics;
+use crate::app::churn::Churn;
 use crate::app::fleet::Monitor;
 use crate::app::ingest::IngestWriter;
 use crate::app::maintenance::Maintenance;
@@ -60,7 +61,7 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
     let sealer = Sealer::from_config(config.analytics.sealing_keys.expose())
         .map_err(|e| anyhow::anyhow!("analytics.sealing_keys: {e}"))?;
     let monitor = Arc::new(Monitor::new(config.fleet.clone())?);
-    let operator_workspaces =
+    let operator_workspaces: Vec<WorkspaceId> =
         config.fleet.operator_workspaces.iter().filter_map(|w| WorkspaceId::parse(w).ok()).collect();
     Ok(move |infra: &Infra| {
         let app = Arc::new(Analytics::new(
@@ -97,7 +98,15 @@ pub fn service(config: Config) -> anyhow::Result<impl FnOnce(&Infra) -> anyhow::
         let compactor = Compactor { app: app.clone(), cfg: config.rollups.clone() };
         infra.spawn(compactor.run(infra.work.clone()));
         infra.spawn(monitor.clone().run(infra.work.clone()));
-        let service = grpc::AnalyticsService { tracker, app, monitor, operator_workspaces };
+        let churn = Arc::new(Churn {
+            app: app.clone(),
+            cfg: config.churn.clone(),
+            operator: operator_workspaces.first().copied(),
+        });
+        if config.churn.enabled {
+            infra.spawn(churn.clone().run(infra.work.clone()));
+        }
+        let service = grpc::AnalyticsService { tracker, app, monitor, churn, operator_workspaces };
         Ok(Routes::new(nexus_platform::sized!(AnalyticsServer::new(service))))
     })
 }

@@ -101,6 +101,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         reports::router(),
         audit::router(),
         fleet::router(),
+        churn::router(),
         videos::router(),
         voices::router(),
         media::router(),

@@ -197,6 +197,9 @@ fn webhooks(config: &Config, infra: &Infra) -> anyhow::Result<Arc<app::webhooks:
             let consumer = Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler.clone());
             infra.spawn(consumer.run(infra.work.clone()));
         }
+        let spec = events::fanout::analytics_spec(&config.common.nats);
+        let handler = Arc::new(events::fanout::AnalyticsFanout);
+        infra.spawn(Consumer::new(infra.db.clone(), infra.bus.clone(), spec, handler).run(infra.work.clone()));
     }
     Ok(hooks)
 }

@@ -108,7 +108,12 @@ analytics-invalid_funnel_steps = يحتاج القمع إلى ما بين 2 و{ 
 analytics-invalid_window = يجب أن تكون نافذة التحويل بين ثانية واحدة و{ $days } يومًا.
 analytics-invalid_weeks = يغطي الاحتفاظ من أسبوع واحد إلى { $max } أسبوعًا.
 analytics-invalid_interval = يجب أن يكون الفاصل أحد القيم التالية: { $allowed }.
-analytics-operator_required = يمكن لمشغّلي المنصة فقط رؤية حالة الخدمات.
+analytics-operator_required = يمكن لمشغّلي المنصة فقط رؤية هذا.
+analytics-churn_not_enough_data = لا يوجد سجل كافٍ بعد للتنبؤ بالتسرّب: يلزم { $min_subjects } مستخدمًا نشطًا على الأقل، منهم { $min_per_class } أو أكثر ممن غادروا وممن بقوا.
+analytics-churn_not_trained = لم يُدرَّب أي نموذج للتسرّب لمساحة العمل هذه بعد.
+analytics-churn_invalid_min_score = يجب أن يكون الحد الأدنى للدرجة رقمًا بين 0 و1.
+analytics-churn_retrain_too_soon = دُرِّب نموذج التسرّب قبل لحظات. أعد المحاولة بعد { $retry_after } ثانية.
+analytics-churn_training_in_progress = يجري تدريب نموذج التسرّب الآن. أعد المحاولة عند انتهائه.
 
 # outbound fetches
 outbound-blocked = لا يمكن جلب هذا العنوان: يجب أن يكون عنوان http أو https عامًا.

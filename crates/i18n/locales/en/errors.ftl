@@ -109,7 +109,12 @@ analytics-invalid_funnel_steps = A funnel needs 2 to { $max } named steps, witho
 analytics-invalid_window = The conversion window must be between 1 second and { $days } days.
 analytics-invalid_weeks = Retention covers 1 to { $max } weeks.
 analytics-invalid_interval = The interval must be one of: { $allowed }.
-analytics-operator_required = Only platform operators can see the fleet status.
+analytics-operator_required = Only platform operators can see this.
+analytics-churn_not_enough_data = There is not enough history to predict churn yet: at least { $min_subjects } active users are needed, with { $min_per_class } or more who left and who stayed.
+analytics-churn_not_trained = No churn model has been trained for this workspace yet.
+analytics-churn_invalid_min_score = The minimum score must be a number between 0 and 1.
+analytics-churn_retrain_too_soon = The churn model was trained moments ago. Try again in { $retry_after } seconds.
+analytics-churn_training_in_progress = The churn model is being trained right now. Try again when it finishes.
 
 # outbound fetches
 outbound-blocked = This address cannot be fetched: it must be a public http or https address.

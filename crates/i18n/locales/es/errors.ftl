@@ -108,7 +108,12 @@ analytics-invalid_funnel_steps = Un embudo necesita entre 2 y { $max } pasos con
 analytics-invalid_window = La ventana de conversión debe estar entre 1 segundo y { $days } días.
 analytics-invalid_weeks = La retención abarca de 1 a { $max } semanas.
 analytics-invalid_interval = El intervalo debe ser uno de: { $allowed }.
-analytics-operator_required = Solo los operadores de la plataforma pueden ver el estado de los servicios.
+analytics-operator_required = Solo los operadores de la plataforma pueden ver esto.
+analytics-churn_not_enough_data = Aún no hay historial suficiente para predecir el abandono: se necesitan al menos { $min_subjects } usuarios activos, con { $min_per_class } o más que se fueron y que se quedaron.
+analytics-churn_not_trained = Todavía no se ha entrenado ningún modelo de abandono para este espacio de trabajo.
+analytics-churn_invalid_min_score = La puntuación mínima debe ser un número entre 0 y 1.
+analytics-churn_retrain_too_soon = El modelo de abandono se entrenó hace un momento. Inténtalo de nuevo en { $retry_after } segundos.
+analytics-churn_training_in_progress = El modelo de abandono se está entrenando ahora mismo. Inténtalo de nuevo cuando termine.
 
 # outbound fetches
 outbound-blocked = No se puede descargar esta dirección: debe ser una dirección http o https pública.

@@ -108,7 +108,12 @@ analytics-invalid_funnel_steps = משפך דורש בין 2 ל-{ $max } שלבי
 analytics-invalid_window = חלון ההמרה חייב להיות בין שנייה אחת ל-{ $days } ימים.
 analytics-invalid_weeks = השימור מכסה בין שבוע אחד ל-{ $max } שבועות.
 analytics-invalid_interval = המרווח חייב להיות אחד מאלה: { $allowed }.
-analytics-operator_required = רק מפעילי הפלטפורמה יכולים לראות את מצב השירותים.
+analytics-operator_required = רק מפעילי הפלטפורמה יכולים לראות זאת.
+analytics-churn_not_enough_data = אין עדיין מספיק היסטוריה כדי לחזות נטישה: נדרשים לפחות { $min_subjects } משתמשים פעילים, ובהם { $min_per_class } או יותר שעזבו ושנשארו.
+analytics-churn_not_trained = עדיין לא אומן מודל נטישה עבור סביבת העבודה הזו.
+analytics-churn_invalid_min_score = הציון המינימלי חייב להיות מספר בין 0 ל-1.
+analytics-churn_retrain_too_soon = מודל הנטישה אומן זה עתה. נסו שוב בעוד { $retry_after } שניות.
+analytics-churn_training_in_progress = מודל הנטישה מאומן ממש עכשיו. נסו שוב כשהאימון יסתיים.
 
 # outbound fetches
 outbound-blocked = לא ניתן להוריד מכתובת זו: עליה להיות כתובת http או https ציבורית.

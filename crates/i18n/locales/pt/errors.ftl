@@ -108,7 +108,12 @@ analytics-invalid_funnel_steps = Um funil precisa de 2 a { $max } etapas com nom
 analytics-invalid_window = A janela de conversão deve ficar entre 1 segundo e { $days } dias.
 analytics-invalid_weeks = A retenção abrange de 1 a { $max } semanas.
 analytics-invalid_interval = O intervalo deve ser um destes: { $allowed }.
-analytics-operator_required = Somente operadores da plataforma podem ver o estado dos serviços.
+analytics-operator_required = Somente operadores da plataforma podem ver isto.
+analytics-churn_not_enough_data = Ainda não há histórico suficiente para prever o cancelamento: são necessários pelo menos { $min_subjects } usuários ativos, com { $min_per_class } ou mais que saíram e que ficaram.
+analytics-churn_not_trained = Nenhum modelo de cancelamento foi treinado para este espaço de trabalho ainda.
+analytics-churn_invalid_min_score = A pontuação mínima deve ser um número entre 0 e 1.
+analytics-churn_retrain_too_soon = O modelo de cancelamento foi treinado há instantes. Tente novamente em { $retry_after } segundos.
+analytics-churn_training_in_progress = O modelo de cancelamento está sendo treinado agora. Tente novamente quando terminar.
 
 # outbound fetches
 outbound-blocked = Não é possível baixar este endereço: ele deve ser um endereço http ou https público.

@@ -2,6 +2,7 @@
 //! platform's pool and small caches in front of the hot lookups (every tracked batch verifies a
 //! key and needs its workspace's salt).
 
+pub mod churn;
 pub mod fleet;
 pub mod ingest;
 pub mod maintenance;

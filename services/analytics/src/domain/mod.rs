@@ -1,7 +1,8 @@
 //! Rules of analytics that need no database or wire format: what a valid tracked event is, how
 //! personal data is removed before anything is stored, workspace settings and write keys, report
-//! bounds, and fleet figures.
+//! bounds, fleet figures, and the churn-risk model.
 
+pub mod churn;
 pub mod event;
 pub mod fleet;
 pub mod funnel;

@@ -145,6 +145,15 @@ pub fn map_known(event: &Event) -> Option<Mapped> {
             let e: ev::PaymentFailed = decode(event)?;
             Mapped { properties: obj(json!({"invoice_id": e.invoice_id})), ..Mapped::default() }
         }
+        _ if t == ev::ChurnRiskHigh::full_name() => {
+            // Analytics' own announcement; stored for the trail, never counted as activity.
+            let e: ev::ChurnRiskHigh = decode(event)?;
+            Mapped {
+                properties: obj(json!({"population": e.population, "subject": e.subject, "score": e.score,
+                    "threshold": e.threshold})),
+                ..Mapped::default()
+            }
+        }
         _ if t == ev::CreditsCharged::full_name() => {
             let e: ev::CreditsCharged = decode(event)?;
             Mapped {

@@ -2,6 +2,7 @@
 //! connection or transaction and answer with domain types or small structs.
 
 pub mod audit;
+pub mod churn;
 pub mod events;
 pub mod partitions;
 pub mod plans;

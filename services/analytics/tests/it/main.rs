@@ -1,5 +1,6 @@
 //! Analytics tests over gRPC with real Postgres and NATS.
 
+mod churn;
 mod domain_events;
 mod ingest;
 mod privacy;

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod auth;
 pub mod avatars;
 pub mod billing;
+pub mod churn;
 pub mod commerce_catalogue;
 pub mod commerce_connections;
 pub mod commerce_orders;

@@ -1,6 +1,6 @@
 //! Other services' public events as webhook messages: content's page events become messages of
 //! the catalogue's `page.*` types, the ads scheduler's post and account events `post.*` and
-//! `account.paused`, for the workspace's endpoints. The message's event key is the
+//! `account.paused`, analytics' churn model `churn_risk.high`, for the workspace's endpoints. The message's event key is the
 //! event id, and the consumer's inbox records it in the same transaction, so a redelivered event
 //! makes no second message.
 
@@ -8,8 +8,8 @@ use nexus_platform::config::NatsConfig;
 use nexus_platform::consumer::{ConsumerSpec, Event, EventHandler, HandleError};
 use nexus_platform::grpc::from_ts;
 use nexus_proto::events::{
-    AdsAccountPaused, AdsPostFailed, AdsPostPublished, AdsPostScheduled, PageLeadCaptured, PagePublished,
-    PageUnpublished,
+    AdsAccountPaused, AdsPostFailed, AdsPostPublished, AdsPostScheduled, ChurnRiskHigh, PageLeadCaptured,
+    PagePublished, PageUnpublished,
 };
 use serde_json::json;
 use sqlx::PgConnection;
@@ -28,6 +28,32 @@ pub fn ads_specs(nats: &NatsConfig) -> [ConsumerSpec; 2] {
         ConsumerSpec::new("ads", "messaging-webhooks-ads-posts", "nexus.ads.post.>", nats),
         ConsumerSpec::new("ads", "messaging-webhooks-ads-accounts", "nexus.ads.account.>", nats),
     ]
+}
+
+/// The durable consumer of analytics' churn-risk events (a retention playbook's trigger).
+pub fn analytics_spec(nats: &NatsConfig) -> ConsumerSpec {
+    ConsumerSpec::new("analytics", "messaging-webhooks-analytics-churn", "nexus.analytics.churn_risk.>", nats)
+}
+
+pub struct AnalyticsFanout;
+
+#[async_trait::async_trait]
+impl EventHandler for AnalyticsFanout {
+    async fn handle(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandleError> {
+        if event.subject != "nexus.analytics.churn_risk.high" {
+            return Ok(());
+        }
+        let e: ChurnRiskHigh = event.decode()?;
+        let factors: Vec<serde_json::Value> = e
+            .factors
+            .iter()
+            .map(|f| json!({"feature": f.feature, "value": f.value, "contribution": f.contribution}))
+            .collect();
+        let data = json!({"population": e.population, "subject": e.subject, "score": e.score,
+            "threshold": e.threshold, "factors": factors, "model_trained_at": time(e.model_trained_at),
+            "scored_at": time(e.scored_at)});
+        fan_out(tx, event, "churn_risk.high", &data).await
+    }
 }
 
 pub struct ContentFanout;
