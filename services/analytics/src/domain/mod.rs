@@ -4,8 +4,10 @@
 
 pub mod event;
 pub mod fleet;
+pub mod forecast;
 pub mod funnel;
 pub mod hll;
+pub mod mrr;
 pub mod privacy;
 pub mod report;
 pub mod retention;
