@@ -109,6 +109,10 @@ analytics-invalid_window = يجب أن تكون نافذة التحويل بين
 analytics-invalid_weeks = يغطي الاحتفاظ من أسبوع واحد إلى { $max } أسبوعًا.
 analytics-invalid_interval = يجب أن يكون الفاصل أحد القيم التالية: { $allowed }.
 analytics-operator_required = يمكن لمشغّلي المنصة فقط رؤية حالة الخدمات.
+analytics-invalid_month = يجب كتابة الشهر بصيغة YYYY-MM ({ $field })، بحيث لا يكون "from" بعد "to".
+analytics-invalid_metric = لا يمكن التنبؤ بـ "{ $metric }". استخدم mrr أو credits.
+analytics-invalid_horizon = يجب أن يكون أفق التنبؤ بين 1 و{ $max } أشهر.
+analytics-mrr_operator_only = يمكن لمشغّلي المنصة فقط رؤية الإيرادات الشهرية المتكررة (MRR) للمنصة.
 
 # outbound fetches
 outbound-blocked = لا يمكن جلب هذا العنوان: يجب أن يكون عنوان http أو https عامًا.

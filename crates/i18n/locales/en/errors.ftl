@@ -110,6 +110,10 @@ analytics-invalid_window = The conversion window must be between 1 second and { 
 analytics-invalid_weeks = Retention covers 1 to { $max } weeks.
 analytics-invalid_interval = The interval must be one of: { $allowed }.
 analytics-operator_required = Only platform operators can see the fleet status.
+analytics-invalid_month = The month must be written YYYY-MM ({ $field }), with "from" not after "to".
+analytics-invalid_metric = "{ $metric }" cannot be forecast. Use mrr or credits.
+analytics-invalid_horizon = The forecast horizon must be between 1 and { $max } months.
+analytics-mrr_operator_only = Only platform operators can see the platform's MRR.
 
 # outbound fetches
 outbound-blocked = This address cannot be fetched: it must be a public http or https address.

@@ -109,6 +109,10 @@ analytics-invalid_window = La ventana de conversión debe estar entre 1 segundo 
 analytics-invalid_weeks = La retención abarca de 1 a { $max } semanas.
 analytics-invalid_interval = El intervalo debe ser uno de: { $allowed }.
 analytics-operator_required = Solo los operadores de la plataforma pueden ver el estado de los servicios.
+analytics-invalid_month = El mes debe escribirse AAAA-MM ({ $field }), con "from" no posterior a "to".
+analytics-invalid_metric = No se puede pronosticar "{ $metric }". Usa mrr o credits.
+analytics-invalid_horizon = El horizonte del pronóstico debe estar entre 1 y { $max } meses.
+analytics-mrr_operator_only = Solo los operadores de la plataforma pueden ver el MRR de la plataforma.
 
 # outbound fetches
 outbound-blocked = No se puede descargar esta dirección: debe ser una dirección http o https pública.

@@ -109,6 +109,10 @@ analytics-invalid_window = חלון ההמרה חייב להיות בין שני
 analytics-invalid_weeks = השימור מכסה בין שבוע אחד ל-{ $max } שבועות.
 analytics-invalid_interval = המרווח חייב להיות אחד מאלה: { $allowed }.
 analytics-operator_required = רק מפעילי הפלטפורמה יכולים לראות את מצב השירותים.
+analytics-invalid_month = יש לכתוב את החודש בתבנית YYYY-MM ({ $field }), כאשר "from" אינו אחרי "to".
+analytics-invalid_metric = לא ניתן לחזות את "{ $metric }". השתמשו ב-mrr או ב-credits.
+analytics-invalid_horizon = טווח התחזית חייב להיות בין 1 ל-{ $max } חודשים.
+analytics-mrr_operator_only = רק מפעילי הפלטפורמה יכולים לראות את ה-MRR של הפלטפורמה.
 
 # outbound fetches
 outbound-blocked = לא ניתן להוריד מכתובת זו: עליה להיות כתובת http או https ציבורית.

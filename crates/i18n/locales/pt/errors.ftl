@@ -109,6 +109,10 @@ analytics-invalid_window = A janela de conversão deve ficar entre 1 segundo e {
 analytics-invalid_weeks = A retenção abrange de 1 a { $max } semanas.
 analytics-invalid_interval = O intervalo deve ser um destes: { $allowed }.
 analytics-operator_required = Somente operadores da plataforma podem ver o estado dos serviços.
+analytics-invalid_month = O mês deve ser escrito AAAA-MM ({ $field }), com "from" não posterior a "to".
+analytics-invalid_metric = Não é possível prever "{ $metric }". Use mrr ou credits.
+analytics-invalid_horizon = O horizonte da previsão deve estar entre 1 e { $max } meses.
+analytics-mrr_operator_only = Somente operadores da plataforma podem ver o MRR da plataforma.
 
 # outbound fetches
 outbound-blocked = Não é possível baixar este endereço: ele deve ser um endereço http ou https público.
