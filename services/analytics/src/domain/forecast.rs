@@ -331,7 +331,8 @@ mod tests {
     /// of the time: seasonal series for Holt-Winters, trending ones for Holt's fallback.
     #[test]
     fn intervals_cover_the_truth_at_about_their_nominal_rate() {
-        let shapes: [(usize, &str, fn(usize) -> f64); 2] = [(36, "holt-winters", seasonal), (18, "holt", linear)];
+        type Shape = fn(usize) -> f64;
+        let shapes: [(usize, &str, Shape); 2] = [(36, "holt-winters", seasonal), (18, "holt", linear)];
         for (n, label, shape) in shapes {
             let (mut inside, mut total) = (0usize, 0usize);
             for seed in 1000..1300 {
