@@ -14,8 +14,11 @@ use tonic::{Request, Response, Status};
 use crate::app::Analytics as App;
 use crate::app::churn::{Churn, ModelState, ModelView, ScoreView};
 use crate::app::fleet::Monitor;
+use crate::app::revenue::{ForecastView, months_after};
 use crate::app::track::{EventResult, Outcome, Tracker};
 use crate::domain::churn::{self, Population};
+use crate::domain::forecast::{self, Forecast, Metric};
+use crate::domain::mrr::{self, MrrMonth};
 use crate::domain::report::{self, AuditFilter, Breakdown, Range};
 use crate::domain::workspace::{WorkspaceSettings, WriteKey};
 use crate::domain::{Interval, RawEvent, Utm};
@@ -30,6 +33,65 @@ pub struct AnalyticsService {
 }
 
 type R<T> = Result<Response<T>, Status>;
+
+impl AnalyticsService {
+    /// Refuses (with `code`) anyone but an operator: the owners and admins of the platform's own
+    /// workspaces (configured).
+    fn operator<T>(&self, req: &Request<T>, code: &'static str) -> Result<Principal, Status> {
+        let p = principal(req)?;
+        if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
+            return Err(status(Error::forbidden(code)));
+        }
+        Ok(p)
+    }
+}
+
+fn mrr_month(m: MrrMonth) -> pb::MrrMonth {
+    pb::MrrMonth {
+        month: m.month.format("%Y-%m").to_string(),
+        currency: m.currency,
+        mrr_minor: m.mrr,
+        arr_minor: m.arr,
+        new_minor: m.new,
+        expansion_minor: m.expansion,
+        contraction_minor: m.contraction,
+        churned_minor: m.churned,
+        reactivation_minor: m.reactivation,
+        net_new_minor: m.net_new,
+        paying_customers: m.paying_customers,
+        churned_customers: m.churned_customers,
+        arpu_minor: m.arpu,
+        churn_rate: m.churn_rate.to_string(),
+        ltv_minor: m.ltv,
+    }
+}
+
+fn forecast_view(v: ForecastView) -> pb::ForecastResponse {
+    let month = |m: chrono::NaiveDate| m.format("%Y-%m").to_string();
+    let last = v.history.last().map(|(m, _)| *m);
+    let mut out = pb::ForecastResponse {
+        metric: v.metric.as_str().to_owned(),
+        currency: v.currency,
+        method: "none".to_owned(),
+        enough_data: false,
+        min_points: u32::try_from(forecast::MIN_POINTS).unwrap_or(u32::MAX),
+        history: v.history.iter().map(|(m, value)| pb::SeriesPoint { month: month(*m), value: *value }).collect(),
+        points: Vec::new(),
+        backtest_mape: None,
+        interval_level: forecast::INTERVAL_LEVEL,
+    };
+    if let (Forecast::Ready { method, points, mape }, Some(last)) = (v.forecast, last) {
+        out.method = method.as_str().to_owned();
+        out.enough_data = true;
+        out.backtest_mape = mape;
+        out.points = points
+            .iter()
+            .zip(months_after(last, points.len()))
+            .map(|(p, m)| pb::ForecastPoint { month: month(m), value: p.value, lower: p.lower, upper: p.upper })
+            .collect();
+    }
+    out
+}
 
 fn local(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
@@ -151,15 +213,6 @@ impl AnalyticsService {
         RequestContext::current().client_ip
     }
 
-    /// Operators are the owners and admins of the platform's own workspaces (configured).
-    fn operator<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let p = principal(req)?;
-        if !self.operator_workspaces.contains(&p.workspace_id) || p.role < Role::Admin {
-            return Err(status(Error::forbidden("analytics.operator_required")));
-        }
-        Ok(p)
-    }
-
     /// The caller and the population it asks about: its customers (`action` on its workspace),
     /// or the platform's workspaces (operators only).
     fn churn_caller<T>(
@@ -169,7 +222,7 @@ impl AnalyticsService {
         action: Action,
     ) -> Result<(Principal, Population), Status> {
         if platform {
-            Ok((self.operator(req)?, Population::Platform))
+            Ok((self.operator(req, "analytics.operator_required")?, Population::Platform))
         } else {
             Ok((caller(req, action)?, Population::Customers))
         }
@@ -449,7 +502,7 @@ impl Analytics for AnalyticsService {
     }
 
     async fn fleet_status(&self, req: Request<pb::Empty>) -> R<pb::FleetStatusResponse> {
-        self.operator(&req)?;
+        self.operator(&req, "analytics.operator_required")?;
         Ok(Response::new(pb::FleetStatusResponse {
             services: self
                 .monitor
@@ -488,5 +541,32 @@ impl Analytics for AnalyticsService {
     async fn retrain_churn(&self, req: Request<pb::ChurnModelRequest>) -> R<pb::ChurnModel> {
         let (p, population) = self.churn_caller(&req, req.get_ref().platform, Action::Write)?;
         Ok(Response::new(churn_model(self.churn.retrain(p.workspace_id, population).await.map_err(status)?)))
+    }
+
+    async fn mrr_report(&self, req: Request<pb::MrrReportRequest>) -> R<pb::MrrReportResponse> {
+        // Every workspace is a customer of the platform: only operators see the sum.
+        self.operator(&req, "analytics.mrr_operator_only")?;
+        let r = req.into_inner();
+        let (from, to) = mrr::parse_months(&r.from_month, &r.to_month, Utc::now().date_naive()).map_err(status)?;
+        let months = self.app.mrr_report(from, to).await.map_err(status)?;
+        Ok(Response::new(pb::MrrReportResponse { months: months.into_iter().map(mrr_month).collect() }))
+    }
+
+    async fn forecast(&self, req: Request<pb::ForecastRequest>) -> R<pb::ForecastResponse> {
+        let p = caller(&req, Action::Read)?;
+        let (metric, horizon) = {
+            let r = req.get_ref();
+            (Metric::parse(&r.metric).map_err(status)?, forecast::parse_horizon(r.horizon).map_err(status)?)
+        };
+        if metric == Metric::Mrr {
+            self.operator(&req, "analytics.mrr_operator_only")?;
+        }
+        let r = req.into_inner();
+        let view = self
+            .app
+            .forecast(p.workspace_id, metric, horizon, &r.currency, Utc::now().date_naive())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(forecast_view(view)))
     }
 }

@@ -99,6 +99,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         track::router(),
         analytics_settings::router(),
         reports::router(),
+        revenue_metrics::router(),
         audit::router(),
         fleet::router(),
         churn::router(),

@@ -114,6 +114,10 @@ analytics-churn_not_trained = لم يُدرَّب أي نموذج للتسرّب
 analytics-churn_invalid_min_score = يجب أن يكون الحد الأدنى للدرجة رقمًا بين 0 و1.
 analytics-churn_retrain_too_soon = دُرِّب نموذج التسرّب قبل لحظات. أعد المحاولة بعد { $retry_after } ثانية.
 analytics-churn_training_in_progress = يجري تدريب نموذج التسرّب الآن. أعد المحاولة عند انتهائه.
+analytics-invalid_month = يجب كتابة الشهر بصيغة YYYY-MM ({ $field })، بحيث لا يكون "from" بعد "to".
+analytics-invalid_metric = لا يمكن التنبؤ بـ "{ $metric }". استخدم mrr أو credits.
+analytics-invalid_horizon = يجب أن يكون أفق التنبؤ بين 1 و{ $max } أشهر.
+analytics-mrr_operator_only = يمكن لمشغّلي المنصة فقط رؤية الإيرادات الشهرية المتكررة (MRR) للمنصة.
 
 # outbound fetches
 outbound-blocked = لا يمكن جلب هذا العنوان: يجب أن يكون عنوان http أو https عامًا.

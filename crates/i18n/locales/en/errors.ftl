@@ -115,6 +115,10 @@ analytics-churn_not_trained = No churn model has been trained for this workspace
 analytics-churn_invalid_min_score = The minimum score must be a number between 0 and 1.
 analytics-churn_retrain_too_soon = The churn model was trained moments ago. Try again in { $retry_after } seconds.
 analytics-churn_training_in_progress = The churn model is being trained right now. Try again when it finishes.
+analytics-invalid_month = The month must be written YYYY-MM ({ $field }), with "from" not after "to".
+analytics-invalid_metric = "{ $metric }" cannot be forecast. Use mrr or credits.
+analytics-invalid_horizon = The forecast horizon must be between 1 and { $max } months.
+analytics-mrr_operator_only = Only platform operators can see the platform's MRR.
 
 # outbound fetches
 outbound-blocked = This address cannot be fetched: it must be a public http or https address.

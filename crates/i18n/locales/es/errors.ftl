@@ -114,6 +114,10 @@ analytics-churn_not_trained = Todavía no se ha entrenado ningún modelo de aban
 analytics-churn_invalid_min_score = La puntuación mínima debe ser un número entre 0 y 1.
 analytics-churn_retrain_too_soon = El modelo de abandono se entrenó hace un momento. Inténtalo de nuevo en { $retry_after } segundos.
 analytics-churn_training_in_progress = El modelo de abandono se está entrenando ahora mismo. Inténtalo de nuevo cuando termine.
+analytics-invalid_month = El mes debe escribirse AAAA-MM ({ $field }), con "from" no posterior a "to".
+analytics-invalid_metric = No se puede pronosticar "{ $metric }". Usa mrr o credits.
+analytics-invalid_horizon = El horizonte del pronóstico debe estar entre 1 y { $max } meses.
+analytics-mrr_operator_only = Solo los operadores de la plataforma pueden ver el MRR de la plataforma.
 
 # outbound fetches
 outbound-blocked = No se puede descargar esta dirección: debe ser una dirección http o https pública.

@@ -114,6 +114,10 @@ analytics-churn_not_trained = עדיין לא אומן מודל נטישה עב�
 analytics-churn_invalid_min_score = הציון המינימלי חייב להיות מספר בין 0 ל-1.
 analytics-churn_retrain_too_soon = מודל הנטישה אומן זה עתה. נסו שוב בעוד { $retry_after } שניות.
 analytics-churn_training_in_progress = מודל הנטישה מאומן ממש עכשיו. נסו שוב כשהאימון יסתיים.
+analytics-invalid_month = יש לכתוב את החודש בתבנית YYYY-MM ({ $field }), כאשר "from" אינו אחרי "to".
+analytics-invalid_metric = לא ניתן לחזות את "{ $metric }". השתמשו ב-mrr או ב-credits.
+analytics-invalid_horizon = טווח התחזית חייב להיות בין 1 ל-{ $max } חודשים.
+analytics-mrr_operator_only = רק מפעילי הפלטפורמה יכולים לראות את ה-MRR של הפלטפורמה.
 
 # outbound fetches
 outbound-blocked = לא ניתן להוריד מכתובת זו: עליה להיות כתובת http או https ציבורית.

@@ -114,6 +114,10 @@ analytics-churn_not_trained = Nenhum modelo de cancelamento foi treinado para es
 analytics-churn_invalid_min_score = A pontuação mínima deve ser um número entre 0 e 1.
 analytics-churn_retrain_too_soon = O modelo de cancelamento foi treinado há instantes. Tente novamente em { $retry_after } segundos.
 analytics-churn_training_in_progress = O modelo de cancelamento está sendo treinado agora. Tente novamente quando terminar.
+analytics-invalid_month = O mês deve ser escrito AAAA-MM ({ $field }), com "from" não posterior a "to".
+analytics-invalid_metric = Não é possível prever "{ $metric }". Use mrr ou credits.
+analytics-invalid_horizon = O horizonte da previsão deve estar entre 1 e { $max } meses.
+analytics-mrr_operator_only = Somente operadores da plataforma podem ver o MRR da plataforma.
 
 # outbound fetches
 outbound-blocked = Não é possível baixar este endereço: ele deve ser um endereço http ou https público.

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod partitions;
 pub mod reports;
+pub mod revenue;
 pub mod rollups;
 pub mod sealed;
 pub mod settings;

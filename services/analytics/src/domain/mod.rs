@@ -5,8 +5,10 @@
 pub mod churn;
 pub mod event;
 pub mod fleet;
+pub mod forecast;
 pub mod funnel;
 pub mod hll;
+pub mod mrr;
 pub mod privacy;
 pub mod report;
 pub mod retention;

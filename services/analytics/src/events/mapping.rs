@@ -116,9 +116,9 @@ pub fn map_known(event: &Event) -> Option<Mapped> {
         _ if t == ev::SubscriptionChanged::full_name() => {
             let e: ev::SubscriptionChanged = decode(event)?;
             Mapped {
-                properties: obj(
-                    json!({"plan": e.plan_code, "previous_plan": e.previous_plan_code, "status": e.status}),
-                ),
+                // The monthly amount and currency feed the MRR report (older events lack them).
+                properties: obj(json!({"plan": e.plan_code, "previous_plan": e.previous_plan_code,
+                    "status": e.status, "monthly_amount_minor": e.monthly_amount_minor, "currency": e.currency})),
                 ..Mapped::default()
             }
         }

@@ -7,6 +7,7 @@ pub mod events;
 pub mod partitions;
 pub mod plans;
 pub mod reports;
+pub mod revenue;
 pub mod rollups;
 pub mod settings;
 pub mod write_keys;

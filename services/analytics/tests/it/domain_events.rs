@@ -22,18 +22,7 @@ async fn publish<M: Message + Name>(
     event_id: uuid::Uuid,
     msg: &M,
 ) {
-    let env = ev::Envelope {
-        event_id: event_id.to_string(),
-        tenant_id: ws.as_uuid().to_string(),
-        event_type: M::full_name(),
-        occurred_at: Some(prost_types::Timestamp { seconds: Utc::now().timestamp(), nanos: 0 }),
-        schema_version: 1,
-        source: subject.split('.').nth(1).unwrap_or_default().to_owned(),
-        payload: msg.encode_to_vec(),
-        ..Default::default()
-    };
-    // No message id: JetStream keeps both copies, so the consumer really sees the event twice.
-    bus.js.publish(bus.subject(subject), env.encode_to_vec().into()).await.unwrap().await.unwrap();
+    publish_at(bus, subject, ws, event_id, Utc::now(), msg).await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod privacy;
 mod reports;
 mod reseal;
 mod retention;
+mod revenue_metrics;
 mod rollups;
 mod support;
 mod tenancy;

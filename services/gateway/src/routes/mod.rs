@@ -40,6 +40,7 @@ pub mod pipeline;
 pub mod plans;
 pub mod public_pages;
 pub mod reports;
+pub mod revenue_metrics;
 pub mod segments;
 pub mod sessions;
 pub mod track;

@@ -17,11 +17,15 @@ pub async fn subscription_changed(
     previous: &str,
     status: &str,
 ) -> Result<(), Error> {
+    // The price travels with the change so analytics can compute MRR from events alone.
+    let (currency, monthly_amount_minor) = crate::repo::catalogue::monthly_amount(&mut *conn, tenant, plan).await?;
     let event = events::SubscriptionChanged {
         workspace_id: tenant.to_string(),
         plan_code: plan.into(),
         previous_plan_code: previous.into(),
         status: status.into(),
+        monthly_amount_minor,
+        currency,
     };
     enqueue(conn, "nexus.subscriptions.subscription.changed", Some(tenant), &event).await.db()?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Plans, their prices and texts, the price table of metered actions, and credit packs: data that
 //! changes by deployment, read by every workspace.
 
-use nexus_kernel::{Error, Locale};
+use nexus_kernel::{Error, Locale, TenantId};
 use nexus_platform::db::DbResultExt;
 use sqlx::PgConnection;
 
@@ -90,6 +90,23 @@ pub async fn plan_price(conn: &mut PgConnection, plan: &str, currency: &str) -> 
         .fetch_optional(conn)
         .await
         .db()
+}
+
+/// The workspace's subscription currency and `plan`'s price per month in it (a yearly price
+/// divided by 12, rounded down), 0 when the plan is not sold in that currency.
+pub async fn monthly_amount(conn: &mut PgConnection, tenant: TenantId, plan: &str) -> Result<(String, i64), Error> {
+    sqlx::query_as(
+        "SELECT s.currency, coalesce(CASE pp.interval WHEN 'year' THEN pp.amount_minor / 12 \
+                ELSE pp.amount_minor END, 0) \
+         FROM subscriptions s LEFT JOIN plan_prices pp ON pp.plan_code = $2 AND pp.currency = s.currency \
+         WHERE s.tenant_id = $1",
+    )
+    .bind(tenant.as_uuid())
+    .bind(plan)
+    .fetch_optional(conn)
+    .await
+    .db()
+    .map(|r| r.unwrap_or_else(|| ("USD".to_owned(), 0)))
 }
 
 pub async fn pack_credits(conn: &mut PgConnection, code: &str) -> Result<Option<i64>, Error> {
