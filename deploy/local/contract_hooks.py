@@ -4,7 +4,8 @@ A `cursor` is opaque to clients (format "cursor" in the OpenAPI document): only 
 `next_cursor` is valid. To send well-formed ones, generate them the way the services encode them
 (nexus_kernel::paging::Cursor): unpadded base64url of a small JSON key. One object carries the
 fields of every key kind (newest-first `at`/`id`, report offset `o`, the CRM task list's
-`done`/`due_at`/`id`, an import's errors' `line`/`field`); each decoder reads its own.
+`done`/`due_at`/`id`, an import's errors' `line`/`field`, churn scores' `s`/`k`); each decoder
+reads its own.
 """
 
 import ast
@@ -35,7 +36,17 @@ ast.parse = _serial_parse
 
 def _encode(at, key_id, offset, done):
     stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    key = {"at": stamp, "id": str(key_id), "o": offset, "done": done, "due_at": stamp, "line": offset, "field": "phone"}
+    key = {
+        "at": stamp,
+        "id": str(key_id),
+        "o": offset,
+        "done": done,
+        "due_at": stamp,
+        "line": offset,
+        "field": "phone",
+        "s": offset / 10_000,
+        "k": str(key_id),
+    }
     raw = json.dumps(key, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
